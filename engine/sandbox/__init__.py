@@ -1,0 +1,1 @@
+"""Sandboxes: run a process under a security policy (see engine.sandbox.base.Runner)."""

@@ -1,0 +1,51 @@
+"""Durations in workflow files: ``500ms``, ``30s``, ``5m``, ``1h`` (or a plain number of seconds)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$"
+_DURATION_RE = re.compile(DURATION_PATTERN)
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``'500ms' | '30s' | '5m' | '1h'`` or a non-negative number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds < 60 or seconds % 60:
+        return f"{seconds:g}s"
+    if seconds < 3600 or seconds % 3600:
+        return f"{seconds / 60:g}m"
+    return f"{seconds / 3600:g}h"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "pattern": DURATION_PATTERN.replace(r"\s*", "")},
+            {"type": "number", "minimum": 0},
+        ],
+        "description": "A duration: 500ms, 30s, 5m, 1h, or a number of seconds.",
+        "examples": ["500ms", "30s", "5m", "1h"],
+    }),
+]
