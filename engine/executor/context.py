@@ -1,0 +1,90 @@
+"""Everything one run shares: the workflow, the expression context, the event listeners, the
+record writer and the services (providers, MCP, sandboxes) that steps use."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.executor.events import Event
+from engine.executor.records import RecordWriter
+
+if TYPE_CHECKING:
+    from engine.executor.services import Services
+    from engine.spec.workflow import Workflow
+    from engine.state import RunStore
+
+Listener = Callable[[Event], None]
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)",
+                          re.IGNORECASE)
+
+
+def public_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `env` expressions see: the environment minus anything named like a secret
+    (declare those under `secrets:` and use `secrets.NAME`)."""
+    return {k: v for k, v in environ.items() if not _SECRET_NAME.search(k)}
+
+
+@dataclass
+class RunOptions:
+    """How to run a workflow. Every field has a sane default."""
+
+    store: RunStore | None = None
+    state_location: str | Path | None = None
+    record_state: bool = True
+    concurrency: int | None = None
+    keep_going: bool = False
+    resume: str | None = None
+    run_id: str | None = None
+    allow_weaker_sandbox: bool = False
+    listeners: list[Listener] = field(default_factory=list)
+    environ: Mapping[str, str] | None = None
+    record_dir: Path | None = None
+    replay_dir: Path | None = None
+    replay_missing: str = "fail"
+    parent_run_id: str | None = None
+    #: resolved paths of the workflows above this one (sub-workflow recursion guard)
+    stack: tuple[str, ...] = ()
+    from_text: frozenset[str] = frozenset()
+    services: Services | None = None
+
+
+@dataclass
+class RunContext:
+    workflow: Workflow
+    run_id: str
+    inputs: dict[str, Any]
+    options: RunOptions
+    writer: RecordWriter
+    services: Services
+    secrets: dict[str, str]
+    started_at: float = field(default_factory=time.time)
+    #: steps.<id> as expressions see it: output, status, usage, error
+    steps_view: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expr_context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        environ = self.options.environ if self.options.environ is not None else os.environ
+        self.expr_context = {
+            "inputs": self.inputs,
+            "steps": self.steps_view,
+            "env": public_env(environ),
+            "secrets": self.secrets,
+            "run": {"id": self.run_id, "started_at": self.started_at,
+                    "workflow": self.workflow.name},
+        }
+        self._listeners = list(self.options.listeners)
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._listeners)
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)

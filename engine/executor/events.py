@@ -1,0 +1,78 @@
+"""Typed events of a run. The CLI, tracing and reporters consume them; step errors travel
+here instead of exploding the task group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    workflow: str
+    steps: int
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepQueued(Event):
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    step_id: str
+    kind: str
+    items: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRetrying(Event):
+    step_id: str
+    attempt: int
+    delay: float
+    error: str
+    error_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepFallback(Event):
+    step_id: str
+    from_provider: str
+    to_provider: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepChunk(Event):
+    """A piece of streamed model output."""
+
+    step_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished(Event):
+    step_id: str
+    status: str  # succeeded | failed | skipped | cancelled | restored
+    duration: float
+    attempts: int = 0
+    output: Any = None
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    status: str  # succeeded | failed | interrupted
+    duration: float
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None

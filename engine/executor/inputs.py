@@ -1,0 +1,90 @@
+"""Run inputs: typed, converted from command-line strings, checked before anything starts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import InputError
+from engine.spec.models import InputSpec
+from engine.spec.suggest import did_you_mean
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
+    """Convert one value to the input's type (strings from the command line are parsed)."""
+    kind = spec.type
+    if from_text and isinstance(value, str):
+        value = _parse_text(name, kind, value)
+    ok = {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+    }[kind]
+    if not ok:
+        raise InputError(f"input {name!r} must be of type {kind}, got {type(value).__name__} "
+                         f"{_short(value)}", input=name)
+    if spec.enum is not None and value not in spec.enum:
+        raise InputError(f"input {name!r} must be one of {spec.enum}, got {_short(value)}",
+                         input=name)
+    return value
+
+
+def _parse_text(name: str, kind: str, text: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "boolean":
+            low = text.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(text)
+        if kind in ("object", "array"):
+            return json.loads(text)
+    except ValueError:
+        raise InputError(f"input {name!r} must be of type {kind}, got {text!r}",
+                         input=name,
+                         hint="pass JSON for objects and arrays" if kind in ("object", "array")
+                         else None) from None
+    return text
+
+
+def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], *,
+                   from_text: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The full inputs of a run: given values converted, defaults filled, all checked.
+    Names in `from_text` came from the command line as strings."""
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        name = unknown[0]
+        raise InputError(f"unknown input {name!r}", input=name,
+                         hint=did_you_mean(name, declared, what="input"))
+    out: dict[str, Any] = {}
+    missing = []
+    for name, spec in declared.items():
+        if name in given:
+            out[name] = convert(name, spec, given[name], from_text=name in from_text)
+        elif spec.default is not None:
+            out[name] = spec.default
+        elif spec.is_required:
+            missing.append(name)
+        else:
+            out[name] = None
+    if missing:
+        raise InputError(f"missing required input{'s' if len(missing) > 1 else ''}: "
+                         f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

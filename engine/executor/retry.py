@@ -1,0 +1,91 @@
+"""Retries with backoff and per-attempt timeouts. The engine owns the deadline: a server's
+Retry-After is honoured but capped (SDKs trust it blindly; see SECURITY-NOTES)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from engine.errors import (
+    ConfigError,
+    InputError,
+    PlaitError,
+    PolicyViolation,
+    SpecError,
+    StepTimeout,
+)
+from engine.spec.models import RetrySpec
+
+T = TypeVar("T")
+
+#: Errors that no retry policy retries: retrying cannot fix them.
+NEVER_RETRY = (SpecError, PolicyViolation, InputError, ConfigError)
+#: The longest a Retry-After header may make plait wait, whatever the server says.
+RETRY_AFTER_CAP = float(os.environ.get("PLAIT_RETRY_AFTER_CAP", "60"))
+
+OnRetry = Callable[[int, float, BaseException], None]
+
+
+def error_kind(exc: BaseException) -> str:
+    if isinstance(exc, PlaitError):
+        return exc.kind
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "error"
+
+
+def should_retry(policy: RetrySpec, exc: BaseException, attempt: int) -> bool:
+    if attempt >= policy.attempts or isinstance(exc, NEVER_RETRY):
+        return False
+    return error_kind(exc) in policy.on
+
+
+def backoff_delay(policy: RetrySpec, attempt: int, exc: BaseException | None = None,
+                  rng: random.Random | None = None) -> float:
+    """Delay before attempt `attempt + 1` (attempt counts from 1)."""
+    if policy.backoff == "constant":
+        delay = policy.initial
+    else:
+        delay = policy.initial * (2 ** (attempt - 1))
+    delay = min(delay, policy.max)
+    if policy.jitter and delay > 0:
+        delay *= (rng or random).uniform(0.5, 1.0)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP))
+    return delay
+
+
+async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | None, *,
+                          timeout: float | None = None, on_retry: OnRetry | None = None,
+                          step_id: str | None = None) -> T:
+    """Call `fn` until it succeeds or the policy gives up. Each attempt gets `timeout`."""
+    policy = policy or _ONCE
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if timeout is None:
+                return await fn()
+            with anyio.fail_after(timeout):
+                return await fn()
+        except TimeoutError as exc:
+            error: BaseException = exc if isinstance(exc, PlaitError) else StepTimeout(
+                f"timed out after {timeout:g}s", step=step_id, attempt=attempt)
+            if error is not exc:
+                error.__cause__ = exc
+        except Exception as exc:  # noqa: BLE001 - decided by the policy below
+            error = exc
+        if not should_retry(policy, error, attempt):
+            raise error
+        delay = backoff_delay(policy, attempt, error)
+        if on_retry is not None:
+            on_retry(attempt, delay, error)
+        await anyio.sleep(delay)
+
+
+_ONCE = RetrySpec(attempts=1)

@@ -1,0 +1,229 @@
+"""run_workflow: inputs -> record -> schedule -> outputs -> record. The library's main entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from engine.errors import ExpressionError, InputError, StateError
+from engine.executor.context import RunContext, RunOptions
+from engine.executor.events import Event, RunFinished, RunStarted
+from engine.executor.inputs import resolve_inputs
+from engine.executor.records import RecordWriter
+from engine.executor.result import RunResult, StepResult
+from engine.executor.scheduler import Scheduler, summarise
+from engine.executor.services import Services
+
+if TYPE_CHECKING:
+    from engine.spec.workflow import Workflow
+    from engine.state import RunRecord, RunStore
+
+
+class RunControl:
+    """Lets a runner stop a run from outside (Ctrl-C): in-flight steps are cancelled, the
+    record is kept resumable and the run ends with status 'interrupted'."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._scheduler: Scheduler | None = None
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self._scheduler is not None:
+            self._scheduler.stop()
+
+
+async def run_workflow(workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
+                       control: RunControl | None = None, **options: Any) -> RunResult:
+    """Run `workflow` with `inputs`. Options are the fields of RunOptions."""
+    opts = _options(options)
+    store = _open_store(workflow, opts)
+    try:
+        return await _run(workflow, dict(inputs or {}), opts, store, control or RunControl())
+    finally:
+        if store is not None and opts.store is None:
+            store.close()
+
+
+async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None,
+                     **options: Any) -> AsyncIterator[Event]:
+    """The run as an async stream of events; the last one is RunFinished."""
+    send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=float("inf"))
+    listeners = [*options.pop("listeners", []), send.send_nowait]
+
+    async def go() -> None:
+        async with send:
+            await run_workflow(workflow, inputs, listeners=listeners, **options)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(go)
+        async with receive:
+            async for event in receive:
+                yield event
+
+
+def _options(options: Mapping[str, Any]) -> RunOptions:
+    known = {f.name for f in fields(RunOptions)}
+    unknown = set(options) - known
+    if unknown:
+        raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+    return RunOptions(**options)
+
+
+def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
+    if opts.store is not None:
+        return opts.store
+    if not opts.record_state:
+        return None
+    from engine.state import RunStore
+
+    return RunStore.open(opts.state_location, workflow_path=workflow.path)
+
+
+async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
+               store: RunStore | None, control: RunControl) -> RunResult:
+    previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
+    if previous is not None and not given:
+        given, opts.from_text = dict(previous.inputs), frozenset()
+    inputs = resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
+    if previous is not None and inputs != previous.inputs:
+        raise InputError(f"inputs differ from those of run {previous.run_id}",
+                         hint="resume with the same inputs, or start a new run")
+    services = opts.services or Services(workflow, opts)
+    async with services:
+        run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
+        rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
+                        services.secrets)
+        done = _restored(store, previous, workflow) if previous else {}
+        _create_record(store, rc, previous)
+        rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.graph),
+                           resumed=previous is not None))
+        scheduler = Scheduler(rc, done)
+        control._scheduler = scheduler
+        await scheduler.run()
+        return _finish(rc, scheduler, store, control)
+
+
+def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
+            control: RunControl) -> RunResult:
+    now = time.time()
+    for sid in scheduler.unfinished():
+        result = StepResult(sid, rc.workflow.kind(sid), "cancelled", started_at=now,
+                            finished_at=now,
+                            reason="interrupted" if control.interrupted else "run stopped")
+        scheduler.results[sid] = result
+        rc.writer.note(rc.services.step_record(rc, result))
+    rc.writer.flush()
+    results = {sid: scheduler.results[sid] for sid in rc.workflow.spec.steps}
+    status = "interrupted" if control.interrupted else (
+        "failed" if scheduler.failed else "succeeded")
+    outputs: dict[str, Any] = {}
+    error: dict[str, Any] | None = None
+    if status == "succeeded":
+        try:
+            outputs = _outputs(rc)
+        except ExpressionError as exc:
+            status, error = "failed", rc.services.redact(exc.to_dict())
+    elif status == "failed":
+        first = next((r for r in results.values() if r.status == "failed"), None)
+        error = first.error if first else None
+    usage, cost = summarise(results)
+    outputs = rc.services.redact(outputs)
+    if store is not None:
+        store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
+                         error=error, usage=usage, cost=cost)
+    result = RunResult(rc.run_id, rc.workflow.name, status, outputs, results, rc.started_at,
+                       time.time(), error, usage, cost)
+    rc.emit(RunFinished(rc.run_id, result.finished_at, status, result.duration, outputs, error))
+    return result
+
+
+def _outputs(rc: RunContext) -> dict[str, Any]:
+    out = {}
+    for name, compiled in rc.workflow.outputs.items():
+        try:
+            out[name] = compiled.render(rc.expr_context)
+        except ExpressionError as exc:
+            where = rc.workflow.source.location(("outputs", name))
+            raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
+                                  output=name) from exc
+    return out
+
+
+def _new_run_id() -> str:
+    from engine.state import new_run_id
+
+    return new_run_id()
+
+
+def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord | None) -> None:
+    if store is None:
+        return
+    from engine.state import RunRecord
+
+    meta = {"source": rc.workflow.source.text, "pid": os.getpid(),
+            "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
+            **rc.services.run_meta()}
+    store.create_run(RunRecord(
+        run_id=rc.run_id, workflow_name=rc.workflow.name,
+        workflow_path=str(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
+        inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
+        finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
+        parent_run_id=rc.options.parent_run_id,
+        resumed_from=previous.run_id if previous else None, meta=meta))
+
+
+def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> RunRecord:
+    if store is None:
+        raise StateError("--resume needs run records", hint="do not disable the state store")
+    record = store.get_run(run_id)
+    if record.workflow_name != workflow.name:
+        raise StateError(f"run {record.run_id} is of workflow {record.workflow_name!r}, "
+                         f"not {workflow.name!r}", hint="resume it with its own workflow file")
+    if record.status == "succeeded":
+        raise StateError(f"run {record.run_id} already succeeded; nothing to resume")
+    return record
+
+
+def _restored(store: RunStore | None, previous: RunRecord,
+              workflow: Workflow) -> dict[str, StepResult]:
+    """Finished steps of the previous run, if the workflow did not change under them."""
+    assert store is not None
+    finished = {s.step_id: s for s in store.steps(previous.run_id)
+                if s.status in ("succeeded", "skipped")}
+    old = _step_fingerprints(previous.meta.get("source"))
+    new = _step_fingerprints(workflow.source.text)
+    changed = sorted(sid for sid in finished if old.get(sid) is None or
+                     old.get(sid) != new.get(sid))
+    if changed:
+        raise StateError(
+            f"cannot resume run {previous.run_id}: the workflow changed for finished "
+            f"step(s) {', '.join(changed)}",
+            hint="start a new run (without --resume), or undo the change")
+    return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
+                            error=rec.error, attempts=rec.attempts, usage=rec.usage,
+                            cost=rec.cost, started_at=rec.started_at,
+                            finished_at=rec.finished_at, reason=f"restored from a previous "
+                            f"attempt of run {previous.run_id}")
+            for sid, rec in finished.items() if sid in workflow.spec.steps}
+
+
+def _step_fingerprints(text: Any) -> dict[str, str]:
+    if not isinstance(text, str):
+        return {}
+    from engine.spec.yaml_source import parse
+
+    data = parse(text).data
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, dict):
+        return {}
+    keys = ("inputs", "providers", "mcp_servers", "policies", "defaults")
+    shared = json.dumps({k: data.get(k) for k in keys}, sort_keys=True, default=str)
+    return {sid: json.dumps(step, sort_keys=True, default=str) + shared
+            for sid, step in steps.items()}

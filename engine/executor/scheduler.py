@@ -1,0 +1,140 @@
+"""The DAG scheduler: a step starts the moment its last dependency's record is durable.
+
+Not layer by layer: each finished step releases exactly the dependants it unblocks. The
+run-wide `concurrency` caps steps in flight; providers and MCP servers have their own limits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+
+from engine.executor.events import StepFinished
+from engine.executor.result import StepResult
+from engine.executor.step import execute_step
+
+if TYPE_CHECKING:
+    from engine.executor.context import RunContext
+
+_BLOCKING = ("failed", "cancelled")
+
+
+class Scheduler:
+    def __init__(self, rc: RunContext, done: dict[str, StepResult]) -> None:
+        self.rc = rc
+        wf = rc.workflow
+        self.graph = wf.graph
+        self.limit = rc.options.concurrency or wf.spec.concurrency
+        #: results so far, including steps restored from a resumed run
+        self.results = done
+        self.remaining = {n: 0 for n in self.graph}
+        self.ready: deque[str] = deque()
+        self.in_flight = 0
+        self.failed = False
+        self.stopping = False
+        self.cancel_scope: anyio.CancelScope | None = None
+        self.continue_default = wf.spec.defaults.continue_on_error
+        for node in self.graph:
+            if node in done:
+                continue
+            pending = sum(1 for p in self.graph.predecessors(node) if p not in done)
+            self.remaining[node] = pending
+        self._initial = [n for n in sorted(self.graph) if n not in done and
+                         self.remaining[n] == 0]
+
+    async def run(self) -> None:
+        for sid, result in self.results.items():
+            self._publish(result)
+        async with anyio.create_task_group() as tg:
+            self.cancel_scope = tg.cancel_scope
+            self.rc.writer.bind(tg)
+            self._tg = tg
+            for sid in self._initial:
+                self._release(sid)
+            self._launch()
+
+    def _launch(self) -> None:
+        while self.ready and self.in_flight < self.limit and not self.stopping:
+            sid = self.ready.popleft()
+            self.in_flight += 1
+            self._tg.start_soon(self._run_one, sid, name=sid)
+
+    async def _run_one(self, sid: str) -> None:
+        result = await execute_step(self.rc, sid)
+        await self.rc.writer.commit(self.rc.services.step_record(self.rc, result))
+        self.in_flight -= 1
+        self._finish(result)
+        self._launch()
+
+    def _release(self, sid: str) -> None:
+        """All of `sid`'s dependencies are done: run it, or settle it without running."""
+        blocked = [p for p in self.graph.predecessors(sid) if self._blocks(p)]
+        if blocked:
+            skipped = all(self.results[p].status == "skipped" for p in blocked)
+            status = "skipped" if skipped else "cancelled"
+            reason = f"{'skipped' if skipped else 'failed'} dependency: {', '.join(blocked)}"
+            now = time.time()
+            result = StepResult(sid, self.rc.workflow.kind(sid), status, started_at=now,
+                                finished_at=now, reason=reason)
+            self.rc.writer.note(self.rc.services.step_record(self.rc, result))
+            self._finish(result)
+        else:
+            self.ready.append(sid)
+
+    def _blocks(self, dep: str) -> bool:
+        result = self.results[dep]
+        if result.status == "skipped":
+            return True
+        if result.status in _BLOCKING:
+            return not self._continues(dep)
+        return False
+
+    def _continues(self, sid: str) -> bool:
+        flag = self.rc.workflow.step(sid).continue_on_error
+        return self.continue_default if flag is None else flag
+
+    def _finish(self, result: StepResult) -> None:
+        sid = result.step_id
+        self.results[sid] = result
+        self._publish(result)
+        if result.status == "failed" and not self._continues(sid):
+            self.failed = True
+            if not self.rc.options.keep_going:
+                self.stop()
+        for succ in self.graph.successors(sid):
+            self.remaining[succ] -= 1
+            if self.remaining[succ] == 0 and not self.stopping:
+                self._release(succ)
+
+    def _publish(self, result: StepResult) -> None:
+        self.rc.steps_view[result.step_id] = {
+            "output": result.output, "status": result.status,
+            "usage": result.usage, "error": result.error,
+        }
+        if self.rc.listening:
+            self.rc.emit(StepFinished(self.rc.run_id, result.finished_at or time.time(),
+                                      result.step_id, result.status, result.duration,
+                                      result.attempts, result.output, result.error,
+                                      result.reason, result.usage, result.cost))
+
+    def stop(self) -> None:
+        """Stop starting steps and cancel those in flight."""
+        self.stopping = True
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+
+    def unfinished(self) -> list[str]:
+        return [n for n in self.graph if n not in self.results]
+
+
+def summarise(results: dict[str, StepResult]) -> tuple[dict[str, int], float]:
+    usage: dict[str, int] = {}
+    cost = 0.0
+    for result in results.values():
+        for key, value in result.usage.items():
+            usage[key] = usage.get(key, 0) + value
+        cost += result.cost
+    return usage, cost

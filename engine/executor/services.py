@@ -1,0 +1,175 @@
+"""The services a run's steps use, created lazily and closed when the run ends: the secrets and
+their redactor, the provider registry, the MCP runtime, and a sandbox runner per policy.
+
+Before any step starts, entering Services checks what it can: secrets exist, provider keys
+exist, and every policy the run uses can be enforced here (fail closed).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from engine.secrets import Redactor, load_secrets
+
+if TYPE_CHECKING:
+    from engine.executor.context import RunContext, RunOptions
+    from engine.executor.result import StepResult
+    from engine.mcp import MCPRuntime
+    from engine.policy import Policy
+    from engine.providers import ProviderRegistry
+    from engine.sandbox.base import Runner
+    from engine.spec.workflow import Workflow
+    from engine.state import StepRecord
+
+
+class Services:
+    def __init__(self, workflow: Workflow, options: RunOptions) -> None:
+        self.workflow = workflow
+        self.options = options
+        self.environ = dict(options.environ if options.environ is not None else os.environ)
+        self.secrets: dict[str, str] = {}
+        self.redactor = Redactor(())
+        self._stack = AsyncExitStack()
+        self._providers: ProviderRegistry | None = None
+        self._mcp: MCPRuntime | None = None
+        self._mcp_lock = anyio.Lock()
+        self._policies: dict[str | None, Policy] = {}
+        self._runners: dict[str | None, Runner] = {}
+        self.weaker: list[str] = []
+
+    async def __aenter__(self) -> Services:
+        spec = self.workflow.spec
+        self.secrets = load_secrets(spec.secrets, env=self.environ,
+                                    dotenv_path=self.workflow.base_dir / ".env")
+        self.redactor = Redactor(self.secrets.values())
+        self._check_policies()
+        if any(self.workflow.kind(s) == "llm" for s in spec.steps):
+            self.providers().check()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            if self._providers is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._providers.aclose()
+
+    # ------------------------------------------------------------ rendering settings
+
+    def settings(self, compiled: Any) -> Any:
+        """Provider or server settings with their ${{ inputs/secrets/env }} filled in."""
+        from engine.executor.context import public_env
+
+        ctx = {"secrets": self.secrets, "env": public_env(self.environ),
+               "inputs": getattr(self, "inputs", {})}
+        return compiled.render(ctx)
+
+    # ------------------------------------------------------------ providers
+
+    def providers(self) -> ProviderRegistry:
+        if self._providers is None:
+            from engine.providers import ProviderRegistry
+            from engine.spec.models import ProviderSpec
+
+            specs = {}
+            for name, provider in self.workflow.spec.providers.items():
+                compiled = self.workflow.providers.get(name)
+                specs[name] = ProviderSpec.model_validate(self.settings(compiled)) \
+                    if compiled is not None and not compiled.is_literal else provider
+                secret_key = specs[name].api_key
+                if secret_key:
+                    self.redactor = self.redactor.with_values([secret_key])
+            self._providers = ProviderRegistry.from_specs(
+                specs, env=self.environ, pricing=self.workflow.spec.pricing)
+        return self._providers
+
+    # ------------------------------------------------------------ MCP
+
+    async def mcp(self) -> MCPRuntime:
+        async with self._mcp_lock:
+            if self._mcp is None:
+                from engine.mcp import MCPRuntime
+                from engine.spec.models import MCPServerSpec
+
+                servers = {}
+                for name, server in self.workflow.spec.mcp_servers.items():
+                    compiled = self.workflow.servers.get(name)
+                    servers[name] = MCPServerSpec.model_validate(self.settings(compiled)) \
+                        if compiled is not None and not compiled.is_literal else server
+                runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir,
+                                     runner_for=self._server_runner,
+                                     validator=self._tool_validator)
+                self._mcp = await self._stack.enter_async_context(runtime)
+            return self._mcp
+
+    def _server_runner(self, name: str, server: Any) -> Runner | None:
+        return self.runner(server.policy or self.workflow.spec.defaults.policy)
+
+    def _tool_validator(self, tool: str, arguments: Any) -> None:
+        from engine.policy import check_tool_arguments
+
+        server = tool.split(".", 1)[0]
+        spec = self.workflow.spec.mcp_servers.get(server)
+        name = (spec.policy if spec else None) or self.workflow.spec.defaults.policy
+        check_tool_arguments(self.policy(name), tool, arguments)
+
+    # ------------------------------------------------------------ policies and sandboxes
+
+    def policy(self, name: str | None) -> Policy:
+        if name not in self._policies:
+            from engine.policy import resolve_policy
+
+            spec = self.workflow.spec.policies.get(name) if name else None
+            self._policies[name] = resolve_policy(spec, name=name,
+                                                  base_dir=self.workflow.base_dir,
+                                                  env=self.environ)
+        return self._policies[name]
+
+    def runner(self, name: str | None) -> Runner:
+        if name not in self._runners:
+            from engine.sandbox import runner_for
+
+            runner = runner_for(self.policy(name),
+                                allow_weaker=self.options.allow_weaker_sandbox)
+            if getattr(runner, "weaker", False):
+                self.weaker.append(f"{name or 'default'}: {runner.name}")
+            self._runners[name] = runner
+        return self._runners[name]
+
+    def _check_policies(self) -> None:
+        """Fail closed: every policy a step or server will use must be enforceable here."""
+        spec = self.workflow.spec
+        used: set[str | None] = set()
+        for sid, step in spec.steps.items():
+            if self.workflow.kind(sid) == "run":
+                used.add(step.policy or spec.defaults.policy)
+        for server in spec.mcp_servers.values():
+            if server.command:
+                used.add(server.policy or spec.defaults.policy)
+        for name in sorted(used, key=str):
+            self.runner(name)
+
+    def run_meta(self) -> dict[str, Any]:
+        return {"weaker_sandbox": self.weaker} if self.weaker else {}
+
+    # ------------------------------------------------------------ records
+
+    def redact(self, value: Any) -> Any:
+        return self.redactor.redact_obj(value)
+
+    def step_record(self, rc: RunContext, result: StepResult) -> StepRecord:
+        from engine.state import StepRecord
+
+        return StepRecord(
+            run_id=rc.run_id, step_id=result.step_id, status=result.status,
+            attempts=result.attempts, fingerprint="",
+            rendered_input=self.redact(result.rendered),
+            output=self.redact(result.output), error=result.error, usage=result.usage,
+            cost=result.cost, started_at=result.started_at, finished_at=result.finished_at,
+            items=len(result.output) if isinstance(result.output, list) else None,
+            audit=self.redact(result.audit), events=[{"reason": result.reason}] if result.reason else [])

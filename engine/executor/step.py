@@ -1,0 +1,147 @@
+"""Running one step: `if`, `foreach`, rendering, retries and timeouts, and its record."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+
+from engine.errors import ExpressionError, PlaitError, RunError, StepError
+from engine.executor.context import RunContext
+from engine.executor.events import StepRetrying, StepStarted
+from engine.executor.handlers import Outcome, get_handler
+from engine.executor.result import StepResult
+from engine.executor.retry import call_with_retry, error_kind
+from engine.expr import truthy
+
+_CONTROL = ("if", "foreach")
+
+
+class _Attempts:
+    """Counts attempts across retries (and foreach items) and reports retries as events."""
+
+    __slots__ = ("count", "rc", "step_id")
+
+    def __init__(self, rc: RunContext, step_id: str) -> None:
+        self.rc, self.step_id, self.count = rc, step_id, 0
+
+    def on_retry(self, attempt: int, delay: float, error: BaseException) -> None:
+        if self.rc.listening:
+            self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
+                                      delay, str(error), error_kind(error)))
+
+
+async def execute_step(rc: RunContext, step_id: str) -> StepResult:
+    """Run one step to a StepResult. Step failures are returned, never raised."""
+    wf = rc.workflow
+    kind = wf.kind(step_id)
+    started = time.time()
+    attempts = _Attempts(rc, step_id)
+    try:
+        ctx = rc.expr_context
+        compiled = wf.steps[step_id]
+        cond = compiled.get("if")
+        if cond is not None and not truthy(_render(rc, step_id, "if", cond, ctx)):
+            return StepResult(step_id, kind, "skipped", started_at=started,
+                              finished_at=time.time(), reason="condition was false")
+        loop = compiled.get("foreach")
+        if rc.listening:
+            rc.emit(StepStarted(rc.run_id, started, step_id, kind))
+        if loop is not None:
+            outcome = await _foreach(rc, step_id, _render(rc, step_id, "foreach", loop, ctx),
+                                     attempts)
+        else:
+            outcome = await _once(rc, step_id, ctx, attempts)
+    except Exception as exc:  # noqa: BLE001 - a step failure becomes its result
+        return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
+                          attempts=max(attempts.count, 1), started_at=started,
+                          finished_at=time.time())
+    return StepResult(step_id, kind, "succeeded", output=outcome.output,
+                      attempts=attempts.count, usage=outcome.usage, cost=outcome.cost,
+                      started_at=started, finished_at=time.time(),
+                      rendered=outcome.rendered, audit=outcome.audit)
+
+
+async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
+                attempts: _Attempts) -> Outcome:
+    wf = rc.workflow
+    step = wf.step(step_id)
+    rendered = {name: _render(rc, step_id, name, value, ctx)
+                for name, value in wf.steps[step_id].items() if name not in _CONTROL}
+    timeout = step.timeout if step.timeout is not None else wf.spec.defaults.timeout
+    policy = step.retry or wf.spec.defaults.retry
+
+    async def attempt(fn: Any) -> Any:
+        async def counted() -> Any:
+            attempts.count += 1
+            return await fn()
+        return await call_with_retry(counted, policy, timeout=timeout,
+                                     on_retry=attempts.on_retry, step_id=step_id)
+
+    handler = get_handler(wf.kind(step_id))
+    outcome = await handler(rc, step_id, step, rendered, attempt)
+    outcome.rendered = rendered
+    return outcome
+
+
+async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts) -> Outcome:
+    if isinstance(items, dict):
+        items = list(items.items())
+    if not isinstance(items, list | tuple):
+        raise ExpressionError(f"foreach needs a list, got {type(items).__name__}",
+                              step=step_id, hint="make the expression return a list")
+    step = rc.workflow.step(step_id)
+    results: list[Any] = [None] * len(items)
+    rendered: list[Any] = [None] * len(items)
+    audit: list[dict[str, Any]] = []
+    usage: dict[str, int] = {}
+    cost = 0.0
+    limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
+
+    async def one(index: int, item: Any) -> None:
+        nonlocal cost
+        async with limiter:
+            ctx = {**rc.expr_context, "item": item, "index": index}
+            outcome = await _once(rc, step_id, ctx, attempts)
+        results[index] = outcome.output
+        rendered[index] = outcome.rendered
+        audit.extend(outcome.audit)
+        for key, value in outcome.usage.items():
+            usage[key] = usage.get(key, 0) + value
+        cost += outcome.cost
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, item in enumerate(items):
+                tg.start_soon(one, index, item)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    return Outcome(output=results, usage=usage, cost=cost, audit=audit, rendered=rendered)
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[str, Any]) -> Any:
+    try:
+        return compiled.render(ctx)
+    except ExpressionError as exc:
+        where = rc.workflow.source.location(("steps", step_id, name))
+        raise ExpressionError(f"{where}: step {step_id!r}, `{name}`: {exc.message}",
+                              step=step_id, field=name, hint=exc.hint) from exc
+
+
+def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, PlaitError):
+        wrapped: PlaitError = StepError(f"{type(exc).__name__}: {exc}", step=step_id)
+        exc = wrapped
+    data = exc.to_dict()
+    data.setdefault("step", step_id)
+    if isinstance(exc, RunError) and "message" in data:
+        data["message"] = str(data["message"])
+    return rc.services.redact(data)

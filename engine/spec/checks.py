@@ -1,0 +1,241 @@
+"""Checks that need the whole file: references, expressions and the dependency graph.
+
+They read the raw parsed data, not the models, so that they still run (and report) when some
+other part of the file failed schema validation: `plait validate` shows every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from engine.errors import SpecIssue
+from engine.expr import Compiled, ExprSyntaxErrors, compile_value
+from engine.graph import build as build_graph
+from engine.spec.models import STEP_KINDS
+from engine.spec.suggest import did_you_mean
+from engine.spec.yaml_source import Path_, Source
+
+#: Step fields that may hold ${{ }} expressions, by step kind.
+TEMPLATED_COMMON = ("if", "foreach")
+TEMPLATED = {
+    "llm": ("model", "system", "prompt", "messages", "images", "options"),
+    "tool": ("with",),
+    "run": ("run", "env", "cwd", "stdin"),
+    "workflow": ("with",),
+    "resource": ("uri",),
+    "mcp_prompt": ("with",),
+}
+#: Context names allowed outside steps (provider and server settings, run inputs).
+_SECRET_REF = re.compile(r"secrets\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+
+
+@dataclass
+class Checked:
+    """What the checks produce besides issues: compiled expressions and the graph."""
+
+    steps: dict[str, dict[str, Compiled]] = field(default_factory=dict)
+    outputs: dict[str, Compiled] = field(default_factory=dict)
+    providers: dict[str, Compiled] = field(default_factory=dict)
+    servers: dict[str, Compiled] = field(default_factory=dict)
+    graph: nx.DiGraph | None = None
+
+
+class Checker:
+    def __init__(self, src: Source, base_dir: Path) -> None:
+        self.src = src
+        self.base_dir = base_dir
+        data = src.data if isinstance(src.data, dict) else {}
+        self.data = data
+        self.steps = _mapping(data.get("steps"))
+        self.providers = _mapping(data.get("providers"))
+        self.servers = _mapping(data.get("mcp_servers"))
+        self.policies = _mapping(data.get("policies"))
+        self.secrets = {s for s in data.get("secrets") or [] if isinstance(s, str)}
+        self.issues: list[SpecIssue] = []
+        self.out = Checked()
+
+    # ------------------------------------------------------------------ helpers
+
+    def issue(self, message: str, path: Path_, hint: str | None = None, *, key: bool = False,
+              code: str = "reference") -> None:
+        self.issues.append(SpecIssue(message, self.src.location(path, key=key), path, hint=hint,
+                                     code=code))
+
+    def ref(self, name: Any, known: dict[str, Any], what: str, path: Path_) -> None:
+        if isinstance(name, str) and name not in known:
+            self.issue(f"unknown {what} {name!r}", path, did_you_mean(name, known, what=what))
+
+    def compile(self, value: Any, path: Path_) -> Compiled | None:
+        for name, sub in _secret_refs(value, path):
+            if name not in self.secrets:
+                self.issue(f"secret {name!r} is used but not declared in `secrets:`", sub,
+                           f"add it: secrets: [{name}]", code="secret")
+        try:
+            return compile_value(value)
+        except ExprSyntaxErrors as exc:
+            for item in exc.issues:
+                where = (*path, *item.subpath)
+                self.issues.append(SpecIssue(item.message,
+                                             self.src.location_in_string(where, item.offset),
+                                             where, code="expression"))
+            return None
+
+    # ------------------------------------------------------------------ checks
+
+    def run(self) -> Checked:
+        self.check_config()
+        deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
+        self.check_outputs(deps)
+        self.check_inputs_and_tests()
+        graph, problems = build_graph(deps)
+        for problem in problems:
+            if problem.code == "unknown_step" and problem.step and problem.field:
+                path: Path_ = ("steps", problem.step, problem.field)
+                self.issue(problem.message, path, problem.hint, code=problem.code)
+            else:
+                self.issue(problem.message, ("steps", problem.step or ""), problem.hint,
+                           key=True, code=problem.code)
+        self.out.graph = graph
+        return self.out
+
+    def check_config(self) -> None:
+        for name, prov in self.providers.items():
+            for i, other in enumerate(_list(prov.get("fallback"))):
+                if other == name:
+                    self.issue("a provider cannot fall back to itself",
+                               ("providers", name, "fallback", i), code="fallback")
+                self.ref(other, self.providers, "provider", ("providers", name, "fallback", i))
+            compiled = self.compile(prov, ("providers", name))
+            if compiled is not None:
+                self._no_step_refs(compiled, ("providers", name))
+                self.out.providers[name] = compiled
+        for name, server in self.servers.items():
+            self.ref(server.get("policy"), self.policies, "policy",
+                     ("mcp_servers", name, "policy"))
+            compiled = self.compile(server, ("mcp_servers", name))
+            if compiled is not None:
+                self._no_step_refs(compiled, ("mcp_servers", name))
+                self.out.servers[name] = compiled
+        defaults = _mapping(self.data.get("defaults"))
+        self.ref(defaults.get("policy"), self.policies, "policy", ("defaults", "policy"))
+
+    def _no_step_refs(self, compiled: Compiled, path: Path_) -> None:
+        if compiled.refs:
+            self.issue("provider and server settings cannot use step outputs "
+                       f"(found steps.{sorted(compiled.refs)[0]})", path,
+                       "use inputs, secrets or env here", code="expression")
+
+    def check_step(self, sid: str, step: Any) -> dict[str, set[str]]:
+        deps: dict[str, set[str]] = {"needs": {n for n in _list(
+            step.get("needs") if isinstance(step, dict) else None) if isinstance(n, str)}}
+        if not isinstance(step, dict):
+            return deps
+        kinds = [k for k in STEP_KINDS if k in step]
+        kind = kinds[0] if len(kinds) == 1 else None
+        base: Path_ = ("steps", sid)
+        self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
+        if kind == "llm":
+            self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
+            for i, pattern in enumerate(_list(step.get("tools"))):
+                self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
+        elif kind in ("tool", "mcp_prompt"):
+            self._tool_server(step[kind], (*base, kind), allow_glob=False)
+        elif kind == "resource":
+            self.ref(step["resource"], self.servers, "MCP server", (*base, "resource"))
+        elif kind == "workflow":
+            self._sub_workflow(step["workflow"], (*base, "workflow"))
+        compiled: dict[str, Compiled] = {}
+        for name in (*TEMPLATED_COMMON, *TEMPLATED.get(kind or "", ())):
+            if name in step:
+                result = self.compile(step[name], (*base, name))
+                if result is not None:
+                    compiled[name] = result
+                    if result.refs:
+                        deps[name] = set(result.refs)
+        self.out.steps[sid] = compiled
+        return deps
+
+    def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool) -> None:
+        if not isinstance(name, str) or "." not in name:
+            return  # the schema reports the shape
+        server = name.split(".", 1)[0]
+        if allow_glob and server == "*":
+            return
+        self.ref(server, self.servers, "MCP server", path)
+
+    def _sub_workflow(self, target: Any, path: Path_) -> None:
+        if isinstance(target, str) and "${{" not in target \
+                and not (self.base_dir / target).is_file():
+            self.issue(f"sub-workflow file {target!r} not found", path,
+                       "paths are relative to this workflow file", code="file")
+
+    def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
+        for name, value in _mapping(self.data.get("outputs")).items():
+            compiled = self.compile(value, ("outputs", name))
+            if compiled is None:
+                continue
+            self.out.outputs[name] = compiled
+            for ref in sorted(compiled.refs - set(self.steps)):
+                self.issue(f"output {name!r} references unknown step {ref!r}",
+                           ("outputs", name), did_you_mean(ref, self.steps, what="step"))
+
+    def check_inputs_and_tests(self) -> None:
+        inputs = _mapping(self.data.get("inputs"))
+        for name, spec in inputs.items():
+            default = spec.get("default")
+            if default is not None and not _type_ok(spec.get("type", "string"), default):
+                self.issue(f"default of input {name!r} is not of type {spec.get('type')}",
+                           ("inputs", name, "default"), code="input")
+            enum = spec.get("enum")
+            if default is not None and isinstance(enum, list) and default not in enum:
+                self.issue(f"default of input {name!r} is not one of its enum values",
+                           ("inputs", name, "default"), code="input")
+        for i, case in enumerate(_list(self.data.get("tests"))):
+            for key in _mapping(case.get("inputs") if isinstance(case, dict) else None):
+                if key not in inputs:
+                    self.issue(f"test input {key!r} is not a declared input",
+                               ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
+                               key=True, code="input")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if isinstance(v, dict)} \
+        if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,),
+}
+
+
+def _type_ok(kind: Any, value: Any) -> bool:
+    types_ = _TYPES.get(kind) if isinstance(kind, str) else None
+    if types_ is None:
+        return True  # the schema reports an unknown type
+    if isinstance(value, bool) and kind != "boolean":
+        return False
+    return isinstance(value, types_)
+
+
+def _secret_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
+    found: list[tuple[str, Path_]] = []
+    if isinstance(value, str):
+        if "${{" in value:
+            found.extend(((m.group(1) or m.group(2)), path) for m in _SECRET_REF.finditer(value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(_secret_refs(item, (*path, key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.extend(_secret_refs(item, (*path, i)))
+    return found

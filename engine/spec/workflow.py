@@ -1,0 +1,57 @@
+"""A loaded, checked workflow: the models, the compiled expressions and the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from engine.expr import Compiled
+from engine.spec.models import STEP_KINDS, AnyStep, WorkflowSpec, step_kind
+from engine.spec.yaml_source import Source
+
+if TYPE_CHECKING:
+    from engine.executor.result import RunResult
+
+
+@dataclass
+class Workflow:
+    spec: WorkflowSpec
+    path: Path
+    base_dir: Path
+    source: Source
+    spec_hash: str
+    graph: nx.DiGraph
+    #: step id -> field -> compiled expression (only fields that were given)
+    steps: dict[str, dict[str, Compiled]]
+    outputs: dict[str, Compiled]
+    providers: dict[str, Compiled]
+    servers: dict[str, Compiled]
+    _kinds: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def step(self, step_id: str) -> AnyStep:
+        return self.spec.steps[step_id]
+
+    def kind(self, step_id: str) -> str:
+        if not self._kinds:
+            self._kinds = {sid: step_kind(s) or "?" for sid, s in self.spec.steps.items()}
+        return self._kinds[step_id]
+
+    def kinds(self) -> dict[str, str]:
+        return {sid: self.kind(sid) for sid in self.spec.steps}
+
+    async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """Run the workflow (see engine.executor.run_workflow for the options)."""
+        from engine.executor import run_workflow
+
+        return await run_workflow(self, inputs or {}, **options)
+
+
+__all__ = ("STEP_KINDS", "Workflow")

@@ -1,0 +1,331 @@
+"""Read a workflow file safely and keep where every key and value came from.
+
+PyYAML's own constructors are not used: they keep the last of duplicate keys, read ``on``/``no``
+as booleans (YAML 1.1) and expand alias bombs lazily. Instead the C (or pure) parser composes a
+node tree, and :func:`parse` builds plain Python values from it with YAML 1.2 core scalars,
+duplicate-key and tag checks, a cap on alias expansion, and a position for every path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import Location, SpecIssue
+
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+MAX_NODES = 2_000_000
+MAX_ALIAS_NODES = 100_000
+
+Path_ = tuple[str | int, ...]
+
+_STD = "tag:yaml.org,2002:"
+_INT_RE = re.compile(r"^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_RE = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core schema: only true/false are booleans, `on`/`no`/`yes` stay strings."""
+
+
+_Resolver.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", _INT_RE.pattern, "-+0123456789"),
+    ("merge", r"^(?:<<)$", "<"),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+):
+    _Resolver.add_implicit_resolver(_STD + _tag, re.compile(_regexp), list(_first))
+
+_CParser = getattr(yaml, "CParser", None)
+if _CParser is not None:
+    class _Loader(_CParser, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc, valid-type]
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    class _Loader(yaml.reader.Reader, yaml.scanner.Scanner,  # type: ignore[no-redef]
+                  yaml.parser.Parser, yaml.composer.Composer,
+                  yaml.constructor.SafeConstructor, _Resolver):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _Resolver.__init__(self)
+
+
+@dataclass
+class Source:
+    """A parsed workflow file: the data, and the position of every key and value in it."""
+
+    path: str
+    text: str
+    data: Any = None
+    #: path -> (line, column) of the value (1-based)
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    #: path -> (line, column) of the mapping key that holds the value
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    #: path -> (line, column, style) of a string scalar, to place errors inside it
+    scalars: dict[Path_, tuple[int, int, str | None]] = field(default_factory=dict)
+    issues: list[SpecIssue] = field(default_factory=list)
+
+    def location(self, path: Path_, *, key: bool = False) -> Location:
+        """Where `path` is, falling back to its nearest ancestor that has a position."""
+        for n in range(len(path), -1, -1):
+            sub = path[:n]
+            table = self.keys if key and sub in self.keys else self.values
+            if sub in table:
+                line, col = table[sub]
+                return Location(self.path, line, col)
+            key = True  # an ancestor: point at its key
+        return Location(self.path, 1, 1)
+
+    def location_in_string(self, path: Path_, offset: int) -> Location:
+        """Where character `offset` of the string at `path` is."""
+        if path not in self.scalars:
+            return self.location(path)
+        line, col, style = self.scalars[path]
+        value = _get(self.data, path)
+        before = value[:offset] if isinstance(value, str) else ""
+        newlines = before.count("\n")
+        if style in ("|", ">"):
+            src_line = line + 1 + newlines
+            indent = _indent_of(self.text, line + 1)  # the block's own indentation
+            return Location(self.path, src_line, indent + 1 + len(before) - (before.rfind("\n") + 1))
+        if newlines:
+            return Location(self.path, line + newlines, 1)
+        quote = 1 if style in ("'", '"') else 0
+        return Location(self.path, line, col + quote + offset)
+
+
+def _indent_of(text: str, line: int) -> int:
+    lines = text.splitlines()
+    if 0 < line <= len(lines):
+        src = lines[line - 1]
+        return len(src) - len(src.lstrip(" "))
+    return 0
+
+
+def _get(data: Any, path: Path_) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def read(path: Path, *, max_bytes: int | None = None) -> Source:
+    """Read and parse `path`. Problems are collected in ``Source.issues`` (data may be None)."""
+    shown = str(path)
+    limit = max_bytes or int(os.environ.get("PLAIT_MAX_SPEC_BYTES", DEFAULT_MAX_BYTES))
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            return _fail(shown, "", f"file is {size:,} bytes, over the {limit:,}-byte limit",
+                         "split the workflow, or raise PLAIT_MAX_SPEC_BYTES")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return _fail(shown, "", "file not found", "check the path", line=0)
+    except OSError as exc:
+        return _fail(shown, "", f"cannot read file: {exc.strerror}", None, line=0)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return _fail(shown, "", "file is not valid UTF-8", "save it as UTF-8",
+                     line=line, col=col)
+    return parse(text, shown)
+
+
+def _fail(path: str, text: str, message: str, hint: str | None, *, line: int = 1,
+          col: int = 1) -> Source:
+    src = Source(path, text)
+    src.issues.append(SpecIssue(message, Location(path, line, col if line else 0), hint=hint,
+                                code="file"))
+    return src
+
+
+def parse(text: str, path: str = "<string>") -> Source:
+    src = Source(path, text)
+    tabs = _tab_issues(text, path)
+    if tabs:
+        src.issues.extend(tabs)
+        return src
+    try:
+        node = yaml.compose(text, Loader=_Loader)  # noqa: S506 - our loader constructs nothing
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        src.issues.append(SpecIssue(f"invalid YAML: {problem}", Location(path, line, col),
+                                    code="yaml"))
+        return src
+    except yaml.YAMLError as exc:
+        src.issues.append(SpecIssue(f"invalid YAML: {exc}", Location(path, 1, 1), code="yaml"))
+        return src
+    if node is None:
+        src.issues.append(SpecIssue("the file is empty", Location(path, 1, 1), code="yaml",
+                                    hint="start with `version: 1`"))
+        return src
+    builder = _Builder(src)
+    if builder.check_size(node):
+        src.data = builder.build(node, ())
+    return src
+
+
+def _tab_issues(text: str, path: str) -> list[SpecIssue]:
+    issues = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip(" \t")
+        indent = line[: len(line) - len(stripped)]
+        if "\t" in indent and stripped and not stripped.startswith("#"):
+            issues.append(SpecIssue("tab character used for indentation",
+                                    Location(path, number, indent.index("\t") + 1),
+                                    hint="YAML indentation must use spaces", code="yaml"))
+    return issues[:20]
+
+
+class _Builder:
+    def __init__(self, src: Source) -> None:
+        self.src = src
+
+    def _issue(self, node: yaml.Node, message: str, path: Path_, hint: str | None = None,
+               code: str = "yaml") -> None:
+        loc = Location(self.src.path, node.start_mark.line + 1, node.start_mark.column + 1)
+        self.src.issues.append(SpecIssue(message, loc, path, hint=hint, code=code))
+
+    def check_size(self, root: yaml.Node) -> bool:
+        """Refuse documents whose aliases expand to too many nodes (billion laughs)."""
+        sizes: dict[int, int] = {}
+        aliased = 0
+
+        def size(node: yaml.Node) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            sizes[key] = 1  # guards against recursive aliases
+            total = 1
+            if isinstance(node, yaml.SequenceNode):
+                total += sum(size(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                total += sum(size(k) + size(v) for k, v in node.value)
+            sizes[key] = total
+            return total
+
+        seen: set[int] = set()
+        stack: list[yaml.Node] = [root]
+        while stack:
+            node = stack.pop()
+            children = (node.value if isinstance(node, yaml.SequenceNode)
+                        else [n for kv in node.value for n in kv]
+                        if isinstance(node, yaml.MappingNode) else [])
+            for child in children:
+                if id(child) in seen:
+                    aliased += size(child)
+                else:
+                    seen.add(id(child))
+                    stack.append(child)
+            if aliased > MAX_ALIAS_NODES:
+                self._issue(root, f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
+                            "(an alias bomb?)", (), "use fewer or smaller anchors")
+                return False
+        if size(root) > MAX_NODES:
+            self._issue(root, f"document has more than {MAX_NODES:,} nodes", ())
+            return False
+        return True
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.src.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag not in (_STD + "seq",):
+                self._issue(node, f"unsupported YAML tag {node.tag!r}", path)
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        if node.tag != _STD + "map":
+            self._issue(node, f"unsupported YAML tag {node.tag!r}", path)
+        out: dict[str, Any] = {}
+        first_seen: dict[str, int] = {}
+        for key_node, value_node in self._merged(node, path):
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STD + "str":
+                shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                self._issue(key_node, f"keys must be strings, got {shown!r}", path,
+                            "quote the key", code="key")
+                continue
+            key = key_node.value
+            if key in first_seen:
+                self._issue(key_node, f"duplicate key {key!r} (first defined at line "
+                            f"{first_seen[key]})", path, "remove one of them", code="duplicate")
+                continue
+            first_seen[key] = key_node.start_mark.line + 1
+            child = (*path, key)
+            self.src.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _merged(self, node: yaml.MappingNode, path: Path_) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The mapping's pairs with `<<` merge keys applied (explicit keys win)."""
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _STD + "merge":
+                sources = (value_node.value if isinstance(value_node, yaml.SequenceNode)
+                           else [value_node])
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode):
+                        self._issue(source, "a `<<` merge needs a mapping", path)
+                        continue
+                    merged.extend(self._merged(source, path))
+            else:
+                pairs.append((key_node, value_node))
+        explicit = {k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)}
+        seen: set[str] = set()
+        for key_node, value_node in merged:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if name not in explicit and name not in seen:
+                seen.add(str(name))
+                pairs.append((key_node, value_node))
+        return pairs
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        tag, value = node.tag, node.value
+        if tag == _STD + "str":
+            self.src.scalars[path] = (node.start_mark.line + 1, node.start_mark.column + 1,
+                                      node.style)
+            return value
+        if tag == _STD + "null":
+            return None
+        if tag == _STD + "bool":
+            return value.lower() == "true"
+        if tag == _STD + "int":
+            return _to_int(value)
+        if tag == _STD + "float":
+            low = value.lower()
+            return _SPECIAL_FLOATS.get(low, math.nan if low.endswith("nan") else None) \
+                if "inf" in low or "nan" in low else float(value)
+        self._issue(node, f"unsupported YAML tag {tag!r}", path, "remove the tag")
+        return value
+
+
+def _to_int(value: str) -> int:
+    sign = -1 if value.startswith("-") else 1
+    digits = value.lstrip("+-")
+    if digits.startswith("0o"):
+        return sign * int(digits[2:], 8)
+    if digits.startswith("0x"):
+        return sign * int(digits[2:], 16)
+    return sign * int(digits)

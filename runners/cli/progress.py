@@ -1,0 +1,153 @@
+"""What `plait run` shows while a run goes: a live table in a terminal (rich), one plain line
+per event elsewhere (CI logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from engine.executor.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StepChunk,
+    StepFallback,
+    StepFinished,
+    StepRetrying,
+    StepStarted,
+)
+
+_MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class PlainPrinter:
+    """One line per event, timestamped relative to the run start."""
+
+    def __init__(self, stream: TextIO | None = None, *, show_chunks: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.start = time.time()
+        self.show_chunks = show_chunks
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line is not None:
+            self.stream.write(f"[{event.at - self.start:8.3f}s] {line}\n")
+            self.stream.flush()
+
+    def format(self, event: Event) -> str | None:  # noqa: PLR0911 - one line per event type
+        if isinstance(event, RunStarted):
+            self.start = event.at
+            what = "resuming" if event.resumed else "running"
+            return f"{what} {event.workflow} ({event.steps} steps), run {event.run_id}"
+        if isinstance(event, StepStarted):
+            return f"{event.step_id}: started ({event.kind})"
+        if isinstance(event, StepRetrying):
+            return (f"{event.step_id}: attempt {event.attempt - 1} failed ({event.error_kind}: "
+                    f"{_short(event.error)}); retrying in {event.delay:.2f}s")
+        if isinstance(event, StepFallback):
+            return (f"{event.step_id}: {event.from_provider} failed; falling back to "
+                    f"{event.to_provider}")
+        if isinstance(event, StepChunk):
+            return None
+        if isinstance(event, StepFinished):
+            return self._finished(event)
+        if isinstance(event, RunFinished):
+            return f"run {event.status} in {event.duration:.2f}s"
+        return None
+
+    def _finished(self, event: StepFinished) -> str:
+        status = _MARK.get(event.status, event.status)
+        if event.reason and event.reason.startswith("restored"):
+            return f"{event.step_id}: restored from the previous attempt"
+        text = f"{event.step_id}: {status}"
+        if event.status == "succeeded":
+            text += f" in {event.duration:.3f}s"
+            if event.attempts > 1:
+                text += f" after {event.attempts} attempts"
+        if event.reason and event.status != "succeeded":
+            text += f" ({event.reason})"
+        if event.error:
+            text += f": {_short(event.error.get('message', ''), 300)}"
+        return text
+
+
+class StreamPrinter:
+    """Writes streamed model output (`--stream`) to stdout as it arrives."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.current: str | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepChunk):
+            if self.current != event.step_id:
+                self.stream.write(f"\n--- {event.step_id} ---\n")
+                self.current = event.step_id
+            self.stream.write(event.text)
+            self.stream.flush()
+        elif isinstance(event, StepFinished) and event.step_id == self.current:
+            self.stream.write("\n")
+            self.current = None
+
+
+class LiveView:
+    """A live table of steps for a terminal: state, elapsed time, attempts."""
+
+    def __init__(self, step_ids: list[str]) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.rows: dict[str, dict[str, Any]] = {s: {"state": "waiting"} for s in step_ids}
+        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
+                         transient=False)
+        self.title = ""
+
+    def __enter__(self) -> LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.update(self._table())
+        self.live.__exit__(None, None, None)
+
+    def __call__(self, event: Event) -> None:
+        now = time.time()
+        if isinstance(event, RunStarted):
+            self.title = f"{event.workflow} · run {event.run_id}"
+        elif isinstance(event, StepStarted):
+            self.rows[event.step_id] = {"state": "running", "since": now}
+        elif isinstance(event, StepRetrying):
+            self.rows[event.step_id].update(state=f"retry {event.attempt}",
+                                            note=_short(event.error, 60))
+        elif isinstance(event, StepFinished):
+            self.rows[event.step_id] = {"state": event.status, "took": event.duration,
+                                        "attempts": event.attempts,
+                                        "note": _short((event.error or {}).get("message", "")
+                                                       or event.reason or "", 60)}
+        self.live.update(self._table())
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        colours = {"succeeded": "green", "failed": "red", "running": "yellow",
+                   "skipped": "dim", "cancelled": "magenta", "waiting": "dim"}
+        table = Table(title=getattr(self, "title", ""), expand=False)
+        for col in ("step", "state", "time", "tries", "note"):
+            table.add_column(col)
+        now = time.time()
+        for sid, row in self.rows.items():
+            state = row["state"]
+            took = row.get("took")
+            if took is None and "since" in row:
+                took = now - row["since"]
+            table.add_row(sid, f"[{colours.get(state.split()[0], 'white')}]{state}[/]",
+                          f"{took:.2f}s" if took is not None else "",
+                          str(row.get("attempts") or ""), row.get("note", ""))
+        return table

@@ -1,0 +1,49 @@
+"""How the CLI prints errors: `file:line:col: message` for people, editors and CI; JSON on
+request; GitHub annotations when GITHUB_ACTIONS is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from engine.errors import PlaitError, SpecError, SpecIssue
+
+
+def in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def annotate(issue: SpecIssue) -> str:
+    loc = issue.location
+    props = f"file={loc.file}"
+    if loc.line:
+        props += f",line={loc.line},col={loc.column}"
+    return f"::error {props}::{_escape(issue.message + (f' ({issue.hint})' if issue.hint else ''))}"
+
+
+def print_spec_error(error: SpecError) -> None:
+    for issue in error.issues:
+        click.echo(issue.format(), err=True)
+        if in_github_actions():
+            click.echo(annotate(issue))
+
+
+def print_error(error: BaseException) -> None:
+    """One error for a person: what, where, how to fix."""
+    if isinstance(error, SpecError):
+        print_spec_error(error)
+        return
+    text = str(error) if isinstance(error, PlaitError) else f"{type(error).__name__}: {error}"
+    click.echo(f"error: {text}", err=True)
+
+
+def dump_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -1,0 +1,195 @@
+"""`plait run` and `plait resume`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from engine.errors import InputError, PlaitError, SpecError
+from runners.cli.report import dump_json, print_error
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict[str, Any],
+                                                                            frozenset[str]]:
+    """Inputs from --inputs FILE.json (typed) and -i k=v (strings, converted later)."""
+    given: dict[str, Any] = {}
+    if inputs_file is not None:
+        try:
+            data = json.loads(inputs_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read inputs file {inputs_file}: {exc}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"inputs file {inputs_file} must hold a JSON object")
+        given.update(data)
+    from_text = set()
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
+        given[name.strip()] = value
+        from_text.add(name.strip())
+    return given, frozenset(from_text)
+
+
+def run_options(f: Any) -> Any:
+    options = [
+        click.option("-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE",
+                     help="An input value (repeatable)."),
+        click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+                     help="A JSON file of inputs."),
+        click.option("--concurrency", type=click.IntRange(min=1),
+                     help="Steps in flight at once (overrides the workflow)."),
+        click.option("--keep-going", is_flag=True,
+                     help="Let independent branches finish after a step fails."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print a machine-readable result on stdout."),
+        click.option("--stream", is_flag=True, help="Show model output as it streams."),
+        click.option("--allow-weaker-sandbox", is_flag=True,
+                     help="Run below a policy's level when it cannot be enforced here "
+                          "(recorded in the run record)."),
+        click.option("--state", "state_location", metavar="PATH",
+                     help="Run record database (default .plait/runs.db or PLAIT_STATE_URL)."),
+        click.option("--no-record", is_flag=True, help="Do not write a run record."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@run_options
+@click.option("--resume", "resume_id", metavar="RUN_ID",
+              help="Resume this run: finished steps are not run again.")
+@click.option("--dry-run", is_flag=True, help="Check inputs and print the plan; run nothing.")
+def run(file: Path, resume_id: str | None, dry_run: bool, **options: Any) -> None:
+    """Run the workflow in FILE."""
+    sys.exit(execute(file, resume_id=resume_id, dry_run=dry_run, **options))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--file", type=click.Path(path_type=Path),
+              help="The workflow file (default: the path stored in the run record).")
+@run_options
+def resume(run_id: str, file: Path | None, **options: Any) -> None:
+    """Resume RUN_ID: rerun only the steps that did not finish."""
+    if file is None:
+        from engine.state import RunStore
+
+        try:
+            store = RunStore.open(options.get("state_location"), workflow_path=Path.cwd() / "x")
+            file = Path(store.get_run(run_id).workflow_path)
+            store.close()
+        except PlaitError as exc:
+            print_error(exc)
+            sys.exit(EXIT_USAGE)
+    sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
+
+
+def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
+            inputs_file: Path | None, as_json: bool, stream: bool, no_record: bool,
+            **options: Any) -> int:
+    from engine.spec.loader import load
+
+    try:
+        workflow = load(file)
+        given, from_text = parse_inputs(pairs, inputs_file)
+        if dry_run:
+            return _dry_run(workflow, given, from_text, as_json)
+    except PlaitError as exc:
+        print_error(exc)
+        return EXIT_USAGE
+    return anyio.run(_run, workflow, given, from_text, resume_id, as_json, stream,
+                     not no_record, options)
+
+
+def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
+             as_json: bool) -> int:
+    from engine.executor.inputs import resolve_inputs
+    from engine.graph import layers
+
+    inputs = resolve_inputs(workflow.spec.inputs, given, from_text=from_text)
+    plan = layers(workflow.graph)
+    if as_json:
+        dump_json({"workflow": workflow.name, "inputs": inputs, "layers": plan})
+    else:
+        click.echo(f"{workflow.name}: {len(workflow.spec.steps)} steps in {len(plan)} layers")
+        for i, layer in enumerate(plan, 1):
+            click.echo(f"  {i}. {', '.join(layer)}")
+    return EXIT_OK
+
+
+async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
+               resume_id: str | None, as_json: bool, stream: bool, record: bool,
+               options: dict[str, Any]) -> int:
+    from engine.executor import RunControl, run_workflow
+
+    control = RunControl()
+    listeners: list[Any] = []
+    with ExitStack() as stack:
+        listeners.extend(_progress(workflow, as_json, stack))
+        if stream:
+            from runners.cli.progress import StreamPrinter
+
+            listeners.append(StreamPrinter())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, control, tg.cancel_scope)
+            try:
+                result = await run_workflow(workflow, given, control=control,
+                                            listeners=listeners, resume=resume_id,
+                                            from_text=from_text, record_state=record,
+                                            **options)
+            except (SpecError, PlaitError) as exc:
+                tg.cancel_scope.cancel()
+                stack.close()
+                print_error(exc)
+                return EXIT_USAGE
+            tg.cancel_scope.cancel()
+    if as_json:
+        dump_json(result.to_dict())
+    elif result.status != "succeeded":
+        _explain_failure(result)
+    else:
+        for name, value in result.outputs.items():
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            click.echo(f"{name}: {shown}")
+    if result.status == "interrupted":
+        click.echo(f"interrupted; resume with: plait resume {result.run_id}", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:
+    if sys.stderr.isatty() and not as_json:
+        from runners.cli.progress import LiveView
+
+        return [stack.enter_context(LiveView(list(workflow.spec.steps)))]
+    from runners.cli.progress import PlainPrinter
+
+    return [PlainPrinter()]
+
+
+def _explain_failure(result: Any) -> None:
+    for sid, step in result.steps.items():
+        if step.status == "failed" and step.error:
+            click.echo(f"step {sid} failed: {step.error.get('message')}", err=True)
+    if result.error and not any(s.status == "failed" for s in result.steps.values()):
+        click.echo(f"run failed: {result.error.get('message')}", err=True)
+    click.echo(f"run {result.run_id} {result.status}; inspect with: plait runs show "
+               f"{result.run_id}", err=True)
+
+
+async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            control.interrupt()
