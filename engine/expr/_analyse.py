@@ -63,7 +63,7 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
         result.problems.append(("the expression is nested too deeply", None))
         return result
     result.expr = expr
-    _walk(expr, result)
+    _walk(expr, env, result)
     return result
 
 
@@ -94,7 +94,17 @@ def _check_step_field(node: nodes.Node, ref: str, result: Analysis) -> None:
                                 _did_you_mean(name, STEP_FIELDS)))
 
 
-def _walk(root: nodes.Expr, result: Analysis) -> None:
+def _check_callable_names(node: nodes.Node, env: PlaitEnvironment, result: Analysis) -> None:
+    """Unknown filters and tests would only fail when the code is generated: check now."""
+    if isinstance(node, nodes.Filter) and node.name not in env.filters:
+        result.problems.append((f"there is no filter named {node.name!r}",
+                                _did_you_mean(node.name, frozenset(env.filters))))
+    elif isinstance(node, nodes.Test) and node.name not in env.tests:
+        result.problems.append((f"there is no test named {node.name!r}",
+                                _did_you_mean(node.name, frozenset(env.tests))))
+
+
+def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
     stack: list[tuple[nodes.Node, nodes.Node | None, int]] = [(root, None, 1)]
     while stack:
         node, parent, depth = stack.pop()
@@ -109,6 +119,8 @@ def _walk(root: nodes.Expr, result: Analysis) -> None:
                 _check_step_field(parent, ref, result)
         elif isinstance(node, nodes.Name):
             _check_name(node, parent, result)
+        elif isinstance(node, nodes.Filter | nodes.Test):
+            _check_callable_names(node, env, result)
         if isinstance(node, nodes.List | nodes.Dict | nodes.Tuple):
             result.builds_container = True
         for child in node.iter_child_nodes():

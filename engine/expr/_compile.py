@@ -278,8 +278,9 @@ class _Acc:
 def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
     spans, errors = scan(text)
     for error in errors:
-        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset,
-                                          "close it with '}}', e.g. ${{ inputs.name }}"))
+        hint = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
+                if "'}}'" in error.message else "check the brackets and quotes")
+        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, hint))
     if not spans:
         return _Literal(text)
     exprs: list[_Expr | None] = []

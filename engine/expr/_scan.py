@@ -61,8 +61,12 @@ def _find_end(text: str, start: int) -> int | str:
             return i
         if char in _PAIRS:
             stack.append(_PAIRS[char])
-        elif char in ")]}" and (not stack or stack.pop() != char):
-            return f"unbalanced {char!r} in the expression"
+        elif char in ")]}":
+            if not stack:
+                return f"unbalanced {char!r} in the expression: nothing to close"
+            expected = stack.pop()
+            if expected != char:
+                return f"a bracket is not closed: expected {expected!r} before {char!r}"
         i += 1
     return "the expression is not closed: '}}' is missing"
 

@@ -158,4 +158,4 @@ def critical_path(graph: nx.DiGraph, weight: Mapping[str, float] | None = None) 
 
 def _neg(name: str) -> tuple[int, ...]:
     """A key that sorts names in reverse, so ``max`` prefers the smaller name on ties."""
-    return tuple(-ord(char) for char in name) + (1,)
+    return (*(-ord(char) for char in name), 1)
