@@ -1,0 +1,145 @@
+"""Parse one expression and read what it refers to, from Jinja's AST (never with regexes)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from jinja2 import nodes
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.parser import Parser
+
+from engine.expr._env import PlaitEnvironment
+
+#: the names an expression may use at its top level
+CONTEXT_NAMES = frozenset({"inputs", "steps", "item", "index", "env", "secrets", "run"})
+#: globals the environment provides on top of the context
+GLOBAL_NAMES = frozenset({"range"})
+#: what a step exposes: steps.<id>.output | status | usage | error
+STEP_FIELDS = frozenset({"output", "status", "usage", "error"})
+#: longest expression accepted (characters between ${{ and }})
+MAX_SOURCE = 10_000
+#: deepest expression tree accepted
+MAX_DEPTH = 48
+
+
+@dataclass
+class Analysis:
+    """What one parsed expression uses, and what is wrong with it."""
+
+    expr: nodes.Expr | None = None
+    refs: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+    problems: list[tuple[str, str | None]] = field(default_factory=list)
+    #: it builds a list/dict/tuple literal, so an undefined may hide inside the result
+    builds_container: bool = False
+
+
+def _did_you_mean(word: str, choices: frozenset[str]) -> str | None:
+    near = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean {near[0]!r}?" if near else None
+
+
+def parse(env: PlaitEnvironment, source: str) -> Analysis:
+    result = Analysis()
+    if len(source) > MAX_SOURCE:
+        result.problems.append((f"the expression is {len(source):,} characters long; the "
+                                f"limit is {MAX_SOURCE:,}", "move the logic into a step"))
+        return result
+    if not source.strip():
+        result.problems.append(("the expression is empty", "write e.g. ${{ inputs.name }}"))
+        return result
+    try:
+        parser = Parser(env, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            token = parser.stream.current
+            raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression",
+                                      token.lineno)
+    except TemplateSyntaxError as exc:
+        result.problems.append((f"invalid expression: {exc.message}", None))
+        return result
+    except RecursionError:
+        result.problems.append(("the expression is nested too deeply", None))
+        return result
+    result.expr = expr
+    _walk(expr, env, result)
+    return result
+
+
+def _step_ref(node: nodes.Node) -> str | None:
+    """``steps.X`` or ``steps['X']`` -> ``X``."""
+    if isinstance(node, nodes.Getattr):
+        target, key = node.node, node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        target, key = node.node, node.arg.value
+    else:
+        return None
+    if isinstance(target, nodes.Name) and target.name == "steps" and isinstance(key, str):
+        return key
+    return None
+
+
+def _check_step_field(node: nodes.Node, ref: str, result: Analysis) -> None:
+    """``steps.X.<field>``: the field must be one a step has."""
+    if isinstance(node, nodes.Getattr):
+        name: object = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        name = node.arg.value
+    else:
+        return
+    if isinstance(name, str) and name not in STEP_FIELDS:
+        fields = ", ".join(sorted(STEP_FIELDS))
+        result.problems.append((f"steps.{ref} has no field {name!r} (a step has {fields})",
+                                _did_you_mean(name, STEP_FIELDS)))
+
+
+def _check_callable_names(node: nodes.Node, env: PlaitEnvironment, result: Analysis) -> None:
+    """Unknown filters and tests would only fail when the code is generated: check now."""
+    if isinstance(node, nodes.Filter) and node.name not in env.filters:
+        result.problems.append((f"there is no filter named {node.name!r}",
+                                _did_you_mean(node.name, frozenset(env.filters))))
+    elif isinstance(node, nodes.Test) and node.name not in env.tests:
+        result.problems.append((f"there is no test named {node.name!r}",
+                                _did_you_mean(node.name, frozenset(env.tests))))
+
+
+def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
+    stack: list[tuple[nodes.Node, nodes.Node | None, int]] = [(root, None, 1)]
+    while stack:
+        node, parent, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            result.problems.append((f"the expression is nested more than {MAX_DEPTH} levels "
+                                    "deep", "split it into smaller steps"))
+            return
+        ref = _step_ref(node)
+        if ref is not None:
+            result.refs.add(ref)
+            if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:
+                _check_step_field(parent, ref, result)
+        elif isinstance(node, nodes.Name):
+            _check_name(node, parent, result)
+        elif isinstance(node, nodes.Filter | nodes.Test):
+            _check_callable_names(node, env, result)
+        if isinstance(node, nodes.List | nodes.Dict | nodes.Tuple):
+            result.builds_container = True
+        for child in node.iter_child_nodes():
+            stack.append((child, node, depth + 1))
+
+
+def _check_name(node: nodes.Name, parent: nodes.Node | None, result: Analysis) -> None:
+    name = node.name
+    if name == "steps":
+        if parent is None or _step_ref(parent) is None:
+            result.problems.append((
+                "'steps' must be followed by a step id written out, e.g. steps.fetch.output",
+                "plait reads the step ids from the expression to order the steps; "
+                "a computed id cannot be known before the run"))
+        result.names.add(name)
+        return
+    if name in CONTEXT_NAMES or name in GLOBAL_NAMES:
+        result.names.add(name)
+        return
+    known = ", ".join(sorted(CONTEXT_NAMES | GLOBAL_NAMES))
+    result.problems.append((f"unknown name {name!r} (an expression can use {known})",
+                            _did_you_mean(name, CONTEXT_NAMES | GLOBAL_NAMES)))

@@ -1,0 +1,358 @@
+"""Compile a spec value once; render it many times.
+
+A compiled value is a small tree: literals (returned as they are), whole expressions (native
+type kept), interpolated strings, and dicts/lists of those. Rendering walks the tree once and
+evaluates each expression against the context; the *results* are data and are never scanned
+for ``${{`` again (no second-order injection).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.environment import Template
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Undefined
+
+from engine.errors import ExpressionError
+from engine.expr import _limits as lim
+from engine.expr._analyse import parse
+from engine.expr._env import PlaitEnvironment, to_text
+from engine.expr._scan import scan
+
+_ENV = PlaitEnvironment()
+_LIMIT_HINT = ("expressions may not build values larger than 1 MiB, integers larger than "
+               f"{lim.MAX_INT_BITS} bits or more than {lim.MAX_ITEMS:,} items")
+
+
+@dataclass(frozen=True)
+class ExprSyntaxIssue:
+    """One malformed expression found while compiling a value."""
+
+    message: str
+    #: where in the compiled value: dict keys and list indexes, outermost first
+    subpath: tuple[str | int, ...] = ()
+    #: character offset inside that string where the bad expression starts
+    offset: int = 0
+    hint: str | None = None
+
+
+class ExprSyntaxErrors(Exception):
+    """Every syntax issue found in one value, not only the first."""
+
+    def __init__(self, issues: list[ExprSyntaxIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("; ".join(issue.message for issue in self.issues))
+
+
+# ---------------------------------------------------------------- evaluating one expression
+
+
+class _Expr:
+    """One ``${{ ... }}``: parsed at compile time, turned into code on first render."""
+
+    __slots__ = ("_lock", "_path", "_template", "builds_container", "expr", "text")
+
+    def __init__(self, text: str, expr: nodes.Expr, builds_container: bool) -> None:
+        self.text = text
+        self.expr = expr
+        self.builds_container = builds_container
+        self._path = _lookup_path(expr)
+        self._template: Template | None = None
+        self._lock = threading.Lock()
+
+    def _code(self) -> Template:
+        template = self._template
+        if template is None:
+            with self._lock:
+                if self._template is None:
+                    body = [nodes.Assign(nodes.Name("result", "store"), self.expr, lineno=1)]
+                    self._template = _ENV.from_string(nodes.Template(body, lineno=1))
+                template = self._template
+        return template
+
+    def _lookup(self, ctx: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
+        """``a.b['c']``: the same getattr/getitem calls Jinja's code makes, minus its setup."""
+        name = str(path[0])
+        value = ctx[name] if name in ctx else _ENV.undefined(name=name)
+        for kind, key in zip(path[1::2], path[2::2], strict=True):
+            value = _ENV.getattr(value, key) if kind == "." else _ENV.getitem(value, key)  # type: ignore[arg-type]
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        if isinstance(value, str):
+            lim.check_size(len(value), "the result")
+        return value
+
+    def evaluate(self, ctx: Mapping[str, Any]) -> Any:
+        path = self._path
+        if path is not None:
+            try:
+                return self._lookup(ctx, path)
+            except Exception as exc:
+                raise self._error(exc) from exc
+        try:
+            template = self._code()
+            context = template.new_context(ctx)  # type: ignore[arg-type]
+            for _ in template.root_render_func(context):
+                pass
+            value = context.vars["result"]
+            if isinstance(value, Undefined):
+                value._fail_with_undefined_error()
+            if self.builds_container:
+                lim.estimate_len(value)  # also raises for an undefined hidden inside
+                _no_undefined(value)
+            elif isinstance(value, str):
+                lim.check_size(len(value), "the result")
+            return value
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> ExpressionError:
+        where = f"expression {self.text}"
+        if isinstance(exc, ExpressionError):
+            return exc
+        if isinstance(exc, SecurityError):
+            return ExpressionError(f"{where} is not allowed: {exc}", expression=self.text,
+                                   hint="expressions cannot reach Python internals "
+                                   "(names starting with '_') or change data")
+        if isinstance(exc, lim.LimitExceeded):
+            return ExpressionError(f"{where} is too large: {exc}", expression=self.text,
+                                   hint=_LIMIT_HINT)
+        if isinstance(exc, UndefinedError):
+            return ExpressionError(f"{where} failed: {exc}", expression=self.text,
+                                   hint="use the default filter for values that may be "
+                                   "missing, e.g. x | default('')")
+        if isinstance(exc, RecursionError | MemoryError | OverflowError):
+            return ExpressionError(f"{where} is too large or too deep: {type(exc).__name__}",
+                                   expression=self.text, hint=_LIMIT_HINT)
+        return ExpressionError(f"{where} failed: {type(exc).__name__}: {exc}",
+                               expression=self.text)
+
+
+def _lookup_path(expr: nodes.Expr) -> tuple[str | int, ...] | None:
+    """``item.name`` -> ("item", ".", "name"); None for anything but a plain lookup chain."""
+    steps: list[str | int] = []
+    node: nodes.Node = expr
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            steps += [node.attr, "."]
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str | int):
+            steps += [node.arg.value, "["]
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    steps.append(node.name)
+    return tuple(reversed(steps))
+
+
+def _no_undefined(value: Any, depth: int = 0) -> None:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if depth > lim.MAX_WALK_DEPTH:
+        return
+    if isinstance(value, Mapping):
+        for sub in value.values():
+            _no_undefined(sub, depth + 1)
+    elif isinstance(value, list | tuple):
+        for sub in value:
+            _no_undefined(sub, depth + 1)
+
+
+# ---------------------------------------------------------------- the compiled tree
+
+
+class _Node:
+    __slots__ = ()
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _Literal(_Node):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        return self.value
+
+
+class _Whole(_Node):
+    """A value that is exactly one expression: its result keeps its type."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: _Expr) -> None:
+        self.expr = expr
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        return self.expr.evaluate(ctx)
+
+
+class _Interpolated(_Node):
+    """Text with expressions inside: each result is written into the string."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[str | _Expr, ...]) -> None:
+        self.parts = parts
+
+    def render(self, ctx: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        total = 0
+        for part in self.parts:
+            if isinstance(part, str):
+                text = part
+            else:
+                value = part.evaluate(ctx)
+                try:
+                    text = to_text(value)
+                except Exception as exc:
+                    raise part._error(exc) from exc
+            total += len(text)
+            if total > lim.MAX_OUTPUT:
+                raise ExpressionError(
+                    f"the rendered text is larger than {lim.MAX_OUTPUT:,} characters",
+                    hint="pass large data to a step as a whole value (one expression) "
+                    "instead of writing it into a string")
+            out.append(text)
+        return "".join(out)
+
+
+class _Dict(_Node):
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[tuple[Any, _Node], ...]) -> None:
+        self.items = items
+
+    def render(self, ctx: Mapping[str, Any]) -> dict[Any, Any]:
+        return {key: node.render(ctx) for key, node in self.items}
+
+
+class _List(_Node):
+    __slots__ = ("items", "kind")
+
+    def __init__(self, items: tuple[_Node, ...], kind: type) -> None:
+        self.items = items
+        self.kind = kind
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        rendered = [node.render(ctx) for node in self.items]
+        return rendered if self.kind is list else self.kind(rendered)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A spec value with its expressions compiled. Immutable; render it as often as needed."""
+
+    refs: frozenset[str]
+    names: frozenset[str]
+    is_literal: bool
+    _root: _Node = field(repr=False, compare=False)
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        """The value with every expression evaluated against ``ctx``.
+
+        Raises :class:`engine.errors.ExpressionError` naming the failing expression.
+        """
+        return self._root.render(ctx)
+
+
+# ---------------------------------------------------------------- compiling
+
+
+@dataclass
+class _Acc:
+    refs: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+    issues: list[ExprSyntaxIssue] = field(default_factory=list)
+
+
+def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
+    spans, errors = scan(text)
+    for error in errors:
+        hint = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
+                if "'}}'" in error.message else "check the brackets and quotes")
+        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, hint))
+    if not spans:
+        return _Literal(text)
+    exprs: list[_Expr | None] = []
+    for span in spans:
+        found = parse(_ENV, span.source)
+        text_of = text[span.start:span.end]
+        for message, hint in found.problems:
+            acc.issues.append(ExprSyntaxIssue(f"{message} in {text_of}", path, span.start, hint))
+        acc.refs |= found.refs
+        acc.names |= found.names
+        ok = found.expr is not None and not found.problems
+        exprs.append(_Expr(text_of, found.expr, found.builds_container)  # type: ignore[arg-type]
+                     if ok else None)
+    if len(spans) == 1 and not text[:spans[0].start].strip() \
+            and not text[spans[0].end:].strip():
+        return _Whole(exprs[0]) if exprs[0] is not None else _Literal(text)
+    parts: list[str | _Expr] = []
+    pos = 0
+    for span, expr in zip(spans, exprs, strict=True):
+        if span.start > pos:
+            parts.append(text[pos:span.start])
+        parts.append(expr if expr is not None else text[span.start:span.end])
+        pos = span.end
+    if pos < len(text):
+        parts.append(text[pos:])
+    return _Interpolated(tuple(parts))
+
+
+def _compile(value: Any, path: tuple[str | int, ...], acc: _Acc) -> _Node:
+    if isinstance(value, str):
+        return _compile_string(value, path, acc)
+    if isinstance(value, Mapping):
+        items = tuple((key, _compile(sub, (*path, key if isinstance(key, str | int) else str(key)),
+                                     acc)) for key, sub in value.items())
+        if all(isinstance(node, _Literal) for _, node in items):
+            return _Literal(value)
+        return _Dict(items)
+    if isinstance(value, list | tuple):
+        subs = tuple(_compile(sub, (*path, i), acc) for i, sub in enumerate(value))
+        if all(isinstance(node, _Literal) for node in subs):
+            return _Literal(value)
+        return _List(subs, type(value))
+    return _Literal(value)
+
+
+def compile_value(value: Any) -> Compiled:
+    """Compile every ``${{ }}`` inside ``value`` (walking dicts, lists and strings).
+
+    Raises :class:`ExprSyntaxErrors` with *all* the malformed expressions found.
+    """
+    acc = _Acc()
+    root = _compile(value, (), acc)
+    if acc.issues:
+        raise ExprSyntaxErrors(acc.issues)
+    return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
+                    root)
+
+
+def step_refs(value: Any) -> frozenset[str]:
+    """The step ids ``value``'s expressions refer to (``steps.X`` / ``steps['X']``)."""
+    return compile_value(value).refs
+
+
+_FALSE_TEXT = frozenset({"", "false", "0", "no", "off", "null", "none"})
+
+
+def truthy(value: Any) -> bool:
+    """How an ``if:`` result is judged.
+
+    ``None``, ``False``, zero, empty containers and the strings "", "false", "0", "no",
+    "off", "null", "none" (any case, surrounding spaces ignored) are false; all else is true.
+    """
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_TEXT
+    return bool(value)

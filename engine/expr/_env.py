@@ -1,0 +1,227 @@
+"""The sandboxed Jinja2 environment every ``${{ }}`` expression is compiled in.
+
+On top of Jinja's :class:`ImmutableSandboxedEnvironment` (no ``_``-prefixed or internal
+attributes, no mutation of lists and dicts, sandboxed ``str.format``) it:
+
+- removes every global except ``range`` (capped at 100,000 items);
+- intercepts ``*``, ``**``, ``+`` and ``%`` and the ``~`` operator, and wraps filters and
+  method calls, so results stay under the limits of :mod:`engine.expr._limits`;
+- makes ``tojson`` plain JSON (no HTML escaping: prompts are not HTML) and adds ``fromjson``;
+- reads dict keys before dict methods, so ``output.items`` is the key ``items`` when it exists;
+- uses a strict undefined that explains what was missing (and which keys exist).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.filters import FILTERS
+from jinja2.nodes import Concat
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+
+from engine.expr import _limits as lim
+
+#: filters whose result is a string built from the whole value: the value's size is checked
+_SERIALISING = frozenset({
+    "string", "pprint", "escape", "e", "forceescape", "join", "urlencode", "xmlattr",
+    "format", "center", "indent", "wordwrap", "replace", "capitalize", "lower", "upper",
+    "title", "trim", "striptags", "urlize", "safe",
+})
+
+
+class PlaitUndefined(StrictUndefined):
+    """Strict: any use fails, but ``default`` and ``is defined`` still work."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        obj, name = self._undefined_obj, self._undefined_name
+        if self._undefined_hint or obj is missing:
+            return str(super()._undefined_message)
+        if isinstance(obj, Mapping):
+            keys = sorted(str(k) for k in obj)
+            text = f"no key {name!r}"
+            near = difflib.get_close_matches(str(name), keys, n=1)
+            if near:
+                text += f"; did you mean {near[0]!r}?"
+            shown = ", ".join(repr(k) for k in keys[:12]) + (", ..." if len(keys) > 12 else "")
+            return text + (f" (keys: {shown})" if keys else " (the mapping is empty)")
+        if isinstance(obj, Sequence) and not isinstance(obj, str) and isinstance(name, int):
+            return f"index {name} is out of range (length {len(obj)})"
+        return f"a {type(obj).__name__} value has no attribute or key {name!r}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"a {type(value).__name__} value cannot be converted to JSON")
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    """Plain JSON: no HTML escaping, non-ASCII kept as is."""
+    lim.estimate_len(value)
+    return json.dumps(value, ensure_ascii=False, indent=indent, default=_json_default)
+
+
+def from_json(value: Any) -> Any:
+    if not isinstance(value, str | bytes):
+        raise TypeError(f"fromjson expects a string, got {type(value).__name__}")
+    return json.loads(value)
+
+
+def to_text(value: Any) -> str:
+    """How a non-string value is written into a string: JSON for dicts and lists."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, Mapping | list | tuple):
+        return to_json(value)
+    lim.estimate_len(value)
+    return str(value)
+
+
+def safe_range(*args: int) -> range:
+    rng = range(*args)
+    lim.check_items(len(rng), "range()")
+    return rng
+
+
+def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    skip = 2 if getattr(func, "jinja_pass_arg", None) is not None else 1
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
+        lim.check_int_args(extra, kwargs)
+        if name in _SERIALISING and not isinstance(value, str):
+            lim.estimate_len(value)
+        if name == "replace" and len(extra) >= 2:
+            lim.check_replace(value, *extra[:3])
+        elif name == "join":
+            lim.check_join(value, extra[0] if extra else kwargs.get("d", ""))
+        elif name == "indent":
+            lim.check_lines_times(value, extra[0] if extra else kwargs.get("width", 4), name)
+        elif name == "format" and isinstance(value, str):
+            lim.check_percent_format(value)
+        elif name in ("slice", "batch") and extra:
+            lim.check_items(extra[0], f"the {name} filter")
+        result = func(*args, **kwargs)
+        if isinstance(result, str | list):
+            lim.check_size(len(result), f"the result of the {name} filter")
+        return result
+
+    return guarded
+
+
+def _build_filters() -> dict[str, Callable[..., Any]]:
+    table: dict[str, Callable[..., Any]] = dict(FILTERS)
+    table["tojson"] = to_json
+    table["fromjson"] = from_json
+    return {name: _guard_filter(name, func) for name, func in table.items()}
+
+
+def _check_method_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    lim.check_int_args(args, kwargs)
+    owner = getattr(obj, "__self__", None)
+    if not isinstance(owner, str):
+        return
+    name = getattr(obj, "__name__", "")
+    if name == "replace" and len(args) >= 2:
+        lim.check_replace(owner, *args[:3])
+    elif name == "join" and args:
+        lim.check_join(args[0], owner)
+    elif name == "expandtabs":
+        lim.check_lines_times(owner, args[0] if args else kwargs.get("tabsize", 8), name)
+
+
+class _CodeGenerator(CodeGenerator):
+    """Routes ``a ~ b`` through :meth:`PlaitEnvironment.plait_concat`, so it is size-checked."""
+
+    def visit_Concat(self, node: Concat, frame: Frame) -> None:
+        self.write("environment.plait_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+_BINOP_CHECKS: dict[str, Callable[[Any, Any], None]] = {
+    "*": lim.check_mul,
+    "**": lim.check_pow,
+    "+": lim.check_add,
+}
+
+
+class PlaitEnvironment(ImmutableSandboxedEnvironment):
+    """The one environment expressions run in. Build it once; it is read-only after."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _CodeGenerator
+
+    def __init__(self) -> None:
+        super().__init__(undefined=PlaitUndefined, autoescape=False, cache_size=0,
+                         auto_reload=False)
+        self.globals.clear()
+        self.globals["range"] = safe_range
+        self.filters = _build_filters()
+
+    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "%":
+            if isinstance(left, str):
+                lim.check_percent_format(left)
+                lim.estimate_len(right)
+            return operator.mod(left, right)
+        _BINOP_CHECKS[operator_](left, right)
+        return self.binop_table[operator_](left, right)
+
+    def plait_concat(self, parts: tuple[Any, ...]) -> str:
+        texts = []
+        total = 0
+        for part in parts:
+            text = part if isinstance(part, str) else str(to_text(part))
+            total += len(text)
+            lim.check_size(total, "the ~ concatenation")
+            texts.append(text)
+        return "".join(texts)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # data first: `output.items` is the key "items" when the mapping has one
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            lim.check_str_format(fmt)
+            lim.estimate_len([args, kwargs])
+            return str(wrapped(*args, **kwargs))
+
+        return checked
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_method_call(__obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list):
+            lim.check_size(len(result), "the result of the call")
+        return result

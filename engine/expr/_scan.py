@@ -1,0 +1,87 @@
+"""Find the ``${{ ... }}`` spans in a string.
+
+The end of an expression is the first ``}}`` outside quotes and outside brackets, the rule
+Jinja's own lexer uses, so ``${{ {'a': {'b': 1}} }}`` and ``${{ '}}' }}`` work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPEN = "${{"
+CLOSE = "}}"
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One expression: ``text[start:end]`` is ``${{ ... }}``, ``source`` the inside."""
+
+    start: int
+    end: int
+    source: str
+
+
+@dataclass(frozen=True)
+class ScanError:
+    offset: int
+    message: str
+
+
+def _skip_string(text: str, i: int) -> int:
+    """``text[i]`` is a quote; return the index after the closing quote, or -1."""
+    quote = text[i]
+    i += 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == quote:
+            return i + 1
+        i += 1
+    return -1
+
+
+def _find_end(text: str, start: int) -> int | str:
+    """Index of the closing ``}}`` for an expression whose body begins at ``start``.
+
+    Returns an error message instead when the expression is not closed.
+    """
+    stack: list[str] = []
+    i = start
+    while i < len(text):
+        char = text[i]
+        if char in "'\"":
+            i = _skip_string(text, i)
+            if i < 0:
+                return "a string inside the expression is not closed"
+            continue
+        if not stack and text.startswith(CLOSE, i):
+            return i
+        if char in _PAIRS:
+            stack.append(_PAIRS[char])
+        elif char in ")]}":
+            if not stack:
+                return f"unbalanced {char!r} in the expression: nothing to close"
+            expected = stack.pop()
+            if expected != char:
+                return f"a bracket is not closed: expected {expected!r} before {char!r}"
+        i += 1
+    return "the expression is not closed: '}}' is missing"
+
+
+def scan(text: str) -> tuple[list[Span], list[ScanError]]:
+    """Every expression span in ``text``, and every malformed one."""
+    spans: list[Span] = []
+    errors: list[ScanError] = []
+    pos = text.find(OPEN)
+    while pos >= 0:
+        body = pos + len(OPEN)
+        end = _find_end(text, body)
+        if isinstance(end, str):
+            errors.append(ScanError(pos, end))
+            break
+        spans.append(Span(pos, end + len(CLOSE), text[body:end]))
+        pos = text.find(OPEN, end + len(CLOSE))
+    return spans, errors

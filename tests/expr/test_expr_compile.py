@@ -1,0 +1,136 @@
+"""Compiling: step refs and names from the AST, and every syntax issue located."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import engine.expr
+from engine.expr import (
+    Compiled,
+    ExprSyntaxErrors,
+    ExprSyntaxIssue,
+    compile_value,
+    step_refs,
+)
+
+
+def issues_of(value: Any) -> list[ExprSyntaxIssue]:
+    with pytest.raises(ExprSyntaxErrors) as info:
+        compile_value(value)
+    assert info.value.issues, "ExprSyntaxErrors without issues"
+    return info.value.issues
+
+
+def test_public_surface_is_locked() -> None:
+    assert engine.expr.__all__ == (
+        "CONTEXT_NAMES", "STEP_FIELDS", "Compiled", "ExprSyntaxErrors", "ExprSyntaxIssue",
+        "compile_value", "step_refs", "truthy")
+    for name in engine.expr.__all__:
+        assert getattr(engine.expr, name) is not None
+
+
+@pytest.mark.parametrize(("value", "refs"), [
+    ("${{ steps.ls.output }}", {"ls"}),
+    ("${{ steps['fetch-page'].output }}", {"fetch-page"}),
+    ('${{ steps["a"].status == "ok" and steps.b.output }}', {"a", "b"}),
+    ("x ${{ steps.a.output | tojson }} y ${{ steps.c.error | default('') }}", {"a", "c"}),
+    ({"k": ["${{ steps.deep.output.x }}", {"z": "${{ steps.z.usage }}"}]}, {"deep", "z"}),
+    ("${{ steps.a.output if inputs.x else steps.b.output }}", {"a", "b"}),
+    ("${{ [steps.a.output, {'k': steps.b.output}] }}", {"a", "b"}),
+    ("${{ inputs.steps }}", set()),  # not the steps context
+    ("${{ item.steps.a }}", set()),
+    ("${{ 'steps.fake.output' }}", set()),  # text inside a string literal is not a ref
+    ("steps.plain.output without an expression", set()),
+    ("${{ steps.a }}", {"a"}),
+])
+def test_step_refs_come_from_the_ast(value: Any, refs: set[str]) -> None:
+    assert step_refs(value) == frozenset(refs)
+    assert compile_value(value).refs == frozenset(refs)
+
+
+def test_names_lists_top_level_context_names() -> None:
+    compiled = compile_value(["${{ inputs.a ~ item.b }}", "${{ index + range(2)|length }}",
+                              "${{ env.X }} ${{ secrets.Y }} ${{ run.id }}"])
+    assert compiled.names == {"inputs", "item", "index", "range", "env", "secrets", "run"}
+    assert isinstance(compiled, Compiled) and not compiled.is_literal
+
+
+def test_compiled_is_immutable() -> None:
+    compiled = compile_value("${{ inputs.a }}")
+    with pytest.raises(AttributeError):
+        compiled.refs = frozenset({"x"})  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("value", "message", "hint"), [
+    ("${{ step.a.output }}", "unknown name 'step'", "did you mean 'steps'?"),
+    ("${{ input.name }}", "unknown name 'input'", "did you mean 'inputs'?"),
+    ("${{ secret.X }}", "unknown name 'secret'", "did you mean 'secrets'?"),
+    ("${{ steps.a.outputs }}", "has no field 'outputs'", "did you mean 'output'?"),
+    ("${{ steps.a['stauts'] }}", "has no field 'stauts'", "did you mean 'status'?"),
+    ("${{ steps }}", "'steps' must be followed by a step id", "computed id"),
+    ("${{ steps[inputs.which].output }}", "'steps' must be followed", None),
+    ("${{ steps | tojson }}", "'steps' must be followed", None),
+    ("${{ steps[0] }}", "'steps' must be followed", None),
+])
+def test_name_problems_with_hints(value: str, message: str, hint: str | None) -> None:
+    (issue,) = issues_of(value)
+    assert message in issue.message
+    assert value in issue.message  # the message shows the expression
+    if hint is not None:
+        assert issue.hint is not None and hint in issue.hint
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("${{ }}", "the expression is empty"),
+    ("${{ a + }}", "invalid expression"),
+    ("${{ 1 2 }}", "after the expression"),
+    ("${{ inputs.a", "not closed"),
+    ("${{ 'abc }}", "string inside the expression is not closed"),
+    ("${{ (1 }}", "not closed"),
+    ("${{ 1) }}", "unbalanced ')'"),
+    ("${{ inputs.a | nofilter }}", "there is no filter named 'nofilter'"),
+    ("${{ inputs.a is notatest }}", "there is no test named 'notatest'"),
+    ("${{ {% raw %} }}", "invalid expression"),
+])
+def test_malformed_expressions(value: str, message: str) -> None:
+    (issue,) = issues_of(value)
+    assert message in issue.message
+
+
+def test_all_issues_are_collected_with_paths_and_offsets() -> None:
+    value = {
+        "ok": "${{ inputs.a }}",
+        "prompt": "line one\nsee ${{ step.x.output }} and ${{ 1 + }}",
+        "list": ["fine", {"deep": "abc ${{ nope }}"}],
+        "open": "xy ${{ inputs.a",
+    }
+    issues = issues_of(value)
+    located = sorted((i.subpath, i.offset) for i in issues)
+    prompt = value["prompt"]
+    assert located == sorted([
+        (("prompt",), prompt.index("${{ step")),
+        (("prompt",), prompt.index("${{ 1 +")),
+        (("list", 1, "deep"), 4),
+        (("open",), 3),
+    ])
+
+
+def test_several_problems_in_one_expression_are_all_reported() -> None:
+    issues = issues_of("${{ stepz.a ~ inptus.b ~ steps.c.outptu }}")
+    messages = " | ".join(i.message for i in issues)
+    assert "'stepz'" in messages and "'inptus'" in messages and "'outptu'" in messages
+    assert len(issues) == 3
+
+
+def test_error_str_joins_messages() -> None:
+    with pytest.raises(ExprSyntaxErrors, match="unknown name 'x'"):
+        compile_value("${{ x }}")
+
+
+def test_dollar_without_braces_and_plain_jinja_are_literal() -> None:
+    for text in ["$5 and {{ x }}", "{% if x %}", "${ not_an_expression }", "$ {{ y }}"]:
+        compiled = compile_value(text)
+        assert compiled.is_literal
+        assert compiled.render({}) == text
