@@ -16,6 +16,7 @@ import difflib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -78,6 +79,25 @@ def _to_step(row: tuple[Any, ...]) -> StepRecord:
         items=row[12], audit=loads(row[13]), events=loads(row[14]))
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Changing the journal mode does not wait on the busy handler when
+    another process holds a lock (e.g. two processes creating one database at once), so
+    retry it here, bounded by the same busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
 def _sync_mode() -> str:
     mode = os.environ.get(ENV_SYNC, "normal").strip().lower() or "normal"
     if mode not in ("normal", "full"):
@@ -126,7 +146,7 @@ class RunStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if path != MEMORY:
-                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                _enable_wal(conn)
             conn.execute(f"PRAGMA synchronous = {sync.upper()}")
             conn.execute("BEGIN IMMEDIATE")  # also proves the database is writable
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.state import RunRecord, RunStore, StepRecord
@@ -25,14 +26,21 @@ def _step(run_id: str, i: int) -> StepRecord:
                       started_at=time.time(), finished_at=time.time())
 
 
-def concurrent(db: str, run_id: str, count: int, go_file: str) -> None:
+def _wait_until(done: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 20
-    while not Path(go_file).exists():  # start together so the writes overlap
+    while not done():
         if time.monotonic() > deadline:
-            raise SystemExit("go file never appeared")
-        time.sleep(0.001)
+            raise SystemExit("timed out waiting for the other writer")
+        time.sleep(0.0002)
+
+
+def concurrent(db: str, run_id: str, count: int, go_file: str) -> None:
+    go = Path(go_file)
+    _wait_until(go.exists)  # open together: both may create the schema at once
     with RunStore.open(db) as store:
         _run(store, run_id)
+        (go.parent / f"ready-{run_id}").touch()
+        _wait_until(lambda: len(list(go.parent.glob("ready-*"))) >= 2)  # write together
         for i in range(count):
             store.save_steps([_step(run_id, i)])
     print("done", flush=True)

@@ -92,7 +92,7 @@ def test_unwritable_directory_even_for_root(monkeypatch: pytest.MonkeyPatch) -> 
     if not Path("/proc/self").is_dir():
         pytest.skip("needs procfs")
     monkeypatch.setenv("PLAIT_STATE_URL", "sqlite:////proc/self/plait-runs.db")
-    with pytest.raises(ConfigError, match="/proc/self/plait-runs.db") as err:
+    with pytest.raises(ConfigError, match=r"/proc/self/plait-runs\.db") as err:
         RunStore.open(None)
     assert err.value.hint and "PLAIT_STATE_URL" in err.value.hint
 
@@ -118,7 +118,7 @@ def test_database_path_is_a_directory(tmp_path: Path) -> None:
 def test_not_a_database_file(tmp_path: Path) -> None:
     junk = tmp_path / "runs.db"
     junk.write_bytes(b"this is certainly not sqlite" * 100)
-    with pytest.raises(ConfigError, match="runs.db") as err:
+    with pytest.raises(ConfigError, match=r"runs\.db") as err:
         RunStore.open(junk)
     assert "not a database" in str(err.value)
     assert junk.read_bytes().startswith(b"this is certainly")  # left untouched

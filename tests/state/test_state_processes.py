@@ -73,8 +73,13 @@ def test_sigkilled_writer_loses_no_committed_step(tmp_path: Path, kill_after: in
             break
         committed.append(line.strip())
     proc.send_signal(signal.SIGKILL)  # mid-stream: the next commit is in flight
-    rest, err = proc.communicate(timeout=10)
-    committed += rest.split()  # ids printed (so committed) before the kill landed
+    # read the rest through the same buffered reader (communicate() would skip its buffer)
+    committed += proc.stdout.read().split()  # ids printed (so committed) before the kill
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, err
     assert len(committed) >= kill_after, err
     assert _integrity(db) == "ok"
