@@ -1,0 +1,27 @@
+"""Run records: every run and step stored in SQLite, so runs can be listed, shown and resumed."""
+
+from __future__ import annotations
+
+from engine.state.records import (
+    RUN_STATUSES,
+    STEP_STATUSES,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    new_run_id,
+    spec_hash,
+)
+from engine.state.store import RunStore
+
+__all__ = (
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "StepRecord",
+    "StepStatus",
+    "new_run_id",
+    "spec_hash",
+)

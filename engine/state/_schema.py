@@ -1,0 +1,82 @@
+"""The SQLite schema of the run records, its version, and the migrations between versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from engine.errors import StateError
+
+SCHEMA_VERSION = 1
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    workflow_name TEXT NOT NULL,
+    workflow_path TEXT NOT NULL,
+    spec_hash     TEXT NOT NULL,
+    inputs        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    finished_at   REAL,
+    outputs       TEXT,
+    error         TEXT,
+    usage         TEXT NOT NULL,
+    cost          REAL NOT NULL DEFAULT 0,
+    parent_run_id TEXT,
+    resumed_from  TEXT,
+    meta          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow_name, started_at);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id         TEXT NOT NULL,
+    step_id        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    attempts       INTEGER NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    rendered_input TEXT,
+    output         TEXT,
+    error          TEXT,
+    usage          TEXT NOT NULL,
+    cost           REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    items          INTEGER,
+    audit          TEXT NOT NULL,
+    events         TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
+"""
+
+#: MIGRATIONS[n] brings a database from version n to n + 1 (0 is an empty database).
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: lambda conn: _script(conn, _V1),
+}
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS plait_schema (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM plait_schema").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the schema up to date inside the caller's write transaction."""
+    version = read_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"the run record database {path} has schema version {version}, newer than "
+            f"this plait understands ({SCHEMA_VERSION})",
+            hint="upgrade plait, or point PLAIT_STATE_URL at another database")
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](conn)
+        version += 1
+        conn.execute("DELETE FROM plait_schema")
+        conn.execute("INSERT INTO plait_schema (version) VALUES (?)", (version,))

@@ -1,0 +1,124 @@
+"""Plain-text renderings of run records for the CLI (`plait runs list`, `plait runs show`).
+
+Pure functions: records in, a string out, no colour codes, so they work in a pipe or a log.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from engine.state.records import RunRecord, StepRecord
+
+_MAX_VALUE = 400
+
+
+def format_runs_table(runs: Sequence[RunRecord]) -> str:
+    """One line per run: id, status, workflow, start time, duration, cost."""
+    if not runs:
+        return "no runs recorded yet\n"
+    header = ("RUN ID", "STATUS", "WORKFLOW", "STARTED (UTC)", "DURATION", "COST")
+    rows = [header] + [
+        (r.run_id, r.status, r.workflow_name, _when(r.started_at),
+         _duration(r.started_at, r.finished_at), _cost(r.cost))
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def format_run(run: RunRecord, steps: Sequence[StepRecord]) -> str:
+    """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit."""
+    out = [
+        f"run {run.run_id}  {run.status}",
+        f"  workflow   {run.workflow_name}  ({run.workflow_path})",
+        f"  spec       {run.spec_hash}",
+        f"  started    {_when(run.started_at)}",
+        f"  duration   {_duration(run.started_at, run.finished_at)}",
+    ]
+    if run.resumed_from:
+        out.append(f"  resumed    from {run.resumed_from}")
+    if run.parent_run_id:
+        out.append(f"  parent     {run.parent_run_id}")
+    if run.inputs:
+        out.append(f"  inputs     {_value(run.inputs)}")
+    out.append(f"  usage      {_usage(run.usage)}  cost {_cost(run.cost)}")
+    if run.meta:
+        out.append(f"  meta       {_value(run.meta)}")
+    if run.error:
+        out.append(f"  error      {_error(run.error)}")
+    if run.outputs is not None:
+        out.append(f"  outputs    {_value(run.outputs)}")
+    out.append("")
+    out.append(f"steps ({len(steps)})")
+    for step in steps:
+        out.extend(_step_lines(step))
+    return "\n".join(out) + "\n"
+
+
+def _step_lines(step: StepRecord) -> list[str]:
+    attempts = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
+    items = f", {step.items} items" if step.items is not None else ""
+    lines = [f"  {step.step_id}  {step.status}  "
+             f"{_duration(step.started_at, step.finished_at)}  {attempts}{items}"]
+    if step.usage or step.cost:
+        lines.append(f"      usage   {_usage(step.usage)}  cost {_cost(step.cost)}")
+    if step.error:
+        lines.append(f"      error   {_error(step.error)}")
+    for event in step.events:
+        lines.append(f"      event   {_value(event)}")
+    for entry in step.audit:
+        lines.append(f"      audit   {_value(entry)}")
+    return lines
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    moment = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "not started"
+    if end is None:
+        return "unfinished"
+    seconds = max(0.0, end - start)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _cost(cost: float) -> str:
+    return f"${cost:.4f}" if cost else "-"
+
+
+def _usage(usage: dict[str, Any]) -> str:
+    if not usage:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in sorted(usage.items()))
+
+
+def _error(error: dict[str, Any]) -> str:
+    kind = error.get("type") or error.get("kind") or "error"
+    text = f"{kind}: {error.get('message', '')}".rstrip(": ")
+    extras = {k: v for k, v in error.items() if k not in ("type", "kind", "message")}
+    if extras:
+        text += f"  {_value(extras)}"
+    return text
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    if len(text) > _MAX_VALUE:
+        text = text[: _MAX_VALUE - 3] + "..."
+    return text

@@ -1,0 +1,316 @@
+"""RunStore: run and step records in one SQLite file (stdlib sqlite3, WAL).
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL``. A transaction that has
+committed survives the process being killed (SIGKILL, OOM killer, Ctrl-C): it is in the WAL
+file, which the next opener replays. It may be lost on power loss or an OS crash, when the last
+transactions can roll back (never corrupt). ``PLAIT_STATE_SYNC=full`` syncs the WAL on every
+commit, so a commit also survives power loss, at the cost of one fsync per batch.
+
+Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections wait up to
+``busy_timeout`` for the write lock, so several processes can share one database.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, StateError
+from engine.state import _schema
+from engine.state._json import dumps, loads
+from engine.state.location import MEMORY, fix_hint, prepare_directory, resolve_location
+from engine.state.records import RunRecord, StepRecord
+
+ENV_SYNC = "PLAIT_STATE_SYNC"
+BUSY_TIMEOUT_S = 30.0
+
+_RUN_COLS = ("run_id, workflow_name, workflow_path, spec_hash, inputs, status, started_at, "
+             "finished_at, outputs, error, usage, cost, parent_run_id, resumed_from, meta")
+_STEP_COLS = ("run_id, step_id, status, attempts, fingerprint, rendered_input, output, error, "
+              "usage, cost, started_at, finished_at, items, audit, events")
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 15)})"
+_UPSERT_STEP = f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES ({', '.join('?' * 15)})"
+_FINISH_RUN = ("UPDATE runs SET status = ?, finished_at = ?, outputs = ?, error = ?, usage = ?, "
+               "cost = ? WHERE run_id = ?")
+_EMPTY_OBJ = "{}"
+_EMPTY_LIST = "[]"
+
+
+def _obj(value: dict[str, Any] | None) -> str:
+    return _EMPTY_OBJ if not value else dumps(value) or _EMPTY_OBJ
+
+
+def _list(value: list[Any] | None) -> str:
+    return _EMPTY_LIST if not value else dumps(value) or _EMPTY_LIST
+
+
+def _step_row(r: StepRecord) -> tuple[Any, ...]:
+    return (r.run_id, r.step_id, r.status, r.attempts, r.fingerprint, dumps(r.rendered_input),
+            dumps(r.output), dumps(r.error), _obj(r.usage), float(r.cost), r.started_at,
+            r.finished_at, r.items, _list(r.audit), _list(r.events))
+
+
+def _run_row(r: RunRecord) -> tuple[Any, ...]:
+    return (r.run_id, r.workflow_name, r.workflow_path, r.spec_hash, _obj(r.inputs), r.status,
+            r.started_at, r.finished_at, dumps(r.outputs), dumps(r.error), _obj(r.usage),
+            float(r.cost), r.parent_run_id, r.resumed_from, _obj(r.meta))
+
+
+def _to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0], workflow_name=row[1], workflow_path=row[2], spec_hash=row[3],
+        inputs=loads(row[4]), status=row[5], started_at=row[6], finished_at=row[7],
+        outputs=loads(row[8]), error=loads(row[9]), usage=loads(row[10]), cost=row[11],
+        parent_run_id=row[12], resumed_from=row[13], meta=loads(row[14]))
+
+
+def _to_step(row: tuple[Any, ...]) -> StepRecord:
+    return StepRecord(
+        run_id=row[0], step_id=row[1], status=row[2], attempts=row[3], fingerprint=row[4],
+        rendered_input=loads(row[5]), output=loads(row[6]), error=loads(row[7]),
+        usage=loads(row[8]), cost=row[9], started_at=row[10], finished_at=row[11],
+        items=row[12], audit=loads(row[13]), events=loads(row[14]))
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Changing the journal mode does not wait on the busy handler when
+    another process holds a lock (e.g. two processes creating one database at once), so
+    retry it here, bounded by the same busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _sync_mode() -> str:
+    mode = os.environ.get(ENV_SYNC, "normal").strip().lower() or "normal"
+    if mode not in ("normal", "full"):
+        raise ConfigError(f"{ENV_SYNC}={mode!r} is not a sync mode",
+                          hint=f"set {ENV_SYNC} to 'normal' (the default) or 'full'")
+    return mode
+
+
+class RunStore:
+    """Run records in one SQLite database. Thread-safe; share one per process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, location: str | Path | None = None, *,
+             workflow_path: Path | None = None) -> RunStore:
+        """Open (creating if needed) the run record database.
+
+        ``location`` None means ``PLAIT_STATE_URL`` if set, else ``.plait/runs.db`` beside the
+        workflow. Raises ConfigError if the location cannot be used, StateError if the
+        database's schema is newer than this plait.
+        """
+        path = resolve_location(location, workflow_path=workflow_path)
+        sync = _sync_mode()
+        prepare_directory(path)
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the run record database {path}: {exc}",
+                              hint=fix_hint()) from exc
+        try:
+            cls._setup(conn, path, sync)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection, path: str, sync: str) -> None:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if path != MEMORY:
+                _enable_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {sync.upper()}")
+            conn.execute("BEGIN IMMEDIATE")  # also proves the database is writable
+            try:
+                _schema.migrate(conn, path)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except StateError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot use the run record database {path}: {exc}",
+                              hint=fix_hint()) from exc
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._live()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(what, exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._error(what, exc) from exc
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._live()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise self._error(what, exc) from exc
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StateError(f"the run record store {self.path} is closed")
+        return self._conn
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    def _error(self, what: str, exc: sqlite3.Error) -> StateError:
+        text = str(exc)
+        hint = None
+        if "full" in text:
+            hint = "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
+        elif "locked" in text or "busy" in text:
+            hint = "another process held the database for over 30 s; retry"
+        elif "readonly" in text or "read-only" in text:
+            hint = fix_hint()
+        return StateError(f"could not {what} in the run record database {self.path}: {text}",
+                          hint=hint)
+
+    # ------------------------------------------------------------------ writes
+
+    def create_run(self, record: RunRecord) -> None:
+        row = _run_row(record)
+        try:
+            with self._write(f"record run {record.run_id}") as conn:
+                conn.execute(_INSERT_RUN, row)
+        except StateError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StateError(f"run {record.run_id} already exists in {self.path}",
+                                 hint="make a new id with new_run_id()") from exc
+            raise
+
+    def finish_run(self, run_id: str, *, status: str, finished_at: float | None,
+                   outputs: dict[str, Any] | None, error: dict[str, Any] | None,
+                   usage: dict[str, Any], cost: float) -> None:
+        row = (status, finished_at, dumps(outputs), dumps(error), _obj(usage), float(cost),
+               run_id)
+        with self._write(f"finish run {run_id}") as conn:
+            changed = conn.execute(_FINISH_RUN, row).rowcount
+            if changed != 1:
+                raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
+
+    def save_steps(self, records: Sequence[StepRecord]) -> None:
+        """Upsert a batch of step records in one transaction (all or nothing)."""
+        if not records:
+            return
+        rows = [_step_row(r) for r in records]
+        with self._write(f"save {len(rows)} step record(s)") as conn:
+            conn.executemany(_UPSERT_STEP, rows)
+
+    # ------------------------------------------------------------------ reads
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id, or with this unique id prefix (like git)."""
+        key = run_id.strip().lower()
+        with self._read(f"read run {run_id}") as conn:
+            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?",
+                               (key,)).fetchone()
+            if row is not None:
+                return _to_run(row)
+            rows = conn.execute(
+                f"SELECT {_RUN_COLS} FROM runs WHERE run_id >= ? AND run_id < ? "
+                "ORDER BY run_id LIMIT 11", (key, key + "\U0010ffff")).fetchall() if key else []
+            if len(rows) == 1:
+                return _to_run(rows[0])
+            if rows:
+                ids = ", ".join(r[0] for r in rows[:10])
+                raise StateError(f"run id prefix {run_id!r} is ambiguous: {ids}",
+                                 hint="give more characters of the id")
+            recent = [r[0] for r in conn.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 200")]
+        raise StateError(f"no run {run_id!r} in {self.path}", hint=_did_you_mean(key, recent))
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """Every step record of a run, in the order the steps started (unstarted last)."""
+        with self._read(f"read the steps of run {run_id}") as conn:
+            rows = conn.execute(
+                f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? "
+                "ORDER BY started_at IS NULL, started_at, step_id", (run_id,)).fetchall()
+        return [_to_step(r) for r in rows]
+
+    def list_runs(self, *, limit: int = 20, workflow_name: str | None = None,
+                  status: str | None = None) -> list[RunRecord]:
+        """Most recent runs first, optionally filtered by workflow name and status."""
+        where, args = [], []
+        if workflow_name is not None:
+            where.append("workflow_name = ?")
+            args.append(workflow_name)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        sql = (f"SELECT {_RUN_COLS} FROM runs {clause}"
+               "ORDER BY started_at DESC, run_id DESC LIMIT ?")
+        with self._read("list runs") as conn:
+            rows = conn.execute(sql, (*args, int(limit))).fetchall()
+        return [_to_run(r) for r in rows]
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _did_you_mean(key: str, recent: list[str]) -> str:
+    if not recent:
+        return "this database has no runs yet; `plait runs list` shows the stored runs"
+    close = difflib.get_close_matches(key, recent, n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return "`plait runs list` shows the stored runs"

@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import engine.state as state
+from engine.errors import ConfigError, StateError
+from engine.state import RunRecord, RunStore, StepRecord, new_run_id, spec_hash
+from engine.state._schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def make_run(run_id: str | None = None, **kw: object) -> RunRecord:
+    base: dict[str, object] = dict(
+        run_id=run_id or new_run_id(), workflow_name="digest", workflow_path="/w/digest.yaml",
+        spec_hash=spec_hash(b"version: 1"), inputs={"folder": "./data", "n": 3},
+        status="running", started_at=1_700_000_000.25)
+    base.update(kw)
+    return RunRecord(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    s = RunStore.open(tmp_path / "runs.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_public_surface_is_locked() -> None:
+    assert set(state.__all__) == {
+        "RUN_STATUSES", "STEP_STATUSES", "RunRecord", "RunStatus", "RunStore", "StepRecord",
+        "StepStatus", "new_run_id", "spec_hash"}
+    for name in state.__all__:
+        assert hasattr(state, name)
+
+
+def test_run_round_trip_every_field(store: RunStore) -> None:
+    run = make_run(
+        finished_at=None, outputs=None, error=None, usage={"input_tokens": 10},
+        cost=0.5, parent_run_id="parent1", resumed_from="older1",
+        meta={"weaker_sandbox": True, "trace_id": "abc"})
+    store.create_run(run)
+    assert store.get_run(run.run_id) == run
+    store.finish_run(run.run_id, status="failed", finished_at=1_700_000_010.5,
+                     outputs={"summary": "ok", "list": [1, 2.5, None]},
+                     error={"type": "StepError", "message": "boom", "step": "a"},
+                     usage={"input_tokens": 12, "output_tokens": 3}, cost=1.25)
+    got = store.get_run(run.run_id)
+    assert got.status == "failed"
+    assert got.finished_at == 1_700_000_010.5
+    assert got.outputs == {"summary": "ok", "list": [1, 2.5, None]}
+    assert got.error == {"type": "StepError", "message": "boom", "step": "a"}
+    assert got.usage == {"input_tokens": 12, "output_tokens": 3}
+    assert got.cost == 1.25
+    assert (got.parent_run_id, got.resumed_from, got.meta) == (
+        "parent1", "older1", {"weaker_sandbox": True, "trace_id": "abc"})
+
+
+def test_step_round_trip_every_field_and_upsert(store: RunStore) -> None:
+    run = make_run()
+    store.create_run(run)
+    step = StepRecord(
+        run_id=run.run_id, step_id="summarise", status="running", attempts=1,
+        fingerprint="fp1", rendered_input={"messages": [{"role": "user", "content": "hé"}]},
+        output=None, error=None, usage={}, cost=0.0, started_at=10.0, finished_at=None,
+        items=None, audit=[], events=[])
+    store.save_steps([step])
+    assert store.steps(run.run_id) == [step]
+    done = StepRecord(
+        run_id=run.run_id, step_id="summarise", status="failed", attempts=3,
+        fingerprint="fp1", rendered_input=["a", 1], output="a plain string",
+        error={"kind": "timeout", "message": "took too long"},
+        usage={"input_tokens": 5}, cost=0.01, started_at=10.0, finished_at=12.5, items=4,
+        audit=[{"tool": "files.read_file", "allowed": True}],
+        events=[{"attempt": 1, "error": "timeout"}, {"fallback": "careful"}])
+    store.save_steps([done])
+    assert store.steps(run.run_id) == [done]
+
+
+def test_steps_are_ordered_by_start(store: RunStore) -> None:
+    run = make_run()
+    store.create_run(run)
+    store.save_steps([
+        StepRecord(run.run_id, "late", "succeeded", started_at=3.0),
+        StepRecord(run.run_id, "queued", "queued"),
+        StepRecord(run.run_id, "early", "succeeded", started_at=1.0),
+    ])
+    assert [s.step_id for s in store.steps(run.run_id)] == ["early", "late", "queued"]
+    assert store.steps("no-such-run") == []
+
+
+@dataclass
+class Odd:
+    x: int
+
+
+class Weird:
+    def __repr__(self) -> str:
+        return "Weird()"
+
+
+def test_unserialisable_values_are_converted_not_fatal(store: RunStore) -> None:
+    run = make_run(inputs={"p": Path("/tmp/x"), "s": {3, 1}, "t": (1, 2)})
+    store.create_run(run)
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    store.save_steps([StepRecord(
+        run.run_id, "a", "succeeded",
+        output={"dc": Odd(1), "obj": Weird(), "bytes": b"hi", "bin": b"\xff\x00",
+                1: "int key", "nan": math.nan, "cycle": cyclic})])
+    assert store.get_run(run.run_id).inputs == {"p": "/tmp/x", "s": [1, 3], "t": [1, 2]}
+    out = store.steps(run.run_id)[0].output
+    assert out["dc"] == {"x": 1}
+    assert out["obj"] == "<unserialisable Weird: Weird()>"
+    assert out["bytes"] == "hi"
+    assert out["bin"] == {"$bytes_b64": "/wA="}
+    assert out["1"] == "int key"
+    assert math.isnan(out["nan"])
+    assert out["cycle"] == ["<cycle>"]
+
+
+def test_list_runs_filters_and_orders(store: RunStore) -> None:
+    for i in range(5):
+        store.create_run(make_run(workflow_name="a" if i % 2 else "b", started_at=100.0 + i,
+                                  status="succeeded" if i < 3 else "failed"))
+    runs = store.list_runs()
+    assert [r.started_at for r in runs] == [104.0, 103.0, 102.0, 101.0, 100.0]
+    assert [r.started_at for r in store.list_runs(limit=2)] == [104.0, 103.0]
+    assert [r.started_at for r in store.list_runs(workflow_name="a")] == [103.0, 101.0]
+    assert [r.started_at for r in store.list_runs(status="failed")] == [104.0, 103.0]
+    assert [r.started_at for r in store.list_runs(workflow_name="b", status="failed")] == [104.0]
+    assert store.list_runs(workflow_name="zzz") == []
+
+
+def test_run_ids_are_short_unique_and_time_sorted() -> None:
+    ids = [new_run_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(len(i) == 15 and i.isalnum() and i.islower() for i in ids)
+    before = new_run_id()
+    time.sleep(0.003)
+    assert new_run_id()[:9] > before[:9]
+
+
+def test_get_run_accepts_unique_prefix(store: RunStore) -> None:
+    a, b = make_run("aaaa1111bbbb222"), make_run("aaaa1111cccc333")
+    store.create_run(a)
+    store.create_run(b)
+    assert store.get_run("aaaa1111b").run_id == a.run_id
+    assert store.get_run("AAAA1111C").run_id == b.run_id
+    with pytest.raises(StateError, match="ambiguous") as err:
+        store.get_run("aaaa1111")
+    assert a.run_id in str(err.value) and b.run_id in str(err.value)
+
+
+def test_unknown_run_id_suggests_close_ones(store: RunStore) -> None:
+    with pytest.raises(StateError, match="no runs yet"):
+        store.get_run("nothing")
+    store.create_run(make_run("aaaa1111bbbb222"))
+    with pytest.raises(StateError, match="did you mean aaaa1111bbbb222") as err:
+        store.get_run("aaaa1111bbbb22x")
+    assert err.value.hint and "did you mean" in err.value.hint
+
+
+def test_duplicate_run_and_unknown_finish_are_state_errors(store: RunStore) -> None:
+    run = make_run()
+    store.create_run(run)
+    with pytest.raises(StateError, match="already exists"):
+        store.create_run(run)
+    with pytest.raises(StateError, match="no such run"):
+        store.finish_run("missing", status="failed", finished_at=1.0, outputs=None,
+                         error=None, usage={}, cost=0)
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = RunStore.open(tmp_path / "r.db")
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(StateError, match="closed"):
+        s.list_runs()
+
+
+def test_disk_full_is_a_state_error_and_keeps_committed_data(tmp_path: Path) -> None:
+    # A real SQLITE_FULL: cap the database size, the same error SQLite returns on a full disk.
+    s = RunStore.open(tmp_path / "r.db")
+    run = make_run()
+    s.create_run(run)
+    s.save_steps([StepRecord(run.run_id, "kept", "succeeded")])
+    assert s._conn is not None
+    pages = s._conn.execute("PRAGMA page_count").fetchone()[0]
+    s._conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = [StepRecord(run.run_id, f"s{i}", "succeeded", output="x" * 5000) for i in range(50)]
+    with pytest.raises(StateError, match="full") as err:
+        s.save_steps(big)
+    assert err.value.hint and "disk space" in err.value.hint
+    s.close()
+    with RunStore.open(tmp_path / "r.db") as again:
+        assert [x.step_id for x in again.steps(run.run_id)] == ["kept"]  # batch all-or-nothing
+
+
+def test_wal_and_sync_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with RunStore.open(tmp_path / "a.db") as s:
+        assert s._conn is not None
+        assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    monkeypatch.setenv("PLAIT_STATE_SYNC", "full")
+    with RunStore.open(tmp_path / "a.db") as s:
+        assert s._conn is not None
+        assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    monkeypatch.setenv("PLAIT_STATE_SYNC", "sometimes")
+    with pytest.raises(ConfigError, match="PLAIT_STATE_SYNC"):
+        RunStore.open(tmp_path / "a.db")
+
+
+def test_future_schema_is_refused(tmp_path: Path) -> None:
+    RunStore.open(tmp_path / "r.db").close()
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        conn.execute("UPDATE plait_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.close()
+    with pytest.raises(StateError, match="newer than this plait") as err:
+        RunStore.open(tmp_path / "r.db")
+    assert err.value.hint and "upgrade plait" in err.value.hint
+
+
+def test_migrations_cover_every_version(tmp_path: Path) -> None:
+    assert sorted(MIGRATIONS) == list(range(SCHEMA_VERSION))
+    # a database some other tool created empty is migrated from version 0
+    sqlite3.connect(tmp_path / "empty.db").close()
+    with RunStore.open(tmp_path / "empty.db") as s:
+        assert s._conn is not None
+        assert s._conn.execute("SELECT version FROM plait_schema").fetchall() == [
+            (SCHEMA_VERSION,)]
+        assert s.list_runs() == []
