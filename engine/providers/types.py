@@ -127,6 +127,9 @@ class LLMRequest:
         return ""
 
 
+#: the tool a provider forces when it has no native structured output (anthropic)
+OUTPUT_TOOL = "plait_output"
+
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
 
 

@@ -73,7 +73,8 @@ async def test_tool_calls_non_stream_and_stream(srv: Servers) -> None:
     from engine.providers.types import collect_stream
 
     registry = _registry(srv)
-    tool = ToolDefinition("add", "adds", {"type": "object", "properties": {"a": {"type": "integer"}}})
+    tool = ToolDefinition("add", "adds",
+                          {"type": "object", "properties": {"a": {"type": "integer"}}})
     srv.openai.push("gpt-test", Action(tool_calls=[("add", {"a": 1}), ("add", {"a": 2})]),
                     Action(tool_calls=[("add", {"a": 3})]))
     reply = await registry.get("oa").generate(_req(tools=[tool]))
