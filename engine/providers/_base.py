@@ -1,0 +1,153 @@
+"""What the SDK-backed providers share: configuration, one pooled client, error mapping.
+
+Each vendor subclass builds its SDK client in ``_make_client`` around one ``httpx2``
+connection pool (created on first use, closed by ``aclose``) with the SDK's own retries off,
+and maps its SDK's exceptions in ``_map_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from engine.errors import MissingDependencyError, PlaitError, ProviderError
+from engine.providers._errors import connection_error, malformed
+from engine.providers._kinds import check_options, merged_options
+from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk
+
+DEFAULT_TIMEOUT = 120.0
+#: connections per provider pool; above it calls queue in the pool (no pool timeout)
+POOL_CONNECTIONS = 1000
+
+
+def import_sdk(module: str, package: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, extra) from None
+
+
+def new_http_client(timeout: float, headers: Mapping[str, str] | None = None) -> Any:
+    """One httpx2 pool for one provider config, shared by all its calls."""
+    httpx2 = import_sdk("httpx2", "httpx2", "openai")
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
+        limits=httpx2.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=100),
+        headers=dict(headers or {}), follow_redirects=True)
+
+
+class SDKProvider:
+    """Base of the openai, anthropic and google providers."""
+
+    kind = "?"
+
+    def __init__(self, name: str, spec: Any, *, api_key: str | None) -> None:
+        self.name = name
+        self.spec = spec
+        self.model: str | None = getattr(spec, "deployment", None) or spec.model
+        self.options: dict[str, Any] = dict(spec.options)
+        self.timeout = float(spec.timeout) if spec.timeout is not None else DEFAULT_TIMEOUT
+        self.api_key = api_key
+        self._client: Any = None
+        self._http: Any = None
+
+    # ------------------------------------------------------------ client lifecycle
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._http = new_http_client(self.timeout, self.spec.headers)
+            self._client = self._make_client(self._http)
+        return self._client
+
+    def _make_client(self, http: Any) -> Any:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        client, http = self._client, self._http
+        self._client = self._http = None
+        if client is not None and hasattr(client, "close"):
+            result = client.close()
+            if hasattr(result, "__await__"):
+                await result
+        if http is not None:
+            await http.aclose()
+
+    # ------------------------------------------------------------ helpers for subclasses
+
+    def model_for(self, req: LLMRequest) -> str:
+        model = req.model or self.model
+        if not model:
+            from engine.errors import ConfigError
+
+            raise ConfigError(f"provider {self.name!r}: no model given",
+                              hint="set model: on the provider or the step", provider=self.name)
+        return model
+
+    def options_for(self, req: LLMRequest) -> dict[str, Any]:
+        from engine.errors import BadRequest
+
+        opts = merged_options(self.options, req.options)
+        if req.options:
+            check_options(self.name, self.kind, req.options, error=BadRequest)
+        return opts
+
+    def map_error(self, exc: BaseException, model: str | None) -> BaseException:
+        """The plait error for any exception raised by the SDK during a call."""
+        if isinstance(exc, PlaitError):
+            return exc
+        mapped = self._map_error(exc, model)
+        if mapped is not None:
+            return mapped
+        httpx2 = import_sdk("httpx2", "httpx2", "openai")
+        if isinstance(exc, httpx2.TimeoutException | TimeoutError):
+            return connection_error(exc, provider=self.name, model=model, timed_out=True)
+        if isinstance(exc, httpx2.TransportError | ConnectionError):
+            return connection_error(exc, provider=self.name, model=model, timed_out=False)
+        if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
+            return malformed(exc, provider=self.name, model=model)
+        return exc
+
+    def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ the protocol
+
+    async def generate(self, req: LLMRequest) -> LLMResponse:
+        model = self.model_for(req)
+        try:
+            return await self._generate(req, model)
+        except Exception as exc:
+            mapped = self.map_error(exc, model)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
+        model = self.model_for(req)
+        try:
+            async for chunk in self._stream(req, model):
+                yield chunk
+        except Exception as exc:
+            mapped = self.map_error(exc, model)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
+        raise NotImplementedError
+
+    def _stream(self, req: LLMRequest, model: str) -> AsyncIterator[LLMStreamChunk]:
+        raise NotImplementedError
+
+    async def health_check(self) -> bool:
+        try:
+            await self._health()
+        except Exception:
+            return False
+        return True
+
+    async def _health(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,120 @@
+"""Turning an HTTP failure of any vendor into plait's ProviderError tree.
+
+Vendor modules extract (status, headers, message) from their SDK's exception and call
+:func:`from_status`. The message is cut short and stripped of anything key-like, because a
+server may echo the key in its error body (SECURITY-NOTES). Retry-After is parsed and capped:
+the engine owns the deadline, never the server.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import (
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+
+#: a server's Retry-After is never honoured beyond this many seconds
+MAX_RETRY_AFTER = 60.0
+_MAX_MESSAGE = 300
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|"
+                      r"(?i:bearer)\s+[A-Za-z0-9._\-]{6,}|[A-Za-z0-9_\-]{32,})")
+_CONTEXT_MARKERS = ("context_length", "context length", "too many tokens", "maximum context",
+                    "prompt is too long", "exceeds the maximum number of tokens",
+                    "input token count")
+
+
+def clean_message(text: str, secret: str | None = None) -> str:
+    """A server message safe to show: no key, no long token-like strings, bounded length."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    text = _KEYLIKE.sub("[redacted]", text)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), capped."""
+    if not headers:
+        return None
+    value: float | None = None
+    raw_ms = headers.get("retry-after-ms")
+    raw = headers.get("retry-after")
+    try:
+        if raw_ms is not None:
+            value = float(raw_ms) / 1000
+        elif raw is not None:
+            value = float(raw)
+    except ValueError:
+        value = None
+    if value is None and raw:
+        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
+        if parsed is not None:
+            value = parsed.timestamp() - time.time()
+    if value is None:
+        return None
+    return min(max(value, 0.0), MAX_RETRY_AFTER)
+
+
+def _looks_like_date(raw: str) -> bool:
+    return any(ch.isalpha() for ch in raw)
+
+
+def from_status(status: int, message: str, *, headers: Mapping[str, str] | None = None,
+                provider: str, model: str | None, secret: str | None = None,
+                code: str | None = None) -> ProviderError:
+    """The ProviderError for an HTTP status from a vendor."""
+    text = clean_message(message, secret)
+    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    ctx: dict[str, Any] = {"provider": provider, "model": model, "status": status}
+    if status == 429:
+        wait = retry_after(headers)
+        return RateLimited(f"{where} is rate limiting (HTTP 429): {text}", retry_after=wait,
+                           hint="lower max_concurrency or set rate_limit on the provider", **ctx)
+    if status in (401, 403):
+        return AuthError(f"{where} refused the credentials (HTTP {status}): {text}",
+                         hint="check the API key (api_key: or the kind's env var)", **ctx)
+    if status in (408, 504):
+        return Timeout(f"{where} timed out (HTTP {status}): {text}", **ctx)
+    if status >= 500 or status == 529:
+        return Unavailable(f"{where} is unavailable (HTTP {status}): {text}",
+                           retry_after=retry_after(headers), **ctx)
+    lowered = (message + " " + (code or "")).lower()
+    if status in (400, 413) and any(m in lowered for m in _CONTEXT_MARKERS):
+        return ContextTooLong(f"{where}: the request is too long for the model's context "
+                              f"(HTTP {status}): {text}",
+                              hint="shorten the prompt or use a model with a larger context",
+                              **ctx)
+    if status == 404:
+        return BadRequest(f"{where}: not found (HTTP 404): {text}",
+                          hint="check the model name (or the deployment / base_url)", **ctx)
+    return BadRequest(f"{where} rejected the request (HTTP {status}): {text}", **ctx)
+
+
+def connection_error(exc: BaseException, *, provider: str, model: str | None,
+                     timed_out: bool) -> ProviderError:
+    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    detail = clean_message(str(exc) or type(exc).__name__)
+    if timed_out:
+        return Timeout(f"{where} did not answer in time: {detail}",
+                       hint="raise the provider's timeout", provider=provider, model=model)
+    return Unavailable(f"{where} could not be reached: {detail}",
+                       hint="check base_url / network", provider=provider, model=model)
+
+
+def malformed(exc: BaseException, *, provider: str, model: str | None) -> ProviderError:
+    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    return Unavailable(f"{where} returned a malformed reply: "
+                       f"{clean_message(str(exc) or type(exc).__name__)}",
+                       hint="the server does not speak this provider kind's API correctly",
+                       provider=provider, model=model)

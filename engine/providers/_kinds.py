@@ -1,0 +1,52 @@
+"""What each provider kind needs from its configuration: key env vars and known options.
+
+No SDK is imported here, so a workflow can be checked without the vendor extras installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import ConfigError, PlaitError
+
+#: the env vars tried, in order, for a kind's API key
+KEY_ENV: Mapping[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "azure_openai": ("AZURE_OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "google": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+}
+
+_COMMON = frozenset({"temperature", "top_p", "max_tokens", "extra_body"})
+KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
+    "openai": _COMMON | {
+        "max_completion_tokens", "seed", "frequency_penalty", "presence_penalty",
+        "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "service_tier", "user",
+        "parallel_tool_calls", "verbosity", "store", "metadata", "prompt_cache_key",
+        "safety_identifier"},
+    "anthropic": _COMMON | {"top_k", "thinking", "metadata", "service_tier"},
+    "google": _COMMON | {
+        "top_k", "max_output_tokens", "seed", "presence_penalty", "frequency_penalty",
+        "safety_settings", "thinking_config", "candidate_count", "response_mime_type"},
+}
+KNOWN_OPTIONS = {**KNOWN_OPTIONS, "azure_openai": KNOWN_OPTIONS["openai"]}
+
+
+def check_options(name: str, kind: str, options: Mapping[str, Any], *,
+                  error: type[PlaitError] = ConfigError) -> None:
+    """Raise ``error`` naming any option the kind does not know."""
+    known = KNOWN_OPTIONS.get(kind)
+    if known is None:
+        return
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise error(f"provider {name!r} ({kind}): unknown option(s) {', '.join(unknown)}",
+                    hint=f"known options: {', '.join(sorted(known))}; "
+                         "vendor-specific fields go under options.extra_body")
+
+
+def merged_options(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    if not override:
+        return dict(base)
+    return {**base, **override}

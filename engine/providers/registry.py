@@ -1,0 +1,235 @@
+"""The provider registry: providers by name, built lazily from the workflow's specs.
+
+``from_specs`` only records configuration; the vendor SDK is imported and its client (one
+pooled HTTP client per provider) created on the first ``get``. ``check`` finds every missing
+key and bad option before a step runs. ``aclose`` closes all clients at the end of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from engine.errors import ConfigError
+from engine.providers._kinds import KEY_ENV, check_options
+from engine.providers.limits import ProviderLimiter
+from engine.providers.pricing import PriceTable
+from engine.providers.types import LLMProvider
+
+
+@dataclass(slots=True)
+class _Entry:
+    name: str
+    kind: str
+    priority: int
+    fallback: tuple[str, ...] = ()
+    spec: Any = None
+    api_key: str | None = None
+    provider: LLMProvider | None = None
+    limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
+    healthy: bool = True
+
+
+class ProviderRegistry:
+    def __init__(self, *, pricing: Mapping[str, Any] | None = None) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._env: dict[str, str] = {}
+        self.prices = PriceTable(pricing)
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def from_specs(cls, specs: Mapping[str, Any], *, env: Mapping[str, str],
+                   pricing: Mapping[str, Any] | None = None) -> ProviderRegistry:
+        """A registry of ``ProviderSpec`` by name; keys come from ``api_key`` or ``env``."""
+        registry = cls(pricing=pricing)
+        for name, spec in specs.items():
+            rate = spec.rate_limit
+            limiter = ProviderLimiter(
+                max_concurrency=spec.max_concurrency,
+                requests_per_minute=rate.requests_per_minute if rate else None,
+                tokens_per_minute=rate.tokens_per_minute if rate else None)
+            key = spec.api_key or _key_from_env(spec.kind, env)
+            registry._entries[name] = _Entry(name, spec.kind, spec.priority,
+                                             tuple(spec.fallback), spec, key, None, limiter)
+        registry._env = dict(env)
+        return registry
+
+    def register(self, name: str, provider: LLMProvider, priority: int = 0, *,
+                 fallback: tuple[str, ...] = (),
+                 limiter: ProviderLimiter | None = None) -> None:
+        """Add a ready provider object (e.g. a test double) under ``name``."""
+        self._entries[name] = _Entry(name, provider.kind, priority, tuple(fallback), None,
+                                     None, provider, limiter or ProviderLimiter())
+
+    # ------------------------------------------------------------ lookup
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise ConfigError(f"unknown provider {name!r}", hint=f"known providers: {known}")
+        return entry
+
+    def get(self, name: str) -> LLMProvider:
+        """The provider called ``name``, created (SDK imported, client built) on first use."""
+        entry = self._entry(name)
+        if entry.provider is None:
+            entry.provider = _create(name, entry.spec, entry.api_key, self._env)
+        return entry.provider
+
+    def limiter(self, name: str) -> ProviderLimiter:
+        return self._entry(name).limiter
+
+    def fallbacks(self, name: str) -> tuple[str, ...]:
+        return self._entry(name).fallback
+
+    def spec(self, name: str) -> Any:
+        return self._entry(name).spec
+
+    def best(self, kind: str) -> LLMProvider:
+        """The highest-priority provider of ``kind`` that was healthy at the last check."""
+        candidates = [e for e in self._entries.values() if e.kind == kind and e.healthy]
+        if not candidates:
+            raise ConfigError(f"no healthy provider of kind {kind!r}",
+                              hint="add one under `providers:` or check health_check_all()")
+        best = max(candidates, key=lambda e: e.priority)
+        return self.get(best.name)
+
+    # ------------------------------------------------------------ checks and lifecycle
+
+    def check(self) -> None:
+        """Raise one ConfigError listing every provider that cannot work as configured."""
+        problems: list[str] = []
+        for entry in self._entries.values():
+            if entry.spec is None:
+                continue
+            try:
+                _check_entry(entry, self._env)
+            except ConfigError as exc:
+                problems.append(str(exc))
+            for other in entry.fallback:
+                if other not in self._entries:
+                    problems.append(f"provider {entry.name!r}: fallback {other!r} is not a "
+                                    "provider")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    async def health_check_all(self) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+
+        async def one(entry: _Entry) -> None:
+            try:
+                ok = await self.get(entry.name).health_check()
+            except Exception:
+                ok = False
+            entry.healthy = results[entry.name] = ok
+
+        async with anyio.create_task_group() as tg:
+            for entry in self._entries.values():
+                tg.start_soon(one, entry)
+        return results
+
+    async def aclose(self) -> None:
+        """Close every client that was created."""
+        for entry in self._entries.values():
+            if entry.provider is not None and entry.spec is not None:
+                await entry.provider.aclose()
+                entry.provider = None
+
+
+def _key_from_env(kind: str, env: Mapping[str, str]) -> str | None:
+    for var in KEY_ENV.get(kind, ()):
+        if env.get(var):
+            return env[var]
+    return None
+
+
+def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
+    spec = entry.spec
+    check_options(entry.name, entry.kind, spec.options)
+    if entry.kind == "echo":
+        from engine.providers.echo import EchoProvider
+
+        EchoProvider(entry.name, model=spec.model, options=spec.options)
+        return
+    if entry.kind == "replay":
+        return
+    if entry.kind == "azure_openai":
+        if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
+            raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",
+                              hint="set endpoint: https://<resource>.openai.azure.com or "
+                                   "AZURE_OPENAI_ENDPOINT")
+        if not (spec.api_version or env.get("OPENAI_API_VERSION")):
+            raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `api_version`",
+                              hint="set api_version (e.g. 2024-10-21) or OPENAI_API_VERSION")
+    if not (spec.model or spec.deployment):
+        raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no `model`",
+                          hint="set model: on the provider (or on each llm step)")
+    if entry.api_key is None and _needs_key(spec):
+        names = " or ".join(KEY_ENV[entry.kind])
+        raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no API key: "
+                          f"{names} is not set",
+                          hint=f"export {KEY_ENV[entry.kind][0]}=... or set api_key: "
+                               "${{ secrets.NAME }} on the provider")
+
+
+def _needs_key(spec: Any) -> bool:
+    if spec.kind == "openai":
+        return spec.base_url is None  # local OpenAI-compatible servers often take no key
+    if spec.kind == "google":
+        return not spec.vertex  # Vertex uses Google Cloud credentials
+    return True
+
+
+def _create(name: str, spec: Any, api_key: str | None, env: Mapping[str, str]) -> LLMProvider:
+    factory = _FACTORIES.get(spec.kind)
+    if factory is None:
+        raise ConfigError(f"provider {name!r}: unknown kind {spec.kind!r}")
+    return factory(name, spec, api_key, env)
+
+
+def _echo(name: str, spec: Any, api_key: str | None, env: Mapping[str, str]) -> LLMProvider:
+    from engine.providers.echo import EchoProvider
+
+    return EchoProvider(name, model=spec.model, options=spec.options)
+
+
+def _replay(name: str, spec: Any, api_key: str | None, env: Mapping[str, str]) -> LLMProvider:
+    from engine.providers.replay import ReplayProvider
+
+    return ReplayProvider(name, path=spec.path)
+
+
+def _openai(name: str, spec: Any, api_key: str | None, env: Mapping[str, str]) -> LLMProvider:
+    from engine.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(name, spec, api_key=api_key, env=env)
+
+
+def _anthropic(name: str, spec: Any, api_key: str | None,
+               env: Mapping[str, str]) -> LLMProvider:
+    from engine.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider(name, spec, api_key=api_key)
+
+
+def _google(name: str, spec: Any, api_key: str | None, env: Mapping[str, str]) -> LLMProvider:
+    from engine.providers.google import GoogleProvider
+
+    return GoogleProvider(name, spec, api_key=api_key, env=env)
+
+
+_FACTORIES: dict[str, Callable[[str, Any, str | None, Mapping[str, str]], LLMProvider]] = {
+    "echo": _echo, "replay": _replay, "openai": _openai, "azure_openai": _openai,
+    "anthropic": _anthropic, "google": _google,
+}

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from tests.providers.servers import anthropic_server, openai_server
+from tests.providers.servers.common import Script
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Servers:
+    url: str
+    openai: Script
+    anthropic: Script
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    app = Starlette(routes=[Mount("/openai", app=openai_server.app),
+                           Mount("/anthropic", app=anthropic_server.app)])
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off", backlog=2048, timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the fake vendor server did not start"
+        time.sleep(0.01)
+    yield Servers(f"http://127.0.0.1:{port}", openai_server.SCRIPT, anthropic_server.SCRIPT)
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def srv(servers: Servers) -> Servers:
+    for script in (servers.openai, servers.anthropic):
+        script.reset()
+    return servers
