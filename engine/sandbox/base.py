@@ -34,6 +34,8 @@ class CommandResult:
     truncated: bool = False
     files_written: list[str] = field(default_factory=list)
     max_rss_kb: int | None = None
+    #: the limit that made the sandbox kill the command (e.g. "max_processes"), if any
+    killed_by: str | None = None
 
 
 @runtime_checkable

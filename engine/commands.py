@@ -1,0 +1,129 @@
+"""`run:` steps: run a command under a policy and its runner, and audit it.
+
+A string is a shell command line, run by ``/bin/sh -c``; a list is an argv, run directly
+without a shell. The command is checked against the policy first (a violation means nothing is
+started), then run by the runner; output is captured and capped at max_output_bytes; files
+written under the policy's write paths are listed; a non-zero exit raises CommandFailed with
+the tail of stderr; the wall clock raises StepTimeout. Every run or refusal produces an
+:class:`AuditRecord`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import CommandFailed, PolicyViolation, StepTimeout
+from engine.policy import Policy, check_command
+from engine.sandbox.base import CommandResult, Runner
+
+__all__ = ("MAX_SNAPSHOT_FILES", "STDERR_TAIL", "AuditRecord", "CommandOutcome", "run_command")
+
+STDERR_TAIL = 2000
+#: at most this many files are compared before/after a command, per write path
+MAX_SNAPSHOT_FILES = 10_000
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What the sandbox decided and measured for one command or tool call."""
+
+    policy: str
+    level: str
+    runner: str
+    decision: Literal["allowed", "denied"]
+    rule: str | None = None
+    duration_s: float = 0.0
+    exit_code: int | None = None
+    max_rss_kb: int | None = None
+    weaker: bool = False
+    step_id: str | None = None
+    killed_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    result: CommandResult
+    audit: AuditRecord
+
+
+def _snapshot(paths: tuple[Path, ...]) -> dict[str, tuple[float, int]]:
+    seen: dict[str, tuple[float, int]] = {}
+    for root in paths:
+        count = 0
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(full)
+                except OSError:
+                    continue
+                seen[full] = (st.st_mtime, st.st_size)
+                count += 1
+                if count >= MAX_SNAPSHOT_FILES:
+                    break
+            if count >= MAX_SNAPSHOT_FILES:
+                break
+    return seen
+
+
+def _argv(run: str | list[str]) -> list[str]:
+    return ["/bin/sh", "-c", run] if isinstance(run, str) else list(run)
+
+
+def _audit(policy: Policy, runner: Runner, step_id: str | None, **kw: Any) -> AuditRecord:
+    return AuditRecord(policy=policy.name, level=policy.level, runner=runner.name,
+                       weaker=bool(getattr(runner, "weaker", False)), step_id=step_id, **kw)
+
+
+async def run_command(run: str | list[str], *, policy: Policy, runner: Runner,
+                      env: Mapping[str, str] | None, cwd: Path, stdin: str | None,
+                      timeout: float | None, step_id: str | None) -> CommandOutcome:
+    """Run one `run:` command. Raises PolicyViolation (nothing started), StepTimeout, or
+    CommandFailed; each error carries the audit record as ``error.audit``."""
+    try:
+        check_command(policy, run, cwd=cwd, step=step_id)
+    except PolicyViolation as exc:
+        exc.audit = _audit(policy, runner, step_id, decision="denied",  # type: ignore[attr-defined]
+                           rule=exc.context.get("rule"))
+        raise
+    before = _snapshot(policy.write_paths)
+    started = time.monotonic()
+    result = await runner.run(_argv(run), env=env, cwd=str(cwd),
+                              stdin=None if stdin is None else stdin.encode(), timeout=timeout)
+    after = _snapshot(policy.write_paths)
+    written = sorted(p for p, sig in after.items() if before.get(p) != sig)
+    result = replace(result, files_written=written)
+    audit = _audit(policy, runner, step_id, decision="allowed",
+                   duration_s=time.monotonic() - started, exit_code=result.exit_code,
+                   max_rss_kb=result.max_rss_kb, killed_by=result.killed_by)
+    _raise_for(result, audit, run, step_id, policy)
+    return CommandOutcome(result, audit)
+
+
+def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
+               step_id: str | None, policy: Policy) -> None:
+    shown = run if isinstance(run, str) else " ".join(run)
+    error: Exception | None = None
+    if result.timed_out:
+        error = StepTimeout(
+            f"command {shown!r} ran past its time limit and was killed",
+            hint=f"max_execution_time of policy {policy.name!r} or the step timeout",
+            step=step_id)
+    elif result.exit_code != 0:
+        tail = result.stderr[-STDERR_TAIL:].strip()
+        why = (f"killed for exceeding {result.killed_by}" if result.killed_by
+               else f"exited with code {result.exit_code}")
+        error = CommandFailed(f"command {shown!r} {why}" + (f": {tail}" if tail else ""),
+                              step=step_id, exit_code=result.exit_code)
+    if error is not None:
+        error.audit = audit  # type: ignore[attr-defined]
+        error.result = result  # type: ignore[attr-defined]
+        raise error

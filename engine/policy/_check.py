@@ -1,0 +1,182 @@
+"""Argument validation for tool calls and commands (pure: reads the filesystem only to resolve
+symlinks). Every violation is a PolicyViolation with `rule` and `value` in its context.
+
+Which tool arguments are paths (the heuristic, documented in docs/security.md):
+- a string under a key whose name contains path, file, dir, directory, folder, root, source,
+  src, destination, dest, target or output (e.g. `path`, `file_path`, `src_dir`), or
+- any string value that looks like a path: starts with `/`, `./`, `../` or `~`, or contains a
+  `/` and no whitespace or `://` (URLs are not paths).
+Keys containing destination, dest, target, output or write are write paths: they must be under
+a write root. Keys containing command, cmd, script or shell are parsed as commands.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import PolicyViolation
+from engine.policy._command import CommandParseError, SimpleCommand, parse_command
+from engine.policy._resolve import MIB, Policy
+
+_PATH_KEY = re.compile(r"path|file|dir|folder|root|source|src|dest|target|output", re.I)
+_WRITE_KEY = re.compile(r"dest|target|output|write", re.I)
+_COMMAND_KEY = re.compile(r"command|cmd|script|shell", re.I)
+#: device files any command may name
+_SAFE_DEVICES = frozenset(Path(p) for p in ("/dev/null", "/dev/zero", "/dev/stdin", "/dev/stdout",
+                                            "/dev/stderr", "/dev/urandom", "/dev/random"))
+#: (rule name, pattern) searched in the raw command text at medium and above
+DANGEROUS_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("fork-bomb", re.compile(r"([\w:]+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1")),
+    ("rm-root", re.compile(r"\brm\s+(-\S+\s+)*(/|/\*|~|\$HOME|\$\{HOME\})/?(\s|;|&|\||$)")),
+    ("raw-disk-write", re.compile(r"(of=|>\s*)/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk)")),
+    ("pipe-to-shell", re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?\w*sh\b")),
+    ("chmod-root", re.compile(r"\bchmod\s+(-\S+\s+)*[0-7]*7[0-7]{2}\s+/(\s|$)")),
+)
+DANGEROUS_COMMANDS = frozenset({"mkfs", "shutdown", "reboot", "halt", "poweroff", "init"})
+
+
+def _violation(policy: Policy, rule: str, value: str, message: str, **ctx: Any) -> None:
+    raise PolicyViolation(f"policy {policy.name!r} ({policy.level}): {message}",
+                          rule=rule, value=value, policy=policy.name, **ctx)
+
+
+def _looks_like_path(value: str) -> bool:
+    if not value or len(value) > 4096 or "://" in value or "\n" in value:
+        return False
+    if value.startswith(("/", "./", "../", "~")) or value in (".", ".."):
+        return True
+    return "/" in value and not any(c.isspace() for c in value)
+
+
+def _resolve(value: str, cwd: Path) -> Path:
+    return (cwd / os.path.expanduser(value)).resolve()
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
+               **ctx: Any) -> Path:
+    """Resolve `value` (symlinks included) and confine it to the policy's roots."""
+    if "\x00" in value:
+        _violation(policy, "null-byte", value, "a path contains a NUL byte", **ctx)
+    path = _resolve(value, cwd)
+    sandboxed = policy.level in ("high", "critical")
+    confined = sandboxed or bool(policy.roots)
+    if confined and path not in _SAFE_DEVICES:
+        roots = policy.write_paths if write else policy.roots
+        if sandboxed and not write:
+            roots = (*roots, Path("/tmp"))
+        if not _inside(path, roots):
+            kind = "write" if write else "read"
+            where = ", ".join(str(r) for r in roots) or "nothing (no roots declared)"
+            _violation(policy, "filesystem", value,
+                       f"path {value!r} resolves to {path}, outside the {kind} roots ({where})",
+                       **ctx)
+    _check_extension(policy, value, path, **ctx)
+    return path
+
+
+def _check_extension(policy: Policy, value: str, path: Path, **ctx: Any) -> None:
+    allowed = policy.allowed_extensions
+    if allowed is None or path.is_dir() or path in _SAFE_DEVICES:
+        return
+    if path.suffix.lower() not in allowed:
+        _violation(policy, "allowed_extensions", value,
+                   f"{value!r} has extension {path.suffix or '(none)'!r}; allowed: "
+                   f"{', '.join(sorted(allowed))}", **ctx)
+
+
+def _check_rules(policy: Policy, text: str, kind: str, **ctx: Any) -> None:
+    for rule in policy.rules:
+        if rule.applies_to in (kind, "both") and rule.pattern.search(text):
+            _violation(policy, f"rules.{rule.name}", text,
+                       rule.message or f"{text!r} matches rule {rule.name!r} "
+                       f"({rule.pattern.pattern!r})", **ctx)
+
+
+def _blocked(policy: Policy, cmd: SimpleCommand) -> str | None:
+    for entry in policy.blocked_operations:
+        first, *rest = entry.split()
+        if os.path.basename(first) != cmd.name:
+            continue
+        it = iter(cmd.args)
+        if all(any(word == arg for arg in it) for word in rest):
+            return entry
+    return None
+
+
+def _walk(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _walk(v, str(k))
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _walk(v, key)
+
+
+def check_tool_arguments(policy: Policy, tool: str, arguments: Mapping[str, Any], *,
+                         cwd: Path | None = None) -> None:
+    """Raise PolicyViolation if a tool call's arguments break the policy (no-op at low)."""
+    if not policy.checks_arguments:
+        return
+    base = cwd or Path.cwd()
+    limit = policy.max_file_size_mb * MIB if policy.max_file_size_mb else None
+    for key, value in _walk(arguments):
+        if limit is not None and len(value) > limit:
+            _violation(policy, "max_file_size_mb", value[:80] + "...",
+                       f"argument {key!r} is {len(value)} bytes, over the "
+                       f"{policy.max_file_size_mb} MB limit", tool=tool)
+        _check_rules(policy, value, "arguments", tool=tool)
+        if key and _COMMAND_KEY.search(key):
+            check_command(policy, value, cwd=base, tool=tool)
+        elif (key and _PATH_KEY.search(key)) or _looks_like_path(value):
+            check_path(policy, value, cwd=base, tool=tool,
+                       write=bool(key and _WRITE_KEY.search(key) and policy.write_paths))
+
+
+def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
+                  **ctx: Any) -> None:
+    """Raise PolicyViolation if the command breaks the policy (no-op at low): blocked operations
+    on every command word it would run, dangerous patterns, user rules, path confinement."""
+    if not policy.checks_arguments:
+        return
+    text = argv if isinstance(argv, str) else " ".join(argv)
+    try:
+        commands = list(parse_command(argv))
+    except CommandParseError as exc:
+        _violation(policy, "unparseable", text, str(exc), **ctx)
+    _check_rules(policy, text, "command", **ctx)
+    for name, pattern in DANGEROUS_PATTERNS:
+        if pattern.search(text):
+            _violation(policy, f"dangerous.{name}", text,
+                       f"the command matches the dangerous pattern {name!r}", **ctx)
+    for cmd in commands:
+        entry = _blocked(policy, cmd)
+        if entry is not None:
+            _violation(policy, "blocked_operations", cmd.name,
+                       f"{cmd.name!r} is a blocked operation ({entry!r}) in {text!r}", **ctx)
+        if cmd.name in DANGEROUS_COMMANDS or cmd.name.startswith("mkfs."):
+            _violation(policy, "dangerous.command", cmd.name,
+                       f"{cmd.name!r} is never allowed above level low", **ctx)
+        for word in cmd.args:
+            _check_rules(policy, word, "command", **ctx)
+        for word in (*_path_args(cmd.args), *cmd.redirect_targets):
+            check_path(policy, word, cwd=Path(cwd), **ctx)
+
+
+def _path_args(args: Sequence[str]) -> Iterator[str]:
+    for arg in args:
+        if arg.startswith("-"):
+            _, eq, rest = arg.partition("=")
+            if eq and _looks_like_path(rest):
+                yield rest
+        elif _looks_like_path(arg):
+            yield arg

@@ -1,0 +1,141 @@
+"""The three runners: PlainRunner (low), LimitedRunner (medium), BwrapRunner (high, critical)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from engine.policy import Policy
+from engine.sandbox._bwrap import bwrap_argv
+from engine.sandbox._process import new_token, run_prepared
+from engine.sandbox.base import CommandResult, PreparedCommand
+from engine.sandbox.env import minimal_env
+
+MIB = 1024 * 1024
+
+
+class _Runner:
+    """Shared behaviour: allowlisted env, wall clock = min(timeout, max_execution_time)."""
+
+    name = "base"
+    #: processes the runner itself adds to the step (not counted against max_processes)
+    overhead = 0
+
+    def __init__(self, policy: Policy, *, weaker: bool = False) -> None:
+        self.policy = policy
+        #: True when this runner enforces less than the policy's level asks (allow_weaker)
+        self.weaker = weaker
+
+    def __repr__(self) -> str:
+        extra = ", weaker" if self.weaker else ""
+        return f"{type(self).__name__}(policy={self.policy.name!r}{extra})"
+
+    def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The complete child environment: the minimal allowlist, the policy's `env`
+        passthrough names, then the variables the step declared (`env`)."""
+        return minimal_env(env, passthrough=self.policy.env)
+
+    def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                cwd: str | None = None) -> PreparedCommand:
+        return PreparedCommand(list(argv), self.child_env(env), cwd)
+
+    def effective_timeout(self, timeout: float | None) -> float:
+        limit = self.policy.max_execution_time
+        return limit if timeout is None else min(timeout, limit)
+
+    async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                  cwd: str | None = None, stdin: bytes | None = None,
+                  timeout: float | None = None) -> CommandResult:
+        prepared = self.prepare(argv, env=env, cwd=cwd)
+        return await run_prepared(
+            prepared, token=new_token(), stdin=stdin, timeout=self.effective_timeout(timeout),
+            max_output_bytes=self.policy.max_output_bytes,
+            max_processes=self.policy.max_processes, overhead=self.overhead)
+
+
+class PlainRunner(_Runner):
+    """low: runs the command as asked (own process group, killed at the wall clock)."""
+
+    name = "plain"
+
+
+def prlimit_path() -> str | None:
+    return shutil.which("prlimit") or next(
+        (p for p in ("/usr/bin/prlimit", "/bin/prlimit") if os.access(p, os.X_OK)), None)
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def rlimit_args(policy: Policy, prlimit: str = "prlimit") -> list[str]:
+    """`prlimit ... --` applying the policy's rlimits to the command it executes.
+
+    RLIMIT_NPROC counts every process of the real uid, so for a non-root user it is set to the
+    user's current process count plus max_processes; for uid 0 the kernel ignores it and the
+    process watchdog enforces max_processes instead."""
+    p = policy
+    args = [prlimit, "--core=0"]
+    args.append(f"--cpu={math.ceil(p.max_execution_time) + 1}")
+    if p.max_memory_mb:
+        args.append(f"--as={p.max_memory_mb * MIB}")
+    if p.max_file_size_mb:
+        args.append(f"--fsize={p.max_file_size_mb * MIB}")
+    if p.max_processes:
+        base = 0 if os.getuid() == 0 else _user_process_count()
+        args.append(f"--nproc={base + p.max_processes}")
+    return [*args, "--"]
+
+
+class LimitedRunner(_Runner):
+    """medium: rlimits (address space, CPU, file size, processes) through `prlimit`, an
+    allowlisted environment and its own session; no namespaces."""
+
+    name = "limited"
+
+    def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                cwd: str | None = None) -> PreparedCommand:
+        prlimit = prlimit_path() or "prlimit"
+        return PreparedCommand([*rlimit_args(self.policy, prlimit), *argv],
+                               self.child_env(env), cwd)
+
+
+class BwrapRunner(_Runner):
+    """high / critical: bubblewrap with every namespace unshared, a non-root uid inside, all
+    capabilities dropped, read-only system dirs and only the policy's paths bound."""
+
+    name = "bwrap"
+    overhead = 2  # the outer bwrap and the namespace's init
+
+    def __init__(self, policy: Policy, *, bwrap: str, weaker: bool = False) -> None:
+        super().__init__(policy, weaker=weaker)
+        self.bwrap = bwrap
+
+    def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        child = super().child_env(env)
+        child.setdefault("HOME", "/tmp")
+        if not Path(child["HOME"]).is_relative_to("/tmp") and not any(
+                Path(child["HOME"]).is_relative_to(r) for r in self.policy.roots):
+            child["HOME"] = "/tmp"
+        child["TMPDIR"] = "/tmp"
+        return child
+
+    def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                cwd: str | None = None) -> PreparedCommand:
+        child = self.child_env(env)
+        inner = [*rlimit_args(self.policy), *argv]
+        full = bwrap_argv(self.bwrap, self.policy, inner, env=child,
+                          cwd=Path(cwd) if cwd else None)
+        return PreparedCommand(full, child, None)

@@ -1,0 +1,141 @@
+"""Secrets: load them, and keep them out of every output.
+
+:class:`Redactor` replaces each secret value, and its base64 (standard and URL-safe, with and
+without padding), URL-encoded and JSON-escaped forms, with ``***``. Values shorter than
+:data:`MIN_SECRET_LENGTH` (4) characters are not redacted: replacing every "a" or "42" in the
+output would destroy it while hiding nothing worth hiding.
+
+:func:`load_secrets` reads the declared names from the environment, then from an optional
+``.env`` file next to the workflow (a small parser: ``KEY=value``, ``export KEY=value``,
+single/double quotes, ``#`` comments; no variable expansion). The environment wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "Redactor", "load_secrets",
+           "parse_dotenv")
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+#: provider key variables whose values are always redacted when set
+PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
+                 "AZURE_OPENAI_API_KEY")
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _unquote(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1]
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)),
+                      raw[1:-1])
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """`KEY=value` lines of a .env file (comments and blank lines ignored)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match:
+            out[match.group(1)] = _unquote(match.group(2))
+    return out
+
+
+def load_secrets(names: Iterable[str], *, env: Mapping[str, str] | None = None,
+                 dotenv_path: Path | None = None) -> dict[str, str]:
+    """The value of every declared secret; ConfigError naming the first missing one."""
+    source = os.environ if env is None else env
+    dotenv: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        dotenv = parse_dotenv(dotenv_path.read_text(encoding="utf-8"))
+    values: dict[str, str] = {}
+    for name in names:
+        value = source.get(name) or dotenv.get(name)
+        if not value:
+            where = f" or in {dotenv_path.name}" if dotenv_path is not None else ""
+            raise ConfigError(f"secret {name} is declared in `secrets:` but is not set in the "
+                              f"environment{where}",
+                              hint=f"export {name}=... or add it to a .env file next to the "
+                                   "workflow", secret=name)
+        values[name] = value
+    return values
+
+
+def _forms(secret: str) -> set[str]:
+    raw = secret.encode()
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+             json.dumps(secret)[1:-1]}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms |= {text, text.rstrip("=")}
+    # base64 of the secret embedded at offsets 1 and 2 of a longer string (e.g. "user:key")
+    for shift in (1, 2):
+        chunk = base64.b64encode(b"\0" * shift + raw).decode()
+        start = (shift * 4 + 2) // 3 + 1
+        tail = len(chunk.rstrip("=")) - 2
+        if tail - start >= MIN_SECRET_LENGTH:
+            forms.add(chunk[start:tail])
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+class Redactor:
+    """Replaces secrets (and their encoded forms) with ``***`` in text and nested objects."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        for secret in secrets:
+            if secret and len(secret) >= MIN_SECRET_LENGTH:
+                self._forms |= _forms(secret)
+        ordered = sorted(self._forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def from_env(cls, names: Iterable[str] = (), *,
+                 env: Mapping[str, str] | None = None) -> Redactor:
+        """A redactor for the named variables plus every provider key that is set."""
+        source = os.environ if env is None else env
+        return cls(source[n] for n in (*names, *PROVIDER_KEYS) if source.get(n))
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def redact(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def redact_obj(self, obj: Any) -> Any:
+        """A copy of `obj` (dicts, lists, tuples, strings; keys too) with secrets masked."""
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, Mapping):
+            return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            items = [self.redact_obj(v) for v in obj]
+            return items if isinstance(obj, list) else tuple(items)
+        if isinstance(obj, bytes):
+            return self.redact(obj.decode(errors="replace")).encode()
+        return obj
+
+    def redact_exception(self, exc: BaseException) -> str:
+        """The text of an exception (SDK errors echo server bodies) with secrets masked."""
+        return self.redact(f"{type(exc).__name__}: {exc}")
