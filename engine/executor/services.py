@@ -45,7 +45,8 @@ class Services:
         spec = self.workflow.spec
         self.secrets = load_secrets(spec.secrets, env=self.environ,
                                     dotenv_path=self.workflow.base_dir / ".env")
-        self.redactor = Redactor(self.secrets.values())
+        self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
+        self.redactor.add(*self.secrets.values())
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()
@@ -83,7 +84,7 @@ class Services:
                     if compiled is not None and not compiled.is_literal else provider
                 secret_key = specs[name].api_key
                 if secret_key:
-                    self.redactor = self.redactor.with_values([secret_key])
+                    self.redactor.add(secret_key)
             self._providers = ProviderRegistry.from_specs(
                 specs, env=self.environ, pricing=self.workflow.spec.pricing)
         return self._providers
@@ -160,7 +161,7 @@ class Services:
     # ------------------------------------------------------------ records
 
     def redact(self, value: Any) -> Any:
-        return self.redactor.redact_obj(value)
+        return self.redactor.redact_obj(value) if self.redactor else value
 
     def step_record(self, rc: RunContext, result: StepResult) -> StepRecord:
         from engine.state import StepRecord

@@ -99,11 +99,18 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     cost = 0.0
     limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
 
+    counts: list[int] = []
+
     async def one(index: int, item: Any) -> None:
         nonlocal cost
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
-            outcome = await _once(rc, step_id, ctx, attempts)
+            mine = _Attempts(rc, step_id)
+            try:
+                outcome = await _once(rc, step_id, ctx, mine)
+            finally:
+                counts.append(mine.count)
+                attempts.count = max(counts)
         results[index] = outcome.output
         rendered[index] = outcome.rendered
         audit.extend(outcome.audit)

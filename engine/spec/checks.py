@@ -175,7 +175,8 @@ class Checker:
                        "paths are relative to this workflow file", code="file")
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
-        for name, value in _mapping(self.data.get("outputs")).items():
+        outputs = self.data.get("outputs")
+        for name, value in (outputs.items() if isinstance(outputs, dict) else ()):
             compiled = self.compile(value, ("outputs", name))
             if compiled is None:
                 continue

@@ -1,0 +1,51 @@
+"""`workflow:` steps: run another workflow file with its own inputs; its outputs become this
+step's output. Recursion is refused."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import StepError
+
+if TYPE_CHECKING:
+    from engine.executor.context import RunContext
+    from engine.executor.handlers import Attempt, Outcome
+    from engine.spec.models import AnyStep
+
+MAX_DEPTH = 8
+
+
+async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str, Any],
+                 attempt: Attempt) -> Outcome:
+    from engine.executor.handlers import Outcome
+    from engine.executor.run import run_workflow
+    from engine.spec.loader import load
+
+    target = (rc.workflow.base_dir / str(getattr(step, "workflow", ""))).resolve()
+    stack = (*rc.options.stack, str(rc.workflow.path.resolve()))
+    if str(target) in stack:
+        chain = " -> ".join([*stack, str(target)])
+        raise StepError(f"sub-workflow recursion: {chain}", step=step_id,
+                        hint="a workflow cannot call itself, directly or through others")
+    if len(stack) >= MAX_DEPTH:
+        raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH}", step=step_id)
+    child = load(target)
+    options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
+                      run_id=None, services=None, from_text=frozenset(), listeners=[])
+
+    async def once() -> Any:
+        return await run_workflow(child, rendered.get("with") or {}, **_fields(options))
+
+    result = await attempt(once)
+    if not result.ok:
+        message = (result.error or {}).get("message", result.status)
+        raise StepError(f"sub-workflow {child.name} {result.status}: {message}", step=step_id,
+                        run=result.run_id)
+    return Outcome(output=result.outputs, usage=result.usage, cost=result.cost)
+
+
+def _fields(options: Any) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(options, f.name) for f in fields(options)}

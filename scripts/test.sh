@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotent), then lint, types, schema, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing bubblewrap (the sandbox of levels high and critical)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+# Third-party MCP servers live in their own venv: they may pin another mcp version.
+if [ ! -x .venv-mcp-tools/bin/mcp-server-time ]; then
+  python3 -m venv .venv-mcp-tools
+  .venv-mcp-tools/bin/python -m pip install -q mcp-server-time mcp-server-git
+fi
+export PLAIT_TEST_MCP_BIN="$PWD/.venv-mcp-tools/bin"
+
+.venv/bin/ruff check engine runners tests bench
+.venv/bin/mypy
+.venv/bin/python -m runners.cli.main schema | diff -u schemas/workflow.schema.json - \
+  || { echo "schemas/workflow.schema.json is stale: run 'plait schema > schemas/workflow.schema.json'"; exit 1; }
+.venv/bin/python -m pytest -q "$@"
