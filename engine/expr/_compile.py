@@ -102,8 +102,11 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
-            if self.builds_container:
-                lim.estimate_len(value)  # also raises for an undefined hidden inside
+            if isinstance(value, Mapping | list | tuple):
+                # a literal or a filter may have put an undefined inside (e.g. a
+                # map(attribute=...) that hit a missing or unsafe attribute)
+                if self.builds_container:
+                    lim.estimate_len(value)
                 _no_undefined(value)
             elif isinstance(value, str):
                 lim.check_size(len(value), "the result")
