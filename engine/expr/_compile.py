@@ -281,17 +281,18 @@ class _Acc:
 def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
     spans, errors = scan(text)
     for error in errors:
-        hint = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
-                if "'}}'" in error.message else "check the brackets and quotes")
-        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, hint))
+        fix = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
+               if "'}}'" in error.message else "check the brackets and quotes")
+        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, fix))
     if not spans:
         return _Literal(text)
     exprs: list[_Expr | None] = []
     for span in spans:
         found = parse(_ENV, span.source)
         text_of = text[span.start:span.end]
+        shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
         for message, hint in found.problems:
-            acc.issues.append(ExprSyntaxIssue(f"{message} in {text_of}", path, span.start, hint))
+            acc.issues.append(ExprSyntaxIssue(f"{message} in {shown}", path, span.start, hint))
         acc.refs |= found.refs
         acc.names |= found.names
         ok = found.expr is not None and not found.problems
