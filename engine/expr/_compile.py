@@ -102,8 +102,11 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
-            if self.builds_container:
-                lim.estimate_len(value)  # also raises for an undefined hidden inside
+            if isinstance(value, Mapping | list | tuple):
+                # a literal or a filter may have put an undefined inside (e.g. a
+                # map(attribute=...) that hit a missing or unsafe attribute)
+                if self.builds_container:
+                    lim.estimate_len(value)
                 _no_undefined(value)
             elif isinstance(value, str):
                 lim.check_size(len(value), "the result")
@@ -278,17 +281,18 @@ class _Acc:
 def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
     spans, errors = scan(text)
     for error in errors:
-        hint = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
-                if "'}}'" in error.message else "check the brackets and quotes")
-        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, hint))
+        fix = ("an expression ends with '}}', e.g. ${{ inputs.name }}"
+               if "'}}'" in error.message else "check the brackets and quotes")
+        acc.issues.append(ExprSyntaxIssue(error.message, path, error.offset, fix))
     if not spans:
         return _Literal(text)
     exprs: list[_Expr | None] = []
     for span in spans:
         found = parse(_ENV, span.source)
         text_of = text[span.start:span.end]
+        shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
         for message, hint in found.problems:
-            acc.issues.append(ExprSyntaxIssue(f"{message} in {text_of}", path, span.start, hint))
+            acc.issues.append(ExprSyntaxIssue(f"{message} in {shown}", path, span.start, hint))
         acc.refs |= found.refs
         acc.names |= found.names
         ok = found.expr is not None and not found.problems

@@ -1,0 +1,236 @@
+"""Hostile expressions: each one really tries, and gets a clean error without running anything."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import ExpressionError
+from engine.expr import ExprSyntaxErrors, compile_value
+from engine.expr._compile import _ENV
+
+
+class Gadget:
+    """An object with the usual escape hatches: a module-level function, an __init__."""
+
+    def __init__(self) -> None:
+        self.name = "gadget"
+
+    def hello(self) -> str:
+        return "hi"
+
+
+def module_function() -> None:
+    """Its __globals__ holds `os`: the classic way out of a template sandbox."""
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    return tmp_path / "pwned"
+
+
+@pytest.fixture
+def ctx(marker: Path) -> dict[str, Any]:
+    return {"inputs": {"tags": ["a", "b"], "cmd": f"touch {marker}", "d": {"k": 1}},
+            "item": Gadget(), "index": module_function, "steps": {}, "env": {},
+            "secrets": {}, "run": {"id": "r"}}
+
+
+def render(value: str, ctx: dict[str, Any]) -> Any:
+    return compile_value(value).render(ctx)
+
+
+def fails_cleanly(value: str, ctx: dict[str, Any], marker: Path) -> ExpressionError:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError) as info:
+        render(value, ctx)
+    assert time.monotonic() - started < 2, "a hostile expression was not stopped quickly"
+    assert not marker.exists(), "a hostile expression executed a command"
+    return info.value
+
+
+UNSAFE_AT_RUNTIME = [
+    "${{ item.__class__ }}",
+    "${{ item.__class__.__mro__ }}",
+    "${{ item.__init__.__globals__ }}",
+    "${{ item.__init__.__globals__.os.system(inputs.cmd) }}",
+    "${{ item.hello.__func__ }}",
+    "${{ item.hello.__globals__['os'].system(inputs.cmd) }}",
+    "${{ index.__globals__ }}",
+    "${{ index.__globals__.os.system(inputs.cmd) }}",
+    "${{ index.__code__ }}",
+    "${{ index.__builtins__ }}",
+    "${{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "${{ [].__class__.__base__.__subclasses__() }}",
+    "${{ inputs.__class__ }}",
+    "${{ range.__globals__ }}",
+    "${{ range.__module__ }}",
+    "${{ item['__class__'] }}",
+    "${{ index['__globals__'] }}",
+    "${{ item | attr('__class__') }}",
+    "${{ (index | attr('__globals__'))['os'] }}",
+    "${{ inputs.tags | map(attribute='__class__') | list }}",
+    "${{ [item] | map(attribute='__init__') | list }}",
+    "${{ [item, item] | sort(attribute='__class__') }}",
+    "${{ [item] | selectattr('__class__') | list }}",
+    "${{ (inputs.tags | map('upper')).gi_frame }}",
+    "${{ (inputs.tags | map('upper')).gi_code }}",
+    "${{ '{0.__class__}'.format(item) }}",
+    "${{ '{0.__init__.__globals__[os]}'.format(item) }}",
+    "${{ '{0.__globals__}'.format(index) }}",
+    "${{ '{x.__class__}'.format_map({'x': item}) }}",
+    "${{ inputs.tags.append('c') }}",
+    "${{ inputs.tags.pop() }}",
+    "${{ inputs.d.update({'k': 2}) }}",
+    "${{ inputs.d.clear() }}",
+    "${{ inputs.d.setdefault('z', 1) }}",
+]
+
+
+@pytest.mark.parametrize("value", UNSAFE_AT_RUNTIME)
+def test_unsafe_access_is_blocked_at_runtime(value: str, ctx: dict[str, Any],
+                                             marker: Path) -> None:
+    error = fails_cleanly(value, ctx, marker)
+    assert value in error.message
+    assert ctx["inputs"] == {"tags": ["a", "b"], "cmd": f"touch {marker}", "d": {"k": 1}}
+
+
+REJECTED_AT_COMPILE = [
+    "${{ __import__('os').system('true') }}",
+    "${{ lipsum.__globals__ }}",
+    "${{ lipsum.__globals__.os.popen('id').read() }}",
+    "${{ cycler.__init__.__globals__.os }}",
+    "${{ joiner.__init__.__globals__.os }}",
+    "${{ namespace.__init__.__globals__.os }}",
+    "${{ self }}",
+    "${{ self._TemplateReference__context }}",
+    "${{ config }}",
+    "${{ config.items() }}",
+    "${{ request.application.__globals__ }}",
+    "${{ dict(a=1) }}",
+    "${{ os.system('true') }}",
+    "${{ open('/etc/passwd').read() }}",
+    "${{ eval('1') }}",
+    "${{ __builtins__ }}",
+]
+
+
+@pytest.mark.parametrize("value", REJECTED_AT_COMPILE)
+def test_names_outside_the_context_are_syntax_issues(value: str) -> None:
+    with pytest.raises(ExprSyntaxErrors) as info:
+        compile_value(value)
+    assert any("unknown name" in issue.message for issue in info.value.issues)
+
+
+def test_environment_has_only_the_range_global() -> None:
+    assert set(_ENV.globals) == {"range"}
+    assert _ENV.sandboxed
+    for name in ("lipsum", "cycler", "joiner", "namespace", "dict"):
+        assert name not in _ENV.globals
+
+
+def test_rendering_unknown_names_fails_even_if_the_compiler_were_bypassed() -> None:
+    """Defence in depth: the environment itself knows no lipsum/cycler/self/config."""
+    for source in ("lipsum", "cycler", "config", "request"):
+        template = _ENV.from_string("{{ " + source + " }}")
+        with pytest.raises(Exception, match="undefined"):
+            template.render()
+
+
+LIMITS = [
+    ("${{ 'a' * 10**9 }}", "too large"),
+    ("${{ 10**9 * 'a' }}", "too large"),
+    ("${{ ['a'] * 10**9 }}", "too large"),
+    ("${{ 10 ** (10 ** 10) }}", "bits"),
+    ("${{ 2 ** 100000 }}", "bits"),
+    ("${{ (2 ** 4000) * (2 ** 4000) }}", "bits"),
+    ("${{ 10.0 ** 1000 }}", "too large"),
+    ("${{ range(10**9) }}", "too large"),
+    ("${{ range(200000) | list }}", "items"),
+    ("${{ range(0, 10**6 * 10**3, 1) | list }}", "too large"),
+    ("${{ '%999999999d' % 1 }}", "format width"),
+    ("${{ '%*d' % (999999999, 1) }}", "'*' widths"),
+    ("${{ '%999999999s' | format(1) }}", "format width"),
+    ("${{ '{:999999999}'.format(1) }}", "format width"),
+    ("${{ '{:{w}}'.format(1, w=5) }}", "nested replacement"),
+    ("${{ 'x' | center(10**9) }}", "larger than the limit"),
+    ("${{ 'x'.ljust(10**9) }}", "larger than the limit"),
+    ("${{ 'x'.zfill(10**9) }}", "larger than the limit"),
+    ("${{ ('a' * 1000000) | replace('a', 'aaa') }}", "replaced string"),
+    ("${{ ('a' * 1000000).replace('a', 'aa') }}", "replaced string"),
+    ("${{ ('\t' * 1000000).expandtabs(64) }}", "expandtabs"),
+    ("${{ ('x\n' * 500000) | indent(100) }}", "indent"),
+    ("${{ ('a' * 1000000) ~ ('a' * 1000000) }}", "concatenation"),
+    ("${{ ('a' * 1000000) + ('a' * 1000000) }}", "concatenation"),
+    ("${{ (['a' * 1000000] * 1000) | join }}", "larger than the limit"),
+    ("${{ (['a' * 1000000] * 1000) | tojson }}", "larger than the limit"),
+    ("${{ (['a' * 1000000] * 1000) | string }}", "larger than the limit"),
+    ("${{ ','.join(['a' * 1000000] * 1000) }}", "larger than the limit"),
+    ("${{ '%s' % [('a' * 1000000)] * 3 }}", "too large"),
+    ("${{ '{}{}'.format('a' * 1000000, 'a' * 1000000) }}", "larger than the limit"),
+    ("${{ [1] | slice(10**6) | list }}", "items"),
+    ("${{ [1] | batch(10**6) | list }}", "items"),
+    ("x ${{ 'a' * 1000000 }} ${{ 'b' * 1000000 }}", "larger than"),
+    ("${{ ['a' * 1000000] * 1000 }}", "larger than the limit"),
+]
+
+
+@pytest.mark.parametrize(("value", "needle"), LIMITS)
+def test_size_limits_fail_fast(value: str, needle: str, ctx: dict[str, Any],
+                               marker: Path) -> None:
+    error = fails_cleanly(value, ctx, marker)
+    assert needle in str(error)
+
+
+def test_deeply_nested_data_is_refused_when_serialised(ctx: dict[str, Any],
+                                                       marker: Path) -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    ctx["inputs"]["deep"] = deep
+    fails_cleanly("${{ inputs.deep | tojson }}", ctx, marker)
+    fails_cleanly("text ${{ inputs.deep }}", ctx, marker)
+    # passing it through whole, unserialised, is fine: it is only a reference
+    assert render("${{ inputs.deep }}", ctx) is deep
+
+
+@pytest.mark.parametrize("value", [
+    "${{ " + "(" * 300 + "1" + ")" * 300 + " }}",
+    "${{ " + "[" * 300 + "]" * 300 + " }}",
+    "${{ " + "not " * 2000 + "1 }}",
+    "${{ " + "-" * 3000 + "1 }}",
+    "${{ inputs.tags" + " | first" * 200 + " }}",
+    "${{ " + " + ".join(["1"] * 2000) + " }}",
+    "${{ " + "1 + " * 5000 + "1 }}",
+])
+def test_deep_nesting_is_a_syntax_issue(value: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExprSyntaxErrors) as info:
+        compile_value(value)
+    assert time.monotonic() - started < 2
+    assert any("deep" in i.message or "long" in i.message for i in info.value.issues)
+
+
+def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
+    assert render("${{ 'ab' * 3 }}", ctx) == "ababab"
+    assert render("${{ 2 ** 64 }}", ctx) == 2**64
+    assert render("${{ '%05d' % 42 }}", ctx) == "00042"
+    assert render("${{ '{:>6}'.format('ab') }}", ctx) == "    ab"
+    assert render("${{ 'a-b' | replace('-', '+') }}", ctx) == "a+b"
+    assert render("${{ range(1000) | list | length }}", ctx) == 1000
+    assert render("${{ 'x' | center(5) }}", ctx) == "  x  "
+    assert render("${{ [1, 2, 3, 4] | batch(2) | list }}", ctx) == [[1, 2], [3, 4]]
+    assert len(render("${{ 'a' * 1000000 }}", ctx)) == 1_000_000
+
+
+def test_no_process_or_file_effects(ctx: dict[str, Any], marker: Path) -> None:
+    """A sweep over every hostile payload leaves no trace on disk."""
+    for value in UNSAFE_AT_RUNTIME:
+        with pytest.raises(ExpressionError):
+            render(value, ctx)
+    assert not marker.exists()
+    assert os.path.isdir(marker.parent)
