@@ -11,7 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from tests.providers.servers import anthropic_server, openai_server
+from tests.providers.servers import anthropic_server, google_server, openai_server
 from tests.providers.servers.common import Script
 
 
@@ -25,6 +25,7 @@ class Servers:
     url: str
     openai: Script
     anthropic: Script
+    google: Script
 
 
 def _free_port() -> int:
@@ -36,7 +37,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     app = Starlette(routes=[Mount("/openai", app=openai_server.app),
-                           Mount("/anthropic", app=anthropic_server.app)])
+                           Mount("/anthropic", app=anthropic_server.app),
+                           Mount("/google", app=google_server.app)])
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="off", backlog=2048, timeout_keep_alive=30)
@@ -47,13 +49,14 @@ def servers() -> Iterator[Servers]:
     while not server.started:
         assert time.monotonic() < deadline, "the fake vendor server did not start"
         time.sleep(0.01)
-    yield Servers(f"http://127.0.0.1:{port}", openai_server.SCRIPT, anthropic_server.SCRIPT)
+    yield Servers(f"http://127.0.0.1:{port}", openai_server.SCRIPT, anthropic_server.SCRIPT,
+                  google_server.SCRIPT)
     server.should_exit = True
     thread.join(timeout=5)
 
 
 @pytest.fixture
 def srv(servers: Servers) -> Servers:
-    for script in (servers.openai, servers.anthropic):
+    for script in (servers.openai, servers.anthropic, servers.google):
         script.reset()
     return servers
