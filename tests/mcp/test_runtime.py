@@ -42,7 +42,7 @@ async def test_image_and_resource_and_prompt(tmp_path: Path) -> None:
 
 async def test_is_error_becomes_tool_error_with_server_text(tmp_path: Path) -> None:
     async with runtime(tmp_path) as mcp:
-        with pytest.raises(ToolError, match="demo.fail") as info:
+        with pytest.raises(ToolError, match=r"demo\.fail") as info:
             await mcp.call_tool("demo", "fail", {"reason": "disk on fire"}, step_id="s1")
         assert info.value.context["step"] == "s1"
         assert info.value.context["tool"] == "fail"
