@@ -1,0 +1,120 @@
+"""Turn an MCPServerSpec into something the SDK's `Client` connects to.
+
+stdio servers are launched with an allowlisted environment (never the parent's whole one),
+through the sandbox runner seam when one is given, and their stderr goes to a temporary file
+whose tail is kept for error messages (never to the terminal).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from engine.errors import ToolError
+from engine.sandbox.base import Runner
+from engine.sandbox.env import minimal_env
+from engine.spec.models import MCPServerSpec
+
+STDERR_TAIL_CHARS = 2000
+
+
+@dataclass
+class StderrLog:
+    """A server's stderr, captured to a temporary file; `tail()` gives its last characters."""
+
+    file: IO[str] = field(default_factory=lambda: tempfile.TemporaryFile(  # noqa: SIM115
+        mode="w+", encoding="utf-8", errors="replace"))
+
+    def tail(self, chars: int = STDERR_TAIL_CHARS) -> str:
+        try:
+            self.file.flush()
+            size = self.file.seek(0, os.SEEK_END)
+            self.file.seek(max(0, size - chars * 4))
+            text = self.file.read()
+        except (OSError, ValueError):
+            return ""
+        return text[-chars:].strip()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def transport_kind(spec: MCPServerSpec) -> str:
+    if spec.transport is not None:
+        return spec.transport
+    return "stdio" if spec.command is not None else "streamable-http"
+
+
+def _resolve_command(name: str, spec: MCPServerSpec, command: str, env: dict[str, str],
+                     cwd: str) -> str:
+    if os.sep in command:
+        path = Path(cwd, command)
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    else:
+        found = shutil.which(command, path=env.get("PATH", os.defpath))
+        if found:
+            return found
+    raise ToolError(
+        f"MCP server '{name}': command {command!r} was not found or is not executable",
+        hint="install it, give its full path in `command:`, or put its directory on PATH",
+        server=name)
+
+
+def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runner | None,
+                 errlog: StderrLog) -> Any:
+    """The SDK transport for a stdio server (spawned when entered)."""
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    assert spec.command is not None
+    cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
+    env = minimal_env(spec.env)
+    command = _resolve_command(name, spec, spec.command, env, cwd)
+    argv = [command, *spec.args]
+    if runner is not None:
+        prepared = runner.prepare(argv, env=env, cwd=cwd)
+        argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
+    return stdio_client(params, errlog=errlog.file)
+
+
+def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:
+    """The SDK transport for a remote server (streamable HTTP or SSE)."""
+    assert spec.url is not None
+    if transport_kind(spec) == "sse":
+        from mcp.client.sse import sse_client
+
+        return sse_client(spec.url, headers=dict(spec.headers) or None, timeout=timeout_s)
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    client = create_mcp_http_client(headers=dict(spec.headers) or None,
+                                    timeout=httpx2.Timeout(timeout_s, read=300.0))
+    return _OwnedHTTP(client, streamable_http_client(spec.url, http_client=client))
+
+
+class _OwnedHTTP:
+    """A streamable HTTP transport that also closes the httpx client it was given."""
+
+    def __init__(self, client: Any, transport: Any) -> None:
+        self._client = client
+        self._transport = transport
+
+    async def __aenter__(self) -> Any:
+        await self._client.__aenter__()
+        try:
+            return await self._transport.__aenter__()
+        except BaseException:
+            await self._client.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self._transport.__aexit__(*exc)
+        finally:
+            await self._client.__aexit__(None, None, None)

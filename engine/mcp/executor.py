@@ -1,0 +1,217 @@
+"""ToolExecutor: calls `server.tool` with checked arguments, limits, timeouts and stats.
+
+Before a call: the tool must exist and be exposed (did-you-mean otherwise), must not be a
+flagged rug pull under a strict policy, its arguments must match its input schema, and the
+optional `validator` hook (policy argument checks) must accept them. Then the per-tool rate
+limit and timeout apply. A server that crashes mid-call is restarted on next use; the call is
+re-run once when the tool is read-only or idempotent, never when it may have side effects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from engine.errors import PlaitError, ToolError
+from engine.mcp.pool import MCPConnectionManager
+from engine.mcp.registry import ToolInfo, ToolRegistry
+from engine.mcp.results import ToolResult, normalise
+
+Validator = Callable[[str, Mapping[str, Any]], None]
+RATE_WINDOW_S = 60.0
+#: grace on top of the SDK's own read timeout before the call is abandoned outright
+TIMEOUT_GRACE_S = 1.0
+
+
+class RateLimiter:
+    """At most `per_minute` acquisitions in any 60 s window; waits for a slot."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._times: deque[float] = deque()
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = anyio.current_time()
+            while self._times and now - self._times[0] >= RATE_WINDOW_S:
+                self._times.popleft()
+            if len(self._times) >= self.per_minute:
+                await anyio.sleep(RATE_WINDOW_S - (now - self._times[0]))
+                self._times.popleft()
+            self._times.append(anyio.current_time())
+
+
+@dataclass
+class ToolStats:
+    calls: int = 0
+    errors: int = 0
+    retries: int = 0
+    total_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        mean = self.total_s / self.calls * 1000 if self.calls else None
+        return {"calls": self.calls, "errors": self.errors, "retries": self.retries,
+                "mean_ms": mean}
+
+
+class _Crashed(Exception):
+    """The connection closed under an in-flight call."""
+
+
+class ToolExecutor:
+    """Runs tool calls, resource reads and prompt gets through the pool."""
+
+    def __init__(self, registry: ToolRegistry, *, validator: Validator | None = None) -> None:
+        self.registry = registry
+        self.pool: MCPConnectionManager = registry.pool
+        self.validator = validator
+        self._limiters: dict[str, RateLimiter] = {}
+        self._stats: dict[str, ToolStats] = {}
+
+    async def call(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None, *,
+                   timeout: float | None = None, step_id: str | None = None) -> ToolResult:
+        """Call `server.tool`. Raises ToolError (tool failed, bad arguments, unknown tool,
+        timeout, crash) or PolicyViolation (refused before the call)."""
+        try:
+            return await self._call(server, tool, dict(arguments or {}), timeout)
+        except PlaitError as exc:
+            exc.context.setdefault("server", server)
+            exc.context.setdefault("tool", tool)
+            if step_id is not None:
+                exc.context.setdefault("step", step_id)
+            raise
+
+    async def _call(self, server: str, tool: str, args: dict[str, Any],
+                    timeout: float | None) -> ToolResult:
+        info = await self.registry.get(server, tool)
+        self.registry.validate_arguments(info, args)
+        if self.validator is not None:
+            self.validator(info.qualified_name, args)
+        if info.rate_limit is not None:
+            limiter = self._limiters.setdefault(info.qualified_name,
+                                                RateLimiter(info.rate_limit))
+            await limiter.acquire()
+        limit = timeout or info.timeout or self._server_timeout(server)
+        stats = self._stats.setdefault(info.qualified_name, ToolStats())
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            try:
+                raw = await self._once(info, args, limit)
+            except _Crashed as crash:
+                self._finish(info, stats, started, ok=False)
+                if attempt == 1 and info.read_only:
+                    stats.retries += 1
+                    continue
+                raise self._crash_error(info, str(crash), attempt) from None
+            except ToolError:
+                self._finish(info, stats, started, ok=False)
+                raise
+            result = normalise(server, tool, raw, time.perf_counter() - started)
+            self._finish(info, stats, started, ok=not result.is_error)
+            if result.is_error:
+                raise ToolError(f"tool '{info.qualified_name}' failed: "
+                                f"{result.text or '(no message)'}", server=server, tool=tool)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _server_timeout(self, server: str) -> float:
+        spec = self.pool.manager.spec(server)
+        return spec.timeout if spec.timeout is not None else \
+            self.pool.manager.settings.call_timeout_s
+
+    def _finish(self, info: ToolInfo, stats: ToolStats, started: float, *, ok: bool) -> None:
+        elapsed = time.perf_counter() - started
+        stats.calls += 1
+        stats.total_s += elapsed
+        if not ok:
+            stats.errors += 1
+        self.pool.record(info.server, ok=ok, duration_s=elapsed)
+
+    async def _once(self, info: ToolInfo, args: dict[str, Any], limit: float) -> Any:
+        from mcp import MCPError
+        from pydantic import ValidationError
+
+        async with self.pool.session(info.server) as client:
+            try:
+                with anyio.fail_after(limit + TIMEOUT_GRACE_S):
+                    return await client.call_tool(info.name, args, read_timeout_seconds=limit)
+            except MCPError as exc:
+                raise self._mcp_error(info, client, exc, limit) from None
+            except TimeoutError:
+                raise self._timeout_error(info, limit) from None
+            except (RuntimeError, ValidationError) as exc:
+                raise ToolError(f"tool '{info.qualified_name}' returned a malformed result: "
+                                f"{str(exc)[:500]}", hint="the server broke the MCP protocol; "
+                                "report it to the server's authors",
+                                server=info.server, tool=info.name) from None
+
+    def _mcp_error(self, info: ToolInfo, client: Any, exc: Any,
+                   limit: float) -> Exception:
+        from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+        if exc.code == CONNECTION_CLOSED:
+            self.pool.manager.mark_dead(info.server, client, "connection closed mid-call")
+            self.registry.invalidate(info.server)
+            return _Crashed("the connection closed while the call was in flight")
+        if exc.code == REQUEST_TIMEOUT:
+            return self._timeout_error(info, limit)
+        return ToolError(f"tool '{info.qualified_name}' failed: {exc}", server=info.server,
+                         tool=info.name)
+
+    def _timeout_error(self, info: ToolInfo, limit: float) -> ToolError:
+        err = ToolError(f"tool '{info.qualified_name}' did not answer within {limit:g}s",
+                        hint="raise `timeout:` of the tool (tool_metadata) or of the server, "
+                             "or MCP_SERVER_TIMEOUT", server=info.server, tool=info.name)
+        err.retryable = True
+        return err
+
+    def _crash_error(self, info: ToolInfo, reason: str, attempt: int) -> ToolError:
+        tail = self.pool.manager.stderr_tail(info.server)
+        why = ("it crashed again when re-run" if attempt == 2 else
+               "not re-run because the tool is not marked read-only or idempotent")
+        text = f"MCP server '{info.server}' went down during '{info.qualified_name}' " \
+               f"({reason}); {why}"
+        if tail:
+            text += f"; its stderr ended with:\n{tail}"
+        err = ToolError(text, hint="the server is restarted on next use", server=info.server,
+                        tool=info.name)
+        err.retryable = True
+        return err
+
+    async def read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
+        """The contents of a resource: [{uri, mimeType, text | blob}]."""
+        result = await self._request(server, "read_resource", uri)
+        return [c.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for c in result.contents]
+
+    async def get_prompt(self, server: str, name: str,
+                         arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A prompt: {description, messages: [{role, content}]}."""
+        result = await self._request(server, "get_prompt", name,
+                                     {k: str(v) for k, v in (arguments or {}).items()})
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                 include={"description", "messages"})
+
+    async def _request(self, server: str, method: str, *args: Any) -> Any:
+        from mcp import MCPError
+
+        limit = self._server_timeout(server)
+        async with self.pool.session(server) as client:
+            try:
+                with anyio.fail_after(limit):
+                    return await getattr(client, method)(*args)
+            except MCPError as exc:
+                raise ToolError(f"MCP server '{server}': {method} {args[0]!r} failed: {exc}",
+                                server=server) from None
+            except TimeoutError:
+                raise ToolError(f"MCP server '{server}': {method} {args[0]!r} did not answer "
+                                f"within {limit:g}s", server=server) from None
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return {name: stat.to_dict() for name, stat in sorted(self._stats.items())}

@@ -1,0 +1,336 @@
+"""MCPServerManager: the lifecycle of every MCP server of a run.
+
+Servers are registered from the workflow's `mcp_servers`, started lazily on first use,
+initialised (protocol 2026-07-28, falling back to the 2025-era handshake), health-checked on
+an interval, restarted with backoff after a crash, and stopped gracefully at the end of the
+run (the SDK closes stdin, then terminates, then kills the process group).
+
+Each connection lives in its own task of the manager's task group, so the SDK's context
+managers are entered and exited in one task, as anyio requires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from engine.errors import ToolError
+from engine.mcp._settings import MCPSettings
+from engine.mcp._transport import StderrLog, http_target, stdio_target, transport_kind
+from engine.sandbox.base import Runner
+from engine.spec.models import MCPServerSpec
+
+log = logging.getLogger("plait.mcp")
+
+RunnerFor = Callable[[str, MCPServerSpec], "Runner | None"]
+ListChanged = Callable[[str], None]
+STOP_GRACE_S = 10.0
+BACKOFF_BASE_S = 0.2
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass
+class _Connection:
+    client: Any
+    stop: anyio.Event
+    done: anyio.Event
+    alive: bool = True
+
+
+@dataclass
+class _Slot:
+    name: str
+    spec: MCPServerSpec
+    target: Any = None
+    stderr: StderrLog | None = None
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    conn: _Connection | None = None
+    spawns: int = 0
+    restarts: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    transport: str
+    running: bool
+    spawns: int
+    restarts: int
+    last_error: str | None
+    protocol_version: str | None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class MCPServerManager:
+    """Starts, supervises and stops MCP servers. Use as an async context manager."""
+
+    def __init__(self, *, base_dir: Path, runner_for: RunnerFor | None = None,
+                 settings: MCPSettings | None = None,
+                 on_list_changed: ListChanged | None = None) -> None:
+        self.base_dir = base_dir
+        self.settings = settings or MCPSettings.from_env()
+        self._runner_for = runner_for
+        self._on_list_changed = on_list_changed
+        self._slots: dict[str, _Slot] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # ------------------------------------------------------------ registration
+
+    def register(self, name: str, spec: MCPServerSpec, *, target: Any = None) -> None:
+        """Declare a server. `target` overrides the spec's transport (an in-process server
+        object or an SDK Transport), for tests and embedding."""
+        if name in self._slots:
+            raise ToolError(f"MCP server '{name}' is registered twice", server=name)
+        self._slots[name] = _Slot(name=name, spec=spec, target=target)
+
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    def spec(self, name: str) -> MCPServerSpec:
+        return self._slot(name).spec
+
+    def _slot(self, name: str) -> _Slot:
+        try:
+            return self._slots[name]
+        except KeyError:
+            from engine.mcp._names import unknown_server
+
+            raise unknown_server(name, list(self._slots)) from None
+
+    def set_list_changed(self, callback: ListChanged) -> None:
+        self._on_list_changed = callback
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> MCPServerManager:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        if self.settings.health_interval_s > 0:
+            self._tg.start_soon(self._health_loop)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._tg is not None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.stop_all()
+        finally:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(exc_type, exc, tb)
+            self._tg = None
+            for slot in self._slots.values():
+                if slot.stderr is not None:
+                    slot.stderr.close()
+                    slot.stderr = None
+
+    async def client(self, name: str) -> Any:
+        """The live SDK client of `name`, starting (or restarting) the server if needed."""
+        slot = self._slot(name)
+        conn = slot.conn
+        if conn is not None and conn.alive:
+            return conn.client
+        async with slot.lock:
+            if slot.conn is not None and slot.conn.alive:
+                return slot.conn.client
+            return await self._start(slot)
+
+    def is_running(self, name: str) -> bool:
+        conn = self._slot(name).conn
+        return conn is not None and conn.alive
+
+    def stderr_tail(self, name: str) -> str:
+        slot = self._slot(name)
+        return slot.stderr.tail() if slot.stderr is not None else ""
+
+    async def _start(self, slot: _Slot) -> Any:
+        if self._tg is None:
+            raise RuntimeError("MCPServerManager must be entered (async with) before use")
+        if slot.conn is not None:  # a dead connection: wait until its task has wound down
+            slot.conn.stop.set()
+            with anyio.move_on_after(STOP_GRACE_S):
+                await slot.conn.done.wait()
+            slot.conn = None
+            slot.restarts += 1
+            if slot.restarts > self.settings.max_restarts:
+                raise ToolError(
+                    f"MCP server '{slot.name}' crashed {slot.restarts} times; not restarting it "
+                    f"again in this run{self._tail_text(slot)}",
+                    hint="look at the server's stderr above and fix the crash", server=slot.name)
+        if slot.failures:
+            await anyio.sleep(min(BACKOFF_BASE_S * 2 ** (slot.failures - 1), BACKOFF_MAX_S))
+        target = self._target(slot)
+        stop, done = anyio.Event(), anyio.Event()
+        timeout = (slot.spec.startup_timeout if slot.spec.startup_timeout is not None
+                   else self.settings.startup_timeout_s)
+        slot.spawns += 1
+        try:
+            with anyio.fail_after(timeout):
+                conn: _Connection = await self._tg.start(self._run, slot, target, stop, done)
+        except TimeoutError:
+            slot.failures += 1
+            raise ToolError(
+                f"MCP server '{slot.name}' did not finish initialising within {timeout:g}s"
+                f"{self._tail_text(slot)}",
+                hint="check the command and its arguments, or raise `startup_timeout:`",
+                server=slot.name) from None
+        except Exception as exc:
+            slot.failures += 1
+            raise self._start_error(slot, _leaf(exc)) from exc
+        slot.failures = 0
+        slot.conn = conn
+        return conn.client
+
+    def _target(self, slot: _Slot) -> Any:
+        if slot.target is not None:
+            return slot.target
+        kind = transport_kind(slot.spec)
+        if kind == "stdio":
+            if slot.stderr is None:
+                slot.stderr = StderrLog()
+            runner = self._runner_for(slot.name, slot.spec) if self._runner_for else None
+            return stdio_target(slot.name, slot.spec, base_dir=self.base_dir, runner=runner,
+                                errlog=slot.stderr)
+        return http_target(slot.name, slot.spec, timeout_s=self._timeout(slot.spec))
+
+    def _timeout(self, spec: MCPServerSpec) -> float:
+        return spec.timeout if spec.timeout is not None else self.settings.call_timeout_s
+
+    def _tail_text(self, slot: _Slot) -> str:
+        tail = slot.stderr.tail() if slot.stderr is not None else ""
+        return f"; its stderr ended with:\n{tail}" if tail else ""
+
+    def _start_error(self, slot: _Slot, exc: BaseException) -> ToolError:
+        if isinstance(exc, ToolError):
+            return exc
+        where = slot.spec.url or slot.spec.command
+        text = str(exc) or type(exc).__name__
+        slot.last_error = text
+        return ToolError(
+            f"MCP server '{slot.name}' ({where}) could not be started: {text}"
+            f"{self._tail_text(slot)}",
+            hint="check that the server is installed and its URL or command is right",
+            server=slot.name)
+
+    async def _run(self, slot: _Slot, target: Any, stop: anyio.Event, done: anyio.Event,
+                   *, task_status: anyio.abc.TaskStatus[_Connection]) -> None:
+        from mcp import Client
+        from mcp.types import Implementation
+
+        started = False
+
+        async def on_message(message: Any) -> None:
+            self._on_message(slot.name, message)
+
+        try:
+            async with Client(target, mode="auto", message_handler=on_message,
+                              client_info=Implementation(name="plait", version="0.1.0")) as client:
+                conn = _Connection(client=client, stop=stop, done=done)
+                started = True
+                task_status.started(conn)
+                await stop.wait()
+        except Exception as exc:
+            if not started:
+                raise
+            log.warning("MCP server %s: connection ended with %s", slot.name, _leaf(exc))
+        finally:
+            done.set()
+
+    def _on_message(self, name: str, message: Any) -> None:
+        from mcp.types import ToolListChangedNotification
+
+        if isinstance(message, ToolListChangedNotification) and self._on_list_changed:
+            self._on_list_changed(name)
+        elif isinstance(message, Exception):
+            log.warning("MCP server %s: transport error: %s", name, message)
+
+    # ------------------------------------------------------------ supervision
+
+    def mark_dead(self, name: str, client: Any, reason: str) -> None:
+        """The connection behind `client` is broken (the process crashed, the socket closed):
+        it is restarted, with backoff, on next use."""
+        slot = self._slot(name)
+        if slot.conn is not None and slot.conn.client is client and slot.conn.alive:
+            log.warning("MCP server %s is down (%s); restarting on next use", name, reason)
+            slot.conn.alive = False
+            slot.conn.stop.set()
+            slot.failures += 1
+            slot.last_error = reason
+
+    async def health_check(self, name: str) -> bool:
+        """Ping a running server (`server/discover` on 2026-era connections). A server that
+        does not answer within its timeout is marked dead."""
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+        slot = self._slot(name)
+        conn = slot.conn
+        if conn is None or not conn.alive:
+            return False
+        client = conn.client
+        try:
+            with anyio.fail_after(min(self._timeout(slot.spec), 10.0)):
+                if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+                    await client.session.send_ping()
+                else:
+                    await client.session.send_discover(client.protocol_version)
+        except Exception as exc:
+            self.mark_dead(name, client, f"health check failed: {_leaf(exc)}")
+            return False
+        return True
+
+    async def restart(self, name: str) -> Any:
+        slot = self._slot(name)
+        if slot.conn is not None:
+            self.mark_dead(name, slot.conn.client, "restart requested")
+            slot.failures = max(0, slot.failures - 1)
+        return await self.client(name)
+
+    async def _health_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.health_interval_s)
+            for name, slot in list(self._slots.items()):
+                if slot.conn is not None and slot.conn.alive and not await self.health_check(name):
+                    try:
+                        await self.client(name)
+                    except Exception as exc:
+                        log.warning("MCP server %s could not be restarted: %s", name, exc)
+
+    async def stop(self, name: str) -> None:
+        slot = self._slot(name)
+        conn, slot.conn = slot.conn, None
+        if conn is None:
+            return
+        conn.alive = False
+        conn.stop.set()
+        with anyio.move_on_after(STOP_GRACE_S):
+            await conn.done.wait()
+
+    async def stop_all(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for name in self._slots:
+                tg.start_soon(self.stop, name)
+
+    def status(self, name: str) -> ServerStatus:
+        slot = self._slot(name)
+        conn = slot.conn
+        version = None
+        if conn is not None and conn.alive:
+            version = conn.client.protocol_version
+        return ServerStatus(name=name, transport="in-process" if slot.target is not None
+                            else transport_kind(slot.spec), running=conn is not None and conn.alive,
+                            spawns=slot.spawns, restarts=slot.restarts,
+                            last_error=slot.last_error, protocol_version=version)

@@ -1,0 +1,145 @@
+"""MCPRuntime over in-process servers: discovery, calls, results, errors, filters, stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import PolicyViolation, ToolError
+from engine.mcp import MCPRuntime, MCPSettings
+from engine.spec.models import MCPServerSpec
+from tests.mcp.inproc import demo_server, paged_server
+
+pytestmark = pytest.mark.anyio
+SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=5)
+
+
+def runtime(tmp_path: Path, spec: MCPServerSpec | None = None, **kwargs: object) -> MCPRuntime:
+    servers = {"demo": spec} if spec is not None else {}
+    return MCPRuntime(servers, base_dir=tmp_path, in_process={"demo": demo_server()},
+                      settings=SETTINGS, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_call_text_and_structured(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        result = await mcp.call_tool("demo", "add", {"a": 2, "b": 3})
+        assert result.text == "5"
+        assert result.structured == {"result": 5}
+        profile = await mcp.call("demo.profile", {"name": "ada"})
+        assert profile.value == {"name": "ada", "length": 3}
+
+
+async def test_image_and_resource_and_prompt(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        image = await mcp.call_tool("demo", "picture", {})
+        assert image.images and image.images[0]["mimeType"] == "image/png"
+        contents = await mcp.read_resource("demo", "memo://greeting")
+        assert contents[0]["text"] == "hello from a resource"
+        prompt = await mcp.get_prompt("demo", "review", {"topic": "the plan"})
+        assert "Please review the plan." in str(prompt["messages"])
+
+
+async def test_is_error_becomes_tool_error_with_server_text(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        with pytest.raises(ToolError, match=r"demo\.fail") as info:
+            await mcp.call_tool("demo", "fail", {"reason": "disk on fire"}, step_id="s1")
+        assert info.value.context["step"] == "s1"
+        assert info.value.context["tool"] == "fail"
+
+
+async def test_unknown_tool_and_server_suggest(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        with pytest.raises(ToolError, match="has no tool 'ad'") as info:
+            await mcp.call_tool("demo", "ad", {})
+        assert info.value.hint == "did you mean 'add'?"
+        with pytest.raises(ToolError, match="unknown MCP server 'dem'") as info:
+            await mcp.call_tool("dem", "add", {})
+        assert info.value.hint == "did you mean 'demo'?"
+
+
+async def test_arguments_checked_against_schema_before_call(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        with pytest.raises(ToolError, match="do not match its input schema at a"):
+            await mcp.call_tool("demo", "add", {"a": "two", "b": 3})
+        with pytest.raises(ToolError, match="'b' is a required property"):
+            await mcp.call_tool("demo", "add", {"a": 1})
+        # the server never saw the bad calls
+        assert (await mcp.call_tool("demo", "calls", {})).text == "0"
+
+
+async def test_allow_deny_filters(tmp_path: Path) -> None:
+    spec = MCPServerSpec(command="in-process", tools={"allow": ["a*", "e*", "fail"],
+                                                      "deny": ["echo"]})
+    async with runtime(tmp_path, spec) as mcp:
+        names = [t.name for t in await mcp.list_tools("demo")]
+        assert names == ["add", "fail"]
+        with pytest.raises(ToolError, match="filtered out"):
+            await mcp.call_tool("demo", "echo", {"text": "x"})
+
+
+async def test_metadata_list_and_search(tmp_path: Path) -> None:
+    spec = MCPServerSpec(command="in-process", tool_metadata={
+        "add": {"category": "math", "tags": ["numbers"]},
+        "profile": {"category": "people", "tags": ["structured"]}})
+    async with runtime(tmp_path, spec) as mcp:
+        await mcp.list_tools()
+        assert [t.name for t in mcp.registry.list(category="math")] == ["add"]
+        ranked = [t.name for t in mcp.registry.search("echo text")]
+        assert ranked[0] == "echo"
+        assert [t.name for t in mcp.registry.search("numbers")] == ["add"]
+        assert mcp.registry.search("zzz-nothing") == []
+
+
+async def test_timeout_per_tool(tmp_path: Path) -> None:
+    spec = MCPServerSpec(command="in-process", tool_metadata={"slow": {"timeout": "200ms"}})
+    async with runtime(tmp_path, spec) as mcp:
+        with pytest.raises(ToolError, match=r"did not answer within 0.2s"):
+            await mcp.call_tool("demo", "slow", {"seconds": 5})
+        assert (await mcp.call_tool("demo", "slow", {"seconds": 0})).text == "done"
+
+
+async def test_validator_hook_runs_before_call(tmp_path: Path) -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def validator(name: str, args: object) -> None:
+        seen.append((name, dict(args)))  # type: ignore[call-overload]
+        if args.get("text") == "rm -rf /":  # type: ignore[attr-defined]
+            raise PolicyViolation("blocked by test policy")
+
+    async with runtime(tmp_path, validator=validator) as mcp:
+        assert (await mcp.call_tool("demo", "echo", {"text": "hi"})).text == "hi"
+        with pytest.raises(PolicyViolation):
+            await mcp.call_tool("demo", "echo", {"text": "rm -rf /"})
+    assert seen == [("demo.echo", {"text": "hi"}), ("demo.echo", {"text": "rm -rf /"})]
+
+
+async def test_pagination(tmp_path: Path) -> None:
+    mcp = MCPRuntime({}, base_dir=tmp_path, in_process={"paged": paged_server()},
+                     settings=SETTINGS)
+    async with mcp:
+        tools = await mcp.list_tools("paged")
+        assert [t.name for t in tools] == [f"t{i:02d}" for i in range(25)]
+
+
+async def test_tool_definitions_expand_globs(tmp_path: Path) -> None:
+    async with runtime(tmp_path) as mcp:
+        defs = await mcp.tool_definitions(["demo.e*", "demo.add"])
+        assert [d.name for d in defs] == ["demo.echo", "demo.add"]
+        assert defs[1].input_schema["required"] == ["a", "b"]
+        with pytest.raises(ToolError, match="did you mean 'add'"):
+            await mcp.tool_definitions(["demo.adx"])
+
+
+async def test_stats_and_concurrent_calls_share_one_session(tmp_path: Path) -> None:
+    import anyio
+
+    async with runtime(tmp_path) as mcp:
+        async with anyio.create_task_group() as tg:
+            for i in range(50):
+                tg.start_soon(mcp.call_tool, "demo", "add", {"a": i, "b": 1})
+        stats = mcp.stats()
+        assert stats["servers"]["demo"]["calls"] == 50
+        assert stats["servers"]["demo"]["spawns"] == 1
+        assert stats["tools"]["demo.add"]["calls"] == 50
+        assert stats["servers"]["demo"]["latency_median_ms"] > 0

@@ -1,0 +1,145 @@
+"""Supervision over real stdio subprocesses: env isolation, crashes, restarts, hangs,
+malformed results, rug pulls, start-up failures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.errors import PolicyViolation, ToolError
+from engine.mcp import MCPRuntime, MCPSettings
+from engine.spec.models import MCPServerSpec, PolicySpec
+
+pytestmark = pytest.mark.anyio
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=10, startup_timeout_s=20)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def faulty(*args: str, **fields: object) -> MCPServerSpec:
+    return MCPServerSpec(command=sys.executable,
+                         args=[str(HERE / "faulty_server.py"), *args],
+                         env={"PYTHONPATH": str(ROOT)}, **fields)  # type: ignore[arg-type]
+
+
+def rt(tmp_path: Path, spec: MCPServerSpec, **kwargs: object) -> MCPRuntime:
+    return MCPRuntime({"f": spec}, base_dir=tmp_path, settings=SETTINGS,
+                      **kwargs)  # type: ignore[arg-type]
+
+
+async def test_stdio_server_does_not_see_parent_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    spec = faulty()
+    spec = spec.model_copy(update={"env": {**spec.env, "GIVEN": "yes"}})
+    async with rt(tmp_path, spec) as mcp:
+        assert (await mcp.call_tool("f", "env", {"name": "OPENAI_API_KEY"})).text == "<unset>"
+        assert (await mcp.call_tool("f", "env", {"name": "GIVEN"})).text == "yes"
+
+
+async def test_crash_mid_call_restarts_and_stderr_tail(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty()) as mcp:
+        first = (await mcp.call_tool("f", "pid", {})).text
+        with pytest.raises(ToolError, match="went down") as info:
+            await mcp.call_tool("f", "crash", {})
+        assert "crashing on purpose" in str(info.value)
+        assert "not re-run" in str(info.value)
+        second = (await mcp.call_tool("f", "pid", {})).text
+        assert second != first
+        status = mcp.manager.status("f")
+        assert (status.spawns, status.restarts) == (2, 1)
+
+
+async def test_read_only_call_rerun_once_after_crash(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty()) as mcp:
+        marker = tmp_path / "read.marker"
+        result = await mcp.call_tool("f", "flaky_read", {"marker": str(marker)})
+        assert result.text == "recovered"
+        assert mcp.stats()["tools"]["f.flaky_read"]["retries"] == 1
+
+
+async def test_side_effect_call_not_rerun_after_crash(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty()) as mcp:
+        marker = tmp_path / "write.marker"
+        with pytest.raises(ToolError, match="not re-run"):
+            await mcp.call_tool("f", "flaky_write", {"marker": str(marker)})
+        # the server came back; a second, explicit call succeeds
+        assert (await mcp.call_tool("f", "flaky_write", {"marker": str(marker)})).text == \
+            "recovered"
+
+
+async def test_hang_times_out_and_server_stays_usable(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty(timeout="500ms")) as mcp:
+        with pytest.raises(ToolError, match=r"did not answer within 0\.5s"):
+            await mcp.call_tool("f", "hang", {})
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+        assert await mcp.manager.health_check("f")
+
+
+async def test_malformed_result(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty()) as mcp:
+        with pytest.raises(ToolError, match="malformed result"):
+            await mcp.call_tool("f", "malformed", {})
+
+
+async def test_rug_pull_flagged_and_refused_under_high_policy(tmp_path: Path) -> None:
+    policies = {"strict": PolicySpec(level="high")}
+    async with rt(tmp_path, faulty(policy="strict"), policies=policies) as mcp:
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+        await mcp.call_tool("f", "poison", {})
+        await mcp.registry.discover("f")
+        assert "f.pid" in mcp.stats()["flagged"]
+        with pytest.raises(PolicyViolation, match="changed between two listings"):
+            await mcp.call_tool("f", "pid", {})
+
+
+async def test_rug_pull_flagged_but_allowed_under_medium(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty()) as mcp:
+        await mcp.list_tools("f")
+        await mcp.call_tool("f", "poison", {})
+        await mcp.registry.discover("f")
+        assert "f.pid" in mcp.registry.flagged
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+
+
+async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
+    spec = faulty("--hang-on-start", "--stderr", "booting the reactor", startup_timeout="1s")
+    async with rt(tmp_path, spec) as mcp:
+        with pytest.raises(ToolError, match="did not finish initialising within 1s") as info:
+            await mcp.call_tool("f", "pid", {})
+        assert "booting the reactor" in str(info.value)
+
+
+async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> None:
+    servers = {"gone": MCPServerSpec(command="no-such-mcp-server-xyz"), "f": faulty()}
+    async with MCPRuntime(servers, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match="'no-such-mcp-server-xyz' was not found"):
+            await mcp.call_tool("gone", "x", {})
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+
+
+async def test_refused_url_is_clear(tmp_path: Path) -> None:
+    from tests.mcp.conftest import free_port
+
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{free_port()}/mcp", timeout="3s")
+    async with MCPRuntime({"remote": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match=r"'remote'.*could not be started"):
+            await mcp.list_tools("remote")
+
+
+async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    async with rt(tmp_path, faulty()) as mcp:
+        pid = int((await mcp.call_tool("f", "pid", {})).text)
+        os.kill(pid, signal.SIGKILL)
+        assert not await mcp.manager.health_check("f")
+        assert int((await mcp.call_tool("f", "pid", {})).text) != pid
