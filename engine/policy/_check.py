@@ -61,8 +61,9 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 
 
 def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
-               **ctx: Any) -> Path:
-    """Resolve `value` (symlinks included) and confine it to the policy's roots."""
+               in_sandbox: bool = False, **ctx: Any) -> Path:
+    """Resolve `value` (symlinks included) and confine it to the policy's roots. With
+    `in_sandbox` (a command under bubblewrap) the sandbox's private /tmp may be read too."""
     if "\x00" in value:
         _violation(policy, "null-byte", value, "a path contains a NUL byte", **ctx)
     path = _resolve(value, cwd)
@@ -70,7 +71,7 @@ def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
     confined = sandboxed or bool(policy.roots)
     if confined and path not in _SAFE_DEVICES:
         roots = policy.write_paths if write else policy.roots
-        if sandboxed and not write:
+        if sandboxed and in_sandbox and not write:
             roots = (*roots, Path("/tmp"))
         if not _inside(path, roots):
             kind = "write" if write else "read"
@@ -169,7 +170,7 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
         for word in cmd.args:
             _check_rules(policy, word, "command", **ctx)
         for word in (*_path_args(cmd.args), *cmd.redirect_targets):
-            check_path(policy, word, cwd=Path(cwd), **ctx)
+            check_path(policy, word, cwd=Path(cwd), in_sandbox=True, **ctx)
 
 
 def _path_args(args: Sequence[str]) -> Iterator[str]:

@@ -102,9 +102,11 @@ def _env_number(env: Mapping[str, str], name: str) -> float | None:
     if raw is None or not raw.strip():
         return None
     try:
-        value = parse_duration(raw) if name.endswith("TIME") else float(raw)
+        numeric = re.fullmatch(r"\s*\d+(\.\d+)?\s*", raw) is not None
+        value = parse_duration(raw) if name.endswith("TIME") and not numeric else float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number", hint=str(exc)) from exc
+        raise ConfigError(f"{name}={raw!r} is not a number (of seconds or MB)",
+                          hint=str(exc)) from exc
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
