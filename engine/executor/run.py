@@ -170,6 +170,9 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     meta = {"source": rc.workflow.source.text, "pid": os.getpid(),
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
+    if previous is not None:
+        store.reopen_run(previous.run_id, meta=meta)
+        return
     store.create_run(RunRecord(
         run_id=rc.run_id, workflow_name=rc.workflow.name,
         workflow_path=str(rc.workflow.path), spec_hash=rc.workflow.spec_hash,

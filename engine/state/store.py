@@ -236,6 +236,15 @@ class RunStore:
             if changed != 1:
                 raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
 
+    def reopen_run(self, run_id: str, *, meta: dict[str, Any]) -> None:
+        """Mark an unfinished run as running again (a resume), replacing its meta."""
+        with self._write(f"reopen run {run_id}") as conn:
+            changed = conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
+                "WHERE run_id = ?", (_obj(meta), run_id)).rowcount
+            if changed != 1:
+                raise StateError(f"cannot resume run {run_id}: no such run in {self.path}")
+
     def save_steps(self, records: Sequence[StepRecord]) -> None:
         """Upsert a batch of step records in one transaction (all or nothing)."""
         if not records:

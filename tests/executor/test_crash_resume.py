@@ -1,0 +1,145 @@
+"""A run SIGKILLed mid-flight is resumable and no finished step runs twice; two runs share one
+database safely; an unusable state location fails before anything runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.state import RunStore
+
+WORKFLOW = """\
+version: 1
+name: crashy
+policies:
+  open: {level: low}
+defaults:
+  policy: open
+steps:
+  first:
+    run: "echo first >> ran.log"
+  second:
+    run: "if [ -f go ]; then echo second >> ran.log; else touch second-started; sleep 60; fi"
+    needs: [first]
+  third:
+    run: "echo third >> ran.log"
+    needs: [second]
+outputs:
+  log: ${{ steps.third.output.exit_code }}
+"""
+
+
+def plait(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "runners.cli.main", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(
+                                Path(__file__).resolve().parents[2])}, **kwargs)  # type: ignore[call-overload]
+
+
+def wait_for(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name} never appeared")
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    proc = plait("run", "wf.yaml", cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "second-started")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    run = store.list_runs()[0]
+    before = {s.step_id: s for s in store.steps(run.run_id)}
+    store.close()
+    assert run.status == "running"  # it never got to say otherwise
+    assert before["first"].status == "succeeded"
+    assert "second" not in before or before["second"].status != "succeeded"
+
+    (tmp_path / "go").touch()
+    resumed = plait("resume", run.run_id, "--file", "wf.yaml", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert "first: restored" in err
+    assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    after = {s.step_id: s for s in store.steps(run.run_id)}
+    record = store.get_run(run.run_id)
+    store.close()
+    assert record.status == "succeeded"
+    assert after["first"].finished_at == before["first"].finished_at
+    assert {s.status for s in after.values()} == {"succeeded"}
+
+
+def test_resume_refuses_when_a_finished_step_changed(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW.replace("sleep 60", "exit 1"))
+    proc = plait("run", "wf.yaml", cwd=tmp_path)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    store = RunStore.open(None, workflow_path=path)
+    run_id = store.list_runs()[0].run_id
+    store.close()
+    path.write_text(WORKFLOW.replace("echo first", "echo changed"))
+    resumed = plait("run", "wf.yaml", "--resume", run_id, cwd=tmp_path)
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 2
+    assert "the workflow changed for finished step(s) first" in err
+
+
+def test_two_concurrent_runs_share_one_database(tmp_path: Path) -> None:
+    body = "version: 1\nname: many\npolicies:\n  open: {level: low}\ndefaults:\n" \
+           "  policy: open\nconcurrency: 50\nsteps:\n" + "".join(
+               f"  s{i}:\n    run: 'true'\n" for i in range(60))
+    (tmp_path / "wf.yaml").write_text(body)
+    procs = [plait("run", "wf.yaml", cwd=tmp_path) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    db = tmp_path / ".plait" / "runs.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = RunStore.open(db)
+    runs = store.list_runs()
+    assert len(runs) == 2 and {r.status for r in runs} == {"succeeded"}
+    assert all(len(store.steps(r.run_id)) == 60 for r in runs)
+    store.close()
+
+
+def test_unusable_state_location_fails_before_any_step(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    proc = plait("run", "wf.yaml", "--state", str(blocker / "runs.db"), cwd=tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "not-a-dir" in err
+    assert not (tmp_path / "ran.log").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: int) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    proc = plait("run", "wf.yaml", cwd=tmp_path)
+    wait_for(tmp_path / "second-started")
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "resume with: plait resume" in err
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    run = store.list_runs()[0]
+    steps = {s.step_id: s.status for s in store.steps(run.run_id)}
+    store.close()
+    assert run.status == "interrupted"
+    assert steps["first"] == "succeeded" and steps["second"] == "cancelled"

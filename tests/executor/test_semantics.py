@@ -1,0 +1,266 @@
+"""Step semantics end to end through the library: if, foreach, failures, retries, timeouts,
+outputs, inputs and sub-workflows. Steps are real commands (policy level low)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import InputError
+from engine.executor import StepFinished, run_workflow
+from engine.spec.loader import load
+from engine.state import RunStore
+
+HEAD = """\
+version: 1
+name: {name}
+policies:
+  open: {{level: low}}
+defaults:
+  policy: open
+"""
+
+
+def workflow(tmp_path: Path, body: str, name: str = "t") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(HEAD.format(name=name) + body, encoding="utf-8")
+    return path
+
+
+async def run(path: Path, inputs: dict[str, Any] | None = None, **options: Any) -> Any:
+    return await run_workflow(load(path), inputs or {}, **options)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_foreach_if_outputs_and_skips(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+inputs:
+  n: {type: integer, default: 3}
+steps:
+  listing:
+    run: "printf '[3,1,2]'"
+  each:
+    foreach: ${{ steps.listing.output.stdout | fromjson }}
+    max_parallel: 2
+    run: ["echo", "item ${{ item }} at ${{ index }}"]
+  never:
+    if: ${{ inputs.n > 5 }}
+    run: echo never
+  after_never:
+    run: echo also-never
+    needs: [never]
+outputs:
+  lines: ${{ steps.each.output | map(attribute='stdout') | map('trim') | list }}
+  count: ${{ steps.each.output | length }}
+""")
+    result = await run(path)
+    assert result.status == "succeeded"
+    assert result.outputs == {"lines": ["item 3 at 0", "item 1 at 1", "item 2 at 2"],
+                              "count": 3}
+    assert result.steps["never"].status == "skipped"
+    assert result.steps["after_never"].status == "skipped"
+    assert "skipped dependency: never" in (result.steps["after_never"].reason or "")
+
+
+async def test_failure_without_continue_cancels_the_rest(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  boom:
+    run: "echo bad >&2; exit 3"
+  slow:
+    run: "sleep 5"
+  after:
+    run: echo after
+    needs: [boom]
+""")
+    result = await run(path)
+    assert result.status == "failed"
+    assert result.steps["boom"].status == "failed"
+    assert "exited with code 3: bad" in result.steps["boom"].error["message"]
+    assert result.steps["slow"].status == "cancelled"
+    assert result.steps["after"].status == "cancelled"
+    assert result.duration < 4
+
+
+async def test_continue_on_error_lets_dependants_see_the_failure(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  boom:
+    run: "exit 1"
+    continue_on_error: true
+  report:
+    run: "echo ${{ steps.boom.status }}"
+outputs:
+  seen: ${{ steps.report.output.stdout | trim }}
+""")
+    result = await run(path)
+    assert result.status == "succeeded"
+    assert result.outputs["seen"] == "failed"
+
+
+async def test_keep_going_lets_independent_branches_finish(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  boom:
+    run: "exit 1"
+  other:
+    run: "sleep 0.2; echo done"
+  after_boom:
+    run: echo x
+    needs: [boom]
+""")
+    result = await run(path, keep_going=True)
+    assert result.status == "failed"
+    assert result.steps["other"].status == "succeeded"
+    assert result.steps["after_boom"].status == "cancelled"
+
+
+async def test_timeout_and_retry_until_success(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  flaky:
+    run: "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]"
+    retry: {attempts: 3, backoff: constant, initial: 10ms, on: [command]}
+  stuck:
+    run: "sleep 10"
+    timeout: 300ms
+    continue_on_error: true
+""")
+    events: list[Any] = []
+    result = await run(path, listeners=[events.append])
+    assert result.steps["flaky"].status == "succeeded"
+    assert result.steps["flaky"].attempts == 3
+    assert (tmp_path / "count").read_text().strip() == "3"
+    retries = [e for e in events if type(e).__name__ == "StepRetrying"]
+    assert [e.attempt for e in retries] == [2, 3]
+    assert result.steps["stuck"].status == "failed"
+    assert result.steps["stuck"].error["kind"] == "timeout"
+
+
+async def test_foreach_over_a_non_list_fails_with_a_located_error(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  each:
+    foreach: ${{ 42 }}
+    run: echo ${{ item }}
+""")
+    result = await run(path)
+    error = result.steps["each"].error
+    assert result.status == "failed"
+    assert "foreach needs a list, got int" in error["message"]
+
+
+async def test_runtime_expression_error_names_the_step_and_place(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  first:
+    run: echo hi
+  second:
+    run: "echo ${{ steps.first.output.nothing.deeper }}"
+""")
+    result = await run(path)
+    message = result.steps["second"].error["message"]
+    assert "t.yaml:11:" in message and "step 'second'" in message and "`run`" in message
+
+
+async def test_inputs_are_typed_and_checked_before_anything_runs(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+inputs:
+  count: {type: integer}
+  mode: {type: string, enum: [a, b], default: a}
+steps:
+  touch:
+    run: touch ran
+""")
+    with pytest.raises(InputError, match="unknown input 'cuont'.*|did you mean"):
+        await run(path, {"cuont": 1})
+    with pytest.raises(InputError, match="missing required input: count"):
+        await run(path, {})
+    with pytest.raises(InputError, match="must be of type integer"):
+        await run(path, {"count": "x"}, from_text=frozenset({"count"}))
+    with pytest.raises(InputError, match="must be one of"):
+        await run(path, {"count": 1, "mode": "c"})
+    assert not (tmp_path / "ran").exists()
+    result = await run(path, {"count": "2"}, from_text=frozenset({"count"}))
+    assert result.status == "succeeded"
+
+
+async def test_sub_workflow_runs_with_inputs_and_recursion_is_refused(tmp_path: Path) -> None:
+    workflow(tmp_path, """\
+inputs:
+  who: {type: string}
+steps:
+  greet:
+    run: "echo hello ${{ inputs.who }}"
+outputs:
+  text: ${{ steps.greet.output.stdout | trim }}
+""", name="child")
+    parent = workflow(tmp_path, """\
+steps:
+  call:
+    workflow: child.yaml
+    with: {who: world}
+outputs:
+  text: ${{ steps.call.output.text }}
+""", name="parent")
+    result = await run(parent)
+    assert result.outputs == {"text": "hello world"}
+    selfish = workflow(tmp_path, """\
+steps:
+  again:
+    workflow: selfish.yaml
+""", name="selfish")
+    result = await run(selfish)
+    assert "sub-workflow recursion" in result.steps["again"].error["message"]
+
+
+async def test_steps_start_when_their_own_dependencies_finish(tmp_path: Path) -> None:
+    """Not layer by layer: `fast_after` starts before the slow step of layer 1 ends."""
+    path = workflow(tmp_path, """\
+steps:
+  slow:
+    run: "sleep 0.6"
+  fast:
+    run: "true"
+  fast_after:
+    run: "true"
+    needs: [fast]
+""")
+    events: list[Any] = []
+    result = await run(path, listeners=[events.append])
+    finished = {e.step_id: e.at for e in events if isinstance(e, StepFinished)}
+    assert result.ok
+    assert finished["fast_after"] < finished["slow"]
+
+
+async def test_run_record_holds_every_step(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  a:
+    run: echo a
+  b:
+    run: "echo ${{ steps.a.output.stdout | trim }}-b"
+outputs:
+  b: ${{ steps.b.output.stdout | trim }}
+""")
+    result = await run(path)
+    store = RunStore.open(None, workflow_path=path)
+    try:
+        record = store.get_run(result.run_id)
+        steps = {s.step_id: s for s in store.steps(result.run_id)}
+    finally:
+        store.close()
+    assert (tmp_path / ".plait" / "runs.db").is_file()
+    assert record.status == "succeeded" and record.outputs == {"b": "a-b"}
+    assert steps["b"].status == "succeeded" and steps["b"].attempts == 1
+    assert steps["b"].rendered_input == {"run": "echo a-b"}
+    assert steps["b"].output["stdout"] == "a-b\n"

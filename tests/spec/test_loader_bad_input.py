@@ -1,0 +1,196 @@
+"""Every kind of bad workflow file gives located errors, all at once, and nothing runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.errors import SpecError, SpecIssue
+from engine.spec.loader import load, load_text
+
+GOOD = """\
+version: 1
+name: ok
+providers:
+  fast: {kind: echo, model: m}
+steps:
+  a:
+    llm: fast
+    prompt: hi
+"""
+
+
+def issues_of(text: str, name: str = "wf.yaml") -> list[SpecIssue]:
+    with pytest.raises(SpecError) as info:
+        load_text(text, name)
+    return info.value.issues
+
+
+def one(text: str) -> SpecIssue:
+    issues = issues_of(text)
+    assert len(issues) == 1, [i.format() for i in issues]
+    return issues[0]
+
+
+def test_good_file_loads() -> None:
+    wf = load_text(GOOD, "wf.yaml")
+    assert list(wf.spec.steps) == ["a"]
+    assert wf.kind("a") == "llm"
+
+
+def test_invalid_yaml_is_located() -> None:
+    issue = one("version: 1\nsteps: [a, b\n")
+    assert issue.message.startswith("invalid YAML")
+    assert (issue.location.line, issue.code) == (3, "yaml")
+
+
+def test_duplicate_keys_are_errors_not_last_wins() -> None:
+    issue = one(GOOD + "  a:\n    run: ls\n")
+    assert "duplicate key 'a'" in issue.message
+    assert "first defined at line 6" in issue.message
+    assert issue.location.line == 9
+
+
+def test_alias_bomb_is_refused_fast() -> None:
+    text = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    prev = "a"
+    for name in "bcdefghi":
+        text += f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+        prev = name
+    started = time.perf_counter()
+    issue = one(text)
+    assert "alias" in issue.message
+    assert time.perf_counter() - started < 5  # a guard against hanging, not a benchmark
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("w") as f:
+        f.write("version: 1\nname: big\ndescription: '")
+        f.write("x" * (50 * 1024 * 1024))
+        f.write("'\n")
+    with pytest.raises(SpecError) as info:
+        load(big)
+    assert "over the" in info.value.issues[0].message
+    assert info.value.issues[0].hint and "PLAIT_MAX_SPEC_BYTES" in info.value.issues[0].hint
+
+
+def test_tabs_non_string_keys_and_python_tags() -> None:
+    assert "tab" in one("version: 1\nsteps:\n\ta: {run: ls}\n").message
+    issues = issues_of("version: 1\nname: x\n1: x\nsteps:\n  a: !!python/object:os.system ls\n")
+    messages = " | ".join(i.message for i in issues)
+    assert "keys must be strings" in messages
+    assert "unsupported YAML tag" in messages
+
+
+def test_on_and_no_stay_strings_yaml_1_2() -> None:
+    wf = load_text(GOOD + "on:\n  schedule: [{cron: '0 7 * * *'}]\ninputs:\n"
+                   "  flag: {type: string, default: no}\n", "wf.yaml")
+    assert wf.spec.on is not None and wf.spec.on.schedule[0].cron == "0 7 * * *"
+    assert wf.spec.inputs["flag"].default == "no"
+
+
+BASE = "version: 1\nname: ok\nproviders:\n  fast: {kind: echo}\n"
+STEP = "steps:\n  a: {llm: fast, prompt: hi}\n"
+
+
+@pytest.mark.parametrize(("text", "suggestion"), [
+    (BASE + STEP + "versoin: 1\n", "version"),
+    (BASE + "  p: {kind: echo, modle: x}\n" + STEP, "model"),
+    (BASE + "mcp_servers:\n  s: {command: x, argz: []}\n" + STEP, "args"),
+    (BASE + "policies:\n  p: {level: high, netwrok: false}\n" + STEP, "network"),
+    (BASE + "defaults:\n  retyr: {attempts: 2}\n" + STEP, "retry"),
+    (BASE + "defaults:\n  retry: {attempts: 2, bakoff: constant}\n" + STEP, "backoff"),
+    (BASE + "inputs:\n  x: {type: string, defualt: a}\n" + STEP, "default"),
+    (BASE + STEP + "tests:\n  - {name: t, input: {}}\n", "inputs"),
+    (BASE + STEP + "  b: {run: ls, need: [a]}\n", "needs"),
+    (BASE + STEP + "  b: {run: ls, retry: {attempts: 2, initail: 1s}}\n", "initial"),
+    (BASE + "mcp_servers:\n  s: {command: x}\n" + STEP + "  b: {tool: s.t, wiht: {}}\n",
+     "with"),
+    (BASE + STEP + "  b: {llm: fast, prompt: x, output_shema: {}}\n", "output_schema"),
+    (BASE + STEP + "on:\n  schedules: []\n", "schedule"),
+])
+def test_unknown_keys_at_every_level(text: str, suggestion: str) -> None:
+    issues = [i for i in issues_of(text) if i.code == "unknown_key"]
+    assert len(issues) == 1, text
+    assert issues[0].hint == f"did you mean {suggestion!r}?"
+    line = next(n for n, src in enumerate(text.splitlines(), 1)
+                if issues[0].dotted_path.rsplit(".", 1)[-1].split("[")[0] in src
+                and n >= issues[0].location.line)
+    assert issues[0].location.line == line
+
+
+def test_unknown_key_in_a_step_points_at_the_key() -> None:
+    issue = one(GOOD.replace("    prompt: hi", "    promt: hi"))
+    assert issue.message == "unknown key 'promt'"
+    assert (issue.location.line, issue.location.column) == (8, 5)
+    assert issue.dotted_path == "steps.a.promt"
+    assert issue.hint == "did you mean 'prompt'?"
+
+
+def test_wrong_types_are_explained() -> None:
+    issues = issues_of(GOOD + "  b:\n    run: 5\n  c:\n    run: ls\n    timeout: soon\n"
+                       "concurrency: lots\n")
+    text = "\n".join(i.format() for i in issues)
+    assert "wf.yaml:10:10: expected a string or a list, got 5" in text
+    assert "duration such as 500ms" in text
+    assert "expected an integer, got 'lots'" in text
+
+
+def test_cycle_prints_its_path() -> None:
+    text = GOOD + "  b:\n    run: echo ${{ steps.c.output }}\n  c:\n    run: ls\n    needs: [b]\n"
+    issue = one(text)
+    assert issue.code == "cycle"
+    assert "b -> c -> b" in issue.message
+
+
+def test_self_dependency_and_unknown_references() -> None:
+    text = GOOD.replace("llm: fast", "llm: fats") + (
+        "  b:\n    run: ls\n    needs: [b]\n"
+        "  c:\n    run: ls\n    needs: [zz]\n    policy: nope\n"
+        "  d:\n    tool: nowhere.x\n"
+        "outputs:\n  o: ${{ steps.missing.output }}\n")
+    issues = issues_of(text)
+    codes = sorted(i.code for i in issues)
+    assert codes.count("reference") == 3 + 1, [i.format() for i in issues]
+    assert "self_dependency" in codes and "unknown_step" in codes
+    assert any("did you mean 'fast'?" == i.hint for i in issues)
+
+
+@pytest.mark.parametrize("expr", [
+    "${{ 1 + }}",
+    "${{ steps.a.output.__class__ }}",
+    "${{ lipsum.__globals__ }}",
+    "${{ inputs['__globals__'] }}",
+    "${{ import os }}",
+    "${{ cycler.__init__.__globals__.os.popen('id').read() }}",
+])
+def test_bad_or_hostile_expressions_are_spec_errors(expr: str) -> None:
+    issues = issues_of(GOOD + f"  b:\n    run: \"echo {expr}\"\n")
+    assert issues and all(i.code == "expression" for i in issues)
+    assert issues[0].location.line == 10
+    assert issues[0].location.column > 10  # inside the string, where the expression is
+
+
+def test_all_errors_are_reported_in_one_pass() -> None:
+    text = ("version: 2\nname: 'bad name'\nsteps:\n  a: {llm: nope, prompt: x}\n"
+            "  b: {run: ls, needz: []}\n  c: {}\n")
+    issues = issues_of(text)
+    assert len(issues) >= 5
+    assert [i.location.line for i in issues] == sorted(i.location.line for i in issues)
+
+
+def test_undeclared_secret_is_a_spec_error() -> None:
+    issue = one(GOOD + "  b:\n    run: echo ${{ secrets.TOKEN }}\n")
+    assert issue.code == "secret"
+    assert issue.hint == "add it: secrets: [TOKEN]"
+
+
+def test_missing_sub_workflow_file(tmp_path: Path) -> None:
+    path = tmp_path / "main.yaml"
+    path.write_text(GOOD + "  b:\n    workflow: child.yaml\n")
+    with pytest.raises(SpecError) as info:
+        load(path)
+    assert "sub-workflow file 'child.yaml' not found" in info.value.issues[0].message
