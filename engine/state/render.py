@@ -47,8 +47,9 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord]) -> str:
     if run.inputs:
         out.append(f"  inputs     {_value(run.inputs)}")
     out.append(f"  usage      {_usage(run.usage)}  cost {_cost(run.cost)}")
-    if run.meta:
-        out.append(f"  meta       {_value(run.meta)}")
+    meta = {k: v for k, v in run.meta.items() if k != "source"}  # the workflow text
+    if meta:
+        out.append(f"  meta       {_value(meta)}")
     if run.error:
         out.append(f"  error      {_error(run.error)}")
     if run.outputs is not None:

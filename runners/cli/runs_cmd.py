@@ -1,0 +1,83 @@
+"""`plait runs list | show RUN_ID`: read the run records."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.errors import PlaitError
+from runners.cli.report import dump_json, print_error
+
+
+def _store(state: str | None, workflow: Path | None) -> Any:
+    from engine.state import RunStore
+
+    return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"))
+
+
+def _state_options(f: Any) -> Any:
+    f = click.option("--state", metavar="PATH",
+                     help="Run record database (default: PLAIT_STATE_URL, else "
+                          ".plait/runs.db next to --workflow or in this directory).")(f)
+    return click.option("--workflow", type=click.Path(path_type=Path),
+                        help="A workflow file whose .plait/runs.db to read.")(f)
+
+
+@click.group()
+def runs() -> None:
+    """List and inspect recorded runs."""
+
+
+@runs.command("list")
+@_state_options
+@click.option("--limit", default=20, show_default=True)
+@click.option("--status", help="Only runs with this status.")
+@click.option("--json", "as_json", is_flag=True)
+def list_runs(state: str | None, workflow: Path | None, limit: int, status: str | None,
+              as_json: bool) -> None:
+    """The most recent runs."""
+    from engine.state.render import format_runs_table
+
+    try:
+        store = _store(state, workflow)
+        records = store.list_runs(limit=limit, status=status)
+        store.close()
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
+    if as_json:
+        dump_json([_brief(r) for r in records])
+    else:
+        click.echo(format_runs_table(records))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_state_options
+@click.option("--json", "as_json", is_flag=True)
+def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -> None:
+    """One run: every step's status, attempts, timings, errors, usage and audit."""
+    from engine.state.render import format_run
+
+    try:
+        store = _store(state, workflow)
+        record = store.get_run(run_id)
+        steps = store.steps(record.run_id)
+        store.close()
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
+    if as_json:
+        dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
+    else:
+        click.echo(format_run(record, steps))
+
+
+def _brief(record: Any) -> dict[str, Any]:
+    data = asdict(record)
+    data["meta"] = {k: v for k, v in data.get("meta", {}).items() if k != "source"}
+    return data
