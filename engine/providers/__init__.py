@@ -11,6 +11,7 @@ from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import BUILTIN_PRICES, Price, PriceTable
 from engine.providers.registry import ProviderRegistry
 from engine.providers.replay import ReplayProvider
+from engine.providers.run import LLMEvent, LLMResult, ToolCallRecord, run_llm
 from engine.providers.types import (
     ImagePart,
     LLMProvider,
@@ -32,9 +33,11 @@ __all__ = (
     "BUILTIN_PRICES",
     "EchoProvider",
     "ImagePart",
+    "LLMEvent",
     "LLMProvider",
     "LLMRequest",
     "LLMResponse",
+    "LLMResult",
     "LLMStreamChunk",
     "Message",
     "Part",
@@ -46,8 +49,10 @@ __all__ = (
     "TextPart",
     "ToolCall",
     "ToolCallDelta",
+    "ToolCallRecord",
     "ToolCaller",
     "ToolDefinition",
     "ToolOutput",
     "Usage",
+    "run_llm",
 )

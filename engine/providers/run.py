@@ -1,0 +1,311 @@
+"""``run_llm``: one LLM step end to end.
+
+It sends the request through the provider's shared limits, lets the executor's ``attempt``
+wrapper retry transient errors, falls back to the provider's ``fallback`` list, validates
+structured output (re-asking with the validation error), runs the agent loop when tools are
+given, streams chunks to ``on_chunk`` and adds up usage and cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.errors import (
+    AuthError,
+    ContextTooLong,
+    OutputInvalid,
+    ProviderError,
+    RateLimited,
+    RunError,
+    Timeout,
+    ToolError,
+    Unavailable,
+)
+from engine.providers._schema import check_schema, parse_json_reply, validation_error
+from engine.providers.registry import ProviderRegistry
+from engine.providers.types import (
+    OUTPUT_TOOL,
+    ZERO_USAGE,
+    LLMRequest,
+    LLMResponse,
+    LLMStreamChunk,
+    Message,
+    ToolCall,
+    ToolCaller,
+    ToolOutput,
+    Usage,
+    collect_stream,
+)
+
+#: how many times a reply that does not match output_schema is sent back to the model
+MAX_REASKS = 2
+_FALLBACK_ON = (RateLimited, Unavailable, Timeout, AuthError, ContextTooLong)
+
+Attempt = Callable[[Callable[[], Awaitable[LLMResponse]]], Awaitable[LLMResponse]]
+OnChunk = Callable[[LLMStreamChunk], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LLMEvent:
+    """Something that happened inside a step: call, fallback, tool_call, tool_result, reask."""
+
+    kind: str
+    provider: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+OnEvent = Callable[[LLMEvent], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    output: str
+    is_error: bool
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResult:
+    output: Any
+    """The reply text, or the parsed object when the request had an output_schema."""
+    text: str
+    responses: tuple[LLMResponse, ...]
+    usage: Usage
+    cost: float | None
+    """USD, or None when no price is known for the model."""
+    provider: str
+    model: str
+    fallbacks_tried: tuple[str, ...] = ()
+    """Providers that failed before ``provider`` answered, in order."""
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    reasks: int = 0
+
+    @property
+    def turns(self) -> int:
+        return len(self.responses)
+
+
+class _FallBackNow(ProviderError):
+    """Stops the retry wrapper so the next provider is tried at once (not retryable)."""
+
+    def __init__(self, cause: ProviderError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass(slots=True)
+class _Run:
+    registry: ProviderRegistry
+    chain: list[str]
+    attempt: Attempt | None
+    on_chunk: OnChunk | None
+    on_event: OnEvent | None
+    model: str | None
+    tried: list[str] = field(default_factory=list)
+    responses: list[LLMResponse] = field(default_factory=list)
+    records: list[ToolCallRecord] = field(default_factory=list)
+
+
+async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRequest, *,
+                  tools: ToolCaller | None = None, max_turns: int = 8,
+                  attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
+                  on_event: OnEvent | None = None) -> LLMResult:
+    """Run one LLM step (see the module docstring) and return what it produced."""
+    if request.output_schema is not None:
+        check_schema(request.output_schema)
+    if tools is not None:
+        request = replace(request, tools=(*request.tools, *tools.definitions()))
+    run = _Run(registry, [provider_name, *registry.fallbacks(provider_name)], attempt,
+               on_chunk, on_event, request.model)
+    if (tools is None and request.output_schema is None and attempt is None
+            and on_chunk is None and len(run.chain) == 1):
+        response = await _call_once(run, provider_name, request)  # the hot path
+        run.responses.append(response)
+        return _result(run, response.text, response.text, 0)
+    return await _conversation(run, request, tools, max_turns)
+
+
+async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None,
+                        max_turns: int) -> LLMResult:
+    messages = list(request.messages)
+    schema = request.output_schema
+    reasks = tool_turns = 0
+    while True:
+        response = await _call(run, replace(request, messages=tuple(messages)))
+        run.responses.append(response)
+        if response.tool_calls and tools is not None:
+            tool_turns += 1
+            if tool_turns > max_turns:
+                raise RunError(f"the agent loop did not finish within max_turns={max_turns} "
+                               "(the model kept calling tools)",
+                               hint="raise max_turns on the step or simplify the task",
+                               provider=run.chain[0])
+            messages.append(response.as_message())
+            messages.extend(await _run_tools(run, tools, response.tool_calls, tool_turns))
+            continue
+        if schema is None:
+            return _result(run, response.text, response.text, reasks)
+        value, problem = _check_output(schema, response)
+        if problem is None:
+            return _result(run, value, response.text, reasks)
+        reasks += 1
+        _emit(run, "reask", {"error": problem, "reask": reasks})
+        if reasks > MAX_REASKS:
+            raise OutputInvalid(f"the reply did not match output_schema after {MAX_REASKS} "
+                                f"re-asks: {problem}",
+                                hint="simplify the schema or make the prompt more explicit",
+                                provider=run.chain[0])
+        messages.append(response.as_message())
+        messages.append(Message("user", "Your reply did not match the required JSON Schema: "
+                                f"{problem}. Reply again with only a JSON value that matches "
+                                "the schema."))
+
+
+def _check_output(schema: Any, response: LLMResponse) -> tuple[Any, str | None]:
+    try:
+        value = response.parsed if response.parsed is not None else (
+            parse_json_reply(response.text))
+    except OutputInvalid as exc:
+        return None, exc.message
+    return value, validation_error(schema, value)
+
+
+async def _call(run: _Run, request: LLMRequest) -> LLMResponse:
+    """One model call: retried by ``attempt``, falling back along the chain."""
+    last: ProviderError | None = None
+    for index, name in enumerate(run.chain):
+        if name in run.tried:
+            continue
+        req = request if index == 0 else replace(request, model=None)
+        more = index + 1 < len(run.chain)
+        try:
+            if run.attempt is None:
+                return await _call_once(run, name, req)
+            return await run.attempt(functools.partial(_guarded, run, name, req, more))
+        except _FallBackNow as exc:
+            last = exc.cause
+        except _FALLBACK_ON as exc:
+            last = exc
+        if not more:
+            break
+        run.tried.append(name)
+        _emit(run, "fallback", {"from": name, "to": run.chain[index + 1],
+                                "error": last.to_dict()})
+    assert last is not None
+    raise last
+
+
+async def _guarded(run: _Run, name: str, req: LLMRequest, more: bool) -> LLMResponse:
+    try:
+        return await _call_once(run, name, req)
+    except (AuthError, Unavailable) as exc:
+        if more:
+            raise _FallBackNow(exc) from exc
+        raise
+
+
+async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
+    provider = run.registry.get(name)
+    limiter = run.registry.limiter(name)
+    if run.on_event is not None:
+        _emit(run, "call", {"provider": name, "model": req.model})
+    if not limiter.active:
+        return await _send(run, provider, req)
+    estimate = sum(len(m.text) for m in req.messages) // 4 + 1
+    async with limiter.slot(estimate):
+        try:
+            response = await _send(run, provider, req)
+        except RateLimited as exc:
+            limiter.on_rate_limited(exc.retry_after)
+            raise
+    limiter.on_success()
+    limiter.record_tokens(estimate, response.usage.total_tokens)
+    return response
+
+
+async def _send(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
+    if run.on_chunk is None:
+        response: LLMResponse = await provider.generate(req)
+        return response
+    chunks: list[LLMStreamChunk] = []
+    async for chunk in provider.stream(req):
+        chunks.append(chunk)
+        result = run.on_chunk(chunk)
+        if inspect.isawaitable(result):
+            await result
+    try:
+        response = collect_stream(chunks)
+    except ValueError as exc:
+        raise OutputInvalid(f"provider {provider.name!r} streamed a tool call whose arguments "
+                            f"are not valid JSON: {exc}", provider=provider.name) from None
+    return _unwrap_output_tool(response)
+
+
+def _unwrap_output_tool(response: LLMResponse) -> LLMResponse:
+    forced = [c for c in response.tool_calls if c.name == OUTPUT_TOOL]
+    if not forced:
+        return response
+    import json
+
+    rest = tuple(c for c in response.tool_calls if c.name != OUTPUT_TOOL)
+    parsed = dict(forced[0].arguments)
+    return replace(response, tool_calls=rest, parsed=parsed,
+                   text=response.text if rest else json.dumps(parsed))
+
+
+async def _run_tools(run: _Run, tools: ToolCaller, calls: Sequence[ToolCall],
+                     turn: int) -> list[Message]:
+    outputs: list[ToolOutput | None] = [None] * len(calls)
+
+    async def one(i: int, call: ToolCall) -> None:
+        _emit(run, "tool_call", {"id": call.id, "name": call.name,
+                                 "arguments": dict(call.arguments)})
+        try:
+            outputs[i] = await tools.call(call.name, call.arguments)
+        except ToolError as exc:
+            outputs[i] = ToolOutput(f"error: {exc.message}", is_error=True)
+        _emit(run, "tool_result", {"id": call.id, "name": call.name,
+                                   "is_error": outputs[i].is_error})  # type: ignore[union-attr]
+
+    if len(calls) == 1:
+        await one(0, calls[0])
+    else:
+        import anyio
+
+        async with anyio.create_task_group() as tg:
+            for i, call in enumerate(calls):
+                tg.start_soon(one, i, call)
+    messages = []
+    for call, out in zip(calls, outputs, strict=True):
+        assert out is not None
+        run.records.append(ToolCallRecord(call.id, call.name, dict(call.arguments), out.text,
+                                          out.is_error, turn))
+        messages.append(Message("tool", out.text, tool_call_id=call.id, name=call.name,
+                                is_error=out.is_error))
+    return messages
+
+
+def _emit(run: _Run, kind: str, data: dict[str, Any]) -> None:
+    if run.on_event is not None:
+        run.on_event(LLMEvent(kind, run.chain[0], data))
+
+
+def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
+    usage = ZERO_USAGE
+    cost: float | None = None
+    for response in run.responses:
+        usage = usage + response.usage
+        price = run.registry.prices.cost(response.model, response.usage)
+        if price is not None:
+            cost = (cost or 0.0) + price
+    used = next((n for n in run.chain if n not in run.tried), run.chain[-1])
+    model = run.responses[-1].model if run.responses else ""
+    return LLMResult(output, text, tuple(run.responses), usage, cost, used, model,
+                     tuple(run.tried), tuple(run.records), reasks)
