@@ -83,13 +83,12 @@ def _forms(secret: str) -> set[str]:
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = encoded.decode()
         forms |= {text, text.rstrip("=")}
-    # base64 of the secret embedded at offsets 1 and 2 of a longer string (e.g. "user:key")
-    for shift in (1, 2):
+    # base64 of the secret inside a longer string (e.g. "user:key"): at each of the three
+    # byte alignments, the characters that depend on the secret's bytes only
+    for shift in (0, 1, 2):
         chunk = base64.b64encode(b"\0" * shift + raw).decode()
-        start = (shift * 4 + 2) // 3 + 1
-        tail = len(chunk.rstrip("=")) - 2
-        if tail - start >= MIN_SECRET_LENGTH:
-            forms.add(chunk[start:tail])
+        start, end = -(-8 * shift // 6), 8 * (shift + len(raw)) // 6
+        forms.add(chunk[start:end])
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 

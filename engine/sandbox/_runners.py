@@ -49,6 +49,8 @@ class _Runner:
     async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                   cwd: str | None = None, stdin: bytes | None = None,
                   timeout: float | None = None) -> CommandResult:
+        for path in self.policy.write_paths:  # declared output directories exist
+            path.mkdir(parents=True, exist_ok=True)
         prepared = self.prepare(argv, env=env, cwd=cwd)
         return await run_prepared(
             prepared, token=new_token(), stdin=stdin, timeout=self.effective_timeout(timeout),

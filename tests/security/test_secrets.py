@@ -1,0 +1,90 @@
+"""Secrets: loading (env, .env) and redaction of raw and encoded forms."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from sec_helpers import make_runner
+
+from engine.errors import ConfigError
+from engine.secrets import MASK, Redactor, load_secrets, parse_dotenv
+
+SECRET = "sk-test/AbC+123=xyz"
+
+
+def test_parse_dotenv() -> None:
+    text = ("# comment\nexport A=1\nB = 'two words' \nC=\"line\\nbreak\"\nD=plain # note\n"
+            "not a line\nE=\n")
+    assert parse_dotenv(text) == {"A": "1", "B": "two words", "C": "line\nbreak", "D": "plain",
+                                  "E": ""}
+
+
+def test_load_secrets_env_wins_over_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("TOKEN=from-file\nOTHER=from-file\n")
+    values = load_secrets(["TOKEN", "OTHER"], env={"TOKEN": "from-env"}, dotenv_path=dotenv)
+    assert values == {"TOKEN": "from-env", "OTHER": "from-file"}
+
+
+def test_missing_secret_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SEARCH_TOKEN") as excinfo:
+        load_secrets(["SEARCH_TOKEN"], env={}, dotenv_path=tmp_path / ".env")
+    assert "export SEARCH_TOKEN" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("form", [
+    SECRET,
+    base64.b64encode(SECRET.encode()).decode(),
+    base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip("="),
+    urllib.parse.quote(SECRET, safe=""),
+    urllib.parse.quote_plus(SECRET),
+    json.dumps(SECRET)[1:-1],
+])
+def test_every_form_is_redacted(form: str) -> None:
+    redactor = Redactor([SECRET])
+    text = redactor.redact(f"before {form} after")
+    assert text == f"before {MASK} after"
+
+
+@pytest.mark.parametrize("prefix", [b"u:", b"us:", b"use:"])
+def test_base64_of_a_longer_string_hides_the_secret(prefix: bytes) -> None:
+    blob = base64.b64encode(prefix + SECRET.encode() + b"!").decode()
+    redacted = Redactor([SECRET]).redact(blob)
+    assert MASK in redacted
+    # what is left encodes the prefix, the suffix and at most a byte or two of the secret
+    assert len(redacted.replace(MASK, "")) <= 12, redacted
+
+
+def test_short_values_are_not_redacted() -> None:
+    assert Redactor(["abc"]).redact("abcabc") == "abcabc"
+
+
+def test_redact_obj_and_exceptions() -> None:
+    redactor = Redactor.from_env(["MY_TOKEN"], env={"MY_TOKEN": SECRET,
+                                                    "OPENAI_API_KEY": "sk-openai-key-1"})
+    obj = {"headers": {"Authorization": f"Bearer {SECRET}"}, "list": [SECRET, 3, None],
+           SECRET: ("sk-openai-key-1",)}
+    assert redactor.redact_obj(obj) == {"headers": {"Authorization": f"Bearer {MASK}"},
+                                        "list": [MASK, 3, None], MASK: (MASK,)}
+    error = RuntimeError(f"401: invalid key {SECRET} echoed by server")
+    assert SECRET not in redactor.redact_exception(error)
+
+
+@pytest.mark.anyio
+async def test_command_output_that_encodes_a_secret_is_redacted(tmp_path: Path) -> None:
+    _, runner = make_runner("medium", tmp_path)
+    result = await runner.run(["sh", "-c", 'printf %s "$TOKEN" | base64; echo "$TOKEN" >&2'],
+                              env={"TOKEN": SECRET})
+    redactor = Redactor([SECRET])
+    assert SECRET in result.stderr  # the declared value really reached the command
+    assert SECRET not in redactor.redact(result.stderr)
+    assert redactor.redact(result.stdout).strip() == MASK
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
