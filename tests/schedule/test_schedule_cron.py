@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -81,7 +82,7 @@ def test_fall_back_wildcard_hour_keeps_real_time() -> None:
         utc(2026, 10, 25, 2), utc(2026, 10, 25, 3)]
     assert [g.hour for g in got] == [1, 2, 2, 3, 4]  # 02:00 CEST and 02:00 CET
     quarter = fires("*/15 * * * *", "Europe/Berlin", utc(2026, 10, 24, 23, 50), 12)
-    steps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in zip(quarter, quarter[1:])}
+    steps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in pairwise(quarter)}
     assert steps == {dt.timedelta(minutes=15)}
 
 
