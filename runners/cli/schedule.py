@@ -38,6 +38,8 @@ def _load_spec(path: Path) -> WorkflowSpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError([SpecIssue(f"cannot read the workflow: {exc}", where)]) from exc
+    if isinstance(data, dict) and True in data and "on" not in data:
+        data["on"] = data.pop(True)  # YAML 1.1 reads the bare key `on:` as the boolean true
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
