@@ -85,12 +85,16 @@ def zone(timezone: str) -> ZoneInfo:
 
 
 def _instants(naive: _dt.datetime, tz: ZoneInfo, both_folds: bool) -> list[_dt.datetime]:
-    """The real instants a local wall-clock time stands for (zero gaps: see module doc)."""
-    first = naive.replace(tzinfo=tz, fold=0)
-    second = naive.replace(tzinfo=tz, fold=1)
-    if first.utcoffset() == second.utcoffset():
+    """The real instants (in UTC) a local wall-clock time stands for: see the module doc.
+
+    UTC throughout: Python compares two datetimes of the same tzinfo by wall time, ignoring
+    ``fold``, and ``astimezone`` to the same zone does not normalise a time in a gap.
+    """
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
         return [first]
-    exists = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
+    exists = first.astimezone(tz).replace(tzinfo=None) == naive
     if not exists:  # in a spring-forward gap: the instant the unmoved clock would show
         return [first]
     return [first, second] if both_folds else [first]
@@ -110,16 +114,17 @@ def next_fire(cron: str, timezone: str, after: _dt.datetime) -> _dt.datetime:
     local_after = after_utc.astimezone(tz).replace(tzinfo=None)
     it = _croniter()(expr, local_after - _MAX_SHIFT)
     best: _dt.datetime | None = None
+    best_naive = _dt.datetime.max
     for _ in range(_MAX_CANDIDATES):
         naive = it.get_next(_dt.datetime)
-        if best is not None and naive > best.astimezone(tz).replace(tzinfo=None) + _MAX_SHIFT:
-            return best
+        if best is not None and naive > best_naive + _MAX_SHIFT:
+            return best.astimezone(tz)
         for instant in _instants(naive, tz, both_folds):
-            if instant.astimezone(UTC) > after_utc and (best is None or instant < best):
-                best = instant.astimezone(tz)
+            if instant > after_utc and (best is None or instant < best):
+                best, best_naive = instant, naive
     if best is None:  # pragma: no cover - a valid expression always fires within the window
         raise ValueError(f"cron expression {cron!r} never fires")
-    return best
+    return best.astimezone(tz)
 
 
 # ---------------------------------------------------------------- entries

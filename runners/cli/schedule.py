@@ -1,0 +1,111 @@
+"""`plait schedule FILE...`: run workflows at the times in their `on.schedule` (cron daemon).
+
+The command is exported as ``command``; the CLI entry point adds it to the ``plait`` group.
+It starts runs through :data:`RUN_WORKFLOW`, which the CLI sets to the real workflow runner.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from engine.errors import Location, PlaitError, SpecError, SpecIssue
+from engine.spec.models import WorkflowSpec
+from runners.schedule import ScheduleEntry, Scheduler, entries_from_spec, zone
+
+#: ``await RUN_WORKFLOW(workflow_path, inputs)`` runs one workflow to the end. Set by the CLI.
+RUN_WORKFLOW: Callable[[Path, dict[str, Any]], Awaitable[Any]] | None = None
+
+
+def _load_spec(path: Path) -> WorkflowSpec:
+    """PRIVATE STOPGAP: parse and validate a workflow file without line numbers.
+
+    TODO: switch to the engine.spec loader (line/column locations, variable substitution)
+    once it lands; this helper exists only so `plait schedule` can be built in parallel.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    where = Location(str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError([SpecIssue(f"cannot read the workflow: {exc}", where)]) from exc
+    if isinstance(data, dict) and True in data and "on" not in data:
+        data["on"] = data.pop(True)  # YAML 1.1 reads the bare key `on:` as the boolean true
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError([
+            SpecIssue(err["msg"], where, tuple(err["loc"]), code=err["type"])
+            for err in exc.errors()]) from exc
+
+
+def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:
+    """Every schedule entry of every file; all problems of all files in one SpecError."""
+    entries: list[ScheduleEntry] = []
+    issues: list[SpecIssue] = []
+    for path in files:
+        try:
+            found = entries_from_spec(path, _load_spec(path))
+        except SpecError as exc:
+            issues.extend(exc.issues)
+            continue
+        if not found:
+            issues.append(SpecIssue(
+                "the workflow has no schedule", Location(str(path)), ("on", "schedule"),
+                hint="add e.g. on: {schedule: [{cron: '0 7 * * 1-5', timezone: UTC}]}"))
+        entries.extend(found)
+    if issues:
+        raise SpecError(issues)
+    return entries
+
+
+def _print_next(entries: list[ScheduleEntry], count: int) -> None:
+    now = _dt.datetime.now(_dt.UTC)
+    for entry in entries:
+        click.echo(entry.label)
+        when = now
+        for _ in range(count):
+            when = entry.next_fire(when)
+            click.echo(f"  {when.astimezone(zone(entry.timezone)).isoformat()}")
+
+
+@click.command("schedule")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--next", "show_next", type=click.IntRange(1, 1000), default=None,
+              metavar="N", help="Print the next N fire times of each schedule and exit.")
+@click.option("--max-runs", type=click.IntRange(1), default=None, metavar="N",
+              help="Exit after starting N runs (and waiting for them).")
+def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None) -> None:
+    """Run FILE(s) at the times in their `on.schedule` until interrupted."""
+    try:
+        entries = load_entries(files)
+    except SpecError as exc:
+        click.echo(exc.format(), err=True)
+        sys.exit(2)
+    if show_next is not None:
+        _print_next(entries, show_next)
+        return
+    if RUN_WORKFLOW is None:
+        raise click.ClickException("plait schedule has no workflow runner wired in "
+                                   "(runners.cli.schedule.RUN_WORKFLOW is not set)")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                            stream=sys.stderr)
+    scheduler = Scheduler(entries, RUN_WORKFLOW, max_runs=max_runs)
+    try:
+        anyio.run(scheduler.serve)
+    except KeyboardInterrupt:
+        click.echo("plait schedule: interrupted", err=True)
+        sys.exit(130)
+    except PlaitError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,72 @@
+"""`plait schedule` as a click command (the live loop is covered by the Scheduler tests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runners.cli import schedule as cli
+
+WORKFLOW = """\
+version: 1
+name: digest
+on:
+  schedule:
+    - {cron: "0 7 * * 1-5", timezone: Europe/Berlin, inputs: {folder: ./inbox}}
+    - {cron: "@monthly"}
+steps:
+  hello: {run: "echo hi"}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_next_prints_upcoming_fire_times(tmp_path: Path) -> None:
+    wf = write(tmp_path, "digest.yaml", WORKFLOW)
+    result = CliRunner().invoke(cli.command, [str(wf), "--next", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{wf}: on.schedule[0] ('0 7 * * 1-5' Europe/Berlin)"
+    assert lines[4] == f"{wf}: on.schedule[1] ('@monthly' UTC)"
+    weekday = [dt.datetime.fromisoformat(x.strip()) for x in lines[1:4]]
+    assert all(t.weekday() < 5 and (t.hour, t.minute) == (7, 0) for t in weekday)
+    assert weekday == sorted(weekday) and len(set(weekday)) == 3
+    monthly = [dt.datetime.fromisoformat(x.strip()) for x in lines[5:8]]
+    assert all(t.day == 1 and t.hour == 0 and t.utcoffset() == dt.timedelta(0)
+               for t in monthly)
+
+
+def test_every_problem_of_every_file_exits_2(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", WORKFLOW.replace("0 7 * * 1-5", "0 25 * * *")
+                .replace("@monthly", "@fortnightly"))
+    none = write(tmp_path, "none.yaml", "version: 1\nname: x\nsteps: {a: {run: 'true'}}\n")
+    typo = write(tmp_path, "typo.yaml", WORKFLOW.replace("timezone:", "tz:"))
+    result = CliRunner().invoke(cli.command, [str(bad), str(none), str(typo)])
+    assert result.exit_code == 2
+    out = result.output
+    assert f"{bad}: invalid cron expression '0 25 * * *'" in out
+    assert "at 'on.schedule[0].cron'" in out
+    assert "'@fortnightly' has 1 fields" in out and "on.schedule[1].cron" in out
+    assert f"{none}: the workflow has no schedule at 'on.schedule'" in out
+    assert f"{typo}: Extra inputs are not permitted at 'on.schedule[0].tz'" in out
+
+
+def test_without_a_runner_it_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "RUN_WORKFLOW", None)
+    wf = write(tmp_path, "digest.yaml", WORKFLOW)
+    result = CliRunner().invoke(cli.command, [str(wf)])
+    assert result.exit_code == 1
+    assert "RUN_WORKFLOW is not set" in result.output
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli.command, [str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

@@ -1,0 +1,130 @@
+"""next_fire: cron arithmetic in a time zone, across both DST transitions of 2026."""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.errors import SpecError
+from engine.spec.models import WorkflowSpec
+from runners.schedule import entries_from_spec, next_fire
+
+UTC = dt.UTC
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def fires(cron: str, tz: str, start: dt.datetime, count: int) -> list[dt.datetime]:
+    out, when = [], start
+    for _ in range(count):
+        when = next_fire(cron, tz, when)
+        out.append(when)
+    return out
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def test_weekday_mornings_in_berlin() -> None:
+    # Friday 2026-11-20 08:00 Berlin: the next weekday 07:00 is Monday
+    after = dt.datetime(2026, 11, 20, 8, 0, tzinfo=BERLIN)
+    got = next_fire("0 7 * * 1-5", "Europe/Berlin", after)
+    assert got == dt.datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)
+    assert got.utcoffset() == dt.timedelta(hours=1)
+    assert got.tzinfo == BERLIN
+
+
+def test_strictly_after_and_aliases() -> None:
+    at = utc(2026, 1, 1, 0, 0)
+    assert next_fire("@daily", "UTC", at) == utc(2026, 1, 2, 0, 0)
+    assert next_fire("@hourly", "UTC", at) == utc(2026, 1, 1, 1, 0)
+    assert next_fire("  0   0 * * * ", "UTC", at - dt.timedelta(seconds=1)) == at
+
+
+def test_spring_forward_daily_job_in_the_gap_is_not_skipped() -> None:
+    # 2026-03-29 02:00 CET -> 03:00 CEST: 02:30 does not exist that day
+    got = fires("30 2 * * *", "Europe/Berlin", utc(2026, 3, 27, 12), 3)
+    assert [g.astimezone(UTC) for g in got] == [
+        utc(2026, 3, 28, 1, 30),   # 02:30 CET
+        utc(2026, 3, 29, 1, 30),   # the instant 02:30 CET would have been: 03:30 CEST
+        utc(2026, 3, 30, 0, 30),   # 02:30 CEST
+    ]
+    assert got[1].hour == 3 and got[1].minute == 30
+
+
+def test_spring_forward_hourly_has_no_double_fire() -> None:
+    got = fires("0 * * * *", "Europe/Berlin", utc(2026, 3, 28, 23, 30), 5)
+    assert [g.astimezone(UTC) for g in got] == [utc(2026, 3, 29, h) for h in range(0, 5)]
+    # fixed hours on both sides of the gap still fire once each day
+    got = fires("0 2,3 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 4)
+    assert [g.astimezone(UTC) for g in got] == [
+        utc(2026, 3, 29, 1), utc(2026, 3, 30, 0), utc(2026, 3, 30, 1), utc(2026, 3, 31, 0)]
+
+
+def test_fall_back_fixed_hour_fires_once() -> None:
+    # 2026-10-25 03:00 CEST -> 02:00 CET: 02:30 happens twice
+    got = fires("30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12), 3)
+    assert [g.astimezone(UTC) for g in got] == [
+        utc(2026, 10, 25, 0, 30),  # first 02:30 (CEST) only
+        utc(2026, 10, 26, 1, 30),  # 02:30 CET
+        utc(2026, 10, 27, 1, 30),
+    ]
+
+
+def test_fall_back_wildcard_hour_keeps_real_time() -> None:
+    got = fires("0 * * * *", "Europe/Berlin", utc(2026, 10, 24, 22, 30), 5)
+    assert [g.astimezone(UTC) for g in got] == [
+        utc(2026, 10, 24, 23), utc(2026, 10, 25, 0), utc(2026, 10, 25, 1),
+        utc(2026, 10, 25, 2), utc(2026, 10, 25, 3)]
+    assert [g.hour for g in got] == [1, 2, 2, 3, 4]  # 02:00 CEST and 02:00 CET
+    quarter = fires("*/15 * * * *", "Europe/Berlin", utc(2026, 10, 24, 23, 50), 12)
+    steps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in pairwise(quarter)}
+    assert steps == {dt.timedelta(minutes=15)}
+
+
+def test_a_whole_year_of_daily_fires_in_berlin() -> None:
+    got = fires("15 2 * * *", "Europe/Berlin", utc(2025, 12, 31, 12), 365)
+    days = [g.date() for g in got]
+    assert days == [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(365)]
+    instants = [g.astimezone(UTC) for g in got]
+    assert instants == sorted(set(instants))
+
+
+def test_naive_after_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        next_fire("* * * * *", "UTC", dt.datetime(2026, 1, 1))
+
+
+def spec(schedules: list[dict[str, object]]) -> WorkflowSpec:
+    return WorkflowSpec.model_validate({
+        "version": 1, "name": "wf", "on": {"schedule": schedules},
+        "steps": {"a": {"run": "true"}}})
+
+
+def test_entries_from_spec_keep_inputs_and_order() -> None:
+    entries = entries_from_spec(Path("wf.yaml"), spec([
+        {"cron": "0 7 * * 1-5", "timezone": "Europe/Berlin", "inputs": {"n": 1}},
+        {"cron": "@daily"}]))
+    assert [(e.index, e.cron, e.timezone, e.inputs) for e in entries] == [
+        (0, "0 7 * * 1-5", "Europe/Berlin", {"n": 1}), (1, "@daily", "UTC", {})]
+    assert entries[0].label == "wf.yaml: on.schedule[0] ('0 7 * * 1-5' Europe/Berlin)"
+
+
+def test_bad_cron_and_zone_name_file_and_index() -> None:
+    with pytest.raises(SpecError) as err:
+        entries_from_spec(Path("flows/wf.yaml"), spec([
+            {"cron": "0 7 * * 1-5"},
+            {"cron": "61 * * * *"},
+            {"cron": "0 0 * * * *"},
+            {"cron": "0 7 * * *", "timezone": "Europe/Atlantis"}]))
+    text = err.value.format().splitlines()
+    assert len(text) == 3
+    assert text[0].startswith("flows/wf.yaml: invalid cron expression '61 * * * *'")
+    assert text[0].endswith("at 'on.schedule[1].cron'")
+    assert "has 6 fields; write five" in text[1] and "on.schedule[2].cron" in text[1]
+    assert "unknown time zone 'Europe/Atlantis'" in text[2]
+    assert text[2].endswith("at 'on.schedule[3].timezone'")
