@@ -25,7 +25,7 @@ def anyio_backend() -> str:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         port = self.server.server_address[1]
         if self.path == "/page":
             self._send(200, "text/html; charset=utf-8", PAGE)

@@ -59,7 +59,8 @@ async def test_files_list_read_write_search(tree: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ["../outside.txt", "../data2/secret.txt", "/etc/passwd",
-                                  "link.txt", "escape_dir/secret.txt", "docs/../../data2/secret.txt"])
+                                  "link.txt", "escape_dir/secret.txt",
+                                  "docs/../../data2/secret.txt"])
 async def test_files_paths_confined(tree: Path, path: str) -> None:
     async with files_rt(tree) as mcp:
         with pytest.raises(ToolError, match="outside the server's root"):
