@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from engine.errors import ToolError
 from engine.sandbox.base import Runner
@@ -79,7 +79,7 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
         prepared = runner.prepare(argv, env=env, cwd=cwd)
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
-    return stdio_client(params, errlog=errlog.file)
+    return stdio_client(params, errlog=cast(TextIO, errlog.file))
 
 
 def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:

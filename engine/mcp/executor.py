@@ -195,8 +195,9 @@ class ToolExecutor:
         """A prompt: {description, messages: [{role, content}]}."""
         result = await self._request(server, "get_prompt", name,
                                      {k: str(v) for k, v in (arguments or {}).items()})
-        return result.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                 include={"description", "messages"})
+        data: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                                 include={"description", "messages"})
+        return data
 
     async def _request(self, server: str, method: str, *args: Any) -> Any:
         from mcp import MCPError

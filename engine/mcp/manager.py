@@ -131,7 +131,9 @@ class MCPServerManager:
                 await self.stop_all()
         finally:
             self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(exc_type, exc, tb)
+            # the body's own exception propagates unchanged (not wrapped in a group): every
+            # task of this group handles its own errors
+            await self._tg.__aexit__(None, None, None)
             self._tg = None
             for slot in self._slots.values():
                 if slot.stderr is not None:

@@ -9,6 +9,7 @@ rug pull, refused outright when the server's policy level is high or critical.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import hashlib
 import json
@@ -176,14 +177,14 @@ class ToolRegistry:
 
     def list(self, category: str | None = None, server: str | None = None) -> list[ToolInfo]:
         """Tools discovered so far, optionally of one category and/or one server."""
-        out = []
+        out: list[ToolInfo] = []
         for name, tools in self._tools.items():
             if server is not None and name != server:
                 continue
             out.extend(t for t in tools.values() if category is None or t.category == category)
         return sorted(out, key=lambda t: t.qualified_name)
 
-    def search(self, query: str) -> list[ToolInfo]:
+    def search(self, query: str) -> builtins.list[ToolInfo]:
         """Discovered tools ranked by how well name, description, category and tags match."""
         words = [w for w in query.lower().split() if w]
         scored = []

@@ -1,0 +1,1 @@
+"""MCP servers bundled with plait: files, web, data (console scripts plait-mcp-*)."""

@@ -1,0 +1,224 @@
+"""plait-mcp-data: small tabular data work on CSV and JSON files inside one root.
+
+Tools: load (columns, row count, preview), describe (per-column type and statistics),
+filter (rows matching conditions), aggregate (group by + sum/mean/count/min/max),
+stats (summary statistics of one numeric column). Standard library only.
+
+    plait-mcp-data --root ./data
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.mcp.servers._common import Confined, base_parser, existing_root, parse, serve, tool
+
+DEFAULT_MAX_BYTES = 50_000_000
+MAX_ROWS_OUT = 1000
+Row = dict[str, Any]
+Op = Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"]
+Agg = Literal["sum", "mean", "count", "min", "max", "median"]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    "<": lambda a, b: a is not None and a < b, "<=": lambda a, b: a is not None and a <= b,
+    ">": lambda a, b: a is not None and a > b, ">=": lambda a, b: a is not None and a >= b,
+    "contains": lambda a, b: a is not None and str(b) in str(a),
+    "in": lambda a, b: a in b,
+}
+
+
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class Tables:
+    """Loads tables from files under a root, cached by (path, mtime)."""
+
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.box = Confined(root)
+        self.max_bytes = max_bytes
+        self._cache: dict[tuple[str, float], list[Row]] = {}
+
+    def rows(self, path: str) -> list[Row]:
+        target = self.box.resolve(path)
+        if not target.is_file():
+            raise ValueError(f"{path!r} is not a file under the root")
+        stat = target.stat()
+        if stat.st_size > self.max_bytes:
+            raise ValueError(f"{path!r} is {stat.st_size} bytes, over the limit "
+                             f"{self.max_bytes} (--max-bytes)")
+        key = (str(target), stat.st_mtime)
+        if key not in self._cache:
+            self._cache = {key: self._read(target)}
+        return self._cache[key]
+
+    def _read(self, target: Path) -> list[Row]:
+        suffix = target.suffix.lower()
+        text = target.read_text(encoding="utf-8-sig")
+        if suffix == ".csv" or suffix == ".tsv":
+            reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+            return [{k: _number(v or "") for k, v in row.items() if k is not None}
+                    for row in reader]
+        if suffix in (".json", ".jsonl"):
+            return _json_rows(text, jsonl=suffix == ".jsonl")
+        raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv, .json or .jsonl")
+
+
+def _json_rows(text: str, *, jsonl: bool) -> list[Row]:
+    data: Any = [json.loads(line) for line in text.splitlines() if line.strip()] if jsonl \
+        else json.loads(text)
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise ValueError("a JSON object must hold exactly one list of rows")
+        data = lists[0]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("JSON data must be a list of objects (rows)")
+    return data
+
+
+def columns(rows: list[Row]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def numeric(values: list[Any]) -> list[float]:
+    return [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def summary(values: list[Any]) -> dict[str, Any]:
+    present = [v for v in values if v is not None and v != ""]
+    nums = numeric(present)
+    out: dict[str, Any] = {"count": len(present), "missing": len(values) - len(present),
+                           "unique": len({json.dumps(v, sort_keys=True) for v in present})}
+    if nums and len(nums) == len(present):
+        out.update(type="number", min=min(nums), max=max(nums), mean=statistics.fmean(nums),
+                   median=statistics.median(nums), sum=sum(nums),
+                   stdev=statistics.stdev(nums) if len(nums) > 1 else 0.0)
+    else:
+        out["type"] = "string" if present else "empty"
+    return out
+
+
+def matches(row: Row, where: list[dict[str, Any]]) -> bool:
+    for cond in where:
+        op = _OPS.get(str(cond.get("op", "==")))
+        if op is None:
+            raise ValueError(f"unknown operator {cond.get('op')!r}; use one of {', '.join(_OPS)}")
+        try:
+            if not op(row.get(str(cond["column"])), cond.get("value")):
+                return False
+        except TypeError:
+            return False
+    return True
+
+
+def aggregate_rows(rows: list[Row], group_by: list[str],
+                   metrics: list[dict[str, str]]) -> list[Row]:
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(c) for c in group_by), []).append(row)
+    out = []
+    for key, members in groups.items():
+        record: Row = dict(zip(group_by, key, strict=True))
+        for metric in metrics:
+            column, how = metric["column"], metric.get("op", "sum")
+            record[f"{how}_{column}"] = _agg(how, [m.get(column) for m in members])
+        out.append(record)
+    return sorted(out, key=lambda r: json.dumps([r.get(c) for c in group_by], default=str))
+
+
+def _agg(how: str, values: list[Any]) -> Any:
+    if how == "count":
+        return sum(1 for v in values if v is not None)
+    nums = numeric(values)
+    if not nums:
+        return None
+    funcs: dict[str, Callable[[list[float]], Any]] = {
+        "sum": sum, "mean": statistics.fmean, "min": min, "max": max,
+        "median": statistics.median}
+    if how not in funcs:
+        raise ValueError(f"unknown aggregate {how!r}; use sum, mean, count, min, max or median")
+    return funcs[how](nums)
+
+
+def build(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The data MCPServer for files under `root`."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
+    tables = Tables(root, max_bytes)
+    server = MCPServer("plait-data", log_level="WARNING")
+    ro = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    @tool(server, annotations=ro)
+    def load(path: str, preview: int = 5) -> dict[str, Any]:
+        """Load a CSV/TSV/JSON/JSONL table: its columns, row count and first rows."""
+        rows = tables.rows(path)
+        return {"columns": columns(rows), "rows": len(rows), "preview": rows[:max(0, preview)]}
+
+    @tool(server, annotations=ro)
+    def describe(path: str) -> dict[str, Any]:
+        """Describe every column: type, count, missing, unique, and for numbers min, max,
+        mean, median, sum and standard deviation."""
+        rows = tables.rows(path)
+        return {"rows": len(rows),
+                "columns": {c: summary([r.get(c) for r in rows]) for c in columns(rows)}}
+
+    @tool(server, annotations=ro)
+    def filter(path: str, where: list[dict[str, Any]], limit: int = 100) -> dict[str, Any]:
+        """Rows matching every condition {column, op, value}; op is one of ==, !=, <, <=, >,
+        >=, contains, in."""
+        rows = [r for r in tables.rows(path) if matches(r, where)]
+        cap = max(0, min(limit, MAX_ROWS_OUT))
+        return {"count": len(rows), "rows": rows[:cap], "truncated": len(rows) > cap}
+
+    @tool(server, annotations=ro)
+    def aggregate(path: str, group_by: list[str], metrics: list[dict[str, str]]
+                  ) -> dict[str, Any]:
+        """Group rows by columns and compute metrics [{column, op}] with op one of sum, mean,
+        count, min, max, median. Output columns are named op_column."""
+        out = aggregate_rows(tables.rows(path), group_by, metrics)
+        return {"groups": out[:MAX_ROWS_OUT], "truncated": len(out) > MAX_ROWS_OUT}
+
+    @tool(server, annotations=ro)
+    def stats(path: str, column: str) -> dict[str, Any]:
+        """Summary statistics of one column (count, missing, unique, min, max, mean, median,
+        sum, stdev for numbers)."""
+        rows = tables.rows(path)
+        if rows and column not in columns(rows):
+            raise ValueError(f"no column {column!r}; columns are {', '.join(columns(rows))}")
+        return {"column": column, **summary([r.get(column) for r in rows])}
+
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = base_parser("plait-mcp-data", "MCP server: CSV/JSON tables, filters, aggregates")
+    parser.add_argument("--root", type=existing_root, required=True,
+                        help="the only directory data may be loaded from")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest file loaded (default {DEFAULT_MAX_BYTES})")
+    opts = parse(parser, argv)
+    serve(build(opts.root, max_bytes=opts.max_bytes), opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""plait-mcp-files: list, read, write and search files inside one root directory.
+
+Every path argument is resolved (symlinks included) and must stay inside `--root`; a sibling
+directory that merely shares the root's name as a prefix is outside.
+
+    plait-mcp-files --root ./data [--read-only] [--max-bytes N]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.mcp.servers._common import Confined, base_parser, existing_root, parse, serve, tool
+
+DEFAULT_MAX_BYTES = 1_000_000
+MAX_MATCHES = 1000
+MAX_WALK = 50_000
+
+
+def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The files MCPServer for `root`."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
+    box = Confined(root)
+    server = MCPServer("plait-files", instructions=f"Files under {box.root.name}/.",
+                       log_level="WARNING")
+    ro = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    @tool(server, annotations=ro)
+    def list_directory(path: str = ".") -> dict[str, Any]:
+        """List a directory under the root: entries with name, type (file|directory) and size."""
+        target = box.resolve(path)
+        if not target.is_dir():
+            raise ValueError(f"{path!r} is not a directory")
+        entries = []
+        for entry in sorted(target.iterdir(), key=lambda p: p.name):
+            kind = "directory" if entry.is_dir() else "file"
+            size = entry.stat().st_size if kind == "file" and entry.exists() else None
+            entries.append({"name": entry.name, "type": kind, "size": size})
+        return {"path": box.relative(target), "entries": entries}
+
+    @tool(server, annotations=ro)
+    def read_file(path: str) -> str:
+        """Read a text file under the root (UTF-8; undecodable bytes are replaced)."""
+        target = box.resolve(path)
+        if not target.is_file():
+            raise ValueError(f"{path!r} is not a file")
+        size = target.stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"{path!r} is {size} bytes, over this server's limit of "
+                             f"{max_bytes} (--max-bytes)")
+        return target.read_text(encoding="utf-8", errors="replace")
+
+    @tool(server, annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True))
+    def write_file(path: str, content: str) -> str:
+        """Write a text file under the root (creating parent directories), atomically."""
+        if read_only:
+            raise ValueError("this files server is read-only (--read-only)")
+        data = content.encode("utf-8")
+        if len(data) > max_bytes:
+            raise ValueError(f"content is {len(data)} bytes, over the limit of {max_bytes}")
+        target = box.resolve(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        box.resolve(str(target.parent))  # the created parent must still be inside
+        _atomic_write(target, data)
+        return f"wrote {len(data)} bytes to {box.relative(target)}"
+
+    @tool(server, annotations=ro)
+    def search_files(pattern: str, path: str = ".", contains: str | None = None
+                     ) -> dict[str, Any]:
+        """Find files under `path` whose name matches a glob `pattern` (e.g. *.md), optionally
+        only those whose text contains `contains`."""
+        start = box.resolve(path)
+        matches = sorted(_search(box, start, pattern, contains, max_bytes))
+        return {"matches": matches[:MAX_MATCHES], "truncated": len(matches) > MAX_MATCHES}
+
+    return server
+
+
+def _search(box: Confined, start: Path, pattern: str, contains: str | None,
+            max_bytes: int) -> list[str]:
+    out: list[str] = []
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            seen += 1
+            if seen > MAX_WALK or len(out) > MAX_MATCHES:
+                return out
+            if not fnmatch.fnmatch(name, pattern):
+                continue
+            try:
+                full = box.resolve(str(Path(dirpath, name)))
+            except ValueError:
+                continue  # a symlink leaving the root
+            if contains is not None and not _contains(full, contains, max_bytes):
+                continue
+            out.append(box.relative(full))
+    return out
+
+
+def _contains(path: Path, needle: str, max_bytes: int) -> bool:
+    try:
+        if path.stat().st_size > max_bytes:
+            return False
+        return needle in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = base_parser("plait-mcp-files", "MCP server: files confined to one directory")
+    parser.add_argument("--root", type=existing_root, required=True,
+                        help="the only directory this server may touch")
+    parser.add_argument("--read-only", action="store_true", help="refuse write_file")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest file read or written (default {DEFAULT_MAX_BYTES})")
+    opts = parse(parser, argv)
+    serve(build(opts.root, read_only=opts.read_only, max_bytes=opts.max_bytes), opts)
+
+
+if __name__ == "__main__":
+    main()

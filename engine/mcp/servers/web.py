@@ -1,0 +1,129 @@
+"""plait-mcp-web: fetch a web page and turn it into markdown or plain text.
+
+Only hosts on the `--allow-domain` list (and their subdomains) may be fetched; with no list,
+every fetch is refused. Redirects are followed by hand, each hop checked against the list.
+Responses are capped at `--max-bytes` and `--timeout` seconds.
+
+    plait-mcp-web --allow-domain example.com --allow-domain docs.python.org
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+from engine.mcp.servers._common import base_parser, parse, serve, tool
+
+DEFAULT_MAX_BYTES = 2_000_000
+DEFAULT_TIMEOUT_S = 20.0
+MAX_REDIRECTS = 5
+
+
+class DomainNotAllowed(ValueError):
+    pass
+
+
+def host_allowed(url: str, allowed: Sequence[str]) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    for domain in allowed:
+        domain = domain.lower().strip().rstrip(".")
+        if domain and (host == domain or host.endswith("." + domain)):
+            return True
+    return False
+
+
+def to_markdown(html: str, *, plain: bool = False) -> str:
+    import html2text
+
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = plain
+    converter.ignore_links = plain
+    converter.ignore_emphasis = plain
+    return str(converter.handle(html)).strip()
+
+
+def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+          timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    """The web MCPServer fetching only from `allowed` domains."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
+    server = MCPServer("plait-web", log_level="WARNING")
+    allow = list(allowed)
+
+    @tool(server, annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
+    async def fetch(url: str, format: Literal["markdown", "text", "html"] = "markdown"
+                    ) -> dict[str, Any]:
+        """Fetch an http(s) URL from an allowed domain; HTML is turned into markdown (or plain
+        text). Returns url (after redirects), status, content_type, content, truncated."""
+        final, status, ctype, body, truncated = await _get(url, allow, max_bytes, timeout_s)
+        text = body.decode(_charset(ctype), errors="replace")
+        if "html" in ctype and format != "html":
+            text = to_markdown(text, plain=format == "text")
+        return {"url": final, "status": status, "content_type": ctype, "content": text,
+                "truncated": truncated}
+
+    return server
+
+
+def _charset(content_type: str) -> str:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"')
+    return "utf-8"
+
+
+async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
+               ) -> tuple[str, int, str, bytes, bool]:
+    import httpx2
+
+    async with httpx2.AsyncClient(timeout=timeout_s, follow_redirects=False,
+                                  trust_env=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            if not host_allowed(url, allow):
+                raise DomainNotAllowed(
+                    f"{url!r} is not on this server's domain allowlist "
+                    f"({', '.join(allow) or 'empty: every fetch is refused'}); "
+                    "start the server with --allow-domain DOMAIN")
+            async with client.stream("GET", url) as response:
+                location = response.headers.get("location")
+                if response.is_redirect and location:
+                    url = urljoin(url, location)
+                    continue
+                body, truncated = await _read_capped(response, max_bytes)
+                ctype = response.headers.get("content-type", "")
+                return str(response.url), response.status_code, ctype, body, truncated
+    raise ValueError(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _read_capped(response: Any, max_bytes: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = base_parser("plait-mcp-web", "MCP server: fetch allowlisted web pages as markdown")
+    parser.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
+                        help="a domain (and its subdomains) that may be fetched; repeatable")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest response read (default {DEFAULT_MAX_BYTES})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds per request (default {DEFAULT_TIMEOUT_S:g})")
+    opts = parse(parser, argv)
+    serve(build(opts.allow_domain, max_bytes=opts.max_bytes, timeout_s=opts.timeout), opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Bundled servers as real subprocesses over stdio, streamable HTTP and SSE; third-party
+servers (mcp-server-time, mcp-server-git) over stdio from their own virtualenv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.mcp import MCPRuntime, MCPSettings
+from engine.spec.models import MCPServerSpec
+from tests.mcp.conftest import ROOT, spawn_http
+
+pytestmark = pytest.mark.anyio
+SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=15, startup_timeout_s=30)
+MODULES = {"files": "engine.mcp.servers.files", "data": "engine.mcp.servers.data",
+           "web": "engine.mcp.servers.web"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("hello over the wire")
+    (data / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    return data
+
+
+def args_for(kind: str, root: Path) -> list[str]:
+    return ["--allow-domain", "127.0.0.1"] if kind == "web" else ["--root", str(root)]
+
+
+async def check(mcp: MCPRuntime, kind: str) -> None:
+    if kind == "files":
+        assert (await mcp.call("s.read_file", {"path": "hello.txt"})).text == \
+            "hello over the wire"
+    elif kind == "data":
+        assert (await mcp.call("s.stats", {"path": "t.csv", "column": "b"})).value["sum"] == 6
+    else:
+        names = [t.name for t in await mcp.list_tools("s")]
+        assert names == ["fetch"]
+
+
+@pytest.mark.parametrize("kind", ["files", "data", "web"])
+async def test_bundled_over_stdio(tmp_path: Path, root: Path, kind: str) -> None:
+    spec = MCPServerSpec(command=sys.executable, args=["-m", MODULES[kind],
+                                                       *args_for(kind, root)],
+                         env={"PYTHONPATH": str(ROOT)})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        await check(mcp, kind)
+
+
+@pytest.fixture(params=[("files", "streamable-http"), ("data", "streamable-http"),
+                        ("web", "streamable-http"), ("files", "sse")])
+def http_server(request: pytest.FixtureRequest, root: Path) -> Iterator[tuple[str, str, int]]:
+    kind, transport = request.param
+    for path, port in spawn_http(MODULES[kind], *args_for(kind, root), transport=transport):
+        yield kind, path, port
+
+
+async def test_bundled_over_http(tmp_path: Path, http_server: tuple[str, str, int]) -> None:
+    kind, path, port = http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/{path}",
+                         transport="sse" if path == "sse" else None,
+                         headers={"X-Plait-Test": "1"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        await check(mcp, kind)
+        assert mcp.manager.status("s").transport == ("sse" if path == "sse" else
+                                                      "streamable-http")
+
+
+def third_party_bin() -> Path:
+    value = os.environ.get("PLAIT_TEST_MCP_BIN")
+    if not value:
+        pytest.skip("PLAIT_TEST_MCP_BIN is unset: point it at the bin/ directory of a "
+                    "virtualenv with mcp-server-time and mcp-server-git installed")
+    return Path(value)
+
+
+async def test_third_party_time_server(tmp_path: Path) -> None:
+    spec = MCPServerSpec(command=str(third_party_bin() / "mcp-server-time"),
+                         args=["--local-timezone", "UTC"])
+    async with MCPRuntime({"time": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        names = {t.name for t in await mcp.list_tools("time")}
+        assert "get_current_time" in names
+        result = await mcp.call("time.get_current_time", {"timezone": "Europe/Berlin"})
+        assert "Europe/Berlin" in result.text
+
+
+async def test_third_party_git_server(tmp_path: Path) -> None:
+    binary = third_party_bin() / "mcp-server-git"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+           "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    (repo / "a.txt").write_text("a\n")
+    subprocess.run(["git", "-C", str(repo), "add", "a.txt"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "first commit"], check=True,
+                   env=env)
+    spec = MCPServerSpec(command=str(binary), args=["--repository", str(repo)])
+    async with MCPRuntime({"git": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        log = await mcp.call("git.git_log", {"repo_path": str(repo)})
+        assert "first commit" in log.text
+        status = await mcp.call("git.git_status", {"repo_path": str(repo)})
+        assert "branch" in status.text.lower()
