@@ -21,6 +21,8 @@ class StepResult:
     reason: str | None = None
     rendered: Any = None
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: what happened inside the step: fallbacks, re-asks, tool calls
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -104,9 +104,17 @@ class Services:
                         if compiled is not None and not compiled.is_literal else server
                 runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir,
                                      runner_for=self._server_runner,
-                                     validator=self._tool_validator)
+                                     validator=self._tool_validator,
+                                     policies=self.workflow.spec.policies,
+                                     default_policy=self.workflow.spec.defaults.policy)
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
+
+    async def tool_caller(self, patterns: list[str], step_id: str) -> Any:
+        from engine.executor.agent_tools import MCPToolCaller
+
+        runtime = await self.mcp()
+        return MCPToolCaller(runtime, await runtime.tool_definitions(patterns), step_id)
 
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)
@@ -173,4 +181,6 @@ class Services:
             output=self.redact(result.output), error=result.error, usage=result.usage,
             cost=result.cost, started_at=result.started_at, finished_at=result.finished_at,
             items=len(result.output) if isinstance(result.output, list) else None,
-            audit=self.redact(result.audit), events=[{"reason": result.reason}] if result.reason else [])
+            audit=self.redact(result.audit),
+            events=self.redact(result.notes) + ([{"reason": result.reason}]
+                                                if result.reason else []))

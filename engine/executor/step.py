@@ -54,13 +54,15 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
         else:
             outcome = await _once(rc, step_id, ctx, attempts)
     except Exception as exc:  # noqa: BLE001 - a step failure becomes its result
+        audit = getattr(exc, "audit", None)
         return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
                           attempts=max(attempts.count, 1), started_at=started,
-                          finished_at=time.time())
+                          finished_at=time.time(),
+                          audit=[_as_dict(audit)] if audit is not None else [])
     return StepResult(step_id, kind, "succeeded", output=outcome.output,
                       attempts=attempts.count, usage=outcome.usage, cost=outcome.cost,
                       started_at=started, finished_at=time.time(),
-                      rendered=outcome.rendered, audit=outcome.audit)
+                      rendered=outcome.rendered, audit=outcome.audit, notes=outcome.notes)
 
 
 async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
@@ -95,6 +97,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     results: list[Any] = [None] * len(items)
     rendered: list[Any] = [None] * len(items)
     audit: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     usage: dict[str, int] = {}
     cost = 0.0
     limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
@@ -114,6 +117,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
         results[index] = outcome.output
         rendered[index] = outcome.rendered
         audit.extend(outcome.audit)
+        notes.extend(outcome.notes)
         for key, value in outcome.usage.items():
             usage[key] = usage.get(key, 0) + value
         cost += outcome.cost
@@ -124,7 +128,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 tg.start_soon(one, index, item)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
-    return Outcome(output=results, usage=usage, cost=cost, audit=audit, rendered=rendered)
+    return Outcome(output=results, usage=usage, cost=cost, audit=audit, rendered=rendered,
+                   notes=notes)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -141,6 +146,14 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
         where = rc.workflow.source.location(("steps", step_id, name))
         raise ExpressionError(f"{where}: step {step_id!r}, `{name}`: {exc.message}",
                               step=step_id, field=name, hint=exc.hint) from exc
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value if isinstance(value, dict) else {"audit": str(value)}
 
 
 def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, Any]:

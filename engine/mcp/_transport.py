@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,10 @@ def _resolve_command(name: str, spec: MCPServerSpec, command: str, env: dict[str
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     else:
-        found = shutil.which(command, path=env.get("PATH", os.defpath))
+        # PATH first, then the directory of this Python: plait's bundled servers
+        # (plait-mcp-files, ...) are found in an environment that is not activated.
+        search = os.pathsep.join([env.get("PATH", os.defpath), str(Path(sys.executable).parent)])
+        found = shutil.which(command, path=search)
         if found:
             return found
     raise ToolError(

@@ -46,21 +46,34 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
 
     registry = rc.services.providers()
     request = build_request(step, rendered)
-    tools = await rc.services.tool_caller(step.tools) if getattr(step, "tools", None) else None
+    tools = await rc.services.tool_caller(step.tools, step_id) \
+        if getattr(step, "tools", None) else None
     on_chunk = None
     if getattr(step, "stream", False) and rc.listening:
         def on_chunk(chunk: Any) -> None:
             if chunk.text_delta:
                 rc.emit(StepChunk(rc.run_id, time.time(), step_id, chunk.text_delta))
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "fallback" and rc.listening:
-            rc.emit(StepFallback(rc.run_id, time.time(), step_id, event["from"], event["to"],
-                                 str(event.get("error", ""))))
+    notes: list[dict[str, Any]] = []
+
+    def on_event(event: Any) -> None:
+        if event.kind in ("fallback", "reask"):
+            notes.append({"event": event.kind, **event.data})
+        if event.kind == "fallback" and rc.listening:
+            data = event.data
+            rc.emit(StepFallback(rc.run_id, time.time(), step_id, data["from"], data["to"],
+                                 str((data.get("error") or {}).get("message", ""))))
 
     result = await run_llm(registry, step.llm, request,  # type: ignore[union-attr]
                            tools=tools, max_turns=step.max_turns,  # type: ignore[union-attr]
                            attempt=attempt, on_chunk=on_chunk, on_event=on_event)
-    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost,
-                   notes=[{"provider": result.provider,
-                           "fallbacks": list(result.fallbacks)}] if result.fallbacks else [])
+    if result.tool_calls:
+        notes.append({"event": "tools", "calls": [_call_note(c) for c in result.tool_calls]})
+    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost or 0.0,
+                   notes=notes)
+
+
+def _call_note(record: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(record) if is_dataclass(record) else {"call": str(record)}

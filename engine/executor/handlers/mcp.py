@@ -34,5 +34,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
             return await runtime.get_prompt(server, name, arguments)
 
     result = await attempt(call)
-    output = result.to_output() if hasattr(result, "to_output") else result
-    return Outcome(output=output)
+    if tool is not None:
+        return Outcome(output=result.value, audit=[{
+            "tool": tool, "decision": "allowed", "duration_s": round(result.duration_s, 6),
+            "is_error": result.is_error}])
+    return Outcome(output=result)

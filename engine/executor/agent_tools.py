@@ -1,0 +1,59 @@
+"""The bridge an agent step uses: MCP tools offered to a model as function tools.
+
+Vendors only accept tool names matching ``[A-Za-z0-9_-]``, so ``server.tool`` is offered as
+``server__tool`` and mapped back on the call. A failing call (tool error, policy violation)
+is returned to the model as an error result, so it can change course; it is still audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import PolicyViolation, ToolError
+
+if TYPE_CHECKING:
+    from engine.mcp import MCPRuntime
+    from engine.providers import ToolDefinition, ToolOutput
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def model_name(qualified: str) -> str:
+    return _UNSAFE.sub("_", qualified.replace(".", "__", 1))[:64]
+
+
+class MCPToolCaller:
+    def __init__(self, runtime: MCPRuntime, definitions: Sequence[Any], step_id: str) -> None:
+        from engine.providers import ToolDefinition
+
+        self.runtime = runtime
+        self.step_id = step_id
+        self.names = {model_name(d.name): d.name for d in definitions}
+        self._definitions = [ToolDefinition(model_name(d.name), d.description or d.name,
+                                            d.input_schema) for d in definitions]
+        self.calls: list[dict[str, Any]] = []
+
+    def definitions(self) -> Sequence[ToolDefinition]:
+        return self._definitions
+
+    async def call(self, name: str, arguments: Mapping[str, Any]) -> ToolOutput:
+        from engine.providers import ToolOutput
+
+        qualified = self.names.get(name)
+        if qualified is None:
+            return ToolOutput(f"there is no tool named {name!r}", is_error=True)
+        try:
+            result = await self.runtime.call(qualified, dict(arguments), step_id=self.step_id)
+        except (ToolError, PolicyViolation) as exc:
+            self.calls.append({"tool": qualified, "ok": False, "error": exc.message})
+            return ToolOutput(f"{type(exc).__name__}: {exc.message}", is_error=True)
+        self.calls.append({"tool": qualified, "ok": not result.is_error})
+        return ToolOutput(result.text or _json(result.value), is_error=result.is_error)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, default=str)
