@@ -95,7 +95,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     if previous is not None and inputs != previous.inputs:
         raise InputError(f"inputs differ from those of run {previous.run_id}",
                          hint="resume with the same inputs, or start a new run")
-    services = opts.services or Services(workflow, opts)
+    services = opts.services or Services(workflow, opts, inputs)
     async with services:
         run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
         rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,15 +28,18 @@ if TYPE_CHECKING:
 
 
 class Services:
-    def __init__(self, workflow: Workflow, options: RunOptions) -> None:
+    def __init__(self, workflow: Workflow, options: RunOptions,
+                 inputs: dict[str, Any] | None = None) -> None:
         self.workflow = workflow
         self.options = options
+        self.inputs = inputs or {}
         self.environ = dict(options.environ if options.environ is not None else os.environ)
         self.secrets: dict[str, str] = {}
         self.redactor = Redactor(())
         self._stack = AsyncExitStack()
         self._providers: ProviderRegistry | None = None
         self._mcp: MCPRuntime | None = None
+        self._servers: dict[str, Any] = {}
         self._mcp_lock = anyio.Lock()
         self._policies: dict[str | None, Policy] = {}
         self._runners: dict[str | None, Runner] = {}
@@ -50,6 +54,8 @@ class Services:
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()
+        if spec.mcp_servers:
+            await self.mcp()  # entered here, in the run's own task; servers start on first use
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -67,7 +73,7 @@ class Services:
         from engine.executor.context import public_env
 
         ctx = {"secrets": self.secrets, "env": public_env(self.environ),
-               "inputs": getattr(self, "inputs", {})}
+               "inputs": self.inputs}
         return compiled.render(ctx)
 
     # ------------------------------------------------------------ providers
@@ -107,6 +113,7 @@ class Services:
                                      validator=self._tool_validator,
                                      policies=self.workflow.spec.policies,
                                      default_policy=self.workflow.spec.defaults.policy)
+                self._servers = servers
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
 
@@ -125,7 +132,20 @@ class Services:
         server = tool.split(".", 1)[0]
         spec = self.workflow.spec.mcp_servers.get(server)
         name = (spec.policy if spec else None) or self.workflow.spec.defaults.policy
-        check_tool_arguments(self.policy(name), tool, arguments)
+        check_tool_arguments(self.policy(name), tool, arguments, cwd=self._tool_base(server))
+
+    def _tool_base(self, server: str) -> Path:
+        """What a server resolves relative paths against: its `--root` (the bundled servers'
+        convention) or else its working directory."""
+        base = self.workflow.base_dir
+        spec = self._servers.get(server)
+        if spec is None:
+            return base
+        args = list(spec.args)
+        for flag in ("--root", "--directory", "--repository"):
+            if flag in args and args.index(flag) + 1 < len(args):
+                return (base / args[args.index(flag) + 1]).resolve()
+        return (base / spec.cwd).resolve() if spec.cwd else base
 
     # ------------------------------------------------------------ policies and sandboxes
 

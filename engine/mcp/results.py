@@ -31,6 +31,9 @@ class ToolResult:
     def value(self) -> Any:
         """The step output: structured content, else the text parsed as JSON, else the text."""
         if self.structured is not None:
+            # the SDK wraps a tool's plain (non-object) return value as {"result": value}
+            if isinstance(self.structured, dict) and list(self.structured) == ["result"]:
+                return self.structured["result"]
             return self.structured
         stripped = self.text.strip()
         if stripped[:1] in ("{", "["):

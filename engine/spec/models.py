@@ -390,21 +390,30 @@ class WorkflowSpec(Model):
     version: Literal[1]
     """Always 1."""
     name: Name
+    """The workflow's name (letters, digits, _ and -); run records are filed under it."""
     description: str | None = None
     on: TriggersSpec | None = None
     """Triggers; used by `plait schedule`."""
     inputs: dict[Name, InputSpec] = Field(default_factory=dict)
+    """Typed run inputs, given with `-i name=value` or `--inputs file.json`."""
     secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list)
     """Environment variables that must exist; their values are redacted everywhere."""
     providers: dict[Name, ProviderSpec] = Field(default_factory=dict)
+    """LLM providers by name; `llm:` steps name one."""
     mcp_servers: dict[Name, MCPServerSpec] = Field(default_factory=dict)
+    """MCP servers by name; `tool:` steps call `server.tool`."""
     policies: dict[Name, PolicySpec] = Field(default_factory=dict)
+    """Security policies by name, for commands, MCP servers and tool calls."""
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+    """Defaults for every step: retry, timeout, policy, continue_on_error."""
     concurrency: int = Field(default=16, ge=1, le=100_000)
     """Steps in flight at once, whole run."""
     pricing: dict[str, PriceSpec] = Field(default_factory=dict)
     """USD per million tokens by model name, on top of the built-in table."""
     steps: dict[Name, Step] = Field(min_length=1)
+    """The DAG: step id -> step. Order follows `needs` and `steps.X` references."""
     outputs: dict[Name, Expr] = Field(default_factory=dict)
+    """Run outputs, evaluated when every step has finished."""
     tests: list[TestCaseSpec] = Field(default_factory=list)
+    """Offline test cases run by `plait test` and the pytest plugin."""

@@ -1,0 +1,31 @@
+"""docs/cli.md, generated from the commands' own --help (a test keeps the file in sync)."""
+
+from __future__ import annotations
+
+import click
+
+from runners.cli.main import cli
+
+
+def _help(command: click.Command, path: list[str]) -> list[str]:
+    with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+        text = command.get_help(ctx)
+    out = [f"## `{' '.join(path)}`", "", "```", text, "```", ""]
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                out += _help(sub, [*path, name])
+    return out
+
+
+def cli_reference() -> str:
+    lines = ["# CLI reference", "",
+             "Generated from `plait --help` by `python -m runners.cli.docgen`; a test fails when "
+             "it drifts.", "", "Exit codes: 0 ok, 1 a step failed, 2 invalid spec, inputs or "
+             "usage, 130 interrupted.", ""]
+    return "\n".join(lines + _help(cli, ["plait"])).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(cli_reference(), end="")

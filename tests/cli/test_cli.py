@@ -1,0 +1,127 @@
+"""The CLI as a user meets it: real processes, exit codes, error formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = "version: 1\nname: ok\nproviders:\n  p: {kind: echo}\nsteps:\n  a:\n    llm: p\n" \
+       "    prompt: 'hi ${{ inputs.who }}'\ninputs:\n  who: {type: string, default: you}\n" \
+       "outputs:\n  reply: ${{ steps.a.output }}\n"
+BAD = "version: 1\nname: bad\nsteps:\n  a:\n    run: ls\n    promt: x\n  b:\n    llm: nope\n" \
+      "    prompt: x\n"
+
+
+def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "runners.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text(BAD)
+    return tmp_path
+
+
+def test_version_and_help(files: Path) -> None:
+    assert plait("--version", cwd=files).stdout.startswith("plait ")
+    out = plait("--help", cwd=files).stdout
+    for command in ("validate", "graph", "run", "runs", "schema"):
+        assert command in out
+
+
+def test_validate_ok_and_errors_in_editor_format(files: Path) -> None:
+    ok = plait("validate", "good.yaml", cwd=files)
+    assert ok.returncode == 0 and ok.stdout.strip() == "good.yaml: ok (1 steps)"
+    bad = plait("validate", "good.yaml", "bad.yaml", cwd=files)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("bad.yaml:6:5: unknown key 'promt' at 'steps.a.promt' "
+                               "(expected one of: ")
+    assert lines[1] == "bad.yaml:8:10: unknown provider 'nope' at 'steps.b.llm' " \
+                       "(no provider is defined)"
+
+
+def test_validate_json_lists_every_error(files: Path) -> None:
+    out = plait("validate", "--json", "bad.yaml", cwd=files)
+    assert out.returncode == 2
+    data = json.loads(out.stdout)
+    assert data["valid"] is False
+    assert [(e["line"], e["column"], e["code"]) for e in data["errors"]] == [
+        (6, 5, "unknown_key"), (8, 10, "reference")]
+
+
+def test_github_annotations(files: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true"}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "validate", "bad.yaml"],
+                         cwd=files, capture_output=True, text=True, env=env, check=False)
+    assert "::error file=bad.yaml,line=6,col=5::unknown key 'promt'" in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot", "json"])
+def test_graph_formats(files: Path, fmt: str) -> None:
+    out = plait("graph", "good.yaml", "--format", fmt, cwd=files)
+    assert out.returncode == 0
+    if fmt == "json":
+        assert [n["id"] for n in json.loads(out.stdout)["nodes"]] == ["a"]
+    else:
+        assert "a" in out.stdout
+
+
+def test_graph_of_an_invalid_file_exits_2(files: Path) -> None:
+    assert plait("graph", "bad.yaml", cwd=files).returncode == 2
+
+
+def test_schema_prints_the_json_schema(files: Path) -> None:
+    data = json.loads(plait("schema", cwd=files).stdout)
+    assert data["title"] == "WorkflowSpec" and "steps" in data["properties"]
+
+
+def test_run_json_result_and_exit_codes(files: Path) -> None:
+    out = plait("run", "good.yaml", "-i", "who=me", "--json", cwd=files)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["status"] == "succeeded"
+    assert data["outputs"] == {"reply": "echo: hi me"}
+    assert data["steps"]["a"]["status"] == "succeeded"
+    assert data["steps"]["a"]["usage"]["input_tokens"] > 0
+    unknown = plait("run", "good.yaml", "-i", "whom=me", cwd=files)
+    assert unknown.returncode == 2 and "unknown input 'whom'" in unknown.stderr
+    assert "did you mean 'who'?" in unknown.stderr
+    assert plait("run", "bad.yaml", cwd=files).returncode == 2
+    (files / "fail.yaml").write_text("version: 1\nname: f\npolicies:\n  o: {level: low}\n"
+                                     "steps:\n  a: {run: 'exit 4', policy: o}\n")
+    failed = plait("run", "fail.yaml", cwd=files)
+    assert failed.returncode == 1 and "step a failed" in failed.stderr
+
+
+def test_plain_progress_lines_without_a_tty(files: Path) -> None:
+    out = plait("run", "good.yaml", cwd=files)
+    assert out.returncode == 0
+    assert "a: started (llm)" in out.stderr and "run succeeded" in out.stderr
+    assert "reply: echo: hi you" in out.stdout
+
+
+def test_dry_run_runs_nothing(files: Path) -> None:
+    out = plait("run", "good.yaml", "--dry-run", cwd=files)
+    assert out.returncode == 0 and "1 steps in 1 layers" in out.stdout
+    assert not (files / ".plait").exists()
+
+
+def test_runs_list_and_show(files: Path) -> None:
+    run = json.loads(plait("run", "good.yaml", "--json", cwd=files).stdout)
+    listing = plait("runs", "list", "--workflow", "good.yaml", cwd=files)
+    assert run["run_id"] in listing.stdout
+    shown = plait("runs", "show", run["run_id"][:8], "--workflow", "good.yaml", cwd=files)
+    assert shown.returncode == 0 and "succeeded" in shown.stdout
+    missing = plait("runs", "show", "nosuchrun", "--workflow", "good.yaml", cwd=files)
+    assert missing.returncode == 2
