@@ -30,8 +30,9 @@ def test_every_error_derives_from_plait_error() -> None:
 
 
 def test_importing_the_loader_imports_no_vendor_sdk() -> None:
-    code = ("import sys, engine; engine.load_text('version: 1\\nname: x\\nsteps:\\n  a: {run: ls}\\n',"
-            " 'x.yaml'); bad = [m for m in ('openai', 'anthropic', 'google.genai', 'mcp', "
+    code = ("import sys, engine; "
+            "engine.load_text('version: 1\\nname: x\\nsteps:\\n  a: {run: ls}\\n', 'x.yaml');"
+            " bad = [m for m in ('openai', 'anthropic', 'google.genai', 'mcp', "
             "'opentelemetry.sdk') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

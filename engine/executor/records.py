@@ -3,6 +3,7 @@ steps that finish in the same moment share one SQLite transaction."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import anyio
@@ -52,10 +53,8 @@ class RecordWriter:
 
     async def _flush_soon(self) -> None:
         await anyio.sleep(0)  # let every step finishing in this moment join the batch
-        try:
+        with contextlib.suppress(Exception):
             self.flush()
-        except Exception:  # noqa: BLE001 - kept in self._error; every waiter raises it
-            pass
 
     def flush(self) -> None:
         """Write everything dirty now (also used at the end of a run)."""

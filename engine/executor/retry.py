@@ -47,10 +47,7 @@ def should_retry(policy: RetrySpec, exc: BaseException, attempt: int) -> bool:
 def backoff_delay(policy: RetrySpec, attempt: int, exc: BaseException | None = None,
                   rng: random.Random | None = None) -> float:
     """Delay before attempt `attempt + 1` (attempt counts from 1)."""
-    if policy.backoff == "constant":
-        delay = policy.initial
-    else:
-        delay = policy.initial * (2 ** (attempt - 1))
+    delay = policy.initial if policy.backoff == "constant" else policy.initial * 2 ** (attempt - 1)
     delay = min(delay, policy.max)
     if policy.jitter and delay > 0:
         delay *= (rng or random).uniform(0.5, 1.0)
@@ -78,7 +75,7 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | No
                 f"timed out after {timeout:g}s", step=step_id, attempt=attempt)
             if error is not exc:
                 error.__cause__ = exc
-        except Exception as exc:  # noqa: BLE001 - decided by the policy below
+        except Exception as exc:
             error = exc
         if not should_retry(policy, error, attempt):
             raise error

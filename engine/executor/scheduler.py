@@ -46,7 +46,7 @@ class Scheduler:
                          self.remaining[n] == 0]
 
     async def run(self) -> None:
-        for sid, result in self.results.items():
+        for result in self.results.values():
             self._publish(result)
         async with anyio.create_task_group() as tg:
             self.cancel_scope = tg.cancel_scope

@@ -144,7 +144,7 @@ class Services:
         args = list(spec.args)
         for flag in ("--root", "--directory", "--repository"):
             if flag in args and args.index(flag) + 1 < len(args):
-                return (base / args[args.index(flag) + 1]).resolve()
+                return (base / str(args[args.index(flag) + 1])).resolve()
         return (base / spec.cwd).resolve() if spec.cwd else base
 
     # ------------------------------------------------------------ policies and sandboxes
@@ -195,7 +195,7 @@ class Services:
         from engine.state import StepRecord
 
         return StepRecord(
-            run_id=rc.run_id, step_id=result.step_id, status=result.status,
+            run_id=rc.run_id, step_id=result.step_id, status=result.status,  # type: ignore[arg-type]
             attempts=result.attempts, fingerprint="",
             rendered_input=self.redact(result.rendered),
             output=self.redact(result.output), error=result.error, usage=result.usage,

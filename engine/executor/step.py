@@ -53,7 +53,7 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                                      attempts)
         else:
             outcome = await _once(rc, step_id, ctx, attempts)
-    except Exception as exc:  # noqa: BLE001 - a step failure becomes its result
+    except Exception as exc:
         audit = getattr(exc, "audit", None)
         return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
                           attempts=max(attempts.count, 1), started_at=started,
@@ -164,4 +164,5 @@ def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, A
     data.setdefault("step", step_id)
     if isinstance(exc, RunError) and "message" in data:
         data["message"] = str(data["message"])
-    return rc.services.redact(data)
+    redacted: dict[str, Any] = rc.services.redact(data)
+    return redacted

@@ -80,7 +80,10 @@ class _Expr:
         name = str(path[0])
         value = ctx[name] if name in ctx else _ENV.undefined(name=name)
         for kind, key in zip(path[1::2], path[2::2], strict=True):
-            value = _ENV.getattr(value, key) if kind == "." else _ENV.getitem(value, key)  # type: ignore[arg-type]
+            if type(value) is dict and key in value:
+                value = value[key]  # plain data (the common case): no sandbox detour needed
+            else:
+                value = _ENV.getattr(value, key) if kind == "." else _ENV.getitem(value, key)  # type: ignore[arg-type]
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         if isinstance(value, str):

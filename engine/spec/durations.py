@@ -1,4 +1,4 @@
-"""Durations in workflow files: ``500ms``, ``30s``, ``5m``, ``1h`` (or a plain number of seconds)."""
+"""Durations in workflow files: ``500ms``, ``30s``, ``5m``, ``1h`` (or a number of seconds)."""
 
 from __future__ import annotations
 

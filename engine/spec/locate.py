@@ -9,8 +9,17 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import SpecIssue
-from engine.spec.models import STEP_KINDS, LLMStep, MCPPromptStep, ResourceStep, RunStep, \
-    ToolStep, WorkflowSpec, WorkflowStep, step_kind
+from engine.spec.models import (
+    STEP_KINDS,
+    LLMStep,
+    MCPPromptStep,
+    ResourceStep,
+    RunStep,
+    ToolStep,
+    WorkflowSpec,
+    WorkflowStep,
+    step_kind,
+)
 from engine.spec.suggest import did_you_mean
 from engine.spec.yaml_source import Path_, Source
 
@@ -25,7 +34,8 @@ def issues_from_validation(exc: ValidationError, src: Source) -> list[SpecIssue]
     """One issue per distinct place; union alternatives at one place are merged."""
     merged: dict[tuple[Path_, str], list[str]] = {}
     order: list[tuple[Path_, str, dict[str, Any]]] = []
-    for err in exc.errors(include_url=False):
+    for details in exc.errors(include_url=False):
+        err: dict[str, Any] = dict(details)
         path = _yaml_path(tuple(err["loc"]), src.data, err["type"])
         key = (path, err["type"] if err["type"] in ("extra_forbidden", "missing") else "value")
         if key not in merged:
@@ -81,7 +91,7 @@ def _describe(err: dict[str, Any]) -> str:
     if kind.endswith("_type") or kind.endswith("_parsing"):
         noun = kind.split("_")[0]
         return f"expected {_NOUNS.get(noun, noun)}"
-    return msg[0].lower() + msg[1:] if msg else kind
+    return str(msg[0].lower() + msg[1:]) if msg else str(kind)
 
 
 _NOUNS = {"string": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
@@ -107,10 +117,9 @@ def _yaml_path(loc: Path_, data: Any, kind: str) -> Path_:
                 and kind != "step_kind":
             continue  # the discriminator tag of the step union
         last = i == len(loc) - 1
-        if isinstance(current, dict) and seg in current:
-            path.append(seg)
-            current = current[seg]
-        elif isinstance(current, list) and isinstance(seg, int) and seg < len(current):
+        in_dict = isinstance(current, dict) and seg in current
+        in_list = isinstance(current, list) and isinstance(seg, int) and seg < len(current)
+        if in_dict or in_list:
             path.append(seg)
             current = current[seg]
         elif last and kind in ("missing", "extra_forbidden"):
@@ -141,7 +150,7 @@ def allowed_keys(path: Path_, data: Any) -> list[str]:
         else:
             return []
         if _is_step_union(tp):
-            tp = _STEP_MODELS.get(step_kind(current) or "", None)
+            tp = _STEP_MODELS.get(step_kind(current) or "")
     tp = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or n for n, f in tp.model_fields.items()]

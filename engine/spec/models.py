@@ -223,6 +223,9 @@ ErrorKind = Literal["rate_limit", "timeout", "unavailable", "output_invalid", "t
                     "command", "provider", "step", "error"]
 
 
+DEFAULT_RETRY_ON: tuple[ErrorKind, ...] = ("rate_limit", "timeout", "unavailable")
+
+
 class RetrySpec(Model):
     attempts: int = Field(default=1, ge=1, le=100)
     """Total attempts, including the first."""
@@ -230,7 +233,7 @@ class RetrySpec(Model):
     initial: Duration = 1.0
     max: Duration = 30.0
     jitter: bool = True
-    on: list[ErrorKind] = Field(default_factory=lambda: ["rate_limit", "timeout", "unavailable"])
+    on: list[ErrorKind] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     """Which error kinds are retried. Spec and policy errors never are."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+
 def workflow_schema() -> dict[str, Any]:
     from engine.spec.models import WorkflowSpec
 

@@ -40,7 +40,7 @@ class PlainPrinter:
             self.stream.write(f"[{event.at - self.start:8.3f}s] {line}\n")
             self.stream.flush()
 
-    def format(self, event: Event) -> str | None:  # noqa: PLR0911 - one line per event type
+    def format(self, event: Event) -> str | None:
         if isinstance(event, RunStarted):
             self.start = event.at
             what = "resuming" if event.resumed else "running"

@@ -69,7 +69,7 @@ def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
 
     (tmp_path / "go").touch()
     resumed = plait("resume", run.run_id, "--file", "wf.yaml", cwd=tmp_path)
-    out, err = resumed.communicate(timeout=60)
+    _out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, err
     assert "first: restored" in err
     assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]

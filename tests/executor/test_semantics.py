@@ -181,7 +181,7 @@ steps:
   touch:
     run: touch ran
 """)
-    with pytest.raises(InputError, match="unknown input 'cuont'.*|did you mean"):
+    with pytest.raises(InputError, match=r"unknown input 'cuont'"):
         await run(path, {"cuont": 1})
     with pytest.raises(InputError, match="missing required input: count"):
         await run(path, {})

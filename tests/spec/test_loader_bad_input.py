@@ -156,7 +156,7 @@ def test_self_dependency_and_unknown_references() -> None:
     codes = sorted(i.code for i in issues)
     assert codes.count("reference") == 3 + 1, [i.format() for i in issues]
     assert "self_dependency" in codes and "unknown_step" in codes
-    assert any("did you mean 'fast'?" == i.hint for i in issues)
+    assert any(i.hint == "did you mean 'fast'?" for i in issues)
 
 
 @pytest.mark.parametrize("expr", [

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
+from engine.spec.models import LLMStep
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
@@ -44,6 +45,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                  attempt: Attempt) -> Outcome:
     from engine.providers import run_llm
 
+    assert isinstance(step, LLMStep)
     registry = rc.services.providers()
     request = build_request(step, rendered)
     tools = await rc.services.tool_caller(step.tools, step_id) \
@@ -76,4 +78,6 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
 def _call_note(record: Any) -> dict[str, Any]:
     from dataclasses import asdict, is_dataclass
 
-    return asdict(record) if is_dataclass(record) else {"call": str(record)}
+    if is_dataclass(record) and not isinstance(record, type):
+        return asdict(record)
+    return {"call": str(record)}
