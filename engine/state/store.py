@@ -259,10 +259,11 @@ class RunStore:
         """The run with this id, or with this unique id prefix (like git)."""
         key = run_id.strip().lower()
         with self._read(f"read run {run_id}") as conn:
-            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?",
-                               (key,)).fetchone()
-            if row is not None:
-                return _to_run(row)
+            for exact in dict.fromkeys((run_id.strip(), key)):
+                row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?",
+                                   (exact,)).fetchone()
+                if row is not None:
+                    return _to_run(row)
             rows = conn.execute(
                 f"SELECT {_RUN_COLS} FROM runs WHERE run_id >= ? AND run_id < ? "
                 "ORDER BY run_id LIMIT 11", (key, key + "\U0010ffff")).fetchall() if key else []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -103,9 +104,31 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
                             stream=sys.stderr)
     scheduler = Scheduler(entries, RUN_WORKFLOW, max_runs=max_runs)
     try:
-        anyio.run(scheduler.serve)
+        stopped_by = anyio.run(_serve_until_signal, scheduler)
     except KeyboardInterrupt:
-        click.echo("plait schedule: interrupted", err=True)
-        sys.exit(130)
+        stopped_by = "SIGINT"
     except PlaitError as exc:
         raise click.ClickException(str(exc)) from exc
+    if stopped_by:
+        click.echo(f"plait schedule: stopped by {stopped_by}", err=True)
+        sys.exit(130)
+
+
+async def _serve_until_signal(scheduler: Scheduler) -> str | None:
+    """Serve; SIGINT or SIGTERM cancels the runs in flight and returns the signal's name."""
+    stopped: list[str] = []
+    async with anyio.create_task_group() as tg:
+
+        async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    stopped.append(signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        if hasattr(signal, "SIGTERM") and sys.platform != "win32":
+            await tg.start(watch)  # handlers installed before the first run can start
+        await scheduler.serve()
+        tg.cancel_scope.cancel()
+    return stopped[0] if stopped else None

@@ -70,3 +70,44 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.command, [str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+SERVE = """
+import sys
+import anyio
+import runners.cli.schedule as s
+
+async def run(path, inputs):
+    print("run started", flush=True)
+    try:
+        await anyio.sleep_forever()
+    finally:
+        print("run cancelled", flush=True)
+
+s.RUN_WORKFLOW = run
+s.command([sys.argv[1]])
+"""
+
+
+def test_sigterm_stops_cleanly_with_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wf = write(tmp_path, "digest.yaml", WORKFLOW.replace("0 7 * * 1-5", "* * * * *"))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(wf)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    seen = ""
+    while "next run at" not in seen and time.monotonic() < deadline:  # the loop is up
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, seen + err
+    assert "stopped by SIGTERM" in err
+    assert "run started" not in out or "run cancelled" in out

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.state import RunRecord, RunStore, StepRecord
+from engine.state.resume import owner_meta
 
 
 def _run(store: RunStore, run_id: str) -> None:
     store.create_run(RunRecord(run_id=run_id, workflow_name="wf", workflow_path="wf.yaml",
                                spec_hash="sha256:0", inputs={}, status="running",
-                               started_at=time.time()))
+                               started_at=time.time(), meta={"owner": owner_meta()}))
 
 
 def _step(run_id: str, i: int) -> StepRecord:

@@ -32,8 +32,9 @@ def store(tmp_path: Path) -> RunStore:
 
 def test_public_surface_is_locked() -> None:
     assert set(state.__all__) == {
-        "RUN_STATUSES", "STEP_STATUSES", "RunRecord", "RunStatus", "RunStore", "StepRecord",
-        "StepStatus", "new_run_id", "spec_hash"}
+        "RUN_STATUSES", "STEP_STATUSES", "ResumePlan", "RunRecord", "RunStatus", "RunStore",
+        "StepRecord", "StepStatus", "StepWriter", "fingerprint", "new_run_id", "owner_alive",
+        "owner_meta", "plan_resume", "spec_hash"}
     for name in state.__all__:
         assert hasattr(state, name)
 
@@ -152,6 +153,9 @@ def test_get_run_accepts_unique_prefix(store: RunStore) -> None:
     store.create_run(b)
     assert store.get_run("aaaa1111b").run_id == a.run_id
     assert store.get_run("AAAA1111C").run_id == b.run_id
+    custom = make_run("Custom-ID")  # ids made elsewhere keep their case
+    store.create_run(custom)
+    assert store.get_run("Custom-ID") == custom
     with pytest.raises(StateError, match="ambiguous") as err:
         store.get_run("aaaa1111")
     assert a.run_id in str(err.value) and b.run_id in str(err.value)
@@ -235,3 +239,27 @@ def test_migrations_cover_every_version(tmp_path: Path) -> None:
         assert s._conn.execute("SELECT version FROM plait_schema").fetchall() == [
             (SCHEMA_VERSION,)]
         assert s.list_runs() == []
+
+
+def test_threads_share_one_store(store: RunStore) -> None:
+    import threading
+
+    run = make_run()
+    store.create_run(run)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(100):
+                store.save_steps([StepRecord(run.run_id, f"t{n}-{i}", "succeeded")])
+                store.steps(run.run_id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert len(store.steps(run.run_id)) == 400
