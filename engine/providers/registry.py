@@ -163,7 +163,9 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         EchoProvider(entry.name, model=spec.model, options=spec.options)
         return
     if entry.kind == "replay":
-        return
+        from engine.providers.replay import ReplayProvider
+
+        raise ReplayProvider(entry.name, path=spec.path).refusal()
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",
