@@ -87,6 +87,12 @@ class ProviderRegistry:
             entry.provider = _create(name, entry.spec, entry.api_key, self._env)
         return entry.provider
 
+    def route(self, name: str) -> tuple[LLMProvider, ProviderLimiter, tuple[str, ...]]:
+        """Provider, limiter and fallbacks of ``name`` in one lookup (run_llm's hot path)."""
+        entry = self._entries.get(name) or self._entry(name)
+        provider = entry.provider or self.get(name)
+        return provider, entry.limiter, entry.fallback
+
     def limiter(self, name: str) -> ProviderLimiter:
         return self._entry(name).limiter
 

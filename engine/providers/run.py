@@ -118,17 +118,20 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
                   attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
                   on_event: OnEvent | None = None) -> LLMResult:
     """Run one LLM step (see the module docstring) and return what it produced."""
+    provider, limiter, fallback = registry.route(provider_name)
+    if (tools is None and request.output_schema is None and attempt is None and not fallback
+            and on_chunk is None and on_event is None and not limiter.active):
+        # the hot path: one plain call (the executor's echo benchmark runs through here)
+        response = await provider.generate(request)
+        return LLMResult(response.text, response.text, (response,), response.usage,
+                         registry.prices.cost(response.model, response.usage), provider_name,
+                         response.model)
     if request.output_schema is not None:
         check_schema(request.output_schema)
     if tools is not None:
         request = replace(request, tools=(*request.tools, *tools.definitions()))
-    run = _Run(registry, [provider_name, *registry.fallbacks(provider_name)], attempt,
-               on_chunk, on_event, request.model)
-    if (tools is None and request.output_schema is None and attempt is None
-            and on_chunk is None and len(run.chain) == 1):
-        response = await _call_once(run, provider_name, request)  # the hot path
-        run.responses.append(response)
-        return _result(run, response.text, response.text, 0)
+    run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
+               request.model)
     return await _conversation(run, request, tools, max_turns)
 
 

@@ -330,3 +330,35 @@ async def test_unavailable_without_fallback_is_retried(srv: Servers) -> None:
         await run_llm(registry, "an", _req())
     assert isinstance(RateLimited("x"), PlaitError)
     await registry.aclose()
+
+
+async def test_token_and_request_buckets_wait() -> None:
+    from engine.providers import ProviderLimiter
+
+    tokens = ProviderLimiter(tokens_per_minute=600)  # 10 tokens a second
+    async with tokens.slot(600):
+        pass
+    start = anyio.current_time()
+    async with tokens.slot(3):
+        pass
+    assert anyio.current_time() - start >= 0.25
+    requests = ProviderLimiter(requests_per_minute=600)  # a burst of 600, then 10 a second
+    start = anyio.current_time()
+    for _ in range(601):
+        async with requests.slot():
+            pass
+    assert anyio.current_time() - start >= 0.08
+
+
+async def test_build_request_from_step_fields() -> None:
+    from engine.providers.build import build_request
+    from engine.providers.types import ImagePart
+
+    req = build_request(system="be brief", prompt={"files": [1, 2]},
+                        messages=[{"role": "assistant", "content": "earlier"}],
+                        images=["https://example.invalid/x.png"], model="m",
+                        options={"temperature": 0}, output_schema=SCHEMA)
+    assert [m.role for m in req.messages] == ["system", "assistant", "user"]
+    assert req.messages[2].text == '{"files": [1, 2]}'
+    assert req.messages[2].parts[1] == ImagePart("https://example.invalid/x.png")
+    assert req.model == "m" and req.options == {"temperature": 0}
