@@ -180,6 +180,11 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if not (spec.api_version or env.get("OPENAI_API_VERSION")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `api_version`",
                               hint="set api_version (e.g. 2024-10-21) or OPENAI_API_VERSION")
+    if entry.kind == "google" and spec.vertex and entry.api_key is None and not (
+            spec.project or env.get("GOOGLE_CLOUD_PROJECT")):
+        raise ConfigError(f"provider {entry.name!r} (google, vertex) needs `project`",
+                          hint="set project: and location: (or GOOGLE_CLOUD_PROJECT and "
+                               "GOOGLE_CLOUD_LOCATION), or an api_key for Vertex express mode")
     if not (spec.model or spec.deployment):
         raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no `model`",
                           hint="set model: on the provider (or on each llm step)")
