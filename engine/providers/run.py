@@ -122,7 +122,11 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
     if (tools is None and request.output_schema is None and attempt is None and not fallback
             and on_chunk is None and on_event is None and not limiter.active):
         # the hot path: one plain call (the executor's echo benchmark runs through here)
-        response = await provider.generate(request)
+        try:
+            response = await provider.generate(request)
+        except RateLimited as exc:
+            limiter.on_rate_limited(exc.retry_after)
+            raise
         return LLMResult(response.text, response.text, (response,), response.usage,
                          registry.prices.cost(response.model, response.usage), provider_name,
                          response.model)
@@ -220,7 +224,11 @@ async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
     if run.on_event is not None:
         _emit(run, "call", {"provider": name, "model": req.model})
     if not limiter.active:
-        return await _send(run, provider, req)
+        try:
+            return await _send(run, provider, req)
+        except RateLimited as exc:
+            limiter.on_rate_limited(exc.retry_after)  # from now on everyone waits it out
+            raise
     estimate = sum(len(m.text) for m in req.messages) // 4 + 1
     async with limiter.slot(estimate):
         try:

@@ -362,3 +362,27 @@ async def test_build_request_from_step_fields() -> None:
     assert req.messages[2].text == '{"files": [1, 2]}'
     assert req.messages[2].parts[1] == ImagePart("https://example.invalid/x.png")
     assert req.model == "m" and req.options == {"temperature": 0}
+
+
+async def test_a_429_pauses_later_calls_even_without_limits(srv: Servers) -> None:
+    srv.openai.push("gpt-test", Action(status=429, headers={"retry-after": "0.3"}))
+
+    async def impatient(fn: Callable[[], Awaitable[LLMResponse]]) -> LLMResponse:
+        try:
+            return await fn()
+        except RateLimited:
+            return await fn()  # retries at once: the provider's pause must still hold
+
+    no_fallback = ProviderSpec(kind="openai", model="gpt-test", api_key="k",
+                               base_url=srv.url + "/openai/v1")
+    registry = _registry(srv, oa=no_fallback)
+    start = anyio.current_time()
+    result = await run_llm(registry, "oa", _req(), attempt=impatient)
+    assert result.output == "reply: hello"
+    assert anyio.current_time() - start >= 0.28
+    start = anyio.current_time()
+    with pytest.raises(RateLimited):
+        srv.openai.push("gpt-test", Action(status=429, headers={"retry-after": "0.2"}))
+        await run_llm(registry, "oa", _req())  # the hot path records the 429 too
+    await run_llm(registry, "oa", _req())
+    assert anyio.current_time() - start >= 0.18
