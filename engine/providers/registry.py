@@ -18,6 +18,7 @@ from engine.providers._kinds import KEY_ENV, check_options
 from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
 from engine.providers.types import LLMProvider
+from engine.spec.models import PriceSpec, ProviderSpec
 
 
 @dataclass(slots=True)
@@ -42,8 +43,9 @@ class ProviderRegistry:
     # ------------------------------------------------------------ building
 
     @classmethod
-    def from_specs(cls, specs: Mapping[str, Any], *, env: Mapping[str, str],
-                   pricing: Mapping[str, Any] | None = None) -> ProviderRegistry:
+    def from_specs(cls, specs: Mapping[str, ProviderSpec], *, env: Mapping[str, str],
+                   pricing: Mapping[str, PriceSpec | Mapping[str, float]] | None = None,
+                   ) -> ProviderRegistry:
         """A registry of ``ProviderSpec`` by name; keys come from ``api_key`` or ``env``."""
         registry = cls(pricing=pricing)
         for name, spec in specs.items():
@@ -146,7 +148,8 @@ class ProviderRegistry:
         return results
 
     async def aclose(self) -> None:
-        """Close every client that was created."""
+        """Close every client the registry created (providers given to ``register`` belong to
+        the caller and are left open)."""
         for entry in self._entries.values():
             if entry.provider is not None and entry.spec is not None:
                 await entry.provider.aclose()
