@@ -149,9 +149,9 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         run.responses.append(response)
         if response.tool_calls and tools is not None:
             tool_turns += 1
-            if tool_turns > max_turns:
+            if tool_turns >= max_turns:  # no model turn left to use the tools' results
                 raise RunError(f"the agent loop did not finish within max_turns={max_turns} "
-                               "(the model kept calling tools)",
+                               "model turns (the model kept calling tools)",
                                hint="raise max_turns on the step or simplify the task",
                                provider=run.chain[0])
             messages.append(response.as_message())

@@ -179,7 +179,7 @@ async def test_agent_loop_two_tool_rounds_parallel(srv: Servers) -> None:
                        Action(tool_calls=[("add", {"a": 3, "b": 7})]),
                        Action(text="the answer is 10"))
     tools = Tools()
-    result = await run_llm(registry, "an", _req("add things"), tools=tools, max_turns=4)
+    result = await run_llm(registry, "an", _req("add things"), tools=tools, max_turns=3)
     assert result.output == "the answer is 10" and result.turns == 3
     assert [(r.name, r.output, r.turn) for r in result.tool_calls] == [
         ("add", "3", 1), ("add", "7", 1), ("fail", "error: the tool broke", 1), ("add", "10", 2)]
@@ -195,8 +195,10 @@ async def test_agent_loop_two_tool_rounds_parallel(srv: Servers) -> None:
 async def test_agent_loop_max_turns(srv: Servers) -> None:
     registry = _registry(srv)
     srv.openai.push("gpt-test", *[Action(tool_calls=[("add", {"a": 1, "b": 1})])] * 3)
+    tools = Tools()
     with pytest.raises(RunError, match="max_turns=2"):
-        await run_llm(registry, "oa", _req(), tools=Tools(), max_turns=2)
+        await run_llm(registry, "oa", _req(), tools=tools, max_turns=2)
+    assert srv.openai.count() == 2 and len(tools.calls) == 1
 
 
 async def test_fallback_to_second_provider(srv: Servers) -> None:
