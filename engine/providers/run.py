@@ -117,7 +117,14 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
                   tools: ToolCaller | None = None, max_turns: int = 8,
                   attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
                   on_event: OnEvent | None = None) -> LLMResult:
-    """Run one LLM step (see the module docstring) and return what it produced."""
+    """Run one LLM step (see the module docstring) and return what it produced.
+
+    ``attempt(fn)`` is the executor's retry wrapper: it awaits ``fn()`` (a fresh call each
+    time), retries retryable errors as its policy says, and must re-raise the last error
+    unchanged so the fallback chain can see it. ``max_turns`` bounds the model turns of the
+    agent loop. ``on_chunk`` (sync or async) turns on streaming; ``on_event`` receives
+    LLMEvents (call, fallback, tool_call, tool_result, reask).
+    """
     provider, limiter, fallback = registry.route(provider_name)
     if (tools is None and request.output_schema is None and attempt is None and not fallback
             and on_chunk is None and on_event is None and not limiter.active):
