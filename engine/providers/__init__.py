@@ -6,6 +6,7 @@ is first used, so importing this package never imports a vendor SDK.
 
 from __future__ import annotations
 
+from engine.providers.build import build_request
 from engine.providers.echo import EchoProvider
 from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import BUILTIN_PRICES, Price, PriceTable
@@ -54,5 +55,6 @@ __all__ = (
     "ToolDefinition",
     "ToolOutput",
     "Usage",
+    "build_request",
     "run_llm",
 )

@@ -59,7 +59,19 @@ class SDKProvider:
     def client(self) -> Any:
         if self._client is None:
             self._http = new_http_client(self.timeout, self.spec.headers)
-            self._client = self._make_client(self._http)
+            try:
+                self._client = self._make_client(self._http)
+            except (PlaitError, ImportError):
+                raise
+            except Exception as exc:
+                from engine.errors import ConfigError
+                from engine.providers._errors import clean_message
+
+                raise ConfigError(
+                    f"provider {self.name!r} ({self.kind}): cannot create the client: "
+                    f"{clean_message(str(exc), self.api_key)}",
+                    hint="check the provider's settings and credentials",
+                    provider=self.name) from None
         return self._client
 
     def _make_client(self, http: Any) -> Any:

@@ -13,9 +13,9 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from engine.errors import ProviderError
+from engine.errors import AuthError, ProviderError
 from engine.providers._base import SDKProvider, import_sdk
-from engine.providers._errors import from_status
+from engine.providers._errors import clean_message, from_status
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -153,6 +153,13 @@ class GoogleProvider(SDKProvider):
         await self.client.aio.models.get(model=self.model or "gemini-2.5-flash")
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
+        auth_errors = import_sdk("google.auth.exceptions", "google-auth", "google")
+        if isinstance(exc, auth_errors.GoogleAuthError):
+            return AuthError(f"provider {self.name!r} (google): no usable Google credentials: "
+                             f"{clean_message(str(exc))}",
+                             hint="for Vertex run `gcloud auth application-default login` or "
+                                  "set GOOGLE_APPLICATION_CREDENTIALS; or give an api_key",
+                             provider=self.name, model=model)
         errors = import_sdk("google.genai.errors", "google-genai", "google")
         if isinstance(exc, errors.APIError):
             response = getattr(exc, "response", None)

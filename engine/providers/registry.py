@@ -18,6 +18,7 @@ from engine.providers._kinds import KEY_ENV, check_options
 from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
 from engine.providers.types import LLMProvider
+from engine.spec.models import PriceSpec, ProviderSpec
 
 
 @dataclass(slots=True)
@@ -42,8 +43,9 @@ class ProviderRegistry:
     # ------------------------------------------------------------ building
 
     @classmethod
-    def from_specs(cls, specs: Mapping[str, Any], *, env: Mapping[str, str],
-                   pricing: Mapping[str, Any] | None = None) -> ProviderRegistry:
+    def from_specs(cls, specs: Mapping[str, ProviderSpec], *, env: Mapping[str, str],
+                   pricing: Mapping[str, PriceSpec | Mapping[str, float]] | None = None,
+                   ) -> ProviderRegistry:
         """A registry of ``ProviderSpec`` by name; keys come from ``api_key`` or ``env``."""
         registry = cls(pricing=pricing)
         for name, spec in specs.items():
@@ -86,6 +88,12 @@ class ProviderRegistry:
         if entry.provider is None:
             entry.provider = _create(name, entry.spec, entry.api_key, self._env)
         return entry.provider
+
+    def route(self, name: str) -> tuple[LLMProvider, ProviderLimiter, tuple[str, ...]]:
+        """Provider, limiter and fallbacks of ``name`` in one lookup (run_llm's hot path)."""
+        entry = self._entries.get(name) or self._entry(name)
+        provider = entry.provider or self.get(name)
+        return provider, entry.limiter, entry.fallback
 
     def limiter(self, name: str) -> ProviderLimiter:
         return self._entry(name).limiter
@@ -140,7 +148,8 @@ class ProviderRegistry:
         return results
 
     async def aclose(self) -> None:
-        """Close every client that was created."""
+        """Close every client the registry created (providers given to ``register`` belong to
+        the caller and are left open)."""
         for entry in self._entries.values():
             if entry.provider is not None and entry.spec is not None:
                 await entry.provider.aclose()
@@ -163,7 +172,9 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         EchoProvider(entry.name, model=spec.model, options=spec.options)
         return
     if entry.kind == "replay":
-        return
+        from engine.providers.replay import ReplayProvider
+
+        raise ReplayProvider(entry.name, path=spec.path).refusal()
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",
@@ -172,6 +183,11 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if not (spec.api_version or env.get("OPENAI_API_VERSION")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `api_version`",
                               hint="set api_version (e.g. 2024-10-21) or OPENAI_API_VERSION")
+    if entry.kind == "google" and spec.vertex and entry.api_key is None and not (
+            spec.project or env.get("GOOGLE_CLOUD_PROJECT")):
+        raise ConfigError(f"provider {entry.name!r} (google, vertex) needs `project`",
+                          hint="set project: and location: (or GOOGLE_CLOUD_PROJECT and "
+                               "GOOGLE_CLOUD_LOCATION), or an api_key for Vertex express mode")
     if not (spec.model or spec.deployment):
         raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no `model`",
                           hint="set model: on the provider (or on each llm step)")

@@ -19,16 +19,16 @@ class ReplayProvider:
         self.name = name
         self.path = path
 
-    def _refuse(self) -> ConfigError:
+    def refusal(self) -> ConfigError:
         return ConfigError(f"replay provider {self.name!r} needs --replay DIR",
                            hint="run with `plait run --replay DIR` (or `plait test` with a "
                                 "cassette)", provider=self.name)
 
     async def generate(self, req: LLMRequest) -> LLMResponse:
-        raise self._refuse()
+        raise self.refusal()
 
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
-        raise self._refuse()
+        raise self.refusal()
         yield LLMStreamChunk()  # pragma: no cover  (makes this an async generator)
 
     async def health_check(self) -> bool:

@@ -117,18 +117,32 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
                   tools: ToolCaller | None = None, max_turns: int = 8,
                   attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
                   on_event: OnEvent | None = None) -> LLMResult:
-    """Run one LLM step (see the module docstring) and return what it produced."""
+    """Run one LLM step (see the module docstring) and return what it produced.
+
+    ``attempt(fn)`` is the executor's retry wrapper: it awaits ``fn()`` (a fresh call each
+    time), retries retryable errors as its policy says, and must re-raise the last error
+    unchanged so the fallback chain can see it. ``max_turns`` bounds the model turns of the
+    agent loop. ``on_chunk`` (sync or async) turns on streaming; ``on_event`` receives
+    LLMEvents (call, fallback, tool_call, tool_result, reask).
+    """
+    provider, limiter, fallback = registry.route(provider_name)
+    if (tools is None and request.output_schema is None and attempt is None and not fallback
+            and on_chunk is None and on_event is None and not limiter.active):
+        # the hot path: one plain call (the executor's echo benchmark runs through here)
+        try:
+            response = await provider.generate(request)
+        except RateLimited as exc:
+            limiter.on_rate_limited(exc.retry_after)
+            raise
+        return LLMResult(response.text, response.text, (response,), response.usage,
+                         registry.prices.cost(response.model, response.usage), provider_name,
+                         response.model)
     if request.output_schema is not None:
         check_schema(request.output_schema)
     if tools is not None:
         request = replace(request, tools=(*request.tools, *tools.definitions()))
-    run = _Run(registry, [provider_name, *registry.fallbacks(provider_name)], attempt,
-               on_chunk, on_event, request.model)
-    if (tools is None and request.output_schema is None and attempt is None
-            and on_chunk is None and len(run.chain) == 1):
-        response = await _call_once(run, provider_name, request)  # the hot path
-        run.responses.append(response)
-        return _result(run, response.text, response.text, 0)
+    run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
+               request.model)
     return await _conversation(run, request, tools, max_turns)
 
 
@@ -142,9 +156,9 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         run.responses.append(response)
         if response.tool_calls and tools is not None:
             tool_turns += 1
-            if tool_turns > max_turns:
+            if tool_turns >= max_turns:  # no model turn left to use the tools' results
                 raise RunError(f"the agent loop did not finish within max_turns={max_turns} "
-                               "(the model kept calling tools)",
+                               "model turns (the model kept calling tools)",
                                hint="raise max_turns on the step or simplify the task",
                                provider=run.chain[0])
             messages.append(response.as_message())
@@ -217,7 +231,11 @@ async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
     if run.on_event is not None:
         _emit(run, "call", {"provider": name, "model": req.model})
     if not limiter.active:
-        return await _send(run, provider, req)
+        try:
+            return await _send(run, provider, req)
+        except RateLimited as exc:
+            limiter.on_rate_limited(exc.retry_after)  # from now on everyone waits it out
+            raise
     estimate = sum(len(m.text) for m in req.messages) // 4 + 1
     async with limiter.slot(estimate):
         try:

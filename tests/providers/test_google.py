@@ -137,3 +137,29 @@ async def test_health(srv: Servers) -> None:
     registry = _registry(srv)
     assert await registry.health_check_all() == {"g": True}
     await registry.aclose()
+
+
+async def test_malformed_reply_is_a_clear_error(srv: Servers) -> None:
+    registry = _registry(srv)
+    srv.google.push("gemini-test", Action(raw="{\"candidates\": [oops"))
+    with pytest.raises(Unavailable, match="malformed reply"):
+        await registry.get("g").generate(_req())
+    await registry.aclose()
+
+
+async def test_vertex_express_mode(srv: Servers) -> None:
+    registry = _registry(srv, vertex=True, api_key="vertex-key")
+    registry.check()
+    reply = await registry.get("g").generate(_req("on vertex"))
+    assert reply.text == "reply: on vertex"
+    assert "/publishers/google/models/gemini-test:generateContent" in srv.google.paths[-1]
+    await registry.aclose()
+
+
+def test_vertex_needs_a_project_or_key() -> None:
+    from engine.errors import ConfigError
+
+    spec = ProviderSpec(kind="google", model="gemini-2.5-pro", vertex=True)
+    with pytest.raises(ConfigError, match="needs `project`"):
+        ProviderRegistry.from_specs({"v": spec}, env={}).check()
+    ProviderRegistry.from_specs({"v": spec}, env={"GOOGLE_CLOUD_PROJECT": "p"}).check()

@@ -179,7 +179,7 @@ async def test_agent_loop_two_tool_rounds_parallel(srv: Servers) -> None:
                        Action(tool_calls=[("add", {"a": 3, "b": 7})]),
                        Action(text="the answer is 10"))
     tools = Tools()
-    result = await run_llm(registry, "an", _req("add things"), tools=tools, max_turns=4)
+    result = await run_llm(registry, "an", _req("add things"), tools=tools, max_turns=3)
     assert result.output == "the answer is 10" and result.turns == 3
     assert [(r.name, r.output, r.turn) for r in result.tool_calls] == [
         ("add", "3", 1), ("add", "7", 1), ("fail", "error: the tool broke", 1), ("add", "10", 2)]
@@ -195,8 +195,10 @@ async def test_agent_loop_two_tool_rounds_parallel(srv: Servers) -> None:
 async def test_agent_loop_max_turns(srv: Servers) -> None:
     registry = _registry(srv)
     srv.openai.push("gpt-test", *[Action(tool_calls=[("add", {"a": 1, "b": 1})])] * 3)
+    tools = Tools()
     with pytest.raises(RunError, match="max_turns=2"):
-        await run_llm(registry, "oa", _req(), tools=Tools(), max_turns=2)
+        await run_llm(registry, "oa", _req(), tools=tools, max_turns=2)
+    assert srv.openai.count() == 2 and len(tools.calls) == 1
 
 
 async def test_fallback_to_second_provider(srv: Servers) -> None:
@@ -330,3 +332,59 @@ async def test_unavailable_without_fallback_is_retried(srv: Servers) -> None:
         await run_llm(registry, "an", _req())
     assert isinstance(RateLimited("x"), PlaitError)
     await registry.aclose()
+
+
+async def test_token_and_request_buckets_wait() -> None:
+    from engine.providers import ProviderLimiter
+
+    tokens = ProviderLimiter(tokens_per_minute=600)  # 10 tokens a second
+    async with tokens.slot(600):
+        pass
+    start = anyio.current_time()
+    async with tokens.slot(3):
+        pass
+    assert anyio.current_time() - start >= 0.25
+    requests = ProviderLimiter(requests_per_minute=600)  # a burst of 600, then 10 a second
+    start = anyio.current_time()
+    for _ in range(601):
+        async with requests.slot():
+            pass
+    assert anyio.current_time() - start >= 0.08
+
+
+async def test_build_request_from_step_fields() -> None:
+    from engine.providers.build import build_request
+    from engine.providers.types import ImagePart
+
+    req = build_request(system="be brief", prompt={"files": [1, 2]},
+                        messages=[{"role": "assistant", "content": "earlier"}],
+                        images=["https://example.invalid/x.png"], model="m",
+                        options={"temperature": 0}, output_schema=SCHEMA)
+    assert [m.role for m in req.messages] == ["system", "assistant", "user"]
+    assert req.messages[2].text == '{"files": [1, 2]}'
+    assert req.messages[2].parts[1] == ImagePart("https://example.invalid/x.png")
+    assert req.model == "m" and req.options == {"temperature": 0}
+
+
+async def test_a_429_pauses_later_calls_even_without_limits(srv: Servers) -> None:
+    srv.openai.push("gpt-test", Action(status=429, headers={"retry-after": "0.3"}))
+
+    async def impatient(fn: Callable[[], Awaitable[LLMResponse]]) -> LLMResponse:
+        try:
+            return await fn()
+        except RateLimited:
+            return await fn()  # retries at once: the provider's pause must still hold
+
+    no_fallback = ProviderSpec(kind="openai", model="gpt-test", api_key="k",
+                               base_url=srv.url + "/openai/v1")
+    registry = _registry(srv, oa=no_fallback)
+    start = anyio.current_time()
+    result = await run_llm(registry, "oa", _req(), attempt=impatient)
+    assert result.output == "reply: hello"
+    assert anyio.current_time() - start >= 0.28
+    start = anyio.current_time()
+    with pytest.raises(RateLimited):
+        srv.openai.push("gpt-test", Action(status=429, headers={"retry-after": "0.2"}))
+        await run_llm(registry, "oa", _req())  # the hot path records the 429 too
+    await run_llm(registry, "oa", _req())
+    assert anyio.current_time() - start >= 0.18

@@ -84,4 +84,7 @@ async def models(request: Request) -> Response:
     return await run_action(SCRIPT, request, model, body, _error, ok)
 
 
-app = Starlette(routes=[Route("/{version}/models/{rest:path}", models, methods=["GET", "POST"])])
+app = Starlette(routes=[
+    Route("/{version}/models/{rest:path}", models, methods=["GET", "POST"]),
+    Route("/{version}/publishers/google/models/{rest:path}", models, methods=["GET", "POST"]),
+])
