@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -64,6 +65,10 @@ class _Crashed(Exception):
     """The connection closed under an in-flight call."""
 
 
+CallWrapper = Callable[[str, str, dict[str, Any], Callable[[], Awaitable[ToolResult]]],
+                       Awaitable[ToolResult]]
+
+
 class ToolExecutor:
     """Runs tool calls, resource reads and prompt gets through the pool."""
 
@@ -73,13 +78,26 @@ class ToolExecutor:
         self.validator = validator
         self._limiters: dict[str, RateLimiter] = {}
         self._stats: dict[str, ToolStats] = {}
+        self._wrappers: list[CallWrapper] = []
+
+    def add_wrapper(self, wrapper: CallWrapper) -> None:
+        """Wrap every tool call: ``await wrapper(server, tool, arguments, call)`` gets the
+        call as a zero-argument coroutine function and returns its ToolResult (tracing,
+        cassette record and replay). Wrappers run outside validation and the connection, so
+        a replaying wrapper can answer without starting the server."""
+        self._wrappers.append(wrapper)
 
     async def call(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None, *,
                    timeout: float | None = None, step_id: str | None = None) -> ToolResult:
         """Call `server.tool`. Raises ToolError (tool failed, bad arguments, unknown tool,
         timeout, crash) or PolicyViolation (refused before the call)."""
+        args = dict(arguments or {})
         try:
-            return await self._call(server, tool, dict(arguments or {}), timeout)
+            call: Callable[[], Awaitable[ToolResult]] = partial(self._call, server, tool, args,
+                                                                timeout)
+            for wrapper in self._wrappers:
+                call = partial(wrapper, server, tool, args, call)
+            return await call()
         except PlaitError as exc:
             exc.context.setdefault("server", server)
             exc.context.setdefault("tool", tool)

@@ -32,6 +32,11 @@ class _Entry:
     provider: LLMProvider | None = None
     limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
     healthy: bool = True
+    #: `provider` as the registry's wrappers (tracing, recording, replay) see it
+    wrapped: LLMProvider | None = None
+
+
+ProviderWrapper = Callable[[str, LLMProvider], LLMProvider]
 
 
 class ProviderRegistry:
@@ -39,6 +44,7 @@ class ProviderRegistry:
         self._entries: dict[str, _Entry] = {}
         self._env: dict[str, str] = {}
         self.prices = PriceTable(pricing)
+        self._wrappers: list[ProviderWrapper] = []
 
     # ------------------------------------------------------------ building
 
@@ -82,12 +88,25 @@ class ProviderRegistry:
             raise ConfigError(f"unknown provider {name!r}", hint=f"known providers: {known}")
         return entry
 
+    def add_wrapper(self, wrapper: ProviderWrapper) -> None:
+        """Wrap every provider this registry hands out: ``wrapper(name, provider)`` returns a
+        provider that delegates to the one it gets (tracing, cassette record and replay)."""
+        self._wrappers.append(wrapper)
+        for entry in self._entries.values():
+            entry.wrapped = None
+
     def get(self, name: str) -> LLMProvider:
         """The provider called ``name``, created (SDK imported, client built) on first use."""
         entry = self._entry(name)
+        if entry.wrapped is not None:
+            return entry.wrapped
         if entry.provider is None:
             entry.provider = _create(name, entry.spec, entry.api_key, self._env)
-        return entry.provider
+        provider = entry.provider
+        for wrapper in self._wrappers:
+            provider = wrapper(name, provider)
+        entry.wrapped = provider
+        return provider
 
     def route(self, name: str) -> tuple[LLMProvider, ProviderLimiter, tuple[str, ...]]:
         """Provider, limiter and fallbacks of ``name`` in one lookup (run_llm's hot path)."""
@@ -154,6 +173,7 @@ class ProviderRegistry:
             if entry.provider is not None and entry.spec is not None:
                 await entry.provider.aclose()
                 entry.provider = None
+                entry.wrapped = None
 
 
 def _key_from_env(kind: str, env: Mapping[str, str]) -> str | None:
