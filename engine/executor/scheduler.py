@@ -33,6 +33,10 @@ class Scheduler:
         self.remaining = {n: 0 for n in self.graph}
         self.ready: deque[str] = deque()
         self.in_flight = 0
+        self.workers = 0
+        self.idle = 0
+        self.starting = 0
+        self._work = anyio.Event()
         self.failed = False
         self.stopping = False
         self.cancel_scope: anyio.CancelScope | None = None
@@ -56,18 +60,48 @@ class Scheduler:
                 self._release(sid)
             self._launch()
 
-    def _launch(self) -> None:
-        while self.ready and self.in_flight < self.limit and not self.stopping:
-            sid = self.ready.popleft()
-            self.in_flight += 1
-            self._tg.start_soon(self._run_one, sid, name=sid)
+    # A pool of workers, not a task per step: a worker takes the next ready step, runs it,
+    # releases its dependants and takes the next. Workers are added only while ready steps
+    # outnumber idle workers (up to `concurrency`), so a 2,000-step DAG of quick steps spawns
+    # a few dozen tasks, not 2,000 (a task spawn costs far more than a quick step).
 
-    async def _run_one(self, sid: str) -> None:
-        result = await execute_step(self.rc, sid)
-        await self.rc.writer.commit(self.rc.services.step_record(self.rc, result))
-        self.in_flight -= 1
-        self._finish(result)
-        self._launch()
+    def _launch(self) -> None:
+        if self.stopping:
+            return
+        waiting = len(self.ready)
+        if self.idle and waiting:
+            self._wake()
+        # spawned workers that have not started yet will take ready steps too
+        extra = min(waiting - self.idle - self.starting, self.limit - self.workers)
+        for _ in range(max(extra, 0)):
+            self.workers += 1
+            self.starting += 1
+            self._tg.start_soon(self._worker)
+
+    def _wake(self) -> None:
+        event, self._work = self._work, anyio.Event()
+        event.set()
+
+    async def _worker(self) -> None:
+        rc = self.rc
+        self.starting -= 1
+        while True:
+            while self.ready and not self.stopping:
+                sid = self.ready.popleft()
+                self.in_flight += 1
+                result = await execute_step(rc, sid)
+                await rc.writer.commit(rc.services.step_record(rc, result))
+                self.in_flight -= 1
+                self._finish(result)
+                self._launch()
+            if self.stopping or (not self.in_flight and not self.ready):
+                self.workers -= 1
+                self._wake()  # let the other idle workers see that the run is over
+                return
+            work = self._work
+            self.idle += 1
+            await work.wait()
+            self.idle -= 1
 
     def _release(self, sid: str) -> None:
         """All of `sid`'s dependencies are done: run it, or settle it without running."""
@@ -123,6 +157,7 @@ class Scheduler:
     def stop(self) -> None:
         """Stop starting steps and cancel those in flight."""
         self.stopping = True
+        self._wake()
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
 

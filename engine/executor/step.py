@@ -60,7 +60,7 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                           finished_at=time.time(),
                           audit=[_as_dict(audit)] if audit is not None else [])
     return StepResult(step_id, kind, "succeeded", output=outcome.output,
-                      attempts=attempts.count, usage=outcome.usage, cost=outcome.cost,
+                      attempts=max(attempts.count, 1), usage=outcome.usage, cost=outcome.cost,
                       started_at=started, finished_at=time.time(),
                       rendered=outcome.rendered, audit=outcome.audit, notes=outcome.notes)
 
@@ -81,6 +81,9 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
         return await call_with_retry(counted, policy, timeout=timeout,
                                      on_retry=attempts.on_retry, step_id=step_id)
 
+    if policy is None or policy.attempts == 1:
+        if timeout is None:
+            attempt.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
     handler = get_handler(wf.kind(step_id))
     outcome = await handler(rc, step_id, step, rendered, attempt)
     outcome.rendered = rendered

@@ -68,7 +68,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
 
     result = await run_llm(registry, step.llm, request,  # type: ignore[union-attr]
                            tools=tools, max_turns=step.max_turns,  # type: ignore[union-attr]
-                           attempt=attempt, on_chunk=on_chunk, on_event=on_event)
+                           attempt=None if getattr(attempt, "trivial", False) else attempt,
+                           on_chunk=on_chunk, on_event=on_event)
     if result.tool_calls:
         notes.append({"event": "tools", "calls": [_call_note(c) for c in result.tool_calls]})
     return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost or 0.0,
