@@ -36,10 +36,17 @@ class RecordWriter:
         if self.store is not None:
             self._dirty[record.step_id] = record
 
-    async def commit(self, record: StepRecord) -> None:
+    async def commit(self, record: StepRecord, *, alone: bool = False) -> None:
+        """Return once `record` is in the database. `alone`: no other step is running, so
+        nothing could join a batch; write at once instead of waiting a loop turn."""
         if self.store is None:
             return
         self._dirty[record.step_id] = record
+        if alone and not self._scheduled:
+            self.flush()
+            if self._error is not None:
+                raise self._error
+            return
         done = self._done
         if not self._scheduled:
             self._scheduled = True

@@ -90,7 +90,8 @@ class Scheduler:
                 sid = self.ready.popleft()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
-                await rc.writer.commit(rc.services.step_record(rc, result))
+                await rc.writer.commit(rc.services.step_record(rc, result),
+                                       alone=self.in_flight == 1)
                 self.in_flight -= 1
                 self._finish(result)
                 self._launch()
