@@ -232,6 +232,7 @@ class MCPServerManager:
                    *, task_status: anyio.abc.TaskStatus[_Connection]) -> None:
         from mcp import Client
         from mcp.types import Implementation
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
         started = False
 
@@ -240,17 +241,31 @@ class MCPServerManager:
 
         try:
             async with Client(target, mode="auto", message_handler=on_message,
-                              client_info=Implementation(name="plait", version="0.1.0")) as client:
+                              client_info=Implementation(name="plait", version="0.1.0")) as client,\
+                    anyio.create_task_group() as listeners:
                 conn = _Connection(client=client, stop=stop, done=done)
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    listeners.start_soon(self._listen, slot.name, client)
                 started = True
                 task_status.started(conn)
                 await stop.wait()
+                listeners.cancel_scope.cancel()
         except Exception as exc:
             if not started:
                 raise
             log.warning("MCP server %s: connection ended with %s", slot.name, _leaf(exc))
         finally:
             done.set()
+
+    async def _listen(self, name: str, client: Any) -> None:
+        """2026-era servers announce tool list changes on a `subscriptions/listen` stream."""
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    if self._on_list_changed:
+                        self._on_list_changed(name)
+        except Exception as exc:  # a server without subscriptions: nothing to honour
+            log.debug("MCP server %s: no list-changed subscription (%s)", name, _leaf(exc))
 
     def _on_message(self, name: str, message: Any) -> None:
         from mcp.types import ToolListChangedNotification

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from engine.errors import PolicyViolation, ToolError
@@ -94,10 +95,13 @@ async def test_rug_pull_flagged_and_refused_under_high_policy(tmp_path: Path) ->
     async with rt(tmp_path, faulty(policy="strict"), policies=policies) as mcp:
         assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
         await mcp.call_tool("f", "poison", {})
-        await mcp.registry.discover("f")
-        assert "f.pid" in mcp.stats()["flagged"]
+        # the server announces the change (subscriptions/listen); the registry re-lists
+        with anyio.fail_after(5):
+            while "f" not in mcp.registry._stale:
+                await anyio.sleep(0.02)
         with pytest.raises(PolicyViolation, match="changed between two listings"):
             await mcp.call_tool("f", "pid", {})
+        assert "f.pid" in mcp.stats()["flagged"]
 
 
 async def test_rug_pull_flagged_but_allowed_under_medium(tmp_path: Path) -> None:
@@ -143,3 +147,34 @@ async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
         assert not await mcp.manager.health_check("f")
         assert int((await mcp.call_tool("f", "pid", {})).text) != pid
+
+
+async def test_health_loop_restarts_killed_server(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    settings = MCPSettings(health_interval_s=0.2, call_timeout_s=5)
+    async with MCPRuntime({"f": faulty()}, base_dir=tmp_path, settings=settings) as mcp:
+        pid = int((await mcp.call_tool("f", "pid", {})).text)
+        os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(15):
+            while mcp.manager.status("f").spawns < 2 or not mcp.manager.is_running("f"):
+                await anyio.sleep(0.05)
+        assert int((await mcp.call_tool("f", "pid", {})).text) != pid
+
+
+async def test_fan_out_of_200_calls_spawns_once(tmp_path: Path) -> None:
+    results: list[str] = []
+
+    async def one(i: int) -> None:
+        results.append((await mcp.call_tool("f", "env", {"name": "GIVEN"})).text)
+
+    spec = faulty()
+    spec = spec.model_copy(update={"env": {**spec.env, "GIVEN": "yes"}})
+    async with rt(tmp_path, spec) as mcp:
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(one, i)
+        stats = mcp.stats()["servers"]["f"]
+    assert results == ["yes"] * 200
+    assert (stats["spawns"], stats["calls"], stats["errors"]) == (1, 200, 0)
