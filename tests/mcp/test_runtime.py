@@ -26,6 +26,7 @@ async def test_call_text_and_structured(tmp_path: Path) -> None:
         result = await mcp.call_tool("demo", "add", {"a": 2, "b": 3})
         assert result.text == "5"
         assert result.structured == {"result": 5}
+        assert result.value == 5
         profile = await mcp.call("demo.profile", {"name": "ada"})
         assert profile.value == {"name": "ada", "length": 3}
 
