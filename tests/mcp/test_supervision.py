@@ -178,3 +178,39 @@ async def test_fan_out_of_200_calls_spawns_once(tmp_path: Path) -> None:
         stats = mcp.stats()["servers"]["f"]
     assert results == ["yes"] * 200
     assert (stats["spawns"], stats["calls"], stats["errors"]) == (1, 200, 0)
+
+
+async def test_launch_goes_through_the_runner_seam(tmp_path: Path) -> None:
+    from collections.abc import Mapping, Sequence
+
+    from engine.sandbox.base import CommandResult, PreparedCommand
+
+    class TaggingRunner:
+        name = "tagging"
+
+        def __init__(self) -> None:
+            self.prepared: list[list[str]] = []
+
+        def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                    cwd: str | None = None) -> PreparedCommand:
+            self.prepared.append(list(argv))
+            return PreparedCommand(argv=list(argv), env={**(env or {}), "CONFINED": "yes"},
+                                   cwd=cwd)
+
+        async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                      cwd: str | None = None, stdin: bytes | None = None,
+                      timeout: float | None = None) -> CommandResult:
+            raise NotImplementedError
+
+    runner = TaggingRunner()
+    asked: list[str] = []
+
+    def runner_for(name: str, spec: MCPServerSpec) -> TaggingRunner:
+        asked.append(name)
+        return runner
+
+    async with rt(tmp_path, faulty(), runner_for=runner_for) as mcp:
+        assert (await mcp.call_tool("f", "env", {"name": "CONFINED"})).text == "yes"
+    assert asked == ["f"]
+    assert runner.prepared[0][0] == sys.executable
+    assert runner.prepared[0][1].endswith("faulty_server.py")
