@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
@@ -22,9 +22,10 @@ from engine.errors import PlaitError, SpecError, ToolError
 from engine.spec.models import MCPServerSpec, PolicySpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+M = TypeVar("M", MCPServerSpec, PolicySpec)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -41,22 +42,24 @@ def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, Polic
         _fail(f"{path}: cannot read the workflow file: {exc}", EXIT_USAGE)
     if not isinstance(doc, dict):
         _fail(f"{path}: a workflow file must be a mapping", EXIT_USAGE)
-    servers: dict[str, MCPServerSpec] = {}
-    policies: dict[str, PolicySpec] = {}
-    from pydantic import ValidationError
-
-    for key, model, out in (("mcp_servers", MCPServerSpec, servers),
-                            ("policies", PolicySpec, policies)):
-        for name, raw in (doc.get(key) or {}).items():
-            try:
-                out[name] = model.model_validate(raw)  # type: ignore[index]
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                _fail(f"{path}: {key}.{name}{'.' + where if where else ''}: {first['msg']}",
-                      EXIT_USAGE)
+    servers = {name: _validated(path, "mcp_servers", name, MCPServerSpec, raw)
+               for name, raw in (doc.get("mcp_servers") or {}).items()}
+    policies = {name: _validated(path, "policies", name, PolicySpec, raw)
+                for name, raw in (doc.get("policies") or {}).items()}
     default_policy = (doc.get("defaults") or {}).get("policy")
     return servers, policies, default_policy
+
+
+def _validated(path: Path, key: str, name: str, model: type[M], raw: Any) -> M:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"{path}: {key}.{name}{'.' + where if where else ''}: {first['msg']}",
+              EXIT_USAGE)
 
 
 def _runtime(path: Path) -> Any:
@@ -146,7 +149,7 @@ def import_cmd(config: Path, keep_values: bool) -> None:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         _fail(f"{config}: not a readable JSON file: {exc}", EXIT_USAGE)
-    block = data.get("mcpServers") if isinstance(data, dict) else None
+    block: Any = data.get("mcpServers") if isinstance(data, dict) else None
     if not isinstance(block, dict) or not block:
         _fail(f"{config}: has no `mcpServers` object", EXIT_USAGE)
     try:

@@ -144,3 +144,7 @@ async def test_stats_and_concurrent_calls_share_one_session(tmp_path: Path) -> N
         assert stats["servers"]["demo"]["spawns"] == 1
         assert stats["tools"]["demo.add"]["calls"] == 50
         assert stats["servers"]["demo"]["latency_median_ms"] > 0
+        assert await mcp.manager.health_check("demo")
+        status = mcp.manager.status("demo")
+        assert (status.running, status.spawns, status.protocol_version) == \
+            (True, 1, "2026-07-28")

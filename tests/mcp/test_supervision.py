@@ -45,6 +45,7 @@ async def test_stdio_server_does_not_see_parent_secrets(
         assert (await mcp.call_tool("f", "env", {"name": "GIVEN"})).text == "yes"
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_crash_mid_call_restarts_and_stderr_tail(tmp_path: Path) -> None:
     async with rt(tmp_path, faulty()) as mcp:
         first = (await mcp.call_tool("f", "pid", {})).text
@@ -163,6 +164,7 @@ async def test_health_loop_restarts_killed_server(tmp_path: Path) -> None:
         assert int((await mcp.call_tool("f", "pid", {})).text) != pid
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_fan_out_of_200_calls_spawns_once(tmp_path: Path) -> None:
     results: list[str] = []
 
