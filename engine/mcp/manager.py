@@ -137,6 +137,9 @@ class MCPServerManager:
             self._tg = None
             for slot in self._slots.values():
                 if slot.stderr is not None:
+                    tail = slot.stderr.tail()
+                    if tail:
+                        log.debug("MCP server %s stderr (last lines):\n%s", slot.name, tail)
                     slot.stderr.close()
                     slot.stderr = None
 
