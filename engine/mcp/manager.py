@@ -243,9 +243,10 @@ class MCPServerManager:
             self._on_message(slot.name, message)
 
         try:
-            async with Client(target, mode="auto", message_handler=on_message,
-                              client_info=Implementation(name="plait", version="0.1.0")) as client,\
-                    anyio.create_task_group() as listeners:
+            client_cm = Client(target, mode=self.settings.protocol_mode,
+                               message_handler=on_message,
+                               client_info=Implementation(name="plait", version="0.1.0"))
+            async with client_cm as client, anyio.create_task_group() as listeners:
                 conn = _Connection(client=client, stop=stop, done=done)
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     listeners.start_soon(self._listen, slot.name, client)

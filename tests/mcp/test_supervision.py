@@ -216,3 +216,19 @@ async def test_launch_goes_through_the_runner_seam(tmp_path: Path) -> None:
     assert asked == ["f"]
     assert runner.prepared[0][0] == sys.executable
     assert runner.prepared[0][1].endswith("faulty_server.py")
+
+
+async def test_legacy_handshake_ping_and_list_changed_notification(tmp_path: Path) -> None:
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=10, protocol_mode="legacy")
+    policies = {"strict": PolicySpec(level="critical")}
+    async with MCPRuntime({"f": faulty(policy="strict")}, base_dir=tmp_path, settings=settings,
+                          policies=policies) as mcp:
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+        assert mcp.manager.status("f").protocol_version == "2025-11-25"
+        assert await mcp.manager.health_check("f")  # a real `ping`
+        await mcp.call_tool("f", "poison", {})
+        with anyio.fail_after(5):  # notifications/tools/list_changed
+            while "f" not in mcp.registry._stale:
+                await anyio.sleep(0.02)
+        with pytest.raises(PolicyViolation, match="policy level critical"):
+            await mcp.call_tool("f", "pid", {})
