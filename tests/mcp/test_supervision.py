@@ -196,8 +196,10 @@ async def test_launch_goes_through_the_runner_seam(tmp_path: Path) -> None:
         def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                     cwd: str | None = None) -> PreparedCommand:
             self.prepared.append(list(argv))
+            scratch = tmp_path / f"scratch{len(self.prepared)}"
+            scratch.mkdir()
             return PreparedCommand(argv=list(argv), env={**(env or {}), "CONFINED": "yes"},
-                                   cwd=cwd)
+                                   cwd=cwd, cleanup=[str(scratch)])
 
         async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                       cwd: str | None = None, stdin: bytes | None = None,
@@ -213,7 +215,9 @@ async def test_launch_goes_through_the_runner_seam(tmp_path: Path) -> None:
 
     async with rt(tmp_path, faulty(), runner_for=runner_for) as mcp:
         assert (await mcp.call_tool("f", "env", {"name": "CONFINED"})).text == "yes"
+        assert (tmp_path / "scratch1").is_dir()
     assert asked == ["f"]
+    assert not (tmp_path / "scratch1").exists()  # the runner's cleanup list was honoured
     assert runner.prepared[0][0] == sys.executable
     assert runner.prepared[0][1].endswith("faulty_server.py")
 
