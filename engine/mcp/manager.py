@@ -171,11 +171,11 @@ class MCPServerManager:
                 await slot.conn.done.wait()
             slot.conn = None
             slot.restarts += 1
-            if slot.restarts > self.settings.max_restarts:
-                raise ToolError(
-                    f"MCP server '{slot.name}' crashed {slot.restarts} times; not restarting it "
-                    f"again in this run{self._tail_text(slot)}",
-                    hint="look at the server's stderr above and fix the crash", server=slot.name)
+        if slot.restarts > self.settings.max_restarts:
+            raise ToolError(
+                f"MCP server '{slot.name}' went down {slot.restarts} times; not restarting it "
+                f"again in this run{self._tail_text(slot)}",
+                hint="look at the server's stderr and fix the crash", server=slot.name)
         if slot.failures:
             await anyio.sleep(min(BACKOFF_BASE_S * 2 ** (slot.failures - 1), BACKOFF_MAX_S))
         target = self._target(slot)

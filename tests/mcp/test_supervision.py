@@ -236,3 +236,16 @@ async def test_legacy_handshake_ping_and_list_changed_notification(tmp_path: Pat
                 await anyio.sleep(0.02)
         with pytest.raises(PolicyViolation, match="policy level critical"):
             await mcp.call_tool("f", "pid", {})
+
+
+async def test_gives_up_after_max_restarts(tmp_path: Path) -> None:
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=10, max_restarts=1)
+    async with MCPRuntime({"f": faulty()}, base_dir=tmp_path, settings=settings) as mcp:
+        for _ in range(2):
+            with pytest.raises(ToolError, match="went down during"):
+                await mcp.call_tool("f", "crash", {})
+        for _ in range(2):
+            with pytest.raises(ToolError, match=r"went down 2 times; not restarting") as info:
+                await mcp.call_tool("f", "pid", {})
+            assert "crashing on purpose" in str(info.value)
+        assert mcp.manager.status("f").spawns == 2
