@@ -93,16 +93,28 @@ def group() -> None:
 def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     """List the tools of every server of FILE (or of SERVER only)."""
 
+    failures: list[str] = []
+
     async def main() -> list[Any]:
+        out: list[Any] = []
         async with _runtime(file) as mcp:
-            return list(await mcp.list_tools(server))
+            if server is not None:
+                return list(await mcp.list_tools(server))
+            for name in mcp.manager.names():  # one broken server does not hide the others
+                try:
+                    out.extend(await mcp.list_tools(name))
+                except PlaitError as exc:
+                    failures.append(str(exc))
+        return out
 
     tools = _run(main)
+    for failure in failures:
+        click.echo(f"error: {failure}", err=True)
     if as_json:
         click.echo(json.dumps([{"name": t.qualified_name, "description": t.description,
                                 "category": t.category, "tags": list(t.tags),
                                 "input_schema": t.input_schema} for t in tools], indent=2))
-        return
+        sys.exit(EXIT_FAILED if failures else EXIT_OK)
     from rich.console import Console
     from rich.table import Table
 
@@ -110,6 +122,8 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     for tool in tools:
         table.add_row(tool.qualified_name, (tool.description or "").strip().split("\n")[0])
     Console(soft_wrap=False).print(table)
+    if failures:
+        sys.exit(EXIT_FAILED)
 
 
 @group.command("call")

@@ -76,3 +76,13 @@ def test_import_rejects_config_without_servers(tmp_path: Path) -> None:
     config.write_text("{}")
     result = CliRunner().invoke(group, ["import", str(config)])
     assert result.exit_code == 2 and "no `mcpServers`" in result.output
+
+
+def test_tools_lists_healthy_servers_when_one_is_broken(workflow: Path) -> None:
+    doc = yaml.safe_load(workflow.read_text())
+    doc["mcp_servers"]["broken"] = {"command": "no-such-mcp-server-xyz"}
+    workflow.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(workflow)])
+    assert result.exit_code == 1
+    assert "files.read_file" in result.output
+    assert "'no-such-mcp-server-xyz' was not found" in result.output
