@@ -69,6 +69,18 @@ class ServerStatus:
     protocol_version: str | None
 
 
+def _safe_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -222,14 +234,19 @@ class MCPServerManager:
     def _start_error(self, slot: _Slot, exc: BaseException) -> ToolError:
         if isinstance(exc, ToolError):
             return exc
-        where = slot.spec.url or slot.spec.command
         text = str(exc) or type(exc).__name__
         slot.last_error = text
+        if slot.spec.url is not None:
+            return ToolError(
+                f"could not connect to MCP server '{slot.name}' at {_safe_url(slot.spec.url)}: "
+                f"{text}",
+                hint="is the server running, and are the URL and transport right?",
+                server=slot.name)
+        argv = " ".join([str(slot.spec.command), *slot.spec.args])
         return ToolError(
-            f"MCP server '{slot.name}' ({where}) could not be started: {text}"
+            f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
             f"{self._tail_text(slot)}",
-            hint="check that the server is installed and its URL or command is right",
-            server=slot.name)
+            hint="run the command by hand to see why it stops", server=slot.name)
 
     async def _run(self, slot: _Slot, target: Any, stop: anyio.Event, done: anyio.Event,
                    *, task_status: anyio.abc.TaskStatus[_Connection]) -> None:

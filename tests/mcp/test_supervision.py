@@ -133,10 +133,12 @@ async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> N
 async def test_refused_url_is_clear(tmp_path: Path) -> None:
     from tests.mcp.conftest import free_port
 
-    spec = MCPServerSpec(url=f"http://127.0.0.1:{free_port()}/mcp", timeout="3s")
+    spec = MCPServerSpec(url=f"http://user:s3cret@127.0.0.1:{free_port()}/mcp", timeout="3s")
     async with MCPRuntime({"remote": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
-        with pytest.raises(ToolError, match=r"'remote'.*could not be started"):
+        with pytest.raises(ToolError, match=r"could not connect to MCP server 'remote' at "
+                                            r"http://127\.0\.0\.1:\d+/mcp") as info:
             await mcp.list_tools("remote")
+        assert "s3cret" not in str(info.value)
 
 
 async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
@@ -249,3 +251,12 @@ async def test_gives_up_after_max_restarts(tmp_path: Path) -> None:
                 await mcp.call_tool("f", "pid", {})
             assert "crashing on purpose" in str(info.value)
         assert mcp.manager.status("f").spawns == 2
+
+
+async def test_server_exiting_at_start_reports_its_stderr(tmp_path: Path) -> None:
+    code = "import sys; print('bad config: missing --root', file=sys.stderr); sys.exit(2)"
+    spec = MCPServerSpec(command=sys.executable, args=["-c", code])
+    async with MCPRuntime({"x": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match="failed during start-up") as info:
+            await mcp.list_tools("x")
+        assert "bad config: missing --root" in str(info.value)
