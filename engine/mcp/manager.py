@@ -210,6 +210,8 @@ class MCPServerManager:
             raise self._start_error(slot, _leaf(exc)) from exc
         slot.failures = 0
         slot.conn = conn
+        if slot.spawns > 1 and self._on_list_changed:
+            self._on_list_changed(slot.name)  # a new process may list different tools
         return conn.client
 
     def _target(self, slot: _Slot) -> Any:

@@ -149,6 +149,8 @@ async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
         pid = int((await mcp.call_tool("f", "pid", {})).text)
         os.kill(pid, signal.SIGKILL)
         assert not await mcp.manager.health_check("f")
+        await mcp.manager.client("f")
+        assert "f" in mcp.registry._stale  # the new process is listed again before use
         assert int((await mcp.call_tool("f", "pid", {})).text) != pid
 
 
