@@ -38,6 +38,8 @@ class MCPSettings:
     health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     max_restarts: int = 3
+    #: "auto" (2026-07-28, falling back to the 2025-era handshake) or "legacy" (handshake only)
+    protocol_mode: str = "auto"
 
     @classmethod
     def from_env(cls) -> MCPSettings:

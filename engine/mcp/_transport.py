@@ -7,6 +7,7 @@ whose tail is kept for error messages (never to the terminal).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -79,11 +80,43 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
     env = minimal_env(spec.env)
     command = _resolve_command(name, spec, spec.command, env, cwd)
     argv = [command, *spec.args]
+    cleanup: list[str] = []
     if runner is not None:
         prepared = runner.prepare(argv, env=env, cwd=cwd)
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
+        cleanup = list(prepared.cleanup)
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
-    return stdio_client(params, errlog=cast(TextIO, errlog.file))
+    transport = stdio_client(params, errlog=cast(TextIO, errlog.file))
+    return _WithCleanup(transport, cleanup) if cleanup else transport
+
+
+class _WithCleanup:
+    """A transport that removes the files/dirs its runner created once the process is gone."""
+
+    def __init__(self, transport: Any, paths: list[str]) -> None:
+        self._transport = transport
+        self._paths = paths
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self._transport.__aenter__()
+        except BaseException:
+            self._remove()
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self._transport.__aexit__(*exc)
+        finally:
+            self._remove()
+
+    def _remove(self) -> None:
+        for path in self._paths:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:

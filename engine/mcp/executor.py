@@ -30,20 +30,21 @@ TIMEOUT_GRACE_S = 1.0
 
 
 class RateLimiter:
-    """At most `per_minute` acquisitions in any 60 s window; waits for a slot."""
+    """At most `per_minute` acquisitions in any 60 s window (`window_s`); waits for a slot."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, *, window_s: float = RATE_WINDOW_S) -> None:
         self.per_minute = per_minute
+        self.window_s = window_s
         self._times: deque[float] = deque()
         self._lock = anyio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
             now = anyio.current_time()
-            while self._times and now - self._times[0] >= RATE_WINDOW_S:
+            while self._times and now - self._times[0] >= self.window_s:
                 self._times.popleft()
             if len(self._times) >= self.per_minute:
-                await anyio.sleep(RATE_WINDOW_S - (now - self._times[0]))
+                await anyio.sleep(self.window_s - (now - self._times[0]))
                 self._times.popleft()
             self._times.append(anyio.current_time())
 

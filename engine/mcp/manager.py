@@ -69,6 +69,18 @@ class ServerStatus:
     protocol_version: str | None
 
 
+def _safe_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -137,6 +149,9 @@ class MCPServerManager:
             self._tg = None
             for slot in self._slots.values():
                 if slot.stderr is not None:
+                    tail = slot.stderr.tail()
+                    if tail:
+                        log.debug("MCP server %s stderr (last lines):\n%s", slot.name, tail)
                     slot.stderr.close()
                     slot.stderr = None
 
@@ -168,11 +183,11 @@ class MCPServerManager:
                 await slot.conn.done.wait()
             slot.conn = None
             slot.restarts += 1
-            if slot.restarts > self.settings.max_restarts:
-                raise ToolError(
-                    f"MCP server '{slot.name}' crashed {slot.restarts} times; not restarting it "
-                    f"again in this run{self._tail_text(slot)}",
-                    hint="look at the server's stderr above and fix the crash", server=slot.name)
+        if slot.restarts > self.settings.max_restarts:
+            raise ToolError(
+                f"MCP server '{slot.name}' went down {slot.restarts} times; not restarting it "
+                f"again in this run{self._tail_text(slot)}",
+                hint="look at the server's stderr and fix the crash", server=slot.name)
         if slot.failures:
             await anyio.sleep(min(BACKOFF_BASE_S * 2 ** (slot.failures - 1), BACKOFF_MAX_S))
         target = self._target(slot)
@@ -195,6 +210,8 @@ class MCPServerManager:
             raise self._start_error(slot, _leaf(exc)) from exc
         slot.failures = 0
         slot.conn = conn
+        if slot.spawns > 1 and self._on_list_changed:
+            self._on_list_changed(slot.name)  # a new process may list different tools
         return conn.client
 
     def _target(self, slot: _Slot) -> Any:
@@ -219,19 +236,25 @@ class MCPServerManager:
     def _start_error(self, slot: _Slot, exc: BaseException) -> ToolError:
         if isinstance(exc, ToolError):
             return exc
-        where = slot.spec.url or slot.spec.command
         text = str(exc) or type(exc).__name__
         slot.last_error = text
+        if slot.spec.url is not None:
+            return ToolError(
+                f"could not connect to MCP server '{slot.name}' at {_safe_url(slot.spec.url)}: "
+                f"{text}",
+                hint="is the server running, and are the URL and transport right?",
+                server=slot.name)
+        argv = " ".join([str(slot.spec.command), *slot.spec.args])
         return ToolError(
-            f"MCP server '{slot.name}' ({where}) could not be started: {text}"
+            f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
             f"{self._tail_text(slot)}",
-            hint="check that the server is installed and its URL or command is right",
-            server=slot.name)
+            hint="run the command by hand to see why it stops", server=slot.name)
 
     async def _run(self, slot: _Slot, target: Any, stop: anyio.Event, done: anyio.Event,
                    *, task_status: anyio.abc.TaskStatus[_Connection]) -> None:
         from mcp import Client
         from mcp.types import Implementation
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
         started = False
 
@@ -239,18 +262,33 @@ class MCPServerManager:
             self._on_message(slot.name, message)
 
         try:
-            async with Client(target, mode="auto", message_handler=on_message,
-                              client_info=Implementation(name="plait", version="0.1.0")) as client:
+            client_cm = Client(target, mode=self.settings.protocol_mode,
+                               message_handler=on_message,
+                               client_info=Implementation(name="plait", version="0.1.0"))
+            async with client_cm as client, anyio.create_task_group() as listeners:
                 conn = _Connection(client=client, stop=stop, done=done)
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    listeners.start_soon(self._listen, slot.name, client)
                 started = True
                 task_status.started(conn)
                 await stop.wait()
+                listeners.cancel_scope.cancel()
         except Exception as exc:
             if not started:
                 raise
             log.warning("MCP server %s: connection ended with %s", slot.name, _leaf(exc))
         finally:
             done.set()
+
+    async def _listen(self, name: str, client: Any) -> None:
+        """2026-era servers announce tool list changes on a `subscriptions/listen` stream."""
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    if self._on_list_changed:
+                        self._on_list_changed(name)
+        except Exception as exc:  # a server without subscriptions: nothing to honour
+            log.debug("MCP server %s: no list-changed subscription (%s)", name, _leaf(exc))
 
     def _on_message(self, name: str, message: Any) -> None:
         from mcp.types import ToolListChangedNotification

@@ -29,9 +29,11 @@ class ToolResult:
 
     @property
     def value(self) -> Any:
-        """The step output: structured content, else the text parsed as JSON, else the text."""
+        """The step output: structured content, else the text parsed as JSON, else the text.
+
+        Structured content that is exactly ``{"result": x}`` is unwrapped to ``x``: that is how
+        SDK servers (MCPServer, FastMCP) wrap results that are not objects."""
         if self.structured is not None:
-            # the SDK wraps a tool's plain (non-object) return value as {"result": value}
             if isinstance(self.structured, dict) and list(self.structured) == ["result"]:
                 return self.structured["result"]
             return self.structured

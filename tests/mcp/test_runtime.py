@@ -26,6 +26,7 @@ async def test_call_text_and_structured(tmp_path: Path) -> None:
         result = await mcp.call_tool("demo", "add", {"a": 2, "b": 3})
         assert result.text == "5"
         assert result.structured == {"result": 5}
+        assert result.value == 5
         profile = await mcp.call("demo.profile", {"name": "ada"})
         assert profile.value == {"name": "ada", "length": 3}
 
@@ -143,3 +144,55 @@ async def test_stats_and_concurrent_calls_share_one_session(tmp_path: Path) -> N
         assert stats["servers"]["demo"]["spawns"] == 1
         assert stats["tools"]["demo.add"]["calls"] == 50
         assert stats["servers"]["demo"]["latency_median_ms"] > 0
+        assert await mcp.manager.health_check("demo")
+        status = mcp.manager.status("demo")
+        assert (status.running, status.spawns, status.protocol_version) == \
+            (True, 1, "2026-07-28")
+
+
+async def test_rate_limiter_waits_for_a_slot() -> None:
+    import anyio
+
+    from engine.mcp import RateLimiter
+
+    limiter = RateLimiter(2, window_s=0.3)
+    start = anyio.current_time()
+    for _ in range(3):
+        await limiter.acquire()
+    assert anyio.current_time() - start >= 0.25
+
+
+async def test_rate_limit_from_tool_metadata(tmp_path: Path) -> None:
+    spec = MCPServerSpec(command="in-process", tool_metadata={"echo": {"rate_limit": 5}})
+    async with runtime(tmp_path, spec) as mcp:
+        for _ in range(5):
+            await mcp.call_tool("demo", "echo", {"text": "x"})
+        limiter = mcp.executor._limiters["demo.echo"]
+        assert limiter.per_minute == 5 and len(limiter._times) == 5
+        assert "demo.add" not in mcp.executor._limiters
+
+
+async def test_max_connections_closes_least_recently_used_idle(tmp_path: Path) -> None:
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=5, max_connections=1)
+    mcp = MCPRuntime({}, base_dir=tmp_path, settings=settings,
+                     in_process={"one": demo_server(), "two": demo_server()})
+    async with mcp:
+        await mcp.call_tool("one", "add", {"a": 1, "b": 1})
+        await mcp.call_tool("two", "add", {"a": 1, "b": 1})
+        assert not mcp.manager.is_running("one") and mcp.manager.is_running("two")
+        await mcp.call_tool("one", "add", {"a": 1, "b": 1})
+        assert mcp.manager.status("one").spawns == 2
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import ConfigError
+
+    monkeypatch.setenv("MCP_SERVER_TIMEOUT", "2.5")
+    monkeypatch.setenv("MCP_MAX_CONNECTIONS", "3")
+    monkeypatch.setenv("MCP_HEALTH_CHECK_INTERVAL", "0")
+    settings = MCPSettings.from_env()
+    assert (settings.call_timeout_s, settings.max_connections, settings.health_interval_s) == \
+        (2.5, 3, 0)
+    monkeypatch.setenv("MCP_SERVER_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="MCP_SERVER_TIMEOUT='soon' is not a number"):
+        MCPSettings.from_env()

@@ -47,6 +47,8 @@ async def test_files_list_read_write_search(tree: Path) -> None:
         listing = (await mcp.call("files.list_directory", {"path": "."})).value
         names = {e["name"]: e["type"] for e in listing["entries"]}
         assert names["docs"] == "directory" and names["top.md"] == "file"
+        # symlinks leaving the root are not followed, not even to tell their type or size
+        assert names["link.txt"] == names["escape_dir"] == "symlink"
         assert (await mcp.call("files.read_file", {"path": "docs/a.md"})).text.startswith("# Alpha")
         wrote = await mcp.call("files.write_file", {"path": "out/new.txt", "content": "hé"})
         assert "wrote 3 bytes to out/new.txt" in wrote.text

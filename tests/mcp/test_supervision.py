@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from engine.errors import PolicyViolation, ToolError
@@ -44,6 +45,7 @@ async def test_stdio_server_does_not_see_parent_secrets(
         assert (await mcp.call_tool("f", "env", {"name": "GIVEN"})).text == "yes"
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_crash_mid_call_restarts_and_stderr_tail(tmp_path: Path) -> None:
     async with rt(tmp_path, faulty()) as mcp:
         first = (await mcp.call_tool("f", "pid", {})).text
@@ -94,10 +96,13 @@ async def test_rug_pull_flagged_and_refused_under_high_policy(tmp_path: Path) ->
     async with rt(tmp_path, faulty(policy="strict"), policies=policies) as mcp:
         assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
         await mcp.call_tool("f", "poison", {})
-        await mcp.registry.discover("f")
-        assert "f.pid" in mcp.stats()["flagged"]
+        # the server announces the change (subscriptions/listen); the registry re-lists
+        with anyio.fail_after(5):
+            while "f" not in mcp.registry._stale:
+                await anyio.sleep(0.02)
         with pytest.raises(PolicyViolation, match="changed between two listings"):
             await mcp.call_tool("f", "pid", {})
+        assert "f.pid" in mcp.stats()["flagged"]
 
 
 async def test_rug_pull_flagged_but_allowed_under_medium(tmp_path: Path) -> None:
@@ -128,10 +133,12 @@ async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> N
 async def test_refused_url_is_clear(tmp_path: Path) -> None:
     from tests.mcp.conftest import free_port
 
-    spec = MCPServerSpec(url=f"http://127.0.0.1:{free_port()}/mcp", timeout="3s")
+    spec = MCPServerSpec(url=f"http://user:s3cret@127.0.0.1:{free_port()}/mcp", timeout="3s")
     async with MCPRuntime({"remote": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
-        with pytest.raises(ToolError, match=r"'remote'.*could not be started"):
+        with pytest.raises(ToolError, match=r"could not connect to MCP server 'remote' at "
+                                            r"http://127\.0\.0\.1:\d+/mcp") as info:
             await mcp.list_tools("remote")
+        assert "s3cret" not in str(info.value)
 
 
 async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
@@ -142,4 +149,116 @@ async def test_health_check_restarts_dead_server(tmp_path: Path) -> None:
         pid = int((await mcp.call_tool("f", "pid", {})).text)
         os.kill(pid, signal.SIGKILL)
         assert not await mcp.manager.health_check("f")
+        await mcp.manager.client("f")
+        assert "f" in mcp.registry._stale  # the new process is listed again before use
         assert int((await mcp.call_tool("f", "pid", {})).text) != pid
+
+
+async def test_health_loop_restarts_killed_server(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    settings = MCPSettings(health_interval_s=0.2, call_timeout_s=5)
+    async with MCPRuntime({"f": faulty()}, base_dir=tmp_path, settings=settings) as mcp:
+        pid = int((await mcp.call_tool("f", "pid", {})).text)
+        os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(15):
+            while mcp.manager.status("f").spawns < 2 or not mcp.manager.is_running("f"):
+                await anyio.sleep(0.05)
+        assert int((await mcp.call_tool("f", "pid", {})).text) != pid
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_fan_out_of_200_calls_spawns_once(tmp_path: Path) -> None:
+    results: list[str] = []
+
+    async def one(i: int) -> None:
+        results.append((await mcp.call_tool("f", "env", {"name": "GIVEN"})).text)
+
+    spec = faulty()
+    spec = spec.model_copy(update={"env": {**spec.env, "GIVEN": "yes"}})
+    async with rt(tmp_path, spec) as mcp:
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(one, i)
+        stats = mcp.stats()["servers"]["f"]
+    assert results == ["yes"] * 200
+    assert (stats["spawns"], stats["calls"], stats["errors"]) == (1, 200, 0)
+
+
+async def test_launch_goes_through_the_runner_seam(tmp_path: Path) -> None:
+    from collections.abc import Mapping, Sequence
+
+    from engine.sandbox.base import CommandResult, PreparedCommand
+
+    class TaggingRunner:
+        name = "tagging"
+
+        def __init__(self) -> None:
+            self.prepared: list[list[str]] = []
+
+        def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                    cwd: str | None = None) -> PreparedCommand:
+            self.prepared.append(list(argv))
+            scratch = tmp_path / f"scratch{len(self.prepared)}"
+            scratch.mkdir()
+            return PreparedCommand(argv=list(argv), env={**(env or {}), "CONFINED": "yes"},
+                                   cwd=cwd, cleanup=[str(scratch)])
+
+        async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                      cwd: str | None = None, stdin: bytes | None = None,
+                      timeout: float | None = None) -> CommandResult:
+            raise NotImplementedError
+
+    runner = TaggingRunner()
+    asked: list[str] = []
+
+    def runner_for(name: str, spec: MCPServerSpec) -> TaggingRunner:
+        asked.append(name)
+        return runner
+
+    async with rt(tmp_path, faulty(), runner_for=runner_for) as mcp:
+        assert (await mcp.call_tool("f", "env", {"name": "CONFINED"})).text == "yes"
+        assert (tmp_path / "scratch1").is_dir()
+    assert asked == ["f"]
+    assert not (tmp_path / "scratch1").exists()  # the runner's cleanup list was honoured
+    assert runner.prepared[0][0] == sys.executable
+    assert runner.prepared[0][1].endswith("faulty_server.py")
+
+
+async def test_legacy_handshake_ping_and_list_changed_notification(tmp_path: Path) -> None:
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=10, protocol_mode="legacy")
+    policies = {"strict": PolicySpec(level="critical")}
+    async with MCPRuntime({"f": faulty(policy="strict")}, base_dir=tmp_path, settings=settings,
+                          policies=policies) as mcp:
+        assert (await mcp.call_tool("f", "pid", {})).text.isdigit()
+        assert mcp.manager.status("f").protocol_version == "2025-11-25"
+        assert await mcp.manager.health_check("f")  # a real `ping`
+        await mcp.call_tool("f", "poison", {})
+        with anyio.fail_after(5):  # notifications/tools/list_changed
+            while "f" not in mcp.registry._stale:
+                await anyio.sleep(0.02)
+        with pytest.raises(PolicyViolation, match="policy level critical"):
+            await mcp.call_tool("f", "pid", {})
+
+
+async def test_gives_up_after_max_restarts(tmp_path: Path) -> None:
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=10, max_restarts=1)
+    async with MCPRuntime({"f": faulty()}, base_dir=tmp_path, settings=settings) as mcp:
+        for _ in range(2):
+            with pytest.raises(ToolError, match="went down during"):
+                await mcp.call_tool("f", "crash", {})
+        for _ in range(2):
+            with pytest.raises(ToolError, match=r"went down 2 times; not restarting") as info:
+                await mcp.call_tool("f", "pid", {})
+            assert "crashing on purpose" in str(info.value)
+        assert mcp.manager.status("f").spawns == 2
+
+
+async def test_server_exiting_at_start_reports_its_stderr(tmp_path: Path) -> None:
+    code = "import sys; print('bad config: missing --root', file=sys.stderr); sys.exit(2)"
+    spec = MCPServerSpec(command=sys.executable, args=["-c", code])
+    async with MCPRuntime({"x": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match="failed during start-up") as info:
+            await mcp.list_tools("x")
+        assert "bad config: missing --root" in str(info.value)

@@ -114,3 +114,48 @@ async def test_third_party_git_server(tmp_path: Path) -> None:
         assert "first commit" in log.text
         status = await mcp.call("git.git_status", {"repo_path": str(repo)})
         assert "branch" in status.text.lower()
+
+
+@pytest.fixture
+def recording_http_server() -> Iterator[tuple[int, list[dict[str, str]]]]:
+    """An SDK MCPServer behind uvicorn on 127.0.0.1, recording each request's headers."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.mcp.conftest import free_port
+    from tests.mcp.inproc import demo_server
+
+    seen: list[dict[str, str]] = []
+    inner = demo_server().streamable_http_app()
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            raw = scope["headers"]
+            seen.append({k.decode(): v.decode() for k, v in raw})  # type: ignore[attr-defined]
+        await inner(scope, receive, send)  # type: ignore[arg-type]
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port, seen
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def test_http_headers_reach_the_server(
+        tmp_path: Path, recording_http_server: tuple[int, list[dict[str, str]]]) -> None:
+    port, seen = recording_http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp",
+                         headers={"Authorization": "Bearer t0ken"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.call("s.add", {"a": 2, "b": 2})).value == 4
+    assert seen and all(h.get("authorization") == "Bearer t0ken" for h in seen)

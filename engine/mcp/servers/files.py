@@ -38,11 +38,7 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         target = box.resolve(path)
         if not target.is_dir():
             raise ValueError(f"{path!r} is not a directory")
-        entries = []
-        for entry in sorted(target.iterdir(), key=lambda p: p.name):
-            kind = "directory" if entry.is_dir() else "file"
-            size = entry.stat().st_size if kind == "file" and entry.exists() else None
-            entries.append({"name": entry.name, "type": kind, "size": size})
+        entries = [_entry(box, entry) for entry in sorted(target.iterdir(), key=lambda p: p.name)]
         return {"path": box.relative(target), "entries": entries}
 
     @tool(server, annotations=ro)
@@ -81,6 +77,18 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         return {"matches": matches[:MAX_MATCHES], "truncated": len(matches) > MAX_MATCHES}
 
     return server
+
+
+def _entry(box: Confined, entry: Path) -> dict[str, Any]:
+    """One directory entry; a symlink leaving the root is shown as such, never followed."""
+    try:
+        real = box.resolve(str(entry))
+    except ValueError:
+        return {"name": entry.name, "type": "symlink", "size": None}
+    if real.is_dir():
+        return {"name": entry.name, "type": "directory", "size": None}
+    size = real.stat().st_size if real.exists() else None
+    return {"name": entry.name, "type": "file", "size": size}
 
 
 def _search(box: Confined, start: Path, pattern: str, contains: str | None,

@@ -1,0 +1,97 @@
+"""MCP benchmarks: ToolExecutor overhead over a raw SDK call, and fan-out spawn count.
+
+    PYTHONPATH=. python bench/mcp.py [--calls 2000]
+
+1. Overhead: on ONE open session, alternate a raw SDK `client.call_tool(...)` and
+   `MCPRuntime.call_tool(...)` (registry lookup, schema validation, rate/timeout handling,
+   normalisation, stats) and compare medians. Run over stdio (a real subprocess) and
+   in-process (no pipe: shows the pure Python overhead).
+2. Fan-out: 200 concurrent tool calls against one stdio server; count spawns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# this file is named mcp.py: keep its folder off sys.path so `import mcp` finds the SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+
+def build_server() -> Any:
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("bench", log_level="ERROR")
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    return server
+
+
+async def overhead(label: str, runtime: Any, calls: int) -> dict[str, float]:
+    client = await runtime.manager.client("s")
+    await runtime.call_tool("s", "add", {"a": 1, "b": 2})  # list tools, warm caches
+    await client.call_tool("add", {"a": 1, "b": 2})
+    raw: list[float] = []
+    ours: list[float] = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        await client.call_tool("add", {"a": i, "b": 2})
+        t1 = time.perf_counter()
+        await runtime.call_tool("s", "add", {"a": i, "b": 2})
+        t2 = time.perf_counter()
+        raw.append(t1 - t0)
+        ours.append(t2 - t1)
+    raw_ms = statistics.median(raw) * 1000
+    ours_ms = statistics.median(ours) * 1000
+    print(f"{label:10s} raw median {raw_ms:.3f} ms | ToolExecutor median {ours_ms:.3f} ms | "
+          f"overhead {ours_ms - raw_ms:+.3f} ms  ({calls} calls each)")
+    return {"raw_ms": raw_ms, "executor_ms": ours_ms, "overhead_ms": ours_ms - raw_ms}
+
+
+async def main(calls: int) -> None:
+    from engine.mcp import MCPRuntime, MCPSettings
+    from engine.spec.models import MCPServerSpec
+
+    settings = MCPSettings(health_interval_s=0)
+    stdio = MCPServerSpec(command=sys.executable, args=[str(Path(__file__).resolve()), "--serve"],
+                          env={"PYTHONPATH": str(ROOT)})
+    async with MCPRuntime({"s": stdio}, base_dir=ROOT, settings=settings) as runtime:
+        await overhead("stdio", runtime, calls)
+    async with MCPRuntime({}, base_dir=ROOT, settings=settings,
+                          in_process={"s": build_server()}) as runtime:
+        await overhead("in-process", runtime, calls)
+    async with MCPRuntime({"s": stdio}, base_dir=ROOT, settings=settings) as runtime:
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(runtime.call_tool, "s", "add", {"a": i, "b": 1})
+        elapsed = time.perf_counter() - t0
+        stats = runtime.stats()["servers"]["s"]
+        print(f"fan-out    200 concurrent calls: spawns={stats['spawns']} calls={stats['calls']} "
+              f"errors={stats['errors']} wall={elapsed:.2f}s (incl. one server start)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=2000)
+    opts = parser.parse_args()
+    if opts.serve:
+        build_server().run("stdio")
+    else:
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+        anyio.run(main, opts.calls)

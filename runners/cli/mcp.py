@@ -1,0 +1,222 @@
+"""`plait mcp ...`: inspect and call the MCP servers of a workflow, import Claude configs.
+
+    plait mcp tools FILE [SERVER]
+    plait mcp call FILE SERVER.TOOL --args JSON
+    plait mcp import claude_desktop_config.json
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+import yaml
+
+from engine.errors import PlaitError, SpecError, ToolError
+from engine.spec.models import MCPServerSpec, PolicySpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+M = TypeVar("M", MCPServerSpec, PolicySpec)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, PolicySpec],
+                                       str | None]:
+    """The `mcp_servers` (and policies) of a workflow file.
+
+    TODO: switch to `engine.spec.load_spec(path)` once the loader lands; this reads only the
+    parts `plait mcp` needs and reports errors without line numbers."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        _fail(f"{path}: cannot read the workflow file: {exc}", EXIT_USAGE)
+    if not isinstance(doc, dict):
+        _fail(f"{path}: a workflow file must be a mapping", EXIT_USAGE)
+    servers = {name: _validated(path, "mcp_servers", name, MCPServerSpec, raw)
+               for name, raw in (doc.get("mcp_servers") or {}).items()}
+    policies = {name: _validated(path, "policies", name, PolicySpec, raw)
+                for name, raw in (doc.get("policies") or {}).items()}
+    default_policy = (doc.get("defaults") or {}).get("policy")
+    return servers, policies, default_policy
+
+
+def _validated(path: Path, key: str, name: str, model: type[M], raw: Any) -> M:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"{path}: {key}.{name}{'.' + where if where else ''}: {first['msg']}",
+              EXIT_USAGE)
+
+
+def _runtime(path: Path) -> Any:
+    from engine.mcp import MCPRuntime
+
+    servers, policies, default_policy = _load_servers(path)
+    if not servers:
+        _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
+    return MCPRuntime(servers, base_dir=path.resolve().parent, policies=policies,
+                      default_policy=default_policy)
+
+
+def _run(coro_fn: Any, *args: Any) -> Any:
+    try:
+        return anyio.run(coro_fn, *args)
+    except SpecError as exc:
+        _fail(exc.format(), EXIT_USAGE)
+    except PlaitError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+@click.group(name="mcp")
+def group() -> None:
+    """Inspect and call the MCP servers of a workflow."""
+
+
+@group.command("tools")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("server", required=False)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
+    """List the tools of every server of FILE (or of SERVER only)."""
+
+    failures: list[str] = []
+
+    async def main() -> list[Any]:
+        out: list[Any] = []
+        async with _runtime(file) as mcp:
+            if server is not None:
+                return list(await mcp.list_tools(server))
+            for name in mcp.manager.names():  # one broken server does not hide the others
+                try:
+                    out.extend(await mcp.list_tools(name))
+                except PlaitError as exc:
+                    failures.append(str(exc))
+        return out
+
+    tools = _run(main)
+    for failure in failures:
+        click.echo(f"error: {failure}", err=True)
+    if as_json:
+        click.echo(json.dumps([{"name": t.qualified_name, "description": t.description,
+                                "category": t.category, "tags": list(t.tags),
+                                "input_schema": t.input_schema} for t in tools], indent=2))
+        sys.exit(EXIT_FAILED if failures else EXIT_OK)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "description", box=None, show_edge=False)
+    for tool in tools:
+        table.add_row(tool.qualified_name, (tool.description or "").strip().split("\n")[0])
+    Console(soft_wrap=False).print(table)
+    if failures:
+        sys.exit(EXIT_FAILED)
+
+
+@group.command("call")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("tool")
+@click.option("--args", "args_json", default="{}", help="arguments as a JSON object")
+def call_cmd(file: Path, tool: str, args_json: str) -> None:
+    """Call SERVER.TOOL of FILE and print its result (exit 1 when the tool fails)."""
+    try:
+        arguments = json.loads(args_json)
+    except ValueError as exc:
+        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
+    if not isinstance(arguments, dict):
+        _fail("--args must be a JSON object, e.g. '{\"path\": \"a.txt\"}'", EXIT_USAGE)
+    if "." not in tool:
+        _fail(f"'{tool}' is not SERVER.TOOL (e.g. files.read_file)", EXIT_USAGE)
+
+    async def main() -> Any:
+        async with _runtime(file) as mcp:
+            return await mcp.call(tool, arguments)
+
+    result = _run(main)
+    value = result.value
+    if isinstance(value, str):
+        click.echo(value)
+    else:
+        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@group.command("import")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--keep-values", is_flag=True,
+              help="copy env values as they are (default: turn them into secrets references)")
+def import_cmd(config: Path, keep_values: bool) -> None:
+    """Print plait `mcp_servers:` YAML from a Claude Desktop config's `mcpServers`."""
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"{config}: not a readable JSON file: {exc}", EXIT_USAGE)
+    block: Any = data.get("mcpServers") if isinstance(data, dict) else None
+    if not isinstance(block, dict) or not block:
+        _fail(f"{config}: has no `mcpServers` object", EXIT_USAGE)
+    try:
+        servers, secrets = convert_claude(block, keep_values=keep_values)
+    except ToolError as exc:
+        _fail(f"{config}: {exc}", EXIT_USAGE)
+    doc: dict[str, Any] = {}
+    if secrets:
+        doc["secrets"] = sorted(secrets)
+    doc["mcp_servers"] = servers
+    if secrets:
+        click.echo("# env values were not copied: export them before `plait run`")
+    click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip())
+
+
+def _name(raw: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", raw)
+    return name if re.match(r"^[A-Za-z_]", name) else f"s_{name}"
+
+
+def convert_claude(block: Mapping[str, Any], *, keep_values: bool = False
+                   ) -> tuple[dict[str, Any], set[str]]:
+    """plait `mcp_servers` entries (validated) and secret names from Claude's `mcpServers`."""
+    from pydantic import ValidationError
+
+    out: dict[str, Any] = {}
+    secrets: set[str] = set()
+    for raw_name, entry in block.items():
+        if not isinstance(entry, dict):
+            raise ToolError(f"mcpServers.{raw_name} is not an object")
+        server: dict[str, Any] = {}
+        kind = str(entry.get("type") or entry.get("transport") or "")
+        if entry.get("url"):
+            server["url"] = entry["url"]
+            if kind == "sse":
+                server["transport"] = "sse"
+            if entry.get("headers"):
+                server["headers"] = dict(entry["headers"])
+        else:
+            server["command"] = entry.get("command")
+            if entry.get("args"):
+                server["args"] = [str(a) for a in entry["args"]]
+            env = entry.get("env") or {}
+            if env:
+                server["env"] = {k: str(v) if keep_values else f"${{{{ secrets.{k} }}}}"
+                                 for k, v in env.items()}
+                if not keep_values:
+                    secrets.update(env)
+            if entry.get("cwd"):
+                server["cwd"] = entry["cwd"]
+        try:
+            MCPServerSpec.model_validate(server)
+        except ValidationError as exc:
+            raise ToolError(f"mcpServers.{raw_name}: {exc.errors()[0]['msg']}") from None
+        out[_name(str(raw_name))] = server
+    return out, secrets

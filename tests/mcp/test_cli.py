@@ -1,0 +1,88 @@
+"""`plait mcp tools | call | import` through click, against a real stdio server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from engine.spec.models import MCPServerSpec
+from runners.cli.mcp import group
+from tests.mcp.conftest import ROOT
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("alpha")
+    doc = {"version": 1, "name": "t", "mcp_servers": {"files": {
+        "command": sys.executable,
+        "args": ["-m", "engine.mcp.servers.files", "--root", "./data"],
+        "env": {"PYTHONPATH": str(ROOT)}}}, "steps": {}}
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_tools_table_and_json(workflow: Path) -> None:
+    result = CliRunner().invoke(group, ["tools", str(workflow)])
+    assert result.exit_code == 0, result.output
+    assert "files.read_file" in result.output and "Read a text file" in result.output
+    result = CliRunner().invoke(group, ["tools", str(workflow), "files", "--json"])
+    names = [t["name"] for t in json.loads(result.output)]
+    assert names == ["files.list_directory", "files.read_file", "files.search_files",
+                     "files.write_file"]
+
+
+def test_call_ok_and_failures(workflow: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                               "--args", '{"path": "a.txt"}'])
+    assert (ok.exit_code, ok.output.strip()) == (0, "alpha")
+    bad = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                                "--args", '{"path": "../wf.yaml"}'])
+    assert bad.exit_code == 1 and "outside the server's root" in bad.output
+    typo = runner.invoke(group, ["call", str(workflow), "files.read_fil", "--args", "{}"])
+    assert typo.exit_code == 1 and "did you mean 'read_file'" in typo.output
+    usage = runner.invoke(group, ["call", str(workflow), "files.read_file", "--args", "[1"])
+    assert usage.exit_code == 2 and "not valid JSON" in usage.output
+
+
+def test_import_claude_config(tmp_path: Path) -> None:
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "file system": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-fs"],
+                        "env": {"API_TOKEN": "literal-secret"}},
+        "remote": {"type": "sse", "url": "http://127.0.0.1:9/sse"},
+        "http": {"url": "http://127.0.0.1:9/mcp", "headers": {"X-A": "b"}}}}))
+    result = CliRunner().invoke(group, ["import", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "literal-secret" not in result.output
+    doc = yaml.safe_load(result.output)
+    assert doc["secrets"] == ["API_TOKEN"]
+    servers = doc["mcp_servers"]
+    assert servers["file_system"]["env"] == {"API_TOKEN": "${{ secrets.API_TOKEN }}"}
+    assert servers["remote"] == {"url": "http://127.0.0.1:9/sse", "transport": "sse"}
+    for spec in servers.values():
+        MCPServerSpec.model_validate(spec)
+
+
+def test_import_rejects_config_without_servers(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text("{}")
+    result = CliRunner().invoke(group, ["import", str(config)])
+    assert result.exit_code == 2 and "no `mcpServers`" in result.output
+
+
+def test_tools_lists_healthy_servers_when_one_is_broken(workflow: Path) -> None:
+    doc = yaml.safe_load(workflow.read_text())
+    doc["mcp_servers"]["broken"] = {"command": "no-such-mcp-server-xyz"}
+    workflow.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(workflow)])
+    assert result.exit_code == 1
+    assert "files.read_file" in result.output
+    assert "'no-such-mcp-server-xyz' was not found" in result.output
