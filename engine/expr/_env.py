@@ -17,6 +17,7 @@ import difflib
 import functools
 import json
 import operator
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,11 @@ _SERIALISING = frozenset({
     "format", "center", "indent", "wordwrap", "replace", "capitalize", "lower", "upper",
     "title", "trim", "striptags", "urlize", "safe",
 })
+
+
+#: filters and str methods that pad to an integer width: the width is capped
+_WIDTH_FILTERS = frozenset({"center"})
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 
 
 class PlaitUndefined(StrictUndefined):
@@ -105,7 +111,8 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
-        lim.check_int_args(extra, kwargs)
+        if name in _WIDTH_FILTERS:
+            lim.check_int_args(extra, kwargs)
         if name in _SERIALISING and not isinstance(value, str):
             lim.estimate_len(value)
         if name == "replace" and len(extra) >= 2:
@@ -116,6 +123,9 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             lim.check_lines_times(value, extra[0] if extra else kwargs.get("width", 4), name)
         elif name == "format" and isinstance(value, str):
             lim.check_percent_format(value)
+        elif name == "sum" and isinstance(value, list | tuple):
+            lim.check_size(sum(len(v) for v in value if isinstance(v, str | list | tuple)),
+                           "the sum")
         elif name in ("slice", "batch") and extra:
             lim.check_items(extra[0], f"the {name} filter")
         result = func(*args, **kwargs)
@@ -134,15 +144,23 @@ def _build_filters() -> dict[str, Callable[..., Any]]:
 
 
 def _check_method_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    lim.check_int_args(args, kwargs)
     owner = getattr(obj, "__self__", None)
+    if owner is None or isinstance(owner, types.ModuleType):
+        return  # a plain function such as range(): it checks its own size
     if not isinstance(owner, str):
+        # methods of ints, lists, ... (int.to_bytes(10**9) would allocate a gigabyte)
+        lim.check_int_args(args, kwargs)
         return
     name = getattr(obj, "__name__", "")
-    if name == "replace" and len(args) >= 2:
+    if name in _WIDTH_METHODS:
+        lim.check_int_args(args, kwargs)
+    elif name == "replace" and len(args) >= 2:
         lim.check_replace(owner, *args[:3])
     elif name == "join" and args:
         lim.check_join(args[0], owner)
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        lim.check_size(len(owner) * longest, "the translated string")
     elif name == "expandtabs":
         lim.check_lines_times(owner, args[0] if args else kwargs.get("tabsize", 8), name)
 
