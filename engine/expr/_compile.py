@@ -94,6 +94,7 @@ class _Expr:
                 return self._lookup(ctx, path)
             except Exception as exc:
                 raise self._error(exc) from exc
+        lim.start_budget()
         try:
             template = self._code()
             context = template.new_context(ctx)  # type: ignore[arg-type]
@@ -113,6 +114,8 @@ class _Expr:
             return value
         except Exception as exc:
             raise self._error(exc) from exc
+        finally:
+            lim.stop_budget()
 
     def _error(self, exc: Exception) -> ExpressionError:
         where = f"expression {self.text}"

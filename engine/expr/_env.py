@@ -42,6 +42,11 @@ _SERIALISING = frozenset({
 #: filters and str methods that pad to an integer width: the width is capped
 _WIDTH_FILTERS = frozenset({"center"})
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+#: work units charged per item a filter iterates over (a Python-level call per item)
+_ITEM_COST = 8
+#: filters that do not walk their input, or whose walk estimate_len already charges
+_UNCHARGED = frozenset({"length", "count", "default", "d", "first", "last", "tojson",
+                        "string", "pprint", "safe"})
 
 
 class PlaitUndefined(StrictUndefined):
@@ -102,7 +107,16 @@ def to_text(value: Any) -> str:
 def safe_range(*args: int) -> range:
     rng = range(*args)
     lim.check_items(len(rng), "range()")
+    lim.charge(len(rng))
     return rng
+
+
+def _charge_input(value: Any) -> None:
+    """A filter walks its input: strings at C speed, items one Python call each."""
+    if isinstance(value, str):
+        lim.charge(len(value))
+    elif isinstance(value, Sequence | Mapping | range | set | frozenset):
+        lim.charge(_ITEM_COST * len(value))
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,6 +127,8 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
         if name in _WIDTH_FILTERS:
             lim.check_int_args(extra, kwargs)
+        if name not in _UNCHARGED:
+            _charge_input(value)
         if name in _SERIALISING and not isinstance(value, str):
             lim.estimate_len(value)
         if name == "replace" and len(extra) >= 2:
@@ -211,8 +227,9 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         for part in parts:
             text = part if isinstance(part, str) else str(to_text(part))
             total += len(text)
-            lim.check_size(total, "the ~ concatenation")
+            lim.check_size(total, "the ~ concatenation", spend=False)
             texts.append(text)
+        lim.charge(total)
         return "".join(texts)
 
     def getattr(self, obj: Any, attribute: str) -> Any:

@@ -48,7 +48,8 @@ def fails_cleanly(value: str, ctx: dict[str, Any], marker: Path) -> ExpressionEr
     started = time.monotonic()
     with pytest.raises(ExpressionError) as info:
         render(value, ctx)
-    assert time.monotonic() - started < 2, "a hostile expression was not stopped quickly"
+    # a bound on hanging, not a benchmark: the real figures are in bench/results-expr.md
+    assert time.monotonic() - started < 10, "a hostile expression was not stopped"
     assert not marker.exists(), "a hostile expression executed a command"
     return info.value
 
@@ -214,8 +215,33 @@ def test_deep_nesting_is_a_syntax_issue(value: str) -> None:
     started = time.monotonic()
     with pytest.raises(ExprSyntaxErrors) as info:
         compile_value(value)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10
     assert any("deep" in i.message or "long" in i.message for i in info.value.issues)
+
+
+MANY_SMALL_OPERATIONS = [
+    "[" + ", ".join(["range(100000) | list | string | length"] * 200) + "]",
+    "[" + ", ".join(["range(100000) | list | reverse | sort | length"] * 180) + "]",
+    "[" + ", ".join(["range(100000) | max"] * 400) + "]",
+    "[" + ", ".join(["('ab' * 500000) | upper | length"] * 250) + "]",
+]
+
+
+@pytest.mark.parametrize("source", MANY_SMALL_OPERATIONS)
+def test_many_small_operations_hit_the_work_budget(source: str, ctx: dict[str, Any],
+                                                   marker: Path) -> None:
+    """Each operation is under the size limits; together they would burn CPU for a minute."""
+    error = fails_cleanly("${{ " + source + " }}", ctx, marker)
+    assert "too much work" in str(error)
+
+
+def test_the_work_budget_is_per_evaluation(ctx: dict[str, Any]) -> None:
+    """A large but legitimate value still renders, again and again."""
+    ctx["inputs"]["big"] = ["x" * 1000] * 900  # about 0.9 MiB of JSON
+    compiled = compile_value("${{ inputs.big | tojson }}")
+    for _ in range(5):
+        assert len(compiled.render(ctx)) > 900_000
+    assert len(compile_value("a ${{ 'x' * 1000000 }} b").render(ctx)) == 1_000_004
 
 
 def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
