@@ -18,7 +18,7 @@ import functools
 import json
 import operator
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -44,6 +44,8 @@ _WIDTH_FILTERS = frozenset({"center"})
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 #: work units charged per item a filter iterates over (a Python-level call per item)
 _ITEM_COST = 8
+#: filters whose size check needs the whole input: a generator is turned into a list first
+_MATERIALISE = frozenset({"join", "sum", "string", "pprint", "tojson"})
 #: filters that do not walk their input, or whose walk estimate_len already charges
 _UNCHARGED = frozenset({"length", "count", "default", "d", "first", "last", "tojson",
                         "string", "pprint", "safe"})
@@ -125,6 +127,10 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
+        if name in _MATERIALISE and isinstance(value, Iterator):
+            # a generator (select, map, ...) is measured like a list, so make it one
+            value = list(value)
+            args = (*args[:skip - 1], value, *extra)
         if name in _WIDTH_FILTERS:
             lim.check_int_args(extra, kwargs)
         if name not in _UNCHARGED:
@@ -159,26 +165,31 @@ def _build_filters() -> dict[str, Callable[..., Any]]:
     return {name: _guard_filter(name, func) for name, func in table.items()}
 
 
-def _check_method_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_method_call(obj: Any, args: tuple[Any, ...],
+                       kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Check a call before it runs; returns the arguments to call with."""
     owner = getattr(obj, "__self__", None)
     if owner is None or isinstance(owner, types.ModuleType):
-        return  # a plain function such as range(): it checks its own size
+        return args  # a plain function such as range(): it checks its own size
     if not isinstance(owner, str):
         # methods of ints, lists, ... (int.to_bytes(10**9) would allocate a gigabyte)
         lim.check_int_args(args, kwargs)
-        return
+        return args
     name = getattr(obj, "__name__", "")
     if name in _WIDTH_METHODS:
         lim.check_int_args(args, kwargs)
     elif name == "replace" and len(args) >= 2:
         lim.check_replace(owner, *args[:3])
     elif name == "join" and args:
-        lim.check_join(args[0], owner)
+        items = list(args[0]) if isinstance(args[0], Iterator) else args[0]
+        lim.check_join(items, owner)
+        return (items, *args[1:])
     elif name == "translate" and args and isinstance(args[0], Mapping):
         longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
         lim.check_size(len(owner) * longest, "the translated string")
     elif name == "expandtabs":
         lim.check_lines_times(owner, args[0] if args else kwargs.get("tabsize", 8), name)
+    return args
 
 
 class _CodeGenerator(CodeGenerator):
@@ -255,7 +266,7 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         return checked
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_method_call(__obj, args, kwargs)
+        args = _check_method_call(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), "the result of the call")
