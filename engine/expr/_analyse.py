@@ -121,10 +121,29 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
             _check_name(node, parent, result)
         elif isinstance(node, nodes.Filter | nodes.Test):
             _check_callable_names(node, env, result)
+        _check_private(node, result)
         if isinstance(node, nodes.List | nodes.Dict | nodes.Tuple):
             result.builds_container = True
         for child in node.iter_child_nodes():
             stack.append((child, node, depth + 1))
+
+
+def _check_private(node: nodes.Node, result: Analysis) -> None:
+    """`x.__class__`, `x['__globals__']`: refused before the run, not only by the sandbox.
+
+    Only dunder names are refused here. A single leading underscore is common in JSON keys
+    (`_id`, `_source`, `_links`), and reading such a key from data is fine; the sandbox still
+    refuses `_`-prefixed attributes of any object that is not a mapping, at run time.
+    """
+    name: object = None
+    if isinstance(node, nodes.Getattr):
+        name = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        name = node.arg.value
+    if isinstance(name, str) and name.startswith("__"):
+        result.problems.append((f"access to {name!r} is not allowed: names starting with '__' "
+                                "are Python internals",
+                                "expressions read data; they cannot reach Python objects"))
 
 
 def _check_name(node: nodes.Name, parent: nodes.Node | None, result: Analysis) -> None:
