@@ -29,6 +29,8 @@ class Analysis:
 
     expr: nodes.Expr | None = None
     refs: set[str] = field(default_factory=set)
+    #: secret names read as secrets.X / secrets['X']
+    secrets: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     #: it builds a list/dict/tuple literal, so an undefined may hide inside the result
@@ -67,15 +69,15 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
     return result
 
 
-def _step_ref(node: nodes.Node) -> str | None:
-    """``steps.X`` or ``steps['X']`` -> ``X``."""
+def _step_ref(node: nodes.Node, root: str = "steps") -> str | None:
+    """``steps.X`` or ``steps['X']`` -> ``X`` (or the same under another root name)."""
     if isinstance(node, nodes.Getattr):
         target, key = node.node, node.attr
     elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
         target, key = node.node, node.arg.value
     else:
         return None
-    if isinstance(target, nodes.Name) and target.name == "steps" and isinstance(key, str):
+    if isinstance(target, nodes.Name) and target.name == root and isinstance(key, str):
         return key
     return None
 
@@ -113,6 +115,9 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
                                     "deep", "split it into smaller steps"))
             return
         ref = _step_ref(node)
+        secret = _step_ref(node, "secrets")
+        if secret is not None:
+            result.secrets.add(secret)
         if ref is not None:
             result.refs.add(ref)
             if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:

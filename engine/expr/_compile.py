@@ -262,6 +262,8 @@ class Compiled:
     names: frozenset[str]
     is_literal: bool
     _root: _Node = field(repr=False, compare=False)
+    #: secret names read as ``secrets.X`` / ``secrets['X']`` anywhere inside
+    secrets: frozenset[str] = frozenset()
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         """The value with every expression evaluated against ``ctx``.
@@ -278,6 +280,7 @@ class Compiled:
 class _Acc:
     refs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
 
 
@@ -298,6 +301,7 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
             acc.issues.append(ExprSyntaxIssue(f"{message} in {shown}", path, span.start, hint))
         acc.refs |= found.refs
         acc.names |= found.names
+        acc.secrets |= found.secrets
         ok = found.expr is not None and not found.problems
         exprs.append(_Expr(text_of, found.expr, found.builds_container)  # type: ignore[arg-type]
                      if ok else None)
@@ -343,7 +347,7 @@ def compile_value(value: Any) -> Compiled:
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
-                    root)
+                    root, frozenset(acc.secrets))
 
 
 def step_refs(value: Any) -> frozenset[str]:

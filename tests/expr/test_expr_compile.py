@@ -57,6 +57,14 @@ def test_names_lists_top_level_context_names() -> None:
     assert isinstance(compiled, Compiled) and not compiled.is_literal
 
 
+def test_secret_names_come_from_the_ast() -> None:
+    compiled = compile_value({"h": "Bearer ${{ secrets.TOKEN }}",
+                              "k": "${{ secrets['API-KEY'] | default(secrets.B) }}",
+                              "x": "${{ inputs.secrets.NOT_ONE ~ 'secrets.NOR_THIS' }}"})
+    assert compiled.secrets == {"TOKEN", "API-KEY", "B"}
+    assert compile_value("plain").secrets == frozenset()
+
+
 def test_compiled_is_immutable() -> None:
     compiled = compile_value("${{ inputs.a }}")
     with pytest.raises(AttributeError):
