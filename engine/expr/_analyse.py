@@ -10,6 +10,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
 
 from engine.expr._env import PlaitEnvironment
+from engine.expr._fastparse import fast_parse
 
 #: the names an expression may use at its top level
 CONTEXT_NAMES = frozenset({"inputs", "steps", "item", "index", "env", "secrets", "run"})
@@ -50,6 +51,11 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
         return result
     if not source.strip():
         result.problems.append(("the expression is empty", "write e.g. ${{ inputs.name }}"))
+        return result
+    expr = fast_parse(source)
+    if expr is not None:
+        result.expr = expr
+        _walk(expr, env, result)
         return result
     try:
         parser = Parser(env, source, state="variable")

@@ -8,6 +8,7 @@ for ``${{`` again (no second-order injection).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from jinja2.runtime import Undefined
 
 from engine.errors import ExpressionError
 from engine.expr import _limits as lim
-from engine.expr._analyse import parse
+from engine.expr._analyse import Analysis, parse
 from engine.expr._env import PlaitEnvironment, to_text
 from engine.expr._scan import scan
 
@@ -284,6 +285,21 @@ class _Acc:
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)
+def _compile_span(text_of: str, source: str) -> tuple[Analysis, _Expr | None]:
+    """Parse one ``${{ ... }}`` (cached: the same text is parsed, and turned into code, once).
+
+    Sharing is safe: an analysis is not changed after this, and an _Expr is immutable apart
+    from its lazily generated code, which is the same for the same text.
+    """
+    found = parse(_ENV, source)
+    shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
+    found.problems = [(f"{message} in {shown}", hint) for message, hint in found.problems]
+    if found.expr is None or found.problems:
+        return found, None
+    return found, _Expr(text_of, found.expr, found.builds_container)
+
+
 def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
     spans, errors = scan(text)
     for error in errors:
@@ -294,17 +310,13 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         return _Literal(text)
     exprs: list[_Expr | None] = []
     for span in spans:
-        found = parse(_ENV, span.source)
-        text_of = text[span.start:span.end]
-        shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
+        found, expr = _compile_span(text[span.start:span.end], span.source)
         for message, hint in found.problems:
-            acc.issues.append(ExprSyntaxIssue(f"{message} in {shown}", path, span.start, hint))
+            acc.issues.append(ExprSyntaxIssue(message, path, span.start, hint))
         acc.refs |= found.refs
         acc.names |= found.names
         acc.secrets |= found.secrets
-        ok = found.expr is not None and not found.problems
-        exprs.append(_Expr(text_of, found.expr, found.builds_container)  # type: ignore[arg-type]
-                     if ok else None)
+        exprs.append(expr)
     if len(spans) == 1 and not text[:spans[0].start].strip() \
             and not text[spans[0].end:].strip():
         return _Whole(exprs[0]) if exprs[0] is not None else _Literal(text)
