@@ -271,7 +271,11 @@ class Compiled:
 
         Raises :class:`engine.errors.ExpressionError` naming the failing expression.
         """
-        return self._root.render(ctx)
+        try:
+            return self._root.render(ctx)
+        except RecursionError:
+            raise ExpressionError("the value is nested too deeply to be rendered",
+                                  hint="flatten the value") from None
 
 
 # ---------------------------------------------------------------- compiling
@@ -355,7 +359,12 @@ def compile_value(value: Any) -> Compiled:
     Raises :class:`ExprSyntaxErrors` with *all* the malformed expressions found.
     """
     acc = _Acc()
-    root = _compile(value, (), acc)
+    try:
+        root = _compile(value, (), acc)
+    except RecursionError:
+        raise ExprSyntaxErrors([ExprSyntaxIssue(
+            "the value is nested too deeply to be compiled", (), 0,
+            "flatten it; a workflow value should not be hundreds of levels deep")]) from None
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
