@@ -59,6 +59,12 @@ def main() -> None:
         g, _ = build(deps)
         layers(g)
 
+    cyclic = {k: {f: list(v) for f, v in fields.items()} for k, fields in deps.items()}
+    for i in range(0, steps - 200, max(1, steps // 50)):
+        # the first step of every 100th... layer now also needs a step two layers later
+        cyclic[f"step-{i:05d}"]["needs"].append(f"step-{i + 200:05d}")
+    found = [p for p in build(cyclic)[1] if p.code == "cycle"]
+
     rows = [
         ("build + check (cycles, unknown ids)", lambda: build(deps)),
         ("build + check + layers", check_all),
@@ -68,6 +74,7 @@ def main() -> None:
         ("render_mermaid", lambda: render_mermaid(graph, kinds)),
         ("render_dot", lambda: render_dot(graph, kinds)),
         ("render_json", lambda: render_json(graph, kinds)),
+        (f"build + check, {len(found)} cycle problem(s) injected", lambda: build(cyclic)),
     ]
     print(f"{steps} steps, {graph.number_of_edges()} edges")
     for label, func in rows:

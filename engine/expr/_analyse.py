@@ -10,6 +10,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
 
 from engine.expr._env import PlaitEnvironment
+from engine.expr._fastparse import fast_parse
 
 #: the names an expression may use at its top level
 CONTEXT_NAMES = frozenset({"inputs", "steps", "item", "index", "env", "secrets", "run"})
@@ -29,6 +30,8 @@ class Analysis:
 
     expr: nodes.Expr | None = None
     refs: set[str] = field(default_factory=set)
+    #: secret names read as secrets.X / secrets['X']
+    secrets: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     #: it builds a list/dict/tuple literal, so an undefined may hide inside the result
@@ -49,6 +52,11 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
     if not source.strip():
         result.problems.append(("the expression is empty", "write e.g. ${{ inputs.name }}"))
         return result
+    expr = fast_parse(source)
+    if expr is not None:
+        result.expr = expr
+        _walk(expr, env, result)
+        return result
     try:
         parser = Parser(env, source, state="variable")
         expr = parser.parse_expression()
@@ -67,15 +75,15 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
     return result
 
 
-def _step_ref(node: nodes.Node) -> str | None:
-    """``steps.X`` or ``steps['X']`` -> ``X``."""
+def _step_ref(node: nodes.Node, root: str = "steps") -> str | None:
+    """``steps.X`` or ``steps['X']`` -> ``X`` (or the same under another root name)."""
     if isinstance(node, nodes.Getattr):
         target, key = node.node, node.attr
     elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
         target, key = node.node, node.arg.value
     else:
         return None
-    if isinstance(target, nodes.Name) and target.name == "steps" and isinstance(key, str):
+    if isinstance(target, nodes.Name) and target.name == root and isinstance(key, str):
         return key
     return None
 
@@ -113,6 +121,9 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
                                     "deep", "split it into smaller steps"))
             return
         ref = _step_ref(node)
+        secret = _step_ref(node, "secrets")
+        if secret is not None:
+            result.secrets.add(secret)
         if ref is not None:
             result.refs.add(ref)
             if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:
@@ -129,15 +140,21 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
 
 
 def _check_private(node: nodes.Node, result: Analysis) -> None:
-    """`x.__class__`, `x['_private']`: refused before the run, not only by the sandbox."""
+    """`x.__class__`, `x['__globals__']`: refused before the run, not only by the sandbox.
+
+    Only dunder names are refused here. A single leading underscore is common in JSON keys
+    (`_id`, `_source`, `_links`), and reading such a key from data is fine; the sandbox still
+    refuses `_`-prefixed attributes of any object that is not a mapping, at run time.
+    """
     name: object = None
     if isinstance(node, nodes.Getattr):
         name = node.attr
     elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
         name = node.arg.value
-    if isinstance(name, str) and name.startswith("_"):
-        result.problems.append((f"access to {name!r} is not allowed: names starting with '_' "
-                                "are Python internals", None))
+    if isinstance(name, str) and name.startswith("__"):
+        result.problems.append((f"access to {name!r} is not allowed: names starting with '__' "
+                                "are Python internals",
+                                "expressions read data; they cannot reach Python objects"))
 
 
 def _check_name(node: nodes.Name, parent: nodes.Node | None, result: Analysis) -> None:

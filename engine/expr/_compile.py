@@ -8,6 +8,7 @@ for ``${{`` again (no second-order injection).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from jinja2.runtime import Undefined
 
 from engine.errors import ExpressionError
 from engine.expr import _limits as lim
-from engine.expr._analyse import parse
+from engine.expr._analyse import Analysis, parse
 from engine.expr._env import PlaitEnvironment, to_text
 from engine.expr._scan import scan
 
@@ -97,6 +98,7 @@ class _Expr:
                 return self._lookup(ctx, path)
             except Exception as exc:
                 raise self._error(exc) from exc
+        lim.start_budget()
         try:
             template = self._code()
             context = template.new_context(ctx)  # type: ignore[arg-type]
@@ -116,6 +118,8 @@ class _Expr:
             return value
         except Exception as exc:
             raise self._error(exc) from exc
+        finally:
+            lim.stop_budget()
 
     def _error(self, exc: Exception) -> ExpressionError:
         where = f"expression {self.text}"
@@ -262,13 +266,19 @@ class Compiled:
     names: frozenset[str]
     is_literal: bool
     _root: _Node = field(repr=False, compare=False)
+    #: secret names read as ``secrets.X`` / ``secrets['X']`` anywhere inside
+    secrets: frozenset[str] = frozenset()
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         """The value with every expression evaluated against ``ctx``.
 
         Raises :class:`engine.errors.ExpressionError` naming the failing expression.
         """
-        return self._root.render(ctx)
+        try:
+            return self._root.render(ctx)
+        except RecursionError:
+            raise ExpressionError("the value is nested too deeply to be rendered",
+                                  hint="flatten the value") from None
 
 
 # ---------------------------------------------------------------- compiling
@@ -278,7 +288,23 @@ class Compiled:
 class _Acc:
     refs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_span(text_of: str, source: str) -> tuple[Analysis, _Expr | None]:
+    """Parse one ``${{ ... }}`` (cached: the same text is parsed, and turned into code, once).
+
+    Sharing is safe: an analysis is not changed after this, and an _Expr is immutable apart
+    from its lazily generated code, which is the same for the same text.
+    """
+    found = parse(_ENV, source)
+    shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
+    found.problems = [(f"{message} in {shown}", hint) for message, hint in found.problems]
+    if found.expr is None or found.problems:
+        return found, None
+    return found, _Expr(text_of, found.expr, found.builds_container)
 
 
 def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
@@ -291,16 +317,13 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         return _Literal(text)
     exprs: list[_Expr | None] = []
     for span in spans:
-        found = parse(_ENV, span.source)
-        text_of = text[span.start:span.end]
-        shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
+        found, expr = _compile_span(text[span.start:span.end], span.source)
         for message, hint in found.problems:
-            acc.issues.append(ExprSyntaxIssue(f"{message} in {shown}", path, span.start, hint))
+            acc.issues.append(ExprSyntaxIssue(message, path, span.start, hint))
         acc.refs |= found.refs
         acc.names |= found.names
-        ok = found.expr is not None and not found.problems
-        exprs.append(_Expr(text_of, found.expr, found.builds_container)  # type: ignore[arg-type]
-                     if ok else None)
+        acc.secrets |= found.secrets
+        exprs.append(expr)
     if len(spans) == 1 and not text[:spans[0].start].strip() \
             and not text[spans[0].end:].strip():
         return _Whole(exprs[0]) if exprs[0] is not None else _Literal(text)
@@ -339,11 +362,16 @@ def compile_value(value: Any) -> Compiled:
     Raises :class:`ExprSyntaxErrors` with *all* the malformed expressions found.
     """
     acc = _Acc()
-    root = _compile(value, (), acc)
+    try:
+        root = _compile(value, (), acc)
+    except RecursionError:
+        raise ExprSyntaxErrors([ExprSyntaxIssue(
+            "the value is nested too deeply to be compiled", (), 0,
+            "flatten it; a workflow value should not be hundreds of levels deep")]) from None
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
-                    root)
+                    root, frozenset(acc.secrets))
 
 
 def step_refs(value: Any) -> frozenset[str]:

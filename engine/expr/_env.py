@@ -17,7 +17,8 @@ import difflib
 import functools
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -36,6 +37,18 @@ _SERIALISING = frozenset({
     "format", "center", "indent", "wordwrap", "replace", "capitalize", "lower", "upper",
     "title", "trim", "striptags", "urlize", "safe",
 })
+
+
+#: filters and str methods that pad to an integer width: the width is capped
+_WIDTH_FILTERS = frozenset({"center"})
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+#: work units charged per item a filter iterates over (a Python-level call per item)
+_ITEM_COST = 8
+#: filters whose size check needs the whole input: a generator is turned into a list first
+_MATERIALISE = frozenset({"join", "sum", "string", "pprint", "tojson"})
+#: filters that do not walk their input, or whose walk estimate_len already charges
+_UNCHARGED = frozenset({"length", "count", "default", "d", "first", "last", "tojson",
+                        "string", "pprint", "safe"})
 
 
 class PlaitUndefined(StrictUndefined):
@@ -96,7 +109,16 @@ def to_text(value: Any) -> str:
 def safe_range(*args: int) -> range:
     rng = range(*args)
     lim.check_items(len(rng), "range()")
+    lim.charge(len(rng))
     return rng
+
+
+def _charge_input(value: Any) -> None:
+    """A filter walks its input: strings at C speed, items one Python call each."""
+    if isinstance(value, str):
+        lim.charge(len(value))
+    elif isinstance(value, Sequence | Mapping | range | set | frozenset):
+        lim.charge(_ITEM_COST * len(value))
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +127,14 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
-        lim.check_int_args(extra, kwargs)
+        if name in _MATERIALISE and isinstance(value, Iterator):
+            # a generator (select, map, ...) is measured like a list, so make it one
+            value = list(value)
+            args = (*args[:skip - 1], value, *extra)
+        if name in _WIDTH_FILTERS:
+            lim.check_int_args(extra, kwargs)
+        if name not in _UNCHARGED:
+            _charge_input(value)
         if name in _SERIALISING and not isinstance(value, str):
             lim.estimate_len(value)
         if name == "replace" and len(extra) >= 2:
@@ -116,6 +145,9 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             lim.check_lines_times(value, extra[0] if extra else kwargs.get("width", 4), name)
         elif name == "format" and isinstance(value, str):
             lim.check_percent_format(value)
+        elif name == "sum" and isinstance(value, list | tuple):
+            lim.check_size(sum(len(v) for v in value if isinstance(v, str | list | tuple)),
+                           "the sum")
         elif name in ("slice", "batch") and extra:
             lim.check_items(extra[0], f"the {name} filter")
         result = func(*args, **kwargs)
@@ -133,18 +165,31 @@ def _build_filters() -> dict[str, Callable[..., Any]]:
     return {name: _guard_filter(name, func) for name, func in table.items()}
 
 
-def _check_method_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    lim.check_int_args(args, kwargs)
+def _check_method_call(obj: Any, args: tuple[Any, ...],
+                       kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Check a call before it runs; returns the arguments to call with."""
     owner = getattr(obj, "__self__", None)
+    if owner is None or isinstance(owner, types.ModuleType):
+        return args  # a plain function such as range(): it checks its own size
     if not isinstance(owner, str):
-        return
+        # methods of ints, lists, ... (int.to_bytes(10**9) would allocate a gigabyte)
+        lim.check_int_args(args, kwargs)
+        return args
     name = getattr(obj, "__name__", "")
-    if name == "replace" and len(args) >= 2:
+    if name in _WIDTH_METHODS:
+        lim.check_int_args(args, kwargs)
+    elif name == "replace" and len(args) >= 2:
         lim.check_replace(owner, *args[:3])
     elif name == "join" and args:
-        lim.check_join(args[0], owner)
+        items = list(args[0]) if isinstance(args[0], Iterator) else args[0]
+        lim.check_join(items, owner)
+        return (items, *args[1:])
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        lim.check_size(len(owner) * longest, "the translated string")
     elif name == "expandtabs":
         lim.check_lines_times(owner, args[0] if args else kwargs.get("tabsize", 8), name)
+    return args
 
 
 class _CodeGenerator(CodeGenerator):
@@ -193,8 +238,9 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         for part in parts:
             text = part if isinstance(part, str) else str(to_text(part))
             total += len(text)
-            lim.check_size(total, "the ~ concatenation")
+            lim.check_size(total, "the ~ concatenation", spend=False)
             texts.append(text)
+        lim.charge(total)
         return "".join(texts)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -220,7 +266,7 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         return checked
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_method_call(__obj, args, kwargs)
+        args = _check_method_call(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), "the result of the call")

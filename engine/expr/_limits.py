@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,10 @@ MAX_INT_BITS = 4096
 MAX_ITEMS = 100_000
 #: how deep containers are walked when their serialised size is estimated
 MAX_WALK_DEPTH = 64
+#: work units (about one per character or item produced or walked) one evaluation may spend
+MAX_WORK = 4 * MAX_OUTPUT
+
+_state = threading.local()
 
 
 class LimitExceeded(Exception):
@@ -36,9 +41,33 @@ def _sized(value: Any) -> int | None:
     return None
 
 
-def check_size(size: int, what: str, limit: int = MAX_OUTPUT) -> None:
+def start_budget(units: int = MAX_WORK) -> None:
+    """Give the evaluation about to run ``units`` of work (rendering is synchronous, so a
+    thread-local budget belongs to exactly one evaluation at a time)."""
+    _state.left = units
+
+
+def stop_budget() -> None:
+    _state.left = None
+
+
+def charge(units: int) -> None:
+    """Spend work units; a many-times-repeated but individually small operation stops here."""
+    left: int | None = getattr(_state, "left", None)
+    if left is None:
+        return
+    left -= units
+    _state.left = left
+    if left < 0:
+        raise LimitExceeded(f"the expression does too much work (more than {MAX_WORK:,} "
+                            "characters or items built or walked)")
+
+
+def check_size(size: int, what: str, limit: int = MAX_OUTPUT, *, spend: bool = True) -> None:
     if size > limit:
         raise LimitExceeded(f"{what} would be {size:,} long; the limit is {limit:,}")
+    if spend:
+        charge(size)
 
 
 def estimate_len(value: Any, budget: int = MAX_OUTPUT) -> int:
@@ -69,6 +98,7 @@ def estimate_len(value: Any, budget: int = MAX_OUTPUT) -> int:
             total += 8
         if total > budget:
             raise LimitExceeded(f"the value is larger than the limit of {budget:,} characters")
+    charge(total)
     return total
 
 

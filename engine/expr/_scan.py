@@ -6,6 +6,7 @@ Jinja's own lexer uses, so ``${{ {'a': {'b': 1}} }}`` and ``${{ '}}' }}`` work.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 OPEN = "${{"
@@ -43,6 +44,9 @@ def _skip_string(text: str, i: int) -> int:
     return -1
 
 
+_SPECIAL = re.compile(r"""['"()\[\]{}]""")
+
+
 def _find_end(text: str, start: int) -> int | str:
     """Index of the closing ``}}`` for an expression whose body begins at ``start``.
 
@@ -50,7 +54,11 @@ def _find_end(text: str, start: int) -> int | str:
     """
     stack: list[str] = []
     i = start
-    while i < len(text):
+    while True:
+        found = _SPECIAL.search(text, i)
+        if found is None:
+            return "the expression is not closed: '}}' is missing"
+        i = found.start()
         char = text[i]
         if char in "'\"":
             i = _skip_string(text, i)
@@ -61,14 +69,13 @@ def _find_end(text: str, start: int) -> int | str:
             return i
         if char in _PAIRS:
             stack.append(_PAIRS[char])
-        elif char in ")]}":
+        else:
             if not stack:
                 return f"unbalanced {char!r} in the expression: nothing to close"
             expected = stack.pop()
             if expected != char:
                 return f"a bracket is not closed: expected {expected!r} before {char!r}"
         i += 1
-    return "the expression is not closed: '}}' is missing"
 
 
 def scan(text: str) -> tuple[list[Span], list[ScanError]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import heapq
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -64,42 +63,80 @@ def build(
     return graph, problems
 
 
-def _shortest_cycle(graph: nx.DiGraph, start: str, members: set[str]) -> list[str]:
-    """The shortest cycle through ``start`` inside one strongly connected component."""
-    parent: dict[str, str] = {}
-    queue: deque[str] = deque([start])
-    seen = {start}
-    while queue:
-        node = queue.popleft()
-        for succ in sorted(graph.successors(node)):
-            if succ == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(parent[path[-1]])
-                return [*reversed(path), start]
-            if succ in members and succ not in seen:
-                seen.add(succ)
-                parent[succ] = node
-                queue.append(succ)
-    return [start, start]  # unreachable for a real component
+#: at most this many cycles are reported; a graph with more is reported as such
+MAX_CYCLES = 50
+#: a cycle longer than this is shown with its middle elided
+_SHOWN = 16
+
+
+def _show_cycle(cycle: list[str]) -> str:
+    if len(cycle) <= _SHOWN:
+        return " -> ".join(cycle)
+    head, tail = cycle[: _SHOWN // 2], cycle[-_SHOWN // 2:]
+    return f"{' -> '.join(head)} -> ... ({len(cycle) - _SHOWN} more) -> {' -> '.join(tail)}"
+
+
+def _cycle_problem(graph: nx.DiGraph, loop: list[str]) -> GraphProblem:
+    """``loop`` lists the cycle's steps once each, in edge order, ending with the step whose
+    back edge closes it: the edge the hint suggests removing."""
+    cycle = [*loop, loop[0]]
+    last, first = cycle[-2], cycle[0]
+    fields = graph.edges[last, first]["fields"]
+    return GraphProblem(
+        "cycle", first, ", ".join(fields), f"dependency cycle: {_show_cycle(cycle)}",
+        f"break it, e.g. remove the reference to {last!r} from step {first!r} "
+        f"({', '.join(fields)})", tuple(sorted(loop)))
+
+
+def _back_edge_cycles(graph: nx.DiGraph, component: dict[str, int]) -> list[list[str]]:
+    """One cycle per back edge of a depth-first search (deterministic: sorted order).
+
+    Every cycle contains at least one back edge, and each back edge closes a different
+    cycle, so removing the reported edges leaves no cycle at all. One pass: O(V + E).
+    """
+    def succs(node: str) -> list[str]:
+        return sorted(s for s in graph.successors(node) if component.get(s) == component[node])
+
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in sorted(component):
+        if root in state:
+            continue
+        path, index, state[root] = [root], {root: 0}, 1
+        stack = [(root, iter(succs(root)))]
+        while stack:
+            node, pending = stack[-1]
+            for succ in pending:
+                if state.get(succ) == 1:
+                    cycles.append(path[index[succ]:])
+                elif succ not in state:
+                    state[succ], index[succ] = 1, len(path)
+                    path.append(succ)
+                    stack.append((succ, iter(succs(succ))))
+                    break
+            else:
+                stack.pop()
+                path.pop()
+                del index[node]
+                state[node] = 2
+    return cycles
 
 
 def _cycle_problems(graph: nx.DiGraph) -> list[GraphProblem]:
-    """One problem per strongly connected component (each a cycle, or several tangled)."""
-    problems = []
-    components = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
-    for members in sorted(components, key=min):
-        start = min(members)
-        cycle = _shortest_cycle(graph, start, members)
-        last, first = cycle[-2], cycle[0]
-        fields = graph.edges[last, first]["fields"]
-        others = sorted(members - set(cycle))
-        extra = f" (steps {', '.join(others)} are caught in it too)" if others else ""
+    """Each distinct cycle once (up to MAX_CYCLES, then one summary)."""
+    component = {node: i for i, members in enumerate(nx.strongly_connected_components(graph))
+                 if len(members) > 1 for node in members}
+    if not component:
+        return []
+    cycles = _back_edge_cycles(graph, component)
+    problems = [_cycle_problem(graph, loop) for loop in cycles[:MAX_CYCLES]]
+    if len(cycles) > MAX_CYCLES:
+        rest = sorted({node for loop in cycles[MAX_CYCLES:] for node in loop})
         problems.append(GraphProblem(
-            "cycle", first, ", ".join(fields),
-            f"dependency cycle: {' -> '.join(cycle)}{extra}",
-            f"break it, e.g. remove the reference to {last!r} from step {first!r} "
-            f"({', '.join(fields)})", tuple(sorted(members))))
+            "cycle", rest[0], None,
+            f"{len(cycles) - MAX_CYCLES} more dependency cycles, among {len(rest)} steps: "
+            f"{', '.join(rest[:10])}{', ...' if len(rest) > 10 else ''}",
+            "break the cycles reported above first", tuple(rest)))
     return problems
 
 

@@ -57,6 +57,14 @@ def test_names_lists_top_level_context_names() -> None:
     assert isinstance(compiled, Compiled) and not compiled.is_literal
 
 
+def test_secret_names_come_from_the_ast() -> None:
+    compiled = compile_value({"h": "Bearer ${{ secrets.TOKEN }}",
+                              "k": "${{ secrets['API-KEY'] | default(secrets.B) }}",
+                              "x": "${{ inputs.secrets.NOT_ONE ~ 'secrets.NOR_THIS' }}"})
+    assert compiled.secrets == {"TOKEN", "API-KEY", "B"}
+    assert compile_value("plain").secrets == frozenset()
+
+
 def test_compiled_is_immutable() -> None:
     compiled = compile_value("${{ inputs.a }}")
     with pytest.raises(AttributeError):
@@ -134,3 +142,35 @@ def test_dollar_without_braces_and_plain_jinja_are_literal() -> None:
         compiled = compile_value(text)
         assert compiled.is_literal
         assert compiled.render({}) == text
+
+
+def test_absurdly_nested_values_are_an_issue_not_a_crash() -> None:
+    deep: Any = "${{ inputs.a }}"
+    for _ in range(5000):
+        deep = [deep]
+    (issue,) = issues_of(deep)
+    assert "nested too deeply" in issue.message
+    shallow: Any = "${{ inputs.a }}"
+    for _ in range(100):
+        shallow = {"k": shallow}
+    assert compile_value(shallow).names == {"inputs"}
+
+
+def test_deep_but_compilable_values_fail_cleanly_when_too_deep_to_render() -> None:
+    from engine.errors import ExpressionError
+
+    deep: Any = "${{ inputs.a }}"
+    for _ in range(600):
+        deep = {"k": [deep]}
+    try:
+        compiled = compile_value(deep)
+    except ExprSyntaxErrors:
+        return  # refused earlier: also fine
+    try:
+        rendered = compiled.render({"inputs": {"a": 1}})
+    except ExpressionError as exc:
+        assert "nested too deeply" in exc.message
+    else:
+        for _ in range(600):
+            rendered = rendered["k"][0]
+        assert rendered == 1

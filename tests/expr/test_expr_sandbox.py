@@ -11,7 +11,8 @@ import pytest
 
 from engine.errors import ExpressionError
 from engine.expr import ExprSyntaxErrors, compile_value
-from engine.expr._compile import _ENV
+from engine.expr._analyse import parse
+from engine.expr._compile import _ENV, _Expr
 
 
 class Gadget:
@@ -19,6 +20,7 @@ class Gadget:
 
     def __init__(self) -> None:
         self.name = "gadget"
+        self._private = "not for expressions"
 
     def hello(self) -> str:
         return "hi"
@@ -44,11 +46,21 @@ def render(value: str, ctx: dict[str, Any]) -> Any:
     return compile_value(value).render(ctx)
 
 
+def render_unchecked(value: str, ctx: dict[str, Any]) -> Any:
+    """Evaluate one ``${{ }}`` skipping the compile-time checks, to test the sandbox itself."""
+    source = value.strip()
+    assert source.startswith("${{") and source.endswith("}}")
+    found = parse(_ENV, source[3:-2])
+    assert found.expr is not None, found.problems
+    return _Expr(source, found.expr, found.builds_container).evaluate(ctx)
+
+
 def fails_cleanly(value: str, ctx: dict[str, Any], marker: Path) -> ExpressionError:
     started = time.monotonic()
     with pytest.raises(ExpressionError) as info:
         render(value, ctx)
-    assert time.monotonic() - started < 2, "a hostile expression was not stopped quickly"
+    # a bound on hanging, not a benchmark: the real figures are in bench/results-expr.md
+    assert time.monotonic() - started < 10, "a hostile expression was not stopped"
     assert not marker.exists(), "a hostile expression executed a command"
     return info.value
 
@@ -92,29 +104,40 @@ UNSAFE_AT_RUNTIME = [
 
 
 @pytest.mark.parametrize("value", UNSAFE_AT_RUNTIME)
-def test_unsafe_access_is_blocked_at_runtime(value: str, ctx: dict[str, Any],
-                                             marker: Path) -> None:
-    """Two layers: a private name written out is a load-time error; whatever gets past the
-    static check (filters, format strings) is stopped by the sandbox when rendered. The
-    sandbox is also checked on its own for the statically refused cases."""
+def test_unsafe_access_is_refused(value: str, ctx: dict[str, Any], marker: Path) -> None:
+    """Refused when the file is validated (dunder names) or else when rendered."""
     try:
-        compile_value(value)
-        refused = False
+        compiled = compile_value(value)
     except ExprSyntaxErrors as exc:
-        assert "is not allowed" in str(exc.issues[0].message)
-        refused = True
-    if refused:
-        expression = _ENV.compile_expression(value.removeprefix("${{").removesuffix("}}"))
-        try:
-            leaked = expression(**ctx)  # the sandbox alone, without the static check
-        except Exception:
-            leaked = None
-        assert leaked is None, f"the sandbox let {value} through: {leaked!r}"
-        assert not marker.exists(), "a hostile expression executed a command"
+        assert "__" in value
+        assert all("not allowed" in issue.message for issue in exc.issues)
     else:
-        error = fails_cleanly(value, ctx, marker)
-        assert value in error.message
+        with pytest.raises(ExpressionError) as info:
+            compiled.render(ctx)
+        assert value in info.value.message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", UNSAFE_AT_RUNTIME)
+def test_the_sandbox_itself_blocks_unsafe_access(value: str, ctx: dict[str, Any],
+                                                 marker: Path) -> None:
+    """Defence in depth: with the compile-time checks skipped, the sandbox still refuses."""
+    started = time.monotonic()
+    with pytest.raises(ExpressionError) as info:
+        render_unchecked(value, ctx)
+    assert time.monotonic() - started < 10
+    assert value in info.value.message
+    assert not marker.exists(), "a hostile expression executed a command"
     assert ctx["inputs"] == {"tags": ["a", "b"], "cmd": f"touch {marker}", "d": {"k": 1}}
+
+
+def test_underscore_keys_of_data_are_readable(ctx: dict[str, Any]) -> None:
+    """JSON keys such as _id or _source are data, not internals."""
+    ctx["steps"] = {"search": {"output": {"_id": 7, "_source": {"title": "t"}}}}
+    assert render("${{ steps.search.output._id }}", ctx) == 7
+    assert render("${{ steps.search.output['_source'].title }}", ctx) == "t"
+    with pytest.raises(ExpressionError, match="unsafe"):
+        render("${{ item._private }}", ctx)  # an object's private attribute is not data
 
 
 REJECTED_AT_COMPILE = [
@@ -167,7 +190,7 @@ LIMITS = [
     ("${{ 2 ** 100000 }}", "bits"),
     ("${{ (2 ** 4000) * (2 ** 4000) }}", "bits"),
     ("${{ 10.0 ** 1000 }}", "too large"),
-    ("${{ range(10**9) }}", "too large"),
+    ("${{ range(10**9) }}", "items"),
     ("${{ range(200000) | list }}", "items"),
     ("${{ range(0, 10**6 * 10**3, 1) | list }}", "too large"),
     ("${{ '%999999999d' % 1 }}", "format width"),
@@ -188,9 +211,16 @@ LIMITS = [
     ("${{ (['a' * 1000000] * 1000) | tojson }}", "larger than the limit"),
     ("${{ (['a' * 1000000] * 1000) | string }}", "larger than the limit"),
     ("${{ ','.join(['a' * 1000000] * 1000) }}", "larger than the limit"),
+    ("${{ (['a' * 1000000] * 1000) | select | join }}", "larger than the limit"),
+    ("${{ ''.join((['a' * 1000000] * 1000) | select) }}", "larger than the limit"),
+    ("${{ (['a' * 1000000] * 1000) | reject('none') | tojson }}", "larger than the limit"),
+    ("${{ ([['a'] * 1000000] * 1000) | select | sum(start=[]) }}", "the sum"),
     ("${{ '%s' % [('a' * 1000000)] * 3 }}", "too large"),
     ("${{ '{}{}'.format('a' * 1000000, 'a' * 1000000) }}", "larger than the limit"),
     ("${{ [1] | slice(10**6) | list }}", "items"),
+    ("${{ ([[1] * 1000000] * 1000) | sum(start=[]) }}", "the sum"),
+    ("${{ ('a' * 1000000).translate({97: 'b' * 1000}) }}", "translated string"),
+    ("${{ (1).to_bytes(10**9, 'big') }}", "larger than the limit"),
     ("${{ [1] | batch(10**6) | list }}", "items"),
     ("x ${{ 'a' * 1000000 }} ${{ 'b' * 1000000 }}", "larger than"),
     ("${{ ['a' * 1000000] * 1000 }}", "larger than the limit"),
@@ -229,8 +259,33 @@ def test_deep_nesting_is_a_syntax_issue(value: str) -> None:
     started = time.monotonic()
     with pytest.raises(ExprSyntaxErrors) as info:
         compile_value(value)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10
     assert any("deep" in i.message or "long" in i.message for i in info.value.issues)
+
+
+MANY_SMALL_OPERATIONS = [
+    "[" + ", ".join(["range(100000) | list | string | length"] * 200) + "]",
+    "[" + ", ".join(["range(100000) | list | reverse | sort | length"] * 180) + "]",
+    "[" + ", ".join(["range(100000) | max"] * 400) + "]",
+    "[" + ", ".join(["('ab' * 500000) | upper | length"] * 250) + "]",
+]
+
+
+@pytest.mark.parametrize("source", MANY_SMALL_OPERATIONS)
+def test_many_small_operations_hit_the_work_budget(source: str, ctx: dict[str, Any],
+                                                   marker: Path) -> None:
+    """Each operation is under the size limits; together they would burn CPU for a minute."""
+    error = fails_cleanly("${{ " + source + " }}", ctx, marker)
+    assert "too much work" in str(error)
+
+
+def test_the_work_budget_is_per_evaluation(ctx: dict[str, Any]) -> None:
+    """A large but legitimate value still renders, again and again."""
+    ctx["inputs"]["big"] = ["x" * 1000] * 900  # about 0.9 MiB of JSON
+    compiled = compile_value("${{ inputs.big | tojson }}")
+    for _ in range(5):
+        assert len(compiled.render(ctx)) > 900_000
+    assert len(compile_value("a ${{ 'x' * 1000000 }} b").render(ctx)) == 1_000_004
 
 
 def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
@@ -243,12 +298,19 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
     assert render("${{ 'x' | center(5) }}", ctx) == "  x  "
     assert render("${{ [1, 2, 3, 4] | batch(2) | list }}", ctx) == [[1, 2], [3, 4]]
     assert len(render("${{ 'a' * 1000000 }}", ctx)) == 1_000_000
+    # big numbers are fine where they do not size anything
+    assert render("${{ '{:,}'.format(5000000) }}", ctx) == "5,000,000"
+    assert render("${{ inputs.nope | default(10**9) }}", ctx) == 10**9
+    assert render("${{ 10**12 + 1 }}", ctx) == 10**12 + 1
+    assert render("${{ [10**9, 5] | max }}", ctx) == 10**9
+    assert render("${{ range(10**9, 10**9 + 3) | list }}", ctx) == [10**9, 10**9 + 1,
+                                                                    10**9 + 2]
 
 
 def test_no_process_or_file_effects(ctx: dict[str, Any], marker: Path) -> None:
     """A sweep over every hostile payload leaves no trace on disk."""
     for value in UNSAFE_AT_RUNTIME:
-        with pytest.raises((ExpressionError, ExprSyntaxErrors)):
-            render(value, ctx)
+        with pytest.raises(ExpressionError):
+            render_unchecked(value, ctx)
     assert not marker.exists()
     assert os.path.isdir(marker.parent)

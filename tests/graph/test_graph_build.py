@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import networkx as nx
@@ -80,11 +81,58 @@ def test_each_distinct_cycle_reported_once() -> None:
                                              "dependency cycle: x -> y -> z -> x"]
 
 
-def test_tangled_cycles_name_every_step_involved() -> None:
+def test_tangled_cycles_are_each_reported() -> None:
+    # a -> b -> a and a -> b -> c -> a share the edge a -> b
     deps = {"a": {"needs": ["b", "c"]}, "b": {"needs": ["a"]}, "c": {"needs": ["b"]}}
+    problems = build(deps)[1]
+    assert [p.message for p in problems] == ["dependency cycle: a -> b -> a",
+                                             "dependency cycle: a -> b -> c -> a"]
+    assert problems[1].related == ("a", "b", "c")
+
+
+def test_long_cycle_message_is_elided() -> None:
+    names = [f"s{i:03d}" for i in range(100)]
+    deps = {n: {"needs": [names[i - 1]]} for i, n in enumerate(names)}  # s000 needs s099
     (problem,) = build(deps)[1]
-    assert problem.message.startswith("dependency cycle: a -> b -> a")
-    assert "c" in problem.message and problem.related == ("a", "b", "c")
+    assert problem.message.startswith("dependency cycle: s000 -> s001 -> ")
+    assert "... (85 more) ->" in problem.message
+    assert problem.message.endswith("-> s099 -> s000")
+    assert len(problem.related) == 100
+
+
+def test_removing_the_reported_edges_breaks_every_cycle() -> None:
+    rng = random.Random(11)
+    checked = 0
+    for _ in range(40):
+        names = [f"n{i}" for i in range(12)]
+        deps = {n: {"needs": rng.sample(names, 2)} for n in names}
+        graph, problems = build(deps)
+        cycles = [p for p in problems if p.code == "cycle"]
+        if not cycles or len(cycles) > 50:
+            continue
+        checked += 1
+        broken = graph.copy()
+        for problem in cycles:
+            path = problem.message.removeprefix("dependency cycle: ").split(" -> ")
+            assert path[0] == path[-1] == problem.step
+            assert all(graph.has_edge(a, b) for a, b in itertools.pairwise(path))
+            assert problem.hint is not None and f"reference to {path[-2]!r}" in problem.hint
+            broken.remove_edge(path[-2], path[-1])
+        assert nx.is_directed_acyclic_graph(broken)
+        assert len({p.message for p in cycles}) == len(cycles)
+    assert checked > 10
+
+
+def test_many_cycles_are_capped_with_a_summary() -> None:
+    deps: dict[str, dict[str, list[str]]] = {}
+    for i in range(80):  # 80 separate two-step cycles
+        deps[f"p{i:02d}"] = {"needs": [f"q{i:02d}"]}
+        deps[f"q{i:02d}"] = {"needs": [f"p{i:02d}"]}
+    problems = build(deps)[1]
+    assert len(problems) == 51
+    assert all(p.code == "cycle" for p in problems)
+    assert problems[-1].message.startswith("30 more dependency cycles, among 60 steps: ")
+    assert len(problems[-1].message) < 200
 
 
 def test_all_problem_kinds_reported_together() -> None:
