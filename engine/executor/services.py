@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from engine.policy import Policy
     from engine.providers import ProviderRegistry
     from engine.sandbox.base import Runner
+    from engine.spec.models import MCPServerSpec
     from engine.spec.workflow import Workflow
     from engine.state import StepRecord
 
@@ -101,13 +102,8 @@ class Services:
         async with self._mcp_lock:
             if self._mcp is None:
                 from engine.mcp import MCPRuntime
-                from engine.spec.models import MCPServerSpec
 
-                servers = {}
-                for name, server in self.workflow.spec.mcp_servers.items():
-                    compiled = self.workflow.servers.get(name)
-                    servers[name] = MCPServerSpec.model_validate(self.settings(compiled)) \
-                        if compiled is not None and not compiled.is_literal else server
+                servers = {name: self.server_spec(name) for name in self.workflow.spec.mcp_servers}
                 runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir,
                                      runner_for=self._server_runner,
                                      validator=self._tool_validator,
@@ -116,6 +112,15 @@ class Services:
                 self._servers = servers
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
+
+    def server_spec(self, name: str) -> MCPServerSpec:
+        """The server's settings with ${{ inputs/secrets/env }} rendered."""
+        from engine.spec.models import MCPServerSpec
+
+        compiled = self.workflow.servers.get(name)
+        if compiled is None or compiled.is_literal:
+            return self.workflow.spec.mcp_servers[name]
+        return MCPServerSpec.model_validate(self.settings(compiled))
 
     async def tool_caller(self, patterns: list[str], step_id: str) -> Any:
         from engine.executor.agent_tools import MCPToolCaller

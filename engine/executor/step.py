@@ -81,9 +81,8 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
         return await call_with_retry(counted, policy, timeout=timeout,
                                      on_retry=attempts.on_retry, step_id=step_id)
 
-    if policy is None or policy.attempts == 1:
-        if timeout is None:
-            attempt.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
+    if (policy is None or policy.attempts == 1) and timeout is None:
+        attempt.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
     handler = get_handler(wf.kind(step_id))
     outcome = await handler(rc, step_id, step, rendered, attempt)
     outcome.rendered = rendered

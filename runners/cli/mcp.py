@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import anyio
 import click
@@ -22,9 +22,6 @@ from engine.errors import PlaitError, SpecError, ToolError
 from engine.spec.models import MCPServerSpec, PolicySpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-M = TypeVar("M", MCPServerSpec, PolicySpec)
-
-
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -32,34 +29,23 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, PolicySpec],
                                        str | None]:
-    """The `mcp_servers` (and policies) of a workflow file.
-
-    TODO: switch to `engine.spec.load_spec(path)` once the loader lands; this reads only the
-    parts `plait mcp` needs and reports errors without line numbers."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        _fail(f"{path}: cannot read the workflow file: {exc}", EXIT_USAGE)
-    if not isinstance(doc, dict):
-        _fail(f"{path}: a workflow file must be a mapping", EXIT_USAGE)
-    servers = {name: _validated(path, "mcp_servers", name, MCPServerSpec, raw)
-               for name, raw in (doc.get("mcp_servers") or {}).items()}
-    policies = {name: _validated(path, "policies", name, PolicySpec, raw)
-                for name, raw in (doc.get("policies") or {}).items()}
-    default_policy = (doc.get("defaults") or {}).get("policy")
-    return servers, policies, default_policy
-
-
-def _validated(path: Path, key: str, name: str, model: type[M], raw: Any) -> M:
-    from pydantic import ValidationError
+    """The `mcp_servers` and policies of a checked workflow file (settings rendered with the
+    workflow's input defaults, secrets and environment)."""
+    from engine.executor.context import RunOptions
+    from engine.executor.inputs import resolve_inputs
+    from engine.executor.services import Services
+    from engine.spec.loader import load
 
     try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        _fail(f"{path}: {key}.{name}{'.' + where if where else ''}: {first['msg']}",
-              EXIT_USAGE)
+        workflow = load(path)
+        inputs = resolve_inputs(workflow.spec.inputs, {})
+    except SpecError as exc:
+        _fail(exc.format(), EXIT_USAGE)
+    except PlaitError as exc:
+        _fail(f"{path}: {exc}", EXIT_USAGE)
+    services = Services(workflow, RunOptions(), inputs)
+    servers = {name: services.server_spec(name) for name in workflow.spec.mcp_servers}
+    return servers, dict(workflow.spec.policies), workflow.spec.defaults.policy
 
 
 def _runtime(path: Path) -> Any:

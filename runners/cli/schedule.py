@@ -26,27 +26,22 @@ RUN_WORKFLOW: Callable[[Path, dict[str, Any]], Awaitable[Any]] | None = None
 
 
 def _load_spec(path: Path) -> WorkflowSpec:
-    """PRIVATE STOPGAP: parse and validate a workflow file without line numbers.
+    """The checked workflow: every problem located as file:line:col."""
+    from engine.spec.loader import load
 
-    TODO: switch to the engine.spec loader (line/column locations, variable substitution)
-    once it lands; this helper exists only so `plait schedule` can be built in parallel.
-    """
-    import yaml
-    from pydantic import ValidationError
+    return load(path).spec
 
-    where = Location(str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError([SpecIssue(f"cannot read the workflow: {exc}", where)]) from exc
-    if isinstance(data, dict) and True in data and "on" not in data:
-        data["on"] = data.pop(True)  # YAML 1.1 reads the bare key `on:` as the boolean true
-    try:
-        return WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError([
-            SpecIssue(err["msg"], where, tuple(err["loc"]), code=err["type"])
-            for err in exc.errors()]) from exc
+
+async def run_workflow_file(path: Path, inputs: dict[str, Any]) -> Any:
+    """The runner behind `plait schedule`: load the file afresh (it may have changed since
+    the daemon started), run it with a run record, log the outcome."""
+    from engine.executor import run_workflow
+    from engine.spec.loader import load
+
+    result = await run_workflow(load(path), inputs)
+    logging.getLogger("plait.schedule").info("%s: run %s %s in %.2fs", path, result.run_id,
+                                             result.status, result.duration)
+    return result
 
 
 def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:
@@ -96,13 +91,10 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
     if show_next is not None:
         _print_next(entries, show_next)
         return
-    if RUN_WORKFLOW is None:
-        raise click.ClickException("plait schedule has no workflow runner wired in "
-                                   "(runners.cli.schedule.RUN_WORKFLOW is not set)")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             stream=sys.stderr)
-    scheduler = Scheduler(entries, RUN_WORKFLOW, max_runs=max_runs)
+    scheduler = Scheduler(entries, RUN_WORKFLOW or run_workflow_file, max_runs=max_runs)
     try:
         stopped_by = anyio.run(_serve_until_signal, scheduler)
     except KeyboardInterrupt:

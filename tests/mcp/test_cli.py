@@ -22,7 +22,8 @@ def workflow(tmp_path: Path) -> Path:
     doc = {"version": 1, "name": "t", "mcp_servers": {"files": {
         "command": sys.executable,
         "args": ["-m", "engine.mcp.servers.files", "--root", "./data"],
-        "env": {"PYTHONPATH": str(ROOT)}}}, "steps": {}}
+        "env": {"PYTHONPATH": str(ROOT)}}},
+        "steps": {"ls": {"tool": "files.list_directory"}}}
     path = tmp_path / "wf.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
