@@ -46,12 +46,17 @@ class Services:
         self._runners: dict[str | None, Runner] = {}
         self.weaker: list[str] = []
 
-    async def __aenter__(self) -> Services:
+    def load_secrets(self) -> None:
+        """Read the declared secrets (environment, then a .env next to the workflow)."""
         spec = self.workflow.spec
         self.secrets = load_secrets(spec.secrets, env=self.environ,
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+
+    async def __aenter__(self) -> Services:
+        spec = self.workflow.spec
+        self.load_secrets()
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()

@@ -44,6 +44,10 @@ def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, Polic
     except PlaitError as exc:
         _fail(f"{path}: {exc}", EXIT_USAGE)
     services = Services(workflow, RunOptions(), inputs)
+    try:
+        services.load_secrets()
+    except PlaitError as exc:
+        _fail(f"{path}: {exc}", EXIT_USAGE)
     servers = {name: services.server_spec(name) for name in workflow.spec.mcp_servers}
     return servers, dict(workflow.spec.policies), workflow.spec.defaults.policy
 

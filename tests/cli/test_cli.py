@@ -125,3 +125,22 @@ def test_runs_list_and_show(files: Path) -> None:
     assert shown.returncode == 0 and "succeeded" in shown.stdout
     missing = plait("runs", "show", "nosuchrun", "--workflow", "good.yaml", cwd=files)
     assert missing.returncode == 2
+
+
+def test_providers_check_names_a_missing_key(files: Path) -> None:
+    (files / "keyed.yaml").write_text(
+        "version: 1\nname: k\nproviders:\n  main: {kind: anthropic, model: claude-x}\n"
+        "steps:\n  a: {llm: main, prompt: hi}\n")
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "providers", "check",
+                          "keyed.yaml"], cwd=files, capture_output=True, text=True, env=env,
+                         check=False)
+    assert out.returncode == 2
+    assert "ANTHROPIC_API_KEY" in out.stderr
+    ok = plait("providers", "check", "good.yaml", cwd=files)
+    assert ok.returncode == 0 and ok.stdout.strip() == "p: echo : ok"
+    run = subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "keyed.yaml"],
+                         cwd=files, capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and "ANTHROPIC_API_KEY" in run.stderr
+    assert not (files / ".plait").exists() or "a: started" not in run.stderr
