@@ -77,12 +77,12 @@ def step_processes(root: int, token: str) -> set[int]:
     return found
 
 
-def kill_step(root: int, token: str) -> None:
-    """SIGKILL the step's process group, then every process of the step (a few rounds, so
-    processes forked while we scan are caught too)."""
+def kill_step(root: int, token: str, *, scan: bool = True) -> None:
+    """SIGKILL the step's process group, then (with `scan`) every process of the step, in a
+    few rounds so processes forked while we scan are caught too."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(root, signal.SIGKILL)
-    for _ in range(5):
+    for _ in range(5 if scan else 0):
         pids = step_processes(root, token) - {root}
         if not pids:
             return
@@ -175,7 +175,7 @@ async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | 
             io.cancel_scope.cancel()
     finally:
         os.close(pidfd)
-        kill_step(proc.pid, token)
+        kill_step(proc.pid, token, scan=False)  # _wait already scanned
         rusage = _reap(proc)
         proc.stdout.close()
         proc.stderr.close()
