@@ -140,7 +140,7 @@ def check_tool_arguments(policy: Policy, tool: str, arguments: Mapping[str, Any]
             check_command(policy, value, cwd=base, tool=tool)
         elif (key and _PATH_KEY.search(key)) or _looks_like_path(value):
             check_path(policy, value, cwd=base, tool=tool,
-                       write=bool(key and _WRITE_KEY.search(key) and policy.write_paths))
+                       write=bool(key and _WRITE_KEY.search(key)))
 
 
 def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,

@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 
@@ -43,26 +42,36 @@ class _State:
     dropped: int = 0
 
 
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _processes() -> Iterator[tuple[int, int, bytes]]:
     """(pid, ppid, environ) of every process we can see."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        pid = int(entry.name)
         try:
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            stat = _read(f"/proc/{name}/stat")
             ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            environ = _read(f"/proc/{name}/environ")
         except (OSError, ValueError, IndexError):
             continue
-        yield pid, ppid, environ
+        yield int(name), ppid, environ
 
 
 def step_processes(root: int, token: str) -> set[int]:
     """Pids belonging to a step: descendants of `root` and carriers of its token."""
     marker = f"{TOKEN_VAR}={token}".encode()
     procs = list(_processes())
-    found = {pid for pid, _, env in procs if marker in env.split(b"\0")}
+    found = {pid for pid, _, env in procs if marker in env and marker in env.split(b"\0")}
     children: dict[int, list[int]] = {}
     for pid, ppid, _ in procs:
         children.setdefault(ppid, []).append(pid)
