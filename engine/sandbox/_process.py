@@ -11,12 +11,14 @@ bubblewrap the command also lives in its own PID namespace, which dies with the 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import anyio
@@ -24,9 +26,29 @@ import anyio
 from engine.sandbox.base import CommandResult, PreparedCommand
 
 TOKEN_VAR = "PLAIT_SANDBOX_TOKEN"
+_PR_SET_PDEATHSIG = 1
 _POLL = 0.05
 _READ = 65536
 _PIPE_GRACE = 5.0
+
+
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """A preexec_fn making the child SIGKILLed when the engine dies, set *before* exec: bwrap's
+    own --die-with-parent is set only once bwrap runs, so an engine killed in between would
+    leave the sandbox behind."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the engine died before prctl: do not start at all
+            os._exit(137)
+
+    return hook
 
 
 def new_token() -> str:
@@ -152,13 +174,18 @@ async def _watchdog(root: int, token: str, limit: int, overhead: int, state: _St
 
 async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | None,
                        timeout: float | None, max_output_bytes: int,
-                       max_processes: int | None = None, overhead: int = 0) -> CommandResult:
-    """Run `prepared` to completion under the wall clock; nothing of it survives the call."""
+                       max_processes: int | None = None, overhead: int = 0,
+                       pass_fds: tuple[int, ...] = (), pdeathsig: bool = True) -> CommandResult:
+    """Run `prepared` to completion under the wall clock; nothing of it survives the call.
+    `pass_fds` are inherited by the child (the bwrap lifeline). With `pdeathsig` the child is
+    SIGKILLed when the engine dies (not for bwrap: killing bwrap half-way through its set-up
+    orphans its namespace init, which then waits forever; its lifeline guard is used instead)."""
     env = {**prepared.env, TOKEN_VAR: token}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             prepared.argv, env=env, cwd=prepared.cwd, start_new_session=True, close_fds=True,
+            preexec_fn=_pdeathsig_hook() if pdeathsig else None, pass_fds=pass_fds,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:

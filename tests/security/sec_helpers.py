@@ -29,8 +29,9 @@ async def assert_healthy(runner: Runner, cwd: Path | None = None) -> None:
     assert (result.exit_code, result.stdout) == (0, "ok\n"), result
 
 
-def live_processes(marker: str) -> list[int]:
-    """Pids of live (not zombie) processes whose command line contains `marker`."""
+def live_processes(marker: str, comm: str | None = None) -> list[int]:
+    """Pids of live (not zombie) processes whose command line contains `marker` (and whose
+    executable name is `comm`, if given)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -41,7 +42,8 @@ def live_processes(marker: str) -> list[int]:
         except OSError:
             continue
         state = stat[stat.rindex(")") + 2]
-        if marker.encode() in cmdline and state not in "ZX":
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if marker.encode() in cmdline and state not in "ZX" and comm in (None, name):
             found.append(int(entry.name))
     return found
 
