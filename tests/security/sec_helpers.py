@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,12 @@ def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+@dataclass
+class Canary:
+    """A TCP and a UDP listener on 127.0.0.1 that record anything that reaches them."""
+
+    tcp_port: int
+    udp_port: int
+    received: list[bytes] = field(default_factory=list)

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Canary
-from sec_helpers import assert_healthy, make_runner
+from sec_helpers import Canary, assert_healthy, make_runner
 
 from engine.sandbox import minimal_env
 
