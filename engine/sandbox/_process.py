@@ -165,7 +165,7 @@ async def _watchdog(root: int, token: str, limit: int, overhead: int, state: _St
     uid 0, so this is the process limit that always applies)."""
     while True:
         await anyio.sleep(_POLL)
-        count = len(step_processes(root, token)) + 1 - overhead
+        count = len(step_processes(root, token) | {root}) - overhead
         if count > limit:
             state.limit_hit = "max_processes"
             kill_step(root, token)

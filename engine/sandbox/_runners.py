@@ -120,7 +120,7 @@ class BwrapRunner(_Runner):
     capabilities dropped, read-only system dirs and only the policy's paths bound."""
 
     name = "bwrap"
-    overhead = 3  # the outer bwrap, the namespace's init and the lifeline guard
+    overhead = 4  # the outer bwrap, the namespace's init, the lifeline guard and its `cat`
 
     def __init__(self, policy: Policy, *, bwrap: str, weaker: bool = False) -> None:
         super().__init__(policy, weaker=weaker)

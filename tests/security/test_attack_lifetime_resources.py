@@ -163,3 +163,16 @@ async def test_huge_output_is_capped(tmp_path: Path, level: str) -> None:
     assert result.truncated
     assert len(result.stdout) + len(result.stderr) <= 1000
     await assert_healthy(runner)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+async def test_max_processes_counts_exactly_the_commands_processes(tmp_path: Path,
+                                                                   level: str) -> None:
+    """With max_processes 5, the shell plus 4 children is allowed and plus 5 is not (the
+    runner's own processes, such as bwrap and its guard, are not counted)."""
+    _, runner = make_runner(level, tmp_path, max_processes=5)
+    script = "for i in $(seq 1 {}); do sleep 0.5 & done; wait"
+    allowed = await runner.run(["sh", "-c", script.format(4)])
+    assert (allowed.exit_code, allowed.killed_by) == (0, None)
+    refused = await runner.run(["sh", "-c", script.format(5)])
+    assert refused.killed_by == "max_processes"
