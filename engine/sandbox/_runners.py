@@ -83,11 +83,12 @@ def _user_process_count() -> int:
     return count
 
 
-def rlimit_args(policy: Policy, prlimit: str = "prlimit") -> list[str]:
+def rlimit_args(policy: Policy, prlimit: str = "prlimit", *, overhead: int = 0) -> list[str]:
     """`prlimit ... --` applying the policy's rlimits to the command it executes.
 
     RLIMIT_NPROC counts every process of the real uid, so for a non-root user it is set to the
-    user's current process count plus max_processes; for uid 0 the kernel ignores it and the
+    user's current process count plus max_processes (plus the runner's own `overhead`
+    processes, which run as the same user); for uid 0 the kernel ignores it and the
     process watchdog enforces max_processes instead."""
     p = policy
     args = [prlimit, "--core=0"]
@@ -98,7 +99,7 @@ def rlimit_args(policy: Policy, prlimit: str = "prlimit") -> list[str]:
         args.append(f"--fsize={p.max_file_size_mb * MIB}")
     if p.max_processes:
         base = 0 if os.getuid() == 0 else _user_process_count()
-        args.append(f"--nproc={base + p.max_processes}")
+        args.append(f"--nproc={base + p.max_processes + overhead}")
     return [*args, "--"]
 
 
@@ -142,7 +143,7 @@ class BwrapRunner(_Runner):
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
         started, and its namespace init can be orphaned in that window)."""
         child = self.child_env(env)
-        inner = [*rlimit_args(self.policy), *argv]
+        inner = [*rlimit_args(self.policy, overhead=self.overhead), *argv]
         if lifeline_fd is not None:
             # dash only redirects fds 0-9, so the guard opens the pipe through /proc
             guard = (f"(cat /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
