@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import secrets
 import signal
@@ -32,14 +33,22 @@ _READ = 65536
 _PIPE_GRACE = 5.0
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once (ctypes.util.find_library runs ldconfig: too slow per step)."""
+    for name in ("libc.so.6", ctypes.util.find_library("c")):
+        if name:
+            try:
+                return ctypes.CDLL(name, use_errno=True).prctl  # type: ignore[no-any-return]
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
 def _pdeathsig_hook() -> Callable[[], None] | None:
-    """A preexec_fn making the child SIGKILLed when the engine dies, set *before* exec: bwrap's
-    own --die-with-parent is set only once bwrap runs, so an engine killed in between would
-    leave the sandbox behind."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
+    """A preexec_fn making the child SIGKILLed when the engine dies, set before exec."""
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
 
