@@ -50,8 +50,16 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class CommandOutcome:
+    """The CommandResult of a `run:` command and its audit record. The result's fields are
+    also readable directly (``outcome.stdout`` is ``outcome.result.stdout``)."""
+
     result: CommandResult
     audit: AuditRecord
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.result, name)
 
 
 def _snapshot(paths: tuple[Path, ...]) -> dict[str, tuple[float, int]]:

@@ -17,14 +17,17 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError
 
-__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "Redactor", "load_secrets",
-           "parse_dotenv")
+if TYPE_CHECKING:
+    from engine.spec.models import WorkflowSpec
+
+__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "Redactor",
+           "load_secrets", "parse_dotenv", "workflow_secret_values")
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -32,6 +35,8 @@ MIN_SECRET_LENGTH = 4
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
                  "AZURE_OPENAI_API_KEY")
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+#: header names whose literal values are treated as secrets
+SECRET_HEADER = re.compile(r"(?i)auth|token|secret|key|cookie|password|session")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
 
@@ -73,6 +78,32 @@ def load_secrets(names: Iterable[str], *, env: Mapping[str, str] | None = None,
                               hint=f"export {name}=... or add it to a .env file next to the "
                                    "workflow", secret=name)
         values[name] = value
+    return values
+
+
+def _header_values(headers: Mapping[str, str]) -> Iterator[str]:
+    for name, value in headers.items():
+        if SECRET_HEADER.search(name) and "${{" not in value:
+            yield value
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.lower() in ("bearer", "basic", "token"):
+                yield credential.strip()
+
+
+def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
+                           dotenv_path: Path | None = None) -> list[str]:
+    """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
+    missing), the provider keys that are set, literal `api_key`s, and literal values of
+    secret-looking headers of providers and MCP servers (Authorization, X-Api-Key, ...)."""
+    source = os.environ if env is None else env
+    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
+    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+    for provider in spec.providers.values():
+        if provider.api_key and "${{" not in provider.api_key:
+            values.append(provider.api_key)
+        values += _header_values(provider.headers)
+    for server in spec.mcp_servers.values():
+        values += _header_values(server.headers)
     return values
 
 

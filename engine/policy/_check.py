@@ -140,7 +140,7 @@ def check_tool_arguments(policy: Policy, tool: str, arguments: Mapping[str, Any]
             check_command(policy, value, cwd=base, tool=tool)
         elif (key and _PATH_KEY.search(key)) or _looks_like_path(value):
             check_path(policy, value, cwd=base, tool=tool,
-                       write=bool(key and _WRITE_KEY.search(key) and policy.write_paths))
+                       write=bool(key and _WRITE_KEY.search(key)))
 
 
 def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
@@ -167,10 +167,13 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
         if cmd.name in DANGEROUS_COMMANDS or cmd.name.startswith("mkfs."):
             _violation(policy, "dangerous.command", cmd.name,
                        f"{cmd.name!r} is never allowed above level low", **ctx)
+    programs = {cmd.word for cmd in commands}  # a wrapper's program is not a data path
+    for cmd in commands:
         for word in cmd.args:
             _check_rules(policy, word, "command", **ctx)
         for word in (*_path_args(cmd.args), *cmd.redirect_targets):
-            check_path(policy, word, cwd=Path(cwd), in_sandbox=True, **ctx)
+            if word not in programs:
+                check_path(policy, word, cwd=Path(cwd), in_sandbox=True, **ctx)
 
 
 def _path_args(args: Sequence[str]) -> Iterator[str]:

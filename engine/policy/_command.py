@@ -49,6 +49,8 @@ class SimpleCommand:
     name: str
     args: tuple[str, ...]
     redirect_targets: tuple[str, ...] = ()
+    #: the command word as written (e.g. /usr/bin/rm)
+    word: str = ""
 
 
 def _substitutions(text: str) -> Iterator[str]:
@@ -105,7 +107,7 @@ def _unwrap(words: Sequence[str], depth: int) -> Iterator[SimpleCommand]:
     if i >= len(words):
         return
     name, args = os.path.basename(words[i]), list(words[i + 1:])
-    yield SimpleCommand(name, tuple(args))
+    yield SimpleCommand(name, tuple(args), word=words[i])
     if depth > 8:
         raise CommandParseError("the command nests wrappers too deeply")
     if name in SHELLS:
@@ -154,5 +156,5 @@ def parse_command(command: str | Sequence[str], *, _depth: int = 0) -> Iterator[
         found = list(_unwrap(words, _depth))
         if found:
             first = found[0]
-            found[0] = SimpleCommand(first.name, first.args, tuple(targets))
+            found[0] = SimpleCommand(first.name, first.args, tuple(targets), first.word)
         yield from found

@@ -60,10 +60,14 @@ def _policy_binds(policy: Policy) -> list[str]:
 
 
 def _chdir(policy: Policy, cwd: Path | None) -> str:
+    """`cwd` if it exists inside the sandbox (a root, under a root, or a parent of a root, which
+    bwrap creates holding only the bound roots), else the private /tmp."""
     if cwd is not None:
         resolved = cwd.resolve()
-        if any(resolved == r or resolved.is_relative_to(r) for r in policy.roots):
-            return str(resolved)
+        for root in policy.roots:
+            inside = resolved.is_relative_to(root) or root.is_relative_to(resolved)
+            if inside and resolved != Path("/"):
+                return str(resolved)
     return "/tmp"
 
 

@@ -11,23 +11,53 @@ bubblewrap the command also lives in its own PID namespace, which dies with the 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 
 from engine.sandbox.base import CommandResult, PreparedCommand
 
 TOKEN_VAR = "PLAIT_SANDBOX_TOKEN"
+_PR_SET_PDEATHSIG = 1
 _POLL = 0.05
 _READ = 65536
 _PIPE_GRACE = 5.0
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once (ctypes.util.find_library runs ldconfig: too slow per step)."""
+    for name in ("libc.so.6", ctypes.util.find_library("c")):
+        if name:
+            try:
+                return ctypes.CDLL(name, use_errno=True).prctl  # type: ignore[no-any-return]
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """A preexec_fn making the child SIGKILLed when the engine dies, set before exec."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the engine died before prctl: do not start at all
+            os._exit(137)
+
+    return hook
 
 
 def new_token() -> str:
@@ -43,26 +73,36 @@ class _State:
     dropped: int = 0
 
 
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _processes() -> Iterator[tuple[int, int, bytes]]:
     """(pid, ppid, environ) of every process we can see."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        pid = int(entry.name)
         try:
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            stat = _read(f"/proc/{name}/stat")
             ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            environ = _read(f"/proc/{name}/environ")
         except (OSError, ValueError, IndexError):
             continue
-        yield pid, ppid, environ
+        yield int(name), ppid, environ
 
 
 def step_processes(root: int, token: str) -> set[int]:
     """Pids belonging to a step: descendants of `root` and carriers of its token."""
     marker = f"{TOKEN_VAR}={token}".encode()
     procs = list(_processes())
-    found = {pid for pid, _, env in procs if marker in env.split(b"\0")}
+    found = {pid for pid, _, env in procs if marker in env and marker in env.split(b"\0")}
     children: dict[int, list[int]] = {}
     for pid, ppid, _ in procs:
         children.setdefault(ppid, []).append(pid)
@@ -77,12 +117,12 @@ def step_processes(root: int, token: str) -> set[int]:
     return found
 
 
-def kill_step(root: int, token: str) -> None:
-    """SIGKILL the step's process group, then every process of the step (a few rounds, so
-    processes forked while we scan are caught too)."""
+def kill_step(root: int, token: str, *, scan: bool = True) -> None:
+    """SIGKILL the step's process group, then (with `scan`) every process of the step, in a
+    few rounds so processes forked while we scan are caught too."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(root, signal.SIGKILL)
-    for _ in range(5):
+    for _ in range(5 if scan else 0):
         pids = step_processes(root, token) - {root}
         if not pids:
             return
@@ -134,7 +174,7 @@ async def _watchdog(root: int, token: str, limit: int, overhead: int, state: _St
     uid 0, so this is the process limit that always applies)."""
     while True:
         await anyio.sleep(_POLL)
-        count = len(step_processes(root, token)) + 1 - overhead
+        count = len(step_processes(root, token) | {root}) - overhead
         if count > limit:
             state.limit_hit = "max_processes"
             kill_step(root, token)
@@ -143,13 +183,18 @@ async def _watchdog(root: int, token: str, limit: int, overhead: int, state: _St
 
 async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | None,
                        timeout: float | None, max_output_bytes: int,
-                       max_processes: int | None = None, overhead: int = 0) -> CommandResult:
-    """Run `prepared` to completion under the wall clock; nothing of it survives the call."""
+                       max_processes: int | None = None, overhead: int = 0,
+                       pass_fds: tuple[int, ...] = (), pdeathsig: bool = True) -> CommandResult:
+    """Run `prepared` to completion under the wall clock; nothing of it survives the call.
+    `pass_fds` are inherited by the child (the bwrap lifeline). With `pdeathsig` the child is
+    SIGKILLed when the engine dies (not for bwrap: killing bwrap half-way through its set-up
+    orphans its namespace init, which then waits forever; its lifeline guard is used instead)."""
     env = {**prepared.env, TOKEN_VAR: token}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             prepared.argv, env=env, cwd=prepared.cwd, start_new_session=True, close_fds=True,
+            preexec_fn=_pdeathsig_hook() if pdeathsig else None, pass_fds=pass_fds,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
@@ -175,7 +220,7 @@ async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | 
             io.cancel_scope.cancel()
     finally:
         os.close(pidfd)
-        kill_step(proc.pid, token)
+        kill_step(proc.pid, token, scan=False)  # _wait already scanned
         rusage = _reap(proc)
         proc.stdout.close()
         proc.stderr.close()

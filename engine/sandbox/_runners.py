@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import shutil
@@ -82,11 +83,12 @@ def _user_process_count() -> int:
     return count
 
 
-def rlimit_args(policy: Policy, prlimit: str = "prlimit") -> list[str]:
+def rlimit_args(policy: Policy, prlimit: str = "prlimit", *, overhead: int = 0) -> list[str]:
     """`prlimit ... --` applying the policy's rlimits to the command it executes.
 
     RLIMIT_NPROC counts every process of the real uid, so for a non-root user it is set to the
-    user's current process count plus max_processes; for uid 0 the kernel ignores it and the
+    user's current process count plus max_processes (plus the runner's own `overhead`
+    processes, which run as the same user); for uid 0 the kernel ignores it and the
     process watchdog enforces max_processes instead."""
     p = policy
     args = [prlimit, "--core=0"]
@@ -97,7 +99,7 @@ def rlimit_args(policy: Policy, prlimit: str = "prlimit") -> list[str]:
         args.append(f"--fsize={p.max_file_size_mb * MIB}")
     if p.max_processes:
         base = 0 if os.getuid() == 0 else _user_process_count()
-        args.append(f"--nproc={base + p.max_processes}")
+        args.append(f"--nproc={base + p.max_processes + overhead}")
     return [*args, "--"]
 
 
@@ -119,7 +121,7 @@ class BwrapRunner(_Runner):
     capabilities dropped, read-only system dirs and only the policy's paths bound."""
 
     name = "bwrap"
-    overhead = 2  # the outer bwrap and the namespace's init
+    overhead = 4  # the outer bwrap, the namespace's init, the lifeline guard and its `cat`
 
     def __init__(self, policy: Policy, *, bwrap: str, weaker: bool = False) -> None:
         super().__init__(policy, weaker=weaker)
@@ -135,9 +137,40 @@ class BwrapRunner(_Runner):
         return child
 
     def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-                cwd: str | None = None) -> PreparedCommand:
+                cwd: str | None = None, lifeline_fd: int | None = None) -> PreparedCommand:
+        """With `lifeline_fd` (the read end of a pipe the engine holds open) a guard inside the
+        sandbox kills every process there once the pipe reaches EOF, i.e. when the engine dies
+        even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
+        started, and its namespace init can be orphaned in that window)."""
         child = self.child_env(env)
-        inner = [*rlimit_args(self.policy), *argv]
+        inner = [*rlimit_args(self.policy, overhead=self.overhead), *argv]
+        if lifeline_fd is not None:
+            # dash only redirects fds 0-9, so the guard opens the pipe through /proc
+            guard = (f"(cat /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
+                     '</dev/null & exec "$@"')
+            inner = ["/bin/sh", "-c", guard, "plait-guard", *inner]
         full = bwrap_argv(self.bwrap, self.policy, inner, env=child,
                           cwd=Path(cwd) if cwd else None)
         return PreparedCommand(full, child, None)
+
+    async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                  cwd: str | None = None, stdin: bytes | None = None,
+                  timeout: float | None = None) -> CommandResult:
+        for path in self.policy.write_paths:
+            path.mkdir(parents=True, exist_ok=True)
+        low_read, write_end = os.pipe()
+        # never 0-2 (a process whose stdin is closed would get fd 0, and the guard would eat
+        # the command's stdin); above the stdio numbers Popen rewires in the child
+        read_end = fcntl.fcntl(low_read, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(low_read)
+        try:
+            prepared = self.prepare(argv, env=env, cwd=cwd, lifeline_fd=read_end)
+            return await run_prepared(
+                prepared, token=new_token(), stdin=stdin,
+                timeout=self.effective_timeout(timeout),
+                max_output_bytes=self.policy.max_output_bytes,
+                max_processes=self.policy.max_processes, overhead=self.overhead,
+                pass_fds=(read_end,), pdeathsig=False)
+        finally:
+            os.close(read_end)
+            os.close(write_end)

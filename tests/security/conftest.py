@@ -6,9 +6,9 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
+from sec_helpers import Canary
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 
@@ -28,15 +28,6 @@ def anyio_backend() -> str:
 @pytest.fixture(autouse=True)
 def _no_bwrap_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PLAIT_BWRAP", raising=False)
-
-
-@dataclass
-class Canary:
-    """A TCP and a UDP listener on 127.0.0.1 that record anything that reaches them."""
-
-    tcp_port: int
-    udp_port: int
-    received: list[bytes] = field(default_factory=list)
 
 
 @pytest.fixture

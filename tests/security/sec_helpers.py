@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ async def assert_healthy(runner: Runner, cwd: Path | None = None) -> None:
     assert (result.exit_code, result.stdout) == (0, "ok\n"), result
 
 
-def live_processes(marker: str) -> list[int]:
-    """Pids of live (not zombie) processes whose command line contains `marker`."""
+def live_processes(marker: str, comm: str | None = None) -> list[int]:
+    """Pids of live (not zombie) processes whose command line contains `marker` (and whose
+    executable name is `comm`, if given)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -41,7 +43,8 @@ def live_processes(marker: str) -> list[int]:
         except OSError:
             continue
         state = stat[stat.rindex(")") + 2]
-        if marker.encode() in cmdline and state not in "ZX":
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if marker.encode() in cmdline and state not in "ZX" and comm in (None, name):
             found.append(int(entry.name))
     return found
 
@@ -53,3 +56,12 @@ def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+@dataclass
+class Canary:
+    """A TCP and a UDP listener on 127.0.0.1 that record anything that reaches them."""
+
+    tcp_port: int
+    udp_port: int
+    received: list[bytes] = field(default_factory=list)

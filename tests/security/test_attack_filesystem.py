@@ -119,3 +119,18 @@ async def test_critical_sees_only_a_private_tmp(tree: Path) -> None:
     assert not Path("/tmp", marker).exists()  # the sandbox's /tmp is not the host's
     assert "root" not in result.stdout.split() and "work" not in result.stdout.split()
     await assert_healthy(runner)
+
+
+@pytest.mark.bwrap
+async def test_spec_example_archive_step_runs_at_high(tree: Path) -> None:
+    (tree / ".env").write_text("OPENAI_API_KEY=sk-in-dotenv-123456\n")
+    policy, runner = make_runner("high", tree, filesystem=FS)
+    outcome = await run_command("tar czf out/digest.tgz data && ls -A", policy=policy,
+                                runner=runner, env=None, cwd=tree, stdin=None, timeout=20,
+                                step_id="archive")
+    assert sorted(outcome.result.stdout.split()) == ["data", "out"]
+    assert outcome.result.files_written == [str(tree.resolve() / "out" / "digest.tgz")]
+    with pytest.raises(CommandFailed) as excinfo:
+        await run_command("cat .env", policy=policy, runner=runner, env=None, cwd=tree,
+                          stdin=None, timeout=20, step_id="peek")
+    assert "sk-in-dotenv" not in excinfo.value.result.stdout  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -46,22 +45,40 @@ async def test_cpu_spin_is_killed_at_the_time_limit(tmp_path: Path, level: str) 
     await assert_healthy(runner)
 
 
+ENGINE = """
+import os, sys, anyio
+from pathlib import Path
+from engine.policy import resolve_policy
+from engine.sandbox import runner_for
+from engine.spec.models import PolicySpec
+
+policy = resolve_policy(PolicySpec(level=sys.argv[1]), name="p", base_dir=Path("."), env={})
+runner = runner_for(policy)
+
+async def main():
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: runner.run(["sleep", sys.argv[2]]))
+        delay = float(sys.argv[3])
+        if delay >= 0:  # SIGKILL ourselves this long after starting the sandbox
+            await anyio.sleep(delay)
+            os.kill(os.getpid(), 9)
+
+anyio.run(main)
+"""
+
+
+def _engine(level: str, marker: str, delay: float, cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", ENGINE, level, marker, str(delay)], cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(WORKTREE)})
+
+
 @pytest.mark.bwrap
 def test_sandboxed_child_dies_when_the_engine_is_sigkilled(tmp_path: Path) -> None:
     marker = "1017.25"
-    engine = textwrap.dedent(f"""
-        import anyio
-        from pathlib import Path
-        from engine.policy import resolve_policy
-        from engine.sandbox import runner_for
-        from engine.spec.models import PolicySpec
-        policy = resolve_policy(PolicySpec(level="high"), name="p", base_dir=Path("."), env={{}})
-        anyio.run(lambda: runner_for(policy).run(["sleep", "{marker}"]))
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", engine], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(WORKTREE)})
+    proc = _engine("high", marker, -1, tmp_path)
     try:
-        assert wait_until(lambda: bool(live_processes(f"sleep {marker}")), 15)
+        # the sandboxed command itself runs (not only bwrap, whose argv also holds the marker)
+        assert wait_until(lambda: bool(live_processes(f"sleep {marker}", comm="sleep")), 15)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert wait_until(lambda: not live_processes(f"sleep {marker}"), 5)
@@ -69,6 +86,18 @@ def test_sandboxed_child_dies_when_the_engine_is_sigkilled(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.bwrap
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.006, 0.008, 0.012, 0.02])
+def test_engine_killed_while_bwrap_starts_leaves_nothing(tmp_path: Path, delay: float) -> None:
+    """bwrap sets --die-with-parent only once it runs; an engine killed in that window used to
+    leave the sandbox (or its half-built namespace init) behind. The lifeline guard closes it."""
+    marker = f"1021.{int(delay * 1000) + 1}"
+    proc = _engine("high", marker, delay, tmp_path)
+    proc.wait(20)
+    assert proc.returncode == -signal.SIGKILL
+    assert wait_until(lambda: not live_processes(f"sleep {marker}"), 5)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -134,3 +163,16 @@ async def test_huge_output_is_capped(tmp_path: Path, level: str) -> None:
     assert result.truncated
     assert len(result.stdout) + len(result.stderr) <= 1000
     await assert_healthy(runner)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+async def test_max_processes_counts_exactly_the_commands_processes(tmp_path: Path,
+                                                                   level: str) -> None:
+    """With max_processes 5, the shell plus 4 children is allowed and plus 5 is not (the
+    runner's own processes, such as bwrap and its guard, are not counted)."""
+    _, runner = make_runner(level, tmp_path, max_processes=5)
+    script = "for i in $(seq 1 {}); do sleep 0.5 & done; wait"
+    allowed = await runner.run(["sh", "-c", script.format(4)])
+    assert (allowed.exit_code, allowed.killed_by) == (0, None)
+    refused = await runner.run(["sh", "-c", script.format(5)])
+    assert refused.killed_by == "max_processes"

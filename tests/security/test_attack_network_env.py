@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Canary
-from sec_helpers import assert_healthy, make_runner
+from sec_helpers import Canary, assert_healthy, make_runner
 
 from engine.sandbox import minimal_env
 
@@ -134,3 +133,18 @@ async def test_regaining_privileges_fails(tmp_path: Path, attempt: str) -> None:
     result = await runner.run(["sh", "-c", attempt])
     assert result.exit_code != 0, result
     await assert_healthy(runner)
+
+
+@pytest.mark.bwrap
+def test_stdio_server_under_bwrap_sees_no_parent_secret_even_if_launched_with_all_env(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An MCP SDK may merge its own defaults or the whole parent environment into the env it
+    launches `prepare()`'s argv with: `env -i` in front of bwrap drops all of it."""
+    monkeypatch.setenv("UNDECLARED_TOKEN", SECRET)
+    _, runner = make_runner("high", tmp_path)
+    server = ["sh", "-c", "tr '\\0' '\\n' < /proc/self/environ; tr '\\0' '\\n' < /proc/1/environ"]
+    prepared = runner.prepare(server, env={"SERVER_TOKEN": "declared-value"})
+    done = subprocess.run(prepared.argv, env={**os.environ, **prepared.env}, cwd=prepared.cwd,
+                          capture_output=True, text=True, timeout=20, check=True)
+    assert "SERVER_TOKEN=declared-value" in done.stdout
+    assert SECRET not in done.stdout and "UNDECLARED_TOKEN" not in done.stdout

@@ -62,3 +62,13 @@ async def test_missing_program_is_a_failure(tmp_path: Path) -> None:
     with pytest.raises(CommandFailed, match="no-such-program"):
         await run_command(["no-such-program-xyz"], policy=policy, runner=runner, env=None,
                           cwd=tmp_path, stdin=None, timeout=10, step_id=None)
+
+
+async def test_outcome_reads_like_a_command_result(tmp_path: Path) -> None:
+    policy, runner = make_runner("low", tmp_path)
+    outcome = await run_command("echo hi", policy=policy, runner=runner, env=None, cwd=tmp_path,
+                                stdin=None, timeout=10, step_id=None)
+    assert (outcome.exit_code, outcome.stdout, outcome.truncated) == (0, "hi\n", False)
+    assert outcome.audit.to_dict()["decision"] == "allowed"
+    with pytest.raises(AttributeError):
+        outcome.no_such_field  # noqa: B018

@@ -160,3 +160,10 @@ def test_unparseable_command_is_refused(tree: Path) -> None:
 def test_parse_command_finds_every_word() -> None:
     names = [c.name for c in parse_command("a | b && $(c `d`) ; sh -c 'e; f'")]
     assert set(names) >= {"a", "b", "c", "d", "sh", "e", "f"}
+
+
+def test_write_arguments_need_a_write_root_even_without_one(tree: Path) -> None:
+    policy = make_policy("medium", tree, filesystem={"read": ["data"]})
+    check_tool_arguments(policy, "t", {"path": "data/notes.txt"}, cwd=tree)
+    with pytest.raises(PolicyViolation, match="write roots"):
+        check_tool_arguments(policy, "t", {"output_file": "data/notes.txt"}, cwd=tree)

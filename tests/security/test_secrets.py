@@ -88,3 +88,23 @@ async def test_command_output_that_encodes_a_secret_is_redacted(tmp_path: Path) 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_workflow_secret_values(tmp_path: Path) -> None:
+    from engine.secrets import workflow_secret_values
+    from engine.spec.models import WorkflowSpec
+
+    (tmp_path / ".env").write_text("SEARCH_TOKEN=tok-from-dotenv\n")
+    spec = WorkflowSpec.model_validate({
+        "version": 1, "name": "w", "secrets": ["SEARCH_TOKEN"],
+        "providers": {"p": {"kind": "openai", "api_key": "sk-literal-key",
+                            "headers": {"X-Api-Key": "hdr-secret", "X-Trace": "visible"}}},
+        "mcp_servers": {"s": {"url": "http://127.0.0.1:1/mcp",
+                              "headers": {"Authorization": "Bearer mcp-bearer-token",
+                                          "X-Other": "${{ secrets.SEARCH_TOKEN }}"}}},
+        "steps": {"a": {"run": "true"}}})
+    values = workflow_secret_values(spec, env={"ANTHROPIC_API_KEY": "sk-ant-123"},
+                                    dotenv_path=tmp_path / ".env")
+    assert set(values) == {"tok-from-dotenv", "sk-ant-123", "sk-literal-key", "hdr-secret",
+                           "Bearer mcp-bearer-token", "mcp-bearer-token"}
+    assert Redactor(values).redact("visible mcp-bearer-token") == f"visible {MASK}"
