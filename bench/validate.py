@@ -32,7 +32,8 @@ def generated(steps: int, seed: int = 5) -> str:
         lines.append("    llm: m")
         if layer:
             a, b = rng.sample(range((layer - 1) * width, layer * width), 2)
-            lines.append(f'    prompt: "about ${{{{ inputs.topic }}}}: ${{{{ steps.s{a}.output }}}}"')
+            ref = f"${{{{ steps.s{a}.output }}}}"
+            lines.append(f'    prompt: "about ${{{{ inputs.topic }}}}: {ref}"')
             lines.append(f"    if: ${{{{ steps.s{b}.status == 'succeeded' }}}}")
         else:
             lines.append('    prompt: "start ${{ inputs.topic }}"')

@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -135,6 +135,10 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         error = first.error if first else None
     usage, cost = summarise(results)
     outputs = rc.services.redact(outputs)
+    if rc.services.redactor:  # what leaves the engine carries no secret
+        results = {sid: replace(r, output=rc.services.redact(r.output),
+                                rendered=rc.services.redact(r.rendered))
+                   for sid, r in results.items()}
     if store is not None:
         store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
                          error=error, usage=usage, cost=cost)

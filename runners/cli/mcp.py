@@ -143,6 +143,25 @@ def call_cmd(file: Path, tool: str, args_json: str) -> None:
         click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+@group.command("serve")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http", "sse"]),
+              default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on for HTTP transports")
+@click.option("--port", default=8000, show_default=True, help="port for HTTP transports")
+@click.option("--state", metavar="PATH", help="run record database for the runs")
+def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
+    """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
+    takes its inputs and returns its outputs."""
+    from runners.mcp_serve import serve
+
+    try:
+        serve(file, transport=transport, host=host, port=port, state=state)
+    except SpecError as exc:
+        _fail(exc.format(), EXIT_USAGE)
+
+
 @group.command("import")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--keep-values", is_flag=True,

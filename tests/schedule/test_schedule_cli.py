@@ -55,7 +55,8 @@ def test_every_problem_of_every_file_exits_2(tmp_path: Path) -> None:
     assert "at 'on.schedule[0].cron'" in out
     assert "'@fortnightly' has 1 fields" in out and "on.schedule[1].cron" in out
     assert f"{none}: the workflow has no schedule at 'on.schedule'" in out
-    assert "unknown key 'tz' at 'on.schedule[0].tz' (expected one of: cron, inputs, timezone)" in out
+    assert "unknown key 'tz' at 'on.schedule[0].tz' " \
+           "(expected one of: cron, inputs, timezone)" in out
     assert str(typo) in out
 
 

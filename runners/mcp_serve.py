@@ -1,0 +1,71 @@
+"""`plait mcp serve FILE`: a workflow as an MCP server. One tool, named after the workflow,
+takes the workflow's inputs (typed, with their defaults and descriptions) and returns its
+outputs; every call is a full, recorded run."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from engine.errors import PlaitError
+
+_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
+                          "object": dict[str, Any], "array": list[Any]}
+
+
+def tool_name(workflow_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", workflow_name)[:64]
+
+
+def _signature(workflow: Any) -> inspect.Signature:
+    params = []
+    for name, spec in workflow.spec.inputs.items():
+        kind: Any = _TYPES[spec.type]
+        if spec.enum:
+            kind = Literal[tuple(spec.enum)]
+        default = inspect.Parameter.empty if spec.is_required else spec.default
+        params.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=default,
+            annotation=Annotated[kind, Field(description=spec.description or name)]))
+    return inspect.Signature(params, return_annotation=dict[str, Any])
+
+
+def build_server(path: Path, *, state: str | None = None) -> Any:
+    """An MCPServer whose one tool runs the workflow in `path`."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from engine.executor import run_workflow
+    from engine.spec.loader import load
+
+    workflow = load(path)  # fail now, with located errors, not at the first call
+    server = MCPServer(f"plait-{workflow.name}")
+
+    async def run_tool(**inputs: Any) -> dict[str, Any]:
+        try:
+            result = await run_workflow(load(path), inputs, state_location=state)
+        except PlaitError as exc:
+            raise ToolError(str(exc)) from exc
+        if not result.ok:
+            message = (result.error or {}).get("message", result.status)
+            raise ToolError(f"run {result.run_id} {result.status}: {message}")
+        return dict(result.outputs)
+
+    run_tool.__signature__ = _signature(workflow)  # type: ignore[attr-defined]
+    run_tool.__name__ = tool_name(workflow.name)
+    server.add_tool(run_tool, name=tool_name(workflow.name),
+                    description=workflow.spec.description or f"Run the {workflow.name} "
+                    "workflow and return its outputs.")
+    return server
+
+
+def serve(path: Path, *, transport: str, host: str, port: int, state: str | None) -> None:
+    server = build_server(path, state=state)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run(transport, host=host, port=port)
