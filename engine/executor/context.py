@@ -52,6 +52,8 @@ class RunOptions:
     #: resolved paths of the workflows above this one (sub-workflow recursion guard)
     stack: tuple[str, ...] = ()
     from_text: frozenset[str] = frozenset()
+    #: stream every LLM step's output as StepChunk events (`plait run --stream`)
+    stream: bool = False
     services: Services | None = None
 
 

@@ -99,22 +99,27 @@ class StreamPrinter:
 class LiveView:
     """A live table of steps for a terminal: state, elapsed time, attempts."""
 
+    MAX_ROWS = 40
+
     def __init__(self, step_ids: list[str]) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(stderr=True)
         self.rows: dict[str, dict[str, Any]] = {s: {"state": "waiting"} for s in step_ids}
-        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
-                         transient=False)
         self.title = ""
+        # the table is built when rich refreshes (8 times a second), not on every event
+        self.live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+
+    def __rich__(self) -> Any:
+        return self._table()
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.update(self._table())
+        self.live.refresh()
         self.live.__exit__(None, None, None)
 
     def __call__(self, event: Event) -> None:
@@ -131,7 +136,6 @@ class LiveView:
                                         "attempts": event.attempts,
                                         "note": _short((event.error or {}).get("message", "")
                                                        or event.reason or "", 60)}
-        self.live.update(self._table())
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -142,7 +146,16 @@ class LiveView:
         for col in ("step", "state", "time", "tries", "note"):
             table.add_column(col)
         now = time.time()
-        for sid, row in self.rows.items():
+        rows = list(self.rows.items())
+        if len(rows) > self.MAX_ROWS:  # big runs: what is moving or broken, and the counts
+            counts: dict[str, int] = {}
+            for _, row in rows:
+                key = row["state"].split()[0]
+                counts[key] = counts.get(key, 0) + 1
+            table.caption = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            rows = [(s, r) for s, r in rows if r["state"].split()[0] in
+                    ("running", "retry", "failed")][: self.MAX_ROWS]
+        for sid, row in rows:
             state = row["state"]
             took = row.get("took")
             if took is None and "since" in row:

@@ -142,6 +142,7 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
             from runners.cli.progress import StreamPrinter
 
             listeners.append(StreamPrinter())
+            options["stream"] = True
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, control, tg.cancel_scope)
             try:

@@ -144,3 +144,39 @@ def test_providers_check_names_a_missing_key(files: Path) -> None:
                          cwd=files, capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "ANTHROPIC_API_KEY" in run.stderr
     assert not (files / ".plait").exists() or "a: started" not in run.stderr
+
+
+def test_a_terminal_gets_a_live_table(files: Path) -> None:
+    """Run under a pseudo-terminal: the live view draws a table with every step."""
+    import pty
+    import select
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: plait with the pty as its terminal
+        os.chdir(files)
+        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", "run",
+                                   "good.yaml"], env)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert re.search(r"┃ step\s*┃ state\s*┃ time\s*┃ tries\s*┃ note\s*┃", screen), screen
+    assert re.search(r"│ a\s*│ succeeded │", screen), screen
+    assert "reply: echo: hi you" in screen

@@ -51,7 +51,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     tools = await rc.services.tool_caller(step.tools, step_id) \
         if getattr(step, "tools", None) else None
     on_chunk = None
-    if getattr(step, "stream", False) and rc.listening:
+    if (step.stream or rc.options.stream) and rc.listening:
         def on_chunk(chunk: Any) -> None:
             if chunk.text_delta:
                 rc.emit(StepChunk(rc.run_id, time.time(), step_id, chunk.text_delta))
