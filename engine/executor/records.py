@@ -1,9 +1,14 @@
 """Group commit of step records: a finished step is durable before its dependants start, but
-steps that finish in the same moment share one SQLite transaction."""
+steps that finish in the same moment share one SQLite transaction.
+
+A worker hands a finished step to `submit()` with what to do once it is durable (release its
+dependants) and goes on to the next ready step at once; the batch is written one event-loop
+turn later and then every callback of the batch runs. Nobody waits per step.
+"""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -13,66 +18,67 @@ if TYPE_CHECKING:
 
     from engine.state import RunStore, StepRecord
 
+Durable = Callable[[], None]
+
 
 class RecordWriter:
-    """Collects step records and writes them in batches.
-
-    `note()` marks a record dirty without waiting (a step started); `commit()` waits until the
-    record is in the database (a step finished). Without a store both are no-ops.
-    """
+    """Collects step records and writes them in batches. Without a store, records are
+    dropped and callbacks run at once."""
 
     def __init__(self, store: RunStore | None) -> None:
         self.store = store
         self._dirty: dict[str, StepRecord] = {}
-        self._done = anyio.Event()
+        self._then: list[Durable] = []
         self._scheduled = False
-        self._error: BaseException | None = None
         self._tg: TaskGroup | None = None
+        #: set when a write failed; the scheduler stops the run with it
+        self.error: BaseException | None = None
+        self.on_error: Callable[[BaseException], None] | None = None
 
     def bind(self, tg: TaskGroup) -> None:
         self._tg = tg
 
+    @property
+    def pending(self) -> int:
+        return len(self._then)
+
     def note(self, record: StepRecord) -> None:
+        """Write `record` with the next batch; nothing waits for it."""
         if self.store is not None:
             self._dirty[record.step_id] = record
 
-    async def commit(self, record: StepRecord, *, alone: bool = False) -> None:
-        """Return once `record` is in the database. `alone`: no other step is running, so
-        nothing could join a batch; write at once instead of waiting a loop turn."""
+    def submit(self, record: StepRecord, then: Durable, *, alone: bool = False) -> None:
+        """Call `then` once `record` is in the database. `alone`: nothing else could join a
+        batch now (no other step running or ready), so write at once."""
         if self.store is None:
+            then()
             return
         self._dirty[record.step_id] = record
+        self._then.append(then)
         if alone and not self._scheduled:
             self.flush()
-            if self._error is not None:
-                raise self._error
-            return
-        done = self._done
-        if not self._scheduled:
+        elif not self._scheduled and self._tg is not None:
             self._scheduled = True
-            if self._tg is not None:
-                self._tg.start_soon(self._flush_soon)
-            else:
-                await self._flush_soon()
-        await done.wait()
-        if self._error is not None:
-            raise self._error
+            self._tg.start_soon(self._flush_soon)
+        elif self._tg is None:
+            self.flush()
 
     async def _flush_soon(self) -> None:
         await anyio.sleep(0)  # let every step finishing in this moment join the batch
-        with contextlib.suppress(Exception):
-            self.flush()
+        self.flush()
 
     def flush(self) -> None:
-        """Write everything dirty now (also used at the end of a run)."""
+        """Write everything dirty now, then run the callbacks of what was written."""
         self._scheduled = False
-        done, self._done = self._done, anyio.Event()
         batch, self._dirty = self._dirty, {}
-        try:
-            if batch and self.store is not None:
+        then, self._then = self._then, []
+        if batch and self.store is not None and self.error is None:
+            try:
                 self.store.save_steps(list(batch.values()))
-        except BaseException as exc:
-            self._error = exc
-            raise
-        finally:
-            done.set()
+            except Exception as exc:
+                self.error = exc
+                if self.on_error is not None:
+                    self.on_error(exc)
+                return
+        for callback in then:
+            callback()

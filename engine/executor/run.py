@@ -44,9 +44,14 @@ async def run_workflow(workflow: Workflow, inputs: Mapping[str, Any] | None = No
     """Run `workflow` with `inputs`. Options are the fields of RunOptions."""
     opts = _options(options)
     store = _open_store(workflow, opts)
+    # Tell sniffio (which anyio asks on every task spawn and event) which loop this is, once:
+    # its own detection is the single largest cost of starting a task.
+    library = _claim_async_library()
     try:
         return await _run(workflow, dict(inputs or {}), opts, store, control or RunControl())
     finally:
+        if library is not None:
+            library[0].reset(library[1])
         if store is not None and opts.store is None:
             store.close()
 
@@ -66,6 +71,15 @@ async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None
         async with receive:
             async for event in receive:
                 yield event
+
+
+def _claim_async_library() -> tuple[Any, Any] | None:
+    try:
+        import sniffio
+    except ImportError:  # anyio then detects asyncio cheaply itself
+        return None
+    cvar = sniffio.current_async_library_cvar
+    return cvar, cvar.set(sniffio.current_async_library())
 
 
 def _options(options: Mapping[str, Any]) -> RunOptions:
@@ -112,6 +126,9 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
 
 def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
             control: RunControl) -> RunResult:
+    rc.writer.flush()  # steps that finished but were not yet durable
+    if rc.writer.error is not None:
+        raise rc.writer.error
     now = time.time()
     for sid in scheduler.unfinished():
         result = StepResult(sid, rc.workflow.kind(sid), "cancelled", started_at=now,

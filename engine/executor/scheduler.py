@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -55,6 +56,7 @@ class Scheduler:
         async with anyio.create_task_group() as tg:
             self.cancel_scope = tg.cancel_scope
             self.rc.writer.bind(tg)
+            self.rc.writer.on_error = lambda _exc: self.stop()
             self._tg = tg
             for sid in self._initial:
                 self._release(sid)
@@ -90,12 +92,11 @@ class Scheduler:
                 sid = self.ready.popleft()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
-                await rc.writer.commit(rc.services.step_record(rc, result),
-                                       alone=self.in_flight == 1)
                 self.in_flight -= 1
-                self._finish(result)
-                self._launch()
-            if self.stopping or (not self.in_flight and not self.ready):
+                alone = not self.in_flight and not self.ready
+                rc.writer.submit(rc.services.step_record(rc, result),
+                                 partial(self._durable, result), alone=alone)
+            if self.stopping or self._over():
                 self.workers -= 1
                 self._wake()  # let the other idle workers see that the run is over
                 return
@@ -103,6 +104,16 @@ class Scheduler:
             self.idle += 1
             await work.wait()
             self.idle -= 1
+
+    def _durable(self, result: StepResult) -> None:
+        """`result` is in the run record: now its dependants may start."""
+        self._finish(result)
+        self._launch()
+        if self._over():
+            self._wake()  # idle workers see that the run is over and leave
+
+    def _over(self) -> bool:
+        return not self.in_flight and not self.ready and not self.rc.writer.pending
 
     def _release(self, sid: str) -> None:
         """All of `sid`'s dependencies are done: run it, or settle it without running."""

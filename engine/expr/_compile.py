@@ -56,13 +56,17 @@ class ExprSyntaxErrors(Exception):
 class _Expr:
     """One ``${{ ... }}``: parsed at compile time, turned into code on first render."""
 
-    __slots__ = ("_lock", "_path", "_template", "builds_container", "expr", "text")
+    __slots__ = ("_chain", "_head", "_lock", "_path", "_template", "builds_container", "expr",
+                 "text")
 
     def __init__(self, text: str, expr: nodes.Expr, builds_container: bool) -> None:
         self.text = text
         self.expr = expr
         self.builds_container = builds_container
         self._path = _lookup_path(expr)
+        if self._path is not None:  # split once: rendering runs per step and per item
+            self._head = str(self._path[0])
+            self._chain = tuple(zip(self._path[1::2], self._path[2::2], strict=True))
         self._template: Template | None = None
         self._lock = threading.Lock()
 
@@ -78,17 +82,19 @@ class _Expr:
 
     def _lookup(self, ctx: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
         """``a.b['c']``: the same getattr/getitem calls Jinja's code makes, minus its setup."""
-        name = str(path[0])
+        name = self._head
         value = ctx[name] if name in ctx else _ENV.undefined(name=name)
-        for kind, key in zip(path[1::2], path[2::2], strict=True):
+        for kind, key in self._chain:
             if type(value) is dict and key in value:
                 value = value[key]  # plain data (the common case): no sandbox detour needed
             else:
                 value = _ENV.getattr(value, key) if kind == "." else _ENV.getitem(value, key)  # type: ignore[arg-type]
+        if type(value) is str:  # an existing string: only its size matters, nothing is built
+            if len(value) > lim.MAX_OUTPUT:
+                lim.check_size(len(value), "the result")
+            return value
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
-        if isinstance(value, str):
-            lim.check_size(len(value), "the result")
         return value
 
     def evaluate(self, ctx: Mapping[str, Any]) -> Any:
@@ -222,10 +228,13 @@ class _Interpolated(_Node):
                 text = part
             else:
                 value = part.evaluate(ctx)
-                try:
-                    text = to_text(value)
-                except Exception as exc:
-                    raise part._error(exc) from exc
+                if type(value) is str:
+                    text = value
+                else:
+                    try:
+                        text = to_text(value)
+                    except Exception as exc:
+                        raise part._error(exc) from exc
             total += len(text)
             if total > lim.MAX_OUTPUT:
                 raise ExpressionError(
