@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import fields, replace
@@ -187,9 +186,9 @@ def _new_run_id() -> str:
 def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord | None) -> None:
     if store is None:
         return
-    from engine.state import RunRecord
+    from engine.state import RunRecord, owner_meta
 
-    meta = {"source": rc.workflow.source.text, "pid": os.getpid(),
+    meta = {"source": rc.workflow.source.text, "owner": owner_meta(),
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
@@ -212,7 +211,16 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
         raise StateError(f"run {record.run_id} is of workflow {record.workflow_name!r}, "
                          f"not {workflow.name!r}", hint="resume it with its own workflow file")
     if record.status == "succeeded":
-        raise StateError(f"run {record.run_id} already succeeded; nothing to resume")
+        raise StateError(f"run {record.run_id} already succeeded; nothing to resume",
+                         hint=f"start a new run with `plait run {record.workflow_path}`")
+    from engine.state import owner_alive
+
+    if record.status == "running" and owner_alive(record.meta):
+        owner = record.meta["owner"]
+        raise StateError(f"run {record.run_id} is still running (process {owner.get('pid')} "
+                         f"on {owner.get('host')})",
+                         hint="wait for it to finish or stop it first; a killed run can be "
+                              "resumed")
     return record
 
 

@@ -12,24 +12,19 @@ from engine.state.records import (
     new_run_id,
     spec_hash,
 )
-from engine.state.resume import ResumePlan, fingerprint, owner_alive, owner_meta, plan_resume
+from engine.state.resume import owner_alive, owner_meta
 from engine.state.store import RunStore
-from engine.state.writer import StepWriter
 
 __all__ = (
     "RUN_STATUSES",
     "STEP_STATUSES",
-    "ResumePlan",
     "RunRecord",
     "RunStatus",
     "RunStore",
     "StepRecord",
     "StepStatus",
-    "StepWriter",
-    "fingerprint",
     "new_run_id",
     "owner_alive",
     "owner_meta",
-    "plan_resume",
     "spec_hash",
 )

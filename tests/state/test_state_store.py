@@ -32,9 +32,8 @@ def store(tmp_path: Path) -> RunStore:
 
 def test_public_surface_is_locked() -> None:
     assert set(state.__all__) == {
-        "RUN_STATUSES", "STEP_STATUSES", "ResumePlan", "RunRecord", "RunStatus", "RunStore",
-        "StepRecord", "StepStatus", "StepWriter", "fingerprint", "new_run_id", "owner_alive",
-        "owner_meta", "plan_resume", "spec_hash"}
+        "RUN_STATUSES", "STEP_STATUSES", "RunRecord", "RunStatus", "RunStore",
+        "StepRecord", "StepStatus", "new_run_id", "owner_alive", "owner_meta", "spec_hash"}
     for name in state.__all__:
         assert hasattr(state, name)
 
