@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.graph._build import (
     GraphProblem,
     build,
+    check,
     critical_path,
     layers,
     topological_order,
@@ -14,6 +15,7 @@ from engine.graph._render import render_dot, render_json, render_mermaid
 __all__ = (
     "GraphProblem",
     "build",
+    "check",
     "critical_path",
     "layers",
     "render_dot",

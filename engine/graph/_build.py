@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,19 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
     return f"did you mean {near[0]!r}?" if near else None
 
 
+@dataclass
+class _Adjacency:
+    """The dependency edges as plain dicts: enough to find every problem without networkx,
+    whose import alone costs more than `plait validate` may take."""
+
+    nodes: list[str]
+    edges: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    succ: dict[str, list[str]] = field(default_factory=dict)
+
+    def successors(self, node: str) -> list[str]:
+        return self.succ.get(node, [])
+
+
 def build(
     deps: Mapping[str, Mapping[str, Iterable[str]]],
 ) -> tuple[nx.DiGraph, list[GraphProblem]]:
@@ -36,8 +51,23 @@ def build(
     the dependant's fields that refer to it. Unknown ids and self references get no edge;
     they, and every cycle, are returned as problems (all of them, in a stable order).
     """
+    import networkx as nx
+
+    adjacency, problems = _check(deps)
     graph: nx.DiGraph = nx.DiGraph()
-    graph.add_nodes_from(sorted(deps))
+    graph.add_nodes_from(adjacency.nodes)
+    graph.add_edges_from((src, dst, data) for (src, dst), data in adjacency.edges.items())
+    return graph, problems
+
+
+def check(deps: Mapping[str, Mapping[str, Iterable[str]]]) -> list[GraphProblem]:
+    """Every problem `build` would report, without building (or importing) networkx."""
+    return _check(deps)[1]
+
+
+def _check(deps: Mapping[str, Mapping[str, Iterable[str]]],
+           ) -> tuple[_Adjacency, list[GraphProblem]]:
+    graph = _Adjacency(sorted(deps))
     problems: list[GraphProblem] = []
     fields_of: dict[tuple[str, str], set[str]] = {}
     for step in sorted(deps):
@@ -57,8 +87,9 @@ def build(
                         hint or "check the step ids under 'steps'", (ref,)))
                 else:
                     fields_of.setdefault((ref, step), set()).add(field_name)
-    graph.add_edges_from((src, dst, {"fields": tuple(sorted(names))})
-                         for (src, dst), names in sorted(fields_of.items()))
+    for (src, dst), names in sorted(fields_of.items()):
+        graph.edges[src, dst] = {"fields": tuple(sorted(names))}
+        graph.succ.setdefault(src, []).append(dst)
     problems.extend(_cycle_problems(graph))
     return graph, problems
 
@@ -76,7 +107,7 @@ def _show_cycle(cycle: list[str]) -> str:
     return f"{' -> '.join(head)} -> ... ({len(cycle) - _SHOWN} more) -> {' -> '.join(tail)}"
 
 
-def _cycle_problem(graph: nx.DiGraph, loop: list[str]) -> GraphProblem:
+def _cycle_problem(graph: _Adjacency, loop: list[str]) -> GraphProblem:
     """``loop`` lists the cycle's steps once each, in edge order, ending with the step whose
     back edge closes it: the edge the hint suggests removing."""
     cycle = [*loop, loop[0]]
@@ -88,7 +119,7 @@ def _cycle_problem(graph: nx.DiGraph, loop: list[str]) -> GraphProblem:
         f"({', '.join(fields)})", tuple(sorted(loop)))
 
 
-def _back_edge_cycles(graph: nx.DiGraph, component: dict[str, int]) -> list[list[str]]:
+def _back_edge_cycles(graph: _Adjacency, component: dict[str, int]) -> list[list[str]]:
     """One cycle per back edge of a depth-first search (deterministic: sorted order).
 
     Every cycle contains at least one back edge, and each back edge closes a different
@@ -122,9 +153,51 @@ def _back_edge_cycles(graph: nx.DiGraph, component: dict[str, int]) -> list[list
     return cycles
 
 
-def _cycle_problems(graph: nx.DiGraph) -> list[GraphProblem]:
+def _strongly_connected(graph: _Adjacency) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (a 5,000-step chain must not hit the recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    for root in graph.nodes:
+        if root in index:
+            continue
+        work = [(root, iter(graph.successors(root)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, succs = work[-1]
+            for succ in succs:
+                if succ not in index:
+                    index[succ] = low[succ] = len(index)
+                    stack.append(succ)
+                    on_stack.add(succ)
+                    work.append((succ, iter(graph.successors(succ))))
+                    break
+                if succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    members = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        members.append(member)
+                        if member == node:
+                            break
+                    components.append(members)
+    return components
+
+
+def _cycle_problems(graph: _Adjacency) -> list[GraphProblem]:
     """Each distinct cycle once (up to MAX_CYCLES, then one summary)."""
-    component = {node: i for i, members in enumerate(nx.strongly_connected_components(graph))
+    component = {node: i for i, members in enumerate(_strongly_connected(graph))
                  if len(members) > 1 for node in members}
     if not component:
         return []
@@ -141,6 +214,8 @@ def _cycle_problems(graph: nx.DiGraph) -> list[GraphProblem]:
 
 
 def _require_dag(graph: nx.DiGraph) -> None:
+    import networkx as nx
+
     if not nx.is_directed_acyclic_graph(graph):
         raise ValueError("the step graph has a cycle; check the problems build() returned "
                          "before ordering it")
@@ -165,6 +240,8 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
 
 def layers(graph: nx.DiGraph) -> list[list[str]]:
     """Steps grouped by depth: every step of a layer only needs steps of earlier layers."""
+    import networkx as nx
+
     _require_dag(graph)
     return [sorted(generation) for generation in nx.topological_generations(graph)]
 

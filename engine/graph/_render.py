@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from engine.graph._build import critical_path, layers
 
@@ -104,6 +105,8 @@ def render_json(graph: nx.DiGraph, kinds: Mapping[str, str] | None = None) -> st
     For a graph with a cycle, layers and the critical path are empty and layer is null.
     """
     kinds = kinds or {}
+    import networkx as nx
+
     is_dag = nx.is_directed_acyclic_graph(graph)
     grouped = layers(graph) if is_dag else []
     layer_of = {node: i for i, group in enumerate(grouped) for node in group}

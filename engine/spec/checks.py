@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
-from engine.graph import build as build_graph
+from engine.graph import check as check_graph
 from engine.spec.models import STEP_KINDS
 from engine.spec.suggest import did_you_mean
 from engine.spec.yaml_source import Path_, Source
@@ -42,7 +40,8 @@ class Checked:
     outputs: dict[str, Compiled] = field(default_factory=dict)
     providers: dict[str, Compiled] = field(default_factory=dict)
     servers: dict[str, Compiled] = field(default_factory=dict)
-    graph: nx.DiGraph | None = None
+    #: step id -> field -> step ids it references (the graph is built from this on use)
+    deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
 
 class Checker:
@@ -92,15 +91,14 @@ class Checker:
         deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
         self.check_outputs(deps)
         self.check_inputs_and_tests()
-        graph, problems = build_graph(deps)
-        for problem in problems:
+        for problem in check_graph(deps):
             if problem.code == "unknown_step" and problem.step and problem.field:
                 path: Path_ = ("steps", problem.step, problem.field)
                 self.issue(problem.message, path, problem.hint, code=problem.code)
             else:
                 self.issue(problem.message, ("steps", problem.step or ""), problem.hint,
                            key=True, code=problem.code)
-        self.out.graph = graph
+        self.out.deps = deps
         return self.out
 
     def check_config(self) -> None:

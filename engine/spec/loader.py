@@ -47,13 +47,13 @@ def _load_source(src: Source, file: Path) -> Workflow:
     checked = Checker(src, base_dir)
     result = checked.run()
     issues.extend(checked.issues)
-    if issues or spec is None or result.graph is None:
+    if issues or spec is None:
         issues.sort(key=lambda i: (i.location.line, i.location.column))
         raise SpecError(_dedupe(issues))
     return Workflow(
         spec=spec, path=file, base_dir=base_dir, source=src,
         spec_hash=hashlib.sha256(src.text.encode()).hexdigest(),
-        graph=result.graph, steps=result.steps, outputs=result.outputs,
+        deps=result.deps, steps=result.steps, outputs=result.outputs,
         providers=result.providers, servers=result.servers,
     )
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from engine.expr import Compiled
 from engine.spec.models import STEP_KINDS, AnyStep, WorkflowSpec, step_kind
 from engine.spec.yaml_source import Source
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from engine.executor.result import RunResult
 
 
@@ -24,13 +24,24 @@ class Workflow:
     base_dir: Path
     source: Source
     spec_hash: str
-    graph: nx.DiGraph
+    #: step id -> field -> step ids it references
+    deps: dict[str, dict[str, set[str]]]
     #: step id -> field -> compiled expression (only fields that were given)
     steps: dict[str, dict[str, Compiled]]
     outputs: dict[str, Compiled]
     providers: dict[str, Compiled]
     servers: dict[str, Compiled]
     _kinds: dict[str, str] = field(default_factory=dict, repr=False)
+    _graph: nx.DiGraph | None = field(default=None, repr=False)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The step DAG (networkx), built on first use: `plait validate` never needs it."""
+        if self._graph is None:
+            from engine.graph import build
+
+            self._graph, _ = build(self.deps)
+        return self._graph
 
     @property
     def name(self) -> str:

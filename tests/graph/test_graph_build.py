@@ -23,8 +23,23 @@ DIGEST = {
 
 def test_public_surface_is_locked() -> None:
     assert engine.graph.__all__ == (
-        "GraphProblem", "build", "critical_path", "layers", "render_dot", "render_json",
-        "render_mermaid", "topological_order")
+        "GraphProblem", "build", "check", "critical_path", "layers", "render_dot",
+        "render_json", "render_mermaid", "topological_order")
+
+
+def test_check_finds_what_build_finds_without_networkx() -> None:
+    """check() is the validate path: same problems, and networkx is never imported."""
+    import subprocess
+    import sys
+
+    deps = {"a": {"needs": ["c"]}, "b": {"prompt": ["a", "zz"]}, "c": {"if": ["b", "c"]}}
+    assert engine.graph.check(deps) == engine.graph.build(deps)[1]
+    code = ("import sys; from engine.graph import check; "
+            "p = check({'a': {'needs': ['b']}, 'b': {'needs': ['a']}}); "
+            "print(len(p), 'networkx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1", "False"]
 
 
 def test_edges_go_from_dependency_to_dependant_with_fields() -> None:
