@@ -7,17 +7,36 @@ and maps its SDK's exceptions in ``_map_error``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import MissingDependencyError, PlaitError, ProviderError
 from engine.providers._errors import connection_error, malformed
 from engine.providers._kinds import check_options, merged_options
-from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk
+from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
 
 DEFAULT_TIMEOUT = 120.0
 #: connections per provider pool; above it calls queue in the pool (no pool timeout)
 POOL_CONNECTIONS = 1000
+
+
+def alternating_turns(messages: Sequence[Message], *, assistant: str, key: str,
+                      convert: Callable[[Message], list[dict[str, Any]]],
+                      ) -> list[dict[str, Any]]:
+    """Messages as the strictly alternating user/assistant turns Anthropic and Gemini want:
+    system messages left out (they travel separately), tool results sent as user turns, and
+    consecutive messages of one side merged into one turn (``key`` holds its blocks)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        role = assistant if m.role == "assistant" else "user"
+        blocks = convert(m)
+        if out and out[-1]["role"] == role:
+            out[-1][key].extend(blocks)
+        else:
+            out.append({"role": role, key: blocks})
+    return out
 
 
 def import_sdk(module: str, package: str, extra: str) -> Any:

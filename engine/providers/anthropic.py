@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from engine.errors import ProviderError
-from engine.providers._base import SDKProvider, import_sdk
+from engine.providers._base import SDKProvider, alternating_turns, import_sdk
 from engine.providers._errors import connection_error, from_status, malformed
 from engine.providers.types import (
     OUTPUT_TOOL,
@@ -151,17 +151,7 @@ def _chunk(event: Any) -> LLMStreamChunk | None:
 
 
 def to_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if m.role == "system":
-            continue
-        role = "assistant" if m.role == "assistant" else "user"
-        blocks = _blocks(m)
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out
+    return alternating_turns(messages, assistant="assistant", key="content", convert=_blocks)
 
 
 def _blocks(m: Message) -> list[dict[str, Any]]:

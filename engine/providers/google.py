@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from engine.errors import AuthError, ProviderError
-from engine.providers._base import SDKProvider, import_sdk
+from engine.providers._base import SDKProvider, alternating_turns, import_sdk
 from engine.providers._errors import clean_message, from_status
 from engine.providers.types import (
     ImagePart,
@@ -185,17 +185,7 @@ def _usage(meta: Any) -> Usage:
 
 
 def to_contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if m.role == "system":
-            continue
-        role = "model" if m.role == "assistant" else "user"
-        parts = _parts(m)
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
-    return out
+    return alternating_turns(messages, assistant="model", key="parts", convert=_parts)
 
 
 def _parts(m: Message) -> list[dict[str, Any]]:
