@@ -174,18 +174,18 @@ class ExpressionError(RunError):
 
 
 class ProviderError(RunError):
-    """An LLM provider call failed."""
+    """An LLM provider call failed. `retry_after`: seconds the server asked to wait."""
 
     kind = "provider"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **ctx: Any) -> None:
+        super().__init__(message, **ctx)
+        self.retry_after = retry_after
 
 
 class RateLimited(ProviderError):
     kind = "rate_limit"
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **ctx: Any) -> None:
-        super().__init__(message, **ctx)
-        self.retry_after = retry_after
 
 
 class AuthError(ProviderError):
@@ -203,10 +203,6 @@ class ContextTooLong(BadRequest):
 class Unavailable(ProviderError):
     kind = "unavailable"
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **ctx: Any) -> None:
-        super().__init__(message, **ctx)
-        self.retry_after = retry_after
 
 
 class Timeout(ProviderError, TimeoutError):
