@@ -44,13 +44,20 @@ class Services:
         self._policies: dict[str | None, Policy] = {}
         self._runners: dict[str | None, Runner] = {}
         self.weaker: list[str] = []
+        self.cassette: Any = None  # engine.cassettes.Cassette under --record / --replay
 
     async def __aenter__(self) -> Services:
         spec = self.workflow.spec
+        if self.options.record_dir is not None or self.options.replay_dir is not None:
+            from engine.cassettes.hooks import open_for_run
+
+            self.cassette = open_for_run(self.workflow, self.options, self.environ)
         self.secrets = load_secrets(spec.secrets, env=self.environ,
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+        if self.cassette is not None:
+            self.cassette.redact = self.redact
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()
@@ -65,6 +72,10 @@ class Services:
             if self._providers is not None:
                 with anyio.CancelScope(shield=True):
                     await self._providers.aclose()
+            if self.cassette is not None:
+                from engine.cassettes import release
+
+                release(self.cassette)
 
     # ------------------------------------------------------------ rendering settings
 
@@ -93,6 +104,10 @@ class Services:
                     self.redactor.add(secret_key)
             self._providers = ProviderRegistry.from_specs(
                 specs, env=self.environ, pricing=self.workflow.spec.pricing)
+            if self.cassette is not None or any(s.kind == "replay" for s in specs.values()):
+                from engine.cassettes.hooks import prepare_registry
+
+                prepare_registry(self._providers, self.workflow, self.cassette)
         return self._providers
 
     # ------------------------------------------------------------ MCP
@@ -114,6 +129,8 @@ class Services:
                                      policies=self.workflow.spec.policies,
                                      default_policy=self.workflow.spec.defaults.policy)
                 self._servers = servers
+                if self.cassette is not None:
+                    self.cassette.attach_tools(runtime.executor)
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
 
@@ -121,7 +138,10 @@ class Services:
         from engine.executor.agent_tools import MCPToolCaller
 
         runtime = await self.mcp()
-        return MCPToolCaller(runtime, await runtime.tool_definitions(patterns), step_id)
+        definitions = await (self.cassette.tool_definitions(patterns, runtime)
+                             if self.cassette is not None
+                             else runtime.tool_definitions(patterns))
+        return MCPToolCaller(runtime, definitions, step_id)
 
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)
