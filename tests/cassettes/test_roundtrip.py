@@ -1,0 +1,214 @@
+"""Record a run, replay it offline: identical outputs and step records, for every provider
+kind (echo, and openai/anthropic/google against the wire-level fake servers) and MCP tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.cassettes import read_cassette
+from engine.executor import run_workflow
+from engine.executor.context import RunOptions
+from engine.executor.services import Services
+from engine.secrets import Redactor
+from engine.spec.loader import load
+from tests.cassettes.conftest import ROOT, comparable, write_workflow
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-cassette-secret-key-0123456789"
+DEAD = "http://127.0.0.1:9"
+
+
+def _vendor_workflow(kind: str, url: str) -> str:
+    base = {"openai": f"{url}/openai/v1", "anthropic": f"{url}/anthropic",
+            "google": f"{url}/google"}[kind]
+    env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
+           "google": "GOOGLE_API_KEY"}[kind]
+    return f"""
+version: 1
+name: rt-{kind}
+secrets: [{env}]
+providers:
+  p: {{kind: {kind}, model: test-model, base_url: "{base}", api_key: "${{{{ secrets.{env} }}}}"}}
+steps:
+  plain:
+    llm: p
+    prompt: "Say hello"
+  shaped:
+    llm: p
+    prompt: "Classify: ${{{{ steps.plain.output }}}}"
+    output_schema:
+      type: object
+      required: [label]
+      properties: {{label: {{type: string}}}}
+  streamed:
+    llm: p
+    stream: true
+    prompt: "Stream: ${{{{ steps.plain.output }}}}"
+outputs:
+  plain: ${{{{ steps.plain.output }}}}
+  label: ${{{{ steps.shaped.output.label }}}}
+  streamed: ${{{{ steps.streamed.output }}}}
+""", env
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "google"])
+async def test_vendor_round_trip(kind: str, srv: Any, tmp_path: Path) -> None:
+    from tests.providers.servers.common import Action
+
+    text, env = _vendor_workflow(kind, srv.url)
+    wf = load(write_workflow(tmp_path, text))
+    script = getattr(srv, kind)
+    script.push("test-model", Action(text="hello there"), Action(json={"label": "greeting"}))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False,
+                                  listeners=[lambda event: None], environ={env: KEY})
+    assert recorded.ok, recorded.error
+    sent = script.count()
+    assert sent == 3
+
+    file_text = (tape / f"rt-{kind}.cassette.yaml").read_text()
+    assert KEY not in file_text and "Authorization" not in file_text
+    kinds = [i["kind"] for i in read_cassette(tape / f"rt-{kind}.cassette.yaml")["interactions"]]
+    assert sorted(kinds) == ["llm", "llm", "llm_stream"]
+
+    # offline: no key in the environment (a real client would be refused by the key check)
+    replayed = await run_workflow(wf, replay_dir=tape, record_state=False,
+                                  listeners=[lambda event: None], environ={})
+    assert script.count() == sent  # nothing reached the server
+    assert json.dumps(comparable(replayed), sort_keys=True) == \
+        json.dumps(comparable(recorded), sort_keys=True)
+
+
+ECHO = """
+version: 1
+name: rt-echo
+secrets: [TOKEN]
+providers:
+  main: {kind: echo, model: m1, options: {failure_rate: 0.5, seed: 3}, fallback: [spare]}
+  spare: {kind: echo, model: m2}
+defaults:
+  retry: {attempts: 3, backoff: constant, initial: 10ms}
+steps:
+  items:
+    foreach: ${{ range(6) | list }}
+    llm: main
+    prompt: "item ${{ item }} with ${{ secrets.TOKEN }}"
+  shaped:
+    llm: spare
+    prompt: "shape ${{ steps.items.output | length }}"
+    output_schema: {type: object, required: [n], properties: {n: {type: integer}}}
+  streamed:
+    llm: spare
+    stream: true
+    prompt: "stream it"
+outputs:
+  items: ${{ steps.items.output }}
+  n: ${{ steps.shaped.output.n }}
+  streamed: ${{ steps.streamed.output }}
+"""
+
+
+async def test_echo_round_trip_with_failures_retries_and_secrets(tmp_path: Path) -> None:
+    wf = load(write_workflow(tmp_path, ECHO))
+    tape = tmp_path / "tape"
+    env = {"TOKEN": "tok-very-secret-value"}
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False,
+                                  listeners=[lambda event: None], environ=env)
+    assert recorded.ok
+    text = (tape / "rt-echo.cassette.yaml").read_text()
+    assert "tok-very-secret-value" not in text and "***" in text
+    assert "Unavailable" in text  # the simulated failures were recorded, and replay them
+    replayed = await run_workflow(wf, replay_dir=tape, record_state=False,
+                                  listeners=[lambda event: None], environ=env)
+    assert replayed.outputs == recorded.outputs  # run outputs are redacted either way
+    # a reply that echoed the secret is replayed masked: secrets never enter a cassette
+    masked = Redactor(["tok-very-secret-value"]).redact_obj(comparable(recorded))
+    assert json.dumps(comparable(replayed), sort_keys=True) == json.dumps(masked, sort_keys=True)
+
+
+def _files_workflow(root: Path) -> str:
+    return f"""
+version: 1
+name: rt-mcp
+providers:
+  agent: {{kind: echo, model: e}}
+mcp_servers:
+  files:
+    command: {json.dumps(sys.executable)}
+    args: [-m, engine.mcp.servers.files, --root, data]
+    env: {{PYTHONPATH: {json.dumps(str(ROOT))}}}
+policies:
+  low: {{level: low}}
+defaults: {{policy: low}}
+steps:
+  ls:
+    tool: files.list_directory
+    with: {{path: .}}
+  read:
+    foreach: ${{{{ steps.ls.output.entries | map(attribute='name') | sort | list }}}}
+    tool: files.read_file
+    with: {{path: "${{{{ item }}}}"}}
+  missing:
+    tool: files.read_file
+    with: {{path: nope.txt}}
+    retry: {{attempts: 1}}
+  agent:
+    llm: agent
+    prompt: "look"
+    tools: [files.read_file]
+outputs:
+  names: ${{{{ steps.ls.output.entries | map(attribute='name') | sort | list }}}}
+  texts: ${{{{ steps.read.output }}}}
+  missing: ${{{{ steps.missing.status }}}}
+"""
+
+
+async def test_mcp_round_trip_starts_no_server_on_replay(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("alpha\n")
+    (data / "b.md").write_text("beta\n")
+    wf = load(write_workflow(tmp_path, _files_workflow(data)))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False, keep_going=True)
+    assert recorded.steps["missing"].status == "failed"
+    assert recorded.steps["read"].output == ["alpha\n", "beta\n"]
+
+    # the server cannot even start now (its root is gone): replay must not need it
+    for path in data.iterdir():
+        path.unlink()
+    data.rmdir()
+    options = RunOptions(replay_dir=tape, record_state=False, keep_going=True)
+    services = Services(wf, options, {})
+    replayed = await run_workflow(wf, services=services, replay_dir=tape, record_state=False,
+                                  keep_going=True)
+    runtime = await services.mcp()
+    assert runtime.stats()["servers"]["files"]["spawns"] == 0
+    assert json.dumps(comparable(replayed), sort_keys=True) == \
+        json.dumps(comparable(recorded), sort_keys=True)
+
+
+async def test_replay_provider_kind_answers_from_path(tmp_path: Path) -> None:
+    text = """
+version: 1
+name: rp
+providers:
+  p: {kind: echo, model: m}
+steps:
+  a: {llm: p, prompt: "one"}
+  b: {llm: p, prompt: "two ${{ steps.a.output }}"}
+outputs:
+  b: ${{ steps.b.output }}
+"""
+    live = await run_workflow(load(write_workflow(tmp_path, text)), record_state=False,
+                              record_dir=tmp_path / "tapes")
+    offline = text.replace("{kind: echo, model: m}", "{kind: replay, model: m, path: tapes}")
+    result = await run_workflow(load(write_workflow(tmp_path, offline)), record_state=False)
+    assert result.ok, result.error
+    assert result.outputs == live.outputs == {"b": "echo: two echo: one"}
