@@ -57,7 +57,7 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         nonlocal runs
         import anyio
 
-        from engine.cassettes import collect_reports
+        from engine.cassettes import CassetteError, collect_reports
         from engine.executor import run_workflow
         from engine.spec.loader import load
 
@@ -68,8 +68,12 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         options.setdefault("state_location", tmp_path / f"plait-runs-{runs}.db")
         options["record_dir" if record else "replay_dir"] = directory
         with collect_reports() as reports:
-            result: RunResult = anyio.run(_run, run_workflow, workflow, dict(inputs or {}),
-                                          options)
+            try:
+                result: RunResult = anyio.run(_run, run_workflow, workflow,
+                                              dict(inputs or {}), options)
+            except CassetteError as exc:
+                pytest.fail(f"{exc.message}; record it with `pytest --plait-record`",
+                            pytrace=False)
         for report in reports:
             if report.spec_mismatch:
                 pytest.fail(f"{report.spec_mismatch}; re-record with pytest --plait-record",

@@ -151,7 +151,7 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
     actual = snapshot_text(outputs)
     try:
         stored = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         stored = None
     except OSError as exc:
         out.fail(f"cannot read snapshot {path}: {exc.strerror or exc}", "error")

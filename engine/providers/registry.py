@@ -208,7 +208,9 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
     if entry.kind == "replay":
         from engine.providers.replay import ReplayProvider
 
-        raise ReplayProvider(entry.name, path=spec.path).refusal()  # (path: substituted)
+        if spec.path is None:
+            raise ReplayProvider(entry.name).refusal()
+        return
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",

@@ -32,3 +32,4 @@ def comparable(result: Any) -> dict[str, Any]:
                       "notes": step.notes, "audit": step.audit}
     return {"status": result.status, "outputs": result.outputs, "usage": result.usage,
             "cost": result.cost, "steps": steps}
+
