@@ -6,7 +6,7 @@
     workflow: digest               # the workflow's name
     spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests/description
     interactions:                  # in the order the calls started
-    - kind: llm                    # llm | llm_stream | tool | tool_list
+    - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)
       request: {provider: fast, model: echo-fast, messages: [...], output_schema: {...}}
       response: {text: ..., usage: {...}, finish_reason: stop, model: echo-fast}
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 SUFFIX = ".cassette.yaml"
-KINDS = ("llm", "llm_stream", "tool", "tool_list")
+KINDS = ("llm", "llm_stream", "tool", "tool_list", "resource", "prompt")
 
 
 class CassetteError(ConfigError):

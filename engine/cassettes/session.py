@@ -177,7 +177,8 @@ class Cassette:
         step = current_step.get()
         where = f"step {step!r}" if step else "a call outside any step"
         what = {"llm": "LLM call", "llm_stream": "streamed LLM call", "tool": "tool call",
-                "tool_list": "tool listing"}[kind]
+                "tool_list": "tool listing", "resource": "resource read",
+                "prompt": "prompt get"}[kind]
         text = f"{where}: no recorded {what} matches this request in {self.path}"
         closest = self._closest(kind, self.redact(request))
         if closest is not None:
@@ -223,6 +224,42 @@ class Cassette:
 
     def attach_tools(self, executor: ToolExecutor) -> None:
         executor.add_wrapper(self.record_tool if self.mode == "record" else self.replay_tool)
+        # `resource:` and `mcp_prompt:` steps: the executor has no wrapper seam for these two
+        # reads, so the cassette wraps the executor's own methods on this one instance
+        read, get = executor.read_resource, executor.get_prompt
+
+        async def read_resource(server: str, uri: str) -> Any:
+            return await self._through("resource", {"server": server, "uri": uri},
+                                       lambda: read(server, uri))
+
+        async def get_prompt(server: str, name: str, arguments: Any = None) -> Any:
+            request = {"server": server, "name": name, "arguments": dict(arguments or {})}
+            return await self._through("prompt", request, lambda: get(server, name, arguments))
+
+        executor.read_resource = read_resource  # type: ignore[method-assign]
+        executor.get_prompt = get_prompt  # type: ignore[method-assign]
+
+    async def _through(self, kind: str, request: dict[str, Any],
+                       call: Callable[[], Awaitable[Any]]) -> Any:
+        """Record or replay one plain-data MCP read (a resource or a prompt)."""
+        request = dict(fmt.plain(request))
+        if self.mode == "replay":
+            found = self.take(kind, request)
+            if found is not None:
+                if "error" in found:
+                    raise fmt.error_from(found["error"], ToolError)
+                return found.get("response")
+            if not self.live:
+                raise self.miss(kind, request)
+            return await call()
+        seq = self.start()
+        try:
+            value = await call()
+        except PlaitError as exc:
+            self.add(seq, kind, request, error=exc)
+            raise
+        self.add(seq, kind, request, response=fmt.plain(value))
+        return value
 
     async def record_tool(self, server: str, tool: str, arguments: dict[str, Any],
                           call: Callable[[], Awaitable[ToolResult]]) -> ToolResult:
@@ -308,10 +345,12 @@ def _pretty(request: Any) -> str:
 def _describe(data: dict[str, Any]) -> str:
     req = data.get("request") or {}
     step = f"step {data['step']}: " if data.get("step") else ""
-    if data["kind"] in ("tool", "tool_list"):
-        target = f"{req.get('server')}.{req.get('tool')}" if data["kind"] == "tool" \
-            else f"tools {req.get('patterns')}"
-        return f"{step}{data['kind']} {target}"
+    if data["kind"] == "tool":
+        return f"{step}tool {req.get('server')}.{req.get('tool')}"
+    if data["kind"] == "tool_list":
+        return f"{step}tool_list {req.get('patterns')}"
+    if data["kind"] in ("resource", "prompt"):
+        return f"{step}{data['kind']} {req.get('server')} {req.get('uri') or req.get('name')}"
     return f"{step}{data['kind']} to {req.get('provider')} ({req.get('model')})"
 
 

@@ -212,3 +212,49 @@ outputs:
     result = await run_workflow(load(write_workflow(tmp_path, offline)), record_state=False)
     assert result.ok, result.error
     assert result.outputs == live.outputs == {"b": "echo: two echo: one"}
+
+
+def _demo_workflow() -> str:
+    return f"""
+version: 1
+name: rt-demo
+mcp_servers:
+  demo:
+    command: {json.dumps(sys.executable)}
+    args: [-m, tests.cassettes.demo_server]
+    env: {{PYTHONPATH: {json.dumps(str(ROOT))}}}
+policies:
+  low: {{level: low}}
+defaults: {{policy: low, retry: {{attempts: 1}}}}
+steps:
+  add: {{tool: demo.add, with: {{a: 2, b: 3}}}}
+  profile: {{tool: demo.profile, with: {{name: plait}}}}
+  picture: {{tool: demo.picture}}
+  fails: {{tool: demo.fail, with: {{reason: boom}}}}
+  memo: {{resource: demo, uri: "memo://greeting"}}
+  prompt: {{mcp_prompt: demo.review, with: {{topic: cassettes}}}}
+outputs:
+  sum: ${{{{ steps.add.output }}}}
+  profile: ${{{{ steps.profile.output }}}}
+"""
+
+
+async def test_tool_results_resources_prompts_and_errors_replay(tmp_path: Path) -> None:
+    wf = load(write_workflow(tmp_path, _demo_workflow()))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False, keep_going=True)
+    assert recorded.steps["fails"].status == "failed"
+    assert recorded.steps["memo"].status == "succeeded", recorded.steps["memo"].error
+    assert recorded.steps["prompt"].status == "succeeded", recorded.steps["prompt"].error
+    kinds = sorted(i["kind"] for i in read_cassette(tape / "rt-demo.cassette.yaml")
+                   ["interactions"])
+    assert kinds == ["prompt", "resource", "tool", "tool", "tool", "tool"]
+
+    options = RunOptions(replay_dir=tape, record_state=False, keep_going=True)
+    services = Services(wf, options, {})
+    replayed = await run_workflow(wf, services=services, replay_dir=tape, record_state=False,
+                                  keep_going=True)
+    runtime = await services.mcp()
+    assert runtime.stats()["servers"]["demo"]["spawns"] == 0
+    assert json.dumps(comparable(replayed), sort_keys=True, default=str) == \
+        json.dumps(comparable(recorded), sort_keys=True, default=str)
