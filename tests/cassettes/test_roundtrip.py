@@ -258,3 +258,41 @@ async def test_tool_results_resources_prompts_and_errors_replay(tmp_path: Path) 
     assert runtime.stats()["servers"]["demo"]["spawns"] == 0
     assert json.dumps(comparable(replayed), sort_keys=True, default=str) == \
         json.dumps(comparable(recorded), sort_keys=True, default=str)
+
+
+async def test_sub_workflows_share_one_cassette_per_workflow(tmp_path: Path) -> None:
+    write_workflow(tmp_path, """
+version: 1
+name: child
+inputs:
+  n: {type: integer}
+providers:
+  p: {kind: echo, model: c}
+steps:
+  say: {llm: p, prompt: "child ${{ inputs.n }}"}
+outputs:
+  said: ${{ steps.say.output }}
+""", "child.yaml")
+    parent = load(write_workflow(tmp_path, """
+version: 1
+name: parent
+providers:
+  p: {kind: echo, model: m}
+steps:
+  kids:
+    foreach: ${{ [1, 2, 3] }}
+    workflow: child.yaml
+    with: {n: "${{ item }}"}
+  sum: {llm: p, prompt: "sum ${{ steps.kids.output | map(attribute='said') | join(',') }}"}
+outputs:
+  sum: ${{ steps.sum.output }}
+"""))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(parent, record_dir=tape, record_state=False)
+    assert recorded.ok, recorded.error
+    child = read_cassette(tape / "child.cassette.yaml")["interactions"]
+    assert sorted(i["request"]["messages"][0]["content"] for i in child) == \
+        ["child 1", "child 2", "child 3"]
+    assert len(read_cassette(tape / "parent.cassette.yaml")["interactions"]) == 1
+    replayed = await run_workflow(parent, replay_dir=tape, record_state=False)
+    assert replayed.outputs == recorded.outputs
