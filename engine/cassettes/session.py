@@ -89,6 +89,7 @@ class Cassette:
         self._seq = 0
         self.report = Report(path, mode)
         self.users = 0
+        self.scope: object = None
         if mode == "replay":
             self._load()
 
@@ -426,7 +427,11 @@ class LiveReplay(_Delegate):
 # ---------------------------------------------------------------- opening
 
 
-_OPEN: dict[Path, Cassette] = {}
+#: cassettes shared by the sub-workflow runs of one top-level run, keyed by path and by the
+#: top-level run's scope (a fresh object per top-level run, inherited by its child tasks), so
+#: a cassette left open by a run that failed to start is never picked up by a later run
+_OPEN: dict[tuple[Path, object], Cassette] = {}
+_scope: ContextVar[object | None] = ContextVar("plait_cassette_scope", default=None)
 
 
 def open_cassette(workflow: Workflow, *, record_dir: Path | None, replay_dir: Path | None,
@@ -441,11 +446,16 @@ def open_cassette(workflow: Workflow, *, record_dir: Path | None, replay_dir: Pa
         raise CassetteError(f"--replay-missing must be fail or live, not {replay_missing!r}")
     directory = Path(record_dir or replay_dir)  # type: ignore[arg-type]
     path = fmt.cassette_path(directory, workflow.name).resolve()
-    cassette = _OPEN.get(path) if share else None
+    scope = _scope.get() if share else None
+    if scope is None:
+        scope = object()
+        _scope.set(scope)
+    cassette = _OPEN.get((path, scope))
     if cassette is None:
         mode = "record" if record_dir is not None else "replay"
         cassette = Cassette(path, mode, workflow, live=replay_missing == "live")
-        _OPEN[path] = cassette
+        cassette.scope = scope
+        _OPEN[(path, scope)] = cassette
     cassette.users += 1
     return cassette
 
@@ -454,6 +464,5 @@ def release(cassette: Cassette) -> None:
     cassette.users -= 1
     if cassette.users > 0:
         return
-    if _OPEN.get(cassette.path) is cassette:
-        del _OPEN[cassette.path]
+    _OPEN.pop((cassette.path, cassette.scope), None)
     cassette.close()
