@@ -93,6 +93,11 @@ class Cassette:
         if mode == "replay":
             self._load()
 
+    @property
+    def offline(self) -> bool:
+        """Replaying with misses failing: nothing real (client, server) will be started."""
+        return self.mode == "replay" and not self.live
+
     # ------------------------------------------------------------ loading and saving
 
     def _load(self) -> None:

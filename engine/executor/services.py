@@ -197,8 +197,9 @@ class Services:
         for sid, step in spec.steps.items():
             if self.workflow.kind(sid) == "run":
                 used.add(step.policy or spec.defaults.policy)
+        offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():
-            if server.command:
+            if server.command and not offline:
                 used.add(server.policy or spec.defaults.policy)
         for name in sorted(used, key=str):
             self.runner(name)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.cassettes import read_cassette
+from engine.errors import SandboxError
 from engine.executor import run_workflow
 from engine.executor.context import RunOptions
 from engine.executor.services import Services
@@ -295,4 +296,25 @@ outputs:
         ["child 1", "child 2", "child 3"]
     assert len(read_cassette(tape / "parent.cassette.yaml")["interactions"]) == 1
     replayed = await run_workflow(parent, replay_dir=tape, record_state=False)
+    assert replayed.outputs == recorded.outputs
+
+
+async def test_replay_needs_no_sandbox_for_servers_that_never_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server under a `critical` policy needs bwrap to start; replay never starts it, so
+    it replays on a machine without bwrap too (a `run:` step's policy is still checked)."""
+    text = _files_workflow(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("alpha\n")
+    wf = load(write_workflow(tmp_path, text))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False, keep_going=True)
+    strict = load(write_workflow(tmp_path, text.replace(
+        "  low: {level: low}", "  low: {level: low}\n  locked: {level: critical}").replace(
+        "    env: {PYTHONPATH", "    policy: locked\n    env: {PYTHONPATH"), "strict.yaml"))
+    monkeypatch.setenv("PLAIT_BWRAP", str(tmp_path / "no-such-bwrap"))  # as if not installed
+    with pytest.raises(SandboxError, match="needs level critical"):
+        await run_workflow(strict, record_state=False)  # a live run refuses (fail closed)
+    replayed = await run_workflow(strict, replay_dir=tape, record_state=False,
+                                  keep_going=True)
     assert replayed.outputs == recorded.outputs
