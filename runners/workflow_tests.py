@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConfigError, PlaitError, SpecError
+from engine.errors import ConfigError, PlaitError
 
 if TYPE_CHECKING:
     from engine.executor.result import RunResult
@@ -259,5 +259,5 @@ def load_workflow(path: Path) -> Workflow:
     return load(path)
 
 
-__all__ = ("CaseResult", "SpecError", "check_assertion", "find_workflows", "load_workflow",
+__all__ = ("CaseResult", "check_assertion", "find_workflows", "load_workflow",
            "run_case", "snapshot_path", "snapshot_text", "write_snapshot")
