@@ -15,6 +15,7 @@ from engine.errors import SandboxError
 from engine.executor import run_workflow
 from engine.executor.context import RunOptions
 from engine.executor.services import Services
+from engine.providers import ReplayProvider
 from engine.secrets import Redactor
 from engine.spec.loader import load
 from tests.cassettes.conftest import ROOT, comparable, write_workflow
@@ -82,6 +83,13 @@ async def test_vendor_round_trip(kind: str, srv: Any, tmp_path: Path) -> None:
     replayed = await run_workflow(wf, replay_dir=tape, record_state=False,
                                   listeners=[lambda event: None], environ={})
     assert script.count() == sent  # nothing reached the server
+
+    # what the run's steps are handed under replay: a replay provider, no SDK client
+    services = Services(wf, RunOptions(replay_dir=tape, record_state=False), {})
+    async with services:
+        provider = services.providers().get("p")
+        assert isinstance(provider, ReplayProvider) and provider.model == "test-model"
+        assert not hasattr(provider, "client")
     assert json.dumps(comparable(replayed), sort_keys=True) == \
         json.dumps(comparable(recorded), sort_keys=True)
 
