@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+#: pytester drives the pytest plugin's tests (tests/cassettes); it must be enabled here, at
+#: the top level of the suite
+pytest_plugins = ("pytester",)
+
 #: Where every vendor SDK would go by default: a closed port on loopback, so a test that
 #: forgot to point a client at its local server fails at once instead of calling a vendor.
 _DEAD = "http://127.0.0.1:9"

@@ -45,6 +45,7 @@ class Services:
         self._policies: dict[str | None, Policy] = {}
         self._runners: dict[str | None, Runner] = {}
         self.weaker: list[str] = []
+        self.cassette: Any = None  # engine.cassettes.Cassette under --record / --replay
 
     def load_secrets(self) -> None:
         """Read the declared secrets (environment, then a .env next to the workflow)."""
@@ -56,7 +57,13 @@ class Services:
 
     async def __aenter__(self) -> Services:
         spec = self.workflow.spec
+        if self.options.record_dir is not None or self.options.replay_dir is not None:
+            from engine.cassettes.hooks import open_for_run
+
+            self.cassette = open_for_run(self.workflow, self.options, self.environ)
         self.load_secrets()
+        if self.cassette is not None:
+            self.cassette.redact = self.redact
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()
@@ -71,6 +78,10 @@ class Services:
             if self._providers is not None:
                 with anyio.CancelScope(shield=True):
                     await self._providers.aclose()
+            if self.cassette is not None:
+                from engine.cassettes import release
+
+                release(self.cassette)
 
     # ------------------------------------------------------------ rendering settings
 
@@ -99,6 +110,10 @@ class Services:
                     self.redactor.add(secret_key)
             self._providers = ProviderRegistry.from_specs(
                 specs, env=self.environ, pricing=self.workflow.spec.pricing)
+            if self.cassette is not None or any(s.kind == "replay" for s in specs.values()):
+                from engine.cassettes.hooks import prepare_registry
+
+                prepare_registry(self._providers, self.workflow, self.cassette)
         return self._providers
 
     # ------------------------------------------------------------ MCP
@@ -115,6 +130,8 @@ class Services:
                                      policies=self.workflow.spec.policies,
                                      default_policy=self.workflow.spec.defaults.policy)
                 self._servers = servers
+                if self.cassette is not None:
+                    self.cassette.attach_tools(runtime.executor)
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
 
@@ -131,7 +148,10 @@ class Services:
         from engine.executor.agent_tools import MCPToolCaller
 
         runtime = await self.mcp()
-        return MCPToolCaller(runtime, await runtime.tool_definitions(patterns), step_id)
+        definitions = await (self.cassette.tool_definitions(patterns, runtime)
+                             if self.cassette is not None
+                             else runtime.tool_definitions(patterns))
+        return MCPToolCaller(runtime, definitions, step_id)
 
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)
@@ -187,8 +207,9 @@ class Services:
         for sid, step in spec.steps.items():
             if self.workflow.kind(sid) == "run":
                 used.add(step.policy or spec.defaults.policy)
+        offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():
-            if server.command:
+            if server.command and not offline:
                 used.add(server.policy or spec.defaults.policy)
         for name in sorted(used, key=str):
             self.runner(name)

@@ -9,6 +9,7 @@ import anyio
 
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext
+from engine.executor.current import current_step
 from engine.executor.events import StepRetrying, StepStarted
 from engine.executor.handlers import Outcome, get_handler
 from engine.executor.result import StepResult
@@ -84,7 +85,11 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
     if (policy is None or policy.attempts == 1) and timeout is None:
         attempt.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
     handler = get_handler(wf.kind(step_id))
-    outcome = await handler(rc, step_id, step, rendered, attempt)
+    token = current_step.set(step_id)
+    try:
+        outcome = await handler(rc, step_id, step, rendered, attempt)
+    finally:
+        current_step.reset(token)
     outcome.rendered = rendered
     return outcome
 

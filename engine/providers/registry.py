@@ -34,6 +34,8 @@ class _Entry:
     healthy: bool = True
     #: `provider` as the registry's wrappers (tracing, recording, replay) see it
     wrapped: LLMProvider | None = None
+    #: set by `substitute`: a stand-in (cassette replay) that needs no key and no client
+    substituted: bool = False
 
 
 ProviderWrapper = Callable[[str, LLMProvider], LLMProvider]
@@ -95,6 +97,18 @@ class ProviderRegistry:
         for entry in self._entries.values():
             entry.wrapped = None
 
+    def substitute(self, make: Callable[[str, Any], LLMProvider],
+                   kinds: tuple[str, ...] | None = None) -> None:
+        """Replace every configured provider (of ``kinds``, default all) by ``make(name,
+        spec)`` before any client is built: cassette replay answers without a vendor client
+        and without a key. ``check`` skips substituted providers."""
+        for entry in self._entries.values():
+            if entry.spec is None or (kinds is not None and entry.kind not in kinds):
+                continue
+            entry.provider = make(entry.name, entry.spec)
+            entry.substituted = True
+            entry.wrapped = None
+
     def get(self, name: str) -> LLMProvider:
         """The provider called ``name``, created (SDK imported, client built) on first use."""
         entry = self._entry(name)
@@ -111,7 +125,7 @@ class ProviderRegistry:
     def route(self, name: str) -> tuple[LLMProvider, ProviderLimiter, tuple[str, ...]]:
         """Provider, limiter and fallbacks of ``name`` in one lookup (run_llm's hot path)."""
         entry = self._entries.get(name) or self._entry(name)
-        provider = entry.provider or self.get(name)
+        provider = entry.wrapped or self.get(name)
         return provider, entry.limiter, entry.fallback
 
     def limiter(self, name: str) -> ProviderLimiter:
@@ -138,7 +152,7 @@ class ProviderRegistry:
         """Raise one ConfigError listing every provider that cannot work as configured."""
         problems: list[str] = []
         for entry in self._entries.values():
-            if entry.spec is None:
+            if entry.spec is None or entry.substituted:
                 continue
             try:
                 _check_entry(entry, self._env)
@@ -194,7 +208,9 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
     if entry.kind == "replay":
         from engine.providers.replay import ReplayProvider
 
-        raise ReplayProvider(entry.name, path=spec.path).refusal()
+        if spec.path is None:
+            raise ReplayProvider(entry.name).refusal()
+        return
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",

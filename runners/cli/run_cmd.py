@@ -59,6 +59,15 @@ def run_options(f: Any) -> Any:
         click.option("--state", "state_location", metavar="PATH",
                      help="Run record database (default .plait/runs.db or PLAIT_STATE_URL)."),
         click.option("--no-record", is_flag=True, help="Do not write a run record."),
+        click.option("--record", "record_dir", type=click.Path(path_type=Path),
+                     metavar="DIR",
+                     help="Record every provider and MCP tool call into a cassette in DIR."),
+        click.option("--replay", "replay_dir", type=click.Path(path_type=Path), metavar="DIR",
+                     help="Answer provider and MCP tool calls from the cassette in DIR "
+                          "(offline: no key, no server)."),
+        click.option("--replay-missing", type=click.Choice(["fail", "live"]), default="fail",
+                     show_default=True,
+                     help="Under --replay, what a call missing from the cassette does."),
     ]
     for option in reversed(options):
         f = option(f)

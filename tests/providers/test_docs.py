@@ -29,8 +29,12 @@ def test_every_kind_has_a_page() -> None:
 def test_example_is_valid(page: str, block: str) -> None:
     spec = WorkflowSpec.model_validate(yaml.safe_load(block))
     registry = ProviderRegistry.from_specs(spec.providers, env=ENV, pricing=spec.pricing)
-    if page == "replay.md":
-        with pytest.raises(ConfigError, match="needs --replay DIR"):
-            registry.check()
-    else:
+    registry.check()
+
+
+def test_a_replay_provider_without_a_cassette_is_refused() -> None:
+    spec = WorkflowSpec.model_validate(yaml.safe_load(
+        "version: 1\nname: r\nproviders: {p: {kind: replay}}\nsteps: {a: {llm: p, prompt: x}}"))
+    registry = ProviderRegistry.from_specs(spec.providers, env={})
+    with pytest.raises(ConfigError, match="needs a cassette"):
         registry.check()

@@ -114,7 +114,7 @@ async def test_from_specs_is_lazy_and_builds_echo() -> None:
     await registry.aclose()
 
 
-async def test_replay_placeholder_refuses_clearly() -> None:
+async def test_replay_without_a_cassette_refuses_clearly() -> None:
     registry = ProviderRegistry.from_specs({"r": ProviderSpec(kind="replay")}, env={})
-    with pytest.raises(ConfigError, match="needs --replay DIR"):
+    with pytest.raises(ConfigError, match="needs a cassette"):
         await registry.get("r").generate(_req())

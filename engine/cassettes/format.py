@@ -1,0 +1,311 @@
+"""The cassette file: one YAML file per workflow run, its header and its interactions.
+
+    DIR/<workflow name>.cassette.yaml
+
+    plait_cassette: 1              # format version
+    workflow: digest               # the workflow's name
+    spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests/description
+    interactions:                  # in the order the calls started
+    - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
+      step: summary                # the step that made the call (when known)
+      request: {provider: fast, model: echo-fast, messages: [...], output_schema: {...}}
+      response: {text: ..., usage: {...}, finish_reason: stop, model: echo-fast}
+    - kind: tool
+      step: ls
+      request: {server: files, tool: list_directory, arguments: {path: .}}
+      response: {text: ..., structured: {...}, is_error: false, duration_s: 0.003}
+    - kind: llm
+      step: draft
+      request: {...}
+      error: {type: Unavailable, message: ..., retry_after: null}
+
+Requests and replies are plain data (dataclasses turned into dicts, empty fields left out),
+with the run's secrets masked. This module turns the engine's objects into that data and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from engine.errors import ConfigError, PlaitError, RunError
+
+if TYPE_CHECKING:
+    from engine.mcp.results import ToolResult
+    from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
+    from engine.spec.workflow import Workflow
+
+FORMAT_VERSION = 1
+SUFFIX = ".cassette.yaml"
+KINDS = ("llm", "llm_stream", "tool", "tool_list", "resource", "prompt")
+
+
+class CassetteError(ConfigError):
+    """A cassette cannot be read or does not belong to this workflow."""
+
+    kind = "cassette"
+
+
+class ReplayMiss(RunError):
+    """A call under --replay has no recorded interaction."""
+
+    kind = "replay_miss"
+
+
+def cassette_path(directory: Path, workflow_name: str) -> Path:
+    return directory / f"{workflow_name}{SUFFIX}"
+
+
+def cassette_hash(workflow: Workflow) -> str:
+    """The spec's hash as a cassette sees it: what can change a recorded call, so neither
+    `tests:` nor `description` (adding a test case must not invalidate its cassette)."""
+    data = workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                    exclude={"tests", "description"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plain(value: Any) -> Any:
+    """Plain JSON data (tuples to lists, mappings to dicts, others to str)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def key_of(request: Mapping[str, Any]) -> str:
+    return json.dumps(request, sort_keys=True, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- LLM requests and replies
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    if isinstance(m.content, str):
+        out["content"] = m.content
+    else:
+        out["content"] = [{"type": p.type, **({"text": p.text} if p.type == "text"
+                                              else {"url": getattr(p, "url", "")})}
+                          for p in m.content]
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                             for c in m.tool_calls]
+    for name in ("tool_call_id", "name"):
+        if getattr(m, name) is not None:
+            out[name] = getattr(m, name)
+    if m.is_error:
+        out["is_error"] = True
+    return out
+
+
+def llm_request(provider: str, model: str | None, req: LLMRequest) -> dict[str, Any]:
+    """The normalised request a recorded call is matched on."""
+    out: dict[str, Any] = {"provider": provider, "model": req.model or model,
+                           "messages": [_message(m) for m in req.messages]}
+    if req.tools:
+        out["tools"] = [{"name": t.name, "description": t.description,
+                         "input_schema": t.input_schema} for t in req.tools]
+    if req.output_schema is not None:
+        out["output_schema"] = req.output_schema
+    if req.options:
+        out["options"] = dict(req.options)
+    for name in ("stop", "max_tokens", "tool_choice"):
+        if getattr(req, name) is not None:
+            out[name] = getattr(req, name)
+    return dict(plain(out))
+
+
+def response_data(resp: LLMResponse) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": resp.text}
+    if resp.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                             for c in resp.tool_calls]
+    out["usage"] = resp.usage.to_dict()
+    out["finish_reason"] = resp.finish_reason
+    out["model"] = resp.model
+    if resp.raw_id is not None:
+        out["raw_id"] = resp.raw_id
+    if resp.parsed is not None:
+        out["parsed"] = resp.parsed
+    return dict(plain(out))
+
+
+def response_from(data: Mapping[str, Any]) -> LLMResponse:
+    from engine.providers.types import LLMResponse, ToolCall
+
+    calls = tuple(ToolCall(str(c["id"]), str(c["name"]), dict(c.get("arguments") or {}))
+                  for c in data.get("tool_calls") or ())
+    return LLMResponse(str(data.get("text", "")), calls, _usage(data.get("usage")),
+                       str(data.get("finish_reason", "stop")), str(data.get("model", "")),
+                       data.get("raw_id"), data.get("parsed"))
+
+
+def _usage(data: Any) -> Any:
+    from engine.providers.types import Usage
+
+    data = data or {}
+    return Usage(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)),
+                 int(data.get("cached_input_tokens", 0)))
+
+
+def chunk_data(chunk: LLMStreamChunk) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if chunk.text_delta:
+        out["text"] = chunk.text_delta
+    d = chunk.tool_call_delta
+    if d is not None:
+        out["tool_call"] = {"index": d.index, "id": d.id, "name": d.name,
+                            "arguments": d.arguments_delta}
+    if chunk.usage is not None:
+        out["usage"] = chunk.usage.to_dict()
+    for name in ("finish_reason", "model", "raw_id"):
+        if getattr(chunk, name) is not None:
+            out[name] = getattr(chunk, name)
+    return out
+
+
+def chunk_from(data: Mapping[str, Any]) -> LLMStreamChunk:
+    from engine.providers.types import LLMStreamChunk, ToolCallDelta
+
+    call = data.get("tool_call")
+    delta = ToolCallDelta(int(call["index"]), call.get("id"), call.get("name"),
+                          str(call.get("arguments") or "")) if call else None
+    return LLMStreamChunk(str(data.get("text", "")), delta,
+                          _usage(data["usage"]) if "usage" in data else None,
+                          data.get("finish_reason"), data.get("model"), data.get("raw_id"))
+
+
+# ---------------------------------------------------------------- tools
+
+
+def tool_result_data(result: ToolResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": result.text}
+    if result.structured is not None:
+        out["structured"] = result.structured
+    for name in ("images", "resources", "content"):
+        if getattr(result, name):
+            out[name] = getattr(result, name)
+    out["is_error"] = result.is_error
+    out["duration_s"] = round(result.duration_s, 6)
+    return dict(plain(out))
+
+
+def tool_result_from(server: str, tool: str, data: Mapping[str, Any]) -> ToolResult:
+    from engine.mcp.results import ToolResult
+
+    return ToolResult(server=server, tool=tool, text=str(data.get("text", "")),
+                      structured=data.get("structured"), images=list(data.get("images") or []),
+                      resources=list(data.get("resources") or []),
+                      content=list(data.get("content") or []),
+                      is_error=bool(data.get("is_error")),
+                      duration_s=float(data.get("duration_s") or 0.0))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_data(exc: PlaitError) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message}
+    if exc.hint:
+        out["hint"] = exc.hint
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        out["retry_after"] = retry_after
+    if exc.retryable != type(exc).retryable:
+        out["retryable"] = exc.retryable
+    context = {k: v for k, v in exc.context.items() if isinstance(v, str | int | float | bool)}
+    if context:
+        out["context"] = context
+    return out
+
+
+def error_from(data: Mapping[str, Any], default: type[PlaitError]) -> PlaitError:
+    import engine.errors as errors
+
+    cls = getattr(errors, str(data.get("type", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, PlaitError)) or cls is errors.SpecError:
+        cls = default
+    context = dict(data.get("context") or {})
+    kwargs: dict[str, Any] = {"hint": data.get("hint"), **context}
+    if data.get("retry_after") is not None:
+        kwargs["retry_after"] = data["retry_after"]
+    try:
+        exc = cls(str(data.get("message", "")), **kwargs)
+    except TypeError:
+        exc = default(str(data.get("message", "")), hint=data.get("hint"))
+    if "retryable" in data:
+        exc.retryable = bool(data["retryable"])
+    return exc
+
+
+# ---------------------------------------------------------------- the file
+
+
+def read_cassette(path: Path) -> dict[str, Any]:
+    """The cassette at ``path``, checked for shape; CassetteError when unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CassetteError(f"no cassette at {path}",
+                            hint="record one with `plait run --record DIR` (or "
+                                 "`plait test --record`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"cannot read cassette {path}: {exc}") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise CassetteError(f"cassette {path} is corrupt (not valid YAML): "
+                            f"{str(exc).splitlines()[0]}",
+                            hint="re-record it with `plait run --record DIR`") from None
+    _check_shape(path, data)
+    return dict(data)
+
+
+def _check_shape(path: Path, data: Any) -> None:
+    def bad(why: str) -> CassetteError:
+        return CassetteError(f"cassette {path} is corrupt: {why}",
+                             hint="re-record it with `plait run --record DIR`")
+
+    if not isinstance(data, dict) or "plait_cassette" not in data:
+        raise bad("it has no `plait_cassette:` header")
+    if data["plait_cassette"] != FORMAT_VERSION:
+        raise CassetteError(f"cassette {path} has format version {data['plait_cassette']!r}; "
+                            f"this plait reads version {FORMAT_VERSION}",
+                            hint="re-record it with this version of plait")
+    items = data.get("interactions")
+    if not isinstance(items, list):
+        raise bad("`interactions` is not a list")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("kind") not in KINDS:
+            raise bad(f"interaction {i} has no valid `kind` (one of {', '.join(KINDS)})")
+        if not isinstance(item.get("request"), dict):
+            raise bad(f"interaction {i} has no `request` mapping")
+        if not any(k in item for k in ("response", "error", "chunks")):
+            raise bad(f"interaction {i} has neither `response`, `chunks` nor `error`")
+
+
+def write_cassette(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically (temp file, fsync, rename), so a crash never leaves half a file."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
+                     width=100, default_flow_style=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cassette-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
+                            hint="check that the directory exists and is writable") from None

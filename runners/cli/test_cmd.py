@@ -1,0 +1,108 @@
+"""`plait test [PATH...]`: run the `tests:` cases of workflow files offline, against snapshots.
+
+Exit codes: 0 every case passed, 1 a case failed, 2 a workflow file is invalid (or no case).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from engine.errors import PlaitError
+from runners.cli.report import print_error
+from runners.workflow_tests import CaseResult, find_workflows, load_workflow, run_case
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--update-snapshots", is_flag=True,
+              help="Rewrite the snapshots of cases whose outputs changed.")
+@click.option("--record", is_flag=True,
+              help="Re-record every case's cassette by running it live (real providers and "
+                   "MCP servers), then check it as usual.")
+@click.option("-k", "select", metavar="TEXT", help="Only cases whose name contains TEXT.")
+@click.option("--junit", "junit", type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write a JUnit XML report to FILE.")
+def test(paths: tuple[Path, ...], update_snapshots: bool, record: bool, select: str | None,
+         junit: Path | None) -> None:
+    """Run the test cases of the workflows in PATHS (files or directories; default
+    workflows/) offline from their cassettes, and compare outputs with snapshots."""
+    sys.exit(execute(list(paths) or [Path("workflows")], update=update_snapshots,
+                     record=record, select=select, junit=junit))
+
+
+def execute(paths: list[Path], *, update: bool = False, record: bool = False,
+            select: str | None = None, junit: Path | None = None) -> int:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        click.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
+        return EXIT_USAGE
+    files = find_workflows(paths)
+    results: list[CaseResult] = []
+    bad_spec = False
+    for file in files:
+        try:
+            workflow = load_workflow(file)
+        except PlaitError as exc:
+            print_error(exc)
+            bad_spec = True
+            continue
+        cases = [c for c in workflow.spec.tests if select is None or select in c.name]
+        for case in cases:
+            outcome = anyio.run(_run_case, workflow, case, update, record)
+            _print_case(outcome)
+            results.append(outcome)
+    if junit is not None:
+        write_junit(results, junit)
+    return _summary(results, bad_spec, len(files))
+
+
+async def _run_case(workflow: Any, case: Any, update: bool, record: bool) -> CaseResult:
+    return await run_case(workflow, case, update=update, record=record)
+
+
+def _print_case(outcome: CaseResult) -> None:
+    label = {"passed": "PASS", "updated": "UPDATED", "failed": "FAIL", "error": "ERROR"}
+    click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
+               f"({outcome.duration:.2f}s)")
+    for problem in outcome.problems:
+        for line in problem.splitlines():
+            click.echo(f"    {line}")
+
+
+def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:
+    passed = sum(1 for r in results if r.ok)
+    failed = len(results) - passed
+    click.echo(f"{passed} passed, {failed} failed, {len(results)} cases in {files} "
+               f"workflow file(s)")
+    if bad_spec:
+        return EXIT_USAGE
+    if not results:
+        click.echo("error: no test cases found (add `tests:` to a workflow file)", err=True)
+        return EXIT_USAGE
+    return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def write_junit(results: list[CaseResult], path: Path) -> None:
+    """A minimal JUnit XML file: one testsuite, one testcase per case."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="plait test", tests=str(len(results)),
+                       failures=str(sum(1 for r in results if r.status == "failed")),
+                       errors=str(sum(1 for r in results if r.status == "error")),
+                       time=f"{sum(r.duration for r in results):.3f}")
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.workflow, name=r.case,
+                             file=str(r.file), time=f"{r.duration:.3f}")
+        if not r.ok:
+            tag = "error" if r.status == "error" else "failure"
+            node = ET.SubElement(case, tag, message=(r.problems or [r.status])[0][:200])
+            node.text = "\n".join(r.problems)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

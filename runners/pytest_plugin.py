@@ -1,0 +1,92 @@
+"""The plait pytest plugin (entry point ``pytest11: plait``).
+
+    def test_fallback(plait_run, snapshot):
+        result = plait_run("fallback.yaml")          # offline, from the recorded cassette
+        assert result.ok
+        assert result.outputs == snapshot            # syrupy
+
+``plait_run(path, inputs=None, cassette=None, **options)`` loads the workflow (``path``
+relative to the test file), runs it under replay from ``cassette`` (a directory relative to
+the workflow file; by default the cassette of the workflow's first `tests:` case with the
+same inputs, else ``cassettes/<test name>``) with its run records in a temp dir, and returns
+the RunResult. A call missing from the cassette fails the run (ReplayMiss); recorded calls
+that go unused, or a cassette recorded from another version of the workflow, fail the test.
+
+``pytest --plait-record`` runs live instead and re-records every cassette it uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from engine.executor.result import RunResult
+    from engine.spec.workflow import Workflow
+
+PlaitRun = Callable[..., "RunResult"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("plait", "plait workflows")
+    group.addoption("--plait-record", action="store_true", default=False,
+                    help="Run plait workflows live and re-record their cassettes.")
+
+
+def default_cassette(workflow: Workflow, inputs: Mapping[str, Any] | None,
+                     test_name: str) -> Path:
+    for case in workflow.spec.tests:
+        if case.cassette and (inputs is None or dict(case.inputs) == dict(inputs)):
+            return workflow.base_dir / case.cassette
+    return workflow.base_dir / "cassettes" / re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
+
+
+@pytest.fixture
+def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
+    """Run a workflow offline from its cassette (or re-record it with --plait-record)."""
+    record = bool(request.config.getoption("plait_record"))
+    here = Path(str(request.path)).parent
+    runs = 0
+
+    def run(path: str | Path, inputs: Mapping[str, Any] | None = None,
+            cassette: str | Path | None = None, **options: Any) -> RunResult:
+        nonlocal runs
+        import anyio
+
+        from engine.cassettes import CassetteError, collect_reports
+        from engine.executor import run_workflow
+        from engine.spec.loader import load
+
+        workflow = load(here / path)
+        directory = (workflow.base_dir / cassette) if cassette is not None else \
+            default_cassette(workflow, inputs, request.node.name)
+        runs += 1
+        options.setdefault("state_location", tmp_path / f"plait-runs-{runs}.db")
+        options["record_dir" if record else "replay_dir"] = directory
+        with collect_reports() as reports:
+            try:
+                result: RunResult = anyio.run(_run, run_workflow, workflow,
+                                              dict(inputs or {}), options)
+            except CassetteError as exc:
+                pytest.fail(f"{exc.message}; record it with `pytest --plait-record`",
+                            pytrace=False)
+        for report in reports:
+            if report.spec_mismatch:
+                pytest.fail(f"{report.spec_mismatch}; re-record with pytest --plait-record",
+                            pytrace=False)
+            if report.unused:
+                pytest.fail(f"cassette {report.path}: {len(report.unused)} recorded "
+                            f"interaction(s) were not used: {'; '.join(report.unused[:5])}",
+                            pytrace=False)
+        return result
+
+    return run
+
+
+async def _run(run_workflow: Any, workflow: Any, inputs: dict[str, Any],
+               options: dict[str, Any]) -> Any:
+    return await run_workflow(workflow, inputs, **options)

@@ -1,0 +1,263 @@
+"""The `tests:` of workflow files: run each case offline from its cassette, compare the outputs
+with a stored snapshot, check the case's assertions. Used by `plait test` and the pytest
+plugin.
+
+Snapshots are JSON files next to the workflow: ``__snapshots__/<file stem>.<case>.json``
+holding ``{"outputs": ...}`` (keys sorted, two-space indent, a final newline).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import ConfigError, PlaitError
+
+if TYPE_CHECKING:
+    from engine.executor.result import RunResult
+    from engine.spec.models import AssertionSpec, TestCaseSpec
+    from engine.spec.workflow import Workflow
+
+SNAPSHOT_DIR = "__snapshots__"
+WORKFLOW_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class CaseResult:
+    workflow: str
+    file: Path
+    case: str
+    status: str = "passed"  # passed | failed | error | updated
+    problems: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    result: RunResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("passed", "updated")
+
+    def fail(self, text: str, status: str = "failed") -> None:
+        self.problems.append(text)
+        if self.status != "error":
+            self.status = status
+
+
+def find_workflows(paths: Iterable[Path]) -> list[Path]:
+    """Workflow files among ``paths`` (files as given; directories searched recursively for
+    YAML files with a top-level ``version:`` and ``steps:``), skipping cassettes."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                if (candidate.suffix in WORKFLOW_SUFFIXES and candidate.is_file()
+                        and not candidate.name.endswith(".cassette.yaml")
+                        and _looks_like_workflow(candidate)):
+                    found.append(candidate)
+        else:
+            found.append(path)
+    return found
+
+
+def _looks_like_workflow(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(re.search(r"^version:", text, re.M) and re.search(r"^steps:", text, re.M))
+
+
+def snapshot_path(workflow_file: Path, case: str) -> Path:
+    return workflow_file.parent / SNAPSHOT_DIR / f"{workflow_file.stem}.{case}.json"
+
+
+def snapshot_text(outputs: Any) -> str:
+    return json.dumps({"outputs": outputs}, indent=2, sort_keys=True, ensure_ascii=False,
+                      default=str) + "\n"
+
+
+def cassette_dir(workflow: Workflow, case: TestCaseSpec) -> Path | None:
+    return (workflow.base_dir / case.cassette) if case.cassette else None
+
+
+# ---------------------------------------------------------------- running one case
+
+
+async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = False,
+                   record: bool = False) -> CaseResult:
+    """Run one case offline (or, with ``record``, live while re-recording its cassette)."""
+    import time
+
+    from engine.cassettes import collect_reports
+    from engine.executor import run_workflow
+
+    out = CaseResult(workflow.name, workflow.path, case.name)
+    started = time.perf_counter()
+    cassette = cassette_dir(workflow, case)
+    options: dict[str, Any] = {}
+    if cassette is not None:
+        options["record_dir" if record else "replay_dir"] = cassette
+    with tempfile.TemporaryDirectory(prefix="plait-test-") as state, \
+            collect_reports() as reports:
+        try:
+            result = await run_workflow(workflow, case.inputs, listeners=[],
+                                        state_location=Path(state) / "runs.db", **options)
+        except PlaitError as exc:
+            out.fail(f"the run could not start: {exc}", "error")
+            out.duration = time.perf_counter() - started
+            return out
+    out.result = result
+    out.duration = time.perf_counter() - started
+    _check_run(out, result, reports)
+    if out.status == "error" or result.status != "succeeded":
+        return out  # a failed run has no outputs worth comparing (nor a snapshot to write)
+    if case.snapshot:
+        _check_snapshot(out, workflow.path, case.name, result.outputs, update)
+    for index, spec in enumerate(case.assert_):
+        problem = check_assertion(spec, result)
+        if problem is not None:
+            out.fail(f"assert[{index}]: {problem}")
+    return out
+
+
+def _check_run(out: CaseResult, result: RunResult, reports: list[Any]) -> None:
+    if result.status != "succeeded":
+        for sid, step in result.steps.items():
+            if step.status == "failed" and step.error:
+                out.fail(f"step {sid} failed: {step.error.get('message')}")
+        if result.error and not out.problems:
+            out.fail(f"run {result.status}: {result.error.get('message')}")
+        if not out.problems:
+            out.fail(f"run {result.status}")
+    for report in reports:
+        if report.spec_mismatch:
+            out.fail(f"{report.spec_mismatch}; re-record it with `plait test --record`",
+                     "error")
+        if report.mode == "replay" and report.unused:
+            listed = "; ".join(report.unused[:5])
+            more = f" (and {len(report.unused) - 5} more)" if len(report.unused) > 5 else ""
+            out.fail(f"cassette {report.path}: {len(report.unused)} recorded interaction(s) "
+                     f"were not used: {listed}{more}")
+
+
+def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: Any,
+                    update: bool) -> None:
+    path = snapshot_path(workflow_file, case)
+    actual = snapshot_text(outputs)
+    try:
+        stored = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        stored = None
+    except OSError as exc:
+        out.fail(f"cannot read snapshot {path}: {exc.strerror or exc}", "error")
+        return
+    if stored == actual:
+        return
+    if update:
+        try:
+            write_snapshot(path, actual)
+        except ConfigError as exc:
+            out.fail(str(exc), "error")
+            return
+        out.status = "updated" if out.status == "passed" else out.status
+        return
+    if stored is None:
+        out.fail(f"no snapshot at {path}; create it with `plait test --update-snapshots`")
+        return
+    diff = difflib.unified_diff(stored.splitlines(), actual.splitlines(),
+                                f"{path.name} (stored)", f"{path.name} (this run)", lineterm="")
+    out.fail("outputs differ from the snapshot (update it with `plait test "
+             "--update-snapshots` if the change is intended):\n" + "\n".join(diff))
+
+
+def write_snapshot(path: Path, text: str) -> None:
+    """Write a snapshot atomically; a ConfigError that says how to fix an unwritable dir."""
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write snapshot {path}: {exc.strerror or exc}",
+                          hint=f"make {path.parent} writable (or run without "
+                               "--update-snapshots)") from None
+
+
+# ---------------------------------------------------------------- assertions
+
+
+def check_assertion(spec: AssertionSpec, result: RunResult) -> str | None:
+    """None when the assertion holds, else what is wrong."""
+    if spec.output is not None and spec.output not in result.outputs:
+        return f"the workflow has no output {spec.output!r} (outputs: " \
+               f"{', '.join(sorted(result.outputs)) or 'none'})"
+    value = result.outputs[spec.output] if spec.output is not None else result.outputs
+    label = f"output {spec.output!r}" if spec.output is not None else "the outputs"
+    for problem in _value_checks(spec, value, label):
+        if problem is not None:
+            return problem
+    if spec.max_cost is not None and result.cost > spec.max_cost:
+        return f"the run cost ${result.cost:.6f}, more than max_cost ${spec.max_cost}"
+    if spec.max_steps is not None:
+        ran = sum(1 for s in result.steps.values() if s.status in ("succeeded", "failed"))
+        if ran > spec.max_steps:
+            return f"{ran} steps ran, more than max_steps {spec.max_steps}"
+    return None
+
+
+def _value_checks(spec: AssertionSpec, value: Any, label: str) -> Iterator[str | None]:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           sort_keys=True, default=str)
+    if "equals" in spec.model_fields_set and value != spec.equals:
+        yield f"{label} is {_short(value)}, expected {_short(spec.equals)}"
+    if spec.contains is not None and spec.contains not in text:
+        yield f"{label} does not contain {spec.contains!r}: {_short(value)}"
+    if spec.matches is not None:
+        try:
+            found = re.search(spec.matches, text)
+        except re.error as exc:
+            yield f"`matches` is not a valid regular expression: {exc}"
+            return
+        if not found:
+            yield f"{label} does not match /{spec.matches}/: {_short(value)}"
+    if spec.schema_ is not None:
+        yield _schema_problem(spec.schema_, value, label)
+
+
+def _schema_problem(schema: dict[str, Any], value: Any, label: str) -> str | None:
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{label} does not match the schema{f' at {where}' if where else ''}: " \
+               f"{exc.message}"
+    except jsonschema.SchemaError as exc:
+        return f"the assertion's schema is invalid: {exc.message}"
+    return None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_workflow(path: Path) -> Workflow:
+    from engine.spec.loader import load
+
+    return load(path)
+
+
+__all__ = ("CaseResult", "check_assertion", "find_workflows", "load_workflow",
+           "run_case", "snapshot_path", "snapshot_text", "write_snapshot")

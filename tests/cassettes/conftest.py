@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.providers.conftest import servers, srv  # noqa: F401  (the fake vendor servers)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def write_workflow(directory: Path, text: str, name: str = "wf.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def comparable(result: Any) -> dict[str, Any]:
+    """What must be identical between a recorded and a replayed run: outputs and, per step,
+    status, output, attempts, usage, cost, audit and notes. A foreach step's audit entries and
+    notes are in the order its items finished (the executor's choice, not the cassette's), so
+    they are compared as sorted lists."""
+    steps = {}
+    for sid, step in result.steps.items():
+        audit = sorted(step.audit, key=lambda entry: json.dumps(entry, sort_keys=True))
+        notes = sorted(step.notes, key=lambda entry: json.dumps(entry, sort_keys=True))
+        steps[sid] = {"status": step.status, "output": step.output, "attempts": step.attempts,
+                      "usage": step.usage, "cost": step.cost, "error": step.error,
+                      "notes": notes, "audit": audit}
+    return {"status": result.status, "outputs": result.outputs, "usage": result.usage,
+            "cost": result.cost, "steps": steps}
+

@@ -1,0 +1,115 @@
+"""Misses, corrupt cassettes, cassettes of another workflow version, unused interactions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from engine.cassettes import CassetteError
+from engine.executor import run_workflow
+from engine.spec.loader import load
+from tests.cassettes.conftest import write_workflow
+
+pytestmark = pytest.mark.anyio
+
+FLOW = """
+version: 1
+name: bad
+inputs:
+  topic: {type: string, default: graphs}
+providers:
+  p: {kind: echo, model: m}
+steps:
+  first: {llm: p, prompt: "Tell me about ${{ inputs.topic }}"}
+  second: {llm: p, prompt: "More on ${{ steps.first.output }}"}
+outputs:
+  second: ${{ steps.second.output }}
+"""
+
+
+async def _recorded(tmp_path: Path) -> Path:
+    wf = load(write_workflow(tmp_path, FLOW))
+    result = await run_workflow(wf, record_dir=tmp_path / "tape", record_state=False)
+    assert result.ok
+    return tmp_path / "tape"
+
+
+async def test_a_miss_names_the_step_and_the_closest_request(tmp_path: Path) -> None:
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    result = await run_workflow(wf, {"topic": "trees"}, replay_dir=tape, record_state=False)
+    assert result.status == "failed"
+    error = result.steps["first"].error
+    assert error is not None and error["type"] == "ReplayMiss"
+    message = error["message"]
+    assert message.startswith("step 'first': no recorded LLM call matches")
+    assert "closest recorded request (step 'first')" in message
+    assert '-   "content": "Tell me about graphs"' in message
+    assert '+   "content": "Tell me about trees"' in message
+    assert result.steps["second"].status == "cancelled"
+
+
+async def test_unused_interactions_are_a_warning(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    tape = await _recorded(tmp_path)
+    shorter = FLOW.replace('  second: {llm: p, prompt: "More on ${{ steps.first.output }}"}\n',
+                           "").replace("${{ steps.second.output }}", "${{ steps.first.output }}")
+    wf = load(write_workflow(tmp_path, shorter))
+    with caplog.at_level(logging.WARNING, logger="plait.cassettes"):
+        result = await run_workflow(wf, replay_dir=tape, record_state=False)
+    assert result.ok
+    text = caplog.text
+    assert "another version of workflow 'bad'" in text
+    assert "1 recorded interaction(s) were not used: step second: llm to p (m)" in text
+
+
+async def test_corrupt_cassettes_are_clear_errors(tmp_path: Path) -> None:
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    path = tape / "bad.cassette.yaml"
+    cases = {
+        "plait_cassette: 1\ninteractions: [\n": "not valid YAML",
+        "- just a list\n": "no `plait_cassette:` header",
+        "plait_cassette: 1\nworkflow: bad\ninteractions: {a: 1}\n": "`interactions` is not",
+        "plait_cassette: 1\nworkflow: bad\ninteractions:\n- {kind: llm, request: {}}\n":
+            "neither `response`",
+        "plait_cassette: 9\ninteractions: []\n": "format version 9",
+    }
+    for text, expected in cases.items():
+        path.write_text(text)
+        with pytest.raises(CassetteError) as info:
+            await run_workflow(wf, replay_dir=tape, record_state=False)
+        assert expected in str(info.value), text
+        assert str(path) in str(info.value)
+
+
+async def test_a_cassette_of_another_workflow_or_none_at_all(tmp_path: Path) -> None:
+    tape = await _recorded(tmp_path)
+    (tape / "bad.cassette.yaml").rename(tape / "other.cassette.yaml")
+    other = load(write_workflow(tmp_path, FLOW.replace("name: bad", "name: other"), "o.yaml"))
+    text = (tape / "other.cassette.yaml").read_text().replace("workflow: bad", "workflow: x")
+    (tape / "other.cassette.yaml").write_text(text)
+    with pytest.raises(CassetteError, match="recorded for workflow 'x', not 'other'"):
+        await run_workflow(other, replay_dir=tape, record_state=False)
+    with pytest.raises(CassetteError, match=r"no cassette at .*bad\.cassette\.yaml"):
+        await run_workflow(load(tmp_path / "wf.yaml"), replay_dir=tape, record_state=False)
+    with pytest.raises(CassetteError, match="cannot be used together"):
+        await run_workflow(other, replay_dir=tape, record_dir=tape, record_state=False)
+
+
+async def test_replay_missing_live_calls_through(tmp_path: Path) -> None:
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    result = await run_workflow(wf, {"topic": "trees"}, replay_dir=tape,
+                                replay_missing="live", record_state=False)
+    assert result.ok
+    assert result.outputs == {"second": "echo: More on echo: Tell me about trees"}
+
+
+async def test_an_unwritable_record_dir_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    wf = load(write_workflow(tmp_path, FLOW))
+    with pytest.raises(CassetteError, match="cannot write cassette"):
+        await run_workflow(wf, record_dir=tmp_path / "file" / "tape", record_state=False)

@@ -1,0 +1,116 @@
+"""`plait test` end to end, as a user runs it (a subprocess of the real CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cassettes.conftest import ROOT
+
+
+def plait(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PATH"] = "/usr/bin:/bin"  # no plait-mcp-* commands: replay must not need them
+    return subprocess.run([sys.executable, "-m", "runners.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.fixture
+def fallback(tmp_path: Path) -> Path:
+    target = tmp_path / "fallback"
+    shutil.copytree(ROOT / "workflows" / "fallback", target)
+    return target
+
+
+def test_every_example_workflow_passes_offline() -> None:
+    before = subprocess.run(["git", "status", "--porcelain", "workflows"], cwd=ROOT,
+                            capture_output=True, text=True).stdout
+    done = plait("test", "workflows", "--junit", "/dev/null")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("agent-recipe", "daily-report", "digest", "fallback"):
+        assert f"PASS    workflows/{name}/" in done.stdout
+    assert "4 passed, 0 failed" in done.stdout
+    after = subprocess.run(["git", "status", "--porcelain", "workflows"], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+    assert after == before  # a test run leaves the examples as they were
+
+
+def test_a_changed_output_fails_with_a_diff_and_update_rewrites(fallback: Path) -> None:
+    snap = fallback / "__snapshots__" / "fallback.outage.json"
+    data = json.loads(snap.read_text())
+    data["outputs"]["confidence"] = 0.5
+    snap.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    done = plait("test", str(fallback), "--junit", str(fallback / "junit.xml"))
+    assert done.returncode == 1
+    assert "FAIL" in done.stdout and "outputs differ from the snapshot" in done.stdout
+    assert '-    "confidence": 0.5' in done.stdout
+    assert '+    "confidence": 0.0' in done.stdout
+    assert "<failure" in (fallback / "junit.xml").read_text()
+    done = plait("test", str(fallback), "--update-snapshots")
+    assert done.returncode == 0 and "UPDATED" in done.stdout
+    assert json.loads(snap.read_text())["outputs"]["confidence"] == 0.0
+    assert plait("test", str(fallback)).returncode == 0
+
+
+def test_a_failed_assertion_and_a_missing_snapshot(fallback: Path) -> None:
+    wf = fallback / "fallback.yaml"
+    wf.write_text(wf.read_text().replace('contains: "What is a DAG?"', 'contains: "tree"'))
+    (fallback / "__snapshots__" / "fallback.outage.json").unlink()
+    done = plait("test", str(wf))
+    assert done.returncode == 1
+    assert "assert[0]: output 'answer' does not contain 'tree'" in done.stdout
+    assert "no snapshot at" in done.stdout and "--update-snapshots" in done.stdout
+
+
+def test_another_workflow_version_is_an_error(fallback: Path) -> None:
+    wf = fallback / "fallback.yaml"
+    wf.write_text(wf.read_text().replace("latency: 10ms", "latency: 20ms"))
+    done = plait("test", str(wf))
+    assert done.returncode == 1
+    assert "ERROR" in done.stdout and "another version of workflow 'fallback'" in done.stdout
+    assert "plait test --record" in done.stdout
+
+
+def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:
+    tape = fallback / "cassettes" / "outage" / "fallback.cassette.yaml"
+    text = tape.read_text()
+    extra = text.split("interactions:\n", 1)[1].split("- kind:")[1]
+    tape.write_text(text + "- kind:" + extra)
+    done = plait("test", str(fallback))
+    assert done.returncode == 1 and "1 recorded interaction(s) were not used" in done.stdout
+    tape.write_text("plait_cassette: 1\ninteractions: [")
+    done = plait("test", str(fallback))
+    assert done.returncode == 1
+    assert "ERROR" in done.stdout and "is corrupt (not valid YAML)" in done.stdout
+
+
+def test_an_unwritable_snapshot_dir(fallback: Path) -> None:
+    snaps = fallback / "__snapshots__"
+    shutil.rmtree(snaps)
+    snaps.write_text("a file where the snapshot directory should be")
+    done = plait("test", str(fallback), "--update-snapshots")
+    assert done.returncode == 1
+    assert "cannot write snapshot" in done.stdout and "writable" in done.stdout
+    if os.geteuid() != 0:  # root writes through read-only modes
+        snaps.unlink()
+        snaps.mkdir(mode=0o500)
+        done = plait("test", str(fallback), "--update-snapshots")
+        assert done.returncode == 1 and "cannot write snapshot" in done.stdout
+
+
+def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("version: 1\nname: bad\nsteps:\n  a: {llm: nope}\n")
+    done = plait("test", str(tmp_path / "bad.yaml"))
+    assert done.returncode == 2 and "nope" in done.stderr
+    assert plait("test", str(tmp_path / "absent")).returncode == 2
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("version: 1\nname: e\nsteps:\n  a: {run: [\"true\"]}\n")
+    done = plait("test", str(empty))
+    assert done.returncode == 2 and "no test cases found" in done.stderr

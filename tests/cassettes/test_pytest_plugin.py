@@ -1,0 +1,63 @@
+"""The pytest plugin, run with pytester on a copy of the example workflow and its test."""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import entry_points
+
+import pytest
+
+from tests.cassettes.conftest import ROOT
+
+
+def _plugin_args(request: pytest.FixtureRequest) -> list[str]:
+    installed = any(e.name == "plait" for e in entry_points(group="pytest11"))
+    return ["-p", "no:cacheprovider"] + ([] if installed else ["-p", "runners.pytest_plugin"])
+
+
+@pytest.fixture
+def example(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    shutil.copytree(ROOT / "workflows" / "fallback", pytester.path / "fallback")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    return pytester
+
+
+def test_the_example_test_passes_offline(example: pytest.Pytester,
+                                         request: pytest.FixtureRequest) -> None:
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_changed_snapshot_fails(example: pytest.Pytester,
+                                  request: pytest.FixtureRequest) -> None:
+    ambr = example.path / "fallback" / "__snapshots__" / "test_fallback.ambr"
+    ambr.write_text(ambr.read_text().replace("'confidence': 0.0", "'confidence': 0.5"))
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*confidence*"])
+
+
+def test_plait_record_rerecords_and_unused_interactions_fail(
+        example: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+    tape = example.path / "fallback" / "cassettes" / "outage" / "fallback.cassette.yaml"
+    tape.write_text(tape.read_text() + tape.read_text().split("interactions:\n", 1)[1])
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*5 recorded interaction(s) were not used*"])
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback", "--plait-record")
+    result.assert_outcomes(passed=1)
+    assert tape.read_text().count("- kind:") == 5
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_new_test_without_cassette_says_how_to_record(
+        example: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+    example.makepyfile(test_new="""
+        def test_new(plait_run):
+            result = plait_run("fallback/fallback.yaml", inputs={"question": "Why?"})
+            assert result.ok
+    """)
+    result = example.runpytest_subprocess(*_plugin_args(request), "test_new.py")
+    result.assert_outcomes(errors=0, failed=1)
+    result.stdout.fnmatch_lines(["*no cassette at*test_new*", "*pytest --plait-record*"])
