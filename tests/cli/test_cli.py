@@ -180,3 +180,18 @@ def test_a_terminal_gets_a_live_table(files: Path) -> None:
     assert re.search(r"┃ step\s*┃ state\s*┃ time\s*┃ tries\s*┃ note\s*┃", screen), screen
     assert re.search(r"│ a\s*│ succeeded │", screen), screen
     assert "reply: echo: hi you" in screen
+
+
+def test_batch_runs_one_workflow_per_row(files: Path) -> None:
+    (files / "rows.jsonl").write_text('{"who": "ada"}\n\n{"who": "bob"}\n{"whom": "x"}\n')
+    out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", cwd=files)
+    assert out.returncode == 1, out.stderr  # the third row has an unknown input
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["line"], r["status"]) for r in lines] == [
+        (1, "succeeded"), (3, "succeeded"), (4, "error")]
+    assert lines[1]["outputs"] == {"reply": "echo: hi bob"}
+    assert "unknown input 'whom'" in lines[2]["error"]
+    assert "2 of 3 runs succeeded" in out.stderr
+    (files / "bad.jsonl").write_text('{"who": "ada"}\n[1]\n')
+    bad = plait("batch", "good.yaml", "--inputs", "bad.jsonl", cwd=files)
+    assert bad.returncode == 2 and "bad.jsonl:2: each line must be a JSON object" in bad.stderr

@@ -10,9 +10,9 @@ from typing import Any
 
 import anyio
 import pytest
-from schedule_clock import VirtualClock
 
 from runners.schedule import ScheduleEntry, Scheduler, SystemClock
+from tests.schedule.schedule_clock import VirtualClock
 
 pytestmark = pytest.mark.anyio
 UTC = dt.UTC

@@ -8,7 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sec_helpers import Canary
+
+from tests.security.sec_helpers import Canary
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 

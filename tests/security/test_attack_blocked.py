@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sec_helpers import assert_healthy, make_runner
 
 from engine.commands import run_command
 from engine.errors import PolicyViolation
+from tests.security.sec_helpers import assert_healthy, make_runner
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,11 @@ import base64
 from pathlib import Path
 
 import pytest
-from sec_helpers import assert_healthy, make_policy, make_runner
 
 from engine.commands import run_command
 from engine.errors import CommandFailed, PolicyViolation
 from engine.policy import check_tool_arguments
+from tests.security.sec_helpers import assert_healthy, make_policy, make_runner
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sec_helpers import assert_healthy, live_processes, make_runner, wait_until
 
 from engine.commands import run_command
 from engine.errors import CommandFailed, StepTimeout
+from tests.security.sec_helpers import assert_healthy, live_processes, make_runner, wait_until
 
 pytestmark = pytest.mark.anyio
 LEVELS = ["low", "medium", pytest.param("high", marks=pytest.mark.bwrap)]

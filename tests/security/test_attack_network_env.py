@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sec_helpers import Canary, assert_healthy, make_runner
 
 from engine.sandbox import minimal_env
+from tests.security.sec_helpers import Canary, assert_healthy, make_runner
 
 pytestmark = pytest.mark.anyio
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sec_helpers import make_policy
-
 from engine.sandbox import BwrapRunner
+from tests.security.sec_helpers import make_policy
 
 
 def _argv(level: str, tmp_path: Path, **spec: object) -> list[str]:

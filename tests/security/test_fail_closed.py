@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sec_helpers import assert_healthy, make_policy
 
 from engine.errors import SandboxError
 from engine.sandbox import LimitedRunner, PlainRunner, check_enforceable, probe_bwrap, runner_for
+from tests.security.sec_helpers import assert_healthy, make_policy
 
 pytestmark = pytest.mark.anyio
 

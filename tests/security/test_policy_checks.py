@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sec_helpers import make_policy
 
 from engine.errors import PolicyViolation
 from engine.policy import check_command, check_tool_arguments, parse_command
+from tests.security.sec_helpers import make_policy
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from sec_helpers import make_runner
 
 from engine.errors import ConfigError
 from engine.secrets import MASK, Redactor, load_secrets, parse_dotenv
+from tests.security.sec_helpers import make_runner
 
 SECRET = "sk-test/AbC+123=xyz"
 

@@ -1,0 +1,99 @@
+"""Run one workflow once per row of a JSONL file: each row is a run's inputs, each result a
+line of JSONL (in row order), every run recorded like any other.
+
+`local` runs the rows in this process with bounded concurrency. `ray` hands each row to a Ray
+task (the `ray` package must be installed; a local Ray runtime is started if none is
+running), so a batch can use a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from engine.errors import InputError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    inputs: dict[str, Any]
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every row, or an InputError naming the first bad line (nothing runs then)."""
+    rows = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise InputError(f"{path}:{number}: each line must be a JSON object of inputs")
+        rows.append(Row(number, value))
+    return rows
+
+
+def summary(row: Row, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
+    if error is not None:
+        return {"line": row.line, "status": "error", "error": str(error)}
+    return {"line": row.line, "run_id": result.run_id, "status": result.status,
+            "outputs": result.outputs, "error": result.error, "cost": result.cost}
+
+
+async def run_local(path: Path, rows: list[Row], *, concurrency: int,
+                    options: dict[str, Any]) -> list[dict[str, Any]]:
+    from engine.executor import run_workflow
+    from engine.spec.loader import load
+
+    workflow = load(path)
+    results: list[dict[str, Any] | None] = [None] * len(rows)
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(index: int, row: Row) -> None:
+        async with limiter:
+            try:
+                result = await run_workflow(workflow, row.inputs, **options)
+                results[index] = summary(row, result)
+            except Exception as exc:
+                results[index] = summary(row, error=exc)
+
+    async with anyio.create_task_group() as tg:
+        for index, row in enumerate(rows):
+            tg.start_soon(one, index, row)
+    return [r for r in results if r is not None]
+
+
+def run_ray(path: Path, rows: list[Row], *, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        raise MissingDependencyError("ray", "ray") from None
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+    @ray.remote  # type: ignore[untyped-decorator]
+    def one(workflow_path: str, row: Row) -> dict[str, Any]:
+        from engine.executor import run_workflow
+        from engine.spec.loader import load
+
+        try:
+            result = anyio.run(lambda: run_workflow(load(workflow_path), row.inputs, **options))
+        except Exception as exc:
+            return summary(row, error=exc)
+        return summary(row, result)
+
+    futures = [one.remote(str(path.resolve()), row) for row in rows]
+    yield from ray.get(futures)
