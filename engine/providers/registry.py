@@ -111,7 +111,7 @@ class ProviderRegistry:
     def route(self, name: str) -> tuple[LLMProvider, ProviderLimiter, tuple[str, ...]]:
         """Provider, limiter and fallbacks of ``name`` in one lookup (run_llm's hot path)."""
         entry = self._entries.get(name) or self._entry(name)
-        provider = entry.provider or self.get(name)
+        provider = entry.wrapped or self.get(name)
         return provider, entry.limiter, entry.fallback
 
     def limiter(self, name: str) -> ProviderLimiter:
