@@ -53,6 +53,10 @@ class RunOptions:
     stack: tuple[str, ...] = ()
     from_text: frozenset[str] = frozenset()
     services: Services | None = None
+    #: an engine.tracing.RunTracer (spans and metrics); shared with sub-workflows
+    tracer: Any = None
+    #: record prompts, replies and tool arguments/results on spans (off by default)
+    trace_content: bool = False
 
 
 @dataclass
@@ -80,6 +84,8 @@ class RunContext:
                     "workflow": self.workflow.name},
         }
         self._listeners = list(self.options.listeners)
+        if self.options.tracer is not None:
+            self._listeners.append(self.options.tracer.listener(self.services.redactor.redact))
 
     @property
     def listening(self) -> bool:

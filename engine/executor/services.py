@@ -93,6 +93,10 @@ class Services:
                     self.redactor.add(secret_key)
             self._providers = ProviderRegistry.from_specs(
                 specs, env=self.environ, pricing=self.workflow.spec.pricing)
+            if self.options.tracer is not None:
+                self._providers.add_wrapper(
+                    self.options.tracer.provider_wrapper(self.redactor.redact,
+                                                        content=self.options.trace_content))
         return self._providers
 
     # ------------------------------------------------------------ MCP
@@ -114,6 +118,11 @@ class Services:
                                      policies=self.workflow.spec.policies,
                                      default_policy=self.workflow.spec.defaults.policy)
                 self._servers = servers
+                if self.options.tracer is not None:
+                    runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
+                        self.redactor.redact, content=self.options.trace_content,
+                        transports={n: "stdio" if s.command else "http"
+                                    for n, s in servers.items()}))
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
 
