@@ -1,0 +1,248 @@
+"""The runner side of tracing: the OpenTelemetry SDK and its exporters, configured from CLI
+flags and the standard ``OTEL_*`` environment variables, around one run.
+
+    session = start_tracing(TraceConfig(file=Path("t.jsonl")))
+    ... run_workflow(..., tracer=session.tracer) ...
+    for line in session.shutdown(): print(line)   # flushes; warnings about dropped spans
+
+Flags win over the environment. The environment variables honoured:
+
+- ``OTEL_SDK_DISABLED=true``: no tracing at all, whatever the flags say;
+- ``OTEL_TRACES_EXPORTER``: ``otlp``, ``console``, ``none`` (comma-separated);
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``: turn on OTLP;
+- ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``, the default, or ``grpc``), and the
+  exporter's own ``OTEL_EXPORTER_OTLP_*`` headers, timeout and compression variables;
+- ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (resource, default service ``plait``).
+
+An exporter that fails (an OTLP collector that is down) never fails the run: its spans are
+dropped and :meth:`TracingSession.shutdown` returns ONE warning line saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from engine.errors import MissingDependencyError
+from engine.tracing import RunTracer
+
+#: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
+_QUIET = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.exporter.otlp")
+_SHUTDOWN_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TraceConfig:
+    file: Path | None = None
+    console: bool = False
+    otlp: str | None = None
+    content: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    kind: str  # file | console | otlp
+    where: str = ""
+    protocol: str = "http/protobuf"
+
+
+def wanted(config: TraceConfig, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether any exporter is asked for (by a flag or OTEL_* variables)."""
+    return bool(_targets(config, os.environ if environ is None else environ))
+
+
+def _targets(config: TraceConfig, env: Mapping[str, str]) -> list[_Target]:
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    targets: list[_Target] = []
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or
+                env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    if config.file is not None:
+        targets.append(_Target("file", str(config.file)))
+    if config.console:
+        targets.append(_Target("console"))
+    if config.otlp:
+        targets.append(_Target("otlp", _traces_url(config.otlp, protocol), protocol))
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not config.otlp and ("otlp" in named or (endpoint and not named)):
+        targets.append(_Target("otlp", "", protocol))
+    if "console" in named and not config.console:
+        targets.append(_Target("console"))
+    return targets
+
+
+def _traces_url(url: str, protocol: str) -> str:
+    """`--otlp http://host:4318` means the collector; OTLP/HTTP posts to /v1/traces."""
+    if protocol == "grpc":
+        return url
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return url.rstrip("/") + "/v1/traces"
+    return url
+
+
+class _FileExporter:
+    """One span per line, as compact JSON (the SDK's own span JSON, on one line)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: IO[str] = path.open("w", encoding="utf-8")
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self._out.write("".join(span.to_json(indent=None) + "\n" for span in spans))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._out.flush()
+        return True
+
+
+class _Counting:
+    """Wraps an exporter; counts the spans it failed to send instead of logging each batch."""
+
+    def __init__(self, inner: Any, label: str) -> None:
+        self.inner, self.label = inner, label
+        self.dropped = 0
+        self.error: str | None = None
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # an exporter must never fail the run
+            self.error = f"{type(exc).__name__}: {exc}"
+            result = SpanExportResult.FAILURE
+        if result != SpanExportResult.SUCCESS:
+            self.dropped += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self.inner.shutdown()
+        except Exception as exc:
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(getattr(self.inner, "force_flush", lambda *_: True)(timeout_millis))
+
+
+class TracingSession:
+    """The SDK providers of one CLI run and the RunTracer built on them."""
+
+    def __init__(self, config: TraceConfig, targets: list[_Target],
+                 console: IO[str] | None = None) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
+                                    or "plait"})
+        self.provider = TracerProvider(resource=resource)
+        self.meter_provider = MeterProvider(resource=resource)
+        self.exporters: list[_Counting] = []
+        self._quiet = _silence()
+        for target in targets:
+            exporter = _Counting(_exporter(target, console), _label(target))
+            self.exporters.append(exporter)
+            if target.kind == "console":
+                self.provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[arg-type]
+            else:
+                self.provider.add_span_processor(BatchSpanProcessor(
+                    exporter, max_queue_size=65_536,  # type: ignore[arg-type]
+                    max_export_batch_size=2048, schedule_delay_millis=2000))
+        self.tracer = RunTracer(self.provider, self.meter_provider,
+                                trace_content=config.content)
+
+    def shutdown(self) -> list[str]:
+        """Flush and close every exporter; one warning line per exporter that dropped spans."""
+        try:
+            self.provider.shutdown()
+            self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
+        finally:
+            _restore(self._quiet)
+        warnings = []
+        for exporter in self.exporters:
+            if exporter.dropped or exporter.error:
+                why = f" ({exporter.error})" if exporter.error else ""
+                warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s) "
+                                f"could not be sent to {exporter.label}{why}; the run itself "
+                                "is not affected")
+        return warnings
+
+
+def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
+                  console: IO[str] | None = None) -> TracingSession | None:
+    """A tracing session for the exporters asked for, or None when none is."""
+    targets = _targets(config, os.environ if environ is None else environ)
+    if not targets:
+        return None
+    try:
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("opentelemetry-sdk", "otel") from None
+    return TracingSession(config, targets, console)
+
+
+def _exporter(target: _Target, console: IO[str] | None) -> Any:
+    if target.kind == "file":
+        return _FileExporter(Path(target.where))
+    if target.kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=console or sys.stderr,
+                                   formatter=lambda span: span.to_json(indent=None) + "\n")
+    if target.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GRPCExporter,
+            )
+        except ImportError:
+            raise MissingDependencyError("opentelemetry-exporter-otlp-proto-grpc",
+                                         "otel-grpc") from None
+        return GRPCExporter(endpoint=target.where or None)
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise MissingDependencyError("opentelemetry-exporter-otlp-proto-http", "otel") from None
+    return OTLPSpanExporter(endpoint=target.where or None)
+
+
+def _label(target: _Target) -> str:
+    if target.kind == "otlp":
+        where = target.where or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "the default endpoint"
+        return f"the OTLP endpoint {where}"
+    return "the trace file " + target.where if target.kind == "file" else "the console"
+
+
+def _silence() -> list[tuple[logging.Logger, bool, int]]:
+    saved = []
+    for name in _QUIET:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.level))
+        logger.propagate = False
+        logger.setLevel(logging.CRITICAL + 1)
+    return saved
+
+
+def _restore(saved: list[tuple[logging.Logger, bool, int]]) -> None:
+    for logger, propagate, level in saved:
+        logger.propagate = propagate
+        logger.setLevel(level)
