@@ -35,6 +35,8 @@ from engine.tracing import RunTracer
 #: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
 _QUIET = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.exporter.otlp")
 _SHUTDOWN_TIMEOUT_MS = 10_000
+#: seconds an OTLP export may take, retries included, unless OTEL_EXPORTER_OTLP_*TIMEOUT says
+OTLP_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +223,16 @@ def _exporter(target: _Target, console: IO[str] | None) -> Any:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         raise MissingDependencyError("opentelemetry-exporter-otlp-proto-http", "otel") from None
-    return OTLPSpanExporter(endpoint=target.where or None)
+    return OTLPSpanExporter(endpoint=target.where or None, timeout=_otlp_timeout())
+
+
+def _otlp_timeout() -> float | None:
+    """The exporter's deadline (retries included): the OTEL_* variable when set, else
+    OTLP_TIMEOUT, short so a collector that is down delays the end of a run only briefly."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or \
+            os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
+        return None
+    return OTLP_TIMEOUT
 
 
 def _label(target: _Target) -> str:

@@ -57,6 +57,8 @@ class RunOptions:
     tracer: Any = None
     #: record prompts, replies and tool arguments/results on spans (off by default)
     trace_content: bool = False
+    #: secret values of the runs above this one (a sub-workflow redacts its parent's secrets)
+    inherited_secrets: tuple[str, ...] = ()
 
 
 @dataclass

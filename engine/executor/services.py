@@ -51,6 +51,7 @@ class Services:
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+        self.redactor.add(*self.options.inherited_secrets)
         self._check_policies()
         if any(self.workflow.kind(s) == "llm" for s in spec.steps):
             self.providers().check()
