@@ -127,7 +127,7 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     from runners.tracing_setup import TraceConfig
 
     reporting = Reporting(workflow, TraceConfig(trace_file, trace_console, otlp, trace_content),
-                          junit=junit)
+                          junit=junit, as_json=as_json)
     try:
         options.update(reporting.start())
     except PlaitError as exc:

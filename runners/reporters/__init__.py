@@ -20,8 +20,11 @@ class Reporting:
     ``start()`` returns run options (the tracer); set ``result`` to the RunResult when the
     run ends; ``finish()`` writes the reports and flushes the traces (always call it)."""
 
-    def __init__(self, workflow: Any, trace: Any = None, *, junit: Path | None = None) -> None:
+    def __init__(self, workflow: Any, trace: Any = None, *, junit: Path | None = None,
+                 as_json: bool = False) -> None:
         self.workflow = workflow
+        #: stdout holds JSON: annotations go to stderr (GitHub reads commands from both)
+        self.as_json = as_json
         self.trace = trace
         self.junit = junit
         self.result: Any = None
@@ -51,6 +54,7 @@ class Reporting:
             write_junit(cases_from_run(result, self.workflow), self.junit,
                         suite=f"plait run {result.workflow}")
         if in_github_actions():
+            out = sys.stderr if self.as_json else sys.stdout
             for line in annotations(result, self.workflow):
-                print(line, flush=True)
+                print(line, file=out, flush=True)
             append_summary(result)

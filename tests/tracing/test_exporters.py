@@ -1,0 +1,146 @@
+"""The runner's exporters, end to end through `plait run`: a trace file, a local OTLP/HTTP
+receiver that decodes the protobuf, and an OTLP endpoint that is down."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = """\
+version: 1
+name: exported
+providers:
+  p: {kind: echo, model: echo-1}
+steps:
+  a:
+    llm: p
+    prompt: one
+  b:
+    llm: p
+    prompt: "two ${{ steps.a.output }}"
+"""
+
+
+def plait(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "OTEL_SDK_DISABLED"}
+    full.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "runners.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, env=full, check=False)
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW)
+    return path
+
+
+def test_trace_file_one_span_a_line(workflow: Path) -> None:
+    out = plait("run", "wf.yaml", "--no-record", "--trace-file", "t.jsonl", cwd=workflow.parent)
+    assert out.returncode == 0, out.stderr
+    lines = (workflow.parent / "t.jsonl").read_text().splitlines()
+    spans = [json.loads(line) for line in lines]
+    names = sorted(s["name"] for s in spans)
+    assert names == ["chat echo-1", "chat echo-1", "plait.run", "plait.step a",
+                     "plait.step b"]
+    run = next(s for s in spans if s["name"] == "plait.run")
+    assert run["resource"]["attributes"]["service.name"] == "plait"
+    assert {s["context"]["trace_id"] for s in spans} == {run["context"]["trace_id"]}
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[Any]
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.server.received.append((self.path, self.headers["Content-Type"], request))  # type: ignore[attr-defined]
+        payload = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_otlp_http_receiver_gets_the_spans(workflow: Path, receiver: Any) -> None:
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    out = plait("run", "wf.yaml", "--no-record", "--otlp", url, cwd=workflow.parent)
+    assert out.returncode == 0, out.stderr
+    assert "dropped" not in out.stderr
+    assert receiver.received, "no export request arrived"
+    names = []
+    for path, content_type, request in receiver.received:
+        assert path == "/v1/traces" and content_type == "application/x-protobuf"
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                names += [span.name for span in ss.spans]
+    assert sorted(names) == ["chat echo-1", "chat echo-1", "plait.run", "plait.step a",
+                             "plait.step b"]
+
+
+def test_otlp_from_env_vars(workflow: Path, receiver: Any) -> None:
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent,
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "nightly"})
+    assert out.returncode == 0, out.stderr
+    request = receiver.received[0][2]
+    attrs = {a.key: a.value.string_value for a in request.resource_spans[0].resource.attributes}
+    assert attrs["service.name"] == "nightly"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_otlp_endpoint_down_warns_once_and_the_run_succeeds(workflow: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    out = plait("run", "wf.yaml", "--no-record", "--otlp", url, "--json", cwd=workflow.parent)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "succeeded"
+    warnings = [line for line in out.stderr.splitlines() if "dropped" in line]
+    assert len(warnings) == 1, out.stderr
+    assert warnings[0].startswith("warning: traces were dropped: 5 span(s)")
+    assert url in warnings[0]
+    assert "Traceback" not in out.stderr and "ERROR" not in out.stderr
+
+
+def test_sdk_disabled_means_no_trace_file(workflow: Path) -> None:
+    out = plait("run", "wf.yaml", "--no-record", "--trace-file", "t.jsonl",
+                cwd=workflow.parent, env={"OTEL_SDK_DISABLED": "true"})
+    assert out.returncode == 0 and not (workflow.parent / "t.jsonl").exists()
