@@ -174,6 +174,7 @@ pre{background:#f4f4f4;padding:8px;overflow:auto;max-height:400px;white-space:pr
 .legend span{display:inline-block;margin-right:14px}
 """
 _JS = """
+document.documentElement.setAttribute('data-ready', 'yes');
 document.querySelectorAll('[data-step]').forEach(function (el) {
   el.addEventListener('click', function () {
     var target = document.getElementById(el.getAttribute('data-step'));

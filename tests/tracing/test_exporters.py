@@ -63,7 +63,7 @@ def test_trace_file_one_span_a_line(workflow: Path) -> None:
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[Any]
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
             ExportTraceServiceResponse,
