@@ -71,12 +71,15 @@ class _Instruments:
 
 
 class _RunState:
-    __slots__ = ("redact", "span", "steps", "tokens", "workflow")
+    __slots__ = ("cost", "redact", "span", "steps", "tokens", "workflow")
 
     def __init__(self, span: Any, workflow: str, redact: Redact) -> None:
         self.span = span
         self.workflow = workflow
         self.redact = redact
+        #: summed over the run, added to the counters once when it ends (cheaper per step)
+        self.tokens = {"input": 0, "output": 0}
+        self.cost = 0.0
         #: step id -> (span, context token or None)
         self.steps: dict[str, tuple[Any, Any]] = {}
 
@@ -134,8 +137,7 @@ class RunTracer:
         span = self._tracer.start_span(
             f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
             start_time=_ns(event.at),
-            attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind,
-                        "plait.run.id": event.run_id, "plait.workflow": run.workflow})
+            attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
         # StepStarted is emitted in the step's own task: make the span current there so the
         # step's LLM and tool calls (and sub-workflow runs) nest under it
         token = context.attach(trace.set_span_in_context(span))
@@ -151,8 +153,7 @@ class RunTracer:
                                            "exception.message": redact(event.error)},
                            timestamp=_ns(event.at))
         assert self._metrics is not None
-        self._metrics.retries.add(1, {"plait.step.id": event.step_id,
-                                      "error.type": event.error_kind})
+        self._metrics.retries.add(1, {"error.type": event.error_kind})
 
     def _step_fallback(self, event: Any, redact: Redact) -> None:
         run = self._runs.get(event.run_id)
@@ -174,27 +175,29 @@ class RunTracer:
             span = self._tracer.start_span(
                 f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
                 start_time=_ns(event.at - event.duration),
-                attributes={"plait.step.id": event.step_id, "plait.run.id": event.run_id,
-                            "plait.workflow": run.workflow})
+                attributes={"plait.step.id": event.step_id})
         elif token is not None:
             context.detach(token)
         _finish_step(span, event, redact)
         span.end(end_time=_ns(event.at))
-        self._step_metrics(event, run.workflow)
-
-    def _step_metrics(self, event: Any, workflow: str) -> None:
         assert self._metrics is not None
-        attrs = {"plait.workflow": workflow, "plait.step.status": event.status}
         if event.status not in ("skipped", "restored"):
-            self._metrics.step_duration.record(event.duration,
-                                               {**attrs, "plait.step.id": event.step_id})
-        for kind in ("input_tokens", "output_tokens"):
-            value = event.usage.get(kind, 0)
+            # low-cardinality attributes only (a step id per series would explode them)
+            self._metrics.step_duration.record(event.duration, {
+                "plait.workflow": run.workflow, "plait.step.status": event.status})
+        if event.usage:
+            run.tokens["input"] += event.usage.get("input_tokens", 0)
+            run.tokens["output"] += event.usage.get("output_tokens", 0)
+        run.cost += event.cost
+
+    def _run_metrics(self, run: _RunState) -> None:
+        assert self._metrics is not None
+        for kind, value in run.tokens.items():
             if value:
-                self._metrics.tokens.add(value, {"plait.workflow": workflow,
-                                                 "gen_ai.token.type": kind.split("_")[0]})
-        if event.cost:
-            self._metrics.cost.add(event.cost, {"plait.workflow": workflow})
+                self._metrics.tokens.add(value, {"plait.workflow": run.workflow,
+                                                 "gen_ai.token.type": kind})
+        if run.cost:
+            self._metrics.cost.add(run.cost, {"plait.workflow": run.workflow})
 
     def _run_finished(self, event: Any, redact: Redact) -> None:
         from opentelemetry.trace import StatusCode
@@ -206,6 +209,7 @@ class RunTracer:
             span.set_attribute("plait.step.status", "cancelled")
             span.set_status(StatusCode.ERROR, f"step {step_id} was cancelled")
             span.end(end_time=_ns(event.at))
+        self._run_metrics(run)
         run.span.set_attribute("plait.run.status", event.status)
         if event.status != "succeeded":
             message = redact(str((event.error or {}).get("message", event.status)))

@@ -155,8 +155,11 @@ async def test_content_capture_is_opt_in_and_redacted(tmp_path: Path, collected:
 async def test_metrics(tmp_path: Path, collected: Any) -> None:
     await _run(_write(tmp_path), collected)
     metrics = collected.metrics()
-    durations = {p.attributes["plait.step.id"] for p in metrics["plait.step.duration"]}
-    assert {"ask", "flaky", "child"} <= durations and "never" not in durations
+    durations = {(p.attributes["plait.workflow"], p.attributes["plait.step.status"]): p.count
+                 for p in metrics["plait.step.duration"]}
+    # `never` was skipped: not timed
+    assert durations == {("traced", "succeeded"): 2, ("traced", "failed"): 1,
+                         ("child", "succeeded"): 1}
     tokens = {p.attributes["gen_ai.token.type"]: p.value for p in metrics["plait.tokens"]}
     assert tokens["input"] > 0 and tokens["output"] > 0
     assert sum(p.value for p in metrics["plait.retries"]) == 1
