@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runners.reporters.github import annotations, append_summary, in_github_actions
+from runners.reporters.github import append_summary, error_annotations, in_github_actions
 from runners.reporters.junit import JUnitCase, cases_from_run, junit_xml, write_junit
 
-__all__ = ("JUnitCase", "Reporting", "annotations", "append_summary", "cases_from_run",
+__all__ = ("JUnitCase", "Reporting", "append_summary", "cases_from_run", "error_annotations",
            "in_github_actions", "junit_xml", "write_junit")
 
 
@@ -55,6 +55,6 @@ class Reporting:
                         suite=f"plait run {result.workflow}")
         if in_github_actions():
             out = sys.stderr if self.as_json else sys.stdout
-            for line in annotations(result, self.workflow):
+            for line in error_annotations(result, self.workflow):
                 print(line, file=out, flush=True)
             append_summary(result)

@@ -26,7 +26,7 @@ def _escape_prop(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(result: Any, workflow: Any = None) -> list[str]:
+def error_annotations(result: Any, workflow: Any = None) -> list[str]:
     """One `::error` line per failed step, at the step's line in the workflow file."""
     lines = []
     for sid, step in result.steps.items():

@@ -66,7 +66,8 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
         if case.stdout:
             ET.SubElement(tc, "system-out").text = _clean(case.stdout)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def write_junit(cases: Sequence[JUnitCase], path: Path, *, suite: str = "plait") -> None:

@@ -217,3 +217,39 @@ async def test_no_tracer_no_spans(tmp_path: Path, collected: Any) -> None:
     result = await run_workflow(load(_write(tmp_path)), {}, record_state=False,
                                 environ={"MY_TOKEN": SECRET})
     assert result.status == "succeeded" and collected.spans() == []
+
+
+META = """\
+version: 1
+name: meta
+mcp_servers:
+  probe:
+    command: {python}
+    args: [-m, tests.tracing.meta_server]
+    env: {{PYTHONPATH: {root}}}
+    policy: open
+policies:
+  open: {{level: low}}
+steps:
+  look:
+    tool: probe.meta
+"""
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_trace_context_reaches_the_mcp_server(tmp_path: Path, collected: Any) -> None:
+    path = tmp_path / "meta.yaml"
+    path.write_text(META.format(python=json.dumps(sys.executable), root=json.dumps(str(ROOT))))
+    result = await run_workflow(load(path), {}, tracer=collected.tracer, record_state=False)
+    assert result.status == "succeeded", result.error
+    meta = result.steps["look"].output
+    span = collected.one("execute_tool meta")
+    version, trace_id, parent_id, _flags = meta["traceparent"].split("-")
+    assert version == "00"
+    assert int(trace_id, 16) == span.context.trace_id
+    from opentelemetry import trace
+
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # no global SDK: the MCP SDK's own client span is a no-op that carries the
+        # execute_tool span's context
+        assert int(parent_id, 16) == span.context.span_id
