@@ -144,3 +144,43 @@ def test_sdk_disabled_means_no_trace_file(workflow: Path) -> None:
     out = plait("run", "wf.yaml", "--no-record", "--trace-file", "t.jsonl",
                 cwd=workflow.parent, env={"OTEL_SDK_DISABLED": "true"})
     assert out.returncode == 0 and not (workflow.parent / "t.jsonl").exists()
+
+
+def test_trace_console_prints_spans_on_stderr(workflow: Path) -> None:
+    out = plait("run", "wf.yaml", "--no-record", "--trace-console", "--json",
+                cwd=workflow.parent)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "succeeded"  # stdout untouched
+    spans = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    assert sorted(s["name"] for s in spans) == ["chat echo-1", "chat echo-1", "plait.run",
+                                                "plait.step a", "plait.step b"]
+
+
+def test_env_selects_exporters() -> None:
+    from runners.tracing_setup import TraceConfig, _targets
+
+    assert _targets(TraceConfig(), {}) == []
+    assert [t.kind for t in _targets(TraceConfig(), {"OTEL_TRACES_EXPORTER": "console"})] == \
+        ["console"]
+    assert _targets(TraceConfig(), {"OTEL_TRACES_EXPORTER": "none",
+                                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}) == []
+    otlp = _targets(TraceConfig(otlp="http://127.0.0.1:4318/"), {})
+    assert [(t.kind, t.where) for t in otlp] == [("otlp", "http://127.0.0.1:4318/v1/traces")]
+    kept = _targets(TraceConfig(otlp="http://127.0.0.1:4318/custom/path"), {})
+    assert kept[0].where == "http://127.0.0.1:4318/custom/path"
+    assert _targets(TraceConfig(file=Path("t.jsonl")), {"OTEL_SDK_DISABLED": "true"}) == []
+
+
+def test_grpc_without_its_exporter_is_a_clear_error(workflow: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the gRPC exporter is installed here")
+    out = plait("run", "wf.yaml", "--no-record", "--otlp", "http://127.0.0.1:4317",
+                cwd=workflow.parent, env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert out.returncode == 2
+    assert "opentelemetry-exporter-otlp-proto-grpc" in out.stderr
+    assert "plait[otel-grpc]" in out.stderr
