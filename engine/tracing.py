@@ -299,15 +299,16 @@ class RunTracer:
 def _finish_step(span: Any, event: Any, redact: Redact) -> None:
     from opentelemetry.trace import StatusCode
 
-    span.set_attribute("plait.step.status", event.status)
-    span.set_attribute("plait.step.attempts", event.attempts)
+    attrs: dict[str, Any] = {"plait.step.status": event.status,
+                             "plait.step.attempts": event.attempts}
     if event.usage:
-        span.set_attribute("gen_ai.usage.input_tokens", event.usage.get("input_tokens", 0))
-        span.set_attribute("gen_ai.usage.output_tokens", event.usage.get("output_tokens", 0))
+        attrs["gen_ai.usage.input_tokens"] = event.usage.get("input_tokens", 0)
+        attrs["gen_ai.usage.output_tokens"] = event.usage.get("output_tokens", 0)
     if event.cost:
-        span.set_attribute("plait.cost", event.cost)
+        attrs["plait.cost"] = event.cost
     if event.reason:
-        span.set_attribute("plait.step.reason", redact(event.reason))
+        attrs["plait.step.reason"] = redact(event.reason)
+    span.set_attributes(attrs)  # one call: the SDK takes its lock once
     if event.status in _STATUS_ERROR:
         error = event.error or {}
         message = redact(str(error.get("message") or event.reason or event.status))
@@ -395,17 +396,19 @@ class _TracedProvider:
 
     def _finish(self, span: Any, response: Any) -> None:
         usage = response.usage
-        span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+        attrs: dict[str, Any] = {
+            "gen_ai.usage.input_tokens": usage.input_tokens,
+            "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.response.finish_reasons": (str(response.finish_reason),)}
         if usage.cached_input_tokens:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_input_tokens)
-        span.set_attribute("gen_ai.response.finish_reasons", (str(response.finish_reason),))
+            attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
         if response.model:
-            span.set_attribute("gen_ai.response.model", response.model)
+            attrs["gen_ai.response.model"] = response.model
         if response.raw_id:
-            span.set_attribute("gen_ai.response.id", self._redact(str(response.raw_id)))
+            attrs["gen_ai.response.id"] = self._redact(str(response.raw_id))
         if self._content:
-            span.set_attribute("gen_ai.output.messages", self._redact(_json([_output(response)])))
+            attrs["gen_ai.output.messages"] = self._redact(_json([_output(response)]))
+        span.set_attributes(attrs)
 
     async def generate(self, req: Any) -> Any:
         from opentelemetry import trace
