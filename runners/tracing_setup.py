@@ -187,9 +187,16 @@ class TracingSession:
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
                                     or "plait"})
         self.provider = TracerProvider(resource=resource)
-        self.meter_provider = MeterProvider(resource=resource)
-        self.exporters: list[_Counting] = []
         self._quiet = _silence()
+        self.metrics_exporter = _metrics_exporter(targets)
+        readers = []
+        if self.metrics_exporter is not None:
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            readers.append(PeriodicExportingMetricReader(self.metrics_exporter,
+                                                         export_interval_millis=60_000))
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        self.exporters: list[_Counting] = []
         for target in targets:
             exporter = _Counting(_exporter(target, console), _label(target))
             self.exporters.append(exporter)
@@ -216,12 +223,19 @@ class TracingSession:
         finally:
             _restore(self._quiet)
         warnings = []
+        metrics_lost = self.metrics_exporter is not None and self.metrics_exporter.failed
         for exporter in self.exporters:
             if exporter.dropped or exporter.error:
                 why = f" ({exporter.error})" if exporter.error else ""
-                warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s) "
-                                f"could not be sent to {exporter.label}{why}; the run itself "
-                                "is not affected")
+                also = " (and the run's metrics)" if metrics_lost and "OTLP" in \
+                    exporter.label else ""
+                warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s)"
+                                f"{also} could not be sent to {exporter.label}{why}; the run "
+                                "itself is not affected")
+                metrics_lost = metrics_lost and not also
+        if metrics_lost:
+            warnings.append("warning: the run's metrics could not be sent to the OTLP "
+                            "endpoint; the run itself is not affected")
         return warnings
 
 
@@ -276,6 +290,47 @@ def _iso(ns: int | None) -> str | None:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+
+
+def _metrics_exporter(targets: list[_Target]) -> Any:
+    """With OTLP over HTTP, the run's metrics go to the same collector (/v1/metrics)."""
+    target = next((t for t in targets if t.kind == "otlp" and t.protocol != "grpc"), None)
+    if target is None:
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    except ImportError:
+        return None
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    endpoint = None
+    if target.where.endswith("/v1/traces"):
+        endpoint = target.where[: -len("traces")] + "metrics"
+    inner = OTLPMetricExporter(endpoint=endpoint, timeout=_otlp_timeout())
+
+    class _CountingMetrics(MetricExporter):
+        """Remembers a failed export instead of logging it."""
+
+        def __init__(self) -> None:
+            super().__init__(inner._preferred_temporality, inner._preferred_aggregation)
+            self.failed = False
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000,
+                   **kwargs: Any) -> MetricExportResult:
+            try:
+                result = inner.export(metrics_data, timeout_millis=timeout_millis)
+            except Exception:
+                result = MetricExportResult.FAILURE
+            self.failed = self.failed or result != MetricExportResult.SUCCESS
+            return result
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            inner.shutdown()
+
+    return _CountingMetrics()
 
 
 def _label(target: _Target) -> str:

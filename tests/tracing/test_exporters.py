@@ -64,16 +64,21 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[Any]
 
     def do_POST(self) -> None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest,
-            ExportTraceServiceResponse,
-        )
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as traces
 
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.server.received.append((self.path, self.headers["Content-Type"], request))  # type: ignore[attr-defined]
-        payload = ExportTraceServiceResponse().SerializeToString()
+        if self.path == "/v1/metrics":
+            message: Any = metrics.ExportMetricsServiceRequest()
+            message.ParseFromString(body)
+            self.server.metrics.append(message)  # type: ignore[attr-defined]
+            payload = metrics.ExportMetricsServiceResponse().SerializeToString()
+        else:
+            message = traces.ExportTraceServiceRequest()
+            message.ParseFromString(body)
+            self.server.received.append(  # type: ignore[attr-defined]
+                (self.path, self.headers["Content-Type"], message))
+            payload = traces.ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(payload)))
@@ -88,6 +93,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 def receiver() -> Iterator[Any]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.received = []  # type: ignore[attr-defined]
+    server.metrics = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -110,6 +116,9 @@ def test_otlp_http_receiver_gets_the_spans(workflow: Path, receiver: Any) -> Non
                 names += [span.name for span in ss.spans]
     assert sorted(names) == ["chat echo-1", "chat echo-1", "plait.run", "plait.step a",
                              "plait.step b"]
+    metric_names = {m.name for request in receiver.metrics for rm in request.resource_metrics
+                    for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"plait.step.duration", "plait.tokens"} <= metric_names
 
 
 def test_otlp_from_env_vars(workflow: Path, receiver: Any) -> None:
@@ -135,7 +144,8 @@ def test_otlp_endpoint_down_warns_once_and_the_run_succeeds(workflow: Path) -> N
     assert json.loads(out.stdout)["status"] == "succeeded"
     warnings = [line for line in out.stderr.splitlines() if "dropped" in line]
     assert len(warnings) == 1, out.stderr
-    assert warnings[0].startswith("warning: traces were dropped: 5 span(s)")
+    assert warnings[0].startswith("warning: traces were dropped: 5 span(s) (and the run's "
+                                  "metrics) could not be sent to the OTLP endpoint")
     assert url in warnings[0]
     assert "Traceback" not in out.stderr and "ERROR" not in out.stderr
 
