@@ -60,7 +60,7 @@ async def asyncio_baseline(dag: Any) -> float:
     return wall
 
 
-async def plait_run(dag: Any, db: Path) -> float:
+async def plait_run(dag: Any, db: Path, **options: Any) -> float:
     from engine.executor import run_workflow
     from engine.spec.loader import load_text
     from engine.state import RunStore
@@ -69,7 +69,7 @@ async def plait_run(dag: Any, db: Path) -> float:
     store = RunStore.open(db)
     try:
         started = time.perf_counter()
-        result = await run_workflow(wf, {}, store=store)
+        result = await run_workflow(wf, {}, store=store, **options)
         wall = time.perf_counter() - started
         _verify(dag, result, store)
     finally:

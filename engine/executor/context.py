@@ -55,6 +55,12 @@ class RunOptions:
     #: stream every LLM step's output as StepChunk events (`plait run --stream`)
     stream: bool = False
     services: Services | None = None
+    #: an engine.tracing.RunTracer (spans and metrics); shared with sub-workflows
+    tracer: Any = None
+    #: record prompts, replies and tool arguments/results on spans (off by default)
+    trace_content: bool = False
+    #: secret values of the runs above this one (a sub-workflow redacts its parent's secrets)
+    inherited_secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -82,6 +88,8 @@ class RunContext:
                     "workflow": self.workflow.name},
         }
         self._listeners = list(self.options.listeners)
+        if self.options.tracer is not None:
+            self._listeners.append(self.options.tracer.listener(self.services.redactor.redact))
 
     @property
     def listening(self) -> bool:

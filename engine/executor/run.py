@@ -136,7 +136,7 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         scheduler.results[sid] = result
         rc.writer.note(rc.services.step_record(rc, result))
     rc.writer.flush()
-    results = {sid: scheduler.results[sid] for sid in rc.workflow.spec.steps}
+    results = {sid: _redacted(rc, scheduler.results[sid]) for sid in rc.workflow.spec.steps}
     status = "interrupted" if control.interrupted else (
         "failed" if scheduler.failed else "succeeded")
     outputs: dict[str, Any] = {}
@@ -163,6 +163,18 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
     rc.emit(RunFinished(rc.run_id, run_result.finished_at, status, run_result.duration,
                         outputs, error))
     return run_result
+
+
+def _redacted(rc: RunContext, result: StepResult) -> StepResult:
+    """The step as the caller sees it (RunResult, --json): secrets masked in what it holds."""
+    if not rc.services.redactor:
+        return result
+    from dataclasses import replace
+
+    redact = rc.services.redact
+    return replace(result, output=redact(result.output), error=redact(result.error),
+                   rendered=redact(result.rendered), notes=redact(result.notes),
+                   reason=redact(result.reason))
 
 
 def _outputs(rc: RunContext) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Services:
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+        self.redactor.add(*self.options.inherited_secrets)
 
     async def __aenter__(self) -> Services:
         spec = self.workflow.spec
@@ -114,6 +115,10 @@ class Services:
                 from engine.cassettes.hooks import prepare_registry
 
                 prepare_registry(self._providers, self.workflow, self.cassette)
+            if self.options.tracer is not None:
+                self._providers.add_wrapper(
+                    self.options.tracer.provider_wrapper(self.redactor.redact,
+                                                        content=self.options.trace_content))
         return self._providers
 
     # ------------------------------------------------------------ MCP
@@ -132,6 +137,11 @@ class Services:
                 self._servers = servers
                 if self.cassette is not None:
                     self.cassette.attach_tools(runtime.executor)
+                if self.options.tracer is not None:
+                    runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
+                        self.redactor.redact, content=self.options.trace_content,
+                        transports={n: "stdio" if s.command else "http"
+                                    for n, s in servers.items()}))
                 self._mcp = await self._stack.enter_async_context(runtime)
             return self._mcp
 

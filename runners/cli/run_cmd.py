@@ -68,6 +68,18 @@ def run_options(f: Any) -> Any:
         click.option("--replay-missing", type=click.Choice(["fail", "live"]), default="fail",
                      show_default=True,
                      help="Under --replay, what a call missing from the cassette does."),
+        click.option("--trace-file", type=click.Path(path_type=Path),
+                     help="Write OpenTelemetry spans to this file, one JSON span a line."),
+        click.option("--trace-console", is_flag=True,
+                     help="Print OpenTelemetry spans on stderr."),
+        click.option("--otlp", "otlp", metavar="URL",
+                     help="Send spans to an OTLP collector (HTTP/protobuf, e.g. "
+                          "http://127.0.0.1:4318); OTEL_* variables are honoured too."),
+        click.option("--trace-content", is_flag=True,
+                     help="Record prompts, replies and tool arguments on spans "
+                          "(secrets are still redacted)."),
+        click.option("--junit", "junit", type=click.Path(path_type=Path),
+                     help="Write a JUnit XML report (one testcase per step)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -107,6 +119,8 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
 
 def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
             inputs_file: Path | None, as_json: bool, stream: bool, no_record: bool,
+            trace_file: Path | None = None, trace_console: bool = False,
+            otlp: str | None = None, trace_content: bool = False, junit: Path | None = None,
             **options: Any) -> int:
     from engine.spec.loader import load
 
@@ -118,8 +132,23 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     except PlaitError as exc:
         print_error(exc)
         return EXIT_USAGE
-    return anyio.run(_run, workflow, given, from_text, resume_id, as_json, stream,
-                     not no_record, options)
+    from runners.reporters import Reporting
+    from runners.tracing_setup import TraceConfig
+
+    reporting = Reporting(workflow, TraceConfig(trace_file, trace_console, otlp, trace_content),
+                          junit=junit, as_json=as_json)
+    try:
+        options.update(reporting.start())
+    except PlaitError as exc:
+        print_error(exc)
+        return EXIT_USAGE
+    code: int = EXIT_USAGE
+    try:
+        code = anyio.run(_run, workflow, given, from_text, resume_id, as_json, stream,
+                         not no_record, options, reporting)
+    finally:
+        reporting.finish()
+    return code
 
 
 def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
@@ -140,7 +169,7 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                resume_id: str | None, as_json: bool, stream: bool, record: bool,
-               options: dict[str, Any]) -> int:
+               options: dict[str, Any], reporting: Any = None) -> int:
     from engine.executor import RunControl, run_workflow
 
     control = RunControl()
@@ -165,6 +194,8 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                 print_error(exc)
                 return EXIT_USAGE
             tg.cancel_scope.cancel()
+    if reporting is not None:
+        reporting.result = result
     if as_json:
         dump_json(result.to_dict())
     elif result.status != "succeeded":

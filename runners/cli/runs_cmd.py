@@ -1,4 +1,4 @@
-"""`plait runs list | show RUN_ID`: read the run records."""
+"""`plait runs list | show RUN_ID | report RUN_ID --html FILE`: read the run records."""
 
 from __future__ import annotations
 
@@ -75,6 +75,32 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
         click.echo(format_run(record, steps))
+
+
+@runs.command("report")
+@click.argument("run_id")
+@_state_options
+@click.option("--html", "html_path", type=click.Path(path_type=Path), required=True,
+              help="Write the report to this HTML file (one self-contained file).")
+def report(run_id: str, state: str | None, workflow: Path | None, html_path: Path) -> None:
+    """An HTML report of one run: its graph, a timeline and every step's data."""
+    from runners.reporters.html import render_html
+
+    try:
+        store = _store(state, workflow)
+        record = store.get_run(run_id)
+        steps = store.steps(record.run_id)
+        store.close()
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
+    try:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(render_html(record, steps), encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"error: cannot write {html_path}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {html_path} (run {record.run_id}, {len(steps)} steps)")
 
 
 def _brief(record: Any) -> dict[str, Any]:

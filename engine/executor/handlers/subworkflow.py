@@ -32,7 +32,9 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH}", step=step_id)
     child = load(target)
     options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
-                      run_id=None, services=None, from_text=frozenset(), listeners=[])
+                      run_id=None, services=None, from_text=frozenset(), listeners=[],
+                      inherited_secrets=(*rc.options.inherited_secrets,
+                                         *rc.services.secrets.values()))
 
     async def once() -> Any:
         return await run_workflow(child, rendered.get("with") or {}, **_fields(options))

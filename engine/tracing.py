@@ -1,0 +1,495 @@
+"""OpenTelemetry tracing and metrics for runs: the library side.
+
+This is the ONE module of the engine that imports OpenTelemetry, and only its API
+(``opentelemetry-api``), lazily. Without it installed every method here is a no-op. The SDK,
+exporters and sampling are configured by the runner (``runners/tracing_setup.py``), which
+hands a tracer provider and a meter provider to :class:`RunTracer`.
+
+A :class:`RunTracer` is a ``RunOptions.tracer``. It sees a run three ways:
+
+- as a run listener, it turns events into spans: ``plait.run`` (one per run, its parent the
+  current span: for a sub-workflow that is the calling step's span), ``plait.step <id>``
+  (children of the run span; retries and fallbacks are span events on them);
+- wrapping every provider the run's registry hands out, a ``chat <model>`` span per LLM call
+  following the OpenTelemetry GenAI semantic conventions;
+- wrapping the run's MCP tool executor, an ``execute_tool <tool>`` span per tool call with
+  the GenAI and MCP attributes. That span is current while the call runs, so the MCP SDK
+  puts its trace context into the request's ``_meta`` (W3C ``traceparent``).
+
+Step spans are made current inside the step's own task (StepStarted is emitted there), so
+LLM and tool spans, and sub-workflow runs, nest under the step that made them.
+
+Every attribute value and exception message goes through the run's secret redactor before
+it is set. Message content (prompts, replies, tool arguments and results) is recorded only
+with ``trace_content=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ("RunTracer", "otel_available")
+
+Redact = Callable[[str], str]
+
+#: plait provider kinds -> gen_ai.provider.name (OpenTelemetry GenAI semantic conventions)
+PROVIDER_NAMES = {"openai": "openai", "azure_openai": "azure.ai.openai",
+                  "anthropic": "anthropic", "google": "gcp.gemini", "echo": "plait.echo",
+                  "replay": "plait.replay"}
+_STATUS_ERROR = ("failed", "cancelled")
+
+
+def otel_available() -> bool:
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _no_redact(text: str) -> str:
+    return text
+
+
+class _Instruments:
+    """The run metrics (OpenTelemetry metrics API)."""
+
+    def __init__(self, meter: Any) -> None:
+        self.step_duration = meter.create_histogram(
+            "plait.step.duration", unit="s", description="Duration of a workflow step")
+        self.tokens = meter.create_counter(
+            "plait.tokens", unit="{token}", description="Tokens used by LLM calls")
+        self.cost = meter.create_counter(
+            "plait.cost", unit="USD", description="Estimated cost of LLM calls")
+        self.retries = meter.create_counter(
+            "plait.retries", unit="{retry}", description="Step attempts that were retried")
+        self.tool_duration = meter.create_histogram(
+            "plait.tool.duration", unit="s", description="Duration of an MCP tool call")
+
+
+class _RunState:
+    __slots__ = ("cost", "redact", "span", "steps", "tokens", "workflow")
+
+    def __init__(self, span: Any, workflow: str, redact: Redact) -> None:
+        self.span = span
+        self.workflow = workflow
+        self.redact = redact
+        #: summed over the run, added to the counters once when it ends (cheaper per step)
+        self.tokens = {"input": 0, "output": 0}
+        self.cost = 0.0
+        #: step id -> (span, context token or None)
+        self.steps: dict[str, tuple[Any, Any]] = {}
+
+
+class RunTracer:
+    """Spans and metrics for runs (see the module docstring). One tracer may serve many runs
+    at once (sub-workflows share their parent's), keyed by run id."""
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None, *,
+                 trace_content: bool = False) -> None:
+        self.trace_content = trace_content
+        self.enabled = otel_available()
+        self._runs: dict[str, _RunState] = {}
+        self._tracer: Any = None
+        self._metrics: _Instruments | None = None
+        if not self.enabled:
+            return
+        from opentelemetry import metrics, trace
+
+        tp = tracer_provider or trace.get_tracer_provider()
+        self._tracer = tp.get_tracer("plait")
+        mp = meter_provider or metrics.get_meter_provider()
+        self._metrics = _Instruments(mp.get_meter("plait"))
+
+    # ------------------------------------------------------------ run listener
+
+    def listener(self, redact: Redact | None = None) -> Callable[[Any], None]:
+        """A run listener (RunOptions.listeners) for one run, redacting with `redact`."""
+        if not self.enabled:
+            return lambda event: None
+        redactor = redact or _no_redact
+
+        def on_event(event: Any) -> None:
+            handler = _HANDLERS.get(type(event).__name__)
+            if handler is not None:
+                handler(self, event, redactor)
+
+        return on_event
+
+    def _run_started(self, event: Any, redact: Redact) -> None:
+        from opentelemetry import trace
+
+        span = self._tracer.start_span(
+            "plait.run", kind=trace.SpanKind.INTERNAL, start_time=_ns(event.at),
+            attributes={"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
+                        "plait.run.steps": event.steps, "plait.run.resumed": event.resumed})
+        self._runs[event.run_id] = _RunState(span, event.workflow, redact)
+
+    def _step_started(self, event: Any, redact: Redact) -> None:
+        from opentelemetry import context, trace
+
+        run = self._runs.get(event.run_id)
+        if run is None:
+            return
+        span = self._tracer.start_span(
+            f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
+            start_time=_ns(event.at),
+            attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
+        # StepStarted is emitted in the step's own task: make the span current there so the
+        # step's LLM and tool calls (and sub-workflow runs) nest under it
+        token = context.attach(trace.set_span_in_context(span))
+        run.steps[event.step_id] = (span, token)
+
+    def _step_retrying(self, event: Any, redact: Redact) -> None:
+        run = self._runs.get(event.run_id)
+        span = run.steps.get(event.step_id, (None, None))[0] if run else None
+        if span is not None:
+            span.add_event("plait.retry", {"plait.attempt": event.attempt,
+                                           "plait.retry.delay": event.delay,
+                                           "error.type": event.error_kind,
+                                           "exception.message": redact(event.error)},
+                           timestamp=_ns(event.at))
+        assert self._metrics is not None
+        self._metrics.retries.add(1, {"error.type": event.error_kind})
+
+    def _step_fallback(self, event: Any, redact: Redact) -> None:
+        run = self._runs.get(event.run_id)
+        span = run.steps.get(event.step_id, (None, None))[0] if run else None
+        if span is not None:
+            span.add_event("plait.fallback", {"plait.provider.from": event.from_provider,
+                                              "plait.provider.to": event.to_provider,
+                                              "exception.message": redact(event.error)},
+                           timestamp=_ns(event.at))
+
+    def _step_finished(self, event: Any, redact: Redact) -> None:
+        from opentelemetry import context, trace
+
+        run = self._runs.get(event.run_id)
+        if run is None:
+            return
+        span, token = run.steps.pop(event.step_id, (None, None))
+        if span is None:  # skipped, cancelled before starting, or restored: an instant span
+            span = self._tracer.start_span(
+                f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
+                start_time=_ns(event.at - event.duration),
+                attributes={"plait.step.id": event.step_id})
+        elif token is not None:
+            context.detach(token)
+        _finish_step(span, event, redact)
+        span.end(end_time=_ns(event.at))
+        assert self._metrics is not None
+        if event.status not in ("skipped", "restored"):
+            # low-cardinality attributes only (a step id per series would explode them)
+            self._metrics.step_duration.record(event.duration, {
+                "plait.workflow": run.workflow, "plait.step.status": event.status})
+        if event.usage:
+            run.tokens["input"] += event.usage.get("input_tokens", 0)
+            run.tokens["output"] += event.usage.get("output_tokens", 0)
+        run.cost += event.cost
+
+    def _run_metrics(self, run: _RunState) -> None:
+        assert self._metrics is not None
+        for kind, value in run.tokens.items():
+            if value:
+                self._metrics.tokens.add(value, {"plait.workflow": run.workflow,
+                                                 "gen_ai.token.type": kind})
+        if run.cost:
+            self._metrics.cost.add(run.cost, {"plait.workflow": run.workflow})
+
+    def _run_finished(self, event: Any, redact: Redact) -> None:
+        from opentelemetry.trace import StatusCode
+
+        run = self._runs.pop(event.run_id, None)
+        if run is None:
+            return
+        for step_id, (span, _token) in run.steps.items():  # cancelled in flight
+            span.set_attribute("plait.step.status", "cancelled")
+            span.set_status(StatusCode.ERROR, f"step {step_id} was cancelled")
+            span.end(end_time=_ns(event.at))
+        self._run_metrics(run)
+        run.span.set_attribute("plait.run.status", event.status)
+        if event.status != "succeeded":
+            message = redact(str((event.error or {}).get("message", event.status)))
+            run.span.set_status(StatusCode.ERROR, message)
+        run.span.end(end_time=_ns(event.at))
+
+    # ------------------------------------------------------------ providers
+
+    def wrap_provider(self, name: str, provider: Any, redact: Redact | None = None, *,
+                      content: bool = False) -> Any:
+        """`provider` with a GenAI span around every call (ProviderRegistry.add_wrapper).
+        `content` (or the tracer's trace_content) records messages on the spans."""
+        if not self.enabled:
+            return provider
+        return _TracedProvider(self, name, provider, redact or _no_redact,
+                               content or self.trace_content)
+
+    def provider_wrapper(self, redact: Redact | None = None, *,
+                         content: bool = False) -> Callable[[str, Any], Any]:
+        return lambda name, provider: self.wrap_provider(name, provider, redact,
+                                                         content=content)
+
+    # ------------------------------------------------------------ tools
+
+    def tool_wrapper(self, redact: Redact | None = None, *, content: bool = False,
+                     transports: Mapping[str, str] | None = None) -> Any:
+        """An MCP ToolExecutor wrapper: an ``execute_tool`` span and metrics per call.
+        `transports` maps server names to stdio/http (for network.transport)."""
+        redactor = redact or _no_redact
+        where = dict(transports or {})
+        capture = content or self.trace_content
+
+        async def wrapper(server: str, tool: str, arguments: dict[str, Any],
+                          call: Callable[[], Awaitable[Any]]) -> Any:
+            if not self.enabled:
+                return await call()
+            return await self._traced_tool(server, tool, arguments, call, redactor,
+                                           where.get(server), capture)
+
+        return wrapper
+
+    async def _traced_tool(self, server: str, tool: str, arguments: dict[str, Any],
+                           call: Callable[[], Awaitable[Any]], redact: Redact,
+                           transport: str | None, capture: bool) -> Any:
+        from opentelemetry import trace
+        from opentelemetry.trace import StatusCode
+
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool",
+                                 "gen_ai.tool.name": tool, "gen_ai.tool.type": "function",
+                                 "mcp.method.name": "tools/call", "plait.mcp.server": server}
+        if transport:
+            attrs["network.transport"] = "pipe" if transport == "stdio" else "tcp"
+        if capture:
+            attrs["gen_ai.tool.call.arguments"] = redact(_json(arguments))
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span(
+                f"execute_tool {tool}", kind=trace.SpanKind.CLIENT, attributes=attrs,
+                record_exception=False, set_status_on_exception=False) as span:
+            try:
+                result = await call()
+            except BaseException as exc:
+                _record_error(span, exc, redact)
+                self._tool_metrics(server, tool, started, type(exc).__name__)
+                raise
+            if getattr(result, "is_error", False):
+                span.set_attribute("error.type", "tool_error")
+                span.set_status(StatusCode.ERROR, redact(str(getattr(result, "text", ""))[:500]))
+            if capture:
+                span.set_attribute("gen_ai.tool.call.result",
+                                   redact(str(getattr(result, "text", "")) or
+                                          _json(getattr(result, "value", None))))
+        self._tool_metrics(server, tool, started,
+                           "tool_error" if getattr(result, "is_error", False) else None)
+        return result
+
+    def _tool_metrics(self, server: str, tool: str, started: float, error: str | None) -> None:
+        assert self._metrics is not None
+        attrs = {"gen_ai.tool.name": tool, "plait.mcp.server": server}
+        if error:
+            attrs["error.type"] = error
+        self._metrics.tool_duration.record(time.perf_counter() - started, attrs)
+
+
+# ------------------------------------------------------------------ step span helpers
+
+
+def _finish_step(span: Any, event: Any, redact: Redact) -> None:
+    from opentelemetry.trace import StatusCode
+
+    attrs: dict[str, Any] = {"plait.step.status": event.status,
+                             "plait.step.attempts": event.attempts}
+    if event.usage:
+        attrs["gen_ai.usage.input_tokens"] = event.usage.get("input_tokens", 0)
+        attrs["gen_ai.usage.output_tokens"] = event.usage.get("output_tokens", 0)
+    if event.cost:
+        attrs["plait.cost"] = event.cost
+    if event.reason:
+        attrs["plait.step.reason"] = redact(event.reason)
+    span.set_attributes(attrs)  # one call: the SDK takes its lock once
+    if event.status in _STATUS_ERROR:
+        error = event.error or {}
+        message = redact(str(error.get("message") or event.reason or event.status))
+        kind = str(error.get("kind") or error.get("type") or event.status)
+        span.set_attribute("error.type", kind)
+        span.add_event("exception", {"exception.type": kind, "exception.message": message},
+                       timestamp=_ns(event.at))
+        span.set_status(StatusCode.ERROR, message)
+
+
+def _record_error(span: Any, exc: BaseException, redact: Redact) -> None:
+    """record_exception with the message redacted (SDK errors may echo a key)."""
+    from opentelemetry.trace import StatusCode
+
+    message = redact(str(exc))
+    span.set_attribute("error.type", type(exc).__name__)
+    span.add_event("exception", {"exception.type": type(exc).__name__,
+                                 "exception.message": message})
+    span.set_status(StatusCode.ERROR, message)
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+_HANDLERS: dict[str, Callable[[RunTracer, Any, Redact], None]] = {
+    "RunStarted": RunTracer._run_started,
+    "StepStarted": RunTracer._step_started,
+    "StepRetrying": RunTracer._step_retrying,
+    "StepFallback": RunTracer._step_fallback,
+    "StepFinished": RunTracer._step_finished,
+    "RunFinished": RunTracer._run_finished,
+}
+
+
+# ------------------------------------------------------------------ LLM calls
+
+
+class _TracedProvider:
+    """An LLMProvider that puts a GenAI ``chat`` span around each call of the one it wraps."""
+
+    def __init__(self, tracer: RunTracer, name: str, inner: Any, redact: Redact,
+                 content: bool) -> None:
+        self._t = tracer
+        self._content = content
+        self._inner = inner
+        self._redact = redact
+        self.name = getattr(inner, "name", name)
+        self.kind = getattr(inner, "kind", "?")
+        self.registry_name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+    def _model(self, req: Any) -> str:
+        return str(req.model or getattr(self._inner, "model", None) or "")
+
+    def _start(self, req: Any) -> Any:
+        from opentelemetry import trace
+
+        model = self._model(req)
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": PROVIDER_NAMES.get(self.kind, self.kind),
+            "plait.provider": self.registry_name}
+        if model:
+            attrs["gen_ai.request.model"] = model
+        attrs.update(_request_options(req))
+        if req.tools:
+            attrs["gen_ai.tool.definitions"] = _json(
+                [{"type": "function", "name": t.name} for t in req.tools])
+        if req.output_schema is not None:
+            attrs["gen_ai.output.type"] = "json"
+        if self._content:
+            system, messages = _messages(req.messages)
+            if system:
+                attrs["gen_ai.system_instructions"] = self._redact(_json(system))
+            attrs["gen_ai.input.messages"] = self._redact(_json(messages))
+        name = f"chat {model}" if model else "chat"
+        return self._t._tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attrs)
+
+    def _finish(self, span: Any, response: Any) -> None:
+        usage = response.usage
+        attrs: dict[str, Any] = {
+            "gen_ai.usage.input_tokens": usage.input_tokens,
+            "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.response.finish_reasons": (str(response.finish_reason),)}
+        if usage.cached_input_tokens:
+            attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+        if response.model:
+            attrs["gen_ai.response.model"] = response.model
+        if response.raw_id:
+            attrs["gen_ai.response.id"] = self._redact(str(response.raw_id))
+        if self._content:
+            attrs["gen_ai.output.messages"] = self._redact(_json([_output(response)]))
+        span.set_attributes(attrs)
+
+    async def generate(self, req: Any) -> Any:
+        from opentelemetry import trace
+
+        span = self._start(req)
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False,
+                                set_status_on_exception=False):
+                response = await self._inner.generate(req)
+        except BaseException as exc:
+            _record_error(span, exc, self._redact)
+            span.end()
+            raise
+        self._finish(span, response)
+        span.end()
+        return response
+
+    async def stream(self, req: Any) -> AsyncIterator[Any]:
+        from engine.providers.types import collect_stream
+
+        span = self._start(req)
+        chunks: list[Any] = []
+        try:
+            async for chunk in self._inner.stream(req):
+                chunks.append(chunk)
+                yield chunk
+        except BaseException as exc:
+            _record_error(span, exc, self._redact)
+            span.end()
+            raise
+        self._finish(span, collect_stream(chunks))
+        span.end()
+
+    async def health_check(self) -> bool:
+        return bool(await self._inner.health_check())
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _request_options(req: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = {"temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
+             "max_tokens": "gen_ai.request.max_tokens", "seed": "gen_ai.request.seed"}
+    for key, attr in names.items():
+        value = req.options.get(key) if isinstance(req.options, Mapping) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[attr] = value
+    if req.max_tokens:
+        out["gen_ai.request.max_tokens"] = req.max_tokens
+    if req.stop:
+        out["gen_ai.request.stop_sequences"] = tuple(str(s) for s in req.stop)
+    return out
+
+
+def _messages(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """GenAI semconv message shapes: (system instructions, input messages)."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system.append({"type": "text", "content": message.text})
+            continue
+        parts: list[dict[str, Any]] = []
+        if message.role == "tool":
+            parts.append({"type": "tool_call_response", "id": message.tool_call_id,
+                          "response": message.text})
+        elif message.text:
+            parts.append({"type": "text", "content": message.text})
+        for call in message.tool_calls:
+            parts.append({"type": "tool_call", "id": call.id, "name": call.name,
+                          "arguments": dict(call.arguments)})
+        out.append({"role": message.role, "parts": parts})
+    return system, out
+
+
+def _output(response: Any) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if response.text:
+        parts.append({"type": "text", "content": response.text})
+    for call in response.tool_calls:
+        parts.append({"type": "tool_call", "id": call.id, "name": call.name,
+                      "arguments": dict(call.arguments)})
+    return {"role": "assistant", "parts": parts, "finish_reason": response.finish_reason}

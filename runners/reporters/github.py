@@ -1,0 +1,84 @@
+"""GitHub Actions: `::error file=..,line=..::` annotations for failed steps and a Markdown job
+summary appended to $GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runners.reporters.junit import _where
+
+_ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": "⏭️",
+          "cancelled": "⛔"}
+
+
+def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_prop(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def error_annotations(result: Any, workflow: Any = None) -> list[str]:
+    """One `::error` line per failed step, at the step's line in the workflow file."""
+    lines = []
+    for sid, step in result.steps.items():
+        if step.status != "failed":
+            continue
+        file, line = _where(workflow, sid)
+        props = [f"title={_escape_prop(f'plait: step {sid} failed')}"]
+        if file:
+            props.insert(0, f"file={_escape_prop(file)}")
+            if line:
+                props.insert(1, f"line={line}")
+        message = str((step.error or {}).get("message") or step.reason or "failed")
+        lines.append(f"::error {','.join(props)}::{_escape_data(message)}")
+    return lines
+
+
+def _cell(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def summary_markdown(result: Any) -> str:
+    """A job summary: the run's status and a table of its steps."""
+    icon = "✅" if result.status == "succeeded" else "❌"
+    tokens = sum(v for k, v in result.usage.items() if k in ("input_tokens", "output_tokens"))
+    out = [f"### {icon} plait run `{_cell(result.workflow)}`: {result.status}", "",
+           f"Run `{result.run_id}` · {len(result.steps)} steps · {result.duration:.2f} s"
+           f" · {tokens} tokens · ${result.cost:.4f}", "",
+           "| Step | Status | Duration | Attempts | Tokens (in/out) | Cost |",
+           "|---|---|---:|---:|---:|---:|"]
+    for sid, step in result.steps.items():
+        usage = step.usage or {}
+        tok = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}" if usage else ""
+        cost = f"${step.cost:.4f}" if step.cost else ""
+        status = f"{_ICONS.get(step.status, '')} {step.status}"
+        out.append(f"| `{_cell(sid)}` | {status} | {step.duration:.2f} s | {step.attempts} | "
+                   f"{tok} | {cost} |")
+    failed = [(sid, s) for sid, s in result.steps.items() if s.status == "failed"]
+    if failed:
+        out += ["", "**Errors**", ""]
+        for sid, step in failed:
+            message = str((step.error or {}).get("message") or step.reason or "failed")
+            out.append(f"- `{_cell(sid)}`: {_cell(message)[:500]}")
+    return "\n".join(out) + "\n\n"
+
+
+def append_summary(result: Any, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Append the summary to $GITHUB_STEP_SUMMARY (if set); the path written, else None."""
+    target = (os.environ if environ is None else environ).get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(summary_markdown(result))
+    return path

@@ -1,0 +1,140 @@
+"""JUnit XML, the report every CI understands: one testcase per step of a run (or per case
+of `plait test`, which builds its own JUnitCase list and calls :func:`write_junit`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from xml.etree import ElementTree as ET
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+#: characters XML 1.0 cannot hold, even escaped
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_OUT = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class JUnitCase:
+    """One <testcase>. `message` is the short failure/skip reason, `details` its body."""
+
+    name: str
+    classname: str
+    outcome: Outcome = "passed"
+    time: float = 0.0
+    message: str = ""
+    details: str = ""
+    stdout: str = ""
+    file: str | None = None
+    line: int | None = None
+
+
+def _clean(text: str) -> str:
+    text = _INVALID_XML.sub("\N{REPLACEMENT CHARACTER}", text)
+    return text if len(text) <= MAX_OUT else text[:MAX_OUT] + "\n... (truncated)"
+
+
+def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
+    """The report as UTF-8 bytes: one <testsuite> inside <testsuites>."""
+    counts = {o: sum(1 for c in cases if c.outcome == o) for o in ("failed", "error", "skipped")}
+    total = sum(c.time for c in cases)
+    root = ET.Element("testsuites", name=suite, tests=str(len(cases)),
+                      failures=str(counts["failed"]), errors=str(counts["error"]),
+                      skipped=str(counts["skipped"]), time=f"{total:.3f}")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
+                       failures=str(counts["failed"]), errors=str(counts["error"]),
+                       skipped=str(counts["skipped"]), time=f"{total:.3f}")
+    for case in cases:
+        attrs = {"name": _clean(case.name), "classname": _clean(case.classname),
+                 "time": f"{case.time:.3f}"}
+        if case.file:
+            attrs["file"] = case.file
+        if case.line:
+            attrs["line"] = str(case.line)
+        tc = ET.SubElement(ts, "testcase", attrs)
+        if case.outcome in ("failed", "error"):
+            tag = "failure" if case.outcome == "failed" else "error"
+            el = ET.SubElement(tc, tag, message=_clean(case.message)[:1000], type=tag)
+            el.text = _clean(case.details or case.message)
+        elif case.outcome == "skipped":
+            ET.SubElement(tc, "skipped", message=_clean(case.message)[:1000])
+        if case.stdout:
+            ET.SubElement(tc, "system-out").text = _clean(case.stdout)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
+def write_junit(cases: Sequence[JUnitCase], path: Path, *, suite: str = "plait") -> None:
+    """Write the report atomically (temp file + fsync + rename)."""
+    data = junit_xml(cases, suite)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_OUTCOMES: dict[str, Outcome] = {"succeeded": "passed", "restored": "passed",
+                                 "failed": "failed", "skipped": "skipped",
+                                 "cancelled": "skipped"}
+
+
+def cases_from_run(result: Any, workflow: Any = None) -> list[JUnitCase]:
+    """One case per step of a RunResult (classname = the workflow's name)."""
+    cases = []
+    for sid, step in result.steps.items():
+        file, line = _where(workflow, sid)
+        error = step.error or {}
+        message = str(error.get("message") or step.reason or "")
+        details = json.dumps(error, indent=2, ensure_ascii=False, default=str) if error else ""
+        cases.append(JUnitCase(
+            name=sid, classname=result.workflow, outcome=_OUTCOMES.get(step.status, "error"),
+            time=step.duration, message=message if step.status != "succeeded" else "",
+            details=details, stdout=output_summary(step), file=file, line=line))
+    return cases
+
+
+def output_summary(step: Any, limit: int = 2000) -> str:
+    """A short text of a step's result: status, attempts, usage, cost and its output."""
+    head = f"status: {step.status}, attempts: {step.attempts}"
+    if step.usage:
+        head += ", tokens: " + ", ".join(f"{k}={v}" for k, v in step.usage.items() if v)
+    if step.cost:
+        head += f", cost: ${step.cost:.6f}"
+    if step.output is None:
+        return head
+    text = step.output if isinstance(step.output, str) else json.dumps(
+        step.output, ensure_ascii=False, default=str, indent=2)
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text) - limit} more characters)"
+    return f"{head}\noutput:\n{text}"
+
+
+def _where(workflow: Any, sid: str) -> tuple[str | None, int | None]:
+    if workflow is None:
+        return None, None
+    try:
+        loc = workflow.source.location(("steps", sid), key=True)
+    except Exception:
+        return None, None
+    return _relative(str(loc.file)), (loc.line or None)
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path

@@ -1,0 +1,357 @@
+"""The runner side of tracing: the OpenTelemetry SDK and its exporters, configured from CLI
+flags and the standard ``OTEL_*`` environment variables, around one run.
+
+    session = start_tracing(TraceConfig(file=Path("t.jsonl")))
+    ... run_workflow(..., tracer=session.tracer) ...
+    for line in session.shutdown(): print(line)   # flushes; warnings about dropped spans
+
+Flags win over the environment. The environment variables honoured:
+
+- ``OTEL_SDK_DISABLED=true``: no tracing at all, whatever the flags say;
+- ``OTEL_TRACES_EXPORTER``: ``otlp``, ``console``, ``none`` (comma-separated);
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``: turn on OTLP;
+- ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``, the default, or ``grpc``), and the
+  exporter's own ``OTEL_EXPORTER_OTLP_*`` headers, timeout and compression variables;
+- ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (resource, default service ``plait``).
+
+An exporter that fails (an OTLP collector that is down) never fails the run: its spans are
+dropped and :meth:`TracingSession.shutdown` returns ONE warning line saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from engine.errors import MissingDependencyError
+from engine.tracing import RunTracer
+
+#: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
+_QUIET = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.exporter.otlp")
+_SHUTDOWN_TIMEOUT_MS = 10_000
+#: seconds an OTLP export may take, retries included, unless OTEL_EXPORTER_OTLP_*TIMEOUT says
+OTLP_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class TraceConfig:
+    file: Path | None = None
+    console: bool = False
+    otlp: str | None = None
+    content: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    kind: str  # file | console | otlp
+    where: str = ""
+    protocol: str = "http/protobuf"
+
+
+def wanted(config: TraceConfig, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether any exporter is asked for (by a flag or OTEL_* variables)."""
+    return bool(_targets(config, os.environ if environ is None else environ))
+
+
+def _targets(config: TraceConfig, env: Mapping[str, str]) -> list[_Target]:
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    targets: list[_Target] = []
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or
+                env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    if config.file is not None:
+        targets.append(_Target("file", str(config.file)))
+    if config.console:
+        targets.append(_Target("console"))
+    if config.otlp:
+        targets.append(_Target("otlp", _traces_url(config.otlp, protocol), protocol))
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not config.otlp and ("otlp" in named or (endpoint and not named)):
+        targets.append(_Target("otlp", "", protocol))
+    if "console" in named and not config.console:
+        targets.append(_Target("console"))
+    return targets
+
+
+def _traces_url(url: str, protocol: str) -> str:
+    """`--otlp http://host:4318` means the collector; OTLP/HTTP posts to /v1/traces."""
+    if protocol == "grpc":
+        return url
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return url.rstrip("/") + "/v1/traces"
+    return url
+
+
+class _FileExporter:
+    """One span per line: the keys of the SDK's span JSON (name, context, kind, parent_id,
+    start_time, end_time, status, attributes, events, resource), written compactly (the
+    SDK's own ``to_json`` costs ~35 µs a span; this ~6 µs)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: IO[str] = path.open("w", encoding="utf-8")
+        self._resources: dict[int, str] = {}
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self._out.write("".join(self._line(span) for span in spans))
+        return SpanExportResult.SUCCESS
+
+    def _line(self, span: Any) -> str:
+        ctx = span.context
+        status = span.status
+        data = {
+            "name": span.name,
+            "context": {"trace_id": f"0x{ctx.trace_id:032x}", "span_id": f"0x{ctx.span_id:016x}"},
+            "kind": str(span.kind),
+            "parent_id": f"0x{span.parent.span_id:016x}" if span.parent else None,
+            "start_time": _iso(span.start_time), "end_time": _iso(span.end_time),
+            "status": {"status_code": status.status_code.name,
+                       **({"description": status.description} if status.description else {})},
+            "attributes": dict(span.attributes or {}),
+            "events": [{"name": e.name, "timestamp": _iso(e.timestamp),
+                        "attributes": dict(e.attributes or {})} for e in span.events],
+        }
+        text = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+        return text[:-1] + ',"resource":' + self._resource(span.resource) + "}\n"
+
+    def _resource(self, resource: Any) -> str:
+        key = id(resource)
+        if key not in self._resources:
+            self._resources[key] = json.dumps(
+                {"attributes": dict(resource.attributes)}, default=str, separators=(",", ":"))
+        return self._resources[key]
+
+    def shutdown(self) -> None:
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._out.flush()
+        return True
+
+
+class _Counting:
+    """Wraps an exporter; counts the spans it failed to send instead of logging each batch."""
+
+    def __init__(self, inner: Any, label: str) -> None:
+        self.inner, self.label = inner, label
+        self.dropped = 0
+        self.error: str | None = None
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # an exporter must never fail the run
+            self.error = f"{type(exc).__name__}: {exc}"
+            result = SpanExportResult.FAILURE
+        if result != SpanExportResult.SUCCESS:
+            self.dropped += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self.inner.shutdown()
+        except Exception as exc:
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(getattr(self.inner, "force_flush", lambda *_: True)(timeout_millis))
+
+
+class TracingSession:
+    """The SDK providers of one CLI run and the RunTracer built on them."""
+
+    def __init__(self, config: TraceConfig, targets: list[_Target],
+                 console: IO[str] | None = None) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
+                                    or "plait"})
+        self.provider = TracerProvider(resource=resource)
+        self._quiet = _silence()
+        self.metrics_exporter = _metrics_exporter(targets)
+        readers = []
+        if self.metrics_exporter is not None:
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            readers.append(PeriodicExportingMetricReader(self.metrics_exporter,
+                                                         export_interval_millis=60_000))
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        self.exporters: list[_Counting] = []
+        for target in targets:
+            exporter = _Counting(_exporter(target, console), _label(target))
+            self.exporters.append(exporter)
+            if target.kind == "console":
+                self.provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[arg-type]
+            elif target.kind == "file":
+                # written in big batches, mostly at the end: a worker thread serialising
+                # while the run goes costs the run more (the GIL) than writing afterwards
+                self.provider.add_span_processor(BatchSpanProcessor(
+                    exporter, max_queue_size=262_144,  # type: ignore[arg-type]
+                    max_export_batch_size=16_384, schedule_delay_millis=30_000))
+            else:
+                self.provider.add_span_processor(BatchSpanProcessor(
+                    exporter, max_queue_size=65_536,  # type: ignore[arg-type]
+                    max_export_batch_size=2048, schedule_delay_millis=2000))
+        self.tracer = RunTracer(self.provider, self.meter_provider,
+                                trace_content=config.content)
+
+    def shutdown(self) -> list[str]:
+        """Flush and close every exporter; one warning line per exporter that dropped spans."""
+        try:
+            self.provider.shutdown()
+            self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
+        finally:
+            _restore(self._quiet)
+        warnings = []
+        metrics_lost = self.metrics_exporter is not None and self.metrics_exporter.failed
+        for exporter in self.exporters:
+            if exporter.dropped or exporter.error:
+                why = f" ({exporter.error})" if exporter.error else ""
+                also = " (and the run's metrics)" if metrics_lost and "OTLP" in \
+                    exporter.label else ""
+                warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s)"
+                                f"{also} could not be sent to {exporter.label}{why}; the run "
+                                "itself is not affected")
+                metrics_lost = metrics_lost and not also
+        if metrics_lost:
+            warnings.append("warning: the run's metrics could not be sent to the OTLP "
+                            "endpoint; the run itself is not affected")
+        return warnings
+
+
+def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
+                  console: IO[str] | None = None) -> TracingSession | None:
+    """A tracing session for the exporters asked for, or None when none is."""
+    targets = _targets(config, os.environ if environ is None else environ)
+    if not targets:
+        return None
+    try:
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("opentelemetry-sdk", "otel") from None
+    return TracingSession(config, targets, console)
+
+
+def _exporter(target: _Target, console: IO[str] | None) -> Any:
+    if target.kind == "file":
+        return _FileExporter(Path(target.where))
+    if target.kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=console or sys.stderr,
+                                   formatter=lambda span: span.to_json(indent=None) + "\n")
+    if target.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GRPCExporter,
+            )
+        except ImportError:
+            raise MissingDependencyError("opentelemetry-exporter-otlp-proto-grpc",
+                                         "otel-grpc") from None
+        return GRPCExporter(endpoint=target.where or None)
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise MissingDependencyError("opentelemetry-exporter-otlp-proto-http", "otel") from None
+    return OTLPSpanExporter(endpoint=target.where or None, timeout=_otlp_timeout())
+
+
+def _otlp_timeout() -> float | None:
+    """The exporter's deadline (retries included): the OTEL_* variable when set, else
+    OTLP_TIMEOUT, short so a collector that is down delays the end of a run only briefly."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or \
+            os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
+        return None
+    return OTLP_TIMEOUT
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+
+
+def _metrics_exporter(targets: list[_Target]) -> Any:
+    """With OTLP over HTTP, the run's metrics go to the same collector (/v1/metrics)."""
+    target = next((t for t in targets if t.kind == "otlp" and t.protocol != "grpc"), None)
+    if target is None:
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    except ImportError:
+        return None
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    endpoint = None
+    if target.where.endswith("/v1/traces"):
+        endpoint = target.where[: -len("traces")] + "metrics"
+    inner = OTLPMetricExporter(endpoint=endpoint, timeout=_otlp_timeout())
+
+    class _CountingMetrics(MetricExporter):
+        """Remembers a failed export instead of logging it."""
+
+        def __init__(self) -> None:
+            super().__init__(inner._preferred_temporality, inner._preferred_aggregation)
+            self.failed = False
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000,
+                   **kwargs: Any) -> MetricExportResult:
+            try:
+                result = inner.export(metrics_data, timeout_millis=timeout_millis)
+            except Exception:
+                result = MetricExportResult.FAILURE
+            self.failed = self.failed or result != MetricExportResult.SUCCESS
+            return result
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            inner.shutdown()
+
+    return _CountingMetrics()
+
+
+def _label(target: _Target) -> str:
+    if target.kind == "otlp":
+        where = target.where or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "the default endpoint"
+        return f"the OTLP endpoint {where}"
+    return "the trace file " + target.where if target.kind == "file" else "the console"
+
+
+def _silence() -> list[tuple[logging.Logger, bool, int]]:
+    saved = []
+    for name in _QUIET:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.level))
+        logger.propagate = False
+        logger.setLevel(logging.CRITICAL + 1)
+    return saved
+
+
+def _restore(saved: list[tuple[logging.Logger, bool, int]]) -> None:
+    for logger, propagate, level in saved:
+        logger.propagate = propagate
+        logger.setLevel(level)

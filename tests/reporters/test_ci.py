@@ -1,0 +1,87 @@
+"""--junit for `plait run`, GitHub annotations and the job summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from runners.reporters import JUnitCase, write_junit
+from tests.reporters.conftest import WORKFLOW, plait
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line == needle)
+
+
+def test_junit_one_testcase_per_step(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    out = plait("run", "wf.yaml", "--no-record", "--junit", "reports/junit.xml",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    root = ET.parse(tmp_path / "reports" / "junit.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert list(cases) == ["fetch", "think", "never", "broken", "after"]
+    assert all(c.get("classname") == "mixed" for c in cases.values())
+    failure = cases["broken"].find("failure")
+    assert failure is not None and "exited with code 4" in failure.get("message", "")
+    assert "went wrong" in (failure.text or "")
+    assert cases["broken"].get("line") == str(_line_of(WORKFLOW, "  broken:"))
+    assert cases["broken"].get("file") == "wf.yaml"
+    skipped = cases["never"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "condition was false"
+    out_text = cases["think"].findtext("system-out") or ""
+    assert out_text.startswith("status: succeeded, attempts: 1, tokens: input_tokens=")
+    assert "echo: about <script>" in out_text  # escaped by the XML writer, intact when parsed
+    assert float(cases["think"].get("time", "-1")) >= 0
+
+
+def test_write_junit_for_other_runners(tmp_path: Path) -> None:
+    cases = [JUnitCase("quiet-day", "digest", "passed", 0.25, stdout="ok"),
+             JUnitCase("loud-day", "digest", "failed", 1.5, message="snapshot differs",
+                       details="- a\n+ b\x00"),
+             JUnitCase("later", "digest", "skipped", message="no cassette"),
+             JUnitCase("crashed", "digest", "error", message="cassette is corrupt")]
+    path = tmp_path / "out.xml"
+    write_junit(cases, path, suite="plait test")
+    root = ET.parse(path).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors"),
+            root.get("skipped")) == ("4", "1", "1", "1")
+    by_name = {c.get("name"): c for c in root.iter("testcase")}
+    failure = by_name["loud-day"].find("failure")
+    assert failure is not None and failure.text == "- a\n+ b\N{REPLACEMENT CHARACTER}"
+    assert by_name["crashed"].find("error") is not None
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_github_annotations_and_summary(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
+    line = _line_of(WORKFLOW, "  broken:")
+    assert errors == [f"::error file=wf.yaml,line={line},title=plait%3A step broken failed::"
+                      "command 'echo \"went wrong\" >&2; exit 4' exited with code 4: "
+                      "went wrong"]
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n### ✅ plait run `mixed`: succeeded")
+    assert "| Step | Status | Duration | Attempts | Tokens (in/out) | Cost |" in text
+    rows = [r for r in text.splitlines() if r.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`fetch`", "`think`", "`never`",
+                                                       "`broken`", "`after`"]
+    assert "❌ failed" in rows[3] and "⏭️ skipped" in rows[2]
+    assert "<script>" not in text
+
+
+def test_annotations_go_to_stderr_with_json(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    out = plait("run", "wf.yaml", "--no-record", "--json", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true"})
+    assert json.loads(out.stdout)["status"] == "succeeded"
+    assert "::error file=wf.yaml" in out.stderr
