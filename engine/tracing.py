@@ -71,7 +71,7 @@ class _Instruments:
 
 
 class _RunState:
-    __slots__ = ("cost", "redact", "span", "steps", "tokens", "workflow")
+    __slots__ = ("cost", "parts", "redact", "span", "steps", "tokens", "workflow")
 
     def __init__(self, span: Any, workflow: str, redact: Redact) -> None:
         self.span = span
@@ -82,6 +82,8 @@ class _RunState:
         self.cost = 0.0
         #: step id -> (span, context token or None)
         self.steps: dict[str, tuple[Any, Any]] = {}
+        #: (step id, item index or None, attempt or None) -> (span, context token)
+        self.parts: dict[tuple[str, int | None, int | None], tuple[Any, Any]] = {}
 
 
 class RunTracer:
@@ -142,6 +144,61 @@ class RunTracer:
         # step's LLM and tool calls (and sub-workflow runs) nest under it
         token = context.attach(trace.set_span_in_context(span))
         run.steps[event.step_id] = (span, token)
+
+    # A foreach item and a retry attempt each get a span, nested under the step (an attempt
+    # of an item under the item). Their events are emitted in the task that runs them, so the
+    # span is made current there and the LLM and tool calls inside nest under it.
+
+    def _part_started(self, event: Any, key: tuple[str, int | None, int | None], name: str,
+                      attributes: dict[str, Any]) -> None:
+        from opentelemetry import context, trace
+
+        run = self._runs.get(event.run_id)
+        if run is None:
+            return
+        span = self._tracer.start_span(name, context=context.get_current(),
+                                       start_time=_ns(event.at), attributes=attributes)
+        run.parts[key] = (span, context.attach(trace.set_span_in_context(span)))
+
+    def _part_finished(self, event: Any, key: tuple[str, int | None, int | None],
+                       error: str | None, kind: str | None, redact: Redact) -> None:
+        from opentelemetry import context
+        from opentelemetry.trace import StatusCode
+
+        run = self._runs.get(event.run_id)
+        span, token = run.parts.pop(key, (None, None)) if run else (None, None)
+        if span is None:
+            return
+        if token is not None:
+            context.detach(token)
+        if error is not None:
+            message = redact(error)
+            span.set_attribute("error.type", kind or "error")
+            span.add_event("exception", {"exception.type": kind or "error",
+                                         "exception.message": message},
+                           timestamp=_ns(event.at))
+            span.set_status(StatusCode.ERROR, message)
+        span.end(end_time=_ns(event.at))
+
+    def _item_started(self, event: Any, redact: Redact) -> None:
+        self._part_started(event, (event.step_id, event.index, None),
+                           f"plait.item {event.step_id}[{event.index}]",
+                           {"plait.step.id": event.step_id, "plait.item.index": event.index})
+
+    def _item_finished(self, event: Any, redact: Redact) -> None:
+        self._part_finished(event, (event.step_id, event.index, None), event.error, None,
+                            redact)
+
+    def _attempt_started(self, event: Any, redact: Redact) -> None:
+        attrs = {"plait.step.id": event.step_id, "plait.attempt": event.attempt}
+        if event.index is not None:
+            attrs["plait.item.index"] = event.index
+        self._part_started(event, (event.step_id, event.index, event.attempt),
+                           f"plait.attempt {event.step_id} #{event.attempt}", attrs)
+
+    def _attempt_finished(self, event: Any, redact: Redact) -> None:
+        self._part_finished(event, (event.step_id, event.index, event.attempt), event.error,
+                            event.error_kind, redact)
 
     def _step_retrying(self, event: Any, redact: Redact) -> None:
         run = self._runs.get(event.run_id)
@@ -344,6 +401,10 @@ _HANDLERS: dict[str, Callable[[RunTracer, Any, Redact], None]] = {
     "StepRetrying": RunTracer._step_retrying,
     "StepFallback": RunTracer._step_fallback,
     "StepFinished": RunTracer._step_finished,
+    "ItemStarted": RunTracer._item_started,
+    "ItemFinished": RunTracer._item_finished,
+    "AttemptStarted": RunTracer._attempt_started,
+    "AttemptFinished": RunTracer._attempt_finished,
     "RunFinished": RunTracer._run_finished,
 }
 

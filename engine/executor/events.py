@@ -42,6 +42,39 @@ class StepRetrying(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ItemStarted(Event):
+    """One item of a `foreach` step started (emitted in the item's own task)."""
+
+    step_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFinished(Event):
+    step_id: str
+    index: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted(Event):
+    """One attempt under the step's retry policy started (in the task that makes it)."""
+
+    step_id: str
+    attempt: int
+    index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished(Event):
+    step_id: str
+    attempt: int
+    index: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepFallback(Event):
     step_id: str
     from_provider: str

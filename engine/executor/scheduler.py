@@ -92,6 +92,7 @@ class Scheduler:
                 sid = self.ready.popleft()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
+                self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
                 alone = not self.in_flight and not self.ready
                 rc.writer.submit(rc.services.step_record(rc, result),
@@ -107,7 +108,7 @@ class Scheduler:
 
     def _durable(self, result: StepResult) -> None:
         """`result` is in the run record: now its dependants may start."""
-        self._finish(result)
+        self._finish(result, announced=True)
         self._launch()
         if self._over():
             self._wake()  # idle workers see that the run is over and leave
@@ -142,10 +143,10 @@ class Scheduler:
         flag = self.rc.workflow.step(sid).continue_on_error
         return self.continue_default if flag is None else flag
 
-    def _finish(self, result: StepResult) -> None:
+    def _finish(self, result: StepResult, *, announced: bool = False) -> None:
         sid = result.step_id
         self.results[sid] = result
-        self._publish(result)
+        self._publish(result, announced=announced)
         if result.status == "failed" and not self._continues(sid):
             self.failed = True
             if not self.rc.options.keep_going:
@@ -155,11 +156,17 @@ class Scheduler:
             if self.remaining[succ] == 0 and not self.stopping:
                 self._release(succ)
 
-    def _publish(self, result: StepResult) -> None:
+    def _publish(self, result: StepResult, *, announced: bool = False) -> None:
         self.rc.steps_view[result.step_id] = {
             "output": result.output, "status": result.status,
             "usage": result.usage, "error": result.error,
         }
+        if not announced:
+            self._announce(result)
+
+    def _announce(self, result: StepResult) -> None:
+        """StepFinished, emitted by the task that ran the step (listeners such as tracing
+        close what they opened in that task's context)."""
         if self.rc.listening:
             self.rc.emit(StepFinished(self.rc.run_id, result.finished_at or time.time(),
                                       result.step_id, result.status, result.duration,

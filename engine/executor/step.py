@@ -10,7 +10,14 @@ import anyio
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext
 from engine.executor.current import current_step
-from engine.executor.events import StepRetrying, StepStarted
+from engine.executor.events import (
+    AttemptFinished,
+    AttemptStarted,
+    ItemFinished,
+    ItemStarted,
+    StepRetrying,
+    StepStarted,
+)
 from engine.executor.handlers import Outcome, get_handler
 from engine.executor.result import StepResult
 from engine.executor.retry import call_with_retry, error_kind
@@ -75,10 +82,25 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
     timeout = step.timeout if step.timeout is not None else wf.spec.defaults.timeout
     policy = step.retry or wf.spec.defaults.retry
 
+    index = ctx.get("index") if "item" in ctx else None
+    # attempts are only worth their own events (and spans) when there can be more than one
+    announce = rc.listening and policy is not None and policy.attempts > 1
+
     async def attempt(fn: Any) -> Any:
         async def counted() -> Any:
             attempts.count += 1
-            return await fn()
+            if not announce:
+                return await fn()
+            number = attempts.count
+            rc.emit(AttemptStarted(rc.run_id, time.time(), step_id, number, index))
+            try:
+                value = await fn()
+            except BaseException as exc:
+                rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index,
+                                        str(exc) or type(exc).__name__, error_kind(exc)))
+                raise
+            rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index))
+            return value
         return await call_with_retry(counted, policy, timeout=timeout,
                                      on_retry=attempts.on_retry, step_id=step_id)
 
@@ -116,11 +138,20 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
             mine = _Attempts(rc, step_id)
+            if rc.listening:
+                rc.emit(ItemStarted(rc.run_id, time.time(), step_id, index))
             try:
                 outcome = await _once(rc, step_id, ctx, mine)
+            except BaseException as exc:
+                if rc.listening:
+                    rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index,
+                                         str(exc) or type(exc).__name__))
+                raise
             finally:
                 counts.append(mine.count)
                 attempts.count = max(counts)
+            if rc.listening:
+                rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index))
         results[index] = outcome.output
         rendered[index] = outcome.rendered
         audit.extend(outcome.audit)

@@ -125,7 +125,47 @@ async def test_skipped_failed_and_retried_steps(tmp_path: Path, collected: Any) 
     assert len(calls) == 2
     assert all(c.status.status_code is StatusCode.ERROR for c in calls)
     assert all(c.attributes["error.type"] == "Unavailable" for c in calls)
-    assert all(c.parent.span_id == flaky.context.span_id for c in calls)
+    # each attempt is a span under the step, and each call sits in its attempt
+    attempts = sorted(collected.named("plait.attempt flaky #1") +
+                      collected.named("plait.attempt flaky #2"),
+                      key=lambda s: s.attributes["plait.attempt"])
+    assert [a.attributes["plait.attempt"] for a in attempts] == [1, 2]
+    assert all(a.parent.span_id == flaky.context.span_id for a in attempts)
+    assert all(a.status.status_code is StatusCode.ERROR for a in attempts)
+    by_id = _by_id(collected.spans())
+    assert sorted(by_id[c.parent.span_id].attributes["plait.attempt"] for c in calls) == [1, 2]
+
+
+FOREACH = """version: 1
+name: fan
+providers:
+  p: {kind: echo, model: echo-fan}
+steps:
+  each:
+    foreach: ${{ ['a', 'b', 'c'] }}
+    llm: p
+    prompt: "item ${{ item }}"
+    retry: {attempts: 2}
+"""
+
+
+async def test_each_foreach_item_and_attempt_is_a_span(tmp_path: Path, collected: Any) -> None:
+    path = tmp_path / "fan.yaml"
+    path.write_text(FOREACH)
+    result = await _run(path, collected)
+    assert result.ok
+    step = collected.one("plait.step each")
+    items = [collected.one(f"plait.item each[{i}]") for i in range(3)]
+    assert all(item.parent.span_id == step.context.span_id for item in items)
+    by_id = _by_id(collected.spans())
+    for index, item in enumerate(items):
+        assert item.attributes["plait.item.index"] == index
+        (attempt,) = [s for s in collected.named("plait.attempt each #1")
+                      if s.attributes["plait.item.index"] == index]
+        assert attempt.parent.span_id == item.context.span_id
+        (chat,) = [s for s in collected.named("chat echo-fan")
+                   if s.parent.span_id == attempt.context.span_id]
+        assert by_id[chat.parent.span_id] is attempt
 
 
 async def test_sub_workflow_run_is_a_child_of_its_step(tmp_path: Path, collected: Any) -> None:
