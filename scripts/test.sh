@@ -17,7 +17,7 @@ fi
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,ray]'
 
 # Third-party MCP servers live in their own venv: they may pin another mcp version.
 if [ ! -x .venv-mcp-tools/bin/mcp-server-time ]; then

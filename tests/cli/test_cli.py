@@ -195,3 +195,18 @@ def test_batch_runs_one_workflow_per_row(files: Path) -> None:
     (files / "bad.jsonl").write_text('{"who": "ada"}\n[1]\n')
     bad = plait("batch", "good.yaml", "--inputs", "bad.jsonl", cwd=files)
     assert bad.returncode == 2 and "bad.jsonl:2: each line must be a JSON object" in bad.stderr
+
+
+def test_batch_on_ray(files: Path) -> None:
+    """The same batch on a local Ray runtime (tasks in Ray worker processes)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    (files / "rows.jsonl").write_text('{"who": "ada"}\n{"who": "bob"}\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DISABLE_USAGE_STATS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(files)}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "batch", "good.yaml",
+                          "--inputs", "rows.jsonl", "--executor", "ray"], cwd=files,
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["outputs"] for r in lines] == [{"reply": "echo: hi ada"},
+                                           {"reply": "echo: hi bob"}]
