@@ -168,9 +168,10 @@ class Scheduler:
         """StepFinished, emitted by the task that ran the step (listeners such as tracing
         close what they opened in that task's context)."""
         if self.rc.listening:
+            redact = self.rc.services.redact  # listeners see no secret either
             self.rc.emit(StepFinished(self.rc.run_id, result.finished_at or time.time(),
                                       result.step_id, result.status, result.duration,
-                                      result.attempts, result.output, result.error,
+                                      result.attempts, redact(result.output), result.error,
                                       result.reason, result.usage, result.cost))
 
     def stop(self) -> None:

@@ -125,8 +125,10 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     step = rc.workflow.step(step_id)
     results: list[Any] = [None] * len(items)
     rendered: list[Any] = [None] * len(items)
-    audit: list[dict[str, Any]] = []
-    notes: list[dict[str, Any]] = []
+    # per item, flattened in item order at the end: the record does not depend on which
+    # item happened to finish first (replays compare equal)
+    audit: list[list[dict[str, Any]]] = [[] for _ in items]
+    notes: list[list[dict[str, Any]]] = [[] for _ in items]
     usage: dict[str, int] = {}
     cost = 0.0
     limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
@@ -154,8 +156,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index))
         results[index] = outcome.output
         rendered[index] = outcome.rendered
-        audit.extend(outcome.audit)
-        notes.extend(outcome.notes)
+        audit[index] = outcome.audit
+        notes[index] = outcome.notes
         for key, value in outcome.usage.items():
             usage[key] = usage.get(key, 0) + value
         cost += outcome.cost
@@ -166,8 +168,9 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 tg.start_soon(one, index, item)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
-    return Outcome(output=results, usage=usage, cost=cost, audit=audit, rendered=rendered,
-                   notes=notes)
+    return Outcome(output=results, usage=usage, cost=cost,
+                   audit=[entry for part in audit for entry in part], rendered=rendered,
+                   notes=[note for part in notes for note in part])
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,10 @@ def write_workflow(directory: Path, text: str, name: str = "wf.yaml") -> Path:
 
 def comparable(result: Any) -> dict[str, Any]:
     """What must be identical between a recorded and a replayed run: outputs and, per step,
-    status, output, attempts, usage, cost, audit and notes. A foreach step's audit entries and
-    notes are in the order its items finished (the executor's choice, not the cassette's), so
-    they are compared as sorted lists."""
+    status, output, attempts, usage, cost, audit and notes (a foreach step's in item order)."""
     steps = {}
     for sid, step in result.steps.items():
-        audit = sorted(step.audit, key=lambda entry: json.dumps(entry, sort_keys=True))
-        notes = sorted(step.notes, key=lambda entry: json.dumps(entry, sort_keys=True))
+        audit, notes = step.audit, step.notes
         steps[sid] = {"status": step.status, "output": step.output, "attempts": step.attempts,
                       "usage": step.usage, "cost": step.cost, "error": step.error,
                       "notes": notes, "audit": audit}

@@ -39,9 +39,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
 
 
 def _chunks(rc: RunContext, step_id: str) -> Any:
+    redact = rc.services.redact
+
     def on_chunk(chunk: Any) -> None:
         if chunk.text_delta:
-            rc.emit(StepChunk(rc.run_id, time.time(), step_id, chunk.text_delta))
+            rc.emit(StepChunk(rc.run_id, time.time(), step_id, redact(chunk.text_delta)))
     return on_chunk
 
 
