@@ -115,7 +115,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                         services.secrets)
         done = _restored(store, previous, workflow) if previous else {}
         _create_record(store, rc, previous)
-        rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.graph),
+        rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
                            resumed=previous is not None))
         scheduler = Scheduler(rc, done)
         control._scheduler = scheduler

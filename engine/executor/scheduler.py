@@ -27,11 +27,11 @@ class Scheduler:
     def __init__(self, rc: RunContext, done: dict[str, StepResult]) -> None:
         self.rc = rc
         wf = rc.workflow
-        self.graph = wf.graph
+        self.preds, self.succs = wf.edges
         self.limit = rc.options.concurrency or wf.spec.concurrency
         #: results so far, including steps restored from a resumed run
         self.results = done
-        self.remaining = {n: 0 for n in self.graph}
+        self.remaining = {n: 0 for n in self.preds}
         self.ready: deque[str] = deque()
         self.in_flight = 0
         self.workers = 0
@@ -42,12 +42,12 @@ class Scheduler:
         self.stopping = False
         self.cancel_scope: anyio.CancelScope | None = None
         self.continue_default = wf.spec.defaults.continue_on_error
-        for node in self.graph:
+        for node in self.preds:
             if node in done:
                 continue
-            pending = sum(1 for p in self.graph.predecessors(node) if p not in done)
+            pending = sum(1 for p in self.preds[node] if p not in done)
             self.remaining[node] = pending
-        self._initial = [n for n in sorted(self.graph) if n not in done and
+        self._initial = [n for n in sorted(self.preds) if n not in done and
                          self.remaining[n] == 0]
 
     async def run(self) -> None:
@@ -118,7 +118,7 @@ class Scheduler:
 
     def _release(self, sid: str) -> None:
         """All of `sid`'s dependencies are done: run it, or settle it without running."""
-        blocked = [p for p in self.graph.predecessors(sid) if self._blocks(p)]
+        blocked = [p for p in self.preds[sid] if self._blocks(p)]
         if blocked:
             skipped = all(self.results[p].status == "skipped" for p in blocked)
             status = "skipped" if skipped else "cancelled"
@@ -151,7 +151,7 @@ class Scheduler:
             self.failed = True
             if not self.rc.options.keep_going:
                 self.stop()
-        for succ in self.graph.successors(sid):
+        for succ in self.succs[sid]:
             self.remaining[succ] -= 1
             if self.remaining[succ] == 0 and not self.stopping:
                 self._release(succ)
@@ -182,7 +182,7 @@ class Scheduler:
             self.cancel_scope.cancel()
 
     def unfinished(self) -> list[str]:
-        return [n for n in self.graph if n not in self.results]
+        return [n for n in self.preds if n not in self.results]
 
 
 def summarise(results: dict[str, StepResult]) -> tuple[dict[str, int], float]:

@@ -33,6 +33,22 @@ class Workflow:
     servers: dict[str, Compiled]
     _kinds: dict[str, str] = field(default_factory=dict, repr=False)
     _graph: nx.DiGraph | None = field(default=None, repr=False)
+    _edges: tuple[dict[str, list[str]], dict[str, list[str]]] | None = field(default=None,
+                                                                              repr=False)
+
+    @property
+    def edges(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(predecessors, successors) of every step, as plain lists: what the scheduler
+        walks. Cheaper to build than the networkx graph, which runs never need."""
+        if self._edges is None:
+            preds = {sid: sorted({ref for refs in fields.values() for ref in refs})
+                     for sid, fields in self.deps.items()}
+            succs: dict[str, list[str]] = {sid: [] for sid in preds}
+            for sid in sorted(preds):
+                for ref in preds[sid]:
+                    succs[ref].append(sid)
+            self._edges = (preds, succs)
+        return self._edges
 
     @property
     def graph(self) -> nx.DiGraph:
