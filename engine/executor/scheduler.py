@@ -61,6 +61,9 @@ class Scheduler:
             for sid in self._initial:
                 self._release(sid)
             self._launch()
+            target = min(self.limit, self.rc.workflow.width)
+            if target > self.workers:
+                tg.start_soon(self._prespawn, target)
 
     # A pool of workers, not a task per step: a worker takes the next ready step, runs it,
     # releases its dependants and takes the next. Workers are added only while ready steps
@@ -79,6 +82,16 @@ class Scheduler:
             self.workers += 1
             self.starting += 1
             self._tg.start_soon(self._worker)
+
+    async def _prespawn(self, target: int) -> None:
+        """Start the workers a wide layer will need while the first steps run, a few per
+        event-loop turn, so a fan-out does not pay for hundreds of task spawns at once."""
+        while self.workers < target and not self.stopping and not self._over():
+            for _ in range(min(8, target - self.workers)):
+                self.workers += 1
+                self.starting += 1
+                self._tg.start_soon(self._worker)
+            await anyio.sleep(0)
 
     def _wake(self) -> None:
         event, self._work = self._work, anyio.Event()

@@ -51,6 +51,24 @@ class Workflow:
         return self._edges
 
     @property
+    def width(self) -> int:
+        """The most steps that can be ready at once: the widest layer of the DAG."""
+        preds, succs = self.edges
+        remaining = {sid: len(p) for sid, p in preds.items()}
+        layer = [sid for sid, n in remaining.items() if n == 0]
+        widest = 0
+        while layer:
+            widest = max(widest, len(layer))
+            following = []
+            for sid in layer:
+                for succ in succs[sid]:
+                    remaining[succ] -= 1
+                    if remaining[succ] == 0:
+                        following.append(succ)
+            layer = following
+        return widest
+
+    @property
     def graph(self) -> nx.DiGraph:
         """The step DAG (networkx), built on first use: `plait validate` never needs it."""
         if self._graph is None:

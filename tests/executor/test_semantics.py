@@ -264,3 +264,17 @@ outputs:
     assert steps["b"].status == "succeeded" and steps["b"].attempts == 1
     assert steps["b"].rendered_input == {"run": "echo a-b"}
     assert steps["b"].output["stdout"] == "a-b\n"
+
+
+async def test_a_wide_fan_out_runs_every_step_once(tmp_path: Path) -> None:
+    """200 steps released at once by one step (workers are started ahead, while it runs)."""
+    body = "steps:\n  root:\n    run: 'sleep 0.2'\n" + "".join(
+        f"  s{i}:\n    run: 'echo {i} >> fan.log'\n    needs: [root]\n" for i in range(200))
+    body += "  sink:\n    run: 'wc -l < fan.log'\n    needs: [" + ", ".join(
+        f"s{i}" for i in range(200)) + "]\n"
+    wf = load(workflow(tmp_path, body))
+    assert wf.width == 200
+    result = await run_workflow(wf, {})
+    assert result.ok
+    assert result.steps["sink"].output["stdout"].strip() == "200"
+    assert sorted(int(x) for x in (tmp_path / "fan.log").read_text().split()) == list(range(200))
