@@ -177,13 +177,10 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
 
 def write_snapshot(path: Path, text: str) -> None:
     """Write a snapshot atomically; a ConfigError that says how to fix an unwritable dir."""
-    import os
+    from engine.atomic import atomic_write
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as exc:
         raise ConfigError(f"cannot write snapshot {path}: {exc.strerror or exc}",
                           hint=f"make {path.parent} writable (or run without "

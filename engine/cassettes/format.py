@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from engine.atomic import atomic_write
 from engine.errors import ConfigError, PlaitError, RunError
 
 if TYPE_CHECKING:
@@ -295,17 +294,7 @@ def write_cassette(path: Path, data: Mapping[str, Any]) -> None:
     text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cassette-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, text)
     except OSError as exc:
         raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
                             hint="check that the directory exists and is writable") from None

@@ -55,6 +55,20 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
         click.echo(format_runs_table(records))
 
 
+def _load_run(run_id: str, state: str | None, workflow: Path | None) -> tuple[Any, list[Any]]:
+    """The run (a unique id prefix is enough) and its steps, or exit 2 saying why not."""
+    try:
+        store = _store(state, workflow)
+        try:
+            record = store.get_run(run_id)
+            return record, store.steps(record.run_id)
+        finally:
+            store.close()
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
+
+
 @runs.command("show")
 @click.argument("run_id")
 @_state_options
@@ -63,14 +77,7 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     """One run: every step's status, attempts, timings, errors, usage and audit."""
     from engine.state.render import format_run
 
-    try:
-        store = _store(state, workflow)
-        record = store.get_run(run_id)
-        steps = store.steps(record.run_id)
-        store.close()
-    except PlaitError as exc:
-        print_error(exc)
-        sys.exit(2)
+    record, steps = _load_run(run_id, state, workflow)
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
@@ -86,17 +93,11 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     """An HTML report of one run: its graph, a timeline and every step's data."""
     from runners.reporters.html import render_html
 
+    record, steps = _load_run(run_id, state, workflow)
     try:
-        store = _store(state, workflow)
-        record = store.get_run(run_id)
-        steps = store.steps(record.run_id)
-        store.close()
-    except PlaitError as exc:
-        print_error(exc)
-        sys.exit(2)
-    try:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(render_html(record, steps), encoding="utf-8")
+        from engine.atomic import atomic_write
+
+        atomic_write(html_path, render_html(record, steps))
     except OSError as exc:
         click.echo(f"error: cannot write {html_path}: {exc.strerror or exc}", err=True)
         sys.exit(2)

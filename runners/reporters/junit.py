@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
+
+from engine.atomic import atomic_write
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 #: characters XML 1.0 cannot hold, even escaped
@@ -72,19 +73,7 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
 
 def write_junit(cases: Sequence[JUnitCase], path: Path, *, suite: str = "plait") -> None:
     """Write the report atomically (temp file + fsync + rename)."""
-    data = junit_xml(cases, suite)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), junit_xml(cases, suite))
 
 
 _OUTCOMES: dict[str, Outcome] = {"succeeded": "passed", "restored": "passed",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write
 from engine.mcp.servers._common import Confined, base_parser, existing_root, parse, serve, tool
 
 DEFAULT_MAX_BYTES = 1_000_000
@@ -64,7 +64,7 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         target = box.resolve(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         box.resolve(str(target.parent))  # the created parent must still be inside
-        _atomic_write(target, data)
+        atomic_write(target, data)
         return f"wrote {len(data)} bytes to {box.relative(target)}"
 
     @tool(server, annotations=ro)
@@ -120,19 +120,6 @@ def _contains(path: Path, needle: str, max_bytes: int) -> bool:
         return needle in path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> None:
