@@ -12,6 +12,11 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then rename it over `path`.
     Raises OSError (the caller turns it into its own error); the temp file never stays."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if path.exists() and not path.is_file():
+        # a device, a FIFO (e.g. /dev/null, /dev/stdout): write into it, never replace it
+        with path.open("wb") as handle:
+            handle.write(payload)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

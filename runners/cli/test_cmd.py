@@ -90,19 +90,12 @@ def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:
 
 
 def write_junit(results: list[CaseResult], path: Path) -> None:
-    """A minimal JUnit XML file: one testsuite, one testcase per case."""
-    from xml.etree import ElementTree as ET
+    """One <testcase> per test case, through the shared JUnit writer."""
+    from runners.reporters.junit import JUnitCase
+    from runners.reporters.junit import write_junit as write
 
-    suite = ET.Element("testsuite", name="plait test", tests=str(len(results)),
-                       failures=str(sum(1 for r in results if r.status == "failed")),
-                       errors=str(sum(1 for r in results if r.status == "error")),
-                       time=f"{sum(r.duration for r in results):.3f}")
-    for r in results:
-        case = ET.SubElement(suite, "testcase", classname=r.workflow, name=r.case,
-                             file=str(r.file), time=f"{r.duration:.3f}")
-        if not r.ok:
-            tag = "error" if r.status == "error" else "failure"
-            node = ET.SubElement(case, tag, message=(r.problems or [r.status])[0][:200])
-            node.text = "\n".join(r.problems)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    write([JUnitCase(name=r.case, classname=r.workflow,
+                     outcome="passed" if r.ok else ("error" if r.status == "error" else "failed"),
+                     time=r.duration, message=(r.problems or [r.status])[0][:200],
+                     details="\n".join(r.problems), file=str(r.file))
+           for r in results], path, suite="plait test")
