@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -108,9 +109,12 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     if previous is not None and inputs != previous.inputs:
         raise InputError(f"inputs differ from those of run {previous.run_id}",
                          hint="resume with the same inputs, or start a new run")
+    run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
+    if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
+        # MCP servers' stderr goes to the run's log directory, not the terminal
+        services.log_dir = Path(store.path).parent / "logs" / run_id
     async with services:
-        run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
         rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                         services.secrets)
         done = _restored(store, previous, workflow) if previous else {}
@@ -200,7 +204,8 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
         return
     from engine.state import RunRecord, owner_meta
 
-    meta = {"source": rc.workflow.source.text, "owner": owner_meta(),
+    logs = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
+    meta = {"source": rc.workflow.source.text, "owner": owner_meta(), **logs,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:

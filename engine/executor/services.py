@@ -46,6 +46,8 @@ class Services:
         self._runners: dict[str | None, Runner] = {}
         self.weaker: list[str] = []
         self.cassette: Any = None  # engine.cassettes.Cassette under --record / --replay
+        #: where MCP servers' stderr is kept (the run's log directory), if anywhere
+        self.log_dir: Path | None = None
 
     def load_secrets(self) -> None:
         """Read the declared secrets (environment, then a .env next to the workflow)."""
@@ -129,7 +131,12 @@ class Services:
                 from engine.mcp import MCPRuntime
 
                 servers = {name: self.server_spec(name) for name in self.workflow.spec.mcp_servers}
-                runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir,
+                from dataclasses import replace
+
+                from engine.mcp import MCPSettings
+
+                settings = replace(MCPSettings.from_env(), log_dir=self.log_dir)
+                runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir, settings=settings,
                                      runner_for=self._server_runner,
                                      validator=self._tool_validator,
                                      policies=self.workflow.spec.policies,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.errors import ConfigError
 
@@ -40,6 +41,8 @@ class MCPSettings:
     max_restarts: int = 3
     #: "auto" (2026-07-28, falling back to the 2025-era handshake) or "legacy" (handshake only)
     protocol_mode: str = "auto"
+    #: where stdio servers' stderr is kept (`<server>.stderr.log`); None: a temporary file
+    log_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> MCPSettings:

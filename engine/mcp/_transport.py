@@ -31,6 +31,12 @@ class StderrLog:
     file: IO[str] = field(default_factory=lambda: tempfile.TemporaryFile(  # noqa: SIM115
         mode="w+", encoding="utf-8", errors="replace"))
 
+    @classmethod
+    def to_file(cls, path: Path) -> StderrLog:
+        """Keep the stderr in `path` (the run's log directory), appended across restarts."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path.open("a+", encoding="utf-8", errors="replace"))
+
     def tail(self, chars: int = STDERR_TAIL_CHARS) -> str:
         try:
             self.file.flush()

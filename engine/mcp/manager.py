@@ -220,7 +220,9 @@ class MCPServerManager:
         kind = transport_kind(slot.spec)
         if kind == "stdio":
             if slot.stderr is None:
-                slot.stderr = StderrLog()
+                log_dir = self.settings.log_dir
+                slot.stderr = StderrLog.to_file(log_dir / f"{slot.name}.stderr.log") \
+                    if log_dir is not None else StderrLog()
             runner = self._runner_for(slot.name, slot.spec) if self._runner_for else None
             return stdio_target(slot.name, slot.spec, base_dir=self.base_dir, runner=runner,
                                 errlog=slot.stderr)
