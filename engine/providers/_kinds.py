@@ -26,7 +26,7 @@ KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
         "parallel_tool_calls", "verbosity", "store", "metadata", "prompt_cache_key",
         "safety_identifier"},
     "anthropic": _COMMON | {"top_k", "thinking", "metadata", "service_tier"},
-    "google": _COMMON | {
+    "google": _COMMON | {"embedding_model",
         "top_k", "max_output_tokens", "seed", "presence_penalty", "frequency_penalty",
         "safety_settings", "thinking_config", "candidate_count", "response_mime_type"},
 }

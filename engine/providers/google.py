@@ -124,6 +124,27 @@ class GoogleProvider(SDKProvider):
         return LLMResponse("".join(texts), tuple(calls), _usage(response.usage_metadata),
                            finish, response.model_version or model, response.response_id)
 
+    async def embed(self, texts: Sequence[str], *, model: str | None = None,
+                    dimensions: int | None = None, task: str | None = None,
+                    ) -> list[list[float]]:
+        """Embedding vectors of `texts` (one request; Gemini API or Vertex), e.g. with
+        model `gemini-embedding-001`; `task` is the API's task type (RETRIEVAL_QUERY, ...)."""
+        name = model or self.spec.options.get("embedding_model") or "gemini-embedding-001"
+        config: dict[str, Any] = {}
+        if dimensions is not None:
+            config["output_dimensionality"] = dimensions
+        if task is not None:
+            config["task_type"] = task
+        try:
+            response = await self.client.aio.models.embed_content(
+                model=name, contents=list(texts), config=config or None)
+        except Exception as exc:
+            mapped = self.map_error(exc, name)
+            if mapped is exc:
+                raise
+            raise mapped from None
+        return [list(e.values or []) for e in response.embeddings or []]
+
     async def _stream(self, req: LLMRequest, model: str) -> AsyncIterator[LLMStreamChunk]:
         stream = await self.client.aio.models.generate_content_stream(
             model=model, contents=to_contents(req.messages), config=self._config(req))

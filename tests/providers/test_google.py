@@ -163,3 +163,20 @@ def test_vertex_needs_a_project_or_key() -> None:
     with pytest.raises(ConfigError, match="needs `project`"):
         ProviderRegistry.from_specs({"v": spec}, env={}).check()
     ProviderRegistry.from_specs({"v": spec}, env={"GOOGLE_CLOUD_PROJECT": "p"}).check()
+
+
+async def test_embeddings(srv: Servers) -> None:
+    registry = _registry(srv, options={"embedding_model": "emb-1"})
+    provider = registry.get("g")
+    vectors = await provider.embed(["hi", "hello there"], dimensions=3,  # type: ignore[attr-defined]
+                                   task="RETRIEVAL_DOCUMENT")
+    assert vectors == [[2.0, 0.0, 0.5], [11.0, 1.0, 0.5]]
+    body = srv.google.requests[-1]
+    assert srv.google.paths[-1].endswith("/models/emb-1:batchEmbedContents")
+    assert [r["content"]["parts"][0]["text"] for r in body["requests"]] == ["hi", "hello there"]
+    first = _snake(body["requests"][0])
+    assert first["output_dimensionality"] == 3 and first["task_type"] == "RETRIEVAL_DOCUMENT"
+    srv.google.push("emb-1", Action(status=429, headers={"Retry-After": "2"}))
+    with pytest.raises(RateLimited):
+        await provider.embed(["again"])  # type: ignore[attr-defined]
+    await registry.aclose()

@@ -58,6 +58,10 @@ def _parts(action: Action, body: dict[str, Any]) -> list[dict[str, Any]]:
     return parts
 
 
+def _embed_text(request: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in request.get("content", {}).get("parts", []))
+
+
 def _error(action: Action) -> dict[str, Any]:
     return {"error": {"code": action.status, "message": action.error,
                       "status": _STATUS.get(action.status, "UNKNOWN")}}
@@ -71,6 +75,10 @@ async def models(request: Request) -> Response:
     body = await read_json(request)
 
     async def ok(action: Action) -> Response:
+        if method == "batchEmbedContents":  # a deterministic vector per text: its length, ...
+            vectors = [[float(len(_embed_text(r))), float(i), 0.5]
+                       for i, r in enumerate(body.get("requests", []))]
+            return JSONResponse({"embeddings": [{"values": v} for v in vectors]})
         if method == "streamGenerateContent":
             events: list[tuple[str | None, Any]] = []
             text = _text(action, body)
