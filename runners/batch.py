@@ -57,19 +57,22 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
     from engine.executor import run_workflow
     from engine.spec.loader import load
 
+    from engine.mcp.shared import SharedRuntimes
+
     workflow = load(path)
     results: list[dict[str, Any] | None] = [None] * len(rows)
     limiter = anyio.CapacityLimiter(concurrency)
+    pool = SharedRuntimes()  # MCP servers start once for the whole batch, not once per row
 
     async def one(index: int, row: Row) -> None:
         async with limiter:
             try:
-                result = await run_workflow(workflow, row.inputs, **options)
+                result = await run_workflow(workflow, row.inputs, mcp_pool=pool, **options)
                 results[index] = summary(row, result)
             except Exception as exc:
                 results[index] = summary(row, error=exc)
 
-    async with anyio.create_task_group() as tg:
+    async with pool, anyio.create_task_group() as tg:
         for index, row in enumerate(rows):
             tg.start_soon(one, index, row)
     return [r for r in results if r is not None]

@@ -54,6 +54,8 @@ class RunOptions:
     from_text: frozenset[str] = frozenset()
     #: stream every LLM step's output as StepChunk events (`plait run --stream`)
     stream: bool = False
+    #: MCP runtimes shared by the runs of one process (engine.mcp.shared.SharedRuntimes)
+    mcp_pool: Any = None
     services: Services | None = None
     #: an engine.tracing.RunTracer (spans and metrics); shared with sub-workflows
     tracer: Any = None

@@ -128,29 +128,46 @@ class Services:
     async def mcp(self) -> MCPRuntime:
         async with self._mcp_lock:
             if self._mcp is None:
-                from engine.mcp import MCPRuntime
-
-                servers = {name: self.server_spec(name) for name in self.workflow.spec.mcp_servers}
-                from dataclasses import replace
-
-                from engine.mcp import MCPSettings
-
-                settings = replace(MCPSettings.from_env(), log_dir=self.log_dir)
-                runtime = MCPRuntime(servers, base_dir=self.workflow.base_dir, settings=settings,
-                                     runner_for=self._server_runner,
-                                     validator=self._tool_validator,
-                                     policies=self.workflow.spec.policies,
-                                     default_policy=self.workflow.spec.defaults.policy)
-                self._servers = servers
-                if self.cassette is not None:
-                    self.cassette.attach_tools(runtime.executor)
-                if self.options.tracer is not None:
-                    runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
-                        self.redactor.redact, content=self.options.trace_content,
-                        transports={n: "stdio" if s.command else "http"
-                                    for n, s in servers.items()}))
-                self._mcp = await self._stack.enter_async_context(runtime)
+                self._servers = {name: self.server_spec(name)
+                                 for name in self.workflow.spec.mcp_servers}
+                pool = self.options.mcp_pool
+                if pool is not None and self.cassette is None and self.options.tracer is None:
+                    # servers stay up for the next run of the same settings (plait batch)
+                    self._mcp = await pool.get(self._pool_key(), self._new_runtime)
+                else:
+                    self._mcp = await self._stack.enter_async_context(self._new_runtime())
             return self._mcp
+
+    def _new_runtime(self) -> MCPRuntime:
+        from dataclasses import replace
+
+        from engine.mcp import MCPRuntime, MCPSettings
+
+        settings = replace(MCPSettings.from_env(), log_dir=self.log_dir)
+        runtime = MCPRuntime(self._servers, base_dir=self.workflow.base_dir, settings=settings,
+                             runner_for=self._server_runner, validator=self._tool_validator,
+                             policies=self.workflow.spec.policies,
+                             default_policy=self.workflow.spec.defaults.policy)
+        if self.cassette is not None:
+            self.cassette.attach_tools(runtime.executor)
+        if self.options.tracer is not None:
+            runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
+                self.redactor.redact, content=self.options.trace_content,
+                transports={n: "stdio" if s.command else "http"
+                            for n, s in self._servers.items()}))
+        return runtime
+
+    def _pool_key(self) -> str:
+        """Runs share a runtime only when everything that shapes it is the same."""
+        import json
+
+        spec = self.workflow.spec
+        return json.dumps({
+            "base": str(self.workflow.base_dir),
+            "servers": {n: s.model_dump(mode="json") for n, s in self._servers.items()},
+            "policies": {n: p.model_dump(mode="json") for n, p in spec.policies.items()},
+            "default": spec.defaults.policy, "weaker": self.options.allow_weaker_sandbox,
+        }, sort_keys=True)
 
     def server_spec(self, name: str) -> MCPServerSpec:
         """The server's settings with ${{ inputs/secrets/env }} rendered."""

@@ -210,3 +210,31 @@ def test_batch_on_ray(files: Path) -> None:
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["outputs"] for r in lines] == [{"reply": "echo: hi ada"},
                                            {"reply": "echo: hi bob"}]
+
+
+def test_batch_starts_each_mcp_server_once(files: Path) -> None:
+    server = ROOT / "tests" / "mcp" / "faulty_server.py"
+    (files / "pids.yaml").write_text(f"""\
+version: 1
+name: pids
+inputs:
+  n: {{type: integer}}
+mcp_servers:
+  s:
+    command: {sys.executable}
+    args: [{server}]
+    env: {{PYTHONPATH: "{ROOT}"}}
+    policy: open
+policies:
+  open: {{level: low}}
+steps:
+  pid:
+    tool: s.pid
+outputs:
+  pid: ${{{{ steps.pid.output }}}}
+""")
+    (files / "rows.jsonl").write_text("".join(f'{{"n": {i}}}\n' for i in range(4)))
+    out = plait("batch", "pids.yaml", "--inputs", "rows.jsonl", "--concurrency", "2", cwd=files)
+    assert out.returncode == 0, out.stderr
+    pids = {json.loads(line)["outputs"]["pid"] for line in out.stdout.splitlines()}
+    assert len(pids) == 1  # one server process answered every row
