@@ -55,9 +55,8 @@ def summary(row: Row, result: Any = None, error: BaseException | None = None) ->
 async def run_local(path: Path, rows: list[Row], *, concurrency: int,
                     options: dict[str, Any]) -> list[dict[str, Any]]:
     from engine.executor import run_workflow
-    from engine.spec.loader import load
-
     from engine.mcp.shared import SharedRuntimes
+    from engine.spec.loader import load
 
     workflow = load(path)
     results: list[dict[str, Any] | None] = [None] * len(rows)
