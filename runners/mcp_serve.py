@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,20 +36,34 @@ def _signature(workflow: Any) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
-def build_server(path: Path, *, state: str | None = None) -> Any:
-    """An MCPServer whose one tool runs the workflow in `path`."""
+def build_server(path: Path, *, state: str | None = None, share_servers: bool = False) -> Any:
+    """An MCPServer whose one tool runs the workflow in `path`. With `share_servers` the
+    workflow's own MCP servers stay up across calls for the life of the server process."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
     from engine.executor import run_workflow
+    from engine.mcp.shared import SharedRuntimes
     from engine.spec.loader import load
 
     workflow = load(path)  # fail now, with located errors, not at the first call
-    server = MCPServer(f"plait-{workflow.name}")
+    shared: dict[str, SharedRuntimes] = {}
+
+    @asynccontextmanager
+    async def lifespan(_server: Any) -> AsyncIterator[None]:
+        async with SharedRuntimes() as pool:
+            shared["pool"] = pool
+            try:
+                yield None
+            finally:
+                shared.clear()
+
+    server = MCPServer(f"plait-{workflow.name}", lifespan=lifespan if share_servers else None)
 
     async def run_tool(**inputs: Any) -> dict[str, Any]:
         try:
-            result = await run_workflow(load(path), inputs, state_location=state)
+            result = await run_workflow(load(path), inputs, state_location=state,
+                                        mcp_pool=shared.get("pool"))
         except PlaitError as exc:
             raise ToolError(str(exc)) from exc
         if not result.ok:
@@ -64,7 +80,9 @@ def build_server(path: Path, *, state: str | None = None) -> Any:
 
 
 def serve(path: Path, *, transport: str, host: str, port: int, state: str | None) -> None:
-    server = build_server(path, state=state)
+    # over stdio the process serves one client: its workflow's servers can stay up between
+    # calls (over HTTP a lifespan is per session, so each call starts its own)
+    server = build_server(path, state=state, share_servers=transport == "stdio")
     if transport == "stdio":
         server.run("stdio")
     else:

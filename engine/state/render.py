@@ -15,13 +15,22 @@ from engine.state.records import RunRecord, StepRecord
 _MAX_VALUE = 400
 
 
+def shown_status(run: RunRecord) -> str:
+    """`running` only while the run's process lives: a killed run says so."""
+    from engine.state.resume import owner_alive
+
+    if run.status == "running" and run.meta.get("owner") and not owner_alive(run.meta):
+        return "died"
+    return run.status
+
+
 def format_runs_table(runs: Sequence[RunRecord]) -> str:
     """One line per run: id, status, workflow, start time, duration, cost."""
     if not runs:
         return "no runs recorded yet\n"
     header = ("RUN ID", "STATUS", "WORKFLOW", "STARTED (UTC)", "DURATION", "COST")
     rows = [header] + [
-        (r.run_id, r.status, r.workflow_name, _when(r.started_at),
+        (r.run_id, shown_status(r), r.workflow_name, _when(r.started_at),
          _duration(r.started_at, r.finished_at), _cost(r.cost))
         for r in runs
     ]
@@ -33,8 +42,11 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
 
 def format_run(run: RunRecord, steps: Sequence[StepRecord]) -> str:
     """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit."""
+    status = shown_status(run)
+    if status == "died":
+        status += f" (its process is gone; continue it with `plait resume {run.run_id}`)"
     out = [
-        f"run {run.run_id}  {run.status}",
+        f"run {run.run_id}  {status}",
         f"  workflow   {run.workflow_name}  ({run.workflow_path})",
         f"  spec       {run.spec_hash}",
         f"  started    {_when(run.started_at)}",

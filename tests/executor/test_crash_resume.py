@@ -64,6 +64,10 @@ def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
     before = {s.step_id: s for s in store.steps(run.run_id)}
     store.close()
     assert run.status == "running"  # it never got to say otherwise
+    from engine.state.render import format_runs_table, shown_status
+
+    assert shown_status(run) == "died"  # but its process is gone, and listings say so
+    assert f"{run.run_id}  died" in format_runs_table([run])
     assert before["first"].status == "succeeded"
     assert "second" not in before or before["second"].status != "succeeded"
 

@@ -116,3 +116,42 @@ def test_an_invalid_workflow_is_refused_before_serving(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(bad)],
                          env=_env(), capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 2 and "bad.yaml:4:" in out.stderr
+
+
+@pytest.mark.anyio
+async def test_served_workflow_keeps_its_own_servers_up_across_calls(tmp_path: Path) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    server = ROOT / "tests" / "mcp" / "faulty_server.py"
+    path = tmp_path / "pids.yaml"
+    path.write_text(f"""\
+version: 1
+name: pids
+mcp_servers:
+  s:
+    command: {sys.executable}
+    args: [{server}]
+    env: {{PYTHONPATH: "{ROOT}"}}
+    policy: open
+policies:
+  open: {{level: low}}
+steps:
+  pid:
+    tool: s.pid
+outputs:
+  pid: ${{{{ steps.pid.output }}}}
+""")
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "runners.cli.main", "mcp", "serve", str(path)],
+                                   env=_env(), cwd=str(tmp_path))
+    pids = []
+    with anyio.fail_after(60):
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            for _ in range(3):
+                result = await client.call_tool("pids", {})
+                structured = getattr(result, "structured_content", None) or \
+                    result.structuredContent
+                pids.append(structured["pid"])
+    assert len(set(pids)) == 1  # one server process answered all three runs
