@@ -10,7 +10,6 @@ from engine.executor.events import (
     StepChunk,
     StepFallback,
     StepFinished,
-    StepQueued,
     StepRetrying,
     StepStarted,
 )
@@ -27,7 +26,6 @@ __all__ = (
     "StepChunk",
     "StepFallback",
     "StepFinished",
-    "StepQueued",
     "StepResult",
     "StepRetrying",
     "StepStarted",

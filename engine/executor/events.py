@@ -21,11 +21,6 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class StepQueued(Event):
-    step_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class StepStarted(Event):
     step_id: str
     kind: str

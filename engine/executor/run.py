@@ -155,10 +155,6 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         error = first.error if first else None
     usage, cost = summarise(results)
     outputs = rc.services.redact(outputs)
-    if rc.services.redactor:  # what leaves the engine carries no secret
-        results = {sid: replace(r, output=rc.services.redact(r.output),
-                                rendered=rc.services.redact(r.rendered))
-                   for sid, r in results.items()}
     if store is not None:
         store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
                          error=error, usage=usage, cost=cost)
@@ -173,7 +169,6 @@ def _redacted(rc: RunContext, result: StepResult) -> StepResult:
     """The step as the caller sees it (RunResult, --json): secrets masked in what it holds."""
     if not rc.services.redactor:
         return result
-    from dataclasses import replace
 
     redact = rc.services.redact
     return replace(result, output=redact(result.output), error=redact(result.error),

@@ -27,16 +27,6 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}")
 
 
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    if seconds < 60 or seconds % 60:
-        return f"{seconds:g}s"
-    if seconds < 3600 or seconds % 3600:
-        return f"{seconds / 60:g}m"
-    return f"{seconds / 3600:g}h"
-
-
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
