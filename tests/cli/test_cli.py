@@ -213,26 +213,9 @@ def test_batch_on_ray(files: Path) -> None:
 
 
 def test_batch_starts_each_mcp_server_once(files: Path) -> None:
-    server = ROOT / "tests" / "mcp" / "faulty_server.py"
-    (files / "pids.yaml").write_text(f"""\
-version: 1
-name: pids
-inputs:
-  n: {{type: integer}}
-mcp_servers:
-  s:
-    command: {sys.executable}
-    args: [{server}]
-    env: {{PYTHONPATH: "{ROOT}"}}
-    policy: open
-policies:
-  open: {{level: low}}
-steps:
-  pid:
-    tool: s.pid
-outputs:
-  pid: ${{{{ steps.pid.output }}}}
-""")
+    from tests.pid_workflow import write_pid_workflow
+
+    write_pid_workflow(files / "pids.yaml", inputs="inputs:\n  n: {type: integer}\n")
     (files / "rows.jsonl").write_text("".join(f'{{"n": {i}}}\n' for i in range(4)))
     out = plait("batch", "pids.yaml", "--inputs", "rows.jsonl", "--concurrency", "2", cwd=files)
     assert out.returncode == 0, out.stderr

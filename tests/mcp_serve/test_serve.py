@@ -123,25 +123,9 @@ async def test_served_workflow_keeps_its_own_servers_up_across_calls(tmp_path: P
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    server = ROOT / "tests" / "mcp" / "faulty_server.py"
-    path = tmp_path / "pids.yaml"
-    path.write_text(f"""\
-version: 1
-name: pids
-mcp_servers:
-  s:
-    command: {sys.executable}
-    args: [{server}]
-    env: {{PYTHONPATH: "{ROOT}"}}
-    policy: open
-policies:
-  open: {{level: low}}
-steps:
-  pid:
-    tool: s.pid
-outputs:
-  pid: ${{{{ steps.pid.output }}}}
-""")
+    from tests.pid_workflow import write_pid_workflow
+
+    path = write_pid_workflow(tmp_path / "pids.yaml")
     params = StdioServerParameters(command=sys.executable,
                                    args=["-m", "runners.cli.main", "mcp", "serve", str(path)],
                                    env=_env(), cwd=str(tmp_path))
