@@ -7,7 +7,8 @@ and maps its SDK's exceptions in ``_map_error``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from engine.errors import MissingDependencyError, PlaitError, ProviderError
@@ -146,26 +147,27 @@ class SDKProvider:
 
     # ------------------------------------------------------------ the protocol
 
-    async def generate(self, req: LLMRequest) -> LLMResponse:
-        model = self.model_for(req)
+    @contextmanager
+    def mapped_errors(self, model: str | None) -> Iterator[None]:
+        """Any SDK or transport error inside becomes its engine.errors ProviderError."""
         try:
-            return await self._generate(req, model)
+            yield
         except Exception as exc:
             mapped = self.map_error(exc, model)
             if mapped is exc:
                 raise
             raise mapped from None
 
+    async def generate(self, req: LLMRequest) -> LLMResponse:
+        model = self.model_for(req)
+        with self.mapped_errors(model):
+            return await self._generate(req, model)
+
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
         model = self.model_for(req)
-        try:
+        with self.mapped_errors(model):
             async for chunk in self._stream(req, model):
                 yield chunk
-        except Exception as exc:
-            mapped = self.map_error(exc, model)
-            if mapped is exc:
-                raise
-            raise mapped from None
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         raise NotImplementedError
@@ -181,4 +183,5 @@ class SDKProvider:
         return True
 
     async def _health(self) -> None:
-        raise NotImplementedError
+        """A cheap authenticated call (OpenAI and Anthropic both list their models)."""
+        await self.client.models.list()

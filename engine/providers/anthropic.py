@@ -100,9 +100,6 @@ class AnthropicProvider(SDKProvider):
         finally:
             await stream.close()
 
-    async def _health(self) -> None:
-        await self.client.models.list()
-
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
         anthropic = import_sdk("anthropic", "anthropic", "anthropic")
         if isinstance(exc, anthropic.APIStatusError):

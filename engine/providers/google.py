@@ -135,14 +135,9 @@ class GoogleProvider(SDKProvider):
             config["output_dimensionality"] = dimensions
         if task is not None:
             config["task_type"] = task
-        try:
+        with self.mapped_errors(name):
             response = await self.client.aio.models.embed_content(
                 model=name, contents=list(texts), config=config or None)
-        except Exception as exc:
-            mapped = self.map_error(exc, name)
-            if mapped is exc:
-                raise
-            raise mapped from None
         return [list(e.values or []) for e in response.embeddings or []]
 
     async def _stream(self, req: LLMRequest, model: str) -> AsyncIterator[LLMStreamChunk]:

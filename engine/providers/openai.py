@@ -96,9 +96,6 @@ class OpenAIProvider(SDKProvider):
         finally:
             await stream.close()
 
-    async def _health(self) -> None:
-        await self.client.models.list()
-
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
         openai = import_sdk("openai", "openai", "openai")
         if isinstance(exc, openai.APIStatusError):
