@@ -16,7 +16,7 @@ import anyio
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from engine.state import RunStore, StepRecord
+    from engine.state import RunStore, StepRow
 
 Durable = Callable[[], None]
 
@@ -27,7 +27,7 @@ class RecordWriter:
 
     def __init__(self, store: RunStore | None) -> None:
         self.store = store
-        self._dirty: dict[str, StepRecord] = {}
+        self._dirty: dict[str, StepRow] = {}
         self._then: list[Durable] = []
         self._scheduled = False
         self._tg: TaskGroup | None = None
@@ -42,18 +42,18 @@ class RecordWriter:
     def pending(self) -> int:
         return len(self._then)
 
-    def note(self, record: StepRecord) -> None:
-        """Write `record` with the next batch; nothing waits for it."""
+    def note(self, row: StepRow) -> None:
+        """Write `row` (a `step_row`) with the next batch; nothing waits for it."""
         if self.store is not None:
-            self._dirty[record.step_id] = record
+            self._dirty[row[1]] = row
 
-    def submit(self, record: StepRecord, then: Durable, *, alone: bool = False) -> None:
-        """Call `then` once `record` is in the database. `alone`: nothing else could join a
+    def submit(self, row: StepRow, then: Durable, *, alone: bool = False) -> None:
+        """Call `then` once `row` is in the database. `alone`: nothing else could join a
         batch now (no other step running or ready), so write at once."""
         if self.store is None:
             then()
             return
-        self._dirty[record.step_id] = record
+        self._dirty[row[1]] = row
         self._then.append(then)
         if alone and not self._scheduled:
             self.flush()
@@ -74,7 +74,7 @@ class RecordWriter:
         then, self._then = self._then, []
         if batch and self.store is not None and self.error is None:
             try:
-                self.store.save_steps(list(batch.values()))
+                self.store.save_step_rows(list(batch.values()))
             except Exception as exc:
                 self.error = exc
                 if self.on_error is not None:

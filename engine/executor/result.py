@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepResult:
+    """One step's result. Treat it as read-only (not frozen: it is built once per step on the
+    hot path, and a frozen dataclass costs twice as much to build)."""
+
     step_id: str
     kind: str
     status: str  # succeeded | failed | skipped | cancelled | restored

@@ -71,9 +71,11 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | No
             with anyio.fail_after(timeout):
                 return await fn()
         except TimeoutError as exc:
-            error: BaseException = exc if isinstance(exc, PlaitError) else StepTimeout(
-                f"timed out after {timeout:g}s", step=step_id, attempt=attempt)
-            if error is not exc:
+            error: BaseException = exc
+            if timeout is not None and not isinstance(exc, PlaitError):
+                # our deadline passed (a TimeoutError from inside fn without one passes as is)
+                error = StepTimeout(f"timed out after {timeout:g}s", step=step_id,
+                                    attempt=attempt)
                 error.__cause__ = exc
         except Exception as exc:
             error = exc

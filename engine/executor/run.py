@@ -138,7 +138,7 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
                             finished_at=now,
                             reason="interrupted" if control.interrupted else "run stopped")
         scheduler.results[sid] = result
-        rc.writer.note(rc.services.step_record(rc, result))
+        rc.writer.note(rc.services.step_row(rc, result))
     rc.writer.flush()
     results = {sid: _redacted(rc, scheduler.results[sid]) for sid in rc.workflow.spec.steps}
     status = "interrupted" if control.interrupted else (

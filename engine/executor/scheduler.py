@@ -108,7 +108,7 @@ class Scheduler:
                 self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
                 alone = not self.in_flight and not self.ready
-                rc.writer.submit(rc.services.step_record(rc, result),
+                rc.writer.submit(rc.services.step_row(rc, result),
                                  partial(self._durable, result), alone=alone)
             if self.stopping or self._over():
                 self.workers -= 1
@@ -139,7 +139,7 @@ class Scheduler:
             now = time.time()
             result = StepResult(sid, self.rc.workflow.kind(sid), status, started_at=now,
                                 finished_at=now, reason=reason)
-            self.rc.writer.note(self.rc.services.step_record(self.rc, result))
+            self.rc.writer.note(self.rc.services.step_row(self.rc, result))
             self._finish(result)
         else:
             self.ready.append(sid)

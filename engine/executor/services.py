@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.secrets import Redactor, load_secrets
+from engine.state.store import StepRow, step_row
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext, RunOptions
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from engine.sandbox.base import Runner
     from engine.spec.models import MCPServerSpec
     from engine.spec.workflow import Workflow
-    from engine.state import StepRecord
 
 
 class Services:
@@ -256,16 +256,15 @@ class Services:
     def redact(self, value: Any) -> Any:
         return self.redactor.redact_obj(value) if self.redactor else value
 
-    def step_record(self, rc: RunContext, result: StepResult) -> StepRecord:
-        from engine.state import StepRecord
-
-        return StepRecord(
-            run_id=rc.run_id, step_id=result.step_id, status=result.status,  # type: ignore[arg-type]
-            attempts=result.attempts, fingerprint="",
-            rendered_input=self.redact(result.rendered),
-            output=self.redact(result.output), error=result.error, usage=result.usage,
-            cost=result.cost, started_at=result.started_at, finished_at=result.finished_at,
-            items=len(result.output) if isinstance(result.output, list) else None,
-            audit=self.redact(result.audit),
-            events=self.redact(result.notes) + ([{"reason": result.reason}]
-                                                if result.reason else []))
+    def step_row(self, rc: RunContext, result: StepResult) -> StepRow:
+        """`result` as a run-record row, secrets masked."""
+        redact = self.redact
+        output = result.output
+        events = redact(result.notes) if result.notes else []
+        if result.reason:
+            events = [*events, {"reason": result.reason}]
+        return step_row(rc.run_id, result.step_id, result.status, result.attempts,
+                        redact(result.rendered), redact(output), result.error, result.usage,
+                        result.cost, result.started_at, result.finished_at,
+                        len(output) if isinstance(output, list) else None,
+                        redact(result.audit) if result.audit else None, events)

@@ -34,6 +34,13 @@ class _Attempts:
     def __init__(self, rc: RunContext, step_id: str) -> None:
         self.rc, self.step_id, self.count = rc, step_id, 0
 
+    async def direct(self, fn: Any) -> Any:
+        """The attempt wrapper of a step without retries or timeout: just the call."""
+        self.count += 1
+        return await fn()
+
+    direct.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
+
     def on_retry(self, attempt: int, delay: float, error: BaseException) -> None:
         if self.rc.listening:
             self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
@@ -82,6 +89,23 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
     timeout = step.timeout if step.timeout is not None else wf.spec.defaults.timeout
     policy = step.retry or wf.spec.defaults.retry
 
+    if (policy is None or policy.attempts == 1) and timeout is None:
+        attempt: Any = attempts.direct  # no retry, no timeout: nothing to wrap
+    else:
+        attempt = _retrying(rc, step_id, ctx, attempts, policy, timeout)
+    handler = get_handler(wf.kind(step_id))
+    token = current_step.set(step_id)
+    try:
+        outcome = await handler(rc, step_id, step, rendered, attempt)
+    finally:
+        current_step.reset(token)
+    outcome.rendered = rendered
+    return outcome
+
+
+def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Attempts,
+              policy: Any, timeout: float | None) -> Any:
+    """The attempt wrapper of a step with a retry policy or a timeout."""
     index = ctx.get("index") if "item" in ctx else None
     # attempts are only worth their own events (and spans) when there can be more than one
     announce = rc.listening and policy is not None and policy.attempts > 1
@@ -103,17 +127,7 @@ async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
             return value
         return await call_with_retry(counted, policy, timeout=timeout,
                                      on_retry=attempts.on_retry, step_id=step_id)
-
-    if (policy is None or policy.attempts == 1) and timeout is None:
-        attempt.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
-    handler = get_handler(wf.kind(step_id))
-    token = current_step.set(step_id)
-    try:
-        outcome = await handler(rc, step_id, step, rendered, attempt)
-    finally:
-        current_step.reset(token)
-    outcome.rendered = rendered
-    return outcome
+    return attempt
 
 
 async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts) -> Outcome:

@@ -18,6 +18,9 @@ def build_request(*, prompt: Any = None, system: Any = None,
                   max_tokens: int | None = None) -> LLMRequest:
     """The request for an llm step. Non-string values (a whole ``${{ }}`` that rendered to a
     list or object) are sent as JSON text; ``images`` are attached to the last user message."""
+    if (system is None and not messages and not images and not options and stop is None
+            and max_tokens is None and output_schema is None and type(prompt) is str):
+        return LLMRequest((Message("user", prompt),), model=model)  # the common case, fast
     out: list[Message] = []
     if system is not None:
         out.append(Message("system", _text(system)))

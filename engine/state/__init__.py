@@ -13,7 +13,7 @@ from engine.state.records import (
     spec_hash,
 )
 from engine.state.resume import owner_alive, owner_meta
-from engine.state.store import RunStore
+from engine.state.store import RunStore, StepRow, step_row
 
 __all__ = (
     "RUN_STATUSES",
@@ -22,9 +22,11 @@ __all__ = (
     "RunStatus",
     "RunStore",
     "StepRecord",
+    "StepRow",
     "StepStatus",
     "new_run_id",
     "owner_alive",
     "owner_meta",
     "spec_hash",
+    "step_row",
 )

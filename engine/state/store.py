@@ -51,10 +51,26 @@ def _list(value: list[Any] | None) -> str:
     return _EMPTY_LIST if not value else dumps(value) or _EMPTY_LIST
 
 
-def _step_row(r: StepRecord) -> tuple[Any, ...]:
-    return (r.run_id, r.step_id, r.status, r.attempts, r.fingerprint, dumps(r.rendered_input),
-            dumps(r.output), dumps(r.error), _obj(r.usage), float(r.cost), r.started_at,
-            r.finished_at, r.items, _list(r.audit), _list(r.events))
+#: One step record as stored: the columns of `steps`, JSON already encoded.
+StepRow = tuple[Any, ...]
+
+
+def step_row(run_id: str, step_id: str, status: str, attempts: int, rendered_input: Any,
+             output: Any, error: dict[str, Any] | None, usage: dict[str, Any] | None,
+             cost: float, started_at: float | None, finished_at: float | None,
+             items: int | None, audit: list[Any] | None, events: list[Any] | None,
+             fingerprint: str = "") -> StepRow:
+    """Encode a step record for `RunStore.save_step_rows`. The executor builds rows with this
+    directly (no StepRecord in between): it runs once per step on the hot path."""
+    return (run_id, step_id, status, attempts, fingerprint, dumps(rendered_input),
+            dumps(output), dumps(error), _obj(usage), float(cost), started_at, finished_at,
+            items, _list(audit), _list(events))
+
+
+def _step_row(r: StepRecord) -> StepRow:
+    return step_row(r.run_id, r.step_id, r.status, r.attempts, r.rendered_input, r.output,
+                    r.error, r.usage, r.cost, r.started_at, r.finished_at, r.items, r.audit,
+                    r.events, r.fingerprint)
 
 
 def _run_row(r: RunRecord) -> tuple[Any, ...]:
@@ -247,9 +263,12 @@ class RunStore:
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:
         """Upsert a batch of step records in one transaction (all or nothing)."""
-        if not records:
+        self.save_step_rows([_step_row(r) for r in records])
+
+    def save_step_rows(self, rows: Sequence[StepRow]) -> None:
+        """Upsert a batch of encoded step records (`step_row`) in one transaction."""
+        if not rows:
             return
-        rows = [_step_row(r) for r in records]
         with self._write(f"save {len(rows)} step record(s)") as conn:
             conn.executemany(_UPSERT_STEP, rows)
 

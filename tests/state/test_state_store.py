@@ -33,7 +33,8 @@ def store(tmp_path: Path) -> RunStore:
 def test_public_surface_is_locked() -> None:
     assert set(state.__all__) == {
         "RUN_STATUSES", "STEP_STATUSES", "RunRecord", "RunStatus", "RunStore",
-        "StepRecord", "StepStatus", "new_run_id", "owner_alive", "owner_meta", "spec_hash"}
+        "StepRecord", "StepRow", "StepStatus", "new_run_id", "owner_alive", "owner_meta",
+        "spec_hash", "step_row"}
     for name in state.__all__:
         assert hasattr(state, name)
 
@@ -79,6 +80,21 @@ def test_step_round_trip_every_field_and_upsert(store: RunStore) -> None:
         events=[{"attempt": 1, "error": "timeout"}, {"fallback": "careful"}])
     store.save_steps([done])
     assert store.steps(run.run_id) == [done]
+
+
+def test_encoded_rows_read_back_as_the_same_record(store: RunStore) -> None:
+    """The executor writes rows built by step_row (no StepRecord on its hot path)."""
+    run = make_run()
+    store.create_run(run)
+    row = state.step_row(run.run_id, "pick", "succeeded", 2, {"prompt": "hé"}, ["a", "b"],
+                         None, {"input_tokens": 3}, 0.5, 1.0, 2.0, 2, None,
+                         [{"reason": "why"}])
+    store.save_step_rows([row])
+    assert store.steps(run.run_id) == [StepRecord(
+        run_id=run.run_id, step_id="pick", status="succeeded", attempts=2, fingerprint="",
+        rendered_input={"prompt": "hé"}, output=["a", "b"], error=None,
+        usage={"input_tokens": 3}, cost=0.5, started_at=1.0, finished_at=2.0, items=2,
+        audit=[], events=[{"reason": "why"}])]
 
 
 def test_steps_are_ordered_by_start(store: RunStore) -> None:
