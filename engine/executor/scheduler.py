@@ -31,24 +31,27 @@ class Scheduler:
         self.limit = rc.options.concurrency or wf.spec.concurrency
         #: results so far, including steps restored from a resumed run
         self.results = done
-        self.remaining = {n: 0 for n in self.preds}
         self.ready: deque[str] = deque()
         self.in_flight = 0
         self.workers = 0
         self.idle = 0
+        #: idle workers parked on the current `_work` event (0: nobody to wake)
+        self.parked = 0
         self.starting = 0
         self._work = anyio.Event()
         self.failed = False
         self.stopping = False
         self.cancel_scope: anyio.CancelScope | None = None
         self.continue_default = wf.spec.defaults.continue_on_error
-        for node in self.preds:
-            if node in done:
-                continue
-            pending = sum(1 for p in self.preds[node] if p not in done)
-            self.remaining[node] = pending
-        self._initial = [n for n in sorted(self.preds) if n not in done and
-                         self.remaining[n] == 0]
+        #: unfinished dependencies per step (restored steps of a resumed run: -1, never 0)
+        if done:
+            self.remaining = {n: -1 if n in done else sum(1 for p in ps if p not in done)
+                              for n, ps in self.preds.items()}
+        else:
+            self.remaining = {n: len(ps) for n, ps in self.preds.items()}
+        self._initial = sorted(n for n, count in self.remaining.items() if count == 0)
+        #: steps neither started nor settled: no more workers than this will ever be needed
+        self.unstarted = len(self.remaining) - len(done)
 
     async def run(self) -> None:
         for result in self.results.values():
@@ -94,8 +97,10 @@ class Scheduler:
             await anyio.sleep(0)
 
     def _wake(self) -> None:
-        event, self._work = self._work, anyio.Event()
-        event.set()
+        if self.parked:  # a finished layer releases many steps: wake the pool once
+            self.parked = 0
+            event, self._work = self._work, anyio.Event()
+            event.set()
 
     async def _worker(self) -> None:
         rc = self.rc
@@ -103,6 +108,7 @@ class Scheduler:
         while True:
             while self.ready and not self.stopping:
                 sid = self.ready.popleft()
+                self.unstarted -= 1
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
                 self._announce(result)  # in the step's own task, before it is durable
@@ -116,8 +122,17 @@ class Scheduler:
                 return
             work = self._work
             self.idle += 1
+            self.parked += 1
             await work.wait()
             self.idle -= 1
+            if not self.ready and self._surplus():
+                # woken for nothing, with more workers than the rest of the run can use
+                # (a fan-in): leave now, while its last steps run, not all at the end
+                self.workers -= 1
+                return
+
+    def _surplus(self) -> bool:
+        return self.workers > self.unstarted + self.in_flight + 1
 
     def _durable(self, result: StepResult) -> None:
         """`result` is in the run record: now its dependants may start."""
@@ -140,6 +155,7 @@ class Scheduler:
             result = StepResult(sid, self.rc.workflow.kind(sid), status, started_at=now,
                                 finished_at=now, reason=reason)
             self.rc.writer.note(self.rc.services.step_row(self.rc, result))
+            self.unstarted -= 1
             self._finish(result)
         else:
             self.ready.append(sid)

@@ -278,3 +278,32 @@ async def test_a_wide_fan_out_runs_every_step_once(tmp_path: Path) -> None:
     assert result.ok
     assert result.steps["sink"].output["stdout"].strip() == "200"
     assert sorted(int(x) for x in (tmp_path / "fan.log").read_text().split()) == list(range(200))
+
+
+async def test_resume_reruns_a_failed_step_without_rerunning_its_finished_dependant(
+        tmp_path: Path) -> None:
+    """`soft` failed with continue_on_error and `after` ran on; `hard` failed the run. The
+    resume reruns the failed steps only: `after` is restored, never released again."""
+    log = tmp_path / "ran.log"
+    path = workflow(tmp_path, f"""\
+steps:
+  soft:
+    run: "echo soft >> {log}; test -e {tmp_path}/fixed"
+    continue_on_error: true
+  after:
+    run: "echo after >> {log}"
+    needs: [soft]
+  hard:
+    run: "echo hard >> {log}; test -e {tmp_path}/fixed"
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        first = await run(path, store=store, keep_going=True)
+        assert first.status == "failed"
+        assert first.steps["after"].status == "succeeded"
+        (tmp_path / "fixed").touch()
+        second = await run(path, store=store, resume=first.run_id)
+    finally:
+        store.close()
+    assert second.status == "succeeded"
+    assert sorted(log.read_text().split()) == ["after", "hard", "hard", "soft", "soft"]
