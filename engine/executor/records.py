@@ -30,6 +30,7 @@ class RecordWriter:
         self._dirty: dict[str, StepRow] = {}
         self._then: list[Durable] = []
         self._scheduled = False
+        self._running = 0
         self._tg: TaskGroup | None = None
         #: set when a write failed; the scheduler stops the run with it
         self.error: BaseException | None = None
@@ -40,7 +41,9 @@ class RecordWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._then)
+        """Callbacks not yet run: of steps waiting to be written, or of the batch just
+        written whose callbacks are running (the run is not over before the last one)."""
+        return len(self._then) + self._running
 
     def note(self, row: StepRow) -> None:
         """Write `row` (a `step_row`) with the next batch; nothing waits for it."""
@@ -80,5 +83,10 @@ class RecordWriter:
                 if self.on_error is not None:
                     self.on_error(exc)
                 return
-        for callback in then:
-            callback()
+        self._running = len(then)
+        try:
+            for callback in then:
+                self._running -= 1
+                callback()
+        finally:
+            self._running = 0

@@ -23,6 +23,20 @@ if TYPE_CHECKING:
 _BLOCKING = ("failed", "cancelled")
 
 
+class _Slot:
+    """Where an idle worker waits; `called`: woken for ready steps (not to leave)."""
+
+    __slots__ = ("called", "event")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.called = False
+
+    def call(self) -> None:
+        self.called = True
+        self.event.set()
+
+
 class Scheduler:
     def __init__(self, rc: RunContext, done: dict[str, StepResult]) -> None:
         self.rc = rc
@@ -34,11 +48,14 @@ class Scheduler:
         self.ready: deque[str] = deque()
         self.in_flight = 0
         self.workers = 0
-        self.idle = 0
-        #: idle workers parked on the current `_work` event (0: nobody to wake)
-        self.parked = 0
-        self.starting = 0
-        self._work = anyio.Event()
+        #: idle workers, each waiting on its own event (the last parked is woken first)
+        self._parked: list[_Slot] = []
+        #: a worker was woken or spawned for ready steps and has not looked at them yet
+        self._coming = 0
+        #: a worker is between two steps (it will look at the ready steps next)
+        self._between = False
+        self._dispatch = anyio.Event()
+        self._dispatch_asked = False
         self.failed = False
         self.stopping = False
         self.cancel_scope: anyio.CancelScope | None = None
@@ -63,28 +80,59 @@ class Scheduler:
             self._tg = tg
             for sid in self._initial:
                 self._release(sid)
+            tg.start_soon(self._dispatcher)
             self._launch()
             target = min(self.limit, self.rc.workflow.width)
             if target > self.workers:
                 tg.start_soon(self._prespawn, target)
 
     # A pool of workers, not a task per step: a worker takes the next ready step, runs it,
-    # releases its dependants and takes the next. Workers are added only while ready steps
-    # outnumber idle workers (up to `concurrency`), so a 2,000-step DAG of quick steps spawns
+    # releases its dependants and takes the next, so a 2,000-step DAG of quick steps spawns
     # a few dozen tasks, not 2,000 (a task spawn costs far more than a quick step).
+    #
+    # Newly ready steps wake ONE idle worker. When a worker takes a step while others are
+    # still ready, it asks the dispatcher for help; the dispatcher runs once that worker has
+    # yielded, so it wakes (or spawns) workers only if the step really waits (an LLM call)
+    # and steps are still ready. Quick steps are all run by the first worker; waking the whole
+    # pool for every finished layer cost ~4 us a step in wake-ups that found nothing to do.
 
     def _launch(self) -> None:
-        if self.stopping:
+        """Steps became ready: make sure a worker will look at them."""
+        if self.stopping or not self.ready:
             return
-        waiting = len(self.ready)
-        if self.idle and waiting:
-            self._wake()
-        # spawned workers that have not started yet will take ready steps too
-        extra = min(waiting - self.idle - self.starting, self.limit - self.workers)
-        for _ in range(max(extra, 0)):
-            self.workers += 1
-            self.starting += 1
-            self._tg.start_soon(self._worker)
+        if not self._between and not self._coming:
+            if self._parked:
+                self._coming += 1
+                self._parked.pop().call()
+            elif self.workers < self.limit:
+                self._spawn(1)
+        surplus = self.workers - self.unstarted - self.in_flight - 1
+        if surplus > 0 and self._parked:
+            # more workers than the rest of the run can use (a fan-in): they leave now, while
+            # its last steps run, rather than all at once when the run ends
+            for _ in range(min(surplus, len(self._parked))):
+                self._parked.pop().event.set()
+
+    def _spawn(self, count: int) -> None:
+        self.workers += count
+        self._coming += count
+        for _ in range(count):
+            self._tg.start_soon(self._worker, True)
+
+    async def _dispatcher(self) -> None:
+        """Wakes or spawns a worker for every step still ready after the first has yielded."""
+        while True:
+            await self._dispatch.wait()
+            self._dispatch, self._dispatch_asked = anyio.Event(), False
+            if self.stopping or self._over():
+                return
+            unclaimed = len(self.ready) - self._coming
+            while unclaimed > 0 and self._parked:
+                self._coming += 1
+                self._parked.pop().call()
+                unclaimed -= 1
+            if unclaimed > 0 and self.workers < self.limit:
+                self._spawn(min(unclaimed, self.limit - self.workers))
 
     async def _prespawn(self, target: int) -> None:
         """Start the workers a wide layer will need while the first steps run, a few per
@@ -92,44 +140,48 @@ class Scheduler:
         while self.workers < target and not self.stopping and not self._over():
             for _ in range(min(8, target - self.workers)):
                 self.workers += 1
-                self.starting += 1
-                self._tg.start_soon(self._worker)
+                self._tg.start_soon(self._worker, False)
             await anyio.sleep(0)
 
-    def _wake(self) -> None:
-        if self.parked:  # a finished layer releases many steps: wake the pool once
-            self.parked = 0
-            event, self._work = self._work, anyio.Event()
-            event.set()
+    def _wake_all(self) -> None:
+        """The run is over or stopping: every idle worker (and the dispatcher) leaves."""
+        parked, self._parked = self._parked, []
+        for slot in parked:
+            slot.event.set()
+        self._dispatch.set()
 
-    async def _worker(self) -> None:
+    async def _worker(self, called: bool) -> None:
         rc = self.rc
-        self.starting -= 1
+        ready = self.ready
         while True:
-            while self.ready and not self.stopping:
-                sid = self.ready.popleft()
+            if called:  # woken or spawned for ready steps: now looking at them
+                self._coming -= 1
+            while ready and not self.stopping:
+                sid = ready.popleft()
                 self.unstarted -= 1
+                if ready and not self._dispatch_asked:
+                    self._dispatch_asked = True
+                    self._dispatch.set()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
                 self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
-                alone = not self.in_flight and not self.ready
+                alone = not self.in_flight and not ready
+                self._between = True
                 rc.writer.submit(rc.services.step_row(rc, result),
                                  partial(self._durable, result), alone=alone)
+                self._between = False
             if self.stopping or self._over():
-                self.workers -= 1
-                self._wake()  # let the other idle workers see that the run is over
-                return
-            work = self._work
-            self.idle += 1
-            self.parked += 1
-            await work.wait()
-            self.idle -= 1
-            if not self.ready and self._surplus():
-                # woken for nothing, with more workers than the rest of the run can use
-                # (a fan-in): leave now, while its last steps run, not all at the end
-                self.workers -= 1
-                return
+                break
+            slot = _Slot()
+            self._parked.append(slot)
+            await slot.event.wait()
+            called = slot.called
+            if not called and (self.stopping or self._over() or self._surplus()):
+                break
+        self.workers -= 1
+        if self.stopping or self._over():
+            self._wake_all()  # the others see that the run is over too
 
     def _surplus(self) -> bool:
         return self.workers > self.unstarted + self.in_flight + 1
@@ -139,7 +191,7 @@ class Scheduler:
         self._finish(result, announced=True)
         self._launch()
         if self._over():
-            self._wake()  # idle workers see that the run is over and leave
+            self._wake_all()  # idle workers see that the run is over and leave
 
     def _over(self) -> bool:
         return not self.in_flight and not self.ready and not self.rc.writer.pending
@@ -206,7 +258,7 @@ class Scheduler:
     def stop(self) -> None:
         """Stop starting steps and cancel those in flight."""
         self.stopping = True
-        self._wake()
+        self._wake_all()
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
 

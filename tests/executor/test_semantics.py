@@ -307,3 +307,60 @@ steps:
         store.close()
     assert second.status == "succeeded"
     assert sorted(log.read_text().split()) == ["after", "hard", "hard", "soft", "soft"]
+
+
+def _most_at_once(steps: dict[str, Any], names: list[str]) -> int:
+    """The largest number of `names` whose [started_at, finished_at] intervals overlap."""
+    edges = sorted([(steps[n].started_at, 1) for n in names] +
+                   [(steps[n].finished_at, -1) for n in names], key=lambda e: (e[0], e[1]))
+    most = running = 0
+    for _at, change in edges:
+        running += change
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize(("concurrency", "expected"), [(100, 24), (None, 16), (5, 5)])
+async def test_released_steps_overlap_up_to_the_concurrency_limit(
+        tmp_path: Path, concurrency: int | None, expected: int) -> None:
+    """24 waiting steps released by one root all run at once when the limit allows (the
+    pool grows to them), else exactly `concurrency` (16 by default) at a time."""
+    cap = f"concurrency: {concurrency}\n" if concurrency else ""
+    body = cap + "providers:\n  m: {kind: echo, options: {latency: 150ms}}\nsteps:\n" \
+        "  root:\n    llm: m\n    prompt: go\n" + "".join(
+            f"  s{i}:\n    llm: m\n    prompt: '{i} ${{{{ steps.root.status }}}}'\n"
+            for i in range(24))
+    result = await run(workflow(tmp_path, body))
+    assert result.ok
+    names = [f"s{i}" for i in range(24)]
+    assert all(result.steps[n].started_at >= result.steps["root"].finished_at for n in names)
+    assert _most_at_once(result.steps, names) == expected
+
+
+async def test_layers_of_instant_steps_each_run_once_after_their_dependencies(
+        tmp_path: Path) -> None:
+    """Steps that never wait (echo without latency) are run by whichever worker is free:
+    every one runs once, after everything it depends on is in the run record."""
+    import random
+
+    rng = random.Random(7)
+    body = "concurrency: 1000\nproviders:\n  m: {kind: echo}\nsteps:\n"
+    preds: dict[str, list[str]] = {}
+    for layer in range(8):
+        for i in range(20):
+            sid = f"l{layer}s{i}"
+            preds[sid] = [f"l{layer - 1}s{p}" for p in rng.sample(range(20), 2)] if layer else []
+            refs = " ".join(f"${{{{ steps.{p}.status }}}}" for p in preds[sid])
+            body += f"  {sid}:\n    llm: m\n    prompt: '{sid} {refs}'\n"
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(workflow(tmp_path, body), store=store)
+        records = {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+    assert result.ok and len(records) == 160
+    for sid, deps in preds.items():
+        assert records[sid].attempts == 1
+        assert result.steps[sid].output == f"echo: {sid} " + " ".join(["succeeded"] * len(deps))
+        for dep in deps:
+            assert records[dep].finished_at <= records[sid].started_at
