@@ -78,6 +78,10 @@ class RunContext:
     #: steps.<id> as expressions see it: output, status, usage, error
     steps_view: dict[str, dict[str, Any]] = field(default_factory=dict)
     expr_context: dict[str, Any] = field(default_factory=dict)
+    #: step id -> StepPlan (engine.executor.step), worked out when the step first runs
+    plans: dict[str, Any] = field(default_factory=dict)
+    #: anyone listening to events: when nobody is, events are not even built
+    listening: bool = False
 
     def __post_init__(self) -> None:
         environ = self.options.environ if self.options.environ is not None else os.environ
@@ -92,10 +96,7 @@ class RunContext:
         self._listeners = list(self.options.listeners)
         if self.options.tracer is not None:
             self._listeners.append(self.options.tracer.listener(self.services.redactor.redact))
-
-    @property
-    def listening(self) -> bool:
-        return bool(self._listeners)
+        self.listening = bool(self._listeners)
 
     def emit(self, event: Event) -> None:
         for listener in self._listeners:

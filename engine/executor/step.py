@@ -47,25 +47,53 @@ class _Attempts:
                                       delay, str(error), error_kind(error)))
 
 
+class StepPlan:
+    """What running a step needs that does not change within a run, worked out once."""
+
+    __slots__ = ("cond", "fields", "handler", "kind", "loop", "policy", "simple", "step",
+                 "timeout")
+
+    def __init__(self, rc: RunContext, step_id: str) -> None:
+        wf = rc.workflow
+        compiled = wf.steps[step_id]
+        self.step = wf.step(step_id)
+        self.kind = wf.kind(step_id)
+        self.cond = compiled.get("if")
+        self.loop = compiled.get("foreach")
+        self.fields = [(name, value) for name, value in compiled.items()
+                       if name not in _CONTROL]
+        self.timeout = self.step.timeout if self.step.timeout is not None \
+            else wf.spec.defaults.timeout
+        self.policy = self.step.retry or wf.spec.defaults.retry
+        #: no retries and no timeout: the handler's call needs no wrapper
+        self.simple = (self.policy is None or self.policy.attempts == 1) and \
+            self.timeout is None
+        self.handler = get_handler(self.kind)
+
+
+def plan_of(rc: RunContext, step_id: str) -> StepPlan:
+    plan = rc.plans.get(step_id)
+    if plan is None:
+        plan = rc.plans[step_id] = StepPlan(rc, step_id)
+    return plan
+
+
 async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     """Run one step to a StepResult. Step failures are returned, never raised."""
-    wf = rc.workflow
-    kind = wf.kind(step_id)
     started = time.time()
     attempts = _Attempts(rc, step_id)
+    plan: StepPlan = rc.plans.get(step_id) or plan_of(rc, step_id)
+    kind = plan.kind
     try:
         ctx = rc.expr_context
-        compiled = wf.steps[step_id]
-        cond = compiled.get("if")
-        if cond is not None and not truthy(_render(rc, step_id, "if", cond, ctx)):
+        if plan.cond is not None and not truthy(_render(rc, step_id, "if", plan.cond, ctx)):
             return StepResult(step_id, kind, "skipped", started_at=started,
                               finished_at=time.time(), reason="condition was false")
-        loop = compiled.get("foreach")
         if rc.listening:
             rc.emit(StepStarted(rc.run_id, started, step_id, kind))
-        if loop is not None:
-            outcome = await _foreach(rc, step_id, _render(rc, step_id, "foreach", loop, ctx),
-                                     attempts)
+        if plan.loop is not None:
+            outcome = await _foreach(rc, step_id,
+                                     _render(rc, step_id, "foreach", plan.loop, ctx), attempts)
         else:
             outcome = await _once(rc, step_id, ctx, attempts)
     except Exception as exc:
@@ -82,21 +110,15 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
 
 async def _once(rc: RunContext, step_id: str, ctx: dict[str, Any],
                 attempts: _Attempts) -> Outcome:
-    wf = rc.workflow
-    step = wf.step(step_id)
-    rendered = {name: _render(rc, step_id, name, value, ctx)
-                for name, value in wf.steps[step_id].items() if name not in _CONTROL}
-    timeout = step.timeout if step.timeout is not None else wf.spec.defaults.timeout
-    policy = step.retry or wf.spec.defaults.retry
-
-    if (policy is None or policy.attempts == 1) and timeout is None:
+    plan: StepPlan = rc.plans[step_id]
+    rendered = {name: _render(rc, step_id, name, value, ctx) for name, value in plan.fields}
+    if plan.simple:
         attempt: Any = attempts.direct  # no retry, no timeout: nothing to wrap
     else:
-        attempt = _retrying(rc, step_id, ctx, attempts, policy, timeout)
-    handler = get_handler(wf.kind(step_id))
+        attempt = _retrying(rc, step_id, ctx, attempts, plan.policy, plan.timeout)
     token = current_step.set(step_id)
     try:
-        outcome = await handler(rc, step_id, step, rendered, attempt)
+        outcome = await plan.handler(rc, step_id, plan.step, rendered, attempt)
     finally:
         current_step.reset(token)
     outcome.rendered = rendered

@@ -71,7 +71,7 @@ class ToolCallRecord:
     turn: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # built per call; read-only (see types._HOT)
 class LLMResult:
     output: Any
     """The reply text, or the parsed object when the request had an output_schema."""

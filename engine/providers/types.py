@@ -40,6 +40,11 @@ class ImagePart:
 
 Part = TextPart | ImagePart
 
+# _HOT: Message, Usage, LLMRequest and LLMResponse are built for every model call, so they
+# are plain slotted dataclasses (hashable, never mutated by plait) rather than frozen ones:
+# a frozen dataclass costs ~4x as much to build (object.__setattr__ per field). Change one
+# with dataclasses.replace(), never in place.
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
@@ -48,7 +53,7 @@ class ToolCall:
     arguments: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # read-only by convention: see _HOT
 class Message:
     """One message of a conversation.
 
@@ -84,7 +89,7 @@ class ToolDefinition:
     input_schema: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # read-only by convention: see _HOT
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -107,7 +112,7 @@ class Usage:
 ZERO_USAGE = Usage()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # read-only by convention: see _HOT
 class LLMRequest:
     """One call to a model. ``options`` are merged over the provider's own options."""
 
@@ -133,7 +138,7 @@ OUTPUT_TOOL = "plait_output"
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # read-only by convention: see _HOT
 class LLMResponse:
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
