@@ -198,7 +198,12 @@ class Scheduler:
 
     def _release(self, sid: str) -> None:
         """All of `sid`'s dependencies are done: run it, or settle it without running."""
-        blocked = [p for p in self.preds[sid] if self._blocks(p)]
+        results = self.results
+        preds = self.preds[sid]
+        if all(results[p].status == "succeeded" for p in preds):
+            self.ready.append(sid)  # the common case
+            return
+        blocked = [p for p in preds if self._blocks(p)]
         if blocked:
             skipped = all(self.results[p].status == "skipped" for p in blocked)
             status = "skipped" if skipped else "cancelled"

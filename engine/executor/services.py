@@ -258,13 +258,16 @@ class Services:
 
     def step_row(self, rc: RunContext, result: StepResult) -> StepRow:
         """`result` as a run-record row, secrets masked."""
-        redact = self.redact
         output = result.output
-        events = redact(result.notes) if result.notes else []
+        events: list[Any] = result.notes
         if result.reason:
             events = [*events, {"reason": result.reason}]
-        return step_row(rc.run_id, result.step_id, result.status, result.attempts,
-                        redact(result.rendered), redact(output), result.error, result.usage,
-                        result.cost, result.started_at, result.finished_at,
-                        len(output) if isinstance(output, list) else None,
-                        redact(result.audit) if result.audit else None, events)
+        rendered, audit = result.rendered, result.audit
+        if self.redactor:
+            redact = self.redactor.redact_obj
+            rendered, output, audit, events = (redact(rendered), redact(output),
+                                               redact(audit), redact(events))
+        return step_row(rc.run_id, result.step_id, result.status, result.attempts, rendered,
+                        output, result.error, result.usage, result.cost, result.started_at,
+                        result.finished_at, len(output) if isinstance(output, list) else None,
+                        audit, events)

@@ -13,6 +13,8 @@ import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import anyio
+
 from engine.errors import ConfigError, Unavailable
 from engine.providers._schema import example_for
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Usage
@@ -50,8 +52,6 @@ class EchoProvider:
     async def generate(self, req: LLMRequest) -> LLMResponse:
         self.calls += 1
         if self.latency > 0:
-            import anyio
-
             await anyio.sleep(self.latency)
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise Unavailable(f"echo provider {self.name!r}: simulated failure",
@@ -61,7 +61,9 @@ class EchoProvider:
         if req.output_schema is not None:
             parsed = example_for(req.output_schema, text=text)
             text = json.dumps(parsed)
-        usage = Usage(sum(len(m.text) for m in req.messages) // 4 + 1, len(text) // 4 + 1)
+        sent = sum([len(m.text) for m in req.messages]) if len(req.messages) != 1 else \
+            len(req.messages[0].text)
+        usage = Usage(sent // 4 + 1, len(text) // 4 + 1)
         return LLMResponse(text, (), usage, "stop", req.model or self.model, None, parsed)
 
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
