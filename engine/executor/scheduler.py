@@ -82,6 +82,8 @@ class Scheduler:
                 self._release(sid)
             tg.start_soon(self._dispatcher)
             self._launch()
+            if self._over():  # nothing to run (every step was restored or settled)
+                self._wake_all()
             target = min(self.limit, self.rc.workflow.width)
             if target > self.workers:
                 tg.start_soon(self._prespawn, target)
@@ -149,6 +151,7 @@ class Scheduler:
         for slot in parked:
             slot.event.set()
         self._dispatch.set()
+        self.rc.writer.close()
 
     async def _worker(self, called: bool) -> None:
         rc = self.rc

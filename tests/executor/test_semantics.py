@@ -364,3 +364,24 @@ async def test_layers_of_instant_steps_each_run_once_after_their_dependencies(
         assert result.steps[sid].output == f"echo: {sid} " + " ".join(["succeeded"] * len(deps))
         for dep in deps:
             assert records[dep].finished_at <= records[sid].started_at
+
+
+async def test_resuming_a_run_whose_steps_all_finished_completes(tmp_path: Path) -> None:
+    """A run stopped after its last step was recorded: the resume has nothing to run, and
+    must still end (no worker ever starts to notice)."""
+    import anyio
+
+    path = workflow(tmp_path, "steps:\n  a:\n    run: echo a\n  b:\n    run: echo b\n"
+                              "    needs: [a]\noutputs:\n  b: ${{ steps.b.output.stdout }}\n")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        first = await run(path, store=store)
+        store.finish_run(first.run_id, status="interrupted", finished_at=first.finished_at,
+                         outputs={}, error=None, usage={}, cost=0.0)
+        with anyio.fail_after(20):
+            second = await run(path, store=store, resume=first.run_id)
+    finally:
+        store.close()
+    assert second.status == "succeeded"
+    assert second.outputs == {"b": "b\n"}
+    assert all("restored" in (s.reason or "") for s in second.steps.values())
