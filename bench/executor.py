@@ -3,8 +3,8 @@
 Each plait step is an `echo` LLM step with the workload's latency, its dependencies written
 as `${{ steps.X.status }}` references (so expressions are rendered on every step), with run
 records ON (SQLite). The asyncio baseline runs the same DAG with the reference `step()` in the
-same process. Every figure is the median of --repeat runs; each workload runs in a fresh
-subprocess so peak RSS is its own.
+same process. Every figure is the median of --repeat runs, after one unmeasured warm-up run
+of each; each workload runs in a fresh subprocess so peak RSS is its own.
 
     python bench/executor.py [--repeat 5] [--only W4]
 """
@@ -93,6 +93,10 @@ def one_workload(name: str, repeat: int) -> dict[str, Any]:
     dag = workloads.get(name)
     plait_walls, base_walls = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        # one unmeasured run of each first: the first plait run in a process also pays for
+        # importing the provider layer (~40 ms), which W0 measures on its own
+        asyncio.run(asyncio_baseline(dag))
+        asyncio.run(plait_run(dag, Path(tmp) / "warm-up.db"))
         for i in range(repeat):  # interleaved, so drift hits both alike
             base_walls.append(asyncio.run(asyncio_baseline(dag)))
             plait_walls.append(asyncio.run(plait_run(dag, Path(tmp) / f"runs{i}.db")))
