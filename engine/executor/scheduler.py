@@ -24,17 +24,27 @@ _BLOCKING = ("failed", "cancelled")
 
 
 class _Slot:
-    """Where an idle worker waits; `called`: woken for ready steps (not to leave)."""
+    """Where one idle worker waits (reused each time it parks); `called`: woken for ready
+    steps rather than to leave."""
 
-    __slots__ = ("called", "event")
+    __slots__ = ("_wake", "called")
 
     def __init__(self) -> None:
-        self.event = anyio.Event()
+        self._wake = anyio.Semaphore(0)
         self.called = False
 
     def call(self) -> None:
         self.called = True
-        self.event.set()
+        self._wake.release()
+
+    def dismiss(self) -> None:
+        self._wake.release()
+
+    async def wait(self) -> bool:
+        """Park until woken; True when called for ready steps."""
+        self.called = False
+        await self._wake.acquire()
+        return self.called
 
 
 class Scheduler:
@@ -113,7 +123,7 @@ class Scheduler:
             # more workers than the rest of the run can use (a fan-in): they leave now, while
             # its last steps run, rather than all at once when the run ends
             for _ in range(min(surplus, len(self._parked))):
-                self._parked.pop().event.set()
+                self._parked.pop().dismiss()
 
     def _spawn(self, count: int) -> None:
         self.workers += count
@@ -149,13 +159,14 @@ class Scheduler:
         """The run is over or stopping: every idle worker (and the dispatcher) leaves."""
         parked, self._parked = self._parked, []
         for slot in parked:
-            slot.event.set()
+            slot.dismiss()
         self._dispatch.set()
         self.rc.writer.close()
 
     async def _worker(self, called: bool) -> None:
         rc = self.rc
         ready = self.ready
+        slot = _Slot()
         while True:
             if called:  # woken or spawned for ready steps: now looking at them
                 self._coming -= 1
@@ -176,10 +187,8 @@ class Scheduler:
                 self._between = False
             if self.stopping or self._over():
                 break
-            slot = _Slot()
             self._parked.append(slot)
-            await slot.event.wait()
-            called = slot.called
+            called = await slot.wait()
             if not called and (self.stopping or self._over() or self._surplus()):
                 break
         self.workers -= 1
