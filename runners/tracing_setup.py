@@ -126,7 +126,7 @@ class TracingSession:
 
     def __init__(self, config: TraceConfig, targets: list[_Target],
                  console: IO[str] | None = None) -> None:
-        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -136,13 +136,14 @@ class TracingSession:
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
-        readers = []
+        self.meter_provider: Any = None
         if self.metrics_exporter is not None:
+            from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            readers.append(PeriodicExportingMetricReader(self.metrics_exporter,
-                                                         export_interval_millis=60_000))
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            self.meter_provider = MeterProvider(resource=resource, metric_readers=[
+                PeriodicExportingMetricReader(self.metrics_exporter,
+                                              export_interval_millis=60_000)])
         #: what sends spans somewhere: each has label, dropped and error
         self.exporters: list[Any] = []
         for target in targets:
@@ -161,14 +162,16 @@ class TracingSession:
                 self.provider.add_span_processor(BatchSpanProcessor(
                     exporter, max_queue_size=65_536,  # type: ignore[arg-type]
                     max_export_batch_size=2048, schedule_delay_millis=2000))
-        self.tracer = RunTracer(self.provider, self.meter_provider,
+        # no metrics exporter (file, console): a no-op meter, so the tracer records none
+        self.tracer = RunTracer(self.provider, self.meter_provider or NoOpMeterProvider(),
                                 trace_content=config.content)
 
     def shutdown(self) -> list[str]:
         """Flush and close every exporter; one warning line per exporter that dropped spans."""
         try:
             self.provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
+            if self.meter_provider is not None:
+                self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
         finally:
             _restore(self._quiet)
         warnings = []
