@@ -123,3 +123,14 @@ def test_spans_ending_after_shutdown_are_dropped(tmp_path: Path) -> None:
     span.end()
     assert processor.dropped == 1
     assert (tmp_path / "t.jsonl").read_text() == ""
+
+
+def test_the_file_target_records_no_metrics(tmp_path: Path) -> None:
+    """Nothing would read them (the file carries spans only), so the tracer gets a no-op
+    meter provider and skips its instruments."""
+    from runners.tracing_setup import TraceConfig, start_tracing
+
+    session = start_tracing(TraceConfig(file=tmp_path / "t.jsonl"), environ={})
+    assert session is not None
+    assert session.meter_provider is None and session.tracer._metrics is None
+    assert session.shutdown() == []
