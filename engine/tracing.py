@@ -21,7 +21,8 @@ LLM and tool spans, and sub-workflow runs, nest under the step that made them.
 
 Every attribute value and exception message goes through the run's secret redactor before
 it is set. Message content (prompts, replies, tool arguments and results) is recorded only
-with ``trace_content=True``.
+with ``trace_content=True``. Given a ``NoOpMeterProvider`` (nothing would read them), it
+records no metrics at all.
 """
 
 from __future__ import annotations
