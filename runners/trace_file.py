@@ -5,10 +5,10 @@ A span processor (the SDK's extension point for what happens when a span ends) r
 wake-ups cost more per span than the run's own work on short steps, and the ended spans it
 holds until they are exported are ~10 objects each that the garbage collector scans in every
 full pass (on the executor benchmark's 2,000-step workload that was ~90 ms of the run). Here
-``on_end`` copies what the line needs into a tuple of plain values (a :data:`Record`, which
-the collector soon stops scanning) and lets the span go; records become lines and are written
-every :data:`BATCH` spans (so memory stays bounded on long runs) and when the provider is
-flushed or shut down, i.e. mostly after the run.
+``on_end`` copies what the line needs into a tuple of plain values (a :data:`Record`: one
+object for the collector where the span is about ten) and lets the span go; records become
+lines and are written every :data:`BATCH` spans (so memory stays bounded on long runs) and
+when the provider is flushed or shut down, i.e. mostly after the run.
 
 Imported only once the OpenTelemetry SDK is known to be installed.
 """
@@ -116,8 +116,8 @@ class _Cache:
 
 #: what on_end keeps of a span until it is written: (name, trace id, span id, parent span id
 #: or None, kind JSON, start ns, end ns, status JSON, attributes, events JSON or None,
-#: resource JSON). Strings, numbers and a flat dict: two objects for the garbage collector,
-#: where the span itself is about ten.
+#: resource JSON). Strings, numbers and a flat dict: the tuple (and until a full collection
+#: the dict) is all the garbage collector scans, where the span itself is about ten objects.
 Record = tuple[str, int, int, "int | None", str, "int | None", "int | None", str,
                dict[str, Any], "str | None", str]
 

@@ -14,6 +14,12 @@ Flags win over the environment. The environment variables honoured:
   exporter's own ``OTEL_EXPORTER_OTLP_*`` headers, timeout and compression variables;
 - ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (resource, default service ``plait``).
 
+Spans reach the file through plait's own span processor (``runners/trace_file.py``: cheap
+while the run goes, written in big batches), the console through the SDK's simple processor
+(a line as each span ends) and OTLP through its batch processor (a worker thread posting
+batches). Metrics are recorded only when something reads them: OTLP over HTTP; otherwise the
+tracer gets a no-op meter provider.
+
 An exporter that fails (an OTLP collector that is down) never fails the run: its spans are
 dropped and :meth:`TracingSession.shutdown` returns ONE warning line saying so.
 """
