@@ -21,7 +21,8 @@ LLM and tool spans, and sub-workflow runs, nest under the step that made them.
 
 Every attribute value and exception message goes through the run's secret redactor before
 it is set. Message content (prompts, replies, tool arguments and results) is recorded only
-with ``trace_content=True``.
+with ``trace_content=True``. Given a ``NoOpMeterProvider`` (nothing would read them), it
+records no metrics at all.
 """
 
 from __future__ import annotations
@@ -70,11 +71,32 @@ class _Instruments:
             "plait.tool.duration", unit="s", description="Duration of an MCP tool call")
 
 
-class _RunState:
-    __slots__ = ("cost", "parts", "redact", "span", "steps", "tokens", "workflow")
+class _Api:
+    """The OpenTelemetry API names the per-step paths use, imported once per tracer (an
+    import statement in a function costs about a microsecond each time it runs)."""
 
-    def __init__(self, span: Any, workflow: str, redact: Redact) -> None:
+    __slots__ = ("CLIENT", "ERROR", "INTERNAL", "attach", "detach", "get_current",
+                 "in_context")
+
+    def __init__(self) -> None:
+        from opentelemetry import context, trace
+
+        self.attach = context.attach
+        self.detach = context.detach
+        self.get_current = context.get_current
+        self.in_context = trace.set_span_in_context
+        self.INTERNAL = trace.SpanKind.INTERNAL
+        self.CLIENT = trace.SpanKind.CLIENT
+        self.ERROR = trace.StatusCode.ERROR
+
+
+class _RunState:
+    __slots__ = ("context", "cost", "parts", "redact", "span", "steps", "tokens", "workflow")
+
+    def __init__(self, span: Any, context: Any, workflow: str, redact: Redact) -> None:
         self.span = span
+        #: a context holding the run span: the parent of its step spans, made once per run
+        self.context = context
         self.workflow = workflow
         self.redact = redact
         #: summed over the run, added to the counters once when it ends (cheaper per step)
@@ -96,15 +118,19 @@ class RunTracer:
         self.enabled = otel_available()
         self._runs: dict[str, _RunState] = {}
         self._tracer: Any = None
+        self._api: Any = None
+        #: None when the meter provider is a no-op one (nothing would read the metrics)
         self._metrics: _Instruments | None = None
         if not self.enabled:
             return
         from opentelemetry import metrics, trace
 
+        self._api = _Api()
         tp = tracer_provider or trace.get_tracer_provider()
         self._tracer = tp.get_tracer("plait")
         mp = meter_provider or metrics.get_meter_provider()
-        self._metrics = _Instruments(mp.get_meter("plait"))
+        if not isinstance(mp, metrics.NoOpMeterProvider):
+            self._metrics = _Instruments(mp.get_meter("plait"))
 
     # ------------------------------------------------------------ run listener
 
@@ -122,28 +148,25 @@ class RunTracer:
         return on_event
 
     def _run_started(self, event: Any, redact: Redact) -> None:
-        from opentelemetry import trace
-
+        api = self._api
         span = self._tracer.start_span(
-            "plait.run", kind=trace.SpanKind.INTERNAL, start_time=_ns(event.at),
+            "plait.run", kind=api.INTERNAL, start_time=_ns(event.at),
             attributes={"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
                         "plait.run.steps": event.steps, "plait.run.resumed": event.resumed})
-        self._runs[event.run_id] = _RunState(span, event.workflow, redact)
+        self._runs[event.run_id] = _RunState(span, api.in_context(span, api.get_current()),
+                                             event.workflow, redact)
 
     def _step_started(self, event: Any, redact: Redact) -> None:
-        from opentelemetry import context, trace
-
         run = self._runs.get(event.run_id)
         if run is None:
             return
+        api = self._api
         span = self._tracer.start_span(
-            f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
-            start_time=_ns(event.at),
+            f"plait.step {event.step_id}", context=run.context, start_time=_ns(event.at),
             attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
         # StepStarted is emitted in the step's own task: make the span current there so the
         # step's LLM and tool calls (and sub-workflow runs) nest under it
-        token = context.attach(trace.set_span_in_context(span))
-        run.steps[event.step_id] = (span, token)
+        run.steps[event.step_id] = (span, api.attach(api.in_context(span)))
 
     # A foreach item and a retry attempt each get a span, nested under the step (an attempt
     # of an item under the item). Their events are emitted in the task that runs them, so the
@@ -151,33 +174,29 @@ class RunTracer:
 
     def _part_started(self, event: Any, key: tuple[str, int | None, int | None], name: str,
                       attributes: dict[str, Any]) -> None:
-        from opentelemetry import context, trace
-
         run = self._runs.get(event.run_id)
         if run is None:
             return
-        span = self._tracer.start_span(name, context=context.get_current(),
+        api = self._api
+        span = self._tracer.start_span(name, context=api.get_current(),
                                        start_time=_ns(event.at), attributes=attributes)
-        run.parts[key] = (span, context.attach(trace.set_span_in_context(span)))
+        run.parts[key] = (span, api.attach(api.in_context(span)))
 
     def _part_finished(self, event: Any, key: tuple[str, int | None, int | None],
                        error: str | None, kind: str | None, redact: Redact) -> None:
-        from opentelemetry import context
-        from opentelemetry.trace import StatusCode
-
         run = self._runs.get(event.run_id)
         span, token = run.parts.pop(key, (None, None)) if run else (None, None)
         if span is None:
             return
         if token is not None:
-            context.detach(token)
+            self._api.detach(token)
         if error is not None:
             message = redact(error)
             span.set_attribute("error.type", kind or "error")
             span.add_event("exception", {"exception.type": kind or "error",
                                          "exception.message": message},
                            timestamp=_ns(event.at))
-            span.set_status(StatusCode.ERROR, message)
+            span.set_status(self._api.ERROR, message)
         span.end(end_time=_ns(event.at))
 
     def _item_started(self, event: Any, redact: Redact) -> None:
@@ -209,8 +228,8 @@ class RunTracer:
                                            "error.type": event.error_kind,
                                            "exception.message": redact(event.error)},
                            timestamp=_ns(event.at))
-        assert self._metrics is not None
-        self._metrics.retries.add(1, {"error.type": event.error_kind})
+        if self._metrics is not None:
+            self._metrics.retries.add(1, {"error.type": event.error_kind})
 
     def _step_fallback(self, event: Any, redact: Redact) -> None:
         run = self._runs.get(event.run_id)
@@ -222,22 +241,21 @@ class RunTracer:
                            timestamp=_ns(event.at))
 
     def _step_finished(self, event: Any, redact: Redact) -> None:
-        from opentelemetry import context, trace
-
         run = self._runs.get(event.run_id)
         if run is None:
             return
         span, token = run.steps.pop(event.step_id, (None, None))
         if span is None:  # skipped, cancelled before starting, or restored: an instant span
             span = self._tracer.start_span(
-                f"plait.step {event.step_id}", context=trace.set_span_in_context(run.span),
+                f"plait.step {event.step_id}", context=run.context,
                 start_time=_ns(event.at - event.duration),
                 attributes={"plait.step.id": event.step_id})
         elif token is not None:
-            context.detach(token)
-        _finish_step(span, event, redact)
+            self._api.detach(token)
+        _finish_step(span, event, redact, self._api.ERROR)
         span.end(end_time=_ns(event.at))
-        assert self._metrics is not None
+        if self._metrics is None:
+            return
         if event.status not in ("skipped", "restored"):
             # low-cardinality attributes only (a step id per series would explode them)
             self._metrics.step_duration.record(event.duration, {
@@ -248,7 +266,8 @@ class RunTracer:
         run.cost += event.cost
 
     def _run_metrics(self, run: _RunState) -> None:
-        assert self._metrics is not None
+        if self._metrics is None:
+            return
         for kind, value in run.tokens.items():
             if value:
                 self._metrics.tokens.add(value, {"plait.workflow": run.workflow,
@@ -257,20 +276,19 @@ class RunTracer:
             self._metrics.cost.add(run.cost, {"plait.workflow": run.workflow})
 
     def _run_finished(self, event: Any, redact: Redact) -> None:
-        from opentelemetry.trace import StatusCode
-
+        error = self._api.ERROR
         run = self._runs.pop(event.run_id, None)
         if run is None:
             return
         for step_id, (span, _token) in run.steps.items():  # cancelled in flight
             span.set_attribute("plait.step.status", "cancelled")
-            span.set_status(StatusCode.ERROR, f"step {step_id} was cancelled")
+            span.set_status(error, f"step {step_id} was cancelled")
             span.end(end_time=_ns(event.at))
         self._run_metrics(run)
         run.span.set_attribute("plait.run.status", event.status)
         if event.status != "succeeded":
             message = redact(str((event.error or {}).get("message", event.status)))
-            run.span.set_status(StatusCode.ERROR, message)
+            run.span.set_status(error, message)
         run.span.end(end_time=_ns(event.at))
 
     # ------------------------------------------------------------ providers
@@ -343,7 +361,8 @@ class RunTracer:
         return result
 
     def _tool_metrics(self, server: str, tool: str, started: float, error: str | None) -> None:
-        assert self._metrics is not None
+        if self._metrics is None:
+            return
         attrs = {"gen_ai.tool.name": tool, "plait.mcp.server": server}
         if error:
             attrs["error.type"] = error
@@ -353,9 +372,7 @@ class RunTracer:
 # ------------------------------------------------------------------ step span helpers
 
 
-def _finish_step(span: Any, event: Any, redact: Redact) -> None:
-    from opentelemetry.trace import StatusCode
-
+def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> None:
     attrs: dict[str, Any] = {"plait.step.status": event.status,
                              "plait.step.attempts": event.attempts}
     if event.usage:
@@ -373,7 +390,7 @@ def _finish_step(span: Any, event: Any, redact: Redact) -> None:
         span.set_attribute("error.type", kind)
         span.add_event("exception", {"exception.type": kind, "exception.message": message},
                        timestamp=_ns(event.at))
-        span.set_status(StatusCode.ERROR, message)
+        span.set_status(error_status, message)
 
 
 def _record_error(span: Any, exc: BaseException, redact: Redact) -> None:
@@ -424,6 +441,10 @@ class _TracedProvider:
         self.name = getattr(inner, "name", name)
         self.kind = getattr(inner, "kind", "?")
         self.registry_name = name
+        #: the attributes every chat span of this provider starts with
+        self._base = {"gen_ai.operation.name": "chat",
+                      "gen_ai.provider.name": PROVIDER_NAMES.get(self.kind, self.kind),
+                      "plait.provider": name}
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._inner, attr)
@@ -432,16 +453,12 @@ class _TracedProvider:
         return str(req.model or getattr(self._inner, "model", None) or "")
 
     def _start(self, req: Any) -> Any:
-        from opentelemetry import trace
-
         model = self._model(req)
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDER_NAMES.get(self.kind, self.kind),
-            "plait.provider": self.registry_name}
+        attrs: dict[str, Any] = self._base.copy()
         if model:
             attrs["gen_ai.request.model"] = model
-        attrs.update(_request_options(req))
+        if req.options or req.max_tokens or req.stop:
+            attrs.update(_request_options(req))
         if req.tools:
             attrs["gen_ai.tool.definitions"] = _json(
                 [{"type": "function", "name": t.name} for t in req.tools])
@@ -453,7 +470,7 @@ class _TracedProvider:
                 attrs["gen_ai.system_instructions"] = self._redact(_json(system))
             attrs["gen_ai.input.messages"] = self._redact(_json(messages))
         name = f"chat {model}" if model else "chat"
-        return self._t._tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attrs)
+        return self._t._tracer.start_span(name, kind=self._t._api.CLIENT, attributes=attrs)
 
     def _finish(self, span: Any, response: Any) -> None:
         usage = response.usage
@@ -472,17 +489,18 @@ class _TracedProvider:
         span.set_attributes(attrs)
 
     async def generate(self, req: Any) -> Any:
-        from opentelemetry import trace
-
+        api = self._t._api
         span = self._start(req)
+        # current while the call runs (what trace.use_span does, without its generator)
+        token = api.attach(api.in_context(span))
         try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False,
-                                set_status_on_exception=False):
-                response = await self._inner.generate(req)
+            response = await self._inner.generate(req)
         except BaseException as exc:
             _record_error(span, exc, self._redact)
             span.end()
             raise
+        finally:
+            api.detach(token)
         self._finish(span, response)
         span.end()
         return response

@@ -14,17 +14,21 @@ Flags win over the environment. The environment variables honoured:
   exporter's own ``OTEL_EXPORTER_OTLP_*`` headers, timeout and compression variables;
 - ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (resource, default service ``plait``).
 
+Spans reach the file through plait's own span processor (``runners/trace_file.py``: cheap
+while the run goes, written in big batches), the console through the SDK's simple processor
+(a line as each span ends) and OTLP through its batch processor (a worker thread posting
+batches). Metrics are recorded only when something reads them: OTLP over HTTP; otherwise the
+tracer gets a no-op meter provider.
+
 An exporter that fails (an OTLP collector that is down) never fails the run: its spans are
 dropped and :meth:`TracingSession.shutdown` returns ONE warning line saying so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,57 +97,6 @@ def _traces_url(url: str, protocol: str) -> str:
     return url
 
 
-class _FileExporter:
-    """One span per line: the keys of the SDK's span JSON (name, context, kind, parent_id,
-    start_time, end_time, status, attributes, events, resource), written compactly (the
-    SDK's own ``to_json`` costs ~35 µs a span; this ~6 µs)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._out: IO[str] = path.open("w", encoding="utf-8")
-        self._resources: dict[int, str] = {}
-
-    def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        self._out.write("".join(self._line(span) for span in spans))
-        return SpanExportResult.SUCCESS
-
-    def _line(self, span: Any) -> str:
-        ctx = span.context
-        status = span.status
-        data = {
-            "name": span.name,
-            "context": {"trace_id": f"0x{ctx.trace_id:032x}", "span_id": f"0x{ctx.span_id:016x}"},
-            "kind": str(span.kind),
-            "parent_id": f"0x{span.parent.span_id:016x}" if span.parent else None,
-            "start_time": _iso(span.start_time), "end_time": _iso(span.end_time),
-            "status": {"status_code": status.status_code.name,
-                       **({"description": status.description} if status.description else {})},
-            "attributes": dict(span.attributes or {}),
-            "events": [{"name": e.name, "timestamp": _iso(e.timestamp),
-                        "attributes": dict(e.attributes or {})} for e in span.events],
-        }
-        text = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
-        return text[:-1] + ',"resource":' + self._resource(span.resource) + "}\n"
-
-    def _resource(self, resource: Any) -> str:
-        key = id(resource)
-        if key not in self._resources:
-            self._resources[key] = json.dumps(
-                {"attributes": dict(resource.attributes)}, default=str, separators=(",", ":"))
-        return self._resources[key]
-
-    def shutdown(self) -> None:
-        self._out.flush()
-        os.fsync(self._out.fileno())
-        self._out.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        self._out.flush()
-        return True
-
-
 class _Counting:
     """Wraps an exporter; counts the spans it failed to send instead of logging each batch."""
 
@@ -179,7 +132,7 @@ class TracingSession:
 
     def __init__(self, config: TraceConfig, targets: list[_Target],
                  console: IO[str] | None = None) -> None:
-        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -189,37 +142,42 @@ class TracingSession:
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
-        readers = []
+        self.meter_provider: Any = None
         if self.metrics_exporter is not None:
+            from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            readers.append(PeriodicExportingMetricReader(self.metrics_exporter,
-                                                         export_interval_millis=60_000))
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        self.exporters: list[_Counting] = []
+            self.meter_provider = MeterProvider(resource=resource, metric_readers=[
+                PeriodicExportingMetricReader(self.metrics_exporter,
+                                              export_interval_millis=60_000)])
+        #: what sends spans somewhere: each has label, dropped and error
+        self.exporters: list[Any] = []
         for target in targets:
+            if target.kind == "file":
+                from runners.trace_file import FileSpanProcessor
+
+                file = FileSpanProcessor(Path(target.where), _label(target))
+                self.exporters.append(file)
+                self.provider.add_span_processor(file)
+                continue
             exporter = _Counting(_exporter(target, console), _label(target))
             self.exporters.append(exporter)
             if target.kind == "console":
                 self.provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[arg-type]
-            elif target.kind == "file":
-                # written in big batches, mostly at the end: a worker thread serialising
-                # while the run goes costs the run more (the GIL) than writing afterwards
-                self.provider.add_span_processor(BatchSpanProcessor(
-                    exporter, max_queue_size=262_144,  # type: ignore[arg-type]
-                    max_export_batch_size=16_384, schedule_delay_millis=30_000))
             else:
                 self.provider.add_span_processor(BatchSpanProcessor(
                     exporter, max_queue_size=65_536,  # type: ignore[arg-type]
                     max_export_batch_size=2048, schedule_delay_millis=2000))
-        self.tracer = RunTracer(self.provider, self.meter_provider,
+        # no metrics exporter (file, console): a no-op meter, so the tracer records none
+        self.tracer = RunTracer(self.provider, self.meter_provider or NoOpMeterProvider(),
                                 trace_content=config.content)
 
     def shutdown(self) -> list[str]:
         """Flush and close every exporter; one warning line per exporter that dropped spans."""
         try:
             self.provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
+            if self.meter_provider is not None:
+                self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
         finally:
             _restore(self._quiet)
         warnings = []
@@ -253,8 +211,6 @@ def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None,
 
 
 def _exporter(target: _Target, console: IO[str] | None) -> Any:
-    if target.kind == "file":
-        return _FileExporter(Path(target.where))
     if target.kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -283,13 +239,6 @@ def _otlp_timeout() -> float | None:
             os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
         return None
     return OTLP_TIMEOUT
-
-
-def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
 def _metrics_exporter(targets: list[_Target]) -> Any:

@@ -30,6 +30,7 @@ class Collected:
     tracer: Any
     exporter: Any
     reader: Any
+    provider: Any
 
     def spans(self) -> list[Any]:
         return list(self.exporter.get_finished_spans())
@@ -67,6 +68,6 @@ def collected() -> Iterator[Collected]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
-    yield Collected(RunTracer(provider, meters), exporter, reader)
+    yield Collected(RunTracer(provider, meters), exporter, reader, provider)
     provider.shutdown()
     meters.shutdown()

@@ -205,6 +205,24 @@ async def test_metrics(tmp_path: Path, collected: Any) -> None:
     assert sum(p.value for p in metrics["plait.retries"]) == 1
 
 
+async def test_a_no_op_meter_provider_records_no_metrics(tmp_path: Path,
+                                                         collected: Any) -> None:
+    """The CLI's file and console targets have no metrics reader: it hands the tracer a
+    no-op meter provider, and the spans are the same."""
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    from engine.tracing import RunTracer
+
+    tracer = RunTracer(collected.provider, NoOpMeterProvider())
+    assert tracer._metrics is None
+    result = await run_workflow(load(_write(tmp_path)), {}, tracer=tracer, record_state=False,
+                                environ={"MY_TOKEN": SECRET})
+    assert result.status == "succeeded"
+    assert collected.one("plait.step flaky").attributes["plait.step.attempts"] == 2
+    assert len(collected.named("plait.run")) == 2
+    assert collected.metrics() == {}
+
+
 TOOLS = """\
 version: 1
 name: tools
