@@ -81,8 +81,7 @@ class RecordWriter:
         while not self._closed:
             await self._kick.wait()
             self._kick = anyio.Event()
-            if self._scheduled:
-                await anyio.sleep(0)  # let every step finishing in this moment join the batch
+            if self._scheduled:  # every step that finished in the turn that woke us is in
                 self.flush()
 
     def flush(self) -> None:

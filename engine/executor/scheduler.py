@@ -66,6 +66,9 @@ class Scheduler:
         self._between = False
         self._dispatch = anyio.Event()
         self._dispatch_asked = False
+        #: steps are the waiting kind (a worker's step yielded with steps still ready): a
+        #: newly ready step gets a worker of its own at once, without the dispatcher's hop
+        self._waiting_steps = False
         self.failed = False
         self.stopping = False
         self.cancel_scope: anyio.CancelScope | None = None
@@ -107,12 +110,16 @@ class Scheduler:
     # yielded, so it wakes (or spawns) workers only if the step really waits (an LLM call)
     # and steps are still ready. Quick steps are all run by the first worker; waking the whole
     # pool for every finished layer cost ~4 us a step in wake-ups that found nothing to do.
+    # Once steps have shown that they wait, newly ready steps get a worker each at once (no
+    # dispatcher hop); a worker woken for a step that another one already ran switches back.
 
     def _launch(self) -> None:
         """Steps became ready: make sure a worker will look at them."""
         if self.stopping or not self.ready:
             return
-        if not self._between and not self._coming:
+        if self._waiting_steps:
+            self._hand_out()
+        elif not self._between and not self._coming:
             if self._parked:
                 self._coming += 1
                 self._parked.pop().call()
@@ -138,13 +145,19 @@ class Scheduler:
             self._dispatch, self._dispatch_asked = anyio.Event(), False
             if self.stopping or self._over():
                 return
-            unclaimed = len(self.ready) - self._coming
-            while unclaimed > 0 and self._parked:
-                self._coming += 1
-                self._parked.pop().call()
-                unclaimed -= 1
-            if unclaimed > 0 and self.workers < self.limit:
-                self._spawn(min(unclaimed, self.limit - self.workers))
+            if len(self.ready) > self._coming:
+                self._waiting_steps = True
+                self._hand_out()
+
+    def _hand_out(self) -> None:
+        """A worker for every ready step without one coming: idle ones first, then new."""
+        unclaimed = len(self.ready) - self._coming - self._between
+        while unclaimed > 0 and self._parked:
+            self._coming += 1
+            self._parked.pop().call()
+            unclaimed -= 1
+        if unclaimed > 0 and self.workers < self.limit:
+            self._spawn(min(unclaimed, self.limit - self.workers))
 
     async def _prespawn(self, target: int) -> None:
         """Start the workers a wide layer will need while the first steps run, a few per
@@ -170,10 +183,12 @@ class Scheduler:
         while True:
             if called:  # woken or spawned for ready steps: now looking at them
                 self._coming -= 1
+                if not ready:  # another worker ran it in the meantime: steps are quick
+                    self._waiting_steps = False
             while ready and not self.stopping:
                 sid = ready.popleft()
                 self.unstarted -= 1
-                if ready and not self._dispatch_asked:
+                if len(ready) > self._coming and not self._dispatch_asked:
                     self._dispatch_asked = True
                     self._dispatch.set()
                 self.in_flight += 1
