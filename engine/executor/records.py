@@ -1,15 +1,15 @@
 """Group commit of step records: a finished step is durable before its dependants start, but
 steps that finish in the same moment share one SQLite transaction.
 
-A worker hands a finished step to `submit()` with what to do once it is durable (release its
-dependants) and goes on to the next ready step at once; the batch is written one event-loop
-turn later and then every callback of the batch runs. Nobody waits per step.
+A worker hands a finished step to `submit()` and goes on to the next ready step at once; the
+batch is written one event-loop turn later, then `on_durable` runs for each of its steps
+(the scheduler releases their dependants). Nobody waits per step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
     from engine.state import RunStore, StepRow
 
-Durable = Callable[[], None]
+def _unbound(item: Any) -> None:
+    raise RuntimeError("RecordWriter.on_durable was not set")
 
 
 class RecordWriter:
@@ -28,7 +29,9 @@ class RecordWriter:
     def __init__(self, store: RunStore | None) -> None:
         self.store = store
         self._dirty: dict[str, StepRow] = {}
-        self._then: list[Durable] = []
+        #: what `on_durable` is called with once the rows written so far are durable
+        self._waiting: list[Any] = []
+        self.on_durable: Callable[[Any], None] = _unbound
         self._scheduled = False
         self._running = 0
         self._tg: TaskGroup | None = None
@@ -53,21 +56,21 @@ class RecordWriter:
     def pending(self) -> int:
         """Callbacks not yet run: of steps waiting to be written, or of the batch just
         written whose callbacks are running (the run is not over before the last one)."""
-        return len(self._then) + self._running
+        return len(self._waiting) + self._running
 
     def note(self, row: StepRow) -> None:
         """Write `row` (a `step_row`) with the next batch; nothing waits for it."""
         if self.store is not None:
             self._dirty[row[1]] = row
 
-    def submit(self, row: StepRow, then: Durable, *, alone: bool = False) -> None:
-        """Call `then` once `row` is in the database. `alone`: nothing else could join a
-        batch now (no other step running or ready), so write at once."""
+    def submit(self, row: StepRow, item: Any, *, alone: bool = False) -> None:
+        """Call `on_durable(item)` once `row` is in the database. `alone`: nothing else could
+        join a batch now (no other step running or ready), so write at once."""
         if self.store is None:
-            then()
+            self.on_durable(item)
             return
         self._dirty[row[1]] = row
-        self._then.append(then)
+        self._waiting.append(item)
         if alone and not self._scheduled:
             self.flush()
         elif not self._scheduled and self._tg is not None:
@@ -88,7 +91,7 @@ class RecordWriter:
         """Write everything dirty now, then run the callbacks of what was written."""
         self._scheduled = False
         batch, self._dirty = self._dirty, {}
-        then, self._then = self._then, []
+        written, self._waiting = self._waiting, []
         if batch and self.store is not None and self.error is None:
             try:
                 self.store.save_step_rows(list(batch.values()))
@@ -97,10 +100,11 @@ class RecordWriter:
                 if self.on_error is not None:
                     self.on_error(exc)
                 return
-        self._running = len(then)
+        self._running = len(written)
+        on_durable = self.on_durable
         try:
-            for callback in then:
+            for item in written:
                 self._running -= 1
-                callback()
+                on_durable(item)
         finally:
             self._running = 0

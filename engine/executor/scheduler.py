@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -90,6 +89,7 @@ class Scheduler:
             self.cancel_scope = tg.cancel_scope
             self.rc.writer.bind(tg)
             self.rc.writer.on_error = lambda _exc: self.stop()
+            self.rc.writer.on_durable = self._durable
             self._tg = tg
             for sid in self._initial:
                 self._release(sid)
@@ -193,12 +193,12 @@ class Scheduler:
                     self._dispatch.set()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
-                self._announce(result)  # in the step's own task, before it is durable
+                if rc.listening:
+                    self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
-                alone = not self.in_flight and not ready
                 self._between = True
-                rc.writer.submit(rc.services.step_row(rc, result),
-                                 partial(self._durable, result), alone=alone)
+                rc.writer.submit(rc.services.step_row(rc, result), result,
+                                 alone=not self.in_flight and not ready)
                 self._between = False
             if self.stopping or self._over():
                 break
