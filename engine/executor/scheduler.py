@@ -97,9 +97,7 @@ class Scheduler:
             self._launch()
             if self._over():  # nothing to run (every step was restored or settled)
                 self._wake_all()
-            target = min(self.limit, self.rc.workflow.width)
-            if target > self.workers:
-                tg.start_soon(self._prespawn, target)
+            tg.start_soon(self._prespawn)
 
     # A pool of workers, not a task per step: a worker takes the next ready step, runs it,
     # releases its dependants and takes the next, so a 2,000-step DAG of quick steps spawns
@@ -159,9 +157,11 @@ class Scheduler:
         if unclaimed > 0 and self.workers < self.limit:
             self._spawn(min(unclaimed, self.limit - self.workers))
 
-    async def _prespawn(self, target: int) -> None:
+    async def _prespawn(self) -> None:
         """Start the workers a wide layer will need while the first steps run, a few per
-        event-loop turn, so a fan-out does not pay for hundreds of task spawns at once."""
+        event-loop turn, so a fan-out does not pay for hundreds of task spawns at once. The
+        DAG's width is worked out here too, once the first steps are running."""
+        target = min(self.limit, self.rc.workflow.width)
         while self.workers < target and not self.stopping and not self._over():
             for _ in range(min(8, target - self.workers)):
                 self.workers += 1
