@@ -80,7 +80,7 @@ class RecordWriter:
             self.flush()
 
     async def _flusher(self) -> None:
-        # one long-lived task, woken per batch: a task per batch cost ~20 us to spawn
+        # one long-lived task, woken per batch: a task per batch cost ~20 µs to spawn
         while not self._closed:
             await self._kick.wait()
             self._kick = anyio.Event()

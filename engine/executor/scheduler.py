@@ -57,7 +57,7 @@ class Scheduler:
         self.ready: deque[str] = deque()
         self.in_flight = 0
         self.workers = 0
-        #: idle workers, each waiting on its own event (the last parked is woken first)
+        #: idle workers, each waiting on its own slot (the last parked is woken first)
         self._parked: list[_Slot] = []
         #: a worker was woken or spawned for ready steps and has not looked at them yet
         self._coming = 0
@@ -107,7 +107,7 @@ class Scheduler:
     # still ready, it asks the dispatcher for help; the dispatcher runs once that worker has
     # yielded, so it wakes (or spawns) workers only if the step really waits (an LLM call)
     # and steps are still ready. Quick steps are all run by the first worker; waking the whole
-    # pool for every finished layer cost ~4 us a step in wake-ups that found nothing to do.
+    # pool for every finished layer cost ~4 µs a step in wake-ups that found nothing to do.
     # Once steps have shown that they wait, newly ready steps get a worker each at once (no
     # dispatcher hop); a worker woken for a step that another one already ran switches back.
 
