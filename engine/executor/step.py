@@ -50,8 +50,7 @@ class _Attempts:
 class StepPlan:
     """What running a step needs that does not change within a run, worked out once."""
 
-    __slots__ = ("cond", "fields", "handler", "kind", "loop", "policy", "simple", "step",
-                 "timeout")
+    __slots__ = ("cond", "fields", "kind", "loop", "policy", "simple", "step", "timeout")
 
     def __init__(self, rc: RunContext, step_id: str) -> None:
         wf = rc.workflow
@@ -68,7 +67,6 @@ class StepPlan:
         #: no retries and no timeout: the handler's call needs no wrapper
         self.simple = (self.policy is None or self.policy.attempts == 1) and \
             self.timeout is None
-        self.handler = get_handler(self.kind)
 
 
 def plan_of(rc: RunContext, step_id: str) -> StepPlan:
@@ -97,7 +95,10 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                                      _render(rc, step_id, "foreach", plan.loop, ctx), attempts)
         else:  # the handler is awaited right here: one coroutine less to suspend and resume
             rendered, attempt = _prepare(rc, plan, step_id, ctx, attempts)
-            outcome = await plan.handler(rc, step_id, plan.step, rendered, attempt)
+            # resolved here, inside the try: a handler whose optional SDK is missing fails
+            # its step with that error rather than the run
+            handler = get_handler(kind)
+            outcome = await handler(rc, step_id, plan.step, rendered, attempt)
             outcome.rendered = rendered
     except Exception as exc:
         audit = getattr(exc, "audit", None)
@@ -178,7 +179,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 rc.emit(ItemStarted(rc.run_id, time.time(), step_id, index))
             try:
                 fields, attempt = _prepare(rc, plan, step_id, ctx, mine)
-                outcome = await plan.handler(rc, step_id, plan.step, fields, attempt)
+                outcome = await get_handler(plan.kind)(rc, step_id, step, fields, attempt)
                 outcome.rendered = fields
             except BaseException as exc:
                 if rc.listening:

@@ -385,3 +385,17 @@ async def test_resuming_a_run_whose_steps_all_finished_completes(tmp_path: Path)
     assert second.status == "succeeded"
     assert second.outputs == {"b": "b\n"}
     assert all("restored" in (s.reason or "") for s in second.steps.values())
+
+
+async def test_a_handler_that_cannot_load_fails_its_step_not_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step kind whose handler module cannot be imported (an optional SDK missing) is a
+    failed step with that error, like any other step failure: no exception escapes."""
+    from engine.executor import handlers
+
+    monkeypatch.setitem(handlers._MODULES, "run", "no_such_handler_module")
+    monkeypatch.delitem(handlers._HANDLERS, "run", raising=False)
+    result = await run(workflow(tmp_path, "steps:\n  a:\n    run: echo a\n"))
+    assert result.status == "failed"
+    assert result.steps["a"].status == "failed"
+    assert "no_such_handler_module" in result.steps["a"].error["message"]
