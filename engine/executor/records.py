@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from engine.state import RunStore, StepRow
 
+
 def _unbound(item: Any) -> None:
     raise RuntimeError("RecordWriter.on_durable was not set")
 
@@ -54,8 +55,8 @@ class RecordWriter:
 
     @property
     def pending(self) -> int:
-        """Callbacks not yet run: of steps waiting to be written, or of the batch just
-        written whose callbacks are running (the run is not over before the last one)."""
+        """Steps whose `on_durable` has not run yet: waiting to be written, or in the batch
+        just written whose calls are running (the run is not over before the last one)."""
         return len(self._waiting) + self._running
 
     def note(self, row: StepRow) -> None:
@@ -88,7 +89,7 @@ class RecordWriter:
                 self.flush()
 
     def flush(self) -> None:
-        """Write everything dirty now, then run the callbacks of what was written."""
+        """Write everything dirty now, then call `on_durable` for each step written."""
         self._scheduled = False
         batch, self._dirty = self._dirty, {}
         written, self._waiting = self._waiting, []
