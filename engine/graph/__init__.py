@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from engine.graph._build import (
+    Edges,
     GraphProblem,
     build,
     check,
+    check_edges,
     critical_path,
     layers,
     topological_order,
@@ -13,9 +15,11 @@ from engine.graph._build import (
 from engine.graph._render import render_dot, render_json, render_mermaid
 
 __all__ = (
+    "Edges",
     "GraphProblem",
     "build",
     "check",
+    "check_edges",
     "critical_path",
     "layers",
     "render_dot",

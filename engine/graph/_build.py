@@ -37,6 +37,7 @@ class _Adjacency:
     nodes: list[str]
     edges: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     succ: dict[str, list[str]] = field(default_factory=dict)
+    pred: dict[str, list[str]] = field(default_factory=dict)
 
     def successors(self, node: str) -> list[str]:
         return self.succ.get(node, [])
@@ -60,9 +61,23 @@ def build(
     return graph, problems
 
 
+#: (predecessors, successors) of every step, each list sorted: what the executor walks
+Edges = tuple[dict[str, list[str]], dict[str, list[str]]]
+
+
 def check(deps: Mapping[str, Mapping[str, Iterable[str]]]) -> list[GraphProblem]:
     """Every problem `build` would report, without building (or importing) networkx."""
     return _check(deps)[1]
+
+
+def check_edges(deps: Mapping[str, Mapping[str, Iterable[str]]],
+                ) -> tuple[Edges, list[GraphProblem]]:
+    """`check`, and the plain edge lists it found on the way (the loader keeps them, so a
+    run does not work them out again)."""
+    graph, problems = _check(deps)
+    preds = {node: graph.pred.get(node, []) for node in deps}
+    succs = {node: graph.succ.get(node, []) for node in deps}
+    return (preds, succs), problems
 
 
 def _check(deps: Mapping[str, Mapping[str, Iterable[str]]],
@@ -90,6 +105,7 @@ def _check(deps: Mapping[str, Mapping[str, Iterable[str]]],
     for (src, dst), names in sorted(fields_of.items()):
         graph.edges[src, dst] = {"fields": tuple(sorted(names))}
         graph.succ.setdefault(src, []).append(dst)
+        graph.pred.setdefault(dst, []).append(src)
     problems.extend(_cycle_problems(graph))
     return graph, problems
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
-from engine.graph import check as check_graph
+from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
 from engine.spec.suggest import did_you_mean
 from engine.spec.yaml_source import Path_, Source
@@ -42,6 +42,8 @@ class Checked:
     servers: dict[str, Compiled] = field(default_factory=dict)
     #: step id -> field -> step ids it references (the graph is built from this on use)
     deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    #: predecessors and successors of every step, found by the graph check
+    edges: Edges | None = None
 
 
 class Checker:
@@ -91,7 +93,8 @@ class Checker:
         deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
         self.check_outputs(deps)
         self.check_inputs_and_tests()
-        for problem in check_graph(deps):
+        self.out.edges, problems = check_edges(deps)
+        for problem in problems:
             if problem.code == "unknown_step" and problem.step and problem.field:
                 path: Path_ = ("steps", problem.step, problem.field)
                 self.issue(problem.message, path, problem.hint, code=problem.code)

@@ -54,7 +54,7 @@ def _load_source(src: Source, file: Path) -> Workflow:
         spec=spec, path=file, base_dir=base_dir, source=src,
         spec_hash=hashlib.sha256(src.text.encode()).hexdigest(),
         deps=result.deps, steps=result.steps, outputs=result.outputs,
-        providers=result.providers, servers=result.servers,
+        providers=result.providers, servers=result.servers, _edges=result.edges,
     )
 
 

@@ -23,8 +23,30 @@ DIGEST = {
 
 def test_public_surface_is_locked() -> None:
     assert engine.graph.__all__ == (
-        "GraphProblem", "build", "check", "critical_path", "layers", "render_dot",
-        "render_json", "render_mermaid", "topological_order")
+        "Edges", "GraphProblem", "build", "check", "check_edges", "critical_path", "layers",
+        "render_dot", "render_json", "render_mermaid", "topological_order")
+
+
+def test_the_loader_keeps_the_edges_the_check_found() -> None:
+    """The executor walks the lists the load-time check built: the same as working them out
+    from the references again, in step order, each list sorted."""
+    import dataclasses
+
+    from engine.spec.loader import load_text
+
+    text = ("version: 1\nname: e\nsteps:\n  z:\n    run: echo z\n"
+            "  b:\n    run: \"echo ${{ steps.z.output }} ${{ steps.a.status }}\"\n"
+            "    needs: [z]\n  a:\n    run: echo a\n    needs: [z]\n")
+    wf = load_text(text, "e.yaml")
+    assert wf._edges is not None  # from the check, not worked out at run time
+    again = dataclasses.replace(wf, _edges=None).edges
+    assert wf.edges == again
+    preds, succs = wf.edges
+    assert list(preds) == ["z", "b", "a"]
+    assert preds == {"z": [], "b": ["a", "z"], "a": ["z"]}
+    assert succs == {"z": ["a", "b"], "b": [], "a": ["b"]}
+    (_preds, _succs), problems = engine.graph.check_edges(wf.deps)
+    assert problems == []
 
 
 def test_check_finds_what_build_finds_without_networkx() -> None:
