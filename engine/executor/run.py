@@ -140,7 +140,9 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         scheduler.results[sid] = result
         rc.writer.note(rc.services.step_row(rc, result))
     rc.writer.flush()
-    results = {sid: _redacted(rc, scheduler.results[sid]) for sid in rc.workflow.spec.steps}
+    results = {sid: scheduler.results[sid] for sid in rc.workflow.spec.steps}
+    if rc.services.redactor:
+        results = {sid: _redacted(rc, result) for sid, result in results.items()}
     status = "interrupted" if control.interrupted else (
         "failed" if scheduler.failed else "succeeded")
     outputs: dict[str, Any] = {}

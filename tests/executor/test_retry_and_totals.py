@@ -1,4 +1,4 @@
-"""call_with_retry: which errors retry, and what a timeout becomes."""
+"""call_with_retry (which errors retry, what a timeout becomes) and the run totals."""
 
 from __future__ import annotations
 
@@ -42,3 +42,21 @@ async def test_our_deadline_becomes_a_step_timeout_and_retries() -> None:
     with pytest.raises(StepTimeout, match=r"timed out after 0\.05s"):
         calls.clear()
         await call_with_retry(fn, RetrySpec(attempts=1), timeout=0.05, step_id="s")
+
+
+def test_summarise_adds_up_usage_and_cost_in_a_stable_key_order() -> None:
+    from engine.executor.result import StepResult
+    from engine.executor.scheduler import summarise
+
+    results = {
+        "a": StepResult("a", "llm", "succeeded", cost=0.5,
+                        usage={"input_tokens": 3, "output_tokens": 4, "cached_input_tokens": 1}),
+        "b": StepResult("b", "run", "succeeded"),
+        "c": StepResult("c", "llm", "failed", cost=0.25,
+                        usage={"output_tokens": 2, "zeta_units": 7, "input_tokens": 5}),
+    }
+    usage, cost = summarise(results)
+    assert list(usage.items()) == [("input_tokens", 8), ("output_tokens", 6),
+                                   ("cached_input_tokens", 1), ("zeta_units", 7)]
+    assert cost == 0.75
+    assert summarise({}) == ({}, 0)
