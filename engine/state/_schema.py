@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from engine.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,9 +49,20 @@ CREATE TABLE IF NOT EXISTS steps (
 ) WITHOUT ROWID;
 """
 
+#: v2: the workflow text of a run is kept once per content hash (the run's spec_hash), not in
+#: each run's meta: the runs of one workflow share it, and finishing a run no longer rewrites
+#: it (SQLite rewrites a whole row on UPDATE). Runs recorded by v1 keep it in their meta.
+_V2 = """
+CREATE TABLE IF NOT EXISTS sources (
+    spec_hash TEXT PRIMARY KEY,
+    text      TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
 #: MIGRATIONS[n] brings a database from version n to n + 1 (0 is an empty database).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: lambda conn: _script(conn, _V1),
+    1: lambda conn: _script(conn, _V2),
 }
 
 

@@ -13,6 +13,7 @@ Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import sqlite3
 import threading
@@ -29,6 +30,8 @@ from engine.state.location import MEMORY, fix_hint, prepare_directory, resolve_l
 from engine.state.records import RunRecord, StepRecord
 
 ENV_SYNC = "PLAIT_STATE_SYNC"
+#: the workflow text of a run, under RunRecord.meta (stored apart: see _split_source)
+SOURCE_KEY = "source"
 BUSY_TIMEOUT_S = 30.0
 
 _RUN_COLS = ("run_id, workflow_name, workflow_path, spec_hash, inputs, status, started_at, "
@@ -36,6 +39,11 @@ _RUN_COLS = ("run_id, workflow_name, workflow_path, spec_hash, inputs, status, s
 _STEP_COLS = ("run_id, step_id, status, attempts, fingerprint, rendered_input, output, error, "
               "usage, cost, started_at, finished_at, items, audit, events")
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 15)})"
+#: a run with its workflow text (kept apart, once per content hash: see _schema._V2)
+_SELECT_RUN = ("SELECT " + ", ".join(f"runs.{c.strip()}" for c in _RUN_COLS.split(","))
+               + ", sources.text FROM runs LEFT JOIN sources ON sources.spec_hash = "
+               "runs.spec_hash")
+_INSERT_SOURCE = "INSERT OR IGNORE INTO sources (spec_hash, text) VALUES (?, ?)"
 _UPSERT_STEP = f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES ({', '.join('?' * 15)})"
 _FINISH_RUN = ("UPDATE runs SET status = ?, finished_at = ?, outputs = ?, error = ?, usage = ?, "
                "cost = ? WHERE run_id = ?")
@@ -73,18 +81,36 @@ def _step_row(r: StepRecord) -> StepRow:
                     r.events, r.fingerprint)
 
 
-def _run_row(r: RunRecord) -> tuple[Any, ...]:
+def _run_row(r: RunRecord, meta: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """`r` as a `runs` row; `meta` in place of its own (the one without its source)."""
     return (r.run_id, r.workflow_name, r.workflow_path, r.spec_hash, _obj(r.inputs), r.status,
             r.started_at, r.finished_at, dumps(r.outputs), dumps(r.error), _obj(r.usage),
-            float(r.cost), r.parent_run_id, r.resumed_from, _obj(r.meta))
+            float(r.cost), r.parent_run_id, r.resumed_from,
+            _obj(r.meta if meta is None else meta))
 
 
 def _to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+    meta = loads(row[14])
+    if len(row) > 15 and isinstance(row[15], str) and isinstance(meta, dict):
+        meta.setdefault(SOURCE_KEY, row[15])
     return RunRecord(
         run_id=row[0], workflow_name=row[1], workflow_path=row[2], spec_hash=row[3],
         inputs=loads(row[4]), status=row[5], started_at=row[6], finished_at=row[7],
         outputs=loads(row[8]), error=loads(row[9]), usage=loads(row[10]), cost=row[11],
-        parent_run_id=row[12], resumed_from=row[13], meta=loads(row[14]))
+        parent_run_id=row[12], resumed_from=row[13], meta=meta)
+
+
+def _split_source(meta: dict[str, Any], spec_hash: str,
+                  ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """`meta` without its workflow text, and the (hash, text) row to keep it in instead, when
+    the text is what `spec_hash` names (else it stays in the meta, as in schema v1)."""
+    text = meta.get(SOURCE_KEY)
+    if not isinstance(text, str):
+        return meta, None
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if spec_hash not in (digest, "sha256:" + digest):  # bare, or as `spec_hash()` writes it
+        return meta, None
+    return {k: v for k, v in meta.items() if k != SOURCE_KEY}, (spec_hash, text)
 
 
 def _to_step(row: tuple[Any, ...]) -> StepRecord:
@@ -232,9 +258,12 @@ class RunStore:
     # ------------------------------------------------------------------ writes
 
     def create_run(self, record: RunRecord) -> None:
-        row = _run_row(record)
+        meta, source = _split_source(record.meta, record.spec_hash)
+        row = _run_row(record, meta)
         try:
             with self._write(f"record run {record.run_id}") as conn:
+                if source is not None:
+                    conn.execute(_INSERT_SOURCE, source)
                 conn.execute(_INSERT_RUN, row)
         except StateError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -255,6 +284,11 @@ class RunStore:
     def reopen_run(self, run_id: str, *, meta: dict[str, Any]) -> None:
         """Mark an unfinished run as running again (a resume), replacing its meta."""
         with self._write(f"reopen run {run_id}") as conn:
+            found = conn.execute("SELECT spec_hash FROM runs WHERE run_id = ?",
+                                 (run_id,)).fetchone()
+            meta, source = _split_source(meta, found[0]) if found else (meta, None)
+            if source is not None:
+                conn.execute(_INSERT_SOURCE, source)
             changed = conn.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
                 "WHERE run_id = ?", (_obj(meta), run_id)).rowcount
@@ -279,12 +313,12 @@ class RunStore:
         key = run_id.strip().lower()
         with self._read(f"read run {run_id}") as conn:
             for exact in dict.fromkeys((run_id.strip(), key)):
-                row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?",
+                row = conn.execute(f"{_SELECT_RUN} WHERE runs.run_id = ?",
                                    (exact,)).fetchone()
                 if row is not None:
                     return _to_run(row)
             rows = conn.execute(
-                f"SELECT {_RUN_COLS} FROM runs WHERE run_id >= ? AND run_id < ? "
+                f"{_SELECT_RUN} WHERE runs.run_id >= ? AND runs.run_id < ? "
                 "ORDER BY run_id LIMIT 11", (key, key + "\U0010ffff")).fetchall() if key else []
             if len(rows) == 1:
                 return _to_run(rows[0])
@@ -309,14 +343,14 @@ class RunStore:
         """Most recent runs first, optionally filtered by workflow name and status."""
         where, args = [], []
         if workflow_name is not None:
-            where.append("workflow_name = ?")
+            where.append("runs.workflow_name = ?")
             args.append(workflow_name)
         if status is not None:
-            where.append("status = ?")
+            where.append("runs.status = ?")
             args.append(status)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
-        sql = (f"SELECT {_RUN_COLS} FROM runs {clause}"
-               "ORDER BY started_at DESC, run_id DESC LIMIT ?")
+        sql = (f"{_SELECT_RUN} {clause}"
+               "ORDER BY runs.started_at DESC, runs.run_id DESC LIMIT ?")
         with self._read("list runs") as conn:
             rows = conn.execute(sql, (*args, int(limit))).fetchall()
         return [_to_run(r) for r in rows]

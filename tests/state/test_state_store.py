@@ -278,3 +278,64 @@ def test_threads_share_one_store(store: RunStore) -> None:
         t.join(timeout=30)
     assert not errors
     assert len(store.steps(run.run_id)) == 400
+
+
+def _meta_column(store: RunStore, run_id: str) -> dict[str, object]:
+    import json
+
+    assert store._conn is not None
+    (text,) = store._conn.execute("SELECT meta FROM runs WHERE run_id = ?",
+                                  (run_id,)).fetchone()
+    loaded: dict[str, object] = json.loads(text)
+    return loaded
+
+
+def test_the_workflow_text_is_kept_once_per_content_and_read_back_in_meta(
+        store: RunStore) -> None:
+    text = "version: 1\nname: digest\nsteps:\n  a: {run: ls}\n"
+    runs = [make_run(spec_hash=spec_hash(text.encode()), meta={"source": text, "owner": i})
+            for i in range(2)]
+    for run in runs:
+        store.create_run(run)
+    assert store._conn is not None
+    assert store._conn.execute("SELECT count(*) FROM sources").fetchone() == (1,)
+    for run in runs:
+        assert "source" not in _meta_column(store, run.run_id)  # not in the row itself
+        assert store.get_run(run.run_id) == run
+    assert sorted(r.run_id for r in store.list_runs()) == sorted(r.run_id for r in runs)
+    assert all(r.meta["source"] == text for r in store.list_runs(workflow_name="digest"))
+    # a resume rewrites the meta: the text still is not copied into the row
+    store.reopen_run(runs[0].run_id, meta={"source": text, "resumes": 1})
+    assert _meta_column(store, runs[0].run_id) == {"resumes": 1}
+    assert store.get_run(runs[0].run_id).meta == {"source": text, "resumes": 1}
+
+
+def test_a_text_that_is_not_the_runs_spec_stays_in_its_meta(store: RunStore) -> None:
+    run = make_run(meta={"source": "not what spec_hash names"})
+    store.create_run(run)
+    assert _meta_column(store, run.run_id) == {"source": "not what spec_hash names"}
+    assert store.get_run(run.run_id) == run
+
+
+def test_a_version_1_database_is_migrated_and_its_runs_keep_their_text(
+        tmp_path: Path) -> None:
+    """Schema v1 kept the workflow text in each run's meta: such runs read the same after
+    the migration to v2 (which adds the shared `sources` table)."""
+    import json
+
+    from engine.state import _schema
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_schema._V1)
+        conn.execute("CREATE TABLE plait_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO plait_schema (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ("old1", "digest", "/w/digest.yaml", spec_hash(b"x"), "{}", "failed", 1.0, 2.0,
+             None, None, "{}", 0.0, None, None, json.dumps({"source": "x", "resumes": 0})))
+    conn.close()
+    with RunStore.open(path) as s:
+        assert s._conn is not None
+        assert s._conn.execute("SELECT version FROM plait_schema").fetchall() == [(2,)]
+        assert s.get_run("old1").meta == {"source": "x", "resumes": 0}
