@@ -67,8 +67,9 @@ class Services:
         self.load_secrets()
         if self.cassette is not None:
             self.cassette.redact = self.redact
-        self._check_policies()
-        if any(self.workflow.kind(s) == "llm" for s in spec.steps):
+        kinds = self.workflow.kinds()
+        self._check_policies(kinds)
+        if "llm" in kinds.values():
             self.providers().check()
         if spec.mcp_servers:
             await self.mcp()  # entered here, in the run's own task; servers start on first use
@@ -234,12 +235,12 @@ class Services:
             self._runners[name] = runner
         return self._runners[name]
 
-    def _check_policies(self) -> None:
+    def _check_policies(self, kinds: dict[str, str]) -> None:
         """Fail closed: every policy a step or server will use must be enforceable here."""
         spec = self.workflow.spec
         used: set[str | None] = set()
         for sid, step in spec.steps.items():
-            if self.workflow.kind(sid) == "run":
+            if kinds[sid] == "run":
                 used.add(step.policy or spec.defaults.policy)
         offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():

@@ -44,6 +44,8 @@ class Checked:
     deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     #: predecessors and successors of every step, found by the graph check
     edges: Edges | None = None
+    #: step id -> its kind (llm, tool, run, ...)
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 class Checker:
@@ -138,6 +140,8 @@ class Checker:
             return deps
         kinds = [k for k in STEP_KINDS if k in step]
         kind = kinds[0] if len(kinds) == 1 else None
+        if kind is not None:
+            self.out.kinds[sid] = kind
         base: Path_ = ("steps", sid)
         self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
         if kind == "llm":

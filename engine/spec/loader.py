@@ -55,6 +55,7 @@ def _load_source(src: Source, file: Path) -> Workflow:
         spec_hash=hashlib.sha256(src.text.encode()).hexdigest(),
         deps=result.deps, steps=result.steps, outputs=result.outputs,
         providers=result.providers, servers=result.servers, _edges=result.edges,
+        _kinds=result.kinds,
     )
 
 

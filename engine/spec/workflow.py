@@ -90,7 +90,10 @@ class Workflow:
         return self._kinds[step_id]
 
     def kinds(self) -> dict[str, str]:
-        return {sid: self.kind(sid) for sid in self.spec.steps}
+        """Step id -> kind, in step order (a copy)."""
+        if not self._kinds:
+            self.kind(next(iter(self.spec.steps)))
+        return {sid: self._kinds[sid] for sid in self.spec.steps}
 
     async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """Run the workflow (see engine.executor.run_workflow for the options)."""

@@ -240,3 +240,14 @@ def test_deps_from_compiled_expressions() -> None:
     (problem,) = problems
     assert problem.code == "unknown_step" and problem.field == "prompt"
     assert problem.hint == "did you mean 'summary'?"
+
+
+def test_the_loader_keeps_the_kinds_the_checks_found() -> None:
+    import dataclasses
+
+    from engine.spec.loader import load_text
+
+    wf = load_text("version: 1\nname: k\nproviders:\n  m: {kind: echo}\nsteps:\n"
+                   "  a: {run: ls}\n  b: {llm: m, prompt: hi}\n", "k.yaml")
+    assert wf._kinds == {"a": "run", "b": "llm"}
+    assert dataclasses.replace(wf, _kinds={}).kinds() == wf.kinds()
