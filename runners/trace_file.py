@@ -20,42 +20,22 @@ import json.encoder
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from engine.jsontext import compact_encoder
 
 __all__ = ("BATCH", "FileSpanProcessor", "span_line")
 
 #: spans held (as records, about 1 kB each) before they are written
 BATCH = 8192
 
-#: compact, UTF-8 as is; attribute values are flat, so no circular-reference check
-_plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str,
-                          check_circular=False)
-_encode = _plain.encode
+#: compact, UTF-8 as is (attribute values are flat: no circular-reference check needed)
+_encode = compact_encoder(str)
 _string = json.encoder.encode_basestring  # a str as a JSON string, as _encode writes it
 
-
-def _fast_encode() -> Callable[[Any], str]:
-    """`_encode`, with the json module's C encoder built once: ``JSONEncoder.encode`` builds
-    it again on every call, which is half the cost of encoding a span's attributes. Where
-    that encoder is missing or behaves differently, `_encode` itself."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _encode
-    try:
-        encoder = make(None, _plain.default, _string, None, ":", ",", False, False, True)
-        probe = {"s": "é \" \n", "i": 1, "f": 0.5, "t": ("a", True, None), "o": object}
-        if "".join(encoder(probe, 0)) != _encode(probe):
-            return _encode
-    except Exception:
-        return _encode
-    return lambda value: "".join(encoder(value, 0))
-
-
-_encode_attributes = _fast_encode()
 
 
 class _Cache:
@@ -144,7 +124,7 @@ def record_line(record: Record, c: _Cache) -> str:
     return (f'{{"name":{_string(name)},"context":{{"trace_id":"{c.trace_id(trace_id)}",'
             f'"span_id":"0x{span_id:016x}"}},"kind":{kind},"parent_id":{parent_id},'
             f'"start_time":{c.iso_json(start)},"end_time":{c.iso_json(end)},'
-            f'"status":{status},"attributes":{_encode_attributes(attrs)},"events":{events or "[]"},'
+            f'"status":{status},"attributes":{_encode(attrs)},"events":{events or "[]"},'
             f'"resource":{resource}}}\n')
 
 

@@ -14,33 +14,18 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
+
+from engine.jsontext import compact_encoder
 
 
 def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """The C encoder made once: json.dumps builds a new one per call, which costs more than
-    encoding a small value. No cycle markers: a cycle raises RecursionError, then we
-    sanitise."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator (e.g. PyPy)
-        encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-        return encoder.encode
-    c_encode = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",",
-                    False, False, True)
-
-    def encode(value: Any) -> str:
-        return "".join(c_encode(value, 0))
-
-    return encode
-
-
-_encode = _make_encoder()
+_encode = compact_encoder(_refuse)  # a TypeError sends the value through _sanitise
 _MAX_DEPTH = 200
 
 

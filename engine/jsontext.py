@@ -1,0 +1,29 @@
+"""Compact JSON text, with the json module's C encoder built once.
+
+``json.dumps`` and ``JSONEncoder.encode`` build a new C encoder on every call, which costs more
+than encoding a small value; run records and trace lines encode thousands of small values.
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+from collections.abc import Callable
+from typing import Any
+
+
+def compact_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """An encoder of compact JSON (``,`` and ``:`` separators, non-ASCII as is, NaN allowed,
+    no cycle check: a cycle raises RecursionError). `default` converts what JSON cannot hold
+    (or raises TypeError)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (e.g. PyPy)
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default,
+                                check_circular=False).encode
+    c_encode = make(None, default, json.encoder.encode_basestring, None, ":", ",",
+                    False, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
