@@ -40,14 +40,10 @@ class Workflow:
     def edges(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """(predecessors, successors) of every step, as plain lists: what the scheduler
         walks. Cheaper to build than the networkx graph, which runs never need."""
-        if self._edges is None:
-            preds = {sid: sorted({ref for refs in fields.values() for ref in refs})
-                     for sid, fields in self.deps.items()}
-            succs: dict[str, list[str]] = {sid: [] for sid in preds}
-            for sid in sorted(preds):
-                for ref in preds[sid]:
-                    succs[ref].append(sid)
-            self._edges = (preds, succs)
+        if self._edges is None:  # the loader hands over the check's; else work them out
+            from engine.graph import check_edges
+
+            self._edges = check_edges(self.deps)[0]
         return self._edges
 
     @property
