@@ -168,10 +168,8 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
 
 
 def _redacted(rc: RunContext, result: StepResult) -> StepResult:
-    """The step as the caller sees it (RunResult, --json): secrets masked in what it holds."""
-    if not rc.services.redactor:
-        return result
-
+    """The step as the caller sees it (RunResult, --json): secrets masked in what it holds
+    (called only when there is a secret to mask)."""
     redact = rc.services.redact
     return replace(result, output=redact(result.output), error=redact(result.error),
                    rendered=redact(result.rendered), notes=redact(result.notes),
