@@ -64,10 +64,12 @@ class RecordWriter:
         if self.store is not None:
             self._dirty[row[1]] = row
 
-    def submit(self, row: StepRow, item: Any, *, alone: bool = False) -> None:
+    def submit(self, row: StepRow | None, item: Any, *, alone: bool = False) -> None:
         """Call `on_durable(item)` once `row` is in the database. `alone`: nothing else could
-        join a batch now (no other step running or ready), so write at once."""
-        if self.store is None:
+        join a batch now (no other step running or ready), so write at once. Without a store
+        there is nothing to write: `row` may be None (not worth encoding) and `on_durable`
+        runs at once."""
+        if self.store is None or row is None:
             self.on_durable(item)
             return
         self._dirty[row[1]] = row

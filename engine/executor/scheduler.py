@@ -197,8 +197,9 @@ class Scheduler:
                     self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
                 self._between = True
-                rc.writer.submit(rc.services.step_row(rc, result), result,
-                                 alone=not self.in_flight and not ready)
+                writer = rc.writer
+                writer.submit(None if writer.store is None else rc.services.step_row(rc, result),
+                              result, alone=not self.in_flight and not ready)
                 self._between = False
             if self.stopping or self._over():
                 break
@@ -295,6 +296,8 @@ class Scheduler:
             self.cancel_scope.cancel()
 
     def unfinished(self) -> list[str]:
+        if len(self.results) == len(self.preds):  # the usual end: every step settled
+            return []
         return [n for n in self.preds if n not in self.results]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from engine.errors import ConfigError, Unavailable
@@ -45,15 +46,26 @@ async def test_echo_fixed_reply_and_seeded_failures_are_deterministic() -> None:
     assert first == second and True in first and False in first
 
 
-async def test_echo_latency_and_stream() -> None:
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_echo_latency_and_stream(anyio_backend: str) -> None:
     provider = EchoProvider("e", options={"latency": "20ms"})
-    import anyio
-
     start = anyio.current_time()
     chunks = [c async for c in provider.stream(_req("a b c"))]
     assert anyio.current_time() - start >= 0.02
     assert "".join(c.text_delta for c in chunks) == "echo: a b c"
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_echo_latency_is_cancelled_by_a_cancel_scope(anyio_backend: str) -> None:
+    """On asyncio the latency is asyncio's own sleep (cheaper than anyio's): a step timeout
+    (an anyio cancel scope) must still cut it short, on either backend."""
+    provider = EchoProvider("e", options={"latency": "30s"})
+    start = anyio.current_time()
+    with anyio.move_on_after(0.05) as scope:
+        await provider.generate(_req())
+    assert scope.cancelled_caught
+    assert anyio.current_time() - start < 5
 
 
 def test_echo_bad_options_are_config_errors() -> None:
