@@ -8,14 +8,12 @@ path of the executor benchmark, so ``generate`` does as little as possible.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
-import sniffio
 
 from engine.errors import ConfigError, Unavailable
 from engine.providers._schema import example_for
@@ -54,12 +52,7 @@ class EchoProvider:
     async def generate(self, req: LLMRequest) -> LLMResponse:
         self.calls += 1
         if self.latency > 0:
-            # asyncio's own sleep where it runs: anyio.sleep adds two coroutine frames and a
-            # backend lookup, about 1.5 us a call on the benchmark's fan-outs
-            if sniffio.current_async_library() == "asyncio":
-                await asyncio.sleep(self.latency)
-            else:
-                await anyio.sleep(self.latency)
+            await anyio.sleep(self.latency)
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise Unavailable(f"echo provider {self.name!r}: simulated failure",
                               provider=self.name, model=self.model)
