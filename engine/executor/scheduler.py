@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 import anyio
@@ -311,5 +312,15 @@ def summarise(results: dict[str, StepResult]) -> tuple[dict[str, int], float]:
     usages = [r.usage for r in results.values() if r.usage]
     present = set().union(*usages)
     keys = [k for k in _USAGE_KEYS if k in present] + sorted(present - set(_USAGE_KEYS))
-    usage = {key: sum([u.get(key, 0) for u in usages]) for key in keys}
-    return usage, sum([r.cost for r in results.values()])
+    usage = {key: _total(usages, key) for key in keys}
+    return usage, sum(map(_COST, results.values()))
+
+
+_COST = attrgetter("cost")
+
+
+def _total(usages: list[dict[str, int]], key: str) -> int:
+    try:  # the usual case, every step reported `key`: summed in C
+        return sum(map(itemgetter(key), usages))
+    except KeyError:
+        return sum([u.get(key, 0) for u in usages])

@@ -24,3 +24,24 @@ def test_owner_liveness() -> None:
     assert not owner_alive({"owner": dead})  # the child has exited
     # a live pid with another start time is a reused pid, not the owner
     assert not owner_alive({"owner": {**owner_meta(), "pid_start": "1"}})
+
+
+def test_owner_is_worked_out_again_in_a_forked_child() -> None:
+    """owner_meta is cached per process: a child forked after the first call names itself."""
+    import os
+
+    parent = owner_meta()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it would record, then leave at once
+        os.close(read)
+        os.write(write, json.dumps(owner_meta()).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert child["pid"] == pid and parent["pid"] == os.getpid()
+    assert child["host"] == parent["host"]
+    owner_meta()["host"] = "changed"  # callers get their own copy of the cached dict
+    assert owner_meta()["host"] == parent["host"]
