@@ -229,7 +229,10 @@ class Scheduler:
         """All of `sid`'s dependencies are done: run it, or settle it without running."""
         results = self.results
         preds = self.preds[sid]
-        if all(results[p].status == "succeeded" for p in preds):
+        for pred in preds:  # a loop, not all(...): a fan-out releases hundreds at once
+            if results[pred].status != "succeeded":
+                break
+        else:
             self.ready.append(sid)  # the common case
             return
         blocked = [p for p in preds if self._blocks(p)]
@@ -266,10 +269,15 @@ class Scheduler:
             self.failed = True
             if not self.rc.options.keep_going:
                 self.stop()
+        remaining, preds = self.remaining, self.preds
+        succeeded = result.status == "succeeded"
         for succ in self.succs[sid]:
-            self.remaining[succ] -= 1
-            if self.remaining[succ] == 0 and not self.stopping:
-                self._release(succ)
+            left = remaining[succ] = remaining[succ] - 1
+            if left == 0 and not self.stopping:
+                if succeeded and len(preds[succ]) == 1:  # `sid` was its only dependency
+                    self.ready.append(succ)
+                else:
+                    self._release(succ)
 
     def _publish(self, result: StepResult, *, announced: bool = False) -> None:
         self.rc.steps_view[result.step_id] = {
