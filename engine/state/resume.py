@@ -26,18 +26,18 @@ def _process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-#: (pid, owner) of this process, worked out once per process (a forked child has another pid)
-_OWNER: tuple[int, dict[str, Any]] | None = None
+#: (pid, its start time) of this process: read from /proc once per process, not per run (a
+#: forked child has another pid, so it reads its own)
+_STARTED: tuple[int, str | None] | None = None
 
 
 def owner_meta() -> dict[str, Any]:
     """Who is running a run: put under ``RunRecord.meta["owner"]`` when creating it."""
-    global _OWNER
+    global _STARTED
     pid = os.getpid()
-    if _OWNER is None or _OWNER[0] != pid:  # the host name and /proc read cost ~0.1 ms a run
-        _OWNER = pid, {"host": socket.gethostname(), "pid": pid,
-                       "pid_start": _process_start(pid)}
-    return dict(_OWNER[1])
+    if _STARTED is None or _STARTED[0] != pid:
+        _STARTED = pid, _process_start(pid)
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": _STARTED[1]}
 
 
 def owner_alive(meta: Mapping[str, Any]) -> bool:
