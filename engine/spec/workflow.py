@@ -81,15 +81,18 @@ class Workflow:
         return self.spec.steps[step_id]
 
     def kind(self, step_id: str) -> str:
-        if not self._kinds:
-            self._kinds = {sid: step_kind(s) or "?" for sid, s in self.spec.steps.items()}
-        return self._kinds[step_id]
+        return self._kind_map()[step_id]
 
     def kinds(self) -> dict[str, str]:
         """Step id -> kind, in step order (a copy)."""
+        known = self._kind_map()
+        return {sid: known[sid] for sid in self.spec.steps}
+
+    def _kind_map(self) -> dict[str, str]:
+        """The loader's step kinds, or worked out from the spec (a Workflow built by hand)."""
         if not self._kinds:
-            self.kind(next(iter(self.spec.steps)))
-        return {sid: self._kinds[sid] for sid in self.spec.steps}
+            self._kinds = {sid: step_kind(s) or "?" for sid, s in self.spec.steps.items()}
+        return self._kinds
 
     async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """Run the workflow (see engine.executor.run_workflow for the options)."""
