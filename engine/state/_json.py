@@ -26,6 +26,7 @@ def _refuse(value: Any) -> Any:
 
 
 _encode = compact_encoder(_refuse)  # a TypeError sends the value through _sanitise
+_string = json.encoder.encode_basestring  # what _encode does with a str, without the join
 _MAX_DEPTH = 200
 
 
@@ -33,6 +34,8 @@ def dumps(value: Any) -> str | None:
     """Encode ``value`` as JSON text; ``None`` stays SQL NULL."""
     if value is None:
         return None
+    if type(value) is str:  # a step's usual output: a reply text
+        return _string(value)
     try:
         return _encode(value)
     except (TypeError, ValueError, RecursionError):

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ _SELECT_RUN = ("SELECT " + ", ".join(f"runs.{c.strip()}" for c in _RUN_COLS.spli
                "runs.spec_hash")
 _INSERT_SOURCE = "INSERT OR IGNORE INTO sources (spec_hash, text) VALUES (?, ?)"
 _UPSERT_STEP = f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES ({', '.join('?' * 15)})"
+#: the usual step row (no error, items, audit or events, no fingerprint) in 10 parameters,
+#: the rest written as literals: binding a parameter costs ~0.2 µs, a fifth of the insert
+_LEAN_COLS = 10
+_UPSERT_LEAN = (f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES "
+                "(?, ?, ?, ?, '', ?, ?, NULL, ?, ?, ?, ?, NULL, '[]', '[]')")
 _FINISH_RUN = ("UPDATE runs SET status = ?, finished_at = ?, outputs = ?, error = ?, usage = ?, "
                "cost = ? WHERE run_id = ?")
 _EMPTY_OBJ = "{}"
@@ -59,7 +65,8 @@ def _list(value: list[Any] | None) -> str:
     return _EMPTY_LIST if not value else dumps(value) or _EMPTY_LIST
 
 
-#: One step record as stored: the columns of `steps`, JSON already encoded.
+#: One step record as stored: the columns of `steps`, JSON already encoded (or the usual
+#: subset of them, see step_row).
 StepRow = tuple[Any, ...]
 
 
@@ -69,7 +76,11 @@ def step_row(run_id: str, step_id: str, status: str, attempts: int, rendered_inp
              items: int | None, audit: list[Any] | None, events: list[Any] | None,
              fingerprint: str = "") -> StepRow:
     """Encode a step record for `RunStore.save_step_rows`. The executor builds rows with this
-    directly (no StepRecord in between): it runs once per step on the hot path."""
+    directly (no StepRecord in between): it runs once per step on the hot path. A step with
+    no error, items, audit, events or fingerprint (most of them) gets a shorter row."""
+    if error is None and items is None and not audit and not events and not fingerprint:
+        return (run_id, step_id, status, attempts, dumps(rendered_input), dumps(output),
+                _obj(usage), float(cost), started_at, finished_at)
     return (run_id, step_id, status, attempts, fingerprint, dumps(rendered_input),
             dumps(output), dumps(error), _obj(usage), float(cost), started_at, finished_at,
             items, _list(audit), _list(events))
@@ -304,7 +315,9 @@ class RunStore:
         if not rows:
             return
         with self._write(f"save {len(rows)} step record(s)") as conn:
-            conn.executemany(_UPSERT_STEP, rows)
+            # in order (a later row of the same step wins), a run of rows per statement
+            for width, same in groupby(rows, len):
+                conn.executemany(_UPSERT_LEAN if width == _LEAN_COLS else _UPSERT_STEP, same)
 
     # ------------------------------------------------------------------ reads
 

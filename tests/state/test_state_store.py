@@ -97,6 +97,29 @@ def test_encoded_rows_read_back_as_the_same_record(store: RunStore) -> None:
         audit=[], events=[{"reason": "why"}])]
 
 
+def test_usual_and_full_rows_mix_in_one_batch_and_the_later_row_wins(store: RunStore) -> None:
+    """A step with nothing optional gets a shorter row (fewer SQL parameters); both shapes
+    read back as the full record, and within a batch the later row of a step wins."""
+    run = make_run()
+    store.create_run(run)
+    usual = state.step_row(run.run_id, "a", "succeeded", 1, {"prompt": "p"}, "echo: p", None,
+                           {"input_tokens": 1}, 0.0, 1.0, 2.0, None, [], [])
+    failed = state.step_row(run.run_id, "b", "failed", 1, {"prompt": "q"}, None,
+                            {"message": "boom"}, None, 0.0, 1.0, 2.0, None, [], [])
+    running = state.step_row(run.run_id, "a", "running", 1, None, None, None, None, 0.0, 1.0,
+                             None, None, [], [{"attempt": 1}])
+    assert len(usual) < len(failed) == len(running)
+    store.save_step_rows([running, usual, failed])
+    assert store.steps(run.run_id) == [
+        StepRecord(run.run_id, "a", "succeeded", attempts=1, rendered_input={"prompt": "p"},
+                   output="echo: p", usage={"input_tokens": 1}, started_at=1.0,
+                   finished_at=2.0),
+        StepRecord(run.run_id, "b", "failed", attempts=1, rendered_input={"prompt": "q"},
+                   error={"message": "boom"}, started_at=1.0, finished_at=2.0)]
+    store.save_step_rows([usual, running])  # the other order: the running row wins
+    assert store.steps(run.run_id)[0].status == "running"
+
+
 def test_steps_are_ordered_by_start(store: RunStore) -> None:
     run = make_run()
     store.create_run(run)
