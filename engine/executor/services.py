@@ -8,6 +8,7 @@ exist, and every policy the run uses can be enforced here (fail closed).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,13 +236,14 @@ class Services:
             self._runners[name] = runner
         return self._runners[name]
 
-    def _check_policies(self, kinds: dict[str, str]) -> None:
+    def _check_policies(self, kinds: Mapping[str, str]) -> None:
         """Fail closed: every policy a step or server will use must be enforceable here."""
         spec = self.workflow.spec
         used: set[str | None] = set()
-        for sid, step in spec.steps.items():
-            if kinds[sid] == "run":
-                used.add(step.policy or spec.defaults.policy)
+        if "run" in kinds.values():  # a scan in C: most workflows have no command step
+            for sid, step in spec.steps.items():
+                if kinds[sid] == "run":
+                    used.add(step.policy or spec.defaults.policy)
         offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():
             if server.command and not offline:
