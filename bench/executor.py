@@ -6,7 +6,7 @@ records ON (SQLite). The asyncio baseline runs the same DAG with the reference `
 same process. Every figure is the median of --repeat runs, after --warmup seconds of
 unmeasured runs of each; each workload runs in a fresh subprocess so peak RSS is its own.
 
-    python bench/executor.py [--repeat 5] [--only W4]
+    python bench/executor.py [--repeat 5] [--only W4] [--processes 3]
 """
 
 from __future__ import annotations
@@ -132,12 +132,30 @@ def cold_start(repeat: int) -> dict[str, Any]:
             "(process wall, records on)", "plait_s": round(statistics.median(walls), 3)}
 
 
+def _over_processes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a workload measured in several processes: medians over the processes'
+    medians, the range of their ratios, the largest peak RSS."""
+    row = dict(runs[0])
+    for key in ("asyncio_s", "plait_s", "ratio", "overhead_us_per_step"):
+        row[key] = round(statistics.median(r[key] for r in runs), 4)
+    ratios = sorted(r["ratio"] for r in runs)
+    row["ratio_range"] = [ratios[0], ratios[-1]]
+    row["ratios"] = [r["ratio"] for r in runs]
+    row["processes"] = len(runs)
+    row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", help="one workload: W0..W4")
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds of unmeasured runs before the measured ones")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="run each of W1-W4 in this many fresh processes, one after the "
+                        "other, and report the median over them (and the range of ratios): "
+                        "on a noisy machine one process can sit a few per cent off")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -149,10 +167,13 @@ def main() -> None:
         if name == "W0":
             rows.append(cold_start(args.repeat))
             continue
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--repeat",
-                              str(args.repeat), "--warmup", str(args.warmup)],
-                             check=True, capture_output=True, text=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs = []
+        for _ in range(max(1, args.processes)):
+            out = subprocess.run([sys.executable, __file__, "--child", name, "--repeat",
+                                  str(args.repeat), "--warmup", str(args.warmup)],
+                                 check=True, capture_output=True, text=True)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(runs[0] if len(runs) == 1 else _over_processes(runs))
     for row in rows:
         print(json.dumps(row))
 
