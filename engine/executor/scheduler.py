@@ -194,6 +194,11 @@ class Scheduler:
                     self._dispatch.set()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
+                if result.status == "failed" and not self.stopping and self._halts(sid):
+                    # at once, not when its record is durable: until then this worker (and
+                    # others) would go on starting ready steps that the run then calls
+                    # cancelled, and a command among them would have run
+                    self.stop()
                 if rc.listening:
                     self._announce(result)  # in the step's own task, before it is durable
                 self.in_flight -= 1
@@ -257,6 +262,10 @@ class Scheduler:
             return not self._continues(dep)
         return False
 
+    def _halts(self, sid: str) -> bool:
+        """Does `sid` failing stop the run? (Not with continue_on_error or --keep-going.)"""
+        return not self.rc.options.keep_going and not self._continues(sid)
+
     def _continues(self, sid: str) -> bool:
         flag = self.rc.workflow.step(sid).continue_on_error
         return self.continue_default if flag is None else flag
@@ -267,7 +276,7 @@ class Scheduler:
         self._publish(result, announced=announced)
         if result.status == "failed" and not self._continues(sid):
             self.failed = True
-            if not self.rc.options.keep_going:
+            if self._halts(sid):
                 self.stop()
         remaining, preds = self.remaining, self.preds
         succeeded = result.status == "succeeded"

@@ -91,6 +91,35 @@ steps:
     assert result.duration < 4
 
 
+async def test_a_failure_stops_the_next_steps_before_its_record_is_written(
+        tmp_path: Path) -> None:
+    """`check` fails without yielding (an instant model error); with run records on, its
+    record is written a loop turn later. The worker must not take `deploy`, which was ready
+    all along, in between: the record would call it cancelled after its command ran."""
+    marker = tmp_path / "deployed"
+    path = workflow(tmp_path, f"""\
+providers:
+  bad: {{kind: echo, options: {{failure_rate: 1}}}}
+steps:
+  check:
+    llm: bad
+    prompt: is it safe to deploy?
+  deploy:
+    run: "echo deployed >> {marker}"
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(path, store=store)
+        records = {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+    assert result.status == "failed"
+    assert not marker.exists()
+    assert result.steps["deploy"].status == "cancelled"
+    assert (records["deploy"].status, records["deploy"].attempts) == ("cancelled", 0)
+    assert records["check"].status == "failed"
+
+
 async def test_continue_on_error_lets_dependants_see_the_failure(tmp_path: Path) -> None:
     path = workflow(tmp_path, """\
 steps:
