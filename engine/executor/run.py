@@ -251,12 +251,30 @@ def _restored(store: RunStore | None, previous: RunRecord,
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
             f"step(s) {', '.join(changed)}",
             hint="start a new run (without --resume), or undo the change")
+    reused = _with_reused_dependencies(
+        {sid for sid in finished if sid in workflow.spec.steps}, *workflow.edges)
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
                             cost=rec.cost, started_at=rec.started_at,
                             finished_at=rec.finished_at, reason=f"restored from a previous "
                             f"attempt of run {previous.run_id}")
-            for sid, rec in finished.items() if sid in workflow.spec.steps}
+            for sid, rec in finished.items() if sid in reused}
+
+
+def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],
+                              succs: Mapping[str, list[str]]) -> set[str]:
+    """The finished steps whose dependencies are all reused too. A step that ran on after a
+    dependency failed (continue_on_error) saw that failure; when the resume runs the
+    dependency again, the step's old result is stale, so it runs again as well (and so on
+    down the graph)."""
+    reused = set(finished)
+    pending = list(reused)
+    while pending:
+        sid = pending.pop()
+        if sid in reused and any(p not in reused for p in preds[sid]):
+            reused.discard(sid)
+            pending.extend(succs[sid])
+    return reused
 
 
 def _step_fingerprints(text: Any) -> dict[str, str]:

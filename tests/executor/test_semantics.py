@@ -309,10 +309,11 @@ async def test_a_wide_fan_out_runs_every_step_once(tmp_path: Path) -> None:
     assert sorted(int(x) for x in (tmp_path / "fan.log").read_text().split()) == list(range(200))
 
 
-async def test_resume_reruns_a_failed_step_without_rerunning_its_finished_dependant(
+async def test_resume_reruns_a_failed_step_and_what_ran_on_its_failure(
         tmp_path: Path) -> None:
-    """`soft` failed with continue_on_error and `after` ran on; `hard` failed the run. The
-    resume reruns the failed steps only: `after` is restored, never released again."""
+    """`soft` failed with continue_on_error and `after` ran on (it saw the failure); `hard`
+    failed the run; `alone` succeeded on its own. The resume reruns the failed steps and
+    `after` (its result came from the failure the resume replaces), and reuses `alone`."""
     log = tmp_path / "ran.log"
     path = workflow(tmp_path, f"""\
 steps:
@@ -320,10 +321,13 @@ steps:
     run: "echo soft >> {log}; test -e {tmp_path}/fixed"
     continue_on_error: true
   after:
-    run: "echo after >> {log}"
-    needs: [soft]
+    run: "echo ${{{{ steps.soft.status }}}}; echo after >> {log}"
   hard:
     run: "echo hard >> {log}; test -e {tmp_path}/fixed"
+  alone:
+    run: "echo alone >> {log}"
+outputs:
+  saw: ${{{{ steps.after.output.stdout | trim }}}}
 """)
     store = RunStore.open(tmp_path / "runs.db")
     try:
@@ -335,7 +339,10 @@ steps:
     finally:
         store.close()
     assert second.status == "succeeded"
-    assert sorted(log.read_text().split()) == ["after", "hard", "hard", "soft", "soft"]
+    assert second.outputs["saw"] == "succeeded"
+    assert sorted(log.read_text().split()) == ["after", "after", "alone", "hard", "hard",
+                                               "soft", "soft"]
+    assert "restored" in (second.steps["alone"].reason or "")
 
 
 def _most_at_once(steps: dict[str, Any], names: list[str]) -> int:
