@@ -24,15 +24,19 @@ from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
 
 _CONTROL = ("if", "foreach")
+#: how much of a failed command's stdout its error keeps (the end, where the cause usually is)
+_STDOUT_TAIL = 4000
 
 
 class _Attempts:
     """Counts attempts across retries (and foreach items) and reports retries as events."""
 
-    __slots__ = ("count", "rc", "step_id")
+    __slots__ = ("count", "notes", "rc", "step_id")
 
     def __init__(self, rc: RunContext, step_id: str) -> None:
         self.rc, self.step_id, self.count = rc, step_id, 0
+        #: one note per retry, for the step's record (none on the usual path)
+        self.notes: list[dict[str, Any]] = []
 
     async def direct(self, fn: Any) -> Any:
         """The attempt wrapper of a step without retries or timeout: just the call."""
@@ -42,6 +46,9 @@ class _Attempts:
     direct.trivial = True  # type: ignore[attr-defined]  # lets the LLM fast path run
 
     def on_retry(self, attempt: int, delay: float, error: BaseException) -> None:
+        # no delay: it has jitter, and a replayed run must record the same as the recording
+        self.notes.append({"event": "retry", "attempt": attempt, "error": str(error),
+                           "kind": error_kind(error)})
         if self.rc.listening:
             self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
                                       delay, str(error), error_kind(error)))
@@ -83,6 +90,7 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     plan: StepPlan = rc.plans.get(step_id) or plan_of(rc, step_id)
     kind = plan.kind
     token = current_step.set(step_id)  # the tasks of foreach items inherit it
+    rendered: Any = None
     try:
         ctx = rc.expr_context
         if plan.cond is not None and not truthy(_render(rc, step_id, "if", plan.cond, ctx)):
@@ -104,14 +112,16 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
         audit = getattr(exc, "audit", None)
         return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
                           attempts=max(attempts.count, 1), started_at=started,
-                          finished_at=time.time(),
-                          audit=[_as_dict(audit)] if audit is not None else [])
+                          finished_at=time.time(), rendered=rendered,
+                          audit=[_as_dict(audit)] if audit is not None else [],
+                          notes=attempts.notes)
     finally:
         current_step.reset(token)
     return StepResult(step_id, kind, "succeeded", output=outcome.output,
                       attempts=max(attempts.count, 1), usage=outcome.usage, cost=outcome.cost,
                       started_at=started, finished_at=time.time(),
-                      rendered=outcome.rendered, audit=outcome.audit, notes=outcome.notes)
+                      rendered=outcome.rendered, audit=outcome.audit,
+                      notes=attempts.notes + outcome.notes if attempts.notes else outcome.notes)
 
 
 def _prepare(rc: RunContext, plan: StepPlan, step_id: str, ctx: dict[str, Any],
@@ -240,6 +250,10 @@ def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, A
         exc = wrapped
     data = exc.to_dict()
     data.setdefault("step", step_id)
+    result = getattr(exc, "result", None)  # a failed command: what it printed, for the record
+    stdout = getattr(result, "stdout", None)
+    if isinstance(stdout, str) and stdout.strip():
+        data.setdefault("stdout", stdout[-_STDOUT_TAIL:])
     if isinstance(exc, RunError) and "message" in data:
         data["message"] = str(data["message"])
     redacted: dict[str, Any] = rc.services.redact(data)

@@ -175,6 +175,39 @@ steps:
     assert result.steps["stuck"].error["kind"] == "timeout"
 
 
+async def test_the_record_of_a_failed_or_retried_step_keeps_its_inputs_output_and_retries(
+        tmp_path: Path) -> None:
+    """A failed step's record holds what it was called with and what it printed, and a
+    retried step's record holds a note per retry (not only the live events)."""
+    path = workflow(tmp_path, """\
+inputs:
+  word: {type: string, default: OUT}
+steps:
+  flaky:
+    run: "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]"
+    retry: {attempts: 3, backoff: constant, initial: 10ms, on: [command]}
+  bad:
+    run: "printf 'ST%s\\n' ${{ inputs.word }}; echo oops >&2; exit 3"
+    needs: [flaky]
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(path, store=store)
+        records = {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+    bad = records["bad"]
+    assert bad.status == "failed"
+    assert "exit 3" in bad.rendered_input["run"] and "OUT" in bad.rendered_input["run"]
+    assert bad.error["stdout"] == "STOUT\n"
+    assert "oops" in bad.error["message"]
+    flaky = records["flaky"]
+    assert (flaky.status, flaky.attempts) == ("succeeded", 3)
+    assert [(e["event"], e["attempt"], e["kind"]) for e in flaky.events] == [
+        ("retry", 1, "command"), ("retry", 2, "command")]
+    assert result.steps["flaky"].notes == flaky.events
+
+
 async def test_foreach_over_a_non_list_fails_with_a_located_error(tmp_path: Path) -> None:
     path = workflow(tmp_path, """\
 steps:
