@@ -85,7 +85,7 @@ class Checker:
                 where = (*path, *item.subpath)
                 self.issues.append(SpecIssue(item.message,
                                              self.src.location_in_string(where, item.offset),
-                                             where, code="expression"))
+                                             where, hint=item.hint, code="expression"))
             return None
 
     # ------------------------------------------------------------------ checks

@@ -194,3 +194,11 @@ def test_missing_sub_workflow_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load(path)
     assert "sub-workflow file 'child.yaml' not found" in info.value.issues[0].message
+
+
+def test_expression_errors_keep_their_did_you_mean_hint() -> None:
+    issues = issues_of(GOOD + "  b:\n    run: \"echo ${{ step.a.output }} "
+                       "${{ 'x' | lenght }}\"\n")
+    hints = sorted(i.hint or "" for i in issues if i.code == "expression")
+    assert hints == ["did you mean 'length'?", "did you mean 'steps'?"], \
+        [i.format() for i in issues]
