@@ -228,7 +228,7 @@ async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | 
         exit_code=proc.returncode, stdout=state.out.decode(errors="replace"),
         stderr=state.err.decode(errors="replace"), duration_s=time.monotonic() - start,
         timed_out=state.timed_out, truncated=state.dropped > 0, max_rss_kb=rusage,
-        killed_by=state.limit_hit)
+        killed_by=state.limit_hit or ("max_execution_time" if state.timed_out else None))
 
 
 async def _wait(root: int, pidfd: int, token: str, timeout: float | None,

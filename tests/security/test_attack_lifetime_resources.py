@@ -41,6 +41,7 @@ async def test_cpu_spin_is_killed_at_the_time_limit(tmp_path: Path, level: str) 
                           cwd=tmp_path, stdin=None, timeout=None, step_id="spin")
     assert time.monotonic() - started < 5
     assert excinfo.value.audit.decision == "allowed"  # type: ignore[attr-defined]
+    assert excinfo.value.audit.killed_by == "max_execution_time"  # type: ignore[attr-defined]
     assert not live_processes("while :; do :; done")
     await assert_healthy(runner)
 
