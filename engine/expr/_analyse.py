@@ -32,6 +32,8 @@ class Analysis:
     refs: set[str] = field(default_factory=set)
     #: secret names read as secrets.X / secrets['X']
     secrets: set[str] = field(default_factory=set)
+    #: input names read as inputs.X / inputs['X']
+    inputs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     #: it builds a list/dict/tuple literal, so an undefined may hide inside the result
@@ -124,6 +126,9 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
         secret = _step_ref(node, "secrets")
         if secret is not None:
             result.secrets.add(secret)
+        read = _step_ref(node, "inputs")
+        if read is not None:
+            result.inputs.add(read)
         if ref is not None:
             result.refs.add(ref)
             if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:

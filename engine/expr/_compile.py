@@ -277,6 +277,8 @@ class Compiled:
     _root: _Node = field(repr=False, compare=False)
     #: secret names read as ``secrets.X`` / ``secrets['X']`` anywhere inside
     secrets: frozenset[str] = frozenset()
+    #: input names read as ``inputs.X`` / ``inputs['X']`` anywhere inside
+    inputs: frozenset[str] = frozenset()
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         """The value with every expression evaluated against ``ctx``.
@@ -298,6 +300,7 @@ class _Acc:
     refs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
+    inputs: set[str] = field(default_factory=set)
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
 
 
@@ -332,6 +335,7 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         acc.refs |= found.refs
         acc.names |= found.names
         acc.secrets |= found.secrets
+        acc.inputs |= found.inputs
         exprs.append(expr)
     if len(spans) == 1 and not text[:spans[0].start].strip() \
             and not text[spans[0].end:].strip():
@@ -380,7 +384,7 @@ def compile_value(value: Any) -> Compiled:
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
-                    root, frozenset(acc.secrets))
+                    root, frozenset(acc.secrets), frozenset(acc.inputs))
 
 
 def step_refs(value: Any) -> frozenset[str]:

@@ -29,6 +29,7 @@ TEMPLATED = {
     "mcp_prompt": ("with",),
 }
 #: Context names allowed outside steps (provider and server settings, run inputs).
+_ITEM_NAMES = frozenset({"item", "index"})
 _SECRET_REF = re.compile(r"secrets\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 
@@ -59,6 +60,7 @@ class Checker:
         self.servers = _mapping(data.get("mcp_servers"))
         self.policies = _mapping(data.get("policies"))
         self.secrets = {s for s in data.get("secrets") or [] if isinstance(s, str)}
+        self.inputs = _mapping(data.get("inputs"))
         self.issues: list[SpecIssue] = []
         self.out = Checked()
 
@@ -79,7 +81,7 @@ class Checker:
                 self.issue(f"secret {name!r} is used but not declared in `secrets:`", sub,
                            f"add it: secrets: [{name}]", code="secret")
         try:
-            return compile_value(value)
+            compiled = compile_value(value)
         except ExprSyntaxErrors as exc:
             for item in exc.issues:
                 where = (*path, *item.subpath)
@@ -87,6 +89,13 @@ class Checker:
                                              self.src.location_in_string(where, item.offset),
                                              where, hint=item.hint, code="expression"))
             return None
+        for name in sorted(compiled.inputs - set(self.inputs)):
+            declared = ", ".join(sorted(self.inputs)) or "none"
+            self.issue(f"input {name!r} is used but not declared in `inputs:` (declared: "
+                       f"{declared})", path,
+                       did_you_mean(name, self.inputs, what="input") or
+                       f"declare it: inputs: {{{name}: {{type: string}}}}", code="input")
+        return compiled
 
     # ------------------------------------------------------------------ checks
 
@@ -162,8 +171,22 @@ class Checker:
                     compiled[name] = result
                     if result.refs:
                         deps[name] = set(result.refs)
+                    self._item_outside_foreach(step, name, result, (*base, name))
         self.out.steps[sid] = compiled
         return deps
+
+    def _item_outside_foreach(self, step: dict[str, Any], field: str, compiled: Compiled,
+                              path: Path_) -> None:
+        """`item`/`index` exist only per item of a foreach step, not in its `if:` or
+        `foreach:` (evaluated once, before any item)."""
+        used = sorted(compiled.names & _ITEM_NAMES)
+        if not used or ("foreach" in step and field not in ("if", "foreach")):
+            return
+        where = (f"in the step's `{field}:` (evaluated once, before any item)"
+                 if "foreach" in step else "in a step without `foreach:`")
+        self.issue(f"{' and '.join(used)} is used {where}", path,
+                   "item and index exist in the fields of a foreach step, per item",
+                   code="expression")
 
     def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool) -> None:
         if not isinstance(name, str) or "." not in name:

@@ -202,3 +202,31 @@ def test_expression_errors_keep_their_did_you_mean_hint() -> None:
     hints = sorted(i.hint or "" for i in issues if i.code == "expression")
     assert hints == ["did you mean 'length'?", "did you mean 'steps'?"], \
         [i.format() for i in issues]
+
+
+def test_an_input_that_is_not_declared_is_a_located_spec_error() -> None:
+    text = GOOD.replace("version: 1\n", "version: 1\ninputs:\n  topic: {type: string}\n") \
+        + "  b:\n    llm: fast\n    prompt: \"about ${{ inputs.topc }} ${{ inputs['topic'] }}\"\n"
+    issue = one(text)
+    assert issue.code == "input" and issue.path == ("steps", "b", "prompt")
+    assert "'topc'" in issue.message and issue.hint == "did you mean 'topic'?"
+    assert issue.location.line == 13
+    ok = text.replace("inputs.topc", "inputs.topic")
+    assert load_text(ok, "wf.yaml").spec.inputs["topic"].type == "string"
+
+
+@pytest.mark.parametrize(("step", "field"), [
+    ("  b:\n    llm: fast\n    prompt: \"${{ item.name }}\"\n", "prompt"),
+    ("  b:\n    foreach: ${{ [1, 2] }}\n    if: ${{ index > 0 }}\n    llm: fast\n"
+     "    prompt: \"${{ item }}\"\n", "if"),
+])
+def test_item_and_index_outside_a_foreach_item_are_spec_errors(step: str, field: str) -> None:
+    issue = one(GOOD + step)
+    assert issue.path == ("steps", "b", field) and issue.code == "expression"
+    assert "foreach" in (issue.hint or "")
+
+
+def test_item_and_index_in_the_fields_of_a_foreach_step_are_fine() -> None:
+    wf = load_text(GOOD + "  b:\n    foreach: ${{ [1, 2] }}\n    llm: fast\n"
+                   "    prompt: \"${{ item }} of ${{ index }}\"\n", "wf.yaml")
+    assert wf.kind("b") == "llm"
