@@ -19,9 +19,9 @@ from engine.errors import ConfigError, Unavailable
 from engine.providers._schema import example_for
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Usage
 from engine.spec.durations import parse_duration
+from engine.spec.provider_options import KNOWN_OPTIONS
 
-ECHO_OPTIONS = frozenset({"latency", "failure_rate", "seed", "reply", "temperature",
-                          "max_tokens", "top_p"})
+ECHO_OPTIONS = KNOWN_OPTIONS["echo"]
 
 
 class EchoProvider:

@@ -15,6 +15,7 @@ from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
+from engine.spec.provider_options import KNOWN_OPTIONS
 from engine.spec.suggest import did_you_mean
 from engine.spec.yaml_source import Path_, Source
 
@@ -122,6 +123,7 @@ class Checker:
                     self.issue("a provider cannot fall back to itself",
                                ("providers", name, "fallback", i), code="fallback")
                 self.ref(other, self.providers, "provider", ("providers", name, "fallback", i))
+            self._options(prov.get("kind"), prov.get("options"), ("providers", name, "options"))
             compiled = self.compile(prov, ("providers", name))
             if compiled is not None:
                 self._no_step_refs(compiled, ("providers", name))
@@ -135,6 +137,20 @@ class Checker:
                 self.out.servers[name] = compiled
         defaults = _mapping(self.data.get("defaults"))
         self.ref(defaults.get("policy"), self.policies, "policy", ("defaults", "policy"))
+
+    def _options(self, kind: Any, options: Any, path: Path_) -> None:
+        """Option names the provider kind does not know (a typo would otherwise fail the
+        first call, or be ignored)."""
+        known = KNOWN_OPTIONS.get(kind) if isinstance(kind, str) else None
+        if known is None or not isinstance(options, dict):
+            return
+        for key in options:
+            if isinstance(key, str) and key not in known:
+                hint = did_you_mean(key, known, what="option") or ""
+                if kind != "echo":
+                    hint += " (vendor-specific fields go under options.extra_body)"
+                self.issue(f"{kind} providers have no option {key!r}", (*path, key), hint,
+                           key=True, code="option")
 
     def _no_step_refs(self, compiled: Compiled, path: Path_) -> None:
         if compiled.refs:
@@ -155,6 +171,9 @@ class Checker:
         self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
         if kind == "llm":
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
+            provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None
+            if provider is not None:
+                self._options(provider.get("kind"), step.get("options"), (*base, "options"))
             for i, pattern in enumerate(_list(step.get("tools"))):
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
         elif kind in ("tool", "mcp_prompt"):

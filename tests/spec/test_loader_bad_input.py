@@ -230,3 +230,18 @@ def test_item_and_index_in_the_fields_of_a_foreach_step_are_fine() -> None:
     wf = load_text(GOOD + "  b:\n    foreach: ${{ [1, 2] }}\n    llm: fast\n"
                    "    prompt: \"${{ item }} of ${{ index }}\"\n", "wf.yaml")
     assert wf.kind("b") == "llm"
+
+
+def test_an_option_the_provider_kind_does_not_know_is_a_located_spec_error() -> None:
+    text = ("version: 1\nname: ok\nproviders:\n  o: {kind: openai, options: {temprature: 0}}\n"
+            "  e: {kind: echo}\nsteps:\n  a:\n    llm: e\n    prompt: hi\n"
+            "    options: {latncy: 1}\n  b:\n    llm: o\n    prompt: hi\n"
+            "    options: {extra_body: {x: 1}, seed: 3}\n")
+    issues = issues_of(text)
+    assert [(i.path, i.code) for i in issues] == [
+        (("providers", "o", "options", "temprature"), "option"),
+        (("steps", "a", "options", "latncy"), "option")]
+    assert issues[0].hint is not None and issues[0].hint.startswith(
+        "did you mean 'temperature'?")
+    assert issues[1].hint == "did you mean 'latency'?"
+    assert (issues[0].location.line, issues[1].location.line) == (4, 10)
