@@ -17,7 +17,7 @@ from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS
 from engine.spec.suggest import did_you_mean
-from engine.spec.yaml_source import Path_, Source
+from engine.spec.yaml_source import Path_, Source, parse
 
 #: Step fields that may hold ${{ }} expressions, by step kind.
 TEMPLATED_COMMON = ("if", "foreach")
@@ -181,7 +181,7 @@ class Checker:
         elif kind == "resource":
             self.ref(step["resource"], self.servers, "MCP server", (*base, "resource"))
         elif kind == "workflow":
-            self._sub_workflow(step["workflow"], (*base, "workflow"))
+            self._sub_workflow(step, base)
         compiled: dict[str, Compiled] = {}
         for name in (*TEMPLATED_COMMON, *TEMPLATED.get(kind or "", ())):
             if name in step:
@@ -215,11 +215,34 @@ class Checker:
             return
         self.ref(server, self.servers, "MCP server", path)
 
-    def _sub_workflow(self, target: Any, path: Path_) -> None:
-        if isinstance(target, str) and "${{" not in target \
-                and not (self.base_dir / target).is_file():
-            self.issue(f"sub-workflow file {target!r} not found", path,
+    def _sub_workflow(self, step: dict[str, Any], base: Path_) -> None:
+        """The file exists, and `with:` gives it the inputs it declares, all it requires."""
+        target = step["workflow"]
+        if not isinstance(target, str) or "${{" in target:
+            return
+        child = self.base_dir / target
+        if not child.is_file():
+            self.issue(f"sub-workflow file {target!r} not found", (*base, "workflow"),
                        "paths are relative to this workflow file", code="file")
+            return
+        declared = _declared_inputs(child)
+        if declared is None:  # unreadable or not a workflow: running it reports that
+            return
+        given = step.get("with")
+        if not isinstance(given, dict):
+            given = {}
+        for key in given:
+            if isinstance(key, str) and key not in declared:
+                self.issue(f"sub-workflow {target} has no input {key!r}", (*base, "with", key),
+                           did_you_mean(key, declared, what="input"), key=True, code="input")
+        missing = sorted(name for name, spec in declared.items()
+                         if name not in given and _required(spec))
+        if missing:
+            where = (*base, "with") if "with" in step else (*base, "workflow")
+            self.issue(f"sub-workflow {target} needs input(s) {', '.join(missing)}", where,
+                       "give them to it: with: {" + ", ".join(f"{m}: ..." for m in missing)
+                       + "}",
+                       code="input")
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
         outputs = self.data.get("outputs")
@@ -236,8 +259,9 @@ class Checker:
         inputs = _mapping(self.data.get("inputs"))
         for name, spec in inputs.items():
             default = spec.get("default")
-            if default is not None and not _type_ok(spec.get("type", "string"), default):
-                self.issue(f"default of input {name!r} is not of type {spec.get('type')}",
+            kind = spec.get("type", "string")
+            if default is not None and not _type_ok(kind, default):
+                self.issue(f"default of input {name!r} is not of type {kind}",
                            ("inputs", name, "default"), code="input")
             enum = spec.get("enum")
             if default is not None and isinstance(enum, list) and default not in enum:
@@ -249,6 +273,26 @@ class Checker:
                     self.issue(f"test input {key!r} is not a declared input",
                                ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
                                key=True, code="input")
+
+
+def _declared_inputs(path: Path) -> dict[str, Any] | None:
+    """The `inputs:` a sub-workflow file declares (None when it cannot be read as one)."""
+    try:
+        data = parse(path.read_text(encoding="utf-8"), str(path)).data
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    inputs = data.get("inputs")
+    return {k: v for k, v in inputs.items() if isinstance(k, str)} \
+        if isinstance(inputs, dict) else {}
+
+
+def _required(spec: Any) -> bool:
+    if not isinstance(spec, dict):
+        return True
+    required = spec.get("required")
+    return bool(required) if required is not None else spec.get("default") is None
 
 
 def _mapping(value: Any) -> dict[str, Any]:

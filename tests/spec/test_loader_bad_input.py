@@ -245,3 +245,24 @@ def test_an_option_the_provider_kind_does_not_know_is_a_located_spec_error() -> 
         "did you mean 'temperature'?")
     assert issues[1].hint == "did you mean 'latency'?"
     assert (issues[0].location.line, issues[1].location.line) == (4, 10)
+
+
+def test_sub_workflow_inputs_are_checked_against_the_child_file(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "version: 1\nname: child\ninputs:\n  n: {type: integer}\n"
+        "  label: {type: string, default: x}\nproviders:\n  m: {kind: echo}\nsteps:\n"
+        "  a: {llm: m, prompt: \"${{ inputs.n }} ${{ inputs.label }}\"}\n")
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("version: 1\nname: parent\nsteps:\n"
+                      "  s1:\n    workflow: child.yaml\n    with: {lable: y}\n"
+                      "  s2:\n    workflow: child.yaml\n")
+    with pytest.raises(SpecError) as info:
+        load(parent)
+    found = sorted((i.path, i.message) for i in info.value.issues)
+    assert found == [
+        (("steps", "s1", "with"), "sub-workflow child.yaml needs input(s) n"),
+        (("steps", "s1", "with", "lable"), "sub-workflow child.yaml has no input 'lable'"),
+        (("steps", "s2", "workflow"), "sub-workflow child.yaml needs input(s) n")]
+    parent.write_text("version: 1\nname: parent\nsteps:\n"
+                      "  s1:\n    workflow: child.yaml\n    with: {n: 3}\n")
+    assert load(parent).kind("s1") == "workflow"
