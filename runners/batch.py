@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from engine.errors import InputError, MissingDependencyError
+from engine.errors import InputError, MissingDependencyError, PlaitError
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ def read_rows(path: Path) -> list[Row]:
 
 
 def summary(row: Row, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
-    if error is not None:
-        return {"line": row.line, "status": "error", "error": str(error)}
+    if error is not None:  # the run never started (bad inputs): the same fields, empty
+        detail = error.to_dict() if isinstance(error, PlaitError) else {"message": str(error)}
+        return {"line": row.line, "run_id": None, "status": "error", "outputs": None,
+                "error": detail, "cost": 0.0}
     return {"line": row.line, "run_id": result.run_id, "status": result.status,
             "outputs": result.outputs, "error": result.error, "cost": result.cost}
 

@@ -190,7 +190,8 @@ def test_batch_runs_one_workflow_per_row(files: Path) -> None:
     assert [(r["line"], r["status"]) for r in lines] == [
         (1, "succeeded"), (3, "succeeded"), (4, "error")]
     assert lines[1]["outputs"] == {"reply": "echo: hi bob"}
-    assert "unknown input 'whom'" in lines[2]["error"]
+    assert "unknown input 'whom'" in lines[2]["error"]["message"]
+    assert set(lines[2]) == set(lines[0])  # every row has the same fields
     assert "2 of 3 runs succeeded" in out.stderr
     (files / "bad.jsonl").write_text('{"who": "ada"}\n[1]\n')
     bad = plait("batch", "good.yaml", "--inputs", "bad.jsonl", cwd=files)
