@@ -249,7 +249,7 @@ class RunTracer:
             span = self._tracer.start_span(
                 f"plait.step {event.step_id}", context=run.context,
                 start_time=_ns(event.at - event.duration),
-                attributes={"plait.step.id": event.step_id})
+                attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
         elif token is not None:
             self._api.detach(token)
         _finish_step(span, event, redact, self._api.ERROR)

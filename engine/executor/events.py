@@ -96,6 +96,7 @@ class StepFinished(Event):
     reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     cost: float = 0.0
+    kind: str = ""  # llm | tool | run | workflow | resource | mcp_prompt
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,7 +304,7 @@ class Scheduler:
             self.rc.emit(StepFinished(self.rc.run_id, result.finished_at or time.time(),
                                       result.step_id, result.status, result.duration,
                                       result.attempts, redact(result.output), result.error,
-                                      result.reason, result.usage, result.cost))
+                                      result.reason, result.usage, result.cost, result.kind))
 
     def stop(self) -> None:
         """Stop starting steps and cancel those in flight."""

@@ -113,6 +113,7 @@ async def test_skipped_failed_and_retried_steps(tmp_path: Path, collected: Any) 
     await _run(_write(tmp_path), collected)
     never = collected.one("plait.step never")
     assert never.attributes["plait.step.status"] == "skipped"
+    assert never.attributes["plait.step.kind"] == "llm"  # an instant span says its kind too
     assert never.status.status_code is StatusCode.UNSET
     flaky = collected.one("plait.step flaky")
     assert flaky.attributes["plait.step.status"] == "failed"
