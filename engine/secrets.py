@@ -26,8 +26,8 @@ from engine.errors import ConfigError
 if TYPE_CHECKING:
     from engine.spec.models import WorkflowSpec
 
-__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "Redactor",
-           "load_secrets", "parse_dotenv", "workflow_secret_values")
+__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "LineRedactor",
+           "Redactor", "load_secrets", "parse_dotenv", "workflow_secret_values")
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -129,14 +129,24 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._longest = 0
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET_LENGTH:
                 self._forms |= _forms(secret)
+        self._compile()
+
+    def update(self, other: Redactor) -> None:
+        """Also mask everything `other` masks."""
+        self._forms |= other._forms
+        self._compile()
+
+    def _compile(self) -> None:
         ordered = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._longest = len(ordered[0]) if ordered else 0
 
     @classmethod
     def from_env(cls, names: Iterable[str] = (), *,
@@ -152,6 +162,24 @@ class Redactor:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
+
+    def release(self, text: str) -> tuple[str, str]:
+        """`text` split for a stream: the redacted part that is safe to write now, and the raw
+        rest to hold back because a secret could still continue into the next chunk (fewer
+        characters than the longest masked form, and never the middle of a match)."""
+        if self._pattern is None:
+            return text, ""
+        cut = max(0, len(text) - (self._longest - 1))
+        out: list[str] = []
+        pos = 0
+        for match in self._pattern.finditer(text):
+            if match.start() >= cut:
+                break
+            out += (text[pos:match.start()], MASK)
+            pos = match.end()
+        cut = max(cut, pos)
+        out.append(text[pos:cut])
+        return "".join(out), text[cut:]
 
     def redact_obj(self, obj: Any) -> Any:
         """A copy of `obj` (dicts, lists, tuples, strings; keys too) with secrets masked."""
@@ -169,3 +197,34 @@ class Redactor:
     def redact_exception(self, exc: BaseException) -> str:
         """The text of an exception (SDK errors echo server bodies) with secrets masked."""
         return self.redact(f"{type(exc).__name__}: {exc}")
+
+
+class LineRedactor:
+    """Redacts a stream of text (a server's stderr) one complete line at a time, so a secret
+    that arrives split across two writes is still masked.
+
+    ``feed`` returns what can be written now; the partial last line is held back until its
+    newline comes or ``flush`` is called at the end of the stream. A partial line longer than
+    :attr:`max_pending` characters is released early, up to a point no secret can straddle.
+    """
+
+    max_pending = 64 * 1024
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        out = self._redactor.redact(pending[:cut]) if cut else ""
+        pending = pending[cut:]
+        if len(pending) > self.max_pending:
+            head, pending = self._redactor.release(pending)
+            out += head
+        self._pending = pending
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = self._redactor.redact(self._pending), ""
+        return out
