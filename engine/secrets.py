@@ -26,10 +26,15 @@ from engine.errors import ConfigError
 if TYPE_CHECKING:
     from engine.spec.models import WorkflowSpec
 
-__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "LineRedactor",
-           "Redactor", "load_secrets", "parse_dotenv", "workflow_secret_values")
+__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "SOURCE_MASK",
+           "LineRedactor", "Redactor", "literal_secret_values", "load_secrets", "parse_dotenv",
+           "workflow_secret_values")
 
 MASK = "***"
+#: the mask in a stored copy of the workflow text: a plain word, so the copy is still valid
+#: YAML wherever the secret stood (`api_key: ***` would be an alias), and parses to the same
+#: structure (for resume's step comparison and the report's graph)
+SOURCE_MASK = "REDACTED"
 MIN_SECRET_LENGTH = 4
 #: provider key variables whose values are always redacted when set
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
@@ -90,14 +95,11 @@ def _header_values(headers: Mapping[str, str]) -> Iterator[str]:
                 yield credential.strip()
 
 
-def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
-                           dotenv_path: Path | None = None) -> list[str]:
-    """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
-    missing), the provider keys that are set, literal `api_key`s, and literal values of
-    secret-looking headers of providers and MCP servers (Authorization, X-Api-Key, ...)."""
-    source = os.environ if env is None else env
-    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
-    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+def literal_secret_values(spec: WorkflowSpec) -> list[str]:
+    """The secrets written into the workflow text itself: literal `api_key`s, and literal
+    values of secret-looking headers of providers and MCP servers (Authorization, X-Api-Key,
+    ...)."""
+    values: list[str] = []
     for provider in spec.providers.values():
         if provider.api_key and "${{" not in provider.api_key:
             values.append(provider.api_key)
@@ -105,6 +107,16 @@ def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None 
     for server in spec.mcp_servers.values():
         values += _header_values(server.headers)
     return values
+
+
+def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
+                           dotenv_path: Path | None = None) -> list[str]:
+    """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
+    missing), the provider keys that are set, and :func:`literal_secret_values`."""
+    source = os.environ if env is None else env
+    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
+    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+    return values + literal_secret_values(spec)
 
 
 def _forms(secret: str) -> set[str]:
@@ -158,10 +170,11 @@ class Redactor:
     def __bool__(self) -> bool:
         return self._pattern is not None
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, mask: str = MASK) -> str:
+        """`text` with every secret form replaced by `mask` (a literal: no backslashes)."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return self._pattern.sub(mask, text)
 
     def release(self, text: str) -> tuple[str, str]:
         """`text` split for a stream: the redacted part that is safe to write now, and the raw

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.secrets import Redactor, load_secrets
+from engine.secrets import Redactor, literal_secret_values, load_secrets
 from engine.state.store import StepRow, step_row
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Services:
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+        self.redactor.add(*literal_secret_values(spec))
         self.redactor.add(*self.options.inherited_secrets)
 
     async def __aenter__(self) -> Services:
