@@ -155,11 +155,12 @@ class _PipedStdio:
         self._transport: Any = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
-        self._eof = anyio.Event()
+        self._eof: anyio.Event | None = None
 
     async def __aenter__(self) -> Any:
         from mcp.client.stdio import stdio_client
 
+        self._eof = anyio.Event()
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         self._read_fd = read_fd
@@ -186,7 +187,7 @@ class _PipedStdio:
 
     async def _close(self) -> None:
         """Let the pump read the stopped server's last lines, then stop it."""
-        assert self._tg is not None
+        assert self._tg is not None and self._eof is not None
         try:
             with anyio.move_on_after(STDERR_DRAIN_S, shield=True):
                 await self._eof.wait()
