@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.executor import run_workflow
+from engine.mcp.shared import SharedRuntimes
 from engine.spec.loader import load_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,11 +52,14 @@ steps:
 SECRET = "tok-5f2a9c7e1d3b8a64"
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["own-servers", "shared-servers"])
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
-async def test_a_secret_the_server_prints_is_masked_in_its_log(tmp_path: Path) -> None:
+async def test_a_secret_the_server_prints_is_masked_in_its_log(tmp_path: Path,
+                                                               shared: bool) -> None:
     """The server prints the secret it was given in `env:` to stderr, split across two writes
-    at start and as an unterminated last line at exit: the log has the masked form only."""
+    at start and as an unterminated last line at exit: the log has the masked form only, also
+    when the server is shared by the runs of a batch (`plait batch`, `plait mcp serve`)."""
     workflow = load_text(f"""\
 version: 1
 name: leaky
@@ -72,7 +76,12 @@ steps:
   who:
     tool: leaky.pid
 """, str(tmp_path / "wf.yaml"))
-    result = await run_workflow(workflow, {}, environ={**os.environ, "MY_TOKEN": SECRET})
+    environ = {**os.environ, "MY_TOKEN": SECRET}
+    if shared:
+        async with SharedRuntimes() as pool:
+            result = await run_workflow(workflow, {}, environ=environ, mcp_pool=pool)
+    else:
+        result = await run_workflow(workflow, {}, environ=environ)
     assert result.ok, result.error
     log = tmp_path / ".plait" / "logs" / result.run_id / "leaky.stderr.log"
     text = log.read_text()
