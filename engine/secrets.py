@@ -26,10 +26,15 @@ from engine.errors import ConfigError
 if TYPE_CHECKING:
     from engine.spec.models import WorkflowSpec
 
-__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "Redactor",
-           "load_secrets", "parse_dotenv", "workflow_secret_values")
+__all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "SOURCE_MASK",
+           "LineRedactor", "Redactor", "literal_secret_values", "load_secrets", "parse_dotenv",
+           "workflow_secret_values")
 
 MASK = "***"
+#: the mask in a stored copy of the workflow text: a plain word, so the copy is still valid
+#: YAML wherever the secret stood (`api_key: ***` would be an alias), and parses to the same
+#: structure (for resume's step comparison and the report's graph)
+SOURCE_MASK = "REDACTED"
 MIN_SECRET_LENGTH = 4
 #: provider key variables whose values are always redacted when set
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
@@ -90,14 +95,11 @@ def _header_values(headers: Mapping[str, str]) -> Iterator[str]:
                 yield credential.strip()
 
 
-def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
-                           dotenv_path: Path | None = None) -> list[str]:
-    """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
-    missing), the provider keys that are set, literal `api_key`s, and literal values of
-    secret-looking headers of providers and MCP servers (Authorization, X-Api-Key, ...)."""
-    source = os.environ if env is None else env
-    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
-    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+def literal_secret_values(spec: WorkflowSpec) -> list[str]:
+    """The secrets written into the workflow text itself: literal `api_key`s, and literal
+    values of secret-looking headers of providers and MCP servers (Authorization, X-Api-Key,
+    ...)."""
+    values: list[str] = []
     for provider in spec.providers.values():
         if provider.api_key and "${{" not in provider.api_key:
             values.append(provider.api_key)
@@ -105,6 +107,16 @@ def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None 
     for server in spec.mcp_servers.values():
         values += _header_values(server.headers)
     return values
+
+
+def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
+                           dotenv_path: Path | None = None) -> list[str]:
+    """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
+    missing), the provider keys that are set, and :func:`literal_secret_values`."""
+    source = os.environ if env is None else env
+    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
+    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+    return values + literal_secret_values(spec)
 
 
 def _forms(secret: str) -> set[str]:
@@ -129,14 +141,24 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._longest = 0
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET_LENGTH:
                 self._forms |= _forms(secret)
+        self._compile()
+
+    def update(self, other: Redactor) -> None:
+        """Also mask everything `other` masks."""
+        self._forms |= other._forms
+        self._compile()
+
+    def _compile(self) -> None:
         ordered = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._longest = len(ordered[0]) if ordered else 0
 
     @classmethod
     def from_env(cls, names: Iterable[str] = (), *,
@@ -148,10 +170,29 @@ class Redactor:
     def __bool__(self) -> bool:
         return self._pattern is not None
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, mask: str = MASK) -> str:
+        """`text` with every secret form replaced by `mask` (a literal: no backslashes)."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return self._pattern.sub(mask, text)
+
+    def release(self, text: str) -> tuple[str, str]:
+        """`text` split for a stream: the redacted part that is safe to write now, and the raw
+        rest to hold back because a secret could still continue into the next chunk (fewer
+        characters than the longest masked form, and never the middle of a match)."""
+        if self._pattern is None:
+            return text, ""
+        cut = max(0, len(text) - (self._longest - 1))
+        out: list[str] = []
+        pos = 0
+        for match in self._pattern.finditer(text):
+            if match.start() >= cut:
+                break
+            out += (text[pos:match.start()], MASK)
+            pos = match.end()
+        cut = max(cut, pos)
+        out.append(text[pos:cut])
+        return "".join(out), text[cut:]
 
     def redact_obj(self, obj: Any) -> Any:
         """A copy of `obj` (dicts, lists, tuples, strings; keys too) with secrets masked."""
@@ -169,3 +210,34 @@ class Redactor:
     def redact_exception(self, exc: BaseException) -> str:
         """The text of an exception (SDK errors echo server bodies) with secrets masked."""
         return self.redact(f"{type(exc).__name__}: {exc}")
+
+
+class LineRedactor:
+    """Redacts a stream of text (a server's stderr) one complete line at a time, so a secret
+    that arrives split across two writes is still masked.
+
+    ``feed`` returns what can be written now; the partial last line is held back until its
+    newline comes or ``flush`` is called at the end of the stream. A partial line longer than
+    :attr:`max_pending` characters is released early, up to a point no secret can straddle.
+    """
+
+    max_pending = 64 * 1024
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        out = self._redactor.redact(pending[:cut]) if cut else ""
+        pending = pending[cut:]
+        if len(pending) > self.max_pending:
+            head, pending = self._redactor.release(pending)
+            out += head
+        self._pending = pending
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = self._redactor.redact(self._pending), ""
+        return out

@@ -19,6 +19,7 @@ from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
+from engine.secrets import SOURCE_MASK, Redactor
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -117,7 +118,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     async with services:
         rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                         services.secrets)
-        done = _restored(store, previous, workflow) if previous else {}
+        done = _restored(store, previous, workflow, services.redactor) if previous else {}
         _create_record(store, rc, previous)
         rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
                            resumed=previous is not None))
@@ -200,7 +201,8 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     from engine.state import RunRecord, owner_meta
 
     logs = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
-    meta = {"source": rc.workflow.source.text, "owner": owner_meta(), **logs,
+    source = _stored_source(rc.workflow.source.text, rc.services.redactor)
+    meta = {"source": source, "owner": owner_meta(), **logs,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
@@ -236,14 +238,29 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
     return record
 
 
-def _restored(store: RunStore | None, previous: RunRecord,
-              workflow: Workflow) -> dict[str, StepResult]:
-    """Finished steps of the previous run, if the workflow did not change under them."""
+def _stored_source(text: str, redactor: Redactor) -> str:
+    """The workflow text as the run record keeps it: a secret written into it (a literal
+    `api_key:`, an Authorization header) masked with a word that keeps it valid YAML. Text
+    with no secret in it is kept as it is (stored once per spec hash, see RunStore)."""
+    return redactor.redact(text, SOURCE_MASK) if redactor else text
+
+
+def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
+              redactor: Redactor) -> dict[str, StepResult]:
+    """Finished steps of the previous run, if the workflow did not change under them.
+
+    The stored text had its secrets masked, so the current text is masked the same way
+    before the steps are compared (the stored one again too: a record from before masking
+    keeps its secrets in clear). The trade-off: a step that changed only in a literal secret
+    compares equal (its result is restored), and a literal that is no longer masked (removed
+    from `api_key:`/headers, or a `secrets:` value that changed) counts as a change."""
     assert store is not None
     finished = {s.step_id: s for s in store.steps(previous.run_id)
                 if s.status in ("succeeded", "skipped")}
-    old = _step_fingerprints(previous.meta.get("source"))
-    new = _step_fingerprints(workflow.source.text)
+    stored = previous.meta.get("source")
+    old = _step_fingerprints(_stored_source(stored, redactor) if isinstance(stored, str)
+                             else None)
+    new = _step_fingerprints(_stored_source(workflow.source.text, redactor))
     changed = sorted(sid for sid in finished if old.get(sid) is None or
                      old.get(sid) != new.get(sid))
     if changed:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.secrets import Redactor, load_secrets
+from engine.secrets import Redactor, literal_secret_values, load_secrets
 from engine.state.store import StepRow, step_row
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Services:
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
         self.redactor.add(*self.secrets.values())
+        self.redactor.add(*literal_secret_values(spec))
         self.redactor.add(*self.options.inherited_secrets)
 
     async def __aenter__(self) -> Services:
@@ -134,13 +135,18 @@ class Services:
                                  for name in self.workflow.spec.mcp_servers}
                 pool = self.options.mcp_pool
                 if pool is not None and self.cassette is None and self.options.tracer is None:
-                    # servers stay up for the next run of the same settings (plait batch)
-                    self._mcp = await pool.get(self._pool_key(), self._new_runtime)
+                    # servers stay up for the next run of the same settings (plait batch); the
+                    # runtime's own redactor gathers the secrets of every run that uses it
+                    self._mcp = await pool.get(self._pool_key(),
+                                               lambda: self._new_runtime(Redactor()))
+                    self._mcp.manager.redactor.update(self.redactor)
                 else:
-                    self._mcp = await self._stack.enter_async_context(self._new_runtime())
+                    self._mcp = await self._stack.enter_async_context(
+                        self._new_runtime(self.redactor))
             return self._mcp
 
-    def _new_runtime(self) -> MCPRuntime:
+    def _new_runtime(self, redactor: Redactor) -> MCPRuntime:
+        """A runtime whose servers' stderr logs are masked by `redactor`."""
         from dataclasses import replace
 
         from engine.mcp import MCPRuntime, MCPSettings
@@ -149,7 +155,8 @@ class Services:
         runtime = MCPRuntime(self._servers, base_dir=self.workflow.base_dir, settings=settings,
                              runner_for=self._server_runner, validator=self._tool_validator,
                              policies=self.workflow.spec.policies,
-                             default_policy=self.workflow.spec.defaults.policy)
+                             default_policy=self.workflow.spec.defaults.policy,
+                             redactor=redactor)
         if self.cassette is not None:
             self.cassette.attach_tools(runtime.executor)
         if self.options.tracer is not None:

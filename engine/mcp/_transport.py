@@ -1,12 +1,16 @@
 """Turn an MCPServerSpec into something the SDK's `Client` connects to.
 
 stdio servers are launched with an allowlisted environment (never the parent's whole one),
-through the sandbox runner seam when one is given, and their stderr goes to a temporary file
-whose tail is kept for error messages (never to the terminal).
+through the sandbox runner seam when one is given, and their stderr goes to a file (the run's
+log directory, or a temporary file) whose tail is kept for error messages (never to the
+terminal). The server writes its stderr into a pipe, not into that file: a task reads it and
+writes each complete line through the run's secret redactor, so a server that prints a secret
+it was given in `env:` never puts it on disk.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import shutil
@@ -14,28 +18,72 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TextIO, cast
+from typing import IO, Any
+
+import anyio
+import anyio.abc
 
 from engine.errors import ToolError
 from engine.sandbox.base import Runner
 from engine.sandbox.env import minimal_env
+from engine.secrets import LineRedactor, Redactor
 from engine.spec.models import MCPServerSpec
 
 STDERR_TAIL_CHARS = 2000
+#: how long a stopped server's stderr pipe may take to reach end-of-file (a grandchild that
+#: kept it open) before the rest is dropped
+STDERR_DRAIN_S = 2.0
+_READ_SIZE = 65536
 
 
 @dataclass
 class StderrLog:
-    """A server's stderr, captured to a temporary file; `tail()` gives its last characters."""
+    """A server's stderr, redacted, in a file (temporary unless `to_file`); `tail()` gives its
+    last characters."""
 
     file: IO[str] = field(default_factory=lambda: tempfile.TemporaryFile(  # noqa: SIM115
         mode="w+", encoding="utf-8", errors="replace"))
+    redactor: Redactor = field(default_factory=Redactor)
 
     @classmethod
-    def to_file(cls, path: Path) -> StderrLog:
+    def to_file(cls, path: Path, redactor: Redactor | None = None) -> StderrLog:
         """Keep the stderr in `path` (the run's log directory), appended across restarts."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path.open("a+", encoding="utf-8", errors="replace"))
+        return cls(path.open("a+", encoding="utf-8", errors="replace"),
+                   redactor if redactor is not None else Redactor())
+
+    def write(self, text: str) -> None:
+        """Append already-redacted text (and flush, so the file can be followed live)."""
+        if not text:
+            return
+        try:
+            self.file.seek(0, os.SEEK_END)  # tail() moved the position of a "w+" file
+            self.file.write(text)
+            self.file.flush()
+        except (OSError, ValueError):  # a full disk or a closed log: the server must go on
+            pass
+
+    async def pump(self, fd: int, eof: anyio.Event) -> None:
+        """Copy the read end `fd` of a server's stderr pipe into the file, line by line through
+        the redactor, until end-of-file (or cancellation); a partial last line is redacted and
+        written at the end."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        lines = LineRedactor(self.redactor)
+        try:
+            while True:
+                try:
+                    await anyio.wait_readable(fd)
+                    data = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.write(lines.feed(decoder.decode(data)))
+        finally:
+            self.write(lines.feed(decoder.decode(b"", final=True)) + lines.flush())
+            eof.set()
 
     def tail(self, chars: int = STDERR_TAIL_CHARS) -> str:
         try:
@@ -79,7 +127,7 @@ def _resolve_command(name: str, spec: MCPServerSpec, command: str, env: dict[str
 def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runner | None,
                  errlog: StderrLog) -> Any:
     """The SDK transport for a stdio server (spawned when entered)."""
-    from mcp.client.stdio import StdioServerParameters, stdio_client
+    from mcp.client.stdio import StdioServerParameters
 
     assert spec.command is not None
     cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
@@ -92,8 +140,62 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
         cleanup = list(prepared.cleanup)
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
-    transport = stdio_client(params, errlog=cast(TextIO, errlog.file))
+    transport = _PipedStdio(params, errlog)
     return _WithCleanup(transport, cleanup) if cleanup else transport
+
+
+class _PipedStdio:
+    """The SDK's stdio transport with the server's stderr connected to a pipe that
+    `StderrLog.pump` empties, in a task group held from enter to exit (one task, as the SDK's
+    own transport)."""
+
+    def __init__(self, params: Any, log: StderrLog) -> None:
+        self._params = params
+        self._log = log
+        self._transport: Any = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._read_fd = -1
+        self._eof: anyio.Event | None = None
+
+    async def __aenter__(self) -> Any:
+        from mcp.client.stdio import stdio_client
+
+        self._eof = anyio.Event()
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self._read_fd = read_fd
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            self._tg.start_soon(self._log.pump, read_fd, self._eof)
+            # the parent's copy of the write end is closed once the server holds its own, so
+            # the pipe ends when the server does
+            with os.fdopen(write_fd, "w") as errlog:
+                self._transport = stdio_client(self._params, errlog=errlog)
+                return await self._transport.__aenter__()
+        except BaseException:
+            self._transport = None
+            await self._close()
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if self._transport is not None:
+                await self._transport.__aexit__(*exc)
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        """Let the pump read the stopped server's last lines, then stop it."""
+        assert self._tg is not None and self._eof is not None
+        try:
+            with anyio.move_on_after(STDERR_DRAIN_S, shield=True):
+                await self._eof.wait()
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            self._tg = None
+            os.close(self._read_fd)
 
 
 class _WithCleanup:

@@ -25,6 +25,7 @@ from engine.errors import ToolError
 from engine.mcp._settings import MCPSettings
 from engine.mcp._transport import StderrLog, http_target, stdio_target, transport_kind
 from engine.sandbox.base import Runner
+from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec
 
 log = logging.getLogger("plait.mcp")
@@ -92,9 +93,12 @@ class MCPServerManager:
 
     def __init__(self, *, base_dir: Path, runner_for: RunnerFor | None = None,
                  settings: MCPSettings | None = None,
-                 on_list_changed: ListChanged | None = None) -> None:
+                 on_list_changed: ListChanged | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.base_dir = base_dir
         self.settings = settings or MCPSettings.from_env()
+        #: masks secrets in what servers write to stderr before it reaches the log file
+        self.redactor = redactor if redactor is not None else Redactor()
         self._runner_for = runner_for
         self._on_list_changed = on_list_changed
         self._slots: dict[str, _Slot] = {}
@@ -221,8 +225,9 @@ class MCPServerManager:
         if kind == "stdio":
             if slot.stderr is None:
                 log_dir = self.settings.log_dir
-                slot.stderr = StderrLog.to_file(log_dir / f"{slot.name}.stderr.log") \
-                    if log_dir is not None else StderrLog()
+                slot.stderr = StderrLog.to_file(log_dir / f"{slot.name}.stderr.log",
+                                                self.redactor) \
+                    if log_dir is not None else StderrLog(redactor=self.redactor)
             runner = self._runner_for(slot.name, slot.spec) if self._runner_for else None
             return stdio_target(slot.name, slot.spec, base_dir=self.base_dir, runner=runner,
                                 errlog=slot.stderr)

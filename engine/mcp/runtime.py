@@ -23,6 +23,7 @@ from engine.mcp.pool import MCPConnectionManager
 from engine.mcp.registry import ToolInfo, ToolRegistry
 from engine.mcp.results import ToolResult
 from engine.sandbox.base import Runner
+from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec, PolicySpec
 
 #: spec given to in-process servers that have no entry in `servers`
@@ -47,12 +48,13 @@ class MCPRuntime:
                  policies: Mapping[str, PolicySpec] | None = None,
                  default_policy: str | None = None,
                  in_process: Mapping[str, Any] | None = None,
-                 settings: MCPSettings | None = None) -> None:
+                 settings: MCPSettings | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.specs = dict(servers)
         self._policies = dict(policies or {})
         self._default_policy = default_policy
         self.manager = MCPServerManager(base_dir=base_dir, runner_for=runner_for,
-                                        settings=settings)
+                                        settings=settings, redactor=redactor)
         for name, spec in self.specs.items():
             self.manager.register(name, spec, target=(in_process or {}).get(name))
         for name, target in (in_process or {}).items():

@@ -19,6 +19,7 @@ import click
 import yaml
 
 from engine.errors import PlaitError, SpecError, ToolError
+from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec, PolicySpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -28,9 +29,9 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, PolicySpec],
-                                       str | None]:
+                                       str | None, Redactor]:
     """The `mcp_servers` and policies of a checked workflow file (settings rendered with the
-    workflow's input defaults, secrets and environment)."""
+    workflow's input defaults, secrets and environment), and the redactor of those secrets."""
     from engine.executor.context import RunOptions
     from engine.executor.inputs import resolve_inputs
     from engine.executor.services import Services
@@ -49,17 +50,19 @@ def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, Polic
     except PlaitError as exc:
         _fail(f"{path}: {exc}", EXIT_USAGE)
     servers = {name: services.server_spec(name) for name in workflow.spec.mcp_servers}
-    return servers, dict(workflow.spec.policies), workflow.spec.defaults.policy
+    return (servers, dict(workflow.spec.policies), workflow.spec.defaults.policy,
+            services.redactor)
 
 
 def _runtime(path: Path) -> Any:
     from engine.mcp import MCPRuntime
 
-    servers, policies, default_policy = _load_servers(path)
+    servers, policies, default_policy, redactor = _load_servers(path)
     if not servers:
         _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
+    # the stderr tail quoted in errors is read back from a file: keep secrets out of it
     return MCPRuntime(servers, base_dir=path.resolve().parent, policies=policies,
-                      default_policy=default_policy)
+                      default_policy=default_policy, redactor=redactor)
 
 
 def _run(coro_fn: Any, *args: Any) -> Any:

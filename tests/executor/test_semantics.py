@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import InputError
+from engine.errors import InputError, StateError
 from engine.executor import StepFinished, run_workflow
+from engine.secrets import SOURCE_MASK
 from engine.spec.loader import load
 from engine.state import RunStore
 
@@ -376,6 +377,49 @@ outputs:
     assert sorted(log.read_text().split()) == ["after", "after", "alone", "hard", "hard",
                                                "soft", "soft"]
     assert "restored" in (second.steps["alone"].reason or "")
+
+
+async def test_a_key_written_in_the_workflow_is_masked_in_the_record_and_resume_works(
+        tmp_path: Path) -> None:
+    """A literal `api_key:` and Authorization header never reach runs.db; the stored text,
+    masked, still tells resume that `first` is unchanged (restored) or changed (refused)."""
+    key, token = "sk-literal-4c9e1f0a7b", "hdr-2b8d6e3f9a1c"
+    log = tmp_path / "ran.log"
+    text = HEAD.format(name="t") + f"""\
+providers:
+  local:
+    kind: echo
+    api_key: {key}
+    headers: {{Authorization: "Bearer {token}"}}
+steps:
+  first:
+    run: "echo first >> {log}; echo {token}"
+  second:
+    run: "echo second >> {log}; test -e {tmp_path}/fixed"
+    needs: [first]
+"""
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        first = await run(path, store=store)
+        assert first.status == "failed"
+        assert first.steps["first"].output["stdout"] == "***\n"
+        source = store.get_run(first.run_id).meta["source"]
+        assert f"api_key: {SOURCE_MASK}\n" in source
+        assert f'Authorization: "{SOURCE_MASK}"' in source
+        path.write_text(text.replace("echo first", "echo changed"))
+        with pytest.raises(StateError, match=r"changed for finished step\(s\) first"):
+            await run(path, store=store, resume=first.run_id)
+        path.write_text(text)
+        (tmp_path / "fixed").touch()
+        second = await run(path, store=store, resume=first.run_id)
+    finally:
+        store.close()
+    assert second.ok and second.steps["first"].reason.startswith("restored")
+    assert log.read_text().split() == ["first", "second", "second"]
+    stored = b"".join(f.read_bytes() for f in tmp_path.glob("runs.db*"))
+    assert key.encode() not in stored and token.encode() not in stored
 
 
 def _most_at_once(steps: dict[str, Any], names: list[str]) -> int:

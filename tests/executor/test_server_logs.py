@@ -1,4 +1,5 @@
-"""A stdio MCP server's stderr goes to the run's log directory, not the terminal."""
+"""A stdio MCP server's stderr goes to the run's log directory, not the terminal, and with no
+secret in it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from engine.executor import run_workflow
+from engine.mcp.shared import SharedRuntimes
+from engine.spec.loader import load_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,3 +47,46 @@ steps:
                             "--json", "--workflow", "wf.yaml"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, env=env, check=True)
     assert json.loads(shown.stdout)["meta"]["logs"] == str(log.parent)
+
+
+SECRET = "tok-5f2a9c7e1d3b8a64"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own-servers", "shared-servers"])
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_a_secret_the_server_prints_is_masked_in_its_log(tmp_path: Path,
+                                                               shared: bool) -> None:
+    """The server prints the secret it was given in `env:` to stderr, split across two writes
+    at start and as an unterminated last line at exit: the log has the masked form only, also
+    when the server is shared by the runs of a batch (`plait batch`, `plait mcp serve`)."""
+    workflow = load_text(f"""\
+version: 1
+name: leaky
+secrets: [MY_TOKEN]
+mcp_servers:
+  leaky:
+    command: {sys.executable}
+    args: [{ROOT / "tests" / "mcp" / "faulty_server.py"}, --stderr-env, TOK]
+    env: {{PYTHONPATH: "{ROOT}", TOK: "${{{{ secrets.MY_TOKEN }}}}"}}
+    policy: open
+policies:
+  open: {{level: low}}
+steps:
+  who:
+    tool: leaky.pid
+""", str(tmp_path / "wf.yaml"))
+    environ = {**os.environ, "MY_TOKEN": SECRET}
+    if shared:
+        async with SharedRuntimes() as pool:
+            result = await run_workflow(workflow, {}, environ=environ, mcp_pool=pool)
+    else:
+        result = await run_workflow(workflow, {}, environ=environ)
+    assert result.ok, result.error
+    log = tmp_path / ".plait" / "logs" / result.run_id / "leaky.stderr.log"
+    text = log.read_text()
+    assert "starting with token *** (env TOK)\n" in text
+    assert text.endswith("stopping, token ***")
+    half = len(SECRET) // 2
+    assert SECRET[:half] not in text and SECRET[half:] not in text
+    assert SECRET.encode() not in (tmp_path / ".plait" / "runs.db").read_bytes()

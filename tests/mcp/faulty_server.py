@@ -4,7 +4,9 @@ Tools: env (returns an env var), pid, crash (dies mid-call), flaky_read / flaky_
 the first call, answer once a marker file exists; read-only vs not), hang (never answers),
 malformed (structured content that breaks its own output schema), poison (rewrites the
 description of `pid` and says the tool list changed).
-Flags: --hang-on-start (never finishes initialize), --stderr TEXT (printed to stderr first).
+Flags: --hang-on-start (never finishes initialize), --stderr TEXT (printed to stderr first),
+--stderr-env NAME (the variable's value printed to stderr at start, split across two writes,
+and again at exit as a last line with no newline).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +108,24 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hang-on-start", action="store_true")
     parser.add_argument("--stderr", default="")
+    parser.add_argument("--stderr-env", default="")
     opts = parser.parse_args()
     if opts.stderr:
         print(opts.stderr, file=sys.stderr, flush=True)
+    value = os.environ.get(opts.stderr_env, "") if opts.stderr_env else ""
+    if value:
+        half = len(value) // 2
+        print(f"starting with token {value[:half]}", end="", file=sys.stderr, flush=True)
+        time.sleep(0.2)  # two writes the reader sees apart
+        print(f"{value[half:]} (env {opts.stderr_env})", file=sys.stderr, flush=True)
     if opts.hang_on_start:
         await anyio.sleep(3600)
     server = Server("faulty", on_list_tools=list_tools, on_call_tool=call_tool,
                     on_subscriptions_listen=ListenHandler(BUS))
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
+    if value:
+        print(f"stopping, token {value}", end="", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

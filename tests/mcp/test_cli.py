@@ -87,3 +87,20 @@ def test_tools_lists_healthy_servers_when_one_is_broken(workflow: Path) -> None:
     assert result.exit_code == 1
     assert "files.read_file" in result.output
     assert "'no-such-mcp-server-xyz' was not found" in result.output
+
+
+def test_a_server_that_prints_a_secret_and_dies_is_quoted_masked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "tok-9d41c3e07b5a2f68"
+    monkeypatch.setenv("MY_TOKEN", secret)
+    doc = {"version": 1, "name": "t", "secrets": ["MY_TOKEN"], "mcp_servers": {"dies": {
+        "command": sys.executable,
+        "args": ["-c", "import os, sys; print('boom', os.environ['TOK'], file=sys.stderr); "
+                       "sys.exit(1)"],
+        "env": {"TOK": "${{ secrets.MY_TOKEN }}"}}},
+        "steps": {"ls": {"tool": "dies.anything"}}}
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(path), "dies"])
+    assert result.exit_code == 1
+    assert "boom ***" in result.output and secret not in result.output

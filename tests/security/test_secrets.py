@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.secrets import MASK, Redactor, load_secrets, parse_dotenv
+from engine.secrets import MASK, LineRedactor, Redactor, load_secrets, parse_dotenv
 from tests.security.sec_helpers import make_runner
 
 SECRET = "sk-test/AbC+123=xyz"
@@ -61,6 +61,32 @@ def test_base64_of_a_longer_string_hides_the_secret(prefix: bytes) -> None:
 
 def test_short_values_are_not_redacted() -> None:
     assert Redactor(["abc"]).redact("abcabc") == "abcabc"
+
+
+def test_line_redactor_masks_a_secret_split_across_writes() -> None:
+    lines = LineRedactor(Redactor([SECRET]))
+    out = [lines.feed(chunk) for chunk in ("start ", SECRET[:6], SECRET[6:] + " ok\nnext ",
+                                           SECRET[:3])]
+    assert out == ["", "", f"start {MASK} ok\n", ""]
+    out.append(lines.feed(SECRET[3:]))
+    out.append(lines.flush())
+    assert "".join(out) == f"start {MASK} ok\nnext {MASK}" and lines.flush() == ""
+
+
+@pytest.mark.parametrize("offset", [0, 1, 7, 12, 18])
+def test_line_redactor_releases_a_long_line_without_cutting_a_secret(offset: int) -> None:
+    """A partial line over max_pending is written early: never a piece of a secret, wherever
+    the secret falls relative to the cut."""
+    redactor = Redactor([SECRET])
+    lines = LineRedactor(redactor)
+    lines.max_pending = 40
+    text = "x" * (41 - len(SECRET) + offset) + SECRET + "y" * 30
+    written = [lines.feed(char) for char in text]
+    written.append(lines.flush())
+    assert "".join(written) == redactor.redact(text)
+    assert any(written[:-1]), "nothing was released before the end of the line"
+    for piece in written:
+        assert not any(SECRET[:n] in piece[-n:] for n in range(2, len(SECRET)))
 
 
 def test_redact_obj_and_exceptions() -> None:
