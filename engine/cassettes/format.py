@@ -288,8 +288,9 @@ def _check_shape(path: Path, data: Any) -> None:
             raise bad(f"interaction {i} has neither `response`, `chunks` nor `error`")
 
 
-def write_cassette(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically (temp file, fsync, rename), so a crash never leaves half a file."""
+def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
+    """Write atomically (temp file, fsync, rename), so a crash never leaves half a file;
+    returns the text written."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
@@ -298,3 +299,4 @@ def write_cassette(path: Path, data: Mapping[str, Any]) -> None:
     except OSError as exc:
         raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
                             hint="check that the directory exists and is writable") from None
+    return text

@@ -13,9 +13,10 @@ the same way.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -90,6 +91,12 @@ class Cassette:
         self.report = Report(path, mode)
         self.users = 0
         self.scope: object = None
+        #: set by begin(): a run that never began (refused resume, failed checks) writes
+        #: nothing, so an existing cassette at `path` is left as it was
+        self.began = False
+        #: what _save() wrote: {"path", "sha256"}, kept in the run record so that a resume
+        #: can tell whether the file still holds this run's interactions
+        self.saved: dict[str, str] | None = None
         if mode == "replay":
             self._load()
 
@@ -118,9 +125,47 @@ class Cassette:
             self._index.setdefault(item.key, []).append(item)
         self.report.interactions = len(self._items)
 
+    def begin(self, previous: Any = None, restored: Iterable[str] = ()) -> None:
+        """The run is past its checks and starts now. Recording a resume, the interactions of
+        the ``restored`` steps are kept from ``previous`` (the ``saved`` of the run being
+        resumed), but only when the file is still exactly what that run wrote."""
+        if self.began or self.mode != "record":
+            self.began = True
+            return
+        self.began = True
+        restored = set(restored)
+        if not restored:
+            return
+        kept = self._previous_interactions(previous, restored)
+        if kept is None:
+            log.warning("cassette %s: the previous attempt of this run did not leave its "
+                        "interactions there, so those of the restored step(s) %s are not "
+                        "in the new cassette (a replay from scratch misses them; record a "
+                        "fresh run to have them all)", self.path, ", ".join(sorted(restored)))
+            return
+        for offset, data in enumerate(kept):
+            self._items.append(_Item(offset - len(kept), data, ""))
+
+    def _previous_interactions(self, previous: Any,
+                               steps: set[str]) -> list[dict[str, Any]] | None:
+        if not isinstance(previous, dict) or previous.get("path") != str(self.path):
+            return None
+        try:
+            raw = self.path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(raw).hexdigest() != previous.get("sha256"):
+            return None
+        try:
+            data = fmt.read_cassette(self.path)
+        except CassetteError:
+            return None
+        return [item for item in data["interactions"] if item.get("step") in steps]
+
     def close(self) -> None:
         if self.mode == "record":
-            self._save()
+            if self.began:
+                self._save()
             return
         unused = [i for i in self._items if not i.used]
         self.report.unused = [_describe(i.data) for i in unused]
@@ -133,9 +178,11 @@ class Cassette:
 
     def _save(self) -> None:
         items = sorted(self._items, key=lambda i: i.seq)
-        fmt.write_cassette(self.path, {
+        text = fmt.write_cassette(self.path, {
             "plait_cassette": fmt.FORMAT_VERSION, "workflow": self.workflow_name,
             "spec_hash": self.spec_hash, "interactions": [i.data for i in items]})
+        self.saved = {"path": str(self.path),
+                      "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
     # ------------------------------------------------------------ recording
 

@@ -119,12 +119,17 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                         services.secrets)
         done = _restored(store, previous, workflow) if previous else {}
         _create_record(store, rc, previous)
+        services.begin(previous.meta if previous else None, done)
         rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
                            resumed=previous is not None))
         scheduler = Scheduler(rc, done)
         control._scheduler = scheduler
         await scheduler.run()
-        return _finish(rc, scheduler, store, control)
+        result = _finish(rc, scheduler, store, control)
+    saved = services.saved_cassette()
+    if store is not None and saved is not None:
+        store.update_meta(run_id, {"cassette": saved})
+    return result
 
 
 def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
