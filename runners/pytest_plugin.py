@@ -84,7 +84,7 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         nonlocal runs
         import anyio
 
-        from engine.cassettes import CassetteError, collect_reports
+        from engine.cassettes import CassetteError, CassetteNotSaved, collect_reports
         from engine.executor import run_workflow
         from engine.spec.loader import load
 
@@ -102,6 +102,8 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
             try:
                 result: RunResult = anyio.run(_run, run_workflow, workflow,
                                               dict(inputs or {}), options)
+            except CassetteNotSaved as exc:
+                pytest.fail(str(exc), pytrace=False)
             except CassetteError as exc:
                 pytest.fail(f"{exc.message}; record it with `pytest --plait-record`",
                             pytrace=False)

@@ -93,7 +93,7 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
     """Run one case offline (or, with ``record``, live while re-recording its cassette)."""
     import time
 
-    from engine.cassettes import collect_reports
+    from engine.cassettes import CassetteNotSaved, collect_reports
     from engine.executor import run_workflow
 
     out = CaseResult(workflow.name, workflow.path, case.name)
@@ -107,6 +107,9 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
         try:
             result = await run_workflow(workflow, case.inputs, listeners=[],
                                         state_location=Path(state) / "runs.db", **options)
+        except CassetteNotSaved as exc:  # the run ended: check it, the case is an error
+            result = exc.result
+            out.fail(str(exc), "error")
         except PlaitError as exc:
             out.fail(f"the run could not start: {exc}", "error")
             out.duration = time.perf_counter() - started

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,15 @@ class CassetteError(ConfigError):
     """A cassette cannot be read or does not belong to this workflow."""
 
     kind = "cassette"
+
+
+class CassetteNotSaved(CassetteError):
+    """The run ended but its --record cassette could not be written; ``result`` is the run's
+    RunResult, so a caller can still report the run."""
+
+    def __init__(self, message: str, *, result: Any, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
 
 
 class ReplayMiss(RunError):
@@ -288,6 +299,37 @@ def _check_shape(path: Path, data: Any) -> None:
             raise bad(f"interaction {i} has neither `response`, `chunks` nor `error`")
 
 
+def check_writable(path: Path) -> None:
+    """Before a recorded run starts: the cassette's directory can be created and written (so
+    a live run is not wasted on a cassette that cannot be saved)."""
+    directory = path.parent
+    hint = "pass --record a directory that can be created and written"
+    blocked = _file_in_the_way(directory)
+    if blocked is not None:
+        raise CassetteError(f"cannot write cassette {path}: {blocked} is a file, not a "
+                            "directory", hint=hint)
+    if path.is_dir():
+        raise CassetteError(f"cannot write cassette {path}: it is a directory",
+                            hint="remove that directory, or record elsewhere")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
+                            hint=hint) from None
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The nearest existing ancestor of ``directory`` (itself included) if it is no
+    directory."""
+    for parent in (directory, *directory.parents):
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
 def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
     """Write atomically (temp file, fsync, rename), so a crash never leaves half a file;
     returns the text written."""
@@ -297,6 +339,8 @@ def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
     try:
         atomic_write(path, text)
     except OSError as exc:
-        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
+        blocked = _file_in_the_way(path.parent)
+        why = f"{blocked} is a file, not a directory" if blocked else exc.strerror or exc
+        raise CassetteError(f"cannot write cassette {path}: {why}",
                             hint="check that the directory exists and is writable") from None
     return text

@@ -99,6 +99,8 @@ class Cassette:
         self.saved: dict[str, str] | None = None
         if mode == "replay":
             self._load()
+        else:
+            fmt.check_writable(path)
 
     @property
     def offline(self) -> bool:

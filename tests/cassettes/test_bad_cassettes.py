@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cassettes import CassetteError
+from engine.cassettes import CassetteError, CassetteNotSaved
 from engine.executor import run_workflow
 from engine.spec.loader import load
 from tests.cassettes.conftest import write_workflow
@@ -113,3 +113,43 @@ async def test_an_unwritable_record_dir_is_a_clear_error(tmp_path: Path) -> None
     wf = load(write_workflow(tmp_path, FLOW))
     with pytest.raises(CassetteError, match="cannot write cassette"):
         await run_workflow(wf, record_dir=tmp_path / "file" / "tape", record_state=False)
+
+
+MARKED = """
+version: 1
+name: marked
+policies:
+  o: {level: low}
+providers:
+  p: {kind: echo, model: m}
+steps:
+  a: {llm: p, prompt: hi}
+  b: {run: "COMMAND", policy: o, needs: [a]}
+outputs:
+  a: ${{ steps.a.output }}
+"""
+
+
+async def test_an_unwritable_record_dir_fails_before_anything_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    wf = load(write_workflow(tmp_path, MARKED.replace("COMMAND", f"echo ran > {marker}")))
+    (tmp_path / "file").write_text("x")
+    for record_dir, expected in [
+            (tmp_path / "file", r"file is a file, not a directory"),
+            (tmp_path / "file" / "below", r"file is a file, not a directory"),
+            (tmp_path / "tape", r"marked\.cassette\.yaml: it is a directory")]:
+        (tmp_path / "tape" / "marked.cassette.yaml").mkdir(parents=True, exist_ok=True)
+        with pytest.raises(CassetteError, match=expected) as info:
+            await run_workflow(wf, record_dir=record_dir, state_location=tmp_path / "runs.db")
+        assert info.value.hint
+        assert not marker.exists()
+
+
+async def test_a_cassette_not_saved_at_the_end_keeps_the_runs_result(tmp_path: Path) -> None:
+    tape = tmp_path / "tape"
+    wf = load(write_workflow(tmp_path, MARKED.replace(
+        "COMMAND", f"rm -rf {tape} && echo x > {tape}")))
+    with pytest.raises(CassetteNotSaved, match=r"succeeded, but its cassette was not saved: "
+                       r"cannot write cassette .*tape is a file, not a directory") as info:
+        await run_workflow(wf, record_dir=tape, record_state=False)
+    assert info.value.result.ok and info.value.result.outputs == {"a": "echo: hi"}
