@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from engine.atomic import atomic_write
+from engine.cassettes import shape
 from engine.errors import ConfigError, PlaitError, RunError
 
 if TYPE_CHECKING:
@@ -297,6 +298,13 @@ def _check_shape(path: Path, data: Any) -> None:
             raise bad(f"interaction {i} has no `request` mapping")
         if not any(k in item for k in ("response", "error", "chunks")):
             raise bad(f"interaction {i} has neither `response`, `chunks` nor `error`")
+        why = shape.problem(item)
+        if why is not None:
+            step = f", step {item['step']!r}" if isinstance(item.get("step"), str) else ""
+            raise CassetteError(f"cassette {path} is corrupt: interaction {i} "
+                                f"({item['kind']}{step}): {why}",
+                                hint="a malformed interaction: re-record it with "
+                                     "`plait run --record DIR`")
 
 
 def check_writable(path: Path) -> None:

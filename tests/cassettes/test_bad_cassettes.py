@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.cassettes import CassetteError, CassetteNotSaved
 from engine.executor import run_workflow
@@ -83,6 +84,45 @@ async def test_corrupt_cassettes_are_clear_errors(tmp_path: Path) -> None:
             await run_workflow(wf, replay_dir=tape, record_state=False)
         assert expected in str(info.value), text
         assert str(path) in str(info.value)
+
+
+async def test_malformed_interactions_name_the_interaction_and_the_field(
+        tmp_path: Path) -> None:
+    """Each would have crashed a step with a raw Python error, or replayed a wrong reply."""
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    path = tape / "bad.cassette.yaml"
+    good = yaml.safe_load(path.read_text())
+    llm = {"kind": "llm", "step": "x", "request": {"provider": "p"}}
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"response": "just a string"}, "`response` is 'just a string', not a mapping"),
+        ({"error": "boom"}, "`error` is 'boom', not a mapping"),
+        ({"error": {"type": "Unavailable"}}, "`error.message` is missing"),
+        ({"response": {"text": "t", "usage": {"input_tokens": "many"}}},
+         "`response.usage.input_tokens` is 'many', not a whole number"),
+        ({"response": {"usage": {}}}, "`response.text` is missing"),
+        ({"response": {"text": 42}}, "`response.text` is 42, not a string"),
+        ({"response": {"text": "t", "tool_calls": [{"id": "1"}]}},
+         "`response.tool_calls[0].name` is missing"),
+        ({"kind": "llm_stream", "chunks": [{"text": "a"}, {"usage": {"output_tokens": -1}}]},
+         "`chunks[1].usage.output_tokens` is -1"),
+        ({"kind": "llm_stream", "response": {"text": "t"}}, "`chunks` is missing"),
+        ({"kind": "tool", "response": {"text": "t", "is_error": "no"}},
+         "`response.is_error` is 'no', not true or false"),
+        ({"kind": "tool_list", "response": {"tools": [{"description": "d"}]}},
+         "`response.tools[0].name` is missing"),
+        ({"step": 3, "response": {"text": "t"}}, "`step` is 3, not a string"),
+    ]
+    for change, expected in cases:
+        item = {**llm, **change}
+        path.write_text(yaml.safe_dump({**good, "interactions": [
+            *good["interactions"], item]}))
+        with pytest.raises(CassetteError) as info:
+            await run_workflow(wf, replay_dir=tape, record_state=False)
+        text = str(info.value)
+        assert f"cassette {path} is corrupt: interaction 2 ({item['kind']}" in text, change
+        assert expected in text, (change, text)
+        assert "a malformed interaction: re-record it" in text
 
 
 async def test_a_cassette_of_another_workflow_or_none_at_all(tmp_path: Path) -> None:
