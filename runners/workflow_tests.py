@@ -215,7 +215,7 @@ def check_assertion(spec: AssertionSpec, result: RunResult) -> str | None:
 def _value_checks(spec: AssertionSpec, value: Any, label: str) -> Iterator[str | None]:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                            sort_keys=True, default=str)
-    if "equals" in spec.model_fields_set and value != spec.equals:
+    if "equals" in spec.model_fields_set and not json_equal(value, spec.equals):
         yield f"{label} is {_short(value)}, expected {_short(spec.equals)}"
     if spec.contains is not None and spec.contains not in text:
         yield f"{label} does not contain {spec.contains!r}: {_short(value)}"
@@ -229,6 +229,24 @@ def _value_checks(spec: AssertionSpec, value: Any, label: str) -> Iterator[str |
             yield f"{label} does not match /{spec.matches}/: {_short(value)}"
     if spec.schema_ is not None:
         yield _schema_problem(spec.schema_, value, label)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equal as JSON values: true is not 1 and false is not 0 (Python says they are), a string
+    is never a number, numbers compare by value (1 equals 1.0: JSON has one number type),
+    lists item by item, objects key by key."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    structured = (dict, list, tuple, int, float)
+    if isinstance(a, structured) or isinstance(b, structured):
+        return False  # a container or a number against a value of another type
+    return bool(a == b)  # strings, null
 
 
 def _schema_problem(schema: dict[str, Any], value: Any, label: str) -> str | None:
@@ -259,5 +277,5 @@ def load_workflow(path: Path) -> Workflow:
     return load(path)
 
 
-__all__ = ("CaseResult", "check_assertion", "find_workflows", "load_workflow",
+__all__ = ("CaseResult", "check_assertion", "find_workflows", "json_equal", "load_workflow",
            "run_case", "snapshot_path", "snapshot_text", "write_snapshot")
