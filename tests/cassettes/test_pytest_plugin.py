@@ -112,3 +112,20 @@ def test_the_default_cassette_is_the_case_with_the_same_inputs(
     refused.assert_outcomes(failed=1)
     refused.stdout.fnmatch_lines(["*would overwrite the cassette in *two of case 'two'*"])
     assert two.read_text() == before
+
+
+def test_a_miss_returns_the_failed_result(example: pytest.Pytester,
+                                          request: pytest.FixtureRequest) -> None:
+    """A miss leaves recorded calls unused; the test gets the failed run to look at, not a
+    failure about the unused calls."""
+    example.makepyfile(test_miss="""
+        def test_miss(plait_run):
+            result = plait_run("fallback/fallback.yaml", inputs={"question": "Why?"},
+                               cassette="cassettes/outage")
+            assert not result.ok
+            message = result.steps["draft"].error["message"]
+            assert "no recorded LLM call matches" in message
+            assert "closest recorded request (step 'draft')" in message
+    """)
+    result = example.runpytest_subprocess(*_plugin_args(request), "test_miss.py")
+    result.assert_outcomes(passed=1)
