@@ -50,18 +50,18 @@ class CaseResult:
 
 def find_workflows(paths: Iterable[Path]) -> list[Path]:
     """Workflow files among ``paths`` (files as given; directories searched recursively for
-    YAML files with a top-level ``version:`` and ``steps:``), skipping cassettes."""
-    found: list[Path] = []
+    YAML files with a top-level ``version:`` and ``steps:``), skipping cassettes, each once."""
+    found: dict[Path, Path] = {}  # by resolved path: a file named twice runs once
     for path in paths:
         if path.is_dir():
             for candidate in sorted(path.rglob("*")):
                 if (candidate.suffix in WORKFLOW_SUFFIXES and candidate.is_file()
                         and not candidate.name.endswith(".cassette.yaml")
                         and _looks_like_workflow(candidate)):
-                    found.append(candidate)
+                    found.setdefault(candidate.resolve(), candidate)
         else:
-            found.append(path)
-    return found
+            found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def _looks_like_workflow(path: Path) -> bool:
@@ -152,6 +152,9 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
                     update: bool) -> None:
     path = snapshot_path(workflow_file, case)
     actual = snapshot_text(outputs)
+    if _snapshot_dir_is_a_file(path):
+        out.fail(str(_not_a_directory(path)), "error")
+        return
     try:
         stored = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
@@ -182,12 +185,24 @@ def write_snapshot(path: Path, text: str) -> None:
     """Write a snapshot atomically; a ConfigError that says how to fix an unwritable dir."""
     from engine.atomic import atomic_write
 
+    if _snapshot_dir_is_a_file(path):
+        raise _not_a_directory(path)
     try:
         atomic_write(path, text)
     except OSError as exc:
         raise ConfigError(f"cannot write snapshot {path}: {exc.strerror or exc}",
                           hint=f"make {path.parent} writable (or run without "
                                "--update-snapshots)") from None
+
+
+def _snapshot_dir_is_a_file(path: Path) -> bool:
+    return path.parent.exists() and not path.parent.is_dir()
+
+
+def _not_a_directory(path: Path) -> ConfigError:
+    return ConfigError(f"cannot use snapshot {path}: {path.parent} is a file, not a directory",
+                       hint=f"remove or rename the file {path.parent}: snapshots are kept in a "
+                            f"directory of that name")
 
 
 # ---------------------------------------------------------------- assertions
