@@ -190,6 +190,37 @@ def chunk_from(data: Mapping[str, Any]) -> LLMStreamChunk:
                           data.get("finish_reason"), data.get("model"), data.get("raw_id"))
 
 
+def response_from_chunks(chunks: list[dict[str, Any]]) -> LLMResponse:
+    """A streamed recording answering a call that is not streamed: the chunks folded as a
+    streamed call's are (engine.providers.run), so the step sees the same reply."""
+    from engine.errors import OutputInvalid
+    from engine.providers.run import unwrap_output_tool
+    from engine.providers.types import collect_stream
+
+    try:
+        return unwrap_output_tool(collect_stream([chunk_from(c) for c in chunks]))
+    except ValueError as exc:
+        raise OutputInvalid(f"a recorded stream holds a tool call whose arguments are not "
+                            f"valid JSON: {exc}") from None
+
+
+def chunks_from_response(data: Mapping[str, Any]) -> list[LLMStreamChunk]:
+    """A recorded reply answering a streamed call: one chunk holding all of it (a reply parsed
+    from a forced output tool goes back into that tool call, which the stream unwraps)."""
+    from engine.providers.types import OUTPUT_TOOL, LLMStreamChunk, ToolCallDelta
+
+    response = response_from(data)
+    calls = [(c.id, c.name, json.dumps(dict(c.arguments))) for c in response.tool_calls]
+    if response.parsed is not None:
+        calls.append((f"call_{len(calls)}", OUTPUT_TOOL, json.dumps(response.parsed)))
+    chunks = [LLMStreamChunk(response.text)]
+    chunks += [LLMStreamChunk("", ToolCallDelta(i, cid, name, args))
+               for i, (cid, name, args) in enumerate(calls)]
+    chunks.append(LLMStreamChunk("", None, response.usage, response.finish_reason,
+                                 response.model or None, response.raw_id))
+    return chunks
+
+
 # ---------------------------------------------------------------- tools
 
 

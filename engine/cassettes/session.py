@@ -231,7 +231,7 @@ class Cassette:
     def miss(self, kind: str, request: dict[str, Any]) -> ReplayMiss:
         step = current_step.get()
         where = f"step {step!r}" if step else "a call outside any step"
-        what = {"llm": "LLM call", "llm_stream": "streamed LLM call", "tool": "tool call",
+        what = {"llm": "LLM call", "llm_stream": "LLM call", "tool": "tool call",
                 "tool_list": "tool listing", "resource": "resource read",
                 "prompt": "prompt get"}[kind]
         text = f"{where}: no recorded {what} matches this request in {self.path}"
@@ -248,7 +248,8 @@ class Cassette:
                           step=step)
 
     def _closest(self, kind: str, request: dict[str, Any]) -> tuple[_Item, str] | None:
-        same = [i for i in self._items if i.data["kind"] == kind]
+        kinds = ("llm", "llm_stream") if kind in ("llm", "llm_stream") else (kind,)
+        same = [i for i in self._items if i.data["kind"] in kinds]
         if not same:
             return None
         mine = _pretty(request)
@@ -363,25 +364,34 @@ class Cassette:
 
     # ------------------------------------------------------------ LLM replay
 
-    def replay_generate(self, name: str, model: str | None,
-                        req: LLMRequest) -> LLMResponse:
+    # Streaming is display-only (`plait run --stream`): a call is answered by a recording of
+    # either kind, its own kind first.
+
+    def _take_llm(self, kind: str, name: str, model: str | None,
+                  req: LLMRequest) -> dict[str, Any]:
         request = fmt.llm_request(name, model, req)
-        found = self.take("llm", request, ignore_model=model is None and req.model is None)
+        ignore_model = model is None and req.model is None
+        other = "llm_stream" if kind == "llm" else "llm"
+        found = (self.take(kind, request, ignore_model=ignore_model)
+                 or self.take(other, request, ignore_model=ignore_model))
         if found is None:
-            raise self.miss("llm", request)
+            raise self.miss(kind, request)
         if "error" in found:
             raise fmt.error_from(found["error"], ProviderError)
+        return found
+
+    def replay_generate(self, name: str, model: str | None,
+                        req: LLMRequest) -> LLMResponse:
+        found = self._take_llm("llm", name, model, req)
+        if found["kind"] == "llm_stream":
+            return fmt.response_from_chunks(found.get("chunks") or [])
         return fmt.response_from(found.get("response") or {})
 
     def replay_stream(self, name: str, model: str | None,
                       req: LLMRequest) -> list[LLMStreamChunk]:
-        request = fmt.llm_request(name, model, req)
-        found = self.take("llm_stream", request,
-                          ignore_model=model is None and req.model is None)
-        if found is None:
-            raise self.miss("llm_stream", request)
-        if "error" in found:
-            raise fmt.error_from(found["error"], ProviderError)
+        found = self._take_llm("llm_stream", name, model, req)
+        if found["kind"] == "llm":
+            return fmt.chunks_from_response(found.get("response") or {})
         return [fmt.chunk_from(c) for c in found.get("chunks") or ()]
 
 
