@@ -8,11 +8,13 @@
 ``plait_run(path, inputs=None, cassette=None, **options)`` loads the workflow (``path``
 relative to the test file), runs it under replay from ``cassette`` (a directory relative to
 the workflow file; by default the cassette of the workflow's first `tests:` case with the
-same inputs, else ``cassettes/<test name>``) with its run records in a temp dir, and returns
-the RunResult. A call missing from the cassette fails the run (ReplayMiss); recorded calls
-that go unused, or a cassette recorded from another version of the workflow, fail the test.
+same inputs, defaults filled in, else ``cassettes/<test name>``) with its run records in a
+temp dir, and returns the RunResult. A call missing from the cassette fails the run
+(ReplayMiss) and the result is returned; recorded calls that go unused in a run that
+succeeded, or a cassette recorded from another version of the workflow, fail the test.
 
-``pytest --plait-record`` runs live instead and re-records every cassette it uses.
+``pytest --plait-record`` runs live instead and re-records every cassette it uses, but never
+one of a `tests:` case that runs with other inputs.
 """
 
 from __future__ import annotations
@@ -39,10 +41,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def default_cassette(workflow: Workflow, inputs: Mapping[str, Any] | None,
                      test_name: str) -> Path:
+    """The cassette of the first `tests:` case run with the same inputs (defaults filled in,
+    so no inputs matches a case without `inputs:`), else ``cassettes/<test name>``."""
+    wanted = _full_inputs(workflow, inputs)
     for case in workflow.spec.tests:
-        if case.cassette and (inputs is None or dict(case.inputs) == dict(inputs)):
+        if case.cassette and _full_inputs(workflow, case.inputs) == wanted:
             return workflow.base_dir / case.cassette
     return workflow.base_dir / "cassettes" / re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
+
+
+def other_case(workflow: Workflow, directory: Path,
+               inputs: Mapping[str, Any] | None) -> str | None:
+    """The name of a `tests:` case whose cassette is in ``directory`` but which runs with
+    other inputs: re-recording there would overwrite that case's cassette."""
+    wanted = _full_inputs(workflow, inputs)
+    for case in workflow.spec.tests:
+        if (case.cassette and (workflow.base_dir / case.cassette).resolve() == directory.resolve()
+                and _full_inputs(workflow, case.inputs) != wanted):
+            return case.name
+    return None
+
+
+def _full_inputs(workflow: Workflow, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    from engine.errors import PlaitError
+    from engine.executor.inputs import resolve_inputs
+
+    try:
+        return resolve_inputs(workflow.spec.inputs, dict(inputs or {}))
+    except PlaitError:  # the run will say what is wrong with them
+        return dict(inputs or {})
 
 
 @pytest.fixture
@@ -57,13 +84,17 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         nonlocal runs
         import anyio
 
-        from engine.cassettes import CassetteError, collect_reports
+        from engine.cassettes import CassetteError, CassetteNotSaved, collect_reports
         from engine.executor import run_workflow
         from engine.spec.loader import load
 
         workflow = load(here / path)
         directory = (workflow.base_dir / cassette) if cassette is not None else \
             default_cassette(workflow, inputs, request.node.name)
+        if record and (case := other_case(workflow, directory, inputs)) is not None:
+            pytest.fail(f"--plait-record would overwrite the cassette in {directory} of case "
+                        f"{case!r} of {workflow.path}, which runs with other inputs; pass "
+                        "this test a cassette= directory of its own", pytrace=False)
         runs += 1
         options.setdefault("state_location", tmp_path / f"plait-runs-{runs}.db")
         options["record_dir" if record else "replay_dir"] = directory
@@ -71,6 +102,8 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
             try:
                 result: RunResult = anyio.run(_run, run_workflow, workflow,
                                               dict(inputs or {}), options)
+            except CassetteNotSaved as exc:
+                pytest.fail(str(exc), pytrace=False)
             except CassetteError as exc:
                 pytest.fail(f"{exc.message}; record it with `pytest --plait-record`",
                             pytrace=False)
@@ -78,7 +111,7 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
             if report.spec_mismatch:
                 pytest.fail(f"{report.spec_mismatch}; re-record with pytest --plait-record",
                             pytrace=False)
-            if report.unused:
+            if report.unused and result.ok:  # a failed run (a miss) is the test's to judge
                 pytest.fail(f"cassette {report.path}: {len(report.unused)} recorded "
                             f"interaction(s) were not used: {'; '.join(report.unused[:5])}",
                             pytrace=False)

@@ -50,18 +50,18 @@ class CaseResult:
 
 def find_workflows(paths: Iterable[Path]) -> list[Path]:
     """Workflow files among ``paths`` (files as given; directories searched recursively for
-    YAML files with a top-level ``version:`` and ``steps:``), skipping cassettes."""
-    found: list[Path] = []
+    YAML files with a top-level ``version:`` and ``steps:``), skipping cassettes, each once."""
+    found: dict[Path, Path] = {}  # by resolved path: a file named twice runs once
     for path in paths:
         if path.is_dir():
             for candidate in sorted(path.rglob("*")):
                 if (candidate.suffix in WORKFLOW_SUFFIXES and candidate.is_file()
                         and not candidate.name.endswith(".cassette.yaml")
                         and _looks_like_workflow(candidate)):
-                    found.append(candidate)
+                    found.setdefault(candidate.resolve(), candidate)
         else:
-            found.append(path)
-    return found
+            found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def _looks_like_workflow(path: Path) -> bool:
@@ -93,7 +93,7 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
     """Run one case offline (or, with ``record``, live while re-recording its cassette)."""
     import time
 
-    from engine.cassettes import collect_reports
+    from engine.cassettes import CassetteNotSaved, collect_reports
     from engine.executor import run_workflow
 
     out = CaseResult(workflow.name, workflow.path, case.name)
@@ -107,6 +107,9 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
         try:
             result = await run_workflow(workflow, case.inputs, listeners=[],
                                         state_location=Path(state) / "runs.db", **options)
+        except CassetteNotSaved as exc:  # the run ended: check it, the case is an error
+            result = exc.result
+            out.fail(str(exc), "error")
         except PlaitError as exc:
             out.fail(f"the run could not start: {exc}", "error")
             out.duration = time.perf_counter() - started
@@ -149,6 +152,9 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
                     update: bool) -> None:
     path = snapshot_path(workflow_file, case)
     actual = snapshot_text(outputs)
+    if _snapshot_dir_is_a_file(path):
+        out.fail(str(_not_a_directory(path)), "error")
+        return
     try:
         stored = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
@@ -179,12 +185,24 @@ def write_snapshot(path: Path, text: str) -> None:
     """Write a snapshot atomically; a ConfigError that says how to fix an unwritable dir."""
     from engine.atomic import atomic_write
 
+    if _snapshot_dir_is_a_file(path):
+        raise _not_a_directory(path)
     try:
         atomic_write(path, text)
     except OSError as exc:
         raise ConfigError(f"cannot write snapshot {path}: {exc.strerror or exc}",
                           hint=f"make {path.parent} writable (or run without "
                                "--update-snapshots)") from None
+
+
+def _snapshot_dir_is_a_file(path: Path) -> bool:
+    return path.parent.exists() and not path.parent.is_dir()
+
+
+def _not_a_directory(path: Path) -> ConfigError:
+    return ConfigError(f"cannot use snapshot {path}: {path.parent} is a file, not a directory",
+                       hint=f"remove or rename the file {path.parent}: snapshots are kept in a "
+                            f"directory of that name")
 
 
 # ---------------------------------------------------------------- assertions
@@ -212,7 +230,7 @@ def check_assertion(spec: AssertionSpec, result: RunResult) -> str | None:
 def _value_checks(spec: AssertionSpec, value: Any, label: str) -> Iterator[str | None]:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                            sort_keys=True, default=str)
-    if "equals" in spec.model_fields_set and value != spec.equals:
+    if "equals" in spec.model_fields_set and not json_equal(value, spec.equals):
         yield f"{label} is {_short(value)}, expected {_short(spec.equals)}"
     if spec.contains is not None and spec.contains not in text:
         yield f"{label} does not contain {spec.contains!r}: {_short(value)}"
@@ -226,6 +244,24 @@ def _value_checks(spec: AssertionSpec, value: Any, label: str) -> Iterator[str |
             yield f"{label} does not match /{spec.matches}/: {_short(value)}"
     if spec.schema_ is not None:
         yield _schema_problem(spec.schema_, value, label)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equal as JSON values: true is not 1 and false is not 0 (Python says they are), a string
+    is never a number, numbers compare by value (1 equals 1.0: JSON has one number type),
+    lists item by item, objects key by key."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    structured = (dict, list, tuple, int, float)
+    if isinstance(a, structured) or isinstance(b, structured):
+        return False  # a container or a number against a value of another type
+    return bool(a == b)  # strings, null
 
 
 def _schema_problem(schema: dict[str, Any], value: Any, label: str) -> str | None:
@@ -256,5 +292,5 @@ def load_workflow(path: Path) -> Workflow:
     return load(path)
 
 
-__all__ = ("CaseResult", "check_assertion", "find_workflows", "load_workflow",
+__all__ = ("CaseResult", "check_assertion", "find_workflows", "json_equal", "load_workflow",
            "run_case", "snapshot_path", "snapshot_text", "write_snapshot")

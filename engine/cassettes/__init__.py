@@ -8,6 +8,7 @@ from __future__ import annotations
 from engine.cassettes.format import (
     FORMAT_VERSION,
     CassetteError,
+    CassetteNotSaved,
     ReplayMiss,
     cassette_hash,
     cassette_path,
@@ -27,6 +28,7 @@ __all__ = (
     "REPLAY_SECRET",
     "Cassette",
     "CassetteError",
+    "CassetteNotSaved",
     "ReplayMiss",
     "Report",
     "cassette_hash",

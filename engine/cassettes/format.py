@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from engine.atomic import atomic_write
+from engine.cassettes import shape
 from engine.errors import ConfigError, PlaitError, RunError
 
 if TYPE_CHECKING:
@@ -50,6 +53,15 @@ class CassetteError(ConfigError):
     """A cassette cannot be read or does not belong to this workflow."""
 
     kind = "cassette"
+
+
+class CassetteNotSaved(CassetteError):
+    """The run ended but its --record cassette could not be written; ``result`` is the run's
+    RunResult, so a caller can still report the run."""
+
+    def __init__(self, message: str, *, result: Any, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
 
 
 class ReplayMiss(RunError):
@@ -178,6 +190,37 @@ def chunk_from(data: Mapping[str, Any]) -> LLMStreamChunk:
                           data.get("finish_reason"), data.get("model"), data.get("raw_id"))
 
 
+def response_from_chunks(chunks: list[dict[str, Any]]) -> LLMResponse:
+    """A streamed recording answering a call that is not streamed: the chunks folded as a
+    streamed call's are (engine.providers.run), so the step sees the same reply."""
+    from engine.errors import OutputInvalid
+    from engine.providers.run import unwrap_output_tool
+    from engine.providers.types import collect_stream
+
+    try:
+        return unwrap_output_tool(collect_stream([chunk_from(c) for c in chunks]))
+    except ValueError as exc:
+        raise OutputInvalid(f"a recorded stream holds a tool call whose arguments are not "
+                            f"valid JSON: {exc}") from None
+
+
+def chunks_from_response(data: Mapping[str, Any]) -> list[LLMStreamChunk]:
+    """A recorded reply answering a streamed call: one chunk holding all of it (a reply parsed
+    from a forced output tool goes back into that tool call, which the stream unwraps)."""
+    from engine.providers.types import OUTPUT_TOOL, LLMStreamChunk, ToolCallDelta
+
+    response = response_from(data)
+    calls = [(c.id, c.name, json.dumps(dict(c.arguments))) for c in response.tool_calls]
+    if response.parsed is not None:
+        calls.append((f"call_{len(calls)}", OUTPUT_TOOL, json.dumps(response.parsed)))
+    chunks = [LLMStreamChunk(response.text)]
+    chunks += [LLMStreamChunk("", ToolCallDelta(i, cid, name, args))
+               for i, (cid, name, args) in enumerate(calls)]
+    chunks.append(LLMStreamChunk("", None, response.usage, response.finish_reason,
+                                 response.model or None, response.raw_id))
+    return chunks
+
+
 # ---------------------------------------------------------------- tools
 
 
@@ -286,15 +329,57 @@ def _check_shape(path: Path, data: Any) -> None:
             raise bad(f"interaction {i} has no `request` mapping")
         if not any(k in item for k in ("response", "error", "chunks")):
             raise bad(f"interaction {i} has neither `response`, `chunks` nor `error`")
+        why = shape.problem(item)
+        if why is not None:
+            step = f", step {item['step']!r}" if isinstance(item.get("step"), str) else ""
+            raise CassetteError(f"cassette {path} is corrupt: interaction {i} "
+                                f"({item['kind']}{step}): {why}",
+                                hint="a malformed interaction: re-record it with "
+                                     "`plait run --record DIR`")
 
 
-def write_cassette(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically (temp file, fsync, rename), so a crash never leaves half a file."""
+def check_writable(path: Path) -> None:
+    """Before a recorded run starts: the cassette's directory can be created and written (so
+    a live run is not wasted on a cassette that cannot be saved)."""
+    directory = path.parent
+    hint = "pass --record a directory that can be created and written"
+    blocked = _file_in_the_way(directory)
+    if blocked is not None:
+        raise CassetteError(f"cannot write cassette {path}: {blocked} is a file, not a "
+                            "directory", hint=hint)
+    if path.is_dir():
+        raise CassetteError(f"cannot write cassette {path}: it is a directory",
+                            hint="remove that directory, or record elsewhere")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
+                            hint=hint) from None
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The nearest existing ancestor of ``directory`` (itself included) if it is no
+    directory."""
+    for parent in (directory, *directory.parents):
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
+    """Write atomically (temp file, fsync, rename), so a crash never leaves half a file;
+    returns the text written."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
     try:
         atomic_write(path, text)
     except OSError as exc:
-        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
+        blocked = _file_in_the_way(path.parent)
+        why = f"{blocked} is a file, not a directory" if blocked else exc.strerror or exc
+        raise CassetteError(f"cannot write cassette {path}: {why}",
                             hint="check that the directory exists and is writable") from None
+    return text

@@ -13,9 +13,10 @@ the same way.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -90,8 +91,16 @@ class Cassette:
         self.report = Report(path, mode)
         self.users = 0
         self.scope: object = None
+        #: set by begin(): a run that never began (refused resume, failed checks) writes
+        #: nothing, so an existing cassette at `path` is left as it was
+        self.began = False
+        #: what _save() wrote: {"path", "sha256"}, kept in the run record so that a resume
+        #: can tell whether the file still holds this run's interactions
+        self.saved: dict[str, str] | None = None
         if mode == "replay":
             self._load()
+        else:
+            fmt.check_writable(path)
 
     @property
     def offline(self) -> bool:
@@ -118,9 +127,47 @@ class Cassette:
             self._index.setdefault(item.key, []).append(item)
         self.report.interactions = len(self._items)
 
+    def begin(self, previous: Any = None, restored: Iterable[str] = ()) -> None:
+        """The run is past its checks and starts now. Recording a resume, the interactions of
+        the ``restored`` steps are kept from ``previous`` (the ``saved`` of the run being
+        resumed), but only when the file is still exactly what that run wrote."""
+        if self.began or self.mode != "record":
+            self.began = True
+            return
+        self.began = True
+        restored = set(restored)
+        if not restored:
+            return
+        kept = self._previous_interactions(previous, restored)
+        if kept is None:
+            log.warning("cassette %s: the previous attempt of this run did not leave its "
+                        "interactions there, so those of the restored step(s) %s are not "
+                        "in the new cassette (a replay from scratch misses them; record a "
+                        "fresh run to have them all)", self.path, ", ".join(sorted(restored)))
+            return
+        for offset, data in enumerate(kept):
+            self._items.append(_Item(offset - len(kept), data, ""))
+
+    def _previous_interactions(self, previous: Any,
+                               steps: set[str]) -> list[dict[str, Any]] | None:
+        if not isinstance(previous, dict) or previous.get("path") != str(self.path):
+            return None
+        try:
+            raw = self.path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(raw).hexdigest() != previous.get("sha256"):
+            return None
+        try:
+            data = fmt.read_cassette(self.path)
+        except CassetteError:
+            return None
+        return [item for item in data["interactions"] if item.get("step") in steps]
+
     def close(self) -> None:
         if self.mode == "record":
-            self._save()
+            if self.began:
+                self._save()
             return
         unused = [i for i in self._items if not i.used]
         self.report.unused = [_describe(i.data) for i in unused]
@@ -133,9 +180,11 @@ class Cassette:
 
     def _save(self) -> None:
         items = sorted(self._items, key=lambda i: i.seq)
-        fmt.write_cassette(self.path, {
+        text = fmt.write_cassette(self.path, {
             "plait_cassette": fmt.FORMAT_VERSION, "workflow": self.workflow_name,
             "spec_hash": self.spec_hash, "interactions": [i.data for i in items]})
+        self.saved = {"path": str(self.path),
+                      "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
     # ------------------------------------------------------------ recording
 
@@ -182,7 +231,7 @@ class Cassette:
     def miss(self, kind: str, request: dict[str, Any]) -> ReplayMiss:
         step = current_step.get()
         where = f"step {step!r}" if step else "a call outside any step"
-        what = {"llm": "LLM call", "llm_stream": "streamed LLM call", "tool": "tool call",
+        what = {"llm": "LLM call", "llm_stream": "LLM call", "tool": "tool call",
                 "tool_list": "tool listing", "resource": "resource read",
                 "prompt": "prompt get"}[kind]
         text = f"{where}: no recorded {what} matches this request in {self.path}"
@@ -199,7 +248,8 @@ class Cassette:
                           step=step)
 
     def _closest(self, kind: str, request: dict[str, Any]) -> tuple[_Item, str] | None:
-        same = [i for i in self._items if i.data["kind"] == kind]
+        kinds = ("llm", "llm_stream") if kind in ("llm", "llm_stream") else (kind,)
+        same = [i for i in self._items if i.data["kind"] in kinds]
         if not same:
             return None
         mine = _pretty(request)
@@ -314,25 +364,34 @@ class Cassette:
 
     # ------------------------------------------------------------ LLM replay
 
-    def replay_generate(self, name: str, model: str | None,
-                        req: LLMRequest) -> LLMResponse:
+    # Streaming is display-only (`plait run --stream`): a call is answered by a recording of
+    # either kind, its own kind first.
+
+    def _take_llm(self, kind: str, name: str, model: str | None,
+                  req: LLMRequest) -> dict[str, Any]:
         request = fmt.llm_request(name, model, req)
-        found = self.take("llm", request, ignore_model=model is None and req.model is None)
+        ignore_model = model is None and req.model is None
+        other = "llm_stream" if kind == "llm" else "llm"
+        found = (self.take(kind, request, ignore_model=ignore_model)
+                 or self.take(other, request, ignore_model=ignore_model))
         if found is None:
-            raise self.miss("llm", request)
+            raise self.miss(kind, request)
         if "error" in found:
             raise fmt.error_from(found["error"], ProviderError)
+        return found
+
+    def replay_generate(self, name: str, model: str | None,
+                        req: LLMRequest) -> LLMResponse:
+        found = self._take_llm("llm", name, model, req)
+        if found["kind"] == "llm_stream":
+            return fmt.response_from_chunks(found.get("chunks") or [])
         return fmt.response_from(found.get("response") or {})
 
     def replay_stream(self, name: str, model: str | None,
                       req: LLMRequest) -> list[LLMStreamChunk]:
-        request = fmt.llm_request(name, model, req)
-        found = self.take("llm_stream", request,
-                          ignore_model=model is None and req.model is None)
-        if found is None:
-            raise self.miss("llm_stream", request)
-        if "error" in found:
-            raise fmt.error_from(found["error"], ProviderError)
+        found = self._take_llm("llm_stream", name, model, req)
+        if found["kind"] == "llm":
+            return fmt.chunks_from_response(found.get("response") or {})
         return [fmt.chunk_from(c) for c in found.get("chunks") or ()]
 
 

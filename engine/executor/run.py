@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.errors import ExpressionError, InputError, StateError
+from engine.errors import ConfigError, ExpressionError, InputError, StateError
 from engine.executor.context import RunContext, RunOptions
 from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
@@ -115,17 +115,32 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
         # MCP servers' stderr goes to the run's log directory, not the terminal
         services.log_dir = Path(store.path).parent / "logs" / run_id
-    async with services:
-        rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
-                        services.secrets)
-        done = _restored(store, previous, workflow, services.redactor) if previous else {}
-        _create_record(store, rc, previous)
-        rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
-                           resumed=previous is not None))
-        scheduler = Scheduler(rc, done)
-        control._scheduler = scheduler
-        await scheduler.run()
-        return _finish(rc, scheduler, store, control)
+    result: RunResult | None = None
+    try:
+        async with services:
+            rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
+                            services.secrets)
+            done = _restored(store, previous, workflow, services.redactor) if previous else {}
+            _create_record(store, rc, previous)
+            services.begin(previous.meta if previous else None, done)
+            rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
+                               resumed=previous is not None))
+            scheduler = Scheduler(rc, done)
+            control._scheduler = scheduler
+            await scheduler.run()
+            result = _finish(rc, scheduler, store, control)
+    except ConfigError as exc:
+        from engine.cassettes import CassetteError, CassetteNotSaved
+
+        if result is None or not isinstance(exc, CassetteError):
+            raise
+        # the run happened and ended: its caller still gets its result, with the error
+        raise CassetteNotSaved(f"run {run_id} {result.status}, but its cassette was not "
+                               f"saved: {exc.message}", result=result, hint=exc.hint) from exc
+    saved = services.saved_cassette()
+    if store is not None and saved is not None:
+        store.update_meta(run_id, {"cassette": saved})
+    return result
 
 
 def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,

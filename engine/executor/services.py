@@ -261,6 +261,17 @@ class Services:
     def run_meta(self) -> dict[str, Any]:
         return {"weaker_sandbox": self.weaker} if self.weaker else {}
 
+    def begin(self, previous_meta: Mapping[str, Any] | None, restored: Any = ()) -> None:
+        """The run passed its checks and starts: only now may a --record cassette be written
+        (a refused resume leaves an existing one as it was). A resume keeps the recorded
+        interactions of its ``restored`` steps from the cassette the run wrote last time."""
+        if self.cassette is not None:
+            self.cassette.begin((previous_meta or {}).get("cassette"), restored)
+
+    def saved_cassette(self) -> dict[str, str] | None:
+        """The cassette this run wrote when it ended (path and digest), for its record."""
+        return getattr(self.cassette, "saved", None)
+
     # ------------------------------------------------------------ records
 
     def redact(self, value: Any) -> Any:

@@ -263,10 +263,10 @@ async def _send(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
     except ValueError as exc:
         raise OutputInvalid(f"provider {provider.name!r} streamed a tool call whose arguments "
                             f"are not valid JSON: {exc}", provider=provider.name) from None
-    return _unwrap_output_tool(response)
+    return unwrap_output_tool(response)
 
 
-def _unwrap_output_tool(response: LLMResponse) -> LLMResponse:
+def unwrap_output_tool(response: LLMResponse) -> LLMResponse:
     forced = [c for c in response.tool_calls if c.name == OUTPUT_TOOL]
     if not forced:
         return response

@@ -306,6 +306,17 @@ class RunStore:
             if changed != 1:
                 raise StateError(f"cannot resume run {run_id}: no such run in {self.path}")
 
+    def update_meta(self, run_id: str, values: dict[str, Any]) -> None:
+        """Set these keys of a run's meta, keeping the others."""
+        with self._write(f"update the meta of run {run_id}") as conn:
+            found = conn.execute("SELECT meta FROM runs WHERE run_id = ?",
+                                 (run_id,)).fetchone()
+            if found is None:
+                raise StateError(f"cannot update run {run_id}: no such run in {self.path}")
+            meta = loads(found[0])
+            meta = {**(meta if isinstance(meta, dict) else {}), **values}
+            conn.execute("UPDATE runs SET meta = ? WHERE run_id = ?", (_obj(meta), run_id))
+
     def save_steps(self, records: Sequence[StepRecord]) -> None:
         """Upsert a batch of step records in one transaction (all or nothing)."""
         self.save_step_rows([_step_row(r) for r in records])

@@ -170,6 +170,7 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                resume_id: str | None, as_json: bool, stream: bool, record: bool,
                options: dict[str, Any], reporting: Any = None) -> int:
+    from engine.cassettes import CassetteNotSaved
     from engine.executor import RunControl, run_workflow
 
     control = RunControl()
@@ -181,6 +182,7 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 
             listeners.append(StreamPrinter())
             options["stream"] = True
+        not_saved: PlaitError | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, control, tg.cancel_scope)
             try:
@@ -188,6 +190,8 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                                             listeners=listeners, resume=resume_id,
                                             from_text=from_text, record_state=record,
                                             **options)
+            except CassetteNotSaved as exc:  # the run ended: report it, then the error
+                result, not_saved = exc.result, exc
             except (SpecError, PlaitError) as exc:
                 tg.cancel_scope.cancel()
                 stack.close()
@@ -196,6 +200,14 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
             tg.cancel_scope.cancel()
     if reporting is not None:
         reporting.result = result
+    code = _report(result, as_json)
+    if not_saved is not None:
+        print_error(not_saved)
+        return code if code != EXIT_OK else EXIT_FAILED
+    return code
+
+
+def _report(result: Any, as_json: bool) -> int:
     if as_json:
         dump_json(result.to_dict())
     elif result.status != "succeeded":

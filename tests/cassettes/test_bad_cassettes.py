@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 
-from engine.cassettes import CassetteError
+from engine.cassettes import CassetteError, CassetteNotSaved
 from engine.executor import run_workflow
 from engine.spec.loader import load
 from tests.cassettes.conftest import write_workflow
@@ -85,6 +86,45 @@ async def test_corrupt_cassettes_are_clear_errors(tmp_path: Path) -> None:
         assert str(path) in str(info.value)
 
 
+async def test_malformed_interactions_name_the_interaction_and_the_field(
+        tmp_path: Path) -> None:
+    """Each would have crashed a step with a raw Python error, or replayed a wrong reply."""
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    path = tape / "bad.cassette.yaml"
+    good = yaml.safe_load(path.read_text())
+    llm = {"kind": "llm", "step": "x", "request": {"provider": "p"}}
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"response": "just a string"}, "`response` is 'just a string', not a mapping"),
+        ({"error": "boom"}, "`error` is 'boom', not a mapping"),
+        ({"error": {"type": "Unavailable"}}, "`error.message` is missing"),
+        ({"response": {"text": "t", "usage": {"input_tokens": "many"}}},
+         "`response.usage.input_tokens` is 'many', not a whole number"),
+        ({"response": {"usage": {}}}, "`response.text` is missing"),
+        ({"response": {"text": 42}}, "`response.text` is 42, not a string"),
+        ({"response": {"text": "t", "tool_calls": [{"id": "1"}]}},
+         "`response.tool_calls[0].name` is missing"),
+        ({"kind": "llm_stream", "chunks": [{"text": "a"}, {"usage": {"output_tokens": -1}}]},
+         "`chunks[1].usage.output_tokens` is -1"),
+        ({"kind": "llm_stream", "response": {"text": "t"}}, "`chunks` is missing"),
+        ({"kind": "tool", "response": {"text": "t", "is_error": "no"}},
+         "`response.is_error` is 'no', not true or false"),
+        ({"kind": "tool_list", "response": {"tools": [{"description": "d"}]}},
+         "`response.tools[0].name` is missing"),
+        ({"step": 3, "response": {"text": "t"}}, "`step` is 3, not a string"),
+    ]
+    for change, expected in cases:
+        item = {**llm, **change}
+        path.write_text(yaml.safe_dump({**good, "interactions": [
+            *good["interactions"], item]}))
+        with pytest.raises(CassetteError) as info:
+            await run_workflow(wf, replay_dir=tape, record_state=False)
+        text = str(info.value)
+        assert f"cassette {path} is corrupt: interaction 2 ({item['kind']}" in text, change
+        assert expected in text, (change, text)
+        assert "a malformed interaction: re-record it" in text
+
+
 async def test_a_cassette_of_another_workflow_or_none_at_all(tmp_path: Path) -> None:
     tape = await _recorded(tmp_path)
     (tape / "bad.cassette.yaml").rename(tape / "other.cassette.yaml")
@@ -113,3 +153,43 @@ async def test_an_unwritable_record_dir_is_a_clear_error(tmp_path: Path) -> None
     wf = load(write_workflow(tmp_path, FLOW))
     with pytest.raises(CassetteError, match="cannot write cassette"):
         await run_workflow(wf, record_dir=tmp_path / "file" / "tape", record_state=False)
+
+
+MARKED = """
+version: 1
+name: marked
+policies:
+  o: {level: low}
+providers:
+  p: {kind: echo, model: m}
+steps:
+  a: {llm: p, prompt: hi}
+  b: {run: "COMMAND", policy: o, needs: [a]}
+outputs:
+  a: ${{ steps.a.output }}
+"""
+
+
+async def test_an_unwritable_record_dir_fails_before_anything_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    wf = load(write_workflow(tmp_path, MARKED.replace("COMMAND", f"echo ran > {marker}")))
+    (tmp_path / "file").write_text("x")
+    for record_dir, expected in [
+            (tmp_path / "file", r"file is a file, not a directory"),
+            (tmp_path / "file" / "below", r"file is a file, not a directory"),
+            (tmp_path / "tape", r"marked\.cassette\.yaml: it is a directory")]:
+        (tmp_path / "tape" / "marked.cassette.yaml").mkdir(parents=True, exist_ok=True)
+        with pytest.raises(CassetteError, match=expected) as info:
+            await run_workflow(wf, record_dir=record_dir, state_location=tmp_path / "runs.db")
+        assert info.value.hint
+        assert not marker.exists()
+
+
+async def test_a_cassette_not_saved_at_the_end_keeps_the_runs_result(tmp_path: Path) -> None:
+    tape = tmp_path / "tape"
+    wf = load(write_workflow(tmp_path, MARKED.replace(
+        "COMMAND", f"rm -rf {tape} && echo x > {tape}")))
+    with pytest.raises(CassetteNotSaved, match=r"succeeded, but its cassette was not saved: "
+                       r"cannot write cassette .*tape is a file, not a directory") as info:
+        await run_workflow(wf, record_dir=tape, record_state=False)
+    assert info.value.result.ok and info.value.result.outputs == {"a": "echo: hi"}

@@ -95,14 +95,25 @@ def test_an_unwritable_snapshot_dir(fallback: Path) -> None:
     snaps = fallback / "__snapshots__"
     shutil.rmtree(snaps)
     snaps.write_text("a file where the snapshot directory should be")
-    done = plait("test", str(fallback), "--update-snapshots")
-    assert done.returncode == 1
-    assert "cannot write snapshot" in done.stdout and "writable" in done.stdout
+    for update in ((), ("--update-snapshots",)):
+        done = plait("test", str(fallback), *update)
+        assert done.returncode == 1 and "ERROR" in done.stdout
+        assert f"{snaps} is a file, not a directory" in done.stdout, update
+        assert f"remove or rename the file {snaps}" in done.stdout
+        assert "no snapshot at" not in done.stdout and "writable (or run" not in done.stdout
     if os.geteuid() != 0:  # root writes through read-only modes
         snaps.unlink()
         snaps.mkdir(mode=0o500)
         done = plait("test", str(fallback), "--update-snapshots")
         assert done.returncode == 1 and "cannot write snapshot" in done.stdout
+
+
+def test_a_file_named_twice_runs_once(fallback: Path) -> None:
+    done = plait("test", str(fallback), str(fallback / "fallback.yaml"),
+                 str(fallback / "." / "fallback.yaml"))
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("PASS") == 1
+    assert "1 passed, 0 failed, 1 cases in 1 workflow file(s)" in done.stdout
 
 
 def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:

@@ -61,3 +61,71 @@ def test_a_new_test_without_cassette_says_how_to_record(
     result = example.runpytest_subprocess(*_plugin_args(request), "test_new.py")
     result.assert_outcomes(errors=0, failed=1)
     result.stdout.fnmatch_lines(["*no cassette at*test_new*", "*pytest --plait-record*"])
+
+
+TWO_CASES = """
+version: 1
+name: wf
+inputs:
+  q: {type: string, default: hello}
+providers:
+  e: {kind: echo, model: m}
+steps:
+  a: {llm: e, prompt: "Q: ${{ inputs.q }}"}
+outputs:
+  text: ${{ steps.a.output }}
+tests:
+  - name: two
+    inputs: {q: bye}
+    cassette: cassettes/two
+  - name: one
+    cassette: cassettes/one
+"""
+
+
+def test_the_default_cassette_is_the_case_with_the_same_inputs(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    (pytester.path / "wf.yaml").write_text(TWO_CASES)
+    pytester.makepyfile(test_wf="""
+        def test_default(plait_run):
+            assert plait_run("wf.yaml").outputs == {"text": "echo: Q: hello"}
+
+        def test_bye(plait_run):
+            assert plait_run("wf.yaml", inputs={"q": "bye"}).outputs == {"text": "echo: Q: bye"}
+    """)
+    recorded = pytester.runpytest_subprocess(*_plugin_args(request), "--plait-record")
+    recorded.assert_outcomes(passed=2)
+    one = pytester.path / "cassettes" / "one" / "wf.cassette.yaml"
+    two = pytester.path / "cassettes" / "two" / "wf.cassette.yaml"
+    assert "Q: hello" in one.read_text() and "Q: bye" not in one.read_text()
+    assert "Q: bye" in two.read_text() and "Q: hello" not in two.read_text()
+    pytester.runpytest_subprocess(*_plugin_args(request)).assert_outcomes(passed=2)
+    # an explicit cassette of a case with other inputs is never re-recorded
+    before = two.read_text()
+    pytester.makepyfile(test_wf="""
+        def test_default(plait_run):
+            plait_run("wf.yaml", cassette="cassettes/two")
+    """)
+    refused = pytester.runpytest_subprocess(*_plugin_args(request), "--plait-record")
+    refused.assert_outcomes(failed=1)
+    refused.stdout.fnmatch_lines(["*would overwrite the cassette in *two of case 'two'*"])
+    assert two.read_text() == before
+
+
+def test_a_miss_returns_the_failed_result(example: pytest.Pytester,
+                                          request: pytest.FixtureRequest) -> None:
+    """A miss leaves recorded calls unused; the test gets the failed run to look at, not a
+    failure about the unused calls."""
+    example.makepyfile(test_miss="""
+        def test_miss(plait_run):
+            result = plait_run("fallback/fallback.yaml", inputs={"question": "Why?"},
+                               cassette="cassettes/outage")
+            assert not result.ok
+            message = result.steps["draft"].error["message"]
+            assert "no recorded LLM call matches" in message
+            assert "closest recorded request (step 'draft')" in message
+    """)
+    result = example.runpytest_subprocess(*_plugin_args(request), "test_miss.py")
+    result.assert_outcomes(passed=1)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.cassettes import read_cassette
+from engine.cassettes import collect_reports, read_cassette
 from engine.errors import SandboxError
 from engine.executor import run_workflow
 from engine.executor.context import RunOptions
@@ -326,3 +326,34 @@ async def test_replay_needs_no_sandbox_for_servers_that_never_start(
     replayed = await run_workflow(strict, replay_dir=tape, record_state=False,
                                   keep_going=True)
     assert replayed.outputs == recorded.outputs
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "google"])
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "not-streamed"])
+async def test_streaming_is_display_only_under_replay(kind: str, streamed: bool, srv: Any,
+                                                      tmp_path: Path) -> None:
+    """A call recorded streamed (`plait run --stream`) replays for a call that is not (`plait
+    test`, which does not stream), and the other way round: the same outputs and records."""
+    from tests.providers.servers.common import Action
+
+    text, env = _vendor_workflow(kind, srv.url)
+    wf = load(write_workflow(tmp_path, text))
+    getattr(srv, kind).push("test-model", Action(text="hello there"),
+                            Action(json={"label": "greeting"}))
+    tape = tmp_path / "tape"
+
+    def options(stream: bool) -> dict[str, Any]:  # streaming needs a listener
+        return {"stream": stream, "listeners": [lambda event: None] if stream else []}
+
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False,
+                                  environ={env: KEY}, **options(streamed))
+    assert recorded.ok, recorded.error
+    kinds = {i["kind"] for i in read_cassette(tape / f"rt-{kind}.cassette.yaml")["interactions"]}
+    assert kinds == ({"llm_stream"} if streamed else {"llm"})
+    with collect_reports() as reports:
+        replayed = await run_workflow(wf, replay_dir=tape, record_state=False, environ={},
+                                      **options(not streamed))
+    assert replayed.ok, replayed.steps
+    assert [r.unused for r in reports] == [[]]
+    assert json.dumps(comparable(replayed), sort_keys=True) == \
+        json.dumps(comparable(recorded), sort_keys=True)

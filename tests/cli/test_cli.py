@@ -104,6 +104,27 @@ def test_run_json_result_and_exit_codes(files: Path) -> None:
     assert failed.returncode == 1 and "step a failed" in failed.stderr
 
 
+def test_an_unwritable_record_dir(files: Path) -> None:
+    """Refused before anything runs (exit 2); if it only fails at the end, the run is still
+    reported (--json, --junit) and the exit code says the cassette was not saved."""
+    (files / "w.yaml").write_text(
+        "version: 1\nname: w\npolicies:\n  o: {level: low}\nproviders:\n  p: {kind: echo}\n"
+        "steps:\n  a: {llm: p, prompt: hi}\n"
+        "  b: {run: 'rm -rf tape && echo x > tape && echo ran > marker', policy: o,"
+        " needs: [a]}\n")
+    (files / "afile").write_text("x")
+    refused = plait("run", "w.yaml", "--record", "afile", "--json", cwd=files)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "afile is a file, not a directory" in refused.stderr
+    assert not (files / "marker").exists()
+    late = plait("run", "w.yaml", "--record", "tape", "--json", "--junit", "j.xml", cwd=files)
+    assert late.returncode == 1
+    assert json.loads(late.stdout)["status"] == "succeeded"
+    assert 'failures="0"' in (files / "j.xml").read_text()
+    assert "succeeded, but its cassette was not saved" in late.stderr
+    assert "tape is a file, not a directory" in late.stderr
+
+
 def test_plain_progress_lines_without_a_tty(files: Path) -> None:
     out = plait("run", "good.yaml", cwd=files)
     assert out.returncode == 0
