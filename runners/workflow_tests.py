@@ -2,8 +2,11 @@
 with a stored snapshot, check the case's assertions. Used by `plait test` and the pytest
 plugin.
 
-Snapshots are JSON files next to the workflow: ``__snapshots__/<file stem>.<case>.json``
-holding ``{"outputs": ...}`` (keys sorted, two-space indent, a final newline).
+Snapshots are JSON files next to the workflow: ``__plait_snapshots__/<file stem>.<case>.json``
+holding ``{"outputs": ...}`` (keys sorted, two-space indent, a final newline). Not in
+``__snapshots__``: syrupy owns that directory next to a pytest file and deletes files it does
+not know there on ``--snapshot-update``. A snapshot still in ``__snapshots__`` (plait before
+this change) is read from there, and ``--update-snapshots`` moves it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
     from engine.spec.models import AssertionSpec, TestCaseSpec
     from engine.spec.workflow import Workflow
 
-SNAPSHOT_DIR = "__snapshots__"
+SNAPSHOT_DIR = "__plait_snapshots__"
+#: where snapshots were kept before (shared with syrupy): still read, moved on update
+LEGACY_SNAPSHOT_DIR = "__snapshots__"
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
 
@@ -72,8 +77,8 @@ def _looks_like_workflow(path: Path) -> bool:
     return bool(re.search(r"^version:", text, re.M) and re.search(r"^steps:", text, re.M))
 
 
-def snapshot_path(workflow_file: Path, case: str) -> Path:
-    return workflow_file.parent / SNAPSHOT_DIR / f"{workflow_file.stem}.{case}.json"
+def snapshot_path(workflow_file: Path, case: str, *, folder: str = SNAPSHOT_DIR) -> Path:
+    return workflow_file.parent / folder / f"{workflow_file.stem}.{case}.json"
 
 
 def snapshot_text(outputs: Any) -> str:
@@ -151,6 +156,7 @@ def _check_run(out: CaseResult, result: RunResult, reports: list[Any]) -> None:
 def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: Any,
                     update: bool) -> None:
     path = snapshot_path(workflow_file, case)
+    legacy = snapshot_path(workflow_file, case, folder=LEGACY_SNAPSHOT_DIR)
     actual = snapshot_text(outputs)
     if _snapshot_dir_is_a_file(path):
         out.fail(str(_not_a_directory(path)), "error")
@@ -158,18 +164,22 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
     try:
         stored = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
-        stored = None
+        stored = _read_legacy(legacy)
+        if stored is not None:
+            path = legacy
     except OSError as exc:
         out.fail(f"cannot read snapshot {path}: {exc.strerror or exc}", "error")
         return
-    if stored == actual:
+    if stored == actual and not (update and path == legacy):
         return
     if update:
         try:
-            write_snapshot(path, actual)
+            write_snapshot(snapshot_path(workflow_file, case), actual)
         except ConfigError as exc:
             out.fail(str(exc), "error")
             return
+        if path == legacy:  # moved out of syrupy's directory
+            legacy.unlink(missing_ok=True)
         out.status = "updated" if out.status == "passed" else out.status
         return
     if stored is None:
@@ -179,6 +189,13 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
                                 f"{path.name} (stored)", f"{path.name} (this run)", lineterm="")
     out.fail("outputs differ from the snapshot (update it with `plait test "
              "--update-snapshots` if the change is intended):\n" + "\n".join(diff))
+
+
+def _read_legacy(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def write_snapshot(path: Path, text: str) -> None:

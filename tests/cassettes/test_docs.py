@@ -33,8 +33,8 @@ def test_the_tests_example_records_and_passes(tmp_path: Path,
     path.write_text(WORKFLOWS[0])
     assert execute([path], record=True, update=True) == 0
     assert (tmp_path / "cassettes" / "outage" / "fallback.cassette.yaml").is_file()
-    assert (tmp_path / "__snapshots__" / "fallback.outage.json").is_file()
-    assert not (tmp_path / "__snapshots__" / "fallback.no-snapshot.json").exists()
+    assert (tmp_path / "__plait_snapshots__" / "fallback.outage.json").is_file()
+    assert not (tmp_path / "__plait_snapshots__" / "fallback.no-snapshot.json").exists()
     assert execute([tmp_path]) == 0
     out = capsys.readouterr().out
     assert "2 passed, 0 failed, 2 cases in 1 workflow file(s)" in out

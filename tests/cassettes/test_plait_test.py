@@ -43,7 +43,7 @@ def test_every_example_workflow_passes_offline() -> None:
 
 
 def test_a_changed_output_fails_with_a_diff_and_update_rewrites(fallback: Path) -> None:
-    snap = fallback / "__snapshots__" / "fallback.outage.json"
+    snap = fallback / "__plait_snapshots__" / "fallback.outage.json"
     data = json.loads(snap.read_text())
     data["outputs"]["confidence"] = 0.5
     snap.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -62,7 +62,7 @@ def test_a_changed_output_fails_with_a_diff_and_update_rewrites(fallback: Path) 
 def test_a_failed_assertion_and_a_missing_snapshot(fallback: Path) -> None:
     wf = fallback / "fallback.yaml"
     wf.write_text(wf.read_text().replace('contains: "What is a DAG?"', 'contains: "tree"'))
-    (fallback / "__snapshots__" / "fallback.outage.json").unlink()
+    (fallback / "__plait_snapshots__" / "fallback.outage.json").unlink()
     done = plait("test", str(wf))
     assert done.returncode == 1
     assert "assert[0]: output 'answer' does not contain 'tree'" in done.stdout
@@ -92,7 +92,7 @@ def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:
 
 
 def test_an_unwritable_snapshot_dir(fallback: Path) -> None:
-    snaps = fallback / "__snapshots__"
+    snaps = fallback / "__plait_snapshots__"
     shutil.rmtree(snaps)
     snaps.write_text("a file where the snapshot directory should be")
     for update in ((), ("--update-snapshots",)):
@@ -125,3 +125,16 @@ def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:
     empty.write_text("version: 1\nname: e\nsteps:\n  a: {run: [\"true\"]}\n")
     done = plait("test", str(empty))
     assert done.returncode == 2 and "no test cases found" in done.stderr
+
+
+def test_a_snapshot_in_the_old_directory_is_read_and_moved_on_update(fallback: Path) -> None:
+    """Snapshots used to live in __snapshots__, which syrupy owns next to a pytest file."""
+    new = fallback / "__plait_snapshots__" / "fallback.outage.json"
+    old = fallback / "__snapshots__" / "fallback.outage.json"
+    old.write_text(new.read_text())
+    new.unlink()
+    assert plait("test", str(fallback)).returncode == 0
+    done = plait("test", str(fallback), "--update-snapshots")
+    assert done.returncode == 0, done.stdout
+    assert new.is_file() and not old.exists()
+    assert (fallback / "__snapshots__" / "test_fallback.ambr").is_file()  # syrupy's stays

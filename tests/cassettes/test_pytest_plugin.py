@@ -129,3 +129,15 @@ def test_a_miss_returns_the_failed_result(example: pytest.Pytester,
     """)
     result = example.runpytest_subprocess(*_plugin_args(request), "test_miss.py")
     result.assert_outcomes(passed=1)
+
+
+def test_syrupy_snapshot_update_leaves_plait_test_snapshots_alone(
+        example: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+    """syrupy deletes files it does not know in its __snapshots__ on --snapshot-update; plait
+    test's snapshots are not there."""
+    ours = example.path / "fallback" / "__plait_snapshots__" / "fallback.outage.json"
+    result = example.runpytest_subprocess(*_plugin_args(request), "fallback",
+                                          "--snapshot-update")
+    result.assert_outcomes(passed=1)
+    assert ours.is_file()
+    result.stdout.no_fnmatch_line("*fallback.outage.json*")
