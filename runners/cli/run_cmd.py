@@ -27,6 +27,9 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
             data = json.loads(inputs_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read inputs file {inputs_file}: {exc}") from None
+        except RecursionError:
+            raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
+                             hint="pass values with fewer levels of nesting") from None
         if not isinstance(data, dict):
             raise InputError(f"inputs file {inputs_file} must hold a JSON object")
         given.update(data)

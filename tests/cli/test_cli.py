@@ -104,6 +104,30 @@ def test_run_json_result_and_exit_codes(files: Path) -> None:
     assert failed.returncode == 1 and "step a failed" in failed.stderr
 
 
+NUMS = "version: 1\nname: nums\ninputs:\n  num: {type: number, default: 1}\n" \
+       "  obj: {type: object, default: {}}\nproviders:\n  p: {kind: echo}\nsteps:\n" \
+       "  a: {llm: p, prompt: hi}\noutputs:\n  all: ${{ inputs }}\n"
+
+
+def test_inputs_json_cannot_hold_exit_2_naming_the_input(files: Path) -> None:
+    (files / "nums.yaml").write_text(NUMS)
+    big = plait("run", "nums.yaml", "-i", "num=1e400", "--json", cwd=files)
+    assert big.returncode == 2 and big.stdout == ""
+    assert big.stderr.startswith("error: input 'num' holds the number inf,")
+    (files / "nan.json").write_text('{"obj": {"x": [NaN]}}')
+    nan = plait("run", "nums.yaml", "--inputs", "nan.json", cwd=files)
+    assert nan.returncode == 2
+    assert nan.stderr.startswith("error: input 'obj' holds the number nan at obj['x'][0]")
+    (files / "deep.json").write_text('{"obj": ' + "[" * 1000 + "]" * 1000 + "}")
+    deep = plait("run", "nums.yaml", "--inputs", "deep.json", cwd=files)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert deep.stderr.startswith("error: cannot read inputs file deep.json: it is nested "
+                                  "too deeply")
+    deep_text = plait("run", "nums.yaml", "-i", "obj=" + "[" * 1000 + "]" * 1000, cwd=files)
+    assert deep_text.returncode == 2 and "Traceback" not in deep_text.stderr
+    assert deep_text.stderr.startswith("error: input 'obj' is nested too deeply")
+
+
 def test_plain_progress_lines_without_a_tty(files: Path) -> None:
     out = plait("run", "good.yaml", cwd=files)
     assert out.returncode == 0
