@@ -102,6 +102,41 @@ def test_resume_refuses_when_a_finished_step_changed(tmp_path: Path) -> None:
     assert "the workflow changed for finished step(s) first" in err
 
 
+def test_resume_finds_the_workflow_from_any_directory(tmp_path: Path) -> None:
+    """New records keep the workflow's absolute path; an old record's relative path is still
+    read relative to the current directory."""
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    go = tmp_path / "go"
+    (tmp_path / "proj" / "sub" / "wf.yaml").write_text(
+        WORKFLOW.replace("sleep 60", "exit 1").replace("[ -f go ]", f"[ -f {go} ]"))
+    proc = plait("run", "sub/wf.yaml", cwd=tmp_path / "proj")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    db = tmp_path / "proj" / "sub" / ".plait" / "runs.db"
+    store = RunStore.open(db)
+    run = store.list_runs()[0]
+    store.close()
+    assert run.workflow_path == str((tmp_path / "proj" / "sub" / "wf.yaml").resolve())
+    go.touch()
+    resumed = plait("resume", run.run_id, "--state", str(db), cwd=tmp_path / "elsewhere")
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert not (tmp_path / "elsewhere" / ".plait").exists()
+
+    go.unlink()
+    proc = plait("run", "sub/wf.yaml", cwd=tmp_path / "proj")
+    proc.communicate(timeout=60)
+    with sqlite3.connect(db) as conn:  # as older plait recorded it: relative to the cwd
+        old_id = conn.execute("SELECT run_id FROM runs WHERE status = 'failed'").fetchone()[0]
+        conn.execute("UPDATE runs SET workflow_path = 'sub/wf.yaml' WHERE run_id = ?",
+                     (old_id,))
+    go.touch()
+    resumed = plait("resume", old_id, "--state", str(db), cwd=tmp_path / "proj")
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+
+
 def test_two_concurrent_runs_share_one_database(tmp_path: Path) -> None:
     body = "version: 1\nname: many\npolicies:\n  open: {level: low}\ndefaults:\n" \
            "  policy: open\nconcurrency: 50\nsteps:\n" + "".join(
