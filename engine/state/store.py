@@ -171,15 +171,22 @@ class RunStore:
 
     @classmethod
     def open(cls, location: str | Path | None = None, *,
-             workflow_path: Path | None = None) -> RunStore:
+             workflow_path: Path | None = None, create: bool = True) -> RunStore:
         """Open (creating if needed) the run record database.
 
         ``location`` None means ``PLAIT_STATE_URL`` if set, else ``.plait/runs.db`` beside the
         workflow. Raises ConfigError if the location cannot be used, StateError if the
-        database's schema is newer than this plait.
+        database's schema is newer than this plait. With ``create=False`` (readers: listing,
+        showing, resuming) a database that does not exist is a StateError and nothing is
+        created.
         """
         path = resolve_location(location, workflow_path=workflow_path)
         sync = _sync_mode()
+        if not create and path != MEMORY and not Path(path).exists():
+            raise StateError(f"there is no run record database at {path}",
+                             hint="a run of a workflow creates it; to read another "
+                                  "database pass --state PATH or set PLAIT_STATE_URL",
+                             path=path)
         prepare_directory(path)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,

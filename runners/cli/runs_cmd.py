@@ -10,13 +10,14 @@ from typing import Any
 import click
 
 from engine.errors import PlaitError
-from runners.cli.report import dump_json, print_error
+from runners.cli.report import dump_json, print_error, state_option
 
 
 def _store(state: str | None, workflow: Path | None) -> Any:
     from engine.state import RunStore
 
-    return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"))
+    return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"),
+                         create=False)
 
 
 def _state_options(f: Any) -> Any:
@@ -55,13 +56,15 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
         click.echo(format_runs_table(records))
 
 
-def _load_run(run_id: str, state: str | None, workflow: Path | None) -> tuple[Any, list[Any]]:
-    """The run (a unique id prefix is enough) and its steps, or exit 2 saying why not."""
+def _load_run(run_id: str, state: str | None,
+              workflow: Path | None) -> tuple[Any, list[Any], str]:
+    """The run (a unique id prefix is enough), its steps and the database they are in, or
+    exit 2 saying why not."""
     try:
         store = _store(state, workflow)
         try:
             record = store.get_run(run_id)
-            return record, store.steps(record.run_id)
+            return record, store.steps(record.run_id), store.path
         finally:
             store.close()
     except PlaitError as exc:
@@ -77,11 +80,11 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     """One run: every step's status, attempts, timings, errors, usage and audit."""
     from engine.state.render import format_run
 
-    record, steps = _load_run(run_id, state, workflow)
+    record, steps, db_path = _load_run(run_id, state, workflow)
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
-        click.echo(format_run(record, steps))
+        click.echo(format_run(record, steps, locate=state_option(db_path)))
 
 
 @runs.command("report")
@@ -93,7 +96,7 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     """An HTML report of one run: its graph, a timeline and every step's data."""
     from runners.reporters.html import render_html
 
-    record, steps = _load_run(run_id, state, workflow)
+    record, steps, _ = _load_run(run_id, state, workflow)
     try:
         from engine.atomic import atomic_write
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,39 @@ def test_runs_list_and_show(files: Path) -> None:
     assert shown.returncode == 0 and "succeeded" in shown.stdout
     missing = plait("runs", "show", "nosuchrun", "--workflow", "good.yaml", cwd=files)
     assert missing.returncode == 2
+
+
+def test_follow_up_hints_run_as_printed_from_where_the_run_started(files: Path) -> None:
+    (files / "sub").mkdir()
+    (files / "sub" / "fail.yaml").write_text("version: 1\nname: f\npolicies:\n  o: {level: "
+                                            "low}\nsteps:\n  a: {run: 'exit 4', policy: o}\n")
+    failed = plait("run", "sub/fail.yaml", cwd=files)
+    assert failed.returncode == 1
+    hint = failed.stderr.strip().splitlines()[-1]
+    assert hint.startswith("run ") and "; inspect with: plait runs show " in hint
+    command = shlex.split(hint.split("inspect with: plait ", 1)[1])
+    shown = plait(*command, cwd=files)
+    assert shown.returncode == 0, shown.stderr
+    assert "failed" in shown.stdout and "exited with code 4" in shown.stdout
+    unrecorded = plait("run", "sub/fail.yaml", "--no-record", cwd=files)
+    assert unrecorded.returncode == 1 and "runs show" not in unrecorded.stderr
+    assert unrecorded.stderr.strip().splitlines()[-1].endswith(" failed (not recorded)")
+    here = plait("run", "fail.yaml", cwd=files / "sub")  # beside the database: no option
+    run_id = json.loads(plait("runs", "list", "--json", cwd=files / "sub").stdout)[0]["run_id"]
+    assert here.stderr.strip().splitlines()[-1].endswith(f"inspect with: plait runs show "
+                                                         f"{run_id}")
+
+
+@pytest.mark.parametrize("command", [("runs", "list"), ("runs", "show", "x"), ("resume", "x"),
+                                     ("runs", "report", "x", "--html", "r.html")])
+def test_reading_commands_do_not_create_a_database(files: Path, command: tuple[str, ...]
+                                                   ) -> None:
+    out = plait(*command, cwd=files)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: there is no run record database at "
+                                 f"{files.resolve()}/.plait/runs.db (hint: ")
+    assert "--state PATH" in out.stderr
+    assert not (files / ".plait").exists()
 
 
 def test_providers_check_names_a_missing_key(files: Path) -> None:

@@ -4,6 +4,7 @@ database safely; an unusable state location fails before anything runs."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -182,3 +183,21 @@ def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: 
     store.close()
     assert run.status == "interrupted"
     assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+
+
+def test_the_resume_hint_of_an_interrupted_run_works_as_printed(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    proc = plait("run", "wf.yaml", "--state", "records/runs.db", cwd=tmp_path)
+    wait_for(tmp_path / "second-started")
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    assert hint.startswith("interrupted; resume with: plait resume ")
+    assert hint.endswith(f" --state {tmp_path.resolve() / 'records' / 'runs.db'}")
+    (tmp_path / "go").touch()
+    resumed = plait(*shlex.split(hint.split("resume with: plait ", 1)[1]), cwd=tmp_path)
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]
+    assert not (tmp_path / ".plait").exists()
