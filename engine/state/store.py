@@ -213,13 +213,14 @@ class RunStore:
                 _schema.migrate(conn, path)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (disk full): keep the real error
+                RunStore._rollback(conn)
                 raise
         except StateError:
             raise
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot use the run record database {path}: {exc}",
-                              hint=fix_hint()) from exc
+                              hint=_hint(str(exc)) or fix_hint()) from exc
 
     # ------------------------------------------------------------------ plumbing
 
@@ -263,15 +264,8 @@ class RunStore:
 
     def _error(self, what: str, exc: sqlite3.Error) -> StateError:
         text = str(exc)
-        hint = None
-        if "full" in text:
-            hint = "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
-        elif "locked" in text or "busy" in text:
-            hint = "another process held the database for over 30 s; retry"
-        elif "readonly" in text or "read-only" in text:
-            hint = fix_hint()
         return StateError(f"could not {what} in the run record database {self.path}: {text}",
-                          hint=hint)
+                          hint=_hint(text))
 
     # ------------------------------------------------------------------ writes
 
@@ -388,6 +382,20 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hint(text: str) -> str | None:
+    """How to fix the SQLite error `text`, where the error says."""
+    if "full" in text:
+        return "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
+    if "locked" in text or "busy" in text:
+        return "another process held the database for over 30 s; retry"
+    if "readonly" in text or "read-only" in text:
+        return fix_hint()
+    if "I/O error" in text:
+        return ("the file system refused a write: no space left, a quota or file size limit, "
+                "or a failing disk; free space, or set PLAIT_STATE_URL elsewhere")
+    return None
 
 
 def _did_you_mean(key: str, recent: list[str]) -> str:

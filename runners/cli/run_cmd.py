@@ -175,10 +175,12 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                resume_id: str | None, as_json: bool, stream: bool, record: bool,
                options: dict[str, Any], reporting: Any = None,
                locate: str | None = "") -> int:
-    from engine.executor import RunControl, run_workflow
+    from engine.executor import RunControl, RunStarted, run_workflow
 
     control = RunControl()
-    listeners: list[Any] = []
+    started: list[str] = []  # the run id, once the run has started (steps may run)
+    listeners: list[Any] = [lambda e: started.append(e.run_id)
+                            if isinstance(e, RunStarted) else None]
     with ExitStack() as stack:
         listeners.extend(_progress(workflow, as_json, stack))
         if stream:
@@ -197,7 +199,11 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                 tg.cancel_scope.cancel()
                 stack.close()
                 print_error(exc)
-                return EXIT_USAGE
+                if not started:
+                    return EXIT_USAGE  # refused before anything ran
+                click.echo(f"run {started[0]} stopped after it had started (steps may have "
+                           "run); its record may be incomplete", err=True)
+                return EXIT_FAILED
             tg.cancel_scope.cancel()
     if reporting is not None:
         reporting.result = result

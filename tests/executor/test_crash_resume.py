@@ -4,6 +4,7 @@ database safely; an unusable state location fails before anything runs."""
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import signal
 import sqlite3
@@ -166,6 +167,25 @@ def test_unusable_state_location_fails_before_any_step(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "not-a-dir" in err
     assert not (tmp_path / "ran.log").exists()
+
+
+def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
+    """Exit 2 means nothing ran. A record write that fails after steps ran (here a file size
+    limit that the big step's record crosses) is a failed run: exit 1, saying so."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: big\nproviders:\n  p: {kind: echo}\nsteps:\n"
+        "  a: {llm: p, prompt: small}\n  b:\n    llm: p\n"
+        "    prompt: \"${{ steps.a.output ~ ('x' * 200000) }}\"\n")
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    proc = plait("run", "wf.yaml", cwd=tmp_path, preexec_fn=limit_file_size)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "a: ok" in err and "Traceback" not in err
+    assert "error: could not save 1 step record(s) in the run record database" in err
+    assert "stopped after it had started (steps may have run)" in err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
