@@ -352,9 +352,10 @@ class RunStore:
                 "ORDER BY started_at IS NULL, started_at, step_id", (run_id,)).fetchall()
         return [_to_step(r) for r in rows]
 
-    def list_runs(self, *, limit: int = 20, workflow_name: str | None = None,
+    def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
                   status: str | None = None) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered by workflow name and status."""
+        """Most recent runs first (at most `limit`, None for all), optionally filtered by
+        workflow name and status."""
         where, args = [], []
         if workflow_name is not None:
             where.append("runs.workflow_name = ?")
@@ -366,7 +367,8 @@ class RunStore:
         sql = (f"{_SELECT_RUN} {clause}"
                "ORDER BY runs.started_at DESC, runs.run_id DESC LIMIT ?")
         with self._read("list runs") as conn:
-            rows = conn.execute(sql, (*args, int(limit))).fetchall()
+            rows = conn.execute(sql, (*args, -1 if limit is None else max(0, int(limit)))
+                                ).fetchall()
         return [_to_run(r) for r in rows]
 
     # ------------------------------------------------------------------ lifetime

@@ -33,10 +33,18 @@ def runs() -> None:
     """List and inspect recorded runs."""
 
 
+#: what --status accepts: the stored statuses, and `died` (a `running` run whose process is
+#: gone, as the table shows it)
+_STATUSES = ("running", "died", "succeeded", "failed", "interrupted", "cancelled")
+
+
 @runs.command("list")
 @_state_options
-@click.option("--limit", default=20, show_default=True)
-@click.option("--status", help="Only runs with this status.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              metavar="N", help="Show at most this many runs.")
+@click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), metavar="STATUS",
+              help=f"Only runs with this status as the table shows it: {', '.join(_STATUSES)} "
+                   "(died: recorded as running, its process gone).")
 @click.option("--json", "as_json", is_flag=True)
 def list_runs(state: str | None, workflow: Path | None, limit: int, status: str | None,
               as_json: bool) -> None:
@@ -45,15 +53,32 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
 
     try:
         store = _store(state, workflow)
-        records = store.list_runs(limit=limit, status=status)
-        store.close()
+        try:
+            records = _runs(store, limit, status)
+            filtered_out = not records and status is not None and bool(store.list_runs(limit=1))
+        finally:
+            store.close()
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
     if as_json:
         dump_json([_brief(r) for r in records])
+    elif filtered_out:
+        click.echo(f"no runs match --status {status} (without --status every run is listed)")
     else:
         click.echo(format_runs_table(records))
+
+
+def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
+    """The most recent `limit` runs with `status` as shown: `running` only while the run's
+    process lives, `died` once it is gone (both are stored as `running`)."""
+    if status not in ("running", "died"):
+        return list(store.list_runs(limit=limit, status=status))
+    from engine.state.render import shown_status
+
+    live = [r for r in store.list_runs(limit=None, status="running")
+            if shown_status(r) == status]
+    return live[:limit]
 
 
 def _load_run(run_id: str, state: str | None,

@@ -185,6 +185,41 @@ def test_reading_commands_do_not_create_a_database(files: Path, command: tuple[s
     assert not (files / ".plait").exists()
 
 
+def test_runs_list_filters_by_status_as_shown_and_checks_its_options(files: Path) -> None:
+    from engine.state import RunRecord, RunStore, new_run_id, owner_meta
+
+    with RunStore.open(files / "runs.db") as store:
+        for status, meta in [("succeeded", {}),
+                             ("running", {"owner": {**owner_meta(), "host": "gone-host"}})]:
+            store.create_run(RunRecord(run_id=new_run_id(), workflow_name="w",
+                                       workflow_path="/w.yaml", spec_hash="s", inputs={},
+                                       status="running", started_at=1.0, meta=meta))
+            if status == "succeeded":
+                store.finish_run(store.list_runs()[0].run_id, status="succeeded",
+                                 finished_at=2.0, outputs={}, error=None, usage={}, cost=0)
+        ok, died = sorted(store.list_runs(), key=lambda r: r.status, reverse=True)
+
+    def listing(*args: str) -> subprocess.CompletedProcess[str]:
+        return plait("runs", "list", "--state", "runs.db", *args, cwd=files)
+
+    for status in ("died", "DIED", "Died"):
+        out = listing("--status", status)
+        assert out.returncode == 0 and f"{died.run_id}  died" in out.stdout
+        assert ok.run_id not in out.stdout
+    assert f"{ok.run_id}  succeeded" in listing("--status", "Succeeded").stdout
+    assert json.loads(listing("--status", "died", "--json").stdout)[0]["run_id"] == died.run_id
+    none = listing("--status", "running")
+    assert none.returncode == 0
+    assert none.stdout.startswith("no runs match --status running")
+    assert json.loads(listing("--status", "failed", "--json").stdout) == []
+    bogus = listing("--status", "bogus")
+    assert bogus.returncode == 2 and "'bogus' is not one of 'running', 'died'," in bogus.stderr
+    for limit in ("0", "-1"):
+        bad = listing("--limit", limit)
+        assert bad.returncode == 2 and "is not in the range x>=1" in bad.stderr
+    assert len(listing("--limit", "1").stdout.strip().splitlines()) == 2  # header + 1 run
+
+
 def test_providers_check_names_a_missing_key(files: Path) -> None:
     (files / "keyed.yaml").write_text(
         "version: 1\nname: k\nproviders:\n  main: {kind: anthropic, model: claude-x}\n"

@@ -178,6 +178,8 @@ def test_list_runs_filters_and_orders(store: RunStore) -> None:
     assert [r.started_at for r in store.list_runs(status="failed")] == [104.0, 103.0]
     assert [r.started_at for r in store.list_runs(workflow_name="b", status="failed")] == [104.0]
     assert store.list_runs(workflow_name="zzz") == []
+    assert len(store.list_runs(limit=None)) == 5 and len(store.list_runs(limit=3)) == 3
+    assert store.list_runs(limit=-1) == []  # not SQLite's "no limit"
 
 
 def test_run_ids_are_short_unique_and_time_sorted() -> None:
