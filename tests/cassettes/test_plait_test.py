@@ -114,3 +114,12 @@ def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:
     empty.write_text("version: 1\nname: e\nsteps:\n  a: {run: [\"true\"]}\n")
     done = plait("test", str(empty))
     assert done.returncode == 2 and "no test cases found" in done.stderr
+
+
+def test_a_junit_path_that_cannot_be_written_fails_before_any_case(fallback: Path) -> None:
+    (fallback / "afile").write_text("a file, not a directory")
+    done = plait("test", str(fallback), "--junit", str(fallback / "afile" / "j.xml"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: cannot write the JUnit report to "
+                                  f"{fallback / 'afile' / 'j.xml'}: {fallback / 'afile'} is "
+                                  "not a directory (hint: ")
