@@ -248,14 +248,20 @@ def _locate(workflow: Any, state_location: str | None) -> str | None:
 def _explain_failure(result: Any, locate: str | None = "") -> None:
     for sid, step in result.steps.items():
         if step.status == "failed" and step.error:
-            click.echo(f"step {sid} failed: {step.error.get('message')}", err=True)
+            click.echo(f"step {sid} failed: {_what(step.error)}", err=True)
     if result.error and not any(s.status == "failed" for s in result.steps.values()):
-        click.echo(f"run failed: {result.error.get('message')}", err=True)
+        click.echo(f"run failed: {_what(result.error)}", err=True)
     if locate is None:
         click.echo(f"run {result.run_id} {result.status} (not recorded)", err=True)
     else:
         click.echo(f"run {result.run_id} {result.status}; inspect with: plait runs show "
                    f"{result.run_id}{locate}", err=True)
+
+
+def _what(error: dict[str, Any]) -> str:
+    """An error of a result as a person reads it: the message, then how to fix it."""
+    hint = error.get("hint")
+    return f"{error.get('message')}" + (f" (hint: {hint})" if hint else "")
 
 
 async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:

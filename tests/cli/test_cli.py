@@ -129,6 +129,17 @@ def test_inputs_json_cannot_hold_exit_2_naming_the_input(files: Path) -> None:
     assert deep_text.stderr.startswith("error: input 'obj' is nested too deeply")
 
 
+def test_a_failed_step_prints_where_and_how_to_fix_it(files: Path) -> None:
+    (files / "fe.yaml").write_text("version: 1\nname: fe\nproviders:\n  p: {kind: echo}\n"
+                                   "steps:\n  a:\n    foreach: ${{ 'abc' }}\n    llm: p\n"
+                                   "    prompt: ${{ item }}\n")
+    out = plait("run", "fe.yaml", cwd=files)
+    assert out.returncode == 1
+    assert ("step a failed: fe.yaml:7:14: step 'a': foreach needs a list, got str (hint: make "
+            "the foreach expression return a list; a mapping is iterated as [key, value] "
+            "pairs)") in out.stderr.splitlines()
+
+
 def test_plain_progress_lines_without_a_tty(files: Path) -> None:
     out = plait("run", "good.yaml", cwd=files)
     assert out.returncode == 0

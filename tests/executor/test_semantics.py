@@ -156,7 +156,8 @@ steps:
     result = await run(path)
     error = result.steps["each"].error
     assert result.status == "failed"
-    assert "foreach needs a list, got int" in error["message"]
+    assert error["message"] == f"{path}:9:14: step 'each': foreach needs a list, got int"
+    assert error["field"] == "foreach" and "return a list" in error["hint"]
 
 
 async def test_runtime_expression_error_names_the_step_and_place(tmp_path: Path) -> None:
