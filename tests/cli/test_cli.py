@@ -299,6 +299,11 @@ def test_batch_runs_one_workflow_per_row(files: Path) -> None:
     (files / "bad.jsonl").write_text('{"who": "ada"}\n[1]\n')
     bad = plait("batch", "good.yaml", "--inputs", "bad.jsonl", cwd=files)
     assert bad.returncode == 2 and "bad.jsonl:2: each line must be a JSON object" in bad.stderr
+    (files / "deep.jsonl").write_text('{"who": "ada"}\n{"who": ' + "[" * 1000 + "]" * 1000
+                                      + "}\n")
+    deep = plait("batch", "good.yaml", "--inputs", "deep.jsonl", cwd=files)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert "deep.jsonl:2: nested too deeply to read" in deep.stderr
 
 
 def test_batch_on_ray(files: Path) -> None:
