@@ -39,6 +39,9 @@ def read_rows(path: Path) -> list[Row]:
             value = json.loads(line)
         except ValueError as exc:
             raise InputError(f"{path}:{number}: not JSON: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{path}:{number}: nested too deeply to read",
+                             hint="pass values with fewer levels of nesting") from None
         if not isinstance(value, dict):
             raise InputError(f"{path}:{number}: each line must be a JSON object of inputs")
         rows.append(Row(number, value))

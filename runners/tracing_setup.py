@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from engine.errors import MissingDependencyError
+from engine.errors import ConfigError, MissingDependencyError
 from engine.tracing import RunTracer
 
 #: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
@@ -88,10 +88,19 @@ def _targets(config: TraceConfig, env: Mapping[str, str]) -> list[_Target]:
 
 
 def _traces_url(url: str, protocol: str) -> str:
-    """`--otlp http://host:4318` means the collector; OTLP/HTTP posts to /v1/traces."""
+    """`--otlp http://host:4318` means the collector; OTLP/HTTP posts to /v1/traces.
+    A URL that is not one is a ConfigError, before anything runs."""
+    fix = "give the collector's address, e.g. http://127.0.0.1:4318"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"--otlp {url!r} is not a valid URL: {exc}", hint=fix) from None
     if protocol == "grpc":
         return url
-    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--otlp {url!r} is not an http:// or https:// URL with a host",
+                          hint=fix)
     if parts.path in ("", "/"):
         return url.rstrip("/") + "/v1/traces"
     return url
@@ -154,9 +163,14 @@ class TracingSession:
         self.exporters: list[Any] = []
         for target in targets:
             if target.kind == "file":
-                from runners.trace_file import FileSpanProcessor
-
-                file = FileSpanProcessor(Path(target.where), _label(target))
+                try:
+                    file = _file_processor(Path(target.where), _label(target))
+                except ConfigError:
+                    self.provider.shutdown()
+                    if self.meter_provider is not None:
+                        self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
+                    _restore(self._quiet)
+                    raise
                 self.exporters.append(file)
                 self.provider.add_span_processor(file)
                 continue
@@ -195,6 +209,20 @@ class TracingSession:
             warnings.append("warning: the run's metrics could not be sent to the OTLP "
                             "endpoint; the run itself is not affected")
         return warnings
+
+
+def _file_processor(path: Path, label: str) -> Any:
+    """The trace file's span processor; ConfigError if the file cannot be written."""
+    from runners.targets import check_writable
+    from runners.trace_file import FileSpanProcessor
+
+    check_writable(path, "--trace-file", "the trace file")
+    try:
+        return FileSpanProcessor(path, label)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the trace file {path}: {exc.strerror or exc}",
+                          hint="give --trace-file the path of a file in a writable "
+                               "directory") from None
 
 
 def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,

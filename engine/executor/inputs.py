@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,30 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
     if spec.enum is not None and value not in spec.enum:
         raise InputError(f"input {name!r} must be one of {spec.enum}, got {_short(value)}",
                          input=name)
+    check_finite(name, value)
     return value
+
+
+def check_finite(name: str, value: Any, *, default: bool = False) -> None:
+    """Refuse NaN and ±Infinity anywhere in `value`: JSON has no such numbers, so neither the
+    run record nor a --json result could hold them. Iterative: a deep value cannot overflow
+    the stack here."""
+    todo: list[tuple[Any, str]] = [(value, "")]
+    while todo:
+        item, where = todo.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                at = f" at {name}{where}" if where else ""
+                what = "the default of input" if default else "input"
+                raise InputError(f"{what} {name!r} holds the number {item}{at}, which JSON "
+                                 "cannot represent", input=name,
+                                 hint="change the default in the workflow to a finite number"
+                                 if default else "pass a finite number; NaN, Infinity and "
+                                 "numbers beyond about 1.8e308 have no JSON form")
+        elif isinstance(item, dict):
+            todo.extend((v, f"{where}[{k!r}]") for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            todo.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 def _parse_text(name: str, kind: str, text: str) -> Any:
@@ -51,6 +75,9 @@ def _parse_text(name: str, kind: str, text: str) -> Any:
             raise ValueError(text)
         if kind in ("object", "array"):
             return json.loads(text)
+    except RecursionError:
+        raise InputError(f"input {name!r} is nested too deeply to read", input=name,
+                         hint="pass a value with fewer levels of nesting") from None
     except ValueError:
         raise InputError(f"input {name!r} must be of type {kind}, got {text!r}",
                          input=name,
@@ -74,6 +101,7 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
         if name in given:
             out[name] = convert(name, spec, given[name], from_text=name in from_text)
         elif spec.default is not None:
+            check_finite(name, spec.default, default=True)
             out[name] = spec.default
         elif spec.is_required:
             missing.append(name)

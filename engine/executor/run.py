@@ -225,11 +225,22 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
         return
     store.create_run(RunRecord(
         run_id=rc.run_id, workflow_name=rc.workflow.name,
-        workflow_path=str(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
+        workflow_path=_record_path(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
         inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
         finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
         parent_run_id=rc.options.parent_run_id,
         resumed_from=previous.run_id if previous else None, meta=meta))
+
+
+def _record_path(path: Path) -> str:
+    """The workflow's path as a run record keeps it: absolute and resolved, so `plait resume`
+    finds the file from any directory (a pseudo path such as ``<string>`` is kept as is)."""
+    if str(path).startswith("<"):
+        return str(path)
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: absolute is the best there is
+        return str(path.absolute())
 
 
 def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> RunRecord:

@@ -164,8 +164,11 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     if isinstance(items, dict):
         items = list(items.items())
     if not isinstance(items, list | tuple):
-        raise ExpressionError(f"foreach needs a list, got {type(items).__name__}",
-                              step=step_id, hint="make the expression return a list")
+        where = rc.workflow.source.location(("steps", step_id, "foreach"))
+        raise ExpressionError(f"{where}: step {step_id!r}: foreach needs a list, got "
+                              f"{type(items).__name__}", step=step_id, field="foreach",
+                              hint="make the foreach expression return a list; a mapping is "
+                                   "iterated as [key, value] pairs")
     plan: StepPlan = rc.plans[step_id]
     step = plan.step
     results: list[Any] = [None] * len(items)

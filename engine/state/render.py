@@ -40,11 +40,13 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_run(run: RunRecord, steps: Sequence[StepRecord]) -> str:
-    """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit."""
+def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "") -> str:
+    """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit.
+    `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``)."""
     status = shown_status(run)
     if status == "died":
-        status += f" (its process is gone; continue it with `plait resume {run.run_id}`)"
+        status += (f" (its process is gone; continue it with "
+                   f"`plait resume {run.run_id}{locate}`)")
     out = [
         f"run {run.run_id}  {status}",
         f"  workflow   {run.workflow_name}  ({run.workflow_path})",

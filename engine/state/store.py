@@ -171,15 +171,22 @@ class RunStore:
 
     @classmethod
     def open(cls, location: str | Path | None = None, *,
-             workflow_path: Path | None = None) -> RunStore:
+             workflow_path: Path | None = None, create: bool = True) -> RunStore:
         """Open (creating if needed) the run record database.
 
         ``location`` None means ``PLAIT_STATE_URL`` if set, else ``.plait/runs.db`` beside the
         workflow. Raises ConfigError if the location cannot be used, StateError if the
-        database's schema is newer than this plait.
+        database's schema is newer than this plait. With ``create=False`` (readers: listing,
+        showing, resuming) a database that does not exist is a StateError and nothing is
+        created.
         """
         path = resolve_location(location, workflow_path=workflow_path)
         sync = _sync_mode()
+        if not create and path != MEMORY and not Path(path).exists():
+            raise StateError(f"there is no run record database at {path}",
+                             hint="a run of a workflow creates it; to read another "
+                                  "database pass --state PATH or set PLAIT_STATE_URL",
+                             path=path)
         prepare_directory(path)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
@@ -206,13 +213,14 @@ class RunStore:
                 _schema.migrate(conn, path)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (disk full): keep the real error
+                RunStore._rollback(conn)
                 raise
         except StateError:
             raise
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot use the run record database {path}: {exc}",
-                              hint=fix_hint()) from exc
+                              hint=_hint(str(exc)) or fix_hint()) from exc
 
     # ------------------------------------------------------------------ plumbing
 
@@ -256,15 +264,8 @@ class RunStore:
 
     def _error(self, what: str, exc: sqlite3.Error) -> StateError:
         text = str(exc)
-        hint = None
-        if "full" in text:
-            hint = "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
-        elif "locked" in text or "busy" in text:
-            hint = "another process held the database for over 30 s; retry"
-        elif "readonly" in text or "read-only" in text:
-            hint = fix_hint()
         return StateError(f"could not {what} in the run record database {self.path}: {text}",
-                          hint=hint)
+                          hint=_hint(text))
 
     # ------------------------------------------------------------------ writes
 
@@ -362,9 +363,10 @@ class RunStore:
                 "ORDER BY started_at IS NULL, started_at, step_id", (run_id,)).fetchall()
         return [_to_step(r) for r in rows]
 
-    def list_runs(self, *, limit: int = 20, workflow_name: str | None = None,
+    def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
                   status: str | None = None) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered by workflow name and status."""
+        """Most recent runs first (at most `limit`, None for all), optionally filtered by
+        workflow name and status."""
         where, args = [], []
         if workflow_name is not None:
             where.append("runs.workflow_name = ?")
@@ -376,7 +378,8 @@ class RunStore:
         sql = (f"{_SELECT_RUN} {clause}"
                "ORDER BY runs.started_at DESC, runs.run_id DESC LIMIT ?")
         with self._read("list runs") as conn:
-            rows = conn.execute(sql, (*args, int(limit))).fetchall()
+            rows = conn.execute(sql, (*args, -1 if limit is None else max(0, int(limit)))
+                                ).fetchall()
         return [_to_run(r) for r in rows]
 
     # ------------------------------------------------------------------ lifetime
@@ -392,6 +395,20 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hint(text: str) -> str | None:
+    """How to fix the SQLite error `text`, where the error says."""
+    if "full" in text:
+        return "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
+    if "locked" in text or "busy" in text:
+        return "another process held the database for over 30 s; retry"
+    if "readonly" in text or "read-only" in text:
+        return fix_hint()
+    if "I/O error" in text:
+        return ("the file system refused a write: no space left, a quota or file size limit, "
+                "or a failing disk; free space, or set PLAIT_STATE_URL elsewhere")
+    return None
 
 
 def _did_you_mean(key: str, recent: list[str]) -> str:

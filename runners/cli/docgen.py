@@ -22,8 +22,9 @@ def _help(command: click.Command, path: list[str]) -> list[str]:
 def cli_reference() -> str:
     lines = ["# CLI reference", "",
              "Generated from `plait --help` by `python -m runners.cli.docgen`; a test fails when "
-             "it drifts.", "", "Exit codes: 0 ok, 1 a step failed (or a `--record` cassette could "
-             "not be saved when the run ended), 2 invalid spec, inputs or usage, "
+             "it drifts.", "", "Exit codes: 0 ok, 1 the run failed (a step failed, its record "
+             "could not be written after it started, or a `--record` cassette could not be "
+             "saved when it ended), 2 invalid spec, inputs or usage (nothing ran), "
              "130 interrupted.", ""]
     return "\n".join(lines + _help(cli, ["plait"])).rstrip() + "\n"
 

@@ -84,8 +84,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """plait: declarative LLM and MCP workflows.
 
-    Exit codes: 0 ok, 1 a step failed (or a --record cassette could not be saved), 2 invalid
-    spec or usage, 130 interrupted.
+    Exit codes: 0 ok, 1 the run failed (or its --record cassette could not be saved), 2
+    invalid spec, inputs or usage (nothing ran), 130 interrupted.
     """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from typing import Any
 
@@ -47,3 +48,16 @@ def print_error(error: BaseException) -> None:
 
 def dump_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def state_option(db_path: str) -> str:
+    """What `plait runs show` and `plait resume` need after the run id to find the run record
+    database `db_path` when started from this directory: nothing when they find it by
+    themselves, else ` --state PATH`."""
+    from engine.state.location import resolve_location
+
+    try:
+        default = resolve_location(None)
+    except PlaitError:
+        default = None
+    return "" if db_path == default else f" --state {shlex.quote(db_path)}"

@@ -13,7 +13,7 @@ import anyio
 import click
 
 from engine.errors import InputError, PlaitError, SpecError
-from runners.cli.report import dump_json, print_error
+from runners.cli.report import dump_json, print_error, state_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -27,6 +27,9 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
             data = json.loads(inputs_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read inputs file {inputs_file}: {exc}") from None
+        except RecursionError:
+            raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
+                             hint="pass values with fewer levels of nesting") from None
         if not isinstance(data, dict):
             raise InputError(f"inputs file {inputs_file} must hold a JSON object")
         given.update(data)
@@ -108,7 +111,7 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
         from engine.state import RunStore
 
         try:
-            store = RunStore.open(options.get("state_location"), workflow_path=Path.cwd() / "x")
+            store = RunStore.open(options.get("state_location"), create=False)
             file = Path(store.get_run(run_id).workflow_path)
             store.close()
         except PlaitError as exc:
@@ -143,9 +146,10 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
         print_error(exc)
         return EXIT_USAGE
     code: int = EXIT_USAGE
+    locate = None if no_record else _locate(workflow, options.get("state_location"))
     try:
         code = anyio.run(_run, workflow, given, from_text, resume_id, as_json, stream,
-                         not no_record, options, reporting)
+                         not no_record, options, reporting, locate)
     finally:
         reporting.finish()
     return code
@@ -169,12 +173,15 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                resume_id: str | None, as_json: bool, stream: bool, record: bool,
-               options: dict[str, Any], reporting: Any = None) -> int:
+               options: dict[str, Any], reporting: Any = None,
+               locate: str | None = "") -> int:
     from engine.cassettes import CassetteNotSaved
-    from engine.executor import RunControl, run_workflow
+    from engine.executor import RunControl, RunStarted, run_workflow
 
     control = RunControl()
-    listeners: list[Any] = []
+    started: list[str] = []  # the run id, once the run has started (steps may run)
+    listeners: list[Any] = [lambda e: started.append(e.run_id)
+                            if isinstance(e, RunStarted) else None]
     with ExitStack() as stack:
         listeners.extend(_progress(workflow, as_json, stack))
         if stream:
@@ -196,28 +203,33 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                 tg.cancel_scope.cancel()
                 stack.close()
                 print_error(exc)
-                return EXIT_USAGE
+                if not started:
+                    return EXIT_USAGE  # refused before anything ran
+                click.echo(f"run {started[0]} stopped after it had started (steps may have "
+                           "run); its record may be incomplete", err=True)
+                return EXIT_FAILED
             tg.cancel_scope.cancel()
     if reporting is not None:
         reporting.result = result
-    code = _report(result, as_json)
+    code = _report(result, as_json, locate)
     if not_saved is not None:
         print_error(not_saved)
         return code if code != EXIT_OK else EXIT_FAILED
     return code
 
 
-def _report(result: Any, as_json: bool) -> int:
+def _report(result: Any, as_json: bool, locate: str | None) -> int:
     if as_json:
         dump_json(result.to_dict())
     elif result.status != "succeeded":
-        _explain_failure(result)
+        _explain_failure(result, locate)
     else:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             click.echo(f"{name}: {shown}")
     if result.status == "interrupted":
-        click.echo(f"interrupted; resume with: plait resume {result.run_id}", err=True)
+        click.echo("interrupted; not recorded, so it cannot be resumed" if locate is None else
+                   f"interrupted; resume with: plait resume {result.run_id}{locate}", err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
@@ -232,14 +244,36 @@ def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:
     return [PlainPrinter()]
 
 
-def _explain_failure(result: Any) -> None:
+def _locate(workflow: Any, state_location: str | None) -> str | None:
+    """What follows the run id in a `plait runs show` / `plait resume` hint so that the
+    command finds this run's record from here; None when the record will not outlive the
+    process (an in-memory database)."""
+    from engine.state.location import MEMORY, resolve_location
+
+    try:
+        path = resolve_location(state_location, workflow_path=workflow.path)
+    except PlaitError:
+        return None
+    return None if path == MEMORY else state_option(path)
+
+
+def _explain_failure(result: Any, locate: str | None = "") -> None:
     for sid, step in result.steps.items():
         if step.status == "failed" and step.error:
-            click.echo(f"step {sid} failed: {step.error.get('message')}", err=True)
+            click.echo(f"step {sid} failed: {_what(step.error)}", err=True)
     if result.error and not any(s.status == "failed" for s in result.steps.values()):
-        click.echo(f"run failed: {result.error.get('message')}", err=True)
-    click.echo(f"run {result.run_id} {result.status}; inspect with: plait runs show "
-               f"{result.run_id}", err=True)
+        click.echo(f"run failed: {_what(result.error)}", err=True)
+    if locate is None:
+        click.echo(f"run {result.run_id} {result.status} (not recorded)", err=True)
+    else:
+        click.echo(f"run {result.run_id} {result.status}; inspect with: plait runs show "
+                   f"{result.run_id}{locate}", err=True)
+
+
+def _what(error: dict[str, Any]) -> str:
+    """An error of a result as a person reads it: the message, then how to fix it."""
+    hint = error.get("hint")
+    return f"{error.get('message')}" + (f" (hint: {hint})" if hint else "")
 
 
 async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:

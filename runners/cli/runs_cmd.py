@@ -10,13 +10,14 @@ from typing import Any
 import click
 
 from engine.errors import PlaitError
-from runners.cli.report import dump_json, print_error
+from runners.cli.report import dump_json, print_error, state_option
 
 
 def _store(state: str | None, workflow: Path | None) -> Any:
     from engine.state import RunStore
 
-    return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"))
+    return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"),
+                         create=False)
 
 
 def _state_options(f: Any) -> Any:
@@ -32,10 +33,18 @@ def runs() -> None:
     """List and inspect recorded runs."""
 
 
+#: what --status accepts: the stored statuses, and `died` (a `running` run whose process is
+#: gone, as the table shows it)
+_STATUSES = ("running", "died", "succeeded", "failed", "interrupted", "cancelled")
+
+
 @runs.command("list")
 @_state_options
-@click.option("--limit", default=20, show_default=True)
-@click.option("--status", help="Only runs with this status.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              metavar="N", help="Show at most this many runs.")
+@click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), metavar="STATUS",
+              help=f"Only runs with this status as the table shows it: {', '.join(_STATUSES)} "
+                   "(died: recorded as running, its process gone).")
 @click.option("--json", "as_json", is_flag=True)
 def list_runs(state: str | None, workflow: Path | None, limit: int, status: str | None,
               as_json: bool) -> None:
@@ -44,24 +53,43 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
 
     try:
         store = _store(state, workflow)
-        records = store.list_runs(limit=limit, status=status)
-        store.close()
+        try:
+            records = _runs(store, limit, status)
+            filtered_out = not records and status is not None and bool(store.list_runs(limit=1))
+        finally:
+            store.close()
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
     if as_json:
         dump_json([_brief(r) for r in records])
+    elif filtered_out:
+        click.echo(f"no runs match --status {status} (without --status every run is listed)")
     else:
         click.echo(format_runs_table(records))
 
 
-def _load_run(run_id: str, state: str | None, workflow: Path | None) -> tuple[Any, list[Any]]:
-    """The run (a unique id prefix is enough) and its steps, or exit 2 saying why not."""
+def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
+    """The most recent `limit` runs with `status` as shown: `running` only while the run's
+    process lives, `died` once it is gone (both are stored as `running`)."""
+    if status not in ("running", "died"):
+        return list(store.list_runs(limit=limit, status=status))
+    from engine.state.render import shown_status
+
+    live = [r for r in store.list_runs(limit=None, status="running")
+            if shown_status(r) == status]
+    return live[:limit]
+
+
+def _load_run(run_id: str, state: str | None,
+              workflow: Path | None) -> tuple[Any, list[Any], str]:
+    """The run (a unique id prefix is enough), its steps and the database they are in, or
+    exit 2 saying why not."""
     try:
         store = _store(state, workflow)
         try:
             record = store.get_run(run_id)
-            return record, store.steps(record.run_id)
+            return record, store.steps(record.run_id), store.path
         finally:
             store.close()
     except PlaitError as exc:
@@ -77,11 +105,11 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     """One run: every step's status, attempts, timings, errors, usage and audit."""
     from engine.state.render import format_run
 
-    record, steps = _load_run(run_id, state, workflow)
+    record, steps, db_path = _load_run(run_id, state, workflow)
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
-        click.echo(format_run(record, steps))
+        click.echo(format_run(record, steps, locate=state_option(db_path)))
 
 
 @runs.command("report")
@@ -93,7 +121,7 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     """An HTML report of one run: its graph, a timeline and every step's data."""
     from runners.reporters.html import render_html
 
-    record, steps = _load_run(run_id, state, workflow)
+    record, steps, _ = _load_run(run_id, state, workflow)
     try:
         from engine.atomic import atomic_write
 

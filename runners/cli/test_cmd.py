@@ -43,6 +43,14 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
     if missing:
         click.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
         return EXIT_USAGE
+    if junit is not None:
+        from runners.targets import check_writable
+
+        try:
+            check_writable(junit, "--junit", "the JUnit report")
+        except PlaitError as exc:
+            print_error(exc)
+            return EXIT_USAGE
     files = find_workflows(paths)
     results: list[CaseResult] = []
     bad_spec = False
@@ -59,7 +67,11 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             _print_case(outcome)
             results.append(outcome)
     if junit is not None:
-        write_junit(results, junit)
+        try:
+            write_junit(results, junit)
+        except OSError as exc:
+            click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
+                       err=True)
     return _summary(results, bad_spec, len(files))
 
 

@@ -3,12 +3,14 @@ session around a CLI run (:class:`Reporting` ties them to `plait run`)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from runners.reporters.github import append_summary, error_annotations, in_github_actions
 from runners.reporters.junit import JUnitCase, cases_from_run, junit_xml, write_junit
+from runners.targets import check_writable
 
 __all__ = ("JUnitCase", "Reporting", "append_summary", "cases_from_run", "error_annotations",
            "in_github_actions", "junit_xml", "write_junit")
@@ -31,6 +33,10 @@ class Reporting:
         self._session: Any = None
 
     def start(self) -> dict[str, Any]:
+        """Check the report targets and start tracing, before anything runs: a target that
+        cannot be written is a ConfigError here, not a traceback after the run."""
+        if self.junit is not None:
+            check_writable(self.junit, "--junit", "the JUnit report")
         if self.trace is None:
             return {}
         from runners.tracing_setup import start_tracing
@@ -50,11 +56,25 @@ class Reporting:
                     print(line, file=sys.stderr)
 
     def _reports(self, result: Any) -> None:
+        """Write the reports of a finished run. A report that cannot be written is said on
+        stderr; it does not change the run's exit code (the run itself is over)."""
         if self.junit is not None:
-            write_junit(cases_from_run(result, self.workflow), self.junit,
-                        suite=f"plait run {result.workflow}")
+            try:
+                write_junit(cases_from_run(result, self.workflow), self.junit,
+                            suite=f"plait run {result.workflow}")
+            except OSError as exc:
+                print(f"error: cannot write the JUnit report {self.junit}: "
+                      f"{exc.strerror or exc} (the run itself is not affected)",
+                      file=sys.stderr)
         if in_github_actions():
             out = sys.stderr if self.as_json else sys.stdout
             for line in error_annotations(result, self.workflow):
                 print(line, file=out, flush=True)
-            append_summary(result)
+            try:
+                append_summary(result)
+            except OSError as exc:
+                print(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
+                      f"({exc.filename or os.environ.get('GITHUB_STEP_SUMMARY')}): "
+                      f"{exc.strerror or exc}; the run itself is not affected",
+                      file=sys.stderr)
+

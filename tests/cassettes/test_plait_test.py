@@ -138,3 +138,12 @@ def test_a_snapshot_in_the_old_directory_is_read_and_moved_on_update(fallback: P
     assert done.returncode == 0, done.stdout
     assert new.is_file() and not old.exists()
     assert (fallback / "__snapshots__" / "test_fallback.ambr").is_file()  # syrupy's stays
+
+
+def test_a_junit_path_that_cannot_be_written_fails_before_any_case(fallback: Path) -> None:
+    (fallback / "afile").write_text("a file, not a directory")
+    done = plait("test", str(fallback), "--junit", str(fallback / "afile" / "j.xml"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: cannot write the JUnit report to "
+                                  f"{fallback / 'afile' / 'j.xml'}: {fallback / 'afile'} is "
+                                  "not a directory (hint: ")

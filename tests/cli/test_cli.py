@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,41 @@ def test_an_unwritable_record_dir(files: Path) -> None:
     assert "tape is a file, not a directory" in late.stderr
 
 
+NUMS = "version: 1\nname: nums\ninputs:\n  num: {type: number, default: 1}\n" \
+       "  obj: {type: object, default: {}}\nproviders:\n  p: {kind: echo}\nsteps:\n" \
+       "  a: {llm: p, prompt: hi}\noutputs:\n  all: ${{ inputs }}\n"
+
+
+def test_inputs_json_cannot_hold_exit_2_naming_the_input(files: Path) -> None:
+    (files / "nums.yaml").write_text(NUMS)
+    big = plait("run", "nums.yaml", "-i", "num=1e400", "--json", cwd=files)
+    assert big.returncode == 2 and big.stdout == ""
+    assert big.stderr.startswith("error: input 'num' holds the number inf,")
+    (files / "nan.json").write_text('{"obj": {"x": [NaN]}}')
+    nan = plait("run", "nums.yaml", "--inputs", "nan.json", cwd=files)
+    assert nan.returncode == 2
+    assert nan.stderr.startswith("error: input 'obj' holds the number nan at obj['x'][0]")
+    (files / "deep.json").write_text('{"obj": ' + "[" * 1000 + "]" * 1000 + "}")
+    deep = plait("run", "nums.yaml", "--inputs", "deep.json", cwd=files)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert deep.stderr.startswith("error: cannot read inputs file deep.json: it is nested "
+                                  "too deeply")
+    deep_text = plait("run", "nums.yaml", "-i", "obj=" + "[" * 1000 + "]" * 1000, cwd=files)
+    assert deep_text.returncode == 2 and "Traceback" not in deep_text.stderr
+    assert deep_text.stderr.startswith("error: input 'obj' is nested too deeply")
+
+
+def test_a_failed_step_prints_where_and_how_to_fix_it(files: Path) -> None:
+    (files / "fe.yaml").write_text("version: 1\nname: fe\nproviders:\n  p: {kind: echo}\n"
+                                   "steps:\n  a:\n    foreach: ${{ 'abc' }}\n    llm: p\n"
+                                   "    prompt: ${{ item }}\n")
+    out = plait("run", "fe.yaml", cwd=files)
+    assert out.returncode == 1
+    assert ("step a failed: fe.yaml:7:14: step 'a': foreach needs a list, got str (hint: make "
+            "the foreach expression return a list; a mapping is iterated as [key, value] "
+            "pairs)") in out.stderr.splitlines()
+
+
 def test_plain_progress_lines_without_a_tty(files: Path) -> None:
     out = plait("run", "good.yaml", cwd=files)
     assert out.returncode == 0
@@ -146,6 +182,74 @@ def test_runs_list_and_show(files: Path) -> None:
     assert shown.returncode == 0 and "succeeded" in shown.stdout
     missing = plait("runs", "show", "nosuchrun", "--workflow", "good.yaml", cwd=files)
     assert missing.returncode == 2
+
+
+def test_follow_up_hints_run_as_printed_from_where_the_run_started(files: Path) -> None:
+    (files / "sub").mkdir()
+    (files / "sub" / "fail.yaml").write_text("version: 1\nname: f\npolicies:\n  o: {level: "
+                                            "low}\nsteps:\n  a: {run: 'exit 4', policy: o}\n")
+    failed = plait("run", "sub/fail.yaml", cwd=files)
+    assert failed.returncode == 1
+    hint = failed.stderr.strip().splitlines()[-1]
+    assert hint.startswith("run ") and "; inspect with: plait runs show " in hint
+    command = shlex.split(hint.split("inspect with: plait ", 1)[1])
+    shown = plait(*command, cwd=files)
+    assert shown.returncode == 0, shown.stderr
+    assert "failed" in shown.stdout and "exited with code 4" in shown.stdout
+    unrecorded = plait("run", "sub/fail.yaml", "--no-record", cwd=files)
+    assert unrecorded.returncode == 1 and "runs show" not in unrecorded.stderr
+    assert unrecorded.stderr.strip().splitlines()[-1].endswith(" failed (not recorded)")
+    here = plait("run", "fail.yaml", cwd=files / "sub")  # beside the database: no option
+    run_id = json.loads(plait("runs", "list", "--json", cwd=files / "sub").stdout)[0]["run_id"]
+    assert here.stderr.strip().splitlines()[-1].endswith(f"inspect with: plait runs show "
+                                                         f"{run_id}")
+
+
+@pytest.mark.parametrize("command", [("runs", "list"), ("runs", "show", "x"), ("resume", "x"),
+                                     ("runs", "report", "x", "--html", "r.html")])
+def test_reading_commands_do_not_create_a_database(files: Path, command: tuple[str, ...]
+                                                   ) -> None:
+    out = plait(*command, cwd=files)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: there is no run record database at "
+                                 f"{files.resolve()}/.plait/runs.db (hint: ")
+    assert "--state PATH" in out.stderr
+    assert not (files / ".plait").exists()
+
+
+def test_runs_list_filters_by_status_as_shown_and_checks_its_options(files: Path) -> None:
+    from engine.state import RunRecord, RunStore, new_run_id, owner_meta
+
+    with RunStore.open(files / "runs.db") as store:
+        for status, meta in [("succeeded", {}),
+                             ("running", {"owner": {**owner_meta(), "host": "gone-host"}})]:
+            store.create_run(RunRecord(run_id=new_run_id(), workflow_name="w",
+                                       workflow_path="/w.yaml", spec_hash="s", inputs={},
+                                       status="running", started_at=1.0, meta=meta))
+            if status == "succeeded":
+                store.finish_run(store.list_runs()[0].run_id, status="succeeded",
+                                 finished_at=2.0, outputs={}, error=None, usage={}, cost=0)
+        ok, died = sorted(store.list_runs(), key=lambda r: r.status, reverse=True)
+
+    def listing(*args: str) -> subprocess.CompletedProcess[str]:
+        return plait("runs", "list", "--state", "runs.db", *args, cwd=files)
+
+    for status in ("died", "DIED", "Died"):
+        out = listing("--status", status)
+        assert out.returncode == 0 and f"{died.run_id}  died" in out.stdout
+        assert ok.run_id not in out.stdout
+    assert f"{ok.run_id}  succeeded" in listing("--status", "Succeeded").stdout
+    assert json.loads(listing("--status", "died", "--json").stdout)[0]["run_id"] == died.run_id
+    none = listing("--status", "running")
+    assert none.returncode == 0
+    assert none.stdout.startswith("no runs match --status running")
+    assert json.loads(listing("--status", "failed", "--json").stdout) == []
+    bogus = listing("--status", "bogus")
+    assert bogus.returncode == 2 and "'bogus' is not one of 'running', 'died'," in bogus.stderr
+    for limit in ("0", "-1"):
+        bad = listing("--limit", limit)
+        assert bad.returncode == 2 and "is not in the range x>=1" in bad.stderr
+    assert len(listing("--limit", "1").stdout.strip().splitlines()) == 2  # header + 1 run
 
 
 def test_providers_check_names_a_missing_key(files: Path) -> None:
@@ -217,6 +321,11 @@ def test_batch_runs_one_workflow_per_row(files: Path) -> None:
     (files / "bad.jsonl").write_text('{"who": "ada"}\n[1]\n')
     bad = plait("batch", "good.yaml", "--inputs", "bad.jsonl", cwd=files)
     assert bad.returncode == 2 and "bad.jsonl:2: each line must be a JSON object" in bad.stderr
+    (files / "deep.jsonl").write_text('{"who": "ada"}\n{"who": ' + "[" * 1000 + "]" * 1000
+                                      + "}\n")
+    deep = plait("batch", "good.yaml", "--inputs", "deep.jsonl", cwd=files)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert "deep.jsonl:2: nested too deeply to read" in deep.stderr
 
 
 def test_batch_on_ray(files: Path) -> None:

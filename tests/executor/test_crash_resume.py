@@ -4,6 +4,8 @@ database safely; an unusable state location fails before anything runs."""
 from __future__ import annotations
 
 import os
+import resource
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -102,6 +104,41 @@ def test_resume_refuses_when_a_finished_step_changed(tmp_path: Path) -> None:
     assert "the workflow changed for finished step(s) first" in err
 
 
+def test_resume_finds_the_workflow_from_any_directory(tmp_path: Path) -> None:
+    """New records keep the workflow's absolute path; an old record's relative path is still
+    read relative to the current directory."""
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    go = tmp_path / "go"
+    (tmp_path / "proj" / "sub" / "wf.yaml").write_text(
+        WORKFLOW.replace("sleep 60", "exit 1").replace("[ -f go ]", f"[ -f {go} ]"))
+    proc = plait("run", "sub/wf.yaml", cwd=tmp_path / "proj")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    db = tmp_path / "proj" / "sub" / ".plait" / "runs.db"
+    store = RunStore.open(db)
+    run = store.list_runs()[0]
+    store.close()
+    assert run.workflow_path == str((tmp_path / "proj" / "sub" / "wf.yaml").resolve())
+    go.touch()
+    resumed = plait("resume", run.run_id, "--state", str(db), cwd=tmp_path / "elsewhere")
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert not (tmp_path / "elsewhere" / ".plait").exists()
+
+    go.unlink()
+    proc = plait("run", "sub/wf.yaml", cwd=tmp_path / "proj")
+    proc.communicate(timeout=60)
+    with sqlite3.connect(db) as conn:  # as older plait recorded it: relative to the cwd
+        old_id = conn.execute("SELECT run_id FROM runs WHERE status = 'failed'").fetchone()[0]
+        conn.execute("UPDATE runs SET workflow_path = 'sub/wf.yaml' WHERE run_id = ?",
+                     (old_id,))
+    go.touch()
+    resumed = plait("resume", old_id, "--state", str(db), cwd=tmp_path / "proj")
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+
+
 def test_two_concurrent_runs_share_one_database(tmp_path: Path) -> None:
     body = "version: 1\nname: many\npolicies:\n  open: {level: low}\ndefaults:\n" \
            "  policy: open\nconcurrency: 50\nsteps:\n" + "".join(
@@ -132,6 +169,25 @@ def test_unusable_state_location_fails_before_any_step(tmp_path: Path) -> None:
     assert not (tmp_path / "ran.log").exists()
 
 
+def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
+    """Exit 2 means nothing ran. A record write that fails after steps ran (here a file size
+    limit that the big step's record crosses) is a failed run: exit 1, saying so."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: big\nproviders:\n  p: {kind: echo}\nsteps:\n"
+        "  a: {llm: p, prompt: small}\n  b:\n    llm: p\n"
+        "    prompt: \"${{ steps.a.output ~ ('x' * 200000) }}\"\n")
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    proc = plait("run", "wf.yaml", cwd=tmp_path, preexec_fn=limit_file_size)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "a: ok" in err and "Traceback" not in err
+    assert "error: could not save 1 step record(s) in the run record database" in err
+    assert "stopped after it had started (steps may have run)" in err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: int) -> None:
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
@@ -147,3 +203,21 @@ def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: 
     store.close()
     assert run.status == "interrupted"
     assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+
+
+def test_the_resume_hint_of_an_interrupted_run_works_as_printed(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    proc = plait("run", "wf.yaml", "--state", "records/runs.db", cwd=tmp_path)
+    wait_for(tmp_path / "second-started")
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    assert hint.startswith("interrupted; resume with: plait resume ")
+    assert hint.endswith(f" --state {tmp_path.resolve() / 'records' / 'runs.db'}")
+    (tmp_path / "go").touch()
+    resumed = plait(*shlex.split(hint.split("resume with: plait ", 1)[1]), cwd=tmp_path)
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]
+    assert not (tmp_path / ".plait").exists()

@@ -219,7 +219,8 @@ steps:
     result = await run(path)
     error = result.steps["each"].error
     assert result.status == "failed"
-    assert "foreach needs a list, got int" in error["message"]
+    assert error["message"] == f"{path}:9:14: step 'each': foreach needs a list, got int"
+    assert error["field"] == "foreach" and "return a list" in error["hint"]
 
 
 async def test_runtime_expression_error_names_the_step_and_place(tmp_path: Path) -> None:
@@ -255,6 +256,42 @@ steps:
     assert not (tmp_path / "ran").exists()
     result = await run(path, {"count": "2"}, from_text=frozenset({"count"}))
     assert result.status == "succeeded"
+
+
+async def test_numbers_json_cannot_hold_are_refused_anywhere_in_the_inputs(
+        tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+inputs:
+  num: {type: number, default: 1}
+  obj: {type: object, default: {}}
+  arr: {type: array, default: []}
+steps:
+  touch:
+    run: touch ran
+""")
+    with pytest.raises(InputError, match=r"input 'num' holds the number inf,") as caught:
+        await run(path, {"num": "1e400"}, from_text=frozenset({"num"}))
+    assert caught.value.context["input"] == "num" and "finite" in str(caught.value.hint)
+    with pytest.raises(InputError, match=r"input 'num' holds the number -inf"):
+        await run(path, {"num": float("-inf")})
+    with pytest.raises(InputError, match=r"input 'obj' holds the number nan at obj\['x'\]\[1\]"):
+        await run(path, {"obj": '{"x": [1, NaN]}'}, from_text=frozenset({"obj"}))
+    with pytest.raises(InputError, match=r"input 'arr' holds the number nan at arr\[0\]"):
+        await run(path, {"arr": [float("nan")]})
+    with pytest.raises(InputError, match=r"input 'obj' is nested too deeply"):
+        await run(path, {"obj": '{"k": ' + "[" * 5000 + "]" * 5000 + "}"},
+                  from_text=frozenset({"obj"}))
+    assert not (tmp_path / "ran").exists()
+    nan_default = workflow(tmp_path, """\
+inputs:
+  num: {type: number, default: .nan}
+steps:
+  touch:
+    run: touch ran
+""", name="d")
+    with pytest.raises(InputError, match=r"the default of input 'num' holds the number nan"):
+        await run(nan_default)
+    assert not (tmp_path / "ran").exists()
 
 
 async def test_sub_workflow_runs_with_inputs_and_recursion_is_refused(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
+
 from runners.reporters import JUnitCase, write_junit
 from tests.reporters.conftest import WORKFLOW, plait
 
@@ -85,3 +87,48 @@ def test_annotations_go_to_stderr_with_json(tmp_path: Path) -> None:
                 env={"GITHUB_ACTIONS": "true"})
     assert json.loads(out.stdout)["status"] == "succeeded"
     assert "::error file=wf.yaml" in out.stderr
+
+
+SIMPLE = "version: 1\nname: ok\nproviders:\n  p: {kind: echo}\nsteps:\n  a: {llm: p, prompt: hi}\n"
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--junit", "afile/j.xml", "cannot write the JUnit report to afile/j.xml: afile is not a "
+                               "directory"),
+    ("--junit", "adir", "cannot write the JUnit report to adir: it is a directory"),
+    ("--trace-file", "adir", "cannot write the trace file to adir: it is a directory"),
+    ("--trace-file", "afile/t.jsonl", "cannot write the trace file to afile/t.jsonl: afile is "
+                                      "not a directory"),
+    ("--otlp", "http://[::1", "--otlp 'http://[::1' is not a valid URL: Invalid IPv6 URL"),
+    ("--otlp", "localhost:4318", "--otlp 'localhost:4318' is not an http:// or https:// URL"),
+])
+def test_a_report_target_that_cannot_work_fails_before_the_run(
+        tmp_path: Path, option: str, value: str, message: str) -> None:
+    (tmp_path / "wf.yaml").write_text(SIMPLE)
+    (tmp_path / "afile").write_text("a file, not a directory")
+    (tmp_path / "adir").mkdir()
+    # tracing on (the suite turns it off); every case fails before anything is exported
+    out = plait("run", "wf.yaml", option, value, cwd=tmp_path, env={"OTEL_SDK_DISABLED": ""})
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: {message}") and "(hint: " in out.stderr
+    assert len(out.stderr.splitlines()) == 1 and out.stdout == ""
+    assert not (tmp_path / ".plait").exists()  # nothing ran, nothing recorded
+
+
+def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(
+        tmp_path: Path) -> None:
+    """The JUnit directory is turned into a file by the run itself, and the job summary's
+    directory does not exist: both are said on stderr, and the run still exits 0."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: ok\npolicies:\n  o: {level: low}\nsteps:\n"
+        f"  a: {{run: 'rm -r {reports} && touch {reports}', policy: o}}\n")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "no" / "s.md")}
+    out = plait("run", "wf.yaml", "--junit", "reports/j.xml", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "error: cannot write the JUnit report reports/j.xml: " in out.stderr
+    assert (f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
+            f"({tmp_path / 'no' / 's.md'}): No such file or directory; the run itself is not "
+            "affected") in out.stderr

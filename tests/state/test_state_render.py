@@ -52,3 +52,13 @@ def test_run_detail_shows_steps_errors_usage_and_audit() -> None:
     assert '      event   {"attempt": 1, "retry_in": 0.5}' in text
     assert "  report  skipped  not started  0 attempts" in text
     assert "\x1b[" not in text  # plain text, no colour codes
+
+
+def test_a_died_run_says_how_to_resume_it_from_another_database() -> None:
+    died = RunRecord(run_id="1m86z287ycweer3", workflow_name="digest",
+                     workflow_path="/w/digest.yaml", spec_hash="s", inputs={},
+                     status="running", started_at=1_700_000_000.0,
+                     meta={"owner": {"pid": 1, "host": "a-host-that-is-not-this-one"}})
+    assert "continue it with `plait resume 1m86z287ycweer3`)" in format_run(died, [])
+    text = format_run(died, [], locate=" --state /srv/runs.db")
+    assert "continue it with `plait resume 1m86z287ycweer3 --state /srv/runs.db`)" in text

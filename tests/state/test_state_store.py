@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,8 @@ import engine.state as state
 from engine.errors import ConfigError, StateError
 from engine.state import RunRecord, RunStore, StepRecord, new_run_id, spec_hash
 from engine.state._schema import MIGRATIONS, SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_run(run_id: str | None = None, **kw: object) -> RunRecord:
@@ -173,6 +178,8 @@ def test_list_runs_filters_and_orders(store: RunStore) -> None:
     assert [r.started_at for r in store.list_runs(status="failed")] == [104.0, 103.0]
     assert [r.started_at for r in store.list_runs(workflow_name="b", status="failed")] == [104.0]
     assert store.list_runs(workflow_name="zzz") == []
+    assert len(store.list_runs(limit=None)) == 5 and len(store.list_runs(limit=3)) == 3
+    assert store.list_runs(limit=-1) == []  # not SQLite's "no limit"
 
 
 def test_run_ids_are_short_unique_and_time_sorted() -> None:
@@ -242,6 +249,35 @@ def test_disk_full_is_a_state_error_and_keeps_committed_data(tmp_path: Path) -> 
     s.close()
     with RunStore.open(tmp_path / "r.db") as again:
         assert [x.step_id for x in again.steps(run.run_id)] == ["kept"]  # batch all-or-nothing
+
+
+def test_opening_on_a_full_disk_says_to_free_space(tmp_path: Path) -> None:
+    # max_page_count makes the schema's first write fail with SQLITE_FULL, as a full disk does
+    path = str(tmp_path / "r.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA max_page_count = 2")
+    with pytest.raises(ConfigError, match="database or disk is full") as err:
+        RunStore._setup(conn, path, "normal")
+    conn.close()
+    assert err.value.hint and "free disk space" in err.value.hint
+
+
+def test_a_commit_sqlite_rolled_back_itself_keeps_its_real_error(tmp_path: Path) -> None:
+    """A write refused at COMMIT (here by a file size limit just above the WAL index's 32 KiB)
+    makes SQLite roll back by itself; the error must be that one, not 'cannot rollback'."""
+    script = ("import resource, sys\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))\n"
+              "from engine.errors import ConfigError\n"
+              "from engine.state import RunStore\n"
+              "try:\n    RunStore.open(sys.argv[1])\n"
+              "except ConfigError as exc:\n    print(exc.message); print(exc.hint)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r.db")],
+                         capture_output=True, text=True, timeout=60, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    message, hint = out.stdout.splitlines()
+    assert "cannot rollback" not in message
+    assert message == f"cannot use the run record database {tmp_path / 'r.db'}: disk I/O error"
+    assert "free space" in hint and "permissions" not in hint
 
 
 def test_wal_and_sync_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
