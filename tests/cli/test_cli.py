@@ -352,3 +352,9 @@ def test_batch_starts_each_mcp_server_once(files: Path) -> None:
     assert out.returncode == 0, out.stderr
     pids = {json.loads(line)["outputs"]["pid"] for line in out.stdout.splitlines()}
     assert len(pids) == 1  # one server process answered every row
+
+
+def test_replay_missing_without_replay_is_a_usage_error(files: Path) -> None:
+    out = plait("run", "good.yaml", "-i", "who=ada", "--replay-missing=live", cwd=files)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "--replay-missing=live only applies to a run with --replay DIR" in out.stderr
