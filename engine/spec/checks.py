@@ -273,6 +273,33 @@ class Checker:
                     self.issue(f"test input {key!r} is not a declared input",
                                ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
                                key=True, code="input")
+            checks = case.get("assert") if isinstance(case, dict) else None
+            for j, check in enumerate(_list(checks)):
+                if isinstance(check, dict):
+                    self._assertion(check, ("tests", i, "assert", j))
+
+    def _assertion(self, check: dict[str, Any], path: Path_) -> None:
+        """A `matches:` that is no regular expression, or a `schema:` that is no JSON Schema,
+        would only fail when the test runs."""
+        pattern = check.get("matches")
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.issue(f"`matches` is not a valid regular expression: {exc}",
+                           (*path, "matches"), "Python re syntax; escape special characters "
+                           "with a backslash", code="assertion")
+        schema = check.get("schema")
+        if isinstance(schema, dict):
+            from jsonschema import SchemaError
+            from jsonschema.validators import validator_for
+
+            try:
+                validator_for(schema).check_schema(schema)
+            except SchemaError as exc:
+                self.issue(f"`schema` is not a valid JSON Schema: {exc.message}",
+                           (*path, "schema"), "check its keywords and type names (JSON Schema)",
+                           code="assertion")
 
 
 def _declared_inputs(path: Path) -> dict[str, Any] | None:

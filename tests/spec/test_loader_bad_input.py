@@ -266,3 +266,16 @@ def test_sub_workflow_inputs_are_checked_against_the_child_file(tmp_path: Path) 
     parent.write_text("version: 1\nname: parent\nsteps:\n"
                       "  s1:\n    workflow: child.yaml\n    with: {n: 3}\n")
     assert load(parent).kind("s1") == "workflow"
+
+
+def test_a_test_assertion_that_can_never_work_is_a_spec_error() -> None:
+    text = GOOD + ("outputs:\n  o: ${{ steps.a.output }}\ntests:\n  - name: c\n    assert:\n"
+                   "      - {output: o, matches: '(unclosed'}\n"
+                   "      - {output: o, schema: {type: strnig}}\n"
+                   "      - {output: o, matches: '^echo', schema: {type: string}}\n")
+    issues = issues_of(text)
+    assert [(i.path, i.code) for i in issues] == [
+        (("tests", 0, "assert", 0, "matches"), "assertion"),
+        (("tests", 0, "assert", 1, "schema"), "assertion")]
+    assert "not a valid regular expression" in issues[0].message
+    assert "not a valid JSON Schema" in issues[1].message
