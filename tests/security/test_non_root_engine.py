@@ -62,6 +62,10 @@ def test_fork_bomb_hits_the_kernel_limit_for_a_non_root_engine(tmp_path: Path,
     done = _as_nobody(python, "-c", ENGINE, level, str(tmp_path))
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
-    # the kernel refused the 21st process (the watchdog never had to act: killed_by None)
-    assert lines["bomb"].startswith("2 None") and "Cannot fork" in lines["bomb"], lines
+    # the kernel refused the 21st process (the watchdog never had to act: killed_by None);
+    # on a loaded machine the watchdog's poll can see the 21st first and kill the step
+    # (killed_by max_processes): either way the bomb stopped at the limit
+    code, killed_by = lines["bomb"].split()[:2]
+    assert (killed_by == "None" and code == "2" and "Cannot fork" in lines["bomb"]) or \
+        killed_by == "max_processes", lines
     assert lines["after"] == "0 65534"
