@@ -34,6 +34,16 @@ async def run(path: Path, inputs: dict[str, Any] | None = None, **options: Any) 
     return await run_workflow(load(path), inputs or {}, **options)
 
 
+async def run_recorded(path: Path, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """The run's result and its step records, as written to a run record database."""
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(path, store=store)
+        return result, {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -108,12 +118,7 @@ steps:
   deploy:
     run: "echo deployed >> {marker}"
 """)
-    store = RunStore.open(tmp_path / "runs.db")
-    try:
-        result = await run(path, store=store)
-        records = {r.step_id: r for r in store.steps(result.run_id)}
-    finally:
-        store.close()
+    result, records = await run_recorded(path, tmp_path)
     assert result.status == "failed"
     assert not marker.exists()
     assert result.steps["deploy"].status == "cancelled"
@@ -191,12 +196,7 @@ steps:
     run: "printf 'ST%s\\n' ${{ inputs.word }}; echo oops >&2; exit 3"
     needs: [flaky]
 """)
-    store = RunStore.open(tmp_path / "runs.db")
-    try:
-        result = await run(path, store=store)
-        records = {r.step_id: r for r in store.steps(result.run_id)}
-    finally:
-        store.close()
+    result, records = await run_recorded(path, tmp_path)
     bad = records["bad"]
     assert bad.status == "failed"
     assert "exit 3" in bad.rendered_input["run"] and "OUT" in bad.rendered_input["run"]
