@@ -21,9 +21,12 @@ from engine.errors import CommandFailed, PolicyViolation, StepTimeout
 from engine.policy import Policy, check_command
 from engine.sandbox.base import CommandResult, Runner
 
-__all__ = ("MAX_SNAPSHOT_FILES", "STDERR_TAIL", "AuditRecord", "CommandOutcome", "run_command")
+__all__ = ("MAX_SNAPSHOT_FILES", "STDERR_TAIL", "STDOUT_TAIL", "AuditRecord", "CommandOutcome",
+           "run_command")
 
 STDERR_TAIL = 2000
+#: how much of a failed command's stdout its error keeps (the end, where the cause usually is)
+STDOUT_TAIL = 4000
 #: at most this many files are compared before/after a command, per write path
 MAX_SNAPSHOT_FILES = 10_000
 
@@ -129,8 +132,9 @@ def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
         tail = result.stderr[-STDERR_TAIL:].strip()
         why = (f"killed for exceeding {result.killed_by}" if result.killed_by
                else f"exited with code {result.exit_code}")
+        printed = {"stdout": result.stdout[-STDOUT_TAIL:]} if result.stdout.strip() else {}
         error = CommandFailed(f"command {shown!r} {why}" + (f": {tail}" if tail else ""),
-                              step=step_id, exit_code=result.exit_code)
+                              step=step_id, exit_code=result.exit_code, **printed)
     if error is not None:
         error.audit = audit  # type: ignore[attr-defined]
         error.result = result  # type: ignore[attr-defined]

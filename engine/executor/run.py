@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import fields, replace
@@ -20,6 +21,8 @@ from engine.executor.result import RunResult, StepResult
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
+
+log = logging.getLogger("plait.executor")
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -88,7 +91,11 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
     unknown = set(options) - known
     if unknown:
         raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
-    return RunOptions(**options)
+    opts = RunOptions(**options)
+    if opts.replay_missing == "live" and opts.replay_dir is None:
+        raise ConfigError("--replay-missing=live only applies to a run with --replay DIR",
+                          hint="add --replay DIR, or drop --replay-missing")
+    return opts
 
 
 def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
@@ -139,7 +146,12 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                                f"saved: {exc.message}", result=result, hint=exc.hint) from exc
     saved = services.saved_cassette()
     if store is not None and saved is not None:
-        store.update_meta(run_id, {"cassette": saved})
+        try:
+            store.update_meta(run_id, {"cassette": saved})
+        except StateError as exc:  # the run and its result stand; a recorded resume of it
+            log.warning("run %s: its cassette was saved but could not be noted in the run "
+                        "record (%s); a recorded resume will start a new cassette",
+                        run_id, exc.message)
     return result
 
 

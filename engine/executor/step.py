@@ -24,8 +24,6 @@ from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
 
 _CONTROL = ("if", "foreach")
-#: how much of a failed command's stdout its error keeps (the end, where the cause usually is)
-_STDOUT_TAIL = 4000
 
 
 class _Attempts:
@@ -253,10 +251,6 @@ def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, A
         exc = wrapped
     data = exc.to_dict()
     data.setdefault("step", step_id)
-    result = getattr(exc, "result", None)  # a failed command: what it printed, for the record
-    stdout = getattr(result, "stdout", None)
-    if isinstance(stdout, str) and stdout.strip():
-        data.setdefault("stdout", stdout[-_STDOUT_TAIL:])
     if isinstance(exc, RunError) and "message" in data:
         data["message"] = str(data["message"])
     redacted: dict[str, Any] = rc.services.redact(data)

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import click
 
-from engine.errors import ConfigError, InputError, PlaitError, SpecError
+from engine.errors import InputError, PlaitError, SpecError
 from runners.cli.report import dump_json, print_error, state_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -128,9 +128,6 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     from engine.spec.loader import load
 
     try:
-        if options.get("replay_missing") == "live" and options.get("replay_dir") is None:
-            raise ConfigError("--replay-missing=live only applies to a run with --replay DIR",
-                              hint="add --replay DIR, or drop --replay-missing")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
         if dry_run:

@@ -549,3 +549,14 @@ async def test_a_handler_that_cannot_load_fails_its_step_not_the_run(
     assert result.status == "failed"
     assert result.steps["a"].status == "failed"
     assert "no_such_handler_module" in result.steps["a"].error["message"]
+
+
+async def test_replay_missing_live_without_a_replay_is_refused_before_anything_runs(
+        tmp_path: Path) -> None:
+    from engine.errors import ConfigError
+
+    marker = tmp_path / "ran"
+    path = workflow(tmp_path, f"steps:\n  a:\n    run: touch {marker}\n")
+    with pytest.raises(ConfigError, match="only applies to a run with --replay"):
+        await run(path, replay_missing="live", record_state=False)
+    assert not marker.exists()
