@@ -161,27 +161,24 @@ class TracingSession:
                                               export_interval_millis=60_000)])
         #: what sends spans somewhere: each has label, dropped and error
         self.exporters: list[Any] = []
-        for target in targets:
-            if target.kind == "file":
-                try:
+        try:
+            for target in targets:
+                if target.kind == "file":
                     file = _file_processor(Path(target.where), _label(target))
-                except ConfigError:
-                    self.provider.shutdown()
-                    if self.meter_provider is not None:
-                        self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
-                    _restore(self._quiet)
-                    raise
-                self.exporters.append(file)
-                self.provider.add_span_processor(file)
-                continue
-            exporter = _Counting(_exporter(target, console), _label(target))
-            self.exporters.append(exporter)
-            if target.kind == "console":
-                self.provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[arg-type]
-            else:
-                self.provider.add_span_processor(BatchSpanProcessor(
-                    exporter, max_queue_size=65_536,  # type: ignore[arg-type]
-                    max_export_batch_size=2048, schedule_delay_millis=2000))
+                    self.exporters.append(file)
+                    self.provider.add_span_processor(file)
+                    continue
+                exporter = _Counting(_exporter(target, console), _label(target))
+                self.exporters.append(exporter)
+                if target.kind == "console":
+                    self.provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[arg-type]
+                else:
+                    self.provider.add_span_processor(BatchSpanProcessor(
+                        exporter, max_queue_size=65_536,  # type: ignore[arg-type]
+                        max_export_batch_size=2048, schedule_delay_millis=2000))
+        except BaseException:  # a target that cannot work: close what was opened, loudly
+            self.shutdown()
+            raise
         # no metrics exporter (file, console): a no-op meter, so the tracer records none
         self.tracer = RunTracer(self.provider, self.meter_provider or NoOpMeterProvider(),
                                 trace_content=config.content)

@@ -37,6 +37,11 @@ class RunControl:
         self.interrupted = False
         self._scheduler: Scheduler | None = None
 
+    @property
+    def started(self) -> str | None:
+        """The run's id once it has started (its steps may run), else None."""
+        return self._scheduler.rc.run_id if self._scheduler is not None else None
+
     def interrupt(self) -> None:
         self.interrupted = True
         if self._scheduler is not None:

@@ -56,9 +56,8 @@ class Services:
         self.secrets = load_secrets(spec.secrets, env=self.environ,
                                     dotenv_path=self.workflow.base_dir / ".env")
         self.redactor = Redactor.from_env(spec.secrets, env=self.environ)
-        self.redactor.add(*self.secrets.values())
-        self.redactor.add(*literal_secret_values(spec))
-        self.redactor.add(*self.options.inherited_secrets)
+        self.redactor.add(*self.secrets.values(), *literal_secret_values(spec),
+                          *self.options.inherited_secrets)
 
     async def __aenter__(self) -> Services:
         spec = self.workflow.spec

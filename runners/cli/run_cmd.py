@@ -176,14 +176,11 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                options: dict[str, Any], reporting: Any = None,
                locate: str | None = "") -> int:
     from engine.cassettes import CassetteNotSaved
-    from engine.executor import RunControl, RunStarted, run_workflow
+    from engine.executor import RunControl, run_workflow
 
     control = RunControl()
-    started: list[str] = []  # the run id, once the run has started (steps may run)
-    listeners: list[Any] = [lambda e: started.append(e.run_id)
-                            if isinstance(e, RunStarted) else None]
     with ExitStack() as stack:
-        listeners.extend(_progress(workflow, as_json, stack))
+        listeners = _progress(workflow, as_json, stack)
         if stream:
             from runners.cli.progress import StreamPrinter
 
@@ -203,9 +200,9 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                 tg.cancel_scope.cancel()
                 stack.close()
                 print_error(exc)
-                if not started:
+                if control.started is None:
                     return EXIT_USAGE  # refused before anything ran
-                click.echo(f"run {started[0]} stopped after it had started (steps may have "
+                click.echo(f"run {control.started} stopped after it had started (steps may have "
                            "run); its record may be incomplete", err=True)
                 return EXIT_FAILED
             tg.cancel_scope.cancel()
