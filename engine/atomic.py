@@ -28,3 +28,20 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def unwritable(path: Path) -> str | None:
+    """Why `atomic_write(path, ...)` would fail, looked at without writing anything (so a
+    run that never starts leaves no trace): None when it looks writable."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists() and not path.is_file():  # a device or FIFO (/dev/stdout): written into
+        return None if os.access(path, os.W_OK) else "it is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and not ancestor.is_symlink() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # directories missing on the way are created by the write
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None

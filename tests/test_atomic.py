@@ -40,3 +40,16 @@ def test_a_device_is_written_into_not_replaced(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     atomic_write(Path(os.devnull), "discarded")
     assert stat.S_ISCHR(Path(os.devnull).stat().st_mode)
+
+
+def test_unwritable_says_why_without_writing(tmp_path: Path) -> None:
+    from engine.atomic import unwritable
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    assert unwritable(tmp_path / "adir") == "it is a directory"
+    assert unwritable(tmp_path / "afile" / "below" / "x.json") == \
+        f"{tmp_path / 'afile'} is a file, not a directory"
+    assert unwritable(tmp_path / "new" / "deeper" / "x.json") is None
+    assert not (tmp_path / "new").exists()  # looked at, nothing created
+    assert unwritable(tmp_path / "afile") is None  # replaced atomically

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from engine.atomic import atomic_write
+from engine.atomic import atomic_write, unwritable
 from engine.cassettes import shape
 from engine.errors import ConfigError, PlaitError, RunError
 
@@ -339,34 +337,13 @@ def _check_shape(path: Path, data: Any) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Before a recorded run starts: the cassette's directory can be created and written (so
-    a live run is not wasted on a cassette that cannot be saved)."""
-    directory = path.parent
-    hint = "pass --record a directory that can be created and written"
-    blocked = _file_in_the_way(directory)
-    if blocked is not None:
-        raise CassetteError(f"cannot write cassette {path}: {blocked} is a file, not a "
-                            "directory", hint=hint)
-    if path.is_dir():
-        raise CassetteError(f"cannot write cassette {path}: it is a directory",
-                            hint="remove that directory, or record elsewhere")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise CassetteError(f"cannot write cassette {path}: {exc.strerror or exc}",
-                            hint=hint) from None
-
-
-def _file_in_the_way(directory: Path) -> Path | None:
-    """The nearest existing ancestor of ``directory`` (itself included) if it is no
-    directory."""
-    for parent in (directory, *directory.parents):
-        if parent.exists() or parent.is_symlink():
-            return None if parent.is_dir() else parent
-    return None
+    """Before a recorded run starts: the cassette could be written (so a live run is not
+    wasted on a cassette that cannot be saved). Nothing is written or created."""
+    why = unwritable(path)
+    if why is not None:
+        hint = ("remove that directory, or record elsewhere" if why == "it is a directory"
+                else "pass --record a directory that can be created and written")
+        raise CassetteError(f"cannot write cassette {path}: {why}", hint=hint)
 
 
 def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
@@ -378,8 +355,7 @@ def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
     try:
         atomic_write(path, text)
     except OSError as exc:
-        blocked = _file_in_the_way(path.parent)
-        why = f"{blocked} is a file, not a directory" if blocked else exc.strerror or exc
+        why = unwritable(path) or exc.strerror or exc
         raise CassetteError(f"cannot write cassette {path}: {why}",
                             hint="check that the directory exists and is writable") from None
     return text

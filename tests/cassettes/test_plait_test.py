@@ -146,4 +146,4 @@ def test_a_junit_path_that_cannot_be_written_fails_before_any_case(fallback: Pat
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: cannot write the JUnit report to "
                                   f"{fallback / 'afile' / 'j.xml'}: {fallback / 'afile'} is "
-                                  "not a directory (hint: ")
+                                  "a file, not a directory (hint: ")

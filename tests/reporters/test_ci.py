@@ -93,12 +93,12 @@ SIMPLE = "version: 1\nname: ok\nproviders:\n  p: {kind: echo}\nsteps:\n  a: {llm
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("--junit", "afile/j.xml", "cannot write the JUnit report to afile/j.xml: afile is not a "
-                               "directory"),
+    ("--junit", "afile/j.xml", "cannot write the JUnit report to afile/j.xml: afile is a file, "
+                               "not a directory"),
     ("--junit", "adir", "cannot write the JUnit report to adir: it is a directory"),
     ("--trace-file", "adir", "cannot write the trace file to adir: it is a directory"),
     ("--trace-file", "afile/t.jsonl", "cannot write the trace file to afile/t.jsonl: afile is "
-                                      "not a directory"),
+                                      "a file, not a directory"),
     ("--otlp", "http://[::1", "--otlp 'http://[::1' is not a valid URL: Invalid IPv6 URL"),
     ("--otlp", "localhost:4318", "--otlp 'localhost:4318' is not an http:// or https:// URL"),
 ])
