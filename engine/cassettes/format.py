@@ -295,6 +295,12 @@ def read_cassette(path: Path) -> dict[str, Any]:
                                  "`plait test --record`)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"cannot read cassette {path}: {exc}") from None
+    return parse_cassette(text, path)
+
+
+def parse_cassette(text: str, path: Path) -> dict[str, Any]:
+    """A cassette's text (read from ``path``), checked for shape; CassetteError when
+    unusable."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader)

@@ -158,9 +158,9 @@ class Cassette:
             return None
         if hashlib.sha256(raw).hexdigest() != previous.get("sha256"):
             return None
-        try:
-            data = fmt.read_cassette(self.path)
-        except CassetteError:
+        try:  # the bytes that were hashed, not a second read that may differ
+            data = fmt.parse_cassette(raw.decode("utf-8"), self.path)
+        except (CassetteError, UnicodeDecodeError):
             return None
         return [item for item in data["interactions"] if item.get("step") in steps]
 
