@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
 from engine.providers import LLMResult, build_request, run_llm
+from engine.secrets import LineRedactor
 from engine.spec.models import LLMStep
 
 if TYPE_CHECKING:
@@ -29,22 +30,37 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     notes: list[dict[str, Any]] = []
     # callbacks only where they can fire: without them run_llm takes its fast path
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))
-    result = await run_llm(
-        registry, step.llm, request, tools=tools, max_turns=step.max_turns,
-        attempt=None if getattr(attempt, "trivial", False) else attempt,
-        on_chunk=_chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening
-        else None,
-        on_event=_events(rc, step_id, notes) if watch else None)
+    chunks = _Chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening \
+        else None
+    try:
+        result = await run_llm(
+            registry, step.llm, request, tools=tools, max_turns=step.max_turns,
+            attempt=None if getattr(attempt, "trivial", False) else attempt,
+            on_chunk=chunks, on_event=_events(rc, step_id, notes) if watch else None)
+    finally:
+        if chunks is not None:
+            chunks.flush()
     return _outcome(result, notes)
 
 
-def _chunks(rc: RunContext, step_id: str) -> Any:
-    redact = rc.services.redact
+class _Chunks:
+    """Streamed text as StepChunk events, redacted over a window: a secret split across two
+    chunks is held back until it is whole, then masked; the rest is flushed at the end."""
 
-    def on_chunk(chunk: Any) -> None:
+    def __init__(self, rc: RunContext, step_id: str) -> None:
+        self._rc, self._step_id = rc, step_id
+        self._lines = LineRedactor(rc.services.redactor, max_pending=0)
+
+    def __call__(self, chunk: Any) -> None:
         if chunk.text_delta:
-            rc.emit(StepChunk(rc.run_id, time.time(), step_id, redact(chunk.text_delta)))
-    return on_chunk
+            self._emit(self._lines.feed(chunk.text_delta))
+
+    def flush(self) -> None:
+        self._emit(self._lines.flush())
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self._rc.emit(StepChunk(self._rc.run_id, time.time(), self._step_id, text))
 
 
 def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
