@@ -87,6 +87,15 @@ def test_schema_prints_the_json_schema(files: Path) -> None:
     assert data["title"] == "WorkflowSpec" and "steps" in data["properties"]
 
 
+def test_run_json_stream_keeps_stdout_json_and_streams_to_stderr(files: Path) -> None:
+    out = plait("run", "good.yaml", "-i", "who=me", "--json", "--stream", cwd=files)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi me"}
+    assert "--- a ---\necho: hi me" in out.stderr
+    plain = plait("run", "good.yaml", "-i", "who=me", "--stream", cwd=files)
+    assert "--- a ---\necho: hi me" in plain.stdout
+
+
 def test_run_json_result_and_exit_codes(files: Path) -> None:
     out = plait("run", "good.yaml", "-i", "who=me", "--json", cwd=files)
     assert out.returncode == 0, out.stderr
