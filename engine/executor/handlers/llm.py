@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,15 +33,28 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))
     chunks = _Chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening \
         else None
+    call = functools.partial(run_llm, registry, step.llm, request, tools=tools,
+                             max_turns=step.max_turns, on_chunk=chunks,
+                             on_event=_events(rc, step_id, notes) if watch else None)
     try:
-        result = await run_llm(
-            registry, step.llm, request, tools=tools, max_turns=step.max_turns,
-            attempt=None if getattr(attempt, "trivial", False) else attempt,
-            on_chunk=chunks, on_event=_events(rc, step_id, notes) if watch else None)
+        if step.output_schema is not None and _reruns_conversations(rc, step_id, attempt):
+            # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
+            # after the re-asks starts it again; its calls are not retried on their own
+            result = await attempt(call)
+        else:
+            result = await call(attempt=None if getattr(attempt, "trivial", False)
+                                else attempt)
     finally:
         if chunks is not None:
             chunks.flush()
     return _outcome(result, notes)
+
+
+def _reruns_conversations(rc: RunContext, step_id: str, attempt: Attempt) -> bool:
+    if getattr(attempt, "trivial", False):
+        return False
+    policy = rc.plans[step_id].policy  # planned before the step's handler runs
+    return policy is not None and "output_invalid" in policy.on
 
 
 class _Chunks:
