@@ -111,6 +111,8 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     except Exception as exc:
         audit = getattr(exc, "audit", None)
         return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
+                          usage=getattr(exc, "spent_usage", None) or {},
+                          cost=getattr(exc, "spent_cost", None) or 0.0,
                           attempts=max(attempts.count, 1), started_at=started,
                           finished_at=time.time(), rendered=rendered,
                           audit=[_as_dict(audit)] if audit is not None else [],

@@ -46,7 +46,9 @@ async def test_retry_on_output_invalid_reruns_the_conversation(
     assert step.attempts == 2  # conversations, not model calls
     assert srv.openai.count() == 4
     assert [n["event"] for n in step.notes].count("retry") == 1
-    assert step.usage["input_tokens"] == 10  # the answering conversation's own usage
+    # both conversations were paid for
+    assert (step.usage["input_tokens"], step.usage["output_tokens"]) == (40, 20)
+    assert step.cost is not None and step.cost > 0
 
 
 @pytest.mark.anyio
@@ -59,3 +61,19 @@ async def test_without_output_invalid_in_retry_the_step_fails_after_the_reasks(
     step = result.steps["judge"]
     assert step.status == "failed" and step.error["kind"] == "output_invalid"
     assert srv.openai.count() == 3
+    # the three calls it made are spent, failed or not: in the step and in the run's totals
+    assert (step.usage["input_tokens"], step.usage["output_tokens"]) == (30, 15)
+    assert step.cost is not None and step.cost > 0
+    assert result.usage["input_tokens"] == 30 and result.cost == step.cost
+
+
+@pytest.mark.anyio
+async def test_a_run_out_of_retries_records_every_conversation_it_paid_for(
+        srv: Servers, tmp_path: Path) -> None:
+    srv.openai.push("gpt-4o-mini", *[BAD] * 6)
+    text = workflow(srv.url, "retry: {attempts: 2, initial: 0s, on: [output_invalid]}")
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False)
+    step = result.steps["judge"]
+    assert step.status == "failed" and step.attempts == 2
+    assert (step.usage["input_tokens"], result.usage["input_tokens"]) == (60, 60)

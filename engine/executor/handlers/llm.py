@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import RunError
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
-from engine.providers import LLMResult, build_request, run_llm
+from engine.providers import LLMResult, Usage, build_request, run_llm
 from engine.secrets import LineRedactor
 from engine.spec.models import LLMStep
 
@@ -40,7 +41,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         if step.output_schema is not None and _reruns_conversations(rc, step_id, attempt):
             # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
             # after the re-asks starts it again; its calls are not retried on their own
-            result = await attempt(call)
+            result = await attempt(_Spending(call))
         else:
             result = await call(attempt=None if getattr(attempt, "trivial", False)
                                 else attempt)
@@ -55,6 +56,34 @@ def _reruns_conversations(rc: RunContext, step_id: str, attempt: Attempt) -> boo
         return False
     policy = rc.plans[step_id].policy  # planned before the step's handler runs
     return policy is not None and "output_invalid" in policy.on
+
+
+class _Spending:
+    """A conversation to call once per attempt, adding up what the failed ones spent: onto
+    the next one's result, or onto the last error."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._usage: dict[str, int] = {}
+        self._cost: float | None = None
+
+    async def __call__(self) -> LLMResult:
+        try:
+            result: LLMResult = await self._call(attempt=None)
+        except RunError as exc:
+            self._add(exc.spent_usage or {}, exc.spent_cost)
+            exc.spent_usage, exc.spent_cost = dict(self._usage), self._cost
+            raise
+        if self._usage:
+            self._add(result.usage.to_dict(), result.cost)
+            result = replace(result, usage=Usage(**self._usage), cost=self._cost)
+        return result
+
+    def _add(self, usage: dict[str, int], cost: float | None) -> None:
+        for key, value in usage.items():
+            self._usage[key] = self._usage.get(key, 0) + value
+        if cost is not None:
+            self._cost = (self._cost or 0.0) + cost
 
 
 class _Chunks:
