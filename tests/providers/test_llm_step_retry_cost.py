@@ -77,3 +77,26 @@ async def test_a_run_out_of_retries_records_every_conversation_it_paid_for(
     step = result.steps["judge"]
     assert step.status == "failed" and step.attempts == 2
     assert (step.usage["input_tokens"], result.usage["input_tokens"]) == (60, 60)
+
+
+@pytest.mark.anyio
+async def test_a_model_with_no_known_price_has_no_cost_not_zero(
+        srv: Servers, tmp_path: Path) -> None:
+    srv.openai.push("house-model-x", GOOD)
+    srv.openai.push("gpt-4o-mini", GOOD)
+    text = workflow(srv.url, "", model="house-model-x") + """\
+  priced:
+    llm: o
+    model: gpt-4o-mini
+    prompt: "rate it"
+"""
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False)
+    judge, priced = result.steps["judge"], result.steps["priced"]
+    assert judge.status == priced.status == "succeeded"
+    assert judge.cost is None and judge.usage["input_tokens"] == 10
+    assert priced.cost is not None and priced.cost > 0
+    # the run's cost is the known part, and says which steps it leaves out
+    assert result.cost == priced.cost and result.cost_unknown == ("judge",)
+    data = result.to_dict()
+    assert data["steps"]["judge"]["cost"] is None and data["cost_unknown"] == ["judge"]

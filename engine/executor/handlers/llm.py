@@ -123,7 +123,7 @@ def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
     if result.fallbacks_tried:
         notes.append({"event": "answered_by", "provider": result.provider,
                       "after": list(result.fallbacks_tried)})
-    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost or 0.0,
+    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost,
                    notes=notes)
 
 
