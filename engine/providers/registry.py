@@ -19,6 +19,7 @@ from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
 from engine.providers.types import LLMProvider
 from engine.spec.models import PriceSpec, ProviderSpec
+from engine.spec.provider_options import endpoint_problem
 
 
 @dataclass(slots=True)
@@ -150,6 +151,12 @@ class ProviderRegistry:
 
     def check(self) -> None:
         """Raise one ConfigError listing every provider that cannot work as configured."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with each provider that cannot work as configured, one entry each."""
         problems: list[str] = []
         for entry in self._entries.values():
             if entry.spec is None or entry.substituted:
@@ -162,8 +169,7 @@ class ProviderRegistry:
                 if other not in self._entries:
                     problems.append(f"provider {entry.name!r}: fallback {other!r} is not a "
                                     "provider")
-        if problems:
-            raise ConfigError("; ".join(problems))
+        return problems
 
     async def health_check_all(self) -> dict[str, bool]:
         results: dict[str, bool] = {}
@@ -211,6 +217,17 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if spec.path is None:
             raise ReplayProvider(entry.name).refusal()
         return
+    fields = {"base_url": spec.base_url, "endpoint": spec.endpoint,
+              "api_version": spec.api_version}
+    if entry.kind == "azure_openai":  # what the SDK falls back to
+        fields = {"base_url": spec.base_url,
+                  "endpoint": spec.endpoint or env.get("AZURE_OPENAI_ENDPOINT"),
+                  "api_version": spec.api_version or env.get("OPENAI_API_VERSION")}
+    for name, value in fields.items():
+        problem = endpoint_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"provider {entry.name!r} ({entry.kind}): {problem[0]}",
+                              hint=problem[1], provider=entry.name, field=name)
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",
