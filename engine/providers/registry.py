@@ -33,6 +33,8 @@ class _Entry:
     provider: LLMProvider | None = None
     limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
     healthy: bool = True
+    #: why the last health check failed
+    health_error: str | None = None
     #: `provider` as the registry's wrappers (tracing, recording, replay) see it
     wrapped: LLMProvider | None = None
     #: set by `substitute`: a stand-in (cassette replay) that needs no key and no client
@@ -175,16 +177,26 @@ class ProviderRegistry:
         results: dict[str, bool] = {}
 
         async def one(entry: _Entry) -> None:
+            entry.health_error = None
             try:
                 ok = await self.get(entry.name).health_check()
-            except Exception:
-                ok = False
+            except Exception as exc:
+                ok, entry.health_error = False, f"{type(exc).__name__}: {exc}"
+            else:  # the reason is kept by the provider itself, under any wrappers
+                entry.health_error = getattr(entry.provider, "health_error", None)
+            if not ok and not entry.health_error:
+                entry.health_error = "the health check failed (no reason given)"
             entry.healthy = results[entry.name] = ok
 
         async with anyio.create_task_group() as tg:
             for entry in self._entries.values():
                 tg.start_soon(one, entry)
         return results
+
+    def health_error(self, name: str) -> str | None:
+        """Why the last health check of `name` failed (None: it passed, or never ran)."""
+        entry = self._entry(name)
+        return None if entry.healthy else entry.health_error
 
     async def aclose(self) -> None:
         """Close every client the registry created (providers given to ``register`` belong to
