@@ -32,23 +32,35 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     notes: list[dict[str, Any]] = []
     # callbacks only where they can fire: without them run_llm takes its fast path
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))
+    on_event = _events(rc, step_id, notes) if watch else None
+    if ((step.stream or rc.options.stream) and rc.listening) or step.output_schema is not None:
+        result = await _watched(rc, step_id, step, registry, request, tools, attempt, on_event)
+    else:  # a plain step: nothing added to run_llm's fast path
+        result = await run_llm(registry, step.llm, request, tools=tools,
+                               max_turns=step.max_turns,
+                               attempt=None if getattr(attempt, "trivial", False) else attempt,
+                               on_event=on_event)
+    return _outcome(result, notes)
+
+
+async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, request: Any,
+                   tools: Any, attempt: Attempt, on_event: Any) -> LLMResult:
+    """A streamed step (chunks redacted over a window, flushed at the end) or one with
+    output_schema (rerun whole when its retry policy lists output_invalid)."""
     chunks = _Chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening \
         else None
     call = functools.partial(run_llm, registry, step.llm, request, tools=tools,
-                             max_turns=step.max_turns, on_chunk=chunks,
-                             on_event=_events(rc, step_id, notes) if watch else None)
+                             max_turns=step.max_turns, on_chunk=chunks, on_event=on_event)
     try:
         if step.output_schema is not None and _reruns_conversations(rc, step_id, attempt):
             # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
             # after the re-asks starts it again; its calls are not retried on their own
-            result = await attempt(_Spending(call))
-        else:
-            result = await call(attempt=None if getattr(attempt, "trivial", False)
-                                else attempt)
+            result: LLMResult = await attempt(_Spending(call))
+            return result
+        return await call(attempt=None if getattr(attempt, "trivial", False) else attempt)
     finally:
         if chunks is not None:
             chunks.flush()
-    return _outcome(result, notes)
 
 
 def _reruns_conversations(rc: RunContext, step_id: str, attempt: Attempt) -> bool:
