@@ -159,6 +159,10 @@ class RunError(PlaitError):
     """Something failed while a workflow ran."""
 
     kind = "run"
+    #: tokens and USD (None: no known price) a failed LLM step spent before this error, so
+    #: the step's record keeps them; set by run_llm, empty when nothing was spent
+    spent_usage: dict[str, int] | None = None
+    spent_cost: float | None = None
 
 
 class StepError(RunError):

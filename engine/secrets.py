@@ -224,14 +224,14 @@ class LineRedactor:
 
     ``feed`` returns what can be written now; the partial last line is held back until its
     newline comes or ``flush`` is called at the end of the stream. A partial line longer than
-    :attr:`max_pending` characters is released early, up to a point no secret can straddle.
+    `max_pending` characters is released early, up to a point no secret can straddle; with
+    ``max_pending=0`` (streamed model text) everything but that window is released at once.
     """
 
-    max_pending = 64 * 1024
-
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, *, max_pending: int = 64 * 1024) -> None:
         self._redactor = redactor
         self._pending = ""
+        self.max_pending = max_pending
 
     def feed(self, text: str) -> str:
         pending = self._pending + text

@@ -263,7 +263,7 @@ class RunTracer:
         if event.usage:
             run.tokens["input"] += event.usage.get("input_tokens", 0)
             run.tokens["output"] += event.usage.get("output_tokens", 0)
-        run.cost += event.cost
+        run.cost += event.cost or 0.0
 
     def _run_metrics(self, run: _RunState) -> None:
         if self._metrics is None:

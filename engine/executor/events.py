@@ -95,7 +95,7 @@ class StepFinished(Event):
     error: dict[str, Any] | None = None
     reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    cost: float = 0.0
+    cost: float | None = 0.0
     kind: str = ""  # llm | tool | run | workflow | resource | mcp_prompt
 
 

@@ -18,7 +18,8 @@ class StepResult:
     error: dict[str, Any] | None = None
     attempts: int = 0
     usage: dict[str, int] = field(default_factory=dict)
-    cost: float = 0.0
+    #: USD; None when the step called a model with no known price (not the same as free)
+    cost: float | None = 0.0
     started_at: float | None = None
     finished_at: float | None = None
     reason: str | None = None
@@ -55,7 +56,10 @@ class RunResult:
     finished_at: float
     error: dict[str, Any] | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    #: USD: the sum of the known costs of the steps
     cost: float = 0.0
+    #: the steps whose cost is unknown (no price for their model): `cost` leaves them out
+    cost_unknown: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -68,5 +72,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "outputs": self.outputs, "error": self.error, "usage": self.usage,
-                "cost": self.cost, "duration_s": round(self.duration, 6),
+                "cost": self.cost,
+                **({"cost_unknown": list(self.cost_unknown)} if self.cost_unknown else {}),
+                "duration_s": round(self.duration, 6),
                 "steps": {sid: s.to_dict() for sid, s in self.steps.items()}}

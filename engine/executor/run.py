@@ -193,8 +193,9 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
     if store is not None:
         store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
                          error=error, usage=usage, cost=cost)
+    unknown = tuple(sid for sid, r in results.items() if r.cost is None)
     run_result = RunResult(rc.run_id, rc.workflow.name, status, outputs, results,
-                           rc.started_at, time.time(), error, usage, cost)
+                           rc.started_at, time.time(), error, usage, cost, unknown)
     rc.emit(RunFinished(rc.run_id, run_result.finished_at, status, run_result.duration,
                         outputs, error))
     return run_result

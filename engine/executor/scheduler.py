@@ -325,12 +325,13 @@ _USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens")
 
 def summarise(results: dict[str, StepResult]) -> tuple[dict[str, int], float]:
     """The run's usage and cost: the sums over its steps (one pass per key: a run of
-    thousands of steps adds them up in well under a millisecond)."""
+    thousands of steps adds them up in well under a millisecond). The cost is that of the
+    steps whose cost is known (a None cost is left out)."""
     usages = [r.usage for r in results.values() if r.usage]
     present = set().union(*usages)
     keys = [k for k in _USAGE_KEYS if k in present] + sorted(present - set(_USAGE_KEYS))
     usage = {key: _total(usages, key) for key in keys}
-    return usage, sum(map(_COST, results.values()))
+    return usage, sum(filter(None, map(_COST, results.values())))
 
 
 _COST = attrgetter("cost")

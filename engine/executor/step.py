@@ -109,6 +109,9 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     except Exception as exc:
         audit = getattr(exc, "audit", None)
         return StepResult(step_id, kind, "failed", error=_error_dict(rc, step_id, exc),
+                          usage=getattr(exc, "spent_usage", None) or {},
+                          cost=getattr(exc, "spent_cost", None) if getattr(
+                              exc, "spent_usage", None) else 0.0,
                           attempts=max(attempts.count, 1), started_at=started,
                           finished_at=time.time(), rendered=rendered,
                           audit=[_as_dict(audit)] if audit is not None else [],
@@ -176,13 +179,14 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     audit: list[list[dict[str, Any]]] = [[] for _ in items]
     notes: list[list[dict[str, Any]]] = [[] for _ in items]
     usage: dict[str, int] = {}
-    cost = 0.0
+    cost: float | None = None  # the known costs of the items (None: none is known)
+    unpriced = False
     limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
 
     counts: list[int] = []
 
     async def one(index: int, item: Any) -> None:
-        nonlocal cost
+        nonlocal cost, unpriced
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
             mine = _Attempts(rc, step_id)
@@ -208,7 +212,10 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
         notes[index] = outcome.notes
         for key, value in outcome.usage.items():
             usage[key] = usage.get(key, 0) + value
-        cost += outcome.cost
+        if outcome.cost is None:
+            unpriced = True
+        else:
+            cost = (cost or 0.0) + outcome.cost
 
     try:
         async with anyio.create_task_group() as tg:
@@ -216,7 +223,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 tg.start_soon(one, index, item)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
-    return Outcome(output=results, usage=usage, cost=cost,
+    return Outcome(output=results, usage=usage, cost=0.0 if cost is None and not unpriced
+                   else cost,
                    audit=[entry for part in audit for entry in part], rendered=rendered,
                    notes=[note for part in notes for note in part])
 

@@ -176,9 +176,18 @@ class SDKProvider:
         raise NotImplementedError
 
     async def health_check(self) -> bool:
+        """Whether a cheap authenticated call works; if not, `health_error` says why."""
+        self.health_error: str | None = None
         try:
-            await self._health()
-        except Exception:
+            with self.mapped_errors(self.model):
+                await self._health()
+        except Exception as exc:
+            from engine.providers._errors import clean_message
+
+            # a mapped error's message is already cleaned (and a short key such as "k" would
+            # otherwise mask every k of the text)
+            self.health_error = str(exc) if isinstance(exc, PlaitError) else clean_message(
+                f"{type(exc).__name__}: {exc}", self.api_key)
             return False
         return True
 

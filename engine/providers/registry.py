@@ -19,6 +19,7 @@ from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
 from engine.providers.types import LLMProvider
 from engine.spec.models import PriceSpec, ProviderSpec
+from engine.spec.provider_options import endpoint_problem
 
 
 @dataclass(slots=True)
@@ -32,6 +33,8 @@ class _Entry:
     provider: LLMProvider | None = None
     limiter: ProviderLimiter = field(default_factory=ProviderLimiter)
     healthy: bool = True
+    #: why the last health check failed
+    health_error: str | None = None
     #: `provider` as the registry's wrappers (tracing, recording, replay) see it
     wrapped: LLMProvider | None = None
     #: set by `substitute`: a stand-in (cassette replay) that needs no key and no client
@@ -150,6 +153,12 @@ class ProviderRegistry:
 
     def check(self) -> None:
         """Raise one ConfigError listing every provider that cannot work as configured."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with each provider that cannot work as configured, one entry each."""
         problems: list[str] = []
         for entry in self._entries.values():
             if entry.spec is None or entry.substituted:
@@ -162,23 +171,32 @@ class ProviderRegistry:
                 if other not in self._entries:
                     problems.append(f"provider {entry.name!r}: fallback {other!r} is not a "
                                     "provider")
-        if problems:
-            raise ConfigError("; ".join(problems))
+        return problems
 
     async def health_check_all(self) -> dict[str, bool]:
         results: dict[str, bool] = {}
 
         async def one(entry: _Entry) -> None:
+            entry.health_error = None
             try:
                 ok = await self.get(entry.name).health_check()
-            except Exception:
-                ok = False
+            except Exception as exc:
+                ok, entry.health_error = False, f"{type(exc).__name__}: {exc}"
+            else:  # the reason is kept by the provider itself, under any wrappers
+                entry.health_error = getattr(entry.provider, "health_error", None)
+            if not ok and not entry.health_error:
+                entry.health_error = "the health check failed (no reason given)"
             entry.healthy = results[entry.name] = ok
 
         async with anyio.create_task_group() as tg:
             for entry in self._entries.values():
                 tg.start_soon(one, entry)
         return results
+
+    def health_error(self, name: str) -> str | None:
+        """Why the last health check of `name` failed (None: it passed, or never ran)."""
+        entry = self._entry(name)
+        return None if entry.healthy else entry.health_error
 
     async def aclose(self) -> None:
         """Close every client the registry created (providers given to ``register`` belong to
@@ -211,6 +229,17 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if spec.path is None:
             raise ReplayProvider(entry.name).refusal()
         return
+    fields = {"base_url": spec.base_url, "endpoint": spec.endpoint,
+              "api_version": spec.api_version}
+    if entry.kind == "azure_openai":  # what the SDK falls back to
+        fields = {"base_url": spec.base_url,
+                  "endpoint": spec.endpoint or env.get("AZURE_OPENAI_ENDPOINT"),
+                  "api_version": spec.api_version or env.get("OPENAI_API_VERSION")}
+    for name, value in fields.items():
+        problem = endpoint_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"provider {entry.name!r} ({entry.kind}): {problem[0]}",
+                              hint=problem[1], provider=entry.name, field=name)
     if entry.kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
             raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",

@@ -143,7 +143,13 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
         request = replace(request, tools=(*request.tools, *tools.definitions()))
     run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
                request.model)
-    return await _conversation(run, request, tools, max_turns)
+    try:
+        return await _conversation(run, request, tools, max_turns)
+    except RunError as exc:
+        if run.responses:  # what the answered calls cost is spent, failed step or not
+            usage, cost = _spent(run)
+            exc.spent_usage, exc.spent_cost = usage.to_dict(), cost
+        raise
 
 
 async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None,
@@ -315,7 +321,7 @@ def _emit(run: _Run, kind: str, data: dict[str, Any]) -> None:
         run.on_event(LLMEvent(kind, run.chain[0], data))
 
 
-def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
+def _spent(run: _Run) -> tuple[Usage, float | None]:
     usage = ZERO_USAGE
     cost: float | None = None
     for response in run.responses:
@@ -323,6 +329,11 @@ def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
         price = run.registry.prices.cost(response.model, response.usage)
         if price is not None:
             cost = (cost or 0.0) + price
+    return usage, cost
+
+
+def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
+    usage, cost = _spent(run)
     used = next((n for n in run.chain if n not in run.tried), run.chain[-1])
     model = run.responses[-1].model if run.responses else ""
     return LLMResult(output, text, tuple(run.responses), usage, cost, used, model,

@@ -15,7 +15,7 @@ from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
-from engine.spec.provider_options import KNOWN_OPTIONS
+from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem
 from engine.spec.suggest import did_you_mean
 from engine.spec.yaml_source import Path_, Source, parse
 
@@ -124,6 +124,11 @@ class Checker:
                                ("providers", name, "fallback", i), code="fallback")
                 self.ref(other, self.providers, "provider", ("providers", name, "fallback", i))
             self._options(prov.get("kind"), prov.get("options"), ("providers", name, "options"))
+            for field_name in ("base_url", "endpoint", "api_version"):
+                problem = endpoint_problem(field_name, prov.get(field_name))
+                if problem is not None:
+                    self.issue(f"provider {name!r}: {problem[0]}",
+                               ("providers", name, field_name), problem[1], code="provider")
             compiled = self.compile(prov, ("providers", name))
             if compiled is not None:
                 self._no_step_refs(compiled, ("providers", name))

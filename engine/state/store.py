@@ -72,7 +72,7 @@ StepRow = tuple[Any, ...]
 
 def step_row(run_id: str, step_id: str, status: str, attempts: int, rendered_input: Any,
              output: Any, error: dict[str, Any] | None, usage: dict[str, Any] | None,
-             cost: float, started_at: float | None, finished_at: float | None,
+             cost: float | None, started_at: float | None, finished_at: float | None,
              items: int | None, audit: list[Any] | None, events: list[Any] | None,
              fingerprint: str = "") -> StepRow:
     """Encode a step record for `RunStore.save_step_rows`. The executor builds rows with this
@@ -80,9 +80,9 @@ def step_row(run_id: str, step_id: str, status: str, attempts: int, rendered_inp
     no error, items, audit, events or fingerprint (most of them) gets a shorter row."""
     if error is None and items is None and not audit and not events and not fingerprint:
         return (run_id, step_id, status, attempts, dumps(rendered_input), dumps(output),
-                _obj(usage), float(cost), started_at, finished_at)
+                _obj(usage), float(cost or 0.0), started_at, finished_at)
     return (run_id, step_id, status, attempts, fingerprint, dumps(rendered_input),
-            dumps(output), dumps(error), _obj(usage), float(cost), started_at, finished_at,
+            dumps(output), dumps(error), _obj(usage), float(cost or 0.0), started_at, finished_at,
             items, _list(audit), _list(events))
 
 

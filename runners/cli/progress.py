@@ -78,7 +78,8 @@ class PlainPrinter:
 
 
 class StreamPrinter:
-    """Writes streamed model output (`--stream`) to stdout as it arrives."""
+    """Writes streamed model output (`--stream`) as it arrives: to stdout, or to `stream`
+    (stderr when the run prints its result as JSON)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout

@@ -55,7 +55,8 @@ def run_options(f: Any) -> Any:
                      help="Let independent branches finish after a step fails."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print a machine-readable result on stdout."),
-        click.option("--stream", is_flag=True, help="Show model output as it streams."),
+        click.option("--stream", is_flag=True,
+                     help="Show model output as it streams (on stderr with --json)."),
         click.option("--allow-weaker-sandbox", is_flag=True,
                      help="Run below a policy's level when it cannot be enforced here "
                           "(recorded in the run record)."),
@@ -184,7 +185,8 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
         if stream:
             from runners.cli.progress import StreamPrinter
 
-            listeners.append(StreamPrinter())
+            # with --json, stdout holds the JSON result alone
+            listeners.append(StreamPrinter(sys.stderr if as_json else None))
             options["stream"] = True
         not_saved: PlaitError | None = None
         async with anyio.create_task_group() as tg:

@@ -87,6 +87,15 @@ def test_schema_prints_the_json_schema(files: Path) -> None:
     assert data["title"] == "WorkflowSpec" and "steps" in data["properties"]
 
 
+def test_run_json_stream_keeps_stdout_json_and_streams_to_stderr(files: Path) -> None:
+    out = plait("run", "good.yaml", "-i", "who=me", "--json", "--stream", cwd=files)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi me"}
+    assert "--- a ---\necho: hi me" in out.stderr
+    plain = plait("run", "good.yaml", "-i", "who=me", "--stream", cwd=files)
+    assert "--- a ---\necho: hi me" in plain.stdout
+
+
 def test_run_json_result_and_exit_codes(files: Path) -> None:
     out = plait("run", "good.yaml", "-i", "who=me", "--json", cwd=files)
     assert out.returncode == 0, out.stderr
@@ -269,6 +278,54 @@ def test_providers_check_names_a_missing_key(files: Path) -> None:
                          cwd=files, capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "ANTHROPIC_API_KEY" in run.stderr
     assert not (files / ".plait").exists() or "a: started" not in run.stderr
+
+
+def test_providers_check_lists_every_problem_as_lines_or_json(files: Path) -> None:
+    (files / "two.yaml").write_text(
+        "version: 1\nname: k\nproviders:\n  main: {kind: anthropic, model: claude-x}\n"
+        "  other: {kind: google, model: gemini-x}\n"
+        "steps:\n  a: {llm: main, prompt: hi}\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runners.cli.main", "providers", "check",
+                               *args], cwd=files, capture_output=True, text=True, env=env,
+                              check=False)
+    text = check("two.yaml")
+    assert text.returncode == 2
+    lines = text.stderr.strip().splitlines()
+    assert len(lines) == 2 and "ANTHROPIC_API_KEY" in lines[0] and "GEMINI_API_KEY" in lines[1]
+    data = check("two.yaml", "--json")
+    assert data.returncode == 2
+    problems = json.loads(data.stdout)["problems"]
+    assert [p.split(":")[0] for p in problems] == [line.removeprefix("error: ").split(":")[0]
+                                                    for line in lines]
+    spec = check("bad.yaml", "--json")
+    assert spec.returncode == 2
+    assert json.loads(spec.stdout)["problems"][0].startswith("bad.yaml:6:5: unknown key")
+
+
+def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (files / "dead.yaml").write_text(
+        "version: 1\nname: d\nproviders:\n  dead: {kind: openai, model: m, api_key: k,\n"
+        f"    base_url: 'http://127.0.0.1:{port}/v1', timeout: 5}}\n"
+        "  p: {kind: echo}\nsteps:\n  a: {llm: p, prompt: hi}\n")
+    text = plait("providers", "check", "--live", "dead.yaml", cwd=files)
+    assert text.returncode == 1
+    dead = next(line for line in text.stdout.splitlines() if line.startswith("dead:"))
+    assert "ok UNHEALTHY: " in dead and "connect" in dead.lower()
+    rows = json.loads(plait("providers", "check", "--live", "--json", "dead.yaml",
+                            cwd=files).stdout)
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["dead"]["healthy"] is False and by_name["dead"]["error"]
+    assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
 
 
 def test_a_terminal_gets_a_live_table(files: Path) -> None:

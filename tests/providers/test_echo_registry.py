@@ -130,3 +130,23 @@ async def test_replay_without_a_cassette_refuses_clearly() -> None:
     registry = ProviderRegistry.from_specs({"r": ProviderSpec(kind="replay")}, env={})
     with pytest.raises(ConfigError, match="needs a cassette"):
         await registry.get("r").generate(_req())
+
+
+@pytest.mark.parametrize(("spec", "env", "field"), [
+    (ProviderSpec(kind="openai", model="m", base_url="127.0.0.1:8000/v1"), {}, "base_url"),
+    (ProviderSpec(kind="azure_openai", model="gpt-4o", api_key="k", endpoint="not a url",
+                  api_version="2024-10-21"), {}, "endpoint"),
+    (ProviderSpec(kind="azure_openai", model="gpt-4o", api_key="k",
+                  endpoint="https://r.openai.azure.com"), {"OPENAI_API_VERSION": "banana"},
+     "api_version"),
+])
+def test_a_url_or_api_version_that_cannot_work_is_a_config_error(
+        spec: ProviderSpec, env: dict[str, str], field: str) -> None:
+    # values that came from secrets or the environment are checked here, before any call
+    registry = ProviderRegistry.from_specs({"p": spec}, env=env)
+    [problem] = registry.problems()
+    assert problem.startswith(f"provider 'p' ({spec.kind}): `{field}`")
+    assert "(hint: " in problem
+    with pytest.raises(ConfigError) as info:
+        registry.check()
+    assert not info.value.retryable

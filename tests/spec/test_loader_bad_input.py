@@ -279,3 +279,21 @@ def test_a_test_assertion_that_can_never_work_is_a_spec_error() -> None:
         (("tests", 0, "assert", 1, "schema"), "assertion")]
     assert "not a valid regular expression" in issues[0].message
     assert "not a valid JSON Schema" in issues[1].message
+
+
+def test_a_provider_url_or_api_version_that_cannot_work_is_located() -> None:
+    text = ("version: 1\nname: urls\nproviders:\n"
+            "  x: {kind: openai, base_url: '127.0.0.1:8000/v1', model: m}\n"
+            "  az: {kind: azure_openai, endpoint: not a url, api_version: banana,\n"
+            "       deployment: d, model: gpt-4o, api_key: k}\n"
+            "  fine: {kind: openai, base_url: 'http://127.0.0.1:8000/v1', model: m}\n"
+            "steps:\n  a: {llm: x, prompt: hi}\n")
+    found = [(i.location.line, i.location.column, i.dotted_path, i.message)
+             for i in issues_of(text)]
+    assert found == [
+        (4, 31, "providers.x.base_url",
+         "provider 'x': `base_url` '127.0.0.1:8000/v1' is not an http(s) URL"),
+        (5, 38, "providers.az.endpoint",
+         "provider 'az': `endpoint` 'not a url' is not an http(s) URL"),
+        (5, 62, "providers.az.api_version",
+         "provider 'az': `api_version` 'banana' is not an Azure OpenAI API version")]

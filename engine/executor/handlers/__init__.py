@@ -22,7 +22,8 @@ Attempt = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 class Outcome:
     output: Any = None
     usage: dict[str, int] = field(default_factory=dict)
-    cost: float = 0.0
+    cost: float | None = 0.0
+    """USD; None when the step called a model with no known price."""
     audit: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: the step's rendered fields (set by the executor, kept in the run record)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import RunError
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
-from engine.providers import LLMResult, build_request, run_llm
+from engine.providers import LLMResult, Usage, build_request, run_llm
+from engine.secrets import LineRedactor
 from engine.spec.models import LLMStep
 
 if TYPE_CHECKING:
@@ -29,22 +32,90 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     notes: list[dict[str, Any]] = []
     # callbacks only where they can fire: without them run_llm takes its fast path
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))
-    result = await run_llm(
-        registry, step.llm, request, tools=tools, max_turns=step.max_turns,
-        attempt=None if getattr(attempt, "trivial", False) else attempt,
-        on_chunk=_chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening
-        else None,
-        on_event=_events(rc, step_id, notes) if watch else None)
+    on_event = _events(rc, step_id, notes) if watch else None
+    if ((step.stream or rc.options.stream) and rc.listening) or step.output_schema is not None:
+        result = await _watched(rc, step_id, step, registry, request, tools, attempt, on_event)
+    else:  # a plain step: nothing added to run_llm's fast path
+        result = await run_llm(registry, step.llm, request, tools=tools,
+                               max_turns=step.max_turns,
+                               attempt=None if getattr(attempt, "trivial", False) else attempt,
+                               on_event=on_event)
     return _outcome(result, notes)
 
 
-def _chunks(rc: RunContext, step_id: str) -> Any:
-    redact = rc.services.redact
+async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, request: Any,
+                   tools: Any, attempt: Attempt, on_event: Any) -> LLMResult:
+    """A streamed step (chunks redacted over a window, flushed at the end) or one with
+    output_schema (rerun whole when its retry policy lists output_invalid)."""
+    chunks = _Chunks(rc, step_id) if (step.stream or rc.options.stream) and rc.listening \
+        else None
+    call = functools.partial(run_llm, registry, step.llm, request, tools=tools,
+                             max_turns=step.max_turns, on_chunk=chunks, on_event=on_event)
+    try:
+        if step.output_schema is not None and _reruns_conversations(rc, step_id, attempt):
+            # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
+            # after the re-asks starts it again; its calls are not retried on their own
+            result: LLMResult = await attempt(_Spending(call))
+            return result
+        return await call(attempt=None if getattr(attempt, "trivial", False) else attempt)
+    finally:
+        if chunks is not None:
+            chunks.flush()
 
-    def on_chunk(chunk: Any) -> None:
+
+def _reruns_conversations(rc: RunContext, step_id: str, attempt: Attempt) -> bool:
+    if getattr(attempt, "trivial", False):
+        return False
+    policy = rc.plans[step_id].policy  # planned before the step's handler runs
+    return policy is not None and "output_invalid" in policy.on
+
+
+class _Spending:
+    """A conversation to call once per attempt, adding up what the failed ones spent: onto
+    the next one's result, or onto the last error."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._usage: dict[str, int] = {}
+        self._cost: float | None = None
+
+    async def __call__(self) -> LLMResult:
+        try:
+            result: LLMResult = await self._call(attempt=None)
+        except RunError as exc:
+            self._add(exc.spent_usage or {}, exc.spent_cost)
+            exc.spent_usage, exc.spent_cost = dict(self._usage), self._cost
+            raise
+        if self._usage:
+            self._add(result.usage.to_dict(), result.cost)
+            result = replace(result, usage=Usage(**self._usage), cost=self._cost)
+        return result
+
+    def _add(self, usage: dict[str, int], cost: float | None) -> None:
+        for key, value in usage.items():
+            self._usage[key] = self._usage.get(key, 0) + value
+        if cost is not None:
+            self._cost = (self._cost or 0.0) + cost
+
+
+class _Chunks:
+    """Streamed text as StepChunk events, redacted over a window: a secret split across two
+    chunks is held back until it is whole, then masked; the rest is flushed at the end."""
+
+    def __init__(self, rc: RunContext, step_id: str) -> None:
+        self._rc, self._step_id = rc, step_id
+        self._lines = LineRedactor(rc.services.redactor, max_pending=0)
+
+    def __call__(self, chunk: Any) -> None:
         if chunk.text_delta:
-            rc.emit(StepChunk(rc.run_id, time.time(), step_id, redact(chunk.text_delta)))
-    return on_chunk
+            self._emit(self._lines.feed(chunk.text_delta))
+
+    def flush(self) -> None:
+        self._emit(self._lines.flush())
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self._rc.emit(StepChunk(self._rc.run_id, time.time(), self._step_id, text))
 
 
 def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
@@ -64,7 +135,7 @@ def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
     if result.fallbacks_tried:
         notes.append({"event": "answered_by", "provider": result.provider,
                       "after": list(result.fallbacks_tried)})
-    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost or 0.0,
+    return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost,
                    notes=notes)
 
 
