@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from engine.spec.models import MCPServerSpec
+from runners.cli.main import cli
 from runners.cli.mcp import group
 from tests.mcp.conftest import ROOT
 
@@ -70,6 +71,40 @@ def test_import_claude_config(tmp_path: Path) -> None:
     assert servers["remote"] == {"url": "http://127.0.0.1:9/sse", "transport": "sse"}
     for spec in servers.values():
         MCPServerSpec.model_validate(spec)
+
+
+def test_imported_yaml_validates_with_sanitised_secrets_and_header_secrets(
+        tmp_path: Path) -> None:
+    config = tmp_path / "claude.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "weird.name": {"command": "x", "env": {"my-token": "v1", "MY_TOKEN": "v2",
+                                               "API_KEY": "${HOME}"}},
+        "remote": {"url": "http://127.0.0.1:9/mcp",
+                   "headers": {"Authorization": "Bearer abc123", "X-Api-Key": "k-456",
+                               "Accept": "application/json"}}}}))
+    result = CliRunner().invoke(group, ["import", str(config)])
+    assert result.exit_code == 0, result.output
+    for value in ("v1", "v2", "abc123", "k-456"):
+        assert value not in result.output.split()
+    doc = yaml.safe_load(result.output)
+    assert doc["secrets"] == ["API_KEY", "MY_TOKEN", "MY_TOKEN_2", "REMOTE_AUTHORIZATION",
+                              "REMOTE_X_API_KEY"]
+    assert doc["mcp_servers"]["weird_name"]["env"] == {
+        "my-token": "${{ secrets.MY_TOKEN }}",
+        "MY_TOKEN": "${{ secrets.MY_TOKEN_2 }}", "API_KEY": "${{ secrets.API_KEY }}"}
+    assert doc["mcp_servers"]["remote"]["headers"] == {
+        "Authorization": "Bearer ${{ secrets.REMOTE_AUTHORIZATION }}",
+        "X-Api-Key": "${{ secrets.REMOTE_X_API_KEY }}", "Accept": "application/json"}
+    assert "#   MY_TOKEN: the value of env var my-token" in result.output
+    assert "REMOTE_AUTHORIZATION: the Authorization header of server remote after 'Bearer'" \
+        in result.output
+    workflow = tmp_path / "imported.yaml"
+    workflow.write_text(result.output + "\nversion: 1\nname: imported\n"
+                        "steps:\n  a: {run: 'true'}\n")
+    validated = CliRunner().invoke(cli, ["validate", str(workflow)])
+    assert validated.exit_code == 0, validated.output
+    kept = CliRunner().invoke(group, ["import", str(config), "--keep-values"])
+    assert "Bearer abc123" in kept.output and "secrets:" not in kept.output
 
 
 def test_import_rejects_config_without_servers(tmp_path: Path) -> None:
