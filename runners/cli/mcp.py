@@ -157,8 +157,11 @@ def call_cmd(file: Path, tool: str, args_json: str) -> None:
 def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
     """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
     takes its inputs and returns its outputs."""
-    from runners.mcp_serve import serve
+    from runners.mcp_serve import bind_problem, serve
 
+    problem = bind_problem(host, port) if transport != "stdio" else None
+    if problem:
+        _fail(problem, EXIT_USAGE)
     try:
         serve(file, transport=transport, host=host, port=port, state=state)
     except SpecError as exc:
