@@ -18,7 +18,7 @@ import anyio
 import click
 import yaml
 
-from engine.errors import PlaitError, SpecError, ToolError
+from engine.errors import PlaitError, SpecError, ToolError, UnknownToolError
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec, PolicySpec
 
@@ -70,6 +70,8 @@ def _run(coro_fn: Any, *args: Any) -> Any:
         return anyio.run(coro_fn, *args)
     except SpecError as exc:
         _fail(exc.format(), EXIT_USAGE)
+    except UnknownToolError as exc:  # a name that is not there: nothing ran
+        _fail(str(exc), EXIT_USAGE)
     except PlaitError as exc:
         _fail(str(exc), EXIT_FAILED)
 
@@ -108,6 +110,8 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
                                 "category": t.category, "tags": list(t.tags),
                                 "input_schema": t.input_schema} for t in tools], indent=2))
         sys.exit(EXIT_FAILED if failures else EXIT_OK)
+    if failures and not tools:  # no empty table above the errors
+        sys.exit(EXIT_FAILED)
     from rich.console import Console
     from rich.table import Table
 

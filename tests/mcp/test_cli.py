@@ -49,7 +49,11 @@ def test_call_ok_and_failures(workflow: Path) -> None:
                                 "--args", '{"path": "../wf.yaml"}'])
     assert bad.exit_code == 1 and "outside the server's root" in bad.output
     typo = runner.invoke(group, ["call", str(workflow), "files.read_fil", "--args", "{}"])
-    assert typo.exit_code == 1 and "did you mean 'read_file'" in typo.output
+    assert typo.exit_code == 2 and "did you mean 'read_file'" in typo.output
+    no_server = runner.invoke(group, ["call", str(workflow), "nope.x"])
+    assert no_server.exit_code == 2 and "unknown MCP server 'nope'" in no_server.output
+    listing = runner.invoke(group, ["tools", str(workflow), "nope"])
+    assert listing.exit_code == 2 and "unknown MCP server 'nope'" in listing.output
     usage = runner.invoke(group, ["call", str(workflow), "files.read_file", "--args", "[1"])
     assert usage.exit_code == 2 and "not valid JSON" in usage.output
 
@@ -112,6 +116,17 @@ def test_import_rejects_config_without_servers(tmp_path: Path) -> None:
     config.write_text("{}")
     result = CliRunner().invoke(group, ["import", str(config)])
     assert result.exit_code == 2 and "no `mcpServers`" in result.output
+
+
+def test_tools_of_a_missing_command_prints_no_empty_table(workflow: Path) -> None:
+    doc = yaml.safe_load(workflow.read_text())
+    doc["mcp_servers"] = {name: {"command": "no-such-mcp-server-xyz"}
+                          for name in doc["mcp_servers"]}
+    workflow.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(workflow)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "name" not in result.output.split()
+    assert "'no-such-mcp-server-xyz' was not found" in result.output
 
 
 def test_tools_lists_healthy_servers_when_one_is_broken(workflow: Path) -> None:
