@@ -229,6 +229,10 @@ class _PipedStdio:
             raise
 
     async def __aexit__(self, *exc: Any) -> None:
+        if exc[0] is not None and issubclass(exc[0], anyio.get_cancelled_exc_class()):
+            # abandoned (e.g. the startup timeout): no grace period for a server that may
+            # never read its closed stdin
+            self.kill_leftovers()
         try:
             if self._transport is not None:
                 await self._transport.__aexit__(*exc)
