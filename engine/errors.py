@@ -20,6 +20,7 @@ Every error plait raises on purpose derives from :class:`PlaitError`::
         │   ├── Timeout           the call took too long (also a TimeoutError)
         │   └── OutputInvalid     the reply did not match output_schema
         ├── ToolError             an MCP tool call failed (isError, bad result, server died)
+        │   └── UnknownToolError  no such server or tool (or filtered out): nothing was called
         ├── SandboxError          the sandbox could not start or enforce a level
         └── PolicyViolation       a call or command broke a security policy (never retried)
 
@@ -223,6 +224,13 @@ class OutputInvalid(ProviderError):
 
 class ToolError(RunError):
     """An MCP tool call failed."""
+
+    kind = "tool"
+
+
+class UnknownToolError(ToolError):
+    """The named MCP server or tool does not exist, or `tools.allow`/`tools.deny` hides it:
+    the call never reached a tool."""
 
     kind = "tool"
 

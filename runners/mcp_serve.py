@@ -79,6 +79,29 @@ def build_server(path: Path, *, state: str | None = None, share_servers: bool = 
     return server
 
 
+def bind_problem(host: str, port: int) -> str | None:
+    """Why the HTTP server could not listen on host:port (None: it can), checked before the
+    server starts so a busy port is one line, not a page of uvicorn logs."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot listen on {host!r}: not a known address ({exc}) (hint: --host)"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (hint: --port)"
+            return f"cannot listen on {host} port {port}: {exc.strerror} (hint: --host, --port)"
+    return None
+
+
 def serve(path: Path, *, transport: str, host: str, port: int, state: str | None) -> None:
     # over stdio the process serves one client: its workflow's servers can stay up between
     # calls (over HTTP a lifespan is per session, so each call starts its own)

@@ -24,64 +24,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import anyio
 
-from engine.errors import Location, MissingDependencyError, SpecError, SpecIssue
+from engine.errors import Location, SpecError, SpecIssue
 from engine.spec.models import WorkflowSpec
+from engine.spec.triggers import croniter_class, normalise_cron, schedule_problems, zone
 
 log = logging.getLogger("plait.schedule")
 
 UTC = _dt.UTC
 RunFunction = Callable[[Path, dict[str, Any]], Awaitable[Any]]
 
-_ALIASES = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 #: how far a UTC offset can jump at one transition (DST is 1 h; a few zones moved by 2-3 h)
 _MAX_SHIFT = _dt.timedelta(hours=3)
 _MAX_CANDIDATES = 5_000
 
 
 # ---------------------------------------------------------------- cron arithmetic (pure)
-
-
-def _croniter() -> Any:
-    try:
-        from croniter import croniter
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingDependencyError("croniter", "cron") from exc
-    return croniter
-
-
-def normalise_cron(cron: str) -> str:
-    """A five-field expression (aliases like ``@daily`` expanded), or ValueError why not."""
-    text = " ".join(cron.split())
-    text = _ALIASES.get(text.lower(), text)
-    fields = text.split(" ")
-    if len(fields) != 5:
-        raise ValueError(
-            f"cron expression {cron!r} has {len(fields)} fields; write five: "
-            "minute hour day-of-month month day-of-week (e.g. '0 7 * * 1-5') or @daily")
-    croniter = _croniter()
-    try:
-        croniter(text, _dt.datetime(2000, 1, 1))
-    except Exception as exc:  # croniter raises several unrelated types
-        raise ValueError(f"invalid cron expression {cron!r}: {exc}") from exc
-    return text
-
-
-def zone(timezone: str) -> ZoneInfo:
-    """The IANA time zone, or ValueError with a hint."""
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Berlin', "
-            "'America/New_York' or 'UTC' (install tzdata if none are found)") from exc
 
 
 def _instants(naive: _dt.datetime, tz: ZoneInfo, both_folds: bool) -> list[_dt.datetime]:
@@ -112,11 +73,16 @@ def next_fire(cron: str, timezone: str, after: _dt.datetime) -> _dt.datetime:
     both_folds = expr.split(" ")[1] == "*"
     after_utc = after.astimezone(UTC)
     local_after = after_utc.astimezone(tz).replace(tzinfo=None)
-    it = _croniter()(expr, local_after - _MAX_SHIFT)
+    it = croniter_class()(expr, local_after - _MAX_SHIFT)
     best: _dt.datetime | None = None
     best_naive = _dt.datetime.max
     for _ in range(_MAX_CANDIDATES):
-        naive = it.get_next(_dt.datetime)
+        try:
+            naive = it.get_next(_dt.datetime)
+        except Exception as exc:  # CroniterBadDateError: no later date matches
+            if best is not None:
+                return best.astimezone(tz)
+            raise ValueError(f"cron expression {cron!r} never fires after {after}") from exc
         if best is not None and naive > best_naive + _MAX_SHIFT:
             return best.astimezone(tz)
         for instant in _instants(naive, tz, both_folds):
@@ -150,22 +116,14 @@ class ScheduleEntry:
 
 def entries_from_spec(path: Path, spec: WorkflowSpec) -> list[ScheduleEntry]:
     """The schedule entries of a workflow, each checked; every problem is reported at once."""
-    entries: list[ScheduleEntry] = []
-    issues: list[SpecIssue] = []
     schedules = spec.on.schedule if spec.on is not None else []
-    for index, item in enumerate(schedules):
-        entry = ScheduleEntry(path, index, item.cron, item.timezone, dict(item.inputs))
-        for key, check in (("cron", lambda e=entry: normalise_cron(e.cron)),
-                           ("timezone", lambda e=entry: zone(e.timezone))):
-            try:
-                check()
-            except ValueError as exc:
-                issues.append(SpecIssue(str(exc), Location(str(path)),
-                                        ("on", "schedule", index, key), code="schedule"))
-        entries.append(entry)
-    if issues:
-        raise SpecError(issues)
-    return entries
+    problems = schedule_problems([s.model_dump() for s in schedules],
+                                 {k: v.model_dump() for k, v in spec.inputs.items()})
+    if problems:
+        raise SpecError([SpecIssue(p.message, Location(str(path)), p.path, hint=p.hint,
+                                   code="schedule") for p in problems])
+    return [ScheduleEntry(path, index, item.cron, item.timezone, dict(item.inputs))
+            for index, item in enumerate(schedules)]
 
 
 # ---------------------------------------------------------------- clocks
@@ -233,6 +191,11 @@ class Scheduler:
         self.history: list[FireEvent] = []
         self._running: set[int] = set()
         self._started = 0
+
+    @property
+    def started(self) -> int:
+        """How many runs have been started."""
+        return self._started
 
     def _record(self, entry: ScheduleEntry, when: _dt.datetime, outcome: Outcome,
                 detail: str = "") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from engine.errors import ToolError
+from engine.errors import UnknownToolError
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -12,16 +12,16 @@ def suggest(name: str, known: list[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def unknown_server(name: str, known: list[str]) -> ToolError:
+def unknown_server(name: str, known: list[str]) -> UnknownToolError:
     hint = suggest(name, known) or (
         f"declared servers: {', '.join(sorted(known))}" if known else
         "declare it under `mcp_servers:` in the workflow file")
-    return ToolError(f"unknown MCP server '{name}'", hint=hint, server=name)
+    return UnknownToolError(f"unknown MCP server '{name}'", hint=hint, server=name)
 
 
-def unknown_tool(server: str, tool: str, known: list[str]) -> ToolError:
+def unknown_tool(server: str, tool: str, known: list[str]) -> UnknownToolError:
     hint = suggest(tool, known) or (
         f"server '{server}' exposes: {', '.join(sorted(known))}" if known else
         f"server '{server}' exposes no tools (check `tools.allow`/`tools.deny`)")
-    return ToolError(f"MCP server '{server}' has no tool '{tool}'", hint=hint, server=server,
-                     tool=tool)
+    return UnknownToolError(f"MCP server '{server}' has no tool '{tool}'", hint=hint,
+                            server=server, tool=tool)

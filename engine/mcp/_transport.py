@@ -6,6 +6,10 @@ log directory, or a temporary file) whose tail is kept for error messages (never
 terminal). The server writes its stderr into a pipe, not into that file: a task reads it and
 writes each complete line through the run's secret redactor, so a server that prints a secret
 it was given in `env:` never puts it on disk.
+
+When a stdio server has stopped, whatever is left of its process group (children it started
+in the background) is killed: the SDK kills the group only when the server itself does not
+exit after its stdin closes.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import codecs
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +40,43 @@ STDERR_TAIL_CHARS = 2000
 #: kept it open) before the rest is dropped
 STDERR_DRAIN_S = 2.0
 _READ_SIZE = 65536
+#: the pids of the stdio servers spawned in this context (set around the SDK's spawn)
+_SPAWNED: ContextVar[list[int] | None] = ContextVar("plait_mcp_spawned", default=None)
+
+
+def _hook_spawn() -> None:
+    """Let `_PipedStdio` learn the pid of the server the SDK spawns (its process group id:
+    the SDK starts each server in a new session). The SDK's transport does not expose it."""
+    from mcp.client import stdio as sdk
+
+    spawn = sdk._create_platform_compatible_process
+    if getattr(spawn, "plait_hooked", False):
+        return
+
+    async def spawn_and_record(*args: Any, **kwargs: Any) -> Any:
+        process = await spawn(*args, **kwargs)
+        pids = _SPAWNED.get()
+        if pids is not None:
+            pids.append(process.pid)
+        return process
+
+    spawn_and_record.plait_hooked = True  # type: ignore[attr-defined]
+    sdk._create_platform_compatible_process = spawn_and_record
+
+
+def kill_group(pgid: int) -> bool:
+    """SIGKILL what is left of process group ``pgid``; False when the group is gone.
+
+    The group is checked first: its id is not reused while any member lives.
+    """
+    if sys.platform == "win32" or pgid <= 1:  # pragma: no cover - a Job Object there
+        return False
+    try:
+        os.killpg(pgid, 0)
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 @dataclass
@@ -156,10 +199,12 @@ class _PipedStdio:
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
         self._eof: anyio.Event | None = None
+        self._pids: list[int] = []
 
     async def __aenter__(self) -> Any:
         from mcp.client.stdio import stdio_client
 
+        _hook_spawn()
         self._eof = anyio.Event()
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
@@ -170,20 +215,35 @@ class _PipedStdio:
             self._tg.start_soon(self._log.pump, read_fd, self._eof)
             # the parent's copy of the write end is closed once the server holds its own, so
             # the pipe ends when the server does
-            with os.fdopen(write_fd, "w") as errlog:
-                self._transport = stdio_client(self._params, errlog=errlog)
-                return await self._transport.__aenter__()
+            token = _SPAWNED.set(self._pids)
+            try:
+                with os.fdopen(write_fd, "w") as errlog:
+                    self._transport = stdio_client(self._params, errlog=errlog)
+                    return await self._transport.__aenter__()
+            finally:
+                _SPAWNED.reset(token)
         except BaseException:
             self._transport = None
+            self.kill_leftovers()
             await self._close()
             raise
 
     async def __aexit__(self, *exc: Any) -> None:
+        if exc[0] is not None and issubclass(exc[0], anyio.get_cancelled_exc_class()):
+            # abandoned (e.g. the startup timeout): no grace period for a server that may
+            # never read its closed stdin
+            self.kill_leftovers()
         try:
             if self._transport is not None:
                 await self._transport.__aexit__(*exc)
         finally:
+            self.kill_leftovers()
             await self._close()
+
+    def kill_leftovers(self) -> None:
+        """Kill the server's process group (what the server started and left running)."""
+        for pid in self._pids:
+            kill_group(pid)
 
     async def _close(self) -> None:
         """Let the pump read the stopped server's last lines, then stop it."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from engine.errors import PolicyViolation, ToolError
+from engine.errors import PolicyViolation, ToolError, UnknownToolError
 from engine.mcp._names import unknown_tool
 from engine.mcp.pool import MCPConnectionManager
 from engine.spec.models import MCPServerSpec
@@ -61,10 +61,18 @@ def _fingerprint(description: str, schema: Mapping[str, Any]) -> str:
 
 def exposed(spec: MCPServerSpec, tool: str) -> bool:
     """Whether `tool` passes the server's allow/deny globs."""
-    if any(fnmatch.fnmatchcase(tool, pattern) for pattern in spec.tools.deny):
-        return False
+    return hidden_by(spec, tool) is None
+
+
+def hidden_by(spec: MCPServerSpec, tool: str) -> str | None:
+    """The filter that hides `tool` (None: it is exposed)."""
+    for pattern in spec.tools.deny:
+        if fnmatch.fnmatchcase(tool, pattern):
+            return f"`tools.deny` pattern {pattern!r}"
     allow = spec.tools.allow
-    return allow is None or any(fnmatch.fnmatchcase(tool, pattern) for pattern in allow)
+    if allow is None or any(fnmatch.fnmatchcase(tool, pattern) for pattern in allow):
+        return None
+    return f"`tools.allow` (none of {allow} matches it)"
 
 
 class ToolRegistry:
@@ -159,10 +167,12 @@ class ToolRegistry:
         info = tools.get(tool)
         if info is None:
             if tool in self._hidden.get(server, set()):
-                raise ToolError(f"tool '{server}.{tool}' is filtered out by the server's "
-                                "`tools.allow`/`tools.deny`",
-                                hint="add it to `tools.allow` (or remove it from `tools.deny`)",
-                                server=server, tool=tool)
+                spec = self.pool.manager.spec(server)
+                by = hidden_by(spec, tool) or "`tools.allow`/`tools.deny`"
+                fix = ("remove that pattern from `tools.deny`" if by.startswith("`tools.deny")
+                       else f"add '{tool}' to `tools.allow`")
+                raise UnknownToolError(f"tool '{server}.{tool}' is filtered out by the "
+                                       f"server's {by}", hint=fix, server=server, tool=tool)
             raise unknown_tool(server, tool, list(tools))
         reason = self.flagged.get(info.qualified_name)
         level = self._policy_level(server)

@@ -105,6 +105,7 @@ class Checker:
         deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
         self.check_outputs(deps)
         self.check_inputs_and_tests()
+        self.check_schedules()
         self.out.edges, problems = check_edges(deps)
         for problem in problems:
             if problem.code == "unknown_step" and problem.step and problem.field:
@@ -282,6 +283,17 @@ class Checker:
             for j, check in enumerate(_list(checks)):
                 if isinstance(check, dict):
                     self._assertion(check, ("tests", i, "assert", j))
+
+    def check_schedules(self) -> None:
+        on = self.data.get("on")
+        schedules = on.get("schedule") if isinstance(on, dict) else None
+        if not schedules:
+            return  # no croniter import for workflows without a schedule
+        from engine.spec.triggers import schedule_problems
+
+        for problem in schedule_problems(schedules, self.data.get("inputs")):
+            self.issue(problem.message, problem.path, problem.hint, key=problem.key,
+                       code="schedule")
 
     def _assertion(self, check: dict[str, Any], path: Path_) -> None:
         """A `matches:` that is no regular expression, or a `schema:` that is no JSON Schema,

@@ -18,7 +18,7 @@ import anyio
 import click
 import yaml
 
-from engine.errors import PlaitError, SpecError, ToolError
+from engine.errors import PlaitError, SpecError, ToolError, UnknownToolError
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec, PolicySpec
 
@@ -70,6 +70,8 @@ def _run(coro_fn: Any, *args: Any) -> Any:
         return anyio.run(coro_fn, *args)
     except SpecError as exc:
         _fail(exc.format(), EXIT_USAGE)
+    except UnknownToolError as exc:  # a name that is not there: nothing ran
+        _fail(str(exc), EXIT_USAGE)
     except PlaitError as exc:
         _fail(str(exc), EXIT_FAILED)
 
@@ -108,6 +110,8 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
                                 "category": t.category, "tags": list(t.tags),
                                 "input_schema": t.input_schema} for t in tools], indent=2))
         sys.exit(EXIT_FAILED if failures else EXIT_OK)
+    if failures and not tools:  # no empty table above the errors
+        sys.exit(EXIT_FAILED)
     from rich.console import Console
     from rich.table import Table
 
@@ -157,8 +161,11 @@ def call_cmd(file: Path, tool: str, args_json: str) -> None:
 def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
     """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
     takes its inputs and returns its outputs."""
-    from runners.mcp_serve import serve
+    from runners.mcp_serve import bind_problem, serve
 
+    problem = bind_problem(host, port) if transport != "stdio" else None
+    if problem:
+        _fail(problem, EXIT_USAGE)
     try:
         serve(file, transport=transport, host=host, port=port, state=state)
     except SpecError as exc:
@@ -187,7 +194,12 @@ def import_cmd(config: Path, keep_values: bool) -> None:
         doc["secrets"] = sorted(secrets)
     doc["mcp_servers"] = servers
     if secrets:
-        click.echo("# env values were not copied: export them before `plait run`")
+        click.echo("# env and credential header values were not copied: export them before "
+                   "`plait run`")
+        for secret, source in sorted(secrets.items()):
+            if secret != source:
+                click.echo(f"#   {secret}: " + (source if " " in source else
+                                                 f"the value of env var {source}"))
     click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip())
 
 
@@ -196,16 +208,58 @@ def _name(raw: str) -> str:
     return name if re.match(r"^[A-Za-z_]", name) else f"s_{name}"
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: header names whose values are credentials
+_SECRET_HEADER = re.compile(r"authorization|token|key|secret|password|cookie|credential|auth",
+                            re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"^(Bearer|Basic|Token|Bot)\s+\S", re.IGNORECASE)
+
+
+def _secret_name(raw: str, taken: dict[str, str], source: str | None = None) -> str:
+    """A `secrets:` name for ``raw`` (``my-token`` -> ``MY_TOKEN``), distinct from the names
+    in ``taken`` (name -> what it stands for: ``source``, by default the env var ``raw``)."""
+    source = source or raw
+    base = raw if _IDENTIFIER.match(raw) else re.sub(r"\W", "_", raw).upper()
+    if not re.match(r"^[A-Za-z_]", base):
+        base = f"_{base}"
+    name, n = base, 2
+    while name in taken and taken[name] != source:
+        name, n = f"{base}_{n}", n + 1
+    taken[name] = source
+    return name
+
+
+def _headers(server: str, headers: Mapping[str, Any], keep_values: bool,
+             taken: dict[str, str]) -> dict[str, str]:
+    """Header values that look like credentials become secrets (the scheme, e.g. `Bearer`,
+    stays in the value)."""
+    out: dict[str, str] = {}
+    for key, raw in headers.items():
+        value = str(raw)
+        if keep_values or not _SECRET_HEADER.search(str(key)) or "${{" in value:
+            out[str(key)] = value
+            continue
+        scheme = _AUTH_SCHEME.match(value)
+        prefix = value[:scheme.end() - 1] if scheme else ""
+        after = f" after {prefix.strip()!r}" if prefix else ""
+        name = _secret_name(f"{server}_{key}".upper().replace("-", "_"), taken,
+                            f"the {key} header of server {server}{after}")
+        out[str(key)] = f"{prefix}${{{{ secrets.{name} }}}}"
+    return out
+
+
 def convert_claude(block: Mapping[str, Any], *, keep_values: bool = False
-                   ) -> tuple[dict[str, Any], set[str]]:
-    """plait `mcp_servers` entries (validated) and secret names from Claude's `mcpServers`."""
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """plait `mcp_servers` entries (validated) and the secrets they use, from Claude's
+    `mcpServers`: secret name -> the env var or server_header it stands for."""
     from pydantic import ValidationError
 
     out: dict[str, Any] = {}
-    secrets: set[str] = set()
+    secrets: dict[str, str] = {}
     for raw_name, entry in block.items():
         if not isinstance(entry, dict):
             raise ToolError(f"mcpServers.{raw_name} is not an object")
+        name = _name(str(raw_name))
         server: dict[str, Any] = {}
         kind = str(entry.get("type") or entry.get("transport") or "")
         if entry.get("url"):
@@ -213,22 +267,21 @@ def convert_claude(block: Mapping[str, Any], *, keep_values: bool = False
             if kind == "sse":
                 server["transport"] = "sse"
             if entry.get("headers"):
-                server["headers"] = dict(entry["headers"])
+                server["headers"] = _headers(name, entry["headers"], keep_values, secrets)
         else:
             server["command"] = entry.get("command")
             if entry.get("args"):
                 server["args"] = [str(a) for a in entry["args"]]
             env = entry.get("env") or {}
             if env:
-                server["env"] = {k: str(v) if keep_values else f"${{{{ secrets.{k} }}}}"
+                server["env"] = {k: str(v) if keep_values else
+                                 f"${{{{ secrets.{_secret_name(k, secrets)} }}}}"
                                  for k, v in env.items()}
-                if not keep_values:
-                    secrets.update(env)
             if entry.get("cwd"):
                 server["cwd"] = entry["cwd"]
         try:
             MCPServerSpec.model_validate(server)
         except ValidationError as exc:
             raise ToolError(f"mcpServers.{raw_name}: {exc.errors()[0]['msg']}") from None
-        out[_name(str(raw_name))] = server
+        out[name] = server
     return out, secrets

@@ -17,12 +17,14 @@ from typing import Any
 import anyio
 import click
 
-from engine.errors import Location, PlaitError, SpecError, SpecIssue
+from engine.errors import Location, PlaitError, RunError, SpecError, SpecIssue
 from engine.spec.models import WorkflowSpec
-from runners.schedule import ScheduleEntry, Scheduler, entries_from_spec, zone
+from runners.schedule import Clock, ScheduleEntry, Scheduler, entries_from_spec, zone
 
 #: ``await RUN_WORKFLOW(workflow_path, inputs)`` runs one workflow to the end. Set by the CLI.
 RUN_WORKFLOW: Callable[[Path, dict[str, Any]], Awaitable[Any]] | None = None
+#: The clock the daemon runs on (None: the system clock); tests set a virtual one.
+CLOCK: Clock | None = None
 
 
 def _load_spec(path: Path) -> WorkflowSpec:
@@ -41,6 +43,12 @@ async def run_workflow_file(path: Path, inputs: dict[str, Any]) -> Any:
     result = await run_workflow(load(path), inputs)
     logging.getLogger("plait.schedule").info("%s: run %s %s in %.2fs", path, result.run_id,
                                              result.status, result.duration)
+    if not result.ok:  # the scheduler logs why and counts the run as failed
+        error = result.error or {}
+        step = f"step {error['step']}: " if error.get("step") else ""
+        raise RunError(f"run {result.run_id} {result.status}: {step}"
+                       f"{error.get('message', 'no error recorded')} "
+                       f"(details: plait runs show {result.run_id})", run_id=result.run_id)
     return result
 
 
@@ -80,7 +88,8 @@ def _print_next(entries: list[ScheduleEntry], count: int) -> None:
 @click.option("--next", "show_next", type=click.IntRange(1, 1000), default=None,
               metavar="N", help="Print the next N fire times of each schedule and exit.")
 @click.option("--max-runs", type=click.IntRange(1), default=None, metavar="N",
-              help="Exit after starting N runs (and waiting for them).")
+              help="Exit after starting N runs (and waiting for them); exit 1 if any "
+              "of them failed.")
 def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None) -> None:
     """Run FILE(s) at the times in their `on.schedule` until interrupted."""
     try:
@@ -94,7 +103,8 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             stream=sys.stderr)
-    scheduler = Scheduler(entries, RUN_WORKFLOW or run_workflow_file, max_runs=max_runs)
+    scheduler = Scheduler(entries, RUN_WORKFLOW or run_workflow_file, CLOCK,
+                          max_runs=max_runs)
     try:
         stopped_by = anyio.run(_serve_until_signal, scheduler)
     except KeyboardInterrupt:
@@ -104,6 +114,11 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
     if stopped_by:
         click.echo(f"plait schedule: stopped by {stopped_by}", err=True)
         sys.exit(130)
+    failed = sum(1 for event in scheduler.history if event.outcome == "failed")
+    if failed:
+        click.echo(f"plait schedule: {failed} of {scheduler.started} run(s) failed "
+                   "(their errors are logged above)", err=True)
+        sys.exit(1)
 
 
 async def _serve_until_signal(scheduler: Scheduler) -> str | None:

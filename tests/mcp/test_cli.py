@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from engine.spec.loader import load
 from engine.spec.models import MCPServerSpec
 from runners.cli.mcp import group
 from tests.mcp.conftest import ROOT
@@ -48,7 +49,11 @@ def test_call_ok_and_failures(workflow: Path) -> None:
                                 "--args", '{"path": "../wf.yaml"}'])
     assert bad.exit_code == 1 and "outside the server's root" in bad.output
     typo = runner.invoke(group, ["call", str(workflow), "files.read_fil", "--args", "{}"])
-    assert typo.exit_code == 1 and "did you mean 'read_file'" in typo.output
+    assert typo.exit_code == 2 and "did you mean 'read_file'" in typo.output
+    no_server = runner.invoke(group, ["call", str(workflow), "nope.x"])
+    assert no_server.exit_code == 2 and "unknown MCP server 'nope'" in no_server.output
+    listing = runner.invoke(group, ["tools", str(workflow), "nope"])
+    assert listing.exit_code == 2 and "unknown MCP server 'nope'" in listing.output
     usage = runner.invoke(group, ["call", str(workflow), "files.read_file", "--args", "[1"])
     assert usage.exit_code == 2 and "not valid JSON" in usage.output
 
@@ -72,11 +77,55 @@ def test_import_claude_config(tmp_path: Path) -> None:
         MCPServerSpec.model_validate(spec)
 
 
+def test_imported_yaml_validates_with_sanitised_secrets_and_header_secrets(
+        tmp_path: Path) -> None:
+    config = tmp_path / "claude.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "weird.name": {"command": "x", "env": {"my-token": "v1", "MY_TOKEN": "v2",
+                                               "API_KEY": "${HOME}"}},
+        "remote": {"url": "http://127.0.0.1:9/mcp",
+                   "headers": {"Authorization": "Bearer abc123", "X-Api-Key": "k-456",
+                               "Accept": "application/json"}}}}))
+    result = CliRunner().invoke(group, ["import", str(config)])
+    assert result.exit_code == 0, result.output
+    for value in ("v1", "v2", "abc123", "k-456"):
+        assert value not in result.output.split()
+    doc = yaml.safe_load(result.output)
+    assert doc["secrets"] == ["API_KEY", "MY_TOKEN", "MY_TOKEN_2", "REMOTE_AUTHORIZATION",
+                              "REMOTE_X_API_KEY"]
+    assert doc["mcp_servers"]["weird_name"]["env"] == {
+        "my-token": "${{ secrets.MY_TOKEN }}",
+        "MY_TOKEN": "${{ secrets.MY_TOKEN_2 }}", "API_KEY": "${{ secrets.API_KEY }}"}
+    assert doc["mcp_servers"]["remote"]["headers"] == {
+        "Authorization": "Bearer ${{ secrets.REMOTE_AUTHORIZATION }}",
+        "X-Api-Key": "${{ secrets.REMOTE_X_API_KEY }}", "Accept": "application/json"}
+    assert "#   MY_TOKEN: the value of env var my-token" in result.output
+    assert "REMOTE_AUTHORIZATION: the Authorization header of server remote after 'Bearer'" \
+        in result.output
+    workflow = tmp_path / "imported.yaml"
+    workflow.write_text(result.output + "\nversion: 1\nname: imported\n"
+                        "steps:\n  a: {run: 'true'}\n")
+    load(workflow)  # what `plait validate` runs: raises SpecError on any problem
+    kept = CliRunner().invoke(group, ["import", str(config), "--keep-values"])
+    assert "Bearer abc123" in kept.output and "secrets:" not in kept.output
+
+
 def test_import_rejects_config_without_servers(tmp_path: Path) -> None:
     config = tmp_path / "c.json"
     config.write_text("{}")
     result = CliRunner().invoke(group, ["import", str(config)])
     assert result.exit_code == 2 and "no `mcpServers`" in result.output
+
+
+def test_tools_of_a_missing_command_prints_no_empty_table(workflow: Path) -> None:
+    doc = yaml.safe_load(workflow.read_text())
+    doc["mcp_servers"] = {name: {"command": "no-such-mcp-server-xyz"}
+                          for name in doc["mcp_servers"]}
+    workflow.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(workflow)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "name" not in result.output.split()
+    assert "'no-such-mcp-server-xyz' was not found" in result.output
 
 
 def test_tools_lists_healthy_servers_when_one_is_broken(workflow: Path) -> None:

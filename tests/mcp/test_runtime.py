@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PolicyViolation, ToolError
+from engine.errors import PolicyViolation, ToolError, UnknownToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.spec.models import MCPServerSpec
 from tests.mcp.inproc import demo_server, paged_server
@@ -75,8 +75,14 @@ async def test_allow_deny_filters(tmp_path: Path) -> None:
     async with runtime(tmp_path, spec) as mcp:
         names = [t.name for t in await mcp.list_tools("demo")]
         assert names == ["add", "fail"]
-        with pytest.raises(ToolError, match="filtered out"):
+        with pytest.raises(UnknownToolError, match=r"filtered out by the server's "
+                           r"`tools\.deny` pattern 'echo'") as denied:
             await mcp.call_tool("demo", "echo", {"text": "x"})
+        assert denied.value.hint == "remove that pattern from `tools.deny`"
+        with pytest.raises(UnknownToolError, match=r"filtered out by the server's `tools\.allow` "
+                           r"\(none of \['a\*', 'e\*', 'fail'\] matches it\)") as hidden:
+            await mcp.call_tool("demo", "calls", {})
+        assert hidden.value.hint == "add 'calls' to `tools.allow`"
 
 
 async def test_metadata_list_and_search(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@ malformed results, rug pulls, start-up failures."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -117,8 +119,11 @@ async def test_rug_pull_flagged_but_allowed_under_medium(tmp_path: Path) -> None
 async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
     spec = faulty("--hang-on-start", "--stderr", "booting the reactor", startup_timeout="1s")
     async with rt(tmp_path, spec) as mcp:
+        started = time.monotonic()
         with pytest.raises(ToolError, match="did not finish initialising within 1s") as info:
             await mcp.call_tool("f", "pid", {})
+        # the hung server is killed at once, not after the SDK's 2 s stdin-close grace
+        assert time.monotonic() - started < 2.5
         assert "booting the reactor" in str(info.value)
 
 
@@ -262,3 +267,33 @@ async def test_server_exiting_at_start_reports_its_stderr(tmp_path: Path) -> Non
         with pytest.raises(ToolError, match="failed during start-up") as info:
             await mcp.list_tools("x")
         assert "bad config: missing --root" in str(info.value)
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is no zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_background_children_of_a_cleanly_exiting_server_are_killed(
+        tmp_path: Path) -> None:
+    """The server exits when its stdin closes; the `sleep` it started must not outlive it."""
+    pid_file = tmp_path / "sleep.pid"
+    script = tmp_path / "spawner.sh"
+    script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pid_file}\n"
+                      f"exec {sys.executable} {HERE / 'faulty_server.py'}\n")
+    script.chmod(0o755)
+    spec = MCPServerSpec(command=str(script), env={"PYTHONPATH": str(ROOT)})
+    async with rt(tmp_path, spec) as mcp:
+        server_pid = int((await mcp.call_tool("f", "pid", {})).text)
+        sleep_pid = int(pid_file.read_text())
+        assert _alive(sleep_pid)
+    with anyio.fail_after(5):
+        while _alive(sleep_pid):
+            await anyio.sleep(0.02)
+    assert not _alive(server_pid)

@@ -118,6 +118,27 @@ def test_an_invalid_workflow_is_refused_before_serving(tmp_path: Path) -> None:
     assert out.returncode == 2 and "bad.yaml:4:" in out.stderr
 
 
+def test_a_busy_port_or_unknown_host_is_one_line_and_exit_2(workflow: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve",
+                              str(workflow), "--transport", "streamable-http",
+                              "--port", str(port)],
+                             env=_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == f"error: port {port} on 127.0.0.1 is in use (hint: --port)\n"
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve",
+                          str(workflow), "--transport", "streamable-http",
+                          "--host", "no-such-host.invalid"],
+                         env=_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: cannot listen on 'no-such-host.invalid': not a known "
+                                 "address") and out.stderr.count("\n") == 1
+    assert out.stderr.rstrip().endswith("(hint: --host)")
+
+
 @pytest.mark.anyio
 async def test_served_workflow_keeps_its_own_servers_up_across_calls(tmp_path: Path) -> None:
     from mcp import ClientSession

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import anyio
+import pytest
 from click.testing import CliRunner
 
 from runners.cli import schedule as cli
@@ -17,6 +19,8 @@ on:
   schedule:
     - {cron: "0 7 * * 1-5", timezone: Europe/Berlin, inputs: {folder: ./inbox}}
     - {cron: "@monthly"}
+inputs:
+  folder: {type: string, default: .}
 steps:
   hello: {run: "echo hi"}
 """
@@ -51,7 +55,7 @@ def test_every_problem_of_every_file_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.command, [str(bad), str(none), str(typo)])
     assert result.exit_code == 2
     out = result.output
-    assert f"{bad}: invalid cron expression '0 25 * * *'" in out
+    assert f"{bad}:5:14: invalid cron expression '0 25 * * *'" in out
     assert "at 'on.schedule[0].cron'" in out
     assert "'@fortnightly' has 1 fields" in out and "on.schedule[1].cron" in out
     assert f"{none}: the workflow has no schedule at 'on.schedule'" in out
@@ -79,6 +83,7 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 SERVE = """
 import sys
 import anyio
+import pytest
 import runners.cli.schedule as s
 
 async def run(path, inputs):
@@ -115,3 +120,62 @@ def test_sigterm_stops_cleanly_with_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, seen + err
     assert "stopped by SIGTERM" in err
     assert "run started" not in out or "run cancelled" in out
+
+
+class _NoWaitClock:
+    """Every fire time is reached at once: the daemon's loop without waiting a cron minute."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    async def sleep_until(self, when: dt.datetime) -> None:
+        await anyio.lowlevel.checkpoint()
+
+
+FAILING = """\
+version: 1
+name: failing
+on:
+  schedule:
+    - {cron: "* * * * *", inputs: {x: boom}}
+inputs:
+  x: {type: string}
+policies:
+  o: {level: low}
+steps:
+  a: {run: "echo ${{ inputs.x }}; exit 3", policy: o}
+"""
+
+
+def test_max_runs_exits_1_when_a_run_failed_and_logs_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    wf = write(tmp_path, "failing.yaml", FAILING)
+    monkeypatch.setattr(cli, "CLOCK", _NoWaitClock())
+    with caplog.at_level(logging.INFO, logger="plait.schedule"):
+        result = CliRunner().invoke(cli.command, [str(wf), "--max-runs", "2"])
+    assert result.exit_code == 1, result.output
+    assert "2 of 2 run(s) failed" in result.output
+    failures = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 2
+    assert "failed: run " in failures[0] and ": step a: " in failures[0]
+    assert "plait runs show" in failures[0]
+
+
+def test_max_runs_exits_0_when_every_run_succeeded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wf = write(tmp_path, "fine.yaml", FAILING.replace("; exit 3", ""))
+    monkeypatch.setattr(cli, "CLOCK", _NoWaitClock())
+    result = CliRunner().invoke(cli.command, [str(wf), "--max-runs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "failed" not in result.output
+
+
+def test_never_firing_cron_and_bad_schedule_inputs_exit_2_located(tmp_path: Path) -> None:
+    wf = write(tmp_path, "feb.yaml", FAILING.replace("* * * * *", "0 0 31 2 *")
+               .replace("{x: boom}", "{colour: red}"))
+    result = CliRunner().invoke(cli.command, [str(wf)])
+    assert result.exit_code == 2, result.output
+    assert f"{wf}:5:14: cron expression '0 0 31 2 *' never fires" in result.output
+    assert f"{wf}:5:37: schedule input 'colour' is not a declared input" in result.output
+    assert "the schedule does not give required input x" in result.output
+    assert "Traceback" not in result.output

@@ -102,6 +102,7 @@ def test_naive_after_is_refused() -> None:
 def spec(schedules: list[dict[str, object]]) -> WorkflowSpec:
     return WorkflowSpec.model_validate({
         "version": 1, "name": "wf", "on": {"schedule": schedules},
+        "inputs": {"n": {"type": "integer", "default": 0}},
         "steps": {"a": {"run": "true"}}})
 
 
@@ -120,11 +121,25 @@ def test_bad_cron_and_zone_name_file_and_index() -> None:
             {"cron": "0 7 * * 1-5"},
             {"cron": "61 * * * *"},
             {"cron": "0 0 * * * *"},
-            {"cron": "0 7 * * *", "timezone": "Europe/Atlantis"}]))
+            {"cron": "0 7 * * *", "timezone": "Europe/Atlantis"},
+            {"cron": "0 0 31 2 *", "inputs": {"n": "x", "m": 1}},
+            {"cron": "  "}]))
     text = err.value.format().splitlines()
-    assert len(text) == 3
+    assert len(text) == 7
     assert text[0].startswith("flows/wf.yaml: invalid cron expression '61 * * * *'")
     assert text[0].endswith("at 'on.schedule[1].cron'")
     assert "has 6 fields; write five" in text[1] and "on.schedule[2].cron" in text[1]
     assert "unknown time zone 'Europe/Atlantis'" in text[2]
     assert text[2].endswith("at 'on.schedule[3].timezone'")
+    assert "'0 0 31 2 *' never fires" in text[3] and "on.schedule[4].cron" in text[3]
+    assert "schedule input 'n' must be of type integer, got str" in text[4]
+    assert "schedule input 'm' is not a declared input" in text[5]
+    assert text[5].endswith("(expected one of: n)")
+    assert "cron expression is empty" in text[6] and "fields" not in text[6].split(";")[0]
+
+
+def test_next_fire_of_a_cron_that_stops_firing_is_a_value_error() -> None:
+    """Dates end at year 9999: croniter's failure to find one is no traceback."""
+    assert next_fire("0 0 29 2 *", "UTC", utc(9995, 1, 1, 0)) == utc(9996, 2, 29, 0)
+    with pytest.raises(ValueError, match="never fires after"):
+        next_fire("0 0 29 2 *", "UTC", utc(9997, 1, 1, 0))

@@ -297,3 +297,57 @@ def test_a_provider_url_or_api_version_that_cannot_work_is_located() -> None:
          "provider 'az': `endpoint` 'not a url' is not an http(s) URL"),
         (5, 62, "providers.az.api_version",
          "provider 'az': `api_version` 'banana' is not an Azure OpenAI API version")]
+
+
+SCHEDULES = GOOD + """\
+inputs:
+  x: {type: integer}
+on:
+  schedule:
+    - {cron: "0 25 * * *", inputs: {x: 1}}
+    - {cron: "0 0 * * * *", timezone: Europe/Atlantis, inputs: {x: 1}}
+    - {cron: "@every 5m", inputs: {x: 1}}
+    - {cron: "", inputs: {x: 1}}
+    - {cron: "0 0 31 2 *", inputs: {x: 1}}
+    - {cron: "0 7 * * 1-5", inputs: {colour: red}}
+    - cron: "@daily"
+"""
+
+
+def test_validate_checks_schedules_as_plait_schedule_does() -> None:
+    """Each bad cron, zone and schedule input is located (plait schedule loads the same way)."""
+    found = [(i.location.line, i.location.column, i.message) for i in issues_of(SCHEDULES)]
+    lines = [f"{line}:{col}: {msg}" for line, col, msg in found]
+    assert any(t.startswith("13:14: invalid cron expression '0 25 * * *'") for t in lines)
+    assert any(t.startswith("14:14: cron expression '0 0 * * * *' has 6 fields") for t in lines)
+    assert any(t.startswith("14:39: unknown time zone 'Europe/Atlantis'") for t in lines)
+    assert any(t.startswith("15:14: cron expression '@every 5m' has 2 fields") for t in lines)
+    assert any(t.startswith("16:14: cron expression is empty;") for t in lines)
+    assert any(t.startswith("17:14: cron expression '0 0 31 2 *' never fires") for t in lines)
+    assert any(t.startswith("18:38: schedule input 'colour' is not a declared input")
+               for t in lines)
+    assert any(t.startswith("18:29: the schedule does not give required input x")
+               for t in lines)
+    assert any(t.startswith("19:7: the schedule does not give required input x")
+               for t in lines)
+    assert len(lines) == 9, lines
+
+
+def test_validate_imports_no_croniter_without_a_schedule(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(GOOD)
+    root = Path(__file__).resolve().parents[2]
+    code = (f"import sys; from engine.spec.loader import load; load({str(wf)!r}); "
+            "print('croniter' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
+    with_schedule = code.replace("load(", "wf = load(").replace(
+        "print(", f"open({str(wf)!r}, 'a').write(\"on: {{schedule: [{{cron: '@daily'}}]}}\\n\"); "
+        f"load({str(wf)!r}); print(")
+    out = subprocess.run([sys.executable, "-c", with_schedule], capture_output=True, text=True,
+                         cwd=root, timeout=60, check=True)
+    assert out.stdout.strip() == "True"
