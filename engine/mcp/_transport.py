@@ -17,11 +17,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import sys
 import tempfile
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +30,7 @@ import anyio
 import anyio.abc
 
 from engine.errors import ToolError
+from engine.sandbox import TOKEN_VAR, token_processes
 from engine.sandbox.base import Runner
 from engine.sandbox.env import minimal_env
 from engine.secrets import LineRedactor, Redactor
@@ -40,30 +41,6 @@ STDERR_TAIL_CHARS = 2000
 #: kept it open) before the rest is dropped
 STDERR_DRAIN_S = 2.0
 _READ_SIZE = 65536
-#: the pids of the stdio servers spawned in this context (set around the SDK's spawn)
-_SPAWNED: ContextVar[list[int] | None] = ContextVar("plait_mcp_spawned", default=None)
-
-
-def _hook_spawn() -> None:
-    """Let `_PipedStdio` learn the pid of the server the SDK spawns (its process group id:
-    the SDK starts each server in a new session). The SDK's transport does not expose it."""
-    from mcp.client import stdio as sdk
-
-    spawn = sdk._create_platform_compatible_process
-    if getattr(spawn, "plait_hooked", False):
-        return
-
-    async def spawn_and_record(*args: Any, **kwargs: Any) -> Any:
-        process = await spawn(*args, **kwargs)
-        pids = _SPAWNED.get()
-        if pids is not None:
-            pids.append(process.pid)
-        return process
-
-    spawn_and_record.plait_hooked = True  # type: ignore[attr-defined]
-    sdk._create_platform_compatible_process = spawn_and_record
-
-
 def kill_group(pgid: int) -> bool:
     """SIGKILL what is left of process group ``pgid``; False when the group is gone.
 
@@ -174,7 +151,10 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
 
     assert spec.command is not None
     cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
-    env = minimal_env(spec.env)
+    # every process of the server carries a token of its own (the SDK does not tell us the
+    # server's pid): what is left of it once it stops is found by the token
+    token = secrets.token_hex(16)
+    env = {**minimal_env(spec.env), TOKEN_VAR: token}
     command = _resolve_command(name, spec, spec.command, env, cwd)
     argv = [command, *spec.args]
     cleanup: list[str] = []
@@ -183,7 +163,7 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
         cleanup = list(prepared.cleanup)
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
-    transport = _PipedStdio(params, errlog)
+    transport = _PipedStdio(params, errlog, token)
     return _WithCleanup(transport, cleanup) if cleanup else transport
 
 
@@ -192,19 +172,21 @@ class _PipedStdio:
     `StderrLog.pump` empties, in a task group held from enter to exit (one task, as the SDK's
     own transport)."""
 
-    def __init__(self, params: Any, log: StderrLog) -> None:
+    def __init__(self, params: Any, log: StderrLog, token: str) -> None:
         self._params = params
         self._log = log
+        self._token = token
+        #: the server's process group(s), learnt once it runs (a child that clears its
+        #: environment but stays in the group is still found)
+        self._groups: set[int] = set()
         self._transport: Any = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
         self._eof: anyio.Event | None = None
-        self._pids: list[int] = []
 
     async def __aenter__(self) -> Any:
         from mcp.client.stdio import stdio_client
 
-        _hook_spawn()
         self._eof = anyio.Event()
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
@@ -215,13 +197,11 @@ class _PipedStdio:
             self._tg.start_soon(self._log.pump, read_fd, self._eof)
             # the parent's copy of the write end is closed once the server holds its own, so
             # the pipe ends when the server does
-            token = _SPAWNED.set(self._pids)
-            try:
-                with os.fdopen(write_fd, "w") as errlog:
-                    self._transport = stdio_client(self._params, errlog=errlog)
-                    return await self._transport.__aenter__()
-            finally:
-                _SPAWNED.reset(token)
+            with os.fdopen(write_fd, "w") as errlog:
+                self._transport = stdio_client(self._params, errlog=errlog)
+                streams = await self._transport.__aenter__()
+            self._groups = self._leftover_groups()
+            return streams
         except BaseException:
             self._transport = None
             self.kill_leftovers()
@@ -240,10 +220,21 @@ class _PipedStdio:
             self.kill_leftovers()
             await self._close()
 
+    def _leftover_groups(self) -> set[int]:
+        groups = set()
+        for pid in token_processes(self._token):
+            with contextlib.suppress(OSError):
+                groups.add(os.getpgid(pid))
+        return groups - {os.getpgrp()}
+
     def kill_leftovers(self) -> None:
-        """Kill the server's process group (what the server started and left running)."""
-        for pid in self._pids:
-            kill_group(pid)
+        """Kill what is left of the server: its process group(s) and every process that
+        carries its token (what the server started and left running)."""
+        for group in self._groups | self._leftover_groups():
+            kill_group(group)
+        for pid in token_processes(self._token):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     async def _close(self) -> None:
         """Let the pump read the stopped server's last lines, then stop it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.sandbox._bwrap import BWRAP_ENV, bwrap_argv, bwrap_path, probe_bwrap
-from engine.sandbox._process import TOKEN_VAR, kill_step, step_processes
+from engine.sandbox._process import TOKEN_VAR, kill_step, step_processes, token_processes
 from engine.sandbox._runners import BwrapRunner, LimitedRunner, PlainRunner, rlimit_args
 from engine.sandbox._select import check_enforceable, runner_for
 from engine.sandbox.base import CommandResult, PreparedCommand, Runner
@@ -27,4 +27,5 @@ __all__ = (
     "rlimit_args",
     "runner_for",
     "step_processes",
+    "token_processes",
 )

@@ -98,11 +98,20 @@ def _processes() -> Iterator[tuple[int, int, bytes]]:
         yield int(name), ppid, environ
 
 
+def _carriers(procs: list[tuple[int, int, bytes]], token: str) -> set[int]:
+    marker = f"{TOKEN_VAR}={token}".encode()
+    return {pid for pid, _, env in procs if marker in env and marker in env.split(b"\0")}
+
+
+def token_processes(token: str) -> set[int]:
+    """Pids of the processes that carry `token` in their environment (not this one)."""
+    return _carriers(list(_processes()), token) - {os.getpid()}
+
+
 def step_processes(root: int, token: str) -> set[int]:
     """Pids belonging to a step: descendants of `root` and carriers of its token."""
-    marker = f"{TOKEN_VAR}={token}".encode()
     procs = list(_processes())
-    found = {pid for pid, _, env in procs if marker in env and marker in env.split(b"\0")}
+    found = _carriers(procs, token)
     children: dict[int, list[int]] = {}
     for pid, ppid, _ in procs:
         children.setdefault(ppid, []).append(pid)
