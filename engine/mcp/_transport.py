@@ -64,6 +64,8 @@ class StderrLog:
     file: IO[str] = field(default_factory=lambda: tempfile.TemporaryFile(  # noqa: SIM115
         mode="w+", encoding="utf-8", errors="replace"))
     redactor: Redactor = field(default_factory=Redactor)
+    #: set when the current server's stderr reached end-of-file (all of it is in the file)
+    eof: anyio.Event | None = field(default=None, repr=False)
 
     @classmethod
     def to_file(cls, path: Path, redactor: Redactor | None = None) -> StderrLog:
@@ -87,6 +89,7 @@ class StderrLog:
         """Copy the read end `fd` of a server's stderr pipe into the file, line by line through
         the redactor, until end-of-file (or cancellation); a partial last line is redacted and
         written at the end."""
+        self.eof = eof
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         lines = LineRedactor(self.redactor)
         try:
@@ -104,6 +107,14 @@ class StderrLog:
         finally:
             self.write(lines.feed(decoder.decode(b"", final=True)) + lines.flush())
             eof.set()
+
+    async def final_tail(self, wait: float = 0.5) -> str:
+        """The tail once a stopped server's last lines are in (the pump copies them a moment
+        after the process dies: they usually say why); waits at most `wait` seconds."""
+        if self.eof is not None:
+            with anyio.move_on_after(wait):
+                await self.eof.wait()
+        return self.tail()
 
     def tail(self, chars: int = STDERR_TAIL_CHARS) -> str:
         try:

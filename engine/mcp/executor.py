@@ -127,7 +127,7 @@ class ToolExecutor:
                 if attempt == 1 and info.read_only:
                     stats.retries += 1
                     continue
-                raise self._crash_error(info, str(crash), attempt) from None
+                raise await self._crash_error(info, str(crash), attempt) from None
             except ToolError:
                 self._finish(info, stats, started, ok=False)
                 raise
@@ -190,8 +190,8 @@ class ToolExecutor:
         err.retryable = True
         return err
 
-    def _crash_error(self, info: ToolInfo, reason: str, attempt: int) -> ToolError:
-        tail = self.pool.manager.stderr_tail(info.server)
+    async def _crash_error(self, info: ToolInfo, reason: str, attempt: int) -> ToolError:
+        tail = await self.pool.manager.final_stderr_tail(info.server)
         why = ("it crashed again when re-run" if attempt == 2 else
                "not re-run because the tool is not marked read-only or idempotent")
         text = f"MCP server '{info.server}' went down during '{info.qualified_name}' " \

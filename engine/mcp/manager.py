@@ -174,9 +174,10 @@ class MCPServerManager:
         conn = self._slot(name).conn
         return conn is not None and conn.alive
 
-    def stderr_tail(self, name: str) -> str:
+    async def final_stderr_tail(self, name: str) -> str:
+        """The tail of a server that went down, once its last lines are in."""
         slot = self._slot(name)
-        return slot.stderr.tail() if slot.stderr is not None else ""
+        return await slot.stderr.final_tail() if slot.stderr is not None else ""
 
     async def _start(self, slot: _Slot) -> Any:
         if self._tg is None:
