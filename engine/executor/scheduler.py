@@ -331,7 +331,7 @@ def summarise(results: dict[str, StepResult]) -> tuple[dict[str, int], float]:
     present = set().union(*usages)
     keys = [k for k in _USAGE_KEYS if k in present] + sorted(present - set(_USAGE_KEYS))
     usage = {key: _total(usages, key) for key in keys}
-    return usage, sum(filter(None, map(_COST, results.values())))
+    return usage, sum(filter(None, map(_COST, results.values())), 0.0)
 
 
 _COST = attrgetter("cost")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -30,7 +29,7 @@ import anyio
 import anyio.abc
 
 from engine.errors import ToolError
-from engine.sandbox import TOKEN_VAR, token_processes
+from engine.sandbox import TOKEN_VAR, new_token, token_processes
 from engine.sandbox.base import Runner
 from engine.sandbox.env import minimal_env
 from engine.secrets import LineRedactor, Redactor
@@ -41,6 +40,8 @@ STDERR_TAIL_CHARS = 2000
 #: kept it open) before the rest is dropped
 STDERR_DRAIN_S = 2.0
 _READ_SIZE = 65536
+
+
 def kill_group(pgid: int) -> bool:
     """SIGKILL what is left of process group ``pgid``; False when the group is gone.
 
@@ -164,7 +165,7 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
     cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
     # every process of the server carries a token of its own (the SDK does not tell us the
     # server's pid): what is left of it once it stops is found by the token
-    token = secrets.token_hex(16)
+    token = new_token()
     env = {**minimal_env(spec.env), TOKEN_VAR: token}
     command = _resolve_command(name, spec, spec.command, env, cwd)
     argv = [command, *spec.args]
@@ -187,9 +188,6 @@ class _PipedStdio:
         self._params = params
         self._log = log
         self._token = token
-        #: the server's process group(s), learnt once it runs (a child that clears its
-        #: environment but stays in the group is still found)
-        self._groups: set[int] = set()
         self._transport: Any = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
@@ -210,9 +208,7 @@ class _PipedStdio:
             # the pipe ends when the server does
             with os.fdopen(write_fd, "w") as errlog:
                 self._transport = stdio_client(self._params, errlog=errlog)
-                streams = await self._transport.__aenter__()
-            self._groups = self._leftover_groups()
-            return streams
+                return await self._transport.__aenter__()
         except BaseException:
             self._transport = None
             self.kill_leftovers()
@@ -231,19 +227,18 @@ class _PipedStdio:
             self.kill_leftovers()
             await self._close()
 
-    def _leftover_groups(self) -> set[int]:
+    def kill_leftovers(self) -> None:
+        """Kill what is left of the server: every process that carries its token, and the
+        process groups they are in (one scan of /proc; a group is only killed while a
+        carrier is in it, so its id cannot have been reused by another process)."""
+        pids = token_processes(self._token)
         groups = set()
-        for pid in token_processes(self._token):
+        for pid in pids:
             with contextlib.suppress(OSError):
                 groups.add(os.getpgid(pid))
-        return groups - {os.getpgrp()}
-
-    def kill_leftovers(self) -> None:
-        """Kill what is left of the server: its process group(s) and every process that
-        carries its token (what the server started and left running)."""
-        for group in self._groups | self._leftover_groups():
+        for group in groups - {os.getpgrp()}:
             kill_group(group)
-        for pid in token_processes(self._token):
+        for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 

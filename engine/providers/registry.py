@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from engine.errors import ConfigError
+from engine.providers._errors import clean_message
 from engine.providers._kinds import KEY_ENV, check_options
 from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
@@ -180,8 +181,9 @@ class ProviderRegistry:
             entry.health_error = None
             try:
                 ok = await self.get(entry.name).health_check()
-            except Exception as exc:
-                ok, entry.health_error = False, f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # the message may quote a key: cleaned as the SDK's are
+                ok, entry.health_error = False, clean_message(f"{type(exc).__name__}: {exc}",
+                                                              entry.api_key)
             else:  # the reason is kept by the provider itself, under any wrappers
                 entry.health_error = getattr(entry.provider, "health_error", None)
             if not ok and not entry.health_error:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from engine.sandbox._bwrap import BWRAP_ENV, bwrap_argv, bwrap_path, probe_bwrap
-from engine.sandbox._process import TOKEN_VAR, kill_step, step_processes, token_processes
+from engine.sandbox._process import (
+    TOKEN_VAR,
+    kill_step,
+    new_token,
+    step_processes,
+    token_processes,
+)
 from engine.sandbox._runners import BwrapRunner, LimitedRunner, PlainRunner, rlimit_args
 from engine.sandbox._select import check_enforceable, runner_for
 from engine.sandbox.base import CommandResult, PreparedCommand, Runner
@@ -23,6 +29,7 @@ __all__ = (
     "check_enforceable",
     "kill_step",
     "minimal_env",
+    "new_token",
     "probe_bwrap",
     "rlimit_args",
     "runner_for",

@@ -101,6 +101,11 @@ def schedule_problems(schedules: Any, inputs: Any) -> list[ScheduleProblem]:
                     check(value)
                 except ValueError as exc:
                     problems.append(ScheduleProblem(str(exc), (*base, key)))
+                except MissingDependencyError:
+                    # the cron extra is not installed: its shape was checked; parsing it is
+                    # left to `plait schedule` (which needs croniter and says so), and a
+                    # workflow with a schedule still loads for `plait run` and `validate`
+                    pass
         given = item.get("inputs", {})
         if isinstance(given, dict):
             where = (*base, "inputs") if "inputs" in item else base

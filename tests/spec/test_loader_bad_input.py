@@ -351,3 +351,25 @@ def test_validate_imports_no_croniter_without_a_schedule(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", with_schedule], capture_output=True, text=True,
                          cwd=root, timeout=60, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_workflow_with_a_schedule_loads_without_the_cron_extra() -> None:
+    """croniter is optional (the `cron` extra): without it a scheduled workflow still loads
+    (for plait run and validate), with the cron's shape checked."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['croniter'] = None\n"
+        "from engine.errors import SpecError\n"
+        "from engine.spec.loader import load_text\n"
+        "body = 'version: 1\\nname: s\\non:\\n  schedule:\\n    - cron: {!r}\\n"
+        "providers:\\n  p: {{kind: echo}}\\nsteps:\\n  a: {{llm: p, prompt: hi}}\\n'\n"
+        "print(load_text(body.format('0 9 * * 1'), 's.yaml').name)\n"
+        "try:\n    load_text(body.format('0 9 * *'), 's.yaml')\n"
+        "except SpecError as exc:\n    print(exc.issues[0].message)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "s" and "has 4 fields" in lines[1]
