@@ -52,9 +52,11 @@ async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, r
     call = functools.partial(run_llm, registry, step.llm, request, tools=tools,
                              max_turns=step.max_turns, on_chunk=chunks, on_event=on_event)
     try:
-        if step.output_schema is not None and _reruns_conversations(rc, step_id, attempt):
+        if step.output_schema is not None and tools is None and \
+                _reruns_conversations(rc, step_id, attempt):
             # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
-            # after the re-asks starts it again; its calls are not retried on their own
+            # after the re-asks starts it again; its calls are not retried on their own.
+            # Never with tools: a rerun would call them again, and they may have effects
             result: LLMResult = await attempt(_Spending(call))
             return result
         return await call(attempt=None if getattr(attempt, "trivial", False) else attempt)
