@@ -57,7 +57,13 @@ async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, r
             # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
             # after the re-asks starts it again; its calls are not retried on their own.
             # Never with tools: a rerun would call them again, and they may have effects
-            result: LLMResult = await attempt(_Spending(call))
+            spending = _Spending(call)
+            try:
+                result: LLMResult = await attempt(spending)
+            except RunError as exc:  # e.g. a StepTimeout made by the retry wrapper itself
+                if exc.spent_usage is None and spending.usage:
+                    exc.spent_usage, exc.spent_cost = dict(spending.usage), spending.cost
+                raise
             return result
         return await call(attempt=None if getattr(attempt, "trivial", False) else attempt)
     finally:
@@ -80,6 +86,15 @@ class _Spending:
         self._call = call
         self._usage: dict[str, int] = {}
         self._cost: float | None = None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """What the attempts that failed so far spent."""
+        return self._usage
+
+    @property
+    def cost(self) -> float | None:
+        return self._cost
 
     async def __call__(self) -> LLMResult:
         try:
