@@ -100,3 +100,19 @@ async def test_a_model_with_no_known_price_has_no_cost_not_zero(
     assert result.cost == priced.cost and result.cost_unknown == ("judge",)
     data = result.to_dict()
     assert data["steps"]["judge"]["cost"] is None and data["cost_unknown"] == ["judge"]
+
+
+@pytest.mark.anyio
+async def test_a_rerun_that_times_out_keeps_what_the_earlier_conversations_spent(
+        srv: Servers, tmp_path: Path) -> None:
+    """The second conversation hangs past the step timeout; the retry wrapper raises a fresh
+    StepTimeout, which must still carry what the first conversation spent."""
+    srv.openai.push("gpt-4o-mini", BAD, BAD, BAD, Action(delay=2.0, json={"risk": "low"}))
+    text = workflow(srv.url, "retry: {attempts: 2, initial: 0s, on: [output_invalid]}\n"
+                             "    timeout: 500ms")
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False)
+    step = result.steps["judge"]
+    assert step.status == "failed" and step.error["kind"] == "timeout", step.error
+    assert (step.usage["input_tokens"], step.usage["output_tokens"]) == (30, 15)
+    assert result.usage["input_tokens"] == 30
