@@ -78,3 +78,23 @@ async def test_agent_step_calls_mcp_tools_over_two_rounds(
     usage = result.steps["triage"].usage
     assert usage["input_tokens"] == 3 * 11 and usage["output_tokens"] == 3 * 7
     assert srv.openai.headers[0]["authorization"] == "Bearer sk-agent-secret-123456"
+
+
+@pytest.mark.anyio
+async def test_an_agent_step_is_not_rerun_whole_on_output_invalid(
+        srv: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """retry.on lists output_invalid, but the step has tools: starting the conversation again
+    would call its tools again, so the OutputInvalid after the re-asks is final."""
+    (tmp_path / "notes").mkdir()
+    monkeypatch.setenv("AGENT_KEY", "sk-agent-secret-123456")
+    bad = Action(text='{"risk": 3}')
+    srv.openai.push("agent-model", Action(tool_calls=[("files__list_directory", {"path": "."})]),
+                    bad, bad, bad, Action(json={"risk": "low"}))
+    text = workflow(srv.url, sys.executable).replace(
+        "    max_turns: 4\n",
+        "    max_turns: 4\n    output_schema: {type: object, properties: {risk: {type: string}},"
+        " required: [risk]}\n    retry: {attempts: 2, initial: 0s, on: [output_invalid]}\n")
+    result = await run_workflow(load_text(text, str(tmp_path / "agent.yaml")), {})
+    step = result.steps["triage"]
+    assert step.status == "failed" and step.error["kind"] == "output_invalid", step.error
+    assert len(srv.openai.requests) == 4  # one conversation: the tool round and two re-asks
