@@ -168,19 +168,40 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
             _violation(policy, "dangerous.command", cmd.name,
                        f"{cmd.name!r} is never allowed above level low", **ctx)
     programs = {cmd.word for cmd in commands}  # a wrapper's program is not a data path
+    base = Path(cwd)
     for cmd in commands:
         for word in cmd.args:
             _check_rules(policy, word, "command", **ctx)
-        for word in (*_path_args(cmd.args), *cmd.redirect_targets):
+        for word in (*_path_args(cmd.args, base), *cmd.redirect_targets):
             if word not in programs:
-                check_path(policy, word, cwd=Path(cwd), in_sandbox=True, **ctx)
+                check_path(policy, word, cwd=base, in_sandbox=True, **ctx)
+        for word in cmd.write_targets:  # `> file` writes: under a write root
+            check_path(policy, word, cwd=base, write=True, in_sandbox=True, **ctx)
 
 
-def _path_args(args: Sequence[str]) -> Iterator[str]:
+def _path_args(args: Sequence[str], cwd: Path) -> Iterator[str]:
+    """The arguments that name files: path-like words, the value of `--opt=PATH`, `-oPATH`
+    and `key=PATH` (dd's if=/of=), and plain names of files that exist in `cwd` (`cat
+    .env`)."""
     for arg in args:
         if arg.startswith("-"):
             _, eq, rest = arg.partition("=")
             if eq and _looks_like_path(rest):
                 yield rest
+            elif not eq and not arg.startswith("--") and _looks_like_path(arg[2:]):
+                yield arg[2:]  # a short option with its value glued on: -o/tmp/x
         elif _looks_like_path(arg):
+            key, eq, rest = arg.partition("=")
+            if eq and "/" not in key and _looks_like_path(rest):
+                yield rest  # if=/etc/shadow
+            else:
+                yield arg
+        elif arg and len(arg) <= 255 and "\x00" not in arg and _exists(cwd / arg):
             yield arg
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except (OSError, ValueError):
+        return False

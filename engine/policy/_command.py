@@ -21,17 +21,27 @@ KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while",
                       "case", "esac", "!", "{", "}", "function", "in"})
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish"})
 #: wrapper -> options of the wrapper that take a value (skipped together with it)
+#: (short and long forms: `--max-args 1` skips the 1 just as `-n 1` does)
 WRAPPERS: dict[str, frozenset[str]] = {
     "env": frozenset({"-u", "--unset", "-C", "--chdir"}),
-    "sudo": frozenset({"-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-h"}),
+    "sudo": frozenset({"-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-h", "--user",
+                       "--group", "--prompt", "--close-from", "--chdir", "--role", "--type",
+                       "--other-user", "--host"}),
     "doas": frozenset({"-u", "-C"}),
-    "xargs": frozenset({"-I", "-n", "-L", "-P", "-s", "-d", "-E", "-a"}),
+    "xargs": frozenset({"-I", "-n", "-L", "-P", "-s", "-d", "-E", "-a", "--max-args",
+                        "--max-lines", "--max-procs", "--max-chars", "--delimiter", "--eof",
+                        "--arg-file", "--process-slot-var"}),
     "busybox": frozenset(), "nohup": frozenset(), "exec": frozenset({"-a"}),
-    "command": frozenset(), "time": frozenset({"-f", "-o"}), "setsid": frozenset(),
-    "nice": frozenset({"-n"}), "ionice": frozenset({"-c", "-n", "-p"}),
-    "stdbuf": frozenset({"-i", "-o", "-e"}), "timeout": frozenset({"-s", "-k"}),
-    "chroot": frozenset(), "unbuffer": frozenset(), "watch": frozenset({"-n"}),
+    "command": frozenset(), "time": frozenset({"-f", "-o", "--format", "--output"}),
+    "setsid": frozenset(),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "ionice": frozenset({"-c", "-n", "-p", "--class", "--classdata", "--pid"}),
+    "stdbuf": frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}),
+    "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
+    "chroot": frozenset(), "unbuffer": frozenset(), "watch": frozenset({"-n", "--interval"}),
 }
+#: redirections that write to their target
+WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 #: wrappers followed by one positional argument before the command
 _POSITIONAL_FIRST = frozenset({"timeout", "chroot"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -51,6 +61,8 @@ class SimpleCommand:
     redirect_targets: tuple[str, ...] = ()
     #: the command word as written (e.g. /usr/bin/rm)
     word: str = ""
+    #: the targets of its redirections that write (`> file`, `>> file`)
+    write_targets: tuple[str, ...] = ()
 
 
 def _substitutions(text: str) -> Iterator[str]:
@@ -81,22 +93,28 @@ def _tokens(text: str) -> list[str]:
         raise CommandParseError(f"cannot parse the command line: {exc}") from exc
 
 
-def _segments(tokens: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+def _segments(tokens: list[str]) -> Iterator[tuple[list[str], list[str], list[str]]]:
+    """(words, redirect targets, the targets written to) of each simple command."""
     words: list[str] = []
     targets: list[str] = []
-    skip_next = False
+    writes: list[str] = []
+    pending: str | None = None  # the redirection whose target comes next
     for tok in tokens:
-        if skip_next:
-            targets.append(tok)
-            skip_next = False
+        if pending is not None:
+            duplicate = pending.endswith("&") and (tok.isdigit() or tok == "-")  # 2>&1, >&-
+            if not duplicate:
+                targets.append(tok)
+                if pending.lstrip("0123456789") in WRITE_REDIRECTS and not tok.startswith("&"):
+                    writes.append(tok)
+            pending = None
         elif tok in SEPARATORS:
-            yield words, targets
-            words, targets = [], []
+            yield words, targets, writes
+            words, targets, writes = [], [], []
         elif tok in REDIRECTS or (tok[:-1].isdigit() and tok[-1:] in "<>" and len(tok) > 1):
-            skip_next = True
+            pending = tok
         else:
             words.append(tok)
-    yield words, targets
+    yield words, targets, writes
 
 
 def _unwrap(words: Sequence[str], depth: int) -> Iterator[SimpleCommand]:
@@ -113,7 +131,8 @@ def _unwrap(words: Sequence[str], depth: int) -> Iterator[SimpleCommand]:
     if name in SHELLS:
         for k, arg in enumerate(args):
             if arg.startswith("-") and "c" in arg.lstrip("-") and k + 1 < len(args):
-                yield from parse_command(args[k + 1], _depth=depth + 1)
+                script = k + 2 if args[k + 1] == "--" and k + 2 < len(args) else k + 1
+                yield from parse_command(args[script], _depth=depth + 1)
                 break
     elif name == "find":
         for k, arg in enumerate(args):
@@ -152,9 +171,10 @@ def parse_command(command: str | Sequence[str], *, _depth: int = 0) -> Iterator[
         return
     for body in _substitutions(command):
         yield from parse_command(body, _depth=_depth + 1)
-    for words, targets in _segments(_tokens(command)):
+    for words, targets, writes in _segments(_tokens(command)):
         found = list(_unwrap(words, _depth))
         if found:
             first = found[0]
-            found[0] = SimpleCommand(first.name, first.args, tuple(targets), first.word)
+            found[0] = SimpleCommand(first.name, first.args, tuple(targets), first.word,
+                                     tuple(writes))
         yield from found

@@ -82,6 +82,9 @@ BLOCKED = [
     "env -i rm x", "sudo -u bob rm x", "xargs rm < list", "busybox rm x", "nohup rm x",
     "timeout 5 rm x", "find . -name x -exec rm {} ;", "echo \"$(sh -c 'rm x')\"",
     "A=1 B=2 rm x", "( rm x )", "nice -n 5 env rm x",
+    # long options of the wrappers take their value as the next word too
+    "echo x | xargs --max-args 1 rm", "timeout --signal KILL 5 rm x",
+    "nice --adjustment 5 rm x", "sudo --user root rm x", "sh -c -- 'rm x'",
 ]
 
 
@@ -167,3 +170,20 @@ def test_write_arguments_need_a_write_root_even_without_one(tree: Path) -> None:
     check_tool_arguments(policy, "t", {"path": "data/notes.txt"}, cwd=tree)
     with pytest.raises(PolicyViolation, match="write roots"):
         check_tool_arguments(policy, "t", {"output_file": "data/notes.txt"}, cwd=tree)
+
+
+def test_writes_need_a_write_root_and_plain_names_and_glued_values_are_paths(
+        tree: Path) -> None:
+    """A redirection writes: under a write root, not just any root. A file named without a
+    slash (`cat .env`), a path glued to a short option (`-o/x`) and dd's `of=/x` are paths."""
+    (tree / ".env").write_text("TOKEN=x")
+    policy = _medium(tree)
+    check_command(policy, "echo ok > out/a.txt", cwd=tree)
+    check_command(policy, "cat data/notes.txt 2>&1 >> out/log", cwd=tree)
+    for command, value in [("echo pwned > data/notes.txt", "data/notes.txt"),
+                           ("cat .env", ".env"),
+                           ("sort -o/etc/x data/notes.txt", "/etc/x"),
+                           ("dd if=/etc/shadow of=out/x", "/etc/shadow")]:
+        with pytest.raises(PolicyViolation) as excinfo:
+            check_command(policy, command, cwd=tree)
+        assert _violation(excinfo) == ("filesystem", value), command
