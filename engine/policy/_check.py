@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import PolicyViolation
-from engine.policy._command import CommandParseError, SimpleCommand, parse_command
+from engine.policy._command import CommandParseError, SimpleCommand, _tokens, parse_command
 from engine.policy._resolve import MIB, Policy
 
 _PATH_KEY = re.compile(r"path|file|dir|folder|root|source|src|dest|target|output", re.I)
@@ -30,11 +30,13 @@ _SAFE_DEVICES = frozenset(Path(p) for p in ("/dev/null", "/dev/zero", "/dev/stdi
                                             "/dev/stderr", "/dev/urandom", "/dev/random"))
 #: (rule name, pattern) searched in the raw command text at medium and above
 DANGEROUS_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("fork-bomb", re.compile(r"([\w:]+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1")),
+    ("fork-bomb", re.compile(r"([\w:]+)\s*\(\s*\)\s*\{[^}]*\1\s*[|&]\s*\1")),
     ("rm-root", re.compile(r"\brm\s+(-\S+\s+)*(/|/\*|~|\$HOME|\$\{HOME\})/?(\s|;|&|\||$)")),
     ("raw-disk-write", re.compile(r"(of=|>\s*)/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk)")),
-    ("pipe-to-shell", re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?\w*sh\b")),
+    ("pipe-to-shell", re.compile(
+        r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(\S*/)?\w*sh\b")),
     ("chmod-root", re.compile(r"\bchmod\s+(-\S+\s+)*[0-7]*7[0-7]{2}\s+/(\s|$)")),
+    ("power", re.compile(r"\bsystemctl\s+(-\S+\s+)*(poweroff|reboot|halt|kexec)\b")),
 )
 DANGEROUS_COMMANDS = frozenset({"mkfs", "shutdown", "reboot", "halt", "poweroff", "init"})
 
@@ -155,8 +157,9 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
     except CommandParseError as exc:
         _violation(policy, "unparseable", text, str(exc), **ctx)
     _check_rules(policy, text, "command", **ctx)
+    plain = _unquoted(text)  # `rm -rf "/"` and `rm -rf /.` read as `rm -rf /`
     for name, pattern in DANGEROUS_PATTERNS:
-        if pattern.search(text):
+        if pattern.search(text) or pattern.search(plain):
             _violation(policy, f"dangerous.{name}", text,
                        f"the command matches the dangerous pattern {name!r}", **ctx)
     for cmd in commands:
@@ -177,6 +180,18 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
                 check_path(policy, word, cwd=base, in_sandbox=True, **ctx)
         for word in cmd.write_targets:  # `> file` writes: under a write root
             check_path(policy, word, cwd=base, write=True, in_sandbox=True, **ctx)
+
+
+def _unquoted(text: str) -> str:
+    """The command's words with quotes removed and absolute paths normalised, for the
+    dangerous patterns (the raw text is searched too)."""
+    try:
+        words = _tokens(text)
+    except CommandParseError:
+        return text
+    return " ".join(os.path.normpath(w) if w.startswith("/") else
+                    re.sub(r"=(/\S*)", lambda m: "=" + os.path.normpath(m.group(1)), w)
+                    for w in words)
 
 
 def _path_args(args: Sequence[str], cwd: Path) -> Iterator[str]:
