@@ -186,7 +186,10 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         except ExpressionError as exc:
             status, error = "failed", rc.services.redact(exc.to_dict())
     elif status == "failed":
-        first = next((r for r in results.values() if r.status == "failed"), None)
+        failed = [r for r in results.values() if r.status == "failed"]
+        # the step that failed the run, not one whose failure was allowed (continue_on_error)
+        first = next((r for r in failed if not scheduler.tolerates(r.step_id)),
+                     failed[0] if failed else None)
         error = first.error if first else None
     usage, cost = summarise(results)
     outputs = rc.services.redact(outputs)

@@ -262,6 +262,10 @@ class Scheduler:
             return not self._continues(dep)
         return False
 
+    def tolerates(self, sid: str) -> bool:
+        """Is `sid` allowed to fail (continue_on_error, its own or the default)?"""
+        return self._continues(sid)
+
     def _halts(self, sid: str) -> bool:
         """Does `sid` failing stop the run? (Not with continue_on_error or --keep-going.)"""
         return not self.rc.options.keep_going and not self._continues(sid)

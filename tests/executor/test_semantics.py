@@ -560,3 +560,20 @@ async def test_replay_missing_live_without_a_replay_is_refused_before_anything_r
     with pytest.raises(ConfigError, match="only applies to a run with --replay"):
         await run(path, replay_missing="live", record_state=False)
     assert not marker.exists()
+
+
+async def test_the_run_error_names_the_step_that_failed_it_not_an_allowed_failure(
+        tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  tolerated:
+    continue_on_error: true
+    run: "exit 5"
+  real:
+    needs: [tolerated]
+    run: "exit 7"
+""")
+    result = await run(path, record_state=False)
+    assert result.status == "failed"
+    assert result.error is not None and result.error["step"] == "real"
+    assert "code 7" in result.error["message"]
