@@ -128,25 +128,35 @@ class _Expr:
             lim.stop_budget()
 
     def _error(self, exc: Exception) -> ExpressionError:
-        where = f"expression {self.text}"
         if isinstance(exc, ExpressionError):
             return exc
+        return self._described(exc, _preview(str(exc)))
+
+    def _described(self, exc: Exception, text: str) -> ExpressionError:
+        """`exc` as an ExpressionError; `text` is its message, cut short (a value quoted in
+        it may be megabytes)."""
+        where = f"expression {self.text}"
         if isinstance(exc, SecurityError):
-            return ExpressionError(f"{where} is not allowed: {exc}", expression=self.text,
+            return ExpressionError(f"{where} is not allowed: {text}", expression=self.text,
                                    hint="expressions cannot reach Python internals "
                                    "(names starting with '_') or change data")
         if isinstance(exc, lim.LimitExceeded):
-            return ExpressionError(f"{where} is too large: {exc}", expression=self.text,
+            return ExpressionError(f"{where} is too large: {text}", expression=self.text,
                                    hint=_LIMIT_HINT)
         if isinstance(exc, UndefinedError):
-            return ExpressionError(f"{where} failed: {exc}", expression=self.text,
+            return ExpressionError(f"{where} failed: {text}", expression=self.text,
                                    hint="use the default filter for values that may be "
                                    "missing, e.g. x | default('')")
         if isinstance(exc, RecursionError | MemoryError | OverflowError):
             return ExpressionError(f"{where} is too large or too deep: {type(exc).__name__}",
                                    expression=self.text, hint=_LIMIT_HINT)
-        return ExpressionError(f"{where} failed: {type(exc).__name__}: {exc}",
+        return ExpressionError(f"{where} failed: {type(exc).__name__}: {text}",
                                expression=self.text)
+
+
+def _preview(text: str, limit: int = 300) -> str:
+    """`text`, cut to `limit` characters: an error may quote a value of any size."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _lookup_path(expr: nodes.Expr) -> tuple[str | int, ...] | None:

@@ -183,3 +183,11 @@ def test_if_expression_results_judged_by_truthy(ctx: dict[str, Any]) -> None:
     # a string that rendered to "false" is false too
     assert truthy(compile_value("${{ inputs.flag }}x").render(ctx)) is True
     assert truthy(compile_value("${{ 'false' }}").render(ctx)) is False
+
+
+@pytest.mark.parametrize("source", [
+    "${{ {'a': 1}[('a' * 200000)] }}", "${{ ('a' * 200000) | filesizeformat }}"])
+def test_an_error_quotes_a_huge_value_cut_short(source: str) -> None:
+    with pytest.raises(ExpressionError) as excinfo:
+        compile_value(source).render({})
+    assert len(excinfo.value.message) < 1000, len(excinfo.value.message)
