@@ -150,6 +150,12 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                            "the sum")
         elif name in ("slice", "batch") and extra:
             lim.check_items(extra[0], f"the {name} filter")
+        elif name == "wordwrap" and isinstance(value, str):
+            # checked before: textwrap's time grows faster than its output (a 500,000-char
+            # word cut to width 1 took seconds), so its lines are counted first
+            width = extra[0] if extra else kwargs.get("width", 79)
+            if isinstance(width, int) and width > 0:
+                lim.check_items(len(value) // width, "the lines of the wordwrap filter")
         result = func(*args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), f"the result of the {name} filter")

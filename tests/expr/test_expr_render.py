@@ -191,3 +191,11 @@ def test_an_error_quotes_a_huge_value_cut_short(source: str) -> None:
     with pytest.raises(ExpressionError) as excinfo:
         compile_value(source).render({})
     assert len(excinfo.value.message) < 1000, len(excinfo.value.message)
+
+
+def test_wordwrap_of_a_huge_word_is_refused_before_it_runs() -> None:
+    """Its lines are counted before textwrap runs (500,000 of them took seconds, then
+    passed): refused like any result with too many items."""
+    with pytest.raises(ExpressionError, match="the lines of the wordwrap filter"):
+        compile_value("${{ ('a' * 500000) | wordwrap(1) }}").render({})
+    assert compile_value("${{ 'a b c' | wordwrap(1) }}").render({}) == "a\nb\nc"
