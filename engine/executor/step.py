@@ -162,6 +162,8 @@ def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Atte
 
 
 async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts) -> Outcome:
+    from engine.providers.pricing import add_cost  # here: the executor loads no provider
+
     if isinstance(items, dict):
         items = list(items.items())
     if not isinstance(items, list | tuple):
@@ -212,10 +214,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
         notes[index] = outcome.notes
         for key, value in outcome.usage.items():
             usage[key] = usage.get(key, 0) + value
-        if outcome.cost is None:
-            unpriced = True
-        else:
-            cost = (cost or 0.0) + outcome.cost
+        unpriced = unpriced or outcome.cost is None
+        cost = add_cost(cost, outcome.cost)
 
     try:
         async with anyio.create_task_group() as tg:

@@ -53,6 +53,14 @@ BUILTIN_PRICES: Mapping[str, Price] = {
 }
 
 
+def add_cost(total: float | None, cost: float | None) -> float | None:
+    """`total` plus `cost`, where None is an unknown cost: left out of the sum (a total of
+    nothing but unknown costs stays None, not 0)."""
+    if cost is None:
+        return total
+    return cost if total is None else total + cost
+
+
 class PriceTable:
     def __init__(self, extra: Mapping[str, Any] | None = None) -> None:
         self._prices: dict[str, Price] = dict(BUILTIN_PRICES)

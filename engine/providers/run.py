@@ -26,6 +26,7 @@ from engine.errors import (
     Unavailable,
 )
 from engine.providers._schema import check_schema, parse_json_reply, validation_error
+from engine.providers.pricing import add_cost
 from engine.providers.registry import ProviderRegistry
 from engine.providers.types import (
     OUTPUT_TOOL,
@@ -326,9 +327,7 @@ def _spent(run: _Run) -> tuple[Usage, float | None]:
     cost: float | None = None
     for response in run.responses:
         usage = usage + response.usage
-        price = run.registry.prices.cost(response.model, response.usage)
-        if price is not None:
-            cost = (cost or 0.0) + price
+        cost = add_cost(cost, run.registry.prices.cost(response.model, response.usage))
     return usage, cost
 
 

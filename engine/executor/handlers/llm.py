@@ -11,6 +11,7 @@ from engine.errors import RunError
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
 from engine.providers import LLMResult, Usage, build_request, run_llm
+from engine.providers.pricing import add_cost
 from engine.secrets import LineRedactor
 from engine.spec.models import LLMStep
 
@@ -111,8 +112,7 @@ class _Spending:
     def _add(self, usage: dict[str, int], cost: float | None) -> None:
         for key, value in usage.items():
             self._usage[key] = self._usage.get(key, 0) + value
-        if cost is not None:
-            self._cost = (self._cost or 0.0) + cost
+        self._cost = add_cost(self._cost, cost)
 
 
 class _Chunks:
