@@ -53,6 +53,13 @@ class RecordWriter:
         self._closed = True
         self._kick.set()
 
+    def detach(self) -> None:
+        """The run is over: drop the callbacks into the scheduler. They make a reference
+        cycle (run context -> writer -> scheduler -> run context) that would keep the whole
+        run (its workflow, plans and results) alive until the garbage collector's next full
+        pass: in a long-lived process (`plait schedule`, a test session) runs piled up."""
+        self.on_durable, self.on_error, self._tg = _unbound, None, None
+
     @property
     def pending(self) -> int:
         """Steps whose `on_durable` has not run yet: waiting to be written, or in the batch

@@ -139,8 +139,11 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                                resumed=previous is not None))
             scheduler = Scheduler(rc, done)
             control._scheduler = scheduler
-            await scheduler.run()
-            result = _finish(rc, scheduler, store, control)
+            try:
+                await scheduler.run()
+                result = _finish(rc, scheduler, store, control)
+            finally:
+                rc.writer.detach()
     except ConfigError as exc:
         from engine.cassettes import CassetteError, CassetteNotSaved
 

@@ -203,6 +203,22 @@ def _tab_issues(text: str, path: str) -> list[SpecIssue]:
     return issues[:20]
 
 
+def _size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes under `node`, aliases expanded (`sizes`: memo by node id). Not a closure over
+    `sizes`: a recursive closure is a reference cycle that outlives the call."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = 1  # guards against recursive aliases
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_size(k, sizes) + _size(v, sizes) for k, v in node.value)
+    sizes[key] = total
+    return total
+
+
 class _Builder:
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -217,19 +233,6 @@ class _Builder:
         sizes: dict[int, int] = {}
         aliased = 0
 
-        def size(node: yaml.Node) -> int:
-            key = id(node)
-            if key in sizes:
-                return sizes[key]
-            sizes[key] = 1  # guards against recursive aliases
-            total = 1
-            if isinstance(node, yaml.SequenceNode):
-                total += sum(size(child) for child in node.value)
-            elif isinstance(node, yaml.MappingNode):
-                total += sum(size(k) + size(v) for k, v in node.value)
-            sizes[key] = total
-            return total
-
         seen: set[int] = set()
         stack: list[yaml.Node] = [root]
         while stack:
@@ -239,7 +242,7 @@ class _Builder:
                         if isinstance(node, yaml.MappingNode) else [])
             for child in children:
                 if id(child) in seen:
-                    aliased += size(child)
+                    aliased += _size(child, sizes)
                 else:
                     seen.add(id(child))
                     stack.append(child)
@@ -247,7 +250,7 @@ class _Builder:
                 self._issue(root, f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
                             "(an alias bomb?)", (), "use fewer or smaller anchors")
                 return False
-        if size(root) > MAX_NODES:
+        if _size(root, sizes) > MAX_NODES:
             self._issue(root, f"document has more than {MAX_NODES:,} nodes", ())
             return False
         return True

@@ -577,3 +577,38 @@ steps:
     assert result.status == "failed"
     assert result.error is not None and result.error["step"] == "real"
     assert "code 7" in result.error["message"]
+
+
+async def test_a_finished_run_leaves_no_reference_cycles_behind(tmp_path: Path) -> None:
+    """A run's objects (its workflow, plans and results) are freed when it returns, not at
+    the garbage collector's next full pass: a long-lived process (`plait schedule`, a test
+    session) would otherwise pile runs up. (The cancelled helper tasks of a command step leave
+    a traceback cycle behind in anyio; it holds only that command's own state.) The first run
+    loads what is imported lazily."""
+    import gc
+
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo}
+steps:
+  a: {llm: m, prompt: hi}
+  b: {llm: m, prompt: "${{ steps.a.output }}"}
+  c: {run: "echo ${{ steps.b.output }}"}
+""")
+    await run_recorded(path, tmp_path)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        result, _ = await run_recorded(path, tmp_path)
+        gc.collect()
+        ours = sorted({type(o).__qualname__ for o in gc.garbage
+                       if type(o).__module__.startswith(
+                           ("engine.executor", "engine.spec", "engine.state", "engine.expr",
+                            "engine.providers"))})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert result.status == "succeeded"
+    assert ours == []
