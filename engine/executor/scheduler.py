@@ -66,6 +66,8 @@ class Scheduler:
         self._between = False
         self._dispatch = anyio.Event()
         self._dispatch_asked = False
+        #: surplus workers are to be dismissed by the dispatcher
+        self._dismissing = False
         #: steps are the waiting kind (a worker's step yielded with steps still ready): a
         #: newly ready step gets a worker of its own at once, without the dispatcher's hop
         self._waiting_steps = False
@@ -124,12 +126,13 @@ class Scheduler:
                 self._parked.pop().call()
             elif self.workers < self.limit:
                 self._spawn(1)
-        surplus = self.workers - self.unstarted - self.in_flight - 1
-        if surplus > 0 and self._parked:
-            # more workers than the rest of the run can use (a fan-in): they leave now, while
-            # its last steps run, rather than all at once when the run ends
-            for _ in range(min(surplus, len(self._parked))):
-                self._parked.pop().dismiss()
+        if self._parked and self._surplus() and not self._dismissing:
+            # more workers than the rest of the run can use (a fan-in): they leave while its
+            # last steps run, rather than all at once when the run ends. The dispatcher
+            # dismisses them once the worker just called has started its step: hundreds of
+            # wake-ups here would delay the step that ends a fan-in
+            self._dismissing = True
+            self._dispatch.set()
 
     def _spawn(self, count: int) -> None:
         self.workers += count
@@ -144,6 +147,11 @@ class Scheduler:
             self._dispatch, self._dispatch_asked = anyio.Event(), False
             if self.stopping or self._over():
                 return
+            if self._dismissing:
+                self._dismissing = False
+                surplus = self.workers - self.unstarted - self.in_flight - 1
+                for _ in range(min(surplus, len(self._parked))):
+                    self._parked.pop().dismiss()
             if len(self.ready) > self._coming:
                 self._waiting_steps = True
                 self._hand_out()
