@@ -78,12 +78,13 @@ class RunContext:
     #: steps.<id> as expressions see it: output, status, usage, error
     steps_view: dict[str, dict[str, Any]] = field(default_factory=dict)
     expr_context: dict[str, Any] = field(default_factory=dict)
-    #: step id -> StepPlan (engine.executor.step), worked out when the step first runs
-    plans: dict[str, Any] = field(default_factory=dict)
+    #: step id -> StepPlan (engine.executor.step): the workflow's, see Workflow.plans
+    plans: dict[str, Any] = field(init=False)
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
 
     def __post_init__(self) -> None:
+        self.plans = self.workflow.plans
         environ = self.options.environ if self.options.environ is not None else os.environ
         self.expr_context = {
             "inputs": self.inputs,

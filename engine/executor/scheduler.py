@@ -15,7 +15,7 @@ import anyio
 
 from engine.executor.events import StepFinished
 from engine.executor.result import StepResult
-from engine.executor.step import execute_step
+from engine.executor.step import execute_step, plan_of
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
@@ -169,12 +169,22 @@ class Scheduler:
     async def _prespawn(self) -> None:
         """Start the workers a wide layer will need while the first steps run, a few per
         event-loop turn, so a fan-out does not pay for hundreds of task spawns at once. The
-        DAG's width is worked out here too, once the first steps are running."""
+        DAG's width is worked out here too, once the first steps are running. Then the plans
+        of the steps not planned yet are worked out the same way, a few per turn: a step
+        released later (hundreds at once by a fan-out) starts without that work."""
         target = min(self.limit, self.rc.workflow.width)
         while self.workers < target and not self.stopping and not self._over():
             for _ in range(min(8, target - self.workers)):
                 self.workers += 1
                 self._tg.start_soon(self._worker, False)
+            await anyio.sleep(0)
+        plans = self.rc.plans
+        unplanned = [sid for sid in self.remaining if sid not in plans]
+        for start in range(0, len(unplanned), 32):
+            if self.stopping or self._over():
+                return
+            for sid in unplanned[start:start + 32]:
+                plan_of(self.rc, sid)
             await anyio.sleep(0)
 
     def _wake_all(self) -> None:

@@ -22,6 +22,7 @@ from engine.executor.handlers import Outcome, get_handler
 from engine.executor.result import StepResult
 from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
+from engine.spec.workflow import Workflow
 
 _CONTROL = ("if", "foreach")
 
@@ -57,8 +58,7 @@ class StepPlan:
 
     __slots__ = ("cond", "fields", "kind", "loop", "policy", "simple", "step", "timeout")
 
-    def __init__(self, rc: RunContext, step_id: str) -> None:
-        wf = rc.workflow
+    def __init__(self, wf: Workflow, step_id: str) -> None:
         compiled = wf.steps[step_id]
         self.step = wf.step(step_id)
         self.kind = wf.kind(step_id)
@@ -77,7 +77,7 @@ class StepPlan:
 def plan_of(rc: RunContext, step_id: str) -> StepPlan:
     plan = rc.plans.get(step_id)
     if plan is None:
-        plan = rc.plans[step_id] = StepPlan(rc, step_id)
+        plan = rc.plans[step_id] = StepPlan(rc.workflow, step_id)
     return plan
 
 

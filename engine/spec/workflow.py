@@ -32,6 +32,9 @@ class Workflow:
     providers: dict[str, Compiled]
     servers: dict[str, Compiled]
     _kinds: dict[str, str] = field(default_factory=dict, repr=False)
+    #: step id -> StepPlan (engine.executor.step): what running the step needs, worked out
+    #: once per workflow (every run of it, and its sub-workflow runs, share them)
+    plans: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _graph: nx.DiGraph | None = field(default=None, repr=False)
     _edges: tuple[dict[str, list[str]], dict[str, list[str]]] | None = field(default=None,
                                                                               repr=False)
