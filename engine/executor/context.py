@@ -82,9 +82,14 @@ class RunContext:
     plans: dict[str, Any] = field(init=False)
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
+    #: a cassette records or replays this run's calls: each step sets `current_step` (the
+    #: cassette files an interaction under its step); nothing else reads it
+    names_steps: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.plans = self.workflow.plans
+        self.names_steps = self.services.cassette is not None or any(
+            p.kind == "replay" for p in self.workflow.spec.providers.values())
         environ = self.options.environ if self.options.environ is not None else os.environ
         self.expr_context = {
             "inputs": self.inputs,

@@ -87,7 +87,8 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     attempts = _Attempts(rc, step_id)
     plan: StepPlan = rc.plans.get(step_id) or plan_of(rc, step_id)
     kind = plan.kind
-    token = current_step.set(step_id)  # the tasks of foreach items inherit it
+    # the tasks of foreach items inherit it
+    token = current_step.set(step_id) if rc.names_steps else None
     rendered: Any = None
     try:
         ctx = rc.expr_context
@@ -117,7 +118,8 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                           audit=[_as_dict(audit)] if audit is not None else [],
                           notes=attempts.notes)
     finally:
-        current_step.reset(token)
+        if token is not None:
+            current_step.reset(token)
     return StepResult(step_id, kind, "succeeded", output=outcome.output,
                       attempts=max(attempts.count, 1), usage=outcome.usage, cost=outcome.cost,
                       started_at=started, finished_at=time.time(),
