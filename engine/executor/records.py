@@ -36,7 +36,9 @@ class RecordWriter:
         self._scheduled = False
         self._running = 0
         self._tg: TaskGroup | None = None
-        self._kick = anyio.Event()
+        #: released once per batch to schedule (and at close): one semaphore for the run, not
+        #: an Event a batch
+        self._kick = anyio.Semaphore(0)
         self._closed = False
         #: set when a write failed; the scheduler stops the run with it
         self.error: BaseException | None = None
@@ -51,7 +53,7 @@ class RecordWriter:
     def close(self) -> None:
         """The run is over or stopping: the batch task leaves (`flush()` still works)."""
         self._closed = True
-        self._kick.set()
+        self._kick.release()
 
     def detach(self) -> None:
         """The run is over: drop the callbacks into the scheduler. They make a reference
@@ -85,15 +87,14 @@ class RecordWriter:
             self.flush()
         elif not self._scheduled and self._tg is not None:
             self._scheduled = True
-            self._kick.set()
+            self._kick.release()
         elif self._tg is None:
             self.flush()
 
     async def _flusher(self) -> None:
         # one long-lived task, woken per batch: a task per batch cost ~20 µs to spawn
         while not self._closed:
-            await self._kick.wait()
-            self._kick = anyio.Event()
+            await self._kick.acquire()
             if self._scheduled:  # every step that finished in the turn that woke us is in
                 self.flush()
 
