@@ -140,14 +140,32 @@ def call_cmd(file: Path, tool: str, args_json: str) -> None:
 
     async def main() -> Any:
         async with _runtime(file) as mcp:
-            return await mcp.call(tool, arguments)
+            misfit = await _arguments_misfit(mcp, tool, arguments)
+            return misfit if misfit is not None else await mcp.call(tool, arguments)
 
     result = _run(main)
+    if isinstance(result, ToolError):  # the call was never made: a usage error
+        _fail(str(result), EXIT_USAGE)
     value = result.value
     if isinstance(value, str):
         click.echo(value)
     else:
         click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+async def _arguments_misfit(mcp: Any, qualified: str,
+                            arguments: dict[str, Any]) -> ToolError | None:
+    """The error when `arguments` do not fit the tool's input schema (checked before any
+    call, so the server never sees them), else None. An unknown or filtered-out tool raises
+    UnknownToolError here, as the call itself would."""
+    server, _, name = qualified.partition(".")
+    await mcp.list_tools(server)
+    info = await mcp.registry.get(server, name)
+    try:
+        mcp.registry.validate_arguments(info, arguments)
+    except ToolError as exc:
+        return exc
+    return None
 
 
 @group.command("serve")

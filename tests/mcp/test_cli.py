@@ -58,6 +58,21 @@ def test_call_ok_and_failures(workflow: Path) -> None:
     assert usage.exit_code == 2 and "not valid JSON" in usage.output
 
 
+def test_arguments_that_do_not_fit_the_schema_are_a_usage_error(workflow: Path) -> None:
+    """The server never sees the call (docs/mcp.md: nothing called, exit 2), unlike a tool
+    that runs and fails (exit 1)."""
+    runner = CliRunner()
+    wrong_type = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                                       "--args", '{"path": 3}'])
+    assert wrong_type.exit_code == 2, wrong_type.output
+    assert "do not match its input schema at path" in wrong_type.output
+    missing = runner.invoke(group, ["call", str(workflow), "files.read_file"])
+    assert missing.exit_code == 2 and "'path' is a required property" in missing.output
+    failed = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                                   "--args", '{"path": "nope.txt"}'])
+    assert failed.exit_code == 1 and "is not a file" in failed.output
+
+
 def test_import_claude_config(tmp_path: Path) -> None:
     config = tmp_path / "claude_desktop_config.json"
     config.write_text(json.dumps({"mcpServers": {
