@@ -37,7 +37,9 @@ class PlainPrinter:
     def __call__(self, event: Event) -> None:
         line = self.format(event)
         if line is not None:
-            self.stream.write(f"[{event.at - self.start:8.3f}s] {line}\n")
+            # a step restored by a resume carries the time it first finished, before this start
+            elapsed = max(event.at - self.start, 0.0)
+            self.stream.write(f"[{elapsed:8.3f}s] {line}\n")
             self.stream.flush()
 
     def format(self, event: Event) -> str | None:

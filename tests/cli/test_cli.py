@@ -170,6 +170,22 @@ def test_a_failed_step_prints_where_and_how_to_fix_it(files: Path) -> None:
             "pairs)") in out.stderr.splitlines()
 
 
+def test_a_resumed_run_stamps_restored_steps_at_its_start_not_before(files: Path) -> None:
+    """Every line of a run's log is stamped from that run's start; a restored step is
+    restored when the resume starts, however long ago it first finished."""
+    (files / "r.yaml").write_text("version: 1\nname: r\nproviders:\n  p: {kind: echo}\n"
+                                  "steps:\n  a: {llm: p, prompt: x}\n"
+                                  "  b: {needs: [a], run: [test, -f, ok.flag]}\n")
+    assert plait("run", "r.yaml", cwd=files).returncode == 1
+    run_id = json.loads(plait("runs", "list", "--json", cwd=files).stdout)[0]["run_id"]
+    (files / "ok.flag").write_text("")
+    resumed = plait("resume", run_id, cwd=files)
+    assert resumed.returncode == 0, resumed.stderr
+    restored = [line for line in resumed.stderr.splitlines() if "a: restored" in line]
+    assert len(restored) == 1
+    assert float(restored[0][1:].split("s]", 1)[0]) >= 0, resumed.stderr
+
+
 def test_plain_progress_lines_without_a_tty(files: Path) -> None:
     out = plait("run", "good.yaml", cwd=files)
     assert out.returncode == 0
