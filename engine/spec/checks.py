@@ -102,6 +102,7 @@ class Checker:
 
     def run(self) -> Checked:
         self.check_config()
+        self.check_policies()
         deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
         self.check_outputs(deps)
         self.check_inputs_and_tests()
@@ -143,6 +144,34 @@ class Checker:
                 self.out.servers[name] = compiled
         defaults = _mapping(self.data.get("defaults"))
         self.ref(defaults.get("policy"), self.policies, "policy", ("defaults", "policy"))
+
+    def check_policies(self) -> None:
+        """What resolving a policy refuses before any step runs (engine.policy), found here
+        so that `plait validate` reports it with its place."""
+        for name, policy in self.policies.items():  # each a mapping
+            fs = policy.get("filesystem")
+            fs = fs if isinstance(fs, dict) else {}
+            if policy.get("level") == "critical":
+                for key, asks in (("network", policy.get("network") is True),
+                                  ("filesystem", bool(fs.get("read") or fs.get("write")))):
+                    if asks:
+                        self.issue(f"policy {name!r} is level critical, which allows no "
+                                   "network and no filesystem beyond a private temp dir",
+                                   ("policies", name, key), "remove `network` and "
+                                   "`filesystem` from the policy, or use level high",
+                                   code="policy")
+            for i, rule in enumerate(_list(policy.get("rules"))):
+                pattern = rule.get("pattern") if isinstance(rule, dict) else None
+                if not isinstance(pattern, str):
+                    continue
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    self.issue(f"policy {name!r}: rule {rule.get('name')!r} has an "
+                               f"invalid regular expression {pattern!r}: {exc}",
+                               ("policies", name, "rules", i, "pattern"),
+                               "write a Python regular expression (escape ( ) [ ] . * + ? "
+                               "with a backslash to match them literally)", code="policy")
 
     def _options(self, kind: Any, options: Any, path: Path_) -> None:
         """Option names the provider kind does not know (a typo would otherwise fail the

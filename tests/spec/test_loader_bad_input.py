@@ -373,3 +373,21 @@ def test_a_workflow_with_a_schedule_loads_without_the_cron_extra() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "s" and "has 4 fields" in lines[1]
+
+
+def test_a_policy_that_can_never_be_resolved_is_located() -> None:
+    """`plait validate` reports what `plait run` would refuse before any step: a critical
+    policy asking for network or paths, and a rule whose pattern is no regular expression."""
+    text = ("version: 1\nname: pol\npolicies:\n"
+            "  locked: {level: critical, network: true, filesystem: {read: [data]}}\n"
+            "  ruled:\n    rules: [{name: r, pattern: 'a(b'}]\n"
+            "  fine: {level: critical, network: false}\n"
+            "steps:\n  a: {run: 'true', policy: locked}\n")
+    found = [(i.location.line, i.dotted_path, i.message) for i in issues_of(text)]
+    assert found == [
+        (4, "policies.locked.network", "policy 'locked' is level critical, which allows no "
+         "network and no filesystem beyond a private temp dir"),
+        (4, "policies.locked.filesystem", "policy 'locked' is level critical, which allows no "
+         "network and no filesystem beyond a private temp dir"),
+        (6, "policies.ruled.rules[0].pattern", "policy 'ruled': rule 'r' has an invalid "
+         "regular expression 'a(b': missing ), unterminated subpattern at position 1")]
