@@ -185,8 +185,9 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
         if stream:
             from runners.cli.progress import StreamPrinter
 
-            # with --json, stdout holds the JSON result alone
-            listeners.append(StreamPrinter(sys.stderr if as_json else None))
+            # with --json, stdout holds the JSON result alone; first, so that on stderr the
+            # streamed text ends its line before the step's progress line is printed
+            listeners.insert(0, StreamPrinter(sys.stderr if as_json else None))
             options["stream"] = True
         not_saved: PlaitError | None = None
         async with anyio.create_task_group() as tg:

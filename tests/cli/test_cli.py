@@ -92,6 +92,8 @@ def test_run_json_stream_keeps_stdout_json_and_streams_to_stderr(files: Path) ->
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi me"}
     assert "--- a ---\necho: hi me" in out.stderr
+    # the streamed text ends its line before the step's progress line, not joined to it
+    assert "echo: hi me\n[" in out.stderr, out.stderr
     plain = plait("run", "good.yaml", "-i", "who=me", "--stream", cwd=files)
     assert "--- a ---\necho: hi me" in plain.stdout
 
