@@ -76,6 +76,8 @@ def test_another_workflow_version_is_an_error(fallback: Path) -> None:
     assert done.returncode == 1
     assert "ERROR" in done.stdout and "another version of workflow 'fallback'" in done.stdout
     assert "plait test --record" in done.stdout
+    # said once, in the case's report: not again as a `plait run` warning on stderr
+    assert "another version" not in done.stderr, done.stderr
 
 
 def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:
@@ -85,6 +87,7 @@ def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:
     tape.write_text(text + "- kind:" + extra)
     done = plait("test", str(fallback))
     assert done.returncode == 1 and "1 recorded interaction(s) were not used" in done.stdout
+    assert "were not used" not in done.stderr, done.stderr
     tape.write_text("plait_cassette: 1\ninteractions: [")
     done = plait("test", str(fallback))
     assert done.returncode == 1
