@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 
 from runners.reporters import JUnitCase, write_junit
-from tests.reporters.conftest import WORKFLOW, plait
+from tests.reporters.conftest import ROOT, WORKFLOW, plait
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -132,3 +136,22 @@ def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(
     assert (f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
             f"({tmp_path / 'no' / 's.md'}): No such file or directory; the run itself is not "
             "affected") in out.stderr
+
+
+def test_reports_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    """A CI artefact uploader (often another user) must be able to read the reports."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS",)}
+    env["PYTHONPATH"] = str(ROOT)
+    cli = [sys.executable, "-m", "runners.cli.main"]
+    ran = subprocess.run([*cli, "run", "wf.yaml", "--junit", "out/junit.xml"], cwd=tmp_path,
+                         env=env, umask=0o022, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(plait("runs", "list", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    made = subprocess.run([*cli, "runs", "report", run_id, "--html", "out/run.html"],
+                          cwd=tmp_path, env=env, umask=0o022, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    for name in ("junit.xml", "run.html"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o644, name
