@@ -44,7 +44,10 @@ def error_annotations(result: Any, workflow: Any = None) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for one table cell or list item: one line (a carriage return ends a line in
+    Markdown too), pipes and backslashes escaped, no HTML."""
+    text = " ".join(text.splitlines())
+    return (text.replace("\\", "\\\\").replace("|", "\\|")
             .replace("<", "&lt;").replace(">", "&gt;"))
 
 

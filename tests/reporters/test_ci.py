@@ -155,3 +155,20 @@ def test_reports_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> N
     assert made.returncode == 0, made.stderr
     for name in ("junit.xml", "run.html"):
         assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o644, name
+
+
+def test_job_summary_lines_stay_whole_whatever_the_error_holds(tmp_path: Path) -> None:
+    """A carriage return is a line break in Markdown: left in, it would cut the error's list
+    item (or a table row) in two."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: crlf\npolicies:\n  o: {level: low}\nsteps:\n"
+        "  a:\n    run: printf 'one | two\\r\\nthree\\rfour' >&2; exit 1\n    policy: o\n")
+    summary = tmp_path / "summary.md"
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stderr
+    with summary.open(encoding="utf-8", newline="") as handle:
+        text = handle.read()
+    assert "\r" not in text
+    errors = [line for line in text.split("\n") if line.startswith("- `a`: ")]
+    assert len(errors) == 1 and errors[0].endswith(r"one \| two three four"), text
