@@ -17,6 +17,7 @@ from engine.executor.events import (
     StepRetrying,
     StepStarted,
 )
+from runners.reporters.github import inert
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
 
@@ -37,7 +38,7 @@ class PlainPrinter:
     def __call__(self, event: Event) -> None:
         line = self.format(event)
         if line is not None:
-            self.stream.write(f"[{event.at - self.start:8.3f}s] {line}\n")
+            self.stream.write(inert(f"[{event.at - self.start:8.3f}s] {line}") + "\n")
             self.stream.flush()
 
     def format(self, event: Event) -> str | None:

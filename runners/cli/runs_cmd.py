@@ -109,7 +109,9 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
-        click.echo(format_run(record, steps, locate=state_option(db_path)))
+        from runners.reporters.github import inert
+
+        click.echo(inert(format_run(record, steps, locate=state_option(db_path)).rstrip("\n")))
 
 
 @runs.command("report")

@@ -14,6 +14,7 @@ import click
 
 from engine.errors import PlaitError
 from runners.cli.report import print_error
+from runners.reporters.github import inert
 from runners.workflow_tests import CaseResult, find_workflows, load_workflow, run_case
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -84,8 +85,7 @@ def _print_case(outcome: CaseResult) -> None:
     click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
                f"({outcome.duration:.2f}s)")
     for problem in outcome.problems:
-        for line in problem.splitlines():
-            click.echo(f"    {line}")
+        click.echo(inert("\n".join(f"    {line}" for line in problem.splitlines())))
 
 
 def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:

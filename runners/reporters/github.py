@@ -4,6 +4,7 @@ summary appended to $GITHUB_STEP_SUMMARY."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,17 @@ _ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": 
 
 def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
+
+
+def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` as printed in a GitHub Actions log without the runner taking any of it for a
+    workflow command (`::` starting a line, the legacy `##[` anywhere): step output is
+    untrusted and could otherwise raise annotations, mask values or stop plait's own
+    commands. Outside GitHub Actions, or when nothing in it could be a command, unchanged."""
+    if not in_github_actions(environ) or ("::" not in text and "##[" not in text):
+        return text
+    token = secrets.token_hex(16)
+    return f"::stop-commands::{token}\n{text}\n::{token}::"
 
 
 def _escape_data(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -172,3 +173,38 @@ def test_job_summary_lines_stay_whole_whatever_the_error_holds(tmp_path: Path) -
     assert "\r" not in text
     errors = [line for line in text.split("\n") if line.startswith("- `a`: ")]
     assert len(errors) == 1 and errors[0].endswith(r"one \| two three four"), text
+
+
+def _workflow_commands(log: str) -> list[str]:
+    """The lines GitHub's runner would take as workflow commands: `::` at the start of a line
+    (after leading spaces), or the legacy `##[` anywhere in it; lines end at \\n, \\r\\n or
+    \\r; nothing counts between `::stop-commands::TOKEN` and `::TOKEN::`."""
+    found, stopped = [], None
+    for line in re.split(r"\r\n|\r|\n", log):
+        text = line.lstrip()
+        if stopped is not None:
+            stopped = None if text == f"::{stopped}::" else stopped
+        elif text.startswith("::stop-commands::"):
+            stopped = text.removeprefix("::stop-commands::")
+        elif text.startswith("::") or "##[" in line:
+            found.append(line)
+    return found
+
+
+def test_step_output_cannot_issue_workflow_commands(tmp_path: Path) -> None:
+    """Model and tool output is untrusted: printed by plait in a GitHub job it must not
+    raise annotations, mask values or stop plait's own annotations."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: inject\npolicies:\n  o: {level: low}\ndefaults: {policy: o}\n"
+        "steps:\n"
+        "  talk:\n    run: printf 'ok\\n::error::from stdout\\n'\n"
+        "  bad:\n    run: |-\n"
+        "      printf 'x\\n::stop-commands::t\\r::warning::w\\n  ##[error]legacy' >&2; exit 1\n"
+        "    continue_on_error: true\n"
+        "outputs:\n  said: ${{ steps.talk.output.stdout }}\n")
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 0, out.stderr
+    assert "::error::from stdout" in out.stdout and "legacy" in out.stderr  # still shown
+    assert _workflow_commands(out.stderr) == []
+    [annotation] = _workflow_commands(out.stdout)
+    assert annotation.startswith("::error file=wf.yaml,line=9,title=plait%3A step bad failed::")
