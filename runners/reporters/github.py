@@ -30,12 +30,12 @@ def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
     return f"::stop-commands::{token}\n{text}\n::{token}::"
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_prop(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def error_annotations(result: Any, workflow: Any = None) -> list[str]:
@@ -45,13 +45,13 @@ def error_annotations(result: Any, workflow: Any = None) -> list[str]:
         if step.status != "failed":
             continue
         file, line = _where(workflow, sid)
-        props = [f"title={_escape_prop(f'plait: step {sid} failed')}"]
+        props = [f"title={escape_property(f'plait: step {sid} failed')}"]
         if file:
-            props.insert(0, f"file={_escape_prop(file)}")
+            props.insert(0, f"file={escape_property(file)}")
             if line:
                 props.insert(1, f"line={line}")
         message = str((step.error or {}).get("message") or step.reason or "failed")
-        lines.append(f"::error {','.join(props)}::{_escape_data(message)}")
+        lines.append(f"::error {','.join(props)}::{escape_data(message)}")
     return lines
 
 

@@ -68,6 +68,16 @@ def test_github_annotations(files: Path) -> None:
     assert "::error file=bad.yaml,line=6,col=5::unknown key 'promt'" in out.stdout
 
 
+def test_github_annotation_properties_are_escaped(files: Path) -> None:
+    """`,` and `:` separate an annotation's properties: a file name holding them must be
+    escaped (%2C, %3A) or GitHub puts the annotation on a file that does not exist."""
+    (files / "a,b:c.yaml").write_text(BAD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true"}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "validate", "a,b:c.yaml"],
+                         cwd=files, capture_output=True, text=True, env=env, check=False)
+    assert "::error file=a%2Cb%3Ac.yaml,line=6,col=5::unknown key 'promt'" in out.stdout
+
+
 @pytest.mark.parametrize("fmt", ["mermaid", "dot", "json"])
 def test_graph_formats(files: Path, fmt: str) -> None:
     out = plait("graph", "good.yaml", "--format", fmt, cwd=files)
