@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from engine.state.records import RunRecord, StepRecord
 
 _MAX_VALUE = 400
+#: C0 and C1 control characters but newline and tab: from untrusted step output, a terminal
+#: would obey them (set the title, clear the screen, write the clipboard, `\r` overwrite)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but newline and tab shown as an escape (`\\x1b`,
+    `\\r`): safe to print on a terminal."""
+    return _CONTROL.sub(lambda m: "\\r" if m[0] == "\r" else f"\\x{ord(m[0]):02x}", text)
 
 
 def shown_status(run: RunRecord) -> str:
@@ -37,7 +47,7 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "") -> str:
@@ -72,7 +82,7 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "")
     out.append(f"steps ({len(steps)})")
     for step in steps:
         out.extend(_step_lines(step))
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n")
 
 
 def _step_lines(step: StepRecord) -> list[str]:

@@ -17,6 +17,7 @@ from engine.executor.events import (
     StepRetrying,
     StepStarted,
 )
+from engine.state.render import printable
 from runners.reporters.github import inert
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
@@ -38,7 +39,8 @@ class PlainPrinter:
     def __call__(self, event: Event) -> None:
         line = self.format(event)
         if line is not None:
-            self.stream.write(inert(f"[{event.at - self.start:8.3f}s] {line}") + "\n")
+            line = printable(f"[{event.at - self.start:8.3f}s] {line}")
+            self.stream.write(inert(line) + "\n")
             self.stream.flush()
 
     def format(self, event: Event) -> str | None:

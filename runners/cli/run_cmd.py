@@ -272,8 +272,10 @@ def _explain_failure(result: Any, locate: str | None = "") -> None:
 
 def _what(error: dict[str, Any]) -> str:
     """An error of a result as a person reads it: the message, then how to fix it."""
+    from engine.state.render import printable
+
     hint = error.get("hint")
-    return f"{error.get('message')}" + (f" (hint: {hint})" if hint else "")
+    return printable(f"{error.get('message')}" + (f" (hint: {hint})" if hint else ""))
 
 
 async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:

@@ -425,3 +425,21 @@ def test_replay_missing_without_replay_is_a_usage_error(files: Path) -> None:
     out = plait("run", "good.yaml", "-i", "who=ada", "--replay-missing=live", cwd=files)
     assert out.returncode == 2 and out.stdout == ""
     assert "--replay-missing=live only applies to a run with --replay DIR" in out.stderr
+
+
+def test_terminal_control_sequences_in_step_output_are_shown_not_obeyed(files: Path) -> None:
+    """A failing command's stderr is untrusted: escape sequences in it (set the title, clear
+    the screen, write the clipboard with OSC 52, `\\r` to overwrite a line) must reach the
+    terminal as visible text from `plait run` and `plait runs show`."""
+    (files / "esc.yaml").write_text(
+        "version: 1\nname: esc\npolicies:\n  o: {level: low}\nsteps:\n  a:\n    run: |-\n"
+        "      printf '\\033]52;c;cGF5bG9hZA==\\007\\033[2J\\rhidden\\302\\233' >&2; exit 1\n"
+        "    policy: o\n")
+    ran = plait("run", "esc.yaml", "--state", "runs.db", cwd=files)
+    assert ran.returncode == 1
+    shown = plait("runs", "show", ran.stderr.split("plait runs show ")[-1].split()[0],
+                  "--state", "runs.db", cwd=files)
+    assert shown.returncode == 0, shown.stderr
+    for text in (ran.stderr, shown.stdout):
+        assert not set(text) & {"\x1b", "\x07", "\r", "\x9b"}, text
+        assert r"\x1b]52;c;cGF5bG9hZA==\x07" in text and r"\rhidden\x9b" in text, text
