@@ -157,3 +157,21 @@ def test_a_killed_run_shows_every_step_and_that_it_died(tmp_path: Path) -> None:
         assert f'<section class="step" id="step-{sid}">' in text, sid
     assert text.count('class="edge"') == 2  # quick>slow>last
     assert text.count("no record of this step") == 2
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ("afile/r.html", "afile is a file, not a directory"),
+    ("adir", "it is a directory"),
+])
+def test_an_html_target_that_cannot_be_written_says_why(tmp_path: Path, target: str,
+                                                        why: str) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    run = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    run_id = json.loads(run.stdout)["run_id"]
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "adir").mkdir()
+    out = plait("runs", "report", run_id, "--state", "runs.db", "--html", target, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (f"error: cannot write the HTML report to {target}: {why} (hint: give "
+                          "--html the path of a file in a writable directory)\n")
+    assert (tmp_path / "afile").read_text() == "a file" and not any((tmp_path / "adir").iterdir())
