@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runners.reporters.junit import _where
+from runners.reporters.junit import _where, _where_run_error, run_error
 
 _ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": "⏭️",
           "cancelled": "⛔"}
@@ -39,20 +39,29 @@ def escape_property(text: str) -> str:
 
 
 def error_annotations(result: Any, workflow: Any = None) -> list[str]:
-    """One `::error` line per failed step, at the step's line in the workflow file."""
+    """One `::error` line per failed step, at the step's line in the workflow file; one for
+    the run when it failed with no failed step (at the output it names, if any)."""
     lines = []
     for sid, step in result.steps.items():
-        if step.status != "failed":
-            continue
-        file, line = _where(workflow, sid)
-        props = [f"title={escape_property(f'plait: step {sid} failed')}"]
-        if file:
-            props.insert(0, f"file={escape_property(file)}")
-            if line:
-                props.insert(1, f"line={line}")
-        message = str((step.error or {}).get("message") or step.reason or "failed")
-        lines.append(f"::error {','.join(props)}::{escape_data(message)}")
+        if step.status == "failed":
+            message = str((step.error or {}).get("message") or step.reason or "failed")
+            lines.append(_annotation(_where(workflow, sid), f"plait: step {sid} failed",
+                                     message))
+    error = run_error(result)
+    if error is not None:
+        lines.append(_annotation(_where_run_error(workflow, error),
+                                 f"plait: run {result.workflow} failed",
+                                 str(error.get("message") or "failed")))
     return lines
+
+
+def _annotation(where: tuple[str | None, int | None], title: str, message: str) -> str:
+    file, line = where
+    props = [f"file={escape_property(file)}"] if file else []
+    if file and line:
+        props.append(f"line={line}")
+    props.append(f"title={escape_property(title)}")
+    return f"::error {','.join(props)}::{escape_data(message)}"
 
 
 def _cell(text: str) -> str:
@@ -80,11 +89,14 @@ def summary_markdown(result: Any) -> str:
         out.append(f"| `{_cell(sid)}` | {status} | {step.duration:.2f} s | {step.attempts} | "
                    f"{tok} | {cost} |")
     failed = [(sid, s) for sid, s in result.steps.items() if s.status == "failed"]
-    if failed:
+    error = run_error(result)
+    if failed or error:
         out += ["", "**Errors**", ""]
         for sid, step in failed:
             message = str((step.error or {}).get("message") or step.reason or "failed")
             out.append(f"- `{_cell(sid)}`: {_cell(message)[:500]}")
+        if error:
+            out.append(f"- run: {_cell(str(error.get('message') or 'failed'))[:500]}")
     return "\n".join(out) + "\n\n"
 
 

@@ -93,7 +93,38 @@ def cases_from_run(result: Any, workflow: Any = None) -> list[JUnitCase]:
             name=sid, classname=result.workflow, outcome=_OUTCOMES.get(step.status, "error"),
             time=step.duration, message=message if step.status != "succeeded" else "",
             details=details, stdout=output_summary(step), file=file, line=line))
+    error = run_error(result)
+    if error is not None:  # the run failed, but no failed step says why (e.g. an output)
+        file, line = _where_run_error(workflow, error)
+        cases.append(JUnitCase(
+            name="(run)", classname=result.workflow, outcome="failed",
+            message=str(error.get("message") or "failed"),
+            details=json.dumps(error, indent=2, ensure_ascii=False, default=str),
+            file=file, line=line))
     return cases
+
+
+def run_error(result: Any) -> dict[str, Any] | None:
+    """The error of a failed run that no failed step accounts for (an output that could not
+    be evaluated, a run-level failure), else None."""
+    if not result.error or any(s.status == "failed" for s in result.steps.values()):
+        return None
+    return dict(result.error)
+
+
+def _where_run_error(workflow: Any, error: dict[str, Any]) -> tuple[str | None, int | None]:
+    """Where the run's error is: the output it names, else the workflow file."""
+    if workflow is None:
+        return None, None
+    output = error.get("output")
+    path: tuple[str, ...] = ("outputs", str(output)) if output else ()
+    try:
+        loc = workflow.source.location(path, key=True) if path else None
+    except Exception:
+        loc = None
+    if loc is None:
+        return _relative(str(workflow.path)), None
+    return _relative(str(loc.file)), (loc.line or None)
 
 
 def output_summary(step: Any, limit: int = 2000) -> str:
@@ -113,6 +144,7 @@ def output_summary(step: Any, limit: int = 2000) -> str:
 
 
 def _where(workflow: Any, sid: str) -> tuple[str | None, int | None]:
+    """The file and line of step `sid` in the workflow file."""
     if workflow is None:
         return None, None
     try:

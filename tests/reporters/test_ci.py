@@ -208,3 +208,37 @@ def test_step_output_cannot_issue_workflow_commands(tmp_path: Path) -> None:
     assert _workflow_commands(out.stderr) == []
     [annotation] = _workflow_commands(out.stdout)
     assert annotation.startswith("::error file=wf.yaml,line=9,title=plait%3A step bad failed::")
+
+
+BAD_OUTPUT = """\
+version: 1
+name: outs
+providers:
+  p: {kind: echo, model: echo-1}
+steps:
+  a: {llm: p, prompt: hi}
+outputs:
+  bad: ${{ steps.a.output.nope }}
+"""
+
+
+def test_a_run_that_fails_with_no_failed_step_is_reported_as_failed(tmp_path: Path) -> None:
+    """Every step succeeded but an output could not be evaluated: the run failed (exit 1),
+    and JUnit, the annotations and the job summary must say so, not show all green."""
+    (tmp_path / "wf.yaml").write_text(BAD_OUTPUT)
+    summary = tmp_path / "summary.md"
+    out = plait("run", "wf.yaml", "--no-record", "--junit", "j.xml", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stderr
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")
+    run_case = root.find("testsuite/testcase[@name='(run)']")
+    assert run_case is not None
+    failure = run_case.find("failure")
+    assert failure is not None and "output 'bad'" in failure.get("message", "")
+    errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
+    assert errors == ["::error file=wf.yaml,line=8,title=plait%3A run outs failed::"
+                      "wf.yaml:8:8: output 'bad': expression ${{ steps.a.output.nope }} failed: "
+                      "a str value has no attribute or key 'nope'"]
+    text = summary.read_text()
+    assert "**Errors**" in text and "- run: wf.yaml:8:8: output 'bad'" in text
