@@ -15,8 +15,9 @@ from xml.etree import ElementTree as ET
 from engine.atomic import atomic_write
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
-#: characters XML 1.0 cannot hold, even escaped
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: characters XML 1.0 cannot hold, even escaped (and lone surrogates: an undecodable byte of
+#: an argument or a file name, which would be written as an invalid `&#56575;`)
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 MAX_OUT = 64_000
 
 
@@ -44,6 +45,7 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
     """The report as UTF-8 bytes: one <testsuite> inside <testsuites>."""
     counts = {o: sum(1 for c in cases if c.outcome == o) for o in ("failed", "error", "skipped")}
     total = sum(c.time for c in cases)
+    suite = _clean(suite)
     root = ET.Element("testsuites", name=suite, tests=str(len(cases)),
                       failures=str(counts["failed"]), errors=str(counts["error"]),
                       skipped=str(counts["skipped"]), time=f"{total:.3f}")
@@ -54,7 +56,7 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
         attrs = {"name": _clean(case.name), "classname": _clean(case.classname),
                  "time": f"{case.time:.3f}"}
         if case.file:
-            attrs["file"] = case.file
+            attrs["file"] = _clean(case.file)
         if case.line:
             attrs["line"] = str(case.line)
         tc = ET.SubElement(ts, "testcase", attrs)
