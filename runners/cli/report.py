@@ -19,10 +19,10 @@ def in_github_actions() -> bool:
 
 
 def annotate(issue: SpecIssue) -> str:
-    from runners.reporters.github import escape_data, escape_property
+    from runners.reporters.github import escape_data, escape_property, workspace_path
 
     loc = issue.location
-    props = f"file={escape_property(str(loc.file))}"
+    props = f"file={escape_property(workspace_path(str(loc.file)))}"
     if loc.line:
         props += f",line={loc.line},col={loc.column}"
     hint = f" ({issue.hint})" if issue.hint else ""

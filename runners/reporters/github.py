@@ -57,11 +57,24 @@ def error_annotations(result: Any, workflow: Any = None) -> list[str]:
 
 def _annotation(where: tuple[str | None, int | None], title: str, message: str) -> str:
     file, line = where
+    file = workspace_path(file) if file else file
     props = [f"file={escape_property(file)}"] if file else []
     if file and line:
         props.append(f"line={line}")
     props.append(f"title={escape_property(title)}")
     return f"::error {','.join(props)}::{escape_data(message)}"
+
+
+def workspace_path(file: str) -> str:
+    """`file` as GitHub places annotations: from the root of the checkout ($GITHUB_WORKSPACE),
+    not from the directory plait runs in (a job step's `working-directory`)."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return file
+    try:
+        return Path(file).resolve().relative_to(Path(workspace).resolve()).as_posix()
+    except (OSError, ValueError):  # outside the checkout: as it is
+        return file
 
 
 def _cell(text: str) -> str:

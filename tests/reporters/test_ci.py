@@ -259,3 +259,20 @@ def test_junit_stays_valid_xml_with_undecodable_input(tmp_path: Path) -> None:
                 tmp_path / "direct.xml", suite="s\udfff")
     assert ET.parse(tmp_path / "direct.xml").getroot().get("name") == \
         "s\N{REPLACEMENT CHARACTER}"
+
+
+def test_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> None:
+    """A job step with `working-directory: flows` runs plait in a subdirectory: GitHub places
+    annotations by the path from the workspace root, so `wf.yaml` would match no file."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "wf.yaml").write_text(WORKFLOW)
+    out = plait("run", "wf.yaml", "--no-record", cwd=flows,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and errors[0].startswith("::error file=flows/wf.yaml,line=")
+    (flows / "bad.yaml").write_text("version: 1\nname: bad\nsteps:\n  a: {runn: ls}\n")
+    out = plait("validate", "bad.yaml", cwd=flows,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
+    assert out.stdout.startswith("::error file=flows/bad.yaml,line=4,col=3::"), out.stdout
