@@ -143,6 +143,7 @@ class LiveView:
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         colours = {"succeeded": "green", "failed": "red", "running": "yellow",
                    "skipped": "dim", "cancelled": "magenta", "waiting": "dim"}
@@ -164,7 +165,8 @@ class LiveView:
             took = row.get("took")
             if took is None and "since" in row:
                 took = now - row["since"]
-            table.add_row(sid, f"[{colours.get(state.split()[0], 'white')}]{state}[/]",
+            # Text, not markup: a note is a step's error (untrusted; `[/x]` would crash rich)
+            table.add_row(sid, Text(state, style=colours.get(state.split()[0], "white")),
                           f"{took:.2f}s" if took is not None else "",
-                          str(row.get("attempts") or ""), row.get("note", ""))
+                          str(row.get("attempts") or ""), Text(printable(row.get("note", ""))))
         return table

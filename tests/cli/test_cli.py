@@ -338,17 +338,17 @@ def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> N
     assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
 
 
-def test_a_terminal_gets_a_live_table(files: Path) -> None:
-    """Run under a pseudo-terminal: the live view draws a table with every step."""
+def _in_a_terminal(files: Path, *args: str) -> tuple[int, str]:
+    """Run plait under a pseudo-terminal: its exit code and the screen, escapes removed."""
     import pty
+    import re
     import select
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: plait with the pty as its terminal
         os.chdir(files)
-        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", "run",
-                                   "good.yaml"], env)
+        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", *args], env)
     chunks = []
     try:
         while True:
@@ -365,13 +365,31 @@ def test_a_terminal_gets_a_live_table(files: Path) -> None:
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    return os.waitstatus_to_exitcode(status), screen
+
+
+def test_a_terminal_gets_a_live_table(files: Path) -> None:
+    """Run under a pseudo-terminal: the live view draws a table with every step."""
     import re
 
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
-    assert os.waitstatus_to_exitcode(status) == 0
+    code, screen = _in_a_terminal(files, "run", "good.yaml")
+    assert code == 0
     assert re.search(r"┃ step\s*┃ state\s*┃ time\s*┃ tries\s*┃ note\s*┃", screen), screen
     assert re.search(r"│ a\s*│ succeeded │", screen), screen
     assert "reply: echo: hi you" in screen
+
+
+def test_the_live_table_shows_brackets_in_an_error_as_they_are(files: Path) -> None:
+    """A step's error is not rich markup: `[/oops]` crashed the live view (MarkupError)
+    and `[bold]` would have been obeyed."""
+    (files / "markup.yaml").write_text(
+        "version: 1\nname: markup\npolicies:\n  o: {level: low}\nsteps:\n  a:\n"
+        "    run: echo '[/oops] [bold]x' >&2; exit 1\n    policy: o\n")
+    code, screen = _in_a_terminal(files, "run", "markup.yaml", "--no-record")
+    assert code == 1, screen
+    assert "MarkupError" not in screen and "Traceback" not in screen, screen
+    assert "[/oops] [bold]x" in screen, screen
 
 
 def test_batch_runs_one_workflow_per_row(files: Path) -> None:
