@@ -50,9 +50,12 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
     return printable("\n".join(lines) + "\n")
 
 
-def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "") -> str:
+def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
+               unrecorded: Sequence[str] = ()) -> str:
     """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit.
-    `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``)."""
+    `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``);
+    `unrecorded` names the workflow's steps that have no record (a killed run's unfinished
+    steps)."""
     status = shown_status(run)
     if status == "died":
         status += (f" (its process is gone; continue it with "
@@ -79,9 +82,13 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "")
     if run.outputs is not None:
         out.append(f"  outputs    {_value(run.outputs)}")
     out.append("")
-    out.append(f"steps ({len(steps)})")
+    total = f" recorded of {len(steps) + len(unrecorded)}" if unrecorded else ""
+    out.append(f"steps ({len(steps)}{total})")
     for step in steps:
         out.extend(_step_lines(step))
+    if unrecorded:
+        out.append(f"  not recorded: {', '.join(unrecorded)} (not finished when the run was "
+                   "last recorded)")
     return printable("\n".join(out) + "\n")
 
 

@@ -110,8 +110,12 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
         from runners.reporters.github import inert
+        from runners.reporters.html import step_order
 
-        click.echo(inert(format_run(record, steps, locate=state_option(db_path)).rstrip("\n")))
+        recorded = {s.step_id for s in steps}
+        unrecorded = [s for s in step_order(record, steps) if s not in recorded]
+        text = format_run(record, steps, locate=state_option(db_path), unrecorded=unrecorded)
+        click.echo(inert(text.rstrip("\n")))
 
 
 @runs.command("report")

@@ -51,6 +51,12 @@ def _graph(run: Any, steps: Sequence[Any]) -> tuple[list[list[str]], list[tuple[
     return [ids], []
 
 
+def step_order(run: Any, steps: Sequence[Any]) -> list[str]:
+    """Every step of the run's workflow (from the text kept in the record) in graph order,
+    then any recorded step the workflow text does not name."""
+    return [sid for layer in _graph(run, steps)[0] for sid in layer]
+
+
 def dag_svg(run: Any, steps: Sequence[Any],
             graph: tuple[list[list[str]], list[tuple[str, str]]] | None = None) -> str:
     plan, edges = graph or _graph(run, steps)

@@ -157,6 +157,11 @@ def test_a_killed_run_shows_every_step_and_that_it_died(tmp_path: Path) -> None:
         assert f'<section class="step" id="step-{sid}">' in text, sid
     assert text.count('class="edge"') == 2  # quick>slow>last
     assert text.count("no record of this step") == 2
+    shown = plait("runs", "show", run_id, "--state", "runs.db", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "steps (1 recorded of 3)" in shown.stdout
+    assert "  not recorded: slow, last (not finished when the run was last recorded)" in \
+        shown.stdout
 
 
 @pytest.mark.parametrize(("target", "why"), [
