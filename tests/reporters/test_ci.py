@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from runners.reporters import JUnitCase, write_junit
+from runners.reporters.github import inert
 from tests.reporters.conftest import ROOT, WORKFLOW, plait
 
 
@@ -207,6 +208,10 @@ def test_step_output_cannot_issue_workflow_commands(tmp_path: Path) -> None:
     assert "::error::from stdout" in out.stdout and "legacy" in out.stderr  # still shown
     assert _workflow_commands(out.stderr) == []
     [annotation] = _workflow_commands(out.stdout)
+    # text that no runner would take for a command is printed as it is, unwrapped
+    gha = {"GITHUB_ACTIONS": "true"}
+    assert inert("listening on ::1, std::move", gha) == "listening on ::1, std::move"
+    assert inert("ok\r  ::warning::x", gha).startswith("::stop-commands::")
     assert annotation.startswith("::error file=wf.yaml,line=9,title=plait%3A step bad failed::")
 
 
