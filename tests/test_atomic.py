@@ -53,3 +53,23 @@ def test_unwritable_says_why_without_writing(tmp_path: Path) -> None:
     assert unwritable(tmp_path / "new" / "deeper" / "x.json") is None
     assert not (tmp_path / "new").exists()  # looked at, nothing created
     assert unwritable(tmp_path / "afile") is None  # replaced atomically
+
+
+def test_a_new_file_gets_the_mode_open_would_give_and_a_replaced_one_keeps_its_own(
+        tmp_path: Path) -> None:
+    """Reports are CI artefacts read by other users (an upload step, a web server): a temp
+    file's private 0600 must not leak into the file it becomes."""
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.xml", "x")
+        os.umask(0o077)
+        atomic_write(tmp_path / "private.xml", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.xml").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.xml").stat().st_mode) == 0o600
+    kept = tmp_path / "kept.html"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    atomic_write(kept, "new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from engine.state.records import RunRecord, StepRecord
 
 _MAX_VALUE = 400
+#: C0 and C1 control characters but newline and tab: from untrusted step output, a terminal
+#: would obey them (set the title, clear the screen, write the clipboard, `\r` overwrite)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but newline and tab shown as an escape (`\\x1b`,
+    `\\r`): safe to print on a terminal."""
+    return _CONTROL.sub(lambda m: "\\r" if m[0] == "\r" else f"\\x{ord(m[0]):02x}", text)
 
 
 def shown_status(run: RunRecord) -> str:
@@ -37,12 +47,15 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
-def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "") -> str:
+def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
+               unrecorded: Sequence[str] = ()) -> str:
     """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit.
-    `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``)."""
+    `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``);
+    `unrecorded` names the workflow's steps that have no record (a killed run's unfinished
+    steps)."""
     status = shown_status(run)
     if status == "died":
         status += (f" (its process is gone; continue it with "
@@ -69,10 +82,14 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "")
     if run.outputs is not None:
         out.append(f"  outputs    {_value(run.outputs)}")
     out.append("")
-    out.append(f"steps ({len(steps)})")
+    total = f" recorded of {len(steps) + len(unrecorded)}" if unrecorded else ""
+    out.append(f"steps ({len(steps)}{total})")
     for step in steps:
         out.extend(_step_lines(step))
-    return "\n".join(out) + "\n"
+    if unrecorded:
+        out.append(f"  not recorded: {', '.join(unrecorded)} (not finished when the run was "
+                   "last recorded)")
+    return printable("\n".join(out) + "\n")
 
 
 def _step_lines(step: StepRecord) -> list[str]:

@@ -17,6 +17,8 @@ from engine.executor.events import (
     StepRetrying,
     StepStarted,
 )
+from engine.state.render import printable
+from runners.reporters.github import inert
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
 
@@ -39,7 +41,8 @@ class PlainPrinter:
         if line is not None:
             # a step restored by a resume carries the time it first finished, before this start
             elapsed = max(event.at - self.start, 0.0)
-            self.stream.write(f"[{elapsed:8.3f}s] {line}\n")
+            line = printable(f"[{elapsed:8.3f}s] {line}")
+            self.stream.write(inert(line) + "\n")
             self.stream.flush()
 
     def format(self, event: Event) -> str | None:
@@ -142,6 +145,7 @@ class LiveView:
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         colours = {"succeeded": "green", "failed": "red", "running": "yellow",
                    "skipped": "dim", "cancelled": "magenta", "waiting": "dim"}
@@ -163,7 +167,8 @@ class LiveView:
             took = row.get("took")
             if took is None and "since" in row:
                 took = now - row["since"]
-            table.add_row(sid, f"[{colours.get(state.split()[0], 'white')}]{state}[/]",
+            # Text, not markup: a note is a step's error (untrusted; `[/x]` would crash rich)
+            table.add_row(sid, Text(state, style=colours.get(state.split()[0], "white")),
                           f"{took:.2f}s" if took is not None else "",
-                          str(row.get("attempts") or ""), row.get("note", ""))
+                          str(row.get("attempts") or ""), Text(printable(row.get("note", ""))))
         return table

@@ -18,16 +18,15 @@ def in_github_actions() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
 def annotate(issue: SpecIssue) -> str:
+    from runners.reporters.github import escape_data, escape_property, workspace_path
+
     loc = issue.location
-    props = f"file={loc.file}"
+    props = f"file={escape_property(workspace_path(str(loc.file)))}"
     if loc.line:
         props += f",line={loc.line},col={loc.column}"
-    return f"::error {props}::{_escape(issue.message + (f' ({issue.hint})' if issue.hint else ''))}"
+    hint = f" ({issue.hint})" if issue.hint else ""
+    return f"::error {props}::{escape_data(issue.message + hint)}"
 
 
 def print_spec_error(error: SpecError) -> None:

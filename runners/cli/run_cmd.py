@@ -14,6 +14,7 @@ import click
 
 from engine.errors import InputError, PlaitError, SpecError
 from runners.cli.report import dump_json, print_error, state_option
+from runners.reporters.github import inert
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -226,7 +227,7 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
     else:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            click.echo(f"{name}: {shown}")
+            click.echo(inert(f"{name}: {shown}"))
     if result.status == "interrupted":
         click.echo("interrupted; not recorded, so it cannot be resumed" if locate is None else
                    f"interrupted; resume with: plait resume {result.run_id}{locate}", err=True)
@@ -260,9 +261,9 @@ def _locate(workflow: Any, state_location: str | None) -> str | None:
 def _explain_failure(result: Any, locate: str | None = "") -> None:
     for sid, step in result.steps.items():
         if step.status == "failed" and step.error:
-            click.echo(f"step {sid} failed: {_what(step.error)}", err=True)
+            click.echo(inert(f"step {sid} failed: {_what(step.error)}"), err=True)
     if result.error and not any(s.status == "failed" for s in result.steps.values()):
-        click.echo(f"run failed: {_what(result.error)}", err=True)
+        click.echo(inert(f"run failed: {_what(result.error)}"), err=True)
     if locate is None:
         click.echo(f"run {result.run_id} {result.status} (not recorded)", err=True)
     else:
@@ -272,8 +273,10 @@ def _explain_failure(result: Any, locate: str | None = "") -> None:
 
 def _what(error: dict[str, Any]) -> str:
     """An error of a result as a person reads it: the message, then how to fix it."""
+    from engine.state.render import printable
+
     hint = error.get("hint")
-    return f"{error.get('message')}" + (f" (hint: {hint})" if hint else "")
+    return printable(f"{error.get('message')}" + (f" (hint: {hint})" if hint else ""))
 
 
 async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:

@@ -109,7 +109,13 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
-        click.echo(format_run(record, steps, locate=state_option(db_path)))
+        from runners.reporters.github import inert
+        from runners.reporters.html import step_order
+
+        recorded = {s.step_id for s in steps}
+        unrecorded = [s for s in step_order(record, steps) if s not in recorded]
+        text = format_run(record, steps, locate=state_option(db_path), unrecorded=unrecorded)
+        click.echo(inert(text.rstrip("\n")))
 
 
 @runs.command("report")
@@ -120,7 +126,13 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
 def report(run_id: str, state: str | None, workflow: Path | None, html_path: Path) -> None:
     """An HTML report of one run: its graph, a timeline and every step's data."""
     from runners.reporters.html import render_html
+    from runners.targets import check_writable
 
+    try:  # before the record is read: `cannot write x: File exists` said nothing useful
+        check_writable(html_path, "--html", "the HTML report")
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
     record, steps, _ = _load_run(run_id, state, workflow)
     try:
         from engine.atomic import atomic_write

@@ -14,6 +14,7 @@ import click
 
 from engine.errors import PlaitError
 from runners.cli.report import print_error
+from runners.reporters.github import inert
 from runners.workflow_tests import CaseResult, find_workflows, load_workflow, run_case
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -53,13 +54,14 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             return EXIT_USAGE
     files = find_workflows(paths)
     results: list[CaseResult] = []
-    bad_spec = False
+    invalid: list[CaseResult] = []  # for the JUnit report: a file that cannot be loaded
     for file in files:
         try:
             workflow = load_workflow(file)
         except PlaitError as exc:
             print_error(exc)
-            bad_spec = True
+            invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
+                                      status="error", problems=_problems(exc)))
             continue
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
@@ -68,15 +70,21 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             results.append(outcome)
     if junit is not None:
         try:
-            write_junit(results, junit)
+            write_junit(invalid + results, junit)
         except OSError as exc:
             click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
                        err=True)
-    return _summary(results, bad_spec, len(files))
+    return _summary(results, bool(invalid), len(files))
 
 
 async def _run_case(workflow: Any, case: Any, update: bool, record: bool) -> CaseResult:
     return await run_case(workflow, case, update=update, record=record)
+
+
+def _problems(error: PlaitError) -> list[str]:
+    """Every problem of a workflow file that cannot be loaded, as `plait validate` says it."""
+    issues = getattr(error, "issues", None)
+    return [issue.format() for issue in issues] if issues else [str(error)]
 
 
 def _print_case(outcome: CaseResult) -> None:
@@ -84,8 +92,7 @@ def _print_case(outcome: CaseResult) -> None:
     click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
                f"({outcome.duration:.2f}s)")
     for problem in outcome.problems:
-        for line in problem.splitlines():
-            click.echo(f"    {line}")
+        click.echo(inert("\n".join(f"    {line}" for line in problem.splitlines())))
 
 
 def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:

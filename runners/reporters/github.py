@@ -4,11 +4,13 @@ summary appended to $GITHUB_STEP_SUMMARY."""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runners.reporters.junit import _where
+from runners.reporters.junit import _where, _where_run_error, run_error
 
 _ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": "⏭️",
           "cancelled": "⛔"}
@@ -18,33 +20,74 @@ def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
 
 
-def _escape_data(text: str) -> str:
+#: what GitHub's runner reads as a workflow command: `::` opening a line (after blanks; lines
+#: end at \n or \r), or the legacy `##[` anywhere
+_COMMAND = re.compile(r"(?:^|[\r\n])[^\S\r\n]*::|##\[")
+
+
+def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` as printed in a GitHub Actions log without the runner taking any of it for a
+    workflow command (`::` starting a line, the legacy `##[` anywhere): step output is
+    untrusted and could otherwise raise annotations, mask values or stop plait's own
+    commands. Outside GitHub Actions, or when no line of it could be a command, unchanged."""
+    if not in_github_actions(environ) or not _COMMAND.search(text):
+        return text
+    token = secrets.token_hex(16)
+    return f"::stop-commands::{token}\n{text}\n::{token}::"
+
+
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_prop(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def error_annotations(result: Any, workflow: Any = None) -> list[str]:
-    """One `::error` line per failed step, at the step's line in the workflow file."""
+    """One `::error` line per failed step, at the step's line in the workflow file; one for
+    the run when it failed with no failed step (at the output it names, if any)."""
     lines = []
     for sid, step in result.steps.items():
-        if step.status != "failed":
-            continue
-        file, line = _where(workflow, sid)
-        props = [f"title={_escape_prop(f'plait: step {sid} failed')}"]
-        if file:
-            props.insert(0, f"file={_escape_prop(file)}")
-            if line:
-                props.insert(1, f"line={line}")
-        message = str((step.error or {}).get("message") or step.reason or "failed")
-        lines.append(f"::error {','.join(props)}::{_escape_data(message)}")
+        if step.status == "failed":
+            message = str((step.error or {}).get("message") or step.reason or "failed")
+            lines.append(_annotation(_where(workflow, sid), f"plait: step {sid} failed",
+                                     message))
+    error = run_error(result)
+    if error is not None:
+        lines.append(_annotation(_where_run_error(workflow, error),
+                                 f"plait: run {result.workflow} failed",
+                                 str(error.get("message") or "failed")))
     return lines
 
 
+def _annotation(where: tuple[str | None, int | None], title: str, message: str) -> str:
+    file, line = where
+    file = workspace_path(file) if file else file
+    props = [f"file={escape_property(file)}"] if file else []
+    if file and line:
+        props.append(f"line={line}")
+    props.append(f"title={escape_property(title)}")
+    return f"::error {','.join(props)}::{escape_data(message)}"
+
+
+def workspace_path(file: str) -> str:
+    """`file` as GitHub places annotations: from the root of the checkout ($GITHUB_WORKSPACE),
+    not from the directory plait runs in (a job step's `working-directory`)."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return file
+    try:
+        return Path(file).resolve().relative_to(Path(workspace).resolve()).as_posix()
+    except (OSError, ValueError):  # outside the checkout: as it is
+        return file
+
+
 def _cell(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for one table cell or list item: one line (a carriage return ends a line in
+    Markdown too), pipes and backslashes escaped, no HTML."""
+    text = " ".join(text.splitlines())
+    return (text.replace("\\", "\\\\").replace("|", "\\|")
             .replace("<", "&lt;").replace(">", "&gt;"))
 
 
@@ -65,11 +108,14 @@ def summary_markdown(result: Any) -> str:
         out.append(f"| `{_cell(sid)}` | {status} | {step.duration:.2f} s | {step.attempts} | "
                    f"{tok} | {cost} |")
     failed = [(sid, s) for sid, s in result.steps.items() if s.status == "failed"]
-    if failed:
+    error = run_error(result)
+    if failed or error:
         out += ["", "**Errors**", ""]
         for sid, step in failed:
             message = str((step.error or {}).get("message") or step.reason or "failed")
             out.append(f"- `{_cell(sid)}`: {_cell(message)[:500]}")
+        if error:
+            out.append(f"- run: {_cell(str(error.get('message') or 'failed'))[:500]}")
     return "\n".join(out) + "\n\n"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 COLOURS = {"succeeded": "#2e9d4f", "restored": "#5b8def", "failed": "#d64541",
            "skipped": "#9aa0a6", "cancelled": "#e3a008", "running": "#7e57c2",
-           "pending": "#c7ccd1"}
+           "not recorded": "#c7ccd1"}
 _NODE_W, _NODE_H, _GAP_X, _GAP_Y = 150, 34, 60, 14
 _ROW_H, _LABEL_W, _CHART_W = 22, 180, 760
 
@@ -40,13 +40,21 @@ def _graph(run: Any, steps: Sequence[Any]) -> tuple[list[list[str]], list[tuple[
 
             workflow = load_text(source, run.workflow_path or "<record>")
             graph = workflow.graph
+            # every step of the workflow: a run killed (or still running) has records of
+            # the steps that finished only, and the others are shown as not recorded
             plan = layers(graph)
-            known = set(ids)
-            return ([[s for s in layer if s in known] for layer in plan],
-                    [(a, b) for a, b in graph.edges if a in known and b in known])
+            placed = {s for layer in plan for s in layer}
+            return ([*plan, *([extra] if (extra := [s for s in ids if s not in placed])
+                               else [])], list(graph.edges))
         except Exception:  # an old or edited record: show the steps without edges
             pass
     return [ids], []
+
+
+def step_order(run: Any, steps: Sequence[Any]) -> list[str]:
+    """Every step of the run's workflow (from the text kept in the record) in graph order,
+    then any recorded step the workflow text does not name."""
+    return [sid for layer in _graph(run, steps)[0] for sid in layer]
 
 
 def dag_svg(run: Any, steps: Sequence[Any],
@@ -78,7 +86,7 @@ def dag_svg(run: Any, steps: Sequence[Any],
         out.append(f'<path class="edge" d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}" '
                    'fill="none" stroke="#888" marker-end="url(#arrow)"/>')
     for sid, (x, y) in pos.items():
-        st = status.get(sid, "pending")
+        st = status.get(sid, "not recorded")
         label = sid if len(sid) <= 18 else sid[:17] + "…"
         out.append(f'<g class="node" data-step="{_e(_anchor(sid))}" tabindex="0">'
                    f'<title>{_e(sid)}: {_e(st)}</title>'
@@ -159,6 +167,13 @@ def _step_section(step: Any) -> str:
     return "".join(parts)
 
 
+def _unrecorded_section(step_id: str) -> str:
+    colour = COLOURS["not recorded"]
+    return (f'<section class="step" id="{_e(_anchor(step_id))}"><h3><span class="dot" '
+            f'style="background:{colour}"></span>{_e(step_id)}</h3><p class="meta">no record '
+            "of this step: it had not finished when the run was last recorded</p></section>")
+
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
@@ -189,11 +204,15 @@ document.querySelectorAll('[data-step]').forEach(function (el) {
 
 def render_html(run: Any, steps: Sequence[Any]) -> str:
     """The report of one run record and its step records."""
+    from engine.state.render import shown_status
+
     graph = _graph(run, steps)
-    order = {sid: i for i, sid in enumerate(sid for layer in graph[0] for sid in layer)}
-    steps = sorted(steps, key=lambda s: order.get(s.step_id, len(order)))
+    order = [sid for layer in graph[0] for sid in layer]
+    by_id = {s.step_id: s for s in steps}
+    status = shown_status(run)
     usage = run.usage or {}
-    duration = f"{run.finished_at - run.started_at:.2f} s" if run.finished_at else "running"
+    duration = (f"{run.finished_at - run.started_at:.2f} s" if run.finished_at else
+                "unfinished" if status == "died" else "running")
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run.started_at))
     legend = "".join(f'<span><span class="dot" style="background:{c}"></span>{_e(s)}</span>'
                      for s, c in COLOURS.items())
@@ -204,9 +223,9 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">",
         f"<title>plait run {_e(run.run_id)} · {_e(run.workflow_name)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{_e(run.workflow_name)}: {_e(run.status)}</h1>",
+        f"<h1>{_e(run.workflow_name)}: {_e(status)}</h1>",
         f'<div class="meta">run <code>{_e(run.run_id)}</code> · started {_e(started)} · '
-        f"{_e(duration)} · {len(steps)} steps · tokens {usage.get('input_tokens', 0)} in / "
+        f"{_e(duration)} · {len(order)} steps · tokens {usage.get('input_tokens', 0)} in / "
         f"{usage.get('output_tokens', 0)} out · ${run.cost:.6f}</div>",
         error,
         f'<h2>Graph</h2><div class="legend">{legend}</div>',
@@ -215,5 +234,6 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
         "<h2>Inputs and outputs of the run</h2>",
         f"<details><summary>Inputs</summary>{_pre(run.inputs)}</details>",
         f"<details open><summary>Outputs</summary>{_pre(run.outputs)}</details>",
-        "<h2>Steps</h2>", *(_step_section(s) for s in steps),
+        "<h2>Steps</h2>",
+        *(_step_section(by_id[s]) if s in by_id else _unrecorded_section(s) for s in order),
         f"<script>{_JS}</script></body></html>\n"])

@@ -15,8 +15,9 @@ from xml.etree import ElementTree as ET
 from engine.atomic import atomic_write
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
-#: characters XML 1.0 cannot hold, even escaped
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: characters XML 1.0 cannot hold, even escaped (and lone surrogates: an undecodable byte of
+#: an argument or a file name, which would be written as an invalid `&#56575;`)
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 MAX_OUT = 64_000
 
 
@@ -44,6 +45,7 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
     """The report as UTF-8 bytes: one <testsuite> inside <testsuites>."""
     counts = {o: sum(1 for c in cases if c.outcome == o) for o in ("failed", "error", "skipped")}
     total = sum(c.time for c in cases)
+    suite = _clean(suite)
     root = ET.Element("testsuites", name=suite, tests=str(len(cases)),
                       failures=str(counts["failed"]), errors=str(counts["error"]),
                       skipped=str(counts["skipped"]), time=f"{total:.3f}")
@@ -54,7 +56,7 @@ def junit_xml(cases: Sequence[JUnitCase], suite: str) -> bytes:
         attrs = {"name": _clean(case.name), "classname": _clean(case.classname),
                  "time": f"{case.time:.3f}"}
         if case.file:
-            attrs["file"] = case.file
+            attrs["file"] = _clean(case.file)
         if case.line:
             attrs["line"] = str(case.line)
         tc = ET.SubElement(ts, "testcase", attrs)
@@ -93,7 +95,38 @@ def cases_from_run(result: Any, workflow: Any = None) -> list[JUnitCase]:
             name=sid, classname=result.workflow, outcome=_OUTCOMES.get(step.status, "error"),
             time=step.duration, message=message if step.status != "succeeded" else "",
             details=details, stdout=output_summary(step), file=file, line=line))
+    error = run_error(result)
+    if error is not None:  # the run failed, but no failed step says why (e.g. an output)
+        file, line = _where_run_error(workflow, error)
+        cases.append(JUnitCase(
+            name="(run)", classname=result.workflow, outcome="failed",
+            message=str(error.get("message") or "failed"),
+            details=json.dumps(error, indent=2, ensure_ascii=False, default=str),
+            file=file, line=line))
     return cases
+
+
+def run_error(result: Any) -> dict[str, Any] | None:
+    """The error of a failed run that no failed step accounts for (an output that could not
+    be evaluated, a run-level failure), else None."""
+    if not result.error or any(s.status == "failed" for s in result.steps.values()):
+        return None
+    return dict(result.error)
+
+
+def _where_run_error(workflow: Any, error: dict[str, Any]) -> tuple[str | None, int | None]:
+    """Where the run's error is: the output it names, else the workflow file."""
+    if workflow is None:
+        return None, None
+    output = error.get("output")
+    path: tuple[str, ...] = ("outputs", str(output)) if output else ()
+    try:
+        loc = workflow.source.location(path, key=True) if path else None
+    except Exception:
+        loc = None
+    if loc is None:
+        return _relative(str(workflow.path)), None
+    return _relative(str(loc.file)), (loc.line or None)
 
 
 def output_summary(step: Any, limit: int = 2000) -> str:
@@ -113,6 +146,7 @@ def output_summary(step: Any, limit: int = 2000) -> str:
 
 
 def _where(workflow: Any, sid: str) -> tuple[str | None, int | None]:
+    """The file and line of step `sid` in the workflow file."""
     if workflow is None:
         return None, None
     try:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pytest
 
@@ -150,3 +151,16 @@ def test_a_junit_path_that_cannot_be_written_fails_before_any_case(fallback: Pat
     assert done.stderr.startswith(f"error: cannot write the JUnit report to "
                                   f"{fallback / 'afile' / 'j.xml'}: {fallback / 'afile'} is "
                                   "a file, not a directory (hint: ")
+
+
+def test_an_invalid_workflow_file_is_an_error_in_the_junit_report(fallback: Path) -> None:
+    """plait test exits 2 on a broken file: its JUnit report must not show all green."""
+    (fallback / "broken.yaml").write_text("version: 1\nname: broken\nsteps:\n  a: {runn: ls}\n")
+    done = plait("test", str(fallback), "--junit", str(fallback / "j.xml"))
+    assert done.returncode == 2
+    root = ET.parse(fallback / "j.xml").getroot()
+    assert (root.get("tests"), root.get("errors")) == ("2", "1")
+    [broken] = [c for c in root.iter("testcase") if c.find("error") is not None]
+    assert broken.get("file") == str(fallback / "broken.yaml")
+    error = broken.find("error")
+    assert error is not None and "broken.yaml:4:3: a step needs one of" in (error.text or "")

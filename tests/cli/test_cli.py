@@ -68,6 +68,16 @@ def test_github_annotations(files: Path) -> None:
     assert "::error file=bad.yaml,line=6,col=5::unknown key 'promt'" in out.stdout
 
 
+def test_github_annotation_properties_are_escaped(files: Path) -> None:
+    """`,` and `:` separate an annotation's properties: a file name holding them must be
+    escaped (%2C, %3A) or GitHub puts the annotation on a file that does not exist."""
+    (files / "a,b:c.yaml").write_text(BAD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true"}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "validate", "a,b:c.yaml"],
+                         cwd=files, capture_output=True, text=True, env=env, check=False)
+    assert "::error file=a%2Cb%3Ac.yaml,line=6,col=5::unknown key 'promt'" in out.stdout
+
+
 @pytest.mark.parametrize("fmt", ["mermaid", "dot", "json"])
 def test_graph_formats(files: Path, fmt: str) -> None:
     out = plait("graph", "good.yaml", "--format", fmt, cwd=files)
@@ -346,17 +356,17 @@ def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> N
     assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
 
 
-def test_a_terminal_gets_a_live_table(files: Path) -> None:
-    """Run under a pseudo-terminal: the live view draws a table with every step."""
+def _in_a_terminal(files: Path, *args: str) -> tuple[int, str]:
+    """Run plait under a pseudo-terminal: its exit code and the screen, escapes removed."""
     import pty
+    import re
     import select
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: plait with the pty as its terminal
         os.chdir(files)
-        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", "run",
-                                   "good.yaml"], env)
+        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", *args], env)
     chunks = []
     try:
         while True:
@@ -373,13 +383,31 @@ def test_a_terminal_gets_a_live_table(files: Path) -> None:
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    return os.waitstatus_to_exitcode(status), screen
+
+
+def test_a_terminal_gets_a_live_table(files: Path) -> None:
+    """Run under a pseudo-terminal: the live view draws a table with every step."""
     import re
 
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
-    assert os.waitstatus_to_exitcode(status) == 0
+    code, screen = _in_a_terminal(files, "run", "good.yaml")
+    assert code == 0
     assert re.search(r"┃ step\s*┃ state\s*┃ time\s*┃ tries\s*┃ note\s*┃", screen), screen
     assert re.search(r"│ a\s*│ succeeded │", screen), screen
     assert "reply: echo: hi you" in screen
+
+
+def test_the_live_table_shows_brackets_in_an_error_as_they_are(files: Path) -> None:
+    """A step's error is not rich markup: `[/oops]` crashed the live view (MarkupError)
+    and `[bold]` would have been obeyed."""
+    (files / "markup.yaml").write_text(
+        "version: 1\nname: markup\npolicies:\n  o: {level: low}\nsteps:\n  a:\n"
+        "    run: echo '[/oops] [bold]x' >&2; exit 1\n    policy: o\n")
+    code, screen = _in_a_terminal(files, "run", "markup.yaml", "--no-record")
+    assert code == 1, screen
+    assert "MarkupError" not in screen and "Traceback" not in screen, screen
+    assert "[/oops] [bold]x" in screen, screen
 
 
 def test_batch_runs_one_workflow_per_row(files: Path) -> None:
@@ -433,3 +461,21 @@ def test_replay_missing_without_replay_is_a_usage_error(files: Path) -> None:
     out = plait("run", "good.yaml", "-i", "who=ada", "--replay-missing=live", cwd=files)
     assert out.returncode == 2 and out.stdout == ""
     assert "--replay-missing=live only applies to a run with --replay DIR" in out.stderr
+
+
+def test_terminal_control_sequences_in_step_output_are_shown_not_obeyed(files: Path) -> None:
+    """A failing command's stderr is untrusted: escape sequences in it (set the title, clear
+    the screen, write the clipboard with OSC 52, `\\r` to overwrite a line) must reach the
+    terminal as visible text from `plait run` and `plait runs show`."""
+    (files / "esc.yaml").write_text(
+        "version: 1\nname: esc\npolicies:\n  o: {level: low}\nsteps:\n  a:\n    run: |-\n"
+        "      printf '\\033]52;c;cGF5bG9hZA==\\007\\033[2J\\rhidden\\302\\233' >&2; exit 1\n"
+        "    policy: o\n")
+    ran = plait("run", "esc.yaml", "--state", "runs.db", cwd=files)
+    assert ran.returncode == 1
+    shown = plait("runs", "show", ran.stderr.split("plait runs show ")[-1].split()[0],
+                  "--state", "runs.db", cwd=files)
+    assert shown.returncode == 0, shown.stderr
+    for text in (ran.stderr, shown.stdout):
+        assert not set(text) & {"\x1b", "\x07", "\r", "\x9b"}, text
+        assert r"\x1b]52;c;cGF5bG9hZA==\x07" in text and r"\rhidden\x9b" in text, text

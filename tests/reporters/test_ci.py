@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 
 from runners.reporters import JUnitCase, write_junit
-from tests.reporters.conftest import WORKFLOW, plait
+from runners.reporters.github import inert
+from tests.reporters.conftest import ROOT, WORKFLOW, plait
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -132,3 +138,146 @@ def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(
     assert (f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
             f"({tmp_path / 'no' / 's.md'}): No such file or directory; the run itself is not "
             "affected") in out.stderr
+
+
+def test_reports_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    """A CI artefact uploader (often another user) must be able to read the reports."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS",)}
+    env["PYTHONPATH"] = str(ROOT)
+    cli = [sys.executable, "-m", "runners.cli.main"]
+    ran = subprocess.run([*cli, "run", "wf.yaml", "--junit", "out/junit.xml"], cwd=tmp_path,
+                         env=env, umask=0o022, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(plait("runs", "list", "--json", cwd=tmp_path).stdout)[0]["run_id"]
+    made = subprocess.run([*cli, "runs", "report", run_id, "--html", "out/run.html"],
+                          cwd=tmp_path, env=env, umask=0o022, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    for name in ("junit.xml", "run.html"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o644, name
+
+
+def test_job_summary_lines_stay_whole_whatever_the_error_holds(tmp_path: Path) -> None:
+    """A carriage return is a line break in Markdown: left in, it would cut the error's list
+    item (or a table row) in two."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: crlf\npolicies:\n  o: {level: low}\nsteps:\n"
+        "  a:\n    run: printf 'one | two\\r\\nthree\\rfour' >&2; exit 1\n    policy: o\n")
+    summary = tmp_path / "summary.md"
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stderr
+    with summary.open(encoding="utf-8", newline="") as handle:
+        text = handle.read()
+    assert "\r" not in text
+    errors = [line for line in text.split("\n") if line.startswith("- `a`: ")]
+    assert len(errors) == 1 and errors[0].endswith(r"one \| two three four"), text
+
+
+def _workflow_commands(log: str) -> list[str]:
+    """The lines GitHub's runner would take as workflow commands: `::` at the start of a line
+    (after leading spaces), or the legacy `##[` anywhere in it; lines end at \\n, \\r\\n or
+    \\r; nothing counts between `::stop-commands::TOKEN` and `::TOKEN::`."""
+    found, stopped = [], None
+    for line in re.split(r"\r\n|\r|\n", log):
+        text = line.lstrip()
+        if stopped is not None:
+            stopped = None if text == f"::{stopped}::" else stopped
+        elif text.startswith("::stop-commands::"):
+            stopped = text.removeprefix("::stop-commands::")
+        elif text.startswith("::") or "##[" in line:
+            found.append(line)
+    return found
+
+
+def test_step_output_cannot_issue_workflow_commands(tmp_path: Path) -> None:
+    """Model and tool output is untrusted: printed by plait in a GitHub job it must not
+    raise annotations, mask values or stop plait's own annotations."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: inject\npolicies:\n  o: {level: low}\ndefaults: {policy: o}\n"
+        "steps:\n"
+        "  talk:\n    run: printf 'ok\\n::error::from stdout\\n'\n"
+        "  bad:\n    run: |-\n"
+        "      printf 'x\\n::stop-commands::t\\r::warning::w\\n  ##[error]legacy' >&2; exit 1\n"
+        "    continue_on_error: true\n"
+        "outputs:\n  said: ${{ steps.talk.output.stdout }}\n")
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 0, out.stderr
+    assert "::error::from stdout" in out.stdout and "legacy" in out.stderr  # still shown
+    assert _workflow_commands(out.stderr) == []
+    [annotation] = _workflow_commands(out.stdout)
+    # text that no runner would take for a command is printed as it is, unwrapped
+    gha = {"GITHUB_ACTIONS": "true"}
+    assert inert("listening on ::1, std::move", gha) == "listening on ::1, std::move"
+    assert inert("ok\r  ::warning::x", gha).startswith("::stop-commands::")
+    assert annotation.startswith("::error file=wf.yaml,line=9,title=plait%3A step bad failed::")
+
+
+BAD_OUTPUT = """\
+version: 1
+name: outs
+providers:
+  p: {kind: echo, model: echo-1}
+steps:
+  a: {llm: p, prompt: hi}
+outputs:
+  bad: ${{ steps.a.output.nope }}
+"""
+
+
+def test_a_run_that_fails_with_no_failed_step_is_reported_as_failed(tmp_path: Path) -> None:
+    """Every step succeeded but an output could not be evaluated: the run failed (exit 1),
+    and JUnit, the annotations and the job summary must say so, not show all green."""
+    (tmp_path / "wf.yaml").write_text(BAD_OUTPUT)
+    summary = tmp_path / "summary.md"
+    out = plait("run", "wf.yaml", "--no-record", "--junit", "j.xml", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stderr
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")
+    run_case = root.find("testsuite/testcase[@name='(run)']")
+    assert run_case is not None
+    failure = run_case.find("failure")
+    assert failure is not None and "output 'bad'" in failure.get("message", "")
+    errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
+    assert errors == ["::error file=wf.yaml,line=8,title=plait%3A run outs failed::"
+                      "wf.yaml:8:8: output 'bad': expression ${{ steps.a.output.nope }} failed: "
+                      "a str value has no attribute or key 'nope'"]
+    text = summary.read_text()
+    assert "**Errors**" in text and "- run: wf.yaml:8:8: output 'bad'" in text
+
+
+def test_junit_stays_valid_xml_with_undecodable_input(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 in an argument reaches Python as a lone surrogate; written
+    as `&#56575;` it would make the whole report unparseable for the CI."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: sur\ninputs:\n  who: {type: string}\nproviders:\n"
+        "  p: {kind: echo}\nsteps:\n  a: {llm: p, prompt: 'hi ${{ inputs.who }}'}\n")
+    out = plait("run", "wf.yaml", "--no-record", "-i", "who=x\udcffy", "--junit",
+                "reports/j.xml", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    root = ET.parse(tmp_path / "reports" / "j.xml").getroot()
+    assert "echo: hi x\N{REPLACEMENT CHARACTER}y" in (root.findtext(".//system-out") or "")
+    write_junit([JUnitCase("c\ud800", "w", "failed", message="m\udcff", file="f\udcff.yaml")],
+                tmp_path / "direct.xml", suite="s\udfff")
+    assert ET.parse(tmp_path / "direct.xml").getroot().get("name") == \
+        "s\N{REPLACEMENT CHARACTER}"
+
+
+def test_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> None:
+    """A job step with `working-directory: flows` runs plait in a subdirectory: GitHub places
+    annotations by the path from the workspace root, so `wf.yaml` would match no file."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "wf.yaml").write_text(WORKFLOW)
+    out = plait("run", "wf.yaml", "--no-record", cwd=flows,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and errors[0].startswith("::error file=flows/wf.yaml,line=")
+    (flows / "bad.yaml").write_text("version: 1\nname: bad\nsteps:\n  a: {runn: ls}\n")
+    out = plait("validate", "bad.yaml", cwd=flows,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
+    assert out.stdout.startswith("::error file=flows/bad.yaml,line=4,col=3::"), out.stdout

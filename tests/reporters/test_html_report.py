@@ -4,15 +4,20 @@ Chromium (Debian's `chromium` package): it renders every step and logs no consol
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from tests.reporters.conftest import WORKFLOW, plait
+from engine.state import RunStore
+from tests.reporters.conftest import ROOT, WORKFLOW, plait
 
 STEPS = ("fetch", "think", "never", "broken", "after")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -99,3 +104,79 @@ def test_console_errors_would_be_seen(tmp_path: Path) -> None:
     page.write_text("<html><body><script>console.error('seen')</script></body></html>")
     out = _chromium(["--dump-dom", page.as_uri()], tmp_path / "profile")
     assert any(":CONSOLE" in line and "seen" in line for line in out.stderr.splitlines())
+
+
+KILLED = """\
+version: 1
+name: killed
+policies:
+  open: {level: low}
+defaults: {policy: open}
+steps:
+  quick:
+    run: echo hi
+  slow:
+    needs: [quick]
+    run: sleep 30
+  last:
+    needs: [slow]
+    run: echo end
+"""
+
+
+def test_a_killed_run_shows_every_step_and_that_it_died(tmp_path: Path) -> None:
+    """The record of a killed run holds only the steps that finished: the report still
+    shows the others (as not recorded) and says the run died, as `plait runs show` does."""
+    (tmp_path / "wf.yaml").write_text(KILLED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                             "--state", "runs.db"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        steps: list[str] = []
+        while time.monotonic() < deadline and "quick" not in steps:
+            time.sleep(0.1)
+            if (tmp_path / "runs.db").exists():
+                with RunStore.open(tmp_path / "runs.db") as store:
+                    runs = store.list_runs()
+                    steps = [s.step_id for s in store.steps(runs[0].run_id)] if runs else []
+        assert steps == ["quick"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    run_id = runs[0].run_id
+    out = plait("runs", "report", run_id, "--state", "runs.db", "--html", "r.html",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "r.html").read_text()
+    assert "<h1>killed: died</h1>" in text
+    for sid in ("quick", "slow", "last"):
+        assert f'<g class="node" data-step="step-{sid}"' in text, sid
+        assert f'<section class="step" id="step-{sid}">' in text, sid
+    assert text.count('class="edge"') == 2  # quick>slow>last
+    assert text.count("no record of this step") == 2
+    shown = plait("runs", "show", run_id, "--state", "runs.db", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "steps (1 recorded of 3)" in shown.stdout
+    assert "  not recorded: slow, last (not finished when the run was last recorded)" in \
+        shown.stdout
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ("afile/r.html", "afile is a file, not a directory"),
+    ("adir", "it is a directory"),
+])
+def test_an_html_target_that_cannot_be_written_says_why(tmp_path: Path, target: str,
+                                                        why: str) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    run = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    run_id = json.loads(run.stdout)["run_id"]
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "adir").mkdir()
+    out = plait("runs", "report", run_id, "--state", "runs.db", "--html", target, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (f"error: cannot write the HTML report to {target}: {why} (hint: give "
+                          "--html the path of a file in a writable directory)\n")
+    assert (tmp_path / "afile").read_text() == "a file" and not any((tmp_path / "adir").iterdir())
