@@ -4,7 +4,8 @@ Tools: env (returns an env var), pid, crash (dies mid-call), flaky_read / flaky_
 the first call, answer once a marker file exists; read-only vs not), hang (never answers),
 malformed (structured content that breaks its own output schema), poison (rewrites the
 description of `pid` and says the tool list changed).
-Flags: --hang-on-start (never finishes initialize), --stderr TEXT (printed to stderr first),
+Flags: --hang-on-start (never finishes initialize), --term-marker PATH (written when SIGTERM
+arrives: a graceful stop, not a SIGKILL), --stderr TEXT (printed to stderr first),
 --stderr-env NAME (the variable's value printed to stderr at start, split across two writes,
 and again at exit as a last line with no newline).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -109,7 +111,16 @@ async def main() -> None:
     parser.add_argument("--hang-on-start", action="store_true")
     parser.add_argument("--stderr", default="")
     parser.add_argument("--stderr-env", default="")
+    parser.add_argument("--term-marker", default="")
     opts = parser.parse_args()
+    if opts.term_marker:
+        marker = Path(opts.term_marker)
+
+        def on_term(signum: int, frame: Any) -> None:
+            marker.write_text("SIGTERM")
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, on_term)
     if opts.stderr:
         print(opts.stderr, file=sys.stderr, flush=True)
     value = os.environ.get(opts.stderr_env, "") if opts.stderr_env else ""

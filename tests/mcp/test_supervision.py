@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -117,14 +116,16 @@ async def test_rug_pull_flagged_but_allowed_under_medium(tmp_path: Path) -> None
 
 
 async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
-    spec = faulty("--hang-on-start", "--stderr", "booting the reactor", startup_timeout="1s")
+    marker = tmp_path / "terminated"
+    spec = faulty("--hang-on-start", "--term-marker", str(marker), "--stderr",
+                  "booting the reactor", startup_timeout="1s")
     async with rt(tmp_path, spec) as mcp:
-        started = time.monotonic()
         with pytest.raises(ToolError, match="did not finish initialising within 1s") as info:
             await mcp.call_tool("f", "pid", {})
-        # the hung server is killed at once, not after the SDK's 2 s stdin-close grace
-        assert time.monotonic() - started < 2.5
         assert "booting the reactor" in str(info.value)
+    # the hung server was killed at once (SIGKILL), not stopped the SDK's graceful way (close
+    # its stdin, wait 2 s, SIGTERM), which made the error wait for that grace
+    assert not marker.exists()
 
 
 async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> None:
