@@ -34,18 +34,22 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
     if spec.enum is not None and value not in spec.enum:
         raise InputError(f"input {name!r} must be one of {spec.enum}, got {_short(value)}",
                          input=name)
-    check_finite(name, value)
+    check_storable(name, value)
     return value
 
 
-def check_finite(name: str, value: Any, *, default: bool = False) -> None:
-    """Refuse NaN and ±Infinity anywhere in `value`: JSON has no such numbers, so neither the
-    run record nor a --json result could hold them. Iterative: a deep value cannot overflow
-    the stack here."""
+def check_storable(name: str, value: Any, *, default: bool = False) -> None:
+    """Refuse NaN and ±Infinity anywhere in `value` (JSON has no such numbers), and text that
+    is not valid Unicode (a lone surrogate: what undecodable bytes on the command line, or a
+    JSON escape such as \\udcff, become): neither the run record nor a --json result could
+    hold them. Iterative: a deep value cannot overflow the stack here."""
     todo: list[tuple[Any, str]] = [(value, "")]
     while todo:
         item, where = todo.pop()
-        if isinstance(item, float):
+        if isinstance(item, str):
+            if not item.isascii():
+                _check_text(name, item, where, default)
+        elif isinstance(item, float):
             if not math.isfinite(item):
                 at = f" at {name}{where}" if where else ""
                 what = "the default of input" if default else "input"
@@ -56,8 +60,22 @@ def check_finite(name: str, value: Any, *, default: bool = False) -> None:
                                  "numbers beyond about 1.8e308 have no JSON form")
         elif isinstance(item, dict):
             todo.extend((v, f"{where}[{k!r}]") for k, v in item.items())
+            todo.extend((k, f"{where} (a key)") for k in item if isinstance(k, str))
         elif isinstance(item, list | tuple):
             todo.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def _check_text(name: str, text: str, where: str, default: bool) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        at = f" at {name}{where}" if where else ""
+        what = "the default of input" if default else "input"
+        raise InputError(f"{what} {name!r} holds text that is not valid UTF-8{at} (character "
+                         f"{exc.start}: {text[exc.start]!r})", input=name,
+                         hint="fix the default in the workflow" if default else
+                         "pass the value as UTF-8 text (check the terminal's or the file's "
+                         "encoding)") from None
 
 
 def _parse_text(name: str, kind: str, text: str) -> Any:
@@ -101,7 +119,7 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
         if name in given:
             out[name] = convert(name, spec, given[name], from_text=name in from_text)
         elif spec.default is not None:
-            check_finite(name, spec.default, default=True)
+            check_storable(name, spec.default, default=True)
             out[name] = spec.default
         elif spec.is_required:
             missing.append(name)

@@ -294,6 +294,37 @@ steps:
     assert not (tmp_path / "ran").exists()
 
 
+async def test_text_that_is_not_valid_unicode_is_refused_anywhere_in_the_inputs(
+        tmp_path: Path) -> None:
+    """Undecodable bytes on the command line arrive as lone surrogates (and a JSON escape
+    such as \\udcff makes one): the run record could not store them, so the run crashed with a
+    traceback after its record was opened."""
+    path = workflow(tmp_path, """\
+inputs:
+  text: {type: string, default: ok}
+  obj: {type: object, default: {}}
+steps:
+  touch:
+    run: touch ran
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        with pytest.raises(InputError, match=r"input 'text' holds text that is not valid "
+                                             r"UTF-8 \(character 1: '\\udcff'\)"):
+            await run(path, {"text": "a\udcff"}, from_text=frozenset({"text"}), store=store)
+        with pytest.raises(InputError, match=r"input 'obj' holds text that is not valid UTF-8 "
+                                             r"at obj\['k'\]\[0\]"):
+            await run(path, {"obj": '{"k": ["\\udcff"]}'}, from_text=frozenset({"obj"}),
+                      store=store)
+        with pytest.raises(InputError, match=r"at obj \(a key\)"):
+            await run(path, {"obj": {"\udc80": 1}}, store=store)
+        assert store.list_runs() == []
+    finally:
+        store.close()
+    assert not (tmp_path / "ran").exists()
+    assert (await run(path, {"text": "héllo ✓"})).ok
+
+
 async def test_sub_workflow_runs_with_inputs_and_recursion_is_refused(tmp_path: Path) -> None:
     workflow(tmp_path, """\
 inputs:
