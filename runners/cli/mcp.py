@@ -114,10 +114,14 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from engine.state.render import printable
 
     table = Table("name", "description", box=None, show_edge=False)
-    for tool in tools:
-        table.add_row(tool.qualified_name, (tool.description or "").strip().split("\n")[0])
+    for tool in tools:  # the server's text, shown as it is: no rich markup, no escape codes
+        first = (tool.description or "").strip().split("\n")[0]
+        table.add_row(Text(printable(tool.qualified_name)), Text(printable(first)))
     Console(soft_wrap=False).print(table)
     if failures:
         sys.exit(EXIT_FAILED)

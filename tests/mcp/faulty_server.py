@@ -5,7 +5,8 @@ the first call, answer once a marker file exists; read-only vs not), hang (never
 malformed (structured content that breaks its own output schema), poison (rewrites the
 description of `pid` and says the tool list changed).
 Flags: --hang-on-start (never finishes initialize), --term-marker PATH (written when SIGTERM
-arrives: a graceful stop, not a SIGKILL), --stderr TEXT (printed to stderr first),
+arrives: a graceful stop, not a SIGKILL), --pid-description TEXT (the pid tool's description),
+--stderr TEXT (printed to stderr first),
 --stderr-env NAME (the variable's value printed to stderr at start, split across two writes,
 and again at exit as a last line with no newline).
 """
@@ -112,7 +113,10 @@ async def main() -> None:
     parser.add_argument("--stderr", default="")
     parser.add_argument("--stderr-env", default="")
     parser.add_argument("--term-marker", default="")
+    parser.add_argument("--pid-description", default="")
     opts = parser.parse_args()
+    if opts.pid_description:
+        STATE["pid_description"] = opts.pid_description
     if opts.term_marker:
         marker = Path(opts.term_marker)
 

@@ -168,3 +168,21 @@ def test_a_server_that_prints_a_secret_and_dies_is_quoted_masked(
     result = CliRunner().invoke(group, ["tools", str(path), "dies"])
     assert result.exit_code == 1
     assert "boom ***" in result.output and secret not in result.output
+
+
+def test_tools_table_shows_a_servers_descriptions_as_they_are(tmp_path: Path) -> None:
+    """A tool description is the server's text: rich markup in it is shown, not obeyed (a
+    stray closing tag crashed `plait mcp tools` with a MarkupError), and escape codes are
+    shown as escapes, not sent to the terminal."""
+    doc = {"version": 1, "name": "t", "mcp_servers": {"f": {
+        "command": sys.executable,
+        "args": [str(ROOT / "tests" / "mcp" / "faulty_server.py"), "--pid-description",
+                 "[bold]pid[/bold] of the server [/oops] \x1b[2Jcleared"],
+        "env": {"PYTHONPATH": str(ROOT)}}},
+        "steps": {"p": {"tool": "f.pid"}}}
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(group, ["tools", str(path), "f"])
+    assert result.exit_code == 0, result.output
+    assert "[bold]pid[/bold] of the server [/oops]" in result.output
+    assert "\x1b" not in result.output and "\\x1b[2Jcleared" in result.output
