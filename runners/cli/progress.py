@@ -19,6 +19,7 @@ from engine.executor.events import (
 )
 from engine.state.render import printable
 from runners.reporters.github import inert
+from runners.words import count
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
 
@@ -49,7 +50,7 @@ class PlainPrinter:
         if isinstance(event, RunStarted):
             self.start = event.at
             what = "resuming" if event.resumed else "running"
-            return f"{what} {event.workflow} ({event.steps} steps), run {event.run_id}"
+            return f"{what} {event.workflow} ({count(event.steps, 'step')}), run {event.run_id}"
         if isinstance(event, StepStarted):
             return f"{event.step_id}: started ({event.kind})"
         if isinstance(event, StepRetrying):

@@ -15,6 +15,7 @@ import click
 from engine.errors import InputError, PlaitError, SpecError
 from runners.cli.report import dump_json, print_error, state_option
 from runners.reporters.github import inert
+from runners.words import count
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -167,7 +168,8 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
     if as_json:
         dump_json({"workflow": workflow.name, "inputs": inputs, "layers": plan})
     else:
-        click.echo(f"{workflow.name}: {len(workflow.spec.steps)} steps in {len(plan)} layers")
+        steps, layers = count(len(workflow.spec.steps), "step"), count(len(plan), "layer")
+        click.echo(f"{workflow.name}: {steps} in {layers}")
         for i, layer in enumerate(plan, 1):
             click.echo(f"  {i}. {', '.join(layer)}")
     return EXIT_OK

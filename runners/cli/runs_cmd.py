@@ -11,6 +11,7 @@ import click
 
 from engine.errors import PlaitError
 from runners.cli.report import dump_json, print_error, state_option
+from runners.words import count
 
 
 def _store(state: str | None, workflow: Path | None) -> Any:
@@ -141,7 +142,7 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     except OSError as exc:
         click.echo(f"error: cannot write {html_path}: {exc.strerror or exc}", err=True)
         sys.exit(2)
-    click.echo(f"wrote {html_path} (run {record.run_id}, {len(steps)} steps)")
+    click.echo(f"wrote {html_path} (run {record.run_id}, {count(len(steps), 'step')})")
 
 
 def _brief(record: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import click
 
 from engine.errors import SpecError
 from runners.cli.report import dump_json, print_spec_error
+from runners.words import count
 
 
 @click.command()
@@ -32,7 +33,7 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
             continue
         results.append({"file": str(file), "valid": True, "steps": len(wf.spec.steps)})
         if not as_json:
-            click.echo(f"{file}: ok ({len(wf.spec.steps)} steps)")
+            click.echo(f"{file}: ok ({count(len(wf.spec.steps), 'step')})")
     if as_json:
         dump_json(results if len(results) > 1 else results[0])
     if failed:

@@ -15,6 +15,7 @@ import click
 from engine.errors import PlaitError
 from runners.cli.report import print_error
 from runners.reporters.github import inert
+from runners.words import count
 from runners.workflow_tests import CaseResult, find_workflows, load_workflow, run_case
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -98,8 +99,8 @@ def _print_case(outcome: CaseResult) -> None:
 def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:
     passed = sum(1 for r in results if r.ok)
     failed = len(results) - passed
-    click.echo(f"{passed} passed, {failed} failed, {len(results)} cases in {files} "
-               f"workflow file(s)")
+    click.echo(f"{passed} passed, {failed} failed, {count(len(results), 'case')} in "
+               f"{count(files, 'workflow file')}")
     if bad_spec:
         return EXIT_USAGE
     if not results:

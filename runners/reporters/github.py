@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.reporters.junit import _where, _where_run_error, run_error
+from runners.words import count
 
 _ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": "⏭️",
           "cancelled": "⛔"}
@@ -96,7 +97,7 @@ def summary_markdown(result: Any) -> str:
     icon = "✅" if result.status == "succeeded" else "❌"
     tokens = sum(v for k, v in result.usage.items() if k in ("input_tokens", "output_tokens"))
     out = [f"### {icon} plait run `{_cell(result.workflow)}`: {result.status}", "",
-           f"Run `{result.run_id}` · {len(result.steps)} steps · {result.duration:.2f} s"
+           f"Run `{result.run_id}` · {count(len(result.steps), 'step')} · {result.duration:.2f} s"
            f" · {tokens} tokens · ${result.cost:.4f}", "",
            "| Step | Status | Duration | Attempts | Tokens (in/out) | Cost |",
            "|---|---|---:|---:|---:|---:|"]

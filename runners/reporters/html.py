@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from runners.words import count
+
 COLOURS = {"succeeded": "#2e9d4f", "restored": "#5b8def", "failed": "#d64541",
            "skipped": "#9aa0a6", "cancelled": "#e3a008", "running": "#7e57c2",
            "not recorded": "#c7ccd1"}
@@ -225,7 +227,8 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(run.workflow_name)}: {_e(status)}</h1>",
         f'<div class="meta">run <code>{_e(run.run_id)}</code> · started {_e(started)} · '
-        f"{_e(duration)} · {len(order)} steps · tokens {usage.get('input_tokens', 0)} in / "
+        f"{_e(duration)} · {count(len(order), 'step')} · "
+        f"tokens {usage.get('input_tokens', 0)} in / "
         f"{usage.get('output_tokens', 0)} out · ${run.cost:.6f}</div>",
         error,
         f'<h2>Graph</h2><div class="legend">{legend}</div>',

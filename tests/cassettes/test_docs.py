@@ -37,5 +37,5 @@ def test_the_tests_example_records_and_passes(tmp_path: Path,
     assert not (tmp_path / "__plait_snapshots__" / "fallback.no-snapshot.json").exists()
     assert execute([tmp_path]) == 0
     out = capsys.readouterr().out
-    assert "2 passed, 0 failed, 2 cases in 1 workflow file(s)" in out
+    assert "2 passed, 0 failed, 2 cases in 1 workflow file" in out
     assert execute([tmp_path], select="outage") == 0

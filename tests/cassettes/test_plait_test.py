@@ -117,7 +117,7 @@ def test_a_file_named_twice_runs_once(fallback: Path) -> None:
                  str(fallback / "." / "fallback.yaml"))
     assert done.returncode == 0, done.stdout
     assert done.stdout.count("PASS") == 1
-    assert "1 passed, 0 failed, 1 cases in 1 workflow file(s)" in done.stdout
+    assert "1 passed, 0 failed, 1 case in 1 workflow file" in done.stdout
 
 
 def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_version_and_help(files: Path) -> None:
 
 def test_validate_ok_and_errors_in_editor_format(files: Path) -> None:
     ok = plait("validate", "good.yaml", cwd=files)
-    assert ok.returncode == 0 and ok.stdout.strip() == "good.yaml: ok (1 steps)"
+    assert ok.returncode == 0 and ok.stdout.strip() == "good.yaml: ok (1 step)"
     bad = plait("validate", "good.yaml", "bad.yaml", cwd=files)
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
@@ -207,7 +207,7 @@ def test_plain_progress_lines_without_a_tty(files: Path) -> None:
 
 def test_dry_run_runs_nothing(files: Path) -> None:
     out = plait("run", "good.yaml", "--dry-run", cwd=files)
-    assert out.returncode == 0 and "1 steps in 1 layers" in out.stdout
+    assert out.returncode == 0 and "1 step in 1 layer" in out.stdout
     assert not (files / ".plait").exists()
 
 
