@@ -101,7 +101,7 @@ class StepFinished(Event):
 
 @dataclass(frozen=True, slots=True)
 class RunFinished(Event):
-    status: str  # succeeded | failed | interrupted
+    status: str  # succeeded | failed | interrupted | cancelled (stopped from outside)
     duration: float
     outputs: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
