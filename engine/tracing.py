@@ -205,8 +205,8 @@ class RunTracer:
                            {"plait.step.id": event.step_id, "plait.item.index": event.index})
 
     def _item_finished(self, event: Any, redact: Redact) -> None:
-        self._part_finished(event, (event.step_id, event.index, None), event.error, None,
-                            redact)
+        self._part_finished(event, (event.step_id, event.index, None), event.error,
+                            event.error_kind, redact)
 
     def _attempt_started(self, event: Any, redact: Redact) -> None:
         attrs = {"plait.step.id": event.step_id, "plait.attempt": event.attempt}
@@ -346,8 +346,8 @@ class RunTracer:
             try:
                 result = await call()
             except BaseException as exc:
-                _record_error(span, exc, redact)
-                self._tool_metrics(server, tool, started, type(exc).__name__)
+                kind = _record_error(span, exc, redact)
+                self._tool_metrics(server, tool, started, kind)
                 raise
             if getattr(result, "is_error", False):
                 span.set_attribute("error.type", "tool_error")
@@ -393,15 +393,20 @@ def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> No
         span.set_status(error_status, message)
 
 
-def _record_error(span: Any, exc: BaseException, redact: Redact) -> None:
-    """record_exception with the message redacted (SDK errors may echo a key)."""
+def _record_error(span: Any, exc: BaseException, redact: Redact) -> str:
+    """record_exception with the message redacted (SDK errors may echo a key); a
+    cancellation is `cancelled` (its message is the cancel scope's repr)."""
+    import anyio
     from opentelemetry.trace import StatusCode
 
-    message = redact(str(exc))
-    span.set_attribute("error.type", type(exc).__name__)
-    span.add_event("exception", {"exception.type": type(exc).__name__,
-                                 "exception.message": message})
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        kind = message = "cancelled"
+    else:
+        kind, message = type(exc).__name__, redact(str(exc))
+    span.set_attribute("error.type", kind)
+    span.add_event("exception", {"exception.type": kind, "exception.message": message})
     span.set_status(StatusCode.ERROR, message)
+    return kind
 
 
 def _ns(seconds: float) -> int:

@@ -49,6 +49,7 @@ class ItemFinished(Event):
     step_id: str
     index: int
     error: str | None = None
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

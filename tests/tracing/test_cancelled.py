@@ -57,3 +57,50 @@ async def test_a_cancelled_sub_workflow_ends_its_spans(tmp_path: Path,
     assert wait.parent.span_id == child.context.span_id
     assert wait.attributes["plait.step.status"] == "cancelled"
     assert wait.status.status_code is StatusCode.ERROR
+
+
+FAN = """\
+version: 1
+name: fan
+steps:
+  each:
+    foreach: ${{ [1, 2] }}
+    retry: {attempts: 2, on: [command]}
+    run: "sleep 20"
+  boom:
+    run: "sleep 0.3; exit 3"
+"""
+
+
+async def test_cancelled_items_and_attempts_say_so(tmp_path: Path, collected: Any) -> None:
+    """Not the cancel scope's repr (task and file names of the event loop) nor a generic
+    `error`: status ERROR with description and error.type `cancelled`."""
+    (tmp_path / "fan.yaml").write_text(FAN)
+    result = await run_workflow(load(tmp_path / "fan.yaml"), {}, tracer=collected.tracer,
+                                record_state=False, environ={"PATH": "/usr/bin:/bin"})
+    assert result.status == "failed"
+    parts = [collected.one(f"plait.item each[{i}]") for i in range(2)] + \
+        collected.named("plait.attempt each #1")
+    assert len(parts) == 4
+    for span in parts:
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description == "cancelled"
+        assert span.attributes["error.type"] == "cancelled"
+        (event,) = span.events
+        assert event.attributes["exception.type"] == "cancelled"
+
+
+async def test_a_cancelled_tool_call_says_so(collected: Any) -> None:
+    import anyio
+
+    wrapper = collected.tracer.tool_wrapper()
+
+    async def never_answers() -> Any:
+        await anyio.sleep(30)
+
+    with anyio.move_on_after(0.05):
+        await wrapper("files", "read_file", {}, never_answers)
+    span = collected.one("execute_tool read_file")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "cancelled"
+    assert span.attributes["error.type"] == "cancelled"
