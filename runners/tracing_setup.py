@@ -146,8 +146,10 @@ class TracingSession:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
-                                    or "plait"})
+        # OTEL_SERVICE_NAME, else a service.name in OTEL_RESOURCE_ATTRIBUTES, else plait
+        resource = Resource.create()
+        if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({"service.name": "plait"}))
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
