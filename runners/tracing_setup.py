@@ -227,7 +227,9 @@ def _file_processor(path: Path, label: str) -> Any:
 def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
                   console: IO[str] | None = None) -> TracingSession | None:
     """A tracing session for the exporters asked for, or None when none is."""
-    targets = _targets(config, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    targets = _targets(config, env)
+    _check_environment(env, targets)
     if not targets:
         return None
     try:
@@ -235,6 +237,83 @@ def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None,
     except ImportError:
         raise MissingDependencyError("opentelemetry-sdk", "otel") from None
     return TracingSession(config, targets, console)
+
+
+_EXPORTERS = ("otlp", "console", "none")
+_PROTOCOLS = ("http/protobuf", "grpc")
+_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
+             "parentbased_always_off", "parentbased_traceidratio")
+
+
+def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
+    """OTEL_* values plait (or the SDK) cannot use are ConfigErrors before the run: the SDK
+    would log a warning nobody sees and fall back to a default (spans sent elsewhere than
+    asked, or not at all)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    unknown = [n for n in named if n not in _EXPORTERS]
+    if unknown:
+        raise _env_error("OTEL_TRACES_EXPORTER", f"names an exporter plait does not have: "
+                         f"{', '.join(unknown)}", "use otlp, console or none "
+                         "(comma-separated), or unset it")
+    if targets:
+        _check_sampler(env)
+    otlp = next((t for t in targets if t.kind == "otlp"), None)
+    if otlp is None:
+        return
+    if otlp.protocol not in _PROTOCOLS:
+        raise _env_error("OTEL_EXPORTER_OTLP_PROTOCOL", f"is {otlp.protocol!r}, which plait "
+                         "cannot send", "use http/protobuf (the default) or grpc")
+    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"):
+        if env.get(name) and not _is_number(env[name], 0.0, None):
+            raise _env_error(name, f"is {env[name]!r}, not a number", "give a number, "
+                             "e.g. 10, or unset it")
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        bad = [i for i, item in enumerate(env.get(name, "").split(","), 1)
+               if item.strip() and not _is_header(item)]
+        if bad:  # the values are credentials: never echoed
+            raise _env_error(name, f"is malformed (entry {bad[0]} is not name=value)",
+                             "write it as name=value pairs separated by commas, with the "
+                             "values URL-encoded")
+    if otlp.protocol != "grpc" and not otlp.where:
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            url = env.get(name)
+            if url:
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise _env_error(name, f"{url!r} is not an http:// or https:// URL "
+                                     "with a host", "give the collector's address, e.g. "
+                                     "http://127.0.0.1:4318")
+                break
+
+
+def _check_sampler(env: Mapping[str, str]) -> None:
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if sampler and sampler not in _SAMPLERS:
+        raise _env_error("OTEL_TRACES_SAMPLER", f"is {sampler!r}, not a sampler the "
+                         "OpenTelemetry SDK has", f"use one of {', '.join(_SAMPLERS)}")
+    arg = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if sampler.endswith("traceidratio") and arg and not _is_number(arg, 0.0, 1.0):
+        raise _env_error("OTEL_TRACES_SAMPLER_ARG", f"is {arg!r}, not a ratio from 0 to 1",
+                         "give the fraction of traces to keep, e.g. 0.25")
+
+
+def _is_header(item: str) -> bool:
+    name, equals, _value = item.partition("=")
+    return bool(equals and name.strip())
+
+
+def _is_number(text: str, low: float, high: float | None) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return low <= value and (high is None or value <= high)
+
+
+def _env_error(name: str, what: str, fix: str) -> ConfigError:
+    return ConfigError(f"the environment variable {name} {what}", hint=fix)
 
 
 def _exporter(target: _Target, console: IO[str] | None) -> Any:

@@ -36,3 +36,48 @@ def test_service_name_from_resource_attributes(workflow: Path) -> None:
                                  "OTEL_SERVICE_NAME": "nightly"})
     assert attrs["service.name"] == "nightly"
     assert _resource(workflow, {})["service.name"] == "plait"
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+     "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+      "OTEL_EXPORTER_OTLP_TIMEOUT": "ten"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ({"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "sometimes"},
+     "OTEL_TRACES_SAMPLER"),
+    ({"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "traceidratio",
+      "OTEL_TRACES_SAMPLER_ARG": "5"}, "OTEL_TRACES_SAMPLER_ARG"),
+])
+def test_malformed_otel_values_are_clear_errors(workflow: Path, env: dict[str, str],
+                                                says: str) -> None:
+    """The SDK would log a warning (which a run never shows) and carry on with a default:
+    spans exported somewhere else than asked, or not at all, and nobody told."""
+    out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent, env=env)
+    assert out.returncode == 2, out.stderr
+    assert says in out.stderr and "Traceback" not in out.stderr
+    assert "started" not in out.stderr  # before anything runs
+
+
+def test_malformed_otlp_headers_error_does_not_echo_them(workflow: Path) -> None:
+    token = "Bearer-4c9f-very-secret"
+    out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent,
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                     "OTEL_EXPORTER_OTLP_HEADERS": f"x-team=ops,authorization {token}"})
+    assert out.returncode == 2, out.stderr
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in out.stderr
+    assert token not in out.stderr
+
+
+def test_sampler_from_env(workflow: Path) -> None:
+    out = plait("run", "wf.yaml", "--no-record", "--trace-file", "t.jsonl",
+                cwd=workflow.parent, env={"OTEL_TRACES_SAMPLER": "always_off"})
+    assert out.returncode == 0, out.stderr
+    assert (workflow.parent / "t.jsonl").read_text() == ""
+
+
+def test_sdk_disabled_skips_the_checks(workflow: Path) -> None:
+    out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent,
+                env={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "zipkin"})
+    assert out.returncode == 0, out.stderr
