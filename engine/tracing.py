@@ -455,7 +455,8 @@ class _TracedProvider:
         return getattr(self._inner, attr)
 
     def _model(self, req: Any) -> str:
-        return str(req.model or getattr(self._inner, "model", None) or "")
+        # redacted: a model may be named by a secret (a private deployment's name)
+        return self._redact(str(req.model or getattr(self._inner, "model", None) or ""))
 
     def _start(self, req: Any) -> Any:
         model = self._model(req)
@@ -486,7 +487,7 @@ class _TracedProvider:
         if usage.cached_input_tokens:
             attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
         if response.model:
-            attrs["gen_ai.response.model"] = response.model
+            attrs["gen_ai.response.model"] = self._redact(str(response.model))
         if response.raw_id:
             attrs["gen_ai.response.id"] = self._redact(str(response.raw_id))
         if self._content:
