@@ -95,11 +95,13 @@ def _traces_url(url: str, protocol: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError as exc:
-        raise ConfigError(f"--otlp {url!r} is not a valid URL: {exc}", hint=fix) from None
+        raise ConfigError(f"--otlp {_without_credentials(url)!r} is not a valid URL: "
+                          f"{exc}", hint=fix) from None
     if protocol == "grpc":
         return url
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--otlp {url!r} is not an http:// or https:// URL with a host",
+        raise ConfigError(f"--otlp {_without_credentials(url)!r} is not an http:// or "
+                          "https:// URL with a host",
                           hint=fix)
     if parts.path in ("", "/"):
         return url.rstrip("/") + "/v1/traces"
@@ -282,8 +284,9 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
             if url:
                 parts = urlsplit(url)
                 if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise _env_error(name, f"{url!r} is not an http:// or https:// URL "
-                                     "with a host", "give the collector's address, e.g. "
+                    raise _env_error(name, f"{_without_credentials(url)!r} is not an "
+                                     "http:// or https:// URL with a host",
+                                     "give the collector's address, e.g. "
                                      "http://127.0.0.1:4318")
                 break
 
@@ -392,8 +395,21 @@ def _label(target: _Target) -> str:
     if target.kind == "otlp":
         where = target.where or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
             os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "the default endpoint"
-        return f"the OTLP endpoint {where}"
+        return f"the OTLP endpoint {_without_credentials(where)}"
     return "the trace file " + target.where if target.kind == "file" else "the console"
+
+
+def _without_credentials(url: str) -> str:
+    """`url` with a user and password in it (http://user:pw@host) shown as ***."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or "@" not in parts.netloc:  # not a URL the parser understands
+        return "***@" + url.rpartition("@")[2]
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _silence() -> list[tuple[logging.Logger, bool, int]]:

@@ -81,3 +81,17 @@ def test_sdk_disabled_skips_the_checks(workflow: Path) -> None:
     out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent,
                 env={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "zipkin"})
     assert out.returncode == 0, out.stderr
+
+
+def test_the_dropped_warning_hides_credentials_in_the_endpoint(workflow: Path) -> None:
+    from tests.tracing.test_exporters import _closed_port
+
+    port = _closed_port()
+    for env, flags in (({"OTEL_EXPORTER_OTLP_ENDPOINT":
+                         f"http://plait:hunter2-pw@127.0.0.1:{port}"}, ()),
+                       ({}, ("--otlp", f"http://plait:hunter2-pw@127.0.0.1:{port}"))):
+        out = plait("run", "wf.yaml", "--no-record", *flags, cwd=workflow.parent, env=env)
+        assert out.returncode == 0, out.stderr
+        (warning,) = [line for line in out.stderr.splitlines() if "dropped" in line]
+        assert "hunter2" not in out.stderr
+        assert f"http://***@127.0.0.1:{port}" in warning
