@@ -38,8 +38,9 @@ from urllib.parse import urlsplit
 from engine.errors import ConfigError, MissingDependencyError
 from engine.tracing import RunTracer
 
-#: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
-_QUIET = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.exporter.otlp")
+#: loggers of the SDK and exporters: not printed during a run (we report failures ourselves,
+#: with what the exporters logged as the reason)
+_QUIET = ("opentelemetry.sdk", "opentelemetry.exporter")
 _SHUTDOWN_TIMEOUT_MS = 10_000
 #: seconds an OTLP export may take, retries included, unless OTEL_EXPORTER_OTLP_*TIMEOUT says
 OTLP_TIMEOUT = 3.0
@@ -199,7 +200,9 @@ class TracingSession:
         metrics_lost = self.metrics_exporter is not None and self.metrics_exporter.failed
         for exporter in self.exporters:
             if exporter.dropped or exporter.error:
-                why = f" ({exporter.error})" if exporter.error else ""
+                error = exporter.error or (self._quiet[1].reason() if "OTLP" in
+                                           exporter.label else None)
+                why = f" ({error})" if error else ""
                 also = " (and the run's metrics)" if metrics_lost and "OTLP" in \
                     exporter.label else ""
                 warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s)"
@@ -412,17 +415,50 @@ def _without_credentials(url: str) -> str:
     return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
-def _silence() -> list[tuple[logging.Logger, bool, int]]:
+class _Captured(logging.Handler):
+    """What the exporters log during a run, kept instead of printed: the first error and the
+    first warning (an HTTP status, a refused connection), the reason spans were dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.error: str | None = None
+        self.warning: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()[:300]
+        except Exception:  # a record that cannot be formatted says nothing useful
+            return
+        if record.levelno >= logging.ERROR:
+            self.error = self.error or text
+        else:
+            self.warning = self.warning or text
+
+    def reason(self) -> str | None:
+        return "; ".join(t for t in (self.error, self.warning) if t) or None
+
+
+Quieted = tuple[list[tuple[logging.Logger, bool, int]], _Captured]
+
+
+def _silence() -> Quieted:
     saved = []
+    captured = _Captured()
     for name in _QUIET:
         logger = logging.getLogger(name)
         saved.append((logger, logger.propagate, logger.level))
         logger.propagate = False
-        logger.setLevel(logging.CRITICAL + 1)
-    return saved
+        if name == "opentelemetry.exporter":
+            logger.setLevel(logging.WARNING)
+            logger.addHandler(captured)
+        else:
+            logger.setLevel(logging.CRITICAL + 1)
+    return saved, captured
 
 
-def _restore(saved: list[tuple[logging.Logger, bool, int]]) -> None:
+def _restore(quieted: Quieted) -> None:
+    saved, captured = quieted
     for logger, propagate, level in saved:
+        logger.removeHandler(captured)
         logger.propagate = propagate
         logger.setLevel(level)

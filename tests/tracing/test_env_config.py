@@ -3,8 +3,11 @@ are malformed or name what plait cannot do (a clear error, exit 2, before anythi
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +98,34 @@ def test_the_dropped_warning_hides_credentials_in_the_endpoint(workflow: Path) -
         (warning,) = [line for line in out.stderr.splitlines() if "dropped" in line]
         assert "hunter2" not in out.stderr
         assert f"http://***@127.0.0.1:{port}" in warning
+
+
+class _Refuses(http.server.BaseHTTPRequestHandler):
+    """A collector that answers every export with 401 (a wrong or missing token)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b"bad token"
+        self.send_response(401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_dropped_warning_says_why(workflow: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = plait("run", "wf.yaml", "--no-record", "--otlp",
+                    f"http://127.0.0.1:{server.server_address[1]}", cwd=workflow.parent)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert out.returncode == 0, out.stderr
+    (warning,) = [line for line in out.stderr.splitlines() if "dropped" in line]
+    assert "401" in warning, warning
