@@ -280,10 +280,12 @@ class RunTracer:
         run = self._runs.pop(event.run_id, None)
         if run is None:
             return
-        for step_id, (span, _token) in run.steps.items():  # cancelled in flight
+        # cancelled in flight: their items and attempts first, then the steps
+        for _key, (span, _token) in reversed(run.parts.items()):
+            _cancelled(span, error, event.at)
+        for _step_id, (span, _token) in run.steps.items():
             span.set_attribute("plait.step.status", "cancelled")
-            span.set_status(error, f"step {step_id} was cancelled")
-            span.end(end_time=_ns(event.at))
+            _cancelled(span, error, event.at)
         self._run_metrics(run)
         run.span.set_attribute("plait.run.status", event.status)
         if event.status != "succeeded":
@@ -391,6 +393,12 @@ def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> No
         span.add_event("exception", {"exception.type": kind, "exception.message": message},
                        timestamp=_ns(event.at))
         span.set_status(error_status, message)
+
+
+def _cancelled(span: Any, error_status: Any, at: float) -> None:
+    span.set_attribute("error.type", "cancelled")
+    span.set_status(error_status, "cancelled")
+    span.end(end_time=_ns(at))
 
 
 def _record_error(span: Any, exc: BaseException, redact: Redact) -> str:

@@ -55,8 +55,10 @@ async def test_a_cancelled_sub_workflow_ends_its_spans(tmp_path: Path,
     assert child.status.status_code is StatusCode.ERROR
     wait = collected.one("plait.step wait")
     assert wait.parent.span_id == child.context.span_id
-    assert wait.attributes["plait.step.status"] == "cancelled"
-    assert wait.status.status_code is StatusCode.ERROR
+    for span in (wait, step):
+        assert span.attributes["plait.step.status"] == "cancelled"
+        assert span.attributes["error.type"] == "cancelled"
+        assert span.status.status_code is StatusCode.ERROR
 
 
 FAN = """\
