@@ -334,11 +334,16 @@ class RunTracer:
         from opentelemetry import trace
         from opentelemetry.trace import StatusCode
 
+        from engine.providers.types import TOOL_CALL_ID
+
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool",
                                  "gen_ai.tool.name": tool, "gen_ai.tool.type": "function",
                                  "mcp.method.name": "tools/call", "plait.mcp.server": server}
         if transport:
             attrs["network.transport"] = "pipe" if transport == "stdio" else "tcp"
+        call_id = TOOL_CALL_ID.get()  # set by an agent loop: the model's id of this call
+        if call_id:
+            attrs["gen_ai.tool.call.id"] = redact(call_id)
         if capture:
             attrs["gen_ai.tool.call.arguments"] = redact(_json(arguments))
         started = time.perf_counter()
