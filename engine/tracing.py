@@ -149,10 +149,12 @@ class RunTracer:
 
     def _run_started(self, event: Any, redact: Redact) -> None:
         api = self._api
-        span = self._tracer.start_span(
-            "plait.run", kind=api.INTERNAL, start_time=_ns(event.at),
-            attributes={"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
-                        "plait.run.steps": event.steps, "plait.run.resumed": event.resumed})
+        attrs = {"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
+                 "plait.run.steps": event.steps, "plait.run.resumed": event.resumed}
+        if event.weaker_sandbox:
+            attrs["plait.sandbox.weaker"] = event.weaker_sandbox
+        span = self._tracer.start_span("plait.run", kind=api.INTERNAL,
+                                       start_time=_ns(event.at), attributes=attrs)
         self._runs[event.run_id] = _RunState(span, api.in_context(span, api.get_current()),
                                              event.workflow, redact)
 

@@ -18,6 +18,8 @@ class RunStarted(Event):
     workflow: str
     steps: int
     resumed: bool = False
+    #: policies run below their sandbox level (--allow-weaker-sandbox): "policy: runner"
+    weaker_sandbox: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

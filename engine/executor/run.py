@@ -136,7 +136,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
             _create_record(store, rc, previous)
             services.begin(previous.meta if previous else None, done)
             rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
-                               resumed=previous is not None))
+                               resumed=previous is not None,
+                               weaker_sandbox=tuple(services.weaker)))
             scheduler = Scheduler(rc, done)
             control._scheduler = scheduler
             try:
