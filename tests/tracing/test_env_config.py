@@ -93,7 +93,8 @@ def test_the_dropped_warning_hides_credentials_in_the_endpoint(workflow: Path) -
     for env, flags in (({"OTEL_EXPORTER_OTLP_ENDPOINT":
                          f"http://plait:hunter2-pw@127.0.0.1:{port}"}, ()),
                        ({}, ("--otlp", f"http://plait:hunter2-pw@127.0.0.1:{port}"))):
-        out = plait("run", "wf.yaml", "--no-record", *flags, cwd=workflow.parent, env=env)
+        out = plait("run", "wf.yaml", "--no-record", *flags, cwd=workflow.parent,
+                    env={**env, "OTEL_EXPORTER_OTLP_TIMEOUT": "1"})  # fail fast
         assert out.returncode == 0, out.stderr
         (warning,) = [line for line in out.stderr.splitlines() if "dropped" in line]
         assert "hunter2" not in out.stderr
