@@ -265,8 +265,11 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
     if targets:
         _check_sampler(env)
     otlp = next((t for t in targets if t.kind == "otlp"), None)
-    if otlp is None:
-        return
+    if otlp is not None:
+        _check_otlp(env, otlp)
+
+
+def _check_otlp(env: Mapping[str, str], otlp: _Target) -> None:
     if otlp.protocol not in _PROTOCOLS:
         raise _env_error("OTEL_EXPORTER_OTLP_PROTOCOL", f"is {otlp.protocol!r}, which plait "
                          "cannot send", "use http/protobuf (the default) or grpc")
@@ -274,6 +277,11 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
         if env.get(name) and not _is_number(env[name], 0.0, None):
             raise _env_error(name, f"is {env[name]!r}, not a number", "give a number, "
                              "e.g. 10, or unset it")
+    for name in ("OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"):
+        value = env.get(name, "").strip().lower()
+        if value and value not in ("gzip", "deflate", "none"):
+            raise _env_error(name, f"is {value!r}, a compression the OTLP exporter does not "
+                             "have", "use gzip, deflate or none")
     for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         bad = [i for i, item in enumerate(env.get(name, "").split(","), 1)
                if item.strip() and not _is_header(item)]
@@ -282,16 +290,26 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
                              "write it as name=value pairs separated by commas, with the "
                              "values URL-encoded")
     if otlp.protocol != "grpc" and not otlp.where:
-        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-            url = env.get(name)
-            if url:
-                parts = urlsplit(url)
-                if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise _env_error(name, f"{_without_credentials(url)!r} is not an "
-                                     "http:// or https:// URL with a host",
-                                     "give the collector's address, e.g. "
-                                     "http://127.0.0.1:4318")
-                break
+        _check_endpoint(env)
+
+
+def _check_endpoint(env: Mapping[str, str]) -> None:
+    """The OTLP/HTTP endpoint the exporter will read from the environment."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        url = env.get(name)
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _env_error(name, f"{_without_credentials(url)!r} is not an http:// or "
+                             "https:// URL with a host", "give the collector's address, "
+                             "e.g. http://127.0.0.1:4318")
+        return
 
 
 def _check_sampler(env: Mapping[str, str]) -> None:
