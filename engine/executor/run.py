@@ -216,13 +216,16 @@ def _stopped(rc: RunContext, exc: BaseException) -> None:
     """RunFinished for a run that ended without a result (cancelled from outside, as a
     sub-workflow is when its parent stops, or broken by an error): its listeners (tracing,
     whose run span would otherwise never end and be lost) still see it end."""
-    cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
-    error = None if cancelled else rc.services.redact(
-        {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        status, error = "cancelled", None
+    elif isinstance(exc, KeyboardInterrupt):
+        status, error = "interrupted", None
+    else:
+        status, error = "failed", rc.services.redact(
+            {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
     now = time.time()
     try:
-        rc.emit(RunFinished(rc.run_id, now, "cancelled" if cancelled else "failed",
-                            now - rc.started_at, None, error))
+        rc.emit(RunFinished(rc.run_id, now, status, now - rc.started_at, None, error))
     except Exception:  # a listener gone with the run (a closed stream) must not hide why
         log.debug("run %s: a listener failed on the run's end", rc.run_id, exc_info=True)
 
