@@ -264,6 +264,12 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
                          "(comma-separated), or unset it")
     if targets:
         _check_sampler(env)
+        bad = [i for i, item in enumerate(env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","), 1)
+               if item.strip() and not _is_header(item)]
+        if bad:
+            raise _env_error("OTEL_RESOURCE_ATTRIBUTES", f"is malformed (entry {bad[0]} is not "
+                             "key=value)", "write it as key=value pairs separated by commas, "
+                             "e.g. deployment.environment=prod,team=data")
     otlp = next((t for t in targets if t.kind == "otlp"), None)
     if otlp is not None:
         _check_otlp(env, otlp)
