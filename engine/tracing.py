@@ -149,10 +149,12 @@ class RunTracer:
 
     def _run_started(self, event: Any, redact: Redact) -> None:
         api = self._api
-        span = self._tracer.start_span(
-            "plait.run", kind=api.INTERNAL, start_time=_ns(event.at),
-            attributes={"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
-                        "plait.run.steps": event.steps, "plait.run.resumed": event.resumed})
+        attrs = {"plait.workflow": redact(event.workflow), "plait.run.id": event.run_id,
+                 "plait.run.steps": event.steps, "plait.run.resumed": event.resumed}
+        if event.weaker_sandbox:
+            attrs["plait.sandbox.weaker"] = event.weaker_sandbox
+        span = self._tracer.start_span("plait.run", kind=api.INTERNAL,
+                                       start_time=_ns(event.at), attributes=attrs)
         self._runs[event.run_id] = _RunState(span, api.in_context(span, api.get_current()),
                                              event.workflow, redact)
 
@@ -205,8 +207,8 @@ class RunTracer:
                            {"plait.step.id": event.step_id, "plait.item.index": event.index})
 
     def _item_finished(self, event: Any, redact: Redact) -> None:
-        self._part_finished(event, (event.step_id, event.index, None), event.error, None,
-                            redact)
+        self._part_finished(event, (event.step_id, event.index, None), event.error,
+                            event.error_kind, redact)
 
     def _attempt_started(self, event: Any, redact: Redact) -> None:
         attrs = {"plait.step.id": event.step_id, "plait.attempt": event.attempt}
@@ -280,10 +282,12 @@ class RunTracer:
         run = self._runs.pop(event.run_id, None)
         if run is None:
             return
-        for step_id, (span, _token) in run.steps.items():  # cancelled in flight
+        # cancelled in flight: their items and attempts first, then the steps
+        for _key, (span, _token) in reversed(run.parts.items()):
+            _cancelled(span, error, event.at)
+        for _step_id, (span, _token) in run.steps.items():
             span.set_attribute("plait.step.status", "cancelled")
-            span.set_status(error, f"step {step_id} was cancelled")
-            span.end(end_time=_ns(event.at))
+            _cancelled(span, error, event.at)
         self._run_metrics(run)
         run.span.set_attribute("plait.run.status", event.status)
         if event.status != "succeeded":
@@ -332,11 +336,16 @@ class RunTracer:
         from opentelemetry import trace
         from opentelemetry.trace import StatusCode
 
+        from engine.providers.types import TOOL_CALL_ID
+
         attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool",
                                  "gen_ai.tool.name": tool, "gen_ai.tool.type": "function",
                                  "mcp.method.name": "tools/call", "plait.mcp.server": server}
         if transport:
             attrs["network.transport"] = "pipe" if transport == "stdio" else "tcp"
+        call_id = TOOL_CALL_ID.get()  # set by an agent loop: the model's id of this call
+        if call_id:
+            attrs["gen_ai.tool.call.id"] = redact(call_id)
         if capture:
             attrs["gen_ai.tool.call.arguments"] = redact(_json(arguments))
         started = time.perf_counter()
@@ -346,8 +355,8 @@ class RunTracer:
             try:
                 result = await call()
             except BaseException as exc:
-                _record_error(span, exc, redact)
-                self._tool_metrics(server, tool, started, type(exc).__name__)
+                kind = _record_error(span, exc, redact)
+                self._tool_metrics(server, tool, started, kind)
                 raise
             if getattr(result, "is_error", False):
                 span.set_attribute("error.type", "tool_error")
@@ -393,15 +402,26 @@ def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> No
         span.set_status(error_status, message)
 
 
-def _record_error(span: Any, exc: BaseException, redact: Redact) -> None:
-    """record_exception with the message redacted (SDK errors may echo a key)."""
+def _cancelled(span: Any, error_status: Any, at: float) -> None:
+    span.set_attribute("error.type", "cancelled")
+    span.set_status(error_status, "cancelled")
+    span.end(end_time=_ns(at))
+
+
+def _record_error(span: Any, exc: BaseException, redact: Redact) -> str:
+    """record_exception with the message redacted (SDK errors may echo a key); a
+    cancellation is `cancelled` (its message is the cancel scope's repr)."""
+    import anyio
     from opentelemetry.trace import StatusCode
 
-    message = redact(str(exc))
-    span.set_attribute("error.type", type(exc).__name__)
-    span.add_event("exception", {"exception.type": type(exc).__name__,
-                                 "exception.message": message})
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        kind = message = "cancelled"
+    else:
+        kind, message = type(exc).__name__, redact(str(exc))
+    span.set_attribute("error.type", kind)
+    span.add_event("exception", {"exception.type": kind, "exception.message": message})
     span.set_status(StatusCode.ERROR, message)
+    return kind
 
 
 def _ns(seconds: float) -> int:
@@ -450,7 +470,8 @@ class _TracedProvider:
         return getattr(self._inner, attr)
 
     def _model(self, req: Any) -> str:
-        return str(req.model or getattr(self._inner, "model", None) or "")
+        # redacted: a model may be named by a secret (a private deployment's name)
+        return self._redact(str(req.model or getattr(self._inner, "model", None) or ""))
 
     def _start(self, req: Any) -> Any:
         model = self._model(req)
@@ -481,7 +502,7 @@ class _TracedProvider:
         if usage.cached_input_tokens:
             attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
         if response.model:
-            attrs["gen_ai.response.model"] = response.model
+            attrs["gen_ai.response.model"] = self._redact(str(response.model))
         if response.raw_id:
             attrs["gen_ai.response.id"] = self._redact(str(response.raw_id))
         if self._content:

@@ -141,7 +141,11 @@ class FileSpanProcessor(SpanProcessor):
 
     def __init__(self, path: Path, label: str, *, batch: int = BATCH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._out: IO[str] | None = path.open("w", encoding="utf-8")
+        # a lone surrogate (JSON's "\ud800" decodes to one) cannot be UTF-8: written as the
+        # JSON escape it came from (the encoder puts it, raw, only inside strings), rather
+        # than failing the write of its whole batch
+        self._out: IO[str] | None = path.open("w", encoding="utf-8",
+                                              errors="backslashreplace")
         self.label = label
         self._batch = batch
         self._records: list[Record] = []

@@ -38,8 +38,9 @@ from urllib.parse import urlsplit
 from engine.errors import ConfigError, MissingDependencyError
 from engine.tracing import RunTracer
 
-#: loggers of the SDK and exporters: silenced during a run (we report failures ourselves)
-_QUIET = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.exporter.otlp")
+#: loggers of the SDK and exporters: not printed during a run (we report failures ourselves,
+#: with what the exporters logged as the reason)
+_QUIET = ("opentelemetry.sdk", "opentelemetry.exporter")
 _SHUTDOWN_TIMEOUT_MS = 10_000
 #: seconds an OTLP export may take, retries included, unless OTEL_EXPORTER_OTLP_*TIMEOUT says
 OTLP_TIMEOUT = 3.0
@@ -95,11 +96,13 @@ def _traces_url(url: str, protocol: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError as exc:
-        raise ConfigError(f"--otlp {url!r} is not a valid URL: {exc}", hint=fix) from None
+        raise ConfigError(f"--otlp {_without_credentials(url)!r} is not a valid URL: "
+                          f"{exc}", hint=fix) from None
     if protocol == "grpc":
         return url
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--otlp {url!r} is not an http:// or https:// URL with a host",
+        raise ConfigError(f"--otlp {_without_credentials(url)!r} is not an http:// or "
+                          "https:// URL with a host",
                           hint=fix)
     if parts.path in ("", "/"):
         return url.rstrip("/") + "/v1/traces"
@@ -146,8 +149,10 @@ class TracingSession:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
-                                    or "plait"})
+        # OTEL_SERVICE_NAME, else a service.name in OTEL_RESOURCE_ATTRIBUTES, else plait
+        resource = Resource.create()
+        if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({"service.name": "plait"}))
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
@@ -195,7 +200,9 @@ class TracingSession:
         metrics_lost = self.metrics_exporter is not None and self.metrics_exporter.failed
         for exporter in self.exporters:
             if exporter.dropped or exporter.error:
-                why = f" ({exporter.error})" if exporter.error else ""
+                error = exporter.error or (self._quiet[1].reason() if "OTLP" in
+                                           exporter.label else None)
+                why = f" ({error})" if error else ""
                 also = " (and the run's metrics)" if metrics_lost and "OTLP" in \
                     exporter.label else ""
                 warnings.append(f"warning: traces were dropped: {exporter.dropped} span(s)"
@@ -225,7 +232,9 @@ def _file_processor(path: Path, label: str) -> Any:
 def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
                   console: IO[str] | None = None) -> TracingSession | None:
     """A tracing session for the exporters asked for, or None when none is."""
-    targets = _targets(config, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    targets = _targets(config, env)
+    _check_environment(env, targets)
     if not targets:
         return None
     try:
@@ -233,6 +242,108 @@ def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None,
     except ImportError:
         raise MissingDependencyError("opentelemetry-sdk", "otel") from None
     return TracingSession(config, targets, console)
+
+
+_EXPORTERS = ("otlp", "console", "none")
+_PROTOCOLS = ("http/protobuf", "grpc")
+_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
+             "parentbased_always_off", "parentbased_traceidratio")
+
+
+def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
+    """OTEL_* values plait (or the SDK) cannot use are ConfigErrors before the run: the SDK
+    would log a warning nobody sees and fall back to a default (spans sent elsewhere than
+    asked, or not at all)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    unknown = [n for n in named if n not in _EXPORTERS]
+    if unknown:
+        raise _env_error("OTEL_TRACES_EXPORTER", f"names an exporter plait does not have: "
+                         f"{', '.join(unknown)}", "use otlp, console or none "
+                         "(comma-separated), or unset it")
+    if targets:
+        _check_sampler(env)
+        bad = [i for i, item in enumerate(env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","), 1)
+               if item.strip() and not _is_header(item)]
+        if bad:
+            raise _env_error("OTEL_RESOURCE_ATTRIBUTES", f"is malformed (entry {bad[0]} is not "
+                             "key=value)", "write it as key=value pairs separated by commas, "
+                             "e.g. deployment.environment=prod,team=data")
+    otlp = next((t for t in targets if t.kind == "otlp"), None)
+    if otlp is not None:
+        _check_otlp(env, otlp)
+
+
+def _check_otlp(env: Mapping[str, str], otlp: _Target) -> None:
+    if otlp.protocol not in _PROTOCOLS:
+        raise _env_error("OTEL_EXPORTER_OTLP_PROTOCOL", f"is {otlp.protocol!r}, which plait "
+                         "cannot send", "use http/protobuf (the default) or grpc")
+    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"):
+        if env.get(name) and not _is_number(env[name], 0.0, None):
+            raise _env_error(name, f"is {env[name]!r}, not a number", "give a number, "
+                             "e.g. 10, or unset it")
+    for name in ("OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"):
+        value = env.get(name, "").strip().lower()
+        if value and value not in ("gzip", "deflate", "none"):
+            raise _env_error(name, f"is {value!r}, a compression the OTLP exporter does not "
+                             "have", "use gzip, deflate or none")
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        bad = [i for i, item in enumerate(env.get(name, "").split(","), 1)
+               if item.strip() and not _is_header(item)]
+        if bad:  # the values are credentials: never echoed
+            raise _env_error(name, f"is malformed (entry {bad[0]} is not name=value)",
+                             "write it as name=value pairs separated by commas, with the "
+                             "values URL-encoded")
+    if otlp.protocol != "grpc" and not otlp.where:
+        _check_endpoint(env)
+
+
+def _check_endpoint(env: Mapping[str, str]) -> None:
+    """The OTLP/HTTP endpoint the exporter will read from the environment."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        url = env.get(name)
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _env_error(name, f"{_without_credentials(url)!r} is not an http:// or "
+                             "https:// URL with a host", "give the collector's address, "
+                             "e.g. http://127.0.0.1:4318")
+        return
+
+
+def _check_sampler(env: Mapping[str, str]) -> None:
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if sampler and sampler not in _SAMPLERS:
+        raise _env_error("OTEL_TRACES_SAMPLER", f"is {sampler!r}, not a sampler the "
+                         "OpenTelemetry SDK has", f"use one of {', '.join(_SAMPLERS)}")
+    arg = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if sampler.endswith("traceidratio") and arg and not _is_number(arg, 0.0, 1.0):
+        raise _env_error("OTEL_TRACES_SAMPLER_ARG", f"is {arg!r}, not a ratio from 0 to 1",
+                         "give the fraction of traces to keep, e.g. 0.25")
+
+
+def _is_header(item: str) -> bool:
+    name, equals, _value = item.partition("=")
+    return bool(equals and name.strip())
+
+
+def _is_number(text: str, low: float, high: float | None) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return low <= value and (high is None or value <= high)
+
+
+def _env_error(name: str, what: str, fix: str) -> ConfigError:
+    return ConfigError(f"the environment variable {name} {what}", hint=fix)
 
 
 def _exporter(target: _Target, console: IO[str] | None) -> Any:
@@ -311,21 +422,67 @@ def _label(target: _Target) -> str:
     if target.kind == "otlp":
         where = target.where or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
             os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "the default endpoint"
-        return f"the OTLP endpoint {where}"
+        return f"the OTLP endpoint {_without_credentials(where)}"
     return "the trace file " + target.where if target.kind == "file" else "the console"
 
 
-def _silence() -> list[tuple[logging.Logger, bool, int]]:
+def _without_credentials(url: str) -> str:
+    """`url` with a user and password in it (http://user:pw@host) shown as ***."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or "@" not in parts.netloc:  # not a URL the parser understands
+        return "***@" + url.rpartition("@")[2]
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+class _Captured(logging.Handler):
+    """What the exporters log during a run, kept instead of printed: the first error and the
+    first warning (an HTTP status, a refused connection), the reason spans were dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.error: str | None = None
+        self.warning: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()[:300]
+        except Exception:  # a record that cannot be formatted says nothing useful
+            return
+        if record.levelno >= logging.ERROR:
+            self.error = self.error or text
+        else:
+            self.warning = self.warning or text
+
+    def reason(self) -> str | None:
+        return "; ".join(t for t in (self.error, self.warning) if t) or None
+
+
+Quieted = tuple[list[tuple[logging.Logger, bool, int]], _Captured]
+
+
+def _silence() -> Quieted:
     saved = []
+    captured = _Captured()
     for name in _QUIET:
         logger = logging.getLogger(name)
         saved.append((logger, logger.propagate, logger.level))
         logger.propagate = False
-        logger.setLevel(logging.CRITICAL + 1)
-    return saved
+        if name == "opentelemetry.exporter":
+            logger.setLevel(logging.WARNING)
+            logger.addHandler(captured)
+        else:
+            logger.setLevel(logging.CRITICAL + 1)
+    return saved, captured
 
 
-def _restore(saved: list[tuple[logging.Logger, bool, int]]) -> None:
+def _restore(quieted: Quieted) -> None:
+    saved, captured = quieted
     for logger, propagate, level in saved:
+        logger.removeHandler(captured)
         logger.propagate = propagate
         logger.setLevel(level)

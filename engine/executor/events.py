@@ -18,6 +18,8 @@ class RunStarted(Event):
     workflow: str
     steps: int
     resumed: bool = False
+    #: policies run below their sandbox level (--allow-weaker-sandbox): "policy: runner"
+    weaker_sandbox: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class ItemFinished(Event):
     step_id: str
     index: int
     error: str | None = None
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class StepFinished(Event):
 
 @dataclass(frozen=True, slots=True)
 class RunFinished(Event):
-    status: str  # succeeded | failed | interrupted
+    status: str  # succeeded | failed | interrupted | cancelled (stopped from outside)
     duration: float
     outputs: dict[str, Any] | None = None
     error: dict[str, Any] | None = None

@@ -136,12 +136,17 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
             _create_record(store, rc, previous)
             services.begin(previous.meta if previous else None, done)
             rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
-                               resumed=previous is not None))
+                               resumed=previous is not None,
+                               weaker_sandbox=tuple(services.weaker)))
             scheduler = Scheduler(rc, done)
             control._scheduler = scheduler
             try:
                 await scheduler.run()
                 result = _finish(rc, scheduler, store, control)
+            except BaseException as exc:
+                if result is None and rc.listening:
+                    _stopped(rc, exc)
+                raise
             finally:
                 rc.writer.detach()
     except ConfigError as exc:
@@ -205,6 +210,24 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
     rc.emit(RunFinished(rc.run_id, run_result.finished_at, status, run_result.duration,
                         outputs, error))
     return run_result
+
+
+def _stopped(rc: RunContext, exc: BaseException) -> None:
+    """RunFinished for a run that ended without a result (cancelled from outside, as a
+    sub-workflow is when its parent stops, or broken by an error): its listeners (tracing,
+    whose run span would otherwise never end and be lost) still see it end."""
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        status, error = "cancelled", None
+    elif isinstance(exc, KeyboardInterrupt):
+        status, error = "interrupted", None
+    else:
+        status, error = "failed", rc.services.redact(
+            {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
+    now = time.time()
+    try:
+        rc.emit(RunFinished(rc.run_id, now, status, now - rc.started_at, None, error))
+    except Exception:  # a listener gone with the run (a closed stream) must not hide why
+        log.debug("run %s: a listener failed on the run's end", rc.run_id, exc_info=True)
 
 
 def _redacted(rc: RunContext, result: StepResult) -> StepResult:

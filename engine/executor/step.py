@@ -154,13 +154,21 @@ def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Atte
                 value = await fn()
             except BaseException as exc:
                 rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index,
-                                        str(exc) or type(exc).__name__, error_kind(exc)))
+                                        *_failure(exc)))
                 raise
             rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index))
             return value
         return await call_with_retry(counted, policy, timeout=timeout,
                                      on_retry=attempts.on_retry, step_id=step_id)
     return attempt
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """(message, kind) of an item or attempt that ended with `exc`: a cancellation (the run
+    stopped) is `cancelled`, not the cancel scope's repr."""
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "cancelled", "cancelled"
+    return str(exc) or type(exc).__name__, error_kind(exc)
 
 
 async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts) -> Outcome:
@@ -203,7 +211,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
             except BaseException as exc:
                 if rc.listening:
                     rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index,
-                                         str(exc) or type(exc).__name__))
+                                         *_failure(exc)))
                 raise
             finally:
                 counts.append(mine.count)

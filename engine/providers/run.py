@@ -30,6 +30,7 @@ from engine.providers.pricing import add_cost
 from engine.providers.registry import ProviderRegistry
 from engine.providers.types import (
     OUTPUT_TOOL,
+    TOOL_CALL_ID,
     ZERO_USAGE,
     LLMRequest,
     LLMResponse,
@@ -292,10 +293,13 @@ async def _run_tools(run: _Run, tools: ToolCaller, calls: Sequence[ToolCall],
     async def one(i: int, call: ToolCall) -> None:
         _emit(run, "tool_call", {"id": call.id, "name": call.name,
                                  "arguments": dict(call.arguments)})
+        token = TOOL_CALL_ID.set(call.id or None)
         try:
             outputs[i] = await tools.call(call.name, call.arguments)
         except ToolError as exc:
             outputs[i] = ToolOutput(f"error: {exc.message}", is_error=True)
+        finally:
+            TOOL_CALL_ID.reset(token)
         _emit(run, "tool_result", {"id": call.id, "name": call.name,
                                    "is_error": outputs[i].is_error})  # type: ignore[union-attr]
 

@@ -6,6 +6,7 @@ Everything here is a frozen dataclass; vendors map to and from these in their ow
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -193,6 +194,11 @@ class LLMProvider(Protocol):
 class ToolOutput:
     text: str
     is_error: bool = False
+
+
+#: the id of the model's tool call being executed, in the task that executes it (tracing
+#: puts it on the execute_tool span as gen_ai.tool.call.id)
+TOOL_CALL_ID: ContextVar[str | None] = ContextVar("plait_tool_call_id", default=None)
 
 
 class ToolCaller(Protocol):

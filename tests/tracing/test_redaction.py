@@ -11,6 +11,9 @@ import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "Tok3n+/Secret=Value!"
@@ -101,3 +104,36 @@ def test_secret_is_in_no_artefact(tmp_path: Path) -> None:
         for form in _forms(secret):
             for name, data in artefacts.items():
                 assert form.encode() not in data, f"{form!r} found in {name}"
+
+
+MODEL_FROM_SECRET = """\
+version: 1
+name: deployment
+secrets: [DEPLOYMENT]
+providers:
+  p: {kind: echo, model: echo-1}
+steps:
+  ask:
+    llm: p
+    model: "${{ secrets.DEPLOYMENT }}"
+    prompt: hello
+"""
+
+
+@pytest.mark.anyio
+async def test_a_model_named_by_a_secret_is_masked(tmp_path: Path, collected: Any) -> None:
+    """Span names and the gen_ai.*.model attributes go through the redactor too (a private
+    deployment name kept in a secret)."""
+    from engine.executor import run_workflow
+    from engine.spec.loader import load
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(MODEL_FROM_SECRET)
+    result = await run_workflow(load(path), {}, tracer=collected.tracer, record_state=False,
+                                environ={"DEPLOYMENT": SECRET})
+    assert result.ok
+    (chat,) = [s for s in collected.spans() if s.name.startswith("chat")]
+    assert chat.name == "chat ***"
+    assert chat.attributes["gen_ai.request.model"] == "***"
+    assert chat.attributes["gen_ai.response.model"] == "***"
+    assert SECRET not in "".join(s.to_json() for s in collected.spans())

@@ -266,6 +266,8 @@ async def test_tool_spans(tmp_path: Path, collected: Any) -> None:
     assert "a.txt" in attrs["gen_ai.tool.call.result"]
     bad = collected.one("execute_tool read_file")
     assert bad.status.status_code is StatusCode.ERROR
+    assert bad.attributes["error.type"] == "ToolError"  # as docs/tracing.md says
+    assert "missing.txt" in bad.status.description
     assert bad.parent.span_id == collected.one("plait.step bad").context.span_id
     latency = collected.metrics()["plait.tool.duration"]
     assert {p.attributes["gen_ai.tool.name"] for p in latency} == {"list_directory",

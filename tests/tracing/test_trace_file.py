@@ -134,3 +134,21 @@ def test_the_file_target_records_no_metrics(tmp_path: Path) -> None:
     assert session is not None
     assert session.meter_provider is None and session.tracer._metrics is None
     assert session.shutdown() == []
+
+
+def test_a_lone_surrogate_costs_no_span(tmp_path: Path) -> None:
+    """A tool result or model reply may hold a lone surrogate (JSON's "\\ud800" decodes to
+    one): that span's line is still written (as JSON's escape), and so are the others of
+    its batch, where the UTF-8 encoder's error dropped them all."""
+    path = tmp_path / "t.jsonl"
+    processor = FileSpanProcessor(path, "the trace file")
+    provider = _provider(processor)
+    tracer = provider.get_tracer("plait")
+    for name in ("before", "odd \ud800 name", "after"):
+        tracer.start_span(name, attributes={"gen_ai.tool.call.result": f"x\udcff{name}"},
+                          start_time=T0).end(end_time=T0 + 1000)
+    provider.shutdown()
+    assert processor.dropped == 0 and processor.error is None
+    spans = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [s["name"] for s in spans] == ["before", "odd \ud800 name", "after"]
+    assert spans[0]["attributes"]["gen_ai.tool.call.result"] == "x\udcffbefore"
