@@ -29,10 +29,15 @@ def read_rows(path: Path) -> list[Row]:
     """Every row, or an InputError naming the first bad line (nothing runs then)."""
     rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1})",
+                             hint="save the file as UTF-8") from None
         if not line.strip():
             continue
         try:
