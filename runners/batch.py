@@ -12,11 +12,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from engine.errors import InputError, MissingDependencyError, PlaitError
+
+if TYPE_CHECKING:
+    from engine.executor import RunControl
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,28 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
+class BatchControl:
+    """Stops a local batch from outside (Ctrl-C): its runs in flight are interrupted (recorded
+    `interrupted`, resumable) and rows not yet started are not run."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._runs: set[RunControl] = set()
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        for control in list(self._runs):
+            control.interrupt()
+
+
+def not_started(row: Row) -> dict[str, Any]:
+    """The result of a row the batch was interrupted before."""
+    return {"line": row.line, "run_id": None, "status": "interrupted", "outputs": None,
+            "error": {"type": "Interrupted", "kind": "interrupted",
+                      "message": "the batch was interrupted before this row started"},
+            "cost": 0.0}
+
+
 def summary(row: Row, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
     if error is not None:  # the run never started (bad inputs): the same fields, empty
         detail = error.to_dict() if isinstance(error, PlaitError) else {"message": str(error)}
@@ -63,8 +88,9 @@ def summary(row: Row, result: Any = None, error: BaseException | None = None) ->
 
 
 async def run_local(path: Path, rows: list[Row], *, concurrency: int,
-                    options: dict[str, Any]) -> list[dict[str, Any]]:
-    from engine.executor import run_workflow
+                    options: dict[str, Any],
+                    control: BatchControl | None = None) -> list[dict[str, Any]]:
+    from engine.executor import RunControl, run_workflow
     from engine.mcp.shared import SharedRuntimes
     from engine.spec.loader import load
 
@@ -72,14 +98,23 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
     results: list[dict[str, Any] | None] = [None] * len(rows)
     limiter = anyio.CapacityLimiter(concurrency)
     pool = SharedRuntimes()  # MCP servers start once for the whole batch, not once per row
+    batch = control or BatchControl()
 
     async def one(index: int, row: Row) -> None:
         async with limiter:
+            if batch.interrupted:
+                results[index] = not_started(row)
+                return
+            run = RunControl()
+            batch._runs.add(run)
             try:
-                result = await run_workflow(workflow, row.inputs, mcp_pool=pool, **options)
+                result = await run_workflow(workflow, row.inputs, mcp_pool=pool, control=run,
+                                            **options)
                 results[index] = summary(row, result)
             except Exception as exc:
                 results[index] = summary(row, error=exc)
+            finally:
+                batch._runs.discard(run)
 
     async with pool, anyio.create_task_group() as tg:
         for index, row in enumerate(rows):

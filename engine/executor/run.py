@@ -139,6 +139,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                                resumed=previous is not None))
             scheduler = Scheduler(rc, done)
             control._scheduler = scheduler
+            if control.interrupted:  # interrupted while its services started
+                scheduler.stop()
             try:
                 await scheduler.run()
                 result = _finish(rc, scheduler, store, control)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
+import pytest
+
+from engine.state import RunStore
 from tests.cli.test_cli import GOOD, plait
+from tests.executor.test_crash_resume import plait as popen
+from tests.executor.test_crash_resume import wait_for
 
 
 def test_batch_rows_file_not_utf8_is_an_input_error(tmp_path: Path) -> None:
@@ -25,3 +32,47 @@ def test_batch_row_may_hold_a_unicode_line_separator(tmp_path: Path) -> None:
     out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi a\u2028b"}
+
+
+SLOW = """version: 1
+name: slow
+inputs:
+  i: {type: integer}
+policies:
+  lo: {level: low}
+defaults: {policy: lo}
+steps:
+  s:
+    run: "touch started-${{ inputs.i }}; sleep 30"
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_batch_exits_130_and_records_its_runs_interrupted(tmp_path: Path,
+                                                                       sig: int) -> None:
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    (tmp_path / "rows.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(4)))
+    proc = popen("batch", "slow.yaml", "--inputs", "rows.jsonl", "--concurrency", "2",
+                 "--state", "runs.db", cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "started-0")
+        wait_for(tmp_path / "started-1")
+        os.kill(proc.pid, sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().endswith("resume a row's run with: plait resume RUN_ID --state "
+                                f"{tmp_path.resolve() / 'runs.db'}")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["line"], r["status"]) for r in rows] == [
+        (1, "interrupted"), (2, "interrupted"), (3, "interrupted"), (4, "interrupted")]
+    assert rows[0]["run_id"] and rows[1]["run_id"]
+    assert rows[2]["run_id"] is None and rows[3]["run_id"] is None  # never started
+    assert not (tmp_path / "started-2").exists()
+    store = RunStore.open(str(tmp_path / "runs.db"))
+    statuses = sorted(run.status for run in store.list_runs())
+    store.close()
+    assert statuses == ["interrupted", "interrupted"]  # resumable, not left "running"
