@@ -6,6 +6,7 @@ other part of the file failed schema validation: `plait validate` shows every pr
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,7 @@ class Checker:
             self.issue(f"sub-workflow file {target!r} not found", (*base, "workflow"),
                        "paths are relative to this workflow file", code="file")
             return
+        self._recursion(target, child, (*base, "workflow"))
         declared = _declared_inputs(child)
         if declared is None:  # unreadable or not a workflow: running it reports that
             return
@@ -249,6 +251,20 @@ class Checker:
                        "give them to it: with: {" + ", ".join(f"{m}: ..." for m in missing)
                        + "}",
                        code="input")
+
+    def _recursion(self, target: str, child: Path, path: Path_) -> None:
+        """A run refuses sub-workflow recursion (direct or through others): say so here."""
+        if self.src.path == "<string>":
+            return
+        me = Path(self.src.path).resolve()
+        chain = _cycle([me], child.resolve(), set())
+        if chain is None:
+            return
+        names = " -> ".join(_shown(f, self.base_dir) for f in chain)
+        what = "calls this workflow again" if chain[0] == me else "calls itself"
+        self.issue(f"sub-workflow {target} {what}: {names}", path,
+                   "a workflow cannot call itself, directly or through others; move the "
+                   "steps they share into a file that calls neither", code="file")
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
         outputs = self.data.get("outputs")
@@ -317,6 +333,44 @@ class Checker:
                 self.issue(f"`schema` is not a valid JSON Schema: {exc.message}",
                            (*path, "schema"), "check its keywords and type names (JSON Schema)",
                            code="assertion")
+
+
+def _cycle(chain: list[Path], file: Path, done: set[Path]) -> list[Path] | None:
+    """The first chain of `workflow:` files from `file` back to one already in `chain`
+    (None when there is none); `done` holds files known to lead to no cycle."""
+    if file in chain:
+        return [*chain[chain.index(file):], file]
+    if file in done or len(chain) > _MAX_CHAIN:
+        return None
+    for target in _workflow_targets(file):
+        found = _cycle([*chain, file], target, done)
+        if found is not None:
+            return found
+    done.add(file)
+    return None
+
+
+#: longer chains are refused at run time (nesting limit), never followed further here
+_MAX_CHAIN = 16
+
+
+def _workflow_targets(path: Path) -> list[Path]:
+    """The files that the `workflow:` steps of the workflow at `path` name literally."""
+    try:
+        data = parse(path.read_text(encoding="utf-8"), str(path)).data
+    except (OSError, UnicodeDecodeError):
+        return []
+    steps = data.get("steps") if isinstance(data, dict) else None
+    targets = (step.get("workflow") for step in _mapping(steps).values())
+    return [(path.parent / t).resolve() for t in targets
+            if isinstance(t, str) and "${{" not in t]
+
+
+def _shown(file: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(file, base)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(file)
 
 
 def _declared_inputs(path: Path) -> dict[str, Any] | None:

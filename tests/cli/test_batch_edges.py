@@ -76,3 +76,36 @@ def test_interrupted_batch_exits_130_and_records_its_runs_interrupted(tmp_path: 
     statuses = sorted(run.status for run in store.list_runs())
     store.close()
     assert statuses == ["interrupted", "interrupted"]  # resumable, not left "running"
+
+
+def test_validate_refuses_a_workflow_that_calls_itself(tmp_path: Path) -> None:
+    """A run refuses sub-workflow recursion, so validate must not call such a file ok."""
+    (tmp_path / "self.yaml").write_text("version: 1\nname: me\nsteps:\n  again:\n"
+                                        "    workflow: self.yaml\n")
+    (tmp_path / "a.yaml").write_text("version: 1\nname: a\nsteps:\n  b:\n"
+                                     "    workflow: sub/b.yaml\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("version: 1\nname: b\nsteps:\n  a:\n"
+                                             "    workflow: ../a.yaml\n")
+    out = plait("validate", "self.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.startswith("self.yaml:5:15: sub-workflow self.yaml calls this workflow "
+                                 "again: self.yaml -> self.yaml at 'steps.again.workflow' "
+                                 "(a workflow cannot call itself"), out.stderr
+    out = plait("validate", "a.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert "a.yaml:5:15: sub-workflow sub/b.yaml calls this workflow again: a.yaml -> " \
+           "sub/b.yaml -> a.yaml" in out.stderr
+    run = plait("run", "a.yaml", cwd=tmp_path)
+    assert run.returncode == 2 and not (tmp_path / ".plait").exists()  # nothing ran
+
+
+def test_validate_refuses_a_sub_workflow_that_recurses_below(tmp_path: Path) -> None:
+    (tmp_path / "top.yaml").write_text("version: 1\nname: top\nsteps:\n  s:\n"
+                                       "    workflow: loop.yaml\n")
+    (tmp_path / "loop.yaml").write_text("version: 1\nname: loop\nsteps:\n  s:\n"
+                                        "    workflow: loop.yaml\n")
+    out = plait("validate", "top.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert "top.yaml:5:15: sub-workflow loop.yaml calls itself: loop.yaml -> loop.yaml" \
+           in out.stderr
