@@ -6,12 +6,12 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import click
 
-from engine.errors import PlaitError
+from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
 
 if TYPE_CHECKING:
@@ -41,10 +41,10 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
 
         workflow = load(file)  # a bad workflow is reported once, before any row runs
         rows = read_rows(rows_file)
+        sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
-    sink = output.open("w", encoding="utf-8") if output else sys.stdout
     failed = 0
     control: BatchControl | None = None
     try:
@@ -71,6 +71,16 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
                    + (locate or ""), err=True)
         sys.exit(130)
     sys.exit(1 if failed else 0)
+
+
+def _open_output(path: Path) -> TextIO:
+    """The results file, opened before any row runs (so a bad path costs no runs)."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}",
+                          hint="give --output a path in a directory that exists and that "
+                          "you may write to") from None
 
 
 async def _run_local(file: Path, rows: list[Row], concurrency: int, options: dict[str, Any],

@@ -109,3 +109,14 @@ def test_validate_refuses_a_sub_workflow_that_recurses_below(tmp_path: Path) -> 
     assert out.returncode == 2, out.stdout
     assert "top.yaml:5:15: sub-workflow loop.yaml calls itself: loop.yaml -> loop.yaml" \
            in out.stderr
+
+
+def test_batch_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "rows.jsonl").write_text('{"who": "ada"}\n')
+    out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", "--output", "no/such/out.jsonl",
+                "--state", "runs.db", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "error: cannot write no/such/out.jsonl: No such file or directory" in out.stderr
+    assert "(hint: " in out.stderr
+    assert not (tmp_path / "runs.db").exists()  # nothing ran
