@@ -120,3 +120,23 @@ def test_batch_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path) ->
     assert "error: cannot write no/such/out.jsonl: No such file or directory" in out.stderr
     assert "(hint: " in out.stderr
     assert not (tmp_path / "runs.db").exists()  # nothing ran
+
+
+def test_a_failed_sub_workflow_says_which_of_its_steps_failed_and_how_to_fix_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text(
+        "version: 1\nname: child\npolicies:\n  lo: {level: low}\ndefaults: {policy: lo}\n"
+        "inputs:\n  data: {type: object, default: {}}\nsteps:\n  ok:\n    run: 'true'\n"
+        "  bad:\n    needs: [ok]\n    run: \"echo ${{ inputs.data.missing.deeper }}\"\n")
+    (tmp_path / "parent.yaml").write_text("version: 1\nname: parent\nsteps:\n  kid:\n"
+                                          "    workflow: sub/child.yaml\n")
+    (tmp_path / "elsewhere").mkdir()
+    out = plait("run", "../parent.yaml", "--json", cwd=tmp_path / "elsewhere")
+    assert out.returncode == 1, out.stderr
+    error = json.loads(out.stdout)["steps"]["kid"]["error"]
+    assert error["message"].startswith("sub-workflow child failed in step bad: ")
+    assert "child.yaml:13:" in error["message"]
+    assert error["hint"] == "use the default filter for values that may be missing, e.g. " \
+                            "x | default('')"
+    assert error["run"]  # the child's own run, to inspect

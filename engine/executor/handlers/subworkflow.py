@@ -41,9 +41,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
 
     result = await attempt(once)
     if not result.ok:
-        message = (result.error or {}).get("message", result.status)
-        raise StepError(f"sub-workflow {child.name} {result.status}: {message}", step=step_id,
-                        run=result.run_id)
+        error = result.error or {}
+        where = f" in step {error['step']}" if error.get("step") else ""
+        raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
+                        f"{error.get('message', result.status)}", step=step_id,
+                        hint=error.get("hint"), run=result.run_id)
     return Outcome(output=result.outputs, usage=result.usage, cost=result.cost)
 
 
