@@ -176,6 +176,11 @@ class Checker:
             self.out.kinds[sid] = kind
         base: Path_ = ("steps", sid)
         self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
+        if step.get("max_parallel") is not None and "foreach" not in step:
+            self.issue("max_parallel is set on a step without `foreach:`",
+                       (*base, "max_parallel"), "it caps the items of a foreach run at once; "
+                       "remove it, or add foreach: (the whole run is capped by `concurrency`)",
+                       key=True, code="invalid")
         if kind == "llm":
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
             provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None

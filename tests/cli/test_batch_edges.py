@@ -140,3 +140,14 @@ def test_a_failed_sub_workflow_says_which_of_its_steps_failed_and_how_to_fix_it(
     assert error["hint"] == "use the default filter for values that may be missing, e.g. " \
                             "x | default('')"
     assert error["run"]  # the child's own run, to inspect
+
+
+def test_max_parallel_without_foreach_is_a_spec_error(tmp_path: Path) -> None:
+    """It caps the items of a foreach; on a plain step it would silently do nothing."""
+    (tmp_path / "wf.yaml").write_text("version: 1\nname: mp\nproviders:\n  e: {kind: echo}\n"
+                                      "steps:\n  a:\n    max_parallel: 3\n    llm: e\n"
+                                      "    prompt: hi\n")
+    out = plait("validate", "wf.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.startswith("wf.yaml:7:5: max_parallel is set on a step without "
+                                 "`foreach:` at 'steps.a.max_parallel' ("), out.stderr
