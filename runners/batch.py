@@ -9,7 +9,7 @@ running), so a batch can use a cluster.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +89,11 @@ def summary(row: Row, result: Any = None, error: BaseException | None = None) ->
 
 async def run_local(path: Path, rows: list[Row], *, concurrency: int,
                     options: dict[str, Any],
-                    control: BatchControl | None = None) -> list[dict[str, Any]]:
+                    control: BatchControl | None = None,
+                    on_result: Callable[[dict[str, Any]], None] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """Every row's result, in row order; `on_result` is given each one as soon as it and
+    every row before it are done (so a long batch shows its progress in order)."""
     from engine.executor import RunControl, run_workflow
     from engine.mcp.shared import SharedRuntimes
     from engine.spec.loader import load
@@ -99,22 +103,34 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
     limiter = anyio.CapacityLimiter(concurrency)
     pool = SharedRuntimes()  # MCP servers start once for the whole batch, not once per row
     batch = control or BatchControl()
+    given = 0  # results[:given] went to on_result
+
+    def done(index: int, result: dict[str, Any]) -> None:
+        nonlocal given
+        results[index] = result
+        while on_result is not None and given < len(results):
+            ready = results[given]
+            if ready is None:
+                break
+            on_result(ready)
+            given += 1
 
     async def one(index: int, row: Row) -> None:
         async with limiter:
             if batch.interrupted:
-                results[index] = not_started(row)
+                done(index, not_started(row))
                 return
             run = RunControl()
             batch._runs.add(run)
             try:
                 result = await run_workflow(workflow, row.inputs, mcp_pool=pool, control=run,
                                             **options)
-                results[index] = summary(row, result)
+                outcome = summary(row, result)
             except Exception as exc:
-                results[index] = summary(row, error=exc)
+                outcome = summary(row, error=exc)
             finally:
                 batch._runs.discard(run)
+            done(index, outcome)
 
     async with pool, anyio.create_task_group() as tg:
         for index, row in enumerate(rows):

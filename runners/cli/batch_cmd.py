@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -47,15 +48,20 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
         sys.exit(2)
     failed = 0
     control: BatchControl | None = None
+
+    def write(result: dict[str, Any]) -> None:  # each row as soon as those before it are done
+        nonlocal failed
+        failed += result["status"] != "succeeded"
+        sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        sink.flush()
+
     try:
         if executor == "ray":
-            results = list(run_ray(file, rows, options=options))
+            for result in run_ray(file, rows, options=options):
+                write(result)
         else:
             control = BatchControl()
-            results = anyio.run(_run_local, file, rows, concurrency, options, control)
-        for result in results:
-            failed += result["status"] != "succeeded"
-            sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+            anyio.run(_run_local, file, rows, concurrency, options, control, write)
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
@@ -84,15 +90,15 @@ def _open_output(path: Path) -> TextIO:
 
 
 async def _run_local(file: Path, rows: list[Row], concurrency: int, options: dict[str, Any],
-                     control: BatchControl) -> list[dict[str, Any]]:
+                     control: BatchControl, write: Callable[[dict[str, Any]], None]) -> None:
     """The rows, with Ctrl-C (or SIGTERM) interrupting the batch rather than killing it."""
     from runners.batch import run_local
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, control)
         try:
-            return await run_local(file, rows, concurrency=concurrency, options=options,
-                                   control=control)
+            await run_local(file, rows, concurrency=concurrency, options=options,
+                            control=control, on_result=write)
         finally:
             tg.cancel_scope.cancel()
 

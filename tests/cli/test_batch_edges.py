@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,42 @@ def test_max_parallel_without_foreach_is_a_spec_error(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout
     assert out.stderr.startswith("wf.yaml:7:5: max_parallel is set on a step without "
                                  "`foreach:` at 'steps.a.max_parallel' ("), out.stderr
+
+
+GATED = """version: 1
+name: gated
+inputs:
+  wait: {type: boolean}
+policies:
+  lo: {level: low}
+defaults: {policy: lo}
+steps:
+  s:
+    run: "if ${{ inputs.wait | lower }}; then while [ ! -e go ]; do sleep 0.05; done; fi"
+"""
+
+
+def test_batch_writes_each_result_as_soon_as_the_rows_before_it_are_done(
+        tmp_path: Path) -> None:
+    """A long batch shows its progress (and a killed one keeps its results so far)."""
+    (tmp_path / "gated.yaml").write_text(GATED)
+    (tmp_path / "rows.jsonl").write_text('{"wait": false}\n{"wait": true}\n{"wait": false}\n')
+    proc = popen("batch", "gated.yaml", "--inputs", "rows.jsonl", "--output", "out.jsonl",
+                 "--concurrency", "3", "--state", "runs.db", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        out = tmp_path / "out.jsonl"
+        while not (out.exists() and out.read_text().endswith("\n")):
+            assert time.monotonic() < deadline, "the first row's result never appeared"
+            time.sleep(0.05)
+        first = out.read_text().splitlines()
+        assert [json.loads(line)["line"] for line in first] == [1]  # row 3 waits for row 2
+        (tmp_path / "go").touch()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["line"], r["status"]) for r in rows] == [
+        (1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
