@@ -81,6 +81,11 @@ def not_started(row: Row) -> dict[str, Any]:
 def summary(row: Row, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
     if error is not None:  # the run never started (bad inputs): the same fields, empty
         detail = error.to_dict() if isinstance(error, PlaitError) else {"message": str(error)}
+        if isinstance(error, InputError) and error.context.get("missing"):  # not `-i`: the row
+            names = error.context["missing"].split(", ")
+            example = ", ".join(f"{json.dumps(n)}: ..." for n in names)
+            detail["hint"] = (f"add {'it' if len(names) == 1 else 'them'} to the row's JSON "
+                              f"object, e.g. {{{example}}}")
         return {"line": row.line, "run_id": None, "status": "error", "outputs": None,
                 "error": detail, "cost": 0.0}
     return {"line": row.line, "run_id": result.run_id, "status": result.status,

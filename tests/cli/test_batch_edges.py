@@ -191,3 +191,17 @@ def test_batch_writes_each_result_as_soon_as_the_rows_before_it_are_done(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["line"], r["status"]) for r in rows] == [
         (1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
+
+
+def test_a_batch_row_missing_an_input_is_told_to_add_it_to_the_row(tmp_path: Path) -> None:
+    """Not `-i NAME=VALUE`: a batch takes no -i; the row is what lacks the input."""
+    (tmp_path / "wf.yaml").write_text(GOOD.replace("{type: string, default: you}",
+                                                   "{type: string}"))
+    (tmp_path / "rows.jsonl").write_text('{"who": "ada"}\n{}\n')
+    out = plait("batch", "wf.yaml", "--inputs", "rows.jsonl", "--state", "runs.db",
+                cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    error = [json.loads(line) for line in out.stdout.splitlines()][1]["error"]
+    assert error["message"] == "missing required input: who"
+    assert error["hint"] == 'add it to the row\'s JSON object, e.g. {"who": ...}'
+
