@@ -205,3 +205,22 @@ def test_a_batch_row_missing_an_input_is_told_to_add_it_to_the_row(tmp_path: Pat
     assert error["message"] == "missing required input: who"
     assert error["hint"] == 'add it to the row\'s JSON object, e.g. {"who": ...}'
 
+
+def test_interrupting_a_run_interrupts_its_sub_workflow_run_too(tmp_path: Path) -> None:
+    """The child's record must say `interrupted`, not stay `running` (shown as `died`)."""
+    (tmp_path / "child.yaml").write_text(SLOW.replace("name: slow", "name: child"))
+    (tmp_path / "parent.yaml").write_text("version: 1\nname: parent\nsteps:\n  kid:\n"
+                                          "    workflow: child.yaml\n    with: {i: 0}\n")
+    proc = popen("run", "parent.yaml", "--state", "runs.db", cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "started-0")
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    store = RunStore.open(str(tmp_path / "runs.db"))
+    runs = {run.workflow_name: run.status for run in store.list_runs()}
+    store.close()
+    assert runs == {"parent": "interrupted", "child": "interrupted"}

@@ -3,14 +3,18 @@ step's output. Recursion is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from engine.errors import StepError
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
     from engine.executor.handlers import Attempt, Outcome
+    from engine.executor.run import RunControl
     from engine.spec.models import AnyStep
 
 MAX_DEPTH = 8
@@ -37,7 +41,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                                          *rc.services.secrets.values()))
 
     async def once() -> Any:
-        return await run_workflow(child, rendered.get("with") or {}, **_fields(options))
+        return await _interruptible(lambda control: run_workflow(
+            child, rendered.get("with") or {}, control=control, **_fields(options)))
 
     result = await attempt(once)
     if not result.ok:
@@ -47,6 +52,36 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                         f"{error.get('message', result.status)}", step=step_id,
                         hint=error.get("hint"), run=result.run_id)
     return Outcome(output=result.outputs, usage=result.usage, cost=result.cost)
+
+
+async def _interruptible(run: Callable[[RunControl], Awaitable[Any]]) -> Any:
+    """Run the child so that cancelling this step (Ctrl-C, a failure elsewhere, a timeout)
+    interrupts it, like a run of its own: its record ends `interrupted`, not left `running`."""
+    from engine.executor.run import RunControl
+
+    control = RunControl()
+    outcome: list[Any] = []
+    finished = anyio.Event()
+
+    async def child() -> None:
+        with anyio.CancelScope(shield=True):  # it stops itself when interrupted
+            try:
+                outcome.append(await run(control))
+            except Exception as exc:
+                outcome.append(exc)
+            finally:
+                finished.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+        try:
+            await finished.wait()
+        except anyio.get_cancelled_exc_class():
+            control.interrupt()
+            raise
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _fields(options: Any) -> dict[str, Any]:
