@@ -224,3 +224,19 @@ def test_interrupting_a_run_interrupts_its_sub_workflow_run_too(tmp_path: Path) 
     runs = {run.workflow_name: run.status for run in store.list_runs()}
     store.close()
     assert runs == {"parent": "interrupted", "child": "interrupted"}
+
+
+def test_sub_workflows_nested_too_deep_say_how_deep_they_went_and_what_to_do(
+        tmp_path: Path) -> None:
+    for i in range(9):
+        body = (f"steps:\n  s:\n    workflow: d{i + 1}.yaml\n" if i < 8 else
+                "providers:\n  e: {kind: echo}\nsteps:\n  s:\n    llm: e\n    prompt: hi\n")
+        (tmp_path / f"d{i}.yaml").write_text(f"version: 1\nname: d{i}\n" + body)
+    out = plait("run", "d0.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    error = json.loads(out.stdout)["steps"]["s"]["error"]
+    assert error["message"].endswith("sub-workflows nested deeper than 8 levels: d0.yaml -> "
+                                     "d1.yaml -> d2.yaml -> d3.yaml -> d4.yaml -> d5.yaml -> "
+                                     "d6.yaml -> d7.yaml -> d8.yaml"), error["message"]
+    assert error["hint"] == "call fewer levels deep: let a workflow call the files below " \
+                            "its child itself"

@@ -3,8 +3,10 @@ step's output. Recursion is refused."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,7 +35,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         raise StepError(f"sub-workflow recursion: {chain}", step=step_id,
                         hint="a workflow cannot call itself, directly or through others")
     if len(stack) >= MAX_DEPTH:
-        raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH}", step=step_id)
+        top = Path(stack[0]).parent
+        chain = " -> ".join(Path(os.path.relpath(f, top)).as_posix() for f in (*stack, str(target)))
+        raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH} levels: {chain}",
+                        step=step_id, hint="call fewer levels deep: let a workflow call the "
+                        "files below its child itself")
     child = load(target)
     options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
                       run_id=None, services=None, from_text=frozenset(), listeners=[],
