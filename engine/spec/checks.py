@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecIssue
+from engine.errors import SpecError, SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
@@ -237,7 +237,9 @@ class Checker:
             self.issue(f"sub-workflow file {target!r} not found", (*base, "workflow"),
                        "paths are relative to this workflow file", code="file")
             return
-        self._recursion(target, child, (*base, "workflow"))
+        if self._recursion(target, child, (*base, "workflow")):
+            return
+        self._child_issues(target, (*base, "workflow"))
         declared = _declared_inputs(child)
         if declared is None:  # unreadable or not a workflow: running it reports that
             return
@@ -257,19 +259,36 @@ class Checker:
                        + "}",
                        code="input")
 
-    def _recursion(self, target: str, child: Path, path: Path_) -> None:
+    def _child_issues(self, target: str, path: Path_) -> None:
+        """The sub-workflow's own errors (each at its file:line:col), under one of this file
+        that says which step calls it. Called only when no recursion was found, so loading
+        the child (and its children in turn) ends."""
+        from engine.spec.loader import load
+
+        here = Path(self.src.path).parent if self.src.path != "<string>" else self.base_dir
+        try:
+            load(here / target)
+        except SpecError as exc:
+            n = len(exc.issues)
+            self.issue(f"sub-workflow {target} is not a valid workflow ({n} error"
+                       f"{'s' if n != 1 else ''}, shown below)", path,
+                       f"fix {'them' if n != 1 else 'it'} in {target}", code="file")
+            self.issues.extend(exc.issues)
+
+    def _recursion(self, target: str, child: Path, path: Path_) -> bool:
         """A run refuses sub-workflow recursion (direct or through others): say so here."""
         if self.src.path == "<string>":
-            return
+            return False
         me = Path(self.src.path).resolve()
         chain = _cycle([me], child.resolve(), set())
         if chain is None:
-            return
+            return False
         names = " -> ".join(_shown(f, self.base_dir) for f in chain)
         what = "calls this workflow again" if chain[0] == me else "calls itself"
         self.issue(f"sub-workflow {target} {what}: {names}", path,
                    "a workflow cannot call itself, directly or through others; move the "
                    "steps they share into a file that calls neither", code="file")
+        return True
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
         outputs = self.data.get("outputs")

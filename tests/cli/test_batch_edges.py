@@ -240,3 +240,20 @@ def test_sub_workflows_nested_too_deep_say_how_deep_they_went_and_what_to_do(
                                      "d6.yaml -> d7.yaml -> d8.yaml"), error["message"]
     assert error["hint"] == "call fewer levels deep: let a workflow call the files below " \
                             "its child itself"
+
+
+def test_validate_reports_the_errors_of_a_sub_workflow_file(tmp_path: Path) -> None:
+    """`plait validate parent.yaml` in CI must not pass when the child it calls is broken."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text(
+        "version: 1\nname: child\ninputs:\n  x: {type: integer}\nsteps:\n  a:\n    run: ls\n"
+        "    promt: x\n")
+    (tmp_path / "parent.yaml").write_text("version: 1\nname: parent\nsteps:\n  kid:\n"
+                                          "    workflow: sub/child.yaml\n    with: {x: 1}\n")
+    out = plait("validate", "parent.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("parent.yaml:5:15: sub-workflow sub/child.yaml is not a valid "
+                               "workflow (1 error, shown below) at 'steps.kid.workflow'")
+    assert lines[1].startswith("sub/child.yaml:8:5: unknown key 'promt' at 'steps.a.promt'")
+    assert len(lines) == 2
