@@ -46,7 +46,10 @@ def read_rows(path: Path) -> list[Row]:
         try:
             value = json.loads(line)
         except ValueError as exc:
-            raise InputError(f"{path}:{number}: not JSON: {exc}") from None
+            raise InputError(f"{path}:{number}: not JSON: {exc}",
+                             hint="each line must be a whole JSON object (JSON Lines); for "
+                             "one run with a JSON file use plait run FILE --inputs FILE.json"
+                             ) from None
         except RecursionError:
             raise InputError(f"{path}:{number}: nested too deeply to read",
                              hint="pass values with fewer levels of nesting") from None

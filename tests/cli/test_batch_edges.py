@@ -257,3 +257,19 @@ def test_validate_reports_the_errors_of_a_sub_workflow_file(tmp_path: Path) -> N
                                "workflow (1 error, shown below) at 'steps.kid.workflow'")
     assert lines[1].startswith("sub/child.yaml:8:5: unknown key 'promt' at 'steps.a.promt'")
     assert len(lines) == 2
+
+
+def test_json_and_jsonl_mixed_up_get_a_hint_to_the_right_command(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "pretty.json").write_text('{\n  "who": "ada"\n}\n')
+    (tmp_path / "rows.jsonl").write_text('{"who": "ada"}\n{"who": "bob"}\n')
+    batch = plait("batch", "good.yaml", "--inputs", "pretty.json", cwd=tmp_path)
+    assert batch.returncode == 2
+    assert "pretty.json:1: not JSON: " in batch.stderr
+    assert "(hint: each line must be a whole JSON object (JSON Lines); for one run with a " \
+           "JSON file use plait run FILE --inputs FILE.json)" in batch.stderr
+    run = plait("run", "good.yaml", "--inputs", "rows.jsonl", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "cannot read inputs file rows.jsonl: Extra data: line 2 column 1" in run.stderr
+    assert "(hint: --inputs takes one JSON object; for one run per line of a JSONL file use " \
+           "plait batch FILE --inputs rows.jsonl)" in run.stderr
