@@ -273,3 +273,19 @@ def test_json_and_jsonl_mixed_up_get_a_hint_to_the_right_command(tmp_path: Path)
     assert "cannot read inputs file rows.jsonl: Extra data: line 2 column 1" in run.stderr
     assert "(hint: --inputs takes one JSON object; for one run per line of a JSONL file use " \
            "plait batch FILE --inputs rows.jsonl)" in run.stderr
+
+
+def test_ctrl_c_in_any_command_exits_130(tmp_path: Path) -> None:
+    """Not click's `Aborted!` with exit 1: scripts and CI tell an interruption by its 130."""
+    (tmp_path / "t.yaml").write_text(SLOW.replace("inputs:\n  i: {type: integer}\n", "")
+                                     .replace("${{ inputs.i }}", "0")
+                                     + "tests:\n  - name: slow\n")
+    proc = popen("test", "t.yaml", cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "started-0")
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
