@@ -289,3 +289,23 @@ def test_ctrl_c_in_any_command_exits_130(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
+
+
+def test_sub_workflow_runs_are_recorded_in_the_database_of_the_run_that_called_them(
+        tmp_path: Path) -> None:
+    """Not in a `.plait/` of their own beside the child file, where `plait runs` from the
+    parent's directory cannot find them (and which may not be writable)."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "child.yaml").write_text(
+        "version: 1\nname: child\nproviders:\n  e: {kind: echo}\nsteps:\n  a:\n    llm: e\n"
+        "    prompt: hi\noutputs:\n  o: ${{ steps.a.output }}\n")
+    (tmp_path / "parent.yaml").write_text("version: 1\nname: parent\nsteps:\n  kid:\n"
+                                          "    workflow: lib/child.yaml\n")
+    out = plait("run", "parent.yaml", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "lib" / ".plait").exists()
+    store = RunStore.open(None, workflow_path=tmp_path / "parent.yaml", create=False)
+    runs = {run.workflow_name: run for run in store.list_runs()}
+    store.close()
+    assert set(runs) == {"parent", "child"}
+    assert runs["child"].parent_run_id == runs["parent"].run_id

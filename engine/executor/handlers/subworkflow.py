@@ -41,7 +41,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                         step=step_id, hint="call fewer levels deep: let a workflow call the "
                         "files below its child itself")
     child = load(target)
+    store = rc.writer.store
     options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
+                      # recorded beside its parent's run, not in a database beside its file
+                      state_location=rc.options.state_location or (
+                          store.path if store is not None else None),
                       run_id=None, services=None, from_text=frozenset(), listeners=[],
                       inherited_secrets=(*rc.options.inherited_secrets,
                                          *rc.services.secrets.values()))
