@@ -309,3 +309,18 @@ def test_sub_workflow_runs_are_recorded_in_the_database_of_the_run_that_called_t
     store.close()
     assert set(runs) == {"parent", "child"}
     assert runs["child"].parent_run_id == runs["parent"].run_id
+
+
+def test_a_mapping_foreach_gives_key_value_lists_that_an_array_input_takes(
+        tmp_path: Path) -> None:
+    """Documented as [key, value] pairs: a sub-workflow's `array` input must accept one."""
+    (tmp_path / "pair.yaml").write_text(
+        "version: 1\nname: pair\ninputs:\n  pair: {type: array}\nproviders:\n  e: {kind: echo}\n"
+        "steps:\n  a: {llm: e, prompt: hi}\noutputs:\n  o: ${{ inputs.pair }}\n")
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: wf\nsteps:\n  each:\n    foreach: \"${{ {'a': 1, 'b': 2} }}\"\n"
+        "    workflow: pair.yaml\n    with: {pair: '${{ item }}'}\n")
+    out = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["steps"]["each"]["output"] == [{"o": ["a", 1]},
+                                                                 {"o": ["b", 2]}]
