@@ -230,7 +230,12 @@ class Checker:
     def _sub_workflow(self, step: dict[str, Any], base: Path_) -> None:
         """The file exists, and `with:` gives it the inputs it declares, all it requires."""
         target = step["workflow"]
-        if not isinstance(target, str) or "${{" in target:
+        if not isinstance(target, str):
+            return
+        if "${{" in target:  # never evaluated: the run would look for a file of that name
+            self.issue("`workflow:` is a file path, not an expression", (*base, "workflow"),
+                       "name the file; to choose between files, give each its own step with "
+                       "an `if:`", code="file")
             return
         child = self.base_dir / target
         if not child.is_file():

@@ -324,3 +324,16 @@ def test_a_mapping_foreach_gives_key_value_lists_that_an_array_input_takes(
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["steps"]["each"]["output"] == [{"o": ["a", 1]},
                                                                  {"o": ["b", 2]}]
+
+
+def test_an_expression_as_the_sub_workflow_path_is_a_spec_error(tmp_path: Path) -> None:
+    """It is not evaluated: validate passed it, and the run looked for a file named
+    `${{ inputs.f }}`."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: dyn\ninputs:\n  f: {type: string, default: c.yaml}\nsteps:\n"
+        "  kid:\n    workflow: ${{ inputs.f }}\n")
+    out = plait("validate", "wf.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.startswith("wf.yaml:7:15: `workflow:` is a file path, not an expression "
+                                 "at 'steps.kid.workflow' (name the file; to choose between "
+                                 "files, give each its own step with an `if:`)"), out.stderr
