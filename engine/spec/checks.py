@@ -251,10 +251,12 @@ class Checker:
         given = step.get("with")
         if not isinstance(given, dict):
             given = {}
-        for key in given:
+        for key, value in given.items():
             if isinstance(key, str) and key not in declared:
                 self.issue(f"sub-workflow {target} has no input {key!r}", (*base, "with", key),
                            did_you_mean(key, declared, what="input"), key=True, code="input")
+            elif isinstance(key, str):
+                self._input_type(target, key, declared[key], value, (*base, "with", key))
         missing = sorted(name for name, spec in declared.items()
                          if name not in given and _required(spec))
         if missing:
@@ -263,6 +265,18 @@ class Checker:
                        "give them to it: with: {" + ", ".join(f"{m}: ..." for m in missing)
                        + "}",
                        code="input")
+
+    def _input_type(self, target: str, name: str, spec: Any, value: Any, path: Path_) -> None:
+        """A literal `with:` value of the wrong type (expressions are checked when run)."""
+        kind = spec.get("type", "string") if isinstance(spec, dict) else None
+        if value is None or (isinstance(value, str) and "${{" in value) or _type_ok(kind, value):
+            return
+        got = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
+               list: "array"}.get(type(value), type(value).__name__)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        article = "an" if str(kind)[0] in "aeiou" else "a"
+        self.issue(f"sub-workflow {target} takes input {name!r} as {kind}, got {got} {shown}",
+                   path, f"give it {article} {kind}", code="input")
 
     def _child_issues(self, target: str, path: Path_) -> None:
         """The sub-workflow's own errors (each at its file:line:col), under one of this file

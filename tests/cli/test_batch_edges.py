@@ -337,3 +337,19 @@ def test_an_expression_as_the_sub_workflow_path_is_a_spec_error(tmp_path: Path) 
     assert out.stderr.startswith("wf.yaml:7:15: `workflow:` is a file path, not an expression "
                                  "at 'steps.kid.workflow' (name the file; to choose between "
                                  "files, give each its own step with an `if:`)"), out.stderr
+
+
+def test_validate_checks_the_type_of_literal_sub_workflow_inputs(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "version: 1\nname: child\ninputs:\n  x: {type: integer}\n  s: {type: string}\n"
+        "providers:\n  e: {kind: echo}\nsteps:\n  a: {llm: e, prompt: hi}\n")
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: wf\ninputs:\n  n: {type: integer, default: 1}\nsteps:\n"
+        "  bad:\n    workflow: child.yaml\n    with: {x: notanint, s: hi}\n"
+        "  fine:\n    workflow: child.yaml\n"
+        "    with: {x: '${{ inputs.n }}', s: 'n=${{ inputs.n }}'}\n")
+    out = plait("validate", "wf.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert lines == ["wf.yaml:8:15: sub-workflow child.yaml takes input 'x' as integer, got "
+                     "string 'notanint' at 'steps.bad.with.x' (give it an integer)"]
