@@ -41,6 +41,10 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
         from engine.spec.loader import load
 
         workflow = load(file)  # a bad workflow is reported once, before any row runs
+        from engine.secrets import load_secrets
+
+        # as is a missing secret: every row would fail on it
+        load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
         rows = read_rows(rows_file)
         sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:

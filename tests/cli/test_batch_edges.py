@@ -353,3 +353,18 @@ def test_validate_checks_the_type_of_literal_sub_workflow_inputs(tmp_path: Path)
     lines = out.stderr.strip().splitlines()
     assert lines == ["wf.yaml:8:15: sub-workflow child.yaml takes input 'x' as integer, got "
                      "string 'notanint' at 'steps.bad.with.x' (give it an integer)"]
+
+
+def test_a_batch_missing_a_declared_secret_stops_before_any_row(tmp_path: Path) -> None:
+    """Like `plait run`: exit 2 once, not the same error on every one of N rows."""
+    (tmp_path / "wf.yaml").write_text(GOOD.replace("steps:", "secrets: [PLAIT_TEST_NOPE]\n"
+                                                            "steps:"))
+    (tmp_path / "rows.jsonl").write_text('{"who": "ada"}\n{"who": "bob"}\n')
+    assert "PLAIT_TEST_NOPE" not in os.environ
+    out = plait("batch", "wf.yaml", "--inputs", "rows.jsonl", "--state", "runs.db",
+                cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert out.stderr.startswith("error: secret PLAIT_TEST_NOPE is declared in `secrets:` but "
+                                 "is not set in the environment or in .env (hint: export "
+                                 "PLAIT_TEST_NOPE=..."), out.stderr
+    assert not (tmp_path / "runs.db").exists()
