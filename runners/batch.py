@@ -9,14 +9,17 @@ running), so a batch can use a cluster.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from engine.errors import InputError, MissingDependencyError, PlaitError
+
+if TYPE_CHECKING:
+    from engine.executor import RunControl
 
 
 @dataclass(frozen=True)
@@ -29,16 +32,24 @@ def read_rows(path: Path) -> list[Row]:
     """Every row, or an InputError naming the first bad line (nothing runs then)."""
     rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1})",
+                             hint="save the file as UTF-8") from None
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except ValueError as exc:
-            raise InputError(f"{path}:{number}: not JSON: {exc}") from None
+            raise InputError(f"{path}:{number}: not JSON: {exc}",
+                             hint="each line must be a whole JSON object (JSON Lines); for "
+                             "one run with a JSON file use plait run FILE --inputs FILE.json"
+                             ) from None
         except RecursionError:
             raise InputError(f"{path}:{number}: nested too deeply to read",
                              hint="pass values with fewer levels of nesting") from None
@@ -48,9 +59,36 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
+class BatchControl:
+    """Stops a local batch from outside (Ctrl-C): its runs in flight are interrupted (recorded
+    `interrupted`, resumable) and rows not yet started are not run."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._runs: set[RunControl] = set()
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        for control in list(self._runs):
+            control.interrupt()
+
+
+def not_started(row: Row) -> dict[str, Any]:
+    """The result of a row the batch was interrupted before."""
+    return {"line": row.line, "run_id": None, "status": "interrupted", "outputs": None,
+            "error": {"type": "Interrupted", "kind": "interrupted",
+                      "message": "the batch was interrupted before this row started"},
+            "cost": 0.0}
+
+
 def summary(row: Row, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
     if error is not None:  # the run never started (bad inputs): the same fields, empty
         detail = error.to_dict() if isinstance(error, PlaitError) else {"message": str(error)}
+        if isinstance(error, InputError) and error.context.get("missing"):  # not `-i`: the row
+            names = error.context["missing"].split(", ")
+            example = ", ".join(f"{json.dumps(n)}: ..." for n in names)
+            detail["hint"] = (f"add {'it' if len(names) == 1 else 'them'} to the row's JSON "
+                              f"object, e.g. {{{example}}}")
         return {"line": row.line, "run_id": None, "status": "error", "outputs": None,
                 "error": detail, "cost": 0.0}
     return {"line": row.line, "run_id": result.run_id, "status": result.status,
@@ -58,8 +96,13 @@ def summary(row: Row, result: Any = None, error: BaseException | None = None) ->
 
 
 async def run_local(path: Path, rows: list[Row], *, concurrency: int,
-                    options: dict[str, Any]) -> list[dict[str, Any]]:
-    from engine.executor import run_workflow
+                    options: dict[str, Any],
+                    control: BatchControl | None = None,
+                    on_result: Callable[[dict[str, Any]], None] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """Every row's result, in row order; `on_result` is given each one as soon as it and
+    every row before it are done (so a long batch shows its progress in order)."""
+    from engine.executor import RunControl, run_workflow
     from engine.mcp.shared import SharedRuntimes
     from engine.spec.loader import load
 
@@ -67,14 +110,35 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
     results: list[dict[str, Any] | None] = [None] * len(rows)
     limiter = anyio.CapacityLimiter(concurrency)
     pool = SharedRuntimes()  # MCP servers start once for the whole batch, not once per row
+    batch = control or BatchControl()
+    given = 0  # results[:given] went to on_result
+
+    def done(index: int, result: dict[str, Any]) -> None:
+        nonlocal given
+        results[index] = result
+        while on_result is not None and given < len(results):
+            ready = results[given]
+            if ready is None:
+                break
+            on_result(ready)
+            given += 1
 
     async def one(index: int, row: Row) -> None:
         async with limiter:
+            if batch.interrupted:
+                done(index, not_started(row))
+                return
+            run = RunControl()
+            batch._runs.add(run)
             try:
-                result = await run_workflow(workflow, row.inputs, mcp_pool=pool, **options)
-                results[index] = summary(row, result)
+                result = await run_workflow(workflow, row.inputs, mcp_pool=pool, control=run,
+                                            **options)
+                outcome = summary(row, result)
             except Exception as exc:
-                results[index] = summary(row, error=exc)
+                outcome = summary(row, error=exc)
+            finally:
+                batch._runs.discard(run)
+            done(index, outcome)
 
     async with pool, anyio.create_task_group() as tg:
         for index, row in enumerate(rows):

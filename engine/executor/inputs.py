@@ -127,7 +127,8 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
             out[name] = None
     if missing:
         raise InputError(f"missing required input{'s' if len(missing) > 1 else ''}: "
-                         f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json")
+                         f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json",
+                         missing=", ".join(missing))
     return out
 
 

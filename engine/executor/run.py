@@ -140,6 +140,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                                weaker_sandbox=tuple(services.weaker)))
             scheduler = Scheduler(rc, done)
             control._scheduler = scheduler
+            if control.interrupted:  # interrupted while its services started
+                scheduler.stop()
             try:
                 await scheduler.run()
                 result = _finish(rc, scheduler, store, control)

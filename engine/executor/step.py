@@ -175,7 +175,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     from engine.providers.pricing import add_cost  # here: the executor loads no provider
 
     if isinstance(items, dict):
-        items = list(items.items())
+        items = [[key, value] for key, value in items.items()]  # as documented: lists
     if not isinstance(items, list | tuple):
         where = rc.workflow.source.location(("steps", step_id, "foreach"))
         raise ExpressionError(f"{where}: step {step_id!r}: foreach needs a list, got "

@@ -6,12 +6,13 @@ other part of the file failed schema validation: `plait validate` shows every pr
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecIssue
+from engine.errors import SpecError, SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
@@ -204,6 +205,11 @@ class Checker:
             self.out.kinds[sid] = kind
         base: Path_ = ("steps", sid)
         self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
+        if step.get("max_parallel") is not None and "foreach" not in step:
+            self.issue("max_parallel is set on a step without `foreach:`",
+                       (*base, "max_parallel"), "it caps the items of a foreach run at once; "
+                       "remove it, or add foreach: (the whole run is capped by `concurrency`)",
+                       key=True, code="invalid")
         if kind == "llm":
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
             provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None
@@ -253,23 +259,33 @@ class Checker:
     def _sub_workflow(self, step: dict[str, Any], base: Path_) -> None:
         """The file exists, and `with:` gives it the inputs it declares, all it requires."""
         target = step["workflow"]
-        if not isinstance(target, str) or "${{" in target:
+        if not isinstance(target, str):
+            return
+        if "${{" in target:  # never evaluated: the run would look for a file of that name
+            self.issue("`workflow:` is a file path, not an expression", (*base, "workflow"),
+                       "name the file; to choose between files, give each its own step with "
+                       "an `if:`", code="file")
             return
         child = self.base_dir / target
         if not child.is_file():
             self.issue(f"sub-workflow file {target!r} not found", (*base, "workflow"),
                        "paths are relative to this workflow file", code="file")
             return
+        if self._recursion(target, child, (*base, "workflow")):
+            return
+        self._child_issues(target, (*base, "workflow"))
         declared = _declared_inputs(child)
         if declared is None:  # unreadable or not a workflow: running it reports that
             return
         given = step.get("with")
         if not isinstance(given, dict):
             given = {}
-        for key in given:
+        for key, value in given.items():
             if isinstance(key, str) and key not in declared:
                 self.issue(f"sub-workflow {target} has no input {key!r}", (*base, "with", key),
                            did_you_mean(key, declared, what="input"), key=True, code="input")
+            elif isinstance(key, str):
+                self._input_type(target, key, declared[key], value, (*base, "with", key))
         missing = sorted(name for name, spec in declared.items()
                          if name not in given and _required(spec))
         if missing:
@@ -278,6 +294,49 @@ class Checker:
                        "give them to it: with: {" + ", ".join(f"{m}: ..." for m in missing)
                        + "}",
                        code="input")
+
+    def _input_type(self, target: str, name: str, spec: Any, value: Any, path: Path_) -> None:
+        """A literal `with:` value of the wrong type (expressions are checked when run)."""
+        kind = spec.get("type", "string") if isinstance(spec, dict) else None
+        if value is None or (isinstance(value, str) and "${{" in value) or _type_ok(kind, value):
+            return
+        got = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
+               list: "array"}.get(type(value), type(value).__name__)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        article = "an" if str(kind)[0] in "aeiou" else "a"
+        self.issue(f"sub-workflow {target} takes input {name!r} as {kind}, got {got} {shown}",
+                   path, f"give it {article} {kind}", code="input")
+
+    def _child_issues(self, target: str, path: Path_) -> None:
+        """The sub-workflow's own errors (each at its file:line:col), under one of this file
+        that says which step calls it. Called only when no recursion was found, so loading
+        the child (and its children in turn) ends."""
+        from engine.spec.loader import load
+
+        here = Path(self.src.path).parent if self.src.path != "<string>" else self.base_dir
+        try:
+            load(here / target)
+        except SpecError as exc:
+            n = len(exc.issues)
+            self.issue(f"sub-workflow {target} is not a valid workflow ({n} error"
+                       f"{'s' if n != 1 else ''}, shown below)", path,
+                       f"fix {'them' if n != 1 else 'it'} in {target}", code="file")
+            self.issues.extend(exc.issues)
+
+    def _recursion(self, target: str, child: Path, path: Path_) -> bool:
+        """A run refuses sub-workflow recursion (direct or through others): say so here."""
+        if self.src.path == "<string>":
+            return False
+        me = Path(self.src.path).resolve()
+        chain = _cycle([me], child.resolve(), set())
+        if chain is None:
+            return False
+        names = " -> ".join(_shown(f, self.base_dir) for f in chain)
+        what = "calls this workflow again" if chain[0] == me else "calls itself"
+        self.issue(f"sub-workflow {target} {what}: {names}", path,
+                   "a workflow cannot call itself, directly or through others; move the "
+                   "steps they share into a file that calls neither", code="file")
+        return True
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
         outputs = self.data.get("outputs")
@@ -346,6 +405,44 @@ class Checker:
                 self.issue(f"`schema` is not a valid JSON Schema: {exc.message}",
                            (*path, "schema"), "check its keywords and type names (JSON Schema)",
                            code="assertion")
+
+
+def _cycle(chain: list[Path], file: Path, done: set[Path]) -> list[Path] | None:
+    """The first chain of `workflow:` files from `file` back to one already in `chain`
+    (None when there is none); `done` holds files known to lead to no cycle."""
+    if file in chain:
+        return [*chain[chain.index(file):], file]
+    if file in done or len(chain) > _MAX_CHAIN:
+        return None
+    for target in _workflow_targets(file):
+        found = _cycle([*chain, file], target, done)
+        if found is not None:
+            return found
+    done.add(file)
+    return None
+
+
+#: longer chains are refused at run time (nesting limit), never followed further here
+_MAX_CHAIN = 16
+
+
+def _workflow_targets(path: Path) -> list[Path]:
+    """The files that the `workflow:` steps of the workflow at `path` name literally."""
+    try:
+        data = parse(path.read_text(encoding="utf-8"), str(path)).data
+    except (OSError, UnicodeDecodeError):
+        return []
+    steps = data.get("steps") if isinstance(data, dict) else None
+    targets = (step.get("workflow") for step in _mapping(steps).values())
+    return [(path.parent / t).resolve() for t in targets
+            if isinstance(t, str) and "${{" not in t]
+
+
+def _shown(file: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(file, base)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(file)
 
 
 def _declared_inputs(path: Path) -> dict[str, Any] | None:

@@ -48,7 +48,9 @@ def _load_source(src: Source, file: Path) -> Workflow:
     result = checked.run()
     issues.extend(checked.issues)
     if issues or spec is None:
-        issues.sort(key=lambda i: (i.location.line, i.location.column))
+        # this file's issues first, then those of the sub-workflows it calls, file by file
+        issues.sort(key=lambda i: (i.location.file != src.path, i.location.file,
+                                   i.location.line, i.location.column))
         raise SpecError(_dedupe(issues))
     return Workflow(
         spec=spec, path=file, base_dir=base_dir, source=src,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import click
 
-from engine.errors import PlaitError
+from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
+
+if TYPE_CHECKING:
+    from runners.batch import BatchControl, Row
 
 
 @click.command()
@@ -29,28 +34,38 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
           state_location: str | None) -> None:
     """Run FILE once per row of a JSONL file; print one JSON result per row, in row order.
     Exit 1 if any run did not succeed."""
-    from runners.batch import read_rows, run_local, run_ray
+    from runners.batch import BatchControl, read_rows, run_ray
 
     options: dict[str, Any] = {"state_location": state_location}
     try:
         from engine.spec.loader import load
 
-        load(file)  # a bad workflow is reported once, before any row runs
+        workflow = load(file)  # a bad workflow is reported once, before any row runs
+        from engine.secrets import load_secrets
+
+        # as is a missing secret: every row would fail on it
+        load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
         rows = read_rows(rows_file)
+        sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
-    sink = output.open("w", encoding="utf-8") if output else sys.stdout
     failed = 0
+    control: BatchControl | None = None
+
+    def write(result: dict[str, Any]) -> None:  # each row as soon as those before it are done
+        nonlocal failed
+        failed += result["status"] != "succeeded"
+        sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        sink.flush()
+
     try:
         if executor == "ray":
-            results = list(run_ray(file, rows, options=options))
+            for result in run_ray(file, rows, options=options):
+                write(result)
         else:
-            results = anyio.run(lambda: run_local(file, rows, concurrency=concurrency,
-                                                  options=options))
-        for result in results:
-            failed += result["status"] != "succeeded"
-            sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+            control = BatchControl()
+            anyio.run(_run_local, file, rows, concurrency, options, control, write)
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
@@ -58,4 +73,41 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
         if output:
             sink.close()
     click.echo(f"{len(rows) - failed} of {len(rows)} runs succeeded", err=True)
+    if control is not None and control.interrupted:
+        from runners.cli.run_cmd import _locate
+
+        locate = _locate(workflow, state_location)
+        click.echo("batch interrupted; resume a row's run with: plait resume RUN_ID"
+                   + (locate or ""), err=True)
+        sys.exit(130)
     sys.exit(1 if failed else 0)
+
+
+def _open_output(path: Path) -> TextIO:
+    """The results file, opened before any row runs (so a bad path costs no runs)."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}",
+                          hint="give --output a path in a directory that exists and that "
+                          "you may write to") from None
+
+
+async def _run_local(file: Path, rows: list[Row], concurrency: int, options: dict[str, Any],
+                     control: BatchControl, write: Callable[[dict[str, Any]], None]) -> None:
+    """The rows, with Ctrl-C (or SIGTERM) interrupting the batch rather than killing it."""
+    from runners.batch import run_local
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, control)
+        try:
+            await run_local(file, rows, concurrency=concurrency, options=options,
+                            control=control, on_result=write)
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def _watch_signals(control: BatchControl) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            control.interrupt()

@@ -28,7 +28,11 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
         try:
             data = json.loads(inputs_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read inputs file {inputs_file}: {exc}") from None
+            several = isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data"
+            raise InputError(f"cannot read inputs file {inputs_file}: {exc}",
+                             hint="--inputs takes one JSON object; for one run per line of a "
+                             "JSONL file use plait batch FILE --inputs rows.jsonl"
+                             if several else None) from None
         except RecursionError:
             raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
                              hint="pass values with fewer levels of nesting") from None

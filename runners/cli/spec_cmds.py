@@ -45,7 +45,15 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]),
               default="mermaid", show_default=True)
 def graph(file: Path, fmt: str) -> None:
-    """Draw the step graph of FILE."""
+    """Draw the step graph of FILE (nothing is run): an edge for every `needs:` and every
+    `steps.X` a step's fields refer to.
+
+    mermaid and dot print a flowchart (render dot with `dot -Tsvg`). json prints `nodes` (id,
+    kind, layer), `edges` (from, to, and `fields`: the step's fields that make the edge,
+    `needs` included), `layers` (steps that can run at the same time, in order) and
+    `critical_path` (the longest chain of dependent steps). A `workflow:` step is one node;
+    run `plait graph` on its file to see inside it. Exit 2 when FILE is invalid.
+    """
     from engine.graph import render_dot, render_json, render_mermaid
     from engine.spec.loader import load
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import InputError, StateError
+from engine.errors import InputError, SpecError, StateError
 from engine.executor import StepFinished, run_workflow
 from engine.secrets import SOURCE_MASK
 from engine.spec.loader import load
@@ -350,8 +350,15 @@ steps:
   again:
     workflow: selfish.yaml
 """, name="selfish")
-    result = await run(selfish)
-    assert "sub-workflow recursion" in result.steps["again"].error["message"]
+    with pytest.raises(SpecError, match=r"sub-workflow selfish\.yaml calls this workflow again"):
+        load(selfish)  # refused before anything runs
+    # a child edited to call back after the parent was loaded is still refused when it runs
+    loaded = load(parent)
+    workflow(tmp_path, "steps:\n  back:\n    workflow: parent.yaml\n", name="child")
+    result = await run_workflow(loaded, {})
+    assert result.status == "failed"
+    assert "sub-workflow parent.yaml calls this workflow again: child.yaml -> parent.yaml -> " \
+           "child.yaml" in result.steps["call"].error["message"]
 
 
 async def test_steps_start_when_their_own_dependencies_finish(tmp_path: Path) -> None:
