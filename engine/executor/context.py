@@ -80,6 +80,8 @@ class RunContext:
     expr_context: dict[str, Any] = field(default_factory=dict)
     #: step id -> StepPlan (engine.executor.step): the workflow's, see Workflow.plans
     plans: dict[str, Any] = field(init=False)
+    #: step id -> its attempt counter (engine.executor.step), while the step runs
+    running: dict[str, Any] = field(default_factory=dict)
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
     #: a cassette records or replays this run's calls: each step sets `current_step` (the

@@ -177,8 +177,11 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         raise rc.writer.error
     now = time.time()
     for sid in scheduler.unfinished():
-        result = StepResult(sid, rc.workflow.kind(sid), "cancelled", started_at=now,
-                            finished_at=now,
+        running = rc.running.get(sid)  # cancelled while it ran: when it started, its tries
+        result = StepResult(sid, rc.workflow.kind(sid), "cancelled",
+                            started_at=running.started if running else now, finished_at=now,
+                            attempts=running.count if running else 0,
+                            notes=list(running.notes) if running else [],
                             reason="interrupted" if control.interrupted else "run stopped")
         scheduler.results[sid] = result
         rc.writer.note(rc.services.step_row(rc, result))

@@ -207,6 +207,7 @@ class Scheduler:
                     self._dispatch.set()
                 self.in_flight += 1
                 result = await execute_step(rc, sid)
+                del rc.running[sid]
                 if result.status == "failed" and not self.stopping and self._halts(sid):
                     # at once, not when its record is durable: until then this worker (and
                     # others) would go on starting ready steps that the run then calls

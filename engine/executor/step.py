@@ -30,10 +30,12 @@ _CONTROL = ("if", "foreach")
 class _Attempts:
     """Counts attempts across retries (and foreach items) and reports retries as events."""
 
-    __slots__ = ("count", "notes", "rc", "step_id")
+    __slots__ = ("count", "notes", "rc", "started", "step_id")
 
-    def __init__(self, rc: RunContext, step_id: str) -> None:
+    def __init__(self, rc: RunContext, step_id: str, started: float = 0.0) -> None:
         self.rc, self.step_id, self.count = rc, step_id, 0
+        #: when the step started (a step's own count; its foreach items' counts leave it 0)
+        self.started = started
         #: one note per retry, for the step's record (none on the usual path)
         self.notes: list[dict[str, Any]] = []
 
@@ -84,7 +86,9 @@ def plan_of(rc: RunContext, step_id: str) -> StepPlan:
 async def execute_step(rc: RunContext, step_id: str) -> StepResult:
     """Run one step to a StepResult. Step failures are returned, never raised."""
     started = time.time()
-    attempts = _Attempts(rc, step_id)
+    # in rc.running until the scheduler has its result: a step the run stops (cancels) keeps
+    # its start, attempts and retry notes in the record
+    attempts = rc.running[step_id] = _Attempts(rc, step_id, started)
     plan: StepPlan = rc.plans.get(step_id) or plan_of(rc, step_id)
     kind = plan.kind
     # the tasks of foreach items inherit it

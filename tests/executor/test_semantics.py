@@ -93,13 +93,21 @@ steps:
     run: echo after
     needs: [boom]
 """)
-    result = await run(path)
+    result, records = await run_recorded(path, tmp_path)
     assert result.status == "failed"
     assert result.steps["boom"].status == "failed"
     assert "exited with code 3: bad" in result.steps["boom"].error["message"]
     assert result.steps["slow"].status == "cancelled"
     assert result.steps["after"].status == "cancelled"
     assert result.duration < 4
+    # `slow` was cancelled while it ran: it keeps when it started and its attempt (a report's
+    # timeline and JUnit time need them); `after` never started
+    slow, boom = result.steps["slow"], result.steps["boom"]
+    assert slow.started_at is not None and boom.finished_at is not None
+    assert slow.started_at <= boom.finished_at < slow.finished_at  # type: ignore[operator]
+    assert (slow.attempts, records["slow"].attempts) == (1, 1)
+    assert records["slow"].started_at == slow.started_at
+    assert (result.steps["after"].attempts, result.steps["after"].duration) == (0, 0.0)
 
 
 async def test_a_failure_stops_the_next_steps_before_its_record_is_written(
