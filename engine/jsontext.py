@@ -27,3 +27,18 @@ def compact_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
         return "".join(c_encode(value, 0))
 
     return encode
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} (JSON would keep only its last value)")
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str) -> Any:
+    """JSON text a user wrote (inputs): a key given twice in one object is a ValueError, not
+    silently the last value."""
+    return json.loads(text, object_pairs_hook=_no_duplicates)

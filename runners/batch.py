@@ -8,6 +8,7 @@ running), so a batch can use a cluster.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import InputError, MissingDependencyError, PlaitError
+from engine.jsontext import loads_strict
 
 if TYPE_CHECKING:
     from engine.executor import RunControl
@@ -35,6 +37,8 @@ def read_rows(path: Path) -> list[Row]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    if data.startswith(codecs.BOM_UTF8):  # a byte-order mark, as some Windows editors write
+        data = data[len(codecs.BOM_UTF8):]
     for number, raw in enumerate(data.splitlines(), 1):
         try:
             line = raw.decode("utf-8")
@@ -44,8 +48,11 @@ def read_rows(path: Path) -> list[Row]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads_strict(line)
         except ValueError as exc:
+            if str(exc).startswith("duplicate key"):
+                raise InputError(f"{path}:{number}: {exc}",
+                                 hint="give each input once in a row") from None
             raise InputError(f"{path}:{number}: not JSON: {exc}",
                              hint="each line must be a whole JSON object (JSON Lines); for "
                              "one run with a JSON file use plait run FILE --inputs FILE.json"

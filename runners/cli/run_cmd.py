@@ -13,6 +13,7 @@ import anyio
 import click
 
 from engine.errors import InputError, PlaitError, SpecError
+from engine.jsontext import loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.reporters.github import inert
 from runners.words import count
@@ -26,13 +27,15 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
     given: dict[str, Any] = {}
     if inputs_file is not None:
         try:
-            data = json.loads(inputs_file.read_text(encoding="utf-8"))
+            # utf-8-sig: a byte-order mark, as some Windows editors write, is not an error
+            data = loads_strict(inputs_file.read_text(encoding="utf-8-sig"))
         except (OSError, ValueError) as exc:
             several = isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data"
             raise InputError(f"cannot read inputs file {inputs_file}: {exc}",
                              hint="--inputs takes one JSON object; for one run per line of a "
                              "JSONL file use plait batch FILE --inputs rows.jsonl"
-                             if several else None) from None
+                             if several else "give each input once"
+                             if str(exc).startswith("duplicate key") else None) from None
         except RecursionError:
             raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
                              hint="pass values with fewer levels of nesting") from None

@@ -35,6 +35,35 @@ def test_batch_row_may_hold_a_unicode_line_separator(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi a\u2028b"}
 
 
+def test_inputs_files_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """Some Windows editors start UTF-8 files with a byte-order mark; it is not an error."""
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "rows.jsonl").write_bytes(b'\xef\xbb\xbf{"who": "ada"}\n{"who": "bo"}\n')
+    out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["outputs"]["reply"] for line in out.stdout.splitlines()] == \
+        ["echo: hi ada", "echo: hi bo"]
+    (tmp_path / "in.json").write_bytes(b'\xef\xbb\xbf{"who": "ada"}')
+    out = plait("run", "good.yaml", "--inputs", "in.json", "--no-record", "--json",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi ada"}
+
+
+def test_an_input_given_twice_in_one_json_object_is_refused(tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys: a row or inputs file that names an input twice
+    would run with one of the values silently dropped."""
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "rows.jsonl").write_text('{"who": "a"}\n{"who": "b", "who": "c"}\n')
+    out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "rows.jsonl:2: duplicate key 'who'" in out.stderr
+    assert "give each input once" in out.stderr
+    (tmp_path / "in.json").write_text('{"who": "b", "who": "c"}')
+    out = plait("run", "good.yaml", "--inputs", "in.json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2 and "in.json: duplicate key 'who'" in out.stderr
+
+
 SLOW = """version: 1
 name: slow
 inputs:
