@@ -146,6 +146,11 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
 
 
 def _brief(record: Any) -> dict[str, Any]:
+    """A run as --json prints it: the record (its workflow text left out), and `shown_status`,
+    the status as the table shows it (`died` for a `running` run whose process is gone)."""
+    from engine.state.render import shown_status
+
     data = asdict(record)
     data["meta"] = {k: v for k, v in data.get("meta", {}).items() if k != "source"}
+    data["shown_status"] = shown_status(record)
     return data
