@@ -232,8 +232,24 @@ class Checker:
                     if result.refs:
                         deps[name] = set(result.refs)
                     self._item_outside_foreach(step, name, result, (*base, name))
+        if "foreach" in compiled:
+            self._foreach_value(compiled["foreach"], (*base, "foreach"))
         self.out.steps[sid] = compiled
         return deps
+
+    def _foreach_value(self, compiled: Compiled, path: Path_) -> None:
+        """A foreach whose value is known now (a literal, or an expression that reads no
+        name) must give a list or a mapping: otherwise every run would fail at this step."""
+        if not compiled.is_literal and compiled.names:
+            return
+        try:
+            value = compiled.render({})
+        except Exception:  # the run reports it, located, with its context
+            return
+        if not isinstance(value, list | tuple | dict):
+            self.issue(f"foreach needs a list (or a mapping), got {type(value).__name__} "
+                       f"{_short(value)}", path, "give a YAML list, or an expression that "
+                       "returns one (e.g. ${{ inputs.items }})", code="invalid")
 
     def _item_outside_foreach(self, step: dict[str, Any], field: str, compiled: Compiled,
                               path: Path_) -> None:
@@ -501,3 +517,8 @@ def _secret_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
         for i, item in enumerate(value):
             found.extend(_secret_refs(item, (*path, i)))
     return found
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -391,3 +391,18 @@ def test_a_policy_that_can_never_be_resolved_is_located() -> None:
          "network and no filesystem beyond a private temp dir"),
         (6, "policies.ruled.rules[0].pattern", "policy 'ruled': rule 'r' has an invalid "
          "regular expression 'a(b': missing ), unterminated subpattern at position 1")]
+
+
+@pytest.mark.parametrize("value", ["5", '"abc"', "${{ 5 }}", "${{ 'a' ~ 'b' }}"])
+def test_a_foreach_known_now_to_be_no_list_is_a_spec_error(value: str) -> None:
+    """Every run would fail at the step: validate says so, at the value."""
+    issue = one(GOOD + f"  b:\n    foreach: {value}\n    llm: fast\n    prompt: x\n")
+    assert issue.message.startswith("foreach needs a list (or a mapping), got ")
+    assert (issue.location.line, issue.location.column) == (10, 14)
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", "{a: 1}", "${{ [1, 2] }}", "${{ steps.a.output }}"])
+def test_a_foreach_of_a_list_mapping_or_later_value_loads(value: str) -> None:
+    wf = load_text(GOOD + f"  b:\n    foreach: {value}\n    llm: fast\n    prompt: x\n",
+                   "wf.yaml")
+    assert wf.kind("b") == "llm"
