@@ -218,16 +218,19 @@ steps:
 
 
 async def test_foreach_over_a_non_list_fails_with_a_located_error(tmp_path: Path) -> None:
+    # known only at run time (a constant like ${{ 42 }} is refused by validate already)
     path = workflow(tmp_path, """\
+inputs:
+  n: {type: integer, default: 42}
 steps:
   each:
-    foreach: ${{ 42 }}
+    foreach: ${{ inputs.n }}
     run: echo ${{ item }}
 """)
     result = await run(path)
     error = result.steps["each"].error
     assert result.status == "failed"
-    assert error["message"] == f"{path}:9:14: step 'each': foreach needs a list, got int"
+    assert error["message"] == f"{path}:11:14: step 'each': foreach needs a list, got int"
     assert error["field"] == "foreach" and "return a list" in error["hint"]
 
 
