@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,20 @@ from engine.state import RunStore
 from tests.cli.test_cli import GOOD, plait
 from tests.executor.test_crash_resume import plait as popen
 from tests.executor.test_crash_resume import wait_for
+
+
+def interrupt_once(proc: Any, *markers: Path, sig: int = signal.SIGINT) -> tuple[str, str]:
+    """Send `sig` to `proc` once every marker file exists; its (stdout, stderr) once it has
+    exited (it is SIGKILLed if it does not within 30 s)."""
+    try:
+        for marker in markers:
+            wait_for(marker)
+        os.kill(proc.pid, sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return out, err
 
 
 def test_batch_rows_file_not_utf8_is_an_input_error(tmp_path: Path) -> None:
@@ -84,14 +99,7 @@ def test_interrupted_batch_exits_130_and_records_its_runs_interrupted(tmp_path: 
     (tmp_path / "rows.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(4)))
     proc = popen("batch", "slow.yaml", "--inputs", "rows.jsonl", "--concurrency", "2",
                  "--state", "runs.db", cwd=tmp_path)
-    try:
-        wait_for(tmp_path / "started-0")
-        wait_for(tmp_path / "started-1")
-        os.kill(proc.pid, sig)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    out, err = interrupt_once(proc, tmp_path / "started-0", tmp_path / "started-1", sig=sig)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().endswith("resume a row's run with: plait resume RUN_ID --state "
@@ -241,13 +249,7 @@ def test_interrupting_a_run_interrupts_its_sub_workflow_run_too(tmp_path: Path) 
     (tmp_path / "parent.yaml").write_text("version: 1\nname: parent\nsteps:\n  kid:\n"
                                           "    workflow: child.yaml\n    with: {i: 0}\n")
     proc = popen("run", "parent.yaml", "--state", "runs.db", cwd=tmp_path)
-    try:
-        wait_for(tmp_path / "started-0")
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, err = interrupt_once(proc, tmp_path / "started-0")
     assert proc.returncode == 130, err
     store = RunStore.open(str(tmp_path / "runs.db"))
     runs = {run.workflow_name: run.status for run in store.list_runs()}
@@ -310,13 +312,7 @@ def test_ctrl_c_in_any_command_exits_130(tmp_path: Path) -> None:
                                      .replace("${{ inputs.i }}", "0")
                                      + "tests:\n  - name: slow\n")
     proc = popen("test", "t.yaml", cwd=tmp_path)
-    try:
-        wait_for(tmp_path / "started-0")
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, err = interrupt_once(proc, tmp_path / "started-0")
     assert proc.returncode == 130, err
 
 
