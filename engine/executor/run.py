@@ -181,7 +181,7 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
         result = StepResult(sid, rc.workflow.kind(sid), "cancelled",
                             started_at=running.started if running else now, finished_at=now,
                             attempts=running.count if running else 0,
-                            notes=list(running.notes) if running else [],
+                            notes=list(running.all_notes()) if running else [],
                             reason="interrupted" if control.interrupted else "run stopped")
         scheduler.results[sid] = result
         rc.writer.note(rc.services.step_row(rc, result))

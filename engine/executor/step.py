@@ -30,14 +30,27 @@ _CONTROL = ("if", "foreach")
 class _Attempts:
     """Counts attempts across retries (and foreach items) and reports retries as events."""
 
-    __slots__ = ("count", "notes", "rc", "started", "step_id")
+    __slots__ = ("count", "index", "items", "notes", "rc", "started", "step_id")
 
-    def __init__(self, rc: RunContext, step_id: str, started: float = 0.0) -> None:
+    def __init__(self, rc: RunContext, step_id: str, started: float = 0.0,
+                 index: int | None = None) -> None:
         self.rc, self.step_id, self.count = rc, step_id, 0
         #: when the step started (a step's own count; its foreach items' counts leave it 0)
         self.started = started
         #: one note per retry, for the step's record (none on the usual path)
         self.notes: list[dict[str, Any]] = []
+        #: a foreach item's index (its retry notes say which item)
+        self.index = index
+        #: a foreach step's: each item's counter, in item order
+        self.items: list[_Attempts | None] | None = None
+
+    def all_notes(self) -> list[dict[str, Any]]:
+        """The retry notes of the step and, in item order, of its foreach items (the record
+        does not depend on which item retried first: replays compare equal)."""
+        if self.items is None:
+            return self.notes
+        return [*self.notes, *(n for item in self.items if item is not None
+                               for n in item.notes)]
 
     async def direct(self, fn: Any) -> Any:
         """The attempt wrapper of a step without retries or timeout: just the call."""
@@ -48,8 +61,11 @@ class _Attempts:
 
     def on_retry(self, attempt: int, delay: float, error: BaseException) -> None:
         # no delay: it has jitter, and a replayed run must record the same as the recording
-        self.notes.append({"event": "retry", "attempt": attempt, "error": str(error),
-                           "kind": error_kind(error)})
+        note = {"event": "retry", "attempt": attempt, "error": str(error),
+                "kind": error_kind(error)}
+        if self.index is not None:
+            note["item"] = self.index
+        self.notes.append(note)
         if self.rc.listening:
             self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
                                       delay, str(error), error_kind(error)))
@@ -120,7 +136,7 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                           attempts=max(attempts.count, 1), started_at=started,
                           finished_at=time.time(), rendered=rendered,
                           audit=[_as_dict(audit)] if audit is not None else [],
-                          notes=attempts.notes)
+                          notes=attempts.all_notes())
     finally:
         if token is not None:
             current_step.reset(token)
@@ -128,7 +144,12 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                       attempts=max(attempts.count, 1), usage=outcome.usage, cost=outcome.cost,
                       started_at=started, finished_at=time.time(),
                       rendered=outcome.rendered, audit=outcome.audit,
-                      notes=attempts.notes + outcome.notes if attempts.notes else outcome.notes)
+                      notes=_with_retries(attempts, outcome.notes))
+
+
+def _with_retries(attempts: _Attempts, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    retries = attempts.all_notes()
+    return [*retries, *notes] if retries else notes
 
 
 def _prepare(rc: RunContext, plan: StepPlan, step_id: str, ctx: dict[str, Any],
@@ -154,11 +175,18 @@ def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Atte
                 return await fn()
             number = attempts.count
             rc.emit(AttemptStarted(rc.run_id, time.time(), step_id, number, index))
+            began = anyio.current_time()
             try:
                 value = await fn()
             except BaseException as exc:
+                # the step's timeout cancels the attempt from outside (call_with_retry's
+                # fail_after): here it is a cancellation, but it is that timeout
+                timed_out = timeout is not None and \
+                    anyio.current_time() - began >= timeout
+                failure = (f"timed out after {timeout:g}s", "timeout") if timed_out and \
+                    isinstance(exc, anyio.get_cancelled_exc_class()) else _failure(exc)
                 rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index,
-                                        *_failure(exc)))
+                                        *failure))
                 raise
             rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index))
             return value
@@ -200,12 +228,14 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
 
     counts: list[int] = []
+    items_attempts: list[_Attempts | None] = [None] * len(items)
+    attempts.items = items_attempts  # their retry notes reach the record, failed run or not
 
     async def one(index: int, item: Any) -> None:
         nonlocal cost, unpriced
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
-            mine = _Attempts(rc, step_id)
+            mine = items_attempts[index] = _Attempts(rc, step_id, index=index)
             if rc.listening:
                 rc.emit(ItemStarted(rc.run_id, time.time(), step_id, index))
             try:

@@ -36,9 +36,14 @@ async def run(path: Path, inputs: dict[str, Any] | None = None, **options: Any) 
 
 async def run_recorded(path: Path, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
     """The run's result and its step records, as written to a run record database."""
+    return await run_recorded_with(path, tmp_path, None)
+
+
+async def run_recorded_with(path: Path, tmp_path: Path, inputs: dict[str, Any] | None,
+                            ) -> tuple[Any, dict[str, Any]]:
     store = RunStore.open(tmp_path / "runs.db")
     try:
-        result = await run(path, store=store)
+        result = await run(path, inputs, store=store)
         return result, {r.step_id: r for r in store.steps(result.run_id)}
     finally:
         store.close()
@@ -187,6 +192,52 @@ steps:
     assert [e.attempt for e in retries] == [2, 3]
     assert result.steps["stuck"].status == "failed"
     assert result.steps["stuck"].error["kind"] == "timeout"
+
+
+async def test_the_retries_of_foreach_items_are_in_the_steps_record(tmp_path: Path) -> None:
+    """Each item's retries are noted (with its index, in item order), whether the step then
+    succeeds or fails: they were dropped from the record."""
+    path = workflow(tmp_path, """\
+inputs:
+  failing: {type: string, default: none}
+steps:
+  each:
+    foreach: ${{ [1, 2] }}
+    run: "n=$(cat c${{ item }} 2>/dev/null || echo 0); n=$((n+1)); echo $n > c${{ item }};
+      [ $n -ge 2 ] && [ ${{ inputs.failing }} != ${{ item }} ]"
+    retry: {attempts: 2, backoff: constant, initial: 10ms, on: [command]}
+""")
+
+    def retries(record: Any) -> list[tuple[int, int]]:
+        return [(e["item"], e["attempt"]) for e in record.events if e.get("event") == "retry"]
+
+    result, records = await run_recorded(path, tmp_path)
+    assert result.steps["each"].status == "succeeded"
+    assert retries(records["each"]) == [(0, 1), (1, 1)]
+    for marker in ("c1", "c2"):
+        (tmp_path / marker).unlink()
+    result, records = await run_recorded_with(path, tmp_path, {"failing": "2"})
+    assert result.steps["each"].status == "failed"
+    assert retries(records["each"]) == [(0, 1), (1, 1)]
+
+
+async def test_an_attempt_cut_off_by_the_timeout_says_timeout(tmp_path: Path) -> None:
+    """The timeout cancels the attempt from outside; its AttemptFinished (and so its span)
+    must say timeout, as the retry and the step do, not `cancelled` (the run stopping)."""
+    path = workflow(tmp_path, """\
+steps:
+  stuck:
+    run: "sleep 10"
+    timeout: 200ms
+    retry: {attempts: 2, backoff: constant, initial: 10ms, on: [timeout]}
+""")
+    events: list[Any] = []
+    result = await run(path, listeners=[events.append])
+    assert result.steps["stuck"].error["kind"] == "timeout"
+    finished = [(e.attempt, e.error, e.error_kind) for e in events
+                if type(e).__name__ == "AttemptFinished"]
+    assert finished == [(1, "timed out after 0.2s", "timeout"),
+                        (2, "timed out after 0.2s", "timeout")]
 
 
 async def test_the_record_of_a_failed_or_retried_step_keeps_its_inputs_output_and_retries(
