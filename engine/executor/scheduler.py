@@ -121,7 +121,7 @@ class Scheduler:
                 self._parked.pop().call()
             elif self.workers < self.limit:
                 self._spawn(1)
-        if self._parked and self._surplus() and not self._dismissing:
+        if self._parked and self._surplus() > 0 and not self._dismissing:
             # more workers than the rest of the run can use (a fan-in): they leave while its
             # last steps run, rather than all at once when the run ends. The dispatcher
             # dismisses them once the worker just called has started its step: hundreds of
@@ -144,8 +144,7 @@ class Scheduler:
                 return
             if self._dismissing:
                 self._dismissing = False
-                surplus = self.workers - self.unstarted - self.in_flight - 1
-                for _ in range(min(surplus, len(self._parked))):
+                for _ in range(min(self._surplus(), len(self._parked))):
                     self._parked.pop().dismiss()
             if len(self.ready) > self._coming:
                 self._waiting_steps = True
@@ -227,14 +226,15 @@ class Scheduler:
             slot.called = False
             await slot.wake.acquire()
             called = slot.called
-            if not called and (self.stopping or self._over() or self._surplus()):
+            if not called and (self.stopping or self._over() or self._surplus() > 0):
                 break
         self.workers -= 1
         if self.stopping or self._over():
             self._wake_all()  # the others see that the run is over too
 
-    def _surplus(self) -> bool:
-        return self.workers > self.unstarted + self.in_flight + 1
+    def _surplus(self) -> int:
+        """Workers more than the rest of the run can use (0 or less: none)."""
+        return self.workers - self.unstarted - self.in_flight - 1
 
     def _durable(self, result: StepResult) -> None:
         """`result` is in the run record: now its dependants may start."""
