@@ -146,8 +146,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                 await scheduler.run()
                 result = _finish(rc, scheduler, store, control)
             except BaseException as exc:
-                if result is None and rc.listening:
-                    _stopped(rc, exc)
+                if result is None:
+                    _end_unfinished(rc, scheduler, store, control, exc)
                 raise
             finally:
                 rc.writer.detach()
@@ -215,6 +215,25 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
     rc.emit(RunFinished(rc.run_id, run_result.finished_at, status, run_result.duration,
                         outputs, error))
     return run_result
+
+
+def _end_unfinished(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
+                    control: RunControl, exc: BaseException) -> None:
+    """The run was stopped from outside (a caller's deadline or cancel scope, a consumer of
+    stream_run that stopped reading, Ctrl-C as KeyboardInterrupt) or broke. What finished is
+    written, the rest is recorded cancelled, and the record ends `interrupted` (resumable):
+    it was left `running`, with the last finished steps unwritten."""
+    scheduler.stop()  # nothing more starts, also from the durable callbacks of what is written
+    if isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt):
+        control.interrupted = True
+        try:
+            _finish(rc, scheduler, store, control)  # emits RunFinished too
+            return
+        except Exception as error:
+            log.warning("run %s: stopped, but its record could not be closed: %s", rc.run_id,
+                        error)
+    if rc.listening:
+        _stopped(rc, exc)
 
 
 def _stopped(rc: RunContext, exc: BaseException) -> None:

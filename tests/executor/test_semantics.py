@@ -712,3 +712,37 @@ steps:
         gc.enable()
     assert result.status == "succeeded"
     assert ours == []
+
+
+async def test_a_run_cancelled_by_its_caller_is_recorded_interrupted(tmp_path: Path) -> None:
+    """A library caller's deadline (or a stream_run consumer that stops reading) cancels the
+    run from outside: its record ended `running` for ever (resume refused it while the
+    process lived), with the steps in flight and not started unrecorded."""
+    import anyio
+
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo}
+steps:
+  quick: {llm: m, prompt: hi}
+  slow: {run: "touch slow-started; sleep 10"}
+  after: {llm: m, prompt: "${{ steps.slow.status }}"}
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: run(path, store=store))
+                while not (tmp_path / "slow-started").exists():
+                    await anyio.sleep(0.01)
+                await anyio.sleep(0.05)  # `quick` is written by now
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        [record] = store.list_runs()
+        steps = {s.step_id: s for s in store.steps(record.run_id)}
+    finally:
+        store.close()
+    assert (record.status, record.finished_at is not None) == ("interrupted", True)
+    assert {sid: s.status for sid, s in steps.items()} == {
+        "quick": "succeeded", "slow": "cancelled", "after": "cancelled"}
+    assert steps["slow"].attempts == 1 and steps["after"].attempts == 0
