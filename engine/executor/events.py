@@ -82,10 +82,11 @@ class StepFallback(Event):
 
 @dataclass(frozen=True, slots=True)
 class StepChunk(Event):
-    """A piece of streamed model output."""
+    """A piece of streamed model output (`index`: of the foreach item that streamed it)."""
 
     step_id: str
     text: str
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

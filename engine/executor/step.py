@@ -9,7 +9,7 @@ import anyio
 
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext
-from engine.executor.current import current_step
+from engine.executor.current import current_item, current_step
 from engine.executor.events import (
     AttemptFinished,
     AttemptStarted,
@@ -233,6 +233,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
 
     async def one(index: int, item: Any) -> None:
         nonlocal cost, unpriced
+        current_item.set(index)  # this item's own task: nothing outside it sees the value
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
             mine = items_attempts[index] = _Attempts(rc, step_id, index=index)

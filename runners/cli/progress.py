@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from engine.executor.events import (
     Event,
+    ItemFinished,
     RunFinished,
     RunStarted,
     StepChunk,
@@ -89,16 +90,22 @@ class StreamPrinter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.current: str | None = None
+        #: (step id, foreach item index or None) of the text being written
+        self.current: tuple[str, int | None] | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepChunk):
-            if self.current != event.step_id:
-                self.stream.write(f"\n--- {event.step_id} ---\n")
-                self.current = event.step_id
+            source = (event.step_id, event.index)
+            if self.current != source:  # the items of a foreach step take turns
+                name = event.step_id if event.index is None else \
+                    f"{event.step_id}[{event.index}]"
+                self.stream.write(f"\n--- {name} ---\n")
+                self.current = source
             self.stream.write(event.text)
             self.stream.flush()
-        elif isinstance(event, StepFinished) and event.step_id == self.current:
+        elif isinstance(event, StepFinished | ItemFinished) and self.current is not None \
+                and event.step_id == self.current[0] \
+                and (isinstance(event, StepFinished) or event.index == self.current[1]):
             self.stream.write("\n")
             self.current = None
 

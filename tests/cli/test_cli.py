@@ -486,3 +486,20 @@ def test_terminal_control_sequences_in_step_output_are_shown_not_obeyed(files: P
     for text in (ran.stderr, shown.stdout):
         assert not set(text) & {"\x1b", "\x07", "\r", "\x9b"}, text
         assert r"\x1b]52;c;cGF5bG9hZA==\x07" in text and r"\rhidden\x9b" in text, text
+
+
+def test_streamed_foreach_items_each_get_their_own_block(files: Path) -> None:
+    """The items of a streamed foreach step said nothing of which item wrote what: their texts
+    ran straight into each other."""
+    (files / "st.yaml").write_text(
+        "version: 1\nname: st\nproviders:\n  m: {kind: echo}\nsteps:\n  each:\n"
+        "    foreach: ${{ ['alpha beta', 'one two'] }}\n    llm: m\n"
+        "    prompt: say ${{ item }}\n    stream: true\n")
+    out = plait("run", "st.yaml", "--no-record", "--stream", cwd=files)
+    assert out.returncode == 0, out.stderr
+    texts: dict[str, str] = {}  # items may take turns: each turn is a block with its name
+    for block in out.stdout.split("\n--- ")[1:]:
+        name, _, text = block.partition(" ---\n")
+        texts[name] = texts.get(name, "") + text
+    assert {name: text.strip() for name, text in texts.items()} == {
+        "each[0]": "echo: say alpha beta", "each[1]": "echo: say one two"}

@@ -8,6 +8,7 @@ from dataclasses import asdict, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunError
+from engine.executor.current import current_item
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
 from engine.providers import LLMResult, Usage, build_request, run_llm
@@ -121,6 +122,7 @@ class _Chunks:
 
     def __init__(self, rc: RunContext, step_id: str) -> None:
         self._rc, self._step_id = rc, step_id
+        self._index = current_item.get()  # a foreach item's text says which item it is
         self._lines = LineRedactor(rc.services.redactor, max_pending=0)
 
     def __call__(self, chunk: Any) -> None:
@@ -132,7 +134,8 @@ class _Chunks:
 
     def _emit(self, text: str) -> None:
         if text:
-            self._rc.emit(StepChunk(self._rc.run_id, time.time(), self._step_id, text))
+            self._rc.emit(StepChunk(self._rc.run_id, time.time(), self._step_id, text,
+                                    self._index))
 
 
 def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
