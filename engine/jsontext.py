@@ -12,16 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 
-def compact_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """An encoder of compact JSON (``,`` and ``:`` separators, non-ASCII as is, NaN allowed,
-    no cycle check: a cycle raises RecursionError). `default` converts what JSON cannot hold
-    (or raises TypeError)."""
+def compact_encoder(default: Callable[[Any], Any], *,
+                    allow_nan: bool = True) -> Callable[[Any], str]:
+    """An encoder of compact JSON (``,`` and ``:`` separators, non-ASCII as is, NaN allowed
+    unless `allow_nan` is False (then a ValueError), no cycle check: a cycle raises
+    RecursionError). `default` converts what JSON cannot hold (or raises TypeError)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator (e.g. PyPy)
         return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default,
-                                check_circular=False).encode
+                                check_circular=False, allow_nan=allow_nan).encode
     c_encode = make(None, default, json.encoder.encode_basestring, None, ":", ",",
-                    False, False, True)
+                    False, False, allow_nan)
 
     def encode(value: Any) -> str:
         return "".join(c_encode(value, 0))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import math
 import os
 import threading
 import time
@@ -32,8 +33,26 @@ __all__ = ("BATCH", "FileSpanProcessor", "span_line")
 #: spans held (as records, about 1 kB each) before they are written
 BATCH = 8192
 
-#: compact, UTF-8 as is (attribute values are flat: no circular-reference check needed)
-_encode = compact_encoder(str)
+#: compact, UTF-8 as is (attribute values are flat: no circular-reference check needed);
+#: strict JSON: NaN and infinities are refused, and _encode writes them as strings
+_strict = compact_encoder(str, allow_nan=False)
+
+
+def _encode(value: Any) -> str:
+    try:
+        return _strict(value)
+    except ValueError:  # a NaN or infinite float (e.g. an option's value): "NaN", "Infinity"
+        return _strict(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 _string = json.encoder.encode_basestring  # a str as a JSON string, as _encode writes it
 
 

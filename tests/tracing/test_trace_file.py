@@ -152,3 +152,26 @@ def test_a_lone_surrogate_costs_no_span(tmp_path: Path) -> None:
     spans = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [s["name"] for s in spans] == ["before", "odd \ud800 name", "after"]
     assert spans[0]["attributes"]["gen_ai.tool.call.result"] == "x\udcffbefore"
+
+
+def test_numbers_json_cannot_hold_are_written_as_strings(tmp_path: Path) -> None:
+    """A NaN or infinite attribute (e.g. an option such as `temperature: .nan`) was written
+    as a bare NaN, which strict JSON readers refuse: the line (and a trace viewer's import of
+    the file) failed."""
+    path = tmp_path / "t.jsonl"
+    processor = FileSpanProcessor(path, "the trace file")
+    provider = _provider(processor)
+    tracer = provider.get_tracer("plait")
+    tracer.start_span("odd", attributes={"gen_ai.request.temperature": float("nan"),
+                                         "big": float("inf"), "neg": float("-inf"),
+                                         "list": [1.5, float("nan")], "ok": 0.5},
+                      start_time=T0).end(end_time=T0 + 1000)
+    provider.shutdown()
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    [line] = path.read_text(encoding="utf-8").splitlines()
+    attributes = json.loads(line, parse_constant=refuse)["attributes"]
+    assert attributes == {"gen_ai.request.temperature": "NaN", "big": "Infinity",
+                          "neg": "-Infinity", "list": [1.5, "NaN"], "ok": 0.5}
