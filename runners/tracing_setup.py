@@ -193,6 +193,10 @@ class TracingSession:
         try:
             self.provider.shutdown()
             if self.meter_provider is not None:
+                if any(e.dropped and "OTLP" in e.label for e in self.exporters):
+                    # the collector took no span: its metrics would wait out the same
+                    # timeouts again (a run ended ~3 s later for nothing); they count as lost
+                    self.metrics_exporter.skip = True
                 self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_TIMEOUT_MS)
         finally:
             _restore(self._quiet)
@@ -399,9 +403,14 @@ def _metrics_exporter(targets: list[_Target]) -> Any:
         def __init__(self) -> None:
             super().__init__(inner._preferred_temporality, inner._preferred_aggregation)
             self.failed = False
+            #: set when the spans to the same collector were dropped: export nothing more
+            self.skip = False
 
         def export(self, metrics_data: Any, timeout_millis: float = 10_000,
                    **kwargs: Any) -> MetricExportResult:
+            if self.skip:
+                self.failed = True
+                return MetricExportResult.FAILURE
             try:
                 result = inner.export(metrics_data, timeout_millis=timeout_millis)
             except Exception:

@@ -68,6 +68,11 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as traces
 
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path != "/v1/metrics" and getattr(self.server, "refuse_traces", False):
+            self.send_response(400)  # not retried by the exporter
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/v1/metrics":
             message: Any = metrics.ExportMetricsServiceRequest()
             message.ParseFromString(body)
@@ -194,3 +199,16 @@ def test_grpc_without_its_exporter_is_a_clear_error(workflow: Path) -> None:
     assert out.returncode == 2
     assert "opentelemetry-exporter-otlp-proto-grpc" in out.stderr
     assert "plait[otel-grpc]" in out.stderr
+
+
+def test_metrics_are_not_sent_where_the_spans_were_refused(workflow: Path,
+                                                           receiver: Any) -> None:
+    """When the collector took no span, the run's metrics (sent to the same collector at the
+    end) would wait out the same timeouts again: they are counted lost instead."""
+    receiver.refuse_traces = True
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    out = plait("run", "wf.yaml", "--no-record", "--otlp", url, cwd=workflow.parent)
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "dropped" in line]
+    assert len(warnings) == 1 and "(and the run's metrics)" in warnings[0], out.stderr
+    assert receiver.metrics == []
