@@ -30,16 +30,20 @@ def compact_encoder(default: Callable[[Any], Any], *,
     return encode
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice (see loads_strict)."""
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ValueError(f"duplicate key {key!r} (JSON would keep only its last value)")
+            raise DuplicateKey(f"duplicate key {key!r} (JSON would keep only its last value)")
         out[key] = value
     return out
 
 
 def loads_strict(text: str) -> Any:
-    """JSON text a user wrote (inputs): a key given twice in one object is a ValueError, not
-    silently the last value."""
+    """JSON text a user wrote (inputs): a key given twice in one object is a DuplicateKey (a
+    ValueError), not silently the last value."""
     return json.loads(text, object_pairs_hook=_no_duplicates)

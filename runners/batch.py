@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import InputError, MissingDependencyError, PlaitError
-from engine.jsontext import loads_strict
+from engine.jsontext import DuplicateKey, loads_strict
 
 if TYPE_CHECKING:
     from engine.executor import RunControl
@@ -50,7 +50,7 @@ def read_rows(path: Path) -> list[Row]:
         try:
             value = loads_strict(line)
         except ValueError as exc:
-            if str(exc).startswith("duplicate key"):
+            if isinstance(exc, DuplicateKey):
                 raise InputError(f"{path}:{number}: {exc}",
                                  hint="give each input once in a row") from None
             raise InputError(f"{path}:{number}: not JSON: {exc}",

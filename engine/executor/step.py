@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -22,7 +22,9 @@ from engine.executor.handlers import Outcome, get_handler
 from engine.executor.result import StepResult
 from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
-from engine.spec.workflow import Workflow
+
+if TYPE_CHECKING:
+    from engine.spec.workflow import Workflow
 
 _CONTROL = ("if", "foreach")
 

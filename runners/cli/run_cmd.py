@@ -13,7 +13,7 @@ import anyio
 import click
 
 from engine.errors import InputError, PlaitError, SpecError
-from engine.jsontext import loads_strict
+from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.reporters.github import inert
 from runners.words import count
@@ -35,7 +35,7 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
                              hint="--inputs takes one JSON object; for one run per line of a "
                              "JSONL file use plait batch FILE --inputs rows.jsonl"
                              if several else "give each input once"
-                             if str(exc).startswith("duplicate key") else None) from None
+                             if isinstance(exc, DuplicateKey) else None) from None
         except RecursionError:
             raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
                              hint="pass values with fewer levels of nesting") from None
