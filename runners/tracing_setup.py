@@ -268,10 +268,9 @@ def _check_environment(env: Mapping[str, str], targets: list[_Target]) -> None:
                          "(comma-separated), or unset it")
     if targets:
         _check_sampler(env)
-        bad = [i for i, item in enumerate(env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","), 1)
-               if item.strip() and not _is_header(item)]
+        bad = _malformed_entry(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
         if bad:
-            raise _env_error("OTEL_RESOURCE_ATTRIBUTES", f"is malformed (entry {bad[0]} is not "
+            raise _env_error("OTEL_RESOURCE_ATTRIBUTES", f"is malformed (entry {bad} is not "
                              "key=value)", "write it as key=value pairs separated by commas, "
                              "e.g. deployment.environment=prod,team=data")
     otlp = next((t for t in targets if t.kind == "otlp"), None)
@@ -293,10 +292,9 @@ def _check_otlp(env: Mapping[str, str], otlp: _Target) -> None:
             raise _env_error(name, f"is {value!r}, a compression the OTLP exporter does not "
                              "have", "use gzip, deflate or none")
     for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
-        bad = [i for i, item in enumerate(env.get(name, "").split(","), 1)
-               if item.strip() and not _is_header(item)]
+        bad = _malformed_entry(env.get(name, ""))
         if bad:  # the values are credentials: never echoed
-            raise _env_error(name, f"is malformed (entry {bad[0]} is not name=value)",
+            raise _env_error(name, f"is malformed (entry {bad} is not name=value)",
                              "write it as name=value pairs separated by commas, with the "
                              "values URL-encoded")
     if otlp.protocol != "grpc" and not otlp.where:
@@ -333,9 +331,14 @@ def _check_sampler(env: Mapping[str, str]) -> None:
                          "give the fraction of traces to keep, e.g. 0.25")
 
 
-def _is_header(item: str) -> bool:
-    name, equals, _value = item.partition("=")
-    return bool(equals and name.strip())
+def _malformed_entry(text: str) -> int | None:
+    """The 1-based number of the first comma-separated entry of `text` that is not
+    name=value (blank entries are skipped), or None."""
+    for number, item in enumerate(text.split(","), 1):
+        name, equals, _value = item.partition("=")
+        if item.strip() and not (equals and name.strip()):
+            return number
+    return None
 
 
 def _is_number(text: str, low: float, high: float | None) -> bool:
