@@ -3,7 +3,7 @@ record writer and the services (providers, MCP, sandboxes) that steps use."""
 
 from __future__ import annotations
 
-import os
+import functools
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -25,10 +25,15 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|CO
                           re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_named(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None  # once per name: the search costs ~1 µs
+
+
 def public_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The `env` expressions see: the environment minus anything named like a secret
     (declare those under `secrets:` and use `secrets.NAME`)."""
-    return {k: v for k, v in environ.items() if not _SECRET_NAME.search(k)}
+    return {k: v for k, v in environ.items() if not _secret_named(k)}
 
 
 @dataclass
@@ -92,11 +97,11 @@ class RunContext:
         self.plans = self.workflow.plans
         self.names_steps = self.services.cassette is not None or any(
             p.kind == "replay" for p in self.workflow.spec.providers.values())
-        environ = self.options.environ if self.options.environ is not None else os.environ
         self.expr_context = {
             "inputs": self.inputs,
             "steps": self.steps_view,
-            "env": public_env(environ),
+            # the services' copy of the run's environment (options.environ or os.environ)
+            "env": public_env(self.services.environ),
             "secrets": self.secrets,
             "run": {"id": self.run_id, "started_at": self.started_at,
                     "workflow": self.workflow.name},

@@ -75,7 +75,7 @@ class Scheduler:
             self.remaining = {n: -1 if n in done else sum(1 for p in ps if p not in done)
                               for n, ps in self.preds.items()}
         else:
-            self.remaining = {n: len(ps) for n, ps in self.preds.items()}
+            self.remaining = dict(wf.dependency_counts)
         self._initial = sorted(n for n, count in self.remaining.items() if count == 0)
         #: steps neither started nor settled: no more workers than this will ever be needed
         self.unstarted = len(self.remaining) - len(done)

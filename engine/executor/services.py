@@ -68,9 +68,8 @@ class Services:
         self.load_secrets()
         if self.cassette is not None:
             self.cassette.redact = self.redact
-        kinds = self.workflow.kinds()
-        self._check_policies(kinds)
-        if "llm" in kinds.values():
+        self._check_policies()
+        if self.workflow.has_kind("llm"):
             self.providers().check()
         if spec.mcp_servers:
             await self.mcp()  # entered here, in the run's own task; servers start on first use
@@ -242,13 +241,14 @@ class Services:
             self._runners[name] = runner
         return self._runners[name]
 
-    def _check_policies(self, kinds: Mapping[str, str]) -> None:
+    def _check_policies(self) -> None:
         """Fail closed: every policy a step or server will use must be enforceable here."""
-        spec = self.workflow.spec
+        wf = self.workflow
+        spec = wf.spec
         used: set[str | None] = set()
-        if "run" in kinds.values():  # a scan in C: most workflows have no command step
+        if wf.has_kind("run"):  # most workflows have no command step
             for sid, step in spec.steps.items():
-                if kinds[sid] == "run":
+                if wf.kind(sid) == "run":
                     used.add(step.policy or spec.defaults.policy)
         offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():

@@ -38,6 +38,8 @@ class Workflow:
     _graph: nx.DiGraph | None = field(default=None, repr=False)
     _edges: tuple[dict[str, list[str]], dict[str, list[str]]] | None = field(default=None,
                                                                               repr=False)
+    _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    _kind_set: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def edges(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -50,10 +52,18 @@ class Workflow:
         return self._edges
 
     @property
+    def dependency_counts(self) -> dict[str, int]:
+        """Step id -> how many steps it depends on, in step order (worked out once: every
+        run starts from a copy)."""
+        if self._counts is None:
+            self._counts = {sid: len(p) for sid, p in self.edges[0].items()}
+        return self._counts
+
+    @property
     def width(self) -> int:
         """The most steps that can be ready at once: the widest layer of the DAG."""
-        preds, succs = self.edges
-        remaining = {sid: len(p) for sid, p in preds.items()}
+        succs = self.edges[1]
+        remaining = dict(self.dependency_counts)
         layer = [sid for sid, n in remaining.items() if n == 0]
         widest = 0
         while layer:
@@ -90,6 +100,12 @@ class Workflow:
         """Step id -> kind, in step order (a copy)."""
         known = self._kind_map()
         return {sid: known[sid] for sid in self.spec.steps}
+
+    def has_kind(self, kind: str) -> bool:
+        """Is any step of this kind (`llm`, `run`, ...)?"""
+        if self._kind_set is None:
+            self._kind_set = frozenset(self._kind_map().values())
+        return kind in self._kind_set
 
     def _kind_map(self) -> dict[str, str]:
         """The loader's step kinds, or worked out from the spec (a Workflow built by hand)."""

@@ -13,6 +13,7 @@ Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import sqlite3
@@ -118,10 +119,17 @@ def _split_source(meta: dict[str, Any], spec_hash: str,
     text = meta.get(SOURCE_KEY)
     if not isinstance(text, str):
         return meta, None
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = _digest(text)
     if spec_hash not in (digest, "sha256:" + digest):  # bare, or as `spec_hash()` writes it
         return meta, None
     return {k: v for k, v in meta.items() if k != SOURCE_KEY}, (spec_hash, text)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(text: str) -> str:
+    """The SHA-256 of a workflow text, hex: once per text (every run of a workflow hands over
+    the same string; hashing tens of kB each run is not free)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _to_step(row: tuple[Any, ...]) -> StepRecord:
@@ -166,6 +174,9 @@ class RunStore:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
         self._lock = threading.Lock()
+        #: spec hashes whose workflow text this store has written (sources are never
+        #: deleted): the next run of the same workflow does not send the text again
+        self._stored_sources: set[str] = set()
 
     # ------------------------------------------------------------------ opening
 
@@ -235,11 +246,11 @@ class RunStore:
             try:
                 yield conn
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                self._stored_sources.clear()  # a workflow text it wrote may be gone with it
                 self._rollback(conn)
-                raise self._error(what, exc) from exc
-            except BaseException:
-                self._rollback(conn)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(what, exc) from exc
                 raise
 
     @contextmanager
@@ -274,14 +285,20 @@ class RunStore:
         row = _run_row(record, meta)
         try:
             with self._write(f"record run {record.run_id}") as conn:
-                if source is not None:
-                    conn.execute(_INSERT_SOURCE, source)
+                self._store_source(conn, source)
                 conn.execute(_INSERT_RUN, row)
         except StateError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise StateError(f"run {record.run_id} already exists in {self.path}",
                                  hint="make a new id with new_run_id()") from exc
             raise
+
+    def _store_source(self, conn: sqlite3.Connection, source: tuple[str, str] | None) -> None:
+        """Keep a workflow text (hash, text) unless this store already did. The hash counts as
+        stored once the statement ran; a transaction that then rolls back forgets them all."""
+        if source is not None and source[0] not in self._stored_sources:
+            conn.execute(_INSERT_SOURCE, source)
+            self._stored_sources.add(source[0])
 
     def finish_run(self, run_id: str, *, status: str, finished_at: float | None,
                    outputs: dict[str, Any] | None, error: dict[str, Any] | None,
@@ -299,8 +316,7 @@ class RunStore:
             found = conn.execute("SELECT spec_hash FROM runs WHERE run_id = ?",
                                  (run_id,)).fetchone()
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
-            if source is not None:
-                conn.execute(_INSERT_SOURCE, source)
+            self._store_source(conn, source)
             changed = conn.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
                 "WHERE run_id = ?", (_obj(meta), run_id)).rowcount

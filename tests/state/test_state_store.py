@@ -369,6 +369,21 @@ def test_the_workflow_text_is_kept_once_per_content_and_read_back_in_meta(
     assert store.get_run(runs[0].run_id).meta == {"source": text, "resumes": 1}
 
 
+def test_a_workflow_text_whose_write_was_rolled_back_is_written_again(
+        store: RunStore) -> None:
+    """The store skips a text it wrote before; not one whose transaction rolled back."""
+    first = make_run()
+    store.create_run(first)
+    text = "version: 1\nname: digest\nsteps:\n  b: {run: ls}\n"
+    meta = {"source": text}
+    clash = make_run(run_id=first.run_id, spec_hash=spec_hash(text.encode()), meta=meta)
+    with pytest.raises(StateError, match="already exists"):
+        store.create_run(clash)  # the text's insert is rolled back with the run's
+    run = make_run(spec_hash=clash.spec_hash, meta=meta)
+    store.create_run(run)
+    assert store.get_run(run.run_id).meta == meta
+
+
 def test_a_text_that_is_not_the_runs_spec_stays_in_its_meta(store: RunStore) -> None:
     run = make_run(meta={"source": "not what spec_hash names"})
     store.create_run(run)
