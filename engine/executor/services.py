@@ -158,11 +158,13 @@ class Services:
                              redactor=redactor)
         if self.cassette is not None:
             self.cassette.attach_tools(runtime.executor)
-        if self.options.tracer is not None:
-            runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
-                self.redactor.redact, content=self.options.trace_content,
-                transports={n: "stdio" if s.command else "http"
-                            for n, s in self._servers.items()}))
+        tracer = self.options.tracer
+        if tracer is not None:
+            traced: dict[str, Any] = {"content": self.options.trace_content, "transports": {
+                n: "stdio" if s.command else "http" for n, s in self._servers.items()}}
+            runtime.executor.add_wrapper(tracer.tool_wrapper(self.redactor.redact, **traced))
+            runtime.executor.add_request_wrapper(
+                tracer.request_wrapper(self.redactor.redact, **traced))
         return runtime
 
     def _pool_key(self) -> str:
