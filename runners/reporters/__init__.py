@@ -39,9 +39,10 @@ class Reporting:
             check_writable(self.junit, "--junit", "the JUnit report")
         if self.trace is None:
             return {}
-        from runners.tracing_setup import start_tracing
+        from runners.tracing_setup import resource_redactor, start_tracing
 
-        self._session = start_tracing(self.trace)
+        self._session = start_tracing(self.trace,
+                                      redact=resource_redactor([self.workflow]))
         if self._session is None:
             return {}
         return {"tracer": self._session.tracer, "trace_content": self.trace.content}
