@@ -156,6 +156,7 @@ class TracingSession:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         resource = _resource(redact)
+        self.content = config.content
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
@@ -190,6 +191,19 @@ class TracingSession:
         # no metrics exporter (file, console): a no-op meter, so the tracer records none
         self.tracer = RunTracer(self.provider, self.meter_provider or NoOpMeterProvider(),
                                 trace_content=config.content)
+
+    def run_options(self) -> dict[str, Any]:
+        """The RunOptions fields that trace a run into this session."""
+        return {"tracer": self.tracer, "trace_content": self.content}
+
+    def flush(self) -> None:
+        """Write out what the ended spans so far (a long-lived process, between runs)."""
+        self.provider.force_flush(_SHUTDOWN_TIMEOUT_MS)
+
+    def close(self, out: IO[str] | None = None) -> None:
+        """Shut down (:meth:`shutdown`) and print its warnings on `out` (stderr)."""
+        for line in self.shutdown():
+            print(line, file=out or sys.stderr, flush=True)
 
     def shutdown(self) -> list[str]:
         """Flush and close every exporter; one warning line per exporter that dropped spans."""

@@ -43,9 +43,7 @@ class Reporting:
 
         self._session = start_tracing(self.trace,
                                       redact=resource_redactor([self.workflow]))
-        if self._session is None:
-            return {}
-        return {"tracer": self._session.tracer, "trace_content": self.trace.content}
+        return {} if self._session is None else dict(self._session.run_options())
 
     def finish(self) -> None:
         try:
@@ -53,8 +51,7 @@ class Reporting:
                 self._reports(self.result)
         finally:
             if self._session is not None:
-                for line in self._session.shutdown():
-                    print(line, file=sys.stderr)
+                self._session.close()
 
     def _reports(self, result: Any) -> None:
         """Write the reports of a finished run. A report that cannot be written is said on

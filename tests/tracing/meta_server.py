@@ -1,11 +1,13 @@
 """A stdio MCP server that shows the `_meta` of the requests it gets (to see the W3C trace
-context the client sent): its tool `meta` returns it, as does reading any `meta://` resource
+context the client sent): its tool `meta` returns it (with the server's pid, as
+`server_pid`), as does reading any `meta://` resource
 and getting the prompt `meta` (whose message also holds the prompt's arguments). Reading
 `meta://missing` and getting any other prompt are JSON-RPC errors."""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import anyio
@@ -37,7 +39,8 @@ def _meta(params: Any) -> dict[str, Any]:
 
 
 async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(_meta(params)))])
+    text = json.dumps({**_meta(params), "server_pid": os.getpid()})
+    return CallToolResult(content=[TextContent(type="text", text=text)])
 
 
 async def list_tools(ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
