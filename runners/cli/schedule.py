@@ -161,7 +161,7 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
     if stopped_by:
         click.echo(f"plait schedule: stopped by {stopped_by}", err=True)
         sys.exit(130)
-    failed = sum(1 for event in scheduler.history if event.outcome == "failed")
+    failed = scheduler.failed
     if failed:
         click.echo(f"plait schedule: {failed} of {scheduler.started} run(s) failed "
                    "(their errors are logged above)", err=True)
