@@ -13,8 +13,10 @@ A :class:`RunTracer` is a ``RunOptions.tracer``. It sees a run three ways:
 - wrapping every provider the run's registry hands out, a ``chat <model>`` span per LLM call
   following the OpenTelemetry GenAI semantic conventions;
 - wrapping the run's MCP tool executor, an ``execute_tool <tool>`` span per tool call with
-  the GenAI and MCP attributes. That span is current while the call runs, so the MCP SDK
-  puts its trace context into the request's ``_meta`` (W3C ``traceparent``).
+  the GenAI and MCP attributes, and a ``resources/read`` or ``prompts/get <prompt>`` span
+  per resource read and prompt get (``engine/tracing_mcp.py``). Each is current while the
+  request runs, so the MCP SDK puts its trace context into the request's ``_meta`` (W3C
+  ``traceparent``).
 
 Step spans are made current inside the step's own task (StepStarted is emitted there), so
 LLM and tool spans, and sub-workflow runs, nest under the step that made them.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ("RunTracer", "otel_available")
@@ -317,57 +319,19 @@ class RunTracer:
                      transports: Mapping[str, str] | None = None) -> Any:
         """An MCP ToolExecutor wrapper: an ``execute_tool`` span and metrics per call.
         `transports` maps server names to stdio/http (for network.transport)."""
-        redactor = redact or _no_redact
-        where = dict(transports or {})
-        capture = content or self.trace_content
+        from engine.tracing_mcp import tool_wrapper
 
-        async def wrapper(server: str, tool: str, arguments: dict[str, Any],
-                          call: Callable[[], Awaitable[Any]]) -> Any:
-            if not self.enabled:
-                return await call()
-            return await self._traced_tool(server, tool, arguments, call, redactor,
-                                           where.get(server), capture)
+        return tool_wrapper(self, redact or _no_redact, content or self.trace_content,
+                            dict(transports or {}))
 
-        return wrapper
+    def request_wrapper(self, redact: Redact | None = None, *, content: bool = False,
+                        transports: Mapping[str, str] | None = None) -> Any:
+        """An MCP ToolExecutor request wrapper: a ``resources/read`` or ``prompts/get``
+        span per resource read or prompt get (see engine.tracing_mcp)."""
+        from engine.tracing_mcp import request_wrapper
 
-    async def _traced_tool(self, server: str, tool: str, arguments: dict[str, Any],
-                           call: Callable[[], Awaitable[Any]], redact: Redact,
-                           transport: str | None, capture: bool) -> Any:
-        from opentelemetry import trace
-        from opentelemetry.trace import StatusCode
-
-        from engine.providers.types import TOOL_CALL_ID
-
-        attrs: dict[str, Any] = {"gen_ai.operation.name": "execute_tool",
-                                 "gen_ai.tool.name": tool, "gen_ai.tool.type": "function",
-                                 "mcp.method.name": "tools/call", "plait.mcp.server": server}
-        if transport:
-            attrs["network.transport"] = "pipe" if transport == "stdio" else "tcp"
-        call_id = TOOL_CALL_ID.get()  # set by an agent loop: the model's id of this call
-        if call_id:
-            attrs["gen_ai.tool.call.id"] = redact(call_id)
-        if capture:
-            attrs["gen_ai.tool.call.arguments"] = redact(_json(arguments))
-        started = time.perf_counter()
-        with self._tracer.start_as_current_span(
-                f"execute_tool {tool}", kind=trace.SpanKind.CLIENT, attributes=attrs,
-                record_exception=False, set_status_on_exception=False) as span:
-            try:
-                result = await call()
-            except BaseException as exc:
-                kind = _record_error(span, exc, redact)
-                self._tool_metrics(server, tool, started, kind)
-                raise
-            if getattr(result, "is_error", False):
-                span.set_attribute("error.type", "tool_error")
-                span.set_status(StatusCode.ERROR, redact(str(getattr(result, "text", ""))[:500]))
-            if capture:
-                span.set_attribute("gen_ai.tool.call.result",
-                                   redact(str(getattr(result, "text", "")) or
-                                          _json(getattr(result, "value", None))))
-        self._tool_metrics(server, tool, started,
-                           "tool_error" if getattr(result, "is_error", False) else None)
-        return result
+        return request_wrapper(self, redact or _no_redact, content or self.trace_content,
+                               dict(transports or {}))
 
     def _tool_metrics(self, server: str, tool: str, started: float, error: str | None) -> None:
         if self._metrics is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import heapq
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ log = logging.getLogger("plait.schedule")
 UTC = _dt.UTC
 RunFunction = Callable[[Path, dict[str, Any]], Awaitable[Any]]
 
+#: events kept in Scheduler.history: a daemon that runs for months must not keep them all
+HISTORY = 1000
 #: how far a UTC offset can jump at one transition (DST is 1 h; a few zones moved by 2-3 h)
 _MAX_SHIFT = _dt.timedelta(hours=3)
 _MAX_CANDIDATES = 5_000
@@ -188,7 +191,10 @@ class Scheduler:
         self.clock: Clock = clock or SystemClock()
         self.max_runs = max_runs
         self.until = until
-        self.history: list[FireEvent] = []
+        #: the last HISTORY events, oldest first
+        self.history: deque[FireEvent] = deque(maxlen=HISTORY)
+        #: runs that failed, all of them (history may have forgotten some)
+        self.failed = 0
         self._running: set[int] = set()
         self._started = 0
 
@@ -248,6 +254,7 @@ class Scheduler:
             await self._run(entry.workflow, dict(entry.inputs))
         except Exception as exc:  # one failed run must not stop the schedule
             log.error("%s: the run due at %s failed: %s", entry.label, local, exc)
+            self.failed += 1
             self._record(entry, local, "failed", f"{type(exc).__name__}: {exc}")
         else:
             self._record(entry, local, "succeeded")

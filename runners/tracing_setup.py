@@ -14,6 +14,11 @@ Flags win over the environment. The environment variables honoured:
   exporter's own ``OTEL_EXPORTER_OTLP_*`` headers, timeout and compression variables;
 - ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (resource, default service ``plait``).
 
+The resource is made once per session, before any run, and goes with every span to every
+exporter: its values are masked with ``start_tracing(..., redact=)``, for the CLI
+:func:`resource_redactor` of the workflows the session will run (a secret's value put into
+``OTEL_RESOURCE_ATTRIBUTES`` shows as ``***``, as it does in the spans themselves).
+
 Spans reach the file through plait's own span processor (``runners/trace_file.py``: cheap
 while the run goes, written in big batches), the console through the SDK's simple processor
 (a line as each span ends) and OTLP through its batch processor (a worker thread posting
@@ -29,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +42,8 @@ from urllib.parse import urlsplit
 
 from engine.errors import ConfigError, MissingDependencyError
 from engine.tracing import RunTracer
+
+Redact = Callable[[str], str]
 
 #: loggers of the SDK and exporters: not printed during a run (we report failures ourselves,
 #: with what the exporters logged as the reason)
@@ -143,16 +150,13 @@ class TracingSession:
     """The SDK providers of one CLI run and the RunTracer built on them."""
 
     def __init__(self, config: TraceConfig, targets: list[_Target],
-                 console: IO[str] | None = None) -> None:
+                 console: IO[str] | None = None, redact: Redact | None = None) -> None:
         from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        # OTEL_SERVICE_NAME, else a service.name in OTEL_RESOURCE_ATTRIBUTES, else plait
-        resource = Resource.create()
-        if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-            resource = resource.merge(Resource({"service.name": "plait"}))
+        resource = _resource(redact)
+        self.content = config.content
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
         self.metrics_exporter = _metrics_exporter(targets)
@@ -188,6 +192,19 @@ class TracingSession:
         self.tracer = RunTracer(self.provider, self.meter_provider or NoOpMeterProvider(),
                                 trace_content=config.content)
 
+    def run_options(self) -> dict[str, Any]:
+        """The RunOptions fields that trace a run into this session."""
+        return {"tracer": self.tracer, "trace_content": self.content}
+
+    def flush(self) -> None:
+        """Write out what the ended spans so far (a long-lived process, between runs)."""
+        self.provider.force_flush(_SHUTDOWN_TIMEOUT_MS)
+
+    def close(self, out: IO[str] | None = None) -> None:
+        """Shut down (:meth:`shutdown`) and print its warnings on `out` (stderr)."""
+        for line in self.shutdown():
+            print(line, file=out or sys.stderr, flush=True)
+
     def shutdown(self) -> list[str]:
         """Flush and close every exporter; one warning line per exporter that dropped spans."""
         try:
@@ -219,6 +236,44 @@ class TracingSession:
         return warnings
 
 
+def _resource(redact: Redact | None) -> Any:
+    """The resource of every span and metric: OTEL_SERVICE_NAME, else a service.name in
+    OTEL_RESOURCE_ATTRIBUTES, else plait; its string values masked with `redact`."""
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "plait"}))
+    if redact is None:
+        return resource
+    return Resource({k: redact(v) if isinstance(v, str) else v
+                     for k, v in resource.attributes.items()}, resource.schema_url)
+
+
+def resource_redactor(workflows: Iterable[Any],
+                      environ: Mapping[str, str] | None = None) -> Redact:
+    """What the runs of `workflows` (engine Workflow objects) mask, as far as it is known
+    before they start: their `secrets:` that are set (environment, then the .env next to the
+    workflow), the provider keys that are set, and the secrets written into the files. A
+    secret that is missing is left to the run to report."""
+    from engine.secrets import Redactor, literal_secret_values, parse_dotenv
+
+    env = os.environ if environ is None else environ
+    redactor = Redactor()
+    for workflow in workflows:
+        spec = workflow.spec
+        dotenv = workflow.base_dir / ".env"
+        try:
+            values = parse_dotenv(dotenv.read_text(encoding="utf-8")) \
+                if dotenv.is_file() else {}
+        except (OSError, UnicodeDecodeError):  # the run reads it again, and says why
+            values = {}
+        values.update((k, v) for k, v in env.items() if v)
+        redactor.update(Redactor.from_env(spec.secrets, env=values))
+        redactor.add(*literal_secret_values(spec))
+    return redactor.redact
+
+
 def _file_processor(path: Path, label: str) -> Any:
     """The trace file's span processor; ConfigError if the file cannot be written."""
     from runners.targets import check_writable
@@ -234,8 +289,10 @@ def _file_processor(path: Path, label: str) -> Any:
 
 
 def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
-                  console: IO[str] | None = None) -> TracingSession | None:
-    """A tracing session for the exporters asked for, or None when none is."""
+                  console: IO[str] | None = None,
+                  redact: Redact | None = None) -> TracingSession | None:
+    """A tracing session for the exporters asked for, or None when none is. `redact`
+    masks the resource's values (see :func:`resource_redactor`)."""
     env = os.environ if environ is None else environ
     targets = _targets(config, env)
     _check_environment(env, targets)
@@ -245,7 +302,7 @@ def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None,
         import opentelemetry.sdk  # noqa: F401
     except ImportError:
         raise MissingDependencyError("opentelemetry-sdk", "otel") from None
-    return TracingSession(config, targets, console)
+    return TracingSession(config, targets, console, redact)
 
 
 _EXPORTERS = ("otlp", "console", "none")

@@ -281,20 +281,16 @@ class Cassette:
 
     def attach_tools(self, executor: ToolExecutor) -> None:
         executor.add_wrapper(self.record_tool if self.mode == "record" else self.replay_tool)
-        # `resource:` and `mcp_prompt:` steps: the executor has no wrapper seam for these two
-        # reads, so the cassette wraps the executor's own methods on this one instance
-        read, get = executor.read_resource, executor.get_prompt
+        executor.add_request_wrapper(self._request)
 
-        async def read_resource(server: str, uri: str) -> Any:
-            return await self._through("resource", {"server": server, "uri": uri},
-                                       lambda: read(server, uri))
-
-        async def get_prompt(server: str, name: str, arguments: Any = None) -> Any:
-            request = {"server": server, "name": name, "arguments": dict(arguments or {})}
-            return await self._through("prompt", request, lambda: get(server, name, arguments))
-
-        executor.read_resource = read_resource  # type: ignore[method-assign]
-        executor.get_prompt = get_prompt  # type: ignore[method-assign]
+    async def _request(self, server: str, method: str, params: dict[str, Any],
+                       call: Callable[[], Awaitable[Any]]) -> Any:
+        """`resource:` and `mcp_prompt:` steps (the executor's request wrapper)."""
+        if method == "resources/read":
+            return await self._through("resource", {"server": server, "uri": params["uri"]},
+                                       call)
+        return await self._through("prompt", {"server": server, "name": params["name"],
+                                              "arguments": dict(params["arguments"])}, call)
 
     async def _through(self, kind: str, request: dict[str, Any],
                        call: Callable[[], Awaitable[Any]]) -> Any:

@@ -132,9 +132,10 @@ class Services:
                 self._servers = {name: self.server_spec(name)
                                  for name in self.workflow.spec.mcp_servers}
                 pool = self.options.mcp_pool
-                if pool is not None and self.cassette is None and self.options.tracer is None:
+                if pool is not None and self.cassette is None:
                     # servers stay up for the next run of the same settings (plait batch); the
                     # runtime's own redactor gathers the secrets of every run that uses it
+                    # (its spans are masked with it too: with more secrets, never fewer)
                     self._mcp = await pool.get(self._pool_key(),
                                                lambda: self._new_runtime(Redactor()))
                     self._mcp.manager.redactor.update(self.redactor)
@@ -144,7 +145,7 @@ class Services:
             return self._mcp
 
     def _new_runtime(self, redactor: Redactor) -> MCPRuntime:
-        """A runtime whose servers' stderr logs are masked by `redactor`."""
+        """A runtime whose servers' stderr logs (and MCP spans) are masked by `redactor`."""
         from dataclasses import replace
 
         from engine.mcp import MCPRuntime, MCPSettings
@@ -157,11 +158,13 @@ class Services:
                              redactor=redactor)
         if self.cassette is not None:
             self.cassette.attach_tools(runtime.executor)
-        if self.options.tracer is not None:
-            runtime.executor.add_wrapper(self.options.tracer.tool_wrapper(
-                self.redactor.redact, content=self.options.trace_content,
-                transports={n: "stdio" if s.command else "http"
-                            for n, s in self._servers.items()}))
+        tracer = self.options.tracer
+        if tracer is not None:
+            traced: dict[str, Any] = {"content": self.options.trace_content, "transports": {
+                n: "stdio" if s.command else "http" for n, s in self._servers.items()}}
+            runtime.executor.add_wrapper(tracer.tool_wrapper(redactor.redact, **traced))
+            runtime.executor.add_request_wrapper(
+                tracer.request_wrapper(redactor.redact, **traced))
         return runtime
 
     def _pool_key(self) -> str:
@@ -174,6 +177,9 @@ class Services:
             "servers": {n: s.model_dump(mode="json") for n, s in self._servers.items()},
             "policies": {n: p.model_dump(mode="json") for n, p in spec.policies.items()},
             "default": spec.defaults.policy, "weaker": self.options.allow_weaker_sandbox,
+            # the runtime's MCP spans go to the tracer it was made with
+            "tracer": id(self.options.tracer) if self.options.tracer is not None else None,
+            "content": self.options.trace_content,
         }, sort_keys=True)
 
     def server_spec(self, name: str) -> MCPServerSpec:

@@ -68,6 +68,9 @@ class _Crashed(Exception):
 
 CallWrapper = Callable[[str, str, dict[str, Any], Callable[[], Awaitable[ToolResult]]],
                        Awaitable[ToolResult]]
+#: ``await wrapper(server, method, params, call)`` around a resource read or a prompt get
+RequestWrapper = Callable[[str, str, dict[str, Any], Callable[[], Awaitable[Any]]],
+                          Awaitable[Any]]
 
 
 class ToolExecutor:
@@ -80,6 +83,7 @@ class ToolExecutor:
         self._limiters: dict[str, RateLimiter] = {}
         self._stats: dict[str, ToolStats] = {}
         self._wrappers: list[CallWrapper] = []
+        self._request_wrappers: list[RequestWrapper] = []
 
     def add_wrapper(self, wrapper: CallWrapper) -> None:
         """Wrap every tool call: ``await wrapper(server, tool, arguments, call)`` gets the
@@ -87,6 +91,20 @@ class ToolExecutor:
         cassette record and replay). Wrappers run outside validation and the connection, so
         a replaying wrapper can answer without starting the server."""
         self._wrappers.append(wrapper)
+
+    def add_request_wrapper(self, wrapper: RequestWrapper) -> None:
+        """Wrap every resource read and prompt get (what :meth:`add_wrapper` is to tool
+        calls): ``await wrapper(server, method, params, call)`` with `method` the MCP method,
+        ``resources/read`` (params ``{"uri"}``) or ``prompts/get`` (``{"name",
+        "arguments"}``), and `call` the request as a zero-argument coroutine function.
+        The last wrapper added is the outermost."""
+        self._request_wrappers.append(wrapper)
+
+    async def _wrapped(self, server: str, method: str, params: dict[str, Any],
+                       call: Callable[[], Awaitable[Any]]) -> Any:
+        for wrapper in self._request_wrappers:
+            call = partial(wrapper, server, method, params, call)
+        return await call()
 
     async def call(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None, *,
                    timeout: float | None = None, step_id: str | None = None) -> ToolResult:
@@ -205,6 +223,11 @@ class ToolExecutor:
 
     async def read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
         """The contents of a resource: [{uri, mimeType, text | blob}]."""
+        result: list[dict[str, Any]] = await self._wrapped(
+            server, "resources/read", {"uri": uri}, partial(self._read_resource, server, uri))
+        return result
+
+    async def _read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
         result = await self._request(server, "read_resource", uri)
         return [c.model_dump(mode="json", by_alias=True, exclude_none=True)
                 for c in result.contents]
@@ -212,8 +235,16 @@ class ToolExecutor:
     async def get_prompt(self, server: str, name: str,
                          arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
         """A prompt: {description, messages: [{role, content}]}."""
+        given = dict(arguments or {})
+        result: dict[str, Any] = await self._wrapped(
+            server, "prompts/get", {"name": name, "arguments": given},
+            partial(self._get_prompt, server, name, given))
+        return result
+
+    async def _get_prompt(self, server: str, name: str,
+                          arguments: Mapping[str, str]) -> dict[str, Any]:
         result = await self._request(server, "get_prompt", name,
-                                     {k: str(v) for k, v in (arguments or {}).items()})
+                                     {k: str(v) for k, v in arguments.items()})
         data: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True,
                                                  include={"description", "messages"})
         return data

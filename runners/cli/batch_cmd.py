@@ -14,9 +14,11 @@ import click
 
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
+from runners.cli.run_cmd import trace_config, trace_options
 
 if TYPE_CHECKING:
     from runners.batch import BatchControl, Row
+    from runners.tracing_setup import TraceConfig, TracingSession
 
 
 @click.command()
@@ -30,13 +32,16 @@ if TYPE_CHECKING:
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write the results JSONL here instead of stdout.")
 @click.option("--state", "state_location", metavar="PATH", help="Run record database.")
+@trace_options
 def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: Path | None,
-          state_location: str | None) -> None:
+          state_location: str | None, **trace: Any) -> None:
     """Run FILE once per row of a JSONL file; print one JSON result per row, in row order.
-    Exit 1 if any run did not succeed."""
-    from runners.batch import BatchControl, read_rows, run_ray
+    Exit 1 if any run did not succeed. With a trace option every run is traced (one trace
+    per row), into one trace file or collector for the whole batch."""
+    from runners.batch import read_rows
 
     options: dict[str, Any] = {"state_location": state_location}
+    session: TracingSession | None = None
     try:
         from engine.spec.loader import load
 
@@ -46,10 +51,41 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
         # as is a missing secret: every row would fail on it
         load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
         rows = read_rows(rows_file)
+        session = _start_tracing(trace_config(**trace), workflow, executor)
         sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:
+        if session is not None:
+            session.close()
         print_error(exc)
         sys.exit(2)
+    if session is not None:
+        options.update(session.run_options())
+    try:
+        _run_batch(file, workflow, rows, executor, concurrency, options, sink, state_location)
+    finally:
+        if output:
+            sink.close()
+        if session is not None:  # once, whatever ended the batch (Ctrl-C included)
+            session.close()
+
+
+def _start_tracing(config: TraceConfig, workflow: Any, executor: str) -> TracingSession | None:
+    """One tracing session for every run of the batch; ConfigError before any row runs."""
+    from runners.tracing_setup import resource_redactor, start_tracing
+
+    if executor == "ray":
+        if config.file or config.console or config.otlp:
+            raise ConfigError("the runs of --executor ray are not traced",
+                              hint="drop --trace-file, --trace-console and --otlp, or use "
+                                   "--executor local")
+        return None
+    return start_tracing(config, redact=resource_redactor([workflow]))
+
+
+def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concurrency: int,
+               options: dict[str, Any], sink: TextIO, state_location: str | None) -> None:
+    from runners.batch import BatchControl, run_ray
+
     failed = 0
     control: BatchControl | None = None
 
@@ -69,9 +105,6 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
-    finally:
-        if output:
-            sink.close()
     click.echo(f"{len(rows) - failed} of {len(rows)} runs succeeded", err=True)
     if control is not None and control.interrupted:
         from runners.cli.run_cmd import _locate

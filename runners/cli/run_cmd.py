@@ -81,6 +81,20 @@ def run_options(f: Any) -> Any:
         click.option("--replay-missing", type=click.Choice(["fail", "live"]), default="fail",
                      show_default=True,
                      help="Under --replay, what a call missing from the cassette does."),
+    ]
+    # in --help: these, the trace options, then --junit
+    f = click.option("--junit", "junit", type=click.Path(path_type=Path),
+                     help="Write a JUnit XML report (one testcase per step).")(f)
+    f = trace_options(f)
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def trace_options(f: Any) -> Any:
+    """The tracing flags of every command that starts runs (run, resume, batch, schedule):
+    the function gets trace_file, trace_console, otlp and trace_content (see trace_config)."""
+    options = [
         click.option("--trace-file", type=click.Path(path_type=Path),
                      help="Write OpenTelemetry spans to this file, one JSON span a line."),
         click.option("--trace-console", is_flag=True,
@@ -91,12 +105,18 @@ def run_options(f: Any) -> Any:
         click.option("--trace-content", is_flag=True,
                      help="Record prompts, replies and tool arguments on spans "
                           "(secrets are still redacted)."),
-        click.option("--junit", "junit", type=click.Path(path_type=Path),
-                     help="Write a JUnit XML report (one testcase per step)."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def trace_config(trace_file: Path | None = None, trace_console: bool = False,
+                 otlp: str | None = None, trace_content: bool = False) -> Any:
+    """The runners.tracing_setup.TraceConfig of the flags trace_options adds."""
+    from runners.tracing_setup import TraceConfig
+
+    return TraceConfig(trace_file, trace_console, otlp, trace_content)
 
 
 @click.command()
@@ -146,9 +166,8 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
         print_error(exc)
         return EXIT_USAGE
     from runners.reporters import Reporting
-    from runners.tracing_setup import TraceConfig
 
-    reporting = Reporting(workflow, TraceConfig(trace_file, trace_console, otlp, trace_content),
+    reporting = Reporting(workflow, trace_config(trace_file, trace_console, otlp, trace_content),
                           junit=junit, as_json=as_json)
     try:
         options.update(reporting.start())

@@ -11,15 +11,20 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
 from engine.errors import Location, PlaitError, RunError, SpecError, SpecIssue
 from engine.spec.models import WorkflowSpec
-from runners.schedule import Clock, ScheduleEntry, Scheduler, entries_from_spec, zone
+from runners.cli.run_cmd import trace_config, trace_options
+from runners.schedule import Clock, RunFunction, ScheduleEntry, Scheduler, entries_from_spec, zone
+
+if TYPE_CHECKING:
+    from runners.tracing_setup import TracingSession
 
 #: ``await RUN_WORKFLOW(workflow_path, inputs)`` runs one workflow to the end. Set by the CLI.
 RUN_WORKFLOW: Callable[[Path, dict[str, Any]], Awaitable[Any]] | None = None
@@ -34,13 +39,14 @@ def _load_spec(path: Path) -> WorkflowSpec:
     return load(path).spec
 
 
-async def run_workflow_file(path: Path, inputs: dict[str, Any]) -> Any:
+async def run_workflow_file(path: Path, inputs: dict[str, Any], **options: Any) -> Any:
     """The runner behind `plait schedule`: load the file afresh (it may have changed since
-    the daemon started), run it with a run record, log the outcome."""
+    the daemon started), run it with a run record (and `options`: RunOptions fields such as
+    the tracer), log the outcome."""
     from engine.executor import run_workflow
     from engine.spec.loader import load
 
-    result = await run_workflow(load(path), inputs)
+    result = await run_workflow(load(path), inputs, **options)
     logging.getLogger("plait.schedule").info("%s: run %s %s in %.2fs", path, result.run_id,
                                              result.status, result.duration)
     if not result.ok:  # the scheduler logs why and counts the run as failed
@@ -72,6 +78,32 @@ def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:
     return entries
 
 
+def traced_runner(session: TracingSession, run: RunFunction | None = None) -> RunFunction:
+    """`run` (default: run_workflow_file into `session`'s tracer) followed by a flush of the
+    session: a daemon writes each run's spans when the run ends, rather than holding them
+    until thousands have gathered or the daemon stops (and losing them if it is killed)."""
+    import anyio.to_thread
+
+    runner = run or partial(run_workflow_file, **session.run_options())
+
+    async def traced(path: Path, inputs: dict[str, Any]) -> Any:
+        try:
+            return await runner(path, inputs)
+        finally:  # in a thread: an OTLP collector that is slow must not stall the daemon
+            await anyio.to_thread.run_sync(session.flush)
+
+    return traced
+
+
+def _start_tracing(files: tuple[Path, ...], trace: dict[str, Any]) -> TracingSession | None:
+    """One tracing session for every run the daemon starts (ConfigError before any)."""
+    from engine.spec.loader import load
+    from runners.tracing_setup import resource_redactor, start_tracing
+
+    config = trace_config(**trace)
+    return start_tracing(config, redact=resource_redactor([load(path) for path in files]))
+
+
 def _print_next(entries: list[ScheduleEntry], count: int) -> None:
     now = _dt.datetime.now(_dt.UTC)
     for entry in entries:
@@ -90,8 +122,11 @@ def _print_next(entries: list[ScheduleEntry], count: int) -> None:
 @click.option("--max-runs", type=click.IntRange(1), default=None, metavar="N",
               help="Exit after starting N runs (and waiting for them); exit 1 if any "
               "of them failed.")
-def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None) -> None:
-    """Run FILE(s) at the times in their `on.schedule` until interrupted."""
+@trace_options
+def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None,
+            **trace: Any) -> None:
+    """Run FILE(s) at the times in their `on.schedule` until interrupted. With a trace
+    option every run is traced, each run's spans written when it ends."""
     try:
         entries = load_entries(files)
     except SpecError as exc:
@@ -100,21 +135,33 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
     if show_next is not None:
         _print_next(entries, show_next)
         return
+    try:
+        session = _start_tracing(files, trace)
+    except PlaitError as exc:
+        from runners.cli.report import print_error
+
+        print_error(exc)
+        sys.exit(2)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             stream=sys.stderr)
-    scheduler = Scheduler(entries, RUN_WORKFLOW or run_workflow_file, CLOCK,
-                          max_runs=max_runs)
+    run = RUN_WORKFLOW or run_workflow_file
+    scheduler = Scheduler(entries, run if session is None else traced_runner(session,
+                                                                             RUN_WORKFLOW),
+                          CLOCK, max_runs=max_runs)
     try:
         stopped_by = anyio.run(_serve_until_signal, scheduler)
     except KeyboardInterrupt:
         stopped_by = "SIGINT"
     except PlaitError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        if session is not None:  # once, however the daemon ends (Ctrl-C included)
+            session.close()
     if stopped_by:
         click.echo(f"plait schedule: stopped by {stopped_by}", err=True)
         sys.exit(130)
-    failed = sum(1 for event in scheduler.history if event.outcome == "failed")
+    failed = scheduler.failed
     if failed:
         click.echo(f"plait schedule: {failed} of {scheduler.started} run(s) failed "
                    "(their errors are logged above)", err=True)

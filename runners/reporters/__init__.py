@@ -39,12 +39,11 @@ class Reporting:
             check_writable(self.junit, "--junit", "the JUnit report")
         if self.trace is None:
             return {}
-        from runners.tracing_setup import start_tracing
+        from runners.tracing_setup import resource_redactor, start_tracing
 
-        self._session = start_tracing(self.trace)
-        if self._session is None:
-            return {}
-        return {"tracer": self._session.tracer, "trace_content": self.trace.content}
+        self._session = start_tracing(self.trace,
+                                      redact=resource_redactor([self.workflow]))
+        return {} if self._session is None else dict(self._session.run_options())
 
     def finish(self) -> None:
         try:
@@ -52,8 +51,7 @@ class Reporting:
                 self._reports(self.result)
         finally:
             if self._session is not None:
-                for line in self._session.shutdown():
-                    print(line, file=sys.stderr)
+                self._session.close()
 
     def _reports(self, result: Any) -> None:
         """Write the reports of a finished run. A report that cannot be written is said on

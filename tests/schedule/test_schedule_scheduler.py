@@ -157,3 +157,25 @@ async def test_system_clock_sleeps_until_the_time() -> None:
         await clock.sleep_until(target)
     assert clock.now() >= target
     assert clock.now().tzinfo is not None
+
+
+async def test_a_long_lived_scheduler_keeps_a_bounded_history(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon fires for months: it keeps its last events, and counts every failure."""
+    import runners.schedule
+
+    monkeypatch.setattr(runners.schedule, "HISTORY", 10)
+    clock = VirtualClock(START)
+
+    async def fails_every_other(path: Path, inputs: dict[str, Any]) -> None:
+        await anyio.lowlevel.checkpoint()
+        if clock.now().minute % 2:
+            raise RuntimeError("odd minute")
+
+    entries = [ScheduleEntry(Path("a.yaml"), 0, "* * * * *", "UTC")]
+    scheduler = Scheduler(entries, fails_every_other, clock, max_runs=40)
+    await serve(scheduler, clock)
+    assert scheduler.started == 40
+    assert scheduler.failed == 20
+    assert len(scheduler.history) == 10  # started + outcome of the last 5 runs
+    assert scheduler.history[-1].fire_time.strftime("%H:%M") == "07:39"
