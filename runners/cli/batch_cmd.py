@@ -1,4 +1,5 @@
-"""`plait batch FILE --inputs rows.jsonl`: one run per row, results as JSONL."""
+"""`plait batch FILE --inputs rows.jsonl` (or `--inputs -`, stdin): one run per row, results
+as JSONL."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--inputs", "rows_file", required=True, type=click.Path(path_type=Path),
-              help="JSONL: one JSON object of inputs per line.")
+              help="JSONL: one JSON object of inputs per line; - reads them from stdin "
+                   "(to its end, before the first row runs).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Where the runs execute.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
@@ -34,7 +36,8 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
           state_location: str | None) -> None:
     """Run FILE once per row of a JSONL file; print one JSON result per row, in row order.
     Exit 1 if any run did not succeed."""
-    from runners.batch import BatchControl, read_rows, run_ray
+    from runners.batch import BatchControl, parse_rows, read_rows, run_ray
+    from runners.cli.stdin import STDIN, is_stdin, read_stdin
 
     options: dict[str, Any] = {"state_location": state_location}
     try:
@@ -45,7 +48,8 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
 
         # as is a missing secret: every row would fail on it
         load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
-        rows = read_rows(rows_file)
+        rows = (parse_rows(read_stdin("JSON Lines of inputs"), STDIN) if is_stdin(rows_file)
+                else read_rows(rows_file))
         sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:
         print_error(exc)
