@@ -15,14 +15,15 @@ import click
 
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
+from runners.cli.stdin import workflow_file
 
 if TYPE_CHECKING:
     from runners.batch import BatchControl, Row
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--inputs", "rows_file", required=True, type=click.Path(path_type=Path),
+@click.argument("file", type=click.Path(path_type=Path), callback=workflow_file)
+@click.option("--inputs", "rows_file", required=True, type=click.Path(allow_dash=True),
               help="JSONL: one JSON object of inputs per line; - reads them from stdin "
                    "(to its end, before the first row runs).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write the results JSONL here instead of stdout.")
 @click.option("--state", "state_location", metavar="PATH", help="Run record database.")
-def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: Path | None,
+def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: Path | None,
           state_location: str | None) -> None:
     """Run FILE once per row of a JSONL file; print one JSON result per row, in row order.
     Exit 1 if any run did not succeed."""
@@ -49,7 +50,7 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
         # as is a missing secret: every row would fail on it
         load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
         rows = (parse_rows(read_stdin("JSON Lines of inputs"), STDIN) if is_stdin(rows_file)
-                else read_rows(rows_file))
+                else read_rows(Path(rows_file)))
         sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:
         print_error(exc)

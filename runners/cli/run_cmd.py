@@ -15,15 +15,15 @@ import click
 from engine.errors import InputError, PlaitError, SpecError
 from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
-from runners.cli.stdin import STDIN, is_stdin, read_stdin
+from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.reporters.github import inert
 from runners.words import count
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict[str, Any],
-                                                                            frozenset[str]]:
+def parse_inputs(pairs: tuple[str, ...], inputs_file: str | None) -> tuple[dict[str, Any],
+                                                                           frozenset[str]]:
     """Inputs from --inputs FILE.json or `--inputs -` (stdin; typed) and -i k=v (strings,
     converted later)."""
     given: dict[str, Any] = {}
@@ -39,7 +39,7 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
     return given, frozenset(from_text)
 
 
-def _inputs_object(inputs_file: Path) -> dict[str, Any]:
+def _inputs_object(inputs_file: str) -> dict[str, Any]:
     """The JSON object of an inputs file, or of stdin for `-` (strict: a key given twice is
     an error; a UTF-8 byte-order mark, as some Windows editors write, is not)."""
     if is_stdin(inputs_file):
@@ -48,7 +48,7 @@ def _inputs_object(inputs_file: Path) -> dict[str, Any]:
     else:
         name, what = str(inputs_file), f"inputs file {inputs_file}"
         try:
-            raw = inputs_file.read_bytes()
+            raw = Path(inputs_file).read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read {what}: {exc.strerror or exc}",
                              hint="check the path; `--inputs -` reads the JSON object from "
@@ -94,7 +94,8 @@ def run_options(f: Any) -> Any:
     options = [
         click.option("-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE",
                      help="An input value (repeatable)."),
-        click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+        # a str, not a Path: Path("./-") is Path("-"), and ./- names a file called -
+        click.option("--inputs", "inputs_file", type=click.Path(allow_dash=True),
                      help="A JSON file of inputs (an object); - reads it from stdin."),
         click.option("--concurrency", type=click.IntRange(min=1),
                      help="Steps in flight at once (overrides the workflow)."),
@@ -138,7 +139,7 @@ def run_options(f: Any) -> Any:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path), callback=workflow_file)
 @run_options
 @click.option("--resume", "resume_id", metavar="RUN_ID",
               help="Resume this run: finished steps are not run again.")
@@ -150,7 +151,7 @@ def run(file: Path, resume_id: str | None, dry_run: bool, **options: Any) -> Non
 
 @click.command()
 @click.argument("run_id")
-@click.option("--file", type=click.Path(path_type=Path),
+@click.option("--file", type=click.Path(path_type=Path), callback=workflow_file,
               help="The workflow file (default: the path stored in the run record).")
 @run_options
 def resume(run_id: str, file: Path | None, **options: Any) -> None:
@@ -169,7 +170,7 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
 
 
 def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
-            inputs_file: Path | None, as_json: bool, stream: bool, no_record: bool,
+            inputs_file: str | None, as_json: bool, stream: bool, no_record: bool,
             trace_file: Path | None = None, trace_console: bool = False,
             otlp: str | None = None, trace_content: bool = False, junit: Path | None = None,
             **options: Any) -> int:

@@ -19,8 +19,21 @@ DASH = "-"
 STDIN = "<stdin>"
 
 
-def is_stdin(path: Path | str | None) -> bool:
-    return path is not None and str(path) == DASH
+def is_stdin(name: str | None) -> bool:
+    """Whether a file name as given means stdin (`./-` is a file named `-`; a Path cannot
+    tell them apart, so test the name as typed)."""
+    return name == DASH
+
+
+def workflow_file(_ctx: click.Context, _param: click.Parameter, value: Path | None
+                  ) -> Path | None:
+    """A click callback for the workflow FILE of a command that takes `--inputs -`: a
+    workflow is never read from stdin, so `-` there (say `plait run - --inputs -`) would be
+    taken for a file named `-`; refuse it by name instead."""
+    if value is not None and str(value) == DASH and not Path(DASH).exists():
+        raise click.BadParameter("a workflow is read from its file, not from stdin: give the "
+                                 "file's path (only --inputs reads - from stdin)")
+    return value
 
 
 def read_stdin(what: str) -> bytes:

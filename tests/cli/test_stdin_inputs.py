@@ -229,3 +229,28 @@ def test_ctrl_c_while_it_waits_for_stdin_exits_130_having_run_nothing(good: Path
     assert b"interrupted while reading stdin; nothing ran" in err
     assert b"Traceback" not in err
     assert not (good / ".plait").exists()
+
+
+def test_a_file_named_dash_is_read_as_a_file_when_written_dot_slash_dash(good: Path) -> None:
+    (good / "-").write_text('{"who": "file"}')
+    out = plait("run", "good.yaml", "--inputs", "./-", "--no-record", "--json", cwd=good,
+                stdin='{"who": "stdin"}')
+    assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi file"}, out.stderr
+    (good / "-").write_text('{"who": "row"}\n')
+    out = plait("batch", "good.yaml", "--inputs", "./-", "--state", "runs.db", cwd=good,
+                stdin='{"who": "stdin"}\n')
+    assert json.loads(out.stdout)["outputs"] == {"reply": "echo: hi row"}, out.stderr
+
+
+@pytest.mark.parametrize("command", [("run", "-", "--inputs", "-"),
+                                     ("batch", "-", "--inputs", "-"),
+                                     ("resume", "RUN", "--file", "-", "--inputs", "-")])
+def test_a_workflow_is_never_read_from_stdin(good: Path, command: tuple[str, ...]) -> None:
+    """Only --inputs reads `-` from stdin: a workflow FILE of `-` is refused by name (not
+    taken for a missing file called -), before stdin is read or anything runs."""
+    out = plait(*command, cwd=good, stdin='{"who": "ada"}')
+    assert out.returncode == 2, out.stdout
+    assert ": a workflow is read from its file, not from stdin: give the file's path (only " \
+           "--inputs reads - from stdin)" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (good / ".plait").exists()
