@@ -32,18 +32,25 @@ class Row:
 
 def read_rows(path: Path) -> list[Row]:
     """Every row, or an InputError naming the first bad line (nothing runs then)."""
-    rows = []
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}",
+                         hint="check the path; `--inputs -` reads the rows from stdin") from None
+    return parse_rows(data, str(path))
+
+
+def parse_rows(data: bytes, name: str) -> list[Row]:
+    """The rows of JSONL text (`name` says where it came from in errors: a path, or
+    `<stdin>`); an InputError names the first bad line by its number."""
+    rows = []
     if data.startswith(codecs.BOM_UTF8):  # a byte-order mark, as some Windows editors write
         data = data[len(codecs.BOM_UTF8):]
     for number, raw in enumerate(data.splitlines(), 1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1})",
+            raise InputError(f"{name}:{number}: not UTF-8 text (byte {exc.start + 1})",
                              hint="save the file as UTF-8") from None
         if not line.strip():
             continue
@@ -51,17 +58,17 @@ def read_rows(path: Path) -> list[Row]:
             value = loads_strict(line)
         except ValueError as exc:
             if isinstance(exc, DuplicateKey):
-                raise InputError(f"{path}:{number}: {exc}",
+                raise InputError(f"{name}:{number}: {exc}",
                                  hint="give each input once in a row") from None
-            raise InputError(f"{path}:{number}: not JSON: {exc}",
+            raise InputError(f"{name}:{number}: not JSON: {exc}",
                              hint="each line must be a whole JSON object (JSON Lines); for "
                              "one run with a JSON file use plait run FILE --inputs FILE.json"
                              ) from None
         except RecursionError:
-            raise InputError(f"{path}:{number}: nested too deeply to read",
+            raise InputError(f"{name}:{number}: nested too deeply to read",
                              hint="pass values with fewer levels of nesting") from None
         if not isinstance(value, dict):
-            raise InputError(f"{path}:{number}: each line must be a JSON object of inputs")
+            raise InputError(f"{name}:{number}: each line must be a JSON object of inputs")
         rows.append(Row(number, value))
     return rows
 

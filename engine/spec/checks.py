@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecError, SpecIssue
+from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem
+from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
 from engine.spec.suggest import did_you_mean
-from engine.spec.yaml_source import Path_, Source, parse
+from engine.spec.yaml_source import Path_, Source
 
 #: Step fields that may hold ${{ }} expressions, by step kind.
 TEMPLATED_COMMON = ("if", "foreach")
@@ -52,9 +53,11 @@ class Checked:
 
 
 class Checker:
-    def __init__(self, src: Source, base_dir: Path) -> None:
+    def __init__(self, src: Source, base_dir: Path, subs: SubWorkflows | None = None) -> None:
         self.src = src
         self.base_dir = base_dir
+        #: the sub-workflow files this validation has met (shared with the files it calls)
+        self.subs = subs or SubWorkflows()
         data = src.data if isinstance(src.data, dict) else {}
         self.data = data
         self.steps = _mapping(data.get("steps"))
@@ -287,11 +290,15 @@ class Checker:
             self.issue(f"sub-workflow file {target!r} not found", (*base, "workflow"),
                        "paths are relative to this workflow file", code="file")
             return
-        if self._recursion(target, child, (*base, "workflow")):
+        resolved = child.resolve()
+        here = Path(self.src.path).parent if self.src.path != "<string>" else self.base_dir
+        self.subs.meet(resolved, here / target)
+        if self._recursion(target, resolved, (*base, "workflow")) or \
+                self._too_deep(target, resolved, (*base, "workflow")):
             return
-        self._child_issues(target, (*base, "workflow"))
-        declared = _declared_inputs(child)
-        if declared is None:  # unreadable or not a workflow: running it reports that
+        self._child_issues(target, resolved, (*base, "workflow"))
+        declared = self.subs.declared_inputs(resolved)
+        if declared is None:  # unreadable or not a workflow: its own errors say so
             return
         given = step.get("with")
         if not isinstance(given, dict):
@@ -323,28 +330,22 @@ class Checker:
         self.issue(f"sub-workflow {target} takes input {name!r} as {kind}, got {got} {shown}",
                    path, f"give it {article} {kind}", code="input")
 
-    def _child_issues(self, target: str, path: Path_) -> None:
+    def _child_issues(self, target: str, child: Path, path: Path_) -> None:
         """The sub-workflow's own errors (each at its file:line:col), under one of this file
-        that says which step calls it. Called only when no recursion was found, so loading
-        the child (and its children in turn) ends."""
-        from engine.spec.loader import load
-
-        here = Path(self.src.path).parent if self.src.path != "<string>" else self.base_dir
-        try:
-            load(here / target)
-        except SpecError as exc:
-            n = len(exc.issues)
+        that says which step calls it. Called only when no recursion was found and the calls
+        below nest within the limit, so loading the child (and its children) ends."""
+        issues = self.subs.issues(child)
+        if issues:
+            n = len(issues)
             self.issue(f"sub-workflow {target} is not a valid workflow ({n} error"
                        f"{'s' if n != 1 else ''}, shown below)", path,
                        f"fix {'them' if n != 1 else 'it'} in {target}", code="file")
-            self.issues.extend(exc.issues)
+            self.issues.extend(issues)
 
     def _recursion(self, target: str, child: Path, path: Path_) -> bool:
         """A run refuses sub-workflow recursion (direct or through others): say so here."""
-        if self.src.path == "<string>":
-            return False
-        me = Path(self.src.path).resolve()
-        chain = _cycle([me], child.resolve(), set())
+        me = Path(self.src.path).resolve() if self.src.path != "<string>" else None
+        chain = self.subs.cycle(me, child)
         if chain is None:
             return False
         names = " -> ".join(_shown(f, self.base_dir) for f in chain)
@@ -352,6 +353,22 @@ class Checker:
         self.issue(f"sub-workflow {target} {what}: {names}", path,
                    "a workflow cannot call itself, directly or through others; move the "
                    "steps they share into a file that calls neither", code="file")
+        return True
+
+    def _too_deep(self, target: str, child: Path, path: Path_) -> bool:
+        """A run refuses to nest sub-workflows deeper than MAX_DEPTH files: say so here, at
+        the first call on the chain that goes too deep."""
+        chain = self.subs.deepest(child)
+        if 1 + len(chain) <= MAX_DEPTH:
+            return False
+        me = _shown(Path(self.src.path).resolve(), self.base_dir) \
+            if self.src.path != "<string>" else self.src.path
+        shown = [me, *(_shown(f, self.base_dir) for f in chain[:MAX_DEPTH])]
+        names = " -> ".join(shown + (["..."] if len(chain) > MAX_DEPTH else []))
+        self.issue(f"sub-workflows nested {1 + len(chain)} levels deep through {target}, "
+                   f"deeper than the {MAX_DEPTH} a run allows: {names}", path,
+                   "call fewer levels deep: let a workflow call the files below its child "
+                   "itself", code="file")
         return True
 
     def check_outputs(self, deps: dict[str, dict[str, set[str]]]) -> None:
@@ -423,55 +440,11 @@ class Checker:
                            code="assertion")
 
 
-def _cycle(chain: list[Path], file: Path, done: set[Path]) -> list[Path] | None:
-    """The first chain of `workflow:` files from `file` back to one already in `chain`
-    (None when there is none); `done` holds files known to lead to no cycle."""
-    if file in chain:
-        return [*chain[chain.index(file):], file]
-    if file in done or len(chain) > _MAX_CHAIN:
-        return None
-    for target in _workflow_targets(file):
-        found = _cycle([*chain, file], target, done)
-        if found is not None:
-            return found
-    done.add(file)
-    return None
-
-
-#: longer chains are refused at run time (nesting limit), never followed further here
-_MAX_CHAIN = 16
-
-
-def _workflow_targets(path: Path) -> list[Path]:
-    """The files that the `workflow:` steps of the workflow at `path` name literally."""
-    try:
-        data = parse(path.read_text(encoding="utf-8"), str(path)).data
-    except (OSError, UnicodeDecodeError):
-        return []
-    steps = data.get("steps") if isinstance(data, dict) else None
-    targets = (step.get("workflow") for step in _mapping(steps).values())
-    return [(path.parent / t).resolve() for t in targets
-            if isinstance(t, str) and "${{" not in t]
-
-
 def _shown(file: Path, base: Path) -> str:
     try:
         return Path(os.path.relpath(file, base)).as_posix()
     except ValueError:  # another drive (Windows)
         return str(file)
-
-
-def _declared_inputs(path: Path) -> dict[str, Any] | None:
-    """The `inputs:` a sub-workflow file declares (None when it cannot be read as one)."""
-    try:
-        data = parse(path.read_text(encoding="utf-8"), str(path)).data
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    inputs = data.get("inputs")
-    return {k: v for k, v in inputs.items() if isinstance(k, str)} \
-        if isinstance(inputs, dict) else {}
 
 
 def _required(spec: Any) -> bool:

@@ -15,14 +15,22 @@ from engine.errors import Location, SpecError, SpecIssue
 from engine.spec.checks import Checker
 from engine.spec.locate import issues_from_validation
 from engine.spec.models import WorkflowSpec
+from engine.spec.subworkflows import SubWorkflows
 from engine.spec.workflow import Workflow
 from engine.spec.yaml_source import Source, parse, read
 
 
 def load(path: str | Path) -> Workflow:
-    """Load and fully check a workflow file. Raises SpecError listing every problem."""
+    """Load and fully check a workflow file (and the sub-workflow files it calls). Raises
+    SpecError listing every problem."""
     file = Path(path)
     return _load_source(read(file), file)
+
+
+def load_source(src: Source, file: Path, subs: SubWorkflows) -> Workflow:
+    """Check a file read by `subs` (a sub-workflow file met while checking another): the
+    files it calls in turn are checked with what `subs` already knows."""
+    return _load_source(src, file, subs)
 
 
 def load_text(text: str, path: str | Path = "<string>") -> Workflow:
@@ -31,7 +39,7 @@ def load_text(text: str, path: str | Path = "<string>") -> Workflow:
     return _load_source(parse(text, str(path)), Path(path))
 
 
-def _load_source(src: Source, file: Path) -> Workflow:
+def _load_source(src: Source, file: Path, subs: SubWorkflows | None = None) -> Workflow:
     if src.issues or src.data is None:
         raise SpecError(src.issues)
     issues: list[SpecIssue] = []
@@ -44,7 +52,7 @@ def _load_source(src: Source, file: Path) -> Workflow:
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, src))
     base_dir = file.resolve().parent if file.name != "<string>" else Path.cwd()
-    checked = Checker(src, base_dir)
+    checked = Checker(src, base_dir, subs or SubWorkflows())
     result = checked.run()
     issues.extend(checked.issues)
     if issues or spec is None:

@@ -1,4 +1,5 @@
-"""`plait batch FILE --inputs rows.jsonl`: one run per row, results as JSONL."""
+"""`plait batch FILE --inputs rows.jsonl` (or `--inputs -`, stdin): one run per row, results
+as JSONL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import click
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
 from runners.cli.run_cmd import trace_config, trace_options
+from runners.cli.stdin import workflow_file
 
 if TYPE_CHECKING:
     from runners.batch import BatchControl, Row
@@ -22,9 +24,10 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--inputs", "rows_file", required=True, type=click.Path(path_type=Path),
-              help="JSONL: one JSON object of inputs per line.")
+@click.argument("file", type=click.Path(path_type=Path), callback=workflow_file)
+@click.option("--inputs", "rows_file", required=True, type=click.Path(allow_dash=True),
+              help="JSONL: one JSON object of inputs per line; - reads them from stdin "
+                   "(to its end, before the first row runs).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Where the runs execute.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
@@ -33,12 +36,13 @@ if TYPE_CHECKING:
               help="Write the results JSONL here instead of stdout.")
 @click.option("--state", "state_location", metavar="PATH", help="Run record database.")
 @trace_options
-def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: Path | None,
+def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: Path | None,
           state_location: str | None, **trace: Any) -> None:
     """Run FILE once per row of a JSONL file; print one JSON result per row, in row order.
     Exit 1 if any run did not succeed. With a trace option every run is traced (one trace
     per row), into one trace file or collector for the whole batch."""
-    from runners.batch import read_rows
+    from runners.batch import parse_rows, read_rows
+    from runners.cli.stdin import STDIN, is_stdin, read_stdin
 
     options: dict[str, Any] = {"state_location": state_location}
     session: TracingSession | None = None
@@ -50,7 +54,8 @@ def batch(file: Path, rows_file: Path, executor: str, concurrency: int, output: 
 
         # as is a missing secret: every row would fail on it
         load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
-        rows = read_rows(rows_file)
+        rows = (parse_rows(read_stdin("JSON Lines of inputs"), STDIN) if is_stdin(rows_file)
+                else read_rows(Path(rows_file)))
         session = _start_tracing(trace_config(**trace), workflow, executor)
         sink = _open_output(output) if output else sys.stdout
     except PlaitError as exc:

@@ -15,33 +15,20 @@ import click
 from engine.errors import InputError, PlaitError, SpecError
 from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
+from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.reporters.github import inert
 from runners.words import count
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict[str, Any],
-                                                                            frozenset[str]]:
-    """Inputs from --inputs FILE.json (typed) and -i k=v (strings, converted later)."""
+def parse_inputs(pairs: tuple[str, ...], inputs_file: str | None) -> tuple[dict[str, Any],
+                                                                           frozenset[str]]:
+    """Inputs from --inputs FILE.json or `--inputs -` (stdin; typed) and -i k=v (strings,
+    converted later)."""
     given: dict[str, Any] = {}
     if inputs_file is not None:
-        try:
-            # utf-8-sig: a byte-order mark, as some Windows editors write, is not an error
-            data = loads_strict(inputs_file.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError) as exc:
-            several = isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data"
-            raise InputError(f"cannot read inputs file {inputs_file}: {exc}",
-                             hint="--inputs takes one JSON object; for one run per line of a "
-                             "JSONL file use plait batch FILE --inputs rows.jsonl"
-                             if several else "give each input once"
-                             if isinstance(exc, DuplicateKey) else None) from None
-        except RecursionError:
-            raise InputError(f"cannot read inputs file {inputs_file}: it is nested too deeply",
-                             hint="pass values with fewer levels of nesting") from None
-        if not isinstance(data, dict):
-            raise InputError(f"inputs file {inputs_file} must hold a JSON object")
-        given.update(data)
+        given.update(_inputs_object(inputs_file))
     from_text = set()
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -52,12 +39,64 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> tuple[dict
     return given, frozenset(from_text)
 
 
+def _inputs_object(inputs_file: str) -> dict[str, Any]:
+    """The JSON object of an inputs file, or of stdin for `-` (strict: a key given twice is
+    an error; a UTF-8 byte-order mark, as some Windows editors write, is not)."""
+    if is_stdin(inputs_file):
+        name, what = STDIN, f"inputs from {STDIN}"
+        raw = read_stdin("a JSON object of inputs")
+    else:
+        name, what = str(inputs_file), f"inputs file {inputs_file}"
+        try:
+            raw = Path(inputs_file).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {what}: {exc.strerror or exc}",
+                             hint="check the path; `--inputs -` reads the JSON object from "
+                             "stdin") from None
+    try:
+        data = loads_strict(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {what}: not UTF-8 text (byte {exc.start + 1})",
+                         hint="save it as UTF-8") from None
+    except ValueError as exc:
+        several = isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data"
+        raise InputError(f"cannot read {what}: {exc}", hint=_hint(exc, name, raw, several)
+                         ) from None
+    except RecursionError:
+        raise InputError(f"cannot read {what}: it is nested too deeply",
+                         hint="pass values with fewer levels of nesting") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what} must hold a JSON object, got {_json_type(data)}",
+                         hint='give the inputs by name, e.g. {"who": "ada"}')
+    return data
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), "null")
+
+
+def _hint(exc: ValueError, name: str, raw: bytes, several: bool) -> str | None:
+    if several:
+        return ("--inputs takes one JSON object; for one run per line of a JSONL file use "
+                f"plait batch FILE --inputs {'-' if name == STDIN else 'rows.jsonl'}")
+    if isinstance(exc, DuplicateKey):
+        return "give each input once"
+    if name == STDIN and not raw.strip():
+        return ("stdin was empty: pipe a JSON object into plait, e.g. "
+                "echo '{\"who\": \"ada\"}' | plait run FILE --inputs -")
+    return None
+
+
 def run_options(f: Any) -> Any:
     options = [
         click.option("-i", "--input", "pairs", multiple=True, metavar="NAME=VALUE",
                      help="An input value (repeatable)."),
-        click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
-                     help="A JSON file of inputs."),
+        # a str, not a Path: Path("./-") is Path("-"), and ./- names a file called -
+        click.option("--inputs", "inputs_file", type=click.Path(allow_dash=True),
+                     help="A JSON file of inputs (an object); - reads it from stdin."),
         click.option("--concurrency", type=click.IntRange(min=1),
                      help="Steps in flight at once (overrides the workflow)."),
         click.option("--keep-going", is_flag=True,
@@ -120,7 +159,7 @@ def trace_config(trace_file: Path | None = None, trace_console: bool = False,
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path), callback=workflow_file)
 @run_options
 @click.option("--resume", "resume_id", metavar="RUN_ID",
               help="Resume this run: finished steps are not run again.")
@@ -132,7 +171,7 @@ def run(file: Path, resume_id: str | None, dry_run: bool, **options: Any) -> Non
 
 @click.command()
 @click.argument("run_id")
-@click.option("--file", type=click.Path(path_type=Path),
+@click.option("--file", type=click.Path(path_type=Path), callback=workflow_file,
               help="The workflow file (default: the path stored in the run record).")
 @run_options
 def resume(run_id: str, file: Path | None, **options: Any) -> None:
@@ -151,7 +190,7 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
 
 
 def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
-            inputs_file: Path | None, as_json: bool, stream: bool, no_record: bool,
+            inputs_file: str | None, as_json: bool, stream: bool, no_record: bool,
             trace_file: Path | None = None, trace_console: bool = False,
             otlp: str | None = None, trace_content: bool = False, junit: Path | None = None,
             **options: Any) -> int:

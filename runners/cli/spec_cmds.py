@@ -16,7 +16,8 @@ from runners.words import count
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
-    """Check workflow FILES and print every problem as file:line:col: message."""
+    """Check workflow FILES, and the sub-workflow files their `workflow:` steps call, and
+    print every problem as file:line:col: message. Nothing is run."""
     from engine.spec.loader import load
 
     results = []

@@ -257,15 +257,48 @@ def test_interrupting_a_run_interrupts_its_sub_workflow_run_too(tmp_path: Path) 
     assert runs == {"parent": "interrupted", "child": "interrupted"}
 
 
-def test_sub_workflows_nested_too_deep_say_how_deep_they_went_and_what_to_do(
-        tmp_path: Path) -> None:
-    for i in range(9):
-        body = (f"steps:\n  s:\n    workflow: d{i + 1}.yaml\n" if i < 8 else
+def _chain(tmp_path: Path, files: int) -> None:
+    """d0.yaml calls d1.yaml ... calls d{files - 1}.yaml, an echo step."""
+    for i in range(files):
+        body = (f"steps:\n  s:\n    workflow: d{i + 1}.yaml\n" if i < files - 1 else
                 "providers:\n  e: {kind: echo}\nsteps:\n  s:\n    llm: e\n    prompt: hi\n")
         (tmp_path / f"d{i}.yaml").write_text(f"version: 1\nname: d{i}\n" + body)
-    out = plait("run", "d0.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
-    assert out.returncode == 1, out.stderr
-    error = json.loads(out.stdout)["steps"]["s"]["error"]
+
+
+def test_sub_workflows_nested_too_deep_are_refused_before_the_run_starts(
+        tmp_path: Path) -> None:
+    """A run refuses to nest deeper than 8 files; validate (and so the run's own check
+    before it starts) says so at the first call of the chain, not 8 levels into the run."""
+    _chain(tmp_path, 9)
+    for command in (("validate", "d0.yaml"), ("run", "d0.yaml", "--state", "runs.db")):
+        out = plait(*command, cwd=tmp_path)
+        assert out.returncode == 2, out.stdout
+        assert out.stderr == (
+            "d0.yaml:5:15: sub-workflows nested 9 levels deep through d1.yaml, deeper than the "
+            "8 a run allows: d0.yaml -> d1.yaml -> d2.yaml -> d3.yaml -> d4.yaml -> d5.yaml -> "
+            "d6.yaml -> d7.yaml -> d8.yaml at 'steps.s.workflow' (call fewer levels deep: let a "
+            "workflow call the files below its child itself)\n"), out.stderr
+    assert not (tmp_path / "runs.db").exists()  # nothing ran
+    assert plait("validate", "d1.yaml", cwd=tmp_path).returncode == 0  # 8 files: allowed
+    out = plait("run", "d1.yaml", "--json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["steps"]["s"]["output"] == {}
+
+
+@pytest.mark.anyio
+async def test_the_run_still_refuses_to_nest_deeper_than_validate_allows(
+        tmp_path: Path) -> None:
+    """The run's own guard stays (a file may change after the check): a run of d1.yaml
+    from within d0.yaml's run is one level too deep at d8.yaml."""
+    from engine import load
+    from engine.executor import run_workflow
+
+    _chain(tmp_path, 9)
+    result = await run_workflow(load(tmp_path / "d1.yaml"), {}, record_state=False,
+                                stack=(str((tmp_path / "d0.yaml").resolve()),))
+    assert result.status == "failed"
+    error = result.steps["s"].error
+    assert error is not None
     assert error["message"].endswith("sub-workflows nested deeper than 8 levels: d0.yaml -> "
                                      "d1.yaml -> d2.yaml -> d3.yaml -> d4.yaml -> d5.yaml -> "
                                      "d6.yaml -> d7.yaml -> d8.yaml"), error["message"]

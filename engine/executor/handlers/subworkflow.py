@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import StepError
+from engine.spec.subworkflows import MAX_DEPTH  # validate refuses the same depth
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from engine.executor.run import RunControl
     from engine.spec.models import AnyStep
 
-MAX_DEPTH = 8
+__all__ = ("MAX_DEPTH", "handle")
 
 
 async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str, Any],
