@@ -398,7 +398,7 @@ class WorkflowSpec(Model):
     on: TriggersSpec | None = None
     """Triggers; used by `plait schedule`."""
     inputs: dict[Name, InputSpec] = Field(default_factory=dict)
-    """Typed run inputs, given with `-i name=value` or `--inputs file.json`."""
+    """Typed run inputs, given with `-i name=value` or `--inputs file.json` (`-`: stdin)."""
     secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list)
     """Environment variables that must exist; their values are redacted everywhere."""
