@@ -377,7 +377,15 @@ class Checker:
             if default is not None and isinstance(enum, list) and default not in enum:
                 self.issue(f"default of input {name!r} is not one of its enum values",
                            ("inputs", name, "default"), code="input")
+        named: dict[str, int] = {}
         for i, case in enumerate(_list(self.data.get("tests"))):
+            case_name = case.get("name") if isinstance(case, dict) else None
+            if isinstance(case_name, str) and case_name in named:  # they would share one snapshot
+                self.issue(f"a second test case named {case_name!r} (the first is "
+                           f"tests[{named[case_name]}])", ("tests", i, "name"),
+                           "give every case its own name", code="test")
+            elif isinstance(case_name, str):
+                named[case_name] = i
             for key in _mapping(case.get("inputs") if isinstance(case, dict) else None):
                 if key not in inputs:
                     self.issue(f"test input {key!r} is not a declared input",
@@ -400,8 +408,21 @@ class Checker:
                        code="schedule")
 
     def _assertion(self, check: dict[str, Any], path: Path_) -> None:
-        """A `matches:` that is no regular expression, or a `schema:` that is no JSON Schema,
-        would only fail when the test runs."""
+        """An assertion that checks nothing (it would always pass), one about an output the
+        workflow does not have, a `matches:` that is no regular expression, or a `schema:`
+        that is no JSON Schema (they would only fail when the test runs)."""
+        if not set(check) & _ASSERTION_CHECKS:
+            named = f"it names output {check['output']!r} only" if "output" in check else \
+                "it is empty"
+            self.issue(f"assertion checks nothing: {named}", path,
+                       "add one of equals, contains, matches, schema, max_cost or max_steps",
+                       code="assertion")
+        output = check.get("output")
+        outputs = self.data.get("outputs")
+        outputs = outputs if isinstance(outputs, dict) else {}
+        if isinstance(output, str) and output not in outputs:
+            self.issue(f"the workflow has no output {output!r}", (*path, "output"),
+                       did_you_mean(output, outputs, what="output"), code="assertion")
         pattern = check.get("matches")
         if isinstance(pattern, str):
             try:
@@ -421,6 +442,11 @@ class Checker:
                 self.issue(f"`schema` is not a valid JSON Schema: {exc.message}",
                            (*path, "schema"), "check its keywords and type names (JSON Schema)",
                            code="assertion")
+
+
+#: the keys of an assertion that check something (`output:` only picks what)
+_ASSERTION_CHECKS = frozenset({"equals", "contains", "matches", "schema", "max_cost",
+                               "max_steps"})
 
 
 def _cycle(chain: list[Path], file: Path, done: set[Path]) -> list[Path] | None:
