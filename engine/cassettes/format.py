@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -305,11 +306,26 @@ def parse_cassette(text: str, path: Path) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise CassetteError(f"cassette {path} is corrupt (not valid YAML): "
-                            f"{str(exc).splitlines()[0]}",
-                            hint="re-record it with `plait run --record DIR`") from None
+        raise CassetteError(f"cassette {path} is corrupt (not valid YAML){_yaml_problem(exc)}",
+                            hint="fix that line, or re-record it with `plait run --record "
+                                 "DIR`") from None
     _check_shape(path, data)
     return dict(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """" at line L, column C: what is wrong (in the X at line L, column C)": where the parser
+    stopped and why (1-based, as editors count), then the construct it was reading."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return f": {str(exc).splitlines()[0]}"
+    text = f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        what = re.sub(r"^while (parsing|scanning) (an? )?", "", str(context))
+        text += f" (in the {what} at line {start.line + 1}, column {start.column + 1})"
+    return text
 
 
 def _check_shape(path: Path, data: Any) -> None:
