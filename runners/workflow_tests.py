@@ -185,10 +185,28 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
     if stored is None:
         out.fail(f"no snapshot at {path}; create it with `plait test --update-snapshots`")
         return
-    diff = difflib.unified_diff(stored.splitlines(), actual.splitlines(),
-                                f"{path.name} (stored)", f"{path.name} (this run)", lineterm="")
     out.fail("outputs differ from the snapshot (update it with `plait test "
-             "--update-snapshots` if the change is intended):\n" + "\n".join(diff))
+             "--update-snapshots` if the change is intended):\n"
+             + "\n".join(_snapshot_diff(stored, actual, path.name)))
+
+
+def _snapshot_diff(stored: str, actual: str, name: str) -> list[str]:
+    """The diff of a snapshot and this run's, each multi-line output string split into its
+    lines (engine.cassettes.diff); of the texts as they are when the stored one is no JSON or
+    differs only in its layout."""
+    from engine.cassettes.diff import unified
+
+    names = f"{name} (stored)", f"{name} (this run)"
+    try:
+        lines = unified(json.loads(stored), json.loads(actual), *names, indent=2)
+    except ValueError:
+        lines = []
+    else:
+        if not lines:
+            return [f"{name} holds these outputs, but not in the layout plait writes (keys "
+                    "sorted, two-space indent, a final newline)"]
+    return lines or list(difflib.unified_diff(stored.splitlines(), actual.splitlines(),
+                                              *names, lineterm=""))
 
 
 def _read_legacy(path: Path) -> str | None:

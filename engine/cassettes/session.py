@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cassettes import format as fmt
+from engine.cassettes.diff import unified
 from engine.cassettes.format import CassetteError, ReplayMiss
 from engine.errors import PlaitError, ProviderError, ToolError
 from engine.executor.current import current_step
@@ -258,12 +259,8 @@ class Cassette:
         best = max(same, key=lambda i: (
             difflib.SequenceMatcher(None, mine, _pretty(i.data["request"])).quick_ratio(),
             i.data.get("step") == step, not i.used))
-        diff = difflib.unified_diff(_pretty(best.data["request"]).splitlines(),
-                                    mine.splitlines(), "recorded", "this run", n=1,
-                                    lineterm="")
-        lines = list(diff)
-        if len(lines) > 40:
-            lines = [*lines[:40], f"... ({len(lines) - 40} more diff lines)"]
+        lines = unified(best.data["request"], request, "recorded", "this run", context=1,
+                        limit=40)
         return best, "\n".join(lines)
 
     # ------------------------------------------------------------ hooking into a run
