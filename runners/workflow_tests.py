@@ -209,6 +209,26 @@ def _snapshot_diff(stored: str, actual: str, name: str) -> list[str]:
                                               *names, lineterm=""))
 
 
+def stale_snapshots(workflow: Workflow) -> list[tuple[Path, str]]:
+    """Snapshots of this workflow file that no case uses (the case was renamed, deleted, or
+    set to `snapshot: false`), each with why. ``<stem>.<case>.json``: a case name has no dot,
+    so a file of another workflow file in the directory (``<stem>.v2.<case>.json``) is
+    never taken for one of this file's."""
+    import glob
+
+    stem = workflow.path.stem
+    cases = {c.name: c for c in workflow.spec.tests}
+    found = []
+    for path in sorted((workflow.path.parent / SNAPSHOT_DIR).glob(f"{glob.escape(stem)}.*.json")):
+        owner, _, case = path.name.removesuffix(".json").rpartition(".")
+        if owner != stem or (case in cases and cases[case].snapshot):
+            continue
+        why = (f"case {case!r} of {workflow.path} has `snapshot: false`" if case in cases
+               else f"no case {case!r} in {workflow.path}")
+        found.append((path, why))
+    return found
+
+
 def _read_legacy(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
@@ -328,4 +348,4 @@ def load_workflow(path: Path) -> Workflow:
 
 
 __all__ = ("CaseResult", "check_assertion", "find_workflows", "json_equal", "load_workflow",
-           "run_case", "snapshot_path", "snapshot_text", "write_snapshot")
+           "run_case", "snapshot_path", "snapshot_text", "stale_snapshots", "write_snapshot")
