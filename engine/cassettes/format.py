@@ -8,6 +8,7 @@
     interactions:                  # in the order the calls started
     - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)
+      item: 2                      # in a foreach: the index of the item that made it
       request: {provider: fast, model: echo-fast, messages: [...], output_schema: {...}}
       response: {text: ..., usage: {...}, finish_reason: stop, model: echo-fast}
     - kind: tool
