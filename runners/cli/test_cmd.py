@@ -14,7 +14,13 @@ import click
 
 from engine.errors import PlaitError
 from runners.cli.report import print_error
-from runners.reporters.github import inert
+from runners.reporters.github import (
+    append_summary,
+    case_annotation,
+    in_github_actions,
+    inert,
+    tests_summary_markdown,
+)
 from runners.words import count
 from runners.workflow_tests import (
     CaseResult,
@@ -74,10 +80,12 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
             outcome = anyio.run(_run_case, workflow, case, update, record)
-            _print_case(outcome)
+            _print_case(outcome, workflow)
             results.append(outcome)
         if select is None:  # with -k, the other cases' snapshots are not judged
             stale += _stale(workflow, update)
+    if in_github_actions():
+        _job_summary(invalid + results)
     if junit is not None:
         try:
             write_junit(invalid + results, junit)
@@ -118,12 +126,23 @@ def _stale(workflow: Any, update: bool) -> int:
     return left
 
 
-def _print_case(outcome: CaseResult) -> None:
+def _print_case(outcome: CaseResult, workflow: Any) -> None:
     label = {"passed": "PASS", "updated": "UPDATED", "failed": "FAIL", "error": "ERROR"}
     click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
                f"({outcome.duration:.2f}s)")
     for problem in outcome.problems:
         click.echo(inert("\n".join(f"    {line}" for line in problem.splitlines())))
+    if not outcome.ok and in_github_actions():
+        click.echo(case_annotation(outcome, workflow))
+
+
+def _job_summary(results: list[CaseResult]) -> None:
+    """Append the cases to $GITHUB_STEP_SUMMARY (if set); a failure to is only a warning."""
+    try:
+        append_summary(None, markdown=tests_summary_markdown(results))
+    except OSError as exc:
+        click.echo(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: "
+                   f"{exc.strerror or exc}", err=True)
 
 
 def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0) -> int:
