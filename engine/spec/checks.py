@@ -395,6 +395,27 @@ class Checker:
             for j, check in enumerate(_list(checks)):
                 if isinstance(check, dict):
                     self._assertion(check, ("tests", i, "assert", j))
+        self._shared_cassettes(inputs)
+
+    def _shared_cassettes(self, inputs: dict[str, Any]) -> None:
+        """Two cases recording into one cassette directory with other inputs (defaults
+        filled in): a cassette holds one run, so recording either overwrites the other's."""
+        defaults = {k: v["default"] for k, v in inputs.items() if "default" in v}
+        first: dict[str, tuple[str, dict[str, Any]]] = {}
+        for i, case in enumerate(_list(self.data.get("tests"))):
+            if not isinstance(case, dict) or not isinstance(case.get("cassette"), str):
+                continue
+            given = case.get("inputs")
+            full = {**defaults, **(given if isinstance(given, dict) else {})}
+            where = os.path.normpath(case["cassette"])
+            if where not in first:
+                first[where] = (str(case.get("name")), full)
+            elif first[where][1] != full:
+                name = case.get("name")
+                self.issue(f"case {name!r} shares the cassette directory {where} with case "
+                           f"{first[where][0]!r} but runs with other inputs: recording one "
+                           "overwrites the other's", ("tests", i, "cassette"),
+                           f"give case {name!r} a cassette directory of its own", code="test")
 
     def check_schedules(self) -> None:
         on = self.data.get("on")

@@ -429,3 +429,20 @@ def test_a_test_case_that_cannot_check_what_it_says_is_a_spec_error() -> None:
     assert issues[1].message == "the workflow has no output 'answr'"
     assert "did you mean 'answer'" in (issues[1].hint or "")
     assert issues[2].message == "a second test case named 'c' (the first is tests[0])"
+
+
+def test_two_cases_with_other_inputs_in_one_cassette_directory_is_a_spec_error() -> None:
+    """A cassette holds one run: `plait test --record` of the second case overwrote the
+    first's, both passed, and the next `plait test` failed the first. Same inputs (defaults
+    filled in) may share one."""
+    text = GOOD.replace("steps:", "inputs:\n  q: {type: string, default: x}\nsteps:") + (
+        "tests:\n"
+        "  - {name: one, cassette: tapes/a}\n"
+        "  - {name: same, cassette: ./tapes/a/, inputs: {q: x}}\n"
+        "  - {name: other, cassette: tapes//a, inputs: {q: y}}\n"
+        "  - {name: own, cassette: tapes/b, inputs: {q: y}}\n")
+    issue = one(text)
+    assert (issue.path, issue.code, issue.location.line) == (("tests", 2, "cassette"), "test", 14)
+    assert issue.message == ("case 'other' shares the cassette directory tapes/a with case 'one' "
+                             "but runs with other inputs: recording one overwrites the other's")
+    assert issue.hint == "give case 'other' a cassette directory of its own"
