@@ -386,16 +386,33 @@ class Checker:
                            "give every case its own name", code="test")
             elif isinstance(case_name, str):
                 named[case_name] = i
-            for key in _mapping(case.get("inputs") if isinstance(case, dict) else None):
+            given = case.get("inputs") if isinstance(case, dict) else None
+            for key, value in (given.items() if isinstance(given, dict) else ()):
                 if key not in inputs:
                     self.issue(f"test input {key!r} is not a declared input",
                                ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
                                key=True, code="input")
+                else:
+                    self._test_input(key, value, inputs[key], ("tests", i, "inputs", key))
             checks = case.get("assert") if isinstance(case, dict) else None
             for j, check in enumerate(_list(checks)):
                 if isinstance(check, dict):
                     self._assertion(check, ("tests", i, "assert", j))
         self._shared_cassettes(inputs)
+
+    def _test_input(self, name: str, value: Any, spec: dict[str, Any], path: Path_) -> None:
+        """A case's input value of another type than declared, or not among its enum: the
+        case could only error when run (case inputs are YAML values, taken as they are)."""
+        kind = spec.get("type", "string")
+        enum = spec.get("enum")
+        if value is None or (isinstance(value, str) and "${{" in value):
+            return
+        if not _type_ok(kind, value):
+            self.issue(f"test input {name!r} is not of type {kind}: {value!r}", path,
+                       code="input")
+        elif isinstance(enum, list) and value not in enum:
+            self.issue(f"test input {name!r} is not one of its enum values "
+                       f"({', '.join(map(str, enum))}): {value!r}", path, code="input")
 
     def _shared_cassettes(self, inputs: dict[str, Any]) -> None:
         """Two cases recording into one cassette directory with other inputs (defaults

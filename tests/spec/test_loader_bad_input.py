@@ -446,3 +446,15 @@ def test_two_cases_with_other_inputs_in_one_cassette_directory_is_a_spec_error()
     assert issue.message == ("case 'other' shares the cassette directory tapes/a with case 'one' "
                              "but runs with other inputs: recording one overwrites the other's")
     assert issue.hint == "give case 'other' a cassette directory of its own"
+
+
+def test_a_test_case_input_of_the_wrong_type_is_located() -> None:
+    """It validated as ok and the case errored when run, with no file or line."""
+    text = GOOD.replace("steps:", "inputs:\n  n: {type: integer, default: 1}\n"
+                                  "  mode: {type: string, enum: [a, b], default: a}\nsteps:") + (
+        "tests:\n  - {name: one, inputs: {n: many, mode: c}}\n  - {name: two, inputs: {n: 2}}\n")
+    issues = issues_of(text)
+    assert [(i.path, i.location.line, i.message) for i in issues] == [
+        (("tests", 0, "inputs", "n"), 13, "test input 'n' is not of type integer: 'many'"),
+        (("tests", 0, "inputs", "mode"), 13, "test input 'mode' is not one of its enum values "
+                                             "(a, b): 'c'")]
