@@ -98,15 +98,17 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         runs += 1
         options.setdefault("state_location", tmp_path / f"plait-runs-{runs}.db")
         options["record_dir" if record else "replay_dir"] = directory
+        failure = None  # failed outside the `except`: pytest would print the error twice
         with collect_reports() as reports:
             try:
                 result: RunResult = anyio.run(_run, run_workflow, workflow,
                                               dict(inputs or {}), options)
             except CassetteNotSaved as exc:
-                pytest.fail(str(exc), pytrace=False)
+                failure = str(exc)
             except CassetteError as exc:
-                pytest.fail(f"{exc.message}; record it with `pytest --plait-record`",
-                            pytrace=False)
+                failure = f"{exc.message}; record it with `pytest --plait-record`"
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         for report in reports:
             if report.spec_mismatch:
                 pytest.fail(f"{report.spec_mismatch}; re-record with pytest --plait-record",

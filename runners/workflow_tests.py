@@ -185,10 +185,48 @@ def _check_snapshot(out: CaseResult, workflow_file: Path, case: str, outputs: An
     if stored is None:
         out.fail(f"no snapshot at {path}; create it with `plait test --update-snapshots`")
         return
-    diff = difflib.unified_diff(stored.splitlines(), actual.splitlines(),
-                                f"{path.name} (stored)", f"{path.name} (this run)", lineterm="")
     out.fail("outputs differ from the snapshot (update it with `plait test "
-             "--update-snapshots` if the change is intended):\n" + "\n".join(diff))
+             "--update-snapshots` if the change is intended):\n"
+             + "\n".join(_snapshot_diff(stored, actual, path.name)))
+
+
+def _snapshot_diff(stored: str, actual: str, name: str) -> list[str]:
+    """The diff of a snapshot and this run's, each multi-line output string split into its
+    lines (engine.cassettes.diff); of the texts as they are when the stored one is no JSON or
+    differs only in its layout."""
+    from engine.cassettes.diff import unified
+
+    names = f"{name} (stored)", f"{name} (this run)"
+    try:
+        lines = unified(json.loads(stored), json.loads(actual), *names, indent=2)
+    except ValueError:
+        lines = []
+    else:
+        if not lines:
+            return [f"{name} holds these outputs, but not in the layout plait writes (keys "
+                    "sorted, two-space indent, a final newline)"]
+    return lines or list(difflib.unified_diff(stored.splitlines(), actual.splitlines(),
+                                              *names, lineterm=""))
+
+
+def stale_snapshots(workflow: Workflow) -> list[tuple[Path, str]]:
+    """Snapshots of this workflow file that no case uses (the case was renamed, deleted, or
+    set to `snapshot: false`), each with why. ``<stem>.<case>.json``: a case name has no dot,
+    so a file of another workflow file in the directory (``<stem>.v2.<case>.json``) is
+    never taken for one of this file's."""
+    import glob
+
+    stem = workflow.path.stem
+    cases = {c.name: c for c in workflow.spec.tests}
+    found = []
+    for path in sorted((workflow.path.parent / SNAPSHOT_DIR).glob(f"{glob.escape(stem)}.*.json")):
+        owner, _, case = path.name.removesuffix(".json").rpartition(".")
+        if owner != stem or (case in cases and cases[case].snapshot):
+            continue
+        why = (f"case {case!r} of {workflow.path} has `snapshot: false`" if case in cases
+               else f"no case {case!r} in {workflow.path}")
+        found.append((path, why))
+    return found
 
 
 def _read_legacy(path: Path) -> str | None:
@@ -310,4 +348,4 @@ def load_workflow(path: Path) -> Workflow:
 
 
 __all__ = ("CaseResult", "check_assertion", "find_workflows", "json_equal", "load_workflow",
-           "run_case", "snapshot_path", "snapshot_text", "write_snapshot")
+           "run_case", "snapshot_path", "snapshot_text", "stale_snapshots", "write_snapshot")

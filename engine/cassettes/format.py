@@ -8,6 +8,7 @@
     interactions:                  # in the order the calls started
     - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)
+      item: 2                      # in a foreach: the index of the item that made it
       request: {provider: fast, model: echo-fast, messages: [...], output_schema: {...}}
       response: {text: ..., usage: {...}, finish_reason: stop, model: echo-fast}
     - kind: tool
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -305,11 +307,26 @@ def parse_cassette(text: str, path: Path) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise CassetteError(f"cassette {path} is corrupt (not valid YAML): "
-                            f"{str(exc).splitlines()[0]}",
-                            hint="re-record it with `plait run --record DIR`") from None
+        raise CassetteError(f"cassette {path} is corrupt (not valid YAML){_yaml_problem(exc)}",
+                            hint="fix that line, or re-record it with `plait run --record "
+                                 "DIR`") from None
     _check_shape(path, data)
     return dict(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """" at line L, column C: what is wrong (in the X at line L, column C)": where the parser
+    stopped and why (1-based, as editors count), then the construct it was reading."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return f": {str(exc).splitlines()[0]}"
+    text = f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        what = re.sub(r"^while (parsing|scanning) (an? )?", "", str(context))
+        text += f" (in the {what} at line {start.line + 1}, column {start.column + 1})"
+    return text
 
 
 def _check_shape(path: Path, data: Any) -> None:

@@ -5,7 +5,8 @@ Recording wraps every provider (``ProviderRegistry.add_wrapper``) and every MCP 
 (``ToolExecutor.add_wrapper``) and writes the file when the run ends. Replaying swaps every
 provider for a ``ReplayProvider`` before any client is built (no key, no SDK client) and
 answers tool calls without starting a server. Matching is on the normalised request (see
-``format.llm_request``), preferring an unused interaction recorded by the same step; equal
+``format.llm_request``), preferring an unused interaction recorded by the same step (and the
+same foreach item, so items making equal calls each get their own reply); equal
 requests are answered in recorded order, so a recorded failure followed by its retry replays
 the same way.
 """
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cassettes import format as fmt
+from engine.cassettes.diff import unified
 from engine.cassettes.format import CassetteError, ReplayMiss
 from engine.errors import PlaitError, ProviderError, ToolError
-from engine.executor.current import current_step
+from engine.executor.current import current_item, current_step
 
 if TYPE_CHECKING:
     from engine.mcp.executor import ToolExecutor
@@ -200,6 +202,9 @@ class Cassette:
         step = current_step.get()
         if step is not None:
             data["step"] = step
+        item = current_item.get()
+        if item is not None:  # a foreach item: equal requests of its items replay per item
+            data["item"] = item
         data["request"] = request
         if error is not None:
             data["error"] = fmt.error_data(error)
@@ -225,7 +230,10 @@ class Cassette:
                           if not i.used]
         if not candidates:
             return None
-        chosen = next((i for i in candidates if i.data.get("step") == step), candidates[0])
+        item = current_item.get()
+        chosen = next((i for i in candidates if i.data.get("step") == step
+                       and i.data.get("item") == item), None) or next(
+            (i for i in candidates if i.data.get("step") == step), candidates[0])
         chosen.used = True
         return chosen.data
 
@@ -258,12 +266,8 @@ class Cassette:
         best = max(same, key=lambda i: (
             difflib.SequenceMatcher(None, mine, _pretty(i.data["request"])).quick_ratio(),
             i.data.get("step") == step, not i.used))
-        diff = difflib.unified_diff(_pretty(best.data["request"]).splitlines(),
-                                    mine.splitlines(), "recorded", "this run", n=1,
-                                    lineterm="")
-        lines = list(diff)
-        if len(lines) > 40:
-            lines = [*lines[:40], f"... ({len(lines) - 40} more diff lines)"]
+        lines = unified(best.data["request"], request, "recorded", "this run", context=1,
+                        limit=40)
         return best, "\n".join(lines)
 
     # ------------------------------------------------------------ hooking into a run

@@ -151,6 +151,7 @@ def problem(item: dict[str, Any]) -> str | None:
     """What is wrong with this interaction (kind and request already checked), or None."""
     try:
         _scalar(item, "step", "step", "str")
+        _scalar(item, "item", "item", "int")
         if "error" in item:
             _error(item)
         elif item["kind"] in ("resource", "prompt"):  # any plain data, replayed as recorded

@@ -394,16 +394,62 @@ class Checker:
             if default is not None and isinstance(enum, list) and default not in enum:
                 self.issue(f"default of input {name!r} is not one of its enum values",
                            ("inputs", name, "default"), code="input")
+        named: dict[str, int] = {}
         for i, case in enumerate(_list(self.data.get("tests"))):
-            for key in _mapping(case.get("inputs") if isinstance(case, dict) else None):
+            case_name = case.get("name") if isinstance(case, dict) else None
+            if isinstance(case_name, str) and case_name in named:  # they would share one snapshot
+                self.issue(f"a second test case named {case_name!r} (the first is "
+                           f"tests[{named[case_name]}])", ("tests", i, "name"),
+                           "give every case its own name", code="test")
+            elif isinstance(case_name, str):
+                named[case_name] = i
+            given = case.get("inputs") if isinstance(case, dict) else None
+            for key, value in (given.items() if isinstance(given, dict) else ()):
                 if key not in inputs:
                     self.issue(f"test input {key!r} is not a declared input",
                                ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
                                key=True, code="input")
+                else:
+                    self._test_input(key, value, inputs[key], ("tests", i, "inputs", key))
             checks = case.get("assert") if isinstance(case, dict) else None
             for j, check in enumerate(_list(checks)):
                 if isinstance(check, dict):
                     self._assertion(check, ("tests", i, "assert", j))
+        self._shared_cassettes(inputs)
+
+    def _test_input(self, name: str, value: Any, spec: dict[str, Any], path: Path_) -> None:
+        """A case's input value of another type than declared, or not among its enum: the
+        case could only error when run (case inputs are YAML values, taken as they are)."""
+        kind = spec.get("type", "string")
+        enum = spec.get("enum")
+        if value is None or (isinstance(value, str) and "${{" in value):
+            return
+        if not _type_ok(kind, value):
+            self.issue(f"test input {name!r} is not of type {kind}: {value!r}", path,
+                       code="input")
+        elif isinstance(enum, list) and value not in enum:
+            self.issue(f"test input {name!r} is not one of its enum values "
+                       f"({', '.join(map(str, enum))}): {value!r}", path, code="input")
+
+    def _shared_cassettes(self, inputs: dict[str, Any]) -> None:
+        """Two cases recording into one cassette directory with other inputs (defaults
+        filled in): a cassette holds one run, so recording either overwrites the other's."""
+        defaults = {k: v["default"] for k, v in inputs.items() if "default" in v}
+        first: dict[str, tuple[str, dict[str, Any]]] = {}
+        for i, case in enumerate(_list(self.data.get("tests"))):
+            if not isinstance(case, dict) or not isinstance(case.get("cassette"), str):
+                continue
+            given = case.get("inputs")
+            full = {**defaults, **(given if isinstance(given, dict) else {})}
+            where = os.path.normpath(case["cassette"])
+            if where not in first:
+                first[where] = (str(case.get("name")), full)
+            elif first[where][1] != full:
+                name = case.get("name")
+                self.issue(f"case {name!r} shares the cassette directory {where} with case "
+                           f"{first[where][0]!r} but runs with other inputs: recording one "
+                           "overwrites the other's", ("tests", i, "cassette"),
+                           f"give case {name!r} a cassette directory of its own", code="test")
 
     def check_schedules(self) -> None:
         on = self.data.get("on")
@@ -417,8 +463,21 @@ class Checker:
                        code="schedule")
 
     def _assertion(self, check: dict[str, Any], path: Path_) -> None:
-        """A `matches:` that is no regular expression, or a `schema:` that is no JSON Schema,
-        would only fail when the test runs."""
+        """An assertion that checks nothing (it would always pass), one about an output the
+        workflow does not have, a `matches:` that is no regular expression, or a `schema:`
+        that is no JSON Schema (they would only fail when the test runs)."""
+        if not set(check) & _ASSERTION_CHECKS:
+            named = f"it names output {check['output']!r} only" if "output" in check else \
+                "it is empty"
+            self.issue(f"assertion checks nothing: {named}", path,
+                       "add one of equals, contains, matches, schema, max_cost or max_steps",
+                       code="assertion")
+        output = check.get("output")
+        outputs = self.data.get("outputs")
+        outputs = outputs if isinstance(outputs, dict) else {}
+        if isinstance(output, str) and output not in outputs:
+            self.issue(f"the workflow has no output {output!r}", (*path, "output"),
+                       did_you_mean(output, outputs, what="output"), code="assertion")
         pattern = check.get("matches")
         if isinstance(pattern, str):
             try:
@@ -438,6 +497,11 @@ class Checker:
                 self.issue(f"`schema` is not a valid JSON Schema: {exc.message}",
                            (*path, "schema"), "check its keywords and type names (JSON Schema)",
                            code="assertion")
+
+
+#: the keys of an assertion that check something (`output:` only picks what)
+_ASSERTION_CHECKS = frozenset({"equals", "contains", "matches", "schema", "max_cost",
+                               "max_steps"})
 
 
 def _shown(file: Path, base: Path) -> str:

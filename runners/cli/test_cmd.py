@@ -14,9 +14,21 @@ import click
 
 from engine.errors import PlaitError
 from runners.cli.report import print_error
-from runners.reporters.github import inert
+from runners.reporters.github import (
+    append_summary,
+    case_annotation,
+    in_github_actions,
+    inert,
+    tests_summary_markdown,
+)
 from runners.words import count
-from runners.workflow_tests import CaseResult, find_workflows, load_workflow, run_case
+from runners.workflow_tests import (
+    CaseResult,
+    find_workflows,
+    load_workflow,
+    run_case,
+    stale_snapshots,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -56,6 +68,7 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
     files = find_workflows(paths)
     results: list[CaseResult] = []
     invalid: list[CaseResult] = []  # for the JUnit report: a file that cannot be loaded
+    stale = 0
     for file in files:
         try:
             workflow = load_workflow(file)
@@ -67,15 +80,19 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
             outcome = anyio.run(_run_case, workflow, case, update, record)
-            _print_case(outcome)
+            _print_case(outcome, workflow)
             results.append(outcome)
+        if select is None:  # with -k, the other cases' snapshots are not judged
+            stale += _stale(workflow, update)
+    if in_github_actions():
+        _job_summary(invalid + results)
     if junit is not None:
         try:
             write_junit(invalid + results, junit)
         except OSError as exc:
             click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
                        err=True)
-    return _summary(results, bool(invalid), len(files))
+    return _summary(results, bool(invalid), len(files), stale)
 
 
 async def _run_case(workflow: Any, case: Any, update: bool, record: bool) -> CaseResult:
@@ -88,19 +105,52 @@ def _problems(error: PlaitError) -> list[str]:
     return [issue.format() for issue in issues] if issues else [str(error)]
 
 
-def _print_case(outcome: CaseResult) -> None:
+def _stale(workflow: Any, update: bool) -> int:
+    """Name the snapshots no case of ``workflow`` uses (or, updating, remove them), as syrupy
+    does its unused ones; they do not fail the run. How many are left."""
+    left = 0
+    for path, why in stale_snapshots(workflow):
+        if not update:
+            click.echo(f"STALE   {path}: {why} (remove it with `plait test "
+                       "--update-snapshots`)")
+            left += 1
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            click.echo(f"error: cannot remove the stale snapshot {path}: "
+                       f"{exc.strerror or exc}", err=True)
+            left += 1
+        else:
+            click.echo(f"REMOVED {path}: {why}")
+    return left
+
+
+def _print_case(outcome: CaseResult, workflow: Any) -> None:
     label = {"passed": "PASS", "updated": "UPDATED", "failed": "FAIL", "error": "ERROR"}
     click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
                f"({outcome.duration:.2f}s)")
     for problem in outcome.problems:
         click.echo(inert("\n".join(f"    {line}" for line in problem.splitlines())))
+    if not outcome.ok and in_github_actions():
+        click.echo(case_annotation(outcome, workflow))
 
 
-def _summary(results: list[CaseResult], bad_spec: bool, files: int) -> int:
+def _job_summary(results: list[CaseResult]) -> None:
+    """Append the cases to $GITHUB_STEP_SUMMARY (if set); a failure to is only a warning."""
+    try:
+        append_summary(None, markdown=tests_summary_markdown(results))
+    except OSError as exc:
+        click.echo(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: "
+                   f"{exc.strerror or exc}", err=True)
+
+
+def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0) -> int:
     passed = sum(1 for r in results if r.ok)
     failed = len(results) - passed
     click.echo(f"{passed} passed, {failed} failed, {count(len(results), 'case')} in "
-               f"{count(files, 'workflow file')}")
+               f"{count(files, 'workflow file')}"
+               + (f", {count(stale, 'stale snapshot')}" if stale else ""))
     if bad_spec:
         return EXIT_USAGE
     if not results:

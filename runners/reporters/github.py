@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runners.reporters.junit import _where, _where_run_error, run_error
+from runners.reporters.junit import _relative, _where, _where_run_error, run_error
 from runners.words import count
 
 _ICONS = {"succeeded": "✅", "restored": "♻️", "failed": "❌", "skipped": "⏭️",
@@ -120,12 +120,61 @@ def summary_markdown(result: Any) -> str:
     return "\n".join(out) + "\n\n"
 
 
-def append_summary(result: Any, environ: Mapping[str, str] | None = None) -> Path | None:
-    """Append the summary to $GITHUB_STEP_SUMMARY (if set); the path written, else None."""
+def append_summary(result: Any, environ: Mapping[str, str] | None = None, *,
+                   markdown: str | None = None) -> Path | None:
+    """Append the summary of a run (or ``markdown``) to $GITHUB_STEP_SUMMARY (if set); the
+    path written, else None."""
     target = (os.environ if environ is None else environ).get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
     path = Path(target)
     with path.open("a", encoding="utf-8") as out:
-        out.write(summary_markdown(result))
+        out.write(summary_markdown(result) if markdown is None else markdown)
     return path
+
+
+# ---------------------------------------------------------------- plait test
+
+
+_CASE_ICONS = {"passed": "✅", "updated": "🔄", "failed": "❌", "error": "❌"}
+
+
+def case_annotation(outcome: Any, workflow: Any = None) -> str:
+    """The `::error` line of a `plait test` case that did not pass, at the case's `- name:`
+    line in the workflow file (the file itself when it cannot be loaded)."""
+    file, line = _case_where(outcome, workflow)
+    message = "\n".join(outcome.problems) or outcome.status
+    if len(message) > 4000:
+        message = message[:4000] + "... (truncated)"
+    return _annotation((file, line), f"plait test: {outcome.workflow}::{outcome.case} "
+                                     f"{outcome.status}", message)
+
+
+def _case_where(outcome: Any, workflow: Any) -> tuple[str | None, int | None]:
+    names = [c.name for c in workflow.spec.tests] if workflow is not None else []
+    if outcome.case in names:
+        try:
+            loc = workflow.source.location(("tests", names.index(outcome.case), "name"),
+                                           key=True)
+            return _relative(str(loc.file)), (loc.line or None)
+        except Exception:  # a location is a nicety: the file alone still annotates it
+            pass
+    return _relative(str(outcome.file)), None
+
+
+def tests_summary_markdown(results: list[Any]) -> str:
+    """A job summary of `plait test`: the counts, a table of the cases and their problems."""
+    passed = sum(1 for r in results if r.ok)
+    icon = "✅" if passed == len(results) else "❌"
+    out = [f"### {icon} plait test: {passed} passed, {len(results) - passed} failed", "",
+           "| Workflow | Case | Status | Duration |", "|---|---|---|---:|"]
+    for r in results:
+        out.append(f"| `{_cell(r.workflow)}` | `{_cell(r.case)}` | "
+                   f"{_CASE_ICONS.get(r.status, '')} {r.status} | {r.duration:.2f} s |")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        out += ["", "**Problems**", ""]
+        for r in failed:
+            for problem in r.problems or [r.status]:
+                out.append(f"- `{_cell(r.workflow)}::{_cell(r.case)}`: {_cell(problem)[:500]}")
+    return "\n".join(out) + "\n\n"

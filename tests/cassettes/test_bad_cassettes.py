@@ -86,6 +86,26 @@ async def test_corrupt_cassettes_are_clear_errors(tmp_path: Path) -> None:
         assert str(path) in str(info.value)
 
 
+
+def test_invalid_yaml_in_a_cassette_is_located_and_says_what_is_wrong(tmp_path: Path) -> None:
+    """A hand edit that breaks the YAML: the error gives the line and column of the problem
+    and the parser's own words for it, not only the construct it was reading."""
+    from engine.cassettes import read_cassette
+
+    path = tmp_path / "x.cassette.yaml"
+    path.write_text("plait_cassette: 1\nworkflow: x\ninteractions:\n"
+                    "- {kind: llm, step: a\n  request: {}}\n")
+    with pytest.raises(CassetteError) as info:
+        read_cassette(path)
+    message = str(info.value)
+    assert message.startswith(f"cassette {path} is corrupt (not valid YAML) at line 5, "
+                              "column 10: did not find expected ',' or '}' (in the flow "
+                              "mapping at line 4, column 3)"), message
+    path.write_text("plait_cassette: 1\nworkflow: x\n\tinteractions: []\n")
+    with pytest.raises(CassetteError) as info:
+        read_cassette(path)
+    assert "at line 3, column 1: found a tab character" in str(info.value)
+
 async def test_malformed_interactions_name_the_interaction_and_the_field(
         tmp_path: Path) -> None:
     """Each would have crashed a step with a raw Python error, or replayed a wrong reply."""

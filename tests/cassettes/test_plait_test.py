@@ -164,3 +164,31 @@ def test_an_invalid_workflow_file_is_an_error_in_the_junit_report(fallback: Path
     assert broken.get("file") == str(fallback / "broken.yaml")
     error = broken.find("error")
     assert error is not None and "broken.yaml:4:3: a step needs one of" in (error.text or "")
+
+
+def test_a_snapshot_of_a_case_that_is_gone_is_reported_and_removed_on_update(
+        fallback: Path) -> None:
+    """A renamed or deleted case leaves its snapshot behind: `plait test` names it (without
+    failing), `--update-snapshots` removes it; never with -k (other cases did not run), and
+    never a file of another workflow file in the same directory."""
+    snaps = fallback / "__plait_snapshots__"
+    stale = snaps / "fallback.old-name.json"
+    stale.write_text('{"outputs": {}}\n')
+    other = snaps / "fallback.v2.outage.json"  # of fallback.v2.yaml, which is no workflow here
+    other.write_text('{"outputs": {}}\n')
+    sibling = fallback / "fallback.v2.yaml"
+    sibling.write_text("# not a workflow\n")
+    done = plait("test", str(fallback))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"STALE   {stale}: no case 'old-name' in {fallback / 'fallback.yaml'} (remove it "
+            "with `plait test --update-snapshots`)") in done.stdout
+    assert "1 passed, 0 failed, 1 case in 1 workflow file, 1 stale snapshot" in done.stdout
+    assert "fallback.v2.outage" not in done.stdout
+    done = plait("test", str(fallback), "--update-snapshots", "-k", "outage")
+    assert stale.exists() and "STALE" not in done.stdout
+    done = plait("test", str(fallback), "--update-snapshots")
+    assert done.returncode == 0
+    assert f"REMOVED {stale}" in done.stdout
+    assert not stale.exists() and other.exists()
+    assert (snaps / "fallback.outage.json").exists()
+    assert "STALE" not in plait("test", str(fallback)).stdout

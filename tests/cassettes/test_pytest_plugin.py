@@ -60,7 +60,11 @@ def test_a_new_test_without_cassette_says_how_to_record(
     """)
     result = example.runpytest_subprocess(*_plugin_args(request), "test_new.py")
     result.assert_outcomes(errors=0, failed=1)
-    result.stdout.fnmatch_lines(["*no cassette at*test_new*", "*pytest --plait-record*"])
+    result.stdout.fnmatch_lines(
+        ["*no cassette at*test_new*; record it with `pytest --plait-record`"])
+    # said once, not a second time as the error being handled when the test failed
+    assert result.stdout.str().count("no cassette at") == 2  # the failure and the summary
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
 
 
 TWO_CASES = """

@@ -281,3 +281,51 @@ def test_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> N
     out = plait("validate", "bad.yaml", cwd=flows,
                 env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
     assert out.stdout.startswith("::error file=flows/bad.yaml,line=4,col=3::"), out.stdout
+
+
+TESTED = """\
+version: 1
+name: tested
+providers:
+  p: {kind: echo, model: echo-1}
+steps:
+  a: {llm: p, prompt: "hi | there"}
+outputs:
+  text: ${{ steps.a.output }}
+tests:
+  - name: good
+    snapshot: false
+    assert:
+      - {output: text, contains: "hi"}
+  - name: bad
+    snapshot: false
+    assert:
+      - {output: text, equals: "a, b: c\\n::warning::no | pipe"}
+"""
+
+
+def test_plait_test_annotates_failed_cases_and_writes_a_job_summary(tmp_path: Path) -> None:
+    """`plait test` in GitHub Actions: an error annotation per failed case, at the case in
+    the workflow file, and a job summary table of the cases (as `plait run` does for steps)."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "wf.yaml").write_text(TESTED)
+    summary = tmp_path / "summary.md"
+    out = plait("test", "wf.yaml", cwd=flows,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path),
+                     "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    commands = _workflow_commands(out.stdout)
+    errors = [c for c in commands if c.startswith("::error ")]
+    line = _line_of(TESTED, "  - name: bad")
+    assert errors == [
+        f"::error file=flows/wf.yaml,line={line},title=plait test%3A tested%3A%3Abad failed::"
+        "assert[0]: output 'text' is \"echo: hi | there\", expected "
+        "\"a, b: c\\n::warning::no | pipe\""], commands
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("### ❌ plait test: 1 passed, 1 failed\n")
+    assert "| `tested` | `good` | ✅ passed |" in text
+    assert "| `tested` | `bad` | ❌ failed |" in text
+    assert "output 'text' is \"echo: hi \\| there\"" in text
+    for row in [r for r in text.splitlines() if r.startswith("| `tested`")]:
+        assert row.count("|") - row.count("\\|") == 5, row  # 4 cells: no pipe splits one

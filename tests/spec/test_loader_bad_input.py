@@ -406,3 +406,55 @@ def test_a_foreach_of_a_list_mapping_or_later_value_loads(value: str) -> None:
     wf = load_text(GOOD + f"  b:\n    foreach: {value}\n    llm: fast\n    prompt: x\n",
                    "wf.yaml")
     assert wf.kind("b") == "llm"
+
+
+def test_a_test_case_that_cannot_check_what_it_says_is_a_spec_error() -> None:
+    """Two cases of one name (they would share a snapshot), an assertion that checks nothing
+    (it always passes) and one about an output the workflow does not have (it always fails)
+    are found by validate, at the key, not when the tests run."""
+    text = GOOD + ("outputs:\n  answer: ${{ steps.a.output }}\ntests:\n"
+                   "  - name: c\n    assert:\n"
+                   "      - {output: answer}\n"
+                   "      - {output: answr, contains: x}\n"
+                   "      - {output: answer, contains: echo}\n"
+                   "      - {max_steps: 1}\n"
+                   "  - name: c\n    snapshot: false\n")
+    issues = issues_of(text)
+    assert [(i.path, i.code, i.location.line, i.location.column) for i in issues] == [
+        (("tests", 0, "assert", 0), "assertion", 14, 9),
+        (("tests", 0, "assert", 1, "output"), "assertion", 15, 18),
+        (("tests", 1, "name"), "test", 18, 11)]
+    assert issues[0].message == "assertion checks nothing: it names output 'answer' only"
+    assert "equals, contains, matches, schema, max_cost or max_steps" in (issues[0].hint or "")
+    assert issues[1].message == "the workflow has no output 'answr'"
+    assert "did you mean 'answer'" in (issues[1].hint or "")
+    assert issues[2].message == "a second test case named 'c' (the first is tests[0])"
+
+
+def test_two_cases_with_other_inputs_in_one_cassette_directory_is_a_spec_error() -> None:
+    """A cassette holds one run: `plait test --record` of the second case overwrote the
+    first's, both passed, and the next `plait test` failed the first. Same inputs (defaults
+    filled in) may share one."""
+    text = GOOD.replace("steps:", "inputs:\n  q: {type: string, default: x}\nsteps:") + (
+        "tests:\n"
+        "  - {name: one, cassette: tapes/a}\n"
+        "  - {name: same, cassette: ./tapes/a/, inputs: {q: x}}\n"
+        "  - {name: other, cassette: tapes//a, inputs: {q: y}}\n"
+        "  - {name: own, cassette: tapes/b, inputs: {q: y}}\n")
+    issue = one(text)
+    assert (issue.path, issue.code, issue.location.line) == (("tests", 2, "cassette"), "test", 14)
+    assert issue.message == ("case 'other' shares the cassette directory tapes/a with case 'one' "
+                             "but runs with other inputs: recording one overwrites the other's")
+    assert issue.hint == "give case 'other' a cassette directory of its own"
+
+
+def test_a_test_case_input_of_the_wrong_type_is_located() -> None:
+    """It validated as ok and the case errored when run, with no file or line."""
+    text = GOOD.replace("steps:", "inputs:\n  n: {type: integer, default: 1}\n"
+                                  "  mode: {type: string, enum: [a, b], default: a}\nsteps:") + (
+        "tests:\n  - {name: one, inputs: {n: many, mode: c}}\n  - {name: two, inputs: {n: 2}}\n")
+    issues = issues_of(text)
+    assert [(i.path, i.location.line, i.message) for i in issues] == [
+        (("tests", 0, "inputs", "n"), 13, "test input 'n' is not of type integer: 'many'"),
+        (("tests", 0, "inputs", "mode"), 13, "test input 'mode' is not one of its enum values "
+                                             "(a, b): 'c'")]
