@@ -203,6 +203,10 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
             return _dry_run(workflow, given, from_text, as_json)
     except PlaitError as exc:
         print_error(exc)
+        if junit is not None and not dry_run:
+            from runners.reporters import write_refused
+
+            write_refused(junit, exc, file)
         return EXIT_USAGE
     from runners.reporters import Reporting
 
@@ -212,6 +216,7 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
         options.update(reporting.start())
     except PlaitError as exc:
         print_error(exc)
+        reporting.finish()
         return EXIT_USAGE
     code: int = EXIT_USAGE
     locate = None if no_record else _locate(workflow, options.get("state_location"))
@@ -272,6 +277,8 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                 stack.close()
                 print_error(exc)
                 if control.started is None:
+                    if reporting is not None:
+                        reporting.refused = exc
                     return EXIT_USAGE  # refused before anything ran
                 click.echo(f"run {control.started} stopped after it had started (steps may have "
                            "run); its record may be incomplete", err=True)

@@ -21,6 +21,7 @@ from runners.reporters.github import (
     inert,
     tests_summary_markdown,
 )
+from runners.reporters.junit import problems
 from runners.words import count
 from runners.workflow_tests import (
     CaseResult,
@@ -75,7 +76,7 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
         except PlaitError as exc:
             print_error(exc)
             invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
-                                      status="error", problems=_problems(exc)))
+                                      status="error", problems=problems(exc)))
             continue
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
@@ -97,12 +98,6 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
 
 async def _run_case(workflow: Any, case: Any, update: bool, record: bool) -> CaseResult:
     return await run_case(workflow, case, update=update, record=record)
-
-
-def _problems(error: PlaitError) -> list[str]:
-    """Every problem of a workflow file that cannot be loaded, as `plait validate` says it."""
-    issues = getattr(error, "issues", None)
-    return [issue.format() for issue in issues] if issues else [str(error)]
 
 
 def _stale(workflow: Any, update: bool) -> int:

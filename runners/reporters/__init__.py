@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from runners.reporters.github import append_summary, error_annotations, in_github_actions
-from runners.reporters.junit import JUnitCase, cases_from_run, junit_xml, write_junit
+from runners.reporters.junit import (
+    JUnitCase,
+    cases_from_run,
+    junit_xml,
+    refused_case,
+    write_junit,
+)
 from runners.targets import check_writable
 
 __all__ = ("JUnitCase", "Reporting", "append_summary", "cases_from_run", "error_annotations",
-           "in_github_actions", "junit_xml", "write_junit")
+           "in_github_actions", "junit_xml", "write_junit", "write_refused")
 
 
 class Reporting:
@@ -30,6 +36,8 @@ class Reporting:
         self.trace = trace
         self.junit = junit
         self.result: Any = None
+        #: why the run was refused before any step ran (a JUnit report still says it)
+        self.refused: BaseException | None = None
         self._session: Any = None
 
     def start(self) -> dict[str, Any]:
@@ -41,14 +49,21 @@ class Reporting:
             return {}
         from runners.tracing_setup import resource_redactor, start_tracing
 
-        self._session = start_tracing(self.trace,
-                                      redact=resource_redactor([self.workflow]))
+        try:
+            self._session = start_tracing(self.trace,
+                                          redact=resource_redactor([self.workflow]))
+        except BaseException as exc:
+            self.refused = exc  # the JUnit target is fine: finish() writes why
+            raise
         return {} if self._session is None else dict(self._session.run_options())
 
     def finish(self) -> None:
         try:
             if self.result is not None:
                 self._reports(self.result)
+            elif self.refused is not None and self.junit is not None:
+                write_refused(self.junit, self.refused, self.workflow.path,
+                              classname=self.workflow.name)
         finally:
             if self._session is not None:
                 self._session.close()
@@ -76,3 +91,16 @@ class Reporting:
                       f"{exc.strerror or exc}; the run itself is not affected",
                       file=sys.stderr)
 
+
+
+def write_refused(junit: Path, error: BaseException, file: Path,
+                  classname: str | None = None) -> None:
+    """The JUnit report of a run refused before any step ran: one error case that says why
+    (CI shows a report, not a missing file). A report that cannot be written is said on
+    stderr."""
+    try:
+        write_junit([refused_case(error, Path(file), classname=classname)], junit,
+                    suite=f"plait run {Path(file).name}")
+    except OSError as exc:
+        print(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
+              file=sys.stderr)

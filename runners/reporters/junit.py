@@ -106,6 +106,27 @@ def cases_from_run(result: Any, workflow: Any = None) -> list[JUnitCase]:
     return cases
 
 
+def problems(error: BaseException) -> list[str]:
+    """Every problem an error names, one a line: a workflow file's each as `plait validate`
+    says it, else the error's text."""
+    issues = getattr(error, "issues", None)
+    return [issue.format() for issue in issues] if issues else [str(error)]
+
+
+def refused_case(error: BaseException, file: Path, classname: str | None = None) -> JUnitCase:
+    """The one case of a run refused before any step ran: `(workflow file)` for an invalid
+    one, at its first problem's line, else `(run refused)` (bad inputs, a missing secret), so
+    CI shows why nothing ran."""
+    issues = getattr(error, "issues", None)
+    name = "(workflow file)" if issues else "(run refused)"
+    where = issues[0].location if issues else None
+    lines = problems(error)
+    return JUnitCase(name=name, classname=classname or file.stem, outcome="error",
+                     message=lines[0][:200], details="\n".join(lines),
+                     file=_relative(str(where.file if where and where.file else file)),
+                     line=(where.line or None) if where else None)
+
+
 def run_error(result: Any) -> dict[str, Any] | None:
     """The error of a failed run that no failed step accounts for (an output that could not
     be evaluated, a run-level failure), else None."""

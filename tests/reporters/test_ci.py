@@ -329,3 +329,43 @@ def test_plait_test_annotates_failed_cases_and_writes_a_job_summary(tmp_path: Pa
     assert "output 'text' is \"echo: hi \\| there\"" in text
     for row in [r for r in text.splitlines() if r.startswith("| `tested`")]:
         assert row.count("|") - row.count("\\|") == 5, row  # 4 cells: no pipe splits one
+
+
+def _refused(report: Path) -> ET.Element:
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("errors")) == ("1", "1")
+    (case,) = suite.iter("testcase")
+    return case
+
+
+def test_a_run_refused_before_its_first_step_still_writes_its_junit_report(
+        tmp_path: Path) -> None:
+    """CI reads the report of every run: an invalid file, bad inputs or a missing secret
+    leave one error case that says why nothing ran (not a missing file)."""
+    good = ("version: 1\nname: refused\nproviders:\n  p: {kind: echo}\n"
+            "steps:\n  a:\n    llm: p\n    prompt: hi\n")
+    bad = good.replace("    prompt: hi\n", "    prompt: hi\n    temprature: 2\n")
+    (tmp_path / "bad.yaml").write_text(bad)
+    out = plait("run", "bad.yaml", "--junit", "r/bad.xml", cwd=tmp_path)
+    assert out.returncode == 2
+    case = _refused(tmp_path / "r" / "bad.xml")
+    assert (case.get("name"), case.get("classname")) == ("(workflow file)", "bad")
+    assert (case.get("file"), case.get("line")) == (
+        "bad.yaml", str(_line_of(bad, "    temprature: 2")))
+    error = case.find("error")
+    assert error is not None and "temprature" in error.get("message", "")
+
+    (tmp_path / "wf.yaml").write_text(good)
+    out = plait("run", "wf.yaml", "-i", "nope=1", "--junit", "r/inputs.xml", cwd=tmp_path)
+    assert out.returncode == 2
+    case = _refused(tmp_path / "r" / "inputs.xml")
+    assert (case.get("name"), case.get("file")) == ("(run refused)", "wf.yaml")
+    assert "nope" in (case.findtext("error") or "")
+
+    secret = good.replace("steps:", "secrets: [PLAIT_TEST_ABSENT_KEY]\nsteps:")
+    (tmp_path / "secret.yaml").write_text(secret)
+    out = plait("run", "secret.yaml", "--junit", "r/secret.xml", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    case = _refused(tmp_path / "r" / "secret.xml")
+    assert case.get("classname") == "refused" and "PLAIT_TEST_ABSENT_KEY" in (
+        case.findtext("error") or "")
