@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runners.reporters.github import append_summary, error_annotations, in_github_actions
+from runners.reporters.github import (
+    append_summary,
+    error_annotations,
+    in_github_actions,
+    refused_annotation,
+)
 from runners.reporters.junit import (
     JUnitCase,
     cases_from_run,
@@ -61,12 +66,19 @@ class Reporting:
         try:
             if self.result is not None:
                 self._reports(self.result)
-            elif self.refused is not None and self.junit is not None:
-                write_refused(self.junit, self.refused, self.workflow.path,
-                              classname=self.workflow.name)
+            elif self.refused is not None:
+                self._refused(self.refused)
         finally:
             if self._session is not None:
                 self._session.close()
+
+    def _refused(self, error: BaseException) -> None:
+        """Report a run refused before its first step (the CLI printed the error)."""
+        if self.junit is not None:
+            write_refused(self.junit, error, self.workflow.path, classname=self.workflow.name)
+        if in_github_actions() and not getattr(error, "issues", None):
+            print(refused_annotation(error, self.workflow.path),
+                  file=sys.stderr if self.as_json else sys.stdout, flush=True)
 
     def _reports(self, result: Any) -> None:
         """Write the reports of a finished run. A report that cannot be written is said on

@@ -62,6 +62,12 @@ def error_annotations(result: Any, workflow: Any = None) -> list[str]:
     return lines
 
 
+def refused_annotation(error: BaseException, file: Any) -> str:
+    """The `::error` of a run refused before its first step for a reason other than its
+    workflow file (those are annotated at each problem): bad inputs, a missing secret."""
+    return _annotation((_relative(str(file)), None), "plait: run refused", str(error))
+
+
 def _annotation(where: tuple[str | None, int | None], title: str, message: str) -> str:
     file, line = where
     file = workspace_path(file) if file else file

@@ -364,8 +364,12 @@ def test_a_run_refused_before_its_first_step_still_writes_its_junit_report(
 
     secret = good.replace("steps:", "secrets: [PLAIT_TEST_ABSENT_KEY]\nsteps:")
     (tmp_path / "secret.yaml").write_text(secret)
-    out = plait("run", "secret.yaml", "--junit", "r/secret.xml", cwd=tmp_path)
+    out = plait("run", "secret.yaml", "--junit", "r/secret.xml", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true"})
     assert out.returncode == 2, out.stderr
     case = _refused(tmp_path / "r" / "secret.xml")
     assert case.get("classname") == "refused" and "PLAIT_TEST_ABSENT_KEY" in (
         case.findtext("error") or "")
+    (annotation,) = [line for line in out.stdout.splitlines() if line.startswith("::error")]
+    assert annotation.startswith("::error file=secret.yaml,title=plait%3A run refused::")
+    assert "PLAIT_TEST_ABSENT_KEY" in annotation
