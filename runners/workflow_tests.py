@@ -93,6 +93,20 @@ def cassette_dir(workflow: Workflow, case: TestCaseSpec) -> Path | None:
 # ---------------------------------------------------------------- running one case
 
 
+#: provider kinds that answer without a network: a case without a cassette may use them
+_OFFLINE_KINDS = frozenset({"echo", "replay"})
+
+
+def _live_parts(workflow: Workflow) -> list[str]:
+    """What a run of `workflow` would reach over the network: its providers other than the
+    offline kinds and its MCP servers given by URL (stdio servers are local processes)."""
+    spec = workflow.spec
+    return [*(f"provider {name!r} ({p.kind})" for name, p in spec.providers.items()
+              if p.kind not in _OFFLINE_KINDS),
+            *(f"MCP server {name!r} (by URL)" for name, s in spec.mcp_servers.items()
+              if s.url)]
+
+
 async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = False,
                    record: bool = False) -> CaseResult:
     """Run one case offline (or, with ``record``, live while re-recording its cassette)."""
@@ -104,6 +118,12 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
     out = CaseResult(workflow.name, workflow.path, case.name)
     started = time.perf_counter()
     cassette = cassette_dir(workflow, case)
+    live = _live_parts(workflow) if cassette is None and not record else []
+    if live:  # `plait test` is offline: no CI key is spent on a case by mistake
+        out.fail(f"the case has no cassette, and the workflow would call {', '.join(live)} "
+                 "live: add `cassette: DIR` to the case and record it with "
+                 "`plait test --record` (live once, offline from then on)", "error")
+        return out
     options: dict[str, Any] = {}
     if cassette is not None:
         options["record_dir" if record else "replay_dir"] = cassette

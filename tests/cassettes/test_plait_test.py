@@ -192,3 +192,35 @@ def test_a_snapshot_of_a_case_that_is_gone_is_reported_and_removed_on_update(
     assert not stale.exists() and other.exists()
     assert (snaps / "fallback.outage.json").exists()
     assert "STALE" not in plait("test", str(fallback)).stdout
+
+
+def test_a_case_without_cassette_never_calls_a_real_provider(tmp_path: Path) -> None:
+    """`plait test` is offline: a case with no cassette on a workflow whose provider or MCP
+    server is reached over the network is an error that says how to record one; it does not
+    spend a CI key. Echo-only cases run as they are."""
+    wf = tmp_path / "live.yaml"
+    wf.write_text(
+        "version: 1\nname: live\n"
+        "providers:\n"
+        "  remote: {kind: openai, model: gpt-test, base_url: 'http://127.0.0.1:9/v1',"
+        " api_key: sk-test}\n"
+        "  local: {kind: echo}\n"
+        "mcp_servers:\n  far: {url: 'http://127.0.0.1:9/mcp'}\n"
+        "steps:\n  a: {llm: local, prompt: hi}\n  b: {llm: remote, prompt: hi}\n"
+        "outputs: {a: '${{ steps.a.output }}'}\n"
+        "tests:\n  - name: nocassette\n    snapshot: false\n")
+    done = plait("test", str(wf))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ERROR   " in done.stdout and "live.yaml::nocassette" in done.stdout
+    assert ("the case has no cassette, and the workflow would call provider 'remote' "
+            "(openai), MCP server 'far' (by URL) live: add `cassette: DIR`") in done.stdout
+    assert not (tmp_path / "__plait_snapshots__").exists()
+
+    echo = tmp_path / "echo.yaml"
+    echo.write_text(
+        "version: 1\nname: echo\nproviders:\n  local: {kind: echo}\n"
+        "steps:\n  a: {llm: local, prompt: hi}\noutputs: {a: '${{ steps.a.output }}'}\n"
+        "tests:\n  - name: offline\n    snapshot: false\n"
+        "    assert:\n      - {output: a, equals: 'echo: hi'}\n")
+    done = plait("test", str(echo))
+    assert done.returncode == 0, done.stdout + done.stderr
