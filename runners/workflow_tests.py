@@ -77,6 +77,16 @@ def _looks_like_workflow(path: Path) -> bool:
     return bool(re.search(r"^version:", text, re.M) and re.search(r"^steps:", text, re.M))
 
 
+def snapshot_clash(workflow_file: Path) -> Path | None:
+    """Another workflow file beside this one with the same stem (`wf.yaml` and `wf.yml`):
+    their snapshots would have the same names and overwrite each other."""
+    for suffix in sorted(WORKFLOW_SUFFIXES):
+        other = workflow_file.with_suffix(suffix)
+        if other.name != workflow_file.name and other.is_file() and _looks_like_workflow(other):
+            return other
+    return None
+
+
 def snapshot_path(workflow_file: Path, case: str, *, folder: str = SNAPSHOT_DIR) -> Path:
     return workflow_file.parent / folder / f"{workflow_file.stem}.{case}.json"
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import click
 
-from engine.errors import PlaitError
+from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
 from runners.reporters.github import (
     append_summary,
@@ -24,10 +24,12 @@ from runners.reporters.github import (
 from runners.reporters.junit import problems
 from runners.words import count
 from runners.workflow_tests import (
+    SNAPSHOT_DIR,
     CaseResult,
     find_workflows,
     load_workflow,
     run_case,
+    snapshot_clash,
     stale_snapshots,
 )
 
@@ -74,6 +76,15 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
         try:
             workflow = load_workflow(file)
         except PlaitError as exc:
+            print_error(exc)
+            invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
+                                      status="error", problems=problems(exc)))
+            continue
+        clash = snapshot_clash(file) if any(c.snapshot for c in workflow.spec.tests) else None
+        if clash is not None:
+            exc = ConfigError(f"{file}: its snapshots would have the names of those of "
+                              f"{clash.name} ({SNAPSHOT_DIR}/{file.stem}.<case>.json) and "
+                              "overwrite them", hint=f"rename {file.name} or {clash.name}")
             print_error(exc)
             invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
                                       status="error", problems=problems(exc)))

@@ -224,3 +224,17 @@ def test_a_case_without_cassette_never_calls_a_real_provider(tmp_path: Path) -> 
         "    assert:\n      - {output: a, equals: 'echo: hi'}\n")
     done = plait("test", str(echo))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_two_workflow_files_of_one_stem_do_not_share_snapshots(tmp_path: Path) -> None:
+    text = ("version: 1\nname: {name}\nproviders:\n  local: {{kind: echo}}\n"
+            "steps:\n  a: {{llm: local, prompt: '{name}'}}\n"
+            "outputs: {{a: '${{{{ steps.a.output }}}}'}}\n"
+            "tests:\n  - name: same\n")
+    (tmp_path / "wf.yaml").write_text(text.format(name="first"))
+    (tmp_path / "wf.yml").write_text(text.format(name="second"))
+    done = plait("test", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "its snapshots would have the names of those of wf.yml" in done.stderr
+    assert "hint: rename wf.yaml or wf.yml" in done.stderr
+    assert not (tmp_path / "__plait_snapshots__").exists()  # neither wrote over the other
