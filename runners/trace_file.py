@@ -158,12 +158,13 @@ class FileSpanProcessor(SpanProcessor):
     docstring). A failure to write never reaches the run: the spans are counted in
     `dropped` and the first error kept in `error`."""
 
-    def __init__(self, path: Path, label: str, *, batch: int = BATCH) -> None:
+    def __init__(self, path: Path, label: str, *, batch: int = BATCH,
+                 append: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # a lone surrogate (JSON's "\ud800" decodes to one) cannot be UTF-8: written as the
         # JSON escape it came from (the encoder puts it, raw, only inside strings), rather
         # than failing the write of its whole batch
-        self._out: IO[str] | None = path.open("w", encoding="utf-8",
+        self._out: IO[str] | None = path.open("a" if append else "w", encoding="utf-8",
                                               errors="backslashreplace")
         self.label = label
         self._batch = batch

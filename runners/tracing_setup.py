@@ -59,6 +59,8 @@ class TraceConfig:
     console: bool = False
     otlp: str | None = None
     content: bool = False
+    #: add to the trace file rather than start it afresh (a daemon's restarts keep their past)
+    append: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,8 @@ class TracingSession:
         try:
             for target in targets:
                 if target.kind == "file":
-                    file = _file_processor(Path(target.where), _label(target))
+                    file = _file_processor(Path(target.where), _label(target),
+                                           append=config.append)
                     self.exporters.append(file)
                     self.provider.add_span_processor(file)
                     continue
@@ -274,14 +277,14 @@ def resource_redactor(workflows: Iterable[Any],
     return redactor.redact
 
 
-def _file_processor(path: Path, label: str) -> Any:
+def _file_processor(path: Path, label: str, *, append: bool = False) -> Any:
     """The trace file's span processor; ConfigError if the file cannot be written."""
     from runners.targets import check_writable
     from runners.trace_file import FileSpanProcessor
 
     check_writable(path, "--trace-file", "the trace file")
     try:
-        return FileSpanProcessor(path, label)
+        return FileSpanProcessor(path, label, append=append)
     except OSError as exc:
         raise ConfigError(f"cannot write the trace file {path}: {exc.strerror or exc}",
                           hint="give --trace-file the path of a file in a writable "

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,8 @@ def _start_tracing(files: tuple[Path, ...], trace: dict[str, Any]) -> TracingSes
     from engine.spec.loader import load
     from runners.tracing_setup import resource_redactor, start_tracing
 
-    config = trace_config(**trace)
+    # appended to: the daemon's earlier starts (a service restarted) keep their traces
+    config = replace(trace_config(**trace), append=True)
     return start_tracing(config, redact=resource_redactor([load(path) for path in files]))
 
 

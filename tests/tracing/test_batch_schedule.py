@@ -212,6 +212,18 @@ def test_schedule_traces_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert run["attributes"]["plait.workflow"] == "nightly"
 
 
+def test_a_restarted_schedule_keeps_the_traces_of_its_earlier_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "wf.yaml").write_text(SCHEDULED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(schedule_cli, "CLOCK", _NoWaitClock())
+    for start in (1, 2):  # a service restarted: the file is added to, not emptied
+        result = CliRunner().invoke(schedule_cli.command, ["wf.yaml", "--max-runs", "1",
+                                                           "--trace-file", "t.jsonl"])
+        assert result.exit_code == 0, result.output
+        assert len(_runs(_spans(tmp_path / "t.jsonl"))) == start
+
+
 def test_schedule_warns_when_traces_were_dropped(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "wf.yaml").write_text(SCHEDULED)
