@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from runners.cli import schedule as schedule_cli
 from runners.cli.batch_cmd import batch as batch_cli
-from tests.cli.test_batch_edges import interrupt_once
+from tests.cli.test_batch_edges import SLOW, interrupt_once
 from tests.executor.test_crash_resume import plait as popen
 from tests.tracing.test_exporters import _closed_port, plait
 
@@ -131,17 +131,6 @@ def test_batch_warns_once_when_traces_were_dropped(tmp_path: Path) -> None:
         ["succeeded", "succeeded"]
 
 
-SLOW = """version: 1
-name: slow
-inputs:
-  i: {type: integer}
-policies:
-  lo: {level: low}
-defaults: {policy: lo}
-steps:
-  s:
-    run: "touch started-${{ inputs.i }}; sleep 30"
-"""
 
 
 def test_an_interrupted_batch_still_writes_its_traces(tmp_path: Path) -> None:
@@ -170,21 +159,9 @@ def test_batch_on_ray_refuses_trace_flags(tmp_path: Path) -> None:
     assert not (tmp_path / "t.jsonl").exists()
 
 
-SCHEDULED = """\
-version: 1
-name: nightly
-on:
-  schedule:
-    - {cron: "* * * * *", inputs: {who: cron}}
-inputs:
-  who: {type: string}
-providers:
-  p: {kind: echo, model: echo-1}
-steps:
-  hello:
-    llm: p
-    prompt: "hello ${{ inputs.who }}"
-"""
+#: ECHO, named nightly, fired every minute by `plait schedule`
+SCHEDULED = ECHO.replace("name: rows\n", "name: nightly\non:\n  schedule:\n"
+                         "    - {cron: \"* * * * *\", inputs: {who: cron}}\n")
 
 
 class _NoWaitClock:
