@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,13 @@ async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None
                      **options: Any) -> AsyncIterator[Event]:
     """The run as an async stream of events; the last one is RunFinished."""
     send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=float("inf"))
-    listeners = [*options.pop("listeners", []), send.send_nowait]
+
+    def forward(event: Event) -> None:
+        # the consumer stopped reading: the run is being stopped, its end goes unheard
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait(event)
+
+    listeners = [*options.pop("listeners", []), forward]
 
     async def go() -> None:
         async with send:
@@ -78,8 +85,14 @@ async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(go)
         async with receive:
-            async for event in receive:
-                yield event
+            try:
+                async for event in receive:
+                    yield event
+            except GeneratorExit:
+                # the consumer stopped reading (aclose): the run is stopped like a cancelled
+                # one (recorded `interrupted`, resumable). GeneratorExit must not reach the
+                # task group, which would hand it back wrapped in an ExceptionGroup
+                tg.cancel_scope.cancel()
 
 
 def _claim_async_library() -> tuple[Any, Any] | None:
@@ -97,6 +110,11 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
     if unknown:
         raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
     opts = RunOptions(**options)
+    limit = opts.concurrency
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ConfigError(f"concurrency must be a whole number of at least 1, got {limit!r}",
+                          hint="pass concurrency=N with N >= 1, or leave it out to use the "
+                               "workflow's `concurrency:`")
     if opts.replay_missing == "live" and opts.replay_dir is None:
         raise ConfigError("--replay-missing=live only applies to a run with --replay DIR",
                           hint="add --replay DIR, or drop --replay-missing")
@@ -292,7 +310,7 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
-        store.reopen_run(previous.run_id, meta=meta)
+        store.reopen_run(previous.run_id, meta=meta, seen=previous)
         return
     store.create_run(RunRecord(
         run_id=rc.run_id, workflow_name=rc.workflow.name,

@@ -310,11 +310,19 @@ class RunStore:
             if changed != 1:
                 raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
 
-    def reopen_run(self, run_id: str, *, meta: dict[str, Any]) -> None:
-        """Mark an unfinished run as running again (a resume), replacing its meta."""
+    def reopen_run(self, run_id: str, *, meta: dict[str, Any],
+                   seen: RunRecord | None = None) -> None:
+        """Mark an unfinished run as running again (a resume), replacing its meta.
+
+        `seen` is the record the resume was decided on: when the run's status or owner is no
+        longer that one's (another process resumed it, or finished it, in the meantime), the
+        claim is refused. Checked in the claim's own transaction, so of two resumes started
+        together exactly one runs the steps."""
         with self._write(f"reopen run {run_id}") as conn:
-            found = conn.execute("SELECT spec_hash FROM runs WHERE run_id = ?",
+            found = conn.execute("SELECT spec_hash, status, meta FROM runs WHERE run_id = ?",
                                  (run_id,)).fetchone()
+            if found is not None and seen is not None:
+                _check_unclaimed(run_id, seen, found[1], loads(found[2]))
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
             self._store_source(conn, source)
             changed = conn.execute(
@@ -434,3 +442,16 @@ def _did_you_mean(key: str, recent: list[str]) -> str:
     if close:
         return "did you mean " + " or ".join(close) + "?"
     return "`plait runs list` shows the stored runs"
+
+
+def _check_unclaimed(run_id: str, seen: RunRecord, status: str, meta: Any) -> None:
+    """Refuse a resume's claim when the run changed since the resume read it."""
+    owner = meta.get("owner") if isinstance(meta, dict) else None
+    if status == seen.status and owner == seen.meta.get("owner"):
+        return
+    who = (f" (process {owner.get('pid')} on {owner.get('host')})"
+           if isinstance(owner, dict) and status == "running" else "")
+    raise StateError(f"cannot resume run {run_id}: another process resumed it meanwhile{who}; "
+                     f"it is now {status}",
+                     hint="wait for that resume to end (`plait runs show` shows it); resume "
+                          "again only if it did not succeed")

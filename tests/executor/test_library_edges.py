@@ -1,0 +1,100 @@
+"""Edges of the library entry points a caller can hit: run options that make no sense, a
+stream_run consumer that stops reading, two resumes of one run at the same moment."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine.errors import ConfigError, StateError
+from engine.executor import StepFinished, run_workflow, stream_run
+from engine.executor.services import Services
+from engine.spec.loader import load
+from engine.state import RunStore
+from tests.executor.test_semantics import workflow
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 2.5, "3", True])
+async def test_a_concurrency_that_is_not_a_positive_whole_number_is_refused(
+        tmp_path: Path, concurrency: Any) -> None:
+    """-1 made the run wait for ever (no worker could ever start); 2.5 and "3" broke it with
+    an ExceptionGroup from inside the scheduler; 0 silently meant the workflow's own."""
+    path = workflow(tmp_path, "steps:\n  a: {run: touch ran}\n")
+    with anyio.fail_after(10), pytest.raises(ConfigError, match="concurrency") as caught:
+        await run_workflow(load(path), concurrency=concurrency, record_state=False)
+    assert caught.value.hint
+    assert not (tmp_path / "ran").exists()
+
+
+async def test_a_stream_run_consumer_that_stops_reading_leaves_an_interrupted_record(
+        tmp_path: Path) -> None:
+    """Closing the stream early (aclosing, or `aclose()`) raised a BaseExceptionGroup
+    wrapping GeneratorExit into the consumer, and the run's end could not be announced."""
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo}
+steps:
+  quick: {llm: m, prompt: hi}
+  slow: {run: "sleep 10", needs: [quick]}
+""")
+    db = tmp_path / "runs.db"
+    with anyio.fail_after(10):
+        async with aclosing(stream_run(load(path), state_location=db)) as events:
+            async for event in events:
+                if isinstance(event, StepFinished) and event.step_id == "quick":
+                    break
+    with RunStore.open(db) as store:
+        [record] = store.list_runs()
+        steps = {s.step_id: s.status for s in store.steps(record.run_id)}
+    assert record.status == "interrupted"
+    assert steps == {"quick": "succeeded", "slow": "cancelled"}
+
+
+async def test_two_resumes_of_one_run_at_once_only_one_runs_it(tmp_path: Path) -> None:
+    """Both resumes read the record before either claimed it: each saw a failed run with no
+    live owner, and both ran the failed step. The claim is now checked where it is written."""
+    path = workflow(tmp_path, """\
+steps:
+  flaky: {run: "test -f go && echo ran >> ran.log"}
+""")
+    db = tmp_path / "runs.db"
+    first = await run_workflow(load(path), state_location=db)
+    assert first.status == "failed"
+    (tmp_path / "go").touch()
+
+    other = subprocess.Popen(["sleep", "30"])  # the process of the other resume
+    try:
+        class ClaimedMeanwhile(Services):
+            async def __aenter__(self) -> Services:
+                # the other resume claims the run between this one's check and its claim
+                with RunStore.open(db) as store:
+                    store.reopen_run(first.run_id, meta={"owner": {
+                        "host": socket.gethostname(), "pid": other.pid}})
+                return await super().__aenter__()
+
+        wf = load(path)
+        opts: dict[str, Any] = {"state_location": db, "resume": first.run_id}
+        from engine.executor.context import RunOptions
+
+        services = ClaimedMeanwhile(wf, RunOptions(**opts), {})
+        with pytest.raises(StateError, match="resumed it meanwhile") as caught:
+            await run_workflow(wf, services=services, **opts)
+    finally:
+        other.kill()
+        other.wait()
+    assert caught.value.hint
+    assert not (tmp_path / "ran.log").exists()
