@@ -25,6 +25,9 @@ from engine.secrets import SOURCE_MASK, Redactor
 
 log = logging.getLogger("plait.executor")
 
+#: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
+_MASKED_INPUTS = "masked_inputs"
+
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
     from engine.state import RunRecord, RunStore
@@ -134,12 +137,9 @@ def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
 async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
-    if previous is not None and not given:
-        given, opts.from_text = dict(previous.inputs), frozenset()
+    if previous is not None:
+        given = _resumed_inputs(previous, given, workflow)
     inputs = resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
-    if previous is not None and inputs != previous.inputs:
-        raise InputError(f"inputs differ from those of run {previous.run_id}",
-                         hint="resume with the same inputs, or start a new run")
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
@@ -148,6 +148,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     result: RunResult | None = None
     try:
         async with services:
+            if previous is not None:  # compared as recorded: with secrets masked
+                _check_same_inputs(previous, services.redact(inputs))
             rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                             services.secrets)
             done = _restored(store, previous, workflow, services.redactor) if previous else {}
@@ -304,9 +306,12 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
         return
     from engine.state import RunRecord, owner_meta
 
-    logs = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
+    notes: dict[str, Any] = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
     source = _stored_source(rc.workflow.source.text, rc.services.redactor)
-    meta = {"source": source, "owner": owner_meta(), **logs,
+    masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
+    if masked:  # a resume must be given them again (see _resumed_inputs)
+        notes[_MASKED_INPUTS] = masked
+    meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
@@ -351,6 +356,38 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
                          hint="wait for it to finish or stop it first; a killed run can be "
                               "resumed")
     return record
+
+
+def _resumed_inputs(previous: RunRecord, given: dict[str, Any],
+                    workflow: Workflow) -> dict[str, Any]:
+    """The inputs of a resume: the run's own, with those given now over them. An input that
+    held a secret was recorded masked, so it cannot be reused: it must be given again."""
+    masked = previous.meta.get(_MASKED_INPUTS) or []
+    missing = [name for name in masked if name not in given]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        flags = " ".join(f"-i {n}=..." for n in missing)
+        raise InputError(f"run {previous.run_id}'s input(s) {names} held a secret and were "
+                         "recorded masked, so they cannot be reused",
+                         hint=f"give them again, with the values the run had: {flags}")
+    kept = {k: v for k, v in previous.inputs.items()
+            if k in workflow.spec.inputs and k not in masked}
+    return {**kept, **given}
+
+
+def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any]) -> None:
+    """A resume runs with the run's inputs: any other value would make its finished steps'
+    outputs stale. (Values are not shown: they may hold secrets.)"""
+    old = previous.inputs
+    differ = sorted(k for k in {*old, *inputs} if k not in old or k not in inputs or
+                    old[k] != inputs[k])
+    if differ:
+        names = ", ".join(repr(n) for n in differ)
+        raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
+                         f"differ{'' if len(differ) > 1 else 's'} from run "
+                         f"{previous.run_id}'s",
+                         hint="resume with the run's inputs (leave them out to reuse them), "
+                              "or start a new run")
 
 
 def _stored_source(text: str, redactor: Redactor) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.errors import ConfigError, StateError
+from engine.errors import ConfigError, InputError, StateError
 from engine.executor import StepFinished, run_workflow, stream_run
 from engine.executor.services import Services
 from engine.spec.loader import load
@@ -98,3 +98,57 @@ steps:
         other.wait()
     assert caught.value.hint
     assert not (tmp_path / "ran.log").exists()
+
+
+SECRET_INPUT = """\
+secrets: [PROBE_TOKEN]
+inputs:
+  auth: {type: string}
+  n: {type: integer, default: 1}
+steps:
+  first: {run: "echo first"}
+  second:
+    needs: [first]
+    run: "test -f go && printf '%s' '${{ inputs.auth }}' > got.txt"
+"""
+
+
+async def test_resume_of_a_run_whose_input_held_a_secret_uses_the_real_value(
+        tmp_path: Path) -> None:
+    """The run record keeps inputs with secrets masked. Resuming without inputs ran the step
+    with the masked text ("Bearer ***") as if it were the input, and giving the real value
+    was refused as "inputs differ"."""
+    path = workflow(tmp_path, SECRET_INPUT)
+    db = tmp_path / "runs.db"
+    env = {"PROBE_TOKEN": "s3cr3t-value-1"}
+    inputs = {"auth": "Bearer s3cr3t-value-1"}
+    first = await run_workflow(load(path), inputs, state_location=db, environ=env)
+    assert first.status == "failed"
+    (tmp_path / "go").touch()
+
+    with pytest.raises(InputError, match="auth") as caught:  # it cannot be reused: asked for
+        await run_workflow(load(path), state_location=db, environ=env, resume=first.run_id)
+    assert "-i auth=" in (caught.value.hint or "")
+    assert not (tmp_path / "got.txt").exists()
+
+    resumed = await run_workflow(load(path), inputs, state_location=db, environ=env,
+                                 resume=first.run_id)
+    assert resumed.status == "succeeded"
+    assert (tmp_path / "got.txt").read_text() == "Bearer s3cr3t-value-1"
+
+
+async def test_resume_with_other_inputs_names_those_that_differ(tmp_path: Path) -> None:
+    path = workflow(tmp_path, SECRET_INPUT)
+    db = tmp_path / "runs.db"
+    env = {"PROBE_TOKEN": "s3cr3t-value-1"}
+    first = await run_workflow(load(path), {"auth": "plain"}, state_location=db, environ=env)
+    with pytest.raises(InputError, match="input 'n' differs") as caught:
+        await run_workflow(load(path), {"auth": "plain", "n": 2}, state_location=db,
+                           environ=env, resume=first.run_id)
+    assert "auth" not in caught.value.message
+    # an input left out is the run's own: giving only some of them is not a change
+    (tmp_path / "go").touch()
+    resumed = await run_workflow(load(path), {"n": 1}, state_location=db, environ=env,
+                                 resume=first.run_id)
+    assert resumed.status == "succeeded"
+    assert (tmp_path / "got.txt").read_text() == "plain"
