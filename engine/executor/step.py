@@ -249,6 +249,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 if rc.listening:
                     rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index,
                                          *_failure(exc)))
+                if isinstance(exc, Exception):
+                    raise _of_item(exc, step_id, index) from exc.__cause__
                 raise
             finally:
                 counts.append(mine.count)
@@ -276,6 +278,17 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                    notes=[note for part in notes for note in part])
 
 
+def _of_item(exc: Exception, step_id: str, index: int) -> Exception:
+    """A foreach item's error, saying which item failed (in its message and as `item`)."""
+    if isinstance(exc, PlaitError):
+        if "item" not in exc.context:
+            exc.context["item"] = index
+            exc.message = f"item {index}: {exc.message}"
+            exc.args = (exc.message,)
+        return exc
+    return StepError(f"item {index}: {type(exc).__name__}: {exc}", step=step_id, item=index)
+
+
 def _first_error(group: BaseExceptionGroup) -> BaseException:
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):
@@ -288,8 +301,10 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
         return compiled.render(ctx)
     except ExpressionError as exc:
         where = rc.workflow.source.location(("steps", step_id, name))
-        raise ExpressionError(f"{where}: step {step_id!r}, `{name}`: {exc.message}",
-                              step=step_id, field=name, hint=exc.hint) from exc
+        index = ctx.get("index") if "item" in ctx else None  # a foreach item's
+        item = "" if index is None else f", item {index}"
+        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{name}`: {exc.message}",
+                              step=step_id, field=name, item=index, hint=exc.hint) from exc
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

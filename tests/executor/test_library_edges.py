@@ -152,3 +152,25 @@ async def test_resume_with_other_inputs_names_those_that_differ(tmp_path: Path) 
                                  resume=first.run_id)
     assert resumed.status == "succeeded"
     assert (tmp_path / "got.txt").read_text() == "plain"
+
+
+async def test_the_error_of_a_failed_foreach_item_says_which_item(tmp_path: Path) -> None:
+    """Over hundreds of items, "no key 'a'" or "exited with code 1" alone did not say which
+    item to look at."""
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo}
+steps:
+  expr:
+    foreach: '${{ [{"a": 1}, {"a": 2}, {"b": 3}] }}'
+    llm: m
+    prompt: "${{ item.a + 1 }}"
+  cmd:
+    foreach: ${{ [1, 2, 3] }}
+    run: "test ${{ item }} -ne 2"
+""")
+    result = await run_workflow(load(path), record_state=False, keep_going=True)
+    expr, cmd = result.steps["expr"].error, result.steps["cmd"].error
+    assert expr["item"] == 2 and expr["step"] == "expr"
+    assert f"{path.name}:13:13: step 'expr', item 2, `prompt`: " in expr["message"]
+    assert cmd["item"] == 1 and cmd["message"].startswith("item 1: command 'test 2 -ne 2'")
