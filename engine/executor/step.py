@@ -70,7 +70,7 @@ class _Attempts:
         self.notes.append(note)
         if self.rc.listening:
             self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
-                                      delay, str(error), error_kind(error)))
+                                      delay, str(error), error_kind(error), self.index))
 
 
 class StepPlan:

@@ -251,7 +251,7 @@ def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:
         return [stack.enter_context(LiveView(list(workflow.spec.steps)))]
     from runners.cli.progress import PlainPrinter
 
-    return [PlainPrinter()]
+    return [PlainPrinter(steps=workflow.spec.steps)]
 
 
 def _locate(workflow: Any, state_location: str | None) -> str | None:

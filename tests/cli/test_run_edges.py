@@ -1,0 +1,63 @@
+"""`plait run` as a demanding user meets it when a run does not simply succeed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.cli.test_cli import _in_a_terminal, plait
+
+STOPPED = """\
+version: 1
+name: stopped
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  bad: {run: "sleep 0.3; exit 3"}
+  slow: {run: "sleep 20"}
+  after: {run: "echo after", needs: [bad]}
+"""
+
+
+def test_plain_lines_say_which_steps_a_failure_cancelled(tmp_path: Path) -> None:
+    """The log ended at the failure: a step cancelled in flight, or never started, had no
+    line at all (its last line said `started`)."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    done = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"\] slow: cancelled \(run stopped\)$", done.stderr, re.M), done.stderr
+    assert re.search(r"\] after: cancelled \(run stopped\)$", done.stderr, re.M), done.stderr
+    assert done.stderr.index("slow: cancelled") < done.stderr.index("run failed in")
+
+
+def test_the_live_table_ends_with_the_cancelled_steps_cancelled(tmp_path: Path) -> None:
+    """Its last frame showed them `running` and `waiting` after the run had ended."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    code, screen = _in_a_terminal(tmp_path, "run", "wf.yaml", "--no-record")
+    assert code == 1, screen
+    last = screen[screen.rindex("┃ step"):]
+    assert re.search(r"│ slow\s*│ cancelled │", last), last
+    assert re.search(r"│ after\s*│ cancelled │", last), last
+    assert "waiting" not in last and "running" not in last, last
+
+
+def test_a_retried_foreach_item_is_named_in_the_plain_lines(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("""\
+version: 1
+name: items
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  f:
+    foreach: ${{ ['a', 'b'] }}
+    run: "test -f ${{ item }}.ok || { touch ${{ item }}.ok; exit 1; }"
+    retry: {attempts: 2, initial: 0s, on: [command]}
+""")
+    (tmp_path / "a.ok").touch()  # only item 1 fails once
+    done = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\] f\[1\]: attempt 1 failed \(command: ", done.stderr), done.stderr
