@@ -291,7 +291,7 @@ def _outputs(rc: RunContext) -> dict[str, Any]:
         except ExpressionError as exc:
             where = rc.workflow.source.location(("outputs", name))
             raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
-                                  output=name) from exc
+                                  output=name, hint=exc.hint) from exc
     return out
 
 

@@ -122,10 +122,17 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
 
         try:
             store = RunStore.open(options.get("state_location"), create=False)
-            file = Path(store.get_run(run_id).workflow_path)
+            record = store.get_run(run_id)
             store.close()
         except PlaitError as exc:
             print_error(exc)
+            sys.exit(EXIT_USAGE)
+        file = Path(record.workflow_path)
+        if not file.is_file():
+            print_error(InputError(
+                f"run {record.run_id}'s workflow file {file} is gone",
+                hint="put it back (the content hash of the text it used is shown by "
+                     "plait runs show), or give its new place with --file FILE"))
             sys.exit(EXIT_USAGE)
     sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
 

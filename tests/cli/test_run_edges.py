@@ -61,3 +61,17 @@ steps:
     done = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert re.search(r"\] f\[1\]: attempt 1 failed \(command: ", done.stderr), done.stderr
+
+
+def test_resuming_a_run_whose_workflow_file_is_gone_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    failed = plait("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    import json
+
+    run_id = json.loads(failed.stdout)["run_id"]
+    (tmp_path / "wf.yaml").unlink()
+    resumed = plait("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 2
+    assert f"run {run_id}'s workflow file {tmp_path / 'wf.yaml'} is gone" in resumed.stderr
+    assert "--file" in resumed.stderr

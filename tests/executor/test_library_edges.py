@@ -174,3 +174,18 @@ steps:
     assert expr["item"] == 2 and expr["step"] == "expr"
     assert f"{path.name}:13:13: step 'expr', item 2, `prompt`: " in expr["message"]
     assert cmd["item"] == 1 and cmd["message"].startswith("item 1: command 'test 2 -ne 2'")
+
+
+async def test_an_output_that_fails_keeps_the_hint_of_its_error(tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo}
+steps:
+  a: {llm: m, prompt: hi}
+outputs:
+  bad: ${{ steps.a.output.missing }}
+""")
+    result = await run_workflow(load(path), record_state=False)
+    assert result.status == "failed"
+    assert result.error["output"] == "bad" and ":12:8: output 'bad'" in result.error["message"]
+    assert "default" in result.error["hint"]
