@@ -456,6 +456,22 @@ def _step_fingerprints(text: Any) -> dict[str, str]:
     if not isinstance(steps, dict):
         return {}
     keys = ("inputs", "providers", "mcp_servers", "policies", "defaults")
-    shared = json.dumps({k: data.get(k) for k in keys}, sort_keys=True, default=str)
-    return {sid: json.dumps(step, sort_keys=True, default=str) + shared
+    shared = {k: data.get(k) for k in keys}
+    if isinstance(shared["defaults"], dict):
+        shared["defaults"] = _what_it_produces(shared["defaults"])
+    text = json.dumps(shared, sort_keys=True, default=str)
+    return {sid: json.dumps(_what_it_produces(step), sort_keys=True, default=str) + text
             for sid, step in steps.items()}
+
+
+#: keys of a step (or `defaults`) that govern how it is attempted or described, never what a
+#: finished attempt produced: raising a timeout that cut a step off, or adding retries, must
+#: not make the steps that had finished count as changed
+_HOW_ATTEMPTED = frozenset(("retry", "timeout", "continue_on_error", "description",
+                            "max_parallel"))
+
+
+def _what_it_produces(definition: Any) -> Any:
+    if not isinstance(definition, dict):
+        return definition
+    return {k: v for k, v in definition.items() if k not in _HOW_ATTEMPTED}

@@ -189,3 +189,29 @@ outputs:
     assert result.status == "failed"
     assert result.error["output"] == "bad" and ":12:8: output 'bad'" in result.error["message"]
     assert "default" in result.error["hint"]
+
+
+async def test_resume_after_raising_a_timeout_that_cut_a_step_off(tmp_path: Path) -> None:
+    """The fix for a step that timed out is a longer timeout (in `defaults` or on the step)
+    or more retries: such an edit was refused as 'the workflow changed for finished step(s)'
+    for every finished step, though how a step is attempted cannot change what it produced."""
+    body = """\
+defaults:
+  policy: open
+  timeout: {timeout}
+steps:
+  first: {{run: "echo first >> ran.log", description: {desc}}}
+  slow: {{run: "sleep 0.5 && echo slow >> ran.log", needs: [first]{extra}}}
+"""
+    path = tmp_path / "t.yaml"
+    head = "version: 1\nname: t\npolicies:\n  open: {level: low}\n"
+    path.write_text(head + body.format(timeout="200ms", desc="one", extra=""))
+    db = tmp_path / "runs.db"
+    first = await run_workflow(load(path), state_location=db)
+    assert first.status == "failed" and first.steps["slow"].error["kind"] == "timeout"
+
+    path.write_text(head + body.format(
+        timeout="5s", desc="two", extra=", retry: {attempts: 2}, continue_on_error: false"))
+    resumed = await run_workflow(load(path), state_location=db, resume=first.run_id)
+    assert resumed.status == "succeeded"
+    assert (tmp_path / "ran.log").read_text().split() == ["first", "slow"]
