@@ -145,6 +145,11 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     from engine.spec.loader import load
 
     try:
+        if dry_run and resume_id is not None:
+            raise InputError("--dry-run cannot be combined with --resume: it shows the plan "
+                             "of a new run, not what the resume would rerun",
+                             hint="drop --dry-run; plait runs show RUN_ID lists which steps "
+                                  "finished (those are not run again)")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
         if dry_run:

@@ -75,3 +75,13 @@ def test_resuming_a_run_whose_workflow_file_is_gone_says_what_to_do(tmp_path: Pa
     assert resumed.returncode == 2
     assert f"run {run_id}'s workflow file {tmp_path / 'wf.yaml'} is gone" in resumed.stderr
     assert "--file" in resumed.stderr
+
+
+def test_dry_run_with_resume_is_refused_not_ignored(tmp_path: Path) -> None:
+    """--dry-run printed the plan of a fresh run and exited 0, even for a run id that does
+    not exist: the --resume was silently dropped."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    done = plait("run", "wf.yaml", "--resume", "nosuchrun", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--dry-run" in done.stderr and "--resume" in done.stderr
+    assert done.stdout == ""
