@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import anyio
 
+from engine.deadlines import capacity_wait
+
 _DEFAULT_PAUSE = 1.0
 
 
@@ -66,12 +68,18 @@ class ProviderLimiter:
     async def slot(self, estimated_tokens: int = 0) -> AsyncIterator[None]:
         """Hold one call's slot: waits for the pause, the buckets and a concurrency token."""
         if self._limiter is None:
-            await self._admit(estimated_tokens)
+            with capacity_wait():  # not counted against the step's timeout
+                await self._admit(estimated_tokens)
             yield
             return
-        async with self._limiter:
-            await self._admit(estimated_tokens)
+        with capacity_wait():
+            await self._limiter.acquire()
+        try:
+            with capacity_wait():
+                await self._admit(estimated_tokens)
             yield
+        finally:
+            self._limiter.release()
 
     async def _admit(self, tokens: int) -> None:
         if self._requests is None and self._tokens is None and not self._paused_until:

@@ -215,3 +215,40 @@ steps:
     resumed = await run_workflow(load(path), state_location=db, resume=first.run_id)
     assert resumed.status == "succeeded"
     assert (tmp_path / "ran.log").read_text().split() == ["first", "slow"]
+
+
+async def test_waiting_for_a_providers_capacity_does_not_count_against_the_timeout(
+        tmp_path: Path) -> None:
+    """A provider with max_concurrency: 1 and calls of 200 ms: the fourth call in its queue
+    timed out (timeout 500ms) before it was even sent. The timeout is for the call; the wait
+    for a slot is the limit doing its job."""
+    path = workflow(tmp_path, """\
+providers:
+  one: {kind: echo, max_concurrency: 1, options: {latency: 200ms}}
+steps:
+  f:
+    foreach: ${{ range(4) | list }}
+    llm: one
+    prompt: "${{ item }}"
+    timeout: 500ms
+  g: {llm: one, prompt: g, timeout: 500ms}
+""")
+    result = await run_workflow(load(path), record_state=False)
+    assert result.status == "succeeded", result.error
+    assert result.steps["g"].attempts == 1
+
+
+async def test_a_call_that_hangs_still_times_out_behind_a_capacity_limit(
+        tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+providers:
+  one: {kind: echo, max_concurrency: 1, options: {latency: 30s}}
+steps:
+  a: {llm: one, prompt: a, timeout: 300ms}
+  b: {llm: one, prompt: b, timeout: 300ms}
+""")
+    with anyio.fail_after(10):
+        result = await run_workflow(load(path), record_state=False, keep_going=True)
+    assert {s.status for s in result.steps.values()} == {"failed"}
+    assert all(s.error["kind"] == "timeout" for s in result.steps.values())
+    assert result.finished_at - result.started_at < 2
