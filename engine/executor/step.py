@@ -227,7 +227,9 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     usage: dict[str, int] = {}
     cost: float | None = None  # the known costs of the items (None: none is known)
     unpriced = False
-    limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
+    # without max_parallel, the run's own cap (`concurrency`) holds for the items too
+    width = step.max_parallel or rc.options.concurrency or rc.workflow.spec.concurrency
+    limiter = anyio.CapacityLimiter(max(min(width, len(items)), 1))
 
     counts: list[int] = []
     items_attempts: list[_Attempts | None] = [None] * len(items)

@@ -252,3 +252,40 @@ steps:
     assert {s.status for s in result.steps.values()} == {"failed"}
     assert all(s.error["kind"] == "timeout" for s in result.steps.values())
     assert result.finished_at - result.started_at < 2
+
+
+async def test_a_foreach_without_max_parallel_stays_within_the_runs_concurrency(
+        tmp_path: Path) -> None:
+    """`concurrency: 2` and a foreach of 6 items ran all 6 at once (600 commands for 600
+    items): the run-wide cap did not reach the items of a step."""
+    from engine.executor.events import ItemFinished, ItemStarted
+
+    path = workflow(tmp_path, """\
+concurrency: 2
+providers:
+  m: {kind: echo, options: {latency: 50ms}}
+steps:
+  f:
+    foreach: ${{ range(6) | list }}
+    llm: m
+    prompt: "${{ item }}"
+  g:
+    foreach: ${{ range(4) | list }}
+    max_parallel: 4
+    llm: m
+    prompt: "${{ item }}"
+""")
+    open_items: dict[str, int] = {"f": 0, "g": 0}
+    most: dict[str, int] = {"f": 0, "g": 0}
+
+    def watch(event: Any) -> None:
+        if isinstance(event, ItemStarted):
+            open_items[event.step_id] += 1
+            most[event.step_id] = max(most[event.step_id], open_items[event.step_id])
+        elif isinstance(event, ItemFinished):
+            open_items[event.step_id] -= 1
+
+    result = await run_workflow(load(path), record_state=False, listeners=[watch])
+    assert result.status == "succeeded"
+    assert result.steps["f"].output == [f"echo: {i}" for i in range(6)]
+    assert most == {"f": 2, "g": 4}  # an explicit max_parallel is the step's own choice
