@@ -289,3 +289,15 @@ steps:
     assert result.status == "succeeded"
     assert result.steps["f"].output == [f"echo: {i}" for i in range(6)]
     assert most == {"f": 2, "g": 4}  # an explicit max_parallel is the step's own choice
+
+
+@pytest.mark.parametrize(("kind", "text", "hint"), [
+    ("boolean", "maybe", "true or false"), ("integer", "3.5", "whole number"),
+    ("number", "abc", "a number"), ("array", "[1,", "JSON")])
+async def test_an_input_of_the_wrong_type_from_the_command_line_says_what_to_pass(
+        tmp_path: Path, kind: str, text: str, hint: str) -> None:
+    path = workflow(tmp_path, f"inputs:\n  x: {{type: {kind}}}\nsteps:\n  a: {{run: 'true'}}\n")
+    with pytest.raises(InputError, match=f"input 'x' must be of type {kind}") as caught:
+        await run_workflow(load(path), {"x": text}, from_text=frozenset({"x"}),
+                           record_state=False)
+    assert hint in (caught.value.hint or "")
