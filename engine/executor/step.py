@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from engine.deadlines import run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext
 from engine.executor.current import current_item, current_step
@@ -238,6 +239,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     async def one(index: int, item: Any) -> None:
         nonlocal cost, unpriced
         current_item.set(index)  # this item's own task: nothing outside it sees the value
+        run_slots.set(None)  # its waits for capacity do not free its step's run slot
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
             mine = items_attempts[index] = _Attempts(rc, step_id, index=index)

@@ -95,8 +95,11 @@ class MCPConnectionManager:
         limiter = self._limiter(server)
         stat = self._stat(server)
         if limiter is not None:
-            with capacity_wait():  # not counted against the step's timeout
-                await limiter.acquire()
+            try:
+                limiter.acquire_nowait()
+            except anyio.WouldBlock:
+                async with capacity_wait():  # not the step's time, nor one of the run's slots
+                    await limiter.acquire()
         stat.in_flight += 1
         try:
             yield await self._client(server)

@@ -68,15 +68,16 @@ class ProviderLimiter:
     async def slot(self, estimated_tokens: int = 0) -> AsyncIterator[None]:
         """Hold one call's slot: waits for the pause, the buckets and a concurrency token."""
         if self._limiter is None:
-            with capacity_wait():  # not counted against the step's timeout
-                await self._admit(estimated_tokens)
+            await self._admit(estimated_tokens)
             yield
             return
-        with capacity_wait():
-            await self._limiter.acquire()
         try:
-            with capacity_wait():
-                await self._admit(estimated_tokens)
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            async with capacity_wait():  # not the step's time, nor one of the run's slots
+                await self._limiter.acquire()
+        try:
+            await self._admit(estimated_tokens)
             yield
         finally:
             self._limiter.release()
@@ -86,7 +87,12 @@ class ProviderLimiter:
             return
         if self._lock is None:
             self._lock = anyio.Lock()
-        async with self._lock:  # one waiter at a time keeps the bucket fair (FIFO)
+        if self._lock.locked():  # another call waits for the bucket: so will this one
+            async with capacity_wait():
+                await self._lock.acquire()
+        else:
+            await self._lock.acquire()
+        try:  # one waiter at a time keeps the bucket fair (FIFO)
             for _ in range(10_000):
                 now = anyio.current_time()
                 wait = max(self._paused_until - now, 0.0)
@@ -96,11 +102,14 @@ class ProviderLimiter:
                         wait = max(wait, bucket.wait_for(amount))
                 if wait <= 0:
                     break
-                await anyio.sleep(wait)
+                async with capacity_wait():
+                    await anyio.sleep(wait)
             if self._requests is not None:
                 self._requests.level -= 1
             if self._tokens is not None:
                 self._tokens.level -= min(tokens, self._tokens.per_minute)
+        finally:
+            self._lock.release()
 
     def record_tokens(self, estimated: int, actual: int) -> None:
         """Correct the token bucket once the real usage of a call is known."""

@@ -301,3 +301,59 @@ async def test_an_input_of_the_wrong_type_from_the_command_line_says_what_to_pas
         await run_workflow(load(path), {"x": text}, from_text=frozenset({"x"}),
                            record_state=False)
     assert hint in (caught.value.hint or "")
+
+
+async def test_steps_queued_on_a_slow_provider_do_not_starve_the_others(
+        tmp_path: Path) -> None:
+    """concurrency: 2, four steps on a provider limited to one call at a time, one step on
+    another provider: the queued steps held the run's slots while they waited for theirs,
+    so the quick step waited behind the whole queue (~1.2 s instead of ~10 ms)."""
+    path = workflow(tmp_path, """\
+concurrency: 2
+providers:
+  one: {kind: echo, max_concurrency: 1, options: {latency: 300ms}}
+  quick: {kind: echo, options: {latency: 10ms}}
+steps:
+  s0: {llm: one, prompt: a}
+  s1: {llm: one, prompt: b}
+  s2: {llm: one, prompt: c}
+  s3: {llm: one, prompt: d}
+  z0: {llm: quick, prompt: e}
+""")
+    finished: list[str] = []
+    result = await run_workflow(load(path), record_state=False, listeners=[
+        lambda e: finished.append(e.step_id) if isinstance(e, StepFinished) else None])
+    assert result.status == "succeeded"
+    assert finished.index("z0") < 2, finished  # done before the second call of `one`
+
+
+async def test_steps_at_work_stay_within_the_concurrency_while_others_wait_for_capacity(
+        tmp_path: Path) -> None:
+    """The slots that waiting steps lend out are for steps at work in their place, no more:
+    with three steps queued on `one`, the quick steps never get more than the run's two
+    slots (four of them would fit in the slots lent out and taken back)."""
+    quick = "".join(f"  q{i}: {{llm: quick, prompt: q{i}}}\n" for i in range(4))
+    path = workflow(tmp_path, f"""\
+concurrency: 2
+providers:
+  one: {{kind: echo, max_concurrency: 1, options: {{latency: 150ms}}}}
+  quick: {{kind: echo, options: {{latency: 100ms}}}}
+steps:
+  a0: {{llm: one, prompt: a}}
+  a1: {{llm: one, prompt: b}}
+  a2: {{llm: one, prompt: c}}
+  a3: {{llm: one, prompt: d}}
+{quick}""")
+    from engine.executor.events import StepStarted
+
+    at_once = most = 0
+
+    def watch(event: Any) -> None:
+        nonlocal at_once, most
+        if isinstance(event, StepStarted | StepFinished) and event.step_id.startswith("q"):
+            at_once += 1 if isinstance(event, StepStarted) else -1
+            most = max(most, at_once)
+
+    result = await run_workflow(load(path), record_state=False, listeners=[watch])
+    assert result.status == "succeeded"
+    assert most <= 2
