@@ -159,6 +159,29 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.05)
 
 
+def _open_read_only(path: str) -> sqlite3.Connection | None:
+    """The database opened for reading only, or None if it cannot be read either. A WAL
+    database whose directory cannot be written has no shared-memory file to coordinate
+    through: it is then read as immutable (nobody can be writing it from here)."""
+    uri = Path(path).absolute().as_uri()
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + query, uri=True, timeout=BUSY_TIMEOUT_S,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            continue
+        try:
+            row = conn.execute("SELECT max(version) FROM plait_schema").fetchone()
+        except sqlite3.Error:
+            conn.close()
+            continue
+        if row is None or row[0] != _schema.SCHEMA_VERSION:
+            conn.close()  # an older one needs its migration (a write), a newer one is unread
+            return None
+        return conn
+    return None
+
+
 def _sync_mode() -> str:
     mode = os.environ.get(ENV_SYNC, "normal").strip().lower() or "normal"
     if mode not in ("normal", "full"):
@@ -207,6 +230,15 @@ class RunStore:
                               hint=fix_hint()) from exc
         try:
             cls._setup(conn, path, sync)
+        except ConfigError:
+            conn.close()
+            if create or path == MEMORY:
+                raise
+            # a reader may read what it cannot write (a read-only mount, another user's)
+            read_only = _open_read_only(path)
+            if read_only is None:
+                raise
+            return cls(read_only, path)
         except BaseException:
             conn.close()
             raise

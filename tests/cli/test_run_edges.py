@@ -85,3 +85,52 @@ def test_dry_run_with_resume_is_refused_not_ignored(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--dry-run" in done.stderr and "--resume" in done.stderr
     assert done.stdout == ""
+
+
+def _read_only_copy(tmp_path: Path, db: Path) -> Path:
+    """`db` on a read-only file system (a tmpfs remounted read-only: root ignores
+    permissions) or, for another user, in a directory without write permission."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    place = tmp_path / "ro"
+    place.mkdir()
+    if os.geteuid() != 0:
+        shutil.copy(db, place / "runs.db")
+        (place / "runs.db").chmod(0o444)
+        place.chmod(0o555)
+        return place / "runs.db"
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(place)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a file system here to make it read-only")
+    shutil.copy(db, place / "runs.db")
+    subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+    return place / "runs.db"
+
+
+def test_the_reading_commands_read_a_database_they_cannot_write(tmp_path: Path) -> None:
+    """An archived CI artifact on a read-only mount, another user's database: `plait runs
+    list` said 'cannot use the run record database ...: unable to open database file'
+    because opening it tried to write (WAL, schema check in a write transaction)."""
+    import json
+    import subprocess
+
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    ran = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    run_id = json.loads(ran.stdout)["run_id"]
+    db = _read_only_copy(tmp_path, tmp_path / "runs.db")
+    try:
+        listed = plait("runs", "list", "--state", str(db), cwd=tmp_path)
+        shown = plait("runs", "show", run_id[:6], "--state", str(db), cwd=tmp_path)
+        resumed = plait("resume", run_id, "--state", str(db), cwd=tmp_path)
+    finally:
+        subprocess.run(["umount", str(db.parent)], capture_output=True, check=False)
+        db.parent.chmod(0o755)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{run_id}  failed" in listed.stdout
+    assert shown.returncode == 0 and "bad" in shown.stdout, shown.stderr
+    assert resumed.returncode == 2  # a resume writes: the error says where
+    assert "runs.db" in resumed.stderr and "Traceback" not in resumed.stderr
