@@ -357,3 +357,20 @@ steps:
     result = await run_workflow(load(path), record_state=False, listeners=[watch])
     assert result.status == "succeeded"
     assert most <= 2
+
+
+async def test_an_mcp_tools_rate_limit_wait_does_not_count_against_the_timeout() -> None:
+    """A tool's `rate_limit` makes extra calls wait for the window: that wait timed the
+    attempt out like a hung call."""
+    from engine.executor.retry import call_with_retry
+    from engine.mcp.executor import RateLimiter
+
+    limiter = RateLimiter(1, window_s=0.5)
+
+    async def call() -> str:
+        await limiter.acquire()
+        return "called"
+
+    assert await call_with_retry(call, None, timeout=0.3) == "called"
+    with anyio.fail_after(5):
+        assert await call_with_retry(call, None, timeout=0.3) == "called"  # waited ~0.5 s
