@@ -303,9 +303,12 @@ class Scheduler:
             return
         blocked = [p for p in preds if self._blocks(p)]
         if blocked:
-            skipped = all(self.results[p].status == "skipped" for p in blocked)
-            status = "skipped" if skipped else "cancelled"
-            reason = f"{'skipped' if skipped else 'failed'} dependency: {', '.join(blocked)}"
+            # each named for what it is: "failed dependency: b; skipped dependency: a"
+            by = {what: [p for p in blocked if results[p].status == what]
+                  for what in ("failed", "cancelled", "skipped")}
+            status = "skipped" if len(by["skipped"]) == len(blocked) else "cancelled"
+            reason = "; ".join(f"{what} dependency: {', '.join(names)}"
+                               for what, names in by.items() if names)
             now = time.time()
             result = StepResult(sid, self.rc.workflow.kind(sid), status, started_at=now,
                                 finished_at=now, reason=reason)

@@ -374,3 +374,17 @@ async def test_an_mcp_tools_rate_limit_wait_does_not_count_against_the_timeout()
     assert await call_with_retry(call, None, timeout=0.3) == "called"
     with anyio.fail_after(5):
         assert await call_with_retry(call, None, timeout=0.3) == "called"  # waited ~0.5 s
+
+
+async def test_a_step_blocked_by_a_failed_and_a_skipped_dependency_names_each_for_what(
+        tmp_path: Path) -> None:
+    path = workflow(tmp_path, """\
+steps:
+  off: {run: "true", if: "${{ false }}"}
+  broken: {run: "exit 3"}
+  both: {run: "true", needs: [off, broken]}
+""")
+    result = await run_workflow(load(path), record_state=False, keep_going=True)
+    both = result.steps["both"]
+    assert both.status == "cancelled"
+    assert both.reason == "failed dependency: broken; skipped dependency: off"
