@@ -134,3 +134,17 @@ def test_the_reading_commands_read_a_database_they_cannot_write(tmp_path: Path) 
     assert shown.returncode == 0 and "bad" in shown.stdout, shown.stderr
     assert resumed.returncode == 2  # a resume writes: the error says where
     assert "runs.db" in resumed.stderr and "Traceback" not in resumed.stderr
+
+
+def test_runs_list_says_when_it_shows_only_the_most_recent(tmp_path: Path) -> None:
+    """With more runs than --limit (20 by default) the table just stopped: nothing said
+    that older runs exist."""
+    (tmp_path / "wf.yaml").write_text("version: 1\nname: w\nsteps:\n  a: {run: 'true'}\n")
+    for _ in range(3):
+        assert plait("run", "wf.yaml", cwd=tmp_path).returncode == 0
+    cut = plait("runs", "list", "--limit", "2", cwd=tmp_path)
+    whole = plait("runs", "list", "--limit", "3", cwd=tmp_path)
+    assert cut.returncode == whole.returncode == 0
+    assert cut.stdout.count(" succeeded ") == 2
+    assert "older runs are not shown (--limit N shows more than 2)" in cut.stdout
+    assert "older runs" not in whole.stdout and whole.stdout.count(" succeeded ") == 3
