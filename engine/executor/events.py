@@ -36,6 +36,8 @@ class StepRetrying(Event):
     delay: float
     error: str
     error_kind: str
+    #: the foreach item that is retried (None: the step itself)
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

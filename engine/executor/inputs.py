@@ -78,6 +78,13 @@ def _check_text(name: str, text: str, where: str, default: bool) -> None:
                          "encoding)") from None
 
 
+_TEXT_HINTS = {"integer": "pass a whole number, e.g. -i NAME=3",
+               "number": "pass a number, e.g. -i NAME=2.5",
+               "boolean": "pass true or false (yes/no and 1/0 work too)",
+               "object": "pass JSON for objects and arrays",
+               "array": "pass JSON for objects and arrays"}
+
+
 def _parse_text(name: str, kind: str, text: str) -> Any:
     try:
         if kind == "integer":
@@ -98,9 +105,7 @@ def _parse_text(name: str, kind: str, text: str) -> Any:
                          hint="pass a value with fewer levels of nesting") from None
     except ValueError:
         raise InputError(f"input {name!r} must be of type {kind}, got {text!r}",
-                         input=name,
-                         hint="pass JSON for objects and arrays" if kind in ("object", "array")
-                         else None) from None
+                         input=name, hint=_TEXT_HINTS.get(kind)) from None
     return text
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import anyio
 
+from engine.deadlines import attempt_scope
 from engine.errors import (
     ConfigError,
     InputError,
@@ -68,8 +69,7 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | No
         try:
             if timeout is None:
                 return await fn()
-            with anyio.fail_after(timeout):
-                return await fn()
+            return await _timed(fn, timeout)
         except TimeoutError as exc:
             error: BaseException = exc
             if timeout is not None and not isinstance(exc, PlaitError):
@@ -85,6 +85,19 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | No
         if on_retry is not None:
             on_retry(attempt, delay, error)
         await anyio.sleep(delay)
+
+
+async def _timed(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """`fn()` within `timeout` seconds, less the time it waits for capacity (see
+    engine.deadlines); a TimeoutError like anyio.fail_after's when it runs out."""
+    with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
+        token = attempt_scope.set(scope)
+        try:
+            return await fn()
+        finally:
+            attempt_scope.reset(token)
+    # only its deadline cancels this scope (nothing else holds it): that deadline passed
+    raise TimeoutError
 
 
 _ONCE = RetrySpec(attempts=1)

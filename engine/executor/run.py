@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,9 @@ from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
 
 log = logging.getLogger("plait.executor")
+
+#: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
+_MASKED_INPUTS = "masked_inputs"
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -69,7 +73,13 @@ async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None
                      **options: Any) -> AsyncIterator[Event]:
     """The run as an async stream of events; the last one is RunFinished."""
     send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=float("inf"))
-    listeners = [*options.pop("listeners", []), send.send_nowait]
+
+    def forward(event: Event) -> None:
+        # the consumer stopped reading: the run is being stopped, its end goes unheard
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait(event)
+
+    listeners = [*options.pop("listeners", []), forward]
 
     async def go() -> None:
         async with send:
@@ -78,8 +88,14 @@ async def stream_run(workflow: Workflow, inputs: Mapping[str, Any] | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(go)
         async with receive:
-            async for event in receive:
-                yield event
+            try:
+                async for event in receive:
+                    yield event
+            except GeneratorExit:
+                # the consumer stopped reading (aclose): the run is stopped like a cancelled
+                # one (recorded `interrupted`, resumable). GeneratorExit must not reach the
+                # task group, which would hand it back wrapped in an ExceptionGroup
+                tg.cancel_scope.cancel()
 
 
 def _claim_async_library() -> tuple[Any, Any] | None:
@@ -97,6 +113,11 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
     if unknown:
         raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
     opts = RunOptions(**options)
+    limit = opts.concurrency
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ConfigError(f"concurrency must be a whole number of at least 1, got {limit!r}",
+                          hint="pass concurrency=N with N >= 1, or leave it out to use the "
+                               "workflow's `concurrency:`")
     if opts.replay_missing == "live" and opts.replay_dir is None:
         raise ConfigError("--replay-missing=live only applies to a run with --replay DIR",
                           hint="add --replay DIR, or drop --replay-missing")
@@ -116,12 +137,9 @@ def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
 async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
-    if previous is not None and not given:
-        given, opts.from_text = dict(previous.inputs), frozenset()
+    if previous is not None:
+        given = _resumed_inputs(previous, given, workflow)
     inputs = resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
-    if previous is not None and inputs != previous.inputs:
-        raise InputError(f"inputs differ from those of run {previous.run_id}",
-                         hint="resume with the same inputs, or start a new run")
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
@@ -130,6 +148,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     result: RunResult | None = None
     try:
         async with services:
+            if previous is not None:  # compared as recorded: with secrets masked
+                _check_same_inputs(previous, services.redact(inputs))
             rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                             services.secrets)
             done = _restored(store, previous, workflow, services.redactor) if previous else {}
@@ -271,7 +291,7 @@ def _outputs(rc: RunContext) -> dict[str, Any]:
         except ExpressionError as exc:
             where = rc.workflow.source.location(("outputs", name))
             raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
-                                  output=name) from exc
+                                  output=name, hint=exc.hint) from exc
     return out
 
 
@@ -286,13 +306,16 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
         return
     from engine.state import RunRecord, owner_meta
 
-    logs = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
+    notes: dict[str, Any] = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
     source = _stored_source(rc.workflow.source.text, rc.services.redactor)
-    meta = {"source": source, "owner": owner_meta(), **logs,
+    masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
+    if masked:  # a resume must be given them again (see _resumed_inputs)
+        notes[_MASKED_INPUTS] = masked
+    meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
-        store.reopen_run(previous.run_id, meta=meta)
+        store.reopen_run(previous.run_id, meta=meta, seen=previous)
         return
     store.create_run(RunRecord(
         run_id=rc.run_id, workflow_name=rc.workflow.name,
@@ -333,6 +356,38 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
                          hint="wait for it to finish or stop it first; a killed run can be "
                               "resumed")
     return record
+
+
+def _resumed_inputs(previous: RunRecord, given: dict[str, Any],
+                    workflow: Workflow) -> dict[str, Any]:
+    """The inputs of a resume: the run's own, with those given now over them. An input that
+    held a secret was recorded masked, so it cannot be reused: it must be given again."""
+    masked = previous.meta.get(_MASKED_INPUTS) or []
+    missing = [name for name in masked if name not in given]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        flags = " ".join(f"-i {n}=..." for n in missing)
+        raise InputError(f"run {previous.run_id}'s input(s) {names} held a secret and were "
+                         "recorded masked, so they cannot be reused",
+                         hint=f"give them again, with the values the run had: {flags}")
+    kept = {k: v for k, v in previous.inputs.items()
+            if k in workflow.spec.inputs and k not in masked}
+    return {**kept, **given}
+
+
+def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any]) -> None:
+    """A resume runs with the run's inputs: any other value would make its finished steps'
+    outputs stale. (Values are not shown: they may hold secrets.)"""
+    old = previous.inputs
+    differ = sorted(k for k in {*old, *inputs} if k not in old or k not in inputs or
+                    old[k] != inputs[k])
+    if differ:
+        names = ", ".join(repr(n) for n in differ)
+        raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
+                         f"differ{'' if len(differ) > 1 else 's'} from run "
+                         f"{previous.run_id}'s",
+                         hint="resume with the run's inputs (leave them out to reuse them), "
+                              "or start a new run")
 
 
 def _stored_source(text: str, redactor: Redactor) -> str:
@@ -401,6 +456,22 @@ def _step_fingerprints(text: Any) -> dict[str, str]:
     if not isinstance(steps, dict):
         return {}
     keys = ("inputs", "providers", "mcp_servers", "policies", "defaults")
-    shared = json.dumps({k: data.get(k) for k in keys}, sort_keys=True, default=str)
-    return {sid: json.dumps(step, sort_keys=True, default=str) + shared
+    shared = {k: data.get(k) for k in keys}
+    if isinstance(shared["defaults"], dict):
+        shared["defaults"] = _what_it_produces(shared["defaults"])
+    text = json.dumps(shared, sort_keys=True, default=str)
+    return {sid: json.dumps(_what_it_produces(step), sort_keys=True, default=str) + text
             for sid, step in steps.items()}
+
+
+#: keys of a step (or `defaults`) that govern how it is attempted or described, never what a
+#: finished attempt produced: raising a timeout that cut a step off, or adding retries, must
+#: not make the steps that had finished count as changed
+_HOW_ATTEMPTED = frozenset(("retry", "timeout", "continue_on_error", "description",
+                            "max_parallel"))
+
+
+def _what_it_produces(definition: Any) -> Any:
+    if not isinstance(definition, dict):
+        return definition
+    return {k: v for k, v in definition.items() if k not in _HOW_ATTEMPTED}

@@ -7,12 +7,14 @@ run-wide `concurrency` caps steps in flight; providers and MCP servers have thei
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 import anyio
 
+from engine.deadlines import run_slots
 from engine.executor.events import StepFinished
 from engine.executor.result import StepResult
 from engine.executor.step import execute_step, plan_of
@@ -68,6 +70,11 @@ class Scheduler:
         self._waiting_steps = False
         self.failed = False
         self.stopping = False
+        #: workers take no more steps: the run is stopping, or a capacity wait ended with a
+        #: worker more than the limit (the next one between two steps leaves)
+        self._paused = False
+        #: set when a worker too many has left (steps back from a capacity wait wait on it)
+        self._freed: anyio.Event | None = None
         self.cancel_scope: anyio.CancelScope | None = None
         self.continue_default = wf.spec.defaults.continue_on_error
         #: unfinished dependencies per step (restored steps of a resumed run: -1, never 0)
@@ -83,6 +90,13 @@ class Scheduler:
     async def run(self) -> None:
         for result in self.results.values():
             self._publish(result)
+        token = run_slots.set(weakref.ref(self))  # the workers (spawned below) inherit it
+        try:
+            await self._run()
+        finally:
+            run_slots.reset(token)
+
+    async def _run(self) -> None:
         async with anyio.create_task_group() as tg:
             self.cancel_scope = tg.cancel_scope
             self.rc.writer.bind(tg)
@@ -198,7 +212,7 @@ class Scheduler:
                 self._coming -= 1
                 if not ready:  # another worker ran it in the meantime: steps are quick
                     self._waiting_steps = False
-            while ready and not self.stopping:
+            while ready and not self._paused:
                 sid = ready.popleft()
                 self.unstarted -= 1
                 if len(ready) > self._coming and not self._dispatch_asked:
@@ -222,6 +236,11 @@ class Scheduler:
                 self._between = False
             if self.stopping or self._over():
                 break
+            if self._paused:  # a worker more than the limit: this one leaves
+                if self.workers > self.limit:
+                    break
+                self._paused, called = False, False
+                continue
             self._parked.append(slot)
             slot.called = False
             await slot.wake.acquire()
@@ -231,6 +250,32 @@ class Scheduler:
         self.workers -= 1
         if self.stopping or self._over():
             self._wake_all()  # the others see that the run is over too
+        elif self._paused:  # left as a worker too many
+            self._paused = self.workers > self.limit
+            if self._freed is not None:  # a step back from a capacity wait may go on
+                self._freed.set()
+                self._freed = None
+            self._launch()  # ready steps it left behind get a worker
+
+    # A step that waits for a provider's or MCP server's capacity (engine.deadlines) does not
+    # hold one of the run's `concurrency` slots meanwhile: steps queued on one slow provider
+    # would otherwise keep every other step waiting behind them.
+
+    def capacity_wait_began(self) -> None:
+        self.limit += 1
+        self._launch()
+
+    async def capacity_wait_ended(self) -> None:
+        """The step is back to work: it waits until the run has a slot for it again (the
+        worker that took its slot meanwhile leaves after its step; an idle one at once)."""
+        self.limit -= 1
+        while self.workers > self.limit and not self.stopping:
+            self._paused = True
+            if self._parked:
+                self._parked.pop().dismiss()
+            if self._freed is None:
+                self._freed = anyio.Event()
+            await self._freed.wait()
 
     def _surplus(self) -> int:
         """Workers more than the rest of the run can use (0 or less: none)."""
@@ -258,9 +303,12 @@ class Scheduler:
             return
         blocked = [p for p in preds if self._blocks(p)]
         if blocked:
-            skipped = all(self.results[p].status == "skipped" for p in blocked)
-            status = "skipped" if skipped else "cancelled"
-            reason = f"{'skipped' if skipped else 'failed'} dependency: {', '.join(blocked)}"
+            # each named for what it is: "failed dependency: b; skipped dependency: a"
+            by = {what: [p for p in blocked if results[p].status == what]
+                  for what in ("failed", "cancelled", "skipped")}
+            status = "skipped" if len(by["skipped"]) == len(blocked) else "cancelled"
+            reason = "; ".join(f"{what} dependency: {', '.join(names)}"
+                               for what, names in by.items() if names)
             now = time.time()
             result = StepResult(sid, self.rc.workflow.kind(sid), status, started_at=now,
                                 finished_at=now, reason=reason)
@@ -328,7 +376,7 @@ class Scheduler:
 
     def stop(self) -> None:
         """Stop starting steps and cancel those in flight."""
-        self.stopping = True
+        self.stopping = self._paused = True
         self._wake_all()
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from engine.deadlines import run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext
 from engine.executor.current import current_item, current_step
@@ -70,7 +71,7 @@ class _Attempts:
         self.notes.append(note)
         if self.rc.listening:
             self.rc.emit(StepRetrying(self.rc.run_id, time.time(), self.step_id, attempt + 1,
-                                      delay, str(error), error_kind(error)))
+                                      delay, str(error), error_kind(error), self.index))
 
 
 class StepPlan:
@@ -227,7 +228,9 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     usage: dict[str, int] = {}
     cost: float | None = None  # the known costs of the items (None: none is known)
     unpriced = False
-    limiter = anyio.CapacityLimiter(step.max_parallel or max(len(items), 1))
+    # without max_parallel, the run's own cap (`concurrency`) holds for the items too
+    width = step.max_parallel or rc.options.concurrency or rc.workflow.spec.concurrency
+    limiter = anyio.CapacityLimiter(max(min(width, len(items)), 1))
 
     counts: list[int] = []
     items_attempts: list[_Attempts | None] = [None] * len(items)
@@ -236,6 +239,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     async def one(index: int, item: Any) -> None:
         nonlocal cost, unpriced
         current_item.set(index)  # this item's own task: nothing outside it sees the value
+        run_slots.set(None)  # its waits for capacity do not free its step's run slot
         async with limiter:
             ctx = {**rc.expr_context, "item": item, "index": index}
             mine = items_attempts[index] = _Attempts(rc, step_id, index=index)
@@ -249,6 +253,8 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                 if rc.listening:
                     rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index,
                                          *_failure(exc)))
+                if isinstance(exc, Exception):
+                    raise _of_item(exc, step_id, index) from exc.__cause__
                 raise
             finally:
                 counts.append(mine.count)
@@ -276,6 +282,17 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                    notes=[note for part in notes for note in part])
 
 
+def _of_item(exc: Exception, step_id: str, index: int) -> Exception:
+    """A foreach item's error, saying which item failed (in its message and as `item`)."""
+    if isinstance(exc, PlaitError):
+        if "item" not in exc.context:
+            exc.context["item"] = index
+            exc.message = f"item {index}: {exc.message}"
+            exc.args = (exc.message,)
+        return exc
+    return StepError(f"item {index}: {type(exc).__name__}: {exc}", step=step_id, item=index)
+
+
 def _first_error(group: BaseExceptionGroup) -> BaseException:
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):
@@ -288,8 +305,10 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
         return compiled.render(ctx)
     except ExpressionError as exc:
         where = rc.workflow.source.location(("steps", step_id, name))
-        raise ExpressionError(f"{where}: step {step_id!r}, `{name}`: {exc.message}",
-                              step=step_id, field=name, hint=exc.hint) from exc
+        index = ctx.get("index") if "item" in ctx else None  # a foreach item's
+        item = "" if index is None else f", item {index}"
+        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{name}`: {exc.message}",
+                              step=step_id, field=name, item=index, hint=exc.hint) from exc
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from engine.deadlines import capacity_wait
 from engine.errors import PlaitError, ToolError
 from engine.mcp.pool import MCPConnectionManager
 from engine.mcp.registry import ToolInfo, ToolRegistry
@@ -39,14 +40,23 @@ class RateLimiter:
         self._lock = anyio.Lock()
 
     async def acquire(self) -> None:
-        async with self._lock:
+        # waiting for the window is not the call's time (engine.deadlines)
+        if self._lock.locked():
+            async with capacity_wait():
+                await self._lock.acquire()
+        else:
+            await self._lock.acquire()
+        try:
             now = anyio.current_time()
             while self._times and now - self._times[0] >= self.window_s:
                 self._times.popleft()
             if len(self._times) >= self.per_minute:
-                await anyio.sleep(self.window_s - (now - self._times[0]))
+                async with capacity_wait():
+                    await anyio.sleep(self.window_s - (now - self._times[0]))
                 self._times.popleft()
             self._times.append(anyio.current_time())
+        finally:
+            self._lock.release()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from engine.deadlines import capacity_wait
 from engine.errors import ToolError
 from engine.mcp.manager import MCPServerManager
 
@@ -94,7 +95,11 @@ class MCPConnectionManager:
         limiter = self._limiter(server)
         stat = self._stat(server)
         if limiter is not None:
-            await limiter.acquire()
+            try:
+                limiter.acquire_nowait()
+            except anyio.WouldBlock:
+                async with capacity_wait():  # not the step's time, nor one of the run's slots
+                    await limiter.acquire()
         stat.in_flight += 1
         try:
             yield await self._client(server)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import anyio
 
+from engine.deadlines import capacity_wait
+
 _DEFAULT_PAUSE = 1.0
 
 
@@ -69,16 +71,28 @@ class ProviderLimiter:
             await self._admit(estimated_tokens)
             yield
             return
-        async with self._limiter:
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            async with capacity_wait():  # not the step's time, nor one of the run's slots
+                await self._limiter.acquire()
+        try:
             await self._admit(estimated_tokens)
             yield
+        finally:
+            self._limiter.release()
 
     async def _admit(self, tokens: int) -> None:
         if self._requests is None and self._tokens is None and not self._paused_until:
             return
         if self._lock is None:
             self._lock = anyio.Lock()
-        async with self._lock:  # one waiter at a time keeps the bucket fair (FIFO)
+        if self._lock.locked():  # another call waits for the bucket: so will this one
+            async with capacity_wait():
+                await self._lock.acquire()
+        else:
+            await self._lock.acquire()
+        try:  # one waiter at a time keeps the bucket fair (FIFO)
             for _ in range(10_000):
                 now = anyio.current_time()
                 wait = max(self._paused_until - now, 0.0)
@@ -88,11 +102,14 @@ class ProviderLimiter:
                         wait = max(wait, bucket.wait_for(amount))
                 if wait <= 0:
                     break
-                await anyio.sleep(wait)
+                async with capacity_wait():
+                    await anyio.sleep(wait)
             if self._requests is not None:
                 self._requests.level -= 1
             if self._tokens is not None:
                 self._tokens.level -= min(tokens, self._tokens.per_minute)
+        finally:
+            self._lock.release()
 
     def record_tokens(self, estimated: int, actual: int) -> None:
         """Correct the token bucket once the real usage of a call is known."""

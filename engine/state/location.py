@@ -12,8 +12,8 @@ DEFAULT_DIR = ".plait"
 DEFAULT_FILE = "runs.db"
 MEMORY = ":memory:"
 
-_FIX = (f"set {ENV_URL} to a writable place (e.g. sqlite:///var/lib/plait/runs.db) "
-        "or fix the permissions of that directory")
+_FIX = (f"point --state (or {ENV_URL}) at a writable place (e.g. "
+        "sqlite:///var/lib/plait/runs.db) or fix the permissions of that directory")
 
 
 def resolve_location(location: str | Path | None, *, workflow_path: Path | None = None) -> str:

@@ -159,6 +159,29 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.05)
 
 
+def _open_read_only(path: str) -> sqlite3.Connection | None:
+    """The database opened for reading only, or None if it cannot be read either. A WAL
+    database whose directory cannot be written has no shared-memory file to coordinate
+    through: it is then read as immutable (nobody can be writing it from here)."""
+    uri = Path(path).absolute().as_uri()
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + query, uri=True, timeout=BUSY_TIMEOUT_S,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            continue
+        try:
+            row = conn.execute("SELECT max(version) FROM plait_schema").fetchone()
+        except sqlite3.Error:
+            conn.close()
+            continue
+        if row is None or row[0] != _schema.SCHEMA_VERSION:
+            conn.close()  # an older one needs its migration (a write), a newer one is unread
+            return None
+        return conn
+    return None
+
+
 def _sync_mode() -> str:
     mode = os.environ.get(ENV_SYNC, "normal").strip().lower() or "normal"
     if mode not in ("normal", "full"):
@@ -207,6 +230,15 @@ class RunStore:
                               hint=fix_hint()) from exc
         try:
             cls._setup(conn, path, sync)
+        except ConfigError:
+            conn.close()
+            if create or path == MEMORY:
+                raise
+            # a reader may read what it cannot write (a read-only mount, another user's)
+            read_only = _open_read_only(path)
+            if read_only is None:
+                raise
+            return cls(read_only, path)
         except BaseException:
             conn.close()
             raise
@@ -310,11 +342,19 @@ class RunStore:
             if changed != 1:
                 raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
 
-    def reopen_run(self, run_id: str, *, meta: dict[str, Any]) -> None:
-        """Mark an unfinished run as running again (a resume), replacing its meta."""
+    def reopen_run(self, run_id: str, *, meta: dict[str, Any],
+                   seen: RunRecord | None = None) -> None:
+        """Mark an unfinished run as running again (a resume), replacing its meta.
+
+        `seen` is the record the resume was decided on: when the run's status or owner is no
+        longer that one's (another process resumed it, or finished it, in the meantime), the
+        claim is refused. Checked in the claim's own transaction, so of two resumes started
+        together exactly one runs the steps."""
         with self._write(f"reopen run {run_id}") as conn:
-            found = conn.execute("SELECT spec_hash FROM runs WHERE run_id = ?",
+            found = conn.execute("SELECT spec_hash, status, meta FROM runs WHERE run_id = ?",
                                  (run_id,)).fetchone()
+            if found is not None and seen is not None:
+                _check_unclaimed(run_id, seen, found[1], loads(found[2]))
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
             self._store_source(conn, source)
             changed = conn.execute(
@@ -434,3 +474,16 @@ def _did_you_mean(key: str, recent: list[str]) -> str:
     if close:
         return "did you mean " + " or ".join(close) + "?"
     return "`plait runs list` shows the stored runs"
+
+
+def _check_unclaimed(run_id: str, seen: RunRecord, status: str, meta: Any) -> None:
+    """Refuse a resume's claim when the run changed since the resume read it."""
+    owner = meta.get("owner") if isinstance(meta, dict) else None
+    if status == seen.status and owner == seen.meta.get("owner"):
+        return
+    who = (f" (process {owner.get('pid')} on {owner.get('host')})"
+           if isinstance(owner, dict) and status == "running" else "")
+    raise StateError(f"cannot resume run {run_id}: another process resumed it meanwhile{who}; "
+                     f"it is now {status}",
+                     hint="wait for that resume to end (`plait runs show` shows it); resume "
+                          "again only if it did not succeed")

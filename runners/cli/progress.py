@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from engine.executor.events import (
@@ -30,22 +31,45 @@ def _short(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _cancel_reason(status: str) -> str:
+    """Why a run that ended with `status` cancelled the steps it had not finished (as the
+    run's result says)."""
+    return "interrupted" if status == "interrupted" else "run stopped"
+
+
 class PlainPrinter:
     """One line per event, timestamped relative to the run start."""
 
-    def __init__(self, stream: TextIO | None = None, *, show_chunks: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, show_chunks: bool = False,
+                 steps: Iterable[str] = ()) -> None:
         self.stream = stream or sys.stderr
         self.start = time.time()
         self.show_chunks = show_chunks
+        #: the steps of the run with no StepFinished yet: a stopped run ends them
+        self.unsettled = dict.fromkeys(steps)
+        self.run_id: str | None = None
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, StepFinished):
+            self.unsettled.pop(event.step_id, None)
+        elif isinstance(event, RunFinished) and event.run_id == self.run_id:
+            # steps the run cancelled (in flight, or never started) get no event of their own
+            reason = _cancel_reason(event.status)
+            for step_id in self.unsettled:
+                self._write(event.at, f"{step_id}: cancelled ({reason})")
+            self.unsettled.clear()
+        elif isinstance(event, RunStarted) and self.run_id is None:
+            self.run_id = event.run_id
         line = self.format(event)
         if line is not None:
-            # a step restored by a resume carries the time it first finished, before this start
-            elapsed = max(event.at - self.start, 0.0)
-            line = printable(f"[{elapsed:8.3f}s] {line}")
-            self.stream.write(inert(line) + "\n")
-            self.stream.flush()
+            self._write(event.at, line)
+
+    def _write(self, at: float, line: str) -> None:
+        # a step restored by a resume carries the time it first finished, before this start
+        elapsed = max(at - self.start, 0.0)
+        line = printable(f"[{elapsed:8.3f}s] {line}")
+        self.stream.write(inert(line) + "\n")
+        self.stream.flush()
 
     def format(self, event: Event) -> str | None:
         if isinstance(event, RunStarted):
@@ -55,7 +79,8 @@ class PlainPrinter:
         if isinstance(event, StepStarted):
             return f"{event.step_id}: started ({event.kind})"
         if isinstance(event, StepRetrying):
-            return (f"{event.step_id}: attempt {event.attempt - 1} failed ({event.error_kind}: "
+            name = event.step_id if event.index is None else f"{event.step_id}[{event.index}]"
+            return (f"{name}: attempt {event.attempt - 1} failed ({event.error_kind}: "
                     f"{_short(event.error)}); retrying in {event.delay:.2f}s")
         if isinstance(event, StepFallback):
             return (f"{event.step_id}: {event.from_provider} failed; falling back to "
@@ -122,6 +147,7 @@ class LiveView:
         self.console = Console(stderr=True)
         self.rows: dict[str, dict[str, Any]] = {s: {"state": "waiting"} for s in step_ids}
         self.title = ""
+        self.run_id: str | None = None
         # the table is built when rich refreshes (8 times a second), not on every event
         self.live = Live(self, console=self.console, refresh_per_second=8, transient=False)
 
@@ -140,6 +166,7 @@ class LiveView:
         now = time.time()
         if isinstance(event, RunStarted):
             self.title = f"{event.workflow} · run {event.run_id}"
+            self.run_id = event.run_id
         elif isinstance(event, StepStarted):
             self.rows[event.step_id] = {"state": "running", "since": now}
         elif isinstance(event, StepRetrying):
@@ -150,6 +177,13 @@ class LiveView:
                                         "attempts": event.attempts,
                                         "note": _short((event.error or {}).get("message", "")
                                                        or event.reason or "", 60)}
+        elif isinstance(event, RunFinished) and event.run_id == self.run_id:
+            # steps the run cancelled (in flight, or never started) get no event of their own
+            for row in self.rows.values():
+                if row["state"].split()[0] in ("waiting", "running", "retry"):
+                    since = row.pop("since", None)
+                    row.update(state="cancelled", note=_cancel_reason(event.status),
+                               took=None if since is None else now - since)
 
     def _table(self) -> Any:
         from rich.table import Table

@@ -181,10 +181,17 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
 
         try:
             store = RunStore.open(options.get("state_location"), create=False)
-            file = Path(store.get_run(run_id).workflow_path)
+            record = store.get_run(run_id)
             store.close()
         except PlaitError as exc:
             print_error(exc)
+            sys.exit(EXIT_USAGE)
+        file = Path(record.workflow_path)
+        if not file.is_file():
+            print_error(InputError(
+                f"run {record.run_id}'s workflow file {file} is gone",
+                hint="put it back (the content hash of the text it used is shown by "
+                     "plait runs show), or give its new place with --file FILE"))
             sys.exit(EXIT_USAGE)
     sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
 
@@ -197,6 +204,11 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     from engine.spec.loader import load
 
     try:
+        if dry_run and resume_id is not None:
+            raise InputError("--dry-run cannot be combined with --resume: it shows the plan "
+                             "of a new run, not what the resume would rerun",
+                             hint="drop --dry-run; plait runs show RUN_ID lists which steps "
+                                  "finished (those are not run again)")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
         if dry_run:
@@ -316,7 +328,7 @@ def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:
         return [stack.enter_context(LiveView(list(workflow.spec.steps)))]
     from runners.cli.progress import PlainPrinter
 
-    return [PlainPrinter()]
+    return [PlainPrinter(steps=workflow.spec.steps)]
 
 
 def _locate(workflow: Any, state_location: str | None) -> str | None:

@@ -55,7 +55,8 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
     try:
         store = _store(state, workflow)
         try:
-            records = _runs(store, limit, status)
+            records = _runs(store, limit + 1, status)  # one more: are there older ones?
+            older, records = len(records) > limit, records[:limit]
             filtered_out = not records and status is not None and bool(store.list_runs(limit=1))
         finally:
             store.close()
@@ -68,6 +69,8 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
         click.echo(f"no runs match --status {status} (without --status every run is listed)")
     else:
         click.echo(format_runs_table(records))
+        if older:
+            click.echo(f"older runs are not shown (--limit N shows more than {limit})")
 
 
 def _runs(store: Any, limit: int, status: str | None) -> list[Any]:

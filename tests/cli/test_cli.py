@@ -293,7 +293,9 @@ def test_runs_list_filters_by_status_as_shown_and_checks_its_options(files: Path
     for limit in ("0", "-1"):
         bad = listing("--limit", limit)
         assert bad.returncode == 2 and "is not in the range x>=1" in bad.stderr
-    assert len(listing("--limit", "1").stdout.strip().splitlines()) == 2  # header + 1 run
+    table, _, older = listing("--limit", "1").stdout.strip().partition("\n\n")
+    assert len(table.splitlines()) == 2  # header + 1 run
+    assert older.startswith("older runs are not shown")
 
 
 def test_providers_check_names_a_missing_key(files: Path) -> None:

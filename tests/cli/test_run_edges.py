@@ -1,0 +1,150 @@
+"""`plait run` as a demanding user meets it when a run does not simply succeed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.cli.test_cli import _in_a_terminal, plait
+
+STOPPED = """\
+version: 1
+name: stopped
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  bad: {run: "sleep 0.3; exit 3"}
+  slow: {run: "sleep 20"}
+  after: {run: "echo after", needs: [bad]}
+"""
+
+
+def test_plain_lines_say_which_steps_a_failure_cancelled(tmp_path: Path) -> None:
+    """The log ended at the failure: a step cancelled in flight, or never started, had no
+    line at all (its last line said `started`)."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    done = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"\] slow: cancelled \(run stopped\)$", done.stderr, re.M), done.stderr
+    assert re.search(r"\] after: cancelled \(run stopped\)$", done.stderr, re.M), done.stderr
+    assert done.stderr.index("slow: cancelled") < done.stderr.index("run failed in")
+
+
+def test_the_live_table_ends_with_the_cancelled_steps_cancelled(tmp_path: Path) -> None:
+    """Its last frame showed them `running` and `waiting` after the run had ended."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    code, screen = _in_a_terminal(tmp_path, "run", "wf.yaml", "--no-record")
+    assert code == 1, screen
+    last = screen[screen.rindex("┃ step"):]
+    assert re.search(r"│ slow\s*│ cancelled │", last), last
+    assert re.search(r"│ after\s*│ cancelled │", last), last
+    assert "waiting" not in last and "running" not in last, last
+
+
+def test_a_retried_foreach_item_is_named_in_the_plain_lines(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("""\
+version: 1
+name: items
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  f:
+    foreach: ${{ ['a', 'b'] }}
+    run: "test -f ${{ item }}.ok || { touch ${{ item }}.ok; exit 1; }"
+    retry: {attempts: 2, initial: 0s, on: [command]}
+""")
+    (tmp_path / "a.ok").touch()  # only item 1 fails once
+    done = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\] f\[1\]: attempt 1 failed \(command: ", done.stderr), done.stderr
+
+
+def test_resuming_a_run_whose_workflow_file_is_gone_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    failed = plait("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    import json
+
+    run_id = json.loads(failed.stdout)["run_id"]
+    (tmp_path / "wf.yaml").unlink()
+    resumed = plait("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 2
+    assert f"run {run_id}'s workflow file {tmp_path / 'wf.yaml'} is gone" in resumed.stderr
+    assert "--file" in resumed.stderr
+
+
+def test_dry_run_with_resume_is_refused_not_ignored(tmp_path: Path) -> None:
+    """--dry-run printed the plan of a fresh run and exited 0, even for a run id that does
+    not exist: the --resume was silently dropped."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    done = plait("run", "wf.yaml", "--resume", "nosuchrun", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--dry-run" in done.stderr and "--resume" in done.stderr
+    assert done.stdout == ""
+
+
+def _read_only_copy(tmp_path: Path, db: Path) -> Path:
+    """`db` on a read-only file system (a tmpfs remounted read-only: root ignores
+    permissions) or, for another user, in a directory without write permission."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    place = tmp_path / "ro"
+    place.mkdir()
+    if os.geteuid() != 0:
+        shutil.copy(db, place / "runs.db")
+        (place / "runs.db").chmod(0o444)
+        place.chmod(0o555)
+        return place / "runs.db"
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(place)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a file system here to make it read-only")
+    shutil.copy(db, place / "runs.db")
+    subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+    return place / "runs.db"
+
+
+def test_the_reading_commands_read_a_database_they_cannot_write(tmp_path: Path) -> None:
+    """An archived CI artifact on a read-only mount, another user's database: `plait runs
+    list` said 'cannot use the run record database ...: unable to open database file'
+    because opening it tried to write (WAL, schema check in a write transaction)."""
+    import json
+    import subprocess
+
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    ran = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+    run_id = json.loads(ran.stdout)["run_id"]
+    db = _read_only_copy(tmp_path, tmp_path / "runs.db")
+    try:
+        listed = plait("runs", "list", "--state", str(db), cwd=tmp_path)
+        shown = plait("runs", "show", run_id[:6], "--state", str(db), cwd=tmp_path)
+        resumed = plait("resume", run_id, "--state", str(db), cwd=tmp_path)
+    finally:
+        subprocess.run(["umount", str(db.parent)], capture_output=True, check=False)
+        db.parent.chmod(0o755)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{run_id}  failed" in listed.stdout
+    assert shown.returncode == 0 and "bad" in shown.stdout, shown.stderr
+    assert resumed.returncode == 2  # a resume writes: the error says where
+    assert "runs.db" in resumed.stderr and "Traceback" not in resumed.stderr
+
+
+def test_runs_list_says_when_it_shows_only_the_most_recent(tmp_path: Path) -> None:
+    """With more runs than --limit (20 by default) the table just stopped: nothing said
+    that older runs exist."""
+    (tmp_path / "wf.yaml").write_text("version: 1\nname: w\nsteps:\n  a: {run: 'true'}\n")
+    for _ in range(3):
+        assert plait("run", "wf.yaml", cwd=tmp_path).returncode == 0
+    cut = plait("runs", "list", "--limit", "2", cwd=tmp_path)
+    whole = plait("runs", "list", "--limit", "3", cwd=tmp_path)
+    assert cut.returncode == whole.returncode == 0
+    assert cut.stdout.count(" succeeded ") == 2
+    assert "older runs are not shown (--limit N shows more than 2)" in cut.stdout
+    assert "older runs" not in whole.stdout and whole.stdout.count(" succeeded ") == 3
