@@ -24,7 +24,7 @@ class RunSlots(Protocol):
 
     def capacity_wait_began(self) -> None: ...
 
-    async def capacity_wait_ended(self) -> None: ...
+    def capacity_wait_ended(self) -> None: ...
 
 
 #: the cancel scope that times the current attempt (None outside a timed attempt)
@@ -40,7 +40,8 @@ run_slots: ContextVar[Callable[[], RunSlots | None] | None] = ContextVar("plait_
 @asynccontextmanager
 async def capacity_wait() -> AsyncIterator[None]:
     """The current task is about to wait for capacity (enter it only when it will wait).
-    Leaving it, the step waits for a run slot again if the run lent its slot out."""
+    Leaving it, the step goes on at once; the run takes back the slot it lent out by letting
+    a worker leave (see Scheduler.capacity_wait_ended)."""
     ref = run_slots.get()
     slots = ref() if ref is not None else None
     scope = attempt_scope.get()
@@ -55,9 +56,7 @@ async def capacity_wait() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        try:
-            if slots is not None:
-                await slots.capacity_wait_ended()
-        finally:
-            if scope is not None:
-                scope.deadline = anyio.current_time() + left
+        if slots is not None:
+            slots.capacity_wait_ended()
+        if scope is not None:
+            scope.deadline = anyio.current_time() + left

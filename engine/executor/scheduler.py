@@ -73,8 +73,6 @@ class Scheduler:
         #: workers take no more steps: the run is stopping, or a capacity wait ended with a
         #: worker more than the limit (the next one between two steps leaves)
         self._paused = False
-        #: set when a worker too many has left (steps back from a capacity wait wait on it)
-        self._freed: anyio.Event | None = None
         self.cancel_scope: anyio.CancelScope | None = None
         self.continue_default = wf.spec.defaults.continue_on_error
         #: unfinished dependencies per step (restored steps of a resumed run: -1, never 0)
@@ -252,9 +250,6 @@ class Scheduler:
             self._wake_all()  # the others see that the run is over too
         elif self._paused:  # left as a worker too many
             self._paused = self.workers > self.limit
-            if self._freed is not None:  # a step back from a capacity wait may go on
-                self._freed.set()
-                self._freed = None
             self._launch()  # ready steps it left behind get a worker
 
     # A step that waits for a provider's or MCP server's capacity (engine.deadlines) does not
@@ -265,17 +260,17 @@ class Scheduler:
         self.limit += 1
         self._launch()
 
-    async def capacity_wait_ended(self) -> None:
-        """The step is back to work: it waits until the run has a slot for it again (the
-        worker that took its slot meanwhile leaves after its step; an idle one at once)."""
+    def capacity_wait_ended(self) -> None:
+        """The step is back to work, and goes on at once. The run takes its slot back by
+        letting workers leave between steps (an idle one at once) until it is within its
+        concurrency again; meanwhile no worker starts a step. The step does not wait for a
+        slot itself: it holds the capacity it waited for, and the step in its slot may be
+        waiting for that very capacity (a deadlock)."""
         self.limit -= 1
-        while self.workers > self.limit and not self.stopping:
+        if self.workers > self.limit and not self.stopping:
             self._paused = True
             if self._parked:
                 self._parked.pop().dismiss()
-            if self._freed is None:
-                self._freed = anyio.Event()
-            await self._freed.wait()
 
     def _surplus(self) -> int:
         """Workers more than the rest of the run can use (0 or less: none)."""

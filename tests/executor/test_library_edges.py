@@ -359,6 +359,30 @@ steps:
     assert most <= 2
 
 
+async def test_a_step_back_from_a_capacity_wait_does_not_deadlock_the_run(
+        tmp_path: Path) -> None:
+    """A step that got the capacity it waited for goes on at once. Were it to wait for its
+    run slot back while it holds that capacity, the steps in the slots (a foreach whose items
+    wait for that same capacity, as items never lend their step's slot) could never finish:
+    this run hung (found by random DAGs, then shrunk)."""
+    path = workflow(tmp_path, """\
+concurrency: 2
+providers:
+  p0: {kind: echo, max_concurrency: 3}
+  p1: {kind: echo, max_concurrency: 2, options: {latency: 3ms}}
+steps:
+  n4: {llm: p1, prompt: x}
+  n9: {llm: p1, prompt: x}
+  n12: {foreach: '${{ [1, 2, 3] }}', llm: p0, prompt: '${{ item }}'}
+  n32: {foreach: '${{ [1, 2, 3] }}', llm: p1, prompt: '${{ item }}'}
+  n43: {llm: p1, prompt: x}
+""")
+    with anyio.fail_after(20):
+        result = await run_workflow(load(path), record_state=False)
+    assert result.status == "succeeded"
+    assert result.steps["n32"].output == ["echo: 1", "echo: 2", "echo: 3"]
+
+
 async def test_an_mcp_tools_rate_limit_wait_does_not_count_against_the_timeout() -> None:
     """A tool's `rate_limit` makes extra calls wait for the window: that wait timed the
     attempt out like a hung call."""
