@@ -39,3 +39,28 @@ Duration = Annotated[
         "examples": ["500ms", "30s", "5m", "1h"],
     }),
 ]
+
+
+def parse_timeout(value: Any) -> float:
+    """A duration that bounds something: more than zero (a zero timeout would end every
+    attempt as it starts)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"a timeout must be more than zero, got {value!r} (leave the key "
+                         "out for no timeout)")
+    return seconds
+
+
+Timeout = Annotated[
+    float,
+    BeforeValidator(parse_timeout),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "pattern": DURATION_PATTERN.replace(r"\s*", "")},
+            {"type": "number", "exclusiveMinimum": 0},
+        ],
+        "description": "A duration more than zero: 500ms, 30s, 5m, 1h, or a number of "
+                       "seconds.",
+        "examples": ["500ms", "30s", "5m", "1h"],
+    }),
+]

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.spec.durations import Duration
+from engine.spec.durations import Duration, Timeout
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
@@ -113,7 +113,7 @@ class ProviderSpec(Model):
     options: dict[str, Any] = Field(default_factory=dict)
     """Sampling and vendor options (temperature, max_tokens, ...). For `echo`: latency,
     failure_rate, seed, reply."""
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     """Per-request timeout."""
     max_concurrency: int | None = Field(default=None, ge=1)
     """At most this many calls to this provider in flight across the whole run."""
@@ -141,7 +141,7 @@ class ToolMetadataSpec(Model):
     tags: list[str] = Field(default_factory=list)
     rate_limit: int | None = Field(default=None, ge=1)
     """Calls per minute."""
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
 
 
 class MCPServerSpec(Model):
@@ -161,9 +161,9 @@ class MCPServerSpec(Model):
     tools: ToolFilterSpec = Field(default_factory=ToolFilterSpec)
     tool_metadata: dict[str, ToolMetadataSpec] = Field(default_factory=dict)
     """Category, tags, rate limit and timeout per tool."""
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     """Per-call timeout (default MCP_SERVER_TIMEOUT)."""
-    startup_timeout: Duration | None = None
+    startup_timeout: Timeout | None = None
     max_concurrency: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -239,7 +239,7 @@ class RetrySpec(Model):
 
 class DefaultsSpec(Model):
     retry: RetrySpec | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     policy: Name | None = None
     continue_on_error: bool = False
 
@@ -258,7 +258,7 @@ class StepBase(Model):
     max_parallel: int | None = Field(default=None, ge=1)
     """With foreach: at most this many items at once."""
     retry: RetrySpec | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     policy: Name | None = None
     continue_on_error: bool | None = None
     """A failure does not fail the run; dependants see status 'failed'."""

@@ -139,6 +139,16 @@ def test_wrong_types_are_explained() -> None:
     assert "expected an integer, got 'lots'" in text
 
 
+@pytest.mark.parametrize("value", ["0s", "0ms", "0"])
+def test_a_zero_timeout_is_refused_where_it_is_written(value: str) -> None:
+    """It would end every attempt as it starts (each retried, all failing)."""
+    issue = one(GOOD.replace("    prompt: hi", f"    prompt: hi\n    timeout: {value}"))
+    shown = value if value == "0" else repr(value)  # YAML's 0 is a number
+    assert issue.message == (f"a timeout must be more than zero, got {shown} (leave the key "
+                             "out for no timeout)")
+    assert (issue.location.line, issue.dotted_path) == (9, "steps.a.timeout")
+
+
 def test_cycle_prints_its_path() -> None:
     text = GOOD + "  b:\n    run: echo ${{ steps.c.output }}\n  c:\n    run: ls\n    needs: [b]\n"
     issue = one(text)
