@@ -136,6 +136,21 @@ class ConfigError(PlaitError):
     kind = "config"
 
 
+class CassetteError(ConfigError):
+    """A cassette cannot be read or does not belong to this workflow."""
+
+    kind = "cassette"
+
+
+class CassetteNotSaved(CassetteError):
+    """The run ended but its --record cassette could not be written; ``result`` is the run's
+    RunResult, so a caller can still report the run."""
+
+    def __init__(self, message: str, *, result: Any, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
 class MissingDependencyError(PlaitError, ImportError):
     """An optional extra is needed: the message names the `pip install` to run."""
 
@@ -252,6 +267,12 @@ class StepTimeout(RunError, TimeoutError):
 
     kind = "timeout"
     retryable = True
+
+
+class ReplayMiss(RunError):
+    """A call under --replay has no recorded interaction."""
+
+    kind = "replay_miss"
 
 
 class CommandFailed(RunError):

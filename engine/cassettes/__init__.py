@@ -5,15 +5,7 @@ See engine/cassettes/format.py for the file format and docs/testing.md for the u
 
 from __future__ import annotations
 
-from engine.cassettes.format import (
-    FORMAT_VERSION,
-    CassetteError,
-    CassetteNotSaved,
-    ReplayMiss,
-    cassette_hash,
-    cassette_path,
-    read_cassette,
-)
+from engine.cassettes.format import FORMAT_VERSION, cassette_hash, cassette_path, read_cassette
 from engine.cassettes.session import (
     REPLAY_SECRET,
     Cassette,
@@ -22,6 +14,7 @@ from engine.cassettes.session import (
     open_cassette,
     release,
 )
+from engine.errors import CassetteError, CassetteNotSaved, ReplayMiss  # defined with the others
 
 __all__ = (
     "FORMAT_VERSION",

@@ -37,7 +37,7 @@ import yaml
 
 from engine.atomic import atomic_write, unwritable
 from engine.cassettes import shape
-from engine.errors import ConfigError, PlaitError, RunError
+from engine.errors import CassetteError, PlaitError
 
 if TYPE_CHECKING:
     from engine.mcp.results import ToolResult
@@ -47,27 +47,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 SUFFIX = ".cassette.yaml"
 KINDS = ("llm", "llm_stream", "tool", "tool_list", "resource", "prompt")
-
-
-class CassetteError(ConfigError):
-    """A cassette cannot be read or does not belong to this workflow."""
-
-    kind = "cassette"
-
-
-class CassetteNotSaved(CassetteError):
-    """The run ended but its --record cassette could not be written; ``result`` is the run's
-    RunResult, so a caller can still report the run."""
-
-    def __init__(self, message: str, *, result: Any, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.result = result
-
-
-class ReplayMiss(RunError):
-    """A call under --replay has no recorded interaction."""
-
-    kind = "replay_miss"
 
 
 def cassette_path(directory: Path, workflow_name: str) -> Path:

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cassettes import format as fmt
 from engine.cassettes.diff import unified
-from engine.cassettes.format import CassetteError, ReplayMiss
-from engine.errors import PlaitError, ProviderError, ToolError
+from engine.errors import CassetteError, PlaitError, ProviderError, ReplayMiss, ToolError
 from engine.executor.current import current_item, current_step
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from engine.executor.events import (
     StepStarted,
 )
 from engine.state.render import printable
-from runners.reporters.github import inert
+from runners.gh_text import inert
 from runners.words import count
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}

@@ -4,7 +4,6 @@ request; GitHub annotations when GITHUB_ACTIONS is set."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from typing import Any
@@ -12,10 +11,7 @@ from typing import Any
 import click
 
 from engine.errors import PlaitError, SpecError, SpecIssue
-
-
-def in_github_actions() -> bool:
-    return os.environ.get("GITHUB_ACTIONS") == "true"
+from runners.gh_text import in_github_actions
 
 
 def annotate(issue: SpecIssue) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from contextlib import ExitStack
@@ -12,11 +13,11 @@ from typing import Any
 import anyio
 import click
 
-from engine.errors import InputError, PlaitError, SpecError
+from engine.errors import CassetteNotSaved, InputError, PlaitError, SpecError
 from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
-from runners.reporters.github import inert
+from runners.gh_text import inert
 from runners.words import count
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -150,6 +151,13 @@ def trace_options(f: Any) -> Any:
     return f
 
 
+def tracing_asked(trace_file: Path | None, trace_console: bool, otlp: str | None) -> bool:
+    """A trace flag, or an ``OTEL_*`` variable that could turn tracing on (or be malformed):
+    without either, the tracing code (and OpenTelemetry) is not even imported."""
+    return bool(trace_file or trace_console or otlp) or any(
+        name.startswith("OTEL_") for name in os.environ)
+
+
 def trace_config(trace_file: Path | None = None, trace_console: bool = False,
                  otlp: str | None = None, trace_content: bool = False) -> Any:
     """The runners.tracing_setup.TraceConfig of the flags trace_options adds."""
@@ -216,14 +224,15 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
     except PlaitError as exc:
         print_error(exc)
         if junit is not None and not dry_run:
-            from runners.reporters import write_refused
+            from runners.reporting import write_refused
 
             write_refused(junit, exc, file)
         return EXIT_USAGE
-    from runners.reporters import Reporting
+    from runners.reporting import Reporting
 
-    reporting = Reporting(workflow, trace_config(trace_file, trace_console, otlp, trace_content),
-                          junit=junit, as_json=as_json)
+    trace = trace_config(trace_file, trace_console, otlp, trace_content) \
+        if tracing_asked(trace_file, trace_console, otlp) else None
+    reporting = Reporting(workflow, trace, junit=junit, as_json=as_json)
     try:
         options.update(reporting.start())
     except PlaitError as exc:
@@ -261,7 +270,6 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                resume_id: str | None, as_json: bool, stream: bool, record: bool,
                options: dict[str, Any], reporting: Any = None,
                locate: str | None = "") -> int:
-    from engine.cassettes import CassetteNotSaved
     from engine.executor import RunControl, run_workflow
 
     control = RunControl()

@@ -113,7 +113,7 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     if as_json:
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
     else:
-        from runners.reporters.github import inert
+        from runners.gh_text import inert
         from runners.reporters.html import step_order
 
         recorded = {s.step_id for s in steps}

@@ -14,11 +14,10 @@ import click
 
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
+from runners.gh_text import in_github_actions, inert
 from runners.reporters.github import (
     append_summary,
     case_annotation,
-    in_github_actions,
-    inert,
     tests_summary_markdown,
 )
 from runners.reporters.junit import problems

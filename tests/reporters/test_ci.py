@@ -13,8 +13,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from runners.gh_text import inert
 from runners.reporters import JUnitCase, write_junit
-from runners.reporters.github import inert
 from tests.reporters.conftest import ROOT, WORKFLOW, plait
 
 

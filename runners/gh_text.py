@@ -1,0 +1,30 @@
+"""Text plait prints where GitHub Actions reads workflow commands: whether it runs there, and
+untrusted text made inert. Kept apart from the reporters (a JUnit and XML stack) so that
+every `plait run` can use it without loading them."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+
+
+def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
+
+
+#: what GitHub's runner reads as a workflow command: `::` opening a line (after blanks; lines
+#: end at \n or \r), or the legacy `##[` anywhere
+_COMMAND = re.compile(r"(?:^|[\r\n])[^\S\r\n]*::|##\[")
+
+
+def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` as printed in a GitHub Actions log without the runner taking any of it for a
+    workflow command (`::` starting a line, the legacy `##[` anywhere): step output is
+    untrusted and could otherwise raise annotations, mask values or stop plait's own
+    commands. Outside GitHub Actions, or when no line of it could be a command, unchanged."""
+    if not in_github_actions(environ) or not _COMMAND.search(text):
+        return text
+    token = secrets.token_hex(16)
+    return f"::stop-commands::{token}\n{text}\n::{token}::"
