@@ -27,18 +27,19 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}")
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({
+def _schema(bound: str, what: str) -> WithJsonSchema:
+    """The JSON Schema of a duration field: a duration text, or a number with `bound` 0."""
+    return WithJsonSchema({
         "anyOf": [
             {"type": "string", "pattern": DURATION_PATTERN.replace(r"\s*", "")},
-            {"type": "number", "minimum": 0},
+            {"type": "number", bound: 0},
         ],
-        "description": "A duration: 500ms, 30s, 5m, 1h, or a number of seconds.",
+        "description": f"{what}: 500ms, 30s, 5m, 1h, or a number of seconds.",
         "examples": ["500ms", "30s", "5m", "1h"],
-    }),
-]
+    })
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), _schema("minimum", "A duration")]
 
 
 def parse_timeout(value: Any) -> float:
@@ -51,16 +52,5 @@ def parse_timeout(value: Any) -> float:
     return seconds
 
 
-Timeout = Annotated[
-    float,
-    BeforeValidator(parse_timeout),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "string", "pattern": DURATION_PATTERN.replace(r"\s*", "")},
-            {"type": "number", "exclusiveMinimum": 0},
-        ],
-        "description": "A duration more than zero: 500ms, 30s, 5m, 1h, or a number of "
-                       "seconds.",
-        "examples": ["500ms", "30s", "5m", "1h"],
-    }),
-]
+Timeout = Annotated[float, BeforeValidator(parse_timeout),
+                    _schema("exclusiveMinimum", "A duration more than zero")]
