@@ -43,12 +43,19 @@ def _transport(transports: Mapping[str, str], server: str) -> dict[str, Any]:
 def tool_wrapper(tracer: RunTracer, redact: Redact, capture: bool,
                  transports: Mapping[str, str]) -> Wrapper:
     """A ToolExecutor wrapper (``add_wrapper``): an ``execute_tool`` span per call."""
+    return _wrapper(_traced_tool, tracer, redact, capture, transports)
 
-    async def wrapper(server: str, tool: str, arguments: dict[str, Any], call: Call) -> Any:
+
+def _wrapper(traced: Any, tracer: RunTracer, redact: Redact, capture: bool,
+             transports: Mapping[str, str]) -> Wrapper:
+    """A ToolExecutor wrapper calling `traced` (the span maker) with what it needs, or just
+    the call when OpenTelemetry is not installed."""
+
+    async def wrapper(server: str, name: str, params: dict[str, Any], call: Call) -> Any:
         if not tracer.enabled:
             return await call()
-        return await _traced_tool(tracer, server, tool, arguments, call, redact,
-                                  _transport(transports, server), capture)
+        return await traced(tracer, server, name, params, call, redact,
+                            _transport(transports, server), capture)
 
     return wrapper
 
@@ -94,14 +101,7 @@ def request_wrapper(tracer: RunTracer, redact: Redact, capture: bool,
                     transports: Mapping[str, str]) -> Wrapper:
     """A ToolExecutor request wrapper (``add_request_wrapper``): a ``resources/read`` or
     ``prompts/get <prompt>`` span per request."""
-
-    async def wrapper(server: str, method: str, params: dict[str, Any], call: Call) -> Any:
-        if not tracer.enabled:
-            return await call()
-        return await _traced_request(tracer, server, method, params, call, redact,
-                                     _transport(transports, server), capture)
-
-    return wrapper
+    return _wrapper(_traced_request, tracer, redact, capture, transports)
 
 
 def _request_span(method: str, params: dict[str, Any], server: str, redact: Redact,
