@@ -41,11 +41,10 @@ class Reporting:
             check_writable(self.junit, "--junit", "the JUnit report")
         if self.trace is None:
             return {}
-        from runners.tracing_setup import resource_redactor, start_tracing
+        from runners.tracing_setup import start_tracing
 
         try:
-            self._session = start_tracing(self.trace,
-                                          redact=resource_redactor([self.workflow]))
+            self._session = start_tracing(self.trace, masked_for=lambda: [self.workflow])
         except BaseException as exc:
             self.refused = exc  # the JUnit target is fine: finish() writes why
             raise

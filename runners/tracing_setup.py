@@ -16,8 +16,9 @@ Flags win over the environment. The environment variables honoured:
 
 The resource is made once per session, before any run, and goes with every span to every
 exporter: its values are masked with ``start_tracing(..., redact=)``, for the CLI
-:func:`resource_redactor` of the workflows the session will run (a secret's value put into
-``OTEL_RESOURCE_ATTRIBUTES`` shows as ``***``, as it does in the spans themselves).
+(``masked_for=``) :func:`resource_redactor` of the workflows the session will run (a
+secret's value put into ``OTEL_RESOURCE_ATTRIBUTES`` shows as ``***``, as it does in the
+spans themselves).
 
 Spans reach the file through plait's own span processor (``runners/trace_file.py``: cheap
 while the run goes, written in big batches), the console through the SDK's simple processor
@@ -293,9 +294,12 @@ def _file_processor(path: Path, label: str, *, append: bool = False) -> Any:
 
 def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None, *,
                   console: IO[str] | None = None,
-                  redact: Redact | None = None) -> TracingSession | None:
+                  redact: Redact | None = None,
+                  masked_for: Callable[[], Iterable[Any]] | None = None,
+                  ) -> TracingSession | None:
     """A tracing session for the exporters asked for, or None when none is. `redact`
-    masks the resource's values (see :func:`resource_redactor`)."""
+    masks the resource's values; or `masked_for()` gives the workflows whose secrets it
+    masks (:func:`resource_redactor`), worked out only when there is a session to start."""
     env = os.environ if environ is None else environ
     targets = _targets(config, env)
     _check_environment(env, targets)
@@ -305,6 +309,8 @@ def start_tracing(config: TraceConfig, environ: Mapping[str, str] | None = None,
         import opentelemetry.sdk  # noqa: F401
     except ImportError:
         raise MissingDependencyError("opentelemetry-sdk", "otel") from None
+    if redact is None and masked_for is not None:
+        redact = resource_redactor(masked_for(), env)
     return TracingSession(config, targets, console, redact)
 
 

@@ -76,7 +76,7 @@ def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: P
 
 def _start_tracing(config: TraceConfig, workflow: Any, executor: str) -> TracingSession | None:
     """One tracing session for every run of the batch; ConfigError before any row runs."""
-    from runners.tracing_setup import resource_redactor, start_tracing
+    from runners.tracing_setup import start_tracing
 
     if executor == "ray":
         if config.file or config.console or config.otlp:
@@ -84,7 +84,7 @@ def _start_tracing(config: TraceConfig, workflow: Any, executor: str) -> Tracing
                               hint="drop --trace-file, --trace-console and --otlp, or use "
                                    "--executor local")
         return None
-    return start_tracing(config, redact=resource_redactor([workflow]))
+    return start_tracing(config, masked_for=lambda: [workflow])
 
 
 def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concurrency: int,

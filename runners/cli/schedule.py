@@ -99,11 +99,11 @@ def traced_runner(session: TracingSession, run: RunFunction | None = None) -> Ru
 def _start_tracing(files: tuple[Path, ...], trace: dict[str, Any]) -> TracingSession | None:
     """One tracing session for every run the daemon starts (ConfigError before any)."""
     from engine.spec.loader import load
-    from runners.tracing_setup import resource_redactor, start_tracing
+    from runners.tracing_setup import start_tracing
 
     # appended to: the daemon's earlier starts (a service restarted) keep their traces
     config = replace(trace_config(**trace), append=True)
-    return start_tracing(config, redact=resource_redactor([load(path) for path in files]))
+    return start_tracing(config, masked_for=lambda: [load(path) for path in files])
 
 
 def _print_next(entries: list[ScheduleEntry], count: int) -> None:
