@@ -87,6 +87,8 @@ class RunContext:
     plans: dict[str, Any] = field(init=False)
     #: step id -> its attempt counter (engine.executor.step), while the step runs
     running: dict[str, Any] = field(default_factory=dict)
+    #: a resume's finished items of unfinished foreach steps: step id -> index -> ItemRecord
+    restored_items: dict[str, dict[int, Any]] = field(default_factory=dict)
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
     #: a cassette records or replays this run's calls: each step sets `current_step` (the

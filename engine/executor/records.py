@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from engine.state import RunStore, StepRow
+    from engine.state.store import ItemRow
 
 
 def _unbound(item: Any) -> None:
@@ -30,6 +31,8 @@ class RecordWriter:
     def __init__(self, store: RunStore | None) -> None:
         self.store = store
         self._dirty: dict[str, StepRow] = {}
+        #: finished foreach items to write with the next batch (nothing waits for them)
+        self._items: list[ItemRow] = []
         #: what `on_durable` is called with once the rows written so far are durable
         self._waiting: list[Any] = []
         self.on_durable: Callable[[Any], None] = _unbound
@@ -73,6 +76,16 @@ class RecordWriter:
         if self.store is not None:
             self._dirty[row[1]] = row
 
+    def note_item(self, row: ItemRow) -> None:
+        """Write a finished foreach item with the next batch, which this asks for: nothing
+        waits for it, but a run killed later reruns only the items not written."""
+        if self.store is None:
+            return
+        self._items.append(row)
+        if not self._scheduled and self._tg is not None and not self._closed:
+            self._scheduled = True
+            self._kick.release()
+
     def submit(self, row: StepRow | None, item: Any, *, alone: bool = False) -> None:
         """Call `on_durable(item)` once `row` is in the database. `alone`: nothing else could
         join a batch now (no other step running or ready), so write at once. Without a store
@@ -102,10 +115,11 @@ class RecordWriter:
         """Write everything dirty now, then call `on_durable` for each step written."""
         self._scheduled = False
         batch, self._dirty = self._dirty, {}
+        items, self._items = self._items, []
         written, self._waiting = self._waiting, []
-        if batch and self.store is not None and self.error is None:
+        if (batch or items) and self.store is not None and self.error is None:
             try:
-                self.store.save_step_rows(list(batch.values()))
+                self.store.save_step_rows(list(batch.values()), items)
             except Exception as exc:
                 self.error = exc
                 if self.on_error is not None:

@@ -152,7 +152,10 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                 _check_same_inputs(previous, services.redact(inputs))
             rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                             services.secrets)
-            done = _restored(store, previous, workflow, services.redactor) if previous else {}
+            done, items = _restored(store, previous, workflow, services.redactor) \
+                if previous else ({}, {})
+            if not rc.names_steps:  # a cassette holds the calls of every item it replays
+                rc.restored_items = items
             _create_record(store, rc, previous)
             services.begin(previous.meta if previous else None, done)
             rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
@@ -398,8 +401,9 @@ def _stored_source(text: str, redactor: Redactor) -> str:
 
 
 def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
-              redactor: Redactor) -> dict[str, StepResult]:
-    """Finished steps of the previous run, if the workflow did not change under them.
+              redactor: Redactor) -> tuple[dict[str, StepResult], dict[str, dict[int, Any]]]:
+    """Finished steps of the previous run, if the workflow did not change under them, and
+    the finished items of its unfinished foreach steps that may be reused.
 
     The stored text had its secrets masked, so the current text is masked the same way
     before the steps are compared (the stored one again too: a record from before masking
@@ -422,12 +426,18 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
             hint="start a new run (without --resume), or undo the change")
     reused = _with_reused_dependencies(
         {sid for sid in finished if sid in workflow.spec.steps}, *workflow.edges)
+    preds = workflow.edges[0]
+    # an unfinished foreach step's items are reused when the step is as it was and all of its
+    # dependencies are reused (its items and what they render from are then the same)
+    items = {sid: found for sid, found in store.step_items(previous.run_id).items()
+             if sid in preds and sid not in reused and old.get(sid) is not None
+             and old.get(sid) == new.get(sid) and all(p in reused for p in preds[sid])}
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
                             cost=rec.cost, started_at=rec.started_at,
                             finished_at=rec.finished_at, reason=f"restored from a previous "
                             f"attempt of run {previous.run_id}")
-            for sid, rec in finished.items() if sid in reused}
+            for sid, rec in finished.items() if sid in reused}, items
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],

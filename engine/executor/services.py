@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.secrets import Redactor, literal_secret_values, load_secrets
-from engine.state.store import StepRow, step_row
+from engine.state.store import ItemRow, StepRow, item_row, step_row
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext, RunOptions
+    from engine.executor.handlers import Outcome
     from engine.executor.result import StepResult
     from engine.mcp import MCPRuntime
     from engine.policy import Policy
@@ -297,3 +298,11 @@ class Services:
                         output, result.error, result.usage, result.cost, result.started_at,
                         result.finished_at, len(output) if isinstance(output, list) else None,
                         audit, events)
+
+    def item_row(self, run_id: str, step_id: str, index: int, key: str, outcome: Outcome,
+                 attempts: int, started: float, finished: float) -> ItemRow:
+        """A finished foreach item as a run-record row, secrets masked."""
+        redact = self.redact
+        return item_row(run_id, step_id, index, key, attempts, redact(outcome.rendered),
+                        redact(outcome.output), outcome.usage, outcome.cost, started, finished,
+                        redact(outcome.audit), redact(outcome.notes))

@@ -20,6 +20,7 @@ from engine.executor.events import (
     StepStarted,
 )
 from engine.executor.handlers import Outcome, get_handler
+from engine.executor.items import item_key, note_finished, reused
 from engine.executor.result import StepResult
 from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
@@ -207,8 +208,6 @@ def _failure(exc: BaseException) -> tuple[str, str]:
 
 
 async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts) -> Outcome:
-    from engine.providers.pricing import add_cost  # here: the executor loads no provider
-
     if isinstance(items, dict):
         items = [[key, value] for key, value in items.items()]  # as documented: lists
     if not isinstance(items, list | tuple):
@@ -217,39 +216,69 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                               f"{type(items).__name__}", step=step_id, field="foreach",
                               hint="make the foreach expression return a list; a mapping is "
                                    "iterated as [key, value] pairs")
-    plan: StepPlan = rc.plans[step_id]
-    step = plan.step
-    results: list[Any] = [None] * len(items)
-    rendered: list[Any] = [None] * len(items)
-    # per item, flattened in item order at the end: the record does not depend on which
-    # item happened to finish first (replays compare equal)
-    audit: list[list[dict[str, Any]]] = [[] for _ in items]
-    notes: list[list[dict[str, Any]]] = [[] for _ in items]
-    usage: dict[str, int] = {}
-    cost: float | None = None  # the known costs of the items (None: none is known)
-    unpriced = False
-    # without max_parallel, the run's own cap (`concurrency`) holds for the items too
-    width = step.max_parallel or rc.options.concurrency or rc.workflow.spec.concurrency
-    limiter = anyio.CapacityLimiter(max(min(width, len(items)), 1))
+    return await _Foreach(rc, step_id, len(items), attempts).run(items)
 
-    counts: list[int] = []
-    items_attempts: list[_Attempts | None] = [None] * len(items)
-    attempts.items = items_attempts  # their retry notes reach the record, failed run or not
 
-    async def one(index: int, item: Any) -> None:
-        nonlocal cost, unpriced
+class _Foreach:
+    """The items of one foreach step, each in its own task (at most `max_parallel`, else the
+    run's `concurrency`, at once). What they produce is kept per item and put together in
+    item order: the record does not depend on which item finished first (replays compare
+    equal). A resume's finished items (the same value at the same index) are not run again."""
+
+    def __init__(self, rc: RunContext, step_id: str, count: int, attempts: _Attempts) -> None:
+        self.rc, self.step_id, self.attempts = rc, step_id, attempts
+        self.plan: StepPlan = rc.plans[step_id]
+        self.outcomes: list[Outcome | None] = [None] * count
+        width = self.plan.step.max_parallel or rc.options.concurrency or \
+            rc.workflow.spec.concurrency
+        self.limiter = anyio.CapacityLimiter(max(min(width, count), 1))
+        self.counts: list[int] = []
+        #: each item's attempt counter: their retry notes reach the record, failed run or not
+        attempts.items = [None] * count
+        self.recorded = rc.restored_items.pop(step_id, {})
+        #: the run is recorded: each finished item is written, under its value's digest
+        self.keyed = rc.writer.store is not None
+        self.restored = 0
+        #: an item failed: the step has failed, no other item starts
+        self.failed = False
+
+    async def run(self, items: list[Any] | tuple[Any, ...]) -> Outcome:
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, item in enumerate(items):
+                    tg.start_soon(self._one, index, item)
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        return self._outcome()
+
+    async def _one(self, index: int, item: Any) -> None:
+        key = item_key(self.rc, item) if self.keyed else ""
+        record = self.recorded.get(index)
+        if record is not None and record.key == key:
+            self.outcomes[index] = reused(record)
+            self.restored += 1
+        else:
+            self.outcomes[index] = await self._run(index, item, key)
+
+    async def _run(self, index: int, item: Any, key: str) -> Outcome | None:
+        rc, step_id, plan = self.rc, self.step_id, self.plan
         current_item.set(index)  # this item's own task: nothing outside it sees the value
         run_slots.set(None)  # its waits for capacity do not free its step's run slot
-        async with limiter:
+        async with self.limiter:
+            if self.failed:  # given the slot the failed item left, before the cancellation
+                return None
+            began = time.time()
             ctx = {**rc.expr_context, "item": item, "index": index}
-            mine = items_attempts[index] = _Attempts(rc, step_id, index=index)
+            mine = _Attempts(rc, step_id, index=index)
+            self.attempts.items[index] = mine  # type: ignore[index]
             if rc.listening:
-                rc.emit(ItemStarted(rc.run_id, time.time(), step_id, index))
+                rc.emit(ItemStarted(rc.run_id, began, step_id, index))
             try:
                 fields, attempt = _prepare(rc, plan, step_id, ctx, mine)
-                outcome = await get_handler(plan.kind)(rc, step_id, step, fields, attempt)
+                outcome = await get_handler(plan.kind)(rc, step_id, plan.step, fields, attempt)
                 outcome.rendered = fields
             except BaseException as exc:
+                self.failed = True
                 if rc.listening:
                     rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index,
                                          *_failure(exc)))
@@ -257,29 +286,32 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
                     raise _of_item(exc, step_id, index) from exc.__cause__
                 raise
             finally:
-                counts.append(mine.count)
-                attempts.count = max(counts)
+                self.counts.append(mine.count)
+                self.attempts.count = max(self.counts)
             if rc.listening:
                 rc.emit(ItemFinished(rc.run_id, time.time(), step_id, index))
-        results[index] = outcome.output
-        rendered[index] = outcome.rendered
-        audit[index] = outcome.audit
-        notes[index] = outcome.notes
-        for key, value in outcome.usage.items():
-            usage[key] = usage.get(key, 0) + value
-        unpriced = unpriced or outcome.cost is None
-        cost = add_cost(cost, outcome.cost)
+            if self.keyed:
+                note_finished(rc, step_id, index, key, outcome, mine.count, began)
+        return outcome
 
-    try:
-        async with anyio.create_task_group() as tg:
-            for index, item in enumerate(items):
-                tg.start_soon(one, index, item)
-    except BaseExceptionGroup as group:
-        raise _first_error(group) from None
-    return Outcome(output=results, usage=usage, cost=0.0 if cost is None and not unpriced
-                   else cost,
-                   audit=[entry for part in audit for entry in part], rendered=rendered,
-                   notes=[note for part in notes for note in part])
+    def _outcome(self) -> Outcome:
+        from engine.providers.pricing import add_cost  # here: the executor loads no provider
+
+        done = [o for o in self.outcomes if o is not None]  # all of them: none failed
+        usage: dict[str, int] = {}
+        cost: float | None = None  # the known costs of the items (None: none is known)
+        for outcome in done:
+            for key, value in outcome.usage.items():
+                usage[key] = usage.get(key, 0) + value
+            cost = add_cost(cost, outcome.cost)
+        unpriced = any(o.cost is None for o in done)
+        restored = [{"event": "items_restored", "count": self.restored}] if self.restored \
+            else []
+        return Outcome(output=[o.output for o in done], usage=usage,
+                       cost=0.0 if cost is None and not unpriced else cost,
+                       audit=[entry for o in done for entry in o.audit],
+                       rendered=[o.rendered for o in done],
+                       notes=[*restored, *(note for o in done for note in o.notes)])
 
 
 def _of_item(exc: Exception, step_id: str, index: int) -> Exception:

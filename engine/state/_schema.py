@@ -7,7 +7,10 @@ from collections.abc import Callable
 
 from engine.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: the oldest schema read as it is when the database cannot be written (and so migrated):
+#: v3 only added a table, whose absence reads as empty
+READABLE = 2
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,10 +62,33 @@ CREATE TABLE IF NOT EXISTS sources (
 ) WITHOUT ROWID;
 """
 
+#: v3: the finished items of a foreach step that has not finished (yet), one row each, so a
+#: resume reruns only the items that did not finish. A step's rows are deleted when the step
+#: succeeds (its own row then holds every item's output).
+_V3 = """
+CREATE TABLE IF NOT EXISTS step_items (
+    run_id         TEXT NOT NULL,
+    step_id        TEXT NOT NULL,
+    item           INTEGER NOT NULL,
+    item_key       TEXT NOT NULL,
+    attempts       INTEGER NOT NULL,
+    rendered_input TEXT,
+    output         TEXT,
+    usage          TEXT NOT NULL,
+    cost           REAL,
+    started_at     REAL,
+    finished_at    REAL,
+    audit          TEXT NOT NULL,
+    events         TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id, item)
+) WITHOUT ROWID;
+"""
+
 #: MIGRATIONS[n] brings a database from version n to n + 1 (0 is an empty database).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: lambda conn: _script(conn, _V1),
     1: lambda conn: _script(conn, _V2),
+    2: lambda conn: _script(conn, _V3),
 }
 
 

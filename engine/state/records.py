@@ -64,6 +64,26 @@ class StepRecord:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ItemRecord:
+    """One finished item of a foreach step that has not finished, as stored: a resume reuses
+    it (and runs the item again only when its value, `key`, is not the same)."""
+
+    step_id: str
+    item: int
+    #: digest of the item's value (secrets masked): the same index with another value reruns
+    key: str
+    attempts: int = 1
+    rendered_input: Any = None
+    output: Any = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    cost: float | None = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
 # Crockford base32, lower case: sorts the same as the numbers it encodes.
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _TIME_CHARS = 9  # 45 bits of milliseconds: good until the year 3084

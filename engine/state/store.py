@@ -29,7 +29,7 @@ from engine.errors import ConfigError, StateError
 from engine.state import _schema
 from engine.state._json import dumps, loads
 from engine.state.location import MEMORY, fix_hint, prepare_directory, resolve_location
-from engine.state.records import RunRecord, StepRecord
+from engine.state.records import ItemRecord, RunRecord, StepRecord
 
 ENV_SYNC = "PLAIT_STATE_SYNC"
 #: the workflow text of a run, under RunRecord.meta (stored apart: see _split_source)
@@ -52,6 +52,14 @@ _UPSERT_STEP = f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES ({', '.join(
 _LEAN_COLS = 10
 _UPSERT_LEAN = (f"INSERT OR REPLACE INTO steps ({_STEP_COLS}) VALUES "
                 "(?, ?, ?, ?, '', ?, ?, NULL, ?, ?, ?, ?, NULL, '[]', '[]')")
+_ITEM_COLS = ("step_id, item, item_key, attempts, rendered_input, output, usage, cost, "
+              "started_at, finished_at, audit, events")
+_UPSERT_ITEM = (f"INSERT OR REPLACE INTO step_items (run_id, {_ITEM_COLS}) VALUES "
+                f"({', '.join('?' * 13)})")
+#: a foreach step that succeeded holds every item's output in its own row
+_DROP_ITEMS = "DELETE FROM step_items WHERE run_id = ? AND step_id = ?"
+#: where `items` (the number of a foreach step's items) is in a full step row
+_ITEMS_AT = 12
 _FINISH_RUN = ("UPDATE runs SET status = ?, finished_at = ?, outputs = ?, error = ?, usage = ?, "
                "cost = ? WHERE run_id = ?")
 _EMPTY_OBJ = "{}"
@@ -85,6 +93,26 @@ def step_row(run_id: str, step_id: str, status: str, attempts: int, rendered_inp
     return (run_id, step_id, status, attempts, fingerprint, dumps(rendered_input),
             dumps(output), dumps(error), _obj(usage), float(cost or 0.0), started_at, finished_at,
             items, _list(audit), _list(events))
+
+
+#: One finished foreach item as stored: the columns of `step_items`, JSON already encoded.
+ItemRow = tuple[Any, ...]
+
+
+def item_row(run_id: str, step_id: str, index: int, key: str, attempts: int,
+             rendered_input: Any, output: Any, usage: dict[str, Any] | None,
+             cost: float | None, started_at: float | None, finished_at: float | None,
+             audit: list[Any] | None, events: list[Any] | None) -> ItemRow:
+    """Encode a finished foreach item for `RunStore.save_step_rows(items=...)`."""
+    return (run_id, step_id, index, key, attempts, dumps(rendered_input), dumps(output),
+            _obj(usage), cost, started_at, finished_at, _list(audit), _list(events))
+
+
+def _to_item(row: tuple[Any, ...]) -> ItemRecord:
+    return ItemRecord(step_id=row[0], item=row[1], key=row[2], attempts=row[3],
+                      rendered_input=loads(row[4]), output=loads(row[5]), usage=loads(row[6]),
+                      cost=row[7], started_at=row[8], finished_at=row[9], audit=loads(row[10]),
+                      events=loads(row[11]))
 
 
 def _step_row(r: StepRecord) -> StepRow:
@@ -175,8 +203,9 @@ def _open_read_only(path: str) -> sqlite3.Connection | None:
         except sqlite3.Error:
             conn.close()
             continue
-        if row is None or row[0] != _schema.SCHEMA_VERSION:
-            conn.close()  # an older one needs its migration (a write), a newer one is unread
+        if row is None or not _schema.READABLE <= row[0] <= _schema.SCHEMA_VERSION:
+            # an older one needs its migration (a write), a newer one is unread
+            conn.close()
             return None
         return conn
     return None
@@ -378,14 +407,22 @@ class RunStore:
         """Upsert a batch of step records in one transaction (all or nothing)."""
         self.save_step_rows([_step_row(r) for r in records])
 
-    def save_step_rows(self, rows: Sequence[StepRow]) -> None:
-        """Upsert a batch of encoded step records (`step_row`) in one transaction."""
-        if not rows:
+    def save_step_rows(self, rows: Sequence[StepRow], items: Sequence[ItemRow] = ()) -> None:
+        """Upsert a batch of encoded step records (`step_row`) and finished foreach items
+        (`item_row`) in one transaction. A foreach step's row that says it succeeded drops
+        its item rows (written earlier, or in this very batch)."""
+        if not rows and not items:
             return
-        with self._write(f"save {len(rows)} step record(s)") as conn:
+        with self._write(f"save {len(rows) + len(items)} step record(s)") as conn:
+            if items:
+                conn.executemany(_UPSERT_ITEM, items)
             # in order (a later row of the same step wins), a run of rows per statement
             for width, same in groupby(rows, len):
                 conn.executemany(_UPSERT_LEAN if width == _LEAN_COLS else _UPSERT_STEP, same)
+            done = [(r[0], r[1]) for r in rows
+                    if len(r) > _ITEMS_AT and r[_ITEMS_AT] is not None and r[2] == "succeeded"]
+            if done:
+                conn.executemany(_DROP_ITEMS, done)
 
     # ------------------------------------------------------------------ reads
 
@@ -418,6 +455,22 @@ class RunStore:
                 f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? "
                 "ORDER BY started_at IS NULL, started_at, step_id", (run_id,)).fetchall()
         return [_to_step(r) for r in rows]
+
+    def step_items(self, run_id: str) -> dict[str, dict[int, ItemRecord]]:
+        """The finished items of the run's foreach steps that did not finish (step id ->
+        item index -> record). A database from before items were kept has none."""
+        with self._read(f"read the foreach items of run {run_id}") as conn:
+            try:
+                rows = conn.execute(f"SELECT {_ITEM_COLS} FROM step_items WHERE run_id = ?",
+                                    (run_id,)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                rows = []  # a read-only database of schema 2
+        found: dict[str, dict[int, ItemRecord]] = {}
+        for row in rows:
+            found.setdefault(row[0], {})[row[1]] = _to_item(row)
+        return found
 
     def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
                   status: str | None = None) -> list[RunRecord]:

@@ -78,3 +78,41 @@ async def test_a_cassette_changed_since_is_not_taken_from(
     assert resumed.ok
     assert _steps(tape) == [("b", "response")]
     assert "restored step(s) a are not in the new cassette" in caplog.text
+
+
+async def test_a_recorded_resume_runs_every_item_of_an_unfinished_foreach(
+        tmp_path: Path) -> None:
+    """Without a cassette a resume reuses a foreach step's finished items; with --record it
+    runs them all, so the new cassette holds every item's call and replays the whole run.
+    Seed 24: the echo provider's first two calls succeed, the third fails, the fourth
+    succeeds (the resume's retry, allowed by `retry`, which does not make the step count as
+    changed)."""
+    flow = """
+version: 1
+name: f
+providers:
+  flaky: {kind: echo, model: m, options: {failure_rate: 0.5, seed: 24}}
+steps:
+  each:
+    foreach: ["x", "y", "z"]
+    max_parallel: 1
+    llm: flaky
+    prompt: "item ${{ item }}"
+    retry: {attempts: 1}
+outputs:
+  got: ${{ steps.each.output }}
+"""
+    first = await run_workflow(load(write_workflow(tmp_path, flow)),
+                               record_dir=tmp_path / "tape",
+                               state_location=tmp_path / "runs.db")
+    assert first.status == "failed" and "item 2" in first.steps["each"].error["message"]
+    retried = load(write_workflow(tmp_path, flow.replace("attempts: 1", "attempts: 2")))
+    resumed = await run_workflow(retried, record_dir=tmp_path / "tape",
+                                 state_location=tmp_path / "runs.db", resume=first.run_id)
+    assert resumed.ok
+    assert resumed.outputs["got"] == ["echo: item x", "echo: item y", "echo: item z"]
+    tape = tmp_path / "tape" / "f.cassette.yaml"
+    assert _steps(tape) == [("each", "response")] * 2 + [("each", "error"),
+                                                         ("each", "response")]
+    replayed = await run_workflow(retried, replay_dir=tmp_path / "tape", record_state=False)
+    assert replayed.ok and replayed.outputs == resumed.outputs

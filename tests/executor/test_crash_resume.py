@@ -88,6 +88,48 @@ def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
     assert {s.status for s in after.values()} == {"succeeded"}
 
 
+FOREACH = """\
+version: 1
+name: fan
+policies:
+  open: {level: low}
+defaults:
+  policy: open
+steps:
+  each:
+    foreach: ["a", "b", "c"]
+    max_parallel: 1
+    run: >-
+      if [ ${{ item }} != b ] || [ -f go ]; then echo ${{ item }} >> ran.log;
+      else touch b-started; sleep 60; fi
+outputs:
+  n: ${{ steps.each.output | length }}
+"""
+
+
+def test_sigkill_inside_a_foreach_then_resume_runs_no_finished_item_twice(
+        tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(FOREACH)
+    proc = plait("run", "wf.yaml", cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "b-started")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+    assert (tmp_path / "ran.log").read_text().split() == ["a"]
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    run_id = store.list_runs()[0].run_id
+    assert sorted(store.step_items(run_id)["each"]) == [0]  # `a` was durable at once
+    store.close()
+
+    (tmp_path / "go").touch()
+    resumed = plait("resume", run_id, "--json", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert (tmp_path / "ran.log").read_text().split() == ["a", "b", "c"]
+    assert '"n": 3' in out
+
+
 def test_resume_refuses_when_a_finished_step_changed(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW.replace("sleep 60", "exit 1"))

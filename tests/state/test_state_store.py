@@ -411,5 +411,68 @@ def test_a_version_1_database_is_migrated_and_its_runs_keep_their_text(
     conn.close()
     with RunStore.open(path) as s:
         assert s._conn is not None
-        assert s._conn.execute("SELECT version FROM plait_schema").fetchall() == [(2,)]
+        assert s._conn.execute("SELECT version FROM plait_schema").fetchall() == [
+            (SCHEMA_VERSION,)]
         assert s.get_run("old1").meta == {"source": "x", "resumes": 0}
+
+
+def _item(step: str, index: int, output: str) -> tuple[object, ...]:
+    from engine.state.store import item_row
+
+    return item_row("r1", step, index, f"key{index}", 1, {"prompt": output}, output,
+                    {"input_tokens": 2}, 0.5, 1.0, 2.0, None, [{"event": "retry"}])
+
+
+def test_foreach_items_are_kept_until_their_step_succeeds(store: RunStore) -> None:
+    from engine.state.store import step_row
+
+    store.create_run(make_run("r1"))
+    store.save_step_rows([], [_item("each", 0, "a"), _item("each", 2, "c"),
+                              _item("other", 0, "x")])
+    items = store.step_items("r1")
+    assert sorted(items) == ["each", "other"] and sorted(items["each"]) == [0, 2]
+    kept = items["each"][2]
+    assert (kept.key, kept.output, kept.rendered_input, kept.usage, kept.cost,
+            kept.events) == ("key2", "c", {"prompt": "c"}, {"input_tokens": 2}, 0.5,
+                             [{"event": "retry"}])
+    # a failed foreach step keeps its finished items (a resume reuses them) ...
+    failed = step_row("r1", "each", "failed", 1, None, None, {"message": "item 1"}, {}, 0.0,
+                      1.0, 2.0, None, None, None)
+    store.save_step_rows([failed])
+    assert sorted(store.step_items("r1")["each"]) == [0, 2]
+    # ... one that succeeded holds every output in its own row: its items go
+    done = step_row("r1", "each", "succeeded", 1, None, ["a", "b", "c"], None, {}, 0.0,
+                    1.0, 2.0, 3, None, None)
+    store.save_step_rows([done], [_item("each", 1, "b")])
+    assert sorted(store.step_items("r1")) == ["other"]
+
+
+def test_a_version_2_database_gets_the_items_table(tmp_path: Path) -> None:
+    from engine.state import _schema
+
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_schema._V1 + _schema._V2)
+        conn.execute("CREATE TABLE plait_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO plait_schema (version) VALUES (2)")
+    conn.close()
+    with RunStore.open(path) as s:
+        assert s.step_items("nope") == {}
+        s.create_run(make_run("r1"))
+        s.save_step_rows([], [_item("each", 0, "a")])
+        assert list(s.step_items("r1")["each"]) == [0]
+    # read where it cannot be written (so not migrated), a schema 2 database still reads
+    from engine.state.store import _open_read_only
+
+    old = tmp_path / "v2-ro.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(_schema._V1 + _schema._V2)
+        conn.execute("CREATE TABLE plait_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO plait_schema (version) VALUES (2)")
+    conn.close()
+    reader = _open_read_only(str(old))
+    assert reader is not None
+    reader.close()
+    read = RunStore(_open_read_only(str(old)), str(old))  # type: ignore[arg-type]
+    assert read.step_items("r1") == {} and read.list_runs() == []
+    read.close()
