@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.state.records import RunRecord, StepRecord
@@ -51,11 +51,13 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
 
 
 def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
-               unrecorded: Sequence[str] = ()) -> str:
+               unrecorded: Sequence[str] = (),
+               finished_items: Mapping[str, int] | None = None) -> str:
     """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit.
     `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``);
     `unrecorded` names the workflow's steps that have no record (a killed run's unfinished
-    steps)."""
+    steps); `finished_items` counts the finished items of unfinished foreach steps."""
+    finished_items = finished_items or {}
     status = shown_status(run)
     if status == "died":
         status += (f" (its process is gone; continue it with "
@@ -86,9 +88,13 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
     out.append(f"steps ({len(steps)}{total})")
     for step in steps:
         out.extend(_step_lines(step))
+        if step.step_id in finished_items:
+            out.append(_items_line(finished_items[step.step_id]))
     if unrecorded:
         out.append(f"  not recorded: {', '.join(unrecorded)} (not finished when the run was "
                    "last recorded)")
+        out.extend(f"  {sid}: {_items_line(finished_items[sid]).strip()}"
+                   for sid in unrecorded if sid in finished_items)
     return printable("\n".join(out) + "\n")
 
 
@@ -106,6 +112,11 @@ def _step_lines(step: StepRecord) -> list[str]:
     for entry in step.audit:
         lines.append(f"      audit   {_value(entry)}")
     return lines
+
+
+def _items_line(count: int) -> str:
+    return (f"      items   {count} finished item{'s' if count != 1 else ''} recorded (a "
+            "resume reuses them)")
 
 
 def _when(ts: float | None) -> str:

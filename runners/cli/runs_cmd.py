@@ -85,15 +85,18 @@ def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
     return live[:limit]
 
 
-def _load_run(run_id: str, state: str | None,
-              workflow: Path | None) -> tuple[Any, list[Any], str]:
-    """The run (a unique id prefix is enough), its steps and the database they are in, or
-    exit 2 saying why not."""
+def _load_run(run_id: str, state: str | None, workflow: Path | None,
+              ) -> tuple[Any, list[Any], str, dict[str, list[int]]]:
+    """The run (a unique id prefix is enough), its steps, the database they are in and the
+    finished items of its unfinished foreach steps (step id -> indices), or exit 2 saying
+    why not."""
     try:
         store = _store(state, workflow)
         try:
             record = store.get_run(run_id)
-            return record, store.steps(record.run_id), store.path
+            items = {sid: sorted(found)
+                     for sid, found in store.step_items(record.run_id).items()}
+            return record, store.steps(record.run_id), store.path, items
         finally:
             store.close()
     except PlaitError as exc:
@@ -109,16 +112,19 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
     """One run: every step's status, attempts, timings, errors, usage and audit."""
     from engine.state.render import format_run
 
-    record, steps, db_path = _load_run(run_id, state, workflow)
+    record, steps, db_path, items = _load_run(run_id, state, workflow)
     if as_json:
-        dump_json({**_brief(record), "steps": [asdict(s) for s in steps]})
+        # the finished items of unfinished foreach steps (which may have no row yet)
+        dump_json({**_brief(record), "steps": [asdict(s) for s in steps],
+                   **({"finished_items": items} if items else {})})
     else:
         from runners.gh_text import inert
         from runners.reporters.html import step_order
 
         recorded = {s.step_id for s in steps}
         unrecorded = [s for s in step_order(record, steps) if s not in recorded]
-        text = format_run(record, steps, locate=state_option(db_path), unrecorded=unrecorded)
+        text = format_run(record, steps, locate=state_option(db_path), unrecorded=unrecorded,
+                          finished_items={sid: len(found) for sid, found in items.items()})
         click.echo(inert(text.rstrip("\n")))
 
 
@@ -137,7 +143,7 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
-    record, steps, _ = _load_run(run_id, state, workflow)
+    record, steps, _, _ = _load_run(run_id, state, workflow)
     try:
         from engine.atomic import atomic_write
 

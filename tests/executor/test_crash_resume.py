@@ -3,6 +3,7 @@ database safely; an unusable state location fails before anything runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shlex
@@ -121,6 +122,11 @@ def test_sigkill_inside_a_foreach_then_resume_runs_no_finished_item_twice(
     run_id = store.list_runs()[0].run_id
     assert sorted(store.step_items(run_id)["each"]) == [0]  # `a` was durable at once
     store.close()
+    shown = plait("runs", "show", run_id, cwd=tmp_path)
+    text, _ = shown.communicate(timeout=60)
+    assert "each: items   1 finished item recorded (a resume reuses them)" in text
+    shown = plait("runs", "show", run_id, "--json", cwd=tmp_path)
+    assert json.loads(shown.communicate(timeout=60)[0])["finished_items"] == {"each": [0]}
 
     (tmp_path / "go").touch()
     resumed = plait("resume", run_id, "--json", cwd=tmp_path)
