@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from engine.sandbox._guard import TOKEN_VAR, engine_prefix
 from engine.sandbox.base import CommandResult, PreparedCommand
 
-TOKEN_VAR = "PLAIT_SANDBOX_TOKEN"
+__all__ = ("TOKEN_VAR", "kill_step", "new_token", "run_prepared", "step_processes",
+           "token_processes")
 _PR_SET_PDEATHSIG = 1
 _POLL = 0.05
 _READ = 65536
@@ -61,7 +63,9 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
 
 
 def new_token() -> str:
-    return secrets.token_hex(16)
+    """A token for the processes of one step (or stdio MCP server): this engine's prefix (the
+    first token also starts the engine's guard, see engine.sandbox._guard), then its own."""
+    return engine_prefix() + secrets.token_hex(16)
 
 
 @dataclass

@@ -89,6 +89,29 @@ def test_sandboxed_child_dies_when_the_engine_is_sigkilled(tmp_path: Path) -> No
             proc.wait(10)
 
 
+@pytest.mark.parametrize("level", ["low", "medium"])
+def test_a_commands_grandchild_dies_when_the_engine_is_sigkilled(tmp_path: Path,
+                                                                 level: str) -> None:
+    """PR_SET_PDEATHSIG kills the command when the engine is SIGKILLed, not what the command
+    started in the background: the engine's guard (engine.sandbox._guard) kills those."""
+    marker = "1019.5" if level == "low" else "1019.75"
+    command = f"sleep {marker} & exec sleep 1{marker}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENGINE.replace('["sleep", sys.argv[2]]', "sys.argv[2].split('|')"),
+         level, f"sh|-c|{command}", "-1"], cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(WORKTREE)})
+    try:
+        assert wait_until(lambda: bool(live_processes(f"sleep {marker}", comm="sleep")), 15)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert wait_until(lambda: not live_processes(f"sleep {marker}"), 5)
+        assert wait_until(lambda: not live_processes(f"sleep 1{marker}"), 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.mark.bwrap
 @pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.006, 0.008, 0.012, 0.02])
 def test_engine_killed_while_bwrap_starts_leaves_nothing(tmp_path: Path, delay: float) -> None:
