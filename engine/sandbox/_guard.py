@@ -86,7 +86,8 @@ def _start_guard(prefix: str) -> int:
                                      (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
                        setsid=True)
-    except (OSError, TypeError, ValueError):  # no usable sys.executable (embedded)
+    except (OSError, TypeError, ValueError, NotImplementedError):  # no usable sys.executable
+        # (embedded), or no setsid for posix_spawn on this platform
         os.close(write_end)
         return -1
     finally:
