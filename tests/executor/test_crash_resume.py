@@ -54,14 +54,19 @@ def wait_for(path: Path, seconds: float = 20) -> None:
         time.sleep(0.02)
 
 
-def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
-    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+def killed_mid_run(tmp_path: Path, workflow: str, started: str) -> None:
+    """`plait run` of `workflow` (as wf.yaml), SIGKILLed once the file `started` appears."""
+    (tmp_path / "wf.yaml").write_text(workflow)
     proc = plait("run", "wf.yaml", cwd=tmp_path)
     try:
-        wait_for(tmp_path / "second-started")
+        wait_for(tmp_path / started)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
+
+
+def test_sigkill_mid_run_then_resume_runs_nothing_twice(tmp_path: Path) -> None:
+    killed_mid_run(tmp_path, WORKFLOW, "second-started")
     store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
     run = store.list_runs()[0]
     before = {s.step_id: s for s in store.steps(run.run_id)}
@@ -110,13 +115,7 @@ outputs:
 
 def test_sigkill_inside_a_foreach_then_resume_runs_no_finished_item_twice(
         tmp_path: Path) -> None:
-    (tmp_path / "wf.yaml").write_text(FOREACH)
-    proc = plait("run", "wf.yaml", cwd=tmp_path)
-    try:
-        wait_for(tmp_path / "b-started")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
+    killed_mid_run(tmp_path, FOREACH, "b-started")
     assert (tmp_path / "ran.log").read_text().split() == ["a"]
     store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
     run_id = store.list_runs()[0].run_id

@@ -447,15 +447,19 @@ def test_foreach_items_are_kept_until_their_step_succeeds(store: RunStore) -> No
     assert sorted(store.step_items("r1")) == ["other"]
 
 
-def test_a_version_2_database_gets_the_items_table(tmp_path: Path) -> None:
+def _version_2_database(path: Path) -> Path:
     from engine.state import _schema
 
-    path = tmp_path / "v2.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(_schema._V1 + _schema._V2)
         conn.execute("CREATE TABLE plait_schema (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO plait_schema (version) VALUES (2)")
     conn.close()
+    return path
+
+
+def test_a_version_2_database_gets_the_items_table(tmp_path: Path) -> None:
+    path = _version_2_database(tmp_path / "v2.db")
     with RunStore.open(path) as s:
         assert s.step_items("nope") == {}
         s.create_run(make_run("r1"))
@@ -464,12 +468,7 @@ def test_a_version_2_database_gets_the_items_table(tmp_path: Path) -> None:
     # read where it cannot be written (so not migrated), a schema 2 database still reads
     from engine.state.store import _open_read_only
 
-    old = tmp_path / "v2-ro.db"
-    with sqlite3.connect(old) as conn:
-        conn.executescript(_schema._V1 + _schema._V2)
-        conn.execute("CREATE TABLE plait_schema (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO plait_schema (version) VALUES (2)")
-    conn.close()
+    old = _version_2_database(tmp_path / "v2-ro.db")
     reader = _open_read_only(str(old))
     assert reader is not None
     reader.close()
