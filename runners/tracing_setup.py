@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from engine.errors import ConfigError, MissingDependencyError
+from engine.errors import ConfigError, MissingDependencyError, PlaitError
 from engine.tracing import RunTracer
 
 Redact = Callable[[str], str]
@@ -257,14 +257,15 @@ def _resource(redact: Redact | None) -> Any:
 def resource_redactor(workflows: Iterable[Any],
                       environ: Mapping[str, str] | None = None) -> Redact:
     """What the runs of `workflows` (engine Workflow objects) mask, as far as it is known
-    before they start: their `secrets:` that are set (environment, then the .env next to the
+    before they start: their `secrets:` and those of the sub-workflows they call
+    (:func:`with_subworkflows`) that are set (environment, then the .env next to the
     workflow), the provider keys that are set, and the secrets written into the files. A
     secret that is missing is left to the run to report."""
     from engine.secrets import Redactor, literal_secret_values, parse_dotenv
 
     env = os.environ if environ is None else environ
     redactor = Redactor()
-    for workflow in workflows:
+    for workflow in with_subworkflows(workflows):
         spec = workflow.spec
         dotenv = workflow.base_dir / ".env"
         try:
@@ -276,6 +277,34 @@ def resource_redactor(workflows: Iterable[Any],
         redactor.update(Redactor.from_env(spec.secrets, env=values))
         redactor.add(*literal_secret_values(spec))
     return redactor.redact
+
+
+def with_subworkflows(workflows: Iterable[Any]) -> list[Any]:
+    """`workflows` and every workflow file their `workflow:` steps call, at any depth, each
+    once: a sub-workflow's run masks its own `secrets:` (read from the environment or the
+    .env next to ITS file). A file that cannot be loaded is left out: the run says why."""
+    from engine.spec.loader import load
+
+    found: dict[Path, Any] = {}
+    todo = list(workflows)
+    while todo:
+        workflow = todo.pop()
+        key = Path(workflow.path).resolve()
+        if key in found:
+            continue
+        found[key] = workflow
+        for step in workflow.spec.steps.values():
+            name = getattr(step, "workflow", None)
+            if not isinstance(name, str):
+                continue
+            target = (workflow.base_dir / name).resolve()
+            if target in found:
+                continue
+            try:
+                todo.append(load(target))
+            except PlaitError:
+                continue
+    return list(found.values())
 
 
 def _file_processor(path: Path, label: str, *, append: bool = False) -> Any:
