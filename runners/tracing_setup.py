@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -159,6 +160,8 @@ class TracingSession:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         resource = _resource(redact)
+        #: masks what the runner itself puts on spans (a `plait test` case's problems)
+        self.redact: Redact = redact or (lambda text: text)
         self.content = config.content
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
@@ -238,6 +241,40 @@ class TracingSession:
             warnings.append("warning: the run's metrics could not be sent to the OTLP "
                             "endpoint; the run itself is not affected")
         return warnings
+
+
+@contextmanager
+def traced_case(session: TracingSession, workflow: Any, case: Any,
+                ) -> Iterator[Callable[[Any], Any]]:
+    """A ``plait.test <case>`` span, the root of a trace of its own, current while a `plait
+    test` case runs: its run's ``plait.run`` span nests under it. Give the case's outcome
+    (a runners.workflow_tests.CaseResult) to the function it yields: it is recorded on the
+    span (passed, failed, error or updated; a case that did not pass has status ERROR and
+    its first problem as the description) and returned."""
+    from opentelemetry import context, trace
+
+    span = session.provider.get_tracer("plait").start_span(
+        f"plait.test {case.name}", context=context.Context(), attributes={
+            "plait.test.case": case.name, "plait.workflow": session.redact(workflow.name),
+            "code.file.path": str(workflow.path)})
+    token = context.attach(trace.set_span_in_context(span))
+
+    def done(outcome: Any) -> Any:
+        span.set_attribute("plait.test.status", outcome.status)
+        if not outcome.ok:
+            first = (outcome.problems or [outcome.status])[0].splitlines()[0]
+            span.set_status(trace.StatusCode.ERROR, session.redact(first))
+        return outcome
+
+    try:
+        yield done
+    except BaseException as exc:
+        span.set_attribute("error.type", type(exc).__name__)
+        span.set_status(trace.StatusCode.ERROR, session.redact(str(exc)))
+        raise
+    finally:
+        context.detach(token)
+        span.end()
 
 
 def _resource(redact: Redact | None) -> Any:
