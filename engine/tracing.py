@@ -427,7 +427,7 @@ class _TracedProvider:
         self.registry_name = name
         #: the attributes every chat span of this provider starts with
         self._base = {"gen_ai.operation.name": "chat",
-                      "gen_ai.provider.name": PROVIDER_NAMES.get(self.kind, self.kind),
+                      "gen_ai.provider.name": _provider_name(inner, self.kind),
                       "plait.provider": name}
 
     def __getattr__(self, attr: str) -> Any:
@@ -511,6 +511,14 @@ class _TracedProvider:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _provider_name(provider: Any, kind: str) -> str:
+    """The GenAI conventions' gen_ai.provider.name: Gemini through Vertex AI is
+    gcp.vertex_ai, through the Gemini API gcp.gemini."""
+    if kind == "google" and getattr(getattr(provider, "spec", None), "vertex", False) is True:
+        return "gcp.vertex_ai"
+    return PROVIDER_NAMES.get(kind, kind)
 
 
 def _request_options(req: Any) -> dict[str, Any]:
