@@ -348,11 +348,26 @@ def check_writable(path: Path) -> None:
         raise CassetteError(f"cannot write cassette {path}: {why}", hint=hint)
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """The safe dumper, writing a text of several lines (a prompt, a reply, a file read) as
+    a literal block, line for line as it is, instead of a quoted scalar in which a blank
+    line stands for a line break and a break for a space. Text a block cannot hold exactly
+    (trailing spaces before a break, control characters) stays quoted: the emitter falls
+    back by itself."""
+
+
+def _text(dumper: Any, value: str) -> Any:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value,
+                                   style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
     """Write atomically (temp file, fsync, rename), so a crash never leaves half a file;
     returns the text written."""
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
+    text = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
     try:
         atomic_write(path, text)
