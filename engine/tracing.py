@@ -425,6 +425,9 @@ class _TracedProvider:
         self.name = getattr(inner, "name", name)
         self.kind = getattr(inner, "kind", "?")
         self.registry_name = name
+        #: the provider's own `options:`, sent with every call (a step's override them)
+        options = getattr(inner, "options", None)
+        self._options: Mapping[str, Any] = options if isinstance(options, Mapping) else {}
         #: the attributes every chat span of this provider starts with
         self._base = {"gen_ai.operation.name": "chat",
                       "gen_ai.provider.name": _provider_name(inner, self.kind),
@@ -442,8 +445,8 @@ class _TracedProvider:
         attrs: dict[str, Any] = self._base.copy()
         if model:
             attrs["gen_ai.request.model"] = model
-        if req.options or req.max_tokens or req.stop:
-            attrs.update(_request_options(req))
+        if self._options or req.options or req.max_tokens or req.stop:
+            attrs.update(_request_options(req, self._options))
         if req.tools:
             attrs["gen_ai.tool.definitions"] = _json(
                 [{"type": "function", "name": t.name} for t in req.tools])
@@ -521,12 +524,24 @@ def _provider_name(provider: Any, kind: str) -> str:
     return PROVIDER_NAMES.get(kind, kind)
 
 
-def _request_options(req: Any) -> dict[str, Any]:
+#: provider options -> the GenAI request attributes (several vendors' names for one)
+_OPTION_ATTRIBUTES = {
+    "temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k", "seed": "gen_ai.request.seed",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens"}
+
+
+def _request_options(req: Any, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of the options sent: the provider's (`base`) with the step's
+    on top, as the providers merge them."""
+    options = {**base, **req.options} if isinstance(req.options, Mapping) else dict(base)
     out: dict[str, Any] = {}
-    names = {"temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
-             "max_tokens": "gen_ai.request.max_tokens", "seed": "gen_ai.request.seed"}
-    for key, attr in names.items():
-        value = req.options.get(key) if isinstance(req.options, Mapping) else None
+    for key, attr in _OPTION_ATTRIBUTES.items():
+        value = options.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[attr] = value
     if req.max_tokens:
