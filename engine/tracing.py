@@ -249,7 +249,8 @@ class RunTracer:
         if run is None:
             return
         span, token = run.steps.pop(event.step_id, (None, None))
-        if span is None:  # skipped, cancelled before starting, or restored: an instant span
+        ran = span is not None
+        if not ran:  # skipped, cancelled before starting, or restored: an instant span
             span = self._tracer.start_span(
                 f"plait.step {event.step_id}", context=run.context,
                 start_time=_ns(event.at - event.duration),
@@ -258,7 +259,9 @@ class RunTracer:
             self._api.detach(token)
         _finish_step(span, event, redact, self._api.ERROR)
         span.end(end_time=_ns(event.at))
-        if self._metrics is None:
+        # a step that did not start in this run did no work in it: a restored step's time,
+        # tokens and cost were counted by the run that made them (a resume counted them twice)
+        if self._metrics is None or not ran:
             return
         if event.status not in ("skipped", "restored"):
             # low-cardinality attributes only (a step id per series would explode them)
