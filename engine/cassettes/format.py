@@ -4,7 +4,7 @@
 
     plait_cassette: 1              # format version
     workflow: digest               # the workflow's name
-    spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests/description
+    spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests, docs, on
     interactions:                  # in the order the calls started
     - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)
@@ -54,10 +54,32 @@ def cassette_path(directory: Path, workflow_name: str) -> Path:
 
 
 def cassette_hash(workflow: Workflow) -> str:
-    """The spec's hash as a cassette sees it: what can change a recorded call, so neither
-    `tests:` nor `description` (adding a test case must not invalidate its cassette)."""
-    data = workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True,
+    """The spec's hash as a cassette sees it: what can change a recorded call. Not `tests:`
+    (adding a test case must not invalidate its cassette), nor the `description` of the
+    workflow, its steps and its inputs, nor the `on:` triggers: editing a workflow's docs or
+    schedule must not force a live re-record."""
+    data = _hashed(workflow)
+    for part in ("steps", "inputs"):
+        for item in data.get(part, {}).values():
+            if isinstance(item, dict):
+                item.pop("description", None)
+    data.pop("on", None)
+    return _digest(data)
+
+
+def cassette_hashes(workflow: Workflow) -> frozenset[str]:
+    """The hashes a cassette of this workflow version may carry: :func:`cassette_hash`, and
+    the one plait wrote before it left step and input descriptions and `on:` out (a cassette
+    recorded then is still current)."""
+    return frozenset({cassette_hash(workflow), _digest(_hashed(workflow))})
+
+
+def _hashed(workflow: Workflow) -> dict[str, Any]:
+    return workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True,
                                     exclude={"tests", "description"})
+
+
+def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

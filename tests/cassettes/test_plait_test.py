@@ -81,6 +81,25 @@ def test_another_workflow_version_is_an_error(fallback: Path) -> None:
     assert "another version" not in done.stderr, done.stderr
 
 
+def test_descriptions_and_triggers_do_not_make_a_cassette_stale(fallback: Path) -> None:
+    """What cannot change a recorded call (a description, of the workflow, a step or an
+    input; the schedule) leaves its cassette current: editing the docs of a workflow must not
+    force a live re-record."""
+    wf = fallback / "fallback.yaml"
+    text = wf.read_text()
+    text = text.replace('question: {type: string, default: "What is a DAG?"}',
+                        'question: {type: string, default: "What is a DAG?", '
+                        'description: what to ask}')
+    text = text.replace("  draft:\n    llm: primary\n",
+                        "  draft:\n    description: the first answer\n    llm: primary\n")
+    text = text.replace("\ninputs:", '\non:\n  schedule: [{cron: "0 7 * * 1-5"}]\ninputs:')
+    wf.write_text(text)
+    assert "description: the first answer" in text and "cron:" in text
+    done = plait("test", str(wf))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "another version" not in done.stdout + done.stderr
+
+
 def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:
     tape = fallback / "cassettes" / "outage" / "fallback.cassette.yaml"
     text = tape.read_text()
