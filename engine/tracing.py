@@ -93,10 +93,14 @@ class _Api:
 
 
 class _RunState:
-    __slots__ = ("context", "cost", "parts", "redact", "span", "steps", "tokens", "workflow")
+    __slots__ = ("context", "cost", "parts", "redact", "span", "started", "steps", "tokens",
+                 "workflow")
 
-    def __init__(self, span: Any, context: Any, workflow: str, redact: Redact) -> None:
+    def __init__(self, span: Any, context: Any, workflow: str, redact: Redact,
+                 started: float = 0.0) -> None:
         self.span = span
+        #: when the run started (seconds): a step restored from an earlier run ended before
+        self.started = started
         #: a context holding the run span: the parent of its step spans, made once per run
         self.context = context
         self.workflow = workflow
@@ -158,7 +162,7 @@ class RunTracer:
         span = self._tracer.start_span("plait.run", kind=api.INTERNAL,
                                        start_time=_ns(event.at), attributes=attrs)
         self._runs[event.run_id] = _RunState(span, api.in_context(span, api.get_current()),
-                                             event.workflow, redact)
+                                             event.workflow, redact, event.at)
 
     def _step_started(self, event: Any, redact: Redact) -> None:
         run = self._runs.get(event.run_id)
@@ -250,15 +254,19 @@ class RunTracer:
             return
         span, token = run.steps.pop(event.step_id, (None, None))
         ran = span is not None
+        end = event.at
         if not ran:  # skipped, cancelled before starting, or restored: an instant span
+            # a restored step finished in the run resumed: an instant at this run's start,
+            # not the earlier times (before its parent span, stretching the trace back)
+            end = max(event.at, run.started)
             span = self._tracer.start_span(
                 f"plait.step {event.step_id}", context=run.context,
-                start_time=_ns(event.at - event.duration),
+                start_time=_ns(end if event.at < run.started else event.at - event.duration),
                 attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
         elif token is not None:
             self._api.detach(token)
-        _finish_step(span, event, redact, self._api.ERROR)
-        span.end(end_time=_ns(event.at))
+        _finish_step(span, event, redact, self._api.ERROR, end)
+        span.end(end_time=_ns(end))
         # a step that did not start in this run did no work in it: a restored step's time,
         # tokens and cost were counted by the run that made them (a resume counted them twice)
         if self._metrics is None or not ran:
@@ -348,7 +356,8 @@ class RunTracer:
 # ------------------------------------------------------------------ step span helpers
 
 
-def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> None:
+def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any,
+                 at: float) -> None:
     attrs: dict[str, Any] = {"plait.step.status": event.status,
                              "plait.step.attempts": event.attempts}
     if event.usage:
@@ -365,7 +374,7 @@ def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> No
         kind = str(error.get("kind") or error.get("type") or event.status)
         span.set_attribute("error.type", kind)
         span.add_event("exception", {"exception.type": kind, "exception.message": message},
-                       timestamp=_ns(event.at))
+                       timestamp=_ns(at))
         span.set_status(error_status, message)
 
 

@@ -1,6 +1,6 @@
 """A resumed run restores the steps that finished: they are not run again, so their time,
 tokens and cost are not counted again in the metrics (the run that made them counted them).
-Their spans are still there, with the reason."""
+Their spans are still there, with the reason, as instants of the resumed run."""
 
 from __future__ import annotations
 
@@ -58,4 +58,10 @@ async def test_restored_steps_are_not_counted_again(tmp_path: Path, collected: A
     assert durations == {"succeeded": 2, "failed": 1}  # `check` ran again; `ask` did not
     asks = collected.named("plait.step ask")
     assert len(asks) == 2
-    assert asks[1].attributes["plait.step.reason"].startswith("restored from")
+    restored = asks[1]
+    assert restored.attributes["plait.step.reason"].startswith("restored from")
+    # an instant span inside the resumed run's (it was not run again): not the first run's
+    # times, which put it before its parent and stretched the trace back to the first run
+    run = next(s for s in collected.named("plait.run")
+               if s.context.span_id == restored.parent.span_id)
+    assert run.start_time <= restored.start_time == restored.end_time <= run.end_time
