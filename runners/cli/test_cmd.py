@@ -215,6 +215,12 @@ def write_junit(results: list[CaseResult], path: Path) -> None:
 
     write([JUnitCase(name=r.case, classname=r.workflow,
                      outcome="passed" if r.ok else ("error" if r.status == "error" else "failed"),
-                     time=r.duration, message=(r.problems or [r.status])[0][:200],
+                     time=r.duration, message=_title((r.problems or [r.status])[0]),
                      details="\n".join(r.problems), file=str(r.file))
            for r in results], path, suite="plait test")
+
+
+def _title(problem: str) -> str:
+    """A failure's message in the report: the problem's first line (a snapshot diff or a
+    replay miss's diff is in the failure's text, whole)."""
+    return (problem.splitlines() or [""])[0][:200]

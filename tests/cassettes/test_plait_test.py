@@ -53,7 +53,13 @@ def test_a_changed_output_fails_with_a_diff_and_update_rewrites(fallback: Path) 
     assert "FAIL" in done.stdout and "outputs differ from the snapshot" in done.stdout
     assert '-    "confidence": 0.5' in done.stdout
     assert '+    "confidence": 0.0' in done.stdout
-    assert "<failure" in (fallback / "junit.xml").read_text()
+    (failure,) = ET.parse(fallback / "junit.xml").getroot().iter("failure")
+    # the message is the problem's first line (a report lists it as the failure's title);
+    # the diff is in the failure's text
+    assert failure.get("message") == (
+        "outputs differ from the snapshot (update it with `plait test --update-snapshots` if "
+        "the change is intended):")
+    assert '-    "confidence": 0.5' in (failure.text or "")
     done = plait("test", str(fallback), "--update-snapshots")
     assert done.returncode == 0 and "UPDATED" in done.stdout
     assert json.loads(snap.read_text())["outputs"]["confidence"] == 0.0
