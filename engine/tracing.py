@@ -93,10 +93,14 @@ class _Api:
 
 
 class _RunState:
-    __slots__ = ("context", "cost", "parts", "redact", "span", "steps", "tokens", "workflow")
+    __slots__ = ("context", "cost", "parts", "redact", "span", "started", "steps", "tokens",
+                 "workflow")
 
-    def __init__(self, span: Any, context: Any, workflow: str, redact: Redact) -> None:
+    def __init__(self, span: Any, context: Any, workflow: str, redact: Redact,
+                 started: float = 0.0) -> None:
         self.span = span
+        #: when the run started (seconds): a step restored from an earlier run ended before
+        self.started = started
         #: a context holding the run span: the parent of its step spans, made once per run
         self.context = context
         self.workflow = workflow
@@ -158,7 +162,7 @@ class RunTracer:
         span = self._tracer.start_span("plait.run", kind=api.INTERNAL,
                                        start_time=_ns(event.at), attributes=attrs)
         self._runs[event.run_id] = _RunState(span, api.in_context(span, api.get_current()),
-                                             event.workflow, redact)
+                                             event.workflow, redact, event.at)
 
     def _step_started(self, event: Any, redact: Redact) -> None:
         run = self._runs.get(event.run_id)
@@ -249,16 +253,23 @@ class RunTracer:
         if run is None:
             return
         span, token = run.steps.pop(event.step_id, (None, None))
-        if span is None:  # skipped, cancelled before starting, or restored: an instant span
+        ran = span is not None
+        end = event.at
+        if not ran:  # skipped, cancelled before starting, or restored: an instant span
+            # a restored step finished in the run resumed: an instant at this run's start,
+            # not the earlier times (before its parent span, stretching the trace back)
+            end = max(event.at, run.started)
             span = self._tracer.start_span(
                 f"plait.step {event.step_id}", context=run.context,
-                start_time=_ns(event.at - event.duration),
+                start_time=_ns(end if event.at < run.started else event.at - event.duration),
                 attributes={"plait.step.id": event.step_id, "plait.step.kind": event.kind})
         elif token is not None:
             self._api.detach(token)
-        _finish_step(span, event, redact, self._api.ERROR)
-        span.end(end_time=_ns(event.at))
-        if self._metrics is None:
+        _finish_step(span, event, redact, self._api.ERROR, end)
+        span.end(end_time=_ns(end))
+        # a step that did not start in this run did no work in it: a restored step's time,
+        # tokens and cost were counted by the run that made them (a resume counted them twice)
+        if self._metrics is None or not ran:
             return
         if event.status not in ("skipped", "restored"):
             # low-cardinality attributes only (a step id per series would explode them)
@@ -345,7 +356,8 @@ class RunTracer:
 # ------------------------------------------------------------------ step span helpers
 
 
-def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> None:
+def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any,
+                 at: float) -> None:
     attrs: dict[str, Any] = {"plait.step.status": event.status,
                              "plait.step.attempts": event.attempts}
     if event.usage:
@@ -362,7 +374,7 @@ def _finish_step(span: Any, event: Any, redact: Redact, error_status: Any) -> No
         kind = str(error.get("kind") or error.get("type") or event.status)
         span.set_attribute("error.type", kind)
         span.add_event("exception", {"exception.type": kind, "exception.message": message},
-                       timestamp=_ns(event.at))
+                       timestamp=_ns(at))
         span.set_status(error_status, message)
 
 
@@ -425,9 +437,12 @@ class _TracedProvider:
         self.name = getattr(inner, "name", name)
         self.kind = getattr(inner, "kind", "?")
         self.registry_name = name
+        #: the provider's own `options:`, sent with every call (a step's override them)
+        options = getattr(inner, "options", None)
+        self._options: Mapping[str, Any] = options if isinstance(options, Mapping) else {}
         #: the attributes every chat span of this provider starts with
         self._base = {"gen_ai.operation.name": "chat",
-                      "gen_ai.provider.name": PROVIDER_NAMES.get(self.kind, self.kind),
+                      "gen_ai.provider.name": _provider_name(inner, self.kind),
                       "plait.provider": name}
 
     def __getattr__(self, attr: str) -> Any:
@@ -442,8 +457,8 @@ class _TracedProvider:
         attrs: dict[str, Any] = self._base.copy()
         if model:
             attrs["gen_ai.request.model"] = model
-        if req.options or req.max_tokens or req.stop:
-            attrs.update(_request_options(req))
+        if self._options or req.options or req.max_tokens or req.stop:
+            attrs.update(_request_options(req, self._options))
         if req.tools:
             attrs["gen_ai.tool.definitions"] = _json(
                 [{"type": "function", "name": t.name} for t in req.tools])
@@ -513,12 +528,32 @@ class _TracedProvider:
         await self._inner.aclose()
 
 
-def _request_options(req: Any) -> dict[str, Any]:
+def _provider_name(provider: Any, kind: str) -> str:
+    """The GenAI conventions' gen_ai.provider.name: Gemini through Vertex AI is
+    gcp.vertex_ai, through the Gemini API gcp.gemini."""
+    if kind == "google" and getattr(getattr(provider, "spec", None), "vertex", False) is True:
+        return "gcp.vertex_ai"
+    return PROVIDER_NAMES.get(kind, kind)
+
+
+#: provider options -> the GenAI request attributes (several vendors' names for one)
+_OPTION_ATTRIBUTES = {
+    "temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k", "seed": "gen_ai.request.seed",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens"}
+
+
+def _request_options(req: Any, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of the options sent: the provider's (`base`) with the step's
+    on top, as the providers merge them."""
+    options = {**base, **req.options} if isinstance(req.options, Mapping) else dict(base)
     out: dict[str, Any] = {}
-    names = {"temperature": "gen_ai.request.temperature", "top_p": "gen_ai.request.top_p",
-             "max_tokens": "gen_ai.request.max_tokens", "seed": "gen_ai.request.seed"}
-    for key, attr in names.items():
-        value = req.options.get(key) if isinstance(req.options, Mapping) else None
+    for key, attr in _OPTION_ATTRIBUTES.items():
+        value = options.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[attr] = value
     if req.max_tokens:

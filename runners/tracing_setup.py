@@ -35,13 +35,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from engine.errors import ConfigError, MissingDependencyError
+from engine.errors import ConfigError, MissingDependencyError, PlaitError
 from engine.tracing import RunTracer
 
 Redact = Callable[[str], str]
@@ -159,6 +160,8 @@ class TracingSession:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         resource = _resource(redact)
+        #: masks what the runner itself puts on spans (a `plait test` case's problems)
+        self.redact: Redact = redact or (lambda text: text)
         self.content = config.content
         self.provider = TracerProvider(resource=resource)
         self._quiet = _silence()
@@ -240,6 +243,40 @@ class TracingSession:
         return warnings
 
 
+@contextmanager
+def traced_case(session: TracingSession, workflow: Any, case: Any,
+                ) -> Iterator[Callable[[Any], Any]]:
+    """A ``plait.test <case>`` span, the root of a trace of its own, current while a `plait
+    test` case runs: its run's ``plait.run`` span nests under it. Give the case's outcome
+    (a runners.workflow_tests.CaseResult) to the function it yields: it is recorded on the
+    span (passed, failed, error or updated; a case that did not pass has status ERROR and
+    its first problem as the description) and returned."""
+    from opentelemetry import context, trace
+
+    span = session.provider.get_tracer("plait").start_span(
+        f"plait.test {case.name}", context=context.Context(), attributes={
+            "plait.test.case": case.name, "plait.workflow": session.redact(workflow.name),
+            "code.file.path": str(workflow.path)})
+    token = context.attach(trace.set_span_in_context(span))
+
+    def done(outcome: Any) -> Any:
+        span.set_attribute("plait.test.status", outcome.status)
+        if not outcome.ok:
+            first = (outcome.problems or [outcome.status])[0].splitlines()[0]
+            span.set_status(trace.StatusCode.ERROR, session.redact(first))
+        return outcome
+
+    try:
+        yield done
+    except BaseException as exc:
+        span.set_attribute("error.type", type(exc).__name__)
+        span.set_status(trace.StatusCode.ERROR, session.redact(str(exc)))
+        raise
+    finally:
+        context.detach(token)
+        span.end()
+
+
 def _resource(redact: Redact | None) -> Any:
     """The resource of every span and metric: OTEL_SERVICE_NAME, else a service.name in
     OTEL_RESOURCE_ATTRIBUTES, else plait; its string values masked with `redact`."""
@@ -257,14 +294,15 @@ def _resource(redact: Redact | None) -> Any:
 def resource_redactor(workflows: Iterable[Any],
                       environ: Mapping[str, str] | None = None) -> Redact:
     """What the runs of `workflows` (engine Workflow objects) mask, as far as it is known
-    before they start: their `secrets:` that are set (environment, then the .env next to the
+    before they start: their `secrets:` and those of the sub-workflows they call
+    (:func:`with_subworkflows`) that are set (environment, then the .env next to the
     workflow), the provider keys that are set, and the secrets written into the files. A
     secret that is missing is left to the run to report."""
     from engine.secrets import Redactor, literal_secret_values, parse_dotenv
 
     env = os.environ if environ is None else environ
     redactor = Redactor()
-    for workflow in workflows:
+    for workflow in with_subworkflows(workflows):
         spec = workflow.spec
         dotenv = workflow.base_dir / ".env"
         try:
@@ -276,6 +314,34 @@ def resource_redactor(workflows: Iterable[Any],
         redactor.update(Redactor.from_env(spec.secrets, env=values))
         redactor.add(*literal_secret_values(spec))
     return redactor.redact
+
+
+def with_subworkflows(workflows: Iterable[Any]) -> list[Any]:
+    """`workflows` and every workflow file their `workflow:` steps call, at any depth, each
+    once: a sub-workflow's run masks its own `secrets:` (read from the environment or the
+    .env next to ITS file). A file that cannot be loaded is left out: the run says why."""
+    from engine.spec.loader import load
+
+    found: dict[Path, Any] = {}
+    todo = list(workflows)
+    while todo:
+        workflow = todo.pop()
+        key = Path(workflow.path).resolve()
+        if key in found:
+            continue
+        found[key] = workflow
+        for step in workflow.spec.steps.values():
+            name = getattr(step, "workflow", None)
+            if not isinstance(name, str):
+                continue
+            target = (workflow.base_dir / name).resolve()
+            if target in found:
+                continue
+            try:
+                todo.append(load(target))
+            except PlaitError:
+                continue
+    return list(found.values())
 
 
 def _file_processor(path: Path, label: str, *, append: bool = False) -> Any:

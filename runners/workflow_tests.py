@@ -118,8 +118,10 @@ def _live_parts(workflow: Workflow) -> list[str]:
 
 
 async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = False,
-                   record: bool = False) -> CaseResult:
-    """Run one case offline (or, with ``record``, live while re-recording its cassette)."""
+                   record: bool = False,
+                   run_options: dict[str, Any] | None = None) -> CaseResult:
+    """Run one case offline (or, with ``record``, live while re-recording its cassette).
+    `run_options` are more RunOptions fields for the run (the tracer of `plait test`)."""
     import time
 
     from engine.cassettes import CassetteNotSaved, collect_reports
@@ -134,7 +136,7 @@ async def run_case(workflow: Workflow, case: TestCaseSpec, *, update: bool = Fal
                  "live: add `cassette: DIR` to the case and record it with "
                  "`plait test --record` (live once, offline from then on)", "error")
         return out
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(run_options or {})
     if cassette is not None:
         options["record_dir" if record else "replay_dir"] = cassette
     with tempfile.TemporaryDirectory(prefix="plait-test-") as state, \

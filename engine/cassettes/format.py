@@ -4,7 +4,7 @@
 
     plait_cassette: 1              # format version
     workflow: digest               # the workflow's name
-    spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests/description
+    spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests, docs, on
     interactions:                  # in the order the calls started
     - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)
@@ -54,10 +54,32 @@ def cassette_path(directory: Path, workflow_name: str) -> Path:
 
 
 def cassette_hash(workflow: Workflow) -> str:
-    """The spec's hash as a cassette sees it: what can change a recorded call, so neither
-    `tests:` nor `description` (adding a test case must not invalidate its cassette)."""
-    data = workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True,
+    """The spec's hash as a cassette sees it: what can change a recorded call. Not `tests:`
+    (adding a test case must not invalidate its cassette), nor the `description` of the
+    workflow, its steps and its inputs, nor the `on:` triggers: editing a workflow's docs or
+    schedule must not force a live re-record."""
+    data = _hashed(workflow)
+    for part in ("steps", "inputs"):
+        for item in data.get(part, {}).values():
+            if isinstance(item, dict):
+                item.pop("description", None)
+    data.pop("on", None)
+    return _digest(data)
+
+
+def cassette_hashes(workflow: Workflow) -> frozenset[str]:
+    """The hashes a cassette of this workflow version may carry: :func:`cassette_hash`, and
+    the one plait wrote before it left step and input descriptions and `on:` out (a cassette
+    recorded then is still current)."""
+    return frozenset({cassette_hash(workflow), _digest(_hashed(workflow))})
+
+
+def _hashed(workflow: Workflow) -> dict[str, Any]:
+    return workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True,
                                     exclude={"tests", "description"})
+
+
+def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -348,11 +370,26 @@ def check_writable(path: Path) -> None:
         raise CassetteError(f"cannot write cassette {path}: {why}", hint=hint)
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """The safe dumper, writing a text of several lines (a prompt, a reply, a file read) as
+    a literal block, line for line as it is, instead of a quoted scalar in which a blank
+    line stands for a line break and a break for a space. Text a block cannot hold exactly
+    (trailing spaces before a break, control characters) stays quoted: the emitter falls
+    back by itself."""
+
+
+def _text(dumper: Any, value: str) -> Any:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value,
+                                   style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def write_cassette(path: Path, data: Mapping[str, Any]) -> str:
     """Write atomically (temp file, fsync, rename), so a crash never leaves half a file;
     returns the text written."""
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text = yaml.dump(dict(data), Dumper=dumper, sort_keys=False, allow_unicode=True,
+    text = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
     try:
         atomic_write(path, text)

@@ -85,6 +85,8 @@ class Cassette:
         self.live = live
         self.workflow_name = workflow.name
         self.spec_hash = fmt.cassette_hash(workflow)
+        #: the hashes a current cassette may carry (this one, and the older form of it)
+        self.spec_hashes = fmt.cassette_hashes(workflow)
         self.redact: Callable[[Any], Any] = lambda value: value
         self._items: list[_Item] = []
         self._index: dict[str, list[_Item]] = {}
@@ -116,7 +118,7 @@ class Cassette:
             raise CassetteError(f"cassette {self.path} was recorded for workflow "
                                 f"{data.get('workflow')!r}, not {self.workflow_name!r}",
                                 hint="point --replay at this workflow's cassette directory")
-        if data.get("spec_hash") != self.spec_hash:
+        if data.get("spec_hash") not in self.spec_hashes:
             self.report.spec_mismatch = (
                 f"cassette {self.path} was recorded from another version of workflow "
                 f"{self.workflow_name!r} (spec hash {data.get('spec_hash')}, now "

@@ -132,7 +132,7 @@ def run_options(f: Any) -> Any:
 
 
 def trace_options(f: Any) -> Any:
-    """The tracing flags of every command that starts runs (run, resume, batch, schedule):
+    """The tracing flags of every command that starts runs (run, resume, batch, schedule, test):
     the function gets trace_file, trace_console, otlp and trace_content (see trace_config)."""
     options = [
         click.option("--trace-file", type=click.Path(path_type=Path),

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import print_error
+from runners.cli.run_cmd import trace_config, trace_options, tracing_asked
 from runners.gh_text import in_github_actions, inert
 from runners.reporters.github import (
     append_summary,
@@ -32,6 +33,9 @@ from runners.workflow_tests import (
     stale_snapshots,
 )
 
+if TYPE_CHECKING:
+    from runners.tracing_setup import TraceConfig, TracingSession
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -45,16 +49,21 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 @click.option("-k", "select", metavar="TEXT", help="Only cases whose name contains TEXT.")
 @click.option("--junit", "junit", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write a JUnit XML report to FILE.")
+@trace_options
 def test(paths: tuple[Path, ...], update_snapshots: bool, record: bool, select: str | None,
-         junit: Path | None) -> None:
+         junit: Path | None, **trace: Any) -> None:
     """Run the test cases of the workflows in PATHS (files or directories; default
-    workflows/) offline from their cassettes, and compare outputs with snapshots."""
+    workflows/) offline from their cassettes, and compare outputs with snapshots. With a
+    trace option every case is traced (one trace per case)."""
+    asked = tracing_asked(trace["trace_file"], trace["trace_console"], trace["otlp"])
     sys.exit(execute(list(paths) or [Path("workflows")], update=update_snapshots,
-                     record=record, select=select, junit=junit))
+                     record=record, select=select, junit=junit,
+                     trace=trace_config(**trace) if asked else None))
 
 
 def execute(paths: list[Path], *, update: bool = False, record: bool = False,
-            select: str | None = None, junit: Path | None = None) -> int:
+            select: str | None = None, junit: Path | None = None,
+            trace: TraceConfig | None = None) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
         click.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
@@ -68,16 +77,44 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             print_error(exc)
             return EXIT_USAGE
     files = find_workflows(paths)
+    loaded = [(file, _load(file)) for file in files]
+    session: TracingSession | None = None
+    if trace is not None:
+        from runners.tracing_setup import start_tracing
+
+        try:  # one session for every case, before any runs: a bad target is exit 2
+            session = start_tracing(trace, masked_for=lambda: [
+                w for _, w in loaded if not isinstance(w, PlaitError)])
+        except PlaitError as exc:
+            print_error(exc)
+            return EXIT_USAGE
+    try:
+        return _run_files(loaded, update=update, record=record, select=select, junit=junit,
+                          session=session)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _load(file: Path) -> Any:
+    """The workflow in `file`, or the PlaitError that says why it cannot be loaded."""
+    try:
+        return load_workflow(file)
+    except PlaitError as exc:
+        return exc
+
+
+def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
+               select: str | None, junit: Path | None,
+               session: TracingSession | None) -> int:
     results: list[CaseResult] = []
     invalid: list[CaseResult] = []  # for the JUnit report: a file that cannot be loaded
     stale = 0
-    for file in files:
-        try:
-            workflow = load_workflow(file)
-        except PlaitError as exc:
-            print_error(exc)
+    for file, workflow in loaded:
+        if isinstance(workflow, PlaitError):
+            print_error(workflow)
             invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
-                                      status="error", problems=problems(exc)))
+                                      status="error", problems=problems(workflow)))
             continue
         clash = snapshot_clash(file) if any(c.snapshot for c in workflow.spec.tests) else None
         if clash is not None:
@@ -90,7 +127,7 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             continue
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
-            outcome = anyio.run(_run_case, workflow, case, update, record)
+            outcome = anyio.run(_run_case, workflow, case, update, record, session)
             _print_case(outcome, workflow)
             results.append(outcome)
         if select is None:  # with -k, the other cases' snapshots are not judged
@@ -103,11 +140,18 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
         except OSError as exc:
             click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
                        err=True)
-    return _summary(results, bool(invalid), len(files), stale)
+    return _summary(results, bool(invalid), len(loaded), stale)
 
 
-async def _run_case(workflow: Any, case: Any, update: bool, record: bool) -> CaseResult:
-    return await run_case(workflow, case, update=update, record=record)
+async def _run_case(workflow: Any, case: Any, update: bool, record: bool,
+                    session: TracingSession | None = None) -> CaseResult:
+    if session is None:
+        return await run_case(workflow, case, update=update, record=record)
+    from runners.tracing_setup import traced_case
+
+    with traced_case(session, workflow, case) as done:
+        return done(await run_case(workflow, case, update=update, record=record,
+                                   run_options=session.run_options()))
 
 
 def _stale(workflow: Any, update: bool) -> int:
@@ -171,6 +215,12 @@ def write_junit(results: list[CaseResult], path: Path) -> None:
 
     write([JUnitCase(name=r.case, classname=r.workflow,
                      outcome="passed" if r.ok else ("error" if r.status == "error" else "failed"),
-                     time=r.duration, message=(r.problems or [r.status])[0][:200],
+                     time=r.duration, message=_title((r.problems or [r.status])[0]),
                      details="\n".join(r.problems), file=str(r.file))
            for r in results], path, suite="plait test")
+
+
+def _title(problem: str) -> str:
+    """A failure's message in the report: the problem's first line (a snapshot diff or a
+    replay miss's diff is in the failure's text, whole)."""
+    return (problem.splitlines() or [""])[0][:200]

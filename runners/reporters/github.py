@@ -4,6 +4,7 @@ summary appended to $GITHUB_STEP_SUMMARY."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,32 @@ def _cell(text: str) -> str:
             .replace("<", "&lt;").replace(">", "&gt;"))
 
 
+#: the most lines (and characters) of a multi-line error or diff shown in a job summary
+_BLOCK_LINES, _BLOCK_CHARS = 60, 6000
+
+
+def _item(label: str, text: str) -> list[str]:
+    """A list item of a job summary: ``- label: first line``, and the lines after it (a
+    snapshot diff, a replay miss's diff, a command's stderr) as they are, in a code block
+    under it, so a diff reads as one. The code block's fence is longer than any run of
+    backticks in the text, and every line is indented into the item: nothing in the text
+    can end the block or the list early, and nothing in it is rendered (no HTML)."""
+    first, *rest = text.splitlines() or [""]
+    out = [f"- {label}: {_cell(first)[:500]}"]
+    while rest and not rest[-1].strip():
+        rest.pop()
+    if not rest:
+        return out
+    shown = rest[:_BLOCK_LINES]
+    body = "\n".join(shown)[:_BLOCK_CHARS].splitlines()
+    if len(body) < len(rest):
+        body.append(f"... ({len(rest) - len(body)} more lines)")
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", "\n".join(body))),
+                                 default=0))
+    info = "diff" if any(line.startswith("@@ ") for line in body) else ""
+    return [*out, "", f"  {fence}{info}", *(f"  {line}" for line in body), f"  {fence}", ""]
+
+
 def summary_markdown(result: Any) -> str:
     """A job summary: the run's status and a table of its steps."""
     icon = "✅" if result.status == "succeeded" else "❌"
@@ -98,9 +125,9 @@ def summary_markdown(result: Any) -> str:
         out += ["", "**Errors**", ""]
         for sid, step in failed:
             message = str((step.error or {}).get("message") or step.reason or "failed")
-            out.append(f"- `{_cell(sid)}`: {_cell(message)[:500]}")
+            out += _item(f"`{_cell(sid)}`", message)
         if error:
-            out.append(f"- run: {_cell(str(error.get('message') or 'failed'))[:500]}")
+            out += _item("run", str(error.get("message") or "failed"))
     return "\n".join(out) + "\n\n"
 
 
@@ -160,5 +187,5 @@ def tests_summary_markdown(results: list[Any]) -> str:
         out += ["", "**Problems**", ""]
         for r in failed:
             for problem in r.problems or [r.status]:
-                out.append(f"- `{_cell(r.workflow)}::{_cell(r.case)}`: {_cell(problem)[:500]}")
+                out += _item(f"`{_cell(r.workflow)}::{_cell(r.case)}`", problem)
     return "\n".join(out) + "\n\n"

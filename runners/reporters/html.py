@@ -95,7 +95,7 @@ def dag_svg(run: Any, steps: Sequence[Any],
                    f'<rect x="{x}" y="{y}" width="{_NODE_W}" height="{_NODE_H}" rx="6" '
                    f'fill="{COLOURS.get(st, "#c7ccd1")}"/>'
                    f'<text x="{x + _NODE_W // 2}" y="{y + _NODE_H // 2 + 4}" '
-                   f'text-anchor="middle">{_e(label)}</text></g>')
+                   f'text-anchor="middle" data-fit="{_NODE_W - 12}">{_e(label)}</text></g>')
     out.append("</svg>")
     return "".join(out)
 
@@ -114,9 +114,11 @@ def timeline_svg(run: Any, steps: Sequence[Any]) -> str:
            'aria-label="timeline">']
     for i in range(5):
         x = _LABEL_W + i * _CHART_W / 4
+        # the first label starts at its line, the last ends at it (inside the chart)
+        anchor = ("start", "middle", "middle", "middle", "end")[i]
         out.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}" stroke="#eee"/>'
-                   f'<text x="{x:.1f}" y="{height - 4}" class="tick">'
-                   f'{span * i / 4:.2f}s</text>')
+                   f'<text x="{x:.1f}" y="{height - 4}" class="tick" '
+                   f'text-anchor="{anchor}">{span * i / 4:.2f}s</text>')
     for row, step in enumerate(timed):
         y = 6 + row * _ROW_H
         x0 = _LABEL_W + (step.started_at - start) / span * _CHART_W
@@ -126,8 +128,8 @@ def timeline_svg(run: Any, steps: Sequence[Any]) -> str:
         out.append(f'<g class="bar" data-step="{_e(_anchor(step.step_id))}">'
                    f'<title>{_e(step.step_id)}: {_e(step.status)}, '
                    f'{end - step.started_at:.3f}s{_e(attempts)}</title>'
-                   f'<text x="{_LABEL_W - 6}" y="{y + 13}" text-anchor="end">'
-                   f'{_e(step.step_id[:24])}</text>'
+                   f'<text x="{_LABEL_W - 6}" y="{y + 13}" text-anchor="end" '
+                   f'data-fit="{_LABEL_W - 12}">{_e(step.step_id[:24])}</text>'
                    f'<rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{_ROW_H - 6}" rx="3" '
                    f'fill="{COLOURS.get(step.status, "#c7ccd1")}"/>')
         if step.attempts > 1:  # attempts are recorded as a count: marked, not timed
@@ -191,6 +193,15 @@ pre{background:#f4f4f4;padding:8px;overflow:auto;max-height:400px;white-space:pr
 .legend span{display:inline-block;margin-right:14px}
 """
 _JS = """
+// a label wider than its place (a long step id in wide letters) is cut to fit, with an
+// ellipsis; the whole id is in the element's title
+document.querySelectorAll('text[data-fit]').forEach(function (text) {
+  var room = Number(text.getAttribute('data-fit')), label = text.textContent;
+  while (label.length > 1 && text.getComputedTextLength() > room) {
+    label = label.replace(/…$/, '').slice(0, -1);
+    text.textContent = label + '…';
+  }
+});
 document.documentElement.setAttribute('data-ready', 'yes');
 document.querySelectorAll('[data-step]').forEach(function (el) {
   el.addEventListener('click', function () {

@@ -53,7 +53,13 @@ def test_a_changed_output_fails_with_a_diff_and_update_rewrites(fallback: Path) 
     assert "FAIL" in done.stdout and "outputs differ from the snapshot" in done.stdout
     assert '-    "confidence": 0.5' in done.stdout
     assert '+    "confidence": 0.0' in done.stdout
-    assert "<failure" in (fallback / "junit.xml").read_text()
+    (failure,) = ET.parse(fallback / "junit.xml").getroot().iter("failure")
+    # the message is the problem's first line (a report lists it as the failure's title);
+    # the diff is in the failure's text
+    assert failure.get("message") == (
+        "outputs differ from the snapshot (update it with `plait test --update-snapshots` if "
+        "the change is intended):")
+    assert '-    "confidence": 0.5' in (failure.text or "")
     done = plait("test", str(fallback), "--update-snapshots")
     assert done.returncode == 0 and "UPDATED" in done.stdout
     assert json.loads(snap.read_text())["outputs"]["confidence"] == 0.0
@@ -79,6 +85,25 @@ def test_another_workflow_version_is_an_error(fallback: Path) -> None:
     assert "plait test --record" in done.stdout
     # said once, in the case's report: not again as a `plait run` warning on stderr
     assert "another version" not in done.stderr, done.stderr
+
+
+def test_descriptions_and_triggers_do_not_make_a_cassette_stale(fallback: Path) -> None:
+    """What cannot change a recorded call (a description, of the workflow, a step or an
+    input; the schedule) leaves its cassette current: editing the docs of a workflow must not
+    force a live re-record."""
+    wf = fallback / "fallback.yaml"
+    text = wf.read_text()
+    text = text.replace('question: {type: string, default: "What is a DAG?"}',
+                        'question: {type: string, default: "What is a DAG?", '
+                        'description: what to ask}')
+    text = text.replace("  draft:\n    llm: primary\n",
+                        "  draft:\n    description: the first answer\n    llm: primary\n")
+    text = text.replace("\ninputs:", '\non:\n  schedule: [{cron: "0 7 * * 1-5"}]\ninputs:')
+    wf.write_text(text)
+    assert "description: the first answer" in text and "cron:" in text
+    done = plait("test", str(wf))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "another version" not in done.stdout + done.stderr
 
 
 def test_unused_interactions_and_a_corrupt_cassette(fallback: Path) -> None:

@@ -173,7 +173,9 @@ def test_job_summary_lines_stay_whole_whatever_the_error_holds(tmp_path: Path) -
         text = handle.read()
     assert "\r" not in text
     errors = [line for line in text.split("\n") if line.startswith("- `a`: ")]
-    assert len(errors) == 1 and errors[0].endswith(r"one \| two three four"), text
+    assert len(errors) == 1 and errors[0].endswith(r"one \| two"), text
+    # the lines after the first, as they are, in a code block of that item
+    assert "\n\n  ```\n  three\n  four\n  ```\n" in text, text
 
 
 def _workflow_commands(log: str) -> list[str]:

@@ -180,3 +180,64 @@ def test_an_html_target_that_cannot_be_written_says_why(tmp_path: Path, target: 
     assert out.stderr == (f"error: cannot write the HTML report to {target}: {why} (hint: give "
                           "--html the path of a file in a writable directory)\n")
     assert (tmp_path / "afile").read_text() == "a file" and not any((tmp_path / "adir").iterdir())
+
+
+_MEASURE = """<script>
+const out = [];
+for (const svg of document.querySelectorAll('svg#timeline, svg#dag')) {
+  const width = svg.viewBox.baseVal.width;
+  for (const text of svg.querySelectorAll('text')) {
+    const box = text.getBBox();
+    if (box.x < 0 || box.x + box.width > width + 0.5) out.push(text.textContent);
+    const rect = text.parentNode.querySelector('rect');
+    if (svg.id === 'dag' && rect && (box.x < rect.getBBox().x ||
+        box.x + box.width > rect.getBBox().x + rect.getBBox().width)) {
+      out.push('node ' + text.textContent);
+    }
+  }
+}
+document.documentElement.dataset.outside = JSON.stringify(out);
+</script>"""
+
+
+LONG_IDS = """\
+version: 1
+name: long-ids
+policies:
+  open: {level: low}
+defaults: {policy: open}
+steps:
+  WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW:
+    run: echo hi
+  mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm:
+    needs: [WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW]
+    run: echo hi
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                    "(Debian: apt-get install -y chromium)")
+@pytest.mark.parametrize("workflow", ["short", "long"])
+def test_every_label_of_the_charts_is_drawn_inside_them(report: Path, tmp_path: Path,
+                                                        workflow: str) -> None:
+    # the last tick of the timeline (the run's duration) started at the chart's right edge
+    # and was cut off ("3.1" of "3.14s"); long step ids in wide letters ran out of their
+    # node in the graph and off the left edge of the timeline
+    if workflow == "long":
+        (tmp_path / "wf.yaml").write_text(LONG_IDS)
+        run = plait("run", "wf.yaml", "--json", "--state", "runs.db", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        out = plait("runs", "report", json.loads(run.stdout)["run_id"], "--state", "runs.db",
+                    "--html", "report.html", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        report = tmp_path / "report.html"
+    page = tmp_path / "measured.html"
+    page.write_text(report.read_text().replace("</body>", _MEASURE + "</body>"))
+    out = _chromium(["--dump-dom", page.as_uri()], tmp_path / "profile")
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = re.search(r'data-outside="([^"]*)"', out.stdout)
+    assert found is not None, out.stdout[:500]
+    assert json.loads(found.group(1).replace("&quot;", '"')) == []
+    if workflow == "long":  # cut with an ellipsis; the whole id is in the title
+        assert "WWWW…</text>" in out.stdout
+        assert "<title>WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW: succeeded</title>" in out.stdout

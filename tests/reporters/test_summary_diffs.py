@@ -1,0 +1,66 @@
+"""A job summary shows a multi-line problem (a snapshot diff, a replay miss, a command's
+stderr) as its first line, then the rest as it is in a code block of the same list item: a
+diff reads as a diff, not as one flattened line. Checked with a CommonMark parser
+(markdown-it-py, which rich brings), with text that tries to break out of the block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from runners.reporters.github import tests_summary_markdown as summary_of
+from runners.workflow_tests import CaseResult
+from tests.reporters.conftest import plait
+
+FLOW = """\
+version: 1
+name: diffed
+steps:
+  gen:
+    run: [sh, -c, "printf 'alpha\\\\nbeta\\\\ngamma\\\\n'"]
+outputs:
+  text: ${{ steps.gen.output.stdout }}
+tests:
+  - name: lines
+"""
+
+
+def _tokens(markdown: str) -> list[Any]:
+    return MarkdownIt("commonmark").parse(markdown)
+
+
+def test_a_snapshot_diff_is_a_diff_block_in_the_job_summary(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    assert plait("test", "wf.yaml", "--update-snapshots", cwd=tmp_path).returncode == 0
+    snapshot = tmp_path / "__plait_snapshots__" / "wf.lines.json"
+    snapshot.write_text(snapshot.read_text().replace("beta", "BETA"))
+    summary = tmp_path / "summary.md"
+    out = plait("test", "wf.yaml", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    tokens = _tokens(summary.read_text(encoding="utf-8"))
+    (item,) = [t for t in tokens if t.type == "list_item_open"]
+    (fence,) = [t for t in tokens if t.type == "fence"]
+    assert fence.info == "diff"
+    lines = fence.content.splitlines()
+    assert lines[:2] == ["--- wf.lines.json (stored)", "+++ wf.lines.json (this run)"]
+    assert "-      | BETA" in lines and "+      | beta" in lines
+    assert fence.map[0] > item.map[0] and fence.level > item.level  # inside the item
+
+
+def test_nothing_in_the_text_ends_the_block_or_the_list_early() -> None:
+    hostile = ("first line | with a pipe\n```\n````\n</details><script>alert(1)</script>\n"
+               "no indentation\n\n- not a new item\n# not a heading")
+    results = [CaseResult("wf", Path("wf.yaml"), "a", "failed", [hostile]),
+               CaseResult("wf", Path("wf.yaml"), "b", "failed", ["plain"])]
+    tokens = _tokens(summary_of(results))
+    assert sum(t.type == "list_item_open" for t in tokens) == 2
+    assert not any(t.type in ("html_block", "html_inline") for t in tokens)
+    assert sum(t.type == "heading_open" for t in tokens) == 1  # the summary's own
+    (fence,) = [t for t in tokens if t.type == "fence"]
+    assert fence.content == hostile.split("\n", 1)[1] + "\n"
+    inline = [t.content for t in tokens if t.type == "inline"]
+    assert "`wf::a`: first line \\| with a pipe" in inline
+    assert "`wf::b`: plain" in inline
