@@ -394,6 +394,11 @@ class Checker:
             if default is not None and isinstance(enum, list) and default not in enum:
                 self.issue(f"default of input {name!r} is not one of its enum values",
                            ("inputs", name, "default"), code="input")
+            if default is not None and spec.get("required") is True:
+                self.issue(f"input {name!r} is `required: true` but has a default, which "
+                           "would never be used", ("inputs", name, "required"),
+                           "remove `default:` to make callers give it, or `required: true` "
+                           "to fall back on the default", code="input")
         named: dict[str, int] = {}
         for i, case in enumerate(_list(self.data.get("tests"))):
             case_name = case.get("name") if isinstance(case, dict) else None
