@@ -220,6 +220,7 @@ class Checker:
                 self._options(provider.get("kind"), step.get("options"), (*base, "options"))
             for i, pattern in enumerate(_list(step.get("tools"))):
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
+            self._output_schema(step.get("output_schema"), (*base, "output_schema"))
         elif kind in ("tool", "mcp_prompt"):
             self._tool_server(step[kind], (*base, kind), allow_glob=False)
         elif kind == "resource":
@@ -491,6 +492,23 @@ class Checker:
                 self.issue(f"`matches` is not a valid regular expression: {exc}",
                            (*path, "matches"), "Python re syntax; escape special characters "
                            "with a backslash", code="assertion")
+        self._assertion_schema(check, path)
+
+    def _output_schema(self, schema: Any, path: Path_) -> None:
+        """An output_schema the providers would refuse (draft 2020-12), found before the run
+        instead of failing its step once other steps may have run."""
+        if not isinstance(schema, dict):
+            return  # the models report the shape
+        from jsonschema import Draft202012Validator, SchemaError
+
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            self.issue(f"output_schema is not a valid JSON Schema: {exc.message}",
+                       (*path, *exc.absolute_path), "fix the schema; see "
+                       "https://json-schema.org/understanding-json-schema", code="invalid")
+
+    def _assertion_schema(self, check: dict[str, Any], path: Path_) -> None:
         schema = check.get("schema")
         if isinstance(schema, dict):
             from jsonschema import SchemaError
