@@ -19,6 +19,7 @@ from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
 from engine.spec.suggest import did_you_mean
+from engine.spec.tool_filters import hidden_by
 from engine.spec.yaml_source import Path_, Source
 
 #: Step fields that may hold ${{ }} expressions, by step kind.
@@ -222,7 +223,8 @@ class Checker:
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
             self._output_schema(step.get("output_schema"), (*base, "output_schema"))
         elif kind in ("tool", "mcp_prompt"):
-            self._tool_server(step[kind], (*base, kind), allow_glob=False)
+            self._tool_server(step[kind], (*base, kind), allow_glob=False,
+                              filtered=kind == "tool")
         elif kind == "resource":
             self.ref(step["resource"], self.servers, "MCP server", (*base, "resource"))
         elif kind == "workflow":
@@ -268,13 +270,34 @@ class Checker:
                    "item and index exist in the fields of a foreach step, per item",
                    code="expression")
 
-    def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool) -> None:
+    def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool,
+                     filtered: bool = False) -> None:
         if not isinstance(name, str) or "." not in name:
             return  # the schema reports the shape
         server = name.split(".", 1)[0]
         if allow_glob and server == "*":
             return
         self.ref(server, self.servers, "MCP server", path)
+        if filtered:
+            self._tool_filtered(name, path)
+
+    def _tool_filtered(self, name: Any, path: Path_) -> None:
+        """A tool its server's own allow/deny globs hide: the step could never run."""
+        if not isinstance(name, str) or "." not in name:
+            return
+        server, tool = name.split(".", 1)
+        spec = self.servers.get(server)
+        filters = spec.get("tools") if isinstance(spec, dict) else None
+        if not isinstance(filters, dict):
+            return
+        allow = filters.get("allow")
+        why = hidden_by(tool, None if allow is None else _list(allow),
+                         _list(filters.get("deny")))
+        if why is not None:
+            self.issue(f"tool {name!r} is filtered out by the server's {why}", path,
+                       "remove that pattern from `tools.deny`, or call another tool"
+                       if why.startswith("`tools.deny`") else
+                       "add the tool to `tools.allow`, or call another tool", code="reference")
 
     def _sub_workflow(self, step: dict[str, Any], base: Path_) -> None:
         """The file exists, and `with:` gives it the inputs it declares, all it requires."""
