@@ -240,3 +240,49 @@ def test_cli_flags_in_the_docs_exist() -> None:
             bad += [f"{page.relative_to(ROOT)}:{number}: {problem}"
                     for problem in unknown_flags(line)]
     assert not bad, "\n".join(bad)
+
+
+# --- flags of the bundled MCP servers ----------------------------------------------------
+
+def _server_flags() -> dict[str, set[str]]:
+    """The options each bundled server's --help lists."""
+    import contextlib
+    import importlib
+    import io
+
+    flags = {}
+    for name in ("files", "web", "data"):
+        module = importlib.import_module(f"engine.mcp.servers.{name}")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            module.main(["--help"])
+        flags[f"plait-mcp-{name}"] = set(re.findall(r"--[a-z][a-z-]*", out.getvalue()))
+    return flags
+
+
+def _server_mentions() -> Iterator[tuple[str, str, list[str]]]:
+    """(where, server, flags) for every command line of a bundled server in the docs, and
+    every `args:` of a YAML server entry whose `command:` is one."""
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            for match in re.finditer(r"(?<![\w-])(plait-mcp-(?:files|web|data))((?:[^`#\n])*)",
+                                     line):
+                yield (f"{page.relative_to(ROOT)}:{number}", match.group(1),
+                       re.findall(r"(?<![\w-])--[a-z][a-z-]*", match.group(2)))
+    for where, text, marked in BLOCKS:
+        data = None if marked else yaml.safe_load(text)
+        servers = data.get("mcp_servers") if isinstance(data, dict) else None
+        for spec in (servers or {}).values():
+            command = spec.get("command") if isinstance(spec, dict) else None
+            if isinstance(command, str) and command.startswith("plait-mcp-"):
+                yield where, command, [a for a in spec.get("args", []) if str(a).startswith("--")]
+
+
+def test_bundled_server_flags_in_the_docs_exist() -> None:
+    known = _server_flags()
+    mentions = list(_server_mentions())
+    assert len(mentions) > 10
+    bad = [f"{where}: {server} has no {flag}" for where, server, flags in mentions
+           for flag in flags if flag not in known[server]]
+    assert not bad, "\n".join(bad)
