@@ -19,6 +19,7 @@ from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
 from engine.spec.suggest import did_you_mean
+from engine.spec.tool_filters import hidden_by
 from engine.spec.yaml_source import Path_, Source
 
 #: Step fields that may hold ${{ }} expressions, by step kind.
@@ -220,8 +221,10 @@ class Checker:
                 self._options(provider.get("kind"), step.get("options"), (*base, "options"))
             for i, pattern in enumerate(_list(step.get("tools"))):
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
+            self._output_schema(step.get("output_schema"), (*base, "output_schema"))
         elif kind in ("tool", "mcp_prompt"):
-            self._tool_server(step[kind], (*base, kind), allow_glob=False)
+            self._tool_server(step[kind], (*base, kind), allow_glob=False,
+                              filtered=kind == "tool")
         elif kind == "resource":
             self.ref(step["resource"], self.servers, "MCP server", (*base, "resource"))
         elif kind == "workflow":
@@ -267,13 +270,34 @@ class Checker:
                    "item and index exist in the fields of a foreach step, per item",
                    code="expression")
 
-    def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool) -> None:
+    def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool,
+                     filtered: bool = False) -> None:
         if not isinstance(name, str) or "." not in name:
             return  # the schema reports the shape
         server = name.split(".", 1)[0]
         if allow_glob and server == "*":
             return
         self.ref(server, self.servers, "MCP server", path)
+        if filtered:
+            self._tool_filtered(name, path)
+
+    def _tool_filtered(self, name: Any, path: Path_) -> None:
+        """A tool its server's own allow/deny globs hide: the step could never run."""
+        if not isinstance(name, str) or "." not in name:
+            return
+        server, tool = name.split(".", 1)
+        spec = self.servers.get(server)
+        filters = spec.get("tools") if isinstance(spec, dict) else None
+        if not isinstance(filters, dict):
+            return
+        allow = filters.get("allow")
+        why = hidden_by(tool, None if allow is None else _list(allow),
+                         _list(filters.get("deny")))
+        if why is not None:
+            self.issue(f"tool {name!r} is filtered out by the server's {why}", path,
+                       "remove that pattern from `tools.deny`, or call another tool"
+                       if why.startswith("`tools.deny`") else
+                       "add the tool to `tools.allow`, or call another tool", code="reference")
 
     def _sub_workflow(self, step: dict[str, Any], base: Path_) -> None:
         """The file exists, and `with:` gives it the inputs it declares, all it requires."""
@@ -394,6 +418,11 @@ class Checker:
             if default is not None and isinstance(enum, list) and default not in enum:
                 self.issue(f"default of input {name!r} is not one of its enum values",
                            ("inputs", name, "default"), code="input")
+            if default is not None and spec.get("required") is True:
+                self.issue(f"input {name!r} is `required: true` but has a default, which "
+                           "would never be used", ("inputs", name, "required"),
+                           "remove `default:` to make callers give it, or `required: true` "
+                           "to fall back on the default", code="input")
         named: dict[str, int] = {}
         for i, case in enumerate(_list(self.data.get("tests"))):
             case_name = case.get("name") if isinstance(case, dict) else None
@@ -486,6 +515,23 @@ class Checker:
                 self.issue(f"`matches` is not a valid regular expression: {exc}",
                            (*path, "matches"), "Python re syntax; escape special characters "
                            "with a backslash", code="assertion")
+        self._assertion_schema(check, path)
+
+    def _output_schema(self, schema: Any, path: Path_) -> None:
+        """An output_schema the providers would refuse (draft 2020-12), found before the run
+        instead of failing its step once other steps may have run."""
+        if not isinstance(schema, dict):
+            return  # the models report the shape
+        from jsonschema import Draft202012Validator, SchemaError
+
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            self.issue(f"output_schema is not a valid JSON Schema: {exc.message}",
+                       (*path, *exc.absolute_path), "fix the schema; see "
+                       "https://json-schema.org/understanding-json-schema", code="invalid")
+
+    def _assertion_schema(self, check: dict[str, Any], path: Path_) -> None:
         schema = check.get("schema")
         if isinstance(schema, dict):
             from jsonschema import SchemaError

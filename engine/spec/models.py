@@ -164,6 +164,7 @@ class MCPServerSpec(Model):
     timeout: Timeout | None = None
     """Per-call timeout (default MCP_SERVER_TIMEOUT)."""
     startup_timeout: Timeout | None = None
+    """Time to start and initialise the server (default 30s)."""
     max_concurrency: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -199,6 +200,7 @@ class RuleSpec(Model):
 
 class PolicySpec(Model):
     level: Level = "medium"
+    """Left out: the SECURITY_DEFAULT_LEVEL environment variable, else medium."""
     network: bool | None = None
     """Allow network access; default false from level high up."""
     filesystem: FilesystemSpec = Field(default_factory=FilesystemSpec)
