@@ -276,11 +276,14 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
     with ExitStack() as stack:
         listeners = _progress(workflow, as_json, stack)
         if stream:
-            from runners.cli.progress import StreamPrinter
+            from runners.cli.progress import LiveView, StreamPrinter, stdout_is_terminal
 
             # with --json, stdout holds the JSON result alone; first, so that on stderr the
             # streamed text ends its line before the step's progress line is printed
-            listeners.insert(0, StreamPrinter(sys.stderr if as_json else None))
+            live = isinstance(listeners[0], LiveView) and stdout_is_terminal()
+            printer = StreamPrinter(sys.stderr if as_json else None, whole_lines=live)
+            listeners.insert(0, printer)
+            stack.callback(printer.close)  # before the live view ends: printed above it
             options["stream"] = True
         not_saved: PlaitError | None = None
         async with anyio.create_task_group() as tg:
