@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from typing import Any
 
 import click
 
 from engine.errors import PlaitError, SpecError, SpecIssue
+from runners.cli.stdout import write_stdout
 from runners.gh_text import in_github_actions
 
 
@@ -42,7 +42,7 @@ def print_error(error: BaseException) -> None:
 
 
 def dump_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    write_stdout(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def state_option(db_path: str) -> str:

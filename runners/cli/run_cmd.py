@@ -17,6 +17,7 @@ from engine.errors import CassetteNotSaved, InputError, PlaitError, SpecError
 from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
+from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
 from runners.gh_text import inert
 from runners.words import count
 
@@ -309,7 +310,10 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
             tg.cancel_scope.cancel()
     if reporting is not None:
         reporting.result = result
-    code = _report(result, as_json, locate)
+    try:
+        code = _report(result, as_json, locate)
+    except StdoutError as exc:
+        code = _unwritten(result, exc, locate)
     if not_saved is not None:
         print_error(not_saved)
         return code if code != EXIT_OK else EXIT_FAILED
@@ -324,12 +328,24 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
     else:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            click.echo(inert(f"{name}: {shown}"))
+            write_stdout(inert(f"{name}: {shown}") + "\n")
     if result.status == "interrupted":
         click.echo("interrupted; not recorded, so it cannot be resumed" if locate is None else
                    f"interrupted; resume with: plait resume {result.run_id}{locate}", err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _unwritten(result: Any, exc: OSError, locate: str | None) -> int:
+    """The run ended but its result could not be printed (a full disk under `> out.json`,
+    stdout closed): say so, and where the run's record is. Exit 1 (130 if interrupted):
+    whoever reads stdout did not get what they asked for."""
+    give_up_stdout()
+    where = ("it was not recorded (--no-record)" if locate is None else
+             f"is recorded; print it again with: plait runs show {result.run_id}{locate} --json")
+    click.echo(f"error: cannot write the result to stdout: {stdout_error(exc)} (hint: run "
+               f"{result.run_id} {result.status} and {where})", err=True)
+    return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_FAILED
 
 
 def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:

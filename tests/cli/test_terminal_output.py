@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import re
 import select
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.cli.test_cli import ROOT
 
@@ -88,3 +91,64 @@ def test_text_a_stopped_run_left_mid_line_is_ended() -> None:
     printer(StepChunk(at=0.0, run_id="r", step_id="a", text=" line"))
     printer.close()
     assert out.getvalue() == "\n--- a ---\nhalf a line\n"
+
+
+GOOD = ("version: 1\nname: ok\nproviders:\n  p: {kind: echo}\nsteps:\n  a:\n    llm: p\n"
+        "    prompt: hi\noutputs:\n  reply: ${{ steps.a.output }}\n")
+
+
+def _plait_to(stdout: int | None, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """plait with `stdout` as its standard output (None: closed, as `>&-` leaves it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "runners.cli.main", *args]
+    if stdout is None:
+        command = ["sh", "-c", 'exec "$@" >&-', "sh", *command]
+    return subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL if stdout is None
+                          else stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+                          env=env, check=False)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_result_that_cannot_be_written_says_so_and_where_the_run_is(tmp_path: Path,
+                                                                      as_json: bool) -> None:
+    """`plait run --json > result.json` on a full disk ended in a traceback (OSError: No
+    space left on device) and said nothing of the run, which had succeeded and was
+    recorded."""
+    (tmp_path / "ok.yaml").write_text(GOOD)
+    with open("/dev/full", "w") as full:
+        out = _plait_to(full.fileno(), tmp_path, "run", "ok.yaml",
+                        *(["--json"] if as_json else []))
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    error = out.stderr.strip().splitlines()[-1]
+    assert "cannot write the result to stdout: No space left on device" in error, out.stderr
+    assert re.search(r"run \w+ succeeded and is recorded; .*plait runs show \w+ --json",
+                     error), out.stderr
+
+
+def test_a_closed_stdout_is_an_error_not_a_traceback_or_silence(tmp_path: Path) -> None:
+    """With stdout closed (`>&-`) `plait run --json` crashed (AttributeError: 'NoneType'
+    object has no attribute 'write') and `plait run` printed its outputs nowhere, exit 0."""
+    (tmp_path / "ok.yaml").write_text(GOOD)
+    for args in (("--json",), ()):
+        out = _plait_to(None, tmp_path, "run", "ok.yaml", *args)
+        assert out.returncode == 1, out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
+        assert "cannot write the result to stdout: standard output is closed" in out.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [("runs", "list", "--json"), ("runs", "list"),
+                                  ("validate", "--json", "ok.yaml"), ("schema",),
+                                  ("graph", "ok.yaml")])
+def test_other_commands_on_a_full_disk_say_so_without_a_traceback(tmp_path: Path,
+                                                                  args: tuple[str, ...]
+                                                                  ) -> None:
+    (tmp_path / "ok.yaml").write_text(GOOD)
+    assert _plait_to(subprocess.DEVNULL, tmp_path, "run", "ok.yaml").returncode == 0
+    with open("/dev/full", "w") as full:
+        out = _plait_to(full.fileno(), tmp_path, *args)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == "error: cannot write to stdout: No space left on device", \
+        out.stderr
