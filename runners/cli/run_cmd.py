@@ -218,6 +218,10 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
                              "of a new run, not what the resume would rerun",
                              hint="drop --dry-run; plait runs show RUN_ID lists which steps "
                                   "finished (those are not run again)")
+        if no_record and resume_id is not None:
+            raise InputError("--no-record cannot be combined with resuming a run: a resume "
+                             "reads the run's record and adds to it",
+                             hint="drop --no-record")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
         if dry_run:

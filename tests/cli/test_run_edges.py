@@ -148,3 +148,17 @@ def test_runs_list_says_when_it_shows_only_the_most_recent(tmp_path: Path) -> No
     assert cut.stdout.count(" succeeded ") == 2
     assert "older runs are not shown (--limit N shows more than 2)" in cut.stdout
     assert "older runs" not in whole.stdout and whole.stdout.count(" succeeded ") == 3
+
+
+def test_resume_with_no_record_is_refused_in_the_words_of_the_command_line(tmp_path: Path
+                                                                          ) -> None:
+    """`plait resume ID --no-record` said "--resume needs run records (hint: do not disable
+    the state store)": an option `plait resume` does not have, and no word of --no-record."""
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    for args in (("resume", "somerun", "--file", "wf.yaml", "--no-record"),
+                 ("run", "wf.yaml", "--resume", "somerun", "--no-record")):
+        done = plait(*args, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "--no-record" in done.stderr and "state store" not in done.stderr, done.stderr
+        assert "drop --no-record" in done.stderr, done.stderr
+        assert done.stdout == ""
