@@ -162,3 +162,24 @@ def test_resume_with_no_record_is_refused_in_the_words_of_the_command_line(tmp_p
         assert "--no-record" in done.stderr and "state store" not in done.stderr, done.stderr
         assert "drop --no-record" in done.stderr, done.stderr
         assert done.stdout == ""
+
+
+def test_runs_list_ends_without_a_blank_line_and_documents_json(tmp_path: Path) -> None:
+    """The table ended with an empty line (its text's newline, then echo's); `--json` of
+    `runs list` and `runs show` had no help text."""
+    (tmp_path / "ok.yaml").write_text("version: 1\nname: ok\nsteps:\n  a: {run: 'true', "
+                                      "policy: o}\npolicies:\n  o: {level: low}\n")
+    for _ in range(2):
+        assert plait("run", "ok.yaml", cwd=tmp_path).returncode == 0
+    listed = plait("runs", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "\n\n" not in listed.stdout, repr(listed.stdout)
+    assert listed.stdout.endswith("\n")
+    table, _, older = plait("runs", "list", "--limit", "1", cwd=tmp_path
+                                ).stdout.partition("\n\n")  # one blank line before the note
+    assert len(table.splitlines()) == 2 and older.startswith("older runs are not shown")
+    assert older.endswith(")\n"), older
+    empty = plait("runs", "list", "--status", "failed", cwd=tmp_path).stdout
+    assert empty.endswith("\n") and not empty.endswith("\n\n")
+    for command in ("list", "show"):
+        helped = plait("runs", command, "--help", cwd=tmp_path).stdout
+        assert re.search(r"--json\s+\S", helped), helped
