@@ -172,11 +172,7 @@ def parse(text: str, path: str = "<string>") -> Source:
     try:
         node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        src.issues.append(SpecIssue(f"invalid YAML: {problem}", Location(path, line, col),
-                                    code="yaml"))
+        src.issues.append(_syntax_issue(exc, path))
         return src
     except yaml.YAMLError as exc:
         src.issues.append(SpecIssue(f"invalid YAML: {exc}", Location(path, 1, 1), code="yaml"))
@@ -189,6 +185,44 @@ def parse(text: str, path: str = "<string>") -> Source:
     if builder.check_size(node):
         src.data = builder.build(node, ())
     return src
+
+
+#: what the parser was in when it failed (its `context`), as a person calls it, and how to
+#: fix it: an unclosed quote or bracket is only noticed where the file ends
+_CONTEXTS = (
+    ("quoted scalar", "the quoted text", "close the quote; a quote inside it is written \\\" "
+     "in double quotes, '' in single quotes"),
+    ("flow sequence", "the [ ... ] list", "close it with ], or quote a value that starts "
+     "with [ if it is text"),
+    ("flow mapping", "the { ... } mapping", "close it with }, or quote a value that starts "
+     "with { if it is text"),
+    ("block mapping", "the mapping", "check the indentation: each key lines up with the "
+     "other keys of its mapping, and its value is indented further"),
+    ("block collection", "the list", "check the indentation: each item of a list starts "
+     "with '- ' at the same column"),
+)
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
+    """A YAML syntax error: where the parser stopped, what it was in (the quote or bracket
+    that opened there) and how to fix it."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    message, hint = f"invalid YAML: {problem}", None
+    start = exc.context_mark
+    for key, what, fix in _CONTEXTS:
+        if exc.context and key in exc.context and start is not None:
+            message += f" (in {what} that starts at line {start.line + 1}, column " \
+                       f"{start.column + 1})"
+            hint = fix
+            break
+    if "mapping values are not allowed" in problem:
+        hint = ("a value that holds ': ' must be quoted: quote the value, e.g. "
+                "run: \"echo a: b\"")
+    elif "undefined alias" in problem:
+        hint = "define the anchor (&name) before *name, or quote a value that starts with *"
+    return SpecIssue(message, Location(path, line, col), hint=hint, code="yaml")
 
 
 def _tab_issues(text: str, path: str) -> list[SpecIssue]:

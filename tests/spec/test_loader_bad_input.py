@@ -468,3 +468,26 @@ def test_a_test_case_input_of_the_wrong_type_is_located() -> None:
         (("tests", 0, "inputs", "n"), 13, "test input 'n' is not of type integer: 'many'"),
         (("tests", 0, "inputs", "mode"), 13, "test input 'mode' is not one of its enum values "
                                              "(a, b): 'c'")]
+
+
+@pytest.mark.parametrize(("text", "where", "said", "hint"), [
+    # a quote never closed: reported at the end of the file, nothing said of the quote
+    ("version: 1\nname: x\nsteps:\n  a:\n    run: \"echo hi\n", (6, 1),
+     "the quoted text that starts at line 5, column 10", "close the quote"),
+    ("version: 1\nsteps: [a, b\n", (3, 1),
+     "the [ ... ] list that starts at line 2, column 8", "close it with ]"),
+    ("version: 1\nsteps:\n  a: {run: echo\n", (4, 1),
+     "the { ... } mapping that starts at line 3, column 6", "close it with }"),
+    ("version: 1\nsteps:\n  a:\n    run: echo\n   b: 3\n", (5, 4),
+     "the mapping that starts at line 3, column 3", "indentation"),
+    ("version: 1\nsteps:\n  a:\n    run: echo a: b\n", (4, 16), "", "quote the value"),
+])
+def test_a_yaml_syntax_error_names_the_construct_it_is_in_and_how_to_fix_it(
+        text: str, where: tuple[int, int], said: str, hint: str) -> None:
+    """An unclosed quote or bracket was reported where the file ends ("found unexpected end
+    of stream", 6:1) with no word of the quote at 5:10 that caused it, and no hint."""
+    issue = one(text)
+    assert issue.message.startswith("invalid YAML: ")
+    assert (issue.location.line, issue.location.column) == where
+    assert said in issue.message, issue.format()
+    assert issue.hint is not None and hint in issue.hint, issue.format()
