@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 from contextlib import ExitStack
@@ -197,12 +198,27 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
             sys.exit(EXIT_USAGE)
         file = Path(record.workflow_path)
         if not file.is_file():
+            # with --file, the database is looked for beside that file: name this one
+            db = f" --state {shlex.quote(store.path)}" \
+                if options.get("state_location") is None else ""
             print_error(InputError(
                 f"run {record.run_id}'s workflow file {file} is gone",
                 hint="put it back (the content hash of the text it used is shown by "
-                     "plait runs show), or give its new place with --file FILE"))
+                     f"plait runs show), or give its new place with --file FILE{db}"))
             sys.exit(EXIT_USAGE)
     sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
+
+
+def _check_resumable(file: Path, run_id: str, state_location: str | None) -> None:
+    """The run to resume is in the database this resume would use: checked by reading only,
+    before the run opens it to write (which creates a database that is not there)."""
+    from engine.state import RunStore
+
+    store = RunStore.open(state_location, workflow_path=file, create=False)
+    try:
+        store.get_run(run_id)
+    finally:
+        store.close()
 
 
 def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
@@ -224,6 +240,8 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
                              hint="drop --no-record")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
+        if resume_id is not None:
+            _check_resumable(file, resume_id, options.get("state_location"))
         if dry_run:
             return _dry_run(workflow, given, from_text, as_json)
     except PlaitError as exc:

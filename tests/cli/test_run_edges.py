@@ -183,3 +183,37 @@ def test_runs_list_ends_without_a_blank_line_and_documents_json(tmp_path: Path) 
     for command in ("list", "show"):
         helped = plait("runs", command, "--help", cwd=tmp_path).stdout
         assert re.search(r"--json\s+\S", helped), helped
+
+
+def test_a_moved_workflow_is_resumed_as_the_hint_says_and_a_wrong_place_creates_nothing(
+        tmp_path: Path) -> None:
+    """The hint for a moved workflow file said `give its new place with --file FILE`; doing
+    just that looked for the run in a database beside the new place, failed ("no run"), and
+    left a new empty database there, though resume only reads."""
+    import json
+    import shlex
+
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    failed = plait("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    run_id = json.loads(failed.stdout)["run_id"]
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "wf.yaml").rename(tmp_path / "moved" / "wf.yaml")
+
+    wrong = plait("resume", run_id, "--file", "moved/wf.yaml", cwd=tmp_path)
+    assert wrong.returncode == 2, wrong.stderr
+    assert "there is no run record database at" in wrong.stderr, wrong.stderr
+    assert not (tmp_path / "moved" / ".plait").exists()
+    wrong = plait("run", "moved/wf.yaml", "--resume", run_id, cwd=tmp_path)
+    assert wrong.returncode == 2 and not (tmp_path / "moved" / ".plait").exists(), wrong.stderr
+
+    gone = plait("resume", run_id, cwd=tmp_path)
+    assert gone.returncode == 2
+    hint = re.search(r"give its new place with (--file FILE .*)\)$", gone.stderr.strip())
+    assert hint, gone.stderr
+    args = shlex.split(hint.group(1).replace("FILE", "moved/wf.yaml"))
+    (tmp_path / "moved" / "wf.yaml").write_text(STOPPED.replace("exit 3", "exit 0").replace(
+        "sleep 20", "true"))
+    resumed = plait("resume", run_id, *args, cwd=tmp_path)
+    assert "there is no run record" not in resumed.stderr, resumed.stderr
+    assert f"resuming stopped (3 steps), run {run_id}" in resumed.stderr, resumed.stderr
