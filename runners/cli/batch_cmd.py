@@ -4,7 +4,6 @@ as JSONL."""
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import anyio
 import click
 
 from engine.errors import ConfigError, PlaitError
-from runners.cli.report import print_error
+from runners.cli.report import json_text, print_error
 from runners.cli.run_cmd import trace_config, trace_options
 from runners.cli.stdin import workflow_file
 
@@ -105,7 +104,7 @@ def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concur
         if unwritten is not None:
             return
         try:
-            sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+            sink.write(json_text(result, indent=None) + "\n")
             sink.flush()
         except OSError as exc:  # a full disk, a reader gone: stop, no more results can go out
             unwritten = exc

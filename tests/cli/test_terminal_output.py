@@ -152,3 +152,34 @@ def test_other_commands_on_a_full_disk_say_so_without_a_traceback(tmp_path: Path
     assert out.returncode == 1, out.stderr
     assert out.stderr.strip() == "error: cannot write to stdout: No space left on device", \
         out.stderr
+
+
+def _strict_json(text: str) -> object:
+    """JSON as jq or JSON.parse read it: NaN and Infinity are not JSON."""
+    import json
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_json_even_for_an_infinite_number(tmp_path: Path) -> None:
+    """An output of 1e308 * 10 (or a tool's or model's JSON with Infinity in it, which Python
+    reads) was printed as a bare `Infinity` by --json, runs show --json and batch: not JSON,
+    so jq and JSON.parse refused the whole result."""
+    (tmp_path / "inf.yaml").write_text(
+        "version: 1\nname: inf\ninputs:\n  x: {type: string, default: a}\nproviders:\n"
+        "  p: {kind: echo}\nsteps:\n  a:\n    llm: p\n    prompt: hi\noutputs:\n"
+        "  up: ${{ 1e308 * 10 }}\n  down: ${{ [-1e308 * 10, 1.5] }}\n")
+    (tmp_path / "rows.jsonl").write_text('{"x": "b"}\n')
+    run = _plait_to(subprocess.PIPE, tmp_path, "run", "inf.yaml", "--json")
+    assert run.returncode == 0, run.stderr
+    result = _strict_json(run.stdout)
+    assert isinstance(result, dict)
+    assert result["outputs"] == {"up": "Infinity", "down": ["-Infinity", 1.5]}
+    shown = _plait_to(subprocess.PIPE, tmp_path, "runs", "show", result["run_id"], "--json")
+    assert _strict_json(shown.stdout)["outputs"]["up"] == "Infinity"  # type: ignore[index]
+    batch = _plait_to(subprocess.PIPE, tmp_path, "batch", "inf.yaml", "--inputs", "rows.jsonl")
+    assert batch.returncode == 0, batch.stderr
+    assert _strict_json(batch.stdout)["outputs"]["up"] == "Infinity"  # type: ignore[index]
