@@ -37,8 +37,12 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: str | None) -> tuple[dict[
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
-        given[name.strip()] = value
-        from_text.add(name.strip())
+        name = name.strip()
+        if name in from_text and given[name] != value:
+            raise InputError(f"input {name!r} is given twice with -i ({given[name]!r}, then "
+                             f"{value!r})", hint="give it once", input=name)
+        given[name] = value
+        from_text.add(name)
     return given, frozenset(from_text)
 
 

@@ -217,3 +217,19 @@ def test_a_moved_workflow_is_resumed_as_the_hint_says_and_a_wrong_place_creates_
     resumed = plait("resume", run_id, *args, cwd=tmp_path)
     assert "there is no run record" not in resumed.stderr, resumed.stderr
     assert f"resuming stopped (3 steps), run {run_id}" in resumed.stderr, resumed.stderr
+
+
+def test_an_input_given_twice_with_i_is_refused_not_last_wins(tmp_path: Path) -> None:
+    """`-i who=x -i who=y` ran with y, silently, where a JSON object or a YAML mapping that
+    names a key twice is refused; a repeat of the same value stays harmless."""
+    from tests.cli.test_cli import GOOD
+
+    (tmp_path / "good.yaml").write_text(GOOD)
+    done = plait("run", "good.yaml", "-i", "who=x", "-i", "who=y", "--no-record",
+                 cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert "input 'who' is given twice with -i ('x', then 'y')" in done.stderr, done.stderr
+    assert "give it once" in done.stderr
+    same = plait("run", "good.yaml", "-i", "who=x", "-i", "who=x", "--no-record",
+                 cwd=tmp_path)
+    assert same.returncode == 0 and "reply: echo: hi x" in same.stdout, same.stderr
