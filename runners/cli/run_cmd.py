@@ -332,6 +332,8 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
                     return EXIT_USAGE  # refused before anything ran
                 click.echo(f"run {control.started} stopped after it had started (steps may have "
                            "run); its record may be incomplete", err=True)
+                if as_json:  # one JSON object once the run has ended, whatever the status
+                    _stopped_json(workflow, control.started, exc)
                 return EXIT_FAILED
             tg.cancel_scope.cancel()
     if reporting is not None:
@@ -344,6 +346,18 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
         print_error(not_saved)
         return code if code != EXIT_OK else EXIT_FAILED
     return code
+
+
+def _stopped_json(workflow: Any, run_id: str, exc: PlaitError) -> None:
+    """--json of a run stopped by an error of its own (its record could not be written):
+    the fields of a result, its steps unknown (their records may be incomplete)."""
+    try:
+        dump_json({"run_id": run_id, "workflow": workflow.name, "status": "failed",
+                   "outputs": {}, "error": exc.to_dict(), "usage": {}, "cost": 0.0,
+                   "steps": {}})
+    except StdoutError as out:
+        give_up_stdout()
+        click.echo(f"error: cannot write the result to stdout: {stdout_error(out)}", err=True)
 
 
 def _report(result: Any, as_json: bool, locate: str | None) -> int:

@@ -233,3 +233,31 @@ def test_an_input_given_twice_with_i_is_refused_not_last_wins(tmp_path: Path) ->
     same = plait("run", "good.yaml", "-i", "who=x", "-i", "who=x", "--no-record",
                  cwd=tmp_path)
     assert same.returncode == 0 and "reply: echo: hi x" in same.stdout, same.stderr
+
+
+def test_json_of_a_run_whose_record_failed_mid_run_is_still_a_json_result(tmp_path: Path
+                                                                         ) -> None:
+    """`plait run --json` promises one JSON object once the run has ended, whatever the
+    status; a run stopped by its record failing (a file size limit crossed by a big step's
+    record) left stdout empty, exit 1: a script reading the result got nothing to parse."""
+    import json
+    import resource
+
+    from tests.executor.test_crash_resume import plait as popen
+
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: big\nproviders:\n  p: {kind: echo}\nsteps:\n"
+        "  a: {llm: p, prompt: small}\n  b:\n    llm: p\n"
+        "    prompt: \"${{ steps.a.output ~ ('x' * 200000) }}\"\n")
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    proc = popen("run", "wf.yaml", "--json", cwd=tmp_path, preexec_fn=limit_file_size)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    result = json.loads(out)
+    assert result["status"] == "failed" and result["workflow"] == "big", result
+    assert re.fullmatch(r"\w+", result["run_id"]) and result["run_id"] in err
+    assert result["error"]["message"].startswith("could not save 1 step record(s)"), result
+    assert "stopped after it had started" in err
