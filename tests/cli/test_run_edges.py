@@ -261,3 +261,28 @@ def test_json_of_a_run_whose_record_failed_mid_run_is_still_a_json_result(tmp_pa
     assert re.fullmatch(r"\w+", result["run_id"]) and result["run_id"] in err
     assert result["error"]["message"].startswith("could not save 1 step record(s)"), result
     assert "stopped after it had started" in err
+
+
+def test_a_dotenv_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    """A .env saved as UTF-16 (as some Windows editors do) ended `plait run` in a raw
+    ExceptionGroup traceback (UnicodeDecodeError), and `plait batch` in a traceback."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: s\nsecrets: [TOKEN]\nproviders:\n  p: {kind: echo}\nsteps:\n"
+        "  a: {llm: p, prompt: hi}\n")
+    (tmp_path / ".env").write_bytes("TOKEN=abcd\n".encode("utf-16"))
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    env_free = {k: v for k, v in __import__("os").environ.items() if k != "TOKEN"}
+    for args in (("run", "wf.yaml"), ("batch", "wf.yaml", "--inputs", "rows.jsonl")):
+        import subprocess
+        import sys
+
+        from tests.cli.test_cli import ROOT
+
+        done = subprocess.run([sys.executable, "-m", "runners.cli.main", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**env_free, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == "", done.stderr
+        assert f"cannot read {tmp_path / '.env'}: not UTF-8 text (byte 1)" in done.stderr, \
+            done.stderr
+        assert "save it as UTF-8" in done.stderr
