@@ -131,10 +131,27 @@ def _get(data: Any, path: Path_) -> Any:
     return data
 
 
+def _max_bytes() -> int | None:
+    """PLAIT_MAX_SPEC_BYTES (default 5 MiB); None when it is not a whole number >= 1."""
+    text = os.environ.get("PLAIT_MAX_SPEC_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
 def read(path: Path, *, max_bytes: int | None = None) -> Source:
     """Read and parse `path`. Problems are collected in ``Source.issues`` (data may be None)."""
     shown = str(path)
-    limit = max_bytes or int(os.environ.get("PLAIT_MAX_SPEC_BYTES", DEFAULT_MAX_BYTES))
+    limit = max_bytes or _max_bytes()
+    if limit is None:
+        return _fail(shown, "", f"PLAIT_MAX_SPEC_BYTES="
+                     f"{os.environ.get('PLAIT_MAX_SPEC_BYTES')!r} is not a whole number of "
+                     "bytes of at least 1", "set it to one, or unset it for the default "
+                     f"{DEFAULT_MAX_BYTES}", line=0)
     try:
         size = path.stat().st_size
         if size > limit:
@@ -143,6 +160,9 @@ def read(path: Path, *, max_bytes: int | None = None) -> Source:
         raw = path.read_bytes()
     except FileNotFoundError:
         return _fail(shown, "", "file not found", "check the path", line=0)
+    except IsADirectoryError as exc:
+        return _fail(shown, "", f"cannot read file: {exc.strerror}",
+                     "give the path of a workflow file, e.g. workflow.yaml", line=0)
     except OSError as exc:
         return _fail(shown, "", f"cannot read file: {exc.strerror}", None, line=0)
     try:

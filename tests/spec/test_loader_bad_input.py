@@ -491,3 +491,26 @@ def test_a_yaml_syntax_error_names_the_construct_it_is_in_and_how_to_fix_it(
     assert (issue.location.line, issue.location.column) == where
     assert said in issue.message, issue.format()
     assert issue.hint is not None and hint in issue.hint, issue.format()
+
+
+@pytest.mark.parametrize("value", ["bogus", "-5", "0", "1.5"])
+def test_a_bad_max_spec_bytes_is_a_located_error_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """PLAIT_MAX_SPEC_BYTES=bogus crashed every command that reads a workflow (ValueError:
+    invalid literal for int()); -5 said 'file is 758 bytes, over the -5-byte limit'."""
+    (tmp_path / "wf.yaml").write_text(GOOD)
+    monkeypatch.setenv("PLAIT_MAX_SPEC_BYTES", value)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / "wf.yaml")
+    issue = info.value.issues[0]
+    assert issue.message == f"PLAIT_MAX_SPEC_BYTES={value!r} is not a whole number of bytes " \
+        "of at least 1", issue.format()
+    assert issue.hint and "unset it" in issue.hint
+
+
+def test_a_directory_given_as_the_workflow_says_to_give_a_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path)
+    issue = info.value.issues[0]
+    assert issue.message == "cannot read file: Is a directory", issue.format()
+    assert issue.hint == "give the path of a workflow file, e.g. workflow.yaml"
