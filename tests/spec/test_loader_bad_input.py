@@ -514,3 +514,23 @@ def test_a_directory_given_as_the_workflow_says_to_give_a_file(tmp_path: Path) -
     issue = info.value.issues[0]
     assert issue.message == "cannot read file: Is a directory", issue.format()
     assert issue.hint == "give the path of a workflow file, e.g. workflow.yaml"
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+@pytest.mark.parametrize("field", ["defaults: {timeout: VALUE}",
+                                   "defaults: {retry: {attempts: 3, initial: VALUE}}",
+                                   "policies: {p: {max_execution_time: VALUE}}"])
+def test_a_duration_that_is_not_finite_is_a_spec_error(field: str, value: str) -> None:
+    """`timeout: .nan` passed validate (NaN < 0 is false) and failed each step at run time
+    with "ValueError: deadline must not be NaN"; `.inf` passed as well."""
+    issue = one(GOOD + field.replace("VALUE", value) + "\n")
+    assert "a duration must be a finite number of seconds" in issue.message, issue.format()
+    assert issue.location.line == GOOD.count("\n") + 1
+
+
+def test_an_echo_latency_that_is_not_finite_is_refused() -> None:
+    from engine.errors import ConfigError
+    from engine.providers.echo import EchoProvider
+
+    with pytest.raises(ConfigError, match="a duration must be a finite number of seconds"):
+        EchoProvider("e", options={"latency": float("nan")})
