@@ -34,7 +34,9 @@ if TYPE_CHECKING:
               help="Runs at once (local executor).")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write the results JSONL here instead of stdout.")
-@click.option("--state", "state_location", metavar="PATH", help="Run record database.")
+@click.option("--state", "state_location", metavar="PATH",
+              help="Run record database (default: PLAIT_STATE_URL, else .plait/runs.db next "
+                   "to FILE).")
 @trace_options
 def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: Path | None,
           state_location: str | None, **trace: Any) -> None:

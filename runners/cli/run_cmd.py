@@ -116,7 +116,8 @@ def run_options(f: Any) -> Any:
                      help="Run below a policy's level when it cannot be enforced here "
                           "(recorded in the run record)."),
         click.option("--state", "state_location", metavar="PATH",
-                     help="Run record database (default .plait/runs.db or PLAIT_STATE_URL)."),
+                     help="Run record database (default: PLAIT_STATE_URL, else "
+                          ".plait/runs.db next to the workflow)."),
         click.option("--no-record", is_flag=True, help="Do not write a run record."),
         click.option("--record", "record_dir", type=click.Path(path_type=Path),
                      metavar="DIR",
@@ -186,7 +187,9 @@ def run(file: Path, resume_id: str | None, dry_run: bool, **options: Any) -> Non
 @click.command()
 @click.argument("run_id")
 @click.option("--file", type=click.Path(path_type=Path), callback=workflow_file,
-              help="The workflow file (default: the path stored in the run record).")
+              help="The workflow file (default: the path stored in the run record). Without "
+                   "--file the run is looked for in --state, else PLAIT_STATE_URL, else "
+                   ".plait/runs.db in this directory; with it, beside FILE.")
 @run_options
 def resume(run_id: str, file: Path | None, **options: Any) -> None:
     """Resume RUN_ID: rerun only the steps that did not finish."""
@@ -203,13 +206,15 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
         file = Path(record.workflow_path)
         if not file.is_file():
             # with --file, the database is looked for beside that file: name this one
-            db = f" --state {shlex.quote(store.path)}" \
-                if options.get("state_location") is None else ""
+            db = f" --state {shlex.quote(store.path)}"
             print_error(InputError(
                 f"run {record.run_id}'s workflow file {file} is gone",
                 hint="put it back (the content hash of the text it used is shown by "
                      f"plait runs show), or give its new place with --file FILE{db}"))
             sys.exit(EXIT_USAGE)
+        # resumed in the database it was found in (this directory's, or PLAIT_STATE_URL),
+        # not in the one beside its workflow file
+        options["state_location"] = store.path
     sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
 
 

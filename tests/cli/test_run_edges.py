@@ -286,3 +286,22 @@ def test_a_dotenv_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) ->
         assert f"cannot read {tmp_path / '.env'}: not UTF-8 text (byte 1)" in done.stderr, \
             done.stderr
         assert "save it as UTF-8" in done.stderr
+
+
+def test_resume_uses_the_database_it_found_the_run_in(tmp_path: Path) -> None:
+    """A run recorded in this directory's .plait/runs.db (`--state .plait/runs.db`) of a
+    workflow kept elsewhere: `plait resume ID`, as the run's last line says, found the run
+    here, then resumed against the database beside the workflow: "there is no run record
+    database at .../flows/.plait/runs.db" (before that, it made one and said "no run")."""
+    import json
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "wf.yaml").write_text(STOPPED.replace("sleep 20", "true"))
+    failed = plait("run", "flows/wf.yaml", "--state", ".plait/runs.db", "--json",
+                   cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    run_id = json.loads(failed.stdout)["run_id"]
+    resumed = plait("resume", run_id, cwd=tmp_path)
+    assert f"resuming stopped (3 steps), run {run_id}" in resumed.stderr, resumed.stderr
+    assert resumed.returncode == 1 and "step bad failed" in resumed.stderr, resumed.stderr
+    assert not (tmp_path / "flows" / ".plait").exists()
