@@ -67,6 +67,10 @@ def give_up_stdout() -> None:
             os.dup2(sys.stdout.fileno(), stream.fileno())
     except (OSError, ValueError):
         pass
+    _given_up.append(stream)  # not collected (and closed, fd 1 with it) before the exit
+
+
+_given_up: list[object] = []
 
 
 def stdout_error(exc: OSError) -> str:
