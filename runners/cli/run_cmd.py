@@ -318,29 +318,23 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
             stack.callback(printer.close)  # before the live view ends: printed above it
             options["stream"] = True
         not_saved: PlaitError | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, control, tg.cancel_scope)
-            try:
-                result = await run_workflow(workflow, given, control=control,
-                                            listeners=listeners, resume=resume_id,
-                                            from_text=from_text, record_state=record,
-                                            **options)
-            except CassetteNotSaved as exc:  # the run ended: report it, then the error
-                result, not_saved = exc.result, exc
-            except (SpecError, PlaitError) as exc:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, control, tg.cancel_scope)
+                try:
+                    result = await run_workflow(workflow, given, control=control,
+                                                listeners=listeners, resume=resume_id,
+                                                from_text=from_text, record_state=record,
+                                                **options)
+                except CassetteNotSaved as exc:  # the run ended: report it, then the error
+                    result, not_saved = exc.result, exc
+                except (SpecError, PlaitError) as exc:
+                    tg.cancel_scope.cancel()
+                    stack.close()
+                    return _stopped(exc, workflow, control, reporting, as_json)
                 tg.cancel_scope.cancel()
-                stack.close()
-                print_error(exc)
-                if control.started is None:
-                    if reporting is not None:
-                        reporting.refused = exc
-                    return EXIT_USAGE  # refused before anything ran
-                click.echo(f"run {control.started} stopped after it had started (steps may have "
-                           "run); its record may be incomplete", err=True)
-                if as_json:  # one JSON object once the run has ended, whatever the status
-                    _stopped_json(workflow, control.started, exc)
-                return EXIT_FAILED
-            tg.cancel_scope.cancel()
+        except ExceptionGroup as group:  # a bug below: its own error, not this group's
+            raise _unwrapped(group) from None
     if reporting is not None:
         reporting.result = result
     try:
@@ -351,6 +345,29 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
         print_error(not_saved)
         return code if code != EXIT_OK else EXIT_FAILED
     return code
+
+
+def _stopped(exc: PlaitError, workflow: Any, control: Any, reporting: Any, as_json: bool
+             ) -> int:
+    """The run refused to start (exit 2), or stopped on an error of its own after it had."""
+    print_error(exc)
+    if control.started is None:
+        if reporting is not None:
+            reporting.refused = exc
+        return EXIT_USAGE  # refused before anything ran
+    click.echo(f"run {control.started} stopped after it had started (steps may have run); its "
+               "record may be incomplete", err=True)
+    if as_json:  # one JSON object once the run has ended, whatever the status
+        _stopped_json(workflow, control.started, exc)
+    return EXIT_FAILED
+
+
+def _unwrapped(group: ExceptionGroup[Exception]) -> Exception:
+    """The one exception a task group wrapped (nested groups too), else the group."""
+    error: Exception = group
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _stopped_json(workflow: Any, run_id: str, exc: PlaitError) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_cli import _in_a_terminal, plait
 
 STOPPED = """\
@@ -305,3 +307,25 @@ def test_resume_uses_the_database_it_found_the_run_in(tmp_path: Path) -> None:
     assert f"resuming stopped (3 steps), run {run_id}" in resumed.stderr, resumed.stderr
     assert resumed.returncode == 1 and "step bad failed" in resumed.stderr, resumed.stderr
     assert not (tmp_path / "flows" / ".plait").exists()
+
+
+def test_a_bug_below_the_run_is_its_own_error_not_an_exception_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception the engine did not expect (a bug: before they were fixed, an echo option
+    of the wrong type, a .env that was not UTF-8) reached the user wrapped in the CLI's own
+    task group: "ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)" around
+    the real error. A fault is injected where the run starts; the CLI must let it through
+    as itself."""
+    from click.testing import CliRunner
+
+    import engine.executor
+    from runners.cli.run_cmd import run
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise LookupError("a bug below the run")
+
+    monkeypatch.setattr(engine.executor, "run_workflow", broken)
+    (tmp_path / "wf.yaml").write_text(STOPPED)
+    done = CliRunner().invoke(run, [str(tmp_path / "wf.yaml"), "--no-record"])
+    assert type(done.exception) is LookupError, repr(done.exception)
+    assert str(done.exception) == "a bug below the run"
