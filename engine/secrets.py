@@ -72,7 +72,7 @@ def load_secrets(names: Iterable[str], *, env: Mapping[str, str] | None = None,
     source = os.environ if env is None else env
     dotenv: dict[str, str] = {}
     if dotenv_path is not None and dotenv_path.is_file():
-        dotenv = parse_dotenv(dotenv_path.read_text(encoding="utf-8"))
+        dotenv = parse_dotenv(_read_dotenv(dotenv_path))
     values: dict[str, str] = {}
     for name in names:
         value = source.get(name) or dotenv.get(name)
@@ -84,6 +84,18 @@ def load_secrets(names: Iterable[str], *, env: Mapping[str, str] | None = None,
                                    "workflow", secret=name)
         values[name] = value
     return values
+
+
+def _read_dotenv(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text (byte {exc.start + 1})",
+                          hint="save it as UTF-8 (KEY=value lines)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}",
+                          hint="make it readable, or set the secrets in the environment "
+                               "instead") from None
 
 
 def _header_values(headers: Mapping[str, str]) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ def _number(name: str, default: float, *, minimum: float) -> float:
         return default
     try:
         value = float(raw)
+        if not math.isfinite(value):  # nan passes `value < minimum`; int(inf) overflows
+            raise ValueError(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name}={raw!r} is not a number",
                           hint=f"set {name} to a number such as {default:g}, or unset it") from None

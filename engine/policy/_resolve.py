@@ -16,6 +16,7 @@ SECURITY_MAX_MEMORY_MB replace the level default of their field when set)::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -101,12 +102,17 @@ def _env_number(env: Mapping[str, str], name: str) -> float | None:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return None
+    time = name.endswith("TIME")
     try:
         numeric = re.fullmatch(r"\s*\d+(\.\d+)?\s*", raw) is not None
-        value = parse_duration(raw) if name.endswith("TIME") and not numeric else float(raw)
+        value = parse_duration(raw) if time and not numeric else float(raw)
+        if not math.isfinite(value):  # nan, inf: NaN <= 0 is false, and NaN MB crashed later
+            raise ValueError(f"expected a finite number, got {raw!r}")
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number (of seconds or MB)",
-                          hint=str(exc)) from exc
+        what = "seconds" if time else "MB"
+        raise ConfigError(f"{name}={raw!r} is not a number (of {what})",
+                          hint=str(exc) if time else "give a number of megabytes, e.g. 512"
+                          ) from exc
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value

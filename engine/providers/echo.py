@@ -41,12 +41,22 @@ class EchoProvider:
         except ValueError as exc:
             raise ConfigError(f"provider {name!r} (echo): option latency: {exc}",
                               provider=name) from None
-        self.failure_rate = float(opts.get("failure_rate", 0.0))
-        if not 0.0 <= self.failure_rate <= 1.0:
-            raise ConfigError(f"provider {name!r} (echo): failure_rate must be within 0..1, "
-                              f"got {self.failure_rate}", provider=name)
+        rate = opts.get("failure_rate", 0.0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) \
+                or not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"provider {name!r} (echo): option failure_rate must be a number "
+                              f"within 0..1, got {rate!r}", provider=name,
+                              hint="e.g. failure_rate: 0.2 fails one call in five")
+        self.failure_rate = float(rate)
         self.reply: str | None = opts.get("reply")
-        self._random = random.Random(opts.get("seed", 0))
+        if self.reply is not None and not isinstance(self.reply, str):
+            raise ConfigError(f"provider {name!r} (echo): option reply must be a string, got "
+                              f"{self.reply!r}", provider=name, hint="quote it")
+        seed = opts.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int | str):
+            raise ConfigError(f"provider {name!r} (echo): option seed must be a whole number "
+                              f"or a string, got {seed!r}", provider=name, hint="e.g. seed: 7")
+        self._random = random.Random(seed)
         self.calls = 0
 
     async def generate(self, req: LLMRequest) -> LLMResponse:

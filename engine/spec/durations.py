@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value):  # YAML .nan, .inf: NaN < 0 is false
+            raise ValueError(f"a duration must be a finite number of seconds, got {value}")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)

@@ -131,10 +131,27 @@ def _get(data: Any, path: Path_) -> Any:
     return data
 
 
+def _max_bytes() -> int | None:
+    """PLAIT_MAX_SPEC_BYTES (default 5 MiB); None when it is not a whole number >= 1."""
+    text = os.environ.get("PLAIT_MAX_SPEC_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
 def read(path: Path, *, max_bytes: int | None = None) -> Source:
     """Read and parse `path`. Problems are collected in ``Source.issues`` (data may be None)."""
     shown = str(path)
-    limit = max_bytes or int(os.environ.get("PLAIT_MAX_SPEC_BYTES", DEFAULT_MAX_BYTES))
+    limit = max_bytes or _max_bytes()
+    if limit is None:
+        return _fail(shown, "", f"PLAIT_MAX_SPEC_BYTES="
+                     f"{os.environ.get('PLAIT_MAX_SPEC_BYTES')!r} is not a whole number of "
+                     "bytes of at least 1", "set it to one, or unset it for the default "
+                     f"{DEFAULT_MAX_BYTES}", line=0)
     try:
         size = path.stat().st_size
         if size > limit:
@@ -143,6 +160,9 @@ def read(path: Path, *, max_bytes: int | None = None) -> Source:
         raw = path.read_bytes()
     except FileNotFoundError:
         return _fail(shown, "", "file not found", "check the path", line=0)
+    except IsADirectoryError as exc:
+        return _fail(shown, "", f"cannot read file: {exc.strerror}",
+                     "give the path of a workflow file, e.g. workflow.yaml", line=0)
     except OSError as exc:
         return _fail(shown, "", f"cannot read file: {exc.strerror}", None, line=0)
     try:
@@ -172,11 +192,7 @@ def parse(text: str, path: str = "<string>") -> Source:
     try:
         node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        src.issues.append(SpecIssue(f"invalid YAML: {problem}", Location(path, line, col),
-                                    code="yaml"))
+        src.issues.append(_syntax_issue(exc, path))
         return src
     except yaml.YAMLError as exc:
         src.issues.append(SpecIssue(f"invalid YAML: {exc}", Location(path, 1, 1), code="yaml"))
@@ -189,6 +205,44 @@ def parse(text: str, path: str = "<string>") -> Source:
     if builder.check_size(node):
         src.data = builder.build(node, ())
     return src
+
+
+#: what the parser was in when it failed (its `context`), as a person calls it, and how to
+#: fix it: an unclosed quote or bracket is only noticed where the file ends
+_CONTEXTS = (
+    ("quoted scalar", "the quoted text", "close the quote; a quote inside it is written \\\" "
+     "in double quotes, '' in single quotes"),
+    ("flow sequence", "the [ ... ] list", "close it with ], or quote a value that starts "
+     "with [ if it is text"),
+    ("flow mapping", "the { ... } mapping", "close it with }, or quote a value that starts "
+     "with { if it is text"),
+    ("block mapping", "the mapping", "check the indentation: each key lines up with the "
+     "other keys of its mapping, and its value is indented further"),
+    ("block collection", "the list", "check the indentation: each item of a list starts "
+     "with '- ' at the same column"),
+)
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
+    """A YAML syntax error: where the parser stopped, what it was in (the quote or bracket
+    that opened there) and how to fix it."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    message, hint = f"invalid YAML: {problem}", None
+    start = exc.context_mark
+    for key, what, fix in _CONTEXTS:
+        if exc.context and key in exc.context and start is not None:
+            message += f" (in {what} that starts at line {start.line + 1}, column " \
+                       f"{start.column + 1})"
+            hint = fix
+            break
+    if "mapping values are not allowed" in problem:
+        hint = ("a value that holds ': ' must be quoted: quote the value, e.g. "
+                "run: \"echo a: b\"")
+    elif "undefined alias" in problem:
+        hint = "define the anchor (&name) before *name, or quote a value that starts with *"
+    return SpecIssue(message, Location(path, line, col), hint=hint, code="yaml")
 
 
 def _tab_issues(text: str, path: str) -> list[SpecIssue]:

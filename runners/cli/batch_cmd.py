@@ -3,7 +3,7 @@ as JSONL."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import signal
 import sys
 from collections.abc import Callable
@@ -14,7 +14,7 @@ import anyio
 import click
 
 from engine.errors import ConfigError, PlaitError
-from runners.cli.report import print_error
+from runners.cli.report import json_text, print_error
 from runners.cli.run_cmd import trace_config, trace_options
 from runners.cli.stdin import workflow_file
 
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
               help="Runs at once (local executor).")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write the results JSONL here instead of stdout.")
-@click.option("--state", "state_location", metavar="PATH", help="Run record database.")
+@click.option("--state", "state_location", metavar="PATH",
+              help="Run record database (default: PLAIT_STATE_URL, else .plait/runs.db next "
+                   "to FILE).")
 @trace_options
 def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: Path | None,
           state_location: str | None, **trace: Any) -> None:
@@ -66,10 +68,12 @@ def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: P
     if session is not None:
         options.update(session.run_options())
     try:
-        _run_batch(file, workflow, rows, executor, concurrency, options, sink, state_location)
+        _run_batch(file, workflow, rows, executor, concurrency, options, sink, state_location,
+                   str(output) if output else "stdout")
     finally:
         if output:
-            sink.close()
+            with contextlib.suppress(OSError):  # a write error was reported already
+                sink.close()
         if session is not None:  # once, whatever ended the batch (Ctrl-C included)
             session.close()
 
@@ -88,30 +92,41 @@ def _start_tracing(config: TraceConfig, workflow: Any, executor: str) -> Tracing
 
 
 def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concurrency: int,
-               options: dict[str, Any], sink: TextIO, state_location: str | None) -> None:
+               options: dict[str, Any], sink: TextIO, state_location: str | None,
+               sink_name: str) -> None:
     from runners.batch import BatchControl, run_ray
 
     failed = 0
-    control: BatchControl | None = None
+    control = BatchControl()
+    unwritten: OSError | None = None
 
     def write(result: dict[str, Any]) -> None:  # each row as soon as those before it are done
-        nonlocal failed
+        nonlocal failed, unwritten
         failed += result["status"] != "succeeded"
-        sink.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
-        sink.flush()
+        if unwritten is not None:
+            return
+        try:
+            sink.write(json_text(result, indent=None) + "\n")
+            sink.flush()
+        except OSError as exc:  # a full disk, a reader gone: stop, no more results can go out
+            unwritten = exc
+            control.interrupt()
 
     try:
         if executor == "ray":
             for result in run_ray(file, rows, options=options):
                 write(result)
+                if unwritten is not None:
+                    break
         else:
-            control = BatchControl()
             anyio.run(_run_local, file, rows, concurrency, options, control, write)
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
+    if unwritten is not None:
+        _unwritten(unwritten, sink_name, workflow, state_location)
     click.echo(f"{len(rows) - failed} of {len(rows)} runs succeeded", err=True)
-    if control is not None and control.interrupted:
+    if control.interrupted:
         from runners.cli.run_cmd import _locate
 
         locate = _locate(workflow, state_location)
@@ -119,6 +134,24 @@ def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concur
                    + (locate or ""), err=True)
         sys.exit(130)
     sys.exit(1 if failed else 0)
+
+
+def _unwritten(exc: OSError, sink_name: str, workflow: Any, state_location: str | None
+               ) -> None:
+    """The results could not be written: the batch stopped (its runs in flight interrupted,
+    its rows not started not run). Say so and where the runs are recorded; exit 1."""
+    from runners.cli.run_cmd import _locate
+    from runners.cli.stdout import give_up_stdout
+
+    if sink_name == "stdout":
+        give_up_stdout()
+    locate = _locate(workflow, state_location)
+    where = ("its runs are not recorded" if locate is None else
+             f"the runs it started are recorded: plait runs list{locate}")
+    click.echo(f"error: cannot write the results to {sink_name}: {exc.strerror or exc} "
+               f"(hint: the batch stopped; {where}; free space, or give --output a place "
+               "that can take them)", err=True)
+    sys.exit(1)
 
 
 def _open_output(path: Path) -> TextIO:

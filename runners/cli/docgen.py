@@ -24,7 +24,8 @@ def cli_reference() -> str:
              "Generated from `plait --help` by `python -m runners.cli.docgen`; a test fails when "
              "it drifts.", "", "Exit codes: 0 ok, 1 the run failed (a step failed, its record "
              "could not be written after it started, or a `--record` cassette could not be "
-             "saved when it ended), 2 invalid spec, inputs or usage (nothing ran), "
+             "saved when it ended; or its result could not be written to stdout), 2 invalid "
+             "spec, inputs or usage (nothing ran), "
              "130 interrupted.", ""]
     return "\n".join(lines + _help(cli, ["plait"])).rstrip() + "\n"
 

@@ -3,12 +3,15 @@ imported only when used, so `plait validate` stays fast."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import sys
 from typing import Any
 
 import click
+
+from runners.cli.stdout import StdoutError, give_up_stdout, mark_stdout_errors, stdout_error
 
 #: name -> "module:attribute" of subcommands defined elsewhere
 _LAZY = {
@@ -59,6 +62,11 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except StdoutError as exc:  # stdout on a full disk, or closed: not a traceback
+            give_up_stdout()
+            if exc.errno != errno.EPIPE:  # `| head`: the reader had what it wanted
+                click.echo(f"error: cannot write to stdout: {stdout_error(exc)}", err=True)
+            raise click.exceptions.Exit(1) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -92,12 +100,14 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """plait: declarative LLM and MCP workflows.
 
-    Exit codes: 0 ok, 1 the run failed (or its --record cassette could not be saved), 2
-    invalid spec, inputs or usage (nothing ran), 130 interrupted.
+    Exit codes: 0 ok, 1 the run failed (or its --record cassette could not be saved, or
+    stdout could not be written), 2 invalid spec, inputs or usage (nothing ran), 130
+    interrupted.
     """
 
 
 def main(argv: list[str] | None = None) -> Any:
+    mark_stdout_errors()
     try:
         return cli.main(args=argv, prog_name="plait", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interrupted outside a run

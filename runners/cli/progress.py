@@ -37,6 +37,13 @@ def _cancel_reason(status: str) -> str:
     return "interrupted" if status == "interrupted" else "run stopped"
 
 
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
+
+
 class PlainPrinter:
     """One line per event, timestamped relative to the run start."""
 
@@ -111,10 +118,15 @@ class PlainPrinter:
 
 class StreamPrinter:
     """Writes streamed model output (`--stream`) as it arrives: to stdout, or to `stream`
-    (stderr when the run prints its result as JSON)."""
+    (stderr when the run prints its result as JSON).
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    `whole_lines`: under the live view (whose rich console prints what is written to a
+    terminal's stdout above the table, one line per flush) it does not flush each chunk, so
+    the text keeps its lines; `close` ends a line a stopped run left unfinished."""
+
+    def __init__(self, stream: TextIO | None = None, *, whole_lines: bool = False) -> None:
         self.stream = stream or sys.stdout
+        self.whole_lines = whole_lines
         #: (step id, foreach item index or None) of the text being written
         self.current: tuple[str, int | None] | None = None
 
@@ -127,12 +139,20 @@ class StreamPrinter:
                 self.stream.write(f"\n--- {name} ---\n")
                 self.current = source
             self.stream.write(event.text)
-            self.stream.flush()
+            if not self.whole_lines:
+                self.stream.flush()
         elif isinstance(event, StepFinished | ItemFinished) and self.current is not None \
                 and event.step_id == self.current[0] \
                 and (isinstance(event, StepFinished) or event.index == self.current[1]):
             self.stream.write("\n")
             self.current = None
+
+    def close(self) -> None:
+        """End the text of a step the run stopped in mid-stream (it gets no StepFinished)."""
+        if self.current is not None:
+            self.stream.write("\n")
+            self.current = None
+        self.stream.flush()
 
 
 class LiveView:
@@ -148,8 +168,11 @@ class LiveView:
         self.rows: dict[str, dict[str, Any]] = {s: {"state": "waiting"} for s in step_ids}
         self.title = ""
         self.run_id: str | None = None
-        # the table is built when rich refreshes (8 times a second), not on every event
-        self.live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+        # the table is built when rich refreshes (8 times a second), not on every event.
+        # What is written to stdout meanwhile (--stream) is printed above the table when
+        # stdout is this terminal too; stdout sent elsewhere (`> out.txt`) is left alone
+        self.live = Live(self, console=self.console, refresh_per_second=8, transient=False,
+                         redirect_stdout=stdout_is_terminal())
 
     def __rich__(self) -> Any:
         return self._table()

@@ -4,13 +4,14 @@ request; GitHub annotations when GITHUB_ACTIONS is set."""
 from __future__ import annotations
 
 import json
+import math
 import shlex
-import sys
 from typing import Any
 
 import click
 
 from engine.errors import PlaitError, SpecError, SpecIssue
+from runners.cli.stdout import write_stdout
 from runners.gh_text import in_github_actions
 
 
@@ -42,7 +43,29 @@ def print_error(error: BaseException) -> None:
 
 
 def dump_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    write_stdout(json_text(data) + "\n")
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON, as jq and JSON.parse read it: a NaN or infinite float (an output of
+    `1e308 * 10`, a tool's or model's JSON holding Infinity, which Python reads), which
+    Python would write as a bare NaN or Infinity, is written as the string "NaN",
+    "Infinity" or "-Infinity" (as trace files write them)."""
+    try:
+        return json.dumps(data, indent=indent, default=str, ensure_ascii=False,
+                          allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(data), indent=indent, default=str, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def state_option(db_path: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ from engine.errors import CassetteNotSaved, InputError, PlaitError, SpecError
 from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
+from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
 from runners.gh_text import inert
 from runners.words import count
 
@@ -35,8 +37,12 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: str | None) -> tuple[dict[
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
-        given[name.strip()] = value
-        from_text.add(name.strip())
+        name = name.strip()
+        if name in from_text and given[name] != value:
+            raise InputError(f"input {name!r} is given twice with -i ({given[name]!r}, then "
+                             f"{value!r})", hint="give it once", input=name)
+        given[name] = value
+        from_text.add(name)
     return given, frozenset(from_text)
 
 
@@ -110,7 +116,8 @@ def run_options(f: Any) -> Any:
                      help="Run below a policy's level when it cannot be enforced here "
                           "(recorded in the run record)."),
         click.option("--state", "state_location", metavar="PATH",
-                     help="Run record database (default .plait/runs.db or PLAIT_STATE_URL)."),
+                     help="Run record database (default: PLAIT_STATE_URL, else "
+                          ".plait/runs.db next to the workflow)."),
         click.option("--no-record", is_flag=True, help="Do not write a run record."),
         click.option("--record", "record_dir", type=click.Path(path_type=Path),
                      metavar="DIR",
@@ -180,7 +187,9 @@ def run(file: Path, resume_id: str | None, dry_run: bool, **options: Any) -> Non
 @click.command()
 @click.argument("run_id")
 @click.option("--file", type=click.Path(path_type=Path), callback=workflow_file,
-              help="The workflow file (default: the path stored in the run record).")
+              help="The workflow file (default: the path stored in the run record). Without "
+                   "--file the run is looked for in --state, else PLAIT_STATE_URL, else "
+                   ".plait/runs.db in this directory; with it, beside FILE.")
 @run_options
 def resume(run_id: str, file: Path | None, **options: Any) -> None:
     """Resume RUN_ID: rerun only the steps that did not finish."""
@@ -196,12 +205,29 @@ def resume(run_id: str, file: Path | None, **options: Any) -> None:
             sys.exit(EXIT_USAGE)
         file = Path(record.workflow_path)
         if not file.is_file():
+            # with --file, the database is looked for beside that file: name this one
+            db = f" --state {shlex.quote(store.path)}"
             print_error(InputError(
                 f"run {record.run_id}'s workflow file {file} is gone",
                 hint="put it back (the content hash of the text it used is shown by "
-                     "plait runs show), or give its new place with --file FILE"))
+                     f"plait runs show), or give its new place with --file FILE{db}"))
             sys.exit(EXIT_USAGE)
+        # resumed in the database it was found in (this directory's, or PLAIT_STATE_URL),
+        # not in the one beside its workflow file
+        options["state_location"] = store.path
     sys.exit(execute(file, resume_id=run_id, dry_run=False, **options))
+
+
+def _check_resumable(file: Path, run_id: str, state_location: str | None) -> None:
+    """The run to resume is in the database this resume would use: checked by reading only,
+    before the run opens it to write (which creates a database that is not there)."""
+    from engine.state import RunStore
+
+    store = RunStore.open(state_location, workflow_path=file, create=False)
+    try:
+        store.get_run(run_id)
+    finally:
+        store.close()
 
 
 def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[str, ...],
@@ -217,8 +243,14 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
                              "of a new run, not what the resume would rerun",
                              hint="drop --dry-run; plait runs show RUN_ID lists which steps "
                                   "finished (those are not run again)")
+        if no_record and resume_id is not None:
+            raise InputError("--no-record cannot be combined with resuming a run: a resume "
+                             "reads the run's record and adds to it",
+                             hint="drop --no-record")
         workflow = load(file)
         given, from_text = parse_inputs(pairs, inputs_file)
+        if resume_id is not None:
+            _check_resumable(file, resume_id, options.get("state_location"))
         if dry_run:
             return _dry_run(workflow, given, from_text, as_json)
     except PlaitError as exc:
@@ -276,41 +308,78 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
     with ExitStack() as stack:
         listeners = _progress(workflow, as_json, stack)
         if stream:
-            from runners.cli.progress import StreamPrinter
+            from runners.cli.progress import LiveView, StreamPrinter, stdout_is_terminal
 
             # with --json, stdout holds the JSON result alone; first, so that on stderr the
             # streamed text ends its line before the step's progress line is printed
-            listeners.insert(0, StreamPrinter(sys.stderr if as_json else None))
+            live = isinstance(listeners[0], LiveView) and stdout_is_terminal()
+            printer = StreamPrinter(sys.stderr if as_json else None, whole_lines=live)
+            listeners.insert(0, printer)
+            stack.callback(printer.close)  # before the live view ends: printed above it
             options["stream"] = True
         not_saved: PlaitError | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, control, tg.cancel_scope)
-            try:
-                result = await run_workflow(workflow, given, control=control,
-                                            listeners=listeners, resume=resume_id,
-                                            from_text=from_text, record_state=record,
-                                            **options)
-            except CassetteNotSaved as exc:  # the run ended: report it, then the error
-                result, not_saved = exc.result, exc
-            except (SpecError, PlaitError) as exc:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, control, tg.cancel_scope)
+                try:
+                    result = await run_workflow(workflow, given, control=control,
+                                                listeners=listeners, resume=resume_id,
+                                                from_text=from_text, record_state=record,
+                                                **options)
+                except CassetteNotSaved as exc:  # the run ended: report it, then the error
+                    result, not_saved = exc.result, exc
+                except (SpecError, PlaitError) as exc:
+                    tg.cancel_scope.cancel()
+                    stack.close()
+                    return _stopped(exc, workflow, control, reporting, as_json)
                 tg.cancel_scope.cancel()
-                stack.close()
-                print_error(exc)
-                if control.started is None:
-                    if reporting is not None:
-                        reporting.refused = exc
-                    return EXIT_USAGE  # refused before anything ran
-                click.echo(f"run {control.started} stopped after it had started (steps may have "
-                           "run); its record may be incomplete", err=True)
-                return EXIT_FAILED
-            tg.cancel_scope.cancel()
+        except ExceptionGroup as group:  # a bug below: its own error, not this group's
+            raise _unwrapped(group) from None
     if reporting is not None:
         reporting.result = result
-    code = _report(result, as_json, locate)
+    try:
+        code = _report(result, as_json, locate)
+    except StdoutError as exc:
+        code = _unwritten(result, exc, locate)
     if not_saved is not None:
         print_error(not_saved)
         return code if code != EXIT_OK else EXIT_FAILED
     return code
+
+
+def _stopped(exc: PlaitError, workflow: Any, control: Any, reporting: Any, as_json: bool
+             ) -> int:
+    """The run refused to start (exit 2), or stopped on an error of its own after it had."""
+    print_error(exc)
+    if control.started is None:
+        if reporting is not None:
+            reporting.refused = exc
+        return EXIT_USAGE  # refused before anything ran
+    click.echo(f"run {control.started} stopped after it had started (steps may have run); its "
+               "record may be incomplete", err=True)
+    if as_json:  # one JSON object once the run has ended, whatever the status
+        _stopped_json(workflow, control.started, exc)
+    return EXIT_FAILED
+
+
+def _unwrapped(group: ExceptionGroup[Exception]) -> Exception:
+    """The one exception a task group wrapped (nested groups too), else the group."""
+    error: Exception = group
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def _stopped_json(workflow: Any, run_id: str, exc: PlaitError) -> None:
+    """--json of a run stopped by an error of its own (its record could not be written):
+    the fields of a result, its steps unknown (their records may be incomplete)."""
+    try:
+        dump_json({"run_id": run_id, "workflow": workflow.name, "status": "failed",
+                   "outputs": {}, "error": exc.to_dict(), "usage": {}, "cost": 0.0,
+                   "steps": {}})
+    except StdoutError as out:
+        give_up_stdout()
+        click.echo(f"error: cannot write the result to stdout: {stdout_error(out)}", err=True)
 
 
 def _report(result: Any, as_json: bool, locate: str | None) -> int:
@@ -321,12 +390,24 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
     else:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            click.echo(inert(f"{name}: {shown}"))
+            write_stdout(inert(f"{name}: {shown}") + "\n")
     if result.status == "interrupted":
         click.echo("interrupted; not recorded, so it cannot be resumed" if locate is None else
                    f"interrupted; resume with: plait resume {result.run_id}{locate}", err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _unwritten(result: Any, exc: OSError, locate: str | None) -> int:
+    """The run ended but its result could not be printed (a full disk under `> out.json`,
+    stdout closed): say so, and where the run's record is. Exit 1 (130 if interrupted):
+    whoever reads stdout did not get what they asked for."""
+    give_up_stdout()
+    where = ("it was not recorded (--no-record)" if locate is None else
+             f"is recorded; print it again with: plait runs show {result.run_id}{locate} --json")
+    click.echo(f"error: cannot write the result to stdout: {stdout_error(exc)} (hint: run "
+               f"{result.run_id} {result.status} and {where})", err=True)
+    return EXIT_INTERRUPTED if result.status == "interrupted" else EXIT_FAILED
 
 
 def _progress(workflow: Any, as_json: bool, stack: ExitStack) -> list[Any]:

@@ -46,7 +46,8 @@ _STATUSES = ("running", "died", "succeeded", "failed", "interrupted", "cancelled
 @click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), metavar="STATUS",
               help=f"Only runs with this status as the table shows it: {', '.join(_STATUSES)} "
                    "(died: recorded as running, its process gone).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the runs as a JSON array (with `shown_status`).")
 def list_runs(state: str | None, workflow: Path | None, limit: int, status: str | None,
               as_json: bool) -> None:
     """The most recent runs."""
@@ -68,9 +69,9 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
     elif filtered_out:
         click.echo(f"no runs match --status {status} (without --status every run is listed)")
     else:
-        click.echo(format_runs_table(records))
-        if older:
-            click.echo(f"older runs are not shown (--limit N shows more than {limit})")
+        click.echo(format_runs_table(records).rstrip("\n"))
+        if older:  # a blank line between
+            click.echo(f"\nolder runs are not shown (--limit N shows more than {limit})")
 
 
 def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
@@ -107,7 +108,8 @@ def _load_run(run_id: str, state: str | None, workflow: Path | None,
 @runs.command("show")
 @click.argument("run_id")
 @_state_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run and its steps (outputs, errors, usage) as JSON.")
 def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -> None:
     """One run: every step's status, attempts, timings, errors, usage and audit."""
     from engine.state.render import format_run

@@ -426,3 +426,38 @@ def test_a_batch_missing_a_declared_secret_stops_before_any_row(tmp_path: Path) 
                                  "is not set in the environment or in .env (hint: export "
                                  "PLAIT_TEST_NOPE=..."), out.stderr
     assert not (tmp_path / "runs.db").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("to_stdout", [True, False])
+def test_batch_results_that_cannot_be_written_stop_the_batch_with_an_error(
+        tmp_path: Path, to_stdout: bool) -> None:
+    """`plait batch ... > results.jsonl` on a full disk (or --output on one) ended in a raw
+    ExceptionGroup traceback, and the rows in flight were torn down unrecorded."""
+    import subprocess
+    import sys
+
+    from tests.cli.test_cli import ROOT
+
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "rows.jsonl").write_text("".join(f'{{"who": "p{i}"}}\n' for i in range(6)))
+    args = ["batch", "good.yaml", "--inputs", "rows.jsonl", "--concurrency", "1"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "runners.cli.main", *args,
+                               *([] if to_stdout else ["--output", "/dev/full"])],
+                              cwd=tmp_path, stdout=full if to_stdout else subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr, done.stderr
+    where = "stdout" if to_stdout else "/dev/full"
+    assert f"error: cannot write the results to {where}: No space left on device" \
+        in done.stderr, done.stderr
+    assert "the batch stopped" in done.stderr, done.stderr
+    store = RunStore.open(tmp_path / ".plait" / "runs.db", create=False)
+    try:
+        runs = store.list_runs(limit=None)
+    finally:
+        store.close()
+    assert len(runs) < 6, "the batch went on running rows whose results could not be written"
+    assert all(r.status in ("succeeded", "interrupted") for r in runs), runs

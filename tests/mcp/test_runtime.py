@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PolicyViolation, ToolError, UnknownToolError
+from engine.errors import ConfigError, PolicyViolation, ToolError, UnknownToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.spec.models import MCPServerSpec
 from tests.mcp.inproc import demo_server, paged_server
@@ -201,4 +201,16 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (2.5, 3, 0)
     monkeypatch.setenv("MCP_SERVER_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="MCP_SERVER_TIMEOUT='soon' is not a number"):
+        MCPSettings.from_env()
+
+
+@pytest.mark.parametrize(("name", "raw"), [("MCP_SERVER_TIMEOUT", "nan"),
+                                           ("MCP_MAX_CONNECTIONS", "inf"),
+                                           ("MCP_HEALTH_CHECK_INTERVAL", "nan")])
+def test_settings_refuse_numbers_that_are_not_finite(monkeypatch: pytest.MonkeyPatch,
+                                                     name: str, raw: str) -> None:
+    """NaN passed the minimum check (NaN < 1 is false): a NaN timeout reached the calls;
+    MCP_MAX_CONNECTIONS=inf crashed with OverflowError (int(inf)), a traceback."""
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError, match=f"{name}='{raw}' is not a number"):
         MCPSettings.from_env()

@@ -150,3 +150,19 @@ def test_a_url_or_api_version_that_cannot_work_is_a_config_error(
     with pytest.raises(ConfigError) as info:
         registry.check()
     assert not info.value.retryable
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ({"failure_rate": "abc"}, "option failure_rate must be a number within 0..1, got 'abc'"),
+    ({"failure_rate": True}, "option failure_rate must be a number within 0..1, got True"),
+    ({"seed": [1, 2]}, "option seed must be a whole number or a string, got [1, 2]"),
+    ({"reply": 3}, "option reply must be a string, got 3"),
+])
+def test_echo_options_of_the_wrong_type_are_config_errors(options: dict[str, object],
+                                                         said: str) -> None:
+    """`failure_rate: abc` and `seed: [1, 2]` crashed `plait run` with a raw ExceptionGroup
+    (ValueError: could not convert string to float; TypeError: The only supported seed
+    types are ...)."""
+    with pytest.raises(ConfigError) as info:
+        EchoProvider("e", options=options)
+    assert str(info.value).startswith(f"provider 'e' (echo): {said}"), str(info.value)

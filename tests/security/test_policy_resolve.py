@@ -68,3 +68,17 @@ def test_invalid_rule_regex_is_a_config_error(tmp_path: Path) -> None:
     spec = PolicySpec.model_validate({"rules": [{"name": "bad", "pattern": "("}]})
     with pytest.raises(ConfigError, match="bad"):
         resolve_policy(spec, name="p", base_dir=tmp_path, env={})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "bogus", "1e400"])
+def test_a_memory_limit_that_is_not_a_finite_number_is_a_config_error(tmp_path: Path,
+                                                                      raw: str) -> None:
+    """SECURITY_MAX_MEMORY_MB=nan passed the check (NaN <= 0 is false) and crashed the run
+    later (ValueError: cannot convert float NaN to integer, as a raw ExceptionGroup); inf
+    passed too; bogus was explained as "could not convert string to float"."""
+    with pytest.raises(ConfigError) as info:
+        resolve_policy(None, name=None, base_dir=tmp_path,
+                       env={"SECURITY_MAX_MEMORY_MB": raw})
+    assert str(info.value).startswith(f"SECURITY_MAX_MEMORY_MB={raw!r} is not a number"), \
+        str(info.value)
+    assert info.value.hint == "give a number of megabytes, e.g. 512"

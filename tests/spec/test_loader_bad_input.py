@@ -468,3 +468,69 @@ def test_a_test_case_input_of_the_wrong_type_is_located() -> None:
         (("tests", 0, "inputs", "n"), 13, "test input 'n' is not of type integer: 'many'"),
         (("tests", 0, "inputs", "mode"), 13, "test input 'mode' is not one of its enum values "
                                              "(a, b): 'c'")]
+
+
+@pytest.mark.parametrize(("text", "where", "said", "hint"), [
+    # a quote never closed: reported at the end of the file, nothing said of the quote
+    ("version: 1\nname: x\nsteps:\n  a:\n    run: \"echo hi\n", (6, 1),
+     "the quoted text that starts at line 5, column 10", "close the quote"),
+    ("version: 1\nsteps: [a, b\n", (3, 1),
+     "the [ ... ] list that starts at line 2, column 8", "close it with ]"),
+    ("version: 1\nsteps:\n  a: {run: echo\n", (4, 1),
+     "the { ... } mapping that starts at line 3, column 6", "close it with }"),
+    ("version: 1\nsteps:\n  a:\n    run: echo\n   b: 3\n", (5, 4),
+     "the mapping that starts at line 3, column 3", "indentation"),
+    ("version: 1\nsteps:\n  a:\n    run: echo a: b\n", (4, 16), "", "quote the value"),
+])
+def test_a_yaml_syntax_error_names_the_construct_it_is_in_and_how_to_fix_it(
+        text: str, where: tuple[int, int], said: str, hint: str) -> None:
+    """An unclosed quote or bracket was reported where the file ends ("found unexpected end
+    of stream", 6:1) with no word of the quote at 5:10 that caused it, and no hint."""
+    issue = one(text)
+    assert issue.message.startswith("invalid YAML: ")
+    assert (issue.location.line, issue.location.column) == where
+    assert said in issue.message, issue.format()
+    assert issue.hint is not None and hint in issue.hint, issue.format()
+
+
+@pytest.mark.parametrize("value", ["bogus", "-5", "0", "1.5"])
+def test_a_bad_max_spec_bytes_is_a_located_error_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """PLAIT_MAX_SPEC_BYTES=bogus crashed every command that reads a workflow (ValueError:
+    invalid literal for int()); -5 said 'file is 758 bytes, over the -5-byte limit'."""
+    (tmp_path / "wf.yaml").write_text(GOOD)
+    monkeypatch.setenv("PLAIT_MAX_SPEC_BYTES", value)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / "wf.yaml")
+    issue = info.value.issues[0]
+    assert issue.message == f"PLAIT_MAX_SPEC_BYTES={value!r} is not a whole number of bytes " \
+        "of at least 1", issue.format()
+    assert issue.hint and "unset it" in issue.hint
+
+
+def test_a_directory_given_as_the_workflow_says_to_give_a_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path)
+    issue = info.value.issues[0]
+    assert issue.message == "cannot read file: Is a directory", issue.format()
+    assert issue.hint == "give the path of a workflow file, e.g. workflow.yaml"
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+@pytest.mark.parametrize("field", ["defaults: {timeout: VALUE}",
+                                   "defaults: {retry: {attempts: 3, initial: VALUE}}",
+                                   "policies: {p: {max_execution_time: VALUE}}"])
+def test_a_duration_that_is_not_finite_is_a_spec_error(field: str, value: str) -> None:
+    """`timeout: .nan` passed validate (NaN < 0 is false) and failed each step at run time
+    with "ValueError: deadline must not be NaN"; `.inf` passed as well."""
+    issue = one(GOOD + field.replace("VALUE", value) + "\n")
+    assert "a duration must be a finite number of seconds" in issue.message, issue.format()
+    assert issue.location.line == GOOD.count("\n") + 1
+
+
+def test_an_echo_latency_that_is_not_finite_is_refused() -> None:
+    from engine.errors import ConfigError
+    from engine.providers.echo import EchoProvider
+
+    with pytest.raises(ConfigError, match="a duration must be a finite number of seconds"):
+        EchoProvider("e", options={"latency": float("nan")})
