@@ -746,3 +746,33 @@ steps:
     assert {sid: s.status for sid, s in steps.items()} == {
         "quick": "succeeded", "slow": "cancelled", "after": "cancelled"}
     assert steps["slow"].attempts == 1 and steps["after"].attempts == 0
+
+
+async def test_a_failed_sub_workflow_is_retried_when_retry_on_lists_step(tmp_path: Path) -> None:
+    """The child fails the first time (and leaves a marker), then succeeds: with `on: [step]`
+    the workflow step runs it again; with the default `on` it is not retried."""
+    log = tmp_path / "tries.log"
+    workflow(tmp_path, f"""\
+steps:
+  flaky:
+    run: "echo try >> {log}; test -e {tmp_path}/marker || {{ touch {tmp_path}/marker; exit 1; }}"
+""", name="child")
+    retried = workflow(tmp_path, """\
+steps:
+  call:
+    workflow: child.yaml
+    retry: {attempts: 2, on: [step], initial: 1ms}
+""", name="retried")
+    result = await run(retried)
+    assert result.status == "succeeded" and result.steps["call"].attempts == 2
+    assert log.read_text().split() == ["try", "try"]
+    (tmp_path / "marker").unlink()
+    plain = workflow(tmp_path, """\
+steps:
+  call:
+    workflow: child.yaml
+    retry: {attempts: 2, initial: 1ms}
+""", name="plain")
+    result = await run(plain)
+    assert result.status == "failed" and result.steps["call"].attempts == 1
+    assert "sub-workflow" in result.steps["call"].error["message"]

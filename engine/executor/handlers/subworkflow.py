@@ -52,16 +52,17 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                                          *rc.services.secrets.values()))
 
     async def once() -> Any:
-        return await _interruptible(lambda control: run_workflow(
+        result = await _interruptible(lambda control: run_workflow(
             child, rendered.get("with") or {}, control=control, **_fields(options)))
+        if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
+            error = result.error or {}
+            where = f" in step {error['step']}" if error.get("step") else ""
+            raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
+                            f"{error.get('message', result.status)}", step=step_id,
+                            hint=error.get("hint"), run=result.run_id)
+        return result
 
     result = await attempt(once)
-    if not result.ok:
-        error = result.error or {}
-        where = f" in step {error['step']}" if error.get("step") else ""
-        raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
-                        f"{error.get('message', result.status)}", step=step_id,
-                        hint=error.get("hint"), run=result.run_id)
     return Outcome(output=result.outputs, usage=result.usage, cost=result.cost)
 
 
