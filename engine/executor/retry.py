@@ -3,6 +3,7 @@ Retry-After is honoured but capped (SDKs trust it blindly; see SECURITY-NOTES)."
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,26 @@ T = TypeVar("T")
 
 #: Errors that no retry policy retries: retrying cannot fix them.
 NEVER_RETRY = (SpecError, PolicyViolation, InputError, ConfigError)
-#: The longest a Retry-After header may make plait wait, whatever the server says.
-RETRY_AFTER_CAP = float(os.environ.get("PLAIT_RETRY_AFTER_CAP", "60"))
+#: The longest a Retry-After header may make plait wait, whatever the server says (seconds;
+#: PLAIT_RETRY_AFTER_CAP overrides it).
+RETRY_AFTER_CAP = 60.0
+
+
+def retry_after_cap() -> float:
+    """PLAIT_RETRY_AFTER_CAP, else 60 s; a value that is not a number of seconds >= 0 is a
+    ConfigError (checked when a run starts, before anything runs)."""
+    text = os.environ.get("PLAIT_RETRY_AFTER_CAP", "").strip()
+    if not text:
+        return RETRY_AFTER_CAP
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"PLAIT_RETRY_AFTER_CAP={text!r} is not a number of seconds",
+                          hint="set it to the longest wait a Retry-After may ask for, e.g. "
+                               "60, or unset it")
+    return value
 
 OnRetry = Callable[[int, float, BaseException], None]
 
@@ -54,7 +73,7 @@ def backoff_delay(policy: RetrySpec, attempt: int, exc: BaseException | None = N
         delay *= (rng or random).uniform(0.5, 1.0)
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float) and retry_after > 0:
-        delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP))
+        delay = max(delay, min(float(retry_after), retry_after_cap()))
     return delay
 
 

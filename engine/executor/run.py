@@ -19,6 +19,7 @@ from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
 from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
+from engine.executor.retry import retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
@@ -113,6 +114,7 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
     if unknown:
         raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
     opts = RunOptions(**options)
+    retry_after_cap()  # a bad PLAIT_RETRY_AFTER_CAP is refused before anything runs
     limit = opts.concurrency
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ConfigError(f"concurrency must be a whole number of at least 1, got {limit!r}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.errors import StepTimeout
@@ -60,3 +62,22 @@ def test_summarise_adds_up_usage_and_cost_in_a_stable_key_order() -> None:
                                    ("cached_input_tokens", 1), ("zeta_units", 7)]
     assert cost == 0.75
     assert summarise({}) == ({}, 0)
+
+
+@pytest.mark.parametrize("value", ["bogus", "nan", "-1", "inf"])
+def test_a_bad_retry_after_cap_is_refused_before_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    import anyio
+
+    from engine.errors import ConfigError
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    monkeypatch.setenv("PLAIT_RETRY_AFTER_CAP", value)
+    marker = tmp_path / "ran"
+    wf = load_text(f"version: 1\nname: r\npolicies:\n  open: {{level: low}}\ndefaults:\n"
+                   f"  policy: open\nsteps:\n  a:\n    run: touch {marker}\n",
+                   str(tmp_path / "r.yaml"))
+    with pytest.raises(ConfigError, match="PLAIT_RETRY_AFTER_CAP"):
+        anyio.run(lambda: run_workflow(wf, {}, record_state=False))
+    assert not marker.exists()
