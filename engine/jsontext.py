@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -47,3 +48,15 @@ def loads_strict(text: str) -> Any:
     """JSON text a user wrote (inputs): a key given twice in one object is a DuplicateKey (a
     ValueError), not silently the last value."""
     return json.loads(text, object_pairs_hook=_no_duplicates)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float as the string strict JSON readers take for
+    it ("NaN", "Infinity", "-Infinity"), in dicts, lists and tuples too."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import json.encoder
-import math
 import os
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from engine.jsontext import compact_encoder
+from engine.jsontext import compact_encoder, finite
 
 __all__ = ("BATCH", "FileSpanProcessor", "span_line")
 
@@ -42,17 +41,9 @@ def _encode(value: Any) -> str:
     try:
         return _strict(value)
     except ValueError:  # a NaN or infinite float (e.g. an option's value): "NaN", "Infinity"
-        return _strict(_finite(value))
+        return _strict(finite(value))
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 _string = json.encoder.encode_basestring  # a str as a JSON string, as _encode writes it
 
 

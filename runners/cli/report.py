@@ -4,13 +4,13 @@ request; GitHub annotations when GITHUB_ACTIONS is set."""
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from typing import Any
 
 import click
 
 from engine.errors import PlaitError, SpecError, SpecIssue
+from engine.jsontext import finite
 from runners.cli.stdout import write_stdout
 from runners.gh_text import in_github_actions
 
@@ -55,17 +55,7 @@ def json_text(data: Any, *, indent: int | None = 2) -> str:
         return json.dumps(data, indent=indent, default=str, ensure_ascii=False,
                           allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(data), indent=indent, default=str, ensure_ascii=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        return json.dumps(finite(data), indent=indent, default=str, ensure_ascii=False)
 
 
 def state_option(db_path: str) -> str:
