@@ -365,8 +365,9 @@ def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> N
     assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
 
 
-def _in_a_terminal(files: Path, *args: str) -> tuple[int, str]:
-    """Run plait under a pseudo-terminal: its exit code and the screen, escapes removed."""
+def under_a_terminal(cwd: Path, *args: str, stdout: Path | None = None) -> tuple[int, str]:
+    """Run plait with a pseudo-terminal as stderr (and stdout, unless `stdout` names a file
+    to send it to): its exit code and what the terminal received, escapes removed."""
     import pty
     import re
     import select
@@ -374,11 +375,14 @@ def _in_a_terminal(files: Path, *args: str) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: plait with the pty as its terminal
-        os.chdir(files)
+        os.chdir(cwd)
+        if stdout is not None:
+            out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(out, 1)
         os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", *args], env)
     chunks = []
     try:
-        while True:
+        for _ in range(10_000):
             ready, _, _ = select.select([fd], [], [], 30)
             if not ready:
                 break
@@ -393,14 +397,14 @@ def _in_a_terminal(files: Path, *args: str) -> tuple[int, str]:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
-    return os.waitstatus_to_exitcode(status), screen
+    return os.waitstatus_to_exitcode(status), screen.replace("\r", "")
 
 
 def test_a_terminal_gets_a_live_table(files: Path) -> None:
     """Run under a pseudo-terminal: the live view draws a table with every step."""
     import re
 
-    code, screen = _in_a_terminal(files, "run", "good.yaml")
+    code, screen = under_a_terminal(files, "run", "good.yaml")
     assert code == 0
     assert re.search(r"┃ step\s*┃ state\s*┃ time\s*┃ tries\s*┃ note\s*┃", screen), screen
     assert re.search(r"│ a\s*│ succeeded │", screen), screen
@@ -413,7 +417,7 @@ def test_the_live_table_shows_brackets_in_an_error_as_they_are(files: Path) -> N
     (files / "markup.yaml").write_text(
         "version: 1\nname: markup\npolicies:\n  o: {level: low}\nsteps:\n  a:\n"
         "    run: echo '[/oops] [bold]x' >&2; exit 1\n    policy: o\n")
-    code, screen = _in_a_terminal(files, "run", "markup.yaml", "--no-record")
+    code, screen = under_a_terminal(files, "run", "markup.yaml", "--no-record")
     assert code == 1, screen
     assert "MarkupError" not in screen and "Traceback" not in screen, screen
     assert "[/oops] [bold]x" in screen, screen

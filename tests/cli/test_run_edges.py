@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import _in_a_terminal, plait
+from tests.cli.test_cli import plait, under_a_terminal
 
 STOPPED = """\
 version: 1
@@ -37,7 +37,7 @@ def test_plain_lines_say_which_steps_a_failure_cancelled(tmp_path: Path) -> None
 def test_the_live_table_ends_with_the_cancelled_steps_cancelled(tmp_path: Path) -> None:
     """Its last frame showed them `running` and `waiting` after the run had ended."""
     (tmp_path / "wf.yaml").write_text(STOPPED)
-    code, screen = _in_a_terminal(tmp_path, "run", "wf.yaml", "--no-record")
+    code, screen = under_a_terminal(tmp_path, "run", "wf.yaml", "--no-record")
     assert code == 1, screen
     last = screen[screen.rindex("┃ step"):]
     assert re.search(r"│ slow\s*│ cancelled │", last), last
@@ -243,19 +243,10 @@ def test_json_of_a_run_whose_record_failed_mid_run_is_still_a_json_result(tmp_pa
     status; a run stopped by its record failing (a file size limit crossed by a big step's
     record) left stdout empty, exit 1: a script reading the result got nothing to parse."""
     import json
-    import resource
 
-    from tests.executor.test_crash_resume import plait as popen
+    from tests.executor.test_crash_resume import run_with_a_record_too_big
 
-    (tmp_path / "wf.yaml").write_text(
-        "version: 1\nname: big\nproviders:\n  p: {kind: echo}\nsteps:\n"
-        "  a: {llm: p, prompt: small}\n  b:\n    llm: p\n"
-        "    prompt: \"${{ steps.a.output ~ ('x' * 200000) }}\"\n")
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
-
-    proc = popen("run", "wf.yaml", "--json", cwd=tmp_path, preexec_fn=limit_file_size)
+    proc = run_with_a_record_too_big(tmp_path, "--json")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     result = json.loads(out)

@@ -5,58 +5,24 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import ROOT
+from tests.cli.test_cli import ROOT, under_a_terminal
 
 STREAMED = ("version: 1\nname: st\nproviders:\n  m: {kind: echo, options: {latency: 50ms}}\n"
             "steps:\n  one:\n    llm: m\n    prompt: the quick brown fox\n"
             "  two:\n    needs: [one]\n    llm: m\n    prompt: jumps over\n")
 
 
-def _under_a_terminal(cwd: Path, *args: str, stdout: Path | None = None) -> tuple[int, str]:
-    """Run plait with a pseudo-terminal as stderr (and stdout, unless `stdout` names a file
-    to send it to): its exit code and what the terminal received, escapes removed."""
-    import pty
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: plait with the pty as its terminal
-        os.chdir(cwd)
-        if stdout is not None:
-            out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(out, 1)
-        os.execve(sys.executable, [sys.executable, "-m", "runners.cli.main", *args], env)
-    chunks = []
-    try:
-        for _ in range(10_000):
-            ready, _, _ = select.select([fd], [], [], 30)
-            if not ready:
-                break
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
-    return os.waitstatus_to_exitcode(status), screen.replace("\r", "")
-
-
 def test_streamed_text_under_the_live_view_keeps_its_lines(tmp_path: Path) -> None:
     """Under the live table every streamed chunk was printed on a line of its own ("echo:",
     " the", " quick", ...): rich printed each flushed chunk as a line above the table."""
     (tmp_path / "st.yaml").write_text(STREAMED)
-    code, screen = _under_a_terminal(tmp_path, "run", "st.yaml", "--stream", "--no-record")
+    code, screen = under_a_terminal(tmp_path, "run", "st.yaml", "--stream", "--no-record")
     assert code == 0, screen
     assert "echo: the quick brown fox\n" in screen, screen
     assert "echo: jumps over\n" in screen, screen
@@ -68,7 +34,7 @@ def test_streamed_text_goes_to_a_redirected_stdout_under_the_live_view(tmp_path:
     over, so the streamed text went to the terminal and out.txt stayed empty."""
     (tmp_path / "st.yaml").write_text(STREAMED)
     out = tmp_path / "out.txt"
-    code, screen = _under_a_terminal(tmp_path, "run", "st.yaml", "--stream", "--no-record",
+    code, screen = under_a_terminal(tmp_path, "run", "st.yaml", "--stream", "--no-record",
                                      stdout=out)
     assert code == 0, screen
     assert "echo: the quick brown fox" in out.read_text()

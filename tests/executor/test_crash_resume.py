@@ -216,9 +216,9 @@ def test_unusable_state_location_fails_before_any_step(tmp_path: Path) -> None:
     assert not (tmp_path / "ran.log").exists()
 
 
-def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
-    """Exit 2 means nothing ran. A record write that fails after steps ran (here a file size
-    limit that the big step's record crosses) is a failed run: exit 1, saying so."""
+def run_with_a_record_too_big(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`plait run` of a workflow whose second step's record crosses the file size limit the
+    run is given (100 kB): its record write fails after a step ran."""
     (tmp_path / "wf.yaml").write_text(
         "version: 1\nname: big\nproviders:\n  p: {kind: echo}\nsteps:\n"
         "  a: {llm: p, prompt: small}\n  b:\n    llm: p\n"
@@ -227,7 +227,13 @@ def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
-    proc = plait("run", "wf.yaml", cwd=tmp_path, preexec_fn=limit_file_size)
+    return plait("run", "wf.yaml", *args, cwd=tmp_path, preexec_fn=limit_file_size)
+
+
+def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
+    """Exit 2 means nothing ran. A record write that fails after steps ran (here a file size
+    limit that the big step's record crosses) is a failed run: exit 1, saying so."""
+    proc = run_with_a_record_too_big(tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert "a: ok" in err and "Traceback" not in err
