@@ -54,6 +54,10 @@ class RunOptions:
     replay_dir: Path | None = None
     replay_missing: str = "fail"
     parent_run_id: str | None = None
+    #: the parent's step (and foreach item) that runs this sub-workflow: a resume of the
+    #: parent finds the run it left unfinished by them
+    parent_step: str | None = None
+    parent_item: int | None = None
     #: resolved paths of the workflows above this one (sub-workflow recursion guard)
     stack: tuple[str, ...] = ()
     from_text: frozenset[str] = frozenset()
@@ -89,6 +93,9 @@ class RunContext:
     running: dict[str, Any] = field(default_factory=dict)
     #: a resume's finished items of unfinished foreach steps: step id -> index -> ItemRecord
     restored_items: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: a resume's sub-workflow runs left unfinished, by (step id, foreach item index); read
+    #: from the record when a sub-workflow step first asks (engine.executor.handlers)
+    left_children: dict[tuple[str, int | None], Any] | None = None
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
     #: a cassette records or replays this run's calls: each step sets `current_step` (the

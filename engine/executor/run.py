@@ -28,6 +28,8 @@ log = logging.getLogger("plait.executor")
 
 #: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
 _MASKED_INPUTS = "masked_inputs"
+#: run meta of a sub-workflow's run: [the parent's step id, its foreach item index or None]
+PARENT_STEP = "parent_step"
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -316,6 +318,8 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
     if masked:  # a resume must be given them again (see _resumed_inputs)
         notes[_MASKED_INPUTS] = masked
+    if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
+        notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
     meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}

@@ -472,6 +472,13 @@ class RunStore:
             found.setdefault(row[0], {})[row[1]] = _to_item(row)
         return found
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The sub-workflow runs started by the steps of run `run_id`, oldest first."""
+        with self._read(f"read the sub-workflow runs of run {run_id}") as conn:
+            rows = conn.execute(f"{_SELECT_RUN} WHERE runs.parent_run_id = ? "
+                                "ORDER BY runs.started_at, runs.run_id", (run_id,)).fetchall()
+        return [_to_run(r) for r in rows]
+
     def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
                   status: str | None = None) -> list[RunRecord]:
         """Most recent runs first (at most `limit`, None for all), optionally filtered by
