@@ -4,6 +4,7 @@ what really ran."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -215,3 +216,13 @@ def test_sigkill_inside_a_child_then_resume(tmp_path: Path) -> None:
     _out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, err
     assert _ran(tmp_path) == ["pre", "one:early", "one:late", "post"]
+    shown = plait("runs", "show", run_id, cwd=tmp_path)
+    text, _ = shown.communicate(timeout=60)
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    [child] = store.child_runs(run_id)
+    store.close()
+    assert f"sub-run    sub: {child.run_id}  succeeded  (child)" in text
+    shown = plait("runs", "show", run_id, "--json", cwd=tmp_path)
+    listed = json.loads(shown.communicate(timeout=60)[0])["child_runs"]
+    assert listed == [{"run_id": child.run_id, "step": "sub", "item": None,
+                       "workflow": "child", "status": "succeeded"}]
