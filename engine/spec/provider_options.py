@@ -169,12 +169,12 @@ _VALUE_CHECKS: Mapping[str, Mapping[str, _Check]] = {
 }
 
 
-def option_problems(kind: str, options: Mapping[str, Any], *,
-                    compatible: bool = False) -> list[OptionProblem]:
+def option_problems(kind: str, options: Mapping[str, Any], *, compatible: bool = False,
+                    rendered: bool = False) -> list[OptionProblem]:
     """What is wrong with the values of `options` for a provider of `kind` (with
     `compatible`, an `openai` provider with a `base_url`). Unknown names are not reported
-    here (KNOWN_OPTIONS is), nor are null values (not set) and texts holding `${{ }}`
-    (rendered, then checked, at run time)."""
+    here (KNOWN_OPTIONS is), nor are null values (not set); nor, unless `rendered` (a run's
+    values), texts holding `${{ }}`: they are rendered, then checked, at run time."""
     checks = _COMPATIBLE_CHECKS if compatible and kind == "openai" else \
         _VALUE_CHECKS.get(kind)
     if not checks or not isinstance(options, Mapping):
@@ -182,7 +182,8 @@ def option_problems(kind: str, options: Mapping[str, Any], *,
     problems = []
     for name, value in options.items():
         check = checks.get(name) if isinstance(name, str) else None
-        if check is None or value is None or (isinstance(value, str) and "${{" in value):
+        if check is None or value is None or (
+                not rendered and isinstance(value, str) and "${{" in value):
             continue
         found = check(value)
         if found is not None:

@@ -118,6 +118,8 @@ def test_a_rendered_step_option_is_checked_by_the_provider_with_the_same_words()
     with pytest.raises(ConfigError, match="option seed must be a whole number"):
         OpenAIProvider("p", ProviderSpec(kind="openai", model="m", options={"seed": 1.5}),
                        api_key="k")
+    with pytest.raises(ConfigError, match="option latency: expected a duration"):
+        EchoProvider("e", options={"latency": "${{ rendered already }}"})  # from an input
     echo = EchoProvider("e")
     with pytest.raises(BadRequest, match=r"^provider 'e' \(echo\): option latency: expected "
                                          "a duration"):
