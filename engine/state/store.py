@@ -372,8 +372,10 @@ class RunStore:
                 raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
 
     def reopen_run(self, run_id: str, *, meta: dict[str, Any],
-                   seen: RunRecord | None = None) -> None:
-        """Mark an unfinished run as running again (a resume), replacing its meta.
+                   seen: RunRecord | None = None,
+                   inputs: dict[str, Any] | None = None) -> None:
+        """Mark an unfinished run as running again (a resume), replacing its meta (and its
+        inputs, if given: a resume may add inputs the workflow declared since).
 
         `seen` is the record the resume was decided on: when the run's status or owner is no
         longer that one's (another process resumed it, or finished it, in the meantime), the
@@ -386,6 +388,9 @@ class RunStore:
                 _check_unclaimed(run_id, seen, found[1], loads(found[2]))
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
             self._store_source(conn, source)
+            if inputs is not None:
+                conn.execute("UPDATE runs SET inputs = ? WHERE run_id = ?",
+                             (_obj(inputs), run_id))
             changed = conn.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
                 "WHERE run_id = ?", (_obj(meta), run_id)).rowcount
