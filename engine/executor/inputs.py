@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import InputError
-from engine.jsontext import json_type, shown
+from engine.jsontext import finite, json_type, shown
 from engine.spec.models import InputSpec
 from engine.spec.suggest import did_you_mean
 
@@ -78,13 +78,13 @@ def check_storable(name: str, value: Any, *, default: bool = False) -> None:
             if not math.isfinite(item):
                 at = f" at {name}{where}" if where else ""
                 what = "the default of input" if default else "input"
-                raise InputError(f"{what} {name!r} holds the number {item}{at}, which JSON "
-                                 "cannot represent", input=name,
+                raise InputError(f"{what} {name!r} holds the number {finite(item)}{at}, "
+                                 "which JSON cannot represent", input=name,
                                  hint="change the default in the workflow to a finite number"
                                  if default else "pass a finite number; NaN, Infinity and "
                                  "numbers beyond about 1.8e308 have no JSON form")
         elif isinstance(item, dict):
-            todo.extend((v, f"{where}[{k!r}]") for k, v in item.items())
+            todo.extend((v, f"{where}[{json.dumps(k)}]") for k, v in item.items())
             todo.extend((k, f"{where} (a key)") for k in item if isinstance(k, str))
         elif isinstance(item, list | tuple):
             todo.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
@@ -97,7 +97,7 @@ def _check_text(name: str, text: str, where: str, default: bool) -> None:
         at = f" at {name}{where}" if where else ""
         what = "the default of input" if default else "input"
         raise InputError(f"{what} {name!r} holds text that is not valid UTF-8{at} (character "
-                         f"{exc.start}: {text[exc.start]!r})", input=name,
+                         f"{exc.start}: {json.dumps(text[exc.start])})", input=name,
                          hint="fix the default in the workflow" if default else
                          "pass the value as UTF-8 text (check the terminal's or the file's "
                          "encoding)") from None
