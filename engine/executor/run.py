@@ -380,13 +380,13 @@ def _resume_inputs(previous: RunRecord, given: dict[str, Any], workflow: Workflo
         if exc.context.get("missing"):  # not in the record: declared since the run
             names = [n.strip() for n in str(exc.context["missing"]).split(",")]
             flags = " ".join(f"-i {n}=VALUE" for n in names)
+            it = "them" if len(names) > 1 else "it"
             raise InputError(
                 f"the workflow now requires input{'s' if len(names) > 1 else ''} "
                 f"{', '.join(repr(n) for n in names)}, which run {previous.run_id} did not "
                 "have", missing=", ".join(names),
-                hint=f"give {'them' if len(names) > 1 else 'it'} to the resume: {flags} (the "
-                     "run's other inputs are reused; its finished steps ran without it and "
-                     "are not run again)") from None
+                hint=f"give {it} to the resume: {flags} (the run's other inputs are reused; "
+                     f"its finished steps ran without {it} and are not run again)") from None
         if name in kept and name not in given:  # the run's value, under a changed declaration
             raise InputError(
                 f"run {previous.run_id}'s input {name!r} does not fit the workflow any more: "

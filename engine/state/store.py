@@ -389,12 +389,10 @@ class RunStore:
                 _check_unclaimed(run_id, seen, found[1], loads(found[2]))
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
             self._store_source(conn, source)
-            if inputs is not None:
-                conn.execute("UPDATE runs SET inputs = ? WHERE run_id = ?",
-                             (_obj(inputs), run_id))
             changed = conn.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
-                "WHERE run_id = ?", (_obj(meta), run_id)).rowcount
+                "UPDATE runs SET status = 'running', finished_at = NULL, meta = ?, "
+                "inputs = coalesce(?, inputs) WHERE run_id = ?",
+                (_obj(meta), None if inputs is None else _obj(inputs), run_id)).rowcount
             if changed != 1:
                 raise StateError(f"cannot resume run {run_id}: no such run in {self.path}")
 
