@@ -142,7 +142,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     if previous is not None:
         inputs = _resume_inputs(previous, given, workflow, opts.from_text)
     else:
-        inputs = resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
+        inputs = _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
@@ -363,6 +363,19 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
                          hint="wait for it to finish or stop it first; a killed run can be "
                               "resumed")
     return record
+
+
+def _new_inputs(workflow: Workflow, given: dict[str, Any], opts: RunOptions) -> dict[str, Any]:
+    """The inputs of a new run. A sub-workflow's (its caller's `with:` values, as rendered)
+    say so: the error is then about the calling step's `with:`, not the command line."""
+    try:
+        return resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
+    except InputError as exc:
+        if not opts.stack:
+            raise
+        raise InputError(f"sub-workflow {workflow.name} refused its inputs: {exc.message}",
+                         hint="fix the `with:` of the step that calls it"
+                              + (f": {exc.hint}" if exc.hint else ""), **exc.context) from None
 
 
 def _resume_inputs(previous: RunRecord, given: dict[str, Any], workflow: Workflow,

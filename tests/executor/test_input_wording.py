@@ -95,7 +95,7 @@ async def test_a_sub_workflow_given_a_value_of_the_wrong_type_names_the_step_and
     assert result.status == "failed"
     error = result.steps["call"].error
     assert error is not None
-    assert error["message"] == ("sub-workflow child refused the inputs of step 'call': input "
-                                "'n' must be of type integer, got string \"3\"")
-    assert error["hint"].startswith("fix `with:` in step 'call': write the integer without "
-                                    "quotes")
+    assert error["message"] == ("sub-workflow child refused its inputs: input 'n' must be of "
+                                "type integer, got string \"3\"")
+    assert error["hint"].startswith("fix the `with:` of the step that calls it: write the "
+                                    "integer without quotes")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.errors import InputError, StepError
+from engine.errors import StepError
 from engine.spec.subworkflows import MAX_DEPTH  # validate refuses the same depth
 
 if TYPE_CHECKING:
@@ -52,14 +52,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                                          *rc.services.secrets.values()))
 
     async def once() -> Any:
-        try:
-            result = await _interruptible(lambda control: run_workflow(
-                child, rendered.get("with") or {}, control=control, **_fields(options)))
-        except InputError as exc:  # its `with:` values, as this step rendered them
-            raise StepError(f"sub-workflow {child.name} refused the inputs of step "
-                            f"{step_id!r}: {exc.message}", step=step_id,
-                            hint=f"fix `with:` in step {step_id!r}"
-                                 + (f": {exc.hint}" if exc.hint else "")) from exc
+        result = await _interruptible(lambda control: run_workflow(
+            child, rendered.get("with") or {}, control=control, **_fields(options)))
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
             error = result.error or {}
             where = f" in step {error['step']}" if error.get("step") else ""
