@@ -84,7 +84,7 @@ def check_storable(name: str, value: Any, *, default: bool = False) -> None:
                                  if default else "pass a finite number; NaN, Infinity and "
                                  "numbers beyond about 1.8e308 have no JSON form")
         elif isinstance(item, dict):
-            todo.extend((v, f"{where}[{json.dumps(k)}]") for k, v in item.items())
+            todo.extend((v, f"{where}[{shown(k)}]") for k, v in item.items())
             todo.extend((k, f"{where} (a key)") for k in item if isinstance(k, str))
         elif isinstance(item, list | tuple):
             todo.extend((v, f"{where}[{i}]") for i, v in enumerate(item))

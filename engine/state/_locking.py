@@ -3,8 +3,8 @@ and what an SQLite error about the database file means for a person (the hint to
 
 A write waits quietly for LOCK_NOTICE_S, then says that it waits (a warning on the
 ``plait.state`` logger, which the CLI prints on stderr) and waits up to the rest of
-PLAIT_STATE_LOCK_TIMEOUT (30 s by default);
-past that it is a StateError naming the database and what to do.
+PLAIT_STATE_LOCK_TIMEOUT (30 s by default); past that it is a StateError naming the database
+and what to do.
 """
 
 from __future__ import annotations
