@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import operator
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
-from jinja2.nodes import Concat
+from jinja2.nodes import Concat, Const
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -198,8 +199,42 @@ def _check_method_call(obj: Any, args: tuple[Any, ...],
     return args
 
 
+def const_source(value: Any) -> str:
+    """Python source that evaluates to ``value``, a constant Jinja put into generated code.
+
+    Jinja writes ``repr()``, which does not round-trip for every value it folds: ``nan`` and
+    ``inf`` are not Python names (``'nan' | float`` or ``1e400`` failed with a NameError) and
+    an integer of more than 4,300 digits has no ``repr()`` at all.
+    """
+    kind = type(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if kind is complex:
+        return f"complex({const_source(value.real)}, {const_source(value.imag)})"
+    if kind is int:
+        try:
+            return repr(value)
+        except ValueError:  # too many digits for repr(); hex has no such limit
+            return hex(value)
+    if kind is list:
+        return "[" + "".join(f"{const_source(v)}, " for v in value) + "]"
+    if kind is tuple:
+        return "(" + "".join(f"{const_source(v)}, " for v in value) + ")"
+    if kind is set or kind is frozenset:
+        items = "".join(f"{const_source(v)}, " for v in value)
+        return f"{kind.__name__}(({items}))"
+    if kind is dict:
+        return "{" + "".join(f"{const_source(k)}: {const_source(v)}, "
+                             for k, v in value.items()) + "}"
+    return repr(value)  # None, bool, str, Markup, range: repr() round-trips
+
+
 class _CodeGenerator(CodeGenerator):
-    """Routes ``a ~ b`` through :meth:`PlaitEnvironment.plait_concat`, so it is size-checked."""
+    """Routes ``a ~ b`` through :meth:`PlaitEnvironment.plait_concat`, so it is size-checked,
+    and writes constants so that every one of them round-trips (see :func:`const_source`)."""
+
+    def visit_Const(self, node: Const, frame: Frame) -> None:
+        self.write(const_source(node.as_const(frame.eval_ctx)))
 
     def visit_Concat(self, node: Concat, frame: Frame) -> None:
         self.write("environment.plait_concat((")
