@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import ConfigError, ExpressionError, InputError, StateError
-from engine.executor.context import RunContext, RunOptions
+from engine.executor.context import RunContext, RunOptions, failed_at
 from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
 from engine.executor.records import RecordWriter
@@ -294,8 +294,8 @@ def _outputs(rc: RunContext) -> dict[str, Any]:
         try:
             out[name] = compiled.render(rc.expr_context)
         except ExpressionError as exc:
-            where = rc.workflow.source.location(("outputs", name))
-            raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
+            where, field = failed_at(rc.workflow, ("outputs", name), exc)
+            raise ExpressionError(f"{where}: output {field!r}: {exc.message}",
                                   output=name, hint=exc.hint) from exc
     return out
 

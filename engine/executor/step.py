@@ -9,7 +9,7 @@ import anyio
 
 from engine.deadlines import run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
-from engine.executor.context import RunContext
+from engine.executor.context import RunContext, failed_at
 from engine.executor.current import current_item, current_step
 from engine.executor.events import (
     AttemptFinished,
@@ -336,10 +336,10 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
     try:
         return compiled.render(ctx)
     except ExpressionError as exc:
-        where = rc.workflow.source.location(("steps", step_id, name))
+        where, field = failed_at(rc.workflow, ("steps", step_id, name), exc)
         index = ctx.get("index") if "item" in ctx else None  # a foreach item's
         item = "" if index is None else f", item {index}"
-        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{name}`: {exc.message}",
+        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{field}`: {exc.message}",
                               step=step_id, field=name, item=index, hint=exc.hint) from exc
 
 

@@ -165,6 +165,10 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+#: the code of every filter's guard: a traceback frame running it names the filter that failed
+GUARDED_CODE = _guard_filter("", str).__code__
+
+
 def _build_filters() -> dict[str, Callable[..., Any]]:
     table: dict[str, Callable[..., Any]] = dict(FILTERS)
     table["tojson"] = to_json
