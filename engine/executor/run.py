@@ -19,7 +19,7 @@ from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
 from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
-from engine.executor.retry import retry_after_cap
+from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
@@ -271,7 +271,7 @@ def _stopped(rc: RunContext, exc: BaseException) -> None:
         status, error = "interrupted", None
     else:
         status, error = "failed", rc.services.redact(
-            {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
+            {"kind": error_kind(exc), "message": str(exc) or type(exc).__name__})
     now = time.time()
     try:
         rc.emit(RunFinished(rc.run_id, now, status, now - rc.started_at, None, error))

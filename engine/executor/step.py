@@ -322,7 +322,17 @@ def _of_item(exc: Exception, step_id: str, index: int) -> Exception:
             exc.message = f"item {index}: {exc.message}"
             exc.args = (exc.message,)
         return exc
-    return StepError(f"item {index}: {type(exc).__name__}: {exc}", step=step_id, item=index)
+    return _unexpected(exc, f"item {index}: {type(exc).__name__}: {exc}", step=step_id,
+                       item=index)
+
+
+def _unexpected(exc: BaseException, message: str, **context: Any) -> StepError:
+    """`exc`, an exception that is not one of plait's, as a StepError of the kind that
+    `retry.on` matched it by (`error`, or `timeout` for a TimeoutError): its record must not
+    name a kind (`step`) that retrying it never looked at."""
+    error = StepError(message, **context)
+    error.kind = error_kind(exc)
+    return error
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -353,8 +363,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, Any]:
     if not isinstance(exc, PlaitError):
-        wrapped: PlaitError = StepError(f"{type(exc).__name__}: {exc}", step=step_id)
-        exc = wrapped
+        exc = _unexpected(exc, f"{type(exc).__name__}: {exc}", step=step_id)
     data = exc.to_dict()
     data.setdefault("step", step_id)
     if isinstance(exc, RunError) and "message" in data:
