@@ -9,9 +9,10 @@ for ``${{`` again (no second-order injection).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,8 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
+            if isinstance(value, _LAZY):
+                value = _listed(value)
             if isinstance(value, Mapping | list | tuple):
                 # a literal or a filter may have put an undefined inside (e.g. a
                 # map(attribute=...) that hit a missing or unsafe attribute)
@@ -156,6 +159,18 @@ class _Expr:
                                    expression=self.text, hint=_LIMIT_HINT)
         return ExpressionError(f"{where} {failed}: {type(exc).__name__}: {text}",
                                expression=self.text)
+
+
+#: results that are lazy views of data (map, select, reverse, unique, ... give iterators;
+#: range(), dict.keys() / .values() / .items()): a step, an output or a prompt gets the list
+#: they stand for, as ``| list`` gives, not "<generator object sync_do_map at 0x...>"
+_LAZY = (Iterator, range, KeysView, ValuesView, ItemsView)
+
+
+def _listed(value: Iterable[Any]) -> list[Any]:
+    items = list(itertools.islice(value, lim.MAX_ITEMS + 1))
+    lim.check_items(len(items), "the result")
+    return items
 
 
 def quote(text: str, limit: int = 120) -> str:

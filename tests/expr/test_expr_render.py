@@ -259,3 +259,27 @@ def test_every_constant_jinja_may_fold_is_written_as_source_that_round_trips(
         assert _same(value, back) or value == back
     if isinstance(value, float) and value == 0:
         assert math.copysign(1, back) == math.copysign(1, value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("${{ inputs.tags | map('upper') }}", ["X", "Y"]),
+    ("${{ inputs.tags | reverse }}", ["y", "x"]),
+    ("${{ inputs.tags | select('equalto', 'x') }}", ["x"]),
+    ("${{ [1, 1, 2] | unique }}", [1, 2]),
+    ("${{ range(3) }}", [0, 1, 2]),
+    ("${{ item.keys() }}", ["name", "size"]),
+    ("${{ item.items() }}", [("name", "a.txt"), ("size", 10)]),
+    ("ids: ${{ inputs.tags | map('upper') }}", 'ids: ["X", "Y"]'),
+])
+def test_a_lazy_result_is_the_list_it_stands_for(ctx: dict[str, Any], value: str,
+                                                 expected: Any) -> None:
+    # it was the iterator itself: an output or a prompt read "<generator object
+    # sync_do_map at 0x...>", and foreach refused it ("foreach needs a list, got generator")
+    result = compile_value(value).render(ctx)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+def test_a_lazy_result_is_bounded_like_a_list(ctx: dict[str, Any]) -> None:
+    with pytest.raises(ExpressionError, match="the result would make 100,001 items"):
+        compile_value("${{ ('x' * 200000) | map('upper') }}").render(ctx)
