@@ -64,6 +64,27 @@ async def test_a_failed_part_of_a_multi_line_prompt_is_located_like_a_spec_error
         f"{path}:13:18: there is no filter named 'nope' in ${{{{ inputs.d | nope }}}}")
 
 
+@pytest.mark.parametrize("prompt", [
+    '"one\\ttwo\\n${{ inputs.d | length }} and \\"q\\" ${{ inputs.d.nope }}"',
+    "'it''s ${{ inputs.d | length }} and ''q'' ${{ inputs.d.nope }}'",
+    ">-\n      folded ${{ inputs.d | length }}\n      and then ${{ inputs.d.nope }}",
+    "plain ${{ inputs.d | length }}\n      and then ${{ inputs.d.nope }}",
+], ids=["double-quoted", "single-quoted", "folded", "plain"])
+async def test_the_place_is_exact_in_every_style_of_string(tmp_path: Path, prompt: str) -> None:
+    """Counting characters from the string's start went wrong where the text differs from
+    the file: escapes (``\\n`` pointed at the line below), '' and folded lines."""
+    path = tmp_path / "wf.yaml"
+    path.write_text(PROMPT.split("    prompt: |")[0] + f"    prompt: {prompt}\n")
+    result = await run_workflow(load(path), record_state=False)
+    error = result.steps["a"].error
+    assert error is not None
+    assert error["message"].startswith(f"{at(path, '${{ inputs.d.nope')}: step 'a', `prompt`")
+    path.write_text(path.read_text().replace("inputs.d.nope", "inputs.d | nope"))
+    with pytest.raises(SpecError) as info:
+        load(path)
+    assert info.value.issues[0].format().startswith(f"{at(path, '${{ inputs.d | nope')}: ")
+
+
 async def test_a_nested_value_names_its_key_and_place(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text("""\
