@@ -115,7 +115,7 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
-            if isinstance(value, _LAZY):
+            if type(value) not in _PLAIN and isinstance(value, _LAZY):
                 value = _listed(value)
             if isinstance(value, Mapping | list | tuple):
                 # a literal or a filter may have put an undefined inside (e.g. a
@@ -165,6 +165,8 @@ class _Expr:
 #: range(), dict.keys() / .values() / .items()): a step, an output or a prompt gets the list
 #: they stand for, as ``| list`` gives, not "<generator object sync_do_map at 0x...>"
 _LAZY = (Iterator, range, KeysView, ValuesView, ItemsView)
+#: the usual results, checked first: an isinstance() against the ABCs above costs more
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 
 
 def _listed(value: Iterable[Any]) -> list[Any]:
@@ -291,30 +293,32 @@ class _Interpolated(_Node):
     def render(self, ctx: Mapping[str, Any]) -> str:
         out: list[str] = []
         total = 0
-        for part, offset in zip(self.parts, self.offsets, strict=True):
-            if isinstance(part, str):
-                text = part
-            else:
-                try:
-                    value = part.evaluate(ctx)
-                except ExpressionError as exc:
-                    _at(exc, offset)
-                    raise
-                if type(value) is str:
-                    text = value
+        try:
+            for part in self.parts:
+                if isinstance(part, str):
+                    text = part
                 else:
-                    try:
-                        text = to_text(value)
-                    except Exception as exc:
-                        raise _at(part._error(exc), offset) from exc
-            total += len(text)
-            if total > lim.MAX_OUTPUT:
-                raise ExpressionError(
-                    f"the rendered text is larger than {lim.MAX_OUTPUT:,} characters",
-                    hint="pass large data to a step as a whole value (one expression) "
-                    "instead of writing it into a string")
-            out.append(text)
-        return "".join(out)
+                    value = part.evaluate(ctx)
+                    if type(value) is str:
+                        text = value
+                    else:
+                        try:
+                            text = to_text(value)
+                        except Exception as exc:
+                            raise part._error(exc) from exc
+                total += len(text)
+                if total > lim.MAX_OUTPUT:
+                    break
+                out.append(text)
+            else:
+                return "".join(out)
+        except ExpressionError as exc:
+            _at(exc, self.offsets[len(out)])  # the part that failed: one per part written
+            raise
+        raise ExpressionError(
+            f"the rendered text is larger than {lim.MAX_OUTPUT:,} characters",
+            hint="pass large data to a step as a whole value (one expression) "
+            "instead of writing it into a string")
 
 
 class _Dict(_Node):
