@@ -9,10 +9,9 @@ for ``${{`` again (no second-order injection).
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import threading
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from jinja2.runtime import Undefined
 from engine.errors import ExpressionError
 from engine.expr import _limits as lim
 from engine.expr._analyse import Analysis, parse
-from engine.expr._env import GUARDED_CODE, PlaitEnvironment, to_text
+from engine.expr._env import GUARDED_CODE, PlaitEnvironment, is_lazy, listed, to_text
 from engine.expr._scan import scan
 
 _ENV = PlaitEnvironment()
@@ -115,14 +114,16 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
-            if type(value) not in _PLAIN and isinstance(value, _LAZY):
-                value = _listed(value)
+            if is_lazy(value):
+                value = listed(value)
             if isinstance(value, Mapping | list | tuple):
                 # a literal or a filter may have put an undefined inside (e.g. a
                 # map(attribute=...) that hit a missing or unsafe attribute)
                 if self.builds_container:
                     lim.estimate_len(value)
-                _no_undefined(value)
+                if _no_undefined(value):  # a lazy value inside: made a list, checked again
+                    value = _with_lists(value)
+                    _no_undefined(value)
             elif isinstance(value, str):
                 lim.check_size(len(value), "the result")
             return value
@@ -159,20 +160,6 @@ class _Expr:
                                    expression=self.text, hint=_LIMIT_HINT)
         return ExpressionError(f"{where} {failed}: {type(exc).__name__}: {text}",
                                expression=self.text)
-
-
-#: results that are lazy views of data (map, select, reverse, unique, ... give iterators;
-#: range(), dict.keys() / .values() / .items()): a step, an output or a prompt gets the list
-#: they stand for, as ``| list`` gives, not "<generator object sync_do_map at 0x...>"
-_LAZY = (Iterator, range, KeysView, ValuesView, ItemsView)
-#: the usual results, checked first: an isinstance() against the ABCs above costs more
-_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
-
-
-def _listed(value: Iterable[Any]) -> list[Any]:
-    items = list(itertools.islice(value, lim.MAX_ITEMS + 1))
-    lim.check_items(len(items), "the result")
-    return items
 
 
 def quote(text: str, limit: int = 120) -> str:
@@ -224,17 +211,36 @@ def _lookup_path(expr: nodes.Expr) -> tuple[str | int, ...] | None:
     return tuple(reversed(steps))
 
 
-def _no_undefined(value: Any, depth: int = 0) -> None:
+def _no_undefined(value: Any, depth: int = 0) -> bool:
+    """Fails on an undefined inside `value`; True when a lazy value (see is_lazy) is inside."""
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if depth > lim.MAX_WALK_DEPTH:
-        return
+        return False
+    lazy = False
     if isinstance(value, Mapping):
         for sub in value.values():
-            _no_undefined(sub, depth + 1)
+            lazy = _no_undefined(sub, depth + 1) or lazy
     elif isinstance(value, list | tuple):
         for sub in value:
-            _no_undefined(sub, depth + 1)
+            lazy = _no_undefined(sub, depth + 1) or lazy
+    else:
+        lazy = is_lazy(value)
+    return lazy
+
+
+def _with_lists(value: Any, depth: int = 0) -> Any:
+    """`value` with the lazy values inside it made lists (its containers copied)."""
+    if is_lazy(value):
+        return listed(value)
+    if depth > lim.MAX_WALK_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {key: _with_lists(sub, depth + 1) for key, sub in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_with_lists(sub, depth + 1) for sub in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 # ---------------------------------------------------------------- the compiled tree

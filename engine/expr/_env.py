@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
 import math
 import operator
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -75,9 +85,30 @@ class PlaitUndefined(StrictUndefined):
         return f"a {type(obj).__name__} value has no attribute or key {name!r}"
 
 
+#: results that are lazy views of data (map, select, reverse, unique, ... give iterators;
+#: range(), dict.keys() / .values() / .items()): a step, an output or a prompt gets the list
+#: they stand for, as ``| list`` gives, not "<generator object sync_do_map at 0x...>"
+_LAZY: tuple[type, ...] = (Iterator, range, KeysView, ValuesView, ItemsView)
+#: the usual results, checked first: an isinstance() against the ABCs above costs more
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+
+
+def is_lazy(value: Any) -> bool:
+    return type(value) not in _PLAIN and isinstance(value, _LAZY)
+
+
+def listed(value: Iterable[Any]) -> list[Any]:
+    items = list(itertools.islice(value, lim.MAX_ITEMS + 1))
+    lim.check_items(len(items), "the result")
+    return items
+
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
+    if is_lazy(value):
+        return listed(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     raise TypeError(f"a {type(value).__name__} value cannot be converted to JSON")
