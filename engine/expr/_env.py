@@ -132,8 +132,8 @@ def to_text(value: Any) -> str:
         return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
-    if isinstance(value, Mapping | list | tuple):
-        return to_json(value)
+    if isinstance(value, Mapping | list | tuple) or is_lazy(value):
+        return to_json(value)  # a lazy value as the list it stands for (see is_lazy)
     lim.estimate_len(value)
     return str(value)
 

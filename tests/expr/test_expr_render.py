@@ -273,6 +273,7 @@ def test_every_constant_jinja_may_fold_is_written_as_source_that_round_trips(
     ("${{ {'k': inputs.tags | reverse, 'n': 1} }}", {"k": ["y", "x"], "n": 1}),
     ("${{ [inputs.tags | map('upper'), (range(2), 'z')] }}", [["X", "Y"], ([0, 1], "z")]),
     ("x ${{ {'k': inputs.tags | reverse} }}", 'x {"k": ["y", "x"]}'),
+    ("${{ 'tags: ' ~ inputs.tags | reverse }}", 'tags: ["y", "x"]'),
 ])
 def test_a_lazy_result_is_the_list_it_stands_for(ctx: dict[str, Any], value: str,
                                                  expected: Any) -> None:
