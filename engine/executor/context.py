@@ -15,6 +15,7 @@ from engine.executor.events import Event
 from engine.executor.records import RecordWriter
 
 if TYPE_CHECKING:
+    from engine.errors import ExpressionError, Location
     from engine.executor.services import Services
     from engine.spec.workflow import Workflow
     from engine.state import RunStore
@@ -123,3 +124,18 @@ class RunContext:
     def emit(self, event: Event) -> None:
         for listener in self._listeners:
             listener(event)
+
+
+def failed_at(workflow: Workflow, path: tuple[str | int, ...],
+              exc: ExpressionError) -> tuple[Location, str]:
+    """Where in the workflow file the expression that raised `exc` is (its ``${{``, when
+    one expression failed), rendering the value at `path`; and that value's field as
+    `field.key[0]`, the field named by the path's last part."""
+    full = (*path, *exc.subpath)
+    source = workflow.source
+    where = source.location(full) if exc.offset is None \
+        else source.location_in_string(full, exc.offset)
+    field = str(path[-1])
+    for part in exc.subpath:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return where, field

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import ConfigError, ExpressionError, InputError, StateError
-from engine.executor.context import RunContext, RunOptions
+from engine.executor.context import RunContext, RunOptions, failed_at
 from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
 from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
-from engine.executor.retry import retry_after_cap
+from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
@@ -274,7 +274,7 @@ def _stopped(rc: RunContext, exc: BaseException) -> None:
         status, error = "interrupted", None
     else:
         status, error = "failed", rc.services.redact(
-            {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
+            {"kind": error_kind(exc), "message": str(exc) or type(exc).__name__})
     now = time.time()
     try:
         rc.emit(RunFinished(rc.run_id, now, status, now - rc.started_at, None, error))
@@ -297,8 +297,8 @@ def _outputs(rc: RunContext) -> dict[str, Any]:
         try:
             out[name] = compiled.render(rc.expr_context)
         except ExpressionError as exc:
-            where = rc.workflow.source.location(("outputs", name))
-            raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
+            where, field = failed_at(rc.workflow, ("outputs", name), exc)
+            raise ExpressionError(f"{where}: output {field!r}: {exc.message}",
                                   output=name, hint=exc.hint) from exc
     return out
 

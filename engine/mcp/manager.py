@@ -205,9 +205,12 @@ class MCPServerManager:
                 conn: _Connection = await self._tg.start(self._run, slot, target, stop, done)
         except TimeoutError:
             slot.failures += 1
+            # its stderr is all in: the abandoned start waited for the pipe to end
+            said = self._tail_text(slot) or (
+                "; it wrote nothing to stderr" if slot.stderr is not None else "")
             raise ToolError(
                 f"MCP server '{slot.name}' did not finish initialising within {timeout:g}s"
-                f"{self._tail_text(slot)}",
+                f"{said}",
                 hint="check the command and its arguments, or raise `startup_timeout:`",
                 server=slot.name) from None
         except Exception as exc:
