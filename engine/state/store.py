@@ -10,6 +10,8 @@ Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections 
 ``PLAIT_STATE_LOCK_TIMEOUT`` seconds (30 by default) for the write lock, so several processes
 can share one database. A write that waits longer than a second says so (a warning on the
 ``plait.state`` logger); one that waits out the timeout is a StateError naming the database.
+Ctrl-C (or SIGTERM) stops a wait between its slices of a quarter second: a StateError whose
+context's ``reason`` is "interrupted"; the store's later writes then do not wait at all.
 """
 
 from __future__ import annotations

@@ -353,7 +353,7 @@ def _stopped(exc: PlaitError, workflow: Any, control: Any, reporting: Any, as_js
     if control.started is None and exc.context.get("reason") == "interrupted":
         # Ctrl-C while the run record database was locked by another process: before the
         # run could be recorded, so nothing ran and there is nothing to resume
-        click.echo(f"{exc.message}: the run did not start and was not recorded", err=True)
+        click.echo(f"{exc.message}: nothing ran and nothing was recorded", err=True)
         if reporting is not None:
             reporting.refused = exc
         return EXIT_INTERRUPTED

@@ -220,7 +220,7 @@ def test_ctrl_c_while_a_run_waits_to_create_its_record_stops_it_unrecorded(
     assert out == ""  # no run, no result
     assert err.strip().splitlines()[-1] == (
         f"interrupted while waiting for the run record database {db}, locked by another "
-        "process; plait did not open it: the run did not start and was not recorded")
+        "process; plait did not open it: nothing ran and nothing was recorded")
     assert not (tmp_path / "ran").exists()
     holder.touch()
     with RunStore.open(db, create=False) as store:
