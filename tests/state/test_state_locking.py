@@ -194,8 +194,9 @@ def _await_file(path: Path) -> None:
         time.sleep(0.01)
 
 
-def _interrupt_when_waiting(run: subprocess.Popen[str]) -> tuple[str, str, float]:
-    """Send SIGINT once `run` says that it waits for the lock: (stdout, stderr, seconds from
+def _interrupt_when_waiting(run: subprocess.Popen[str], sig: int = signal.SIGINT,
+                            ) -> tuple[str, str, float]:
+    """Send `sig` once `run` says that it waits for the lock: (stdout, stderr, seconds from
     the signal to the end)."""
     assert run.stderr is not None
     seen = []
@@ -206,7 +207,7 @@ def _interrupt_when_waiting(run: subprocess.Popen[str]) -> tuple[str, str, float
             break
     assert seen[-1].startswith("waiting for"), "".join(seen)
     sent = time.monotonic()
-    run.send_signal(signal.SIGINT)
+    run.send_signal(sig)
     out, err = run.communicate(timeout=30)
     return out, "".join(seen) + err, time.monotonic() - sent
 
@@ -227,8 +228,9 @@ def test_ctrl_c_while_a_run_waits_to_create_its_record_stops_it_unrecorded(
         assert store.list_runs() == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_resumable(
-        tmp_path: Path, db: Path) -> None:
+        tmp_path: Path, db: Path, sig: int) -> None:
     (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
     run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
                             "--state", str(db), "--json"], cwd=tmp_path, text=True,
@@ -241,7 +243,7 @@ def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_
     try:
         assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
         (tmp_path / "go").touch()  # step a ends; its record waits for the lock
-        out, err, took = _interrupt_when_waiting(run)
+        out, err, took = _interrupt_when_waiting(run, sig)
         assert run.returncode == 130, err
         assert took < STOPPED_BY, err
         result = json.loads(out)
