@@ -9,9 +9,11 @@ and what to do.
 Ctrl-C (or SIGTERM) during that wait: SQLite waits inside a C call, in which Python runs no
 signal handler, and an event loop that handles signals (asyncio's, the CLI's) is blocked by
 it. So a write that waits notes the signals that Python code handles and looks at them between
-its slices of a second: a signal stops the wait (`Interrupted`, raised with no lock held), and
-one that came in the slice that took the lock is handed back to its handler. A signal left to
-its default action (SIGTERM usually) ends the process at once, as it always did.
+its slices of WAIT_SLICE_S: a signal stops the wait (`Interrupted`, raised with no lock held),
+and one that came in the slice that took the lock is handed back to its handler. A signal left
+to its default action (SIGTERM before a run's event loop handles it) ends the process at once,
+as it always did. A signal in the first slice (before the write knows that it waits) goes to
+its own handler: an event loop sees it only once the wait ends, so a second Ctrl-C is needed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType
 
 from engine.errors import ConfigError, StateError
@@ -160,7 +162,8 @@ def begin(conn: sqlite3.Connection, path: str, timeout: float, patient: bool) ->
     except BaseException:
         # a signal handed back after the lock was taken may raise (KeyboardInterrupt)
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
 
 
