@@ -417,11 +417,13 @@ class Checker:
             default = spec.get("default")
             kind = spec.get("type", "string")
             if default is not None and not _type_ok(kind, default):
-                self.issue(f"default of input {name!r} is not of type {kind}",
+                self.issue(f"default of input {name!r} must be of type {kind}, got "
+                           f"{json_type(default)} {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             enum = spec.get("enum")
             if default is not None and isinstance(enum, list) and default not in enum:
-                self.issue(f"default of input {name!r} is not one of its enum values",
+                self.issue(f"default of input {name!r} must be one of "
+                           f"{', '.join(shown(v, 40) for v in enum)}; got {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             if default is not None and spec.get("required") is True:
                 self.issue(f"input {name!r} is `required: true` but has a default, which "

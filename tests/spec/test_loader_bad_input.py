@@ -486,6 +486,16 @@ def test_a_test_case_input_of_the_wrong_type_is_shown_as_json_as_a_run_shows_it(
     assert one(text).message == f"test input 'n' must be of type integer, got {got}"
 
 
+def test_an_input_default_of_the_wrong_type_or_outside_its_enum_is_shown_as_json() -> None:
+    text = GOOD.replace("steps:", "inputs:\n  n: {type: integer, default: 'yes'}\n"
+                                  "  on: {type: boolean, default: [true]}\n"
+                                  "  mode: {type: string, enum: [a, b], default: c}\nsteps:")
+    assert [i.message for i in issues_of(text)] == [
+        'default of input \'n\' must be of type integer, got string "yes"',
+        "default of input 'on' must be of type boolean, got array [true]",
+        'default of input \'mode\' must be one of "a", "b"; got "c"']
+
+
 def test_a_test_case_input_outside_its_enum_names_the_values_as_json() -> None:
     text = GOOD.replace("steps:", "inputs:\n  level: {type: integer, enum: [1, 2, 3]}\n"
                                   "  flag: {type: boolean, enum: [true]}\nsteps:") + (
