@@ -202,7 +202,9 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
             control: RunControl) -> RunResult:
     rc.writer.flush()  # steps that finished but were not yet durable
     if rc.writer.error is not None:
-        raise rc.writer.error
+        if store is None or not store.interrupted:
+            raise rc.writer.error
+        control.interrupted = True  # Ctrl-C while a write waited for another's lock
     now = time.time()
     for sid in scheduler.unfinished():
         running = rc.running.get(sid)  # cancelled while it ran: when it started, its tries
@@ -235,14 +237,29 @@ def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
     usage, cost = summarise(results)
     outputs = rc.services.redact(outputs)
     if store is not None:
-        store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
-                         error=error, usage=usage, cost=cost)
+        _close_record(rc, store, status, outputs, error, usage, cost)
     unknown = tuple(sid for sid, r in results.items() if r.cost is None)
     run_result = RunResult(rc.run_id, rc.workflow.name, status, outputs, results,
                            rc.started_at, time.time(), error, usage, cost, unknown)
     rc.emit(RunFinished(rc.run_id, run_result.finished_at, status, run_result.duration,
                         outputs, error))
     return run_result
+
+
+def _close_record(rc: RunContext, store: RunStore, status: str, outputs: dict[str, Any],
+                  error: dict[str, Any] | None, usage: dict[str, Any], cost: float) -> None:
+    try:
+        store.finish_run(rc.run_id, status=status, finished_at=time.time(), outputs=outputs,
+                         error=error, usage=usage, cost=cost)
+    except StateError as exc:
+        if not store.interrupted:
+            raise
+        # the lock is still held: the record stays `running` (`died` once this process is
+        # gone), resumable, with the steps whose records were written before the wait
+        log.warning("run %s: interrupted while waiting for the run record database %s, "
+                    "locked by another process; its record is left unfinished and can be "
+                    "resumed once the lock is free (%s)", rc.run_id, store.path,
+                    exc.message)
 
 
 def _end_unfinished(rc: RunContext, scheduler: Scheduler, store: RunStore | None,

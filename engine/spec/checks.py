@@ -15,6 +15,7 @@ from typing import Any
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
+from engine.jsontext import json_type, shown
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem, option_problems
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
@@ -352,12 +353,11 @@ class Checker:
         kind = spec.get("type", "string") if isinstance(spec, dict) else None
         if value is None or (isinstance(value, str) and "${{" in value) or _type_ok(kind, value):
             return
-        got = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
-               list: "array"}.get(type(value), type(value).__name__)
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         article = "an" if str(kind)[0] in "aeiou" else "a"
-        self.issue(f"sub-workflow {target} takes input {name!r} as {kind}, got {got} {shown}",
-                   path, f"give it {article} {kind}", code="input")
+        # worded as the run words it (engine/executor/inputs.py): JSON type names and values
+        self.issue(f"sub-workflow {target}: input {name!r} must be of type {kind}, got "
+                   f"{json_type(value)} {shown(value, 40)}", path, f"give it {article} {kind}",
+                   code="input")
 
     def _child_issues(self, target: str, child: Path, path: Path_) -> None:
         """The sub-workflow's own errors (each at its file:line:col), under one of this file
@@ -417,11 +417,13 @@ class Checker:
             default = spec.get("default")
             kind = spec.get("type", "string")
             if default is not None and not _type_ok(kind, default):
-                self.issue(f"default of input {name!r} is not of type {kind}",
+                self.issue(f"default of input {name!r} must be of type {kind}, got "
+                           f"{json_type(default)} {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             enum = spec.get("enum")
             if default is not None and isinstance(enum, list) and default not in enum:
-                self.issue(f"default of input {name!r} is not one of its enum values",
+                self.issue(f"default of input {name!r} must be one of "
+                           f"{', '.join(shown(v, 40) for v in enum)}; got {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             if default is not None and spec.get("required") is True:
                 self.issue(f"input {name!r} is `required: true` but has a default, which "
@@ -459,11 +461,12 @@ class Checker:
         if value is None or (isinstance(value, str) and "${{" in value):
             return
         if not _type_ok(kind, value):
-            self.issue(f"test input {name!r} is not of type {kind}: {value!r}", path,
-                       code="input")
+            self.issue(f"test input {name!r} must be of type {kind}, got {json_type(value)} "
+                       f"{shown(value, 40)}", path, code="input")
         elif isinstance(enum, list) and value not in enum:
-            self.issue(f"test input {name!r} is not one of its enum values "
-                       f"({', '.join(map(str, enum))}): {value!r}", path, code="input")
+            self.issue(f"test input {name!r} must be one of "
+                       f"{', '.join(shown(v, 40) for v in enum)}; got {shown(value, 40)}",
+                       path, code="input")
 
     def _shared_cassettes(self, inputs: dict[str, Any]) -> None:
         """Two cases recording into one cassette directory with other inputs (defaults

@@ -5,6 +5,15 @@ A write waits quietly for LOCK_NOTICE_S, then says that it waits (a warning on t
 ``plait.state`` logger, which the CLI prints on stderr) and waits up to the rest of
 PLAIT_STATE_LOCK_TIMEOUT (30 s by default); past that it is a StateError naming the database
 and what to do.
+
+Ctrl-C (or SIGTERM) during that wait: SQLite waits inside a C call, in which Python runs no
+signal handler, and an event loop that handles signals (asyncio's, the CLI's) is blocked by
+it. So a write that waits notes the signals that Python code handles and looks at them between
+its slices of WAIT_SLICE_S: a signal stops the wait (`Interrupted`, raised with no lock held),
+and one that came in the slice that took the lock is handed back to its handler. A signal left
+to its default action (SIGTERM before a run's event loop handles it) ends the process at once,
+as it always did. A signal in the first slice (before the write knows that it waits) goes to
+its own handler: an event loop sees it only once the wait ends, so a second Ctrl-C is needed.
 """
 
 from __future__ import annotations
@@ -12,8 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
 
 from engine.errors import ConfigError, StateError
 
@@ -22,11 +36,60 @@ ENV_LOCK_TIMEOUT = "PLAIT_STATE_LOCK_TIMEOUT"
 BUSY_TIMEOUT_S = 30.0
 #: how long a write waits for the lock quietly; past this it says that it waits
 LOCK_NOTICE_S = 1.0
+#: a write waits for the lock in slices this long (SQLite's busy timeout, in a C call that
+#: Python cannot interrupt): a Ctrl-C is seen when one ends
+WAIT_SLICE_S = 0.25
 #: how long a reader (`plait runs`) waits for the lock to check the schema before it reads
 #: what is committed instead (WAL readers need no lock)
 READER_WAIT_S = 0.25
 
 log = logging.getLogger("plait.state")
+#: the signals that stop a wait for the lock (when Python code handles them)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """A wait for another process's write lock was stopped by a signal (Ctrl-C, SIGTERM);
+    no lock is held. The store turns it into a StateError (see `interrupted`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stoppable() -> Iterator[list[int]]:
+    """While a write waits for the lock: the stop signals that arrive are noted in the list
+    yielded instead of handled (the wait looks at it between its slices). Those noted but not
+    acted on (the lock was taken in the same slice) go to their own handler at the end. Only
+    in the main thread (Python runs signal handlers there alone), for the signals Python code
+    handles; a thread that is not the main one waits as before."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {}
+    acted_on = False
+    try:
+        for sig in STOP_SIGNALS:
+            handler = signal.getsignal(sig)
+            if callable(handler):  # not SIG_DFL, SIG_IGN, or None (set outside Python)
+                previous[sig] = handler
+                signal.signal(sig, note)
+        yield caught
+    except Interrupted:
+        acted_on = True
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not acted_on:
+            for signum in dict.fromkeys(caught):
+                signal.raise_signal(signum)  # its handler runs now (and may raise)
 
 
 def enable_wal(conn: sqlite3.Connection, path: str, timeout: float) -> bool:
@@ -35,22 +98,34 @@ def enable_wal(conn: sqlite3.Connection, path: str, timeout: float) -> bool:
     when another process holds a lock (e.g. two processes creating one database at once), so
     retry it here, bounded by the same timeout."""
     start = time.monotonic()
+    try:
+        return _wal(conn)
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
     delay, told = 0.001, False
-    while True:
-        try:
-            row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return bool(row) and str(row[0]).lower() == "wal"
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc):
-                raise
+    with stoppable() as caught:
+        while True:
             waited = time.monotonic() - start
             if waited + delay > timeout:
-                raise
+                raise sqlite3.OperationalError("database is locked")
             if not told and waited >= min(LOCK_NOTICE_S, timeout):
                 _say_waiting(path, timeout - waited)
                 told = True
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+            if caught:
+                raise Interrupted(caught[0])
+            try:
+                return _wal(conn)
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+
+
+def _wal(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    return bool(row) and str(row[0]).lower() == "wal"
 
 
 def is_locked(exc: sqlite3.Error) -> bool:
@@ -70,9 +145,10 @@ def set_busy(conn: sqlite3.Connection, seconds: float) -> None:
 
 def begin(conn: sqlite3.Connection, path: str, timeout: float, patient: bool) -> None:
     """Take the write lock (BEGIN IMMEDIATE). A `patient` connection's busy timeout is
-    LOCK_NOTICE_S: when that passes, it says that it waits and tries again, a second at a
-    time (so Ctrl-C is seen between tries), until `timeout` has passed. (Setting the busy
-    timeout costs a third of a small write: only a write that waits pays for it.)"""
+    WAIT_SLICE_S (see `busy_timeout`): when that passes, it tries again a slice at a time
+    until `timeout` has passed, says that it waits once LOCK_NOTICE_S has, and a stop signal
+    between slices (Ctrl-C) ends the wait with `Interrupted` (see `stoppable`). Only a write
+    that waits pays for the signal handlers (and for a shorter last slice)."""
     start = time.monotonic()
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -80,13 +156,33 @@ def begin(conn: sqlite3.Connection, path: str, timeout: float, patient: bool) ->
     except sqlite3.OperationalError as exc:
         if not patient or not is_locked(exc):
             raise
-    _say_waiting(path, timeout - (time.monotonic() - start))
+    try:
+        with stoppable() as caught:
+            _wait(conn, path, start, timeout, caught)
+    except BaseException:
+        # a signal handed back after the lock was taken may raise (KeyboardInterrupt)
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _wait(conn: sqlite3.Connection, path: str, start: float, timeout: float,
+          caught: list[int]) -> None:
+    told, busy = False, WAIT_SLICE_S
     try:
         while True:
-            left = timeout - (time.monotonic() - start)
-            if left <= 0:
+            if caught:
+                raise Interrupted(caught[0])
+            waited = time.monotonic() - start
+            if waited >= timeout:
                 raise sqlite3.OperationalError("database is locked")
-            set_busy(conn, min(LOCK_NOTICE_S, left))
+            if not told and waited >= LOCK_NOTICE_S:
+                _say_waiting(path, timeout - waited)
+                told = True
+            if timeout - waited < busy:  # the last slice is shorter
+                busy = timeout - waited
+                set_busy(conn, busy)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
@@ -94,7 +190,14 @@ def begin(conn: sqlite3.Connection, path: str, timeout: float, patient: bool) ->
                 if not is_locked(exc):
                     raise
     finally:
-        set_busy(conn, LOCK_NOTICE_S)
+        if busy != WAIT_SLICE_S:
+            set_busy(conn, WAIT_SLICE_S)
+
+
+def busy_timeout(patient: bool, timeout: float) -> float:
+    """The busy timeout of a connection: a slice of the wait when `begin` waits the rest
+    (patient), else the whole wait (without WAL a read can wait on a writer too)."""
+    return WAIT_SLICE_S if patient else timeout
 
 
 def lock_timeout() -> float:
@@ -148,5 +251,14 @@ def locked(what: str, path: str, timeout: float) -> StateError:
                       reason="locked")
 
 
+def interrupted(what: str, path: str) -> StateError:
+    """The error of a wait for the write lock that a signal (Ctrl-C) stopped: its context's
+    ``reason`` is "interrupted" (the CLI exits 130 on it)."""
+    return StateError(f"interrupted while waiting for the run record database {path}, locked "
+                      f"by another process; plait did not {what}", hint=_LOCKED_HINT,
+                      path=path, reason="interrupted")
+
+
 def is_locked_error(exc: StateError) -> bool:
     return exc.context.get("reason") == "locked"
+

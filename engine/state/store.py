@@ -10,6 +10,8 @@ Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections 
 ``PLAIT_STATE_LOCK_TIMEOUT`` seconds (30 by default) for the write lock, so several processes
 can share one database. A write that waits longer than a second says so (a warning on the
 ``plait.state`` logger); one that waits out the timeout is a StateError naming the database.
+Ctrl-C (or SIGTERM) stops a wait between its slices of a quarter second: a StateError whose
+context's ``reason`` is "interrupted"; the store's later writes then do not wait at all.
 """
 
 from __future__ import annotations
@@ -209,10 +211,14 @@ class RunStore:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
         #: how long a write waits for the lock; `patient`: the connection's own busy timeout
-        #: is LOCK_NOTICE_S, and a write waits the rest after saying so (see _locking.begin)
+        #: is a slice of that, and a write waits the rest a slice at a time, stopped by
+        #: Ctrl-C (see _locking.begin)
         self._timeout = timeout
         self._patient = patient
         self._lock = threading.Lock()
+        #: a write's wait for the lock was stopped by Ctrl-C (or SIGTERM): the process is
+        #: stopping, so later writes (closing the run's record) do not wait any more
+        self.interrupted = False
         #: spec hashes whose workflow text this store has written (sources are never
         #: deleted): the next run of the same workflow does not send the text again
         self._stored_sources: set[str] = set()
@@ -273,8 +279,7 @@ class RunStore:
         try:
             wal = path != MEMORY and _locking.enable_wal(conn, path, timeout)
             patient = wal and timeout > LOCK_NOTICE_S
-            # without WAL a read can wait on a writer too: every statement waits it all
-            _locking.set_busy(conn, LOCK_NOTICE_S if patient else timeout)
+            _locking.set_busy(conn, _locking.busy_timeout(patient, timeout))
             conn.execute(f"PRAGMA synchronous = {sync.upper()}")
             _locking.begin(conn, path, timeout, patient)  # also proves the database is writable
             try:
@@ -286,6 +291,8 @@ class RunStore:
                 raise
         except StateError:
             raise
+        except _locking.Interrupted:
+            raise _locking.interrupted("open it", path) from None
         except sqlite3.DatabaseError as exc:
             if _locking.is_locked(exc):
                 raise _locking.locked("open it", path, timeout) from exc
@@ -303,6 +310,9 @@ class RunStore:
                 _locking.begin(conn, self.path, self._timeout, self._patient)
             except sqlite3.Error as exc:
                 raise self._error(what, exc) from exc
+            except _locking.Interrupted:
+                self._stop_waiting(conn)
+                raise _locking.interrupted(what, self.path) from None
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -326,6 +336,13 @@ class RunStore:
         if self._conn is None:
             raise StateError(f"the run record store {self.path} is closed")
         return self._conn
+
+    def _stop_waiting(self, conn: sqlite3.Connection) -> None:
+        """After an interrupted wait: a write takes the lock if it is free, else fails at once
+        (a locked StateError). The record of an interrupted run is closed if it can be."""
+        self.interrupted, self._patient = True, False
+        with suppress(sqlite3.Error):
+            _locking.set_busy(conn, 0)
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

@@ -350,6 +350,13 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 def _stopped(exc: PlaitError, workflow: Any, control: Any, reporting: Any, as_json: bool
              ) -> int:
     """The run refused to start (exit 2), or stopped on an error of its own after it had."""
+    if control.started is None and exc.context.get("reason") == "interrupted":
+        # Ctrl-C while the run record database was locked by another process: before the
+        # run could be recorded, so nothing ran and there is nothing to resume
+        click.echo(f"{exc.message}: nothing ran and nothing was recorded", err=True)
+        if reporting is not None:
+            reporting.refused = exc
+        return EXIT_INTERRUPTED
     print_error(exc)
     if control.started is None:
         if reporting is not None:

@@ -409,8 +409,9 @@ def test_validate_checks_the_type_of_literal_sub_workflow_inputs(tmp_path: Path)
     out = plait("validate", "wf.yaml", cwd=tmp_path)
     assert out.returncode == 2, out.stdout
     lines = out.stderr.strip().splitlines()
-    assert lines == ["wf.yaml:8:15: sub-workflow child.yaml takes input 'x' as integer, got "
-                     "string 'notanint' at 'steps.bad.with.x' (give it an integer)"]
+    assert lines == ["wf.yaml:8:15: sub-workflow child.yaml: input 'x' must be of type "
+                     "integer, got string \"notanint\" at 'steps.bad.with.x' (give it an "
+                     "integer)"]
 
 
 def test_a_batch_missing_a_declared_secret_stops_before_any_row(tmp_path: Path) -> None:

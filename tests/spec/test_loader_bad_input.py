@@ -465,9 +465,44 @@ def test_a_test_case_input_of_the_wrong_type_is_located() -> None:
         "tests:\n  - {name: one, inputs: {n: many, mode: c}}\n  - {name: two, inputs: {n: 2}}\n")
     issues = issues_of(text)
     assert [(i.path, i.location.line, i.message) for i in issues] == [
-        (("tests", 0, "inputs", "n"), 13, "test input 'n' is not of type integer: 'many'"),
-        (("tests", 0, "inputs", "mode"), 13, "test input 'mode' is not one of its enum values "
-                                             "(a, b): 'c'")]
+        (("tests", 0, "inputs", "n"), 13,
+         'test input \'n\' must be of type integer, got string "many"'),
+        (("tests", 0, "inputs", "mode"), 13,
+         'test input \'mode\' must be one of "a", "b"; got "c"')]
+
+
+@pytest.mark.parametrize(("value", "got"), [
+    ("true", "boolean true"),  # not Python's True
+    ("{a: 1, b: [x, null]}", 'object {"a": 1, "b": ["x", null]}'),
+    ("[1.5, 'it''s']", 'array [1.5, "it\'s"]'),
+    ("'" + "y" * 60 + "'", 'string "' + "y" * 36 + '...'),
+])
+def test_a_test_case_input_of_the_wrong_type_is_shown_as_json_as_a_run_shows_it(
+        value: str, got: str) -> None:
+    """Worded like the run's own input error (engine/executor/inputs.py): JSON type names
+    and JSON values, not Python's repr ('x', True, None)."""
+    text = GOOD.replace("steps:", "inputs:\n  n: {type: integer, default: 1}\nsteps:") + (
+        f"tests:\n  - {{name: one, inputs: {{n: {value}}}}}\n")
+    assert one(text).message == f"test input 'n' must be of type integer, got {got}"
+
+
+def test_an_input_default_of_the_wrong_type_or_outside_its_enum_is_shown_as_json() -> None:
+    text = GOOD.replace("steps:", "inputs:\n  n: {type: integer, default: 'yes'}\n"
+                                  "  on: {type: boolean, default: [true]}\n"
+                                  "  mode: {type: string, enum: [a, b], default: c}\nsteps:")
+    assert [i.message for i in issues_of(text)] == [
+        'default of input \'n\' must be of type integer, got string "yes"',
+        "default of input 'on' must be of type boolean, got array [true]",
+        'default of input \'mode\' must be one of "a", "b"; got "c"']
+
+
+def test_a_test_case_input_outside_its_enum_names_the_values_as_json() -> None:
+    text = GOOD.replace("steps:", "inputs:\n  level: {type: integer, enum: [1, 2, 3]}\n"
+                                  "  flag: {type: boolean, enum: [true]}\nsteps:") + (
+        "tests:\n  - {name: one, inputs: {level: 4, flag: false}}\n")
+    assert [i.message for i in issues_of(text)] == [
+        "test input 'level' must be one of 1, 2, 3; got 4",
+        "test input 'flag' must be one of true; got false"]
 
 
 @pytest.mark.parametrize(("text", "where", "said", "hint"), [

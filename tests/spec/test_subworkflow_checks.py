@@ -171,3 +171,26 @@ def test_a_grandchild_missing_or_recursing_stops_the_run_before_any_step(
     error = json.loads(out.stdout)["errors"][0]
     assert (error["file"], error["line"], error["column"], error["code"]) == (
         "parent.yaml", 11, 15, "file")
+
+
+@pytest.mark.parametrize(("value", "got"), [
+    ("yes", 'string "yes"'),  # YAML 1.2: a string, shown in JSON's double quotes
+    ("true", "boolean true"),
+    ("{a: [1, null]}", 'object {"a": [1, null]}'),
+    ("'" + "z" * 50 + "'", 'string "' + "z" * 36 + '...'),
+])
+def test_a_literal_with_value_of_the_wrong_type_is_worded_as_the_run_words_it(
+        tmp_path: Path, value: str, got: str) -> None:
+    """Like the error the sub-workflow's run gives (engine/executor/inputs.py): JSON type
+    names and values, not Python's repr ('yes', True, None)."""
+    (tmp_path / "child.yaml").write_text(
+        f"version: 1\nname: child\ninputs:\n  n: {{type: integer}}\n{ECHO}")
+    (tmp_path / "wf.yaml").write_text(
+        f"version: 1\nname: wf\nsteps:\n  c:\n    workflow: child.yaml\n"
+        f"    with: {{n: {value}}}\n")
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / "wf.yaml")
+    [issue] = info.value.issues
+    assert (issue.message, issue.hint) == (
+        f"sub-workflow child.yaml: input 'n' must be of type integer, got {got}",
+        "give it an integer")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError, StateError
-from engine.state import RunRecord, RunStore
+from engine.state import RunRecord, RunStore, _locking
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +161,154 @@ def test_a_lock_timeout_that_is_not_seconds_is_a_config_error(
     with pytest.raises(ConfigError, match="PLAIT_STATE_LOCK_TIMEOUT") as caught:
         RunStore.open(db)
     assert caught.value.hint and "e.g. 30" in caught.value.hint
+
+
+# --------------------------------------------------------------------------- Ctrl-C in a wait
+# SQLite waits for the lock inside a C call: Python runs no signal handler there, and the
+# CLI's event loop (which handles Ctrl-C) is blocked by it. A wait stopped only when it ended
+# (30 s). Now it stops between its slices of WAIT_SLICE_S.
+
+#: step a runs until the file `go` exists (at most ~20 s), so that the test can take the lock
+#: while it runs; its record is then written while the lock is held
+WF_MID_RUN = """\
+version: 1
+name: locked
+policies:
+  open: {level: low}
+defaults:
+  policy: open
+steps:
+  a: {run: "touch started; for i in $(seq 1000); do [ -f go ] && break; sleep 0.02; done"}
+  b: {run: "touch ran-b", needs: [a]}
+"""
+
+#: a bound that tells a stopped wait from one that ran to its end (PLAIT_STATE_LOCK_TIMEOUT
+#: is 20 s in these tests), not a speed
+STOPPED_BY = 10.0
+
+
+def _await_file(path: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def _interrupt_when_waiting(run: subprocess.Popen[str], sig: int = signal.SIGINT,
+                            ) -> tuple[str, str, float]:
+    """Send `sig` once `run` says that it waits for the lock: (stdout, stderr, seconds from
+    the signal to the end)."""
+    assert run.stderr is not None
+    seen = []
+    for _ in range(50):
+        line = run.stderr.readline()
+        seen.append(line)
+        if not line or line.startswith("waiting for the run record database"):
+            break
+    assert seen[-1].startswith("waiting for"), "".join(seen)
+    sent = time.monotonic()
+    run.send_signal(sig)
+    out, err = run.communicate(timeout=30)
+    return out, "".join(seen) + err, time.monotonic() - sent
+
+
+def test_ctrl_c_while_a_run_waits_to_create_its_record_stops_it_unrecorded(
+        tmp_path: Path, db: Path, holder: Path) -> None:
+    run = _run(tmp_path, db, PLAIT_STATE_LOCK_TIMEOUT="20")
+    out, err, took = _interrupt_when_waiting(run)
+    assert run.returncode == 130, err  # interrupted, as any Ctrl-C (docs/running.md)
+    assert took < STOPPED_BY, err
+    assert out == ""  # no run, no result
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted while waiting for the run record database {db}, locked by another "
+        "process; plait did not open it: nothing ran and nothing was recorded")
+    assert not (tmp_path / "ran").exists()
+    holder.touch()
+    with RunStore.open(db, create=False) as store:
+        assert store.list_runs() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_resumable(
+        tmp_path: Path, db: Path, sig: int) -> None:
+    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
+    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
+    release = tmp_path / "release"
+    _await_file(tmp_path / "started")  # step a runs: its run record exists
+    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+        (tmp_path / "go").touch()  # step a ends; its record waits for the lock
+        out, err, took = _interrupt_when_waiting(run, sig)
+        assert run.returncode == 130, err
+        assert took < STOPPED_BY, err
+        result = json.loads(out)
+        assert result["status"] == "interrupted"
+        assert result["steps"]["b"]["status"] == "cancelled"
+        assert not (tmp_path / "ran-b").exists()
+        run_id = result["run_id"]
+        assert (f"run {run_id}: interrupted while waiting for the run record database {db}, "
+                "locked by another process; its record is left unfinished and can be "
+                "resumed once the lock is free") in err
+        assert f"interrupted; resume with: plait resume {run_id}" in err
+    finally:
+        release.touch()
+        hold.communicate(timeout=30)
+    with RunStore.open(db, create=False) as store:
+        assert store.get_run(run_id).status == "running"  # shown `died`: its process is gone
+        assert store.steps(run_id) == []  # the batch that waited was not half written
+    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
+                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                             capture_output=True, env=_env(), timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert (tmp_path / "ran-b").exists()
+
+
+def test_a_store_write_stopped_by_ctrl_c_raises_and_later_writes_do_not_wait(
+        db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library: a StateError (reason "interrupted") instead of KeyboardInterrupt, no lock
+    held; the process is stopping, so closing the run's record fails at once if it must wait."""
+    monkeypatch.setenv("PLAIT_STATE_LOCK_TIMEOUT", "20")
+    store = RunStore.open(db)
+    release = tmp_path / "release"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    record = RunRecord(run_id="r1", workflow_name="wf", workflow_path="wf", spec_hash="h",
+                       inputs={}, status="running", started_at=1.0)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(StateError) as caught:
+            store.create_run(record)
+        assert time.monotonic() - started < STOPPED_BY
+        assert caught.value.context["reason"] == "interrupted"
+        assert caught.value.message == (
+            f"interrupted while waiting for the run record database {db}, locked by another "
+            "process; plait did not record run r1")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        started = time.monotonic()
+        with pytest.raises(StateError, match="stayed locked"):
+            store.create_run(record)
+        assert time.monotonic() - started < 1.0  # it did not wait a slice (0.25 s) even
+    finally:
+        release.touch()
+        proc.communicate(timeout=30)
+    store.create_run(record)  # the lock free, it writes
+    assert [r.run_id for r in store.list_runs()] == ["r1"]
+    store.close()
+
+
+def test_a_signal_in_the_slice_that_took_the_lock_goes_to_its_own_handler() -> None:
+    """Not lost: Ctrl-C just as the lock is taken is a KeyboardInterrupt (or the CLI's
+    handling of it) right after."""
+    with pytest.raises(KeyboardInterrupt), _locking.stoppable() as caught:
+        signal.raise_signal(signal.SIGINT)
+        assert caught == [signal.SIGINT]  # noted, not raised
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
