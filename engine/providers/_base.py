@@ -7,12 +7,13 @@ and maps its SDK's exceptions in ``_map_error``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from engine.errors import MissingDependencyError, PlaitError, ProviderError
-from engine.providers._errors import connection_error, malformed
+from engine.providers._errors import connection_error, cut_off, malformed, not_json
 from engine.providers._kinds import check_options, merged_options
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
 
@@ -135,9 +136,12 @@ class SDKProvider:
             return mapped
         httpx2 = import_sdk("httpx2", "httpx2", "openai")
         if isinstance(exc, httpx2.TimeoutException | TimeoutError):
-            return connection_error(exc, provider=self.name, model=model, timed_out=True)
+            return connection_error(exc, provider=self.name, model=model, timed_out=True,
+                                    timeout=self.timeout)
         if isinstance(exc, httpx2.TransportError | ConnectionError):
             return connection_error(exc, provider=self.name, model=model, timed_out=False)
+        if isinstance(exc, json.JSONDecodeError):
+            return not_json(exc.doc, provider=self.name, model=model)
         if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
             return malformed(exc, provider=self.name, model=model)
         return exc
@@ -165,9 +169,13 @@ class SDKProvider:
 
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
         model = self.model_for(req)
+        finished = False
         with self.mapped_errors(model):
             async for chunk in self._stream(req, model):
+                finished = finished or chunk.finish_reason is not None
                 yield chunk
+        if not finished:  # every vendor ends a whole reply with a finish (stop) reason
+            raise cut_off(provider=self.name, model=model)
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         raise NotImplementedError

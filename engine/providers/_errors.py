@@ -88,7 +88,10 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
         return Timeout(f"{where} timed out (HTTP {status}): {text}", **ctx)
     if status >= 500 or status == 529:
         return Unavailable(f"{where} is unavailable (HTTP {status}): {text}",
-                           retry_after=retry_after(headers), **ctx)
+                           retry_after=retry_after(headers),
+                           hint="a failure on the server's side: give the step retry: "
+                                "{attempts: 3} (unavailable is retried by default) or the "
+                                "provider a fallback:", **ctx)
     lowered = (message + " " + (code or "")).lower()
     if status in (400, 413) and any(m in lowered for m in _CONTEXT_MARKERS):
         return ContextTooLong(f"{where}: the request is too long for the model's context "
@@ -102,19 +105,40 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
 
 
 def connection_error(exc: BaseException, *, provider: str, model: str | None,
-                     timed_out: bool) -> ProviderError:
+                     timed_out: bool, timeout: float | None = None) -> ProviderError:
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
     detail = clean_message(str(exc) or type(exc).__name__)
     if timed_out:
-        return Timeout(f"{where} did not answer in time: {detail}",
-                       hint="raise the provider's timeout", provider=provider, model=model)
+        within = f"within {timeout:g}s (its timeout)" if timeout else "in time"
+        return Timeout(f"{where} did not answer {within}: {detail}",
+                       hint="raise the provider's timeout, or retry on timeout",
+                       provider=provider, model=model)
     return Unavailable(f"{where} could not be reached: {detail}",
-                       hint="check base_url / network", provider=provider, model=model)
+                       hint="check that the server is running and the provider's base_url "
+                            "(or endpoint) and network", provider=provider, model=model)
 
 
 def malformed(exc: BaseException, *, provider: str, model: str | None) -> ProviderError:
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
     return Unavailable(f"{where} returned a malformed reply: "
                        f"{clean_message(str(exc) or type(exc).__name__)}",
-                       hint="the server does not speak this provider kind's API correctly",
+                       hint="the server does not speak this provider kind's API; check "
+                            "base_url: it must point at the API, not a web page",
+                       provider=provider, model=model)
+
+
+def not_json(body: object, *, provider: str, model: str | None) -> ProviderError:
+    """The SDKs hand back the body as a string when the server did not answer JSON."""
+    start = clean_message(str(body))[:80]
+    return malformed(ValueError(f"the body is not JSON (it starts with {start!r})"),
+                     provider=provider, model=model)
+
+
+def cut_off(*, provider: str, model: str | None) -> ProviderError:
+    """A stream that ended without a finish reason: the reply is incomplete."""
+    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    return Unavailable(f"{where}: the streamed reply was cut off (the stream ended before "
+                       "the model finished)",
+                       hint="the server or the connection broke off mid-reply: give the step "
+                            "retry: {attempts: 3} (unavailable is retried by default)",
                        provider=provider, model=model)

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import ProviderError
 from engine.providers._base import SDKProvider, alternating_turns, import_sdk
-from engine.providers._errors import connection_error, from_status, malformed
+from engine.providers._errors import connection_error, from_status, malformed, not_json
 from engine.providers.types import (
     OUTPUT_TOOL,
     ImagePart,
@@ -73,6 +73,8 @@ class AnthropicProvider(SDKProvider):
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         message = await self.client.messages.create(**self._params(req, model))
+        if isinstance(message, str):  # the SDK's answer to a body that is not JSON
+            raise not_json(message, provider=self.name, model=model)
         texts: list[str] = []
         calls: list[ToolCall] = []
         parsed: Any = None
@@ -112,7 +114,7 @@ class AnthropicProvider(SDKProvider):
         if isinstance(exc, anthropic.APIConnectionError):
             timed_out = isinstance(exc, anthropic.APITimeoutError)
             return connection_error(exc.__cause__ or exc, provider=self.name, model=model,
-                                    timed_out=timed_out)
+                                    timed_out=timed_out, timeout=self.timeout)
         return None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import OutputInvalid, ProviderError
 from engine.providers._base import SDKProvider, import_sdk
-from engine.providers._errors import from_status, malformed
+from engine.providers._errors import from_status, malformed, not_json
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -74,6 +74,8 @@ class OpenAIProvider(SDKProvider):
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         completion = await self.client.chat.completions.create(**self._params(req, model))
+        if isinstance(completion, str):  # the SDK's answer to a body that is not JSON
+            raise not_json(completion, provider=self.name, model=model)
         if not getattr(completion, "choices", None):
             raise malformed(ValueError("the reply has no choices"), provider=self.name,
                             model=model)
@@ -107,7 +109,8 @@ class OpenAIProvider(SDKProvider):
         if isinstance(exc, openai.APITimeoutError):
             from engine.providers._errors import connection_error
 
-            return connection_error(exc, provider=self.name, model=model, timed_out=True)
+            return connection_error(exc, provider=self.name, model=model, timed_out=True,
+                                    timeout=self.timeout)
         if isinstance(exc, openai.APIConnectionError):
             from engine.providers._errors import connection_error
 
