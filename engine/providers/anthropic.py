@@ -87,8 +87,8 @@ class AnthropicProvider(SDKProvider):
                 calls.append(ToolCall(block.id, block.name, dict(block.input or {})))
         text = "".join(texts)
         finish = _FINISH.get(message.stop_reason or "end_turn", "other")
-        if parsed is not None and not calls:
-            text, finish = json.dumps(parsed), "stop"
+        if parsed is not None and not calls:  # a reply cut at max_tokens stays "length"
+            text, finish = json.dumps(parsed), "stop" if finish == "tool_calls" else finish
         return LLMResponse(text, tuple(calls), _usage(message.usage), finish,
                            message.model or model, message.id, parsed)
 

@@ -30,7 +30,13 @@ class Action:
     error: str = "scripted error"
     raw: str | None = None
     """Send this body verbatim (e.g. malformed JSON) with ``status``."""
+    media_type: str = "application/json"
+    """The content type of a ``raw`` body."""
     delay: float = 0.0
+    finish: str | None = None
+    """The vendor's own finish reason to send (e.g. ``content_filter``, ``max_tokens``)."""
+    cut: bool = False
+    """A stream that ends (cleanly) before its finish reason: the reply is cut off."""
 
 
 class Script:
@@ -92,7 +98,7 @@ async def run_action(script: Script, request: Request, model: str, body: dict[st
             await anyio.sleep(action.delay)
         if action.raw is not None:
             return Response(action.raw, status_code=action.status, headers=action.headers,
-                            media_type="application/json")
+                            media_type=action.media_type)
         if action.status != 200:
             return JSONResponse(error_body(action), status_code=action.status,
                                 headers=action.headers)

@@ -1,0 +1,183 @@
+"""What a user sees when a vendor misbehaves: each fault of each SDK-backed kind becomes an
+error that says what went wrong, of the kind `retry.on` expects, and never holds the key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import BadRequest, OutputInvalid, Unavailable
+from engine.providers import LLMRequest, Message, ProviderRegistry, run_llm
+from engine.spec.models import ProviderSpec
+from tests.providers.conftest import Servers
+from tests.providers.servers.common import Action, Script
+
+pytestmark = pytest.mark.anyio
+KEY = "sk-test-secret-key-1234567890"
+#: per kind: the model the fake server scripts, and the vendor's own finish reasons for a
+#: content filter / refusal and for a max-tokens cut-off
+VENDORS = {
+    "openai": ("gpt-test", "content_filter", "length"),
+    "anthropic": ("claude-test", "refusal", "max_tokens"),
+    "google": ("gemini-test", "SAFETY", "MAX_TOKENS"),
+}
+KINDS = sorted(VENDORS)
+
+
+_OPEN: list[ProviderRegistry] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_registries() -> AsyncIterator[None]:
+    yield
+    while _OPEN:
+        await _OPEN.pop().aclose()
+
+
+def _registry(srv: Servers, kind: str) -> ProviderRegistry:
+    base = {"openai": "/openai/v1", "anthropic": "/anthropic", "google": "/google/"}[kind]
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+                        base_url=srv.url + base)
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    _OPEN.append(registry)
+    return registry
+
+
+def _script(srv: Servers, kind: str) -> Script:
+    script: Script = getattr(srv, kind)
+    return script
+
+
+def _req(**kw: Any) -> LLMRequest:
+    return LLMRequest([Message("user", "hello")], **kw)
+
+
+def _push(srv: Servers, kind: str, action: Action) -> None:
+    _script(srv, kind).push(VENDORS[kind][0], action)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_stream_cut_off_midway_is_unavailable(srv: Servers, kind: str) -> None:
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(text="a long answer that never ends", cut=True))
+    chunks = []
+    with pytest.raises(Unavailable, match="streamed reply was cut off") as info:
+        async for chunk in registry.get("p").stream(_req()):
+            chunks.append(chunk)
+    assert any(c.text_delta for c in chunks)  # the text did arrive, but not its end
+    assert info.value.kind == "unavailable" and info.value.retryable
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_content_filter_finish_fails_the_step(srv: Servers, kind: str,
+                                                      stream: bool) -> None:
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(text="", finish=VENDORS[kind][1]))
+    chunks: list[Any] = []
+    with pytest.raises(BadRequest, match="content filter or safety system") as info:
+        await run_llm(registry, "p", _req(), on_chunk=chunks.append if stream else None)
+    assert info.value.kind == "bad_request" and not info.value.retryable
+    assert f"model {VENDORS[kind][0]}" in info.value.message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_structured_reply_cut_at_max_tokens_is_not_reasked(srv: Servers,
+                                                                   kind: str) -> None:
+    registry = _registry(srv, kind)
+    schema = {"type": "object", "required": ["a"]}
+    if kind == "anthropic":  # structured output is a forced tool there: its input cut short
+        _push(srv, kind, Action(json={}, finish="max_tokens"))
+    else:
+        _push(srv, kind, Action(text='{"a": "the start of', finish=VENDORS[kind][2]))
+    with pytest.raises(OutputInvalid, match="cut off at the token limit") as info:
+        await run_llm(registry, "p", _req(output_schema=schema))
+    assert "raise max_tokens" in str(info.value)
+    assert _script(srv, kind).count() == 1  # a re-ask would be cut off again
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_body_that_is_not_json_says_so(srv: Servers, kind: str) -> None:
+    registry = _registry(srv, kind)
+    page = f"<html><body>login page for {KEY}</body></html>"
+    _push(srv, kind, Action(raw=page, media_type="text/html"))
+    _push(srv, kind, Action(raw=page))  # the same page, labelled as JSON
+    for _ in range(2):
+        with pytest.raises(Unavailable, match="the body is not JSON") as info:
+            await registry.get("p").generate(_req())
+        text = str(info.value)
+        assert "<html>" in text and "base_url" in text
+        assert KEY not in text and "object has no attribute" not in text
+
+
+async def test_gemini_with_no_candidates_or_a_blocked_prompt(srv: Servers) -> None:
+    registry = _registry(srv, "google")
+    srv.google.push("gemini-test", Action(raw='{"candidates": [], "modelVersion": "g"}'))
+    with pytest.raises(Unavailable, match="no candidates"):
+        await registry.get("p").generate(_req())
+    blocked = '{"promptFeedback": {"blockReason": "SAFETY"}, "modelVersion": "gemini-test"}'
+    srv.google.push("gemini-test", Action(raw=blocked),
+                    Action(raw=f"data: {blocked}\n\n", media_type="text/event-stream"))
+    with pytest.raises(BadRequest, match="content filter"):
+        await run_llm(registry, "p", _req())
+    with pytest.raises(BadRequest, match="content filter"):  # streamed: not "cut off"
+        await run_llm(registry, "p", _req(), on_chunk=lambda chunk: None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_server_errors_say_how_to_fix_them(srv: Servers, kind: str) -> None:
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(status=503, error=f"down for maintenance, key {KEY}"))
+    with pytest.raises(Unavailable, match="HTTP 503") as info:
+        await registry.get("p").generate(_req())
+    assert info.value.hint and "retry" in info.value.hint
+    assert KEY not in str(info.value)
+
+
+def _workflow(url: str, step: str) -> str:
+    return f"""\
+version: 1
+name: faults
+providers:
+  o: {{kind: openai, base_url: "{url}/openai/v1", model: gpt-test, api_key: {KEY}}}
+steps:
+  ask:
+    llm: o
+    prompt: hello
+{step}
+"""
+
+
+async def test_a_cut_stream_is_retried_as_unavailable_in_a_run(srv: Servers,
+                                                               tmp_path: Path) -> None:
+    from engine.executor import StepChunk, run_workflow
+    from engine.spec.loader import load_text
+
+    srv.openai.push("gpt-test", Action(text="half an ans", cut=True), Action(text="whole"))
+    text = _workflow(srv.url, "    stream: true\n    retry: {attempts: 2, initial: 0s}")
+    events: list[Any] = []
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False, listeners=[events.append])
+    step = result.steps["ask"]
+    assert step.status == "succeeded", step.error
+    assert step.output == "whole" and step.attempts == 2
+    assert srv.openai.requests[0]["stream"] is True  # it did stream, and was cut
+    assert "".join(e.text for e in events if isinstance(e, StepChunk)).endswith("whole")
+
+
+async def test_a_plain_reply_cut_at_max_tokens_is_noted_on_the_step(srv: Servers,
+                                                                    tmp_path: Path) -> None:
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    srv.openai.push("gpt-test", Action(text="the first half", finish="length"))
+    result = await run_workflow(load_text(_workflow(srv.url, ""), str(tmp_path / "w.yaml")),
+                                {}, record_state=False)
+    step = result.steps["ask"]
+    assert step.status == "succeeded" and step.output == "the first half"
+    assert [n for n in step.notes if n["event"] == "cut_off"] == [
+        {"event": "cut_off", "finish_reason": "length",
+         "hint": "the reply stopped at the token limit: raise max_tokens"}]
