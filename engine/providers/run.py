@@ -135,7 +135,7 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
         try:
             response = await provider.generate(request)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)
+            _paused(exc, limiter)
             raise
         if response.finish_reason == "content_filter":
             raise refused(provider_name, response, request.model)
@@ -252,18 +252,24 @@ async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
         try:
             return await _send(run, provider, req)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)  # from now on everyone waits it out
+            _paused(exc, limiter)  # from now on everyone waits it out
             raise
     estimate = sum(len(m.text) for m in req.messages) // 4 + 1
     async with limiter.slot(estimate):
         try:
             response = await _send(run, provider, req)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)
+            _paused(exc, limiter)
             raise
     limiter.on_success()
     limiter.record_tokens(estimate, response.usage.total_tokens)
     return response
+
+
+def _paused(exc: RateLimited, limiter: Any) -> None:
+    """Pause the provider's callers after a 429; the error then carries the wait that the
+    pause imposes (1 s without a Retry-After), so the retry message tells the real delay."""
+    exc.retry_after = max(exc.retry_after or 0.0, limiter.on_rate_limited(exc.retry_after))
 
 
 def refused(name: str, response: LLMResponse, model: str | None = None) -> BadRequest:

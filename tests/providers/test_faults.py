@@ -181,3 +181,28 @@ async def test_a_plain_reply_cut_at_max_tokens_is_noted_on_the_step(srv: Servers
     assert [n for n in step.notes if n["event"] == "cut_off"] == [
         {"event": "cut_off", "finish_reason": "length",
          "hint": "the reply stopped at the token limit: raise max_tokens"}]
+
+
+@pytest.mark.parametrize("retry_after", [None, "0.3"])
+async def test_a_429_retry_says_the_delay_it_really_waits(srv: Servers, tmp_path: Path,
+                                                          retry_after: str | None) -> None:
+    import time
+
+    from engine.executor import StepRetrying, run_workflow
+    from engine.spec.loader import load_text
+
+    headers = {"retry-after": retry_after} if retry_after else {}
+    srv.openai.push("gpt-test", Action(status=429, headers=headers), Action(text="ok"))
+    text = _workflow(srv.url, "    retry: {attempts: 2, initial: 10ms, jitter: false}")
+    events: list[Any] = []
+    started = time.monotonic()
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False, listeners=[events.append])
+    waited = time.monotonic() - started
+    assert result.steps["ask"].status == "succeeded"
+    retries = [e for e in events if isinstance(e, StepRetrying)]
+    assert len(retries) == 1 and retries[0].error_kind == "rate_limit"
+    # without a Retry-After every caller pauses 1 s after a 429, and the message says so
+    expected = float(retry_after) if retry_after else 1.0
+    assert retries[0].delay == pytest.approx(expected, abs=0.05)
+    assert waited >= expected
