@@ -23,7 +23,14 @@ import anyio.abc
 
 from engine.errors import ToolError
 from engine.mcp._settings import MCPSettings
-from engine.mcp._transport import StderrLog, http_target, stdio_target, transport_kind
+from engine.mcp._transport import (
+    StderrLog,
+    http_refusal,
+    http_status,
+    http_target,
+    stdio_target,
+    transport_kind,
+)
 from engine.sandbox.base import Runner
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec
@@ -212,7 +219,7 @@ class MCPServerManager:
                 server=slot.name) from None
         except Exception as exc:
             slot.failures += 1
-            raise self._start_error(slot, _leaf(exc)) from exc
+            raise self._start_error(slot, _leaf(exc), target) from exc
         slot.failures = 0
         slot.conn = conn
         if slot.spawns > 1 and self._on_list_changed:
@@ -241,12 +248,15 @@ class MCPServerManager:
         tail = slot.stderr.tail() if slot.stderr is not None else ""
         return f"; its stderr ended with:\n{tail}" if tail else ""
 
-    def _start_error(self, slot: _Slot, exc: BaseException) -> ToolError:
+    def _start_error(self, slot: _Slot, exc: BaseException, target: Any = None) -> ToolError:
         if isinstance(exc, ToolError):
             return exc
         text = str(exc) or type(exc).__name__
         slot.last_error = text
         if slot.spec.url is not None:
+            status = http_status(exc, target)
+            if status is not None:
+                return http_refusal(slot.name, _safe_url(slot.spec.url), status)
             return ToolError(
                 f"could not connect to MCP server '{slot.name}' at {_safe_url(slot.spec.url)}: "
                 f"{text}",

@@ -159,3 +159,84 @@ async def test_http_headers_reach_the_server(
     async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
         assert (await mcp.call("s.add", {"a": 2, "b": 2})).value == 4
     assert seen and all(h.get("authorization") == "Bearer t0ken" for h in seen)
+
+
+TOKEN = "t0ken-SECRET-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def refusing_http_server() -> Iterator[int]:
+    """Answers /mcp and /sse with 401 (echoing the token it was sent), anything else 404."""
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.mcp.conftest import free_port
+
+    async def deny(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"bad token {request.headers.get('authorization')}",
+                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    app = Starlette(routes=[Route("/mcp", deny, methods=["GET", "POST", "DELETE"]),
+                            Route("/sse", deny)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("path", "transport", "expected"), [
+    ("mcp", None, "refused the credentials (HTTP 401)"),
+    ("sse", "sse", "refused the credentials (HTTP 401)"),
+    ("nothing-here", None, "has no MCP endpoint there (HTTP 404)"),
+    ("nothing-here", "sse", "has no MCP endpoint there (HTTP 404)"),
+])
+async def test_an_http_error_at_connect_says_what_it_means(
+        tmp_path: Path, refusing_http_server: int, path: str, transport: str | None,
+        expected: str) -> None:
+    from engine.errors import ToolError
+
+    url = f"http://127.0.0.1:{refusing_http_server}/{path}"
+    spec = MCPServerSpec(url=url, transport=transport,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError) as info:
+            await mcp.call("s.echo", {"text": "x"})
+    text = str(info.value)
+    assert expected in text and url in text
+    assert ("headers:" if "401" in expected else "path") in (info.value.hint or "")
+    assert TOKEN not in text and "developer.mozilla.org" not in text
+
+
+@pytest.fixture
+def crashing_sse_server() -> Iterator[int]:
+    for _path, port in spawn_http("tests.mcp.http_faulty", transport="sse"):
+        yield port
+
+
+async def test_an_sse_stream_that_drops_mid_call_is_a_tool_error_without_a_traceback(
+        tmp_path: Path, crashing_sse_server: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from engine.errors import ToolError
+
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{crashing_sse_server}/sse", transport="sse")
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.call("s.echo", {"text": "up"})).text == "up"
+        with pytest.raises(ToolError, match=r"went down during 's\.crash'"):
+            await mcp.call("s.crash", {})
+    # the SDK logs the dropped stream with a traceback; it must not reach the user's handlers
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
