@@ -23,6 +23,7 @@ from engine.errors import (
     Timeout,
     Unavailable,
 )
+from engine.secrets import MIN_SECRET_LENGTH
 
 #: a server's Retry-After is never honoured beyond this many seconds
 MAX_RETRY_AFTER = 60.0
@@ -36,7 +37,7 @@ _CONTEXT_MARKERS = ("context_length", "context length", "too many tokens", "maxi
 
 def clean_message(text: str, secret: str | None = None) -> str:
     """A server message safe to show: no key, no long token-like strings, bounded length."""
-    if secret:
+    if secret and len(secret) >= MIN_SECRET_LENGTH:  # a shorter one would mask every "e"
         text = text.replace(secret, "[redacted]")
     text = _KEYLIKE.sub("[redacted]", text)
     text = " ".join(text.split())

@@ -185,7 +185,10 @@ class GoogleProvider(SDKProvider):
         if isinstance(exc, errors.APIError):
             response = getattr(exc, "response", None)
             headers = getattr(response, "headers", None)
-            return from_status(int(exc.code or 500), str(exc.message or exc.status or ""),
+            status = int(exc.code or 500)
+            if status == 400 and "API_KEY_INVALID" in str(exc.details):
+                status = 401  # Gemini answers a bad key with 400 INVALID_ARGUMENT
+            return from_status(status, str(exc.message or exc.status or ""),
                                headers=headers, provider=self.name, model=model,
                                secret=self.api_key, code=exc.status)
         return None

@@ -37,9 +37,9 @@ async def _close_registries() -> AsyncIterator[None]:
         await _OPEN.pop().aclose()
 
 
-def _registry(srv: Servers, kind: str) -> ProviderRegistry:
+def _registry(srv: Servers, kind: str, key: str = KEY) -> ProviderRegistry:
     base = {"openai": "/openai/v1", "anthropic": "/anthropic", "google": "/google/"}[kind]
-    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=key,
                         base_url=srv.url + base)
     registry = ProviderRegistry.from_specs({"p": spec}, env={})
     _OPEN.append(registry)
@@ -206,3 +206,26 @@ async def test_a_429_retry_says_the_delay_it_really_waits(srv: Servers, tmp_path
     expected = float(retry_after) if retry_after else 1.0
     assert retries[0].delay == pytest.approx(expected, abs=0.05)
     assert waited >= expected
+
+
+async def test_gemini_bad_key_is_an_auth_error(srv: Servers) -> None:
+    from engine.errors import AuthError
+
+    body = ('{"error": {"code": 400, "message": "API key not valid. Please pass a valid API '
+            'key.", "status": "INVALID_ARGUMENT", "details": [{"@type": '
+            '"type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", '
+            '"domain": "googleapis.com"}]}}')
+    srv.google.push("gemini-test", Action(status=400, raw=body))
+    with pytest.raises(AuthError, match="API key not valid") as info:
+        await _registry(srv, "google").get("p").generate(_req())
+    assert info.value.kind == "auth" and "check the API key" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_short_key_does_not_mangle_the_message(srv: Servers, kind: str) -> None:
+    from engine.errors import AuthError
+
+    registry = _registry(srv, kind, key="e")  # shorter than any key: not masked
+    _push(srv, kind, Action(status=401, error="the key given here is revoked"))
+    with pytest.raises(AuthError, match="the key given here is revoked"):
+        await registry.get("p").generate(_req())
