@@ -114,9 +114,25 @@ def connection_error(exc: BaseException, *, provider: str, model: str | None,
         return Timeout(f"{where} did not answer {within}: {detail}",
                        hint="raise the provider's timeout, or retry on timeout",
                        provider=provider, model=model)
+    if not _connecting(exc):
+        return Unavailable(f"{where}: the connection broke off mid-reply: {detail}",
+                           hint="the server or the network dropped it: give the step retry: "
+                                "{attempts: 3} (unavailable is retried by default)",
+                           provider=provider, model=model)
     return Unavailable(f"{where} could not be reached: {detail}",
                        hint="check that the server is running and the provider's base_url "
                             "(or endpoint) and network", provider=provider, model=model)
+
+
+def _connecting(exc: BaseException) -> bool:
+    """Whether a transport error happened before the server was reached (not after)."""
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - every SDK-backed kind brings httpx2
+        return True
+    if isinstance(exc, httpx2.TransportError):
+        return isinstance(exc, httpx2.ConnectError | httpx2.ProxyError | httpx2.UnsupportedProtocol)
+    return True
 
 
 def malformed(exc: BaseException, *, provider: str, model: str | None) -> ProviderError:

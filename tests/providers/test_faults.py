@@ -229,3 +229,18 @@ async def test_a_short_key_does_not_mangle_the_message(srv: Servers, kind: str) 
     _push(srv, kind, Action(status=401, error="the key given here is revoked"))
     with pytest.raises(AuthError, match="the key given here is revoked"):
         await registry.get("p").generate(_req())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_connection_dropped_mid_reply_is_not_called_unreachable(
+        srv: Servers, kind: str, stream: bool) -> None:
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(text="a reply long enough to be split in two", abort=True))
+    with pytest.raises(Unavailable, match="the connection broke off mid-reply") as info:
+        if stream:
+            async for _chunk in registry.get("p").stream(_req()):
+                pass
+        else:
+            await registry.get("p").generate(_req())
+    assert "could not be reached" not in str(info.value) and info.value.retryable

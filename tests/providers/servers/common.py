@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Action:
     """The vendor's own finish reason to send (e.g. ``content_filter``, ``max_tokens``)."""
     cut: bool = False
     """A stream that ends (cleanly) before its finish reason: the reply is cut off."""
+    abort: bool = False
+    """Send the first half of the reply, then drop the connection (an unfinished body)."""
 
 
 class Script:
@@ -102,9 +105,21 @@ async def run_action(script: Script, request: Request, model: str, body: dict[st
         if action.status != 200:
             return JSONResponse(error_body(action), status_code=action.status,
                                 headers=action.headers)
-        return await ok(action)
+        response = await ok(action)
+        return _aborting(response) if action.abort else response
     finally:
         script.leave()
+
+
+def _aborting(response: Response) -> Response:
+    body = bytes(response.body)
+
+    async def half() -> AsyncIterator[bytes]:
+        yield body[:len(body) // 2]
+        await anyio.sleep(0.05)
+        raise RuntimeError("the fake server drops the connection on purpose")
+
+    return StreamingResponse(half(), media_type=response.media_type)
 
 
 def sse(events: list[tuple[str | None, Any]]) -> bytes:
