@@ -95,6 +95,15 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _stream_dropped(spec: MCPServerSpec, error: Exception) -> bool:
+    """Whether a transport error ended an SSE connection's event stream."""
+    if spec.url is None or transport_kind(spec) != "sse":
+        return False
+    import httpx2
+
+    return isinstance(error, httpx2.TransportError)
+
+
 class MCPServerManager:
     """Starts, supervises and stops MCP servers. Use as an async context manager."""
 
@@ -315,6 +324,11 @@ class MCPServerManager:
             self._on_list_changed(name)
         elif isinstance(message, Exception):
             log.warning("MCP server %s: transport error: %s", name, message)
+            slot = self._slot(name)
+            if slot.conn is not None and _stream_dropped(slot.spec, message):
+                # an SSE session lives on its one stream: the next call must reconnect (it
+                # would fail as if the server went down during that call)
+                self.mark_dead(name, slot.conn.client, f"its SSE stream dropped: {message}")
 
     # ------------------------------------------------------------ supervision
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from engine.mcp import MCPRuntime, MCPSettings
@@ -240,3 +241,35 @@ async def test_an_sse_stream_that_drops_mid_call_is_a_tool_error_without_a_trace
             await mcp.call("s.crash", {})
     # the SDK logs the dropped stream with a traceback; it must not reach the user's handlers
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
+
+
+async def test_an_sse_stream_dropped_between_calls_reconnects_on_the_next_call(
+        tmp_path: Path) -> None:
+    from tests.mcp.conftest import child_env, free_port, wait_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.mcp.http_faulty", "--transport", "sse", "--port",
+            str(port)]
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_port(port, proc)
+        return proc
+
+    proc = start()
+    try:
+        spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/sse", transport="sse")
+        async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+            assert (await mcp.call("s.echo", {"text": "one"})).text == "one"
+            proc.kill()  # the server goes away while no call is in flight ...
+            proc.wait(timeout=5)
+            with anyio.fail_after(5):
+                while mcp.manager.is_running("s"):  # ... and plait notices the dropped stream
+                    await anyio.sleep(0.02)
+            proc = start()  # back on the same port
+            # not "went down during 's.echo'": the call was never sent on the dead stream
+            assert (await mcp.call("s.echo", {"text": "two"})).text == "two"
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
