@@ -12,7 +12,13 @@ from typing import Any
 
 from engine.errors import ProviderError
 from engine.providers._base import SDKProvider, alternating_turns, import_sdk
-from engine.providers._errors import connection_error, from_status, malformed, not_json
+from engine.providers._errors import (
+    connection_error,
+    from_status,
+    malformed,
+    not_json,
+    stream_error,
+)
 from engine.providers.types import (
     OUTPUT_TOOL,
     ImagePart,
@@ -106,6 +112,9 @@ class AnthropicProvider(SDKProvider):
         anthropic = import_sdk("anthropic", "anthropic", "anthropic")
         if isinstance(exc, anthropic.APIStatusError):
             text = exc.api_message or str(exc.message)
+            if exc.status_code < 400:  # an `event: error` in a stream that began with 200
+                return stream_error(exc.type, text, provider=self.name, model=model,
+                                    secret=self.api_key)
             return from_status(exc.status_code, text, headers=exc.response.headers,
                                provider=self.name, model=model, secret=self.api_key,
                                code=exc.error_code or exc.type)

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import OutputInvalid, ProviderError
 from engine.providers._base import SDKProvider, import_sdk
-from engine.providers._errors import from_status, malformed, not_json
+from engine.providers._errors import from_status, malformed, not_json, stream_error
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -116,6 +116,9 @@ class OpenAIProvider(SDKProvider):
 
             cause = exc.__cause__ or exc
             return connection_error(cause, provider=self.name, model=model, timed_out=False)
+        if isinstance(exc, openai.APIError):  # an error chunk in a stream that began with 200
+            return stream_error(exc.type or exc.code, str(exc.message), provider=self.name,
+                                model=model, secret=self.api_key)
         return None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BadRequest, OutputInvalid, Unavailable
+from engine.errors import BadRequest, OutputInvalid, ProviderError, RateLimited, Unavailable
 from engine.providers import LLMRequest, Message, ProviderRegistry, run_llm
 from engine.spec.models import ProviderSpec
 from tests.providers.conftest import Servers
@@ -244,3 +244,20 @@ async def test_a_connection_dropped_mid_reply_is_not_called_unreachable(
         else:
             await registry.get("p").generate(_req())
     assert "could not be reached" not in str(info.value) and info.value.retryable
+
+
+@pytest.mark.parametrize(("kind", "event", "error"), [
+    ("openai", "server_error", Unavailable), ("openai", "rate_limit_exceeded", RateLimited),
+    ("anthropic", "overloaded_error", Unavailable), ("anthropic", "api_error", Unavailable),
+    ("anthropic", "rate_limit_error", RateLimited)])
+async def test_an_error_event_inside_a_stream_is_mapped_by_its_type(
+        srv: Servers, kind: str, event: str, error: type[Exception]) -> None:
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(text="the start of a reply", stream_error=event,
+                            error=f"{event} happened, key {KEY}"))
+    with pytest.raises(error, match=f"an error event in the stream: {event}") as info:
+        async for _chunk in registry.get("p").stream(_req()):
+            pass
+    text = str(info.value)
+    assert "HTTP 200" not in text and KEY not in text
+    assert isinstance(info.value, ProviderError) and info.value.retryable

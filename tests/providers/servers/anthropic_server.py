@@ -81,6 +81,9 @@ def _stream(action: Action, body: dict[str, Any]) -> bytes:
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
     if action.cut:
         return sse(events)
+    if action.stream_error:
+        return sse([*events[:3], ("error", {"type": "error", "error": {
+            "type": action.stream_error, "message": action.error}})])
     events.append(("message_delta", {"type": "message_delta",
                                      "delta": {"stop_reason": message["stop_reason"],
                                                "stop_sequence": None},

@@ -38,6 +38,8 @@ class Action:
     """The vendor's own finish reason to send (e.g. ``content_filter``, ``max_tokens``)."""
     cut: bool = False
     """A stream that ends (cleanly) before its finish reason: the reply is cut off."""
+    stream_error: str | None = None
+    """Stream the start of the reply, then the vendor's error event of this type."""
     abort: bool = False
     """Send the first half of the reply, then drop the connection (an unfinished body)."""
 

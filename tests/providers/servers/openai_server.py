@@ -74,6 +74,9 @@ def _stream(action: Action, body: dict[str, Any]) -> bytes:
                                                         "function": {"arguments": piece}}]})))
     if action.cut:
         return sse(events)
+    if action.stream_error:
+        return sse([*events[:2], (None, {"error": {"message": action.error,
+                                                    "type": action.stream_error}})])
     events.append((None, chunk({}, action.finish or ("tool_calls" if action.tool_calls
                                                       else "stop"))))
     if (body.get("stream_options") or {}).get("include_usage"):
