@@ -64,6 +64,8 @@ class _Slot:
     restarts: int = 0
     failures: int = 0
     last_error: str | None = None
+    #: the last line the server wrote to stdout that is not JSON-RPC (for start-up errors)
+    noise: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,21 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _not_json_rpc(error: Exception) -> str | None:
+    """The start of a stdout line that failed to parse as JSON-RPC, if that is the error."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return None
+    try:
+        first = errors()[0]
+    except Exception:  # not a pydantic ValidationError after all
+        return None
+    if first.get("type") != "json_invalid" or not isinstance(first.get("input"), str):
+        return None
+    line: str = first["input"]
+    return repr(line[:200] + ("…" if len(line) > 200 else ""))
 
 
 def _stream_dropped(spec: MCPServerSpec, error: Exception) -> bool:
@@ -255,7 +272,9 @@ class MCPServerManager:
 
     def _tail_text(self, slot: _Slot) -> str:
         tail = slot.stderr.tail() if slot.stderr is not None else ""
-        return f"; its stderr ended with:\n{tail}" if tail else ""
+        noise = (f"; it wrote to stdout what is not MCP (JSON-RPC): {slot.noise} (a stdio "
+                 "server must log to stderr, never stdout)") if slot.noise else ""
+        return noise + (f"; its stderr ended with:\n{tail}" if tail else "")
 
     def _start_error(self, slot: _Slot, exc: BaseException, target: Any = None) -> ToolError:
         if isinstance(exc, ToolError):
@@ -323,8 +342,14 @@ class MCPServerManager:
         if isinstance(message, ToolListChangedNotification) and self._on_list_changed:
             self._on_list_changed(name)
         elif isinstance(message, Exception):
-            log.warning("MCP server %s: transport error: %s", name, message)
             slot = self._slot(name)
+            noise = _not_json_rpc(message)
+            if noise is not None:
+                slot.noise = noise
+                log.warning("MCP server %s wrote a line that is not MCP (JSON-RPC) to its "
+                            "stdout: %s", name, noise)
+            else:
+                log.warning("MCP server %s: transport error: %s", name, message)
             if slot.conn is not None and _stream_dropped(slot.spec, message):
                 # an SSE session lives on its one stream: the next call must reconnect (it
                 # would fail as if the server went down during that call)

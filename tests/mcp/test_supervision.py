@@ -128,6 +128,19 @@ async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+async def test_a_server_that_prints_to_stdout_is_told_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    script = "print('listening on port 8080', flush=True); import time; time.sleep(30)"
+    spec = MCPServerSpec(command=sys.executable, args=["-c", script], startup_timeout="2s")
+    async with rt(tmp_path, spec) as mcp:
+        with pytest.raises(ToolError, match="did not finish initialising") as info:
+            await mcp.call_tool("f", "pid", {})
+    assert "wrote to stdout what is not MCP (JSON-RPC): 'listening on port 8080'" in \
+        str(info.value)
+    # the SDK logs the bad line with a traceback: that must not reach the user's handlers
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
+
+
 async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> None:
     servers = {"gone": MCPServerSpec(command="no-such-mcp-server-xyz"), "f": faulty()}
     async with MCPRuntime(servers, base_dir=tmp_path, settings=SETTINGS) as mcp:
