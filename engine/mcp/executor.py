@@ -194,7 +194,8 @@ class ToolExecutor:
                 raise self._timeout_error(info, limit) from None
             except (RuntimeError, ValidationError) as exc:
                 raise ToolError(f"tool '{info.qualified_name}' returned a malformed result: "
-                                f"{str(exc)[:500]}", hint="the server broke the MCP protocol; "
+                                f"{_first_paragraph(str(exc))}",
+                                hint="the server broke the MCP protocol; "
                                 "report it to the server's authors",
                                 server=info.server, tool=info.name) from None
 
@@ -276,3 +277,8 @@ class ToolExecutor:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: stat.to_dict() for name, stat in sorted(self._stats.items())}
+
+
+def _first_paragraph(text: str) -> str:
+    """What an SDK's validation error says, without the schema dump that follows it."""
+    return text.split("\n\n", 1)[0][:500]

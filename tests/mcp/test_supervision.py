@@ -88,8 +88,11 @@ async def test_hang_times_out_and_server_stays_usable(tmp_path: Path) -> None:
 
 async def test_malformed_result(tmp_path: Path) -> None:
     async with rt(tmp_path, faulty()) as mcp:
-        with pytest.raises(ToolError, match="malformed result"):
+        with pytest.raises(ToolError, match="malformed result") as info:
             await mcp.call_tool("f", "malformed", {})
+    # what is wrong, not jsonschema's dump of the schema and instance that follows it
+    assert "'not a number' is not of type 'integer'" in info.value.message
+    assert "Failed validating" not in info.value.message
 
 
 async def test_rug_pull_flagged_and_refused_under_high_policy(tmp_path: Path) -> None:
