@@ -81,8 +81,17 @@ class OpenAIProvider(SDKProvider):
                             model=model)
         choice = completion.choices[0]
         message = choice.message
-        calls = tuple(ToolCall(c.id, c.function.name, _arguments(c.function.arguments, c.id))
-                      for c in (message.tool_calls or ()))
+        try:
+            calls = tuple(ToolCall(c.id, c.function.name,
+                                   _arguments(c.function.arguments, c.id))
+                          for c in (message.tool_calls or ()))
+        except OutputInvalid as exc:
+            cut = choice.finish_reason == "length"
+            raise OutputInvalid(
+                f"provider {self.name!r} (model {model}): {exc.message}",
+                hint="the reply was cut off at the token limit: raise max_tokens" if cut else
+                "the model wrote invalid tool arguments; retry.on: [output_invalid] retries it",
+                provider=self.name, model=model) from None
         return LLMResponse(message.content or "", calls, _usage(completion.usage),
                            _FINISH.get(choice.finish_reason or "stop", "other"),
                            completion.model or model, completion.id)

@@ -261,3 +261,22 @@ async def test_an_error_event_inside_a_stream_is_mapped_by_its_type(
     text = str(info.value)
     assert "HTTP 200" not in text and KEY not in text
     assert isinstance(info.value, ProviderError) and info.value.retryable
+
+
+@pytest.mark.parametrize(("finish", "hint"), [("length", "raise max_tokens"),
+                                              (None, "retry.on: [output_invalid]")])
+async def test_tool_arguments_that_are_not_json_name_the_provider(
+        srv: Servers, finish: str | None, hint: str) -> None:
+    import json
+
+    calls = [{"id": "call_0", "type": "function",
+              "function": {"name": "add", "arguments": '{"a": 1, "b'}}]
+    body = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-test",
+            "choices": [{"index": 0, "finish_reason": finish or "tool_calls",
+                         "message": {"role": "assistant", "content": None,
+                                     "tool_calls": calls}}]}
+    srv.openai.push("gpt-test", Action(raw=json.dumps(body)))
+    with pytest.raises(OutputInvalid, match=r"provider 'p' .*arguments are not valid JSON") \
+            as info:
+        await _registry(srv, "openai").get("p").generate(_req())
+    assert hint in (info.value.hint or "")
