@@ -330,6 +330,18 @@ def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:
     return _OwnedHTTP(client, streamable_http_client(spec.url, http_client=client))
 
 
+def safe_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def http_status(exc: BaseException, target: Any) -> int | None:
     """The HTTP error status behind a failed connect: the SSE client raises it; the
     streamable HTTP client turns it into a JSON-RPC error without it, so its transport
@@ -360,8 +372,8 @@ def http_refusal(name: str, url: str, status: int) -> ToolError:
 
 class _OwnedHTTP:
     """A streamable HTTP transport that also closes the httpx client it was given, and
-    notes the last HTTP error status its POSTs received (``error_status``; a GET answered
-    405 only means the server has no standalone stream)."""
+    notes whether its last POST failed, with which HTTP status (``error_status``, else None;
+    a GET answered 405 only means the server has no standalone stream)."""
 
     def __init__(self, client: Any, transport: Any) -> None:
         self._client = client
@@ -370,8 +382,9 @@ class _OwnedHTTP:
         client.event_hooks["response"].append(self._note)
 
     async def _note(self, response: Any) -> None:
-        if response.status_code >= 400 and response.request.method == "POST":
-            self.error_status = int(response.status_code)
+        if response.request.method == "POST":
+            status = int(response.status_code)
+            self.error_status = status if status >= 400 else None
 
     async def __aenter__(self) -> Any:
         await self._client.__aenter__()

@@ -28,6 +28,7 @@ from engine.mcp._transport import (
     http_refusal,
     http_status,
     http_target,
+    safe_url,
     stdio_target,
     transport_kind,
 )
@@ -50,6 +51,8 @@ class _Connection:
     stop: anyio.Event
     done: anyio.Event
     alive: bool = True
+    #: the SDK transport it runs on (a streamable HTTP one notes HTTP error statuses)
+    target: Any = None
 
 
 @dataclass
@@ -77,18 +80,6 @@ class ServerStatus:
     restarts: int
     last_error: str | None
     protocol_version: str | None
-
-
-def _safe_url(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -203,6 +194,12 @@ class MCPServerManager:
                 return slot.conn.client
             return await self._start(slot)
 
+    def http_error_status(self, name: str) -> int | None:
+        """The HTTP error status of the last request to a streamable HTTP server, if it
+        failed (the SDK reports such a failure without its status)."""
+        conn = self._slot(name).conn
+        return getattr(conn.target, "error_status", None) if conn is not None else None
+
     def is_running(self, name: str) -> bool:
         conn = self._slot(name).conn
         return conn is not None and conn.alive
@@ -284,9 +281,9 @@ class MCPServerManager:
         if slot.spec.url is not None:
             status = http_status(exc, target)
             if status is not None:
-                return http_refusal(slot.name, _safe_url(slot.spec.url), status)
+                return http_refusal(slot.name, safe_url(slot.spec.url), status)
             return ToolError(
-                f"could not connect to MCP server '{slot.name}' at {_safe_url(slot.spec.url)}: "
+                f"could not connect to MCP server '{slot.name}' at {safe_url(slot.spec.url)}: "
                 f"{text}",
                 hint="is the server running, and are the URL and transport right?",
                 server=slot.name)
@@ -312,7 +309,7 @@ class MCPServerManager:
                                message_handler=on_message,
                                client_info=Implementation(name="plait", version="0.1.0"))
             async with client_cm as client, anyio.create_task_group() as listeners:
-                conn = _Connection(client=client, stop=stop, done=done)
+                conn = _Connection(client=client, stop=stop, done=done, target=target)
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     listeners.start_soon(self._listen, slot.name, client)
                 started = True

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -273,3 +274,58 @@ async def test_an_sse_stream_dropped_between_calls_reconnects_on_the_next_call(
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+@pytest.fixture
+def revoking_http_server() -> Iterator[tuple[int, dict[str, bool]]]:
+    """An SDK MCPServer behind uvicorn that answers every POST with 401 once told to."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.mcp.conftest import free_port
+    from tests.mcp.inproc import demo_server
+
+    state = {"revoked": False}
+    inner = demo_server().streamable_http_app()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and state["revoked"]:
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"token expired"})
+            return
+        await inner(scope, receive, send)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port, state
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def test_a_401_in_the_middle_of_a_run_names_the_credentials(
+        tmp_path: Path, revoking_http_server: tuple[int, dict[str, bool]]) -> None:
+    from engine.errors import ToolError
+
+    port, state = revoking_http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp",
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.call("s.add", {"a": 2, "b": 2})).value == 4
+        state["revoked"] = True  # the token expires mid-run
+        with pytest.raises(ToolError, match=r"refused the credentials \(HTTP 401\)") as info:
+            await mcp.call("s.echo", {"text": "x"})
+        assert "headers:" in (info.value.hint or "") and TOKEN not in str(info.value)
+        state["revoked"] = False  # an error that is no HTTP status is not labelled as one
+        assert (await mcp.call("s.add", {"a": 1, "b": 1})).value == 2
+        assert mcp.manager.http_error_status("s") is None
