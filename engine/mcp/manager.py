@@ -288,6 +288,8 @@ class MCPServerManager:
                 hint="is the server running, and are the URL and transport right?",
                 server=slot.name)
         argv = " ".join([str(slot.spec.command), *slot.spec.args])
+        if text == "Connection closed":  # the SDK's words for a server that went away
+            text = "it exited (or closed its stdout) before answering initialize"
         return ToolError(
             f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
             f"{self._tail_text(slot)}",

@@ -284,6 +284,8 @@ async def test_server_exiting_at_start_reports_its_stderr(tmp_path: Path) -> Non
         with pytest.raises(ToolError, match="failed during start-up") as info:
             await mcp.list_tools("x")
         assert "bad config: missing --root" in str(info.value)
+        assert "it exited (or closed its stdout) before answering initialize" in \
+            str(info.value)
 
 
 def _alive(pid: int) -> bool:
