@@ -110,9 +110,13 @@ class OpenAIProvider(SDKProvider):
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
         openai = import_sdk("openai", "openai", "openai")
         if isinstance(exc, openai.APIStatusError):
-            return from_status(exc.status_code, _message(exc), headers=exc.response.headers,
-                               provider=self.name, model=model, secret=self.api_key,
-                               code=exc.code)
+            error = from_status(exc.status_code, _message(exc), headers=exc.response.headers,
+                                provider=self.name, model=model, secret=self.api_key,
+                                code=exc.code)
+            if exc.status_code == 404 and self.kind == "azure_openai":
+                error.hint = ("check `deployment:` (the deployment's name in Azure, not the "
+                              "model's), `endpoint:` and `api_version:`")
+            return error
         if isinstance(exc, openai.APIResponseValidationError):
             return malformed(exc, provider=self.name, model=model)
         if isinstance(exc, openai.APITimeoutError):

@@ -280,3 +280,14 @@ async def test_tool_arguments_that_are_not_json_name_the_provider(
             as info:
         await _registry(srv, "openai").get("p").generate(_req())
     assert hint in (info.value.hint or "")
+
+
+async def test_an_azure_404_points_at_the_deployment(srv: Servers) -> None:
+    spec = ProviderSpec(kind="azure_openai", model="gpt-4o", deployment="no-such-dep",
+                        endpoint=srv.url + "/openai", api_version="2024-10-21", api_key=KEY)
+    registry = ProviderRegistry.from_specs({"az": spec}, env={})
+    _OPEN.append(registry)
+    srv.openai.push("no-such-dep", Action(status=404, error="DeploymentNotFound"))
+    with pytest.raises(BadRequest, match=r"not found \(HTTP 404\)") as info:
+        await registry.get("az").generate(_req())
+    assert "deployment:" in (info.value.hint or "") and "api_version:" in (info.value.hint or "")
