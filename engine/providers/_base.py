@@ -141,9 +141,10 @@ class SDKProvider:
         if isinstance(exc, httpx2.TransportError | ConnectionError):
             return connection_error(exc, provider=self.name, model=model, timed_out=False)
         if isinstance(exc, json.JSONDecodeError):
-            return not_json(exc.doc, provider=self.name, model=model)
+            return not_json(exc.doc, provider=self.name, model=model,
+                            secret=self.api_key)
         if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         return exc
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:

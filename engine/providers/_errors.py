@@ -156,18 +156,20 @@ def _connecting(exc: BaseException) -> bool:
     return True
 
 
-def malformed(exc: BaseException, *, provider: str, model: str | None) -> ProviderError:
+def malformed(exc: BaseException, *, provider: str, model: str | None,
+              secret: str | None = None) -> ProviderError:
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
     return Unavailable(f"{where} returned a malformed reply: "
-                       f"{clean_message(str(exc) or type(exc).__name__)}",
+                       f"{clean_message(str(exc) or type(exc).__name__, secret)}",
                        hint="the server does not speak this provider kind's API; check "
                             "base_url: it must point at the API, not a web page",
                        provider=provider, model=model)
 
 
-def not_json(body: object, *, provider: str, model: str | None) -> ProviderError:
+def not_json(body: object, *, provider: str, model: str | None,
+             secret: str | None = None) -> ProviderError:
     """The SDKs hand back the body as a string when the server did not answer JSON."""
-    start = clean_message(str(body))[:80]
+    start = clean_message(str(body), secret)[:80]
     return malformed(ValueError(f"the body is not JSON (it starts with {start!r})"),
                      provider=provider, model=model)
 

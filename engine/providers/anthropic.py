@@ -80,7 +80,8 @@ class AnthropicProvider(SDKProvider):
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         message = await self.client.messages.create(**self._params(req, model))
         if isinstance(message, str):  # the SDK's answer to a body that is not JSON
-            raise not_json(message, provider=self.name, model=model)
+            raise not_json(message, provider=self.name, model=model,
+                           secret=self.api_key)
         texts: list[str] = []
         calls: list[ToolCall] = []
         parsed: Any = None
@@ -119,7 +120,7 @@ class AnthropicProvider(SDKProvider):
                                provider=self.name, model=model, secret=self.api_key,
                                code=exc.error_code or exc.type)
         if isinstance(exc, anthropic.APIResponseValidationError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         if isinstance(exc, anthropic.APIConnectionError):
             timed_out = isinstance(exc, anthropic.APITimeoutError)
             return connection_error(exc.__cause__ or exc, provider=self.name, model=model,

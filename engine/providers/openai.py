@@ -75,7 +75,8 @@ class OpenAIProvider(SDKProvider):
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         completion = await self.client.chat.completions.create(**self._params(req, model))
         if isinstance(completion, str):  # the SDK's answer to a body that is not JSON
-            raise not_json(completion, provider=self.name, model=model)
+            raise not_json(completion, provider=self.name, model=model,
+                           secret=self.api_key)
         if not getattr(completion, "choices", None):
             raise malformed(ValueError("the reply has no choices"), provider=self.name,
                             model=model)
@@ -118,7 +119,7 @@ class OpenAIProvider(SDKProvider):
                               "model's), `endpoint:` and `api_version:`")
             return error
         if isinstance(exc, openai.APIResponseValidationError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         if isinstance(exc, openai.APITimeoutError):
             from engine.providers._errors import connection_error
 

@@ -101,8 +101,9 @@ async def test_a_structured_reply_cut_at_max_tokens_is_not_reasked(srv: Servers,
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_body_that_is_not_json_says_so(srv: Servers, kind: str) -> None:
-    registry = _registry(srv, kind)
-    page = f"<html><body>login page for {KEY}</body></html>"
+    key = "plain-key-42"  # nothing key-like about it: masked because it is the key
+    registry = _registry(srv, kind, key=key)
+    page = f"<html>login as {key}</html>"
     _push(srv, kind, Action(raw=page, media_type="text/html"))
     _push(srv, kind, Action(raw=page))  # the same page, labelled as JSON
     for _ in range(2):
@@ -110,7 +111,7 @@ async def test_a_body_that_is_not_json_says_so(srv: Servers, kind: str) -> None:
             await registry.get("p").generate(_req())
         text = str(info.value)
         assert "<html>" in text and "base_url" in text
-        assert KEY not in text and "object has no attribute" not in text
+        assert key not in text and "object has no attribute" not in text
 
 
 async def test_gemini_with_no_candidates_or_a_blocked_prompt(srv: Servers) -> None:
