@@ -235,11 +235,13 @@ class MCPServerManager:
                 conn: _Connection = await self._tg.start(self._run, slot, target, stop, done)
         except TimeoutError:
             slot.failures += 1
+            at = f" at {safe_url(slot.spec.url)}" if slot.spec.url is not None else ""
             raise ToolError(
-                f"MCP server '{slot.name}' did not finish initialising within {timeout:g}s"
+                f"MCP server '{slot.name}'{at} did not finish initialising within {timeout:g}s"
                 f"{self._tail_text(slot)}",
-                hint="check the command and its arguments, or raise `startup_timeout:`",
-                server=slot.name) from None
+                hint="check the command and its arguments, or raise `startup_timeout:`"
+                if slot.spec.url is None else "is the server at that URL healthy (and the "
+                "transport right)? or raise `startup_timeout:`", server=slot.name) from None
         except Exception as exc:
             slot.failures += 1
             raise self._start_error(slot, _leaf(exc), target) from exc

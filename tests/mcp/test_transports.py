@@ -168,7 +168,8 @@ TOKEN = "t0ken-SECRET-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def refusing_http_server() -> Iterator[int]:
-    """Answers /mcp and /sse with 401 (echoing the token it was sent), anything else 404."""
+    """Answers /mcp and /sse with 401 (echoing the token it was sent), POST /hang never in
+    time, anything else 404."""
     import threading
     import time
 
@@ -184,11 +185,16 @@ def refusing_http_server() -> Iterator[int]:
         return PlainTextResponse(f"bad token {request.headers.get('authorization')}",
                                  status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
+    async def hang(request: Request) -> PlainTextResponse:
+        await anyio.sleep(5)  # longer than the client waits
+        return PlainTextResponse("too late")
+
     app = Starlette(routes=[Route("/mcp", deny, methods=["GET", "POST", "DELETE"]),
-                            Route("/sse", deny)])
+                            Route("/sse", deny), Route("/hang", hang, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="error", lifespan="off"))
+                                           log_level="error", lifespan="off",
+                                           timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -222,6 +228,19 @@ async def test_an_http_error_at_connect_says_what_it_means(
     assert expected in text and url in text
     assert ("headers:" if "401" in expected else "path") in (info.value.hint or "")
     assert TOKEN not in text and "developer.mozilla.org" not in text
+
+
+async def test_an_http_server_that_never_initialises_is_named_with_its_url(
+        tmp_path: Path, refusing_http_server: int) -> None:
+    from engine.errors import ToolError
+
+    url = f"http://127.0.0.1:{refusing_http_server}/hang"
+    spec = MCPServerSpec(url=url, startup_timeout="500ms")
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match=r"did not finish initialising within 0\.5s") \
+                as info:
+            await mcp.call("s.echo", {"text": "x"})
+    assert url in str(info.value) and "command" not in (info.value.hint or "")
 
 
 @pytest.fixture
