@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.errors import MissingDependencyError, PlaitError, ProviderError
+from engine.errors import AuthError, MissingDependencyError, PlaitError, ProviderError
 from engine.providers._errors import connection_error, cut_off, malformed, not_json
-from engine.providers._kinds import check_options, merged_options
+from engine.providers._kinds import KEY_ENV, check_options, merged_options
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
 
 DEFAULT_TIMEOUT = 120.0
@@ -132,6 +132,9 @@ class SDKProvider:
         if isinstance(exc, PlaitError):
             return exc
         mapped = self._map_error(exc, model)
+        if isinstance(mapped, AuthError) and self.kind in KEY_ENV and not self.spec.vertex:
+            names = " or ".join(KEY_ENV[self.kind])
+            mapped.hint = f"check the API key (the provider's api_key:, else {names})"
         if mapped is not None:
             return mapped
         httpx2 = import_sdk("httpx2", "httpx2", "openai")

@@ -228,8 +228,11 @@ async def test_a_short_key_does_not_mangle_the_message(srv: Servers, kind: str) 
 
     registry = _registry(srv, kind, key="e")  # shorter than any key: not masked
     _push(srv, kind, Action(status=401, error="the key given here is revoked"))
-    with pytest.raises(AuthError, match="the key given here is revoked"):
+    with pytest.raises(AuthError, match="the key given here is revoked") as info:
         await registry.get("p").generate(_req())
+    env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
+           "google": "GOOGLE_API_KEY"}[kind]
+    assert env in (info.value.hint or "")  # the hint names the variable to check
 
 
 @pytest.mark.parametrize("kind", KINDS)
