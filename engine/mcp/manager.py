@@ -346,7 +346,7 @@ class MCPServerManager:
             slot = self._slot(name)
             noise = _not_json_rpc(message)
             if noise is not None:
-                slot.noise = noise
+                noise = slot.noise = self.redactor.redact(noise)  # as its stderr is
                 log.warning("MCP server %s wrote a line that is not MCP (JSON-RPC) to its "
                             "stdout: %s", name, noise)
             else:

@@ -133,13 +133,17 @@ async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
 
 async def test_a_server_that_prints_to_stdout_is_told_so(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    script = "print('listening on port 8080', flush=True); import time; time.sleep(30)"
+    from engine.secrets import Redactor
+
+    script = ("print('listening on port 8080 with token s3cr3t-t0ken', flush=True); "
+              "import time; time.sleep(30)")
     spec = MCPServerSpec(command=sys.executable, args=["-c", script], startup_timeout="2s")
-    async with rt(tmp_path, spec) as mcp:
+    async with rt(tmp_path, spec, redactor=Redactor(["s3cr3t-t0ken"])) as mcp:
         with pytest.raises(ToolError, match="did not finish initialising") as info:
             await mcp.call_tool("f", "pid", {})
-    assert "wrote to stdout what is not MCP (JSON-RPC): 'listening on port 8080'" in \
-        str(info.value)
+    assert "wrote to stdout what is not MCP (JSON-RPC): 'listening on port 8080 with token" \
+        in str(info.value)
+    assert "s3cr3t-t0ken" not in str(info.value)  # masked, as in its stderr
     # the SDK logs the bad line with a traceback: that must not reach the user's handlers
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
 
