@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.errors import AuthError, MissingDependencyError, PlaitError, ProviderError
+from engine.errors import (
+    AuthError,
+    MissingDependencyError,
+    PlaitError,
+    ProviderError,
+    Timeout,
+)
 from engine.providers._errors import connection_error, cut_off, malformed, not_json
 from engine.providers._kinds import KEY_ENV, check_options, merged_options
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
@@ -173,11 +179,20 @@ class SDKProvider:
 
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
         model = self.model_for(req)
-        finished = False
-        with self.mapped_errors(model):
-            async for chunk in self._stream(req, model):
-                finished = finished or chunk.finish_reason is not None
-                yield chunk
+        finished = started = False
+        try:
+            with self.mapped_errors(model):
+                async for chunk in self._stream(req, model):
+                    started = True
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+        except Timeout as exc:
+            if not started:
+                raise
+            raise Timeout(f"provider {self.name!r} (model {model}) stopped sending mid-reply: "
+                          f"nothing came for {self.timeout:g}s (its timeout)",
+                          hint="raise the provider's timeout, or retry on timeout",
+                          provider=self.name, model=model) from exc
         if not finished:  # every vendor ends a whole reply with a finish (stop) reason
             raise cut_off(provider=self.name, model=model)
 

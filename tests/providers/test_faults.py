@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BadRequest, OutputInvalid, ProviderError, RateLimited, Unavailable
+from engine.errors import (
+    BadRequest,
+    OutputInvalid,
+    ProviderError,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
 from engine.providers import LLMRequest, Message, ProviderRegistry, run_llm
 from engine.spec.models import ProviderSpec
 from tests.providers.conftest import Servers
@@ -295,3 +302,19 @@ async def test_an_azure_404_points_at_the_deployment(srv: Servers) -> None:
     with pytest.raises(BadRequest, match=r"not found \(HTTP 404\)") as info:
         await registry.get("az").generate(_req())
     assert "deployment:" in (info.value.hint or "") and "api_version:" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_stream_that_stalls_mid_reply_times_out_saying_so(srv: Servers,
+                                                                  kind: str) -> None:
+    base = {"openai": "/openai/v1", "anthropic": "/anthropic", "google": "/google/"}[kind]
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+                        base_url=srv.url + base, timeout="300ms")
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    _OPEN.append(registry)
+    _push(srv, kind, Action(text="a reply long enough to be split in two", stall=True))
+    chunks = []
+    with pytest.raises(Timeout, match=r"stopped sending mid-reply: nothing came for 0\.3s"):
+        async for chunk in registry.get("p").stream(_req()):
+            chunks.append(chunk)
+    assert chunks  # it had started

@@ -42,6 +42,8 @@ class Action:
     """Stream the start of the reply, then the vendor's error event of this type."""
     abort: bool = False
     """Send the first half of the reply, then drop the connection (an unfinished body)."""
+    stall: bool = False
+    """Send the first half of the reply, then nothing for 5 s (the rest never comes)."""
 
 
 class Script:
@@ -108,18 +110,20 @@ async def run_action(script: Script, request: Request, model: str, body: dict[st
             return JSONResponse(error_body(action), status_code=action.status,
                                 headers=action.headers)
         response = await ok(action)
-        return _aborting(response) if action.abort else response
+        return _aborting(response, stall=action.stall) if action.abort or action.stall \
+            else response
     finally:
         script.leave()
 
 
-def _aborting(response: Response) -> Response:
+def _aborting(response: Response, *, stall: bool) -> Response:
     body = bytes(response.body)
 
     async def half() -> AsyncIterator[bytes]:
         yield body[:len(body) // 2]
-        await anyio.sleep(0.05)
-        raise RuntimeError("the fake server drops the connection on purpose")
+        await anyio.sleep(5.0 if stall else 0.05)
+        if not stall:
+            raise RuntimeError("the fake server drops the connection on purpose")
 
     return StreamingResponse(half(), media_type=response.media_type)
 
