@@ -57,7 +57,7 @@ def _umask() -> int:
 
 
 def unwritable(path: Path) -> str | None:
-    """Why `atomic_write(path, ...)` would fail, looked at without writing anything (so a
+    """Why `atomic_write(path, ...)` would fail, found without leaving anything behind (so a
     run that never starts leaves no trace): None when it looks writable."""
     if path.is_dir():
         return "it is a directory"
@@ -70,4 +70,20 @@ def unwritable(path: Path) -> str | None:
         return f"{ancestor} is a file, not a directory"
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{ancestor} is not writable"
+    return _probe(ancestor, path.parent)
+
+
+def _probe(directory: Path, target: Path) -> str | None:
+    """Whether a file can really be made in `directory` (where the write makes `target`, the
+    file's own directory, if missing): os.access says yes to root everywhere, even in /proc
+    or on a read-only mount, so a probe file is made there and removed at once."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".plait-probe-", suffix=".tmp")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if directory != target:
+            return f"{target} cannot be created in {directory} ({reason})"
+        return f"{directory} is not writable ({reason})"
+    os.close(fd)
+    os.unlink(name)
     return None

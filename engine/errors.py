@@ -191,6 +191,10 @@ class ExpressionError(RunError):
     """A ${{ }} expression failed while being evaluated."""
 
     kind = "expression"
+    #: where the failing ${{ }} is in the value rendered: the keys and indexes down to its
+    #: string, and its character offset in that string (None: no one expression failed)
+    subpath: tuple[str | int, ...] = ()
+    offset: int | None = None
 
 
 class ProviderError(RunError):

@@ -60,3 +60,34 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def json_type(value: Any) -> str:
+    """The JSON (and YAML) name of `value`'s type, as a workflow's `type:` words it: string,
+    integer, number, boolean, array, object or null. A value no JSON holds (a Python set, a
+    date) is named as such."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return f"Python {type(value).__name__} (not a JSON value)"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """`value` as JSON text for a message (`"3"`, `true`, `null`, `{"a": 1}`), cut to about
+    `limit` characters."""
+    try:
+        text = json.dumps(finite(value), ensure_ascii=False, default=repr)
+    except (ValueError, RecursionError):  # a cycle, or nested too deeply
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -53,6 +53,20 @@ def test_unwritable_says_why_without_writing(tmp_path: Path) -> None:
     assert unwritable(tmp_path / "new" / "deeper" / "x.json") is None
     assert not (tmp_path / "new").exists()  # looked at, nothing created
     assert unwritable(tmp_path / "afile") is None  # replaced atomically
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # no probe left
+
+
+def test_unwritable_is_true_for_root_too() -> None:
+    """os.access says yes to root for /proc, where nothing can be created: the write then
+    failed after the run (a --record cassette, a --junit report)."""
+    from engine.atomic import unwritable
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs procfs")
+    assert unwritable(Path("/proc/plait-x/t.yaml")) == \
+        "/proc/plait-x cannot be created in /proc (No such file or directory)"
+    assert unwritable(Path("/proc/plait-x.yaml")) == \
+        "/proc is not writable (No such file or directory)"
 
 
 def test_a_new_file_gets_the_mode_open_would_give_and_a_replaced_one_keeps_its_own(

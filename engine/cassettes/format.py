@@ -292,13 +292,26 @@ def read_cassette(path: Path) -> dict[str, Any]:
     """The cassette at ``path``, checked for shape; CassetteError when unusable."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CassetteError(f"no cassette at {path}",
-                            hint="record one with `plait run --record DIR` (or "
+    except (FileNotFoundError, NotADirectoryError):
+        raise CassetteError(f"no cassette at {path}: {_why_missing(path)}",
+                            hint="record one with `plait run WORKFLOW --record DIR` (or "
                                  "`plait test --record`)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"cannot read cassette {path}: {exc}") from None
     return parse_cassette(text, path)
+
+
+def _why_missing(path: Path) -> str:
+    """What is missing on the way to a cassette file: its directory, or the file in it."""
+    directory = path.parent
+    if directory.is_file():
+        return (f"{directory} is a file, not a directory (give the directory that holds "
+                "a cassette, not the cassette file)")
+    if not directory.is_dir():
+        return f"the directory {directory} does not exist"
+    others = sorted(p.name for p in directory.glob(f"*{SUFFIX}"))[:5]
+    held = f" (it holds {', '.join(others)})" if others else ""
+    return f"{directory} has no {path.name}{held}"
 
 
 def parse_cassette(text: str, path: Path) -> dict[str, Any]:

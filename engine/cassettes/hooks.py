@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cassettes.session import REPLAY_SECRET, Cassette, open_cassette
+from engine.errors import CassetteError
 
 if TYPE_CHECKING:
     from engine.executor.context import RunOptions
@@ -39,9 +40,23 @@ def prepare_registry(registry: ProviderRegistry, workflow: Workflow,
     the run's cassette, if any, records or replaces every provider."""
     from engine.providers.replay import ReplayProvider
 
+    # replaced by the run's own cassette under an offline --replay; else each one's cassette
+    # is opened now, so a missing or unusable one refuses the run before any step (exit 2)
+    eager = cassette is None or not cassette.offline
+    opened: list[ReplayProvider] = []
+
     def replay(name: str, spec: Any) -> ReplayProvider:
         path = str(workflow.base_dir / spec.path) if spec.path else None
-        return ReplayProvider(name, path=path, model=spec.model, workflow=workflow)
+        provider = ReplayProvider(name, path=path, model=spec.model, workflow=workflow)
+        if eager and path is not None:
+            try:
+                provider.open(spec.path)
+            except CassetteError:
+                for other in opened:
+                    other.close()
+                raise
+            opened.append(provider)
+        return provider
 
     registry.substitute(replay, kinds=("replay",))
     if cassette is not None:

@@ -15,6 +15,7 @@ from engine.executor.events import Event
 from engine.executor.records import RecordWriter
 
 if TYPE_CHECKING:
+    from engine.errors import ExpressionError, Location
     from engine.executor.services import Services
     from engine.spec.workflow import Workflow
     from engine.state import RunStore
@@ -54,6 +55,10 @@ class RunOptions:
     replay_dir: Path | None = None
     replay_missing: str = "fail"
     parent_run_id: str | None = None
+    #: the parent's step (and foreach item) that runs this sub-workflow: a resume of the
+    #: parent finds the run it left unfinished by them
+    parent_step: str | None = None
+    parent_item: int | None = None
     #: resolved paths of the workflows above this one (sub-workflow recursion guard)
     stack: tuple[str, ...] = ()
     from_text: frozenset[str] = frozenset()
@@ -89,6 +94,9 @@ class RunContext:
     running: dict[str, Any] = field(default_factory=dict)
     #: a resume's finished items of unfinished foreach steps: step id -> index -> ItemRecord
     restored_items: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: a resume's sub-workflow runs left unfinished, by (step id, foreach item index); read
+    #: from the record when a sub-workflow step first asks (engine.executor.handlers)
+    left_children: dict[tuple[str, int | None], Any] | None = None
     #: anyone listening to events: when nobody is, events are not even built
     listening: bool = False
     #: a cassette records or replays this run's calls: each step sets `current_step` (the
@@ -116,3 +124,18 @@ class RunContext:
     def emit(self, event: Event) -> None:
         for listener in self._listeners:
             listener(event)
+
+
+def failed_at(workflow: Workflow, path: tuple[str | int, ...],
+              exc: ExpressionError) -> tuple[Location, str]:
+    """Where in the workflow file the expression that raised `exc` is (its ``${{``, when
+    one expression failed), rendering the value at `path`; and that value's field as
+    `field.key[0]`, the field named by the path's last part."""
+    full = (*path, *exc.subpath)
+    source = workflow.source
+    where = source.location(full) if exc.offset is None \
+        else source.location_in_string(full, exc.offset)
+    field = str(path[-1])
+    for part in exc.subpath:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return where, field

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import InputError
+from engine.jsontext import finite, json_type, shown
 from engine.spec.models import InputSpec
 from engine.spec.suggest import did_you_mean
 
@@ -16,7 +17,8 @@ _FALSE = {"false", "no", "0", "off"}
 
 
 def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
-    """Convert one value to the input's type (strings from the command line are parsed)."""
+    """Convert one value to the input's type (strings from the command line are parsed).
+    Errors name types and show values as a workflow writes them (JSON/YAML), not Python."""
     kind = spec.type
     if from_text and isinstance(value, str):
         value = _parse_text(name, kind, value)
@@ -29,13 +31,36 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
         "array": isinstance(value, list),
     }[kind]
     if not ok:
-        raise InputError(f"input {name!r} must be of type {kind}, got {type(value).__name__} "
-                         f"{_short(value)}", input=name)
+        raise InputError(f"input {name!r} must be of type {kind}, got {json_type(value)} "
+                         f"{shown(value)}", input=name, hint=_type_hint(name, kind, value))
     if spec.enum is not None and value not in spec.enum:
-        raise InputError(f"input {name!r} must be one of {spec.enum}, got {_short(value)}",
-                         input=name)
+        raise InputError(f"input {name!r} must be one of {_choices(spec.enum)}; got "
+                         f"{shown(value)}", input=name, hint="give one of those values")
     check_storable(name, value)
     return value
+
+
+_TYPE_HINTS = {"string": 'give text (in JSON, in double quotes: "...")',
+               "integer": "give a whole number, e.g. 3",
+               "number": "give a number, e.g. 2.5",
+               "boolean": "give true or false",
+               "array": "give a list, e.g. [1, 2] (JSON) or [a, b] (YAML)",
+               "object": 'give a mapping, e.g. {"key": "value"}'}
+
+
+def _type_hint(name: str, kind: str, value: Any) -> str:
+    if isinstance(value, str) and kind in _EXAMPLES:
+        example = "{" + shown(name) + ": " + _EXAMPLES[kind] + "}"
+        return f"write the {kind} without quotes, e.g. {example} (a quoted value is a string)"
+    return _TYPE_HINTS[kind]
+
+
+_EXAMPLES = {"integer": "3", "number": "2.5", "boolean": "true"}
+
+
+def _choices(values: list[Any]) -> str:
+    text = ", ".join(shown(v, 40) for v in values[:20])
+    return text + (f" (and {len(values) - 20} more)" if len(values) > 20 else "")
 
 
 def check_storable(name: str, value: Any, *, default: bool = False) -> None:
@@ -53,13 +78,13 @@ def check_storable(name: str, value: Any, *, default: bool = False) -> None:
             if not math.isfinite(item):
                 at = f" at {name}{where}" if where else ""
                 what = "the default of input" if default else "input"
-                raise InputError(f"{what} {name!r} holds the number {item}{at}, which JSON "
-                                 "cannot represent", input=name,
+                raise InputError(f"{what} {name!r} holds the number {finite(item)}{at}, "
+                                 "which JSON cannot represent", input=name,
                                  hint="change the default in the workflow to a finite number"
                                  if default else "pass a finite number; NaN, Infinity and "
                                  "numbers beyond about 1.8e308 have no JSON form")
         elif isinstance(item, dict):
-            todo.extend((v, f"{where}[{k!r}]") for k, v in item.items())
+            todo.extend((v, f"{where}[{shown(k)}]") for k, v in item.items())
             todo.extend((k, f"{where} (a key)") for k in item if isinstance(k, str))
         elif isinstance(item, list | tuple):
             todo.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
@@ -72,7 +97,7 @@ def _check_text(name: str, text: str, where: str, default: bool) -> None:
         at = f" at {name}{where}" if where else ""
         what = "the default of input" if default else "input"
         raise InputError(f"{what} {name!r} holds text that is not valid UTF-8{at} (character "
-                         f"{exc.start}: {text[exc.start]!r})", input=name,
+                         f"{exc.start}: {json.dumps(text[exc.start])})", input=name,
                          hint="fix the default in the workflow" if default else
                          "pass the value as UTF-8 text (check the terminal's or the file's "
                          "encoding)") from None
@@ -104,7 +129,7 @@ def _parse_text(name: str, kind: str, text: str) -> Any:
         raise InputError(f"input {name!r} is nested too deeply to read", input=name,
                          hint="pass a value with fewer levels of nesting") from None
     except ValueError:
-        raise InputError(f"input {name!r} must be of type {kind}, got {text!r}",
+        raise InputError(f"input {name!r} must be of type {kind}, got {shown(text)}",
                          input=name, hint=_TEXT_HINTS.get(kind)) from None
     return text
 
@@ -112,7 +137,9 @@ def _parse_text(name: str, kind: str, text: str) -> Any:
 def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], *,
                    from_text: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The full inputs of a run: given values converted, defaults filled, all checked.
-    Names in `from_text` came from the command line as strings."""
+    Names in `from_text` came from the command line as strings. A value given as null (JSON
+    `null`, YAML `~`, Python None) counts as not given: the input's default, or null for an
+    input that is not required."""
     unknown = [k for k in given if k not in declared]
     if unknown:
         name = unknown[0]
@@ -121,8 +148,12 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
     out: dict[str, Any] = {}
     missing = []
     for name, spec in declared.items():
-        if name in given:
-            out[name] = convert(name, spec, given[name], from_text=name in from_text)
+        value = given.get(name)
+        if value is None and name in given and spec.is_required:
+            raise InputError(f"input {name!r} is required, got null", input=name,
+                             hint=f"give it a value of type {spec.type}")
+        if value is not None:  # null is the same as not given: the default, if any
+            out[name] = convert(name, spec, value, from_text=name in from_text)
         elif spec.default is not None:
             check_storable(name, spec.default, default=True)
             out[name] = spec.default
@@ -135,8 +166,3 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
                          f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json",
                          missing=", ".join(missing))
     return out
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

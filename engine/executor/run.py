@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.errors import ConfigError, ExpressionError, InputError, StateError
-from engine.executor.context import RunContext, RunOptions
+from engine.executor.context import RunContext, RunOptions, failed_at
 from engine.executor.events import Event, RunFinished, RunStarted
 from engine.executor.inputs import resolve_inputs
 from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
-from engine.executor.retry import retry_after_cap
+from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
@@ -28,6 +28,8 @@ log = logging.getLogger("plait.executor")
 
 #: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
 _MASKED_INPUTS = "masked_inputs"
+#: run meta of a sub-workflow's run: [the parent's step id, its foreach item index or None]
+PARENT_STEP = "parent_step"
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -140,8 +142,9 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
     if previous is not None:
-        given = _resumed_inputs(previous, given, workflow)
-    inputs = resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
+        inputs = _resume_inputs(previous, given, workflow, opts.from_text)
+    else:
+        inputs = _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
@@ -151,7 +154,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     try:
         async with services:
             if previous is not None:  # compared as recorded: with secrets masked
-                _check_same_inputs(previous, services.redact(inputs))
+                _check_same_inputs(previous, services.redact(inputs), given)
             rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                             services.secrets)
             done, items = _restored(store, previous, workflow, services.redactor) \
@@ -271,7 +274,7 @@ def _stopped(rc: RunContext, exc: BaseException) -> None:
         status, error = "interrupted", None
     else:
         status, error = "failed", rc.services.redact(
-            {"kind": getattr(exc, "kind", "error"), "message": str(exc) or type(exc).__name__})
+            {"kind": error_kind(exc), "message": str(exc) or type(exc).__name__})
     now = time.time()
     try:
         rc.emit(RunFinished(rc.run_id, now, status, now - rc.started_at, None, error))
@@ -294,8 +297,8 @@ def _outputs(rc: RunContext) -> dict[str, Any]:
         try:
             out[name] = compiled.render(rc.expr_context)
         except ExpressionError as exc:
-            where = rc.workflow.source.location(("outputs", name))
-            raise ExpressionError(f"{where}: output {name!r}: {exc.message}",
+            where, field = failed_at(rc.workflow, ("outputs", name), exc)
+            raise ExpressionError(f"{where}: output {field!r}: {exc.message}",
                                   output=name, hint=exc.hint) from exc
     return out
 
@@ -316,11 +319,14 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
     if masked:  # a resume must be given them again (see _resumed_inputs)
         notes[_MASKED_INPUTS] = masked
+    if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
+        notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
     meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
-        store.reopen_run(previous.run_id, meta=meta, seen=previous)
+        store.reopen_run(previous.run_id, meta=meta, seen=previous,
+                         inputs=rc.services.redact(rc.inputs))
         return
     store.create_run(RunRecord(
         run_id=rc.run_id, workflow_name=rc.workflow.name,
@@ -363,10 +369,54 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
     return record
 
 
-def _resumed_inputs(previous: RunRecord, given: dict[str, Any],
-                    workflow: Workflow) -> dict[str, Any]:
-    """The inputs of a resume: the run's own, with those given now over them. An input that
-    held a secret was recorded masked, so it cannot be reused: it must be given again."""
+def _new_inputs(workflow: Workflow, given: dict[str, Any], opts: RunOptions) -> dict[str, Any]:
+    """The inputs of a new run. A sub-workflow's (its caller's `with:` values, as rendered)
+    say so: the error is then about the calling step's `with:`, not the command line."""
+    try:
+        return resolve_inputs(workflow.spec.inputs, given, from_text=opts.from_text)
+    except InputError as exc:
+        if not opts.stack:
+            raise
+        raise InputError(f"sub-workflow {workflow.name} refused its inputs: {exc.message}",
+                         hint="fix the `with:` of the step that calls it"
+                              + (f": {exc.hint}" if exc.hint else ""), **exc.context) from None
+
+
+def _resume_inputs(previous: RunRecord, given: dict[str, Any], workflow: Workflow,
+                   from_text: frozenset[str]) -> dict[str, Any]:
+    """The inputs of a resume: the run's own, with those given now over them (checked equal
+    later, see _check_same_inputs). An input the workflow declares now that the run did not
+    have is taken as given, or from its default: the run's finished steps ran without it, and
+    a step that uses it changed, so it runs again (see _restored). A required one must be
+    given with -i. An input the run had that the workflow no longer declares is refused."""
+    kept = _recorded_inputs(previous, given, workflow)
+    try:
+        return resolve_inputs(workflow.spec.inputs, {**kept, **given}, from_text=from_text)
+    except InputError as exc:
+        name = exc.context.get("input")
+        if exc.context.get("missing"):  # not in the record: declared since the run
+            names = [n.strip() for n in str(exc.context["missing"]).split(",")]
+            flags = " ".join(f"-i {n}=VALUE" for n in names)
+            it = "them" if len(names) > 1 else "it"
+            raise InputError(
+                f"the workflow now requires input{'s' if len(names) > 1 else ''} "
+                f"{', '.join(repr(n) for n in names)}, which run {previous.run_id} did not "
+                "have", missing=", ".join(names),
+                hint=f"give {it} to the resume: {flags} (the run's other inputs are reused; "
+                     f"its finished steps ran without {it} and are not run again)") from None
+        if name in kept and name not in given:  # the run's value, under a changed declaration
+            raise InputError(
+                f"run {previous.run_id}'s input {name!r} does not fit the workflow any more: "
+                f"{exc.message}", input=name,
+                hint="the input's declaration changed since the run, and a resume runs with "
+                     "the run's inputs: undo the change, or start a new run") from None
+        raise
+
+
+def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
+                     workflow: Workflow) -> dict[str, Any]:
+    """The run's recorded inputs a resume reuses. An input that held a secret was recorded
+    masked, so it cannot be reused: it must be given again."""
     masked = previous.meta.get(_MASKED_INPUTS) or []
     missing = [name for name in masked if name not in given]
     if missing:
@@ -375,24 +425,40 @@ def _resumed_inputs(previous: RunRecord, given: dict[str, Any],
         raise InputError(f"run {previous.run_id}'s input(s) {names} held a secret and were "
                          "recorded masked, so they cannot be reused",
                          hint=f"give them again, with the values the run had: {flags}")
-    kept = {k: v for k, v in previous.inputs.items()
-            if k in workflow.spec.inputs and k not in masked}
-    return {**kept, **given}
+    gone = sorted(k for k in previous.inputs if k not in workflow.spec.inputs)
+    if gone:
+        names = ", ".join(repr(n) for n in gone)
+        raise InputError(f"run {previous.run_id} had input{'s' if len(gone) > 1 else ''} "
+                         f"{names}, which the workflow no longer declares; a resume runs with "
+                         "the run's inputs", input=gone[0],
+                         hint="declare it again to resume, or start a new run (plait run "
+                              "FILE, without --resume)")
+    return {k: v for k, v in previous.inputs.items() if k not in masked}
 
 
-def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any]) -> None:
+def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
+                       given: Mapping[str, Any]) -> None:
     """A resume runs with the run's inputs: any other value would make its finished steps'
-    outputs stale. (Values are not shown: they may hold secrets.)"""
+    outputs stale. Inputs the run did not have (declared since) are not compared: no finished
+    step used them. (Values are not shown: they may hold secrets.)"""
     old = previous.inputs
-    differ = sorted(k for k in {*old, *inputs} if k not in old or k not in inputs or
-                    old[k] != inputs[k])
+    differ = sorted(k for k in old if k not in inputs or old[k] != inputs[k])
+    changed = [k for k in differ if k not in given and old[k] is None]  # a default since
+    if changed:
+        names = ", ".join(repr(n) for n in changed)
+        several = len(changed) > 1
+        raise InputError(f"run {previous.run_id} had no value for input{'s' if several else ''} "
+                         f"{names}, and the workflow now gives "
+                         f"{'them defaults' if several else 'it a default'}",
+                         hint="a resume runs with the run's inputs: undo the change, or start "
+                              "a new run (plait run FILE, without --resume)")
     if differ:
         names = ", ".join(repr(n) for n in differ)
         raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
                          f"differ{'' if len(differ) > 1 else 's'} from run "
                          f"{previous.run_id}'s",
-                         hint="resume with the run's inputs (leave them out to reuse them), "
-                              "or start a new run")
+                         hint="leave them out to reuse the run's values, or start a new run "
+                              "(plait run FILE, without --resume) to use the new ones")
 
 
 def _stored_source(text: str, redactor: Redactor) -> str:
@@ -416,9 +482,10 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     finished = {s.step_id: s for s in store.steps(previous.run_id)
                 if s.status in ("succeeded", "skipped")}
     stored = previous.meta.get("source")
+    had = set(previous.inputs)  # an input declared since: no finished step could use it
     old = _step_fingerprints(_stored_source(stored, redactor) if isinstance(stored, str)
-                             else None)
-    new = _step_fingerprints(_stored_source(workflow.source.text, redactor))
+                             else None, had)
+    new = _step_fingerprints(_stored_source(workflow.source.text, redactor), had)
     changed = sorted(sid for sid in finished if old.get(sid) is None or
                      old.get(sid) != new.get(sid))
     if changed:
@@ -458,7 +525,9 @@ def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]]
     return reused
 
 
-def _step_fingerprints(text: Any) -> dict[str, str]:
+def _step_fingerprints(text: Any, inputs: set[str]) -> dict[str, str]:
+    """What each step of the workflow `text` is, with what all steps share: of `inputs:`,
+    only the declarations of the run's own inputs (`inputs`), without their descriptions."""
     if not isinstance(text, str):
         return {}
     from engine.spec.yaml_source import parse
@@ -469,6 +538,9 @@ def _step_fingerprints(text: Any) -> dict[str, str]:
         return {}
     keys = ("inputs", "providers", "mcp_servers", "policies", "defaults")
     shared = {k: data.get(k) for k in keys}
+    if isinstance(shared["inputs"], dict):
+        shared["inputs"] = {k: _what_it_produces(v) for k, v in shared["inputs"].items()
+                            if k in inputs}
     if isinstance(shared["defaults"], dict):
         shared["defaults"] = _what_it_produces(shared["defaults"])
     text = json.dumps(shared, sort_keys=True, default=str)

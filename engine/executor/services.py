@@ -90,13 +90,23 @@ class Services:
 
     # ------------------------------------------------------------ rendering settings
 
-    def settings(self, compiled: Any) -> Any:
-        """Provider or server settings with their ${{ inputs/secrets/env }} filled in."""
-        from engine.executor.context import public_env
+    def settings(self, compiled: Any, path: tuple[str, str]) -> Any:
+        """Provider or server settings (at `path`: ("providers", name) or ("mcp_servers",
+        name)) with their ${{ inputs/secrets/env }} filled in."""
+        from engine.errors import ExpressionError
+        from engine.executor.context import failed_at, public_env
 
         ctx = {"secrets": self.secrets, "env": public_env(self.environ),
                "inputs": self.inputs}
-        return compiled.render(ctx)
+        try:
+            return compiled.render(ctx)
+        except ExpressionError as exc:
+            where, field = failed_at(self.workflow, path, exc)
+            what = "provider" if path[0] == "providers" else "MCP server"
+            inner = field[len(path[1]):].lstrip(".")  # the setting: `model`, `env.KEY`
+            at = f", `{inner}`" if inner else ""
+            raise ExpressionError(f"{where}: {what} {path[1]!r}{at}: {exc.message}",
+                                  hint=exc.hint) from exc
 
     # ------------------------------------------------------------ providers
 
@@ -108,7 +118,8 @@ class Services:
             specs = {}
             for name, provider in self.workflow.spec.providers.items():
                 compiled = self.workflow.providers.get(name)
-                specs[name] = ProviderSpec.model_validate(self.settings(compiled)) \
+                specs[name] = ProviderSpec.model_validate(
+                    self.settings(compiled, ("providers", name))) \
                     if compiled is not None and not compiled.is_literal else provider
                 secret_key = specs[name].api_key
                 if secret_key:
@@ -190,7 +201,7 @@ class Services:
         compiled = self.workflow.servers.get(name)
         if compiled is None or compiled.is_literal:
             return self.workflow.spec.mcp_servers[name]
-        return MCPServerSpec.model_validate(self.settings(compiled))
+        return MCPServerSpec.model_validate(self.settings(compiled, ("mcp_servers", name)))
 
     async def tool_caller(self, patterns: list[str], step_id: str) -> Any:
         from engine.executor.agent_tools import MCPToolCaller

@@ -9,7 +9,7 @@ import anyio
 
 from engine.deadlines import run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
-from engine.executor.context import RunContext
+from engine.executor.context import RunContext, failed_at
 from engine.executor.current import current_item, current_step
 from engine.executor.events import (
     AttemptFinished,
@@ -322,7 +322,17 @@ def _of_item(exc: Exception, step_id: str, index: int) -> Exception:
             exc.message = f"item {index}: {exc.message}"
             exc.args = (exc.message,)
         return exc
-    return StepError(f"item {index}: {type(exc).__name__}: {exc}", step=step_id, item=index)
+    return _unexpected(exc, f"item {index}: {type(exc).__name__}: {exc}", step=step_id,
+                       item=index)
+
+
+def _unexpected(exc: BaseException, message: str, **context: Any) -> StepError:
+    """`exc`, an exception that is not one of plait's, as a StepError of the kind that
+    `retry.on` matched it by (`error`, or `timeout` for a TimeoutError): its record must not
+    name a kind (`step`) that retrying it never looked at."""
+    error = StepError(message, **context)
+    error.kind = error_kind(exc)
+    return error
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -336,10 +346,10 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
     try:
         return compiled.render(ctx)
     except ExpressionError as exc:
-        where = rc.workflow.source.location(("steps", step_id, name))
+        where, field = failed_at(rc.workflow, ("steps", step_id, name), exc)
         index = ctx.get("index") if "item" in ctx else None  # a foreach item's
         item = "" if index is None else f", item {index}"
-        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{name}`: {exc.message}",
+        raise ExpressionError(f"{where}: step {step_id!r}{item}, `{field}`: {exc.message}",
                               step=step_id, field=name, item=index, hint=exc.hint) from exc
 
 
@@ -353,8 +363,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 def _error_dict(rc: RunContext, step_id: str, exc: BaseException) -> dict[str, Any]:
     if not isinstance(exc, PlaitError):
-        wrapped: PlaitError = StepError(f"{type(exc).__name__}: {exc}", step=step_id)
-        exc = wrapped
+        exc = _unexpected(exc, f"{type(exc).__name__}: {exc}", step=step_id)
     data = exc.to_dict()
     data.setdefault("step", step_id)
     if isinstance(exc, RunError) and "message" in data:

@@ -9,6 +9,7 @@ for ``${{`` again (no second-order injection).
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from jinja2.runtime import Undefined
 from engine.errors import ExpressionError
 from engine.expr import _limits as lim
 from engine.expr._analyse import Analysis, parse
-from engine.expr._env import PlaitEnvironment, to_text
+from engine.expr._env import GUARDED_CODE, PlaitEnvironment, is_lazy, listed, to_text
 from engine.expr._scan import scan
 
 _ENV = PlaitEnvironment()
@@ -113,12 +114,16 @@ class _Expr:
             value = context.vars["result"]
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
+            if is_lazy(value):
+                value = listed(value)
             if isinstance(value, Mapping | list | tuple):
                 # a literal or a filter may have put an undefined inside (e.g. a
                 # map(attribute=...) that hit a missing or unsafe attribute)
                 if self.builds_container:
                     lim.estimate_len(value)
-                _no_undefined(value)
+                if _no_undefined(value):  # a lazy value inside: made a list, checked again
+                    value = _with_lists(value)
+                    _no_undefined(value)
             elif isinstance(value, str):
                 lim.check_size(len(value), "the result")
             return value
@@ -134,8 +139,11 @@ class _Expr:
 
     def _described(self, exc: Exception, text: str) -> ExpressionError:
         """`exc` as an ExpressionError; `text` is its message, cut short (a value quoted in
-        it may be megabytes)."""
-        where = f"expression {self.text}"
+        it may be megabytes). The expression is quoted short too, with the filter that
+        failed named when one did (the quote may leave it out)."""
+        where = f"expression {quote(self.text)}"
+        name = _failing_filter(exc)
+        failed = f"failed in the {name} filter" if name else "failed"
         if isinstance(exc, SecurityError):
             return ExpressionError(f"{where} is not allowed: {text}", expression=self.text,
                                    hint="expressions cannot reach Python internals "
@@ -144,14 +152,40 @@ class _Expr:
             return ExpressionError(f"{where} is too large: {text}", expression=self.text,
                                    hint=_LIMIT_HINT)
         if isinstance(exc, UndefinedError):
-            return ExpressionError(f"{where} failed: {text}", expression=self.text,
+            return ExpressionError(f"{where} {failed}: {text}", expression=self.text,
                                    hint="use the default filter for values that may be "
                                    "missing, e.g. x | default('')")
         if isinstance(exc, RecursionError | MemoryError | OverflowError):
             return ExpressionError(f"{where} is too large or too deep: {type(exc).__name__}",
                                    expression=self.text, hint=_LIMIT_HINT)
-        return ExpressionError(f"{where} failed: {type(exc).__name__}: {text}",
+        return ExpressionError(f"{where} {failed}: {type(exc).__name__}: {text}",
                                expression=self.text)
+
+
+def quote(text: str, limit: int = 120) -> str:
+    """One ``${{ ... }}`` as a message quotes it: on one line, and only its head and tail
+    when it is longer than `limit` (the tail holds the last filters, the head what they
+    read)."""
+    flat = _NEWLINE.sub(" ", text)
+    if len(flat) <= limit:
+        return flat
+    head, tail = limit * 6 // 10, limit * 3 // 10
+    return f"{flat[:head].rstrip()} ... {flat[-tail:].lstrip()}"
+
+
+_NEWLINE = re.compile(r"[ \t]*\r?\n\s*")
+
+
+def _failing_filter(exc: BaseException) -> str | None:
+    """The name of the filter `exc` was raised in (the innermost one), if any."""
+    name = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is GUARDED_CODE:
+            found = tb.tb_frame.f_locals.get("name")
+            name = found if isinstance(found, str) else name
+        tb = tb.tb_next
+    return name
 
 
 def _preview(text: str, limit: int = 300) -> str:
@@ -177,17 +211,36 @@ def _lookup_path(expr: nodes.Expr) -> tuple[str | int, ...] | None:
     return tuple(reversed(steps))
 
 
-def _no_undefined(value: Any, depth: int = 0) -> None:
+def _no_undefined(value: Any, depth: int = 0) -> bool:
+    """Fails on an undefined inside `value`; True when a lazy value (see is_lazy) is inside."""
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if depth > lim.MAX_WALK_DEPTH:
-        return
+        return False
+    lazy = False
     if isinstance(value, Mapping):
         for sub in value.values():
-            _no_undefined(sub, depth + 1)
+            lazy = _no_undefined(sub, depth + 1) or lazy
     elif isinstance(value, list | tuple):
         for sub in value:
-            _no_undefined(sub, depth + 1)
+            lazy = _no_undefined(sub, depth + 1) or lazy
+    else:
+        lazy = is_lazy(value)
+    return lazy
+
+
+def _with_lists(value: Any, depth: int = 0) -> Any:
+    """`value` with the lazy values inside it made lists (its containers copied)."""
+    if is_lazy(value):
+        return listed(value)
+    if depth > lim.MAX_WALK_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {key: _with_lists(sub, depth + 1) for key, sub in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_with_lists(sub, depth + 1) for sub in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 # ---------------------------------------------------------------- the compiled tree
@@ -213,46 +266,65 @@ class _Literal(_Node):
 class _Whole(_Node):
     """A value that is exactly one expression: its result keeps its type."""
 
-    __slots__ = ("expr",)
+    __slots__ = ("expr", "offset")
 
-    def __init__(self, expr: _Expr) -> None:
+    def __init__(self, expr: _Expr, offset: int) -> None:
         self.expr = expr
+        self.offset = offset  # where ${{ starts in the string (spaces may come first)
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
-        return self.expr.evaluate(ctx)
+        try:
+            return self.expr.evaluate(ctx)
+        except ExpressionError as exc:
+            _at(exc, self.offset)
+            raise
+
+
+def _at(exc: ExpressionError, offset: int) -> ExpressionError:
+    """`exc`, noted as raised by the expression at `offset` of the string rendered."""
+    if exc.offset is None:
+        exc.offset = offset
+    return exc
 
 
 class _Interpolated(_Node):
     """Text with expressions inside: each result is written into the string."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("offsets", "parts")
 
-    def __init__(self, parts: tuple[str | _Expr, ...]) -> None:
+    def __init__(self, parts: tuple[str | _Expr, ...], offsets: tuple[int, ...]) -> None:
         self.parts = parts
+        self.offsets = offsets  # where each part starts in the string
 
     def render(self, ctx: Mapping[str, Any]) -> str:
         out: list[str] = []
         total = 0
-        for part in self.parts:
-            if isinstance(part, str):
-                text = part
-            else:
-                value = part.evaluate(ctx)
-                if type(value) is str:
-                    text = value
+        try:
+            for part in self.parts:
+                if isinstance(part, str):
+                    text = part
                 else:
-                    try:
-                        text = to_text(value)
-                    except Exception as exc:
-                        raise part._error(exc) from exc
-            total += len(text)
-            if total > lim.MAX_OUTPUT:
-                raise ExpressionError(
-                    f"the rendered text is larger than {lim.MAX_OUTPUT:,} characters",
-                    hint="pass large data to a step as a whole value (one expression) "
-                    "instead of writing it into a string")
-            out.append(text)
-        return "".join(out)
+                    value = part.evaluate(ctx)
+                    if type(value) is str:
+                        text = value
+                    else:
+                        try:
+                            text = to_text(value)
+                        except Exception as exc:
+                            raise part._error(exc) from exc
+                total += len(text)
+                if total > lim.MAX_OUTPUT:
+                    break
+                out.append(text)
+            else:
+                return "".join(out)
+        except ExpressionError as exc:
+            _at(exc, self.offsets[len(out)])  # the part that failed: one per part written
+            raise
+        raise ExpressionError(
+            f"the rendered text is larger than {lim.MAX_OUTPUT:,} characters",
+            hint="pass large data to a step as a whole value (one expression) "
+            "instead of writing it into a string")
 
 
 class _Dict(_Node):
@@ -262,7 +334,15 @@ class _Dict(_Node):
         self.items = items
 
     def render(self, ctx: Mapping[str, Any]) -> dict[Any, Any]:
-        return {key: node.render(ctx) for key, node in self.items}
+        out = {}
+        key = None
+        try:
+            for key, node in self.items:
+                out[key] = node.render(ctx)
+        except ExpressionError as exc:
+            exc.subpath = (key if isinstance(key, str | int) else str(key), *exc.subpath)
+            raise
+        return out
 
 
 class _List(_Node):
@@ -273,7 +353,13 @@ class _List(_Node):
         self.kind = kind
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
-        rendered = [node.render(ctx) for node in self.items]
+        rendered = []
+        try:
+            for node in self.items:
+                rendered.append(node.render(ctx))
+        except ExpressionError as exc:
+            exc.subpath = (len(rendered), *exc.subpath)
+            raise
         return rendered if self.kind is list else self.kind(rendered)
 
 
@@ -322,7 +408,7 @@ def _compile_span(text_of: str, source: str) -> tuple[Analysis, _Expr | None]:
     from its lazily generated code, which is the same for the same text.
     """
     found = parse(_ENV, source)
-    shown = text_of if len(text_of) <= 120 else text_of[:100] + " ... }}"
+    shown = quote(text_of)
     found.problems = [(f"{message} in {shown}", hint) for message, hint in found.problems]
     if found.expr is None or found.problems:
         return found, None
@@ -349,17 +435,21 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         exprs.append(expr)
     if len(spans) == 1 and not text[:spans[0].start].strip() \
             and not text[spans[0].end:].strip():
-        return _Whole(exprs[0]) if exprs[0] is not None else _Literal(text)
+        return _Whole(exprs[0], spans[0].start) if exprs[0] is not None else _Literal(text)
     parts: list[str | _Expr] = []
+    offsets: list[int] = []
     pos = 0
     for span, expr in zip(spans, exprs, strict=True):
         if span.start > pos:
             parts.append(text[pos:span.start])
+            offsets.append(pos)
         parts.append(expr if expr is not None else text[span.start:span.end])
+        offsets.append(span.start)
         pos = span.end
     if pos < len(text):
         parts.append(text[pos:])
-    return _Interpolated(tuple(parts))
+        offsets.append(pos)
+    return _Interpolated(tuple(parts), tuple(offsets))
 
 
 def _compile(value: Any, path: tuple[str | int, ...], acc: _Acc) -> _Node:

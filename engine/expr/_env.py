@@ -15,16 +15,27 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
+import math
 import operator
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from typing import Any
 
 from jinja2 import StrictUndefined
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
-from jinja2.nodes import Concat
+from jinja2.nodes import Concat, Const
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -74,9 +85,30 @@ class PlaitUndefined(StrictUndefined):
         return f"a {type(obj).__name__} value has no attribute or key {name!r}"
 
 
+#: results that are lazy views of data (map, select, reverse, unique, ... give iterators;
+#: range(), dict.keys() / .values() / .items()): a step, an output or a prompt gets the list
+#: they stand for, as ``| list`` gives, not "<generator object sync_do_map at 0x...>"
+_LAZY: tuple[type, ...] = (Iterator, range, KeysView, ValuesView, ItemsView)
+#: the usual results, checked first: an isinstance() against the ABCs above costs more
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+
+
+def is_lazy(value: Any) -> bool:
+    return type(value) not in _PLAIN and isinstance(value, _LAZY)
+
+
+def listed(value: Iterable[Any]) -> list[Any]:
+    items = list(itertools.islice(value, lim.MAX_ITEMS + 1))
+    lim.check_items(len(items), "the result")
+    return items
+
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
+    if is_lazy(value):
+        return listed(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     raise TypeError(f"a {type(value).__name__} value cannot be converted to JSON")
@@ -100,8 +132,8 @@ def to_text(value: Any) -> str:
         return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
-    if isinstance(value, Mapping | list | tuple):
-        return to_json(value)
+    if isinstance(value, Mapping | list | tuple) or is_lazy(value):
+        return to_json(value)  # a lazy value as the list it stands for (see is_lazy)
     lim.estimate_len(value)
     return str(value)
 
@@ -164,6 +196,10 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+#: the code of every filter's guard: a traceback frame running it names the filter that failed
+GUARDED_CODE = _guard_filter("", str).__code__
+
+
 def _build_filters() -> dict[str, Callable[..., Any]]:
     table: dict[str, Callable[..., Any]] = dict(FILTERS)
     table["tojson"] = to_json
@@ -198,8 +234,42 @@ def _check_method_call(obj: Any, args: tuple[Any, ...],
     return args
 
 
+def const_source(value: Any) -> str:
+    """Python source that evaluates to ``value``, a constant Jinja put into generated code.
+
+    Jinja writes ``repr()``, which does not round-trip for every value it folds: ``nan`` and
+    ``inf`` are not Python names (``'nan' | float`` or ``1e400`` failed with a NameError) and
+    an integer of more than 4,300 digits has no ``repr()`` at all.
+    """
+    kind = type(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if kind is complex:
+        return f"complex({const_source(value.real)}, {const_source(value.imag)})"
+    if kind is int:
+        try:
+            return repr(value)
+        except ValueError:  # too many digits for repr(); hex has no such limit
+            return hex(value)
+    if kind is list:
+        return "[" + "".join(f"{const_source(v)}, " for v in value) + "]"
+    if kind is tuple:
+        return "(" + "".join(f"{const_source(v)}, " for v in value) + ")"
+    if kind is set or kind is frozenset:
+        items = "".join(f"{const_source(v)}, " for v in value)
+        return f"{kind.__name__}(({items}))"
+    if kind is dict:
+        return "{" + "".join(f"{const_source(k)}: {const_source(v)}, "
+                             for k, v in value.items()) + "}"
+    return repr(value)  # None, bool, str, Markup, range: repr() round-trips
+
+
 class _CodeGenerator(CodeGenerator):
-    """Routes ``a ~ b`` through :meth:`PlaitEnvironment.plait_concat`, so it is size-checked."""
+    """Routes ``a ~ b`` through :meth:`PlaitEnvironment.plait_concat`, so it is size-checked,
+    and writes constants so that every one of them round-trips (see :func:`const_source`)."""
+
+    def visit_Const(self, node: Const, frame: Frame) -> None:
+        self.write(const_source(node.as_const(frame.eval_ctx)))
 
     def visit_Concat(self, node: Concat, frame: Frame) -> None:
         self.write("environment.plait_concat((")

@@ -196,18 +196,24 @@ class _PipedStdio:
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
         self._eof: anyio.Event | None = None
+        #: the pump's own scope, shielded: the startup timeout (or any cancellation of the
+        #: task that entered this transport) must not stop the copy of the server's stderr
+        #: before its last lines are in, which is what a start-up error quotes; `_close`
+        #: ends it once the pipe has reached end-of-file or after STDERR_DRAIN_S
+        self._pump_scope: anyio.CancelScope | None = None
 
     async def __aenter__(self) -> Any:
         from mcp.client.stdio import stdio_client
 
         self._eof = anyio.Event()
+        self._pump_scope = anyio.CancelScope(shield=True)
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         self._read_fd = read_fd
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            self._tg.start_soon(self._log.pump, read_fd, self._eof)
+            self._tg.start_soon(self._pump, read_fd, self._eof)
             # the parent's copy of the write end is closed once the server holds its own, so
             # the pipe ends when the server does
             with os.fdopen(write_fd, "w") as errlog:
@@ -218,6 +224,11 @@ class _PipedStdio:
             self.kill_leftovers()
             await self._close()
             raise
+
+    async def _pump(self, read_fd: int, eof: anyio.Event) -> None:
+        assert self._pump_scope is not None
+        with self._pump_scope:
+            await self._log.pump(read_fd, eof)
 
     async def __aexit__(self, *exc: Any) -> None:
         if exc[0] is not None and issubclass(exc[0], anyio.get_cancelled_exc_class()):
@@ -248,10 +259,11 @@ class _PipedStdio:
 
     async def _close(self) -> None:
         """Let the pump read the stopped server's last lines, then stop it."""
-        assert self._tg is not None and self._eof is not None
+        assert self._tg is not None and self._eof is not None and self._pump_scope is not None
         try:
             with anyio.move_on_after(STDERR_DRAIN_S, shield=True):
                 await self._eof.wait()
+            self._pump_scope.cancel()
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
         finally:

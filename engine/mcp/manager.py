@@ -236,9 +236,12 @@ class MCPServerManager:
         except TimeoutError:
             slot.failures += 1
             at = f" at {safe_url(slot.spec.url)}" if slot.spec.url is not None else ""
+            # its stderr is all in: the abandoned start waited for the pipe to end
+            said = self._tail_text(slot) or (
+                "; it wrote nothing to stderr" if slot.stderr is not None else "")
             raise ToolError(
                 f"MCP server '{slot.name}'{at} did not finish initialising within {timeout:g}s"
-                f"{self._tail_text(slot)}",
+                f"{said}",
                 hint="check the command and its arguments, or raise `startup_timeout:`"
                 if slot.spec.url is None else "is the server at that URL healthy (and the "
                 "transport right)? or raise `startup_timeout:`", server=slot.name) from None

@@ -20,7 +20,12 @@ from engine.errors import (
     Timeout,
 )
 from engine.providers._errors import connection_error, cut_off, malformed, not_json
-from engine.providers._kinds import KEY_ENV, check_options, merged_options
+from engine.providers._kinds import (
+    KEY_ENV,
+    check_option_values,
+    check_options,
+    merged_options,
+)
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
 
 DEFAULT_TIMEOUT = 120.0
@@ -75,6 +80,8 @@ class SDKProvider:
         self.spec = spec
         self.model: str | None = getattr(spec, "deployment", None) or spec.model
         self.options: dict[str, Any] = dict(spec.options)
+        self._compatible = self.kind == "openai" and getattr(spec, "base_url", None) is not None
+        check_option_values(name, self.kind, self.options, compatible=self._compatible)
         self.timeout = float(spec.timeout) if spec.timeout is not None else DEFAULT_TIMEOUT
         self.api_key = api_key
         self._client: Any = None
@@ -129,8 +136,10 @@ class SDKProvider:
         from engine.errors import BadRequest
 
         opts = merged_options(self.options, req.options)
-        if req.options:
+        if req.options:  # a step's options, rendered: checked as `plait validate` does
             check_options(self.name, self.kind, req.options, error=BadRequest)
+            check_option_values(self.name, self.kind, req.options,
+                                compatible=self._compatible, error=BadRequest)
         return opts
 
     def map_error(self, exc: BaseException, model: str | None) -> BaseException:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import ConfigError, PlaitError
-from engine.spec.provider_options import KNOWN_OPTIONS
+from engine.spec.provider_options import KNOWN_OPTIONS, option_problems
 
 #: the env vars tried, in order, for a kind's API key
 KEY_ENV: Mapping[str, tuple[str, ...]] = {
@@ -18,7 +18,6 @@ KEY_ENV: Mapping[str, tuple[str, ...]] = {
     "anthropic": ("ANTHROPIC_API_KEY",),
     "google": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
 }
-
 
 
 def check_options(name: str, kind: str, options: Mapping[str, Any], *,
@@ -32,6 +31,20 @@ def check_options(name: str, kind: str, options: Mapping[str, Any], *,
         raise error(f"provider {name!r} ({kind}): unknown option(s) {', '.join(unknown)}",
                     hint=f"known options: {', '.join(sorted(known))}; "
                          "vendor-specific fields go under options.extra_body")
+
+
+def check_option_values(name: str, kind: str, options: Mapping[str, Any], *,
+                        compatible: bool = False,
+                        error: type[PlaitError] = ConfigError) -> None:
+    """Raise ``error`` naming every option whose value cannot work (engine.spec's
+    option_problems: the check `plait validate` makes, with the same words), on values as a
+    run has them (rendered: a text holding `${{` is a text like any other here)."""
+    problems = option_problems(kind, options, compatible=compatible, rendered=True)
+    if problems:
+        hints = [p.hint for p in problems if p.hint]
+        raise error(f"provider {name!r} ({kind}): " + "; ".join(p.message for p in problems),
+                    hint="; ".join(dict.fromkeys(hints)) or None, provider=name,
+                    field=f"options.{problems[0].option}")
 
 
 def merged_options(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

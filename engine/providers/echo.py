@@ -15,7 +15,8 @@ from typing import Any
 
 import anyio
 
-from engine.errors import ConfigError, Unavailable
+from engine.errors import BadRequest, ConfigError, Unavailable
+from engine.providers._kinds import check_option_values
 from engine.providers._schema import example_for
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Usage
 from engine.spec.durations import parse_duration
@@ -36,31 +37,23 @@ class EchoProvider:
         if unknown:
             raise ConfigError(f"provider {name!r} (echo): unknown option(s) {unknown}",
                               hint=f"echo knows {sorted(ECHO_OPTIONS)}", provider=name)
-        try:
-            self.latency = parse_duration(opts.get("latency", 0))
-        except ValueError as exc:
-            raise ConfigError(f"provider {name!r} (echo): option latency: {exc}",
-                              provider=name) from None
-        rate = opts.get("failure_rate", 0.0)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) \
-                or not 0.0 <= rate <= 1.0:
-            raise ConfigError(f"provider {name!r} (echo): option failure_rate must be a number "
-                              f"within 0..1, got {rate!r}", provider=name,
-                              hint="e.g. failure_rate: 0.2 fails one call in five")
-        self.failure_rate = float(rate)
+        check_option_values(name, "echo", opts)  # the check `plait validate` makes too
+
+        def given(key: str, default: Any) -> Any:
+            value = opts.get(key)
+            return default if value is None else value
+
+        self.latency = parse_duration(given("latency", 0))
+        self.failure_rate = float(given("failure_rate", 0.0))
         self.reply: str | None = opts.get("reply")
-        if self.reply is not None and not isinstance(self.reply, str):
-            raise ConfigError(f"provider {name!r} (echo): option reply must be a string, got "
-                              f"{self.reply!r}", provider=name, hint="quote it")
-        seed = opts.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int | str):
-            raise ConfigError(f"provider {name!r} (echo): option seed must be a whole number "
-                              f"or a string, got {seed!r}", provider=name, hint="e.g. seed: 7")
+        seed = given("seed", 0)
         self._random = random.Random(seed)
         self.calls = 0
 
     async def generate(self, req: LLMRequest) -> LLMResponse:
         self.calls += 1
+        if req.options:  # a step's options, rendered: checked as `plait validate` does
+            check_option_values(self.name, "echo", req.options, error=BadRequest)
         if self.latency > 0:
             await anyio.sleep(self.latency)
         if self.failure_rate and self._random.random() < self.failure_rate:

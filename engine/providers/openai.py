@@ -31,8 +31,8 @@ _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
 class OpenAIProvider(SDKProvider):
     def __init__(self, name: str, spec: Any, *, api_key: str | None,
                  env: Mapping[str, str] | None = None) -> None:
+        self.kind = spec.kind  # openai or azure_openai: first, the base checks the options
         super().__init__(name, spec, api_key=api_key)
-        self.kind = spec.kind
         self._env = dict(env or {})
 
     def _make_client(self, http: Any) -> Any:

@@ -15,7 +15,7 @@ import anyio
 
 from engine.errors import ConfigError
 from engine.providers._errors import clean_message
-from engine.providers._kinds import KEY_ENV, check_options
+from engine.providers._kinds import KEY_ENV, check_option_values, check_options
 from engine.providers.limits import ProviderLimiter
 from engine.providers.pricing import PriceTable
 from engine.providers.types import LLMProvider
@@ -220,7 +220,7 @@ def _key_from_env(kind: str, env: Mapping[str, str]) -> str | None:
 def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
     spec = entry.spec
     check_options(entry.name, entry.kind, spec.options)
-    if entry.kind == "echo":
+    if entry.kind == "echo":  # checks its option values itself, as `plait validate` does
         from engine.providers.echo import EchoProvider
 
         EchoProvider(entry.name, model=spec.model, options=spec.options)
@@ -231,6 +231,7 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if spec.path is None:
             raise ReplayProvider(entry.name).refusal()
         return
+    check_option_values(entry.name, entry.kind, spec.options, compatible=_compatible(spec))
     fields = {"base_url": spec.base_url, "endpoint": spec.endpoint,
               "api_version": spec.api_version}
     if entry.kind == "azure_openai":  # what the SDK falls back to
@@ -264,6 +265,11 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
                           f"{names} is not set",
                           hint=f"export {KEY_ENV[entry.kind][0]}=... or set api_key: "
                                "${{ secrets.NAME }} on the provider")
+
+
+def _compatible(spec: Any) -> bool:
+    """An `openai` provider pointed at another server (an OpenAI-compatible one)."""
+    return spec.kind == "openai" and spec.base_url is not None
 
 
 def _needs_key(spec: Any) -> bool:

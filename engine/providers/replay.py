@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConfigError
+from engine.errors import CassetteError, ConfigError
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk
 
 if TYPE_CHECKING:
@@ -48,6 +48,28 @@ class ReplayProvider:
             self._owned = True
         return self._cassette
 
+    def open(self, written: str) -> None:
+        """Open the cassette at `path` now (before a run's first step); `written` is the
+        `path:` as the workflow gives it. CassetteError, naming this provider, when it
+        cannot be used."""
+        try:
+            self.cassette()
+        except CassetteError as exc:
+            hint = exc.hint
+            if exc.message.startswith("no cassette at"):
+                hint = ("record it with the provider's real kind: `plait run WORKFLOW "
+                        "--record DIR`, then set `path: DIR` on this provider")
+            raise CassetteError(f"provider {self.name!r} (replay, path: {written}): "
+                                f"{exc.message}", hint=hint, provider=self.name) from None
+
+    def close(self) -> None:
+        """Release a cassette this provider opened."""
+        if self._owned and self._cassette is not None:
+            from engine.cassettes import release
+
+            cassette, self._cassette, self._owned = self._cassette, None, False
+            release(cassette)
+
     async def generate(self, req: LLMRequest) -> LLMResponse:
         self.calls += 1
         return self.cassette().replay_generate(self.name, self.model, req)
@@ -61,8 +83,4 @@ class ReplayProvider:
         return self._cassette is not None or self.path is not None
 
     async def aclose(self) -> None:
-        if self._owned and self._cassette is not None:
-            from engine.cassettes import release
-
-            cassette, self._cassette, self._owned = self._cassette, None, False
-            release(cassette)
+        self.close()

@@ -16,7 +16,7 @@ from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.spec.models import STEP_KINDS
-from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem
+from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem, option_problems
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
 from engine.spec.suggest import did_you_mean
 from engine.spec.tool_filters import hidden_by
@@ -130,7 +130,7 @@ class Checker:
                     self.issue("a provider cannot fall back to itself",
                                ("providers", name, "fallback", i), code="fallback")
                 self.ref(other, self.providers, "provider", ("providers", name, "fallback", i))
-            self._options(prov.get("kind"), prov.get("options"), ("providers", name, "options"))
+            self._options(name, prov, prov.get("options"), ("providers", name, "options"))
             for field_name in ("base_url", "endpoint", "api_version"):
                 problem = endpoint_problem(field_name, prov.get(field_name))
                 if problem is not None:
@@ -178,9 +178,10 @@ class Checker:
                                "write a Python regular expression (escape ( ) [ ] . * + ? "
                                "with a backslash to match them literally)", code="policy")
 
-    def _options(self, kind: Any, options: Any, path: Path_) -> None:
+    def _options(self, name: str, provider: Any, options: Any, path: Path_) -> None:
         """Option names the provider kind does not know (a typo would otherwise fail the
-        first call, or be ignored)."""
+        first call, or be ignored), and values it cannot take (a run refuses them)."""
+        kind = provider.get("kind") if isinstance(provider, dict) else None
         known = KNOWN_OPTIONS.get(kind) if isinstance(kind, str) else None
         if known is None or not isinstance(options, dict):
             return
@@ -191,6 +192,10 @@ class Checker:
                     hint += " (vendor-specific fields go under options.extra_body)"
                 self.issue(f"{kind} providers have no option {key!r}", (*path, key), hint,
                            key=True, code="option")
+        compatible = kind == "openai" and provider.get("base_url") is not None
+        for problem in option_problems(str(kind), options, compatible=compatible):
+            self.issue(f"provider {name!r} ({kind}): {problem.message}",
+                       (*path, problem.option), problem.hint, code="option")
 
     def _no_step_refs(self, compiled: Compiled, path: Path_) -> None:
         if compiled.refs:
@@ -218,7 +223,7 @@ class Checker:
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
             provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None
             if provider is not None:
-                self._options(provider.get("kind"), step.get("options"), (*base, "options"))
+                self._options(step["llm"], provider, step.get("options"), (*base, "options"))
             for i, pattern in enumerate(_list(step.get("tools"))):
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
             self._output_schema(step.get("output_schema"), (*base, "output_schema"))

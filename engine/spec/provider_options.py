@@ -1,14 +1,20 @@
-"""The options each provider kind knows (`providers.<name>.options`, a step's `options`).
+"""The options each provider kind knows (`providers.<name>.options`, a step's `options`),
+and what their values may be.
 
-Plain data, here rather than in engine.providers, so `plait validate` can check option names
-without importing the provider layer.
+Here rather than in engine.providers, so `plait validate` can check option names and values
+without importing the provider layer (or a vendor SDK); the providers check with the same code.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from engine.spec.durations import parse_duration
 
 _COMMON = frozenset({"temperature", "top_p", "max_tokens", "extra_body"})
 _OPENAI = _COMMON | {
@@ -53,3 +59,134 @@ def endpoint_problem(field: str, value: object) -> tuple[str, str] | None:
         return (f"`api_version` {value!r} is not an Azure OpenAI API version",
                 "use a dated version such as 2024-10-21 or 2025-04-01-preview")
     return None
+
+
+# ---------------------------------------------------------------- option values
+#
+# The one check of each kind's option values: `plait validate` reports what it finds at the
+# option's place in the file, and a run (its pre-flight, an echo provider built from Python, a
+# step's rendered `options:`) raises it as an error, with the same words. A value that is (or
+# holds) a `${{ }}` expression is checked once rendered, at run time.
+
+
+@dataclass(frozen=True, slots=True)
+class OptionProblem:
+    option: str
+    #: e.g. "option temperature must be a number within 0..2, got 'hot'"
+    message: str
+    hint: str | None = None
+
+
+#: an option's value check: None when the value is usable, else what is wrong with it (the
+#: message after "option NAME") and a hint
+_Check = Callable[[Any], "tuple[str, str | None] | None"]
+
+
+def _number(low: float | None = None, high: float | None = None) -> _Check:
+    if low is not None and high is not None:
+        span = f" within {_num(low)}..{_num(high)}"
+    else:
+        span = f" of at least {_num(low)}" if low is not None else ""
+
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f" must be a number{span}, got {value!r}", "write a plain number, unquoted"
+        if not math.isfinite(value) or (low is not None and value < low) \
+                or (high is not None and value > high):
+            return f" must be a number{span}, got {value!r}", f"use a number{span}"
+        return None
+    return check
+
+
+def _whole(low: int | None = None, high: int | None = None) -> _Check:
+    if low is not None and high is not None:
+        span = f" within {low}..{high}"
+    else:
+        span = f" of at least {low}" if low is not None else ""
+
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f" must be a whole number{span}, got {value!r}", \
+                "write a plain whole number, unquoted"
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f" must be a whole number{span}, got {value!r}", f"use a whole number{span}"
+        return None
+    return check
+
+
+def _typed(kind: type | tuple[type, ...], what: str, hint: str) -> _Check:
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+            return None
+        return f" must be {what}, got {value!r}", hint
+    return check
+
+
+def _duration(value: Any) -> tuple[str, str | None] | None:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        return f": {exc}", None
+    return None
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_TEXT = _typed(str, "a string", "quote it")
+_FLAG = _typed(bool, "true or false", "write true or false")
+_MAP = _typed(dict, "a mapping (key: value)", "e.g. {key: value}")
+_LIST = _typed(list, "a list", "e.g. [a, b]")
+_COMMON_CHECKS: Mapping[str, _Check] = {
+    "top_p": _number(0, 1), "max_tokens": _whole(1), "extra_body": _MAP}
+_OPENAI_CHECKS: Mapping[str, _Check] = {
+    **_COMMON_CHECKS, "temperature": _number(0, 2), "max_completion_tokens": _whole(1),
+    "seed": _whole(), "frequency_penalty": _number(-2, 2), "presence_penalty": _number(-2, 2),
+    "logit_bias": _MAP, "logprobs": _FLAG, "top_logprobs": _whole(0, 20),
+    "reasoning_effort": _TEXT, "service_tier": _TEXT, "user": _TEXT,
+    "parallel_tool_calls": _FLAG, "verbosity": _TEXT, "store": _FLAG, "metadata": _MAP,
+    "prompt_cache_key": _TEXT, "safety_identifier": _TEXT}
+#: an OpenAI-compatible server (`base_url`) may take values the OpenAI API does not
+#: (a temperature above 2): its numbers are only checked for being numbers
+_COMPATIBLE_CHECKS: Mapping[str, _Check] = {
+    **_OPENAI_CHECKS, "temperature": _number(0), "frequency_penalty": _number(),
+    "presence_penalty": _number()}
+_VALUE_CHECKS: Mapping[str, Mapping[str, _Check]] = {
+    "openai": _OPENAI_CHECKS,
+    "azure_openai": _OPENAI_CHECKS,
+    "anthropic": {**_COMMON_CHECKS, "temperature": _number(0, 1), "top_k": _whole(0),
+                  "thinking": _MAP, "metadata": _MAP, "service_tier": _TEXT},
+    "google": {**_COMMON_CHECKS, "temperature": _number(0, 2), "top_k": _number(0),
+               "max_output_tokens": _whole(1), "seed": _whole(), "presence_penalty": _number(),
+               "frequency_penalty": _number(), "safety_settings": _LIST,
+               "thinking_config": _MAP, "candidate_count": _whole(1),
+               "response_mime_type": _TEXT, "embedding_model": _TEXT},
+    "echo": {**_COMMON_CHECKS, "temperature": _number(0, 2), "latency": _duration,
+             "failure_rate": _number(0, 1),
+             "seed": _typed((int, str), "a whole number or a string", "e.g. seed: 7"),
+             "reply": _TEXT},
+}
+
+
+def option_problems(kind: str, options: Mapping[str, Any], *, compatible: bool = False,
+                    rendered: bool = False) -> list[OptionProblem]:
+    """What is wrong with the values of `options` for a provider of `kind` (with
+    `compatible`, an `openai` provider with a `base_url`). Unknown names are not reported
+    here (KNOWN_OPTIONS is), nor are null values (not set); nor, unless `rendered` (a run's
+    values), texts holding `${{ }}`: they are rendered, then checked, at run time."""
+    checks = _COMPATIBLE_CHECKS if compatible and kind == "openai" else \
+        _VALUE_CHECKS.get(kind)
+    if not checks or not isinstance(options, Mapping):
+        return []
+    problems = []
+    for name, value in options.items():
+        check = checks.get(name) if isinstance(name, str) else None
+        if check is None or value is None or (
+                not rendered and isinstance(value, str) and "${{" in value):
+            continue
+        found = check(value)
+        if found is not None:
+            problems.append(OptionProblem(name, f"option {name}{found[0]}", found[1]))
+    return problems
+

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MissingDependencyError
+from engine.jsontext import json_type, shown
 from engine.spec.checks import _required, _type_ok
 from engine.spec.suggest import did_you_mean
 
@@ -128,12 +129,15 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
         kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
         if not _type_ok(kind, value):
             problems.append(ScheduleProblem(
-                f"schedule input {name!r} must be of type {kind}, got {type(value).__name__}",
+                f"schedule input {name!r} must be of type {kind}, got {json_type(value)} "
+                f"{shown(value, 40)}",
                 (*where, name)))
         enum = spec.get("enum") if isinstance(spec, dict) else None
         if isinstance(enum, list) and value not in enum:
             problems.append(ScheduleProblem(
-                f"schedule input {name!r} must be one of {enum}", (*where, name)))
+                f"schedule input {name!r} must be one of "
+                f"{', '.join(shown(v, 40) for v in enum)}; got {shown(value, 40)}",
+                (*where, name)))
     missing = [n for n, s in declared.items() if n not in given and _required(s)]
     if missing:
         problems.append(ScheduleProblem(

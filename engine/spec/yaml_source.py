@@ -104,6 +104,9 @@ class Source:
             return self.location(path)
         line, col, style = self.scalars[path]
         value = _get(self.data, path)
+        found = self._expression_at(line, col, value, offset)
+        if found is not None:
+            return Location(self.path, *found)
         before = value[:offset] if isinstance(value, str) else ""
         newlines = before.count("\n")
         if style in ("|", ">"):
@@ -115,6 +118,31 @@ class Source:
             return Location(self.path, line + newlines, 1)
         quote = 1 if style in ("'", '"') else 0
         return Location(self.path, line, col + quote + offset)
+
+    def _expression_at(self, line: int, col: int, value: Any,
+                       offset: int) -> tuple[int, int] | None:
+        """Line and column of the ``${{`` at `offset` of the string `value`, whose scalar
+        starts at `line`:`col`: the ``${{`` of the same rank in the file from there. Exact
+        whatever the scalar's style (escapes such as ``\\n`` in a quoted string, folded lines),
+        where counting characters is not; None when `offset` is not at a ``${{``."""
+        if not isinstance(value, str) or not value.startswith("${{", offset):
+            return None
+        at = _index_of(self.text, line, col) - 1
+        for _ in range(value.count("${{", 0, offset) + 1):
+            at = self.text.find("${{", at + 1)
+            if at < 0:
+                return None
+        return self.text.count("\n", 0, at) + 1, at - self.text.rfind("\n", 0, at)
+
+
+def _index_of(text: str, line: int, col: int) -> int:
+    """The index in `text` of 1-based `line`:`col`."""
+    at = 0
+    for _ in range(line - 1):
+        at = text.find("\n", at) + 1
+        if at == 0:
+            return len(text)
+    return at + col - 1
 
 
 def _indent_of(text: str, line: int) -> int:

@@ -107,6 +107,8 @@ def read_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the schema up to date inside the caller's write transaction."""
     version = read_version(conn)
+    if version == 0:
+        _refuse_foreign(conn, path)
     if version > SCHEMA_VERSION:
         raise StateError(
             f"the run record database {path} has schema version {version}, newer than "
@@ -117,3 +119,18 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         version += 1
         conn.execute("DELETE FROM plait_schema")
         conn.execute("INSERT INTO plait_schema (version) VALUES (?)", (version,))
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """A database with no plait schema yet must be empty: tables of its own make it another
+    program's, which plait must not add its tables to (nor read as run records)."""
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'plait_schema' ORDER BY name LIMIT 4")]
+    if names:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise StateError(
+            f"{path} is an SQLite database of another program (it holds the tables {shown}), "
+            "not a plait run database", path=path,
+            hint="point --state or PLAIT_STATE_URL at another file (plait creates it), or "
+                 "move this one aside if it is not needed here")

@@ -52,11 +52,13 @@ def format_runs_table(runs: Sequence[RunRecord]) -> str:
 
 def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
                unrecorded: Sequence[str] = (),
-               finished_items: Mapping[str, int] | None = None) -> str:
+               finished_items: Mapping[str, int] | None = None,
+               children: Sequence[RunRecord] = ()) -> str:
     """A run and each of its steps: status, timings, attempts, errors, usage, cost, audit.
     `locate` follows the run id in the `plait resume` hint (e.g. `` --state PATH``);
-    `unrecorded` names the workflow's steps that have no record (a killed run's unfinished
-    steps); `finished_items` counts the finished items of unfinished foreach steps."""
+    `children` are the runs of its sub-workflow steps. `unrecorded` names the workflow's
+    steps that have no record (a killed run's unfinished steps); `finished_items` counts the
+    finished items of unfinished foreach steps."""
     finished_items = finished_items or {}
     status = shown_status(run)
     if status == "died":
@@ -73,6 +75,13 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
         out.append(f"  resumed    from {run.resumed_from}")
     if run.parent_run_id:
         out.append(f"  parent     {run.parent_run_id}")
+    for child in children:
+        entry = child_entry(child)
+        where = entry["step"] or "?"
+        if entry["item"] is not None:
+            where += f"[{entry['item']}]"
+        out.append(f"  sub-run    {where}: {child.run_id}  {shown_status(child)}  "
+                   f"({child.workflow_name})")
     if run.inputs:
         out.append(f"  inputs     {_value(run.inputs)}")
     out.append(f"  usage      {_usage(run.usage)}  cost {_cost(run.cost)}")
@@ -96,6 +105,15 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
         out.extend(f"  {sid}: {_items_line(finished_items[sid]).strip()}"
                    for sid in unrecorded if sid in finished_items)
     return printable("\n".join(out) + "\n")
+
+
+def child_entry(child: RunRecord) -> dict[str, Any]:
+    """A sub-workflow's run as its parent's listing shows it: which step (foreach item)
+    started it (unknown for runs recorded before runs noted it), its id and status."""
+    where = child.meta.get("parent_step")
+    step, item = where if isinstance(where, list) and len(where) == 2 else (None, None)
+    return {"run_id": child.run_id, "step": step, "item": item, "workflow": child.workflow_name,
+            "status": shown_status(child)}
 
 
 def _step_lines(step: StepRecord) -> list[str]:

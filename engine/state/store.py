@@ -7,7 +7,9 @@ transactions can roll back (never corrupt). ``PLAIT_STATE_SYNC=full`` syncs the 
 commit, so a commit also survives power loss, at the cost of one fsync per batch.
 
 Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections wait up to
-``busy_timeout`` for the write lock, so several processes can share one database.
+``PLAIT_STATE_LOCK_TIMEOUT`` seconds (30 by default) for the write lock, so several processes
+can share one database. A write that waits longer than a second says so (a warning on the
+``plait.state`` logger); one that waits out the timeout is a StateError naming the database.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import hashlib
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import groupby
@@ -26,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, StateError
-from engine.state import _schema
+from engine.state import _locking, _schema
 from engine.state._json import dumps, loads
+from engine.state._locking import BUSY_TIMEOUT_S, LOCK_NOTICE_S
 from engine.state.location import MEMORY, fix_hint, prepare_directory, resolve_location
 from engine.state.records import ItemRecord, RunRecord, StepRecord
 
 ENV_SYNC = "PLAIT_STATE_SYNC"
 #: the workflow text of a run, under RunRecord.meta (stored apart: see _split_source)
 SOURCE_KEY = "source"
-BUSY_TIMEOUT_S = 30.0
 
 _RUN_COLS = ("run_id, workflow_name, workflow_path, spec_hash, inputs, status, started_at, "
              "finished_at, outputs, error, usage, cost, parent_run_id, resumed_from, meta")
@@ -168,33 +169,14 @@ def _to_step(row: tuple[Any, ...]) -> StepRecord:
         items=row[12], audit=loads(row[13]), events=loads(row[14]))
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL. Changing the journal mode does not wait on the busy handler when
-    another process holds a lock (e.g. two processes creating one database at once), so
-    retry it here, bounded by the same busy timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-
-def _open_read_only(path: str) -> sqlite3.Connection | None:
+def _open_read_only(path: str, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection | None:
     """The database opened for reading only, or None if it cannot be read either. A WAL
     database whose directory cannot be written has no shared-memory file to coordinate
     through: it is then read as immutable (nobody can be writing it from here)."""
     uri = Path(path).absolute().as_uri()
     for query in ("?mode=ro", "?mode=ro&immutable=1"):
         try:
-            conn = sqlite3.connect(uri + query, uri=True, timeout=BUSY_TIMEOUT_S,
+            conn = sqlite3.connect(uri + query, uri=True, timeout=timeout,
                                    isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             continue
@@ -222,9 +204,14 @@ def _sync_mode() -> str:
 class RunStore:
     """Run records in one SQLite database. Thread-safe; share one per process."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str, *,
+                 timeout: float = BUSY_TIMEOUT_S, patient: bool = False) -> None:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
+        #: how long a write waits for the lock; `patient`: the connection's own busy timeout
+        #: is LOCK_NOTICE_S, and a write waits the rest after saying so (see _locking.begin)
+        self._timeout = timeout
+        self._patient = patient
         self._lock = threading.Lock()
         #: spec hashes whose workflow text this store has written (sources are never
         #: deleted): the next run of the same workflow does not send the text again
@@ -239,12 +226,14 @@ class RunStore:
 
         ``location`` None means ``PLAIT_STATE_URL`` if set, else ``.plait/runs.db`` beside the
         workflow. Raises ConfigError if the location cannot be used, StateError if the
-        database's schema is newer than this plait. With ``create=False`` (readers: listing,
-        showing, resuming) a database that does not exist is a StateError and nothing is
-        created.
+        database's schema is newer than this plait, if it is another program's database, or
+        if another process holds its write lock past PLAIT_STATE_LOCK_TIMEOUT. With
+        ``create=False`` (readers: listing, showing, resuming) a database that does not exist
+        is a StateError and nothing is created, and a database another process is writing
+        is read without waiting for its lock.
         """
         path = resolve_location(location, workflow_path=workflow_path)
-        sync = _sync_mode()
+        sync, timeout = _sync_mode(), _locking.lock_timeout()
         if not create and path != MEMORY and not Path(path).exists():
             raise StateError(f"there is no run record database at {path}",
                              hint="a run of a workflow creates it; to read another "
@@ -252,35 +241,42 @@ class RunStore:
                              path=path)
         prepare_directory(path)
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the run record database {path}: {exc}",
-                              hint=fix_hint()) from exc
+                              hint=_locking.hint(str(exc), path) or fix_hint()) from exc
         try:
-            cls._setup(conn, path, sync)
-        except ConfigError:
+            # a reader waits for nobody: it reads what is committed instead (WAL)
+            patient = cls._setup(conn, path, sync, timeout if create else
+                                 min(timeout, _locking.READER_WAIT_S))
+        except (ConfigError, StateError) as exc:
             conn.close()
-            if create or path == MEMORY:
+            busy = isinstance(exc, StateError) and _locking.is_locked_error(exc)
+            if create or path == MEMORY or not (busy or isinstance(exc, ConfigError)):
                 raise
             # a reader may read what it cannot write (a read-only mount, another user's)
-            read_only = _open_read_only(path)
+            read_only = _open_read_only(path, timeout)
             if read_only is None:
                 raise
-            return cls(read_only, path)
+            return cls(read_only, path, timeout=timeout)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        return cls(conn, path, timeout=timeout, patient=patient)
 
     @staticmethod
-    def _setup(conn: sqlite3.Connection, path: str, sync: str) -> None:
+    def _setup(conn: sqlite3.Connection, path: str, sync: str,
+               timeout: float = BUSY_TIMEOUT_S) -> bool:
+        """Set the connection up and the schema; whether its writes are patient (see
+        _locking.begin). A database locked past `timeout` is a StateError."""
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if path != MEMORY:
-                _enable_wal(conn)
+            wal = path != MEMORY and _locking.enable_wal(conn, path, timeout)
+            patient = wal and timeout > LOCK_NOTICE_S
+            # without WAL a read can wait on a writer too: every statement waits it all
+            _locking.set_busy(conn, LOCK_NOTICE_S if patient else timeout)
             conn.execute(f"PRAGMA synchronous = {sync.upper()}")
-            conn.execute("BEGIN IMMEDIATE")  # also proves the database is writable
+            _locking.begin(conn, path, timeout, patient)  # also proves the database is writable
             try:
                 _schema.migrate(conn, path)
                 conn.execute("COMMIT")
@@ -291,8 +287,11 @@ class RunStore:
         except StateError:
             raise
         except sqlite3.DatabaseError as exc:
+            if _locking.is_locked(exc):
+                raise _locking.locked("open it", path, timeout) from exc
             raise ConfigError(f"cannot use the run record database {path}: {exc}",
-                              hint=_hint(str(exc)) or fix_hint()) from exc
+                              hint=_locking.hint(str(exc), path) or fix_hint()) from exc
+        return patient
 
     # ------------------------------------------------------------------ plumbing
 
@@ -301,7 +300,7 @@ class RunStore:
         with self._lock:
             conn = self._live()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                _locking.begin(conn, self.path, self._timeout, self._patient)
             except sqlite3.Error as exc:
                 raise self._error(what, exc) from exc
             try:
@@ -336,8 +335,10 @@ class RunStore:
 
     def _error(self, what: str, exc: sqlite3.Error) -> StateError:
         text = str(exc)
+        if _locking.is_locked(exc):
+            return _locking.locked(what, self.path, self._timeout)
         return StateError(f"could not {what} in the run record database {self.path}: {text}",
-                          hint=_hint(text))
+                          hint=_locking.hint(text, self.path))
 
     # ------------------------------------------------------------------ writes
 
@@ -372,8 +373,10 @@ class RunStore:
                 raise StateError(f"cannot finish run {run_id}: no such run in {self.path}")
 
     def reopen_run(self, run_id: str, *, meta: dict[str, Any],
-                   seen: RunRecord | None = None) -> None:
-        """Mark an unfinished run as running again (a resume), replacing its meta.
+                   seen: RunRecord | None = None,
+                   inputs: dict[str, Any] | None = None) -> None:
+        """Mark an unfinished run as running again (a resume), replacing its meta (and its
+        inputs, if given: a resume may add inputs the workflow declared since).
 
         `seen` is the record the resume was decided on: when the run's status or owner is no
         longer that one's (another process resumed it, or finished it, in the meantime), the
@@ -387,8 +390,9 @@ class RunStore:
             meta, source = _split_source(meta, found[0]) if found else (meta, None)
             self._store_source(conn, source)
             changed = conn.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, meta = ? "
-                "WHERE run_id = ?", (_obj(meta), run_id)).rowcount
+                "UPDATE runs SET status = 'running', finished_at = NULL, meta = ?, "
+                "inputs = coalesce(?, inputs) WHERE run_id = ?",
+                (_obj(meta), None if inputs is None else _obj(inputs), run_id)).rowcount
             if changed != 1:
                 raise StateError(f"cannot resume run {run_id}: no such run in {self.path}")
 
@@ -472,6 +476,13 @@ class RunStore:
             found.setdefault(row[0], {})[row[1]] = _to_item(row)
         return found
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The sub-workflow runs started by the steps of run `run_id`, oldest first."""
+        with self._read(f"read the sub-workflow runs of run {run_id}") as conn:
+            rows = conn.execute(f"{_SELECT_RUN} WHERE runs.parent_run_id = ? "
+                                "ORDER BY runs.started_at, runs.run_id", (run_id,)).fetchall()
+        return [_to_run(r) for r in rows]
+
     def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
                   status: str | None = None) -> list[RunRecord]:
         """Most recent runs first (at most `limit`, None for all), optionally filtered by
@@ -504,20 +515,6 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _hint(text: str) -> str | None:
-    """How to fix the SQLite error `text`, where the error says."""
-    if "full" in text:
-        return "free disk space on that file system, or set PLAIT_STATE_URL elsewhere"
-    if "locked" in text or "busy" in text:
-        return "another process held the database for over 30 s; retry"
-    if "readonly" in text or "read-only" in text:
-        return fix_hint()
-    if "I/O error" in text:
-        return ("the file system refused a write: no space left, a quota or file size limit, "
-                "or a failing disk; free space, or set PLAIT_STATE_URL elsewhere")
-    return None
 
 
 def _did_you_mean(key: str, recent: list[str]) -> str:

@@ -87,17 +87,18 @@ def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
 
 
 def _load_run(run_id: str, state: str | None, workflow: Path | None,
-              ) -> tuple[Any, list[Any], str, dict[str, list[int]]]:
-    """The run (a unique id prefix is enough), its steps, the database they are in and the
-    finished items of its unfinished foreach steps (step id -> indices), or exit 2 saying
-    why not."""
+              ) -> tuple[Any, list[Any], str, dict[str, list[int]], list[Any]]:
+    """The run (a unique id prefix is enough), its steps, the database they are in, the
+    finished items of its unfinished foreach steps (step id -> indices) and the runs of its
+    sub-workflow steps, or exit 2 saying why not."""
     try:
         store = _store(state, workflow)
         try:
             record = store.get_run(run_id)
             items = {sid: sorted(found)
                      for sid, found in store.step_items(record.run_id).items()}
-            return record, store.steps(record.run_id), store.path, items
+            return (record, store.steps(record.run_id), store.path, items,
+                    store.child_runs(record.run_id))
         finally:
             store.close()
     except PlaitError as exc:
@@ -112,13 +113,15 @@ def _load_run(run_id: str, state: str | None, workflow: Path | None,
               help="Print the run and its steps (outputs, errors, usage) as JSON.")
 def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -> None:
     """One run: every step's status, attempts, timings, errors, usage and audit."""
-    from engine.state.render import format_run
+    from engine.state.render import child_entry, format_run
 
-    record, steps, db_path, items = _load_run(run_id, state, workflow)
+    record, steps, db_path, items, children = _load_run(run_id, state, workflow)
     if as_json:
         # the finished items of unfinished foreach steps (which may have no row yet)
         dump_json({**_brief(record), "steps": [asdict(s) for s in steps],
-                   **({"finished_items": items} if items else {})})
+                   **({"finished_items": items} if items else {}),
+                   **({"child_runs": [child_entry(c) for c in children]} if children
+                      else {})})
     else:
         from runners.gh_text import inert
         from runners.reporters.html import step_order
@@ -126,7 +129,8 @@ def show(run_id: str, state: str | None, workflow: Path | None, as_json: bool) -
         recorded = {s.step_id for s in steps}
         unrecorded = [s for s in step_order(record, steps) if s not in recorded]
         text = format_run(record, steps, locate=state_option(db_path), unrecorded=unrecorded,
-                          finished_items={sid: len(found) for sid, found in items.items()})
+                          finished_items={sid: len(found) for sid, found in items.items()},
+                          children=children)
         click.echo(inert(text.rstrip("\n")))
 
 
@@ -145,7 +149,7 @@ def report(run_id: str, state: str | None, workflow: Path | None, html_path: Pat
     except PlaitError as exc:
         print_error(exc)
         sys.exit(2)
-    record, steps, _, _ = _load_run(run_id, state, workflow)
+    record, steps, *_ = _load_run(run_id, state, workflow)
     try:
         from engine.atomic import atomic_write
 

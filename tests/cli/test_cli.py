@@ -156,11 +156,11 @@ def test_inputs_json_cannot_hold_exit_2_naming_the_input(files: Path) -> None:
     (files / "nums.yaml").write_text(NUMS)
     big = plait("run", "nums.yaml", "-i", "num=1e400", "--json", cwd=files)
     assert big.returncode == 2 and big.stdout == ""
-    assert big.stderr.startswith("error: input 'num' holds the number inf,")
+    assert big.stderr.startswith("error: input 'num' holds the number Infinity,")
     (files / "nan.json").write_text('{"obj": {"x": [NaN]}}')
     nan = plait("run", "nums.yaml", "--inputs", "nan.json", cwd=files)
     assert nan.returncode == 2
-    assert nan.stderr.startswith("error: input 'obj' holds the number nan at obj['x'][0]")
+    assert nan.stderr.startswith("error: input 'obj' holds the number NaN at obj[\"x\"][0]")
     (files / "deep.json").write_text('{"obj": ' + "[" * 1000 + "]" * 1000 + "}")
     deep = plait("run", "nums.yaml", "--inputs", "deep.json", cwd=files)
     assert deep.returncode == 2 and "Traceback" not in deep.stderr

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from engine.errors import ExpressionError
 from engine.expr import compile_value, truthy
+from engine.expr._env import const_source
 
 
 @pytest.fixture
@@ -199,3 +201,89 @@ def test_wordwrap_of_a_huge_word_is_refused_before_it_runs() -> None:
     with pytest.raises(ExpressionError, match="the lines of the wordwrap filter"):
         compile_value("${{ ('a' * 500000) | wordwrap(1) }}").render({})
     assert compile_value("${{ 'a b c' | wordwrap(1) }}").render({}) == "a\nb\nc"
+
+
+# ---------------------------------------------------------------- folded constants
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with nan equal to nan (the value is compared, not its identity)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, list | tuple) and type(a) is type(b):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
+@pytest.mark.parametrize(("folded", "computed"), [
+    ("'nan' | float", "inputs.t.nan | float"),
+    ("'inf' | float", "inputs.t.inf | float"),
+    ("'-inf' | float", "inputs.t.minf | float"),
+    ("1e400", "inputs.t.inf | float"),
+    ("-1e400", "inputs.t.minf | float"),
+    ("['nan' | float, 1.5]", "[inputs.t.nan | float, 1.5]"),
+    ("{'a': ('inf' | float, 'x')}", "{'a': (inputs.t.inf | float, 'x')}"),
+    ("-0.0", "inputs.t.zero | float * -1"),
+])
+def test_a_folded_constant_renders_as_the_same_value_computed_at_run_time(
+        folded: str, computed: str) -> None:
+    # Jinja folds an expression of constants into one constant written into generated code;
+    # nan and inf used to be written as the names `nan` and `inf` (a NameError at run time)
+    ctx = {"inputs": {"t": {"nan": "nan", "inf": "inf", "minf": "-inf", "zero": "0"}}}
+    whole = compile_value(f"${{{{ {folded} }}}}").render(ctx)
+    assert _same(whole, compile_value(f"${{{{ {computed} }}}}").render(ctx))
+    text = compile_value(f"x ${{{{ {folded} }}}}").render(ctx)
+    assert text == compile_value(f"x ${{{{ {computed} }}}}").render(ctx)
+    assert "nan" in text.lower() or "inf" in text.lower() or "-0.0" in text
+
+
+@pytest.mark.parametrize("value", [
+    float("nan"), float("inf"), -float("inf"), -0.0, 1.5, complex(float("inf"), -1.0),
+    pytest.param(10 ** 5000, id="5001-digit-int"), pytest.param(-(10 ** 5000), id="-huge-int"),
+    True, None, "a'\"\n", (), (1,), [1, [2.5, float("nan")]],
+    {1, 2}, set(), frozenset({"a"}), {"k": float("inf"), 2: (float("nan"),)}, range(2, 9, 3),
+])
+def test_every_constant_jinja_may_fold_is_written_as_source_that_round_trips(
+        value: Any) -> None:
+    # the types are the ones jinja.compiler.has_safe_repr lets the optimiser fold
+    source = const_source(value)
+    back = eval(source, {})  # the source is what the function under test wrote
+    if isinstance(value, complex):
+        assert (back.real, back.imag) == (value.real, value.imag)
+    elif isinstance(value, set | frozenset):
+        assert back == value
+        assert type(back) is type(value)
+    else:
+        assert _same(value, back) or value == back
+    if isinstance(value, float) and value == 0:
+        assert math.copysign(1, back) == math.copysign(1, value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("${{ inputs.tags | map('upper') }}", ["X", "Y"]),
+    ("${{ inputs.tags | reverse }}", ["y", "x"]),
+    ("${{ inputs.tags | select('equalto', 'x') }}", ["x"]),
+    ("${{ [1, 1, 2] | unique }}", [1, 2]),
+    ("${{ range(3) }}", [0, 1, 2]),
+    ("${{ item.keys() }}", ["name", "size"]),
+    ("${{ item.items() }}", [("name", "a.txt"), ("size", 10)]),
+    ("ids: ${{ inputs.tags | map('upper') }}", 'ids: ["X", "Y"]'),
+    ("${{ {'k': inputs.tags | reverse, 'n': 1} }}", {"k": ["y", "x"], "n": 1}),
+    ("${{ [inputs.tags | map('upper'), (range(2), 'z')] }}", [["X", "Y"], ([0, 1], "z")]),
+    ("x ${{ {'k': inputs.tags | reverse} }}", 'x {"k": ["y", "x"]}'),
+    ("${{ 'tags: ' ~ inputs.tags | reverse }}", 'tags: ["y", "x"]'),
+])
+def test_a_lazy_result_is_the_list_it_stands_for(ctx: dict[str, Any], value: str,
+                                                 expected: Any) -> None:
+    # it was the iterator itself: an output or a prompt read "<generator object
+    # sync_do_map at 0x...>", and foreach refused it ("foreach needs a list, got generator")
+    result = compile_value(value).render(ctx)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+def test_a_lazy_result_is_bounded_like_a_list(ctx: dict[str, Any]) -> None:
+    with pytest.raises(ExpressionError, match="the result would make 100,001 items"):
+        compile_value("${{ ('x' * 200000) | map('upper') }}").render(ctx)

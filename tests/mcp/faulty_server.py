@@ -13,11 +13,17 @@ and again at exit as a last line with no newline).
 
 from __future__ import annotations
 
+import sys
+
+if "--stderr" in sys.argv[:-1]:
+    # first of all, before the imports below (a second of CPU, several on a loaded machine):
+    # a test of a server that times out starting needs this line written before it is killed
+    print(sys.argv[sys.argv.index("--stderr") + 1], file=sys.stderr, flush=True)
+
 import argparse
 import contextlib
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,8 +131,6 @@ async def main() -> None:
             os._exit(0)
 
         signal.signal(signal.SIGTERM, on_term)
-    if opts.stderr:
-        print(opts.stderr, file=sys.stderr, flush=True)
     value = os.environ.get(opts.stderr_env, "") if opts.stderr_env else ""
     if value:
         half = len(value) // 2

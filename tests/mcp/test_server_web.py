@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,8 @@ import pytest
 from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.mcp.servers import web
+from engine.spec.models import MCPServerSpec
+from tests.mcp.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
 SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=10)
@@ -34,6 +37,10 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/hop":
             self.send_response(302)
             self.send_header("Location", f"http://127.0.0.1:{port}/page")
+            self.end_headers()
+        elif self.path == "/tofile":
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
             self.end_headers()
         elif self.path == "/away":
             self.send_response(302)
@@ -93,8 +100,34 @@ async def test_other_host_and_redirect_off_list_refused(tmp_path: Path, site: st
         assert ok["url"].endswith("/page")
         with pytest.raises(ToolError, match="allowlist"):
             await mcp.call("web.fetch", {"url": f"{site}/away"})
-        with pytest.raises(ToolError, match="allowlist"):
+        with pytest.raises(ToolError, match="only http:// and https:// URLs"):
             await mcp.call("web.fetch", {"url": "file:///etc/passwd"})
+
+
+async def test_a_url_that_is_not_http_is_refused_as_such_by_the_real_server(
+        tmp_path: Path, site: str) -> None:
+    """file:// (given, or reached by a redirect) was refused with a hint to add a host to the
+    allowlist, which cannot help: the server says it fetches only http(s) URLs."""
+    spec = MCPServerSpec(command=sys.executable, args=["-m", "engine.mcp.servers.web",
+                                                       "--allow-domain", "127.0.0.1"],
+                         env={"PYTHONPATH": str(ROOT)})
+    settings = MCPSettings(health_interval_s=0, call_timeout_s=15, startup_timeout_s=30)
+    async with MCPRuntime({"web": spec}, base_dir=tmp_path, settings=settings) as mcp:
+        for url in ("file:///etc/passwd", f"{site}/tofile"):
+            with pytest.raises(ToolError) as info:
+                await mcp.call("web.fetch", {"url": url})
+            said = str(info.value)
+            assert "'file:///etc/passwd': this server fetches only http:// and https:// " \
+                   "URLs, not file: (read local files with plait-mcp-files)" in said, said
+            assert "allowlist" not in said and "--allow-domain" not in said
+        with pytest.raises(ToolError, match="only http:// and https:// URLs, not ftp:"):
+            await mcp.call("web.fetch", {"url": "ftp://127.0.0.1/x"})
+        with pytest.raises(ToolError, match="'http:///x' has no host"):
+            await mcp.call("web.fetch", {"url": "http:///x"})
+        # an http URL off the list still gets the allowlist hint
+        with pytest.raises(ToolError, match="start the server with --allow-domain"):
+            await mcp.call("web.fetch", {"url": "http://localhost:9/x"})
+        assert (await mcp.call("web.fetch", {"url": f"{site}/page"})).value["status"] == 200
 
 
 async def test_size_cap(tmp_path: Path, site: str) -> None:

@@ -148,6 +148,37 @@ async def test_a_server_that_prints_to_stdout_is_told_so(
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
 
 
+async def test_initialize_timeout_of_a_silent_server_says_so(tmp_path: Path) -> None:
+    async with rt(tmp_path, faulty("--hang-on-start", startup_timeout="0.5s")) as mcp:
+        with pytest.raises(ToolError, match=r"did not finish initialising within 0\.5s; it "
+                                            "wrote nothing to stderr"):
+            await mcp.call_tool("f", "pid", {})
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_stderr_in_the_pipe_when_the_start_is_abandoned_is_kept(tmp_path: Path) -> None:
+    """The start-up timeout cancelled the task that copies the server's stderr from its pipe
+    at once: what the server had written but the busy event loop had not yet copied (under
+    load) was lost, and the timeout's error had no stderr tail. Here the loop is blocked
+    until the line is in the pipe, then the start is abandoned, as the timeout does."""
+    import select
+
+    from engine.mcp._transport import StderrLog, stdio_target
+
+    log = StderrLog()
+    spec = faulty("--hang-on-start", "--stderr", "booting the reactor")
+    target = stdio_target("f", spec, base_dir=tmp_path, runner=None, errlog=log)
+    with anyio.fail_after(20), anyio.CancelScope() as scope:
+        async with target:  # the server is started
+            readable, _, _ = select.select([target._read_fd], [], [], 15)  # loop blocked
+            assert readable, "the server wrote nothing to stderr within 15 s"
+            scope.cancel()
+            await anyio.sleep(15)
+    assert scope.cancelled_caught
+    assert log.tail() == "booting the reactor"
+    log.close()
+
+
 async def test_missing_command_is_clear_and_others_unharmed(tmp_path: Path) -> None:
     servers = {"gone": MCPServerSpec(command="no-such-mcp-server-xyz"), "f": faulty()}
     async with MCPRuntime(servers, base_dir=tmp_path, settings=SETTINGS) as mcp:

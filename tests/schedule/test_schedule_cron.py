@@ -132,7 +132,7 @@ def test_bad_cron_and_zone_name_file_and_index() -> None:
     assert "unknown time zone 'Europe/Atlantis'" in text[2]
     assert text[2].endswith("at 'on.schedule[3].timezone'")
     assert "'0 0 31 2 *' never fires" in text[3] and "on.schedule[4].cron" in text[3]
-    assert "schedule input 'n' must be of type integer, got str" in text[4]
+    assert "schedule input 'n' must be of type integer, got string \"x\"" in text[4]
     assert "schedule input 'm' is not a declared input" in text[5]
     assert text[5].endswith("(expected one of: n)")
     assert "cron expression is empty" in text[6] and "fields" not in text[6].split(";")[0]

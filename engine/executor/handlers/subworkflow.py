@@ -3,6 +3,7 @@ step's output. Recursion is refused."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -11,22 +12,27 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.errors import StepError
+from engine.errors import InputError, StateError, StepError
+from engine.executor.current import current_item
 from engine.spec.subworkflows import MAX_DEPTH  # validate refuses the same depth
 
 if TYPE_CHECKING:
-    from engine.executor.context import RunContext
+    from engine.executor.context import RunContext, RunOptions
     from engine.executor.handlers import Attempt, Outcome
+    from engine.executor.result import RunResult
     from engine.executor.run import RunControl
     from engine.spec.models import AnyStep
+    from engine.spec.workflow import Workflow
+    from engine.state import RunRecord
 
 __all__ = ("MAX_DEPTH", "handle")
+
+log = logging.getLogger("plait.executor")
 
 
 async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str, Any],
                  attempt: Attempt) -> Outcome:
     from engine.executor.handlers import Outcome
-    from engine.executor.run import run_workflow
     from engine.spec.loader import load
 
     target = (rc.workflow.base_dir / str(getattr(step, "workflow", ""))).resolve()
@@ -43,42 +49,100 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                         "files below its child itself")
     child = load(target)
     store = rc.writer.store
+    index = current_item.get()
     options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
                       # recorded beside its parent's run, not in a database beside its file
                       state_location=rc.options.state_location or (
                           store.path if store is not None else None),
                       run_id=None, services=None, from_text=frozenset(), listeners=[],
                       inherited_secrets=(*rc.options.inherited_secrets,
-                                         *rc.services.secrets.values()))
+                                         *rc.services.secrets.values()),
+                      parent_step=step_id, parent_item=index)
+    inputs = rendered.get("with") or {}
+    #: the run an earlier attempt of this (resumed) run left unfinished: the first attempt
+    #: resumes it, so its finished steps do not run again; a retry starts afresh
+    left = _left_unfinished(rc, step_id, index)
+    notes: list[dict[str, Any]] = []
 
-    async def once() -> Any:
-        result = await _interruptible(lambda control: run_workflow(
-            child, rendered.get("with") or {}, control=control, **_fields(options)))
+    async def once() -> tuple[dict[str, Any], dict[str, int], float | None]:
+        nonlocal left
+        earlier, left = left, None
+        if earlier is not None and earlier.status == "succeeded":
+            # it finished, but this step's own record was not written before the stop
+            notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
+            return earlier.outputs or {}, dict(earlier.usage), earlier.cost
+        result = await _run_child(child, inputs, options, earlier, notes)
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
             error = result.error or {}
             where = f" in step {error['step']}" if error.get("step") else ""
             raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
                             f"{error.get('message', result.status)}", step=step_id,
                             hint=error.get("hint"), run=result.run_id)
-        return result
+        return result.outputs, result.usage, result.cost
 
-    result = await attempt(once)
-    return Outcome(output=result.outputs, usage=result.usage, cost=result.cost)
+    outputs, usage, cost = await attempt(once)
+    return Outcome(output=outputs, usage=usage, cost=cost, notes=notes)
 
 
-async def _interruptible(run: Callable[[RunControl], Awaitable[Any]]) -> Any:
-    """Run the child so that cancelling this step (Ctrl-C, a failure elsewhere, a timeout)
-    interrupts it, like a run of its own: its record ends `interrupted`, not left `running`."""
-    from engine.executor.run import RunControl
+def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunRecord | None:
+    """The newest run of this sub-workflow step (foreach item) that an earlier attempt of
+    this run started, when this run is a resume. None when there is none, or when a cassette
+    records or replays the run (it must hold every call of the child again)."""
+    store = rc.writer.store
+    if rc.options.resume is None or store is None or rc.names_steps:
+        return None
+    if rc.left_children is None:
+        from engine.executor.run import PARENT_STEP
 
+        rc.left_children = {}
+        for record in store.child_runs(rc.run_id):  # oldest first: the newest wins
+            where = record.meta.get(PARENT_STEP)
+            if isinstance(where, list) and len(where) == 2:
+                rc.left_children[(where[0], where[1])] = record
+    found: RunRecord | None = rc.left_children.pop((step_id, index), None)
+    return found
+
+
+async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOptions,
+                     earlier: RunRecord | None, notes: list[dict[str, Any]]) -> RunResult:
+    """Run the sub-workflow, resuming `earlier` if given. A resume the child's own checks
+    refuse before anything ran (its file changed under its finished steps, its inputs
+    differ now) starts a new run instead, and says so."""
+    from engine.executor.run import RunControl, run_workflow
+
+    if earlier is not None:
+        control = RunControl()
+        try:
+            result: RunResult = await _interruptible(control, lambda: run_workflow(
+                child, inputs, control=control, **_fields(replace(options,
+                                                                  resume=earlier.run_id))))
+        except (StateError, InputError) as exc:
+            if control.started is not None:
+                raise
+            log.warning("sub-workflow %s: run %s cannot be resumed (%s); running it again "
+                        "from the start", child.name, earlier.run_id, exc.message)
+            notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
+                          "reason": exc.message})
+        else:
+            notes.append({"event": "subworkflow_resumed", "run": earlier.run_id})
+            return result
     control = RunControl()
+    fresh: RunResult = await _interruptible(control, lambda: run_workflow(
+        child, inputs, control=control, **_fields(options)))
+    return fresh
+
+
+async def _interruptible(control: RunControl, run: Callable[[], Awaitable[Any]]) -> Any:
+    """Run the child so that cancelling this step (Ctrl-C, a failure elsewhere, a timeout)
+    interrupts it (through `control`, which `run` passes to it), like a run of its own: its
+    record ends `interrupted`, not left `running`."""
     outcome: list[Any] = []
     finished = anyio.Event()
 
     async def child() -> None:
         with anyio.CancelScope(shield=True):  # it stops itself when interrupted
             try:
-                outcome.append(await run(control))
+                outcome.append(await run())
             except Exception as exc:
                 outcome.append(exc)
             finally:

@@ -24,6 +24,10 @@ class DomainNotAllowed(ValueError):
     pass
 
 
+class UnsupportedURL(ValueError):
+    """Not an http(s) URL with a host (whatever the allowlist says)."""
+
+
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower().rstrip(".")
@@ -86,6 +90,7 @@ async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
     async with httpx2.AsyncClient(timeout=timeout_s, follow_redirects=False,
                                   trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
+            _check_scheme(url)
             if not host_allowed(url, allow):
                 raise DomainNotAllowed(
                     f"{url!r} is not on this server's domain allowlist "
@@ -100,6 +105,22 @@ async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
                 ctype = response.headers.get("content-type", "")
                 return str(response.url), response.status_code, ctype, body, truncated
     raise ValueError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_scheme(url: str) -> None:
+    """Refuse what is not an http(s) URL with a host (file:, ftp:, data:, a bare path) as
+    such: the allowlist hint would send the user after a host that is not the problem."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        what = f", not {scheme}:" if scheme else ""
+        hint = ("read local files with plait-mcp-files" if scheme == "file" else
+                "write the whole URL, e.g. https://example.com/page")
+        raise UnsupportedURL(f"{url!r}: this server fetches only http:// and https:// "
+                             f"URLs{what} ({hint})")
+    if not parts.hostname:
+        raise UnsupportedURL(f"{url!r} has no host: write the whole URL, e.g. "
+                             "https://example.com/page")
 
 
 async def _read_capped(response: Any, max_bytes: int) -> tuple[bytes, bool]:

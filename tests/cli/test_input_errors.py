@@ -1,0 +1,36 @@
+"""`plait run` input errors as a person reads them: JSON/YAML words, not Python's
+("got str '3'"). The library's cases are in tests/executor/test_input_wording.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.test_cli import plait
+
+WF = """\
+version: 1
+name: typed
+inputs:
+  n: {type: integer}
+  mode: {type: string, enum: [fast, slow], default: fast}
+steps:
+  a: {run: 'true'}
+"""
+
+
+def test_an_inputs_file_value_of_the_wrong_type_is_told_in_json_words(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "in.json").write_text('{"n": "3"}')
+    out = plait("run", "wf.yaml", "--inputs", "in.json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        "error: input 'n' must be of type integer, got string \"3\" (hint: write the integer "
+        "without quotes, e.g. {\"n\": 3} (a quoted value is a string))")
+
+
+def test_a_command_line_value_of_the_wrong_type(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WF)
+    out = plait("run", "wf.yaml", "-i", "n=three", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("error: input 'n' must be of type integer, got \"three\" "
+                                  "(hint: pass a whole number, e.g. -i NAME=3)")
