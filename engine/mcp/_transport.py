@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -40,6 +41,7 @@ STDERR_TAIL_CHARS = 2000
 #: kept it open) before the rest is dropped
 STDERR_DRAIN_S = 2.0
 _READ_SIZE = 65536
+log = logging.getLogger(__name__)
 
 
 def kill_group(pgid: int) -> bool:
@@ -160,6 +162,8 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
                  errlog: StderrLog) -> Any:
     """The SDK transport for a stdio server (spawned when entered)."""
     from mcp.client.stdio import StdioServerParameters
+
+    quiet_sdk_tracebacks()
 
     assert spec.command is not None
     cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
@@ -296,9 +300,35 @@ class _WithCleanup:
                     os.unlink(path)
 
 
+class _NoSDKTracebacks(logging.Filter):
+    """The SDK's transports log a broken connection (an SSE stream that drops, a stdout
+    that closes) with a full traceback, which lands on the user's terminal. plait reports
+    the failure itself (the call's ToolError, a "transport error" warning), so such a
+    record is passed on as one debug line of plait's own logger instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or record.exc_info[1] is None:
+            return True
+        log.debug("%s (%s): %s", record.getMessage(), record.name, record.exc_info[1])
+        return False
+
+
+_SDK_FILTER = _NoSDKTracebacks()
+_SDK_LOGGERS = ("mcp.client.sse", "mcp.client.streamable_http", "mcp.client.stdio")
+
+
+def quiet_sdk_tracebacks() -> None:
+    """Install the filter on the SDK's transport loggers (once)."""
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SDK_FILTER not in logger.filters:
+            logger.addFilter(_SDK_FILTER)
+
+
 def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:
     """The SDK transport for a remote server (streamable HTTP or SSE)."""
     assert spec.url is not None
+    quiet_sdk_tracebacks()
     if transport_kind(spec) == "sse":
         from mcp.client.sse import sse_client
 
@@ -312,12 +342,61 @@ def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:
     return _OwnedHTTP(client, streamable_http_client(spec.url, http_client=client))
 
 
+def safe_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def http_status(exc: BaseException, target: Any) -> int | None:
+    """The HTTP error status behind a failed connect: the SSE client raises it; the
+    streamable HTTP client turns it into a JSON-RPC error without it, so its transport
+    notes the last one it saw."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        return status
+    return getattr(target, "error_status", None)
+
+
+def http_refusal(name: str, url: str, status: int) -> ToolError:
+    """The error for a remote MCP server that answered its connect with an HTTP error."""
+    where = f"MCP server '{name}' at {url}"
+    if status in (401, 403):
+        return ToolError(f"{where} refused the credentials (HTTP {status})",
+                         hint="check the server's `headers:` (e.g. Authorization: \"Bearer "
+                              "${{ secrets.TOKEN }}\") and that the token is valid",
+                         server=name)
+    if status in (404, 405):
+        return ToolError(f"{where} has no MCP endpoint there (HTTP {status})",
+                         hint="check the URL's path (servers usually answer at /mcp for "
+                              "streamable HTTP, /sse for SSE) and `transport:`", server=name)
+    return ToolError(f"{where} answered the connect with HTTP {status}",
+                     hint="is the server healthy, and are the URL and transport right?",
+                     server=name)
+
+
 class _OwnedHTTP:
-    """A streamable HTTP transport that also closes the httpx client it was given."""
+    """A streamable HTTP transport that also closes the httpx client it was given, and
+    notes whether its last POST failed, with which HTTP status (``error_status``, else None;
+    a GET answered 405 only means the server has no standalone stream)."""
 
     def __init__(self, client: Any, transport: Any) -> None:
         self._client = client
         self._transport = transport
+        self.error_status: int | None = None
+        client.event_hooks["response"].append(self._note)
+
+    async def _note(self, response: Any) -> None:
+        if response.request.method == "POST":
+            status = int(response.status_code)
+            self.error_status = status if status >= 400 else None
 
     async def __aenter__(self) -> Any:
         await self._client.__aenter__()

@@ -20,6 +20,7 @@ import anyio
 
 from engine.deadlines import capacity_wait
 from engine.errors import PlaitError, ToolError
+from engine.mcp._transport import http_refusal, safe_url
 from engine.mcp.pool import MCPConnectionManager
 from engine.mcp.registry import ToolInfo, ToolRegistry
 from engine.mcp.results import ToolResult, normalise
@@ -28,6 +29,8 @@ Validator = Callable[[str, Mapping[str, Any]], None]
 RATE_WINDOW_S = 60.0
 #: grace on top of the SDK's own read timeout before the call is abandoned outright
 TIMEOUT_GRACE_S = 1.0
+#: what the SDK's streamable HTTP client says for a POST answered with an HTTP error
+_SDK_HTTP_STAND_IN = "Server returned an error response"
 
 
 class RateLimiter:
@@ -194,7 +197,8 @@ class ToolExecutor:
                 raise self._timeout_error(info, limit) from None
             except (RuntimeError, ValidationError) as exc:
                 raise ToolError(f"tool '{info.qualified_name}' returned a malformed result: "
-                                f"{str(exc)[:500]}", hint="the server broke the MCP protocol; "
+                                f"{_first_paragraph(str(exc))}",
+                                hint="the server broke the MCP protocol; "
                                 "report it to the server's authors",
                                 server=info.server, tool=info.name) from None
 
@@ -208,6 +212,12 @@ class ToolExecutor:
             return _Crashed("the connection closed while the call was in flight")
         if exc.code == REQUEST_TIMEOUT:
             return self._timeout_error(info, limit)
+        status = self.pool.manager.http_error_status(info.server)
+        if status is not None and exc.message == _SDK_HTTP_STAND_IN:
+            url = self.pool.manager.spec(info.server).url or ""
+            refusal = http_refusal(info.server, safe_url(url), status)
+            return ToolError(f"tool '{info.qualified_name}' failed: {refusal.message}",
+                             hint=refusal.hint, server=info.server, tool=info.name)
         return ToolError(f"tool '{info.qualified_name}' failed: {exc}", server=info.server,
                          tool=info.name)
 
@@ -276,3 +286,8 @@ class ToolExecutor:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: stat.to_dict() for name, stat in sorted(self._stats.items())}
+
+
+def _first_paragraph(text: str) -> str:
+    """What an SDK's validation error says, without the schema dump that follows it."""
+    return text.split("\n\n", 1)[0][:500]

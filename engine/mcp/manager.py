@@ -23,7 +23,15 @@ import anyio.abc
 
 from engine.errors import ToolError
 from engine.mcp._settings import MCPSettings
-from engine.mcp._transport import StderrLog, http_target, stdio_target, transport_kind
+from engine.mcp._transport import (
+    StderrLog,
+    http_refusal,
+    http_status,
+    http_target,
+    safe_url,
+    stdio_target,
+    transport_kind,
+)
 from engine.sandbox.base import Runner
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec
@@ -43,6 +51,8 @@ class _Connection:
     stop: anyio.Event
     done: anyio.Event
     alive: bool = True
+    #: the SDK transport it runs on (a streamable HTTP one notes HTTP error statuses)
+    target: Any = None
 
 
 @dataclass
@@ -57,6 +67,8 @@ class _Slot:
     restarts: int = 0
     failures: int = 0
     last_error: str | None = None
+    #: the last line the server wrote to stdout that is not JSON-RPC (for start-up errors)
+    noise: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,22 +82,34 @@ class ServerStatus:
     protocol_version: str | None
 
 
-def _safe_url(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _not_json_rpc(error: Exception) -> str | None:
+    """The start of a stdout line that failed to parse as JSON-RPC, if that is the error."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return None
+    try:
+        first = errors()[0]
+    except Exception:  # not a pydantic ValidationError after all
+        return None
+    if first.get("type") != "json_invalid" or not isinstance(first.get("input"), str):
+        return None
+    line: str = first["input"]
+    return repr(line[:200] + ("…" if len(line) > 200 else ""))
+
+
+def _stream_dropped(spec: MCPServerSpec, error: Exception) -> bool:
+    """Whether a transport error ended an SSE connection's event stream."""
+    if spec.url is None or transport_kind(spec) != "sse":
+        return False
+    import httpx2
+
+    return isinstance(error, httpx2.TransportError)
 
 
 class MCPServerManager:
@@ -170,6 +194,12 @@ class MCPServerManager:
                 return slot.conn.client
             return await self._start(slot)
 
+    def http_error_status(self, name: str) -> int | None:
+        """The HTTP error status of the last request to a streamable HTTP server, if it
+        failed (the SDK reports such a failure without its status)."""
+        conn = self._slot(name).conn
+        return getattr(conn.target, "error_status", None) if conn is not None else None
+
     def is_running(self, name: str) -> bool:
         conn = self._slot(name).conn
         return conn is not None and conn.alive
@@ -205,17 +235,19 @@ class MCPServerManager:
                 conn: _Connection = await self._tg.start(self._run, slot, target, stop, done)
         except TimeoutError:
             slot.failures += 1
+            at = f" at {safe_url(slot.spec.url)}" if slot.spec.url is not None else ""
             # its stderr is all in: the abandoned start waited for the pipe to end
             said = self._tail_text(slot) or (
                 "; it wrote nothing to stderr" if slot.stderr is not None else "")
             raise ToolError(
-                f"MCP server '{slot.name}' did not finish initialising within {timeout:g}s"
+                f"MCP server '{slot.name}'{at} did not finish initialising within {timeout:g}s"
                 f"{said}",
-                hint="check the command and its arguments, or raise `startup_timeout:`",
-                server=slot.name) from None
+                hint="check the command and its arguments, or raise `startup_timeout:`"
+                if slot.spec.url is None else "is the server at that URL healthy (and the "
+                "transport right)? or raise `startup_timeout:`", server=slot.name) from None
         except Exception as exc:
             slot.failures += 1
-            raise self._start_error(slot, _leaf(exc)) from exc
+            raise self._start_error(slot, _leaf(exc), target) from exc
         slot.failures = 0
         slot.conn = conn
         if slot.spawns > 1 and self._on_list_changed:
@@ -242,20 +274,27 @@ class MCPServerManager:
 
     def _tail_text(self, slot: _Slot) -> str:
         tail = slot.stderr.tail() if slot.stderr is not None else ""
-        return f"; its stderr ended with:\n{tail}" if tail else ""
+        noise = (f"; it wrote to stdout what is not MCP (JSON-RPC): {slot.noise} (a stdio "
+                 "server must log to stderr, never stdout)") if slot.noise else ""
+        return noise + (f"; its stderr ended with:\n{tail}" if tail else "")
 
-    def _start_error(self, slot: _Slot, exc: BaseException) -> ToolError:
+    def _start_error(self, slot: _Slot, exc: BaseException, target: Any = None) -> ToolError:
         if isinstance(exc, ToolError):
             return exc
         text = str(exc) or type(exc).__name__
         slot.last_error = text
         if slot.spec.url is not None:
+            status = http_status(exc, target)
+            if status is not None:
+                return http_refusal(slot.name, safe_url(slot.spec.url), status)
             return ToolError(
-                f"could not connect to MCP server '{slot.name}' at {_safe_url(slot.spec.url)}: "
+                f"could not connect to MCP server '{slot.name}' at {safe_url(slot.spec.url)}: "
                 f"{text}",
                 hint="is the server running, and are the URL and transport right?",
                 server=slot.name)
         argv = " ".join([str(slot.spec.command), *slot.spec.args])
+        if text == "Connection closed":  # the SDK's words for a server that went away
+            text = "it exited (or closed its stdout) before answering initialize"
         return ToolError(
             f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
             f"{self._tail_text(slot)}",
@@ -277,7 +316,7 @@ class MCPServerManager:
                                message_handler=on_message,
                                client_info=Implementation(name="plait", version="0.1.0"))
             async with client_cm as client, anyio.create_task_group() as listeners:
-                conn = _Connection(client=client, stop=stop, done=done)
+                conn = _Connection(client=client, stop=stop, done=done, target=target)
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     listeners.start_soon(self._listen, slot.name, client)
                 started = True
@@ -307,7 +346,18 @@ class MCPServerManager:
         if isinstance(message, ToolListChangedNotification) and self._on_list_changed:
             self._on_list_changed(name)
         elif isinstance(message, Exception):
-            log.warning("MCP server %s: transport error: %s", name, message)
+            slot = self._slot(name)
+            noise = _not_json_rpc(message)
+            if noise is not None:
+                noise = slot.noise = self.redactor.redact(noise)  # as its stderr is
+                log.warning("MCP server %s wrote a line that is not MCP (JSON-RPC) to its "
+                            "stdout: %s", name, noise)
+            else:
+                log.warning("MCP server %s: transport error: %s", name, message)
+            if slot.conn is not None and _stream_dropped(slot.spec, message):
+                # an SSE session lives on its one stream: the next call must reconnect (it
+                # would fail as if the server went down during that call)
+                self.mark_dead(name, slot.conn.client, f"its SSE stream dropped: {message}")
 
     # ------------------------------------------------------------ supervision
 

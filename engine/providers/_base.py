@@ -7,13 +7,25 @@ and maps its SDK's exceptions in ``_map_error``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.errors import MissingDependencyError, PlaitError, ProviderError
-from engine.providers._errors import connection_error, malformed
-from engine.providers._kinds import check_option_values, check_options, merged_options
+from engine.errors import (
+    AuthError,
+    MissingDependencyError,
+    PlaitError,
+    ProviderError,
+    Timeout,
+)
+from engine.providers._errors import connection_error, cut_off, malformed, not_json
+from engine.providers._kinds import (
+    KEY_ENV,
+    check_option_values,
+    check_options,
+    merged_options,
+)
 from engine.providers.types import LLMRequest, LLMResponse, LLMStreamChunk, Message
 
 DEFAULT_TIMEOUT = 120.0
@@ -135,15 +147,22 @@ class SDKProvider:
         if isinstance(exc, PlaitError):
             return exc
         mapped = self._map_error(exc, model)
+        if isinstance(mapped, AuthError) and self.kind in KEY_ENV and not self.spec.vertex:
+            names = " or ".join(KEY_ENV[self.kind])
+            mapped.hint = f"check the API key (the provider's api_key:, else {names})"
         if mapped is not None:
             return mapped
         httpx2 = import_sdk("httpx2", "httpx2", "openai")
         if isinstance(exc, httpx2.TimeoutException | TimeoutError):
-            return connection_error(exc, provider=self.name, model=model, timed_out=True)
+            return connection_error(exc, provider=self.name, model=model, timed_out=True,
+                                    timeout=self.timeout)
         if isinstance(exc, httpx2.TransportError | ConnectionError):
             return connection_error(exc, provider=self.name, model=model, timed_out=False)
+        if isinstance(exc, json.JSONDecodeError):
+            return not_json(exc.doc, provider=self.name, model=model,
+                            secret=self.api_key)
         if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         return exc
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
@@ -169,9 +188,22 @@ class SDKProvider:
 
     async def stream(self, req: LLMRequest) -> AsyncIterator[LLMStreamChunk]:
         model = self.model_for(req)
-        with self.mapped_errors(model):
-            async for chunk in self._stream(req, model):
-                yield chunk
+        finished = started = False
+        try:
+            with self.mapped_errors(model):
+                async for chunk in self._stream(req, model):
+                    started = True
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+        except Timeout as exc:
+            if not started:
+                raise
+            raise Timeout(f"provider {self.name!r} (model {model}) stopped sending mid-reply: "
+                          f"nothing came for {self.timeout:g}s (its timeout)",
+                          hint="raise the provider's timeout, or retry on timeout",
+                          provider=self.name, model=model) from exc
+        if not finished:  # every vendor ends a whole reply with a finish (stop) reason
+            raise cut_off(provider=self.name, model=model)
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         raise NotImplementedError

@@ -23,6 +23,7 @@ from engine.errors import (
     Timeout,
     Unavailable,
 )
+from engine.secrets import MIN_SECRET_LENGTH
 
 #: a server's Retry-After is never honoured beyond this many seconds
 MAX_RETRY_AFTER = 60.0
@@ -36,7 +37,7 @@ _CONTEXT_MARKERS = ("context_length", "context length", "too many tokens", "maxi
 
 def clean_message(text: str, secret: str | None = None) -> str:
     """A server message safe to show: no key, no long token-like strings, bounded length."""
-    if secret:
+    if secret and len(secret) >= MIN_SECRET_LENGTH:  # a shorter one would mask every "e"
         text = text.replace(secret, "[redacted]")
     text = _KEYLIKE.sub("[redacted]", text)
     text = " ".join(text.split())
@@ -72,49 +73,112 @@ def _looks_like_date(raw: str) -> bool:
 
 def from_status(status: int, message: str, *, headers: Mapping[str, str] | None = None,
                 provider: str, model: str | None, secret: str | None = None,
-                code: str | None = None) -> ProviderError:
-    """The ProviderError for an HTTP status from a vendor."""
+                code: str | None = None, how: str | None = None) -> ProviderError:
+    """The ProviderError for an HTTP status from a vendor (``how`` names where the error
+    came from when it was not that HTTP status, e.g. an error event in a stream)."""
     text = clean_message(message, secret)
+    label = how or f"HTTP {status}"
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
-    ctx: dict[str, Any] = {"provider": provider, "model": model, "status": status}
+    ctx: dict[str, Any] = {"provider": provider, "model": model,
+                           "status": None if how else status}
     if status == 429:
         wait = retry_after(headers)
-        return RateLimited(f"{where} is rate limiting (HTTP 429): {text}", retry_after=wait,
+        return RateLimited(f"{where} is rate limiting ({label}): {text}", retry_after=wait,
                            hint="lower max_concurrency or set rate_limit on the provider", **ctx)
     if status in (401, 403):
-        return AuthError(f"{where} refused the credentials (HTTP {status}): {text}",
+        return AuthError(f"{where} refused the credentials ({label}): {text}",
                          hint="check the API key (api_key: or the kind's env var)", **ctx)
     if status in (408, 504):
-        return Timeout(f"{where} timed out (HTTP {status}): {text}", **ctx)
+        return Timeout(f"{where} timed out ({label}): {text}", **ctx)
     if status >= 500 or status == 529:
-        return Unavailable(f"{where} is unavailable (HTTP {status}): {text}",
-                           retry_after=retry_after(headers), **ctx)
+        return Unavailable(f"{where} is unavailable ({label}): {text}",
+                           retry_after=retry_after(headers),
+                           hint="a failure on the server's side: give the step retry: "
+                                "{attempts: 3} (unavailable is retried by default) or the "
+                                "provider a fallback:", **ctx)
     lowered = (message + " " + (code or "")).lower()
     if status in (400, 413) and any(m in lowered for m in _CONTEXT_MARKERS):
         return ContextTooLong(f"{where}: the request is too long for the model's context "
-                              f"(HTTP {status}): {text}",
+                              f"({label}): {text}",
                               hint="shorten the prompt or use a model with a larger context",
                               **ctx)
     if status == 404:
-        return BadRequest(f"{where}: not found (HTTP 404): {text}",
+        return BadRequest(f"{where}: not found ({label}): {text}",
                           hint="check the model name (or the deployment / base_url)", **ctx)
-    return BadRequest(f"{where} rejected the request (HTTP {status}): {text}", **ctx)
+    return BadRequest(f"{where} rejected the request ({label}): {text}", **ctx)
+
+
+#: what the type of an error event in a stream says, as the HTTP status it stands for
+_EVENT_STATUS = (("rate_limit", 429), ("overloaded", 529), ("authentication", 401),
+                 ("invalid_api_key", 401), ("permission", 403), ("not_found", 404),
+                 ("too_large", 413), ("timeout", 504), ("invalid_request", 400))
+
+
+def stream_error(error_type: str | None, message: str, *, provider: str, model: str | None,
+                 secret: str | None = None) -> ProviderError:
+    """The ProviderError for an error event inside a stream that began with HTTP 200
+    (OpenAI's ``error`` chunk, Anthropic's ``event: error``): its type decides the kind,
+    and a type it does not name is a server error."""
+    lowered = (error_type or "").lower()
+    status = next((s for marker, s in _EVENT_STATUS if marker in lowered), 500)
+    return from_status(status, message, provider=provider, model=model, secret=secret,
+                       code=error_type, how=f"an error event in the stream: {error_type}"
+                       if error_type else "an error event in the stream")
 
 
 def connection_error(exc: BaseException, *, provider: str, model: str | None,
-                     timed_out: bool) -> ProviderError:
+                     timed_out: bool, timeout: float | None = None) -> ProviderError:
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
     detail = clean_message(str(exc) or type(exc).__name__)
     if timed_out:
-        return Timeout(f"{where} did not answer in time: {detail}",
-                       hint="raise the provider's timeout", provider=provider, model=model)
+        within = f"within {timeout:g}s (its timeout)" if timeout else "in time"
+        return Timeout(f"{where} did not answer {within}: {detail}",
+                       hint="raise the provider's timeout, or retry on timeout",
+                       provider=provider, model=model)
+    if not _connecting(exc):
+        return Unavailable(f"{where}: the connection broke off mid-reply: {detail}",
+                           hint="the server or the network dropped it: give the step retry: "
+                                "{attempts: 3} (unavailable is retried by default)",
+                           provider=provider, model=model)
     return Unavailable(f"{where} could not be reached: {detail}",
-                       hint="check base_url / network", provider=provider, model=model)
+                       hint="check that the server is running and the provider's base_url "
+                            "(or endpoint) and network", provider=provider, model=model)
 
 
-def malformed(exc: BaseException, *, provider: str, model: str | None) -> ProviderError:
+def _connecting(exc: BaseException) -> bool:
+    """Whether a transport error happened before the server was reached (not after)."""
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - every SDK-backed kind brings httpx2
+        return True
+    if isinstance(exc, httpx2.TransportError):
+        return isinstance(exc, httpx2.ConnectError | httpx2.ProxyError | httpx2.UnsupportedProtocol)
+    return True
+
+
+def malformed(exc: BaseException, *, provider: str, model: str | None,
+              secret: str | None = None) -> ProviderError:
     where = f"provider {provider!r}" + (f" (model {model})" if model else "")
     return Unavailable(f"{where} returned a malformed reply: "
-                       f"{clean_message(str(exc) or type(exc).__name__)}",
-                       hint="the server does not speak this provider kind's API correctly",
+                       f"{clean_message(str(exc) or type(exc).__name__, secret)}",
+                       hint="the server does not speak this provider kind's API; check "
+                            "base_url: it must point at the API, not a web page",
+                       provider=provider, model=model)
+
+
+def not_json(body: object, *, provider: str, model: str | None,
+             secret: str | None = None) -> ProviderError:
+    """The SDKs hand back the body as a string when the server did not answer JSON."""
+    start = clean_message(str(body), secret)[:80]
+    return malformed(ValueError(f"the body is not JSON (it starts with {start!r})"),
+                     provider=provider, model=model)
+
+
+def cut_off(*, provider: str, model: str | None) -> ProviderError:
+    """A stream that ended without a finish reason: the reply is incomplete."""
+    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    return Unavailable(f"{where}: the streamed reply was cut off (the stream ended before "
+                       "the model finished)",
+                       hint="the server or the connection broke off mid-reply: give the step "
+                            "retry: {attempts: 3} (unavailable is retried by default)",
                        provider=provider, model=model)

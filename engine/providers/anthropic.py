@@ -12,7 +12,13 @@ from typing import Any
 
 from engine.errors import ProviderError
 from engine.providers._base import SDKProvider, alternating_turns, import_sdk
-from engine.providers._errors import connection_error, from_status, malformed
+from engine.providers._errors import (
+    connection_error,
+    from_status,
+    malformed,
+    not_json,
+    stream_error,
+)
 from engine.providers.types import (
     OUTPUT_TOOL,
     ImagePart,
@@ -73,6 +79,9 @@ class AnthropicProvider(SDKProvider):
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         message = await self.client.messages.create(**self._params(req, model))
+        if isinstance(message, str):  # the SDK's answer to a body that is not JSON
+            raise not_json(message, provider=self.name, model=model,
+                           secret=self.api_key)
         texts: list[str] = []
         calls: list[ToolCall] = []
         parsed: Any = None
@@ -85,8 +94,8 @@ class AnthropicProvider(SDKProvider):
                 calls.append(ToolCall(block.id, block.name, dict(block.input or {})))
         text = "".join(texts)
         finish = _FINISH.get(message.stop_reason or "end_turn", "other")
-        if parsed is not None and not calls:
-            text, finish = json.dumps(parsed), "stop"
+        if parsed is not None and not calls:  # a reply cut at max_tokens stays "length"
+            text, finish = json.dumps(parsed), "stop" if finish == "tool_calls" else finish
         return LLMResponse(text, tuple(calls), _usage(message.usage), finish,
                            message.model or model, message.id, parsed)
 
@@ -104,15 +113,18 @@ class AnthropicProvider(SDKProvider):
         anthropic = import_sdk("anthropic", "anthropic", "anthropic")
         if isinstance(exc, anthropic.APIStatusError):
             text = exc.api_message or str(exc.message)
+            if exc.status_code < 400:  # an `event: error` in a stream that began with 200
+                return stream_error(exc.type, text, provider=self.name, model=model,
+                                    secret=self.api_key)
             return from_status(exc.status_code, text, headers=exc.response.headers,
                                provider=self.name, model=model, secret=self.api_key,
                                code=exc.error_code or exc.type)
         if isinstance(exc, anthropic.APIResponseValidationError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         if isinstance(exc, anthropic.APIConnectionError):
             timed_out = isinstance(exc, anthropic.APITimeoutError)
             return connection_error(exc.__cause__ or exc, provider=self.name, model=model,
-                                    timed_out=timed_out)
+                                    timed_out=timed_out, timeout=self.timeout)
         return None
 
 

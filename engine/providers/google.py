@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.errors import AuthError, ProviderError
 from engine.providers._base import SDKProvider, alternating_turns, import_sdk
-from engine.providers._errors import clean_message, from_status
+from engine.providers._errors import clean_message, from_status, malformed
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -119,8 +119,11 @@ class GoogleProvider(SDKProvider):
                 elif part.text and not part.thought:
                     texts.append(part.text)
             finish = _finish(candidate.finish_reason, bool(calls))
-        elif response.prompt_feedback is not None:
+        elif _blocked(response):
             finish = "content_filter"
+        else:
+            raise malformed(ValueError("the reply has no candidates"), provider=self.name,
+                            model=model)
         return LLMResponse("".join(texts), tuple(calls), _usage(response.usage_metadata),
                            finish, response.model_version or model, response.response_id)
 
@@ -148,6 +151,8 @@ class GoogleProvider(SDKProvider):
         async for response in stream:
             if response.usage_metadata is not None:
                 usage = _usage(response.usage_metadata)  # cumulative: keep the last
+            if not response.candidates and _blocked(response):  # the prompt was blocked
+                yield LLMStreamChunk(finish_reason="content_filter")
             for candidate in (response.candidates or [])[:1]:
                 for part in (candidate.content.parts if candidate.content else None) or []:
                     if part.function_call is not None:
@@ -180,10 +185,18 @@ class GoogleProvider(SDKProvider):
         if isinstance(exc, errors.APIError):
             response = getattr(exc, "response", None)
             headers = getattr(response, "headers", None)
-            return from_status(int(exc.code or 500), str(exc.message or exc.status or ""),
+            status = int(exc.code or 500)
+            if status == 400 and "API_KEY_INVALID" in str(exc.details):
+                status = 401  # Gemini answers a bad key with 400 INVALID_ARGUMENT
+            return from_status(status, str(exc.message or exc.status or ""),
                                headers=headers, provider=self.name, model=model,
                                secret=self.api_key, code=exc.status)
         return None
+
+
+def _blocked(response: Any) -> bool:
+    feedback = response.prompt_feedback
+    return feedback is not None and feedback.block_reason is not None
 
 
 def _finish(reason: Any, has_calls: bool) -> str:

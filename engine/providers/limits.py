@@ -116,8 +116,9 @@ class ProviderLimiter:
         if self._tokens is not None and actual != estimated:
             self._tokens.level -= actual - estimated
 
-    def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: pause everyone, then go on more slowly."""
+    def on_rate_limited(self, retry_after: float | None) -> float:
+        """A 429: pause everyone, then go on more slowly. Returns the seconds the next call
+        will wait for (the pause: Retry-After, else 1 s)."""
         self.throttled += 1
         now = anyio.current_time()
         self._paused_until = max(self._paused_until, now + (retry_after or _DEFAULT_PAUSE))
@@ -126,6 +127,7 @@ class ProviderLimiter:
         if self._requests is not None:
             self._requests.per_minute = max(1.0, self._requests.per_minute * 0.75)
             self._requests.level = min(self._requests.level, 0.0)
+        return self._paused_until - now
 
     def on_success(self) -> None:
         """Recover a step towards the configured limits."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import OutputInvalid, ProviderError
 from engine.providers._base import SDKProvider, import_sdk
-from engine.providers._errors import from_status, malformed
+from engine.providers._errors import from_status, malformed, not_json, stream_error
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -74,13 +74,25 @@ class OpenAIProvider(SDKProvider):
 
     async def _generate(self, req: LLMRequest, model: str) -> LLMResponse:
         completion = await self.client.chat.completions.create(**self._params(req, model))
+        if isinstance(completion, str):  # the SDK's answer to a body that is not JSON
+            raise not_json(completion, provider=self.name, model=model,
+                           secret=self.api_key)
         if not getattr(completion, "choices", None):
             raise malformed(ValueError("the reply has no choices"), provider=self.name,
                             model=model)
         choice = completion.choices[0]
         message = choice.message
-        calls = tuple(ToolCall(c.id, c.function.name, _arguments(c.function.arguments, c.id))
-                      for c in (message.tool_calls or ()))
+        try:
+            calls = tuple(ToolCall(c.id, c.function.name,
+                                   _arguments(c.function.arguments, c.id))
+                          for c in (message.tool_calls or ()))
+        except OutputInvalid as exc:
+            cut = choice.finish_reason == "length"
+            raise OutputInvalid(
+                f"provider {self.name!r} (model {model}): {exc.message}",
+                hint="the reply was cut off at the token limit: raise max_tokens" if cut else
+                "the model wrote invalid tool arguments; retry.on: [output_invalid] retries it",
+                provider=self.name, model=model) from None
         return LLMResponse(message.content or "", calls, _usage(completion.usage),
                            _FINISH.get(choice.finish_reason or "stop", "other"),
                            completion.model or model, completion.id)
@@ -99,20 +111,28 @@ class OpenAIProvider(SDKProvider):
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError | None:
         openai = import_sdk("openai", "openai", "openai")
         if isinstance(exc, openai.APIStatusError):
-            return from_status(exc.status_code, _message(exc), headers=exc.response.headers,
-                               provider=self.name, model=model, secret=self.api_key,
-                               code=exc.code)
+            error = from_status(exc.status_code, _message(exc), headers=exc.response.headers,
+                                provider=self.name, model=model, secret=self.api_key,
+                                code=exc.code)
+            if exc.status_code == 404 and self.kind == "azure_openai":
+                error.hint = ("check `deployment:` (the deployment's name in Azure, not the "
+                              "model's), `endpoint:` and `api_version:`")
+            return error
         if isinstance(exc, openai.APIResponseValidationError):
-            return malformed(exc, provider=self.name, model=model)
+            return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         if isinstance(exc, openai.APITimeoutError):
             from engine.providers._errors import connection_error
 
-            return connection_error(exc, provider=self.name, model=model, timed_out=True)
+            return connection_error(exc, provider=self.name, model=model, timed_out=True,
+                                    timeout=self.timeout)
         if isinstance(exc, openai.APIConnectionError):
             from engine.providers._errors import connection_error
 
             cause = exc.__cause__ or exc
             return connection_error(cause, provider=self.name, model=model, timed_out=False)
+        if isinstance(exc, openai.APIError):  # an error chunk in a stream that began with 200
+            return stream_error(exc.type or exc.code, str(exc.message), provider=self.name,
+                                model=model, secret=self.api_key)
         return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import (
     AuthError,
+    BadRequest,
     ContextTooLong,
     OutputInvalid,
     ProviderError,
@@ -134,8 +135,10 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
         try:
             response = await provider.generate(request)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)
+            _paused(exc, limiter)
             raise
+        if response.finish_reason == "content_filter":
+            raise refused(provider_name, response, request.model)
         return LLMResult(response.text, response.text, (response,), response.usage,
                          registry.prices.cost(response.model, response.usage), provider_name,
                          response.model)
@@ -177,6 +180,13 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         value, problem = _check_output(schema, response)
         if problem is None:
             return _result(run, value, response.text, reasks)
+        if response.finish_reason == "length":  # a re-ask would be cut off again
+            raise OutputInvalid(f"provider {run.chain[0]!r}: the reply was cut off at the "
+                                "token limit (finish reason length) before it matched "
+                                f"output_schema: {problem}",
+                                hint="raise max_tokens (the step's or the provider's "
+                                     "options), or ask for a shorter answer",
+                                provider=run.chain[0])
         reasks += 1
         _emit(run, "reask", {"error": problem, "reask": reasks})
         if reasks > MAX_REASKS:
@@ -242,21 +252,47 @@ async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
         try:
             return await _send(run, provider, req)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)  # from now on everyone waits it out
+            _paused(exc, limiter)  # from now on everyone waits it out
             raise
     estimate = sum(len(m.text) for m in req.messages) // 4 + 1
     async with limiter.slot(estimate):
         try:
             response = await _send(run, provider, req)
         except RateLimited as exc:
-            limiter.on_rate_limited(exc.retry_after)
+            _paused(exc, limiter)
             raise
     limiter.on_success()
     limiter.record_tokens(estimate, response.usage.total_tokens)
     return response
 
 
+def _paused(exc: RateLimited, limiter: Any) -> None:
+    """Pause the provider's callers after a 429; the error then carries the wait that the
+    pause imposes (1 s without a Retry-After), so the retry message tells the real delay."""
+    exc.retry_after = max(exc.retry_after or 0.0, limiter.on_rate_limited(exc.retry_after))
+
+
+def refused(name: str, response: LLMResponse, model: str | None = None) -> BadRequest:
+    """The error for a reply the vendor's content filter or safety system stopped (also a
+    model's refusal): what it said so far is not an answer."""
+    model = response.model or model
+    where = f"provider {name!r}" + (f" (model {model})" if model else "")
+    return BadRequest(f"{where} did not answer: the "
+                      "vendor's content filter or safety system stopped the reply (finish "
+                      "reason content_filter)",
+                      hint="rephrase the prompt or the input it quotes; for google, "
+                           "options.safety_settings sets how strict the filter is",
+                      provider=name, model=model)
+
+
 async def _send(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
+    response = await _receive(run, provider, req)
+    if response.finish_reason == "content_filter" and not response.tool_calls:
+        raise refused(provider.name, response, req.model or getattr(provider, "model", None))
+    return response
+
+
+async def _receive(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
     if run.on_chunk is None:
         response: LLMResponse = await provider.generate(req)
         return response

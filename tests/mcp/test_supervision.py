@@ -88,8 +88,11 @@ async def test_hang_times_out_and_server_stays_usable(tmp_path: Path) -> None:
 
 async def test_malformed_result(tmp_path: Path) -> None:
     async with rt(tmp_path, faulty()) as mcp:
-        with pytest.raises(ToolError, match="malformed result"):
+        with pytest.raises(ToolError, match="malformed result") as info:
             await mcp.call_tool("f", "malformed", {})
+    # what is wrong, not jsonschema's dump of the schema and instance that follows it
+    assert "'not a number' is not of type 'integer'" in info.value.message
+    assert "Failed validating" not in info.value.message
 
 
 async def test_rug_pull_flagged_and_refused_under_high_policy(tmp_path: Path) -> None:
@@ -126,6 +129,23 @@ async def test_initialize_timeout_has_stderr_tail(tmp_path: Path) -> None:
     # the hung server was killed at once (SIGKILL), not stopped the SDK's graceful way (close
     # its stdin, wait 2 s, SIGTERM), which made the error wait for that grace
     assert not marker.exists()
+
+
+async def test_a_server_that_prints_to_stdout_is_told_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from engine.secrets import Redactor
+
+    script = ("print('listening on port 8080 with token s3cr3t-t0ken', flush=True); "
+              "import time; time.sleep(30)")
+    spec = MCPServerSpec(command=sys.executable, args=["-c", script], startup_timeout="2s")
+    async with rt(tmp_path, spec, redactor=Redactor(["s3cr3t-t0ken"])) as mcp:
+        with pytest.raises(ToolError, match="did not finish initialising") as info:
+            await mcp.call_tool("f", "pid", {})
+    assert "wrote to stdout what is not MCP (JSON-RPC): 'listening on port 8080 with token" \
+        in str(info.value)
+    assert "s3cr3t-t0ken" not in str(info.value)  # masked, as in its stderr
+    # the SDK logs the bad line with a traceback: that must not reach the user's handlers
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
 
 
 async def test_initialize_timeout_of_a_silent_server_says_so(tmp_path: Path) -> None:
@@ -299,6 +319,8 @@ async def test_server_exiting_at_start_reports_its_stderr(tmp_path: Path) -> Non
         with pytest.raises(ToolError, match="failed during start-up") as info:
             await mcp.list_tools("x")
         assert "bad config: missing --root" in str(info.value)
+        assert "it exited (or closed its stdout) before answering initialize" in \
+            str(info.value)
 
 
 def _alive(pid: int) -> bool:

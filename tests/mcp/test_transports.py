@@ -8,7 +8,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from engine.mcp import MCPRuntime, MCPSettings
@@ -159,3 +161,190 @@ async def test_http_headers_reach_the_server(
     async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
         assert (await mcp.call("s.add", {"a": 2, "b": 2})).value == 4
     assert seen and all(h.get("authorization") == "Bearer t0ken" for h in seen)
+
+
+TOKEN = "t0ken-SECRET-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def refusing_http_server() -> Iterator[int]:
+    """Answers /mcp and /sse with 401 (echoing the token it was sent), POST /hang never in
+    time, anything else 404."""
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.mcp.conftest import free_port
+
+    async def deny(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"bad token {request.headers.get('authorization')}",
+                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    async def hang(request: Request) -> PlainTextResponse:
+        await anyio.sleep(5)  # longer than the client waits
+        return PlainTextResponse("too late")
+
+    app = Starlette(routes=[Route("/mcp", deny, methods=["GET", "POST", "DELETE"]),
+                            Route("/sse", deny), Route("/hang", hang, methods=["POST"])])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="error", lifespan="off",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("path", "transport", "expected"), [
+    ("mcp", None, "refused the credentials (HTTP 401)"),
+    ("sse", "sse", "refused the credentials (HTTP 401)"),
+    ("nothing-here", None, "has no MCP endpoint there (HTTP 404)"),
+    ("nothing-here", "sse", "has no MCP endpoint there (HTTP 404)"),
+])
+async def test_an_http_error_at_connect_says_what_it_means(
+        tmp_path: Path, refusing_http_server: int, path: str, transport: str | None,
+        expected: str) -> None:
+    from engine.errors import ToolError
+
+    url = f"http://127.0.0.1:{refusing_http_server}/{path}"
+    spec = MCPServerSpec(url=url, transport=transport,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError) as info:
+            await mcp.call("s.echo", {"text": "x"})
+    text = str(info.value)
+    assert expected in text and url in text
+    assert ("headers:" if "401" in expected else "path") in (info.value.hint or "")
+    assert TOKEN not in text and "developer.mozilla.org" not in text
+
+
+async def test_an_http_server_that_never_initialises_is_named_with_its_url(
+        tmp_path: Path, refusing_http_server: int) -> None:
+    from engine.errors import ToolError
+
+    url = f"http://127.0.0.1:{refusing_http_server}/hang"
+    spec = MCPServerSpec(url=url, startup_timeout="500ms")
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with pytest.raises(ToolError, match=r"did not finish initialising within 0\.5s") \
+                as info:
+            await mcp.call("s.echo", {"text": "x"})
+    assert url in str(info.value) and "command" not in (info.value.hint or "")
+
+
+@pytest.fixture
+def crashing_sse_server() -> Iterator[int]:
+    for _path, port in spawn_http("tests.mcp.http_faulty", transport="sse"):
+        yield port
+
+
+async def test_an_sse_stream_that_drops_mid_call_is_a_tool_error_without_a_traceback(
+        tmp_path: Path, crashing_sse_server: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from engine.errors import ToolError
+
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{crashing_sse_server}/sse", transport="sse")
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.call("s.echo", {"text": "up"})).text == "up"
+        with pytest.raises(ToolError, match=r"went down during 's\.crash'"):
+            await mcp.call("s.crash", {})
+    # the SDK logs the dropped stream with a traceback; it must not reach the user's handlers
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("mcp.")]
+
+
+async def test_an_sse_stream_dropped_between_calls_reconnects_on_the_next_call(
+        tmp_path: Path) -> None:
+    from tests.mcp.conftest import child_env, free_port, wait_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.mcp.http_faulty", "--transport", "sse", "--port",
+            str(port)]
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_port(port, proc)
+        return proc
+
+    proc = start()
+    try:
+        spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/sse", transport="sse")
+        async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+            assert (await mcp.call("s.echo", {"text": "one"})).text == "one"
+            proc.kill()  # the server goes away while no call is in flight ...
+            proc.wait(timeout=5)
+            with anyio.fail_after(5):
+                while mcp.manager.is_running("s"):  # ... and plait notices the dropped stream
+                    await anyio.sleep(0.02)
+            proc = start()  # back on the same port
+            # not "went down during 's.echo'": the call was never sent on the dead stream
+            assert (await mcp.call("s.echo", {"text": "two"})).text == "two"
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture
+def revoking_http_server() -> Iterator[tuple[int, dict[str, bool]]]:
+    """An SDK MCPServer behind uvicorn that answers every POST with 401 once told to."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.mcp.conftest import free_port
+    from tests.mcp.inproc import demo_server
+
+    state = {"revoked": False}
+    inner = demo_server().streamable_http_app()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and state["revoked"]:
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"token expired"})
+            return
+        await inner(scope, receive, send)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port, state
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def test_a_401_in_the_middle_of_a_run_names_the_credentials(
+        tmp_path: Path, revoking_http_server: tuple[int, dict[str, bool]]) -> None:
+    from engine.errors import ToolError
+
+    port, state = revoking_http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp",
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.call("s.add", {"a": 2, "b": 2})).value == 4
+        state["revoked"] = True  # the token expires mid-run
+        with pytest.raises(ToolError, match=r"refused the credentials \(HTTP 401\)") as info:
+            await mcp.call("s.echo", {"text": "x"})
+        assert "headers:" in (info.value.hint or "") and TOKEN not in str(info.value)
+        state["revoked"] = False  # an error that is no HTTP status is not labelled as one
+        assert (await mcp.call("s.add", {"a": 1, "b": 1})).value == 2
+        assert mcp.manager.http_error_status("s") is None

@@ -152,6 +152,9 @@ def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
 def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
     if result.tool_calls:
         notes.append({"event": "tools", "calls": [_call_note(c) for c in result.tool_calls]})
+    if result.responses and result.responses[-1].finish_reason == "length":
+        notes.append({"event": "cut_off", "finish_reason": "length",
+                      "hint": "the reply stopped at the token limit: raise max_tokens"})
     if result.fallbacks_tried:
         notes.append({"event": "answered_by", "provider": result.provider,
                       "after": list(result.fallbacks_tried)})

@@ -51,7 +51,8 @@ def _error(action: Action) -> dict[str, Any]:
 
 def _message(action: Action, body: dict[str, Any]) -> dict[str, Any]:
     blocks = _blocks(action, body)
-    stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+    stop = action.finish or ("tool_use" if any(b["type"] == "tool_use" for b in blocks)
+                             else "end_turn")
     return {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
             "content": blocks, "stop_reason": stop, "stop_sequence": None,
             "usage": {"input_tokens": action.usage[0], "output_tokens": action.usage[1],
@@ -78,6 +79,11 @@ def _stream(action: Action, body: dict[str, Any]) -> bytes:
             events.append(("content_block_delta", {"type": "content_block_delta",
                                                    "index": index, "delta": delta}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    if action.cut:
+        return sse(events)
+    if action.stream_error:
+        return sse([*events[:3], ("error", {"type": "error", "error": {
+            "type": action.stream_error, "message": action.error}})])
     events.append(("message_delta", {"type": "message_delta",
                                      "delta": {"stop_reason": message["stop_reason"],
                                                "stop_sequence": None},

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 
 @dataclass
@@ -30,7 +31,19 @@ class Action:
     error: str = "scripted error"
     raw: str | None = None
     """Send this body verbatim (e.g. malformed JSON) with ``status``."""
+    media_type: str = "application/json"
+    """The content type of a ``raw`` body."""
     delay: float = 0.0
+    finish: str | None = None
+    """The vendor's own finish reason to send (e.g. ``content_filter``, ``max_tokens``)."""
+    cut: bool = False
+    """A stream that ends (cleanly) before its finish reason: the reply is cut off."""
+    stream_error: str | None = None
+    """Stream the start of the reply, then the vendor's error event of this type."""
+    abort: bool = False
+    """Send the first half of the reply, then drop the connection (an unfinished body)."""
+    stall: bool = False
+    """Send the first half of the reply, then nothing for 5 s (the rest never comes)."""
 
 
 class Script:
@@ -92,13 +105,27 @@ async def run_action(script: Script, request: Request, model: str, body: dict[st
             await anyio.sleep(action.delay)
         if action.raw is not None:
             return Response(action.raw, status_code=action.status, headers=action.headers,
-                            media_type="application/json")
+                            media_type=action.media_type)
         if action.status != 200:
             return JSONResponse(error_body(action), status_code=action.status,
                                 headers=action.headers)
-        return await ok(action)
+        response = await ok(action)
+        return _aborting(response, stall=action.stall) if action.abort or action.stall \
+            else response
     finally:
         script.leave()
+
+
+def _aborting(response: Response, *, stall: bool) -> Response:
+    body = bytes(response.body)
+
+    async def half() -> AsyncIterator[bytes]:
+        yield body[:len(body) // 2]
+        await anyio.sleep(5.0 if stall else 0.05)
+        if not stall:
+            raise RuntimeError("the fake server drops the connection on purpose")
+
+    return StreamingResponse(half(), media_type=response.media_type)
 
 
 def sse(events: list[tuple[str | None, Any]]) -> bytes:

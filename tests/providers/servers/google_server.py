@@ -85,9 +85,11 @@ async def models(request: Request) -> Response:
             for piece in split_text(text or ""):
                 events.append((None, _response([{"text": piece}], model, action, None)))
             calls = _parts(Action(tool_calls=action.tool_calls, text=""), body)[1:]
-            events.append((None, _response(calls, model, action, "STOP")))
+            if not action.cut:
+                events.append((None, _response(calls, model, action, action.finish or "STOP")))
             return Response(sse(events), media_type="text/event-stream")
-        return JSONResponse(_response(_parts(action, body), model, action, "STOP"))
+        return JSONResponse(_response(_parts(action, body), model, action,
+                                      action.finish or "STOP"))
 
     return await run_action(SCRIPT, request, model, body, _error, ok)
 

@@ -54,7 +54,7 @@ def _completion(action: Action, body: dict[str, Any]) -> dict[str, Any]:
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
             "model": body["model"], "usage": _usage(action),
             "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if calls else "stop"}]}
+                         "finish_reason": action.finish or ("tool_calls" if calls else "stop")}]}
 
 
 def _stream(action: Action, body: dict[str, Any]) -> bytes:
@@ -72,7 +72,13 @@ def _stream(action: Action, body: dict[str, Any]) -> bytes:
         for piece in split_text(json.dumps(args), 5):
             events.append((None, chunk({"tool_calls": [{"index": i,
                                                         "function": {"arguments": piece}}]})))
-    events.append((None, chunk({}, "tool_calls" if action.tool_calls else "stop")))
+    if action.cut:
+        return sse(events)
+    if action.stream_error:
+        return sse([*events[:2], (None, {"error": {"message": action.error,
+                                                    "type": action.stream_error}})])
+    events.append((None, chunk({}, action.finish or ("tool_calls" if action.tool_calls
+                                                      else "stop"))))
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append((None, {"id": "chatcmpl-1", "object": "chat.completion.chunk",
                               "created": 1700000000, "model": body["model"], "choices": [],
