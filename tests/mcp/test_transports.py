@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.spec.models import MCPServerSpec
-from tests.mcp.conftest import ROOT, spawn_http
+from tests.mcp.conftest import ROOT, free_port, spawn_http
 
 pytestmark = pytest.mark.anyio
 SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=15, startup_timeout_s=30)
@@ -118,15 +121,29 @@ async def test_third_party_git_server(tmp_path: Path) -> None:
         assert "branch" in status.text.lower()
 
 
+@contextmanager
+def served(app: Any, **config: Any) -> Iterator[int]:
+    """`app` served by uvicorn on 127.0.0.1 in a thread while the block runs: its port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="error", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def recording_http_server() -> Iterator[tuple[int, list[dict[str, str]]]]:
     """An SDK MCPServer behind uvicorn on 127.0.0.1, recording each request's headers."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from tests.mcp.conftest import free_port
     from tests.mcp.inproc import demo_server
 
     seen: list[dict[str, str]] = []
@@ -138,19 +155,8 @@ def recording_http_server() -> Iterator[tuple[int, list[dict[str, str]]]]:
             seen.append({k.decode(): v.decode() for k, v in raw})  # type: ignore[attr-defined]
         await inner(scope, receive, send)  # type: ignore[arg-type]
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with served(app, lifespan="on") as port:
         yield port, seen
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 async def test_http_headers_reach_the_server(
@@ -170,16 +176,10 @@ TOKEN = "t0ken-SECRET-0123456789abcdef"
 def refusing_http_server() -> Iterator[int]:
     """Answers /mcp and /sse with 401 (echoing the token it was sent), POST /hang never in
     time, anything else 404."""
-    import threading
-    import time
-
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
-
-    from tests.mcp.conftest import free_port
 
     async def deny(request: Request) -> PlainTextResponse:
         return PlainTextResponse(f"bad token {request.headers.get('authorization')}",
@@ -191,20 +191,8 @@ def refusing_http_server() -> Iterator[int]:
 
     app = Starlette(routes=[Route("/mcp", deny, methods=["GET", "POST", "DELETE"]),
                             Route("/sse", deny), Route("/hang", hang, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="error", lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with served(app, lifespan="off", timeout_graceful_shutdown=1) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize(("path", "transport", "expected"), [
@@ -298,12 +286,6 @@ async def test_an_sse_stream_dropped_between_calls_reconnects_on_the_next_call(
 @pytest.fixture
 def revoking_http_server() -> Iterator[tuple[int, dict[str, bool]]]:
     """An SDK MCPServer behind uvicorn that answers every POST with 401 once told to."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from tests.mcp.conftest import free_port
     from tests.mcp.inproc import demo_server
 
     state = {"revoked": False}
@@ -317,19 +299,8 @@ def revoking_http_server() -> Iterator[tuple[int, dict[str, bool]]]:
             return
         await inner(scope, receive, send)
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with served(app, lifespan="on") as port:
         yield port, state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 async def test_a_401_in_the_middle_of_a_run_names_the_credentials(

@@ -3,8 +3,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import uvicorn
@@ -60,3 +61,14 @@ def srv(servers: Servers) -> Servers:
     for script in (servers.openai, servers.anthropic, servers.google):
         script.reset()
     return servers
+
+
+#: provider registries a test opened: the `closes_registries` fixture closes them after it
+OPEN_REGISTRIES: list[Any] = []
+
+
+@pytest.fixture
+async def closes_registries() -> AsyncIterator[None]:
+    yield
+    while OPEN_REGISTRIES:
+        await OPEN_REGISTRIES.pop().aclose()

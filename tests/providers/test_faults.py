@@ -3,7 +3,6 @@ error that says what went wrong, of the kind `retry.on` expects, and never holds
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ from engine.errors import (
 )
 from engine.providers import LLMRequest, Message, ProviderRegistry, run_llm
 from engine.spec.models import ProviderSpec
-from tests.providers.conftest import Servers
+from tests.providers.conftest import OPEN_REGISTRIES, Servers
 from tests.providers.servers.common import Action, Script
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("closes_registries")]
 KEY = "sk-test-secret-key-1234567890"
 #: per kind: the model the fake server scripts, and the vendor's own finish reasons for a
 #: content filter / refusal and for a max-tokens cut-off
@@ -34,22 +33,12 @@ VENDORS = {
 KINDS = sorted(VENDORS)
 
 
-_OPEN: list[ProviderRegistry] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_registries() -> AsyncIterator[None]:
-    yield
-    while _OPEN:
-        await _OPEN.pop().aclose()
-
-
 def _registry(srv: Servers, kind: str, key: str = KEY) -> ProviderRegistry:
     base = {"openai": "/openai/v1", "anthropic": "/anthropic", "google": "/google/"}[kind]
     spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=key,
                         base_url=srv.url + base)
     registry = ProviderRegistry.from_specs({"p": spec}, env={})
-    _OPEN.append(registry)
+    OPEN_REGISTRIES.append(registry)
     return registry
 
 
@@ -297,7 +286,7 @@ async def test_an_azure_404_points_at_the_deployment(srv: Servers) -> None:
     spec = ProviderSpec(kind="azure_openai", model="gpt-4o", deployment="no-such-dep",
                         endpoint=srv.url + "/openai", api_version="2024-10-21", api_key=KEY)
     registry = ProviderRegistry.from_specs({"az": spec}, env={})
-    _OPEN.append(registry)
+    OPEN_REGISTRIES.append(registry)
     srv.openai.push("no-such-dep", Action(status=404, error="DeploymentNotFound"))
     with pytest.raises(BadRequest, match=r"not found \(HTTP 404\)") as info:
         await registry.get("az").generate(_req())
@@ -311,7 +300,7 @@ async def test_a_stream_that_stalls_mid_reply_times_out_saying_so(srv: Servers,
     spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
                         base_url=srv.url + base, timeout="300ms")
     registry = ProviderRegistry.from_specs({"p": spec}, env={})
-    _OPEN.append(registry)
+    OPEN_REGISTRIES.append(registry)
     _push(srv, kind, Action(text="a reply long enough to be split in two", stall=True))
     chunks = []
     with pytest.raises(Timeout, match=r"stopped sending mid-reply: nothing came for 0\.3s"):

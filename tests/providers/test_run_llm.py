@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -27,10 +27,10 @@ from engine.providers import (
     run_llm,
 )
 from engine.spec.models import PriceSpec, ProviderSpec, RateLimitSpec
-from tests.providers.conftest import Servers
+from tests.providers.conftest import OPEN_REGISTRIES, Servers
 from tests.providers.servers.common import Action
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("closes_registries")]
 SCHEMA = {"type": "object", "required": ["summary", "risk"],
           "properties": {"summary": {"type": "string"}, "risk": {"enum": ["low", "high"]}}}
 
@@ -47,22 +47,12 @@ def _specs(srv: Servers) -> dict[str, ProviderSpec]:
     }
 
 
-_OPEN: list[ProviderRegistry] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_registries() -> AsyncIterator[None]:
-    yield
-    while _OPEN:
-        await _OPEN.pop().aclose()
-
-
 def _registry(srv: Servers, **overrides: ProviderSpec) -> ProviderRegistry:
     specs = {**_specs(srv), **overrides}
     registry = ProviderRegistry.from_specs(specs, env={}, pricing={
         "gpt-test": PriceSpec(input=1.0, output=2.0)})
     registry.check()
-    _OPEN.append(registry)
+    OPEN_REGISTRIES.append(registry)
     return registry
 
 
