@@ -27,7 +27,7 @@ from engine.secrets import SOURCE_MASK, Redactor
 log = logging.getLogger("plait.executor")
 
 #: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
-_MASKED_INPUTS = "masked_inputs"
+MASKED_INPUTS = "masked_inputs"
 #: run meta of a sub-workflow's run: [the parent's step id, its foreach item index or None]
 PARENT_STEP = "parent_step"
 
@@ -318,7 +318,7 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     source = _stored_source(rc.workflow.source.text, rc.services.redactor)
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
     if masked:  # a resume must be given them again (see _resumed_inputs)
-        notes[_MASKED_INPUTS] = masked
+        notes[MASKED_INPUTS] = masked
     if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
         notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
     meta = {"source": source, "owner": owner_meta(), **notes,
@@ -417,7 +417,7 @@ def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
                      workflow: Workflow) -> dict[str, Any]:
     """The run's recorded inputs a resume reuses. An input that held a secret was recorded
     masked, so it cannot be reused: it must be given again."""
-    masked = previous.meta.get(_MASKED_INPUTS) or []
+    masked = previous.meta.get(MASKED_INPUTS) or []
     missing = [name for name in masked if name not in given]
     if missing:
         names = ", ".join(repr(n) for n in missing)

@@ -3,6 +3,7 @@ step's output. Recursion is refused."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -68,9 +69,14 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         nonlocal left
         earlier, left = left, None
         if earlier is not None and earlier.status == "succeeded":
-            # it finished, but this step's own record was not written before the stop
-            notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
-            return earlier.outputs or {}, dict(earlier.usage), earlier.cost
+            if _still_fits(earlier, child, inputs):
+                # it finished, but this step's own record was not written before the stop
+                notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
+                return earlier.outputs or {}, dict(earlier.usage), earlier.cost
+            notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
+                          "reason": "its file or its inputs changed since it succeeded, or "
+                                    "its record holds masked secrets"})
+            earlier = None
         result = await _run_child(child, inputs, options, earlier, notes)
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
             error = result.error or {}
@@ -101,6 +107,24 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
                 rc.left_children[(where[0], where[1])] = record
     found: RunRecord | None = rc.left_children.pop((step_id, index), None)
     return found
+
+
+def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any]) -> bool:
+    """Whether a child run that succeeded may stand for this step now: the same file text,
+    the same inputs, and nothing masked in its record (a masked input cannot be compared, a
+    masked output is not the value the run produced)."""
+    from engine.executor.inputs import resolve_inputs
+    from engine.executor.run import MASKED_INPUTS
+    from engine.secrets import MASK
+
+    if earlier.spec_hash != child.spec_hash or earlier.meta.get(MASKED_INPUTS):
+        return False
+    if MASK in json.dumps(earlier.outputs, default=str):
+        return False
+    try:
+        return resolve_inputs(child.spec.inputs, inputs) == earlier.inputs
+    except InputError:
+        return False
 
 
 async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOptions,

@@ -1,0 +1,172 @@
+"""Edges of a parent's resume resuming its sub-workflow runs: a reused child that no longer
+fits, a grandchild across two resumes, a child still running elsewhere, a child of another
+workflow, secrets in `with:`. Steps are real commands (policy level low); ran.log says what
+really ran."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.executor import run_workflow
+from engine.spec.loader import load
+from engine.state import RunStore
+from tests.executor.test_subworkflow_resume import CHILD, PARENT, _files, _ran, store
+
+pytestmark = pytest.mark.anyio
+__all__ = ("store",)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _run(path: Path, store: RunStore, **options: Any) -> Any:
+    return await run_workflow(load(path), {}, store=store, **options)
+
+
+def _lose_step(store: RunStore, run_id: str, step_id: str) -> None:
+    """The parent's record of `step_id` lost, as a SIGKILL after its child finished can."""
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DELETE FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id))
+
+
+async def test_a_finished_child_given_other_inputs_now_runs_again(
+        tmp_path: Path, store: RunStore) -> None:
+    path = _files(tmp_path)
+    (tmp_path / "go").touch()
+    path.write_text(PARENT.replace('run: "echo post >> ran.log"', 'run: "test -f post-ok"'))
+    failed = await _run(path, store)
+    assert failed.status == "failed"
+    _lose_step(store, failed.run_id, "sub")
+    # the step now calls the child with another input: the old child's outputs are stale
+    path.write_text(path.read_text().replace("who: one", "who: two"))
+    (tmp_path / "post-ok").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"said": "two"}
+    assert _ran(tmp_path) == ["pre", "one:early", "one:late", "two:early", "two:late"]
+    [note] = resumed.steps["sub"].notes
+    assert note["event"] == "subworkflow_rerun" and "changed" in note["reason"]
+
+
+async def test_a_finished_child_whose_file_changed_runs_again(
+        tmp_path: Path, store: RunStore) -> None:
+    path = _files(tmp_path)
+    (tmp_path / "go").touch()
+    path.write_text(PARENT.replace('run: "echo post >> ran.log"', 'run: "test -f post-ok"'))
+    failed = await _run(path, store)
+    _lose_step(store, failed.run_id, "sub")
+    child = tmp_path / "child.yaml"
+    child.write_text(child.read_text().replace("said: ${{ inputs.who }}",
+                                               "said: ${{ inputs.who }}!"))
+    (tmp_path / "post-ok").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"said": "one!"}
+
+
+GRAND = """\
+version: 1
+name: grand
+policies:
+  open: {level: low}
+defaults:
+  policy: open
+steps:
+  g1:
+    run: "echo g1 >> ran.log"
+  g2:
+    run: "test -f go && echo g2 >> ran.log"
+    needs: [g1]
+  g3:
+    run: "test -f go2 && echo g3 >> ran.log"
+    needs: [g2]
+outputs:
+  done: yes
+"""
+
+MIDDLE = """\
+version: 1
+name: middle
+policies:
+  open: {level: low}
+defaults:
+  policy: open
+steps:
+  m1:
+    run: "echo m1 >> ran.log"
+  down:
+    workflow: grand.yaml
+    needs: [m1]
+outputs:
+  done: ${{ steps.down.output.done }}
+"""
+
+TOP = """\
+version: 1
+name: top
+steps:
+  mid:
+    workflow: middle.yaml
+outputs:
+  done: ${{ steps.mid.output.done }}
+"""
+
+
+async def test_a_grandchild_is_resumed_by_each_resume_of_the_top_run(
+        tmp_path: Path, store: RunStore) -> None:
+    (tmp_path / "grand.yaml").write_text(GRAND)
+    (tmp_path / "middle.yaml").write_text(MIDDLE)
+    path = tmp_path / "top.yaml"
+    path.write_text(TOP)
+    failed = await _run(path, store)
+    assert failed.status == "failed" and _ran(tmp_path) == ["m1", "g1"]
+    (tmp_path / "go").touch()
+    again = await _run(path, store, resume=failed.run_id)
+    assert again.status == "failed" and _ran(tmp_path) == ["m1", "g1", "g2"]
+    (tmp_path / "go2").touch()
+    done = await _run(path, store, resume=failed.run_id)
+    assert done.status == "succeeded", done.error
+    assert _ran(tmp_path) == ["m1", "g1", "g2", "g3"]
+    [middle] = store.child_runs(failed.run_id)
+    [grand] = store.child_runs(middle.run_id)
+    assert (middle.status, grand.status) == ("succeeded", "succeeded")
+
+
+async def test_foreach_items_restored_resumed_and_new_each_get_their_own_child(
+        tmp_path: Path, store: RunStore) -> None:
+    # item a's child may finish at once; the others' `late` fails until `go` exists
+    gated = CHILD.format(wait="exit 1").replace(
+        "if [ -f go ]", "if [ -f ok-${{ inputs.who }} ] || [ -f go ]")
+    (tmp_path / "child.yaml").write_text(gated)
+    path = tmp_path / "parent.yaml"
+    path.write_text("""\
+version: 1
+name: parent
+steps:
+  subs:
+    foreach: [a, b, c]
+    max_parallel: 1
+    workflow: child.yaml
+    with: {who: "${{ item }}"}
+outputs:
+  said: ${{ steps.subs.output | map(attribute='said') | list }}
+""")
+    (tmp_path / "ok-a").touch()
+    failed = await _run(path, store)
+    assert failed.status == "failed"
+    assert _ran(tmp_path) == ["a:early", "a:late", "b:early"]
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"said": ["a", "b", "c"]}
+    # a restored, b's child resumed (only `late`), c new
+    assert _ran(tmp_path) == ["a:early", "a:late", "b:early", "b:late", "c:early", "c:late"]
+    children = [tuple(c.meta["parent_step"]) for c in store.child_runs(failed.run_id)]
+    assert sorted(children) == [("subs", 0), ("subs", 1), ("subs", 2)]
+
