@@ -23,6 +23,7 @@ from engine.executor.retry import retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
+from engine.state.resume import RUNNING_HERE
 
 log = logging.getLogger("plait.executor")
 
@@ -187,6 +188,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         # the run happened and ended: its caller still gets its result, with the error
         raise CassetteNotSaved(f"run {run_id} {result.status}, but its cassette was not "
                                f"saved: {exc.message}", result=result, hint=exc.hint) from exc
+    finally:
+        RUNNING_HERE.discard(run_id)
     saved = services.saved_cassette()
     if store is not None and saved is not None:
         try:
@@ -327,14 +330,14 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     if previous is not None:
         store.reopen_run(previous.run_id, meta=meta, seen=previous,
                          inputs=rc.services.redact(rc.inputs))
-        return
-    store.create_run(RunRecord(
-        run_id=rc.run_id, workflow_name=rc.workflow.name,
-        workflow_path=_record_path(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
-        inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
-        finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
-        parent_run_id=rc.options.parent_run_id,
-        resumed_from=previous.run_id if previous else None, meta=meta))
+    else:
+        store.create_run(RunRecord(
+            run_id=rc.run_id, workflow_name=rc.workflow.name,
+            workflow_path=_record_path(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
+            inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
+            finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
+            parent_run_id=rc.options.parent_run_id, resumed_from=None, meta=meta))
+    RUNNING_HERE.add(rc.run_id)  # until _run ends (a resume in this process checks it)
 
 
 def _record_path(path: Path) -> str:
@@ -360,7 +363,7 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
                          hint=f"start a new run with `plait run {record.workflow_path}`")
     from engine.state import owner_alive
 
-    if record.status == "running" and owner_alive(record.meta):
+    if record.status == "running" and owner_alive(record.meta, record.run_id):
         owner = record.meta["owner"]
         raise StateError(f"run {record.run_id} is still running (process {owner.get('pid')} "
                          f"on {owner.get('host')})",

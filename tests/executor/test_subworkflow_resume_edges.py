@@ -5,15 +5,19 @@ really ran."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from engine.errors import StateError
 from engine.executor import run_workflow
 from engine.spec.loader import load
-from engine.state import RunStore
+from engine.state import RunStore, owner_meta
 from tests.executor.test_subworkflow_resume import CHILD, PARENT, _files, _ran, store
 
 pytestmark = pytest.mark.anyio
@@ -170,3 +174,76 @@ outputs:
     children = [tuple(c.meta["parent_step"]) for c in store.child_runs(failed.run_id)]
     assert sorted(children) == [("subs", 0), ("subs", 1), ("subs", 2)]
 
+
+
+def _left_running(store: RunStore, run_id: str, owner: dict[str, Any]) -> None:
+    """The run's record says `running`, owned by `owner`: what a run that broke (its record
+    could not be closed) leaves behind, in a process that may live on."""
+    store.update_meta(run_id, {"owner": owner})
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET status = 'running', finished_at = NULL "
+                     "WHERE run_id = ?", (run_id,))
+
+
+async def test_a_child_left_running_by_this_process_is_resumed(
+        tmp_path: Path, store: RunStore) -> None:
+    """A library caller's process lives on after its run ended: the child's record names it
+    as owner, but it no longer runs that child, so a resume in it resumes the child."""
+    path = _files(tmp_path)
+    failed = await _run(path, store)
+    [child] = store.child_runs(failed.run_id)
+    _left_running(store, child.run_id, owner_meta())
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert _ran(tmp_path) == ["pre", "one:early", "one:late", "post"]
+    assert {"event": "subworkflow_resumed", "run": child.run_id} in resumed.steps["sub"].notes
+
+
+async def test_a_run_left_running_by_this_process_can_be_resumed_in_it(
+        tmp_path: Path, store: RunStore) -> None:
+    path = _files(tmp_path)
+    failed = await _run(path, store)
+    _left_running(store, failed.run_id, owner_meta())
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+
+
+async def test_a_run_this_process_still_runs_is_not_resumed_beside_it(
+        tmp_path: Path, store: RunStore) -> None:
+    path = _files(tmp_path, wait="sleep 0.05; exit 1")
+    path.write_text(PARENT.replace('echo pre >> ran.log', 'touch started; sleep 1'))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run, path, store)
+        with anyio.fail_after(10):
+            while not (tmp_path / "started").exists():
+                await anyio.sleep(0.02)
+        [running] = store.list_runs()
+        with pytest.raises(StateError, match=f"run {running.run_id} is still running"):
+            await _run(path, store, resume=running.run_id)
+
+
+async def test_a_child_another_live_process_runs_is_not_run_twice(
+        tmp_path: Path, store: RunStore) -> None:
+    """The parent's record ended, but its child's says `running`, owned by a live process:
+    running the child again beside it would do its steps twice, so the step fails saying so."""
+    path = _files(tmp_path)
+    failed = await _run(path, store)
+    [child] = store.child_runs(failed.run_id)
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        _left_running(store, child.run_id, {"host": socket.gethostname(), "pid": other.pid,
+                                            "pid_start": None})
+        (tmp_path / "go").touch()
+        resumed = await _run(path, store, resume=failed.run_id)
+    finally:
+        other.kill()
+        other.wait(timeout=10)
+    assert resumed.status == "failed"
+    assert _ran(tmp_path) == ["pre", "one:early"]  # nothing of the child ran again
+    error = resumed.steps["sub"].error
+    assert f"its run {child.run_id} from before is still running (process {other.pid}" \
+        in error["message"]
+    assert "then resume this run again" in error["hint"]
+    assert [r.run_id for r in store.child_runs(failed.run_id)] == [child.run_id]

@@ -63,6 +63,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     #: the run an earlier attempt of this (resumed) run left unfinished: the first attempt
     #: resumes it, so its finished steps do not run again; a retry starts afresh
     left = _left_unfinished(rc, step_id, index)
+    if left is not None:
+        _refuse_if_running(left, child.name, step_id)
     notes: list[dict[str, Any]] = []
 
     async def once() -> tuple[dict[str, Any], dict[str, int], float | None]:
@@ -107,6 +109,20 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
                 rc.left_children[(where[0], where[1])] = record
     found: RunRecord | None = rc.left_children.pop((step_id, index), None)
     return found
+
+
+def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
+    """A child run another live process still runs (its parent's record ended, its own did
+    not) is neither resumed nor run again beside itself: its steps would run twice."""
+    from engine.state import owner_alive
+
+    if earlier.status == "running" and owner_alive(earlier.meta, earlier.run_id):
+        owner = earlier.meta.get("owner") or {}
+        raise StepError(f"sub-workflow {name}: its run {earlier.run_id} from before is still "
+                        f"running (process {owner.get('pid')} on {owner.get('host')})",
+                        step=step_id, run=earlier.run_id,
+                        hint="wait for it to finish, or stop that process, then resume this "
+                             "run again")
 
 
 def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any]) -> bool:
