@@ -5,6 +5,9 @@ really ran."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import socket
 import sqlite3
 import subprocess
@@ -247,3 +250,44 @@ async def test_a_child_another_live_process_runs_is_not_run_twice(
         in error["message"]
     assert "then resume this run again" in error["hint"]
     assert [r.run_id for r in store.child_runs(failed.run_id)] == [child.run_id]
+
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+async def _failed_with_secret(tmp_path: Path, store: RunStore) -> tuple[Path, Any, Any]:
+    path = _files(tmp_path)
+    path.write_text(PARENT.replace("name: parent\n", "name: parent\nsecrets: [TOK]\n")
+                    .replace("with: {who: one}", "with: {who: '${{ secrets.TOK }}'}")
+                    .replace("said: ${{ steps.sub.output.said }}", "said: ok"))
+    failed = await _run(path, store, environ=_ENV)
+    [child] = store.child_runs(failed.run_id)
+    assert child.inputs == {"who": "***"} and child.meta["masked_inputs"] == ["who"]
+    return path, failed, child
+
+
+_ENV = {**os.environ, "TOK": SECRET}
+
+
+async def test_a_child_given_a_secret_by_with_is_resumed(tmp_path: Path,
+                                                         store: RunStore) -> None:
+    """The child's input was recorded masked; the step's `with:` gives it again."""
+    path, failed, child = await _failed_with_secret(tmp_path, store)
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, environ=_ENV, resume=failed.run_id)
+    assert {"event": "subworkflow_resumed", "run": child.run_id} in resumed.steps["sub"].notes
+    assert _ran(tmp_path) == ["pre", f"{SECRET}:early", f"{SECRET}:late", "post"]
+
+
+async def test_a_refused_secret_is_not_shown_by_the_rerun_warning(
+        tmp_path: Path, store: RunStore, caplog: pytest.LogCaptureFixture) -> None:
+    path, failed, child = await _failed_with_secret(tmp_path, store)
+    text = (tmp_path / "child.yaml").read_text()
+    (tmp_path / "child.yaml").write_text(text.replace("{type: string}", "{type: integer}"))
+    with caplog.at_level(logging.WARNING, logger="plait.executor"):
+        again = await _run(path, store, environ=_ENV, resume=failed.run_id)
+    assert again.status == "failed"
+    assert f"run {child.run_id} cannot be resumed (input 'who' must be of type integer" \
+        in caplog.text
+    assert SECRET not in caplog.text
+    assert SECRET not in json.dumps(again.steps["sub"].error)

@@ -79,7 +79,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                           "reason": "its file or its inputs changed since it succeeded, or "
                                     "its record holds masked secrets"})
             earlier = None
-        result = await _run_child(child, inputs, options, earlier, notes)
+        result = await _run_child(child, inputs, options, earlier, notes,
+                                  rc.services.redact)
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
             error = result.error or {}
             where = f" in step {error['step']}" if error.get("step") else ""
@@ -144,10 +145,12 @@ def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any]) -> 
 
 
 async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOptions,
-                     earlier: RunRecord | None, notes: list[dict[str, Any]]) -> RunResult:
+                     earlier: RunRecord | None, notes: list[dict[str, Any]],
+                     redact: Callable[[Any], Any]) -> RunResult:
     """Run the sub-workflow, resuming `earlier` if given. A resume the child's own checks
     refuse before anything ran (its file changed under its finished steps, its inputs
-    differ now) starts a new run instead, and says so."""
+    differ now) starts a new run instead, and says so (with the caller's secrets masked:
+    a refused `with:` value may hold one)."""
     from engine.executor.run import RunControl, run_workflow
 
     if earlier is not None:
@@ -159,10 +162,11 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
         except (StateError, InputError) as exc:
             if control.started is not None:
                 raise
+            reason = redact(exc.message)
             log.warning("sub-workflow %s: run %s cannot be resumed (%s); running it again "
-                        "from the start", child.name, earlier.run_id, exc.message)
+                        "from the start", child.name, earlier.run_id, reason)
             notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
-                          "reason": exc.message})
+                          "reason": reason})
         else:
             notes.append({"event": "subworkflow_resumed", "run": earlier.run_id})
             return result
