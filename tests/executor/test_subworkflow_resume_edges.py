@@ -291,3 +291,22 @@ async def test_a_refused_secret_is_not_shown_by_the_rerun_warning(
         in caplog.text
     assert SECRET not in caplog.text
     assert SECRET not in json.dumps(again.steps["sub"].error)
+
+
+async def test_a_step_that_now_calls_another_workflow_starts_it_quietly(
+        tmp_path: Path, store: RunStore, caplog: pytest.LogCaptureFixture) -> None:
+    path = _files(tmp_path)
+    failed = await _run(path, store)
+    [child] = store.child_runs(failed.run_id)
+    (tmp_path / "other.yaml").write_text(CHILD.format(wait="exit 1")
+                                         .replace("name: child", "name: other"))
+    path.write_text(path.read_text().replace("workflow: child.yaml", "workflow: other.yaml"))
+    (tmp_path / "go").touch()
+    with caplog.at_level(logging.WARNING, logger="plait.executor"):
+        resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert _ran(tmp_path) == ["pre", "one:early", "one:early", "one:late", "post"]
+    assert "cannot be resumed" not in caplog.text  # nothing of `other` ran before
+    [note] = resumed.steps["sub"].notes
+    assert note == {"event": "subworkflow_rerun", "run": child.run_id,
+                    "reason": "the step now calls workflow other, not child"}

@@ -63,9 +63,13 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     #: the run an earlier attempt of this (resumed) run left unfinished: the first attempt
     #: resumes it, so its finished steps do not run again; a retry starts afresh
     left = _left_unfinished(rc, step_id, index)
+    notes: list[dict[str, Any]] = []
+    if left is not None and left.workflow_name != child.name:  # the step calls another now
+        notes.append({"event": "subworkflow_rerun", "run": left.run_id, "reason": f"the step "
+                      f"now calls workflow {child.name}, not {left.workflow_name}"})
+        left = None
     if left is not None:
         _refuse_if_running(left, child.name, step_id)
-    notes: list[dict[str, Any]] = []
 
     async def once() -> tuple[dict[str, Any], dict[str, int], float | None]:
         nonlocal left
