@@ -324,6 +324,8 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
         notes[MASKED_INPUTS] = masked
     if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
         notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
+    elif previous is not None and PARENT_STEP in previous.meta:  # resumed on its own
+        notes[PARENT_STEP] = previous.meta[PARENT_STEP]
     meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from engine.errors import StateError
 from engine.executor import run_workflow
 from engine.spec.loader import load
 from engine.state import RunStore, owner_meta
+from tests.executor.test_crash_resume import plait, wait_for
 from tests.executor.test_subworkflow_resume import CHILD, PARENT, _files, _ran, store
 
 pytestmark = pytest.mark.anyio
@@ -310,3 +312,51 @@ async def test_a_step_that_now_calls_another_workflow_starts_it_quietly(
     [note] = resumed.steps["sub"].notes
     assert note == {"event": "subworkflow_rerun", "run": child.run_id,
                     "reason": "the step now calls workflow other, not child"}
+
+
+def test_ctrl_c_while_a_resumed_child_runs_keeps_both_resumable(tmp_path: Path) -> None:
+    _files(tmp_path, wait="touch late-started; sleep 60")
+    (tmp_path / "wf.yaml").write_text(PARENT)
+
+    def interrupted(*args: str) -> None:
+        proc = plait(*args, cwd=tmp_path)
+        try:
+            wait_for(tmp_path / "late-started")
+        finally:
+            os.kill(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        (tmp_path / "late-started").unlink()
+
+    interrupted("run", "wf.yaml")
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    [run] = [r for r in store.list_runs() if r.workflow_name == "parent"]
+    store.close()
+    interrupted("resume", run.run_id)  # Ctrl-C while the resumed child's `late` runs
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    [child] = store.child_runs(run.run_id)  # resumed, not a second child
+    assert (store.get_run(run.run_id).status, child.status) == ("interrupted", "interrupted")
+    store.close()
+    (tmp_path / "go").touch()
+    done = plait("resume", run.run_id, cwd=tmp_path)
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert _ran(tmp_path) == ["pre", "one:early", "one:late", "post"]
+
+
+async def test_a_child_resumed_on_its_own_is_still_found_by_its_parent(
+        tmp_path: Path, store: RunStore) -> None:
+    """`plait resume CHILD_ID` rewrote the child's meta without `parent_step`: the parent's
+    resume then ran the child again from the start, and `runs show` listed it under `?`."""
+    path = _files(tmp_path)
+    failed = await _run(path, store)
+    [child] = store.child_runs(failed.run_id)
+    alone = await run_workflow(load(tmp_path / "child.yaml"), {}, store=store,
+                               resume=child.run_id)
+    assert alone.status == "failed"  # `go` is still missing
+    assert store.get_run(child.run_id).meta["parent_step"] == ["sub", None]
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert _ran(tmp_path) == ["pre", "one:early", "one:late", "post"]
+    assert [r.run_id for r in store.child_runs(failed.run_id)] == [child.run_id]
