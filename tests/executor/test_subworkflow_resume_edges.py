@@ -360,3 +360,15 @@ async def test_a_child_resumed_on_its_own_is_still_found_by_its_parent(
     assert resumed.status == "succeeded", resumed.error
     assert _ran(tmp_path) == ["pre", "one:early", "one:late", "post"]
     assert [r.run_id for r in store.child_runs(failed.run_id)] == [child.run_id]
+
+
+async def test_a_recording_resume_runs_the_child_from_the_start(tmp_path: Path,
+                                                               store: RunStore) -> None:
+    """The cassette of a recorded resume must hold every call of the child again."""
+    path = _files(tmp_path)
+    failed = await _run(path, store, record_dir=tmp_path / "cassette")
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, record_dir=tmp_path / "cassette", resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert _ran(tmp_path) == ["pre", "one:early", "one:early", "one:late", "post"]
+    assert not any(n["event"] == "subworkflow_resumed" for n in resumed.steps["sub"].notes)
