@@ -152,6 +152,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         # MCP servers' stderr goes to the run's log directory, not the terminal
         services.log_dir = Path(store.path).parent / "logs" / run_id
     result: RunResult | None = None
+    claimed = False
     try:
         async with services:
             if previous is not None:  # compared as recorded: with secrets masked
@@ -163,6 +164,9 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
             if not rc.names_steps:  # a cassette holds the calls of every item it replays
                 rc.restored_items = items
             _create_record(store, rc, previous)
+            if store is not None:  # until it ends: a resume in this process checks it
+                RUNNING_HERE.add(run_id)
+                claimed = True
             services.begin(previous.meta if previous else None, done)
             rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
                                resumed=previous is not None,
@@ -189,7 +193,8 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         raise CassetteNotSaved(f"run {run_id} {result.status}, but its cassette was not "
                                f"saved: {exc.message}", result=result, hint=exc.hint) from exc
     finally:
-        RUNNING_HERE.discard(run_id)
+        if claimed:
+            RUNNING_HERE.discard(run_id)
     saved = services.saved_cassette()
     if store is not None and saved is not None:
         try:
@@ -339,7 +344,6 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
             inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
             finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
             parent_run_id=rc.options.parent_run_id, resumed_from=None, meta=meta))
-    RUNNING_HERE.add(rc.run_id)  # until _run ends (a resume in this process checks it)
 
 
 def _record_path(path: Path) -> str:
