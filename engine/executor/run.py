@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
@@ -502,6 +502,12 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
             f"step(s) {', '.join(changed)}",
             hint="start a new run (without --resume), or undo the change")
+    stale = _stale_subworkflows(store, previous, workflow, finished)
+    if stale:
+        raise StateError(
+            f"cannot resume run {previous.run_id}: the sub-workflow file of finished "
+            f"step(s) {', '.join(stale)} (or a file it calls) changed since it ran",
+            hint="start a new run (without --resume), or undo the change")
     reused = _with_reused_dependencies(
         {sid for sid in finished if sid in workflow.spec.steps}, *workflow.edges)
     preds = workflow.edges[0]
@@ -510,12 +516,27 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     items = {sid: found for sid, found in store.step_items(previous.run_id).items()
              if sid in preds and sid not in reused and old.get(sid) is not None
              and old.get(sid) == new.get(sid) and all(p in reused for p in preds[sid])}
+    for sid in _stale_subworkflows(store, previous, workflow, items):  # their outputs too
+        del items[sid]
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
                             cost=rec.cost, started_at=rec.started_at,
                             finished_at=rec.finished_at, reason=f"restored from a previous "
                             f"attempt of run {previous.run_id}")
             for sid, rec in finished.items() if sid in reused}, items
+
+
+def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow,
+                        step_ids: Iterable[str]) -> list[str]:
+    """Those of `step_ids` that are `workflow:` steps whose child runs ran another text of
+    their file (or of a file it calls) than the one there now."""
+    calls = [sid for sid in step_ids if sid in workflow.spec.steps
+             and workflow.kind(sid) == "workflow"]
+    if not calls:
+        return []
+    from engine.executor.handlers.subworkflow import changed_children
+
+    return sorted(changed_children(store, previous.run_id, workflow, calls))
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],

@@ -23,7 +23,14 @@ from engine.executor import run_workflow
 from engine.spec.loader import load
 from engine.state import RunStore, owner_meta
 from tests.executor.test_crash_resume import plait, wait_for
-from tests.executor.test_subworkflow_resume import CHILD, PARENT, _files, _ran, store
+from tests.executor.test_subworkflow_resume import (
+    CHILD,
+    FOREACH_PARENT,
+    PARENT,
+    _files,
+    _ran,
+    store,
+)
 
 pytestmark = pytest.mark.anyio
 __all__ = ("store",)
@@ -372,3 +379,76 @@ async def test_a_recording_resume_runs_the_child_from_the_start(tmp_path: Path,
     assert resumed.status == "succeeded", resumed.error
     assert _ran(tmp_path) == ["pre", "one:early", "one:early", "one:late", "post"]
     assert not any(n["event"] == "subworkflow_resumed" for n in resumed.steps["sub"].notes)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+async def test_a_finished_step_whose_child_file_changed_refuses_the_resume(
+        tmp_path: Path, store: RunStore) -> None:
+    """Its output came from the old file: restored, it was stale (the run succeeded with
+    `said: one` where the child now says `one!`)."""
+    path = _files(tmp_path)
+    (tmp_path / "go").touch()
+    _edit(path, 'run: "echo post >> ran.log"', 'run: "test -f post-ok"')
+    failed = await _run(path, store)
+    assert failed.status == "failed" and failed.steps["sub"].status == "succeeded"
+    _edit(tmp_path / "child.yaml", "said: ${{ inputs.who }}", "said: ${{ inputs.who }}!")
+    (tmp_path / "post-ok").touch()
+    with pytest.raises(StateError) as caught:
+        await _run(path, store, resume=failed.run_id)
+    assert caught.value.message == (
+        f"cannot resume run {failed.run_id}: the sub-workflow file of finished step(s) sub "
+        "(or a file it calls) changed since it ran")
+    assert "start a new run" in (caught.value.hint or "")
+
+
+async def test_a_child_rerun_on_the_changed_file_lets_the_next_resume_through(
+        tmp_path: Path, store: RunStore) -> None:
+    path = _files(tmp_path)
+    _edit(path, 'run: "echo post >> ran.log"', 'run: "test -f post-ok"')
+    failed = await _run(path, store)  # the child fails at `late`
+    _edit(tmp_path / "child.yaml", ":early >>", ":EARLY >>")
+    (tmp_path / "go").touch()
+    again = await _run(path, store, resume=failed.run_id)  # the child runs anew, `post` fails
+    assert again.status == "failed" and again.steps["sub"].status == "succeeded"
+    (tmp_path / "post-ok").touch()
+    done = await _run(path, store, resume=failed.run_id)
+    assert done.status == "succeeded", done.error
+    assert _ran(tmp_path) == ["pre", "one:early", "one:EARLY", "one:late"]
+
+
+async def test_a_grandchild_file_changed_under_a_finished_step_refuses_the_resume(
+        tmp_path: Path, store: RunStore) -> None:
+    (tmp_path / "grand.yaml").write_text(GRAND)
+    (tmp_path / "middle.yaml").write_text(MIDDLE)
+    (tmp_path / "go").touch()
+    (tmp_path / "go2").touch()
+    path = tmp_path / "top.yaml"
+    path.write_text(TOP.replace("outputs:", "  after:\n    run: 'test -f after-ok'\n"
+                                           "    needs: [mid]\n    policy: open\n"
+                                           "policies:\n  open: {level: low}\noutputs:"))
+    failed = await _run(path, store)
+    assert failed.status == "failed" and failed.steps["mid"].status == "succeeded"
+    _edit(tmp_path / "grand.yaml", "done: yes", "done: no")
+    with pytest.raises(StateError, match=r"sub-workflow file of finished step\(s\) mid"):
+        await _run(path, store, resume=failed.run_id)
+
+
+async def test_foreach_items_of_a_changed_child_are_not_restored(
+        tmp_path: Path, store: RunStore) -> None:
+    (tmp_path / "child.yaml").write_text(CHILD.format(wait="exit 1").replace(
+        "if [ -f go ]", "if [ -f ok-${{ inputs.who }} ] || [ -f go ]"))
+    path = tmp_path / "parent.yaml"
+    path.write_text(FOREACH_PARENT)
+    (tmp_path / "ok-a").touch()
+    failed = await _run(path, store)
+    assert _ran(tmp_path) == ["a:early", "a:late", "b:early"]
+    _edit(tmp_path / "child.yaml", "said: ${{ inputs.who }}", "said: ${{ inputs.who }}!")
+    (tmp_path / "go").touch()
+    resumed = await _run(path, store, resume=failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"said": ["a!", "b!"]}

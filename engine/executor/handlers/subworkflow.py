@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from engine.executor.run import RunControl
     from engine.spec.models import AnyStep
     from engine.spec.workflow import Workflow
-    from engine.state import RunRecord
+    from engine.state import RunRecord, RunStore
 
-__all__ = ("MAX_DEPTH", "handle")
+__all__ = ("MAX_DEPTH", "changed_children", "handle")
 
 log = logging.getLogger("plait.executor")
 
@@ -114,6 +114,63 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
                 rc.left_children[(where[0], where[1])] = record
     found: RunRecord | None = rc.left_children.pop((step_id, index), None)
     return found
+
+
+def changed_children(store: RunStore, run_id: str, workflow: Workflow,
+                     step_ids: Iterable[str]) -> list[str]:
+    """Those of `step_ids` (`workflow:` steps of `workflow` that finished, in run `run_id`)
+    whose sub-workflow file, or a file it calls in turn, is no longer the text their child
+    run ran: the output recorded for them would be stale. A step with no child run on record
+    cannot be checked and is not named."""
+    children = store.child_runs(run_id)
+    loaded: dict[Path, Workflow | None] = {}  # each file read once, however many runs ran it
+    return [sid for sid in step_ids
+            if _child_changed(store, children, workflow, sid, 1, loaded)]
+
+
+def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow, sid: str,
+                   depth: int, loaded: dict[Path, Workflow | None]) -> bool:
+    from engine.errors import PlaitError
+    from engine.spec.loader import load
+
+    path = getattr(parent.spec.steps.get(sid), "workflow", None)
+    if not path or depth > MAX_DEPTH:
+        return False
+    target = (parent.base_dir / str(path)).resolve()
+    ran = _outputs_from(children, sid, str(target))
+    if not ran:
+        return False
+    if target not in loaded:
+        try:
+            loaded[target] = load(target)
+        except (PlaitError, OSError):  # gone, or broken now
+            loaded[target] = None
+    now = loaded[target]
+    if now is None or any(run.spec_hash != now.spec_hash for run in ran):
+        return True
+    calls = [step_id for step_id, step in now.spec.steps.items()
+             if getattr(step, "workflow", None)]
+    return bool(calls) and any(
+        _child_changed(store, grand, now, step_id, depth + 1, loaded)
+        for grand in (store.child_runs(run.run_id) for run in ran) for step_id in calls)
+
+
+def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunRecord]:
+    """The child runs whose outputs step `sid` took: the newest succeeded one of each of its
+    foreach items (by meta parent_step; a record from before it by the child's file)."""
+    from engine.executor.run import PARENT_STEP
+
+    newest: dict[Any, RunRecord] = {}
+    for run in children:  # oldest first: the newest wins
+        where = run.meta.get(PARENT_STEP)
+        if run.status != "succeeded":
+            continue
+        if isinstance(where, list) and len(where) == 2:
+            if where[0] == sid:
+                newest[where[1]] = run
+        elif run.workflow_path == target:
+            newest[run.run_id] = run
+    return list(newest.values())
 
 
 def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
