@@ -502,7 +502,7 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
             f"step(s) {', '.join(changed)}",
             hint="start a new run (without --resume), or undo the change")
-    stale = _stale_subworkflows(store, previous, workflow, finished)
+    stale = _stale_subworkflows(store, previous, workflow, finished, redactor)
     if stale:
         raise StateError(
             f"cannot resume run {previous.run_id}: the sub-workflow file of finished "
@@ -516,7 +516,7 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     items = {sid: found for sid, found in store.step_items(previous.run_id).items()
              if sid in preds and sid not in reused and old.get(sid) is not None
              and old.get(sid) == new.get(sid) and all(p in reused for p in preds[sid])}
-    for sid in _stale_subworkflows(store, previous, workflow, items):  # their outputs too
+    for sid in _stale_subworkflows(store, previous, workflow, items, redactor):  # outputs too
         del items[sid]
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
@@ -527,7 +527,7 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
 
 
 def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow,
-                        step_ids: Iterable[str]) -> list[str]:
+                        step_ids: Iterable[str], redactor: Redactor) -> list[str]:
     """Those of `step_ids` that are `workflow:` steps whose child runs ran another text of
     their file (or of a file it calls) than the one there now."""
     calls = [sid for sid in step_ids if sid in workflow.spec.steps
@@ -536,7 +536,8 @@ def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow
         return []
     from engine.executor.handlers.subworkflow import changed_children
 
-    return sorted(changed_children(store, previous.run_id, workflow, calls))
+    return sorted(changed_children(store, previous.run_id, workflow, calls,
+                                   lambda text: _stored_source(text, redactor)))
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],

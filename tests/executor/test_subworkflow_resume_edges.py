@@ -452,3 +452,19 @@ async def test_foreach_items_of_a_changed_child_are_not_restored(
     resumed = await _run(path, store, resume=failed.run_id)
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == {"said": ["a!", "b!"]}
+
+
+async def test_a_child_resumed_after_a_fix_to_its_failed_step_lets_the_next_resume_through(
+        tmp_path: Path, store: RunStore) -> None:
+    """The child's record keeps the hash of the text it was created with; the text its
+    resume ran (the fix) is what the next resume of the parent compares."""
+    path = _files(tmp_path)
+    _edit(path, 'run: "echo post >> ran.log"', 'run: "test -f post-ok"')
+    failed = await _run(path, store)  # the child fails at `late`
+    _edit(tmp_path / "child.yaml", "else exit 1", "else echo fixed >> ran.log")
+    again = await _run(path, store, resume=failed.run_id)  # the child resumes, `post` fails
+    assert again.status == "failed" and again.steps["sub"].status == "succeeded"
+    (tmp_path / "post-ok").touch()
+    done = await _run(path, store, resume=failed.run_id)
+    assert done.status == "succeeded", done.error
+    assert _ran(tmp_path) == ["pre", "one:early", "fixed"]

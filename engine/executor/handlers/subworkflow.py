@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from engine.executor.handlers import Attempt, Outcome
     from engine.executor.result import RunResult
     from engine.executor.run import RunControl
+    from engine.secrets import Redactor
     from engine.spec.models import AnyStep
     from engine.spec.workflow import Workflow
     from engine.state import RunRecord, RunStore
@@ -75,7 +76,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         nonlocal left
         earlier, left = left, None
         if earlier is not None and earlier.status == "succeeded":
-            if _still_fits(earlier, child, inputs):
+            if _still_fits(earlier, child, inputs, rc.services.redactor):
                 # it finished, but this step's own record was not written before the stop
                 notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
                 return earlier.outputs or {}, dict(earlier.usage), earlier.cost
@@ -117,19 +118,30 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
 
 
 def changed_children(store: RunStore, run_id: str, workflow: Workflow,
-                     step_ids: Iterable[str]) -> list[str]:
+                     step_ids: Iterable[str], stored: Callable[[str], str]) -> list[str]:
     """Those of `step_ids` (`workflow:` steps of `workflow` that finished, in run `run_id`)
     whose sub-workflow file, or a file it calls in turn, is no longer the text their child
     run ran: the output recorded for them would be stale. A step with no child run on record
-    cannot be checked and is not named."""
+    cannot be checked and is not named. `stored` masks a text as run records keep it."""
     children = store.child_runs(run_id)
     loaded: dict[Path, Workflow | None] = {}  # each file read once, however many runs ran it
     return [sid for sid in step_ids
-            if _child_changed(store, children, workflow, sid, 1, loaded)]
+            if _child_changed(store, children, workflow, sid, 1, (loaded, stored))]
+
+
+def _ran_other_text(run: RunRecord, now: Workflow, stored: Callable[[str], str]) -> bool:
+    """The record keeps the hash of the text a run was created with, and the text its last
+    resume ran (masked) when that differs."""
+    if run.spec_hash == now.spec_hash:
+        return False
+    text = run.meta.get("source")
+    return not isinstance(text, str) or stored(text) != stored(now.source.text)
 
 
 def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow, sid: str,
-                   depth: int, loaded: dict[Path, Workflow | None]) -> bool:
+                   depth: int, seen: tuple[dict[Path, Workflow | None], Callable[[str], str]],
+                   ) -> bool:
+    loaded, stored = seen
     from engine.errors import PlaitError
     from engine.spec.loader import load
 
@@ -146,12 +158,12 @@ def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow,
         except (PlaitError, OSError):  # gone, or broken now
             loaded[target] = None
     now = loaded[target]
-    if now is None or any(run.spec_hash != now.spec_hash for run in ran):
+    if now is None or any(_ran_other_text(run, now, stored) for run in ran):
         return True
     calls = [step_id for step_id, step in now.spec.steps.items()
              if getattr(step, "workflow", None)]
     return bool(calls) and any(
-        _child_changed(store, grand, now, step_id, depth + 1, loaded)
+        _child_changed(store, grand, now, step_id, depth + 1, seen)
         for grand in (store.child_runs(run.run_id) for run in ran) for step_id in calls)
 
 
@@ -187,15 +199,17 @@ def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
                              "run again")
 
 
-def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any]) -> bool:
+def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any],
+                redactor: Redactor) -> bool:
     """Whether a child run that succeeded may stand for this step now: the same file text,
     the same inputs, and nothing masked in its record (a masked input cannot be compared, a
     masked output is not the value the run produced)."""
     from engine.executor.inputs import resolve_inputs
-    from engine.executor.run import MASKED_INPUTS
+    from engine.executor.run import MASKED_INPUTS, _stored_source
     from engine.secrets import MASK
 
-    if earlier.spec_hash != child.spec_hash or earlier.meta.get(MASKED_INPUTS):
+    if earlier.meta.get(MASKED_INPUTS) or _ran_other_text(
+            earlier, child, lambda text: _stored_source(text, redactor)):
         return False
     if MASK in json.dumps(earlier.outputs, default=str):
         return False
