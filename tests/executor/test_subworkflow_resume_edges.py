@@ -296,8 +296,8 @@ async def test_a_refused_secret_is_not_shown_by_the_rerun_warning(
     with caplog.at_level(logging.WARNING, logger="plait.executor"):
         again = await _run(path, store, environ=_ENV, resume=failed.run_id)
     assert again.status == "failed"
-    assert f"run {child.run_id} cannot be resumed (input 'who' must be of type integer" \
-        in caplog.text
+    assert f"step sub: sub-workflow child: run {child.run_id} cannot be resumed (input " \
+        "'who' must be of type integer" in caplog.text
     assert SECRET not in caplog.text
     assert SECRET not in json.dumps(again.steps["sub"].error)
 

@@ -238,8 +238,10 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
             if control.started is not None:
                 raise
             reason = redact(exc.message)
-            log.warning("sub-workflow %s: run %s cannot be resumed (%s); running it again "
-                        "from the start", child.name, earlier.run_id, reason)
+            item = "" if options.parent_item is None else f" (item {options.parent_item})"
+            log.warning("step %s%s: sub-workflow %s: run %s cannot be resumed (%s); running "
+                        "it again from the start", options.parent_step, item, child.name,
+                        earlier.run_id, reason)
             notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
                           "reason": reason})
         else:
