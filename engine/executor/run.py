@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
@@ -23,11 +23,12 @@ from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
+from engine.state.resume import RUNNING_HERE
 
 log = logging.getLogger("plait.executor")
 
 #: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
-_MASKED_INPUTS = "masked_inputs"
+MASKED_INPUTS = "masked_inputs"
 #: run meta of a sub-workflow's run: [the parent's step id, its foreach item index or None]
 PARENT_STEP = "parent_step"
 
@@ -151,6 +152,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         # MCP servers' stderr goes to the run's log directory, not the terminal
         services.log_dir = Path(store.path).parent / "logs" / run_id
     result: RunResult | None = None
+    claimed = False
     try:
         async with services:
             if previous is not None:  # compared as recorded: with secrets masked
@@ -162,6 +164,9 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
             if not rc.names_steps:  # a cassette holds the calls of every item it replays
                 rc.restored_items = items
             _create_record(store, rc, previous)
+            if store is not None:  # until it ends: a resume in this process checks it
+                RUNNING_HERE.add(run_id)
+                claimed = True
             services.begin(previous.meta if previous else None, done)
             rc.emit(RunStarted(run_id, rc.started_at, workflow.name, len(workflow.spec.steps),
                                resumed=previous is not None,
@@ -187,6 +192,9 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         # the run happened and ended: its caller still gets its result, with the error
         raise CassetteNotSaved(f"run {run_id} {result.status}, but its cassette was not "
                                f"saved: {exc.message}", result=result, hint=exc.hint) from exc
+    finally:
+        if claimed:
+            RUNNING_HERE.discard(run_id)
     saved = services.saved_cassette()
     if store is not None and saved is not None:
         try:
@@ -335,23 +343,24 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     source = _stored_source(rc.workflow.source.text, rc.services.redactor)
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
     if masked:  # a resume must be given them again (see _resumed_inputs)
-        notes[_MASKED_INPUTS] = masked
+        notes[MASKED_INPUTS] = masked
     if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
         notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
+    elif previous is not None and PARENT_STEP in previous.meta:  # resumed on its own
+        notes[PARENT_STEP] = previous.meta[PARENT_STEP]
     meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
     if previous is not None:
         store.reopen_run(previous.run_id, meta=meta, seen=previous,
                          inputs=rc.services.redact(rc.inputs))
-        return
-    store.create_run(RunRecord(
-        run_id=rc.run_id, workflow_name=rc.workflow.name,
-        workflow_path=_record_path(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
-        inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
-        finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
-        parent_run_id=rc.options.parent_run_id,
-        resumed_from=previous.run_id if previous else None, meta=meta))
+    else:
+        store.create_run(RunRecord(
+            run_id=rc.run_id, workflow_name=rc.workflow.name,
+            workflow_path=_record_path(rc.workflow.path), spec_hash=rc.workflow.spec_hash,
+            inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
+            finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
+            parent_run_id=rc.options.parent_run_id, resumed_from=None, meta=meta))
 
 
 def _record_path(path: Path) -> str:
@@ -377,7 +386,7 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
                          hint=f"start a new run with `plait run {record.workflow_path}`")
     from engine.state import owner_alive
 
-    if record.status == "running" and owner_alive(record.meta):
+    if record.status == "running" and owner_alive(record.meta, record.run_id):
         owner = record.meta["owner"]
         raise StateError(f"run {record.run_id} is still running (process {owner.get('pid')} "
                          f"on {owner.get('host')})",
@@ -434,7 +443,7 @@ def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
                      workflow: Workflow) -> dict[str, Any]:
     """The run's recorded inputs a resume reuses. An input that held a secret was recorded
     masked, so it cannot be reused: it must be given again."""
-    masked = previous.meta.get(_MASKED_INPUTS) or []
+    masked = previous.meta.get(MASKED_INPUTS) or []
     missing = [name for name in masked if name not in given]
     if missing:
         names = ", ".join(repr(n) for n in missing)
@@ -510,6 +519,12 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
             f"step(s) {', '.join(changed)}",
             hint="start a new run (without --resume), or undo the change")
+    stale = _stale_subworkflows(store, previous, workflow, finished, redactor)
+    if stale:
+        raise StateError(
+            f"cannot resume run {previous.run_id}: the sub-workflow file of finished "
+            f"step(s) {', '.join(stale)} (or a file it calls) changed since it ran",
+            hint="start a new run (without --resume), or undo the change")
     reused = _with_reused_dependencies(
         {sid for sid in finished if sid in workflow.spec.steps}, *workflow.edges)
     preds = workflow.edges[0]
@@ -518,12 +533,28 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     items = {sid: found for sid, found in store.step_items(previous.run_id).items()
              if sid in preds and sid not in reused and old.get(sid) is not None
              and old.get(sid) == new.get(sid) and all(p in reused for p in preds[sid])}
+    for sid in _stale_subworkflows(store, previous, workflow, items, redactor):  # outputs too
+        del items[sid]
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
                             cost=rec.cost, started_at=rec.started_at,
                             finished_at=rec.finished_at, reason=f"restored from a previous "
                             f"attempt of run {previous.run_id}")
             for sid, rec in finished.items() if sid in reused}, items
+
+
+def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow,
+                        step_ids: Iterable[str], redactor: Redactor) -> list[str]:
+    """Those of `step_ids` that are `workflow:` steps whose child runs ran another text of
+    their file (or of a file it calls) than the one there now."""
+    calls = [sid for sid in step_ids if sid in workflow.spec.steps
+             and workflow.kind(sid) == "workflow"]
+    if not calls:
+        return []
+    from engine.executor.handlers.subworkflow import changed_children
+
+    return sorted(changed_children(store, previous.run_id, workflow, calls,
+                                   lambda text: _stored_source(text, redactor)))
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],

@@ -40,14 +40,23 @@ def owner_meta() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "pid_start": _STARTED[1]}
 
 
-def owner_alive(meta: Mapping[str, Any]) -> bool:
-    """Whether the process recorded in ``meta["owner"]`` is still running (this host only)."""
+#: ids of the runs this process is running now: a run that this very process owns but no
+#: longer runs (its run broke, or it is a sub-workflow's run whose parent ended) is not alive,
+#: although its owner is (a library caller's process lives on)
+RUNNING_HERE: set[str] = set()
+
+
+def owner_alive(meta: Mapping[str, Any], run_id: str | None = None) -> bool:
+    """Whether the process recorded in ``meta["owner"]`` is still running (this host only).
+    Given the run's id, an owner that is this process counts only while it runs that run."""
     owner = meta.get(OWNER_KEY)
     if not isinstance(owner, Mapping) or owner.get("host") != socket.gethostname():
         return False
     pid = owner.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if run_id is not None and pid == os.getpid() and owner == owner_meta():
+        return run_id in RUNNING_HERE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

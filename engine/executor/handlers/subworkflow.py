@@ -3,9 +3,10 @@ step's output. Recursion is refused."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,12 @@ if TYPE_CHECKING:
     from engine.executor.handlers import Attempt, Outcome
     from engine.executor.result import RunResult
     from engine.executor.run import RunControl
+    from engine.secrets import Redactor
     from engine.spec.models import AnyStep
     from engine.spec.workflow import Workflow
-    from engine.state import RunRecord
+    from engine.state import RunRecord, RunStore
 
-__all__ = ("MAX_DEPTH", "handle")
+__all__ = ("MAX_DEPTH", "changed_children", "handle")
 
 log = logging.getLogger("plait.executor")
 
@@ -63,15 +65,27 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     #: resumes it, so its finished steps do not run again; a retry starts afresh
     left = _left_unfinished(rc, step_id, index)
     notes: list[dict[str, Any]] = []
+    if left is not None and left.workflow_name != child.name:  # the step calls another now
+        notes.append({"event": "subworkflow_rerun", "run": left.run_id, "reason": f"the step "
+                      f"now calls workflow {child.name}, not {left.workflow_name}"})
+        left = None
+    if left is not None:
+        _refuse_if_running(left, child.name, step_id)
 
     async def once() -> tuple[dict[str, Any], dict[str, int], float | None]:
         nonlocal left
         earlier, left = left, None
         if earlier is not None and earlier.status == "succeeded":
-            # it finished, but this step's own record was not written before the stop
-            notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
-            return earlier.outputs or {}, dict(earlier.usage), earlier.cost
-        result = await _run_child(child, inputs, options, earlier, notes)
+            if _still_fits(earlier, child, inputs, rc.services.redactor):
+                # it finished, but this step's own record was not written before the stop
+                notes.append({"event": "subworkflow_reused", "run": earlier.run_id})
+                return earlier.outputs or {}, dict(earlier.usage), earlier.cost
+            notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
+                          "reason": "its file or its inputs changed since it succeeded, or "
+                                    "its record holds masked secrets"})
+            earlier = None
+        result = await _run_child(child, inputs, options, earlier, notes,
+                                  rc.services.redact)
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
             error = result.error or {}
             where = f" in step {error['step']}" if error.get("step") else ""
@@ -103,11 +117,115 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
     return found
 
 
+def changed_children(store: RunStore, run_id: str, workflow: Workflow,
+                     step_ids: Iterable[str], stored: Callable[[str], str]) -> list[str]:
+    """Those of `step_ids` (`workflow:` steps of `workflow` that finished, in run `run_id`)
+    whose sub-workflow file, or a file it calls in turn, is no longer the text their child
+    run ran: the output recorded for them would be stale. A step with no child run on record
+    cannot be checked and is not named. `stored` masks a text as run records keep it."""
+    children = store.child_runs(run_id)
+    loaded: dict[Path, Workflow | None] = {}  # each file read once, however many runs ran it
+    return [sid for sid in step_ids
+            if _child_changed(store, children, workflow, sid, 1, (loaded, stored))]
+
+
+def _ran_other_text(run: RunRecord, now: Workflow, stored: Callable[[str], str]) -> bool:
+    """The record keeps the hash of the text a run was created with, and the text its last
+    resume ran (masked) when that differs."""
+    if run.spec_hash == now.spec_hash:
+        return False
+    text = run.meta.get("source")
+    return not isinstance(text, str) or stored(text) != stored(now.source.text)
+
+
+def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow, sid: str,
+                   depth: int, seen: tuple[dict[Path, Workflow | None], Callable[[str], str]],
+                   ) -> bool:
+    loaded, stored = seen
+    from engine.errors import PlaitError
+    from engine.spec.loader import load
+
+    path = getattr(parent.spec.steps.get(sid), "workflow", None)
+    if not path or depth > MAX_DEPTH:
+        return False
+    target = (parent.base_dir / str(path)).resolve()
+    ran = _outputs_from(children, sid, str(target))
+    if not ran:
+        return False
+    if target not in loaded:
+        try:
+            loaded[target] = load(target)
+        except (PlaitError, OSError):  # gone, or broken now
+            loaded[target] = None
+    now = loaded[target]
+    if now is None or any(_ran_other_text(run, now, stored) for run in ran):
+        return True
+    calls = [step_id for step_id, step in now.spec.steps.items()
+             if getattr(step, "workflow", None)]
+    return bool(calls) and any(
+        _child_changed(store, grand, now, step_id, depth + 1, seen)
+        for grand in (store.child_runs(run.run_id) for run in ran) for step_id in calls)
+
+
+def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunRecord]:
+    """The child runs whose outputs step `sid` took: the newest succeeded one of each of its
+    foreach items (by meta parent_step; a record from before it by the child's file)."""
+    from engine.executor.run import PARENT_STEP
+
+    newest: dict[Any, RunRecord] = {}
+    for run in children:  # oldest first: the newest wins
+        where = run.meta.get(PARENT_STEP)
+        if run.status != "succeeded":
+            continue
+        if isinstance(where, list) and len(where) == 2:
+            if where[0] == sid:
+                newest[where[1]] = run
+        elif run.workflow_path == target:
+            newest[run.run_id] = run
+    return list(newest.values())
+
+
+def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
+    """A child run another live process still runs (its parent's record ended, its own did
+    not) is neither resumed nor run again beside itself: its steps would run twice."""
+    from engine.state import owner_alive
+
+    if earlier.status == "running" and owner_alive(earlier.meta, earlier.run_id):
+        owner = earlier.meta.get("owner") or {}
+        raise StepError(f"sub-workflow {name}: its run {earlier.run_id} from before is still "
+                        f"running (process {owner.get('pid')} on {owner.get('host')})",
+                        step=step_id, run=earlier.run_id,
+                        hint="wait for it to finish, or stop that process, then resume this "
+                             "run again")
+
+
+def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any],
+                redactor: Redactor) -> bool:
+    """Whether a child run that succeeded may stand for this step now: the same file text,
+    the same inputs, and nothing masked in its record (a masked input cannot be compared, a
+    masked output is not the value the run produced)."""
+    from engine.executor.inputs import resolve_inputs
+    from engine.executor.run import MASKED_INPUTS, _stored_source
+    from engine.secrets import MASK
+
+    if earlier.meta.get(MASKED_INPUTS) or _ran_other_text(
+            earlier, child, lambda text: _stored_source(text, redactor)):
+        return False
+    if MASK in json.dumps(earlier.outputs, default=str):
+        return False
+    try:
+        return resolve_inputs(child.spec.inputs, inputs) == earlier.inputs
+    except InputError:
+        return False
+
+
 async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOptions,
-                     earlier: RunRecord | None, notes: list[dict[str, Any]]) -> RunResult:
+                     earlier: RunRecord | None, notes: list[dict[str, Any]],
+                     redact: Callable[[Any], Any]) -> RunResult:
     """Run the sub-workflow, resuming `earlier` if given. A resume the child's own checks
     refuse before anything ran (its file changed under its finished steps, its inputs
-    differ now) starts a new run instead, and says so."""
+    differ now) starts a new run instead, and says so (with the caller's secrets masked:
+    a refused `with:` value may hold one)."""
     from engine.executor.run import RunControl, run_workflow
 
     if earlier is not None:
@@ -119,10 +237,13 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
         except (StateError, InputError) as exc:
             if control.started is not None:
                 raise
-            log.warning("sub-workflow %s: run %s cannot be resumed (%s); running it again "
-                        "from the start", child.name, earlier.run_id, exc.message)
+            reason = redact(exc.message)
+            item = "" if options.parent_item is None else f" (item {options.parent_item})"
+            log.warning("step %s%s: sub-workflow %s: run %s cannot be resumed (%s); running "
+                        "it again from the start", options.parent_step, item, child.name,
+                        earlier.run_id, reason)
             notes.append({"event": "subworkflow_rerun", "run": earlier.run_id,
-                          "reason": exc.message})
+                          "reason": reason})
         else:
             notes.append({"event": "subworkflow_resumed", "run": earlier.run_id})
             return result
