@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from engine.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: the oldest schema read as it is when the database cannot be written (and so migrated):
-#: v3 only added a table, whose absence reads as empty
+#: v3 only added a table, whose absence reads as empty, and v4 an index
 READABLE = 2
 
 _V1 = """
@@ -84,11 +84,19 @@ CREATE TABLE IF NOT EXISTS step_items (
 ) WITHOUT ROWID;
 """
 
+#: v4: an index of the runs by their calling run, for the sub-workflow runs of a run (a
+#: resume looks them up; `plait runs show` lists them). Only sub-workflows' runs are in it.
+_V4 = """
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id)
+    WHERE parent_run_id IS NOT NULL;
+"""
+
 #: MIGRATIONS[n] brings a database from version n to n + 1 (0 is an empty database).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: lambda conn: _script(conn, _V1),
     1: lambda conn: _script(conn, _V2),
     2: lambda conn: _script(conn, _V3),
+    3: lambda conn: _script(conn, _V4),
 }
 
 
