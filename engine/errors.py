@@ -179,6 +179,9 @@ class RunError(PlaitError):
     #: the step's record keeps them; set by run_llm, empty when nothing was spent
     spent_usage: dict[str, int] | None = None
     spent_cost: float | None = None
+    #: notes for the failed step's record that the handler had made before this error (e.g.
+    #: which earlier sub-workflow run it resumed); None when there are none
+    step_notes: list[dict[str, Any]] | None = None
 
 
 class StepError(RunError):

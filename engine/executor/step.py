@@ -140,7 +140,8 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                           attempts=max(attempts.count, 1), started_at=started,
                           finished_at=time.time(), rendered=rendered,
                           audit=[_as_dict(audit)] if audit is not None else [],
-                          notes=attempts.all_notes())
+                          notes=[*attempts.all_notes(), *(getattr(exc, "step_notes", None)
+                                                          or [])])
     finally:
         if token is not None:
             current_step.reset(token)

@@ -177,7 +177,11 @@ async def test_a_retry_of_a_resumed_child_starts_it_afresh(tmp_path: Path,
     assert resumed.steps["sub"].attempts == 2
     # the resumed child reran only `late`; the retry ran the whole child again
     assert _ran(tmp_path) == ["pre", "one:early", "one:early"]
-    assert [r.status for r in _child_runs(store, failed.run_id)] == ["failed", "failed"]
+    runs = _child_runs(store, failed.run_id)
+    assert [r.status for r in runs] == ["failed", "failed"]
+    # the failed step's record still says which child run its first attempt resumed
+    recorded = {s.step_id: s for s in store.steps(failed.run_id)}["sub"]
+    assert {"event": "subworkflow_resumed", "run": runs[0].run_id} in recorded.events
 
 
 async def test_a_child_that_finished_unrecorded_is_reused(tmp_path: Path,

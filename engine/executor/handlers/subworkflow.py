@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.errors import InputError, StateError, StepError
+from engine.errors import InputError, RunError, StateError, StepError
 from engine.executor.current import current_item
 from engine.spec.subworkflows import MAX_DEPTH  # validate refuses the same depth
 
@@ -94,7 +94,12 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                             hint=error.get("hint"), run=result.run_id)
         return result.outputs, result.usage, result.cost
 
-    outputs, usage, cost = await attempt(once)
+    try:
+        outputs, usage, cost = await attempt(once)
+    except RunError as exc:  # the record of the failed step says which child run it resumed
+        if notes:
+            exc.step_notes = [*(exc.step_notes or []), *notes]
+        raise
     return Outcome(output=outputs, usage=usage, cost=cost, notes=notes)
 
 
