@@ -23,14 +23,13 @@ from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import SOURCE_MASK, Redactor
+from engine.state.records import PARENT_STEP
 from engine.state.resume import RUNNING_HERE
 
 log = logging.getLogger("plait.executor")
 
 #: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
 MASKED_INPUTS = "masked_inputs"
-#: run meta of a sub-workflow's run: [the parent's step id, its foreach item index or None]
-PARENT_STEP = "parent_step"
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow

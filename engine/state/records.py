@@ -17,6 +17,10 @@ STEP_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "s
                                   "cancelled")
 
 
+#: RunRecord.meta of a sub-workflow's run: [the parent's step id, its foreach item or None]
+PARENT_STEP = "parent_step"
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One run of a workflow, as stored."""
@@ -37,6 +41,16 @@ class RunRecord:
     resumed_from: str | None = None
     #: free-form notes about the run (e.g. a weaker-sandbox flag, the trace id)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def called_by(self) -> tuple[str, int | None] | None:
+        """The parent run's step (and its foreach item, else None) that started this
+        sub-workflow run, from ``meta[PARENT_STEP]``; None when the record does not say (a
+        top-level run, or one recorded before runs noted it)."""
+        where = self.meta.get(PARENT_STEP)
+        if isinstance(where, list) and len(where) == 2:
+            return where[0], where[1]
+        return None
 
 
 @dataclass(frozen=True)

@@ -110,8 +110,7 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
 def child_entry(child: RunRecord) -> dict[str, Any]:
     """A sub-workflow's run as its parent's listing shows it: which step (foreach item)
     started it (unknown for runs recorded before runs noted it), its id and status."""
-    where = child.meta.get("parent_step")
-    step, item = where if isinstance(where, list) and len(where) == 2 else (None, None)
+    step, item = child.called_by or (None, None)
     return {"run_id": child.run_id, "step": step, "item": item, "workflow": child.workflow_name,
             "status": shown_status(child)}
 

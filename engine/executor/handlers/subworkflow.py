@@ -111,13 +111,9 @@ def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunReco
     if rc.options.resume is None or store is None or rc.names_steps:
         return None
     if rc.left_children is None:
-        from engine.executor.run import PARENT_STEP
-
-        rc.left_children = {}
-        for record in store.child_runs(rc.run_id):  # oldest first: the newest wins
-            where = record.meta.get(PARENT_STEP)
-            if isinstance(where, list) and len(where) == 2:
-                rc.left_children[(where[0], where[1])] = record
+        rc.left_children = {where: record  # oldest first: the newest wins
+                            for record in store.child_runs(rc.run_id)
+                            if (where := record.called_by) is not None}
     found: RunRecord | None = rc.left_children.pop((step_id, index), None)
     return found
 
@@ -174,15 +170,14 @@ def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow,
 
 def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunRecord]:
     """The child runs whose outputs step `sid` took: the newest succeeded one of each of its
-    foreach items (by meta parent_step; a record from before it by the child's file)."""
-    from engine.executor.run import PARENT_STEP
-
+    foreach items (by the step that started it; a record from before runs noted that, by
+    the child's file)."""
     newest: dict[Any, RunRecord] = {}
     for run in children:  # oldest first: the newest wins
-        where = run.meta.get(PARENT_STEP)
+        where = run.called_by
         if run.status != "succeeded":
             continue
-        if isinstance(where, list) and len(where) == 2:
+        if where is not None:
             if where[0] == sid:
                 newest[where[1]] = run
         elif run.workflow_path == target:
