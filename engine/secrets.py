@@ -194,6 +194,12 @@ class Redactor:
             return text
         return self._pattern.sub(mask, text)
 
+    def redact_source(self, text: str) -> str:
+        """A workflow's text as a run record keeps it: a secret written into it (a literal
+        `api_key:`, an Authorization header) masked with SOURCE_MASK, which keeps it valid
+        YAML. Text with no secret in it is kept as it is."""
+        return self.redact(text, SOURCE_MASK)
+
     def release(self, text: str) -> tuple[str, str]:
         """`text` split for a stream: the redacted part that is safe to write now, and the raw
         rest to hold back because a secret could still continue into the next chunk (fewer

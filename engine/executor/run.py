@@ -22,7 +22,7 @@ from engine.executor.result import RunResult, StepResult
 from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
-from engine.secrets import SOURCE_MASK, Redactor
+from engine.secrets import Redactor
 from engine.state.records import PARENT_STEP
 from engine.state.resume import RUNNING_HERE
 
@@ -339,7 +339,7 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     from engine.state import RunRecord, owner_meta
 
     notes: dict[str, Any] = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
-    source = _stored_source(rc.workflow.source.text, rc.services.redactor)
+    source = rc.services.redactor.redact_source(rc.workflow.source.text)
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
     if masked:  # a resume must be given them again (see _resumed_inputs)
         notes[MASKED_INPUTS] = masked
@@ -486,13 +486,6 @@ def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
                               "(plait run FILE, without --resume) to use the new ones")
 
 
-def _stored_source(text: str, redactor: Redactor) -> str:
-    """The workflow text as the run record keeps it: a secret written into it (a literal
-    `api_key:`, an Authorization header) masked with a word that keeps it valid YAML. Text
-    with no secret in it is kept as it is (stored once per spec hash, see RunStore)."""
-    return redactor.redact(text, SOURCE_MASK) if redactor else text
-
-
 def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
               redactor: Redactor) -> tuple[dict[str, StepResult], dict[str, dict[int, Any]]]:
     """Finished steps of the previous run, if the workflow did not change under them, and
@@ -508,9 +501,9 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
                 if s.status in ("succeeded", "skipped")}
     stored = previous.meta.get("source")
     had = set(previous.inputs)  # an input declared since: no finished step could use it
-    old = _step_fingerprints(_stored_source(stored, redactor) if isinstance(stored, str)
+    old = _step_fingerprints(redactor.redact_source(stored) if isinstance(stored, str)
                              else None, had)
-    new = _step_fingerprints(_stored_source(workflow.source.text, redactor), had)
+    new = _step_fingerprints(redactor.redact_source(workflow.source.text), had)
     changed = sorted(sid for sid in finished if old.get(sid) is None or
                      old.get(sid) != new.get(sid))
     if changed:
@@ -553,7 +546,7 @@ def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow
     from engine.executor.handlers.subworkflow import changed_children
 
     return sorted(changed_children(store, previous.run_id, workflow, calls,
-                                   lambda text: _stored_source(text, redactor)))
+                                   redactor.redact_source))
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],

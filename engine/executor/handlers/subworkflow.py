@@ -205,11 +205,11 @@ def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any],
     the same inputs, and nothing masked in its record (a masked input cannot be compared, a
     masked output is not the value the run produced)."""
     from engine.executor.inputs import resolve_inputs
-    from engine.executor.run import MASKED_INPUTS, _stored_source
+    from engine.executor.run import MASKED_INPUTS
     from engine.secrets import MASK
 
-    if earlier.meta.get(MASKED_INPUTS) or _ran_other_text(
-            earlier, child, lambda text: _stored_source(text, redactor)):
+    if earlier.meta.get(MASKED_INPUTS) or _ran_other_text(earlier, child,
+                                                          redactor.redact_source):
         return False
     if MASK in json.dumps(earlier.outputs, default=str):
         return False
