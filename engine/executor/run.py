@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
@@ -511,12 +511,6 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
             f"step(s) {', '.join(changed)}",
             hint="start a new run (without --resume), or undo the change")
-    stale = _stale_subworkflows(store, previous, workflow, finished, redactor)
-    if stale:
-        raise StateError(
-            f"cannot resume run {previous.run_id}: the sub-workflow file of finished "
-            f"step(s) {', '.join(stale)} (or a file it calls) changed since it ran",
-            hint="start a new run (without --resume), or undo the change")
     reused = _with_reused_dependencies(
         {sid for sid in finished if sid in workflow.spec.steps}, *workflow.edges)
     preds = workflow.edges[0]
@@ -525,7 +519,14 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     items = {sid: found for sid, found in store.step_items(previous.run_id).items()
              if sid in preds and sid not in reused and old.get(sid) is not None
              and old.get(sid) == new.get(sid) and all(p in reused for p in preds[sid])}
-    for sid in _stale_subworkflows(store, previous, workflow, items, redactor):  # outputs too
+    stale = _stale_subworkflows(store, previous, workflow, {*finished, *items}, redactor)
+    if any(sid in finished for sid in stale):
+        raise StateError(
+            f"cannot resume run {previous.run_id}: the sub-workflow file of finished "
+            f"step(s) {', '.join(s for s in stale if s in finished)} (or a file it calls) "
+            "changed since it ran",
+            hint="start a new run (without --resume), or undo the change")
+    for sid in stale:  # an unfinished step's finished items are stale too
         del items[sid]
     return {sid: StepResult(sid, workflow.kind(sid), rec.status, output=rec.output,
                             error=rec.error, attempts=rec.attempts, usage=rec.usage,
@@ -536,17 +537,16 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
 
 
 def _stale_subworkflows(store: RunStore, previous: RunRecord, workflow: Workflow,
-                        step_ids: Iterable[str], redactor: Redactor) -> list[str]:
+                        step_ids: set[str], redactor: Redactor) -> list[str]:
     """Those of `step_ids` that are `workflow:` steps whose child runs ran another text of
-    their file (or of a file it calls) than the one there now."""
-    calls = [sid for sid in step_ids if sid in workflow.spec.steps
-             and workflow.kind(sid) == "workflow"]
-    if not calls:
+    their file (or of a file it calls) than the one there now, sorted."""
+    calls = sorted(sid for sid in step_ids if sid in workflow.spec.steps
+                   and workflow.kind(sid) == "workflow")
+    if not calls:  # no need to read the child runs
         return []
     from engine.executor.handlers.subworkflow import changed_children
 
-    return sorted(changed_children(store, previous.run_id, workflow, calls,
-                                   redactor.redact_source))
+    return changed_children(store, previous.run_id, workflow, calls, redactor.redact_source)
 
 
 def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]],
