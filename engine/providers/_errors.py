@@ -33,6 +33,13 @@ _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|"
 _CONTEXT_MARKERS = ("context_length", "context length", "too many tokens", "maximum context",
                     "prompt is too long", "exceeds the maximum number of tokens",
                     "input token count")
+#: how to retry an Unavailable error, in its hint
+_RETRY_HINT = "give the step retry: {attempts: 3} (unavailable is retried by default)"
+
+
+def provider_text(provider: str, model: str | None) -> str:
+    """How an error message names a provider, and its model when known."""
+    return f"provider {provider!r}" + (f" (model {model})" if model else "")
 
 
 def clean_message(text: str, secret: str | None = None) -> str:
@@ -78,7 +85,7 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
     came from when it was not that HTTP status, e.g. an error event in a stream)."""
     text = clean_message(message, secret)
     label = how or f"HTTP {status}"
-    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    where = provider_text(provider, model)
     ctx: dict[str, Any] = {"provider": provider, "model": model,
                            "status": None if how else status}
     if status == 429:
@@ -93,8 +100,7 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
     if status >= 500 or status == 529:
         return Unavailable(f"{where} is unavailable ({label}): {text}",
                            retry_after=retry_after(headers),
-                           hint="a failure on the server's side: give the step retry: "
-                                "{attempts: 3} (unavailable is retried by default) or the "
+                           hint=f"a failure on the server's side: {_RETRY_HINT} or the "
                                 "provider a fallback:", **ctx)
     lowered = (message + " " + (code or "")).lower()
     if status in (400, 413) and any(m in lowered for m in _CONTEXT_MARKERS):
@@ -128,7 +134,7 @@ def stream_error(error_type: str | None, message: str, *, provider: str, model: 
 
 def connection_error(exc: BaseException, *, provider: str, model: str | None,
                      timed_out: bool, timeout: float | None = None) -> ProviderError:
-    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    where = provider_text(provider, model)
     detail = clean_message(str(exc) or type(exc).__name__)
     if timed_out:
         within = f"within {timeout:g}s (its timeout)" if timeout else "in time"
@@ -137,8 +143,7 @@ def connection_error(exc: BaseException, *, provider: str, model: str | None,
                        provider=provider, model=model)
     if not _connecting(exc):
         return Unavailable(f"{where}: the connection broke off mid-reply: {detail}",
-                           hint="the server or the network dropped it: give the step retry: "
-                                "{attempts: 3} (unavailable is retried by default)",
+                           hint=f"the server or the network dropped it: {_RETRY_HINT}",
                            provider=provider, model=model)
     return Unavailable(f"{where} could not be reached: {detail}",
                        hint="check that the server is running and the provider's base_url "
@@ -158,7 +163,7 @@ def _connecting(exc: BaseException) -> bool:
 
 def malformed(exc: BaseException, *, provider: str, model: str | None,
               secret: str | None = None) -> ProviderError:
-    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    where = provider_text(provider, model)
     return Unavailable(f"{where} returned a malformed reply: "
                        f"{clean_message(str(exc) or type(exc).__name__, secret)}",
                        hint="the server does not speak this provider kind's API; check "
@@ -176,9 +181,8 @@ def not_json(body: object, *, provider: str, model: str | None,
 
 def cut_off(*, provider: str, model: str | None) -> ProviderError:
     """A stream that ended without a finish reason: the reply is incomplete."""
-    where = f"provider {provider!r}" + (f" (model {model})" if model else "")
+    where = provider_text(provider, model)
     return Unavailable(f"{where}: the streamed reply was cut off (the stream ended before "
                        "the model finished)",
-                       hint="the server or the connection broke off mid-reply: give the step "
-                            "retry: {attempts: 3} (unavailable is retried by default)",
+                       hint=f"the server or the connection broke off mid-reply: {_RETRY_HINT}",
                        provider=provider, model=model)

@@ -26,6 +26,7 @@ from engine.errors import (
     ToolError,
     Unavailable,
 )
+from engine.providers._errors import provider_text
 from engine.providers._schema import check_schema, parse_json_reply, validation_error
 from engine.providers.pricing import add_cost
 from engine.providers.registry import ProviderRegistry
@@ -276,8 +277,7 @@ def refused(name: str, response: LLMResponse, model: str | None = None) -> BadRe
     """The error for a reply the vendor's content filter or safety system stopped (also a
     model's refusal): what it said so far is not an answer."""
     model = response.model or model
-    where = f"provider {name!r}" + (f" (model {model})" if model else "")
-    return BadRequest(f"{where} did not answer: the "
+    return BadRequest(f"{provider_text(name, model)} did not answer: the "
                       "vendor's content filter or safety system stopped the reply (finish "
                       "reason content_filter)",
                       hint="rephrase the prompt or the input it quotes; for google, "
