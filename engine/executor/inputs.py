@@ -1,16 +1,24 @@
-"""Run inputs: typed, converted from command-line strings, checked before anything starts."""
+"""Run inputs: typed, converted from command-line strings, checked before anything starts;
+and the inputs of a resume (the run's own, checked against those given now)."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
 from engine.jsontext import finite, json_type, shown
 from engine.spec.models import InputSpec
 from engine.spec.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from engine.spec.workflow import Workflow
+    from engine.state import RunRecord
+
+#: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
+MASKED_INPUTS = "masked_inputs"
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -166,3 +174,83 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
                          f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json",
                          missing=", ".join(missing))
     return out
+
+
+def resume_inputs(previous: RunRecord, given: dict[str, Any], workflow: Workflow,
+                  from_text: frozenset[str]) -> dict[str, Any]:
+    """The inputs of a resume: the run's own, with those given now over them (checked equal
+    later, see check_same_inputs). An input the workflow declares now that the run did not
+    have is taken as given, or from its default: the run's finished steps ran without it, and
+    a step that uses it changed, so it runs again (the resume's step comparison in
+    engine.executor.run). A required one must be given with -i. An input the run had that the
+    workflow no longer declares is refused."""
+    kept = _recorded_inputs(previous, given, workflow)
+    try:
+        return resolve_inputs(workflow.spec.inputs, {**kept, **given}, from_text=from_text)
+    except InputError as exc:
+        name = exc.context.get("input")
+        if exc.context.get("missing"):  # not in the record: declared since the run
+            names = [n.strip() for n in str(exc.context["missing"]).split(",")]
+            flags = " ".join(f"-i {n}=VALUE" for n in names)
+            it = "them" if len(names) > 1 else "it"
+            raise InputError(
+                f"the workflow now requires input{'s' if len(names) > 1 else ''} "
+                f"{', '.join(repr(n) for n in names)}, which run {previous.run_id} did not "
+                "have", missing=", ".join(names),
+                hint=f"give {it} to the resume: {flags} (the run's other inputs are reused; "
+                     f"its finished steps ran without {it} and are not run again)") from None
+        if name in kept and name not in given:  # the run's value, under a changed declaration
+            raise InputError(
+                f"run {previous.run_id}'s input {name!r} does not fit the workflow any more: "
+                f"{exc.message}", input=name,
+                hint="the input's declaration changed since the run, and a resume runs with "
+                     "the run's inputs: undo the change, or start a new run") from None
+        raise
+
+
+def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
+                     workflow: Workflow) -> dict[str, Any]:
+    """The run's recorded inputs a resume reuses. An input that held a secret was recorded
+    masked, so it cannot be reused: it must be given again."""
+    masked = previous.meta.get(MASKED_INPUTS) or []
+    missing = [name for name in masked if name not in given]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        flags = " ".join(f"-i {n}=..." for n in missing)
+        raise InputError(f"run {previous.run_id}'s input(s) {names} held a secret and were "
+                         "recorded masked, so they cannot be reused",
+                         hint=f"give them again, with the values the run had: {flags}")
+    gone = sorted(k for k in previous.inputs if k not in workflow.spec.inputs)
+    if gone:
+        names = ", ".join(repr(n) for n in gone)
+        raise InputError(f"run {previous.run_id} had input{'s' if len(gone) > 1 else ''} "
+                         f"{names}, which the workflow no longer declares; a resume runs with "
+                         "the run's inputs", input=gone[0],
+                         hint="declare it again to resume, or start a new run (plait run "
+                              "FILE, without --resume)")
+    return {k: v for k, v in previous.inputs.items() if k not in masked}
+
+
+def check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
+                      given: Mapping[str, Any]) -> None:
+    """A resume runs with the run's inputs: any other value would make its finished steps'
+    outputs stale. Inputs the run did not have (declared since) are not compared: no finished
+    step used them. (Values are not shown: they may hold secrets.)"""
+    old = previous.inputs
+    differ = sorted(k for k in old if k not in inputs or old[k] != inputs[k])
+    changed = [k for k in differ if k not in given and old[k] is None]  # a default since
+    if changed:
+        names = ", ".join(repr(n) for n in changed)
+        several = len(changed) > 1
+        raise InputError(f"run {previous.run_id} had no value for input{'s' if several else ''} "
+                         f"{names}, and the workflow now gives "
+                         f"{'them defaults' if several else 'it a default'}",
+                         hint="a resume runs with the run's inputs: undo the change, or start "
+                              "a new run (plait run FILE, without --resume)")
+    if differ:
+        names = ", ".join(repr(n) for n in differ)
+        raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
+                         f"differ{'' if len(differ) > 1 else 's'} from run "
+                         f"{previous.run_id}'s",
+                         hint="leave them out to reuse the run's values, or start a new run "
+                              "(plait run FILE, without --resume) to use the new ones")

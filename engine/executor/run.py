@@ -16,7 +16,12 @@ import anyio
 from engine.errors import ConfigError, ExpressionError, InputError, StateError
 from engine.executor.context import RunContext, RunOptions, failed_at
 from engine.executor.events import Event, RunFinished, RunStarted
-from engine.executor.inputs import resolve_inputs
+from engine.executor.inputs import (
+    MASKED_INPUTS,
+    check_same_inputs,
+    resolve_inputs,
+    resume_inputs,
+)
 from engine.executor.records import RecordWriter
 from engine.executor.result import RunResult, StepResult
 from engine.executor.retry import error_kind, retry_after_cap
@@ -27,9 +32,6 @@ from engine.state.records import PARENT_STEP
 from engine.state.resume import RUNNING_HERE
 
 log = logging.getLogger("plait.executor")
-
-#: run meta: the inputs that held a secret, recorded masked (a resume must be given them)
-MASKED_INPUTS = "masked_inputs"
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -142,7 +144,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
     if previous is not None:
-        inputs = _resume_inputs(previous, given, workflow, opts.from_text)
+        inputs = resume_inputs(previous, given, workflow, opts.from_text)
     else:
         inputs = _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
@@ -155,7 +157,7 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     try:
         async with services:
             if previous is not None:  # compared as recorded: with secrets masked
-                _check_same_inputs(previous, services.redact(inputs), given)
+                check_same_inputs(previous, services.redact(inputs), given)
             rc = RunContext(workflow, run_id, inputs, opts, RecordWriter(store), services,
                             services.secrets)
             done, items = _restored(store, previous, workflow, services.redactor) \
@@ -341,7 +343,7 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     notes: dict[str, Any] = {"logs": str(rc.services.log_dir)} if rc.services.log_dir else {}
     source = rc.services.redactor.redact_source(rc.workflow.source.text)
     masked = sorted(k for k, v in rc.inputs.items() if rc.services.redact(v) != v)
-    if masked:  # a resume must be given them again (see _resumed_inputs)
+    if masked:  # a resume must be given them again (see engine.executor.inputs.resume_inputs)
         notes[MASKED_INPUTS] = masked
     if rc.options.parent_step is not None:  # a sub-workflow's run: which step started it
         notes[PARENT_STEP] = [rc.options.parent_step, rc.options.parent_item]
@@ -405,85 +407,6 @@ def _new_inputs(workflow: Workflow, given: dict[str, Any], opts: RunOptions) -> 
         raise InputError(f"sub-workflow {workflow.name} refused its inputs: {exc.message}",
                          hint="fix the `with:` of the step that calls it"
                               + (f": {exc.hint}" if exc.hint else ""), **exc.context) from None
-
-
-def _resume_inputs(previous: RunRecord, given: dict[str, Any], workflow: Workflow,
-                   from_text: frozenset[str]) -> dict[str, Any]:
-    """The inputs of a resume: the run's own, with those given now over them (checked equal
-    later, see _check_same_inputs). An input the workflow declares now that the run did not
-    have is taken as given, or from its default: the run's finished steps ran without it, and
-    a step that uses it changed, so it runs again (see _restored). A required one must be
-    given with -i. An input the run had that the workflow no longer declares is refused."""
-    kept = _recorded_inputs(previous, given, workflow)
-    try:
-        return resolve_inputs(workflow.spec.inputs, {**kept, **given}, from_text=from_text)
-    except InputError as exc:
-        name = exc.context.get("input")
-        if exc.context.get("missing"):  # not in the record: declared since the run
-            names = [n.strip() for n in str(exc.context["missing"]).split(",")]
-            flags = " ".join(f"-i {n}=VALUE" for n in names)
-            it = "them" if len(names) > 1 else "it"
-            raise InputError(
-                f"the workflow now requires input{'s' if len(names) > 1 else ''} "
-                f"{', '.join(repr(n) for n in names)}, which run {previous.run_id} did not "
-                "have", missing=", ".join(names),
-                hint=f"give {it} to the resume: {flags} (the run's other inputs are reused; "
-                     f"its finished steps ran without {it} and are not run again)") from None
-        if name in kept and name not in given:  # the run's value, under a changed declaration
-            raise InputError(
-                f"run {previous.run_id}'s input {name!r} does not fit the workflow any more: "
-                f"{exc.message}", input=name,
-                hint="the input's declaration changed since the run, and a resume runs with "
-                     "the run's inputs: undo the change, or start a new run") from None
-        raise
-
-
-def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
-                     workflow: Workflow) -> dict[str, Any]:
-    """The run's recorded inputs a resume reuses. An input that held a secret was recorded
-    masked, so it cannot be reused: it must be given again."""
-    masked = previous.meta.get(MASKED_INPUTS) or []
-    missing = [name for name in masked if name not in given]
-    if missing:
-        names = ", ".join(repr(n) for n in missing)
-        flags = " ".join(f"-i {n}=..." for n in missing)
-        raise InputError(f"run {previous.run_id}'s input(s) {names} held a secret and were "
-                         "recorded masked, so they cannot be reused",
-                         hint=f"give them again, with the values the run had: {flags}")
-    gone = sorted(k for k in previous.inputs if k not in workflow.spec.inputs)
-    if gone:
-        names = ", ".join(repr(n) for n in gone)
-        raise InputError(f"run {previous.run_id} had input{'s' if len(gone) > 1 else ''} "
-                         f"{names}, which the workflow no longer declares; a resume runs with "
-                         "the run's inputs", input=gone[0],
-                         hint="declare it again to resume, or start a new run (plait run "
-                              "FILE, without --resume)")
-    return {k: v for k, v in previous.inputs.items() if k not in masked}
-
-
-def _check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
-                       given: Mapping[str, Any]) -> None:
-    """A resume runs with the run's inputs: any other value would make its finished steps'
-    outputs stale. Inputs the run did not have (declared since) are not compared: no finished
-    step used them. (Values are not shown: they may hold secrets.)"""
-    old = previous.inputs
-    differ = sorted(k for k in old if k not in inputs or old[k] != inputs[k])
-    changed = [k for k in differ if k not in given and old[k] is None]  # a default since
-    if changed:
-        names = ", ".join(repr(n) for n in changed)
-        several = len(changed) > 1
-        raise InputError(f"run {previous.run_id} had no value for input{'s' if several else ''} "
-                         f"{names}, and the workflow now gives "
-                         f"{'them defaults' if several else 'it a default'}",
-                         hint="a resume runs with the run's inputs: undo the change, or start "
-                              "a new run (plait run FILE, without --resume)")
-    if differ:
-        names = ", ".join(repr(n) for n in differ)
-        raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
-                         f"differ{'' if len(differ) > 1 else 's'} from run "
-                         f"{previous.run_id}'s",
-                         hint="leave them out to reuse the run's values, or start a new run "
-                              "(plait run FILE, without --resume) to use the new ones")
 
 
 def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,

@@ -204,8 +204,7 @@ def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any],
     """Whether a child run that succeeded may stand for this step now: the same file text,
     the same inputs, and nothing masked in its record (a masked input cannot be compared, a
     masked output is not the value the run produced)."""
-    from engine.executor.inputs import resolve_inputs
-    from engine.executor.run import MASKED_INPUTS
+    from engine.executor.inputs import MASKED_INPUTS, resolve_inputs
     from engine.secrets import MASK
 
     if earlier.meta.get(MASKED_INPUTS) or _ran_other_text(earlier, child,
