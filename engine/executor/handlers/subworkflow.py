@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.errors import InputError, RunError, StateError, StepError
+from engine.errors import InputError, PlaitError, RunError, StateError, StepError
 from engine.executor.current import current_item
 from engine.spec.subworkflows import MAX_DEPTH  # validate refuses the same depth
 
@@ -38,28 +38,10 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     from engine.spec.loader import load
 
     target = (rc.workflow.base_dir / str(getattr(step, "workflow", ""))).resolve()
-    stack = (*rc.options.stack, str(rc.workflow.path.resolve()))
-    if str(target) in stack:
-        chain = " -> ".join([*stack, str(target)])
-        raise StepError(f"sub-workflow recursion: {chain}", step=step_id,
-                        hint="a workflow cannot call itself, directly or through others")
-    if len(stack) >= MAX_DEPTH:
-        top = Path(stack[0]).parent
-        chain = " -> ".join(Path(os.path.relpath(f, top)).as_posix() for f in (*stack, str(target)))
-        raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH} levels: {chain}",
-                        step=step_id, hint="call fewer levels deep: let a workflow call the "
-                        "files below its child itself")
+    stack = _stack(rc, step_id, target)
     child = load(target)
-    store = rc.writer.store
     index = current_item.get()
-    options = replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
-                      # recorded beside its parent's run, not in a database beside its file
-                      state_location=rc.options.state_location or (
-                          store.path if store is not None else None),
-                      run_id=None, services=None, from_text=frozenset(), listeners=[],
-                      inherited_secrets=(*rc.options.inherited_secrets,
-                                         *rc.services.secrets.values()),
-                      parent_step=step_id, parent_item=index)
+    options = _child_options(rc, stack, step_id, index)
     inputs = rendered.get("with") or {}
     #: the run an earlier attempt of this (resumed) run left unfinished: the first attempt
     #: resumes it, so its finished steps do not run again; a retry starts afresh
@@ -103,6 +85,38 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     return Outcome(output=outputs, usage=usage, cost=cost, notes=notes)
 
 
+def _stack(rc: RunContext, step_id: str, target: Path) -> tuple[str, ...]:
+    """The files above the child `target` (this one last), refusing recursion and nesting
+    deeper than MAX_DEPTH."""
+    stack = (*rc.options.stack, str(rc.workflow.path.resolve()))
+    if str(target) in stack:
+        chain = " -> ".join([*stack, str(target)])
+        raise StepError(f"sub-workflow recursion: {chain}", step=step_id,
+                        hint="a workflow cannot call itself, directly or through others")
+    if len(stack) >= MAX_DEPTH:
+        top = Path(stack[0]).parent
+        chain = " -> ".join(Path(os.path.relpath(f, top)).as_posix() for f in (*stack, str(target)))
+        raise StepError(f"sub-workflows nested deeper than {MAX_DEPTH} levels: {chain}",
+                        step=step_id, hint="call fewer levels deep: let a workflow call the "
+                        "files below its child itself")
+    return stack
+
+
+def _child_options(rc: RunContext, stack: tuple[str, ...], step_id: str,
+                   index: int | None) -> RunOptions:
+    """The child run's options: this run's, as a run of its own started by step `step_id`
+    (foreach item `index`)."""
+    store = rc.writer.store
+    return replace(rc.options, stack=stack, parent_run_id=rc.run_id, resume=None,
+                   # recorded beside its parent's run, not in a database beside its file
+                   state_location=rc.options.state_location or (
+                       store.path if store is not None else None),
+                   run_id=None, services=None, from_text=frozenset(), listeners=[],
+                   inherited_secrets=(*rc.options.inherited_secrets,
+                                      *rc.services.secrets.values()),
+                   parent_step=step_id, parent_item=index)
+
+
 def _left_unfinished(rc: RunContext, step_id: str, index: int | None) -> RunRecord | None:
     """The newest run of this sub-workflow step (foreach item) that an earlier attempt of
     this run started, when this run is a resume. None when there is none, or when a cassette
@@ -143,7 +157,6 @@ def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow,
                    depth: int, seen: tuple[dict[Path, Workflow | None], Callable[[str], str]],
                    ) -> bool:
     loaded, stored = seen
-    from engine.errors import PlaitError
     from engine.spec.loader import load
 
     path = getattr(parent.spec.steps.get(sid), "workflow", None)
@@ -225,14 +238,13 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
     refuse before anything ran (its file changed under its finished steps, its inputs
     differ now) starts a new run instead, and says so (with the caller's secrets masked:
     a refused `with:` value may hold one)."""
-    from engine.executor.run import RunControl, run_workflow
+    from engine.executor.run import RunControl
 
     if earlier is not None:
         control = RunControl()
         try:
-            result: RunResult = await _interruptible(control, lambda: run_workflow(
-                child, inputs, control=control, **_fields(replace(options,
-                                                                  resume=earlier.run_id))))
+            result = await _interruptible(control, child, inputs,
+                                          replace(options, resume=earlier.run_id))
         except (StateError, InputError) as exc:
             if control.started is not None:
                 raise
@@ -246,30 +258,31 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
         else:
             notes.append({"event": "subworkflow_resumed", "run": earlier.run_id})
             return result
-    control = RunControl()
-    fresh: RunResult = await _interruptible(control, lambda: run_workflow(
-        child, inputs, control=control, **_fields(options)))
-    return fresh
+    return await _interruptible(RunControl(), child, inputs, options)
 
 
-async def _interruptible(control: RunControl, run: Callable[[], Awaitable[Any]]) -> Any:
+async def _interruptible(control: RunControl, child: Workflow, inputs: dict[str, Any],
+                         options: RunOptions) -> RunResult:
     """Run the child so that cancelling this step (Ctrl-C, a failure elsewhere, a timeout)
-    interrupts it (through `control`, which `run` passes to it), like a run of its own: its
-    record ends `interrupted`, not left `running`."""
-    outcome: list[Any] = []
+    interrupts it (through `control`), like a run of its own: its record ends
+    `interrupted`, not left `running`."""
+    from engine.executor.run import run_workflow
+
+    outcome: list[RunResult | Exception] = []
     finished = anyio.Event()
 
-    async def child() -> None:
+    async def run() -> None:
         with anyio.CancelScope(shield=True):  # it stops itself when interrupted
             try:
-                outcome.append(await run())
+                outcome.append(await run_workflow(child, inputs, control=control,
+                                                  **_fields(options)))
             except Exception as exc:
                 outcome.append(exc)
             finally:
                 finished.set()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(child)
+        tg.start_soon(run)
         try:
             await finished.wait()
         except anyio.get_cancelled_exc_class():
