@@ -143,10 +143,8 @@ def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
 async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
-    if previous is not None:
-        inputs = resume_inputs(previous, given, workflow, opts.from_text)
-    else:
-        inputs = _new_inputs(workflow, given, opts)
+    inputs = resume_inputs(previous, given, workflow, opts.from_text) if previous \
+        else _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
@@ -196,6 +194,12 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
     finally:
         if claimed:
             RUNNING_HERE.discard(run_id)
+    _note_cassette(store, run_id, services)
+    return result
+
+
+def _note_cassette(store: RunStore | None, run_id: str, services: Services) -> None:
+    """Note in the run's record the cassette the run saved, if it saved one."""
     saved = services.saved_cassette()
     if store is not None and saved is not None:
         try:
@@ -204,7 +208,6 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
             log.warning("run %s: its cassette was saved but could not be noted in the run "
                         "record (%s); a recorded resume will start a new cassette",
                         run_id, exc.message)
-    return result
 
 
 def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,

@@ -75,13 +75,7 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
         out.append(f"  resumed    from {run.resumed_from}")
     if run.parent_run_id:
         out.append(f"  parent     {run.parent_run_id}")
-    for child in children:
-        entry = child_entry(child)
-        where = entry["step"] or "?"
-        if entry["item"] is not None:
-            where += f"[{entry['item']}]"
-        out.append(f"  sub-run    {where}: {child.run_id}  {shown_status(child)}  "
-                   f"({child.workflow_name})")
+    out += [_child_line(child) for child in children]
     if run.inputs:
         out.append(f"  inputs     {_value(run.inputs)}")
     out.append(f"  usage      {_usage(run.usage)}  cost {_cost(run.cost)}")
@@ -113,6 +107,14 @@ def child_entry(child: RunRecord) -> dict[str, Any]:
     step, item = child.called_by or (None, None)
     return {"run_id": child.run_id, "step": step, "item": item, "workflow": child.workflow_name,
             "status": shown_status(child)}
+
+
+def _child_line(child: RunRecord) -> str:
+    entry = child_entry(child)
+    where = entry["step"] or "?"
+    if entry["item"] is not None:
+        where += f"[{entry['item']}]"
+    return f"  sub-run    {where}: {child.run_id}  {entry['status']}  ({child.workflow_name})"
 
 
 def _step_lines(step: StepRecord) -> list[str]:
