@@ -80,8 +80,8 @@ class SDKProvider:
         self.spec = spec
         self.model: str | None = getattr(spec, "deployment", None) or spec.model
         self.options: dict[str, Any] = dict(spec.options)
-        self._compatible = self.kind == "openai" and getattr(spec, "base_url", None) is not None
-        check_option_values(name, self.kind, self.options, compatible=self._compatible)
+        self._has_base_url = getattr(spec, "base_url", None) is not None
+        check_option_values(name, self.kind, self.options, has_base_url=self._has_base_url)
         self.timeout = float(spec.timeout) if spec.timeout is not None else DEFAULT_TIMEOUT
         self.api_key = api_key
         self._client: Any = None
@@ -139,7 +139,7 @@ class SDKProvider:
         if req.options:  # a step's options, rendered: checked as `plait validate` does
             check_options(self.name, self.kind, req.options, error=BadRequest)
             check_option_values(self.name, self.kind, req.options,
-                                compatible=self._compatible, error=BadRequest)
+                                has_base_url=self._has_base_url, error=BadRequest)
         return opts
 
     def map_error(self, exc: BaseException, model: str | None) -> BaseException:

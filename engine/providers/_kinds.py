@@ -34,12 +34,12 @@ def check_options(name: str, kind: str, options: Mapping[str, Any], *,
 
 
 def check_option_values(name: str, kind: str, options: Mapping[str, Any], *,
-                        compatible: bool = False,
+                        has_base_url: bool = False,
                         error: type[PlaitError] = ConfigError) -> None:
     """Raise ``error`` naming every option whose value cannot work (engine.spec's
     option_problems: the check `plait validate` makes, with the same words), on values as a
     run has them (rendered: a text holding `${{` is a text like any other here)."""
-    problems = option_problems(kind, options, compatible=compatible, rendered=True)
+    problems = option_problems(kind, options, has_base_url=has_base_url, rendered=True)
     if problems:
         hints = [p.hint for p in problems if p.hint]
         raise error(f"provider {name!r} ({kind}): " + "; ".join(p.message for p in problems),

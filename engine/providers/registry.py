@@ -231,7 +231,8 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if spec.path is None:
             raise ReplayProvider(entry.name).refusal()
         return
-    check_option_values(entry.name, entry.kind, spec.options, compatible=_compatible(spec))
+    check_option_values(entry.name, entry.kind, spec.options,
+                        has_base_url=spec.base_url is not None)
     fields = {"base_url": spec.base_url, "endpoint": spec.endpoint,
               "api_version": spec.api_version}
     if entry.kind == "azure_openai":  # what the SDK falls back to
@@ -265,11 +266,6 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
                           f"{names} is not set",
                           hint=f"export {KEY_ENV[entry.kind][0]}=... or set api_key: "
                                "${{ secrets.NAME }} on the provider")
-
-
-def _compatible(spec: Any) -> bool:
-    """An `openai` provider pointed at another server (an OpenAI-compatible one)."""
-    return spec.kind == "openai" and spec.base_url is not None
 
 
 def _needs_key(spec: Any) -> bool:

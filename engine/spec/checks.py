@@ -193,8 +193,8 @@ class Checker:
                     hint += " (vendor-specific fields go under options.extra_body)"
                 self.issue(f"{kind} providers have no option {key!r}", (*path, key), hint,
                            key=True, code="option")
-        compatible = kind == "openai" and provider.get("base_url") is not None
-        for problem in option_problems(str(kind), options, compatible=compatible):
+        has_base_url = provider.get("base_url") is not None
+        for problem in option_problems(str(kind), options, has_base_url=has_base_url):
             self.issue(f"provider {name!r} ({kind}): {problem.message}",
                        (*path, problem.option), problem.hint, code="option")
 

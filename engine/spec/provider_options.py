@@ -169,13 +169,14 @@ _VALUE_CHECKS: Mapping[str, Mapping[str, _Check]] = {
 }
 
 
-def option_problems(kind: str, options: Mapping[str, Any], *, compatible: bool = False,
+def option_problems(kind: str, options: Mapping[str, Any], *, has_base_url: bool = False,
                     rendered: bool = False) -> list[OptionProblem]:
-    """What is wrong with the values of `options` for a provider of `kind` (with
-    `compatible`, an `openai` provider with a `base_url`). Unknown names are not reported
+    """What is wrong with the values of `options` for a provider of `kind` (`has_base_url`:
+    the provider sets `base_url`, which makes an `openai` one an OpenAI-compatible server's,
+    with laxer checks). Unknown names are not reported
     here (KNOWN_OPTIONS is), nor are null values (not set); nor, unless `rendered` (a run's
     values), texts holding `${{ }}`: they are rendered, then checked, at run time."""
-    checks = _COMPATIBLE_CHECKS if compatible and kind == "openai" else \
+    checks = _COMPATIBLE_CHECKS if has_base_url and kind == "openai" else \
         _VALUE_CHECKS.get(kind)
     if not checks or not isinstance(options, Mapping):
         return []
