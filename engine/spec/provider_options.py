@@ -82,11 +82,15 @@ class OptionProblem:
 _Check = Callable[[Any], "tuple[str, str | None] | None"]
 
 
-def _number(low: float | None = None, high: float | None = None) -> _Check:
+def _span(low: float | None, high: float | None) -> str:
+    """The range a number must be in, as a message says it (" within 0..2")."""
     if low is not None and high is not None:
-        span = f" within {_num(low)}..{_num(high)}"
-    else:
-        span = f" of at least {_num(low)}" if low is not None else ""
+        return f" within {_num(low)}..{_num(high)}"
+    return f" of at least {_num(low)}" if low is not None else ""
+
+
+def _number(low: float | None = None, high: float | None = None) -> _Check:
+    span = _span(low, high)
 
     def check(value: Any) -> tuple[str, str | None] | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -99,10 +103,7 @@ def _number(low: float | None = None, high: float | None = None) -> _Check:
 
 
 def _whole(low: int | None = None, high: int | None = None) -> _Check:
-    if low is not None and high is not None:
-        span = f" within {low}..{high}"
-    else:
-        span = f" of at least {low}" if low is not None else ""
+    span = _span(low, high)
 
     def check(value: Any) -> tuple[str, str | None] | None:
         if isinstance(value, bool) or not isinstance(value, int):
