@@ -135,7 +135,9 @@ def failed_at(workflow: Workflow, path: tuple[str | int, ...],
     source = workflow.source
     where = source.location(full) if exc.offset is None \
         else source.location_in_string(full, exc.offset)
-    field = str(path[-1])
-    for part in exc.subpath:
-        field += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return where, field
+    return where, str(path[-1]) + subpath_text(exc.subpath)
+
+
+def subpath_text(subpath: tuple[str | int, ...]) -> str:
+    """The keys and indexes below a field as a message writes them: `.key[0]`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in subpath)

@@ -94,16 +94,16 @@ class Services:
         """Provider or server settings (at `path`: ("providers", name) or ("mcp_servers",
         name)) with their ${{ inputs/secrets/env }} filled in."""
         from engine.errors import ExpressionError
-        from engine.executor.context import failed_at, public_env
+        from engine.executor.context import failed_at, public_env, subpath_text
 
         ctx = {"secrets": self.secrets, "env": public_env(self.environ),
                "inputs": self.inputs}
         try:
             return compiled.render(ctx)
         except ExpressionError as exc:
-            where, field = failed_at(self.workflow, path, exc)
+            where, _ = failed_at(self.workflow, path, exc)
             what = "provider" if path[0] == "providers" else "MCP server"
-            inner = field[len(path[1]):].lstrip(".")  # the setting: `model`, `env.KEY`
+            inner = subpath_text(exc.subpath).lstrip(".")  # the setting: `model`, `env.KEY`
             at = f", `{inner}`" if inner else ""
             raise ExpressionError(f"{where}: {what} {path[1]!r}{at}: {exc.message}",
                                   hint=exc.hint) from exc
