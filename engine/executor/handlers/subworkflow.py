@@ -139,9 +139,48 @@ def changed_children(store: RunStore, run_id: str, workflow: Workflow,
     run ran: the output recorded for them would be stale. A step with no child run on record
     cannot be checked and is not named. `stored` masks a text as run records keep it."""
     children = store.child_runs(run_id)
-    loaded: dict[Path, Workflow | None] = {}  # each file read once, however many runs ran it
-    return [sid for sid in step_ids
-            if _child_changed(store, children, workflow, sid, 1, (loaded, stored))]
+    check = _Staleness(store, stored)
+    return [sid for sid in step_ids if check.changed(children, workflow, sid, 1)]
+
+
+class _Staleness:
+    """Compares the child runs of `workflow:` steps with their files as they are now, each
+    file read once however many runs ran it."""
+
+    def __init__(self, store: RunStore, stored: Callable[[str], str]) -> None:
+        self.store = store
+        self.stored = stored  # masks a text as run records keep it
+        self.loaded: dict[Path, Workflow | None] = {}
+
+    def changed(self, children: list[RunRecord], parent: Workflow, sid: str,
+                depth: int) -> bool:
+        path = getattr(parent.spec.steps.get(sid), "workflow", None)
+        if not path or depth > MAX_DEPTH:
+            return False
+        target = (parent.base_dir / str(path)).resolve()
+        ran = _outputs_from(children, sid, str(target))
+        if not ran:
+            return False
+        now = self._load(target)
+        if now is None or any(_ran_other_text(run, now, self.stored) for run in ran):
+            return True
+        calls = [step_id for step_id, step in now.spec.steps.items()
+                 if getattr(step, "workflow", None)]
+        return bool(calls) and any(
+            self.changed(grand, now, step_id, depth + 1)
+            for grand in (self.store.child_runs(run.run_id) for run in ran)
+            for step_id in calls)
+
+    def _load(self, target: Path) -> Workflow | None:
+        """The file as it is now; None when it is gone, or broken now."""
+        from engine.spec.loader import load
+
+        if target not in self.loaded:
+            try:
+                self.loaded[target] = load(target)
+            except (PlaitError, OSError):
+                self.loaded[target] = None
+        return self.loaded[target]
 
 
 def _ran_other_text(run: RunRecord, now: Workflow, stored: Callable[[str], str]) -> bool:
@@ -151,34 +190,6 @@ def _ran_other_text(run: RunRecord, now: Workflow, stored: Callable[[str], str])
         return False
     text = run.meta.get("source")
     return not isinstance(text, str) or stored(text) != stored(now.source.text)
-
-
-def _child_changed(store: RunStore, children: list[RunRecord], parent: Workflow, sid: str,
-                   depth: int, seen: tuple[dict[Path, Workflow | None], Callable[[str], str]],
-                   ) -> bool:
-    loaded, stored = seen
-    from engine.spec.loader import load
-
-    path = getattr(parent.spec.steps.get(sid), "workflow", None)
-    if not path or depth > MAX_DEPTH:
-        return False
-    target = (parent.base_dir / str(path)).resolve()
-    ran = _outputs_from(children, sid, str(target))
-    if not ran:
-        return False
-    if target not in loaded:
-        try:
-            loaded[target] = load(target)
-        except (PlaitError, OSError):  # gone, or broken now
-            loaded[target] = None
-    now = loaded[target]
-    if now is None or any(_ran_other_text(run, now, stored) for run in ran):
-        return True
-    calls = [step_id for step_id, step in now.spec.steps.items()
-             if getattr(step, "workflow", None)]
-    return bool(calls) and any(
-        _child_changed(store, grand, now, step_id, depth + 1, seen)
-        for grand in (store.child_runs(run.run_id) for run in ran) for step_id in calls)
 
 
 def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunRecord]:
