@@ -388,12 +388,11 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
     if record.status == "succeeded":
         raise StateError(f"run {record.run_id} already succeeded; nothing to resume",
                          hint=f"start a new run with `plait run {record.workflow_path}`")
-    from engine.state import owner_alive
+    from engine.state import running_elsewhere
 
-    if record.status == "running" and owner_alive(record.meta, record.run_id):
-        owner = record.meta["owner"]
-        raise StateError(f"run {record.run_id} is still running (process {owner.get('pid')} "
-                         f"on {owner.get('host')})",
+    who = running_elsewhere(record)
+    if who is not None:
+        raise StateError(f"run {record.run_id} is still running ({who})",
                          hint="wait for it to finish or stop it first; a killed run can be "
                               "resumed")
     return record

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.state.records import RunRecord
 
 OWNER_KEY = "owner"
 
@@ -44,6 +47,16 @@ def owner_meta() -> dict[str, Any]:
 #: longer runs (its run broke, or it is a sub-workflow's run whose parent ended) is not alive,
 #: although its owner is (a library caller's process lives on)
 RUNNING_HERE: set[str] = set()
+
+
+def running_elsewhere(record: RunRecord) -> str | None:
+    """Who still runs `record` ("process PID on HOST") when it is `running` and that process
+    is alive (see owner_alive): it must be neither resumed nor run again beside itself. None
+    when nobody does."""
+    if record.status != "running" or not owner_alive(record.meta, record.run_id):
+        return None
+    owner = record.meta[OWNER_KEY]
+    return f"process {owner.get('pid')} on {owner.get('host')}"
 
 
 def owner_alive(meta: Mapping[str, Any], run_id: str | None = None) -> bool:

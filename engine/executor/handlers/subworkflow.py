@@ -212,12 +212,12 @@ def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunR
 def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
     """A child run another live process still runs (its parent's record ended, its own did
     not) is neither resumed nor run again beside itself: its steps would run twice."""
-    from engine.state import owner_alive
+    from engine.state import running_elsewhere
 
-    if earlier.status == "running" and owner_alive(earlier.meta, earlier.run_id):
-        owner = earlier.meta.get("owner") or {}
+    who = running_elsewhere(earlier)
+    if who is not None:
         raise StepError(f"sub-workflow {name}: its run {earlier.run_id} from before is still "
-                        f"running (process {owner.get('pid')} on {owner.get('host')})",
+                        f"running ({who})",
                         step=step_id, run=earlier.run_id,
                         hint="wait for it to finish, or stop that process, then resume this "
                              "run again")
