@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -81,6 +81,14 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return f"Python {type(value).__name__} (not a JSON value)"
+
+
+def shown_choices(values: Sequence[Any], most: int | None = None) -> str:
+    """The values an enum allows, as a message lists them (each as `shown` writes it, cut to
+    40 characters); past `most` of them, only how many more there are."""
+    text = ", ".join(shown(v, 40) for v in values[:most])
+    more = len(values) - most if most is not None else 0
+    return text + (f" (and {more} more)" if more > 0 else "")
 
 
 def shown(value: Any, limit: int = 60) -> str:

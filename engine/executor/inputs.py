@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
-from engine.jsontext import finite, json_type, shown
+from engine.jsontext import finite, json_type, shown, shown_choices
 from engine.spec.models import InputSpec
 from engine.spec.suggest import did_you_mean
 
@@ -42,7 +42,7 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
         raise InputError(f"input {name!r} must be of type {kind}, got {json_type(value)} "
                          f"{shown(value)}", input=name, hint=_type_hint(name, kind, value))
     if spec.enum is not None and value not in spec.enum:
-        raise InputError(f"input {name!r} must be one of {_choices(spec.enum)}; got "
+        raise InputError(f"input {name!r} must be one of {shown_choices(spec.enum, 20)}; got "
                          f"{shown(value)}", input=name, hint="give one of those values")
     check_storable(name, value)
     return value
@@ -64,11 +64,6 @@ def _type_hint(name: str, kind: str, value: Any) -> str:
 
 
 _EXAMPLES = {"integer": "3", "number": "2.5", "boolean": "true"}
-
-
-def _choices(values: list[Any]) -> str:
-    text = ", ".join(shown(v, 40) for v in values[:20])
-    return text + (f" (and {len(values) - 20} more)" if len(values) > 20 else "")
 
 
 def check_storable(name: str, value: Any, *, default: bool = False) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
-from engine.jsontext import json_type, shown
+from engine.jsontext import json_type, shown, shown_choices
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem, option_problems
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
@@ -423,7 +423,7 @@ class Checker:
             enum = spec.get("enum")
             if default is not None and isinstance(enum, list) and default not in enum:
                 self.issue(f"default of input {name!r} must be one of "
-                           f"{', '.join(shown(v, 40) for v in enum)}; got {shown(default, 40)}",
+                           f"{shown_choices(enum)}; got {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             if default is not None and spec.get("required") is True:
                 self.issue(f"input {name!r} is `required: true` but has a default, which "
@@ -465,7 +465,7 @@ class Checker:
                        f"{shown(value, 40)}", path, code="input")
         elif isinstance(enum, list) and value not in enum:
             self.issue(f"test input {name!r} must be one of "
-                       f"{', '.join(shown(v, 40) for v in enum)}; got {shown(value, 40)}",
+                       f"{shown_choices(enum)}; got {shown(value, 40)}",
                        path, code="input")
 
     def _shared_cassettes(self, inputs: dict[str, Any]) -> None:

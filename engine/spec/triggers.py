@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MissingDependencyError
-from engine.jsontext import json_type, shown
+from engine.jsontext import json_type, shown, shown_choices
 from engine.spec.checks import _required, _type_ok
 from engine.spec.suggest import did_you_mean
 
@@ -136,7 +136,7 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
         if isinstance(enum, list) and value not in enum:
             problems.append(ScheduleProblem(
                 f"schedule input {name!r} must be one of "
-                f"{', '.join(shown(v, 40) for v in enum)}; got {shown(value, 40)}",
+                f"{shown_choices(enum)}; got {shown(value, 40)}",
                 (*where, name)))
     missing = [n for n, s in declared.items() if n not in given and _required(s)]
     if missing:
