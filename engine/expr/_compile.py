@@ -280,11 +280,11 @@ class _Whole(_Node):
             raise
 
 
-def _at(exc: ExpressionError, offset: int) -> ExpressionError:
-    """`exc`, noted as raised by the expression at `offset` of the string rendered."""
+def _at(exc: ExpressionError, offset: int) -> None:
+    """Note `exc` as raised by the expression at `offset` of the string rendered (unless an
+    inner string already did)."""
     if exc.offset is None:
         exc.offset = offset
-    return exc
 
 
 class _Interpolated(_Node):
