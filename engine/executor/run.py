@@ -388,7 +388,7 @@ def _previous_run(store: RunStore | None, run_id: str, workflow: Workflow) -> Ru
     if record.status == "succeeded":
         raise StateError(f"run {record.run_id} already succeeded; nothing to resume",
                          hint=f"start a new run with `plait run {record.workflow_path}`")
-    from engine.state import running_elsewhere
+    from engine.state.resume import running_elsewhere
 
     who = running_elsewhere(record)
     if who is not None:

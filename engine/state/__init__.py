@@ -12,7 +12,7 @@ from engine.state.records import (
     new_run_id,
     spec_hash,
 )
-from engine.state.resume import owner_alive, owner_meta, running_elsewhere
+from engine.state.resume import owner_alive, owner_meta
 from engine.state.store import RunStore, StepRow, step_row
 
 __all__ = (
@@ -27,7 +27,6 @@ __all__ = (
     "new_run_id",
     "owner_alive",
     "owner_meta",
-    "running_elsewhere",
     "spec_hash",
     "step_row",
 )

@@ -212,7 +212,7 @@ def _outputs_from(children: list[RunRecord], sid: str, target: str) -> list[RunR
 def _refuse_if_running(earlier: RunRecord, name: str, step_id: str) -> None:
     """A child run another live process still runs (its parent's record ended, its own did
     not) is neither resumed nor run again beside itself: its steps would run twice."""
-    from engine.state import running_elsewhere
+    from engine.state.resume import running_elsewhere
 
     who = running_elsewhere(earlier)
     if who is not None:
