@@ -60,3 +60,9 @@ async def capacity_wait() -> AsyncIterator[None]:
             slots.capacity_wait_ended()
         if scope is not None:
             scope.deadline = anyio.current_time() + left
+
+
+#: the model turn the current task is in: run_llm sets a fresh object around each turn's call
+#: (its retries and fallbacks), so the attempt wrapper counts a step's attempts per turn and
+#: an agent's turns or a re-ask are not counted as retries (None: no turn, e.g. a tool step)
+MODEL_TURN: ContextVar[object | None] = ContextVar("plait_model_turn", default=None)

@@ -134,7 +134,8 @@ def llm_request(provider: str, model: str | None, req: LLMRequest) -> dict[str, 
 def response_data(resp: LLMResponse) -> dict[str, Any]:
     out: dict[str, Any] = {"text": resp.text}
     if resp.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+        out["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments),
+                              **({"signature": c.signature} if c.signature else {})}
                              for c in resp.tool_calls]
     out["usage"] = resp.usage.to_dict()
     out["finish_reason"] = resp.finish_reason
@@ -149,7 +150,8 @@ def response_data(resp: LLMResponse) -> dict[str, Any]:
 def response_from(data: Mapping[str, Any]) -> LLMResponse:
     from engine.providers.types import LLMResponse, ToolCall
 
-    calls = tuple(ToolCall(str(c["id"]), str(c["name"]), dict(c.get("arguments") or {}))
+    calls = tuple(ToolCall(str(c["id"]), str(c["name"]), dict(c.get("arguments") or {}),
+                           c.get("signature"))
                   for c in data.get("tool_calls") or ())
     return LLMResponse(str(data.get("text", "")), calls, _usage(data.get("usage")),
                        str(data.get("finish_reason", "stop")), str(data.get("model", "")),
@@ -172,6 +174,8 @@ def chunk_data(chunk: LLMStreamChunk) -> dict[str, Any]:
     if d is not None:
         out["tool_call"] = {"index": d.index, "id": d.id, "name": d.name,
                             "arguments": d.arguments_delta}
+        if d.signature:
+            out["tool_call"]["signature"] = d.signature
     if chunk.usage is not None:
         out["usage"] = chunk.usage.to_dict()
     for name in ("finish_reason", "model", "raw_id"):
@@ -185,7 +189,8 @@ def chunk_from(data: Mapping[str, Any]) -> LLMStreamChunk:
 
     call = data.get("tool_call")
     delta = ToolCallDelta(int(call["index"]), call.get("id"), call.get("name"),
-                          str(call.get("arguments") or "")) if call else None
+                          str(call.get("arguments") or ""), call.get("signature")) \
+        if call else None
     return LLMStreamChunk(str(data.get("text", "")), delta,
                           _usage(data["usage"]) if "usage" in data else None,
                           data.get("finish_reason"), data.get("model"), data.get("raw_id"))
@@ -211,12 +216,13 @@ def chunks_from_response(data: Mapping[str, Any]) -> list[LLMStreamChunk]:
     from engine.providers.types import OUTPUT_TOOL, LLMStreamChunk, ToolCallDelta
 
     response = response_from(data)
-    calls = [(c.id, c.name, json.dumps(dict(c.arguments))) for c in response.tool_calls]
+    calls = [(c.id, c.name, json.dumps(dict(c.arguments)), c.signature)
+             for c in response.tool_calls]
     if response.parsed is not None:
-        calls.append((f"call_{len(calls)}", OUTPUT_TOOL, json.dumps(response.parsed)))
+        calls.append((f"call_{len(calls)}", OUTPUT_TOOL, json.dumps(response.parsed), None))
     chunks = [LLMStreamChunk(response.text)]
-    chunks += [LLMStreamChunk("", ToolCallDelta(i, cid, name, args))
-               for i, (cid, name, args) in enumerate(calls)]
+    chunks += [LLMStreamChunk("", ToolCallDelta(i, cid, name, args, signature))
+               for i, (cid, name, args, signature) in enumerate(calls)]
     chunks.append(LLMStreamChunk("", None, response.usage, response.finish_reason,
                                  response.model or None, response.raw_id))
     return chunks

@@ -2,13 +2,15 @@
 
 Vendors only accept tool names matching ``[A-Za-z0-9_-]``, so ``server.tool`` is offered as
 ``server__tool`` and mapped back on the call. A failing call (tool error, policy violation)
-is returned to the model as an error result, so it can change course; it is still audited.
+is returned to the model as an error result, so it can change course; so is a call of a tool
+the step does not offer. The run's secrets are masked (``***``) in every result before the
+model sees it: a prompt-injected model cannot read a token from a tool and send it on.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import PolicyViolation, ToolError
@@ -25,11 +27,13 @@ def model_name(qualified: str) -> str:
 
 
 class MCPToolCaller:
-    def __init__(self, runtime: MCPRuntime, definitions: Sequence[Any], step_id: str) -> None:
+    def __init__(self, runtime: MCPRuntime, definitions: Sequence[Any], step_id: str, *,
+                 redact: Callable[[str], str] | None = None) -> None:
         from engine.providers import ToolDefinition
 
         self.runtime = runtime
         self.step_id = step_id
+        self._redact = redact or (lambda text: text)
         self.names = {model_name(d.name): d.name for d in definitions}
         self._definitions = [ToolDefinition(model_name(d.name), d.description or d.name,
                                             d.input_schema) for d in definitions]
@@ -43,14 +47,18 @@ class MCPToolCaller:
 
         qualified = self.names.get(name)
         if qualified is None:
-            return ToolOutput(f"there is no tool named {name!r}", is_error=True)
+            offered = ", ".join(sorted(self.names)) or "none"
+            return ToolOutput(f"UnknownToolError: {name!r} is not one of the tools of this "
+                              f"step; call one of: {offered}", is_error=True)
         try:
             result = await self.runtime.call(qualified, dict(arguments), step_id=self.step_id)
         except (ToolError, PolicyViolation) as exc:
             self.calls.append({"tool": qualified, "ok": False, "error": exc.message})
-            return ToolOutput(f"{type(exc).__name__}: {exc.message}", is_error=True)
+            return ToolOutput(self._redact(f"{type(exc).__name__}: {exc.message}"),
+                              is_error=True)
         self.calls.append({"tool": qualified, "ok": not result.is_error})
-        return ToolOutput(result.text or _json(result.value), is_error=result.is_error)
+        return ToolOutput(self._redact(result.text or _json(result.value)),
+                          is_error=result.is_error)
 
 
 def _json(value: Any) -> str:

@@ -210,7 +210,7 @@ class Services:
         definitions = await (self.cassette.tool_definitions(patterns, runtime)
                              if self.cassette is not None
                              else runtime.tool_definitions(patterns))
-        return MCPToolCaller(runtime, definitions, step_id)
+        return MCPToolCaller(runtime, definitions, step_id, redact=self.redactor.redact)
 
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)

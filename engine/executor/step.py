@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.deadlines import run_slots
+from engine.deadlines import MODEL_TURN, run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext, failed_at
 from engine.executor.current import current_item, current_step
@@ -173,12 +173,17 @@ def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Atte
     # attempts are only worth their own events (and spans) when there can be more than one
     announce = rc.listening and policy is not None and policy.attempts > 1
 
+    tries: dict[object | None, int] = {}
+
     async def attempt(fn: Any) -> Any:
         async def counted() -> Any:
-            attempts.count += 1
+            # an LLM step wraps each model call: its retries and fallbacks are attempts, its
+            # turns (an agent's, a re-ask) are not: the most tries one turn took
+            turn = MODEL_TURN.get()
+            tries[turn] = number = tries.get(turn, 0) + 1
+            attempts.count = max(attempts.count, number)
             if not announce:
                 return await fn()
-            number = attempts.count
             rc.emit(AttemptStarted(rc.run_id, time.time(), step_id, number, index))
             began = anyio.current_time()
             try:

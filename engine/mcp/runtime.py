@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from engine.errors import ToolError
+from engine.errors import ToolError, UnknownToolError
 from engine.mcp._names import unknown_server
 from engine.mcp._settings import MCPSettings
 from engine.mcp.executor import ToolExecutor, Validator
@@ -127,6 +127,11 @@ class MCPRuntime:
             matched = [t for name, t in tools.items() if fnmatch.fnmatchcase(name, tool_glob)]
             if not matched and not any(c in tool_glob for c in "*?["):
                 await self.registry.get(server, tool_glob)  # raises with a did-you-mean
+            if not matched:  # a typo in a glob must not leave the model without its tools
+                raise UnknownToolError(
+                    f"tool pattern '{pattern}' matches no tool of MCP server '{server}'",
+                    hint=f"its tools: {', '.join(sorted(tools)) or 'none'} (a tool hidden "
+                         "by `tools.allow`/`tools.deny` is not matched)", server=server)
             for info in matched:
                 await self.registry.get(server, info.name)  # refuses flagged tools if strict
                 out[info.qualified_name] = ToolDefinition(

@@ -115,7 +115,8 @@ class GoogleProvider(SDKProvider):
                 if part.function_call is not None:
                     fc = part.function_call
                     calls.append(ToolCall(fc.id or f"call_{len(calls)}", fc.name or "",
-                                          dict(fc.args or {})))
+                                          dict(fc.args or {}),
+                                          _signature(part.thought_signature)))
                 elif part.text and not part.thought:
                     texts.append(part.text)
             finish = _finish(candidate.finish_reason, bool(calls))
@@ -159,7 +160,8 @@ class GoogleProvider(SDKProvider):
                         fc = part.function_call
                         yield LLMStreamChunk(tool_call_delta=ToolCallDelta(
                             calls, fc.id or f"call_{calls}", fc.name,
-                            json.dumps(dict(fc.args or {}))))
+                            json.dumps(dict(fc.args or {})),
+                            _signature(part.thought_signature)))
                         calls += 1
                     elif part.text and not part.thought:
                         yield LLMStreamChunk(text_delta=part.text,
@@ -235,9 +237,16 @@ def _parts(m: Message) -> list[dict[str, Any]]:
         elif part.text:
             parts.append({"text": part.text})
     for call in m.tool_calls:
-        parts.append({"function_call": {"id": call.id, "name": call.name,
-                                        "args": dict(call.arguments)}})
+        sent: dict[str, Any] = {"function_call": {"id": call.id, "name": call.name,
+                                                  "args": dict(call.arguments)}}
+        if call.signature:  # Gemini 3 refuses a function call sent back without it
+            sent["thought_signature"] = base64.b64decode(call.signature)
+        parts.append(sent)
     return parts
+
+
+def _signature(raw: bytes | None) -> str | None:
+    return base64.b64encode(raw).decode("ascii") if raw else None
 
 
 def _guess_type(url: str) -> str:

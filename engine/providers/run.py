@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.deadlines import MODEL_TURN
 from engine.errors import (
     AuthError,
     BadRequest,
@@ -47,6 +48,9 @@ from engine.providers.types import (
 
 #: how many times a reply that does not match output_schema is sent back to the model
 MAX_REASKS = 2
+#: the longest tool result (characters) sent back to the model: the rest is cut, so one read
+#: of a large file cannot overflow the model's context (run_llm's ``max_tool_result_chars``)
+MAX_TOOL_RESULT_CHARS = 100_000
 _FALLBACK_ON = (RateLimited, Unavailable, Timeout, AuthError, ContextTooLong)
 
 Attempt = Callable[[Callable[[], Awaitable[LLMResponse]]], Awaitable[LLMResponse]]
@@ -112,6 +116,7 @@ class _Run:
     on_chunk: OnChunk | None
     on_event: OnEvent | None
     model: str | None
+    max_tool_result_chars: int | None = MAX_TOOL_RESULT_CHARS
     tried: list[str] = field(default_factory=list)
     responses: list[LLMResponse] = field(default_factory=list)
     records: list[ToolCallRecord] = field(default_factory=list)
@@ -120,14 +125,18 @@ class _Run:
 async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRequest, *,
                   tools: ToolCaller | None = None, max_turns: int = 8,
                   attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
-                  on_event: OnEvent | None = None) -> LLMResult:
+                  on_event: OnEvent | None = None,
+                  max_tool_result_chars: int | None = MAX_TOOL_RESULT_CHARS) -> LLMResult:
     """Run one LLM step (see the module docstring) and return what it produced.
 
     ``attempt(fn)`` is the executor's retry wrapper: it awaits ``fn()`` (a fresh call each
     time), retries retryable errors as its policy says, and must re-raise the last error
     unchanged so the fallback chain can see it. ``max_turns`` bounds the model turns of the
     agent loop. ``on_chunk`` (sync or async) turns on streaming; ``on_event`` receives
-    LLMEvents (call, fallback, tool_call, tool_result, reask).
+    LLMEvents (call, fallback, tool_call, tool_result, reask). A tool result longer than
+    ``max_tool_result_chars`` (None: no limit) reaches the model cut to that length, with a
+    note saying so. A RunError raised after tools ran carries their records as
+    ``error.tool_calls``.
     """
     provider, limiter, fallback = registry.route(provider_name)
     if (tools is None and request.output_schema is None and attempt is None and not fallback
@@ -148,13 +157,15 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
     if tools is not None:
         request = replace(request, tools=(*request.tools, *tools.definitions()))
     run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
-               request.model)
+               request.model, max_tool_result_chars)
     try:
         return await _conversation(run, request, tools, max_turns)
     except RunError as exc:
         if run.responses:  # what the answered calls cost is spent, failed step or not
             usage, cost = _spent(run)
             exc.spent_usage, exc.spent_cost = usage.to_dict(), cost
+        if run.records:  # what the agent did before it failed belongs in the step's record
+            exc.tool_calls = tuple(run.records)  # type: ignore[attr-defined]
         raise
 
 
@@ -212,6 +223,14 @@ def _check_output(schema: Any, response: LLMResponse) -> tuple[Any, str | None]:
 
 async def _call(run: _Run, request: LLMRequest) -> LLMResponse:
     """One model call: retried by ``attempt``, falling back along the chain."""
+    token = MODEL_TURN.set(object())
+    try:
+        return await _call_chain(run, request)
+    finally:
+        MODEL_TURN.reset(token)
+
+
+async def _call_chain(run: _Run, request: LLMRequest) -> LLMResponse:
     last: ProviderError | None = None
     for index, name in enumerate(run.chain):
         if name in run.tried:
@@ -350,11 +369,21 @@ async def _run_tools(run: _Run, tools: ToolCaller, calls: Sequence[ToolCall],
     messages = []
     for call, out in zip(calls, outputs, strict=True):
         assert out is not None
+        out = _capped(out, run.max_tool_result_chars)
         run.records.append(ToolCallRecord(call.id, call.name, dict(call.arguments), out.text,
                                           out.is_error, turn))
         messages.append(Message("tool", out.text, tool_call_id=call.id, name=call.name,
                                 is_error=out.is_error))
     return messages
+
+
+def _capped(out: ToolOutput, limit: int | None) -> ToolOutput:
+    """The result as the model gets it: cut to ``limit`` characters, saying so."""
+    if limit is None or len(out.text) <= limit:
+        return out
+    note = (f"\n[plait: this tool result was cut to its first {limit} of {len(out.text)} "
+            "characters]")
+    return ToolOutput(out.text[:limit] + note, is_error=out.is_error)
 
 
 def _emit(run: _Run, kind: str, data: dict[str, Any]) -> None:

@@ -52,6 +52,9 @@ class ToolCall:
     id: str
     name: str
     arguments: Mapping[str, Any]
+    signature: str | None = None
+    """An opaque token the vendor wants sent back with the call (Gemini's thought
+    signature, base64): without it a Gemini 3 model refuses the next turn."""
 
 
 @dataclass(slots=True, unsafe_hash=True)  # read-only by convention: see _HOT
@@ -162,6 +165,7 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments_delta: str = ""
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,7 @@ class _ToolCallBuffer:
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+    signature: str | None = None
 
 
 def collect_stream(chunks: Sequence[LLMStreamChunk]) -> LLMResponse:
@@ -232,6 +237,7 @@ def collect_stream(chunks: Sequence[LLMStreamChunk]) -> LLMResponse:
             buf = calls.setdefault(d.index, _ToolCallBuffer())
             buf.id = d.id or buf.id
             buf.name = d.name or buf.name
+            buf.signature = d.signature or buf.signature
             buf.arguments.append(d.arguments_delta)
         if chunk.usage is not None:
             usage = usage + chunk.usage
@@ -242,5 +248,6 @@ def collect_stream(chunks: Sequence[LLMStreamChunk]) -> LLMResponse:
     for index in sorted(calls):
         buf = calls[index]
         raw = "".join(buf.arguments) or "{}"
-        tool_calls.append(ToolCall(buf.id or f"call_{index}", buf.name, json.loads(raw)))
+        tool_calls.append(ToolCall(buf.id or f"call_{index}", buf.name, json.loads(raw),
+                                   buf.signature))
     return LLMResponse("".join(text), tuple(tool_calls), usage, finish, model, raw_id)

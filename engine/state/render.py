@@ -127,9 +127,32 @@ def _step_lines(step: StepRecord) -> list[str]:
     if step.error:
         lines.append(f"      error   {_error(step.error)}")
     for event in step.events:
-        lines.append(f"      event   {_value(event)}")
+        if isinstance(event, dict) and event.get("event") == "tools" and \
+                isinstance(event.get("calls"), list):
+            lines.extend(_tool_lines(event["calls"]))  # an agent step's calls, one a line
+        else:
+            lines.append(f"      event   {_value(event)}")
     for entry in step.audit:
         lines.append(f"      audit   {_value(entry)}")
+    return lines
+
+
+def _tool_lines(calls: list[Any]) -> list[str]:
+    """``tool    turn 1  files__read_file {"path": "a.md"} -> ok: the text...``"""
+    lines = []
+    for call in calls:
+        if not isinstance(call, dict):
+            lines.append(f"      tool    {_value(call)}")
+            continue
+        arguments = _value(call.get("arguments", {}))
+        if len(arguments) > 200:
+            arguments = arguments[:197] + "..."
+        output = " ".join(str(call.get("output", "")).split())
+        if len(output) > 160:
+            output = output[:157] + "..."
+        status = "error" if call.get("is_error") else "ok"
+        lines.append(f"      tool    turn {call.get('turn', '?')}  {call.get('name', '?')} "
+                     f"{arguments} -> {status}: {output}")
     return lines
 
 

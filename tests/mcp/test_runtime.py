@@ -136,6 +136,10 @@ async def test_tool_definitions_expand_globs(tmp_path: Path) -> None:
         assert defs[1].input_schema["required"] == ["a", "b"]
         with pytest.raises(ToolError, match="did you mean 'add'"):
             await mcp.tool_definitions(["demo.adx"])
+        # a glob that matches nothing is a typo, not an agent without tools
+        with pytest.raises(UnknownToolError, match=r"'demo\.ech_\*' matches no tool") as info:
+            await mcp.tool_definitions(["demo.add", "demo.ech_*"])
+        assert "add, " in str(info.value.hint)
 
 
 async def test_stats_and_concurrent_calls_share_one_session(tmp_path: Path) -> None:

@@ -35,13 +35,24 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     # callbacks only where they can fire: without them run_llm takes its fast path
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))
     on_event = _events(rc, step_id, notes) if watch else None
-    if ((step.stream or rc.options.stream) and rc.listening) or step.output_schema is not None:
-        result = await _watched(rc, step_id, step, registry, request, tools, attempt, on_event)
-    else:  # a plain step: nothing added to run_llm's fast path
-        result = await run_llm(registry, step.llm, request, tools=tools,
-                               max_turns=step.max_turns,
-                               attempt=None if getattr(attempt, "trivial", False) else attempt,
-                               on_event=on_event)
+    try:
+        if ((step.stream or rc.options.stream) and rc.listening) or \
+                step.output_schema is not None:
+            result = await _watched(rc, step_id, step, registry, request, tools, attempt,
+                                    on_event)
+        else:  # a plain step: nothing added to run_llm's fast path
+            result = await run_llm(registry, step.llm, request, tools=tools,
+                                   max_turns=step.max_turns,
+                                   attempt=None if getattr(attempt, "trivial", False)
+                                   else attempt, on_event=on_event)
+    except RunError as exc:
+        # a failed step's record still says what happened: fallbacks, re-asks, tool calls
+        calls = getattr(exc, "tool_calls", ())
+        if calls:
+            notes.append(_tools_note(calls))
+        if notes:
+            exc.step_notes = [*(exc.step_notes or []), *notes]
+        raise
     return _outcome(result, notes)
 
 
@@ -151,7 +162,7 @@ def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
 
 def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
     if result.tool_calls:
-        notes.append({"event": "tools", "calls": [_call_note(c) for c in result.tool_calls]})
+        notes.append(_tools_note(result.tool_calls))
     if result.responses and result.responses[-1].finish_reason == "length":
         notes.append({"event": "cut_off", "finish_reason": "length",
                       "hint": "the reply stopped at the token limit: raise max_tokens"})
@@ -162,7 +173,21 @@ def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
                    notes=notes)
 
 
+def _tools_note(records: Any) -> dict[str, Any]:
+    return {"event": "tools", "calls": [_call_note(c) for c in records]}
+
+
+#: how much of each tool result the step's record keeps (the model got up to
+#: MAX_TOOL_RESULT_CHARS): a record is for reading what happened, not a copy of every file
+NOTE_OUTPUT_CHARS = 2000
+
+
 def _call_note(record: Any) -> dict[str, Any]:
-    if is_dataclass(record) and not isinstance(record, type):
-        return asdict(record)
-    return {"call": str(record)}
+    if not (is_dataclass(record) and not isinstance(record, type)):
+        return {"call": str(record)}
+    note = asdict(record)
+    output = note.get("output")
+    if isinstance(output, str) and len(output) > NOTE_OUTPUT_CHARS:
+        note["output"] = output[:NOTE_OUTPUT_CHARS] + "..."
+        note["output_chars"] = len(output)
+    return note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -54,8 +55,17 @@ def _parts(action: Action, body: dict[str, Any]) -> list[dict[str, Any]]:
     if text is not None:
         parts.append({"text": text})
     for i, (name, args) in enumerate(action.tool_calls):
-        parts.append({"functionCall": {"id": f"fc_{i}", "name": name, "args": args}})
+        part: dict[str, Any] = {"functionCall": {"id": f"fc_{i}", "name": name, "args": args}}
+        if i == 0:  # as Gemini 3 does: the first call of a turn carries a thought signature
+            part["thoughtSignature"] = signature(name)
+        parts.append(part)
     return parts
+
+
+def signature(name: str) -> str:
+    """The thought signature the server gives a turn whose first call is `name` (base64):
+    Gemini 3 refuses a request whose function call comes back without it."""
+    return base64.b64encode(f"sig:{name}".encode()).decode()
 
 
 def _embed_text(request: dict[str, Any]) -> str:
