@@ -7,15 +7,19 @@ import click
 from runners.cli.main import cli
 
 
-def _help(command: click.Command, path: list[str]) -> list[str]:
-    with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+def _help(command: click.Command, path: list[str],
+          parent: click.Context | None = None) -> list[str]:
+    # each context under its parent, with the command's own settings, as `plait ... --help`
+    # makes them: the help option is then `-h, --help`, as the commands really take it
+    with click.Context(command, info_name=path[-1], parent=parent, terminal_width=100,
+                       **command.context_settings) as ctx:
         text = command.get_help(ctx)
-    out = [f"## `{' '.join(path)}`", "", "```", text, "```", ""]
-    if isinstance(command, click.Group):
-        for name in command.list_commands(ctx):
-            sub = command.get_command(ctx, name)
-            if sub is not None:
-                out += _help(sub, [*path, name])
+        out = [f"## `{' '.join(path)}`", "", "```", text, "```", ""]
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    out += _help(sub, [*path, name], ctx)
     return out
 
 
