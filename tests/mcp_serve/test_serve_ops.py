@@ -1,0 +1,216 @@
+"""`plait mcp serve` as an operator meets it: odd input names, wrong arguments, a failing run
+with a secret in it, and a signal while a call is in flight (a real MCP client over stdio)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine.state import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ODD_NAMES = """\
+version: 1
+name: odd
+inputs:
+  max-items: {type: integer, default: 3, description: how many at most}
+  class: {type: string, enum: [a, b]}
+  model_name: {type: string, default: m}
+  copy: {type: boolean, default: false}
+providers:
+  local: {kind: echo}
+steps:
+  say:
+    llm: local
+    prompt: >-
+      ${{ inputs['max-items'] }} ${{ inputs['class'] }} ${{ inputs.model_name }}
+      ${{ inputs['copy'] }}
+outputs:
+  said: ${{ steps.say.output }}
+"""
+
+FAILING = """\
+version: 1
+name: failing
+secrets: [OPS_TOKEN]
+policies:
+  lo: {level: low}
+steps:
+  boom: {run: "echo token ${{ secrets.OPS_TOKEN }}; exit 3", policy: lo}
+"""
+
+SLOW = """\
+version: 1
+name: slow
+policies:
+  lo: {level: low}
+steps:
+  wait: {run: "echo $$ > sleeper.pid; exec sleep 30", policy: lo}
+"""
+
+#: starts the server (its stdio inherited), notes its pid, and its exit code when it ends
+WRAPPER = """
+import pathlib, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+pathlib.Path(sys.argv[1], "server.pid").write_text(str(proc.pid))
+pathlib.Path(sys.argv[1], "server.rc").write_text(str(proc.wait()))
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _params(path: Path, *, wrapped: bool = False) -> Any:
+    from mcp.client.stdio import StdioServerParameters
+
+    serve = [sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path)]
+    if wrapped:
+        serve = [sys.executable, "-c", WRAPPER, str(path.parent), *serve]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPS_TOKEN": "tok-5ecret-value"}
+    return StdioServerParameters(command=serve[0], args=serve[1:], env=env, cwd=str(path.parent))
+
+
+def _text(result: Any) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def _statuses(folder: Path) -> list[str]:
+    db = folder / ".plait" / "runs.db"
+    if not db.exists():
+        return []
+    store = RunStore.open(str(db))
+    try:
+        return [run.status for run in store.list_runs()]
+    finally:
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_arguments_are_the_inputs_by_name_and_nothing_else(tmp_path: Path) -> None:
+    """An input named `max-items` or `class` (no Python identifier) is served under its own
+    name; a misspelt argument is refused, not dropped (the run would use the default)."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "odd.yaml"
+    path.write_text(ODD_NAMES)
+    with anyio.fail_after(30):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            (tool,) = (await client.list_tools()).tools
+            schema = tool.input_schema
+            assert sorted(schema["properties"]) == ["class", "copy", "max-items", "model_name"]
+            assert schema["required"] == ["class"]
+            assert schema["additionalProperties"] is False
+            assert schema["properties"]["max-items"]["description"] == "how many at most"
+            ok = await client.call_tool("odd", {"max-items": 5, "class": "b"})
+            assert not ok.is_error, _text(ok)
+            assert ok.structured_content == {"said": "echo: 5 b m False"}
+            typo = await client.call_tool("odd", {"max_items": 5, "class": "b"})
+            assert typo.is_error and "max_items" in _text(typo)
+            assert "Extra inputs are not permitted" in _text(typo)
+            wrong = await client.call_tool("odd", {"class": "c"})
+            assert wrong.is_error and "class" in _text(wrong) and "'a' or 'b'" in _text(wrong)
+            missing = await client.call_tool("odd", {})
+            assert missing.is_error and "class" in _text(missing)
+    assert _statuses(tmp_path) == ["succeeded"]  # refused calls ran nothing
+
+
+@pytest.mark.anyio
+async def test_a_failed_run_is_an_error_result_naming_its_step_without_the_secret(
+        tmp_path: Path) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "failing.yaml"
+    path.write_text(FAILING)
+    with anyio.fail_after(30):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            result = await client.call_tool("failing", {})
+    text = _text(result)
+    assert result.is_error
+    assert ": step boom: command 'echo token ***; exit 3' exited with code 3" in text, text
+    assert "tok-5ecret-value" not in text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def _wait(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_mid_call_stops_the_server_and_records_the_run_interrupted(
+        tmp_path: Path, sig: int) -> None:
+    """The client keeps stdin open (as a terminal does): the server must still exit, 130,
+    with its run recorded `interrupted` and the command it ran stopped."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    sleeper = tmp_path / "sleeper.pid"
+    with anyio.fail_after(40):
+        async with stdio_client(_params(path, wrapped=True)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            async with anyio.create_task_group() as tg:
+
+                async def call() -> None:
+                    # the server goes away mid-call: what the test asks for
+                    with contextlib.suppress(Exception):
+                        await client.call_tool("slow", {})
+
+                tg.start_soon(call)
+                await anyio.to_thread.run_sync(_wait, sleeper.exists, 20)
+                pid = int((tmp_path / "server.pid").read_text())
+                os.kill(pid, sig)
+                rc = tmp_path / "server.rc"
+                exited = await anyio.to_thread.run_sync(_wait, rc.exists, 15)
+                tg.cancel_scope.cancel()
+            assert exited, "the server did not exit while its client kept stdin open"
+    assert rc.read_text() == "130"
+    assert _statuses(tmp_path) == ["interrupted"]
+    command = int(sleeper.read_text())
+    assert _wait(lambda: not _alive(command), 5), "the run's command outlived the server"
+
+
+
+def test_a_declared_secret_that_is_not_set_is_refused_at_start(tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "failing.yaml"
+    path.write_text(FAILING)
+    env = {k: v for k, v in os.environ.items() if k != "OPS_TOKEN"}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path)],
+                         env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, stdin=subprocess.PIPE,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: secret OPS_TOKEN is declared in `secrets:` but is not "
+                                 "set") and "Traceback" not in out.stderr
