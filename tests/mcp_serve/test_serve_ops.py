@@ -214,3 +214,110 @@ def test_a_declared_secret_that_is_not_set_is_refused_at_start(tmp_path: Path) -
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: secret OPS_TOKEN is declared in `secrets:` but is not "
                                  "set") and "Traceback" not in out.stderr
+
+
+MEET = """\
+version: 1
+name: meet
+inputs:
+  me: {type: string}
+  other: {type: string}
+policies:
+  lo: {level: low}
+steps:
+  wait:
+    policy: lo
+    run: >-
+      echo $$ > ${{ inputs.me }}.pid; touch ${{ inputs.me }}.here;
+      for i in $(seq 200); do [ -e ${{ inputs.other }}.here ] && exit 0; sleep 0.05; done;
+      exit 1
+"""
+
+
+@pytest.mark.anyio
+async def test_calls_run_at_once_and_a_cancelled_call_stops_its_run(tmp_path: Path) -> None:
+    """Two calls that each wait for the other succeed only if they run at the same time; a
+    call the client cancels has its run recorded `interrupted`, its command stopped."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "meet.yaml"
+    path.write_text(MEET)
+    with anyio.fail_after(40):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            results = []
+
+            async def call(me: str, other: str) -> None:
+                results.append(await client.call_tool("meet", {"me": me, "other": other}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, "a", "b")
+                tg.start_soon(call, "b", "a")
+            assert [r.is_error for r in results] == [False, False], [_text(r) for r in results]
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, "c", "nobody")
+                    await anyio.to_thread.run_sync(_wait, (tmp_path / "c.here").exists, 20)
+                    scope.cancel()
+            command = int((tmp_path / "c.pid").read_text())
+            assert await anyio.to_thread.run_sync(_wait, lambda: not _alive(command), 10)
+            assert await anyio.to_thread.run_sync(
+                _wait, lambda: "interrupted" in _statuses(tmp_path), 10)
+    assert sorted(_statuses(tmp_path)) == ["interrupted", "succeeded", "succeeded"]
+
+
+@pytest.mark.anyio
+async def test_sigterm_stops_an_http_server_with_130_and_its_run_interrupted(
+        tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path),
+                             "--transport", "streamable-http", "--port", str(port)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        listening = await anyio.to_thread.run_sync(_wait, lambda: _listens(port), 20)
+        assert listening, "the server never listened"
+        with anyio.fail_after(30):
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams, \
+                    ClientSession(streams[0], streams[1]) as client:
+                await client.initialize()
+                async with anyio.create_task_group() as tg:
+
+                    async def call() -> None:
+                        with contextlib.suppress(Exception):  # the server stops mid-call
+                            await client.call_tool("slow", {})
+
+                    tg.start_soon(call)
+                    await anyio.to_thread.run_sync(_wait, (tmp_path / "sleeper.pid").exists, 20)
+                    proc.send_signal(signal.SIGTERM)
+                    _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=20))
+                    tg.cancel_scope.cancel()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.rstrip().endswith("plait mcp serve: stopped by SIGTERM")
+    assert _statuses(tmp_path) == ["interrupted"]
+
+
+def _listens(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
