@@ -47,7 +47,6 @@ async def run_workflow_file(path: Path, inputs: dict[str, Any], **options: Any) 
     did not succeed the command that shows it (or resumes it)."""
     from engine.executor import RunControl, run_workflow
     from engine.spec.loader import load
-    from runners.cli.run_cmd import _locate
 
     log = logging.getLogger("plait.schedule")
     workflow = load(path)
@@ -56,7 +55,7 @@ async def run_workflow_file(path: Path, inputs: dict[str, Any], **options: Any) 
         result = await run_workflow(workflow, inputs, control=control, **options)
     except anyio.get_cancelled_exc_class():  # the daemon is stopping: the run is recorded
         if control.started:  # `interrupted`, resumable
-            locate = _locate(workflow, options.get("state_location")) or ""
+            locate = _state_option(workflow, options.get("state_location"))
             log.warning("%s: run %s interrupted; resume it with: plait resume %s%s", path,
                         control.started, control.started, locate)
         raise
@@ -64,12 +63,26 @@ async def run_workflow_file(path: Path, inputs: dict[str, Any], **options: Any) 
     if not result.ok:  # the scheduler logs why and counts the run as failed
         error = result.error or {}
         step = f"step {error['step']}: " if error.get("step") else ""
-        locate = _locate(workflow, options.get("state_location")) or ""
+        locate = _state_option(workflow, options.get("state_location"))
         raise RunError(f"run {result.run_id} {result.status}: {step}"
                        f"{error.get('message', 'no error recorded')} "
                        f"(details: plait runs show {result.run_id}{locate})",
                        run_id=result.run_id)
     return result
+
+
+def _state_option(workflow: Any, state_location: str | None) -> str:
+    """` --state PATH` (absolute) of the run's database, for the commands in the daemon's log:
+    it is read from anywhere (journalctl, a log file), not from the daemon's directory."""
+    import shlex
+
+    from engine.state.location import MEMORY, resolve_location
+
+    try:
+        path = resolve_location(state_location, workflow_path=workflow.path)
+    except PlaitError:
+        return ""
+    return "" if path == MEMORY else f" --state {shlex.quote(str(Path(path).resolve()))}"
 
 
 def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:

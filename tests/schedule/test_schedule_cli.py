@@ -214,9 +214,10 @@ def test_sigterm_mid_run_logs_the_interrupted_run_and_how_to_resume_it(tmp_path:
 
     from engine.state import RunStore
 
-    wf = write(tmp_path, "slow.yaml", SLOW)
+    write(tmp_path, "slow.yaml", SLOW)
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(wf)], cwd=root,
+    # started where the workflow is, as a service often is: the log still names the database
+    proc = subprocess.Popen([sys.executable, "-c", DAEMON, "slow.yaml"], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(root)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -233,7 +234,7 @@ def test_sigterm_mid_run_logs_the_interrupted_run_and_how_to_resume_it(tmp_path:
     (run,) = store.list_runs()
     store.close()
     assert run.status == "interrupted"
-    db = tmp_path / ".plait" / "runs.db"
+    db = (tmp_path / ".plait" / "runs.db").resolve()
     assert (f"run {run.run_id} interrupted; resume it with: plait resume {run.run_id} "
             f"--state {db}") in err
     assert err.rstrip().endswith("plait schedule: stopped by SIGTERM")
