@@ -5,12 +5,18 @@ outputs; every call is a full, recorded run."""
 from __future__ import annotations
 
 import inspect
+import keyword
+import os
 import re
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
+import anyio.abc
 from pydantic import Field
 
 from engine.errors import PlaitError
@@ -23,60 +29,135 @@ def tool_name(workflow_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", workflow_name)[:64]
 
 
+def _parameter_names(names: list[str]) -> dict[str, str]:
+    """Input name -> the Python parameter that carries it. An input whose name is no plain
+    identifier (`max-items`, `class`, `_private`), or a name pydantic keeps for itself
+    (`model_config`, `copy`), gets a stand-in, the input's name kept as the
+    argument's alias, so the client still sees and sends `max-items`."""
+    from pydantic import BaseModel
+
+    taken = set(names)
+    out: dict[str, str] = {}
+    for index, name in enumerate(names):
+        plain = (name.isidentifier() and not keyword.iskeyword(name)
+                 and not name.startswith(("_", "model_")) and not hasattr(BaseModel, name))
+        safe = name if plain else f"input_{index}"
+        while not plain and safe in taken:
+            safe += "_"
+        taken.add(safe)
+        out[name] = safe
+    return out
+
+
 def _signature(workflow: Any) -> inspect.Signature:
     params = []
-    for name, spec in workflow.spec.inputs.items():
+    inputs = workflow.spec.inputs
+    for name, safe in _parameter_names(list(inputs)).items():
+        spec = inputs[name]
         kind: Any = _TYPES[spec.type]
         if spec.enum:
             kind = Literal[tuple(spec.enum)]
         default = inspect.Parameter.empty if spec.is_required else spec.default
-        params.append(inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, default=default,
-            annotation=Annotated[kind, Field(description=spec.description or name)]))
+        if default is None:  # optional, no default: null is "not given", as on the CLI
+            kind = kind | None
+        field = Field(description=spec.description or name, title=name,
+                      alias=None if safe == name else name)
+        params.append(inspect.Parameter(safe, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[kind, field]))
     return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
-def build_server(path: Path, *, state: str | None = None, share_servers: bool = False) -> Any:
+def _strict(tool: Any) -> Any:
+    """`tool` refusing arguments that are not inputs of the workflow (a misspelt one would
+    otherwise be dropped and the run go ahead with the default), its schema saying so."""
+    from pydantic import ConfigDict
+
+    loose = tool.fn_metadata.arg_model
+    strict = type(loose.__name__, (loose,), {
+        "__module__": __name__,
+        "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True)})
+    return tool.model_copy(update={
+        "parameters": strict.model_json_schema(by_alias=True),
+        "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": strict})})
+
+
+def failure_text(result: Any) -> str:
+    """What a client is told about a run that did not succeed: its id, the step that failed
+    and that step's error (with its hint), e.g. `run ID failed: step fetch: ...`."""
+    error = result.error or {}
+    step = f"step {error['step']}: " if error.get("step") else ""
+    hint = f" (hint: {error['hint']})" if error.get("hint") else ""
+    return (f"run {result.run_id} {result.status}: {step}"
+            f"{error.get('message', 'no error recorded')}{hint}")
+
+
+class Activity:
+    """What a served workflow has under way: runs in flight, and whether the MCP servers its
+    runs share are up (their clean-up is done when neither is)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.pool_open = False
+
+    @property
+    def busy(self) -> bool:
+        return self.runs > 0 or self.pool_open
+
+
+def build_server(path: Path, *, state: str | None = None, share_servers: bool = False,
+                 activity: Activity | None = None) -> Any:
     """An MCPServer whose one tool runs the workflow in `path`. With `share_servers` the
-    workflow's own MCP servers stay up across calls for the life of the server process."""
+    workflow's own MCP servers stay up across calls for the life of the server process.
+    `activity` is kept up to date with what the server has under way."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.tools import Tool
 
     from engine.executor import run_workflow
     from engine.mcp.shared import SharedRuntimes
+    from engine.secrets import load_secrets
     from engine.spec.loader import load
 
     workflow = load(path)  # fail now, with located errors, not at the first call
+    # as does a declared secret that is not set: every call would fail on it
+    load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
     shared: dict[str, SharedRuntimes] = {}
+    now = activity or Activity()
 
     @asynccontextmanager
     async def lifespan(_server: Any) -> AsyncIterator[None]:
-        async with SharedRuntimes() as pool:
-            shared["pool"] = pool
-            try:
-                yield None
-            finally:
-                shared.clear()
-
-    server = MCPServer(f"plait-{workflow.name}", lifespan=lifespan if share_servers else None)
+        now.pool_open = True
+        try:
+            async with SharedRuntimes() as pool:
+                shared["pool"] = pool
+                try:
+                    yield None
+                finally:
+                    shared.clear()
+        finally:
+            now.pool_open = False
 
     async def run_tool(**inputs: Any) -> dict[str, Any]:
+        now.runs += 1
         try:
             result = await run_workflow(load(path), inputs, state_location=state,
                                         mcp_pool=shared.get("pool"))
         except PlaitError as exc:
             raise ToolError(str(exc)) from exc
+        finally:
+            now.runs -= 1
         if not result.ok:
-            message = (result.error or {}).get("message", result.status)
-            raise ToolError(f"run {result.run_id} {result.status}: {message}")
+            raise ToolError(failure_text(result))
         return dict(result.outputs)
 
     run_tool.__signature__ = _signature(workflow)  # type: ignore[attr-defined]
     run_tool.__name__ = tool_name(workflow.name)
-    server.add_tool(run_tool, name=tool_name(workflow.name),
-                    description=workflow.spec.description or f"Run the {workflow.name} "
-                    "workflow and return its outputs.")
-    return server
+    tool = _strict(Tool.from_function(
+        run_tool, name=tool_name(workflow.name),
+        description=workflow.spec.description or f"Run the {workflow.name} workflow and "
+        "return its outputs."))
+    return MCPServer(f"plait-{workflow.name}", tools=[tool],
+                     lifespan=lifespan if share_servers else None)
 
 
 def bind_problem(host: str, port: int) -> str | None:
@@ -102,11 +183,71 @@ def bind_problem(host: str, port: int) -> str | None:
     return None
 
 
-def serve(path: Path, *, transport: str, host: str, port: int, state: str | None) -> None:
+#: how long a stopped server waits for its runs and MCP servers to wind down
+STOP_GRACE = 15.0
+
+
+def serve(path: Path, *, transport: str, host: str, port: int, state: str | None) -> str | None:
+    """Serve until the client goes (stdio) or a signal stops the server: the name of that
+    signal (SIGINT, SIGTERM), said on stderr, else None. Either way the runs in flight are
+    cancelled first, so their records end `interrupted` (resumable), not left `running`."""
     # over stdio the process serves one client: its workflow's servers can stay up between
     # calls (over HTTP a lifespan is per session, so each call starts its own)
-    server = build_server(path, state=state, share_servers=transport == "stdio")
+    activity = Activity()
+    server = build_server(path, state=state, share_servers=transport == "stdio",
+                          activity=activity)
     if transport == "stdio":
-        server.run("stdio")
+        stopped = anyio.run(_stdio_until_signal, server, activity)
     else:
+        stopped = _http_until_signal(server, transport, host, port)
+    if stopped:
+        print(f"plait mcp serve: stopped by {stopped}", file=sys.stderr, flush=True)
+    return stopped
+
+
+def _http_until_signal(server: Any, transport: str, host: str, port: int) -> str | None:
+    stopped: list[str] = []
+
+    def interrupt(signum: int, _frame: object) -> None:
+        stopped.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM (cancelling the runs in flight), then
+    # raises the signal again: into this handler, not the default one that would kill the
+    # process with no word (exit 143); a signal during start-up lands here too
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         server.run(transport, host=host, port=port)
+    except KeyboardInterrupt:
+        stopped.append("SIGINT")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stopped[0] if stopped else None
+
+
+async def _stdio_until_signal(server: Any, activity: Activity) -> str | None:
+    stopped: list[str] = []
+    serving = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+
+        async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    stopped.append(signal.Signals(signum).name)
+                    serving.cancel()
+                    break
+            with anyio.move_on_after(STOP_GRACE):  # the runs' records closed, servers stopped
+                while activity.busy:
+                    await anyio.sleep(0.05)
+            # the SDK reads stdin in a thread that only returns when the client writes or
+            # closes it (a terminal may never): what had to be cleaned up is, so exit now
+            print(f"plait mcp serve: stopped by {stopped[0]}", file=sys.stderr, flush=True)
+            os._exit(130)
+
+        await tg.start(watch)
+        with serving:
+            await server.run_stdio_async()
+        tg.cancel_scope.cancel()
+    return stopped[0] if stopped else None

@@ -18,7 +18,7 @@ import anyio
 import click
 import yaml
 
-from engine.errors import PlaitError, SpecError, ToolError, UnknownToolError
+from engine.errors import ConfigError, PlaitError, SpecError, ToolError, UnknownToolError
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec, PolicySpec
 
@@ -189,9 +189,13 @@ def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | Non
     if problem:
         _fail(problem, EXIT_USAGE)
     try:
-        serve(file, transport=transport, host=host, port=port, state=state)
+        stopped_by = serve(file, transport=transport, host=host, port=port, state=state)
     except SpecError as exc:
         _fail(exc.format(), EXIT_USAGE)
+    except ConfigError as exc:  # a declared secret not set: every call would fail on it
+        _fail(str(exc), EXIT_USAGE)
+    if stopped_by:  # its runs in flight were interrupted (recorded so, resumable)
+        sys.exit(130)
 
 
 @group.command("import")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
-from engine.errors import Location, PlaitError, RunError, SpecError, SpecIssue
+from engine.errors import ConfigError, Location, PlaitError, RunError, SpecError, SpecIssue
 from engine.spec.models import WorkflowSpec
 from runners.cli.run_cmd import trace_config, trace_options
 from runners.schedule import Clock, RunFunction, ScheduleEntry, Scheduler, entries_from_spec, zone
@@ -43,20 +43,46 @@ def _load_spec(path: Path) -> WorkflowSpec:
 async def run_workflow_file(path: Path, inputs: dict[str, Any], **options: Any) -> Any:
     """The runner behind `plait schedule`: load the file afresh (it may have changed since
     the daemon started), run it with a run record (and `options`: RunOptions fields such as
-    the tracer), log the outcome."""
-    from engine.executor import run_workflow
+    the tracer), log the outcome: one line with the run id and its status, and for a run that
+    did not succeed the command that shows it (or resumes it)."""
+    from engine.executor import RunControl, run_workflow
     from engine.spec.loader import load
 
-    result = await run_workflow(load(path), inputs, **options)
-    logging.getLogger("plait.schedule").info("%s: run %s %s in %.2fs", path, result.run_id,
-                                             result.status, result.duration)
+    log = logging.getLogger("plait.schedule")
+    workflow = load(path)
+    control = RunControl()
+    try:
+        result = await run_workflow(workflow, inputs, control=control, **options)
+    except anyio.get_cancelled_exc_class():  # the daemon is stopping: the run is recorded
+        if control.started:  # `interrupted`, resumable
+            locate = _state_option(workflow, options.get("state_location"))
+            log.warning("%s: run %s interrupted; resume it with: plait resume %s%s", path,
+                        control.started, control.started, locate)
+        raise
+    log.info("%s: run %s %s in %.2fs", path, result.run_id, result.status, result.duration)
     if not result.ok:  # the scheduler logs why and counts the run as failed
         error = result.error or {}
         step = f"step {error['step']}: " if error.get("step") else ""
+        locate = _state_option(workflow, options.get("state_location"))
         raise RunError(f"run {result.run_id} {result.status}: {step}"
                        f"{error.get('message', 'no error recorded')} "
-                       f"(details: plait runs show {result.run_id})", run_id=result.run_id)
+                       f"(details: plait runs show {result.run_id}{locate})",
+                       run_id=result.run_id)
     return result
+
+
+def _state_option(workflow: Any, state_location: str | None) -> str:
+    """` --state PATH` (absolute) of the run's database, for the commands in the daemon's log:
+    it is read from anywhere (journalctl, a log file), not from the daemon's directory."""
+    import shlex
+
+    from engine.state.location import MEMORY, resolve_location
+
+    try:
+        path = resolve_location(state_location, workflow_path=workflow.path)
+    except PlaitError:
+        return ""
+    return "" if path == MEMORY else f" --state {shlex.quote(str(Path(path).resolve()))}"
 
 
 def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:
@@ -106,6 +132,19 @@ def _start_tracing(files: tuple[Path, ...], trace: dict[str, Any]) -> TracingSes
     return start_tracing(config, masked_for=lambda: [load(path) for path in files])
 
 
+def _check_secrets(files: tuple[Path, ...]) -> None:
+    """A declared secret that is not set fails the daemon at once (exit 2), not every run."""
+    from engine.secrets import load_secrets
+    from engine.spec.loader import load
+
+    for path in files:
+        workflow = load(path)
+        try:
+            load_secrets(workflow.spec.secrets, dotenv_path=workflow.base_dir / ".env")
+        except ConfigError as exc:  # which of the files wants it
+            raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
 def _print_next(entries: list[ScheduleEntry], count: int) -> None:
     now = _dt.datetime.now(_dt.UTC)
     for entry in entries:
@@ -138,6 +177,7 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
         _print_next(entries, show_next)
         return
     try:
+        _check_secrets(files)
         session = _start_tracing(files, trace)
     except PlaitError as exc:
         from runners.cli.report import print_error

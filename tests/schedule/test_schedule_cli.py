@@ -158,7 +158,9 @@ def test_max_runs_exits_1_when_a_run_failed_and_logs_why(
     failures = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 2
     assert "failed: run " in failures[0] and ": step a: " in failures[0]
-    assert "plait runs show" in failures[0]
+    # run from elsewhere (here: the repository), so the hint names the run's database
+    db = tmp_path / ".plait" / "runs.db"
+    assert f" --state {db})" in failures[0] and "(details: plait runs show " in failures[0]
 
 
 def test_max_runs_exits_0_when_every_run_succeeded(
@@ -179,3 +181,75 @@ def test_never_firing_cron_and_bad_schedule_inputs_exit_2_located(tmp_path: Path
     assert f"{wf}:5:37: schedule input 'colour' is not a declared input" in result.output
     assert "the schedule does not give required input x" in result.output
     assert "Traceback" not in result.output
+
+
+DAEMON = """
+import sys
+import runners.cli.schedule as s
+from tests.schedule.test_schedule_cli import _NoWaitClock
+
+s.CLOCK = _NoWaitClock()
+s.command([sys.argv[1], "--max-runs", "1"])
+"""
+
+SLOW = """\
+version: 1
+name: slow
+on:
+  schedule: [{cron: "* * * * *"}]
+policies:
+  o: {level: low}
+steps:
+  a: {run: "echo $$ > sleeper.pid; exec sleep 30", policy: o}
+"""
+
+
+def test_sigterm_mid_run_logs_the_interrupted_run_and_how_to_resume_it(tmp_path: Path) -> None:
+    """The real runner in a real daemon process, stopped while its run's command runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine.state import RunStore
+
+    write(tmp_path, "slow.yaml", SLOW)
+    root = Path(__file__).resolve().parents[2]
+    # started where the workflow is, as a service often is: the log still names the database
+    proc = subprocess.Popen([sys.executable, "-c", DAEMON, "slow.yaml"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "sleeper.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    store = RunStore.open(str(tmp_path / ".plait" / "runs.db"))
+    (run,) = store.list_runs()
+    store.close()
+    assert run.status == "interrupted"
+    db = (tmp_path / ".plait" / "runs.db").resolve()
+    assert (f"run {run.run_id} interrupted; resume it with: plait resume {run.run_id} "
+            f"--state {db}") in err
+    assert err.rstrip().endswith("plait schedule: stopped by SIGTERM")
+    sleeper = int((tmp_path / "sleeper.pid").read_text())
+    assert not Path(f"/proc/{sleeper}").exists() or \
+        "\nState:\tZ" in Path(f"/proc/{sleeper}/status").read_text()
+
+
+def test_a_declared_secret_that_is_not_set_stops_the_daemon_at_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wf = write(tmp_path, "secret.yaml", FAILING.replace("policies:", "secrets: [OPS_SECRET]\n"
+                                                        "policies:"))
+    monkeypatch.delenv("OPS_SECRET", raising=False)
+    monkeypatch.setattr(cli, "CLOCK", _NoWaitClock())
+    result = CliRunner().invoke(cli.command, [str(wf), "--max-runs", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {wf}: secret OPS_SECRET is declared in `secrets:`")
+    assert not (tmp_path / ".plait").exists()  # no run started

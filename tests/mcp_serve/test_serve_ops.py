@@ -1,0 +1,323 @@
+"""`plait mcp serve` as an operator meets it: odd input names, wrong arguments, a failing run
+with a secret in it, and a signal while a call is in flight (a real MCP client over stdio)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine.state import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ODD_NAMES = """\
+version: 1
+name: odd
+inputs:
+  max-items: {type: integer, default: 3, description: how many at most}
+  class: {type: string, enum: [a, b]}
+  model_name: {type: string, default: m}
+  copy: {type: boolean, default: false}
+providers:
+  local: {kind: echo}
+steps:
+  say:
+    llm: local
+    prompt: >-
+      ${{ inputs['max-items'] }} ${{ inputs['class'] }} ${{ inputs.model_name }}
+      ${{ inputs['copy'] }}
+outputs:
+  said: ${{ steps.say.output }}
+"""
+
+FAILING = """\
+version: 1
+name: failing
+secrets: [OPS_TOKEN]
+policies:
+  lo: {level: low}
+steps:
+  boom: {run: "echo token ${{ secrets.OPS_TOKEN }}; exit 3", policy: lo}
+"""
+
+SLOW = """\
+version: 1
+name: slow
+policies:
+  lo: {level: low}
+steps:
+  wait: {run: "echo $$ > sleeper.pid; exec sleep 30", policy: lo}
+"""
+
+#: starts the server (its stdio inherited), notes its pid, and its exit code when it ends
+WRAPPER = """
+import pathlib, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+pathlib.Path(sys.argv[1], "server.pid").write_text(str(proc.pid))
+pathlib.Path(sys.argv[1], "server.rc").write_text(str(proc.wait()))
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _params(path: Path, *, wrapped: bool = False) -> Any:
+    from mcp.client.stdio import StdioServerParameters
+
+    serve = [sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path)]
+    if wrapped:
+        serve = [sys.executable, "-c", WRAPPER, str(path.parent), *serve]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPS_TOKEN": "tok-5ecret-value"}
+    return StdioServerParameters(command=serve[0], args=serve[1:], env=env, cwd=str(path.parent))
+
+
+def _text(result: Any) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def _statuses(folder: Path) -> list[str]:
+    db = folder / ".plait" / "runs.db"
+    if not db.exists():
+        return []
+    store = RunStore.open(str(db))
+    try:
+        return [run.status for run in store.list_runs()]
+    finally:
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_arguments_are_the_inputs_by_name_and_nothing_else(tmp_path: Path) -> None:
+    """An input named `max-items` or `class` (no Python identifier) is served under its own
+    name; a misspelt argument is refused, not dropped (the run would use the default)."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "odd.yaml"
+    path.write_text(ODD_NAMES)
+    with anyio.fail_after(30):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            (tool,) = (await client.list_tools()).tools
+            schema = tool.input_schema
+            assert sorted(schema["properties"]) == ["class", "copy", "max-items", "model_name"]
+            assert schema["required"] == ["class"]
+            assert schema["additionalProperties"] is False
+            assert schema["properties"]["max-items"]["description"] == "how many at most"
+            ok = await client.call_tool("odd", {"max-items": 5, "class": "b"})
+            assert not ok.is_error, _text(ok)
+            assert ok.structured_content == {"said": "echo: 5 b m False"}
+            typo = await client.call_tool("odd", {"max_items": 5, "class": "b"})
+            assert typo.is_error and "max_items" in _text(typo)
+            assert "Extra inputs are not permitted" in _text(typo)
+            wrong = await client.call_tool("odd", {"class": "c"})
+            assert wrong.is_error and "class" in _text(wrong) and "'a' or 'b'" in _text(wrong)
+            missing = await client.call_tool("odd", {})
+            assert missing.is_error and "class" in _text(missing)
+    assert _statuses(tmp_path) == ["succeeded"]  # refused calls ran nothing
+
+
+@pytest.mark.anyio
+async def test_a_failed_run_is_an_error_result_naming_its_step_without_the_secret(
+        tmp_path: Path) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "failing.yaml"
+    path.write_text(FAILING)
+    with anyio.fail_after(30):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            result = await client.call_tool("failing", {})
+    text = _text(result)
+    assert result.is_error
+    assert ": step boom: command 'echo token ***; exit 3' exited with code 3" in text, text
+    assert "tok-5ecret-value" not in text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def _wait(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_mid_call_stops_the_server_and_records_the_run_interrupted(
+        tmp_path: Path, sig: int) -> None:
+    """The client keeps stdin open (as a terminal does): the server must still exit, 130,
+    with its run recorded `interrupted` and the command it ran stopped."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    sleeper = tmp_path / "sleeper.pid"
+    with anyio.fail_after(40):
+        async with stdio_client(_params(path, wrapped=True)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            async with anyio.create_task_group() as tg:
+
+                async def call() -> None:
+                    # the server goes away mid-call: what the test asks for
+                    with contextlib.suppress(Exception):
+                        await client.call_tool("slow", {})
+
+                tg.start_soon(call)
+                await anyio.to_thread.run_sync(_wait, sleeper.exists, 20)
+                pid = int((tmp_path / "server.pid").read_text())
+                os.kill(pid, sig)
+                rc = tmp_path / "server.rc"
+                exited = await anyio.to_thread.run_sync(_wait, rc.exists, 15)
+                tg.cancel_scope.cancel()
+            assert exited, "the server did not exit while its client kept stdin open"
+    assert rc.read_text() == "130"
+    assert _statuses(tmp_path) == ["interrupted"]
+    command = int(sleeper.read_text())
+    assert _wait(lambda: not _alive(command), 5), "the run's command outlived the server"
+
+
+
+def test_a_declared_secret_that_is_not_set_is_refused_at_start(tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "failing.yaml"
+    path.write_text(FAILING)
+    env = {k: v for k, v in os.environ.items() if k != "OPS_TOKEN"}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path)],
+                         env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, stdin=subprocess.PIPE,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: secret OPS_TOKEN is declared in `secrets:` but is not "
+                                 "set") and "Traceback" not in out.stderr
+
+
+MEET = """\
+version: 1
+name: meet
+inputs:
+  me: {type: string}
+  other: {type: string}
+policies:
+  lo: {level: low}
+steps:
+  wait:
+    policy: lo
+    run: >-
+      echo $$ > ${{ inputs.me }}.pid; touch ${{ inputs.me }}.here;
+      for i in $(seq 200); do [ -e ${{ inputs.other }}.here ] && exit 0; sleep 0.05; done;
+      exit 1
+"""
+
+
+@pytest.mark.anyio
+async def test_calls_run_at_once_and_a_cancelled_call_stops_its_run(tmp_path: Path) -> None:
+    """Two calls that each wait for the other succeed only if they run at the same time; a
+    call the client cancels has its run recorded `interrupted`, its command stopped."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "meet.yaml"
+    path.write_text(MEET)
+    with anyio.fail_after(40):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            results = []
+
+            async def call(me: str, other: str) -> None:
+                results.append(await client.call_tool("meet", {"me": me, "other": other}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, "a", "b")
+                tg.start_soon(call, "b", "a")
+            assert [r.is_error for r in results] == [False, False], [_text(r) for r in results]
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, "c", "nobody")
+                    await anyio.to_thread.run_sync(_wait, (tmp_path / "c.here").exists, 20)
+                    scope.cancel()
+            command = int((tmp_path / "c.pid").read_text())
+            assert await anyio.to_thread.run_sync(_wait, lambda: not _alive(command), 10)
+            assert await anyio.to_thread.run_sync(
+                _wait, lambda: "interrupted" in _statuses(tmp_path), 10)
+    assert sorted(_statuses(tmp_path)) == ["interrupted", "succeeded", "succeeded"]
+
+
+@pytest.mark.anyio
+async def test_sigterm_stops_an_http_server_with_130_and_its_run_interrupted(
+        tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "mcp", "serve", str(path),
+                             "--transport", "streamable-http", "--port", str(port)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        listening = await anyio.to_thread.run_sync(_wait, lambda: _listens(port), 20)
+        assert listening, "the server never listened"
+        with anyio.fail_after(30):
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams, \
+                    ClientSession(streams[0], streams[1]) as client:
+                await client.initialize()
+                async with anyio.create_task_group() as tg:
+
+                    async def call() -> None:
+                        with contextlib.suppress(Exception):  # the server stops mid-call
+                            await client.call_tool("slow", {})
+
+                    tg.start_soon(call)
+                    await anyio.to_thread.run_sync(_wait, (tmp_path / "sleeper.pid").exists, 20)
+                    proc.send_signal(signal.SIGTERM)
+                    _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=20))
+                    tg.cancel_scope.cancel()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.rstrip().endswith("plait mcp serve: stopped by SIGTERM")
+    assert _statuses(tmp_path) == ["interrupted"]
+
+
+def _listens(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
