@@ -298,7 +298,7 @@ class Checker:
             return
         allow = filters.get("allow")
         why = hidden_by(tool, None if allow is None else _list(allow),
-                         _list(filters.get("deny")))
+                        _list(filters.get("deny")), server=server)
         if why is not None:
             self.issue(f"tool {name!r} is filtered out by the server's {why}", path,
                        "remove that pattern from `tools.deny`, or call another tool"
