@@ -148,7 +148,8 @@ def _policy_binds(policy: Policy, fds: Mapping[Path, int] | None) -> list[str]:
             os.close(fd)
     args: list[str] = []
     # parents first: a read root inside a write root is mounted on top, so stays read-only
-    for path in sorted(policy.roots, key=lambda root: len(root.parts)):
+    # (each once: bwrap closes a descriptor once it has mounted it)
+    for path in sorted(dict.fromkeys(policy.roots), key=lambda root: len(root.parts)):
         write = path in policy.write_paths
         if fds is None:
             args += ["--bind" if write else "--ro-bind-try", str(path), str(path)]

@@ -75,10 +75,15 @@ async def test_a_read_root_inside_a_write_root_stays_read_only(project: Path) ->
 async def test_no_descriptor_of_a_root_reaches_the_command(project: Path) -> None:
     """The roots are handed to bwrap as O_PATH descriptors; one left open in the sandbox
     would let the command walk `..` from it into the host's filesystem."""
-    _, runner = make_runner("high", project,
-                            filesystem={"read": ["work/data"], "write": ["outside"]})
+    # a file root, and a root named twice (bwrap closes a descriptor once it has used it)
+    _, runner = make_runner("high", project, filesystem={
+        "read": ["work/data", "outside/secret.txt", "outside"], "write": ["outside"]})
     result = await runner.run(["sh", "-c", 'for f in /proc/self/fd/*; do [ -d "$f" ] && '
                                'echo "DIR $f"; ls "$f/../.." >/dev/null 2>&1 && echo "UP $f";'
                                " done; cat work/data/in.txt"], cwd=str(project))
     assert "DIR" not in result.stdout and "UP" not in result.stdout, result.stdout
     assert result.stdout.endswith("input"), result
+    both = await runner.run(["sh", "-c", "cat outside/secret.txt; echo new > outside/w.txt"],
+                            cwd=str(project))
+    assert both.exit_code == 0 and both.stdout == SECRET, both
+    assert (project / "outside" / "w.txt").read_text() == "new\n"
