@@ -200,3 +200,37 @@ def _hidden(base_dir: Path, roots: tuple[Path, ...]) -> tuple[Path, ...]:
     policy that declares `read: [.env]` means it."""
     return tuple(h for h in _paths(list(HIDDEN_NAMES), base_dir)
                  if not any(r == h or r.is_relative_to(h) for r in roots))
+
+
+def check_planted_roots(policies: Mapping[str, PolicySpec], base_dir: Path) -> None:
+    """ConfigError for a root reached through a symlink that lies inside a `write` root of
+    any of `policies`: a sandboxed step may have planted it (in an earlier run) so that this
+    root mounts the symlink's target, say `/`. Within a run the sandbox refuses a root that
+    changed; this covers the symlink that was already there when the run started."""
+    base = base_dir.resolve()
+    writes = [w for spec in policies.values() for w in _paths(spec.filesystem.write, base)]
+    for name, spec in policies.items():
+        for raw in (*spec.filesystem.read, *spec.filesystem.write):
+            lexical = Path(os.path.normpath(base / os.path.expanduser(raw)))
+            for write in writes:
+                link = _symlink_between(write, lexical)
+                if link is not None:
+                    raise ConfigError(
+                        f"policy {name!r}: the root {raw!r} goes through the symlink {link} "
+                        f"-> {os.readlink(link)}, which lies in the write root {write}: a "
+                        "step could have planted it to mount anything in its place",
+                        hint=f"declare the target itself (e.g. {str(lexical.resolve())!r}), "
+                             "or remove the symlink")
+
+
+def _symlink_between(top: Path, path: Path) -> Path | None:
+    """The first symlink on the way from `top` (excluded) down to `path`, if `path` lies
+    under `top`."""
+    if path == top or not path.is_relative_to(top):
+        return None
+    current = top
+    for part in path.relative_to(top).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None

@@ -87,3 +87,29 @@ async def test_no_descriptor_of_a_root_reaches_the_command(project: Path) -> Non
                             cwd=str(project))
     assert both.exit_code == 0 and both.stdout == SECRET, both
     assert (project / "outside" / "w.txt").read_text() == "new\n"
+
+
+async def test_a_symlink_planted_in_a_write_root_before_the_run_is_refused(
+        project: Path) -> None:
+    """The swap happened in an earlier run (work/data -> /): when this run starts, resolving
+    the root follows the symlink, and the sandbox would mount the host's `/`. A real run
+    refuses to start."""
+    from engine.errors import ConfigError
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    await _swap(project)
+    secret = str(project / "outside" / "secret.txt").lstrip("/")
+    text = ("version: 1\nname: planted\npolicies:\n"
+            "  build: {level: high, filesystem: {write: [work]}}\n"
+            "  use: {level: high, filesystem: {read: [work/data]}}\n"
+            f"steps:\n  peek:\n    policy: use\n    run: cat work/data/{secret}\n")
+    wf = load_text(text, str(project / "w.yaml"))
+    try:
+        result = await run_workflow(wf, {}, record_state=False)
+    except ConfigError as exc:
+        assert "symlink" in exc.message and "work/data" in exc.message
+    else:
+        assert not result.ok, result.steps["peek"].output
+        assert SECRET not in str(result.steps["peek"].output)
+        assert "symlink" in str(result.error)
