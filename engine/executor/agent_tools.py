@@ -9,6 +9,7 @@ model sees it: a prompt-injected model cannot read a token from a tool and send 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,20 @@ def model_name(qualified: str) -> str:
     return _UNSAFE.sub("_", qualified.replace(".", "__", 1))[:64]
 
 
+def model_names(qualified: Sequence[str]) -> dict[str, str]:
+    """Model name -> qualified name, one to one. Two tools can share a model name (`a.b_c`
+    and `a.b.c`, or names alike up to the 64th character): the later one gets a suffix from
+    a hash of its qualified name, so a call never reaches a tool the model did not name."""
+    out: dict[str, str] = {}
+    for name in qualified:
+        short = model_name(name)
+        if out.get(short, name) != name:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+            short = f"{short[:55]}_{digest}"
+        out[short] = name
+    return out
+
+
 class MCPToolCaller:
     def __init__(self, runtime: MCPRuntime, definitions: Sequence[Any], step_id: str, *,
                  redact: Callable[[str], str] | None = None) -> None:
@@ -34,8 +49,9 @@ class MCPToolCaller:
         self.runtime = runtime
         self.step_id = step_id
         self._redact = redact or (lambda text: text)
-        self.names = {model_name(d.name): d.name for d in definitions}
-        self._definitions = [ToolDefinition(model_name(d.name), d.description or d.name,
+        self.names = model_names([d.name for d in definitions])
+        offered = {qualified: short for short, qualified in self.names.items()}
+        self._definitions = [ToolDefinition(offered[d.name], d.description or d.name,
                                             d.input_schema) for d in definitions]
         self.calls: list[dict[str, Any]] = []
 

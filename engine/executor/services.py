@@ -274,6 +274,10 @@ class Services:
                 used.add(server.policy or spec.defaults.policy)
         for name in sorted(used, key=str):
             self.runner(name)
+        if used and spec.policies:
+            from engine.policy import check_planted_roots
+
+            check_planted_roots(spec.policies, wf.base_dir)
 
     def run_meta(self) -> dict[str, Any]:
         return {"weaker_sandbox": self.weaker} if self.weaker else {}

@@ -6,7 +6,8 @@ attributes, no mutation of lists and dicts, sandboxed ``str.format``) it:
 - removes every global except ``range`` (capped at 100,000 items);
 - intercepts ``*``, ``**``, ``+`` and ``%`` and the ``~`` operator, and wraps filters and
   method calls, so results stay under the limits of :mod:`engine.expr._limits`;
-- makes ``tojson`` plain JSON (no HTML escaping: prompts are not HTML) and adds ``fromjson``;
+- makes ``tojson`` plain JSON (no HTML escaping: prompts are not HTML) and adds ``fromjson``
+  and ``shquote`` (one shell word, for values pasted into a ``run:`` command line);
 - reads dict keys before dict methods, so ``output.items`` is the key ``items`` when it exists;
 - uses a strict undefined that explains what was missing (and which keys exist).
 """
@@ -19,6 +20,7 @@ import itertools
 import json
 import math
 import operator
+import shlex
 import types
 from collections.abc import (
     Callable,
@@ -126,6 +128,12 @@ def from_json(value: Any) -> Any:
     return json.loads(value)
 
 
+def shell_quote(value: Any) -> str:
+    """One shell word holding `value` exactly (a string, or JSON for a list or dict), for a
+    value pasted into a `run:` command line: `x; rm -rf ~` stays one argument."""
+    return shlex.quote(to_text(value))
+
+
 def to_text(value: Any) -> str:
     """How a non-string value is written into a string: JSON for dicts and lists."""
     if isinstance(value, str):
@@ -204,6 +212,7 @@ def _build_filters() -> dict[str, Callable[..., Any]]:
     table: dict[str, Callable[..., Any]] = dict(FILTERS)
     table["tojson"] = to_json
     table["fromjson"] = from_json
+    table["shquote"] = shell_quote
     return {name: _guard_filter(name, func) for name, func in table.items()}
 
 

@@ -10,7 +10,6 @@ rug pull, refused outright when the server's policy level is high or critical.
 from __future__ import annotations
 
 import builtins
-import fnmatch
 import hashlib
 import json
 import logging
@@ -24,6 +23,7 @@ from engine.errors import PolicyViolation, ToolError, UnknownToolError
 from engine.mcp._names import unknown_tool
 from engine.mcp.pool import MCPConnectionManager
 from engine.spec.models import MCPServerSpec
+from engine.spec.tool_filters import hidden_by as filter_hidden_by
 
 log = logging.getLogger("plait.mcp")
 MAX_PAGES = 100
@@ -59,20 +59,14 @@ def _fingerprint(description: str, schema: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def exposed(spec: MCPServerSpec, tool: str) -> bool:
-    """Whether `tool` passes the server's allow/deny globs."""
-    return hidden_by(spec, tool) is None
+def exposed(spec: MCPServerSpec, tool: str, server: str | None = None) -> bool:
+    """Whether `tool` (of `server`) passes the server's allow/deny globs."""
+    return hidden_by(spec, tool, server) is None
 
 
-def hidden_by(spec: MCPServerSpec, tool: str) -> str | None:
-    """The filter that hides `tool` (None: it is exposed)."""
-    for pattern in spec.tools.deny:
-        if fnmatch.fnmatchcase(tool, pattern):
-            return f"`tools.deny` pattern {pattern!r}"
-    allow = spec.tools.allow
-    if allow is None or any(fnmatch.fnmatchcase(tool, pattern) for pattern in allow):
-        return None
-    return f"`tools.allow` (none of {allow} matches it)"
+def hidden_by(spec: MCPServerSpec, tool: str, server: str | None = None) -> str | None:
+    """The filter that hides `tool` (None: it is exposed); see engine.spec.tool_filters."""
+    return filter_hidden_by(tool, spec.tools.allow, spec.tools.deny, server=server)
 
 
 class ToolRegistry:
@@ -104,7 +98,7 @@ class ToolRegistry:
         tools: dict[str, ToolInfo] = {}
         hidden: set[str] = set()
         for tool in raw:
-            if not exposed(spec, tool.name):
+            if not exposed(spec, tool.name, server):
                 hidden.add(tool.name)
                 continue
             info = self._info(server, spec, tool)
@@ -168,7 +162,7 @@ class ToolRegistry:
         if info is None:
             if tool in self._hidden.get(server, set()):
                 spec = self.pool.manager.spec(server)
-                by = hidden_by(spec, tool) or "`tools.allow`/`tools.deny`"
+                by = hidden_by(spec, tool, server) or "`tools.allow`/`tools.deny`"
                 fix = ("remove that pattern from `tools.deny`" if by.startswith("`tools.deny")
                        else f"add '{tool}' to `tools.allow`")
                 raise UnknownToolError(f"tool '{server}.{tool}' is filtered out by the "

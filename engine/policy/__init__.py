@@ -17,6 +17,7 @@ from engine.policy._resolve import (
     LevelDefaults,
     Policy,
     Rule,
+    check_planted_roots,
     resolve_policy,
 )
 
@@ -32,6 +33,7 @@ __all__ = (
     "SimpleCommand",
     "check_command",
     "check_path",
+    "check_planted_roots",
     "check_tool_arguments",
     "parse_command",
     "resolve_policy",

@@ -69,6 +69,10 @@ def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
     if "\x00" in value:
         _violation(policy, "null-byte", value, "a path contains a NUL byte", **ctx)
     path = _resolve(value, cwd)
+    if _inside(path, policy.hidden_paths):
+        _violation(policy, "filesystem", value,
+                   f"path {value!r} resolves to {path}, the workflow's secrets or run "
+                   "records, which commands and tools may never use", **ctx)
     sandboxed = policy.level in ("high", "critical")
     confined = sandboxed or bool(policy.roots)
     if confined and path not in _SAFE_DEVICES:

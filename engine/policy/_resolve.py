@@ -43,6 +43,8 @@ class LevelDefaults:
 
 
 MIB = 1024 * 1024
+#: beside the workflow: its secrets (`.env`) and its run records and state (`.plait/`)
+HIDDEN_NAMES = (".env", ".plait")
 LEVEL_DEFAULTS: Mapping[Level, LevelDefaults] = {
     "low": LevelDefaults(True, 300.0, None, None, 10 * MIB, None),
     "medium": LevelDefaults(True, 120.0, 2048, 256, 10 * MIB, 1024),
@@ -79,6 +81,9 @@ class Policy:
     max_file_size_mb: int | None
     env: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    #: the workflow's secrets file and run records: no command or tool may read or write
+    #: them, even under a root (refused at medium and above, masked inside bubblewrap)
+    hidden_paths: tuple[Path, ...] = ()
 
     @property
     def checks_arguments(self) -> bool:
@@ -150,19 +155,16 @@ def resolve_policy(spec: PolicySpec | None, *, name: str | None, base_dir: Path,
     env_time = _env_number(env, "SECURITY_MAX_EXECUTION_TIME")
     env_mem = _env_number(env, "SECURITY_MAX_MEMORY_MB")
     fs = spec.filesystem
-    if level == "critical" and (spec.network or fs.read or fs.write):
-        raise ConfigError(
-            f"policy {policy_name!r} is level critical, which allows no network and no "
-            "filesystem beyond a private temp dir",
-            hint="remove `network` and `filesystem` from the policy, or use level high")
+    _refuse_unenforceable(spec, level, policy_name)
     exec_time = spec.max_execution_time or env_time or defaults.max_execution_time
     memory = spec.max_memory_mb or (int(env_mem) if env_mem else defaults.max_memory_mb)
+    read, write = _paths(fs.read, base_dir), _paths(fs.write, base_dir)
     return Policy(
         name=policy_name,
         level=level,
         network=defaults.network if spec.network is None else spec.network,
-        read_paths=_paths(fs.read, base_dir),
-        write_paths=_paths(fs.write, base_dir),
+        read_paths=read,
+        write_paths=write,
         allowed_extensions=(None if spec.allowed_extensions is None
                             else frozenset(_extension(e) for e in spec.allowed_extensions)),
         blocked_operations=frozenset(spec.blocked_operations),
@@ -173,4 +175,62 @@ def resolve_policy(spec: PolicySpec | None, *, name: str | None, base_dir: Path,
         max_file_size_mb=spec.max_file_size_mb or defaults.max_file_size_mb,
         env=tuple(spec.env),
         rules=_rules(spec, policy_name),
+        hidden_paths=_hidden(base_dir, (*read, *write)),
     )
+
+
+def _refuse_unenforceable(spec: PolicySpec, level: Level, name: str) -> None:
+    """ConfigError for what the level cannot mean: the same policy means the same thing on
+    every machine, or the run does not start."""
+    fs = spec.filesystem
+    if level == "critical" and (spec.network or fs.read or fs.write):
+        raise ConfigError(
+            f"policy {name!r} is level critical, which allows no network and no "
+            "filesystem beyond a private temp dir",
+            hint="remove `network` and `filesystem` from the policy, or use level high")
+    if level in ("low", "medium") and spec.network is False:
+        raise ConfigError(
+            f"policy {name!r} asks for `network: false` at level {level}, which cannot "
+            "enforce it (only bubblewrap's network namespace, at high, cuts the network)",
+            hint="use level high (or critical), or remove `network: false`")
+
+
+def _hidden(base_dir: Path, roots: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The workflow's `.env` and `.plait/`, except one a root names itself (or lies in): a
+    policy that declares `read: [.env]` means it."""
+    return tuple(h for h in _paths(list(HIDDEN_NAMES), base_dir)
+                 if not any(r == h or r.is_relative_to(h) for r in roots))
+
+
+def check_planted_roots(policies: Mapping[str, PolicySpec], base_dir: Path) -> None:
+    """ConfigError for a root reached through a symlink that lies inside a `write` root of
+    any of `policies`: a sandboxed step may have planted it (in an earlier run) so that this
+    root mounts the symlink's target, say `/`. Within a run the sandbox refuses a root that
+    changed; this covers the symlink that was already there when the run started."""
+    base = base_dir.resolve()
+    writes = [w for spec in policies.values() for w in _paths(spec.filesystem.write, base)]
+    for name, spec in policies.items():
+        for raw in (*spec.filesystem.read, *spec.filesystem.write):
+            lexical = Path(os.path.normpath(base / os.path.expanduser(raw)))
+            for write in writes:
+                link = _symlink_between(write, lexical)
+                if link is not None:
+                    raise ConfigError(
+                        f"policy {name!r}: the root {raw!r} goes through the symlink {link} "
+                        f"-> {os.readlink(link)}, which lies in the write root {write}: a "
+                        "step could have planted it to mount anything in its place",
+                        hint=f"declare the target itself (e.g. {str(lexical.resolve())!r}), "
+                             "or remove the symlink")
+
+
+def _symlink_between(top: Path, path: Path) -> Path | None:
+    """The first symlink on the way from `top` (excluded) down to `path`, if `path` lies
+    under `top`."""
+    if path == top or not path.is_relative_to(top):
+        return None
+    current = top
+    for part in path.relative_to(top).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.policy import Policy
-from engine.sandbox._bwrap import bwrap_argv
+from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -103,6 +103,15 @@ def rlimit_args(policy: Policy, prlimit: str = "prlimit", *, overhead: int = 0) 
     return [*args, "--"]
 
 
+def _system_program(name: str) -> str:
+    """`name` by its absolute path when the engine finds it in a system dir (bound at the same
+    place inside the sandbox), else the bare name."""
+    found = shutil.which(name, path=os.environ.get("PATH", os.defpath))
+    if found and any(found.startswith(d + "/") for d in SYSTEM_DIRS):
+        return found
+    return name
+
+
 class LimitedRunner(_Runner):
     """medium: rlimits (address space, CPU, file size, processes) through `prlimit`, an
     allowlisted environment and its own session; no namespaces."""
@@ -137,40 +146,49 @@ class BwrapRunner(_Runner):
         return child
 
     def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-                cwd: str | None = None, lifeline_fd: int | None = None) -> PreparedCommand:
+                cwd: str | None = None, lifeline_fd: int | None = None,
+                root_fds: Mapping[Path, int] | None = None) -> PreparedCommand:
         """With `lifeline_fd` (the read end of a pipe the engine holds open) a guard inside the
         sandbox kills every process there once the pipe reaches EOF, i.e. when the engine dies
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
         started, and its namespace init can be orphaned in that window)."""
         child = self.child_env(env)
-        inner = [*rlimit_args(self.policy, overhead=self.overhead), *argv]
+        # the sandbox's own programs by absolute path (the system dirs are bound at the same
+        # place): a step's PATH=./out:... must not swap in a prlimit without the limits, or a
+        # lifeline `cat` that never returns
+        inner = [*rlimit_args(self.policy, _system_program("prlimit"),
+                              overhead=self.overhead), *argv]
         if lifeline_fd is not None:
+            cat = _system_program("cat")
             # dash only redirects fds 0-9, so the guard opens the pipe through /proc
-            guard = (f"(cat /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
+            guard = (f"({cat} /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
                      '</dev/null & exec "$@"')
             inner = ["/bin/sh", "-c", guard, "plait-guard", *inner]
         full = bwrap_argv(self.bwrap, self.policy, inner, env=child,
-                          cwd=Path(cwd) if cwd else None)
-        return PreparedCommand(full, child, None)
+                          cwd=Path(cwd) if cwd else None, root_fds=root_fds)
+        # what launches bwrap gets no loader variables (bwrap hands them to the command)
+        return PreparedCommand(full, launcher_env(child), None)
 
     async def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                   cwd: str | None = None, stdin: bytes | None = None,
                   timeout: float | None = None) -> CommandResult:
-        for path in self.policy.write_paths:
-            path.mkdir(parents=True, exist_ok=True)
+        roots = open_roots(self.policy)  # creates the write roots; bound by descriptor
         low_read, write_end = os.pipe()
         # never 0-2 (a process whose stdin is closed would get fd 0, and the guard would eat
         # the command's stdin); above the stdio numbers Popen rewires in the child
         read_end = fcntl.fcntl(low_read, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(low_read)
         try:
-            prepared = self.prepare(argv, env=env, cwd=cwd, lifeline_fd=read_end)
+            prepared = self.prepare(argv, env=env, cwd=cwd, lifeline_fd=read_end,
+                                    root_fds=roots)
             return await run_prepared(
                 prepared, token=new_token(), stdin=stdin,
                 timeout=self.effective_timeout(timeout),
                 max_output_bytes=self.policy.max_output_bytes,
                 max_processes=self.policy.max_processes, overhead=self.overhead,
-                pass_fds=(read_end,), pdeathsig=False)
+                pass_fds=(read_end, *roots.values()), pdeathsig=False)
         finally:
             os.close(read_end)
             os.close(write_end)
+            for fd in roots.values():
+                os.close(fd)

@@ -166,6 +166,12 @@ class Checker:
                                    ("policies", name, key), "remove `network` and "
                                    "`filesystem` from the policy, or use level high",
                                    code="policy")
+            if policy.get("level") in ("low", "medium") and policy.get("network") is False:
+                self.issue(f"policy {name!r} asks for `network: false` at level "
+                           f"{policy['level']}, which cannot enforce it (only level high "
+                           "cuts the network)", ("policies", name, "network"),
+                           "use level high (or critical), or remove `network: false`",
+                           code="policy")
             for i, rule in enumerate(_list(policy.get("rules"))):
                 pattern = rule.get("pattern") if isinstance(rule, dict) else None
                 if not isinstance(pattern, str):
@@ -298,7 +304,7 @@ class Checker:
             return
         allow = filters.get("allow")
         why = hidden_by(tool, None if allow is None else _list(allow),
-                         _list(filters.get("deny")))
+                        _list(filters.get("deny")), server=server)
         if why is not None:
             self.issue(f"tool {name!r} is filtered out by the server's {why}", path,
                        "remove that pattern from `tools.deny`, or call another tool"

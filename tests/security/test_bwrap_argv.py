@@ -16,7 +16,9 @@ def _argv(level: str, tmp_path: Path, **spec: object) -> list[str]:
 def test_flags(tmp_path: Path) -> None:
     argv = _argv("high", tmp_path, filesystem={"read": ["in"], "write": ["out"]})
     bwrap_at = argv.index("/usr/bin/bwrap")
-    assert argv[:2] == ["env", "-i"]  # bwrap itself starts with only the allowlist
+    # bwrap itself starts with only the allowlist, from the engine's `env` (by absolute path:
+    # never one a step's PATH points at)
+    assert Path(argv[0]).name == "env" and Path(argv[0]).is_absolute() and argv[1] == "-i"
     assert all("=" in word for word in argv[2:bwrap_at])
     for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"):
         assert flag in argv

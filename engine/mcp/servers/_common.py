@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import inspect
 import os
+import secrets
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_DIR_NOFOLLOW = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SWAPPED = ("a directory on the path became a symlink while it was being opened (something "
+            "else is changing the root); try again, and check what writes there")
 
 
 class PathOutsideRoot(ValueError):
@@ -58,6 +67,81 @@ class Confined:
                 f"path {path!r} is outside the server's root directory; give a path relative "
                 "to the root (symlinks that leave the root are refused too)")
         return candidate
+
+    def _walk(self, parts: Sequence[str], *, create: bool = False) -> int:
+        """An O_PATH descriptor of root/parts, reached without following any symlink (with
+        `create`, missing directories are made on the way)."""
+        fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                child = os.open(part, _DIR_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise PathOutsideRoot(_SWAPPED) from None
+            raise
+        return fd
+
+    def read_bytes(self, target: Path, max_bytes: int, shown: str) -> bytes:
+        """The content of `target` (a path `resolve` returned), opened one component at a
+        time without following a symlink: a directory swapped for a symlink after `resolve`
+        (a concurrent writer in the root) is refused, not followed out of the root."""
+        parts = target.relative_to(self.root).parts
+        if not parts:
+            raise ValueError(f"{shown!r} is not a file")
+        parent = self._walk(parts[:-1])
+        try:
+            # O_NONBLOCK: a FIFO swapped in after the check must not hang the server
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=parent)
+        except OSError as exc:
+            raise (PathOutsideRoot(_SWAPPED) if exc.errno == errno.ELOOP else exc) from None
+        finally:
+            os.close(parent)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{shown!r} is not a file")
+            if info.st_size > max_bytes:
+                raise ValueError(f"{shown!r} is {info.st_size} bytes, over this server's limit "
+                                 f"of {max_bytes} (--max-bytes)")
+            return handle.read(max_bytes + 1)[:max_bytes]
+
+    def write_bytes(self, target: Path, data: bytes) -> None:
+        """Write `target` atomically (temp file + rename), both inside a directory reached
+        without following a symlink (see read_bytes)."""
+        parts = target.relative_to(self.root).parts
+        if not parts:
+            raise ValueError("cannot write the root itself")
+        parent = self._walk(parts[:-1], create=True)
+        tmp = f".{parts[-1]}.{secrets.token_hex(6)}.tmp"
+        try:
+            try:  # keep the permissions of the file it replaces
+                mode: int | None = os.stat(parts[-1], dir_fd=parent,
+                                           follow_symlinks=False).st_mode & 0o777
+            except FileNotFoundError:
+                mode = None
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o666, dir_fd=parent)
+            try:
+                if mode is not None:
+                    os.fchmod(fd, mode)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, parts[-1], src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=parent)
+                raise
+        finally:
+            os.close(parent)
 
     def relative(self, path: Path) -> str:
         rel = path.relative_to(self.root).as_posix()

@@ -69,7 +69,9 @@ class Tables:
 
     def _read(self, target: Path) -> list[Row]:
         suffix = target.suffix.lower()
-        text = target.read_text(encoding="utf-8-sig")
+        # opened without following a symlink made since resolve (see Confined.read_bytes)
+        raw = self.box.read_bytes(target, self.max_bytes, self.box.relative(target))
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
         if suffix == ".csv" or suffix == ".tsv":
             reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
             return [{k: _number(v or "") for k, v in row.items() if k is not None}

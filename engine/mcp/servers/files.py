@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_write
 from engine.mcp.servers._common import Confined, base_parser, existing_root, parse, serve, tool
 
 DEFAULT_MAX_BYTES = 1_000_000
@@ -47,11 +46,8 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         target = box.resolve(path)
         if not target.is_file():
             raise ValueError(f"{path!r} is not a file")
-        size = target.stat().st_size
-        if size > max_bytes:
-            raise ValueError(f"{path!r} is {size} bytes, over this server's limit of "
-                             f"{max_bytes} (--max-bytes)")
-        return target.read_text(encoding="utf-8", errors="replace")
+        text = box.read_bytes(target, max_bytes, path).decode("utf-8", errors="replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
     @tool(server, annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True))
     def write_file(path: str, content: str) -> str:
@@ -62,9 +58,9 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         if len(data) > max_bytes:
             raise ValueError(f"content is {len(data)} bytes, over the limit of {max_bytes}")
         target = box.resolve(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        box.resolve(str(target.parent))  # the created parent must still be inside
-        atomic_write(target, data)
+        if target.is_dir():
+            raise ValueError(f"{path!r} is a directory")
+        box.write_bytes(target, data)  # no symlink followed, even one made since resolve
         return f"wrote {len(data)} bytes to {box.relative(target)}"
 
     @tool(server, annotations=ro)
@@ -107,18 +103,19 @@ def _search(box: Confined, start: Path, pattern: str, contains: str | None,
                 full = box.resolve(str(Path(dirpath, name)))
             except ValueError:
                 continue  # a symlink leaving the root
-            if contains is not None and not _contains(full, contains, max_bytes):
+            if contains is not None and not _contains(box, full, contains, max_bytes):
                 continue
             out.append(box.relative(full))
     return out
 
 
-def _contains(path: Path, needle: str, max_bytes: int) -> bool:
+def _contains(box: Confined, path: Path, needle: str, max_bytes: int) -> bool:
     try:
         if path.stat().st_size > max_bytes:
             return False
-        return needle in path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        raw = box.read_bytes(path, max_bytes, box.relative(path))  # no symlink followed
+        return needle in raw.decode("utf-8", errors="replace")
+    except (OSError, ValueError):
         return False
 
 

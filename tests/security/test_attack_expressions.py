@@ -1,0 +1,40 @@
+"""Attack suite: a hostile input pasted into a `run:` command line through `${{ }}`.
+
+A whole workflow runs (real shell, real sandbox runner). The control shows the payload does
+run when pasted as is (what docs/security.md warns about); `| shquote` and the list form
+keep it one argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.executor import run_workflow
+from engine.spec.loader import load_text
+
+pytestmark = pytest.mark.anyio
+
+
+def _workflow(tmp_path: Path, run: str) -> str:
+    return ("version: 1\nname: inject\ninputs:\n  word: {type: string}\n"
+            "policies:\n  open: {level: low}\ndefaults:\n  policy: open\n"
+            f"steps:\n  say:\n    run: {run}\n")
+
+
+@pytest.mark.parametrize("run", ["echo ${{ inputs.word }}", "echo ${{ inputs.word | shquote }}",
+                                 '[echo, "${{ inputs.word }}"]'])
+async def test_an_input_becomes_a_command_only_when_pasted_unquoted(tmp_path: Path,
+                                                                    run: str) -> None:
+    marker = tmp_path / "pwned"
+    payload = f"hi; touch {marker}; echo 'it\"s' $(id -u) `id -g`"
+    wf = load_text(_workflow(tmp_path, run), str(tmp_path / "w.yaml"))
+    result = await run_workflow(wf, {"word": payload}, record_state=False)
+    assert result.ok, result.error
+    stdout = result.steps["say"].output["stdout"]
+    if "shquote" in run or run.startswith("["):
+        assert stdout == payload + "\n"
+        assert not marker.exists()
+    else:  # the control: pasted as is, the payload is shell code
+        assert marker.exists()
