@@ -20,6 +20,7 @@ import anyio.abc
 from pydantic import Field
 
 from engine.errors import PlaitError
+from runners.stop_signals import first_stop_signal
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
                           "object": dict[str, Any], "array": list[Any]}
@@ -232,12 +233,8 @@ async def _stdio_until_signal(server: Any, activity: Activity) -> str | None:
     async with anyio.create_task_group() as tg:
 
         async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                task_status.started()
-                async for signum in signals:
-                    stopped.append(signal.Signals(signum).name)
-                    serving.cancel()
-                    break
+            stopped.append(await first_stop_signal(task_status=task_status))
+            serving.cancel()
             with anyio.move_on_after(STOP_GRACE):  # the runs' records closed, servers stopped
                 while activity.busy:
                     await anyio.sleep(0.05)

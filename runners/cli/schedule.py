@@ -23,6 +23,7 @@ from engine.errors import ConfigError, Location, PlaitError, RunError, SpecError
 from engine.spec.models import WorkflowSpec
 from runners.cli.run_cmd import trace_config, trace_options
 from runners.schedule import Clock, RunFunction, ScheduleEntry, Scheduler, entries_from_spec, zone
+from runners.stop_signals import first_stop_signal
 
 if TYPE_CHECKING:
     from runners.tracing_setup import TracingSession
@@ -216,12 +217,8 @@ async def _serve_until_signal(scheduler: Scheduler) -> str | None:
     async with anyio.create_task_group() as tg:
 
         async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                task_status.started()
-                async for signum in signals:
-                    stopped.append(signal.Signals(signum).name)
-                    tg.cancel_scope.cancel()
-                    return
+            stopped.append(await first_stop_signal(task_status=task_status))
+            tg.cancel_scope.cancel()
 
         if hasattr(signal, "SIGTERM") and sys.platform != "win32":
             await tg.start(watch)  # handlers installed before the first run can start
