@@ -2,6 +2,11 @@
 on (spans to a JSON-lines file through the runner's exporter setup), interleaved run by run,
 median of --repeat. "on" includes flushing the file at the end.
 
+"sdk_floor" is what the OpenTelemetry SDK alone takes to make as many spans as the traced run
+wrote (tracer.start_span with four attributes under a parent, then end, into a span processor
+that does nothing: no plait code, no exporter), as a share of the untraced run: the least any
+tracing built on the SDK's spans can add.
+
     PYTHONPATH=. python bench/tracing.py [--repeat 5] [--workload W4]
 """
 
@@ -41,6 +46,27 @@ def traced(dag: Any, db: Path, trace_file: Path) -> tuple[float, float, int]:
     return run_wall, total, count
 
 
+def sdk_floor(spans: int) -> float:
+    """Seconds the SDK takes to start and end `spans` spans (see the module docstring)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    provider = TracerProvider()
+    provider.add_span_processor(SpanProcessor())  # the base class: every hook does nothing
+    tracer = provider.get_tracer("plait.bench")
+    attributes = {"plait.step.id": "n1", "gen_ai.operation.name": "chat",
+                  "gen_ai.provider.name": "echo", "gen_ai.request.model": "echo"}
+    parent = tracer.start_span("plait.run")
+    context = trace.set_span_in_context(parent)
+    started = time.perf_counter()
+    for _ in range(spans):
+        tracer.start_span("plait.step", context=context, attributes=attributes).end()
+    elapsed = time.perf_counter() - started
+    parent.end()
+    provider.shutdown()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -60,12 +86,14 @@ def main() -> None:
             on_run.append(run_wall)
             on_total.append(total)
     base = statistics.median(off)
+    floor = statistics.median(sdk_floor(spans) for _ in range(args.repeat))
     row = {"workload": args.workload, "steps": dag.n, "repeat": args.repeat,
            "off_s": round(base, 4), "on_run_s": round(statistics.median(on_run), 4),
            "on_with_flush_s": round(statistics.median(on_total), 4),
            "overhead_run_pct": round((statistics.median(on_run) / base - 1) * 100, 1),
            "overhead_with_flush_pct": round((statistics.median(on_total) / base - 1) * 100, 1),
-           "spans": spans}
+           "spans": spans, "sdk_floor_s": round(floor, 4),
+           "sdk_floor_pct": round(floor / base * 100, 1)}
     print(json.dumps(row))
 
 
