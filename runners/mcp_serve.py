@@ -83,7 +83,7 @@ def _checked_by_plait(tool: Any) -> Any:
             return dict(arguments_to_validate)
 
     loose = tool.fn_metadata.arg_model
-    strict = type(loose.__name__, (loose,), {
+    strict: Any = type(loose.__name__, (loose,), {
         "__module__": __name__,
         "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True)})
     meta = tool.fn_metadata
