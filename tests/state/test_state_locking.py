@@ -368,3 +368,51 @@ def test_ctrl_c_in_the_first_slice_of_a_wait_mid_run_stops_it_at_once(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "succeeded"
     assert (tmp_path / "ran-b").exists()
+
+
+def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record(
+        tmp_path: Path, db: Path) -> None:
+    """Ctrl-C while a step runs and another process holds the lock: the run stops, and the
+    writes that close its record (its cancelled steps, its end) waited for the lock as any
+    write does, PLAIT_STATE_LOCK_TIMEOUT each, unless a second Ctrl-C came. They wait a
+    second at most now, then leave the record resumable, as an interrupted wait does."""
+    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
+    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
+    release = tmp_path / "release"
+    _await_file(tmp_path / "started")  # step a runs (until `go`, which never comes)
+    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+        sent = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+        took = time.monotonic() - sent
+        assert run.returncode == 130, err
+        assert took < STOPPED_BY, err
+        assert not [line for line in err.splitlines() if line.startswith("waiting for")], err
+        result = json.loads(out)
+        assert result["status"] == "interrupted"
+        assert result["steps"]["a"]["status"] == "cancelled"
+        run_id = result["run_id"]
+        assert (f"run {run_id}: interrupted while waiting for the run record database {db}, "
+                "locked by another process; its record is left unfinished and can be "
+                "resumed once the lock is free") in err
+    finally:
+        release.touch()
+        hold.communicate(timeout=30)
+        if run.poll() is None:
+            run.kill()
+            run.communicate(timeout=30)
+    with RunStore.open(db, create=False) as store:
+        assert store.get_run(run_id).status == "running"  # shown `died`: its process is gone
+    (tmp_path / "go").touch()
+    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
+                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                             capture_output=True, env=_env(), timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert (tmp_path / "ran-b").exists()
