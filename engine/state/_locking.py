@@ -14,7 +14,9 @@ wait (`Interrupted`, raised with no lock held), the first slice included (a sign
 to go to the event loop's handler, which could not run before the wait ended: one Ctrl-C was
 lost), and one that came in the slice that took the lock is handed back to its handler. A
 signal left to its default action (SIGTERM before a run's event loop handles it) ends the
-process at once, as it always did.
+process at once, as it always did. Not noted: a signal whose handler ran before the first try,
+in the same turn of the event loop (its handler only wakes the loop, which then sees it once
+the write is done): the few microseconds between the loop's poll and the write.
 """
 
 from __future__ import annotations
