@@ -20,6 +20,7 @@ import anyio.abc
 from pydantic import Field
 
 from engine.errors import PlaitError
+from engine.jsontext import shown
 from runners.stop_signals import first_stop_signal
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
@@ -68,18 +69,55 @@ def _signature(workflow: Any) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
-def _strict(tool: Any) -> Any:
-    """`tool` refusing arguments that are not inputs of the workflow (a misspelt one would
-    otherwise be dropped and the run go ahead with the default), its schema saying so."""
+def _checked_by_plait(tool: Any) -> Any:
+    """`tool` with the schema it advertises saying that only the workflow's inputs are
+    arguments (`additionalProperties: false`), but whose arguments reach the tool function as
+    the client sent them: plait checks them there (`check_arguments`), in the words of every
+    other input error, instead of pydantic converting them (`"2"` into 2) or refusing them in
+    its own words (`Input should be a valid integer`, `Extra inputs are not permitted`)."""
+    from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
     from pydantic import ConfigDict
 
+    class Unconverted(FuncMetadata):
+        def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+            return dict(arguments_to_validate)
+
     loose = tool.fn_metadata.arg_model
-    strict = type(loose.__name__, (loose,), {
+    strict: Any = type(loose.__name__, (loose,), {
         "__module__": __name__,
         "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True)})
+    meta = tool.fn_metadata
     return tool.model_copy(update={
         "parameters": strict.model_json_schema(by_alias=True),
-        "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": strict})})
+        "fn_metadata": Unconverted(arg_model=loose, output_schema=meta.output_schema,
+                                   output_model=meta.output_model,
+                                   wrap_output=meta.wrap_output)})
+
+
+def check_arguments(workflow: Any, arguments: dict[str, Any]) -> None:
+    """Refuse arguments that are not the workflow's inputs as a run would (the checks and
+    words of engine.executor.inputs: JSON type names, values as JSON), with hints for a
+    client rather than for the command line. Raises InputError."""
+    from engine.errors import InputError
+    from engine.executor.inputs import resolve_inputs
+
+    try:
+        resolve_inputs(workflow.spec.inputs, arguments)
+    except InputError as exc:
+        missing = exc.context.get("missing")
+        if not missing:
+            raise
+        names = [name.strip() for name in str(missing).split(",")]
+        inputs = workflow.spec.inputs
+        example = ", ".join(f"{shown(n)}: {_EXAMPLES[inputs[n].type]}" for n in names)
+        raise InputError(exc.message, missing=missing,
+                         hint=f"give {'them' if len(names) > 1 else 'it'} in the call's "
+                              f"arguments, e.g. {{{example}}} (the tool's input schema "
+                              "lists its arguments)") from None
+
+
+_EXAMPLES = {"string": '"..."', "integer": "3", "number": "2.5", "boolean": "true",
+             "object": "{}", "array": "[]"}
 
 
 def failure_text(result: Any) -> str:
@@ -139,6 +177,10 @@ def build_server(path: Path, *, state: str | None = None, share_servers: bool = 
             now.pool_open = False
 
     async def run_tool(**inputs: Any) -> dict[str, Any]:
+        try:
+            check_arguments(workflow, inputs)  # nothing runs, nothing is recorded
+        except PlaitError as exc:
+            raise ToolError(str(exc)) from exc
         now.runs += 1
         try:
             result = await run_workflow(load(path), inputs, state_location=state,
@@ -153,7 +195,7 @@ def build_server(path: Path, *, state: str | None = None, share_servers: bool = 
 
     run_tool.__signature__ = _signature(workflow)  # type: ignore[attr-defined]
     run_tool.__name__ = tool_name(workflow.name)
-    tool = _strict(Tool.from_function(
+    tool = _checked_by_plait(Tool.from_function(
         run_tool, name=tool_name(workflow.name),
         description=workflow.spec.description or f"Run the {workflow.name} workflow and "
         "return its outputs."))

@@ -212,6 +212,14 @@ def _note_cassette(store: RunStore | None, run_id: str, services: Services) -> N
 
 def _finish(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
             control: RunControl) -> RunResult:
+    if store is None or not control.interrupted:
+        return _finished(rc, scheduler, store, control)
+    with store.closing():  # stopped from outside: its last writes do not wait long
+        return _finished(rc, scheduler, store, control)
+
+
+def _finished(rc: RunContext, scheduler: Scheduler, store: RunStore | None,
+              control: RunControl) -> RunResult:
     rc.writer.flush()  # steps that finished but were not yet durable
     if rc.writer.error is not None:
         if store is None or not store.interrupted:

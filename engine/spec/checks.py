@@ -17,7 +17,7 @@ from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
 from engine.jsontext import json_type, shown, shown_choices
 from engine.spec.models import STEP_KINDS
-from engine.spec.provider_options import KNOWN_OPTIONS, endpoint_problem, option_problems
+from engine.spec.provider_options import OptionIssue, endpoint_problem, option_issues
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
 from engine.spec.suggest import did_you_mean
 from engine.spec.tool_filters import hidden_by
@@ -185,24 +185,29 @@ class Checker:
                                "write a Python regular expression (escape ( ) [ ] . * + ? "
                                "with a backslash to match them literally)", code="policy")
 
-    def _options(self, name: str, provider: Any, options: Any, path: Path_) -> None:
-        """Option names the provider kind does not know (a typo would otherwise fail the
-        first call, or be ignored), and values it cannot take (a run refuses them)."""
-        kind = provider.get("kind") if isinstance(provider, dict) else None
-        known = KNOWN_OPTIONS.get(kind) if isinstance(kind, str) else None
-        if known is None or not isinstance(options, dict):
+    def _options(self, name: str, provider: Any, options: Any, path: Path_) -> set[str]:
+        """Option names the provider kind does not know, and values it cannot take (see
+        option_issues); the options found wrong."""
+        return self._option_issues(option_issues(name, provider, options), path)
+
+    def _option_issues(self, found: list[OptionIssue], path: Path_) -> set[str]:
+        for issue in found:
+            self.issue(issue.message, (*path, issue.option), issue.hint, key=issue.key,
+                       code="option")
+        return {issue.option for issue in found}
+
+    def _step_options(self, name: str, provider: Any, options: Any, path: Path_) -> None:
+        """A step's options, checked against its provider and each of that provider's
+        fallbacks: a run sends them to whichever of them it calls (engine.providers.run).
+        An option wrong for the step's own provider is reported once, for that provider."""
+        wrong = self._options(name, provider, options, path)
+        if not isinstance(provider, dict) or not isinstance(options, dict):
             return
-        for key in options:
-            if isinstance(key, str) and key not in known:
-                hint = did_you_mean(key, known, what="option") or ""
-                if kind != "echo":
-                    hint += " (vendor-specific fields go under options.extra_body)"
-                self.issue(f"{kind} providers have no option {key!r}", (*path, key), hint,
-                           key=True, code="option")
-        has_base_url = provider.get("base_url") is not None
-        for problem in option_problems(str(kind), options, has_base_url=has_base_url):
-            self.issue(f"provider {name!r} ({kind}): {problem.message}",
-                       (*path, problem.option), problem.hint, code="option")
+        for other in dict.fromkeys(_list(provider.get("fallback"))):
+            fallback = self.providers.get(other) if isinstance(other, str) else None
+            if fallback is not None and other != name:  # else reported in check_config
+                self._option_issues([issue for issue in option_issues(
+                    other, fallback, options, via=name) if issue.option not in wrong], path)
 
     def _no_step_refs(self, compiled: Compiled, path: Path_) -> None:
         if compiled.refs:
@@ -230,7 +235,8 @@ class Checker:
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
             provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None
             if provider is not None:
-                self._options(step["llm"], provider, step.get("options"), (*base, "options"))
+                self._step_options(step["llm"], provider, step.get("options"),
+                                   (*base, "options"))
             for i, pattern in enumerate(_list(step.get("tools"))):
                 self._tool_server(pattern, (*base, "tools", i), allow_glob=True)
             self._output_schema(step.get("output_schema"), (*base, "output_schema"))

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.spec.durations import parse_duration
+from engine.spec.suggest import did_you_mean
 
 _COMMON = frozenset({"temperature", "top_p", "max_tokens", "extra_body"})
 _OPENAI = _COMMON | {
@@ -192,3 +193,62 @@ def option_problems(kind: str, options: Mapping[str, Any], *, has_base_url: bool
             problems.append(OptionProblem(name, f"option {name}{found[0]}", found[1]))
     return problems
 
+
+
+# ---------------------------------------------------------------- what `plait validate` says
+
+
+@dataclass(frozen=True, slots=True)
+class OptionIssue:
+    """A problem with one option of a provider's or a step's `options:`."""
+
+    option: str
+    message: str
+    hint: str | None
+    #: located at the option's name (an unknown option), else at its value
+    key: bool
+
+
+def option_issues(name: str, provider: Any, options: Any, *,
+                  via: str | None = None) -> list[OptionIssue]:
+    """Option names that the kind of provider `name` does not know (a typo would otherwise
+    fail the first call, or be ignored), and values it cannot take (a run refuses them).
+    `via`: the step's own provider, when `name` is one of its fallbacks (a run sends a step's
+    options to whichever provider of the chain it calls, see engine.providers.run)."""
+    kind = provider.get("kind") if isinstance(provider, Mapping) else None
+    known = KNOWN_OPTIONS.get(kind) if isinstance(kind, str) else None
+    if known is None or not isinstance(options, Mapping):
+        return []
+    found = []
+    for key in options:
+        if not isinstance(key, str) or key in known:
+            continue
+        if via is not None:
+            found.append(OptionIssue(
+                key, f"fallback provider {name!r} ({kind}) of provider {via!r} has no option "
+                f"{key!r}, and a step's options are sent to its provider's fallbacks too",
+                _fallback_hint(via, key), key=True))
+            continue
+        hint = did_you_mean(key, known, what="option") or ""
+        if kind != "echo":
+            hint += " (vendor-specific fields go under options.extra_body)"
+        found.append(OptionIssue(key, f"{kind} providers have no option {key!r}", hint,
+                                 key=True))
+    has_base_url = provider.get("base_url") is not None
+    for problem in option_problems(str(kind), options, has_base_url=has_base_url):
+        if via is None:
+            found.append(OptionIssue(problem.option, f"provider {name!r} ({kind}): "
+                                     f"{problem.message}", problem.hint, key=False))
+            continue
+        hint = _fallback_hint(via, problem.option)
+        found.append(OptionIssue(
+            problem.option, f"fallback provider {name!r} ({kind}) of provider {via!r}: "
+            f"{problem.message} (a step's options are sent to its provider's fallbacks too)",
+            f"{problem.hint}, or {hint}" if problem.hint else hint, key=False))
+    return found
+
+
+def _fallback_hint(provider: str, option: str) -> str:
+    return (f"set {option} in providers.{provider}.options instead (a provider's own options "
+            "are not sent to its fallbacks), or use an option every provider of the chain "
+            "takes")

@@ -8,12 +8,15 @@ and what to do.
 
 Ctrl-C (or SIGTERM) during that wait: SQLite waits inside a C call, in which Python runs no
 signal handler, and an event loop that handles signals (asyncio's, the CLI's) is blocked by
-it. So a write that waits notes the signals that Python code handles and looks at them between
-its slices of WAIT_SLICE_S: a signal stops the wait (`Interrupted`, raised with no lock held),
-and one that came in the slice that took the lock is handed back to its handler. A signal left
-to its default action (SIGTERM before a run's event loop handles it) ends the process at once,
-as it always did. A signal in the first slice (before the write knows that it waits) goes to
-its own handler: an event loop sees it only once the wait ends, so a second Ctrl-C is needed.
+it. So a patient write notes the signals that Python code handles from before its first
+try for the lock, and looks at them between its slices of WAIT_SLICE_S: a signal stops the
+wait (`Interrupted`, raised with no lock held), the first slice included (a signal there used
+to go to the event loop's handler, which could not run before the wait ended: one Ctrl-C was
+lost), and one that came in the slice that took the lock is handed back to its handler. A
+signal left to its default action (SIGTERM before a run's event loop handles it) ends the
+process at once, as it always did. Not noted: a signal whose handler ran before the first try,
+in the same turn of the event loop (its handler only wakes the loop, which then sees it once
+the write is done): the few microseconds between the loop's poll and the write.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
+from typing import Any
 
 from engine.errors import ConfigError, StateError
 
@@ -57,9 +61,15 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+#: the C module that `signal` wraps: the same functions without the conversion of handlers to
+#: enums, which costs ~3 µs a call (a patient write swaps four handlers, whether it waits or
+#: not); `signal` itself where an implementation has no such module
+_raw: Any = getattr(signal, "_signal", signal)
+
+
 @contextmanager
 def stoppable() -> Iterator[list[int]]:
-    """While a write waits for the lock: the stop signals that arrive are noted in the list
+    """While a write may wait for the lock: the stop signals that arrive are noted in the list
     yielded instead of handled (the wait looks at it between its slices). Those noted but not
     acted on (the lock was taken in the same slice) go to their own handler at the end. Only
     in the main thread (Python runs signal handlers there alone), for the signals Python code
@@ -76,17 +86,17 @@ def stoppable() -> Iterator[list[int]]:
     acted_on = False
     try:
         for sig in STOP_SIGNALS:
-            handler = signal.getsignal(sig)
+            handler = _raw.getsignal(sig)
             if callable(handler):  # not SIG_DFL, SIG_IGN, or None (set outside Python)
                 previous[sig] = handler
-                signal.signal(sig, note)
+                _raw.signal(sig, note)
         yield caught
     except Interrupted:
         acted_on = True
         raise
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            _raw.signal(sig, handler)
         if not acted_on:
             for signum in dict.fromkeys(caught):
                 signal.raise_signal(signum)  # its handler runs now (and may raise)
@@ -147,18 +157,20 @@ def begin(conn: sqlite3.Connection, path: str, timeout: float, patient: bool) ->
     """Take the write lock (BEGIN IMMEDIATE). A `patient` connection's busy timeout is
     WAIT_SLICE_S (see `busy_timeout`): when that passes, it tries again a slice at a time
     until `timeout` has passed, says that it waits once LOCK_NOTICE_S has, and a stop signal
-    between slices (Ctrl-C) ends the wait with `Interrupted` (see `stoppable`). Only a write
-    that waits pays for the signal handlers (and for a shorter last slice)."""
-    start = time.monotonic()
-    try:
+    (Ctrl-C) that came since its first try ends the wait with `Interrupted` between slices
+    (see `stoppable`, in place before the first try: SQLite may wait a whole slice in it)."""
+    if not patient:
         conn.execute("BEGIN IMMEDIATE")
         return
-    except sqlite3.OperationalError as exc:
-        if not patient or not is_locked(exc):
-            raise
+    start = time.monotonic()
     try:
         with stoppable() as caught:
-            _wait(conn, path, start, timeout, caught)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                _wait(conn, path, start, timeout, caught)
     except BaseException:
         # a signal handed back after the lock was taken may raise (KeyboardInterrupt)
         if conn.in_transaction:

@@ -11,7 +11,9 @@ Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction and connections 
 can share one database. A write that waits longer than a second says so (a warning on the
 ``plait.state`` logger); one that waits out the timeout is a StateError naming the database.
 Ctrl-C (or SIGTERM) stops a wait between its slices of a quarter second: a StateError whose
-context's ``reason`` is "interrupted"; the store's later writes then do not wait at all.
+context's ``reason`` is "interrupted"; the store's later writes then do not wait at all. The
+writes that close a run stopped from outside (`closing()`) wait at most LOCK_NOTICE_S, then
+fail the same way: a Ctrl-C that came before the wait does not leave the run waiting.
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ class RunStore:
         #: a write's wait for the lock was stopped by Ctrl-C (or SIGTERM): the process is
         #: stopping, so later writes (closing the run's record) do not wait any more
         self.interrupted = False
+        #: `.on` in a thread inside `closing()`
+        self._closing = threading.local()
         #: spec hashes whose workflow text this store has written (sources are never
         #: deleted): the next run of the same workflow does not send the text again
         self._stored_sources: set[str] = set()
@@ -303,12 +307,31 @@ class RunStore:
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
+    def closing(self) -> Iterator[None]:
+        """The writes of this thread inside are those that close a run stopped from outside
+        (Ctrl-C, a cancelled caller): the process may be stopping, so one waits for another
+        process's lock at most LOCK_NOTICE_S (not the whole PLAIT_STATE_LOCK_TIMEOUT), then
+        fails as a wait that Ctrl-C stopped does (`interrupted` is set: later writes do not
+        wait, and the run's record is left resumable)."""
+        before = getattr(self._closing, "on", False)
+        self._closing.on = True
+        try:
+            yield
+        finally:
+            self._closing.on = before
+
+    @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._live()
+            closing = self._patient and getattr(self._closing, "on", False)
             try:
-                _locking.begin(conn, self.path, self._timeout, self._patient)
+                _locking.begin(conn, self.path, min(self._timeout, LOCK_NOTICE_S) if closing
+                               else self._timeout, self._patient)
             except sqlite3.Error as exc:
+                if closing and _locking.is_locked(exc):
+                    self._stop_waiting(conn)
+                    raise _locking.interrupted(what, self.path) from None
                 raise self._error(what, exc) from exc
             except _locking.Interrupted:
                 self._stop_waiting(conn)

@@ -312,3 +312,107 @@ def test_a_signal_in_the_slice_that_took_the_lock_goes_to_its_own_handler() -> N
         signal.raise_signal(signal.SIGINT)
         assert caught == [signal.SIGINT]  # noted, not raised
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _await_lock_wait(pid: int) -> None:
+    """Until the main thread of `pid` sleeps in SQLite's busy handler (a nanosleep: the event
+    loop between steps sits in epoll_wait instead), i.e. a write has begun to wait."""
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}/wchan").read_text() != "hrtimer_nanosleep":
+        assert time.monotonic() < deadline, "the run never waited for the lock"
+        time.sleep(0.002)
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux /proc")
+def test_ctrl_c_in_the_first_slice_of_a_wait_mid_run_stops_it_at_once(
+        tmp_path: Path, db: Path) -> None:
+    """A Ctrl-C before the write knew that it waited (its first slice) went to the event
+    loop, blocked by the wait: it stopped nothing until the wait ended (20 s here) or a second
+    Ctrl-C came. One is enough now."""
+    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
+    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
+    release = tmp_path / "release"
+    _await_file(tmp_path / "started")
+    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+        (tmp_path / "go").touch()  # step a ends; its record waits for the lock
+        _await_lock_wait(run.pid)
+        sent = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+        took = time.monotonic() - sent
+        assert run.returncode == 130, err
+        assert took < STOPPED_BY, err
+        # stopped before the wait said that it waits (after 1 s): it was early in the wait
+        assert not [line for line in err.splitlines() if line.startswith("waiting for")], err
+        result = json.loads(out)
+        assert result["status"] == "interrupted"
+        assert result["steps"]["b"]["status"] == "cancelled"
+        run_id = result["run_id"]
+        assert f"interrupted; resume with: plait resume {run_id}" in err
+    finally:
+        release.touch()
+        hold.communicate(timeout=30)
+        if run.poll() is None:
+            run.kill()
+            run.communicate(timeout=30)
+    assert not (tmp_path / "ran-b").exists()
+    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
+                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                             capture_output=True, env=_env(), timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert (tmp_path / "ran-b").exists()
+
+
+def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record(
+        tmp_path: Path, db: Path) -> None:
+    """Ctrl-C while a step runs and another process holds the lock: the run stops, and the
+    writes that close its record (its cancelled steps, its end) waited for the lock as any
+    write does, PLAIT_STATE_LOCK_TIMEOUT each, unless a second Ctrl-C came. They wait a
+    second at most now, then leave the record resumable, as an interrupted wait does."""
+    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
+    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
+    release = tmp_path / "release"
+    _await_file(tmp_path / "started")  # step a runs (until `go`, which never comes)
+    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+        sent = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+        took = time.monotonic() - sent
+        assert run.returncode == 130, err
+        assert took < STOPPED_BY, err
+        assert not [line for line in err.splitlines() if line.startswith("waiting for")], err
+        result = json.loads(out)
+        assert result["status"] == "interrupted"
+        assert result["steps"]["a"]["status"] == "cancelled"
+        run_id = result["run_id"]
+        assert (f"run {run_id}: interrupted while waiting for the run record database {db}, "
+                "locked by another process; its record is left unfinished and can be "
+                "resumed once the lock is free") in err
+    finally:
+        release.touch()
+        hold.communicate(timeout=30)
+        if run.poll() is None:
+            run.kill()
+            run.communicate(timeout=30)
+    with RunStore.open(db, create=False) as store:
+        assert store.get_run(run_id).status == "running"  # shown `died`: its process is gone
+    (tmp_path / "go").touch()
+    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
+                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                             capture_output=True, env=_env(), timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert (tmp_path / "ran-b").exists()
