@@ -2,6 +2,11 @@
 
 Usage: PYTHONPATH=. python bench/sandbox.py [N]   (default N=50; prints medians in ms)
 
+The high and critical runners run in a scoped Landlock domain when the kernel allows it; the
+"unscoped" rows are the same runners without it (what an older kernel gets), and the two
+"bwrap argv" rows are what a stdio MCP server's launch costs with and without the domain's
+launcher (a short Python program in front of bwrap, since the MCP SDK runs no preexec_fn).
+
 The rows are interleaved (one sample of each row per round), so a change in machine load
 during the run affects every row alike.
 """
@@ -9,6 +14,7 @@ during the run affects every row alike.
 from __future__ import annotations
 
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,10 +26,12 @@ from pathlib import Path
 import anyio
 
 from engine.policy import resolve_policy
-from engine.sandbox import runner_for
+from engine.sandbox import BwrapRunner, runner_for
+from engine.sandbox._landlock import scope_problem
 from engine.spec.models import PolicySpec
 
 PLAIN = "subprocess.run(['true'])"
+BWRAP = shutil.which("bwrap") or "bwrap"
 
 
 def _policy(level: str, base: Path):  # type: ignore[no-untyped-def]
@@ -31,25 +39,47 @@ def _policy(level: str, base: Path):  # type: ignore[no-untyped-def]
 
 
 def _rows(base: Path) -> dict[str, Callable[[], Awaitable[None]]]:
-    bwrap = runner_for(_policy("high", base)).prepare(["true"])
+    high = runner_for(_policy("high", base))
+    assert isinstance(high, BwrapRunner)
+    bare = high.prepare(["true"], scope_in_argv=False)
+    launched = high.prepare(["true"])
 
     async def plain() -> None:
         subprocess.run(["true"], check=True)
 
     async def raw_bwrap() -> None:
-        subprocess.run(bwrap.argv, env=bwrap.env, check=True)
+        subprocess.run(bare.argv, env=bare.env, check=True)
+
+    async def launched_bwrap() -> None:
+        subprocess.run(launched.argv, env=launched.env, check=True)
 
     rows: dict[str, Callable[[], Awaitable[None]]] = {
         PLAIN: plain, "subprocess.run(bwrap argv of high, no engine)": raw_bwrap}
-    for level in ("low", "medium", "high", "critical"):
-        runner = runner_for(_policy(level, base))
+    if high.scoped:
+        rows["subprocess.run(launcher + bwrap argv of high: stdio MCP server)"] = launched_bwrap
+    runners = {f"{level} runner": runner_for(_policy(level, base))
+               for level in ("low", "medium", "high", "critical")}
+    for level in ("high", "critical"):
+        scoped = runners[f"{level} runner"]
+        if isinstance(scoped, BwrapRunner) and scoped.scoped:
+            runners[f"{level} runner, unscoped"] = BwrapRunner(scoped.policy, bwrap=scoped.bwrap)
+    for name, runner in runners.items():
 
         async def run(runner=runner) -> None:  # type: ignore[no-untyped-def]
             result = await runner.run(["true"])
             assert result.exit_code == 0, result
 
-        rows[f"{level} runner ({runner.name})"] = run
+        scope = " scoped" if getattr(runner, "scoped", False) else ""
+        rows[f"{name} ({runner.name}{scope})"] = run
     return rows
+
+
+def _detection_ms(bwrap: str) -> float:
+    """The once-per-process Landlock check (ABI query + a child entering a domain)."""
+    scope_problem.cache_clear()
+    start = time.perf_counter()
+    scope_problem(bwrap)
+    return (time.perf_counter() - start) * 1000
 
 
 async def _measure(n: int, base: Path) -> dict[str, list[float]]:
@@ -69,6 +99,8 @@ def main() -> None:
         rows = anyio.run(_measure, n, Path(tmp))
     base = statistics.median(rows[PLAIN])
     print(f"# {platform.platform()}, {n} interleaved runs each, times in ms")
+    detection = sorted(_detection_ms(BWRAP) for _ in range(5))
+    print(f"Landlock detection, once per process: {detection[2]:.1f} ms (median of 5)\n")
     print("| what | median | p90 | added vs plain (median) |")
     print("|---|---|---|---|")
     for name, times in rows.items():
