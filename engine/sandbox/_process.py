@@ -62,20 +62,6 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
     return hook
 
 
-def _chain(*hooks: Callable[[], None] | None) -> Callable[[], None] | None:
-    """One preexec_fn running `hooks` in order (None when there is none: subprocess can then
-    use vfork)."""
-    present = [hook for hook in hooks if hook is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
-
-    def chained() -> None:
-        for hook in present:
-            hook()
-
-    return chained
-
-
 def new_token() -> str:
     """A token for the processes of one step (or stdio MCP server): this engine's prefix (the
     first token also starts the engine's guard, see engine.sandbox._guard), then its own."""
@@ -212,19 +198,20 @@ async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | 
                        timeout: float | None, max_output_bytes: int,
                        max_processes: int | None = None, overhead: int = 0,
                        pass_fds: tuple[int, ...] = (), pdeathsig: bool = True,
-                       preexec: Callable[[], None] | None = None) -> CommandResult:
+                       popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+                       ) -> CommandResult:
     """Run `prepared` to completion under the wall clock; nothing of it survives the call.
     `pass_fds` are inherited by the child (the bwrap lifeline). With `pdeathsig` the child is
     SIGKILLed when the engine dies (not for bwrap: killing bwrap half-way through its set-up
     orphans its namespace init, which then waits forever; its lifeline guard is used instead).
-    `preexec` runs in the child just before exec (bwrap's Landlock domain)."""
+    `popen` starts the process (bwrap's runner passes one that starts it in its Landlock
+    domain)."""
     env = {**prepared.env, TOKEN_VAR: token}
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = popen(
             prepared.argv, env=env, cwd=prepared.cwd, start_new_session=True, close_fds=True,
-            preexec_fn=_chain(_pdeathsig_hook() if pdeathsig else None, preexec),
-            pass_fds=pass_fds,
+            preexec_fn=_pdeathsig_hook() if pdeathsig else None, pass_fds=pass_fds,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:

@@ -6,12 +6,13 @@ import fcntl
 import math
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.policy import Policy
 from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
-from engine.sandbox._landlock import launcher_words, scope_hook
+from engine.sandbox._landlock import launcher_words, scoped_popen
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -164,7 +165,7 @@ class BwrapRunner(_Runner):
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
         started, and its namespace init can be orphaned in that window). When the runner is
         `scoped`, a launcher entering the Landlock domain runs before bwrap, unless
-        `scope_in_argv` is False (the caller enters it in the child: run() does)."""
+        `scope_in_argv` is False (the caller starts it in the domain: run() does)."""
         child = self.child_env(env)
         # the sandbox's own programs by absolute path (the system dirs are bound at the same
         # place): a step's PATH=./out:... must not swap in a prlimit without the limits, or a
@@ -202,7 +203,7 @@ class BwrapRunner(_Runner):
                 max_output_bytes=self.policy.max_output_bytes,
                 max_processes=self.policy.max_processes, overhead=self.overhead,
                 pass_fds=(read_end, *roots.values()), pdeathsig=False,
-                preexec=scope_hook() if self.scoped else None)
+                popen=scoped_popen if self.scoped else subprocess.Popen)
         finally:
             os.close(read_end)
             os.close(write_end)

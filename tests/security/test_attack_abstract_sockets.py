@@ -30,7 +30,7 @@ from engine.sandbox._landlock import (
     _unavailable,
     landlock_abi,
     launcher_words,
-    scope_hook,
+    scoped_popen,
 )
 from tests.security.sec_helpers import Canary, assert_healthy, make_policy, make_runner
 
@@ -289,7 +289,7 @@ def test_prepare_puts_the_domain_launcher_between_env_and_bwrap(tmp_path: Path) 
 
 
 @needs_scope
-@pytest.mark.parametrize("how", ["preexec", "launcher"])
+@pytest.mark.parametrize("how", ["spawner", "launcher"])
 def test_the_domain_scopes_signals_to_outside_processes(how: str) -> None:
     """Inside bwrap no host process is visible (PID namespace), so signal scoping is defence
     in depth, checked here on the domain itself: a process in it cannot even probe (kill -0)
@@ -303,7 +303,15 @@ def test_the_domain_scopes_signals_to_outside_processes(how: str) -> None:
         done = subprocess.run([*launcher_words(), *argv], capture_output=True, text=True,
                               timeout=20, check=False)
     else:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False,
-                              preexec_fn=scope_hook())
+        proc = scoped_popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate(timeout=20)
+        done = subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
     assert done.stdout == "own-ok\n", done
     assert "not permitted" in done.stderr, done
+    if how == "spawner":
+        # only the spawner thread took no_new_privs (and the domain): no other engine thread
+        spawner = {t.native_id for t in threading.enumerate()
+                   if t.name.startswith("plait-scoped")}
+        flagged = {int(task.name) for task in Path("/proc/self/task").iterdir()
+                   if "NoNewPrivs:\t1" in (task / "status").read_text()}
+        assert len(spawner) == 1 and flagged == spawner
