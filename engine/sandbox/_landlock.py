@@ -150,6 +150,11 @@ def _spawner() -> _Spawner:
     return _Spawner()
 
 
+# a forked copy of the engine has no spawner thread (only the forking thread survives a
+# fork): it makes its own on first use instead of queueing work for a thread that is gone
+os.register_at_fork(after_in_child=_spawner.cache_clear)
+
+
 def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
     """subprocess.Popen(*args, **kwargs) started from the scoped thread: the child and all it
     starts are in the domain (call scope_problem() first; this refuses if it found one)."""
