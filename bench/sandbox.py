@@ -1,6 +1,7 @@
 """Start-up cost of a command step: plain subprocess vs each runner, running `true`.
 
-Usage: PYTHONPATH=. python bench/sandbox.py [N]   (default N=50; prints medians in ms)
+Usage: PYTHONPATH=. python bench/sandbox.py [N] [TEXT]   (default N=50; prints medians in
+ms; with TEXT only the rows whose name contains it, plus the plain baseline)
 
 The high and critical runners run in a scoped Landlock domain when the kernel allows it; the
 "unscoped" rows are the same runners without it (what an older kernel gets), and the two
@@ -87,8 +88,8 @@ def _detection_ms(bwrap: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def _measure(n: int, base: Path) -> dict[str, list[float]]:
-    rows = _rows(base)
+async def _measure(n: int, base: Path, only: str) -> dict[str, list[float]]:
+    rows = {name: row for name, row in _rows(base).items() if only in name or name == PLAIN}
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(n):
         for name, step in rows.items():
@@ -102,7 +103,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     detection = _detection_ms(BWRAP)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = anyio.run(_measure, n, Path(tmp))
+        rows = anyio.run(_measure, n, Path(tmp), sys.argv[2] if len(sys.argv) > 2 else "")
     base = statistics.median(rows[PLAIN])
     print(f"# {platform.platform()}, {n} interleaved runs each, times in ms")
     print(f"Landlock detection, once per process: {detection:.1f} ms\n")
