@@ -68,7 +68,8 @@ def _rows(base: Path) -> dict[str, Callable[[], Awaitable[None]]]:
     for level in ("high", "critical"):
         scoped = runners[f"{level} runner"]
         if isinstance(scoped, BwrapRunner) and scoped.scoped:
-            runners[f"{level} runner, unscoped"] = BwrapRunner(scoped.policy, bwrap=scoped.bwrap)
+            runners[f"{level} runner, unscoped"] = BwrapRunner(scoped.policy, bwrap=scoped.bwrap,
+                                                               scoped=False)
     for name, runner in runners.items():
 
         async def run(runner=runner) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.policy import Policy
 from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
-from engine.sandbox._landlock import launcher_words, scoped_popen
+from engine.sandbox._landlock import launcher_words, scope_problem, scoped_popen
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -134,18 +134,23 @@ class LimitedRunner(_Runner):
 
 class BwrapRunner(_Runner):
     """high / critical: bubblewrap with every namespace unshared, a non-root uid inside, all
-    capabilities dropped, read-only system dirs and only the policy's paths bound; with
+    capabilities dropped, read-only system dirs and only the policy's paths bound. When
     `scoped` the whole sandbox (bwrap included) also runs in a Landlock domain that refuses
-    the host's abstract unix sockets and signals to processes outside it."""
+    the host's abstract unix sockets and signals to processes outside it: by default
+    whenever this machine allows it, else the runner says it is weaker and why."""
 
     name = "bwrap"
     overhead = 4  # the outer bwrap, the namespace's init, the lifeline guard and its `cat`
 
-    def __init__(self, policy: Policy, *, bwrap: str, scoped: bool = False,
-                 weaker: bool = False, weaker_reason: str | None = None) -> None:
-        super().__init__(policy, weaker=weaker, weaker_reason=weaker_reason)
+    def __init__(self, policy: Policy, *, bwrap: str, scoped: bool | None = None,
+                 weaker: bool = False) -> None:
+        problem = scope_problem(bwrap) if scoped is None else None
+        if scoped is False:
+            problem = "turned off by the caller"
+        super().__init__(policy, weaker=weaker,
+                         weaker_reason=f"no Landlock scope: {problem}" if problem else None)
         self.bwrap = bwrap
-        self.scoped = scoped
+        self.scoped = problem is None
 
     def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         child = super().child_env(env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from engine.errors import SandboxError
 from engine.policy import Policy
 from engine.sandbox._bwrap import bwrap_path, probe_bwrap
-from engine.sandbox._landlock import scope_problem
 from engine.sandbox._runners import BwrapRunner, LimitedRunner, PlainRunner, _Runner, prlimit_path
 
 FIX_BWRAP = ("install bubblewrap: apt-get install bubblewrap (Debian/Ubuntu) or "
@@ -54,8 +53,5 @@ def runner_for(policy: Policy, *, allow_weaker: bool = False) -> _Runner:
         return LimitedRunner(policy)
     bwrap = bwrap_path()
     assert bwrap is not None
-    unscoped = scope_problem(bwrap)
-    if unscoped is None:
-        return BwrapRunner(policy, bwrap=bwrap, scoped=True)
-    # an older kernel: the sandbox still runs, reported as weaker (run record, trace, audit)
-    return BwrapRunner(policy, bwrap=bwrap, weaker_reason=f"no Landlock scope: {unscoped}")
+    # scoped by Landlock when the kernel allows; else still bwrap, reported as weaker
+    return BwrapRunner(policy, bwrap=bwrap)

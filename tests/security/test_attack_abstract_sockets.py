@@ -241,7 +241,7 @@ async def test_kernel_without_scope_runs_weaker_and_says_so(
     weaker: and it is weaker (the host socket is reachable), which is why it is reported."""
     why = _unavailable(None)
     assert why is not None
-    monkeypatch.setattr("engine.sandbox._select.scope_problem", lambda bwrap: why)
+    monkeypatch.setattr("engine.sandbox._runners.scope_problem", lambda bwrap: why)
     policy = make_policy("high", tmp_path, network=True)
     runner = runner_for(policy)
     assert isinstance(runner, BwrapRunner) and not runner.scoped
@@ -257,7 +257,7 @@ async def test_unscoped_run_is_in_the_run_record(monkeypatch: pytest.MonkeyPatch
     from engine import load_text, stream_run
     from engine.executor.events import RunFinished, RunStarted
 
-    monkeypatch.setattr("engine.sandbox._select.scope_problem", lambda bwrap: "old kernel")
+    monkeypatch.setattr("engine.sandbox._runners.scope_problem", lambda bwrap: "old kernel")
     workflow = load_text("version: 1\nname: scoped\npolicies:\n  strict: {level: high}\n"
                          "steps:\n  first: {run: 'true', policy: strict}\n",
                          str(tmp_path / "wf.yaml"))
@@ -277,15 +277,19 @@ def test_reasons_name_the_kernel_needed() -> None:
 @pytest.mark.bwrap
 @needs_scope
 def test_prepare_puts_the_domain_launcher_between_env_and_bwrap(tmp_path: Path) -> None:
+    """A BwrapRunner is scoped unless told otherwise, also when made without runner_for."""
     policy = make_policy("high", tmp_path)
-    runner = runner_for(policy)
-    assert isinstance(runner, BwrapRunner)
+    runner = BwrapRunner(policy, bwrap=shutil.which("bwrap") or "bwrap")
+    assert runner.scoped and not runner.weaker
     argv = runner.prepare(["true"], env={"DECLARED": "1"}).argv
     launcher = argv.index(sys.executable)
     assert Path(argv[0]).name == "env" and argv[1] == "-i"
     assert all("=" in word for word in argv[2:launcher])
     assert argv[launcher + 1:launcher + 4] == ["-I", "-S", "-c"]
     assert argv[launcher + 5] == runner.bwrap
+    off = BwrapRunner(policy, bwrap=runner.bwrap, scoped=False)
+    assert off.weaker and off.weaker_reason == "no Landlock scope: turned off by the caller"
+    assert sys.executable not in off.prepare(["true"]).argv
 
 
 @needs_scope
