@@ -20,6 +20,7 @@ instead: a short Python program that enters the domain and execs the rest of its
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import logging
 import os
@@ -73,24 +74,35 @@ def _numbers() -> tuple[int, int] | None:
 
 
 @functools.cache
-def landlock_abi() -> int | None:
-    """The kernel's Landlock ABI version, or None when it has none (not built in, not in the
-    boot's `lsm=` list, or an architecture whose syscall numbers are not known here)."""
+def _query() -> tuple[int | None, int]:
+    """(the kernel's Landlock ABI or None, the errno when None)."""
     libc, numbers = _libc(), _numbers()
     if libc is None or numbers is None:
-        return None
+        return None, errno.ENOSYS
     abi = libc.syscall(ctypes.c_long(numbers[0]), None, ctypes.c_long(0),
                        ctypes.c_long(LANDLOCK_CREATE_RULESET_VERSION))
-    return int(abi) if abi > 0 else None
+    return (int(abi), 0) if abi > 0 else (None, ctypes.get_errno())
 
 
-def _unavailable(abi: int | None) -> str | None:
-    """Why this kernel cannot scope a domain (None if it can)."""
+def landlock_abi() -> int | None:
+    """The kernel's Landlock ABI version, or None when it has none (not built in, not in the
+    boot's `lsm=` list, blocked by a container's seccomp profile, or an architecture whose
+    syscall numbers are not known here). Asked once per process."""
+    return _query()[0]
+
+
+def _unavailable(abi: int | None, err: int = errno.ENOSYS) -> str | None:
+    """Why this kernel cannot scope a domain (None if it can); `err` is why the ABI query
+    failed."""
     if _numbers() is None:
         return f"Landlock's system calls are not known for {platform.machine()!r}"
+    if abi is None and err == errno.EOPNOTSUPP:
+        return ("Landlock is built into the kernel but not enabled: add `landlock` to the "
+                "lsm= boot parameter (Linux 6.12 or later is needed for scoping)")
     if abi is None:
-        return ("the kernel has no Landlock (Linux 6.12 or later with Landlock enabled, "
-                "CONFIG_SECURITY_LANDLOCK=y and `landlock` in the boot's lsm= list, is needed)")
+        return ("the kernel has no Landlock system calls (Linux 6.12 or later with "
+                "CONFIG_SECURITY_LANDLOCK=y is needed; in a container, a seccomp profile may "
+                f"block them: {os.strerror(err)})")
     if abi < MIN_ABI:
         return (f"the kernel's Landlock is ABI {abi}; scoping abstract unix sockets needs "
                 f"ABI {MIN_ABI} (Linux 6.12 or later)")
@@ -206,7 +218,7 @@ def scope_problem(bwrap: str) -> str | None:
     """None if sandboxes started with `bwrap` can be put into a scoped Landlock domain here,
     else why not (logged once as a warning: the sandbox still runs, without the scope).
     Cached per process."""
-    why = _unavailable(landlock_abi())
+    why = _unavailable(*_query())
     if why is None and _setuid(bwrap):
         why = (f"{bwrap} is setuid root, and the no_new_privs flag Landlock needs would stop "
                "it from gaining its privileges")
