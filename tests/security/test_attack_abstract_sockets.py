@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,3 +322,30 @@ def test_the_domain_scopes_signals_to_outside_processes(how: str) -> None:
         flagged = {int(task.name) for task in Path("/proc/self/task").iterdir()
                    if "NoNewPrivs:\t1" in (task / "status").read_text()}
         assert len(spawner) == 1 and flagged == spawner
+
+
+@needs_scope
+def test_a_forked_engine_makes_its_own_scoped_thread() -> None:
+    """A fork keeps only the forking thread: a forked copy of the engine must not queue its
+    launches for the parent's spawner thread (it would wait forever)."""
+    scoped_popen(["true"]).wait()  # the parent's spawner exists
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork with threads: intended
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a scoped launch works in bounded time
+        code = 1
+        try:
+            code = scoped_popen(["true"]).wait(timeout=10)
+        finally:
+            os._exit(code)
+    exit_code = None
+    for _ in range(200):  # 10 s at most
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            exit_code = os.waitstatus_to_exitcode(status)
+            break
+        threading.Event().wait(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert exit_code == 0, "the forked engine's scoped launch hung or failed"
