@@ -18,7 +18,8 @@ class RunStarted(Event):
     workflow: str
     steps: int
     resumed: bool = False
-    #: policies run below their sandbox level (--allow-weaker-sandbox): "policy: runner"
+    #: policies run below their sandbox level (--allow-weaker-sandbox, or bwrap without
+    #: Landlock scoping): "policy: runner" or "policy: runner (what is missing)"
     weaker_sandbox: tuple[str, ...] = ()
 
 

@@ -255,7 +255,9 @@ class Services:
             runner = runner_for(self.policy(name),
                                 allow_weaker=self.options.allow_weaker_sandbox)
             if getattr(runner, "weaker", False):
-                self.weaker.append(f"{name or 'default'}: {runner.name}")
+                reason = getattr(runner, "weaker_reason", None)
+                self.weaker.append(f"{name or 'default'}: {runner.name}"
+                                   + (f" ({reason})" if reason else ""))
             self._runners[name] = runner
         return self._runners[name]
 

@@ -197,15 +197,19 @@ async def _watchdog(root: int, token: str, limit: int, overhead: int, state: _St
 async def run_prepared(prepared: PreparedCommand, *, token: str, stdin: bytes | None,
                        timeout: float | None, max_output_bytes: int,
                        max_processes: int | None = None, overhead: int = 0,
-                       pass_fds: tuple[int, ...] = (), pdeathsig: bool = True) -> CommandResult:
+                       pass_fds: tuple[int, ...] = (), pdeathsig: bool = True,
+                       popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+                       ) -> CommandResult:
     """Run `prepared` to completion under the wall clock; nothing of it survives the call.
     `pass_fds` are inherited by the child (the bwrap lifeline). With `pdeathsig` the child is
     SIGKILLed when the engine dies (not for bwrap: killing bwrap half-way through its set-up
-    orphans its namespace init, which then waits forever; its lifeline guard is used instead)."""
+    orphans its namespace init, which then waits forever; its lifeline guard is used instead).
+    `popen` starts the process (bwrap's runner passes one that starts it in its Landlock
+    domain)."""
     env = {**prepared.env, TOKEN_VAR: token}
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = popen(
             prepared.argv, env=env, cwd=prepared.cwd, start_new_session=True, close_fds=True,
             preexec_fn=_pdeathsig_hook() if pdeathsig else None, pass_fds=pass_fds,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

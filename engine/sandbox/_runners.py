@@ -6,11 +6,13 @@ import fcntl
 import math
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.policy import Policy
 from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
+from engine.sandbox._landlock import launcher_words, scope_problem, scoped_popen
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -25,13 +27,18 @@ class _Runner:
     #: processes the runner itself adds to the step (not counted against max_processes)
     overhead = 0
 
-    def __init__(self, policy: Policy, *, weaker: bool = False) -> None:
+    def __init__(self, policy: Policy, *, weaker: bool = False,
+                 weaker_reason: str | None = None) -> None:
         self.policy = policy
-        #: True when this runner enforces less than the policy's level asks (allow_weaker)
-        self.weaker = weaker
+        #: True when this runner enforces less than the policy's level asks (allow_weaker,
+        #: or bubblewrap without the Landlock scope on a kernel that lacks it)
+        self.weaker = weaker or weaker_reason is not None
+        #: what is missing, when the runner knows it better than by its name
+        self.weaker_reason = weaker_reason
 
     def __repr__(self) -> str:
         extra = ", weaker" if self.weaker else ""
+        extra += f" ({self.weaker_reason})" if self.weaker_reason else ""
         return f"{type(self).__name__}(policy={self.policy.name!r}{extra})"
 
     def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
@@ -127,14 +134,23 @@ class LimitedRunner(_Runner):
 
 class BwrapRunner(_Runner):
     """high / critical: bubblewrap with every namespace unshared, a non-root uid inside, all
-    capabilities dropped, read-only system dirs and only the policy's paths bound."""
+    capabilities dropped, read-only system dirs and only the policy's paths bound. When
+    `scoped` the whole sandbox (bwrap included) also runs in a Landlock domain that refuses
+    the host's abstract unix sockets and signals to processes outside it: by default
+    whenever this machine allows it, else the runner says it is weaker and why."""
 
     name = "bwrap"
     overhead = 4  # the outer bwrap, the namespace's init, the lifeline guard and its `cat`
 
-    def __init__(self, policy: Policy, *, bwrap: str, weaker: bool = False) -> None:
-        super().__init__(policy, weaker=weaker)
+    def __init__(self, policy: Policy, *, bwrap: str, scoped: bool | None = None,
+                 weaker: bool = False) -> None:
+        problem = scope_problem(bwrap) if scoped is None else None
+        if scoped is False:
+            problem = "turned off by the caller"
+        super().__init__(policy, weaker=weaker,
+                         weaker_reason=f"no Landlock scope: {problem}" if problem else None)
         self.bwrap = bwrap
+        self.scoped = problem is None
 
     def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         child = super().child_env(env)
@@ -147,11 +163,14 @@ class BwrapRunner(_Runner):
 
     def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                 cwd: str | None = None, lifeline_fd: int | None = None,
-                root_fds: Mapping[Path, int] | None = None) -> PreparedCommand:
+                root_fds: Mapping[Path, int] | None = None,
+                scope_in_argv: bool = True) -> PreparedCommand:
         """With `lifeline_fd` (the read end of a pipe the engine holds open) a guard inside the
         sandbox kills every process there once the pipe reaches EOF, i.e. when the engine dies
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
-        started, and its namespace init can be orphaned in that window)."""
+        started, and its namespace init can be orphaned in that window). When the runner is
+        `scoped`, a launcher entering the Landlock domain runs before bwrap, unless
+        `scope_in_argv` is False (the caller starts it in the domain: run() does)."""
         child = self.child_env(env)
         # the sandbox's own programs by absolute path (the system dirs are bound at the same
         # place): a step's PATH=./out:... must not swap in a prlimit without the limits, or a
@@ -164,8 +183,10 @@ class BwrapRunner(_Runner):
             guard = (f"({cat} /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
                      '</dev/null & exec "$@"')
             inner = ["/bin/sh", "-c", guard, "plait-guard", *inner]
+        launcher = launcher_words() if self.scoped and scope_in_argv else []
         full = bwrap_argv(self.bwrap, self.policy, inner, env=child,
-                          cwd=Path(cwd) if cwd else None, root_fds=root_fds)
+                          cwd=Path(cwd) if cwd else None, root_fds=root_fds,
+                          launcher=launcher)
         # what launches bwrap gets no loader variables (bwrap hands them to the command)
         return PreparedCommand(full, launcher_env(child), None)
 
@@ -180,13 +201,14 @@ class BwrapRunner(_Runner):
         os.close(low_read)
         try:
             prepared = self.prepare(argv, env=env, cwd=cwd, lifeline_fd=read_end,
-                                    root_fds=roots)
+                                    root_fds=roots, scope_in_argv=False)
             return await run_prepared(
                 prepared, token=new_token(), stdin=stdin,
                 timeout=self.effective_timeout(timeout),
                 max_output_bytes=self.policy.max_output_bytes,
                 max_processes=self.policy.max_processes, overhead=self.overhead,
-                pass_fds=(read_end, *roots.values()), pdeathsig=False)
+                pass_fds=(read_end, *roots.values()), pdeathsig=False,
+                popen=scoped_popen if self.scoped else subprocess.Popen)
         finally:
             os.close(read_end)
             os.close(write_end)

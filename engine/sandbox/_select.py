@@ -53,4 +53,5 @@ def runner_for(policy: Policy, *, allow_weaker: bool = False) -> _Runner:
         return LimitedRunner(policy)
     bwrap = bwrap_path()
     assert bwrap is not None
+    # scoped by Landlock when the kernel allows; else still bwrap, reported as weaker
     return BwrapRunner(policy, bwrap=bwrap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from engine.sandbox import BwrapRunner
@@ -16,10 +17,12 @@ def _argv(level: str, tmp_path: Path, **spec: object) -> list[str]:
 def test_flags(tmp_path: Path) -> None:
     argv = _argv("high", tmp_path, filesystem={"read": ["in"], "write": ["out"]})
     bwrap_at = argv.index("/usr/bin/bwrap")
+    # on a kernel with Landlock scoping, the domain's launcher runs between `env` and bwrap
+    env_end = argv.index(sys.executable) if sys.executable in argv[:bwrap_at] else bwrap_at
     # bwrap itself starts with only the allowlist, from the engine's `env` (by absolute path:
     # never one a step's PATH points at)
     assert Path(argv[0]).name == "env" and Path(argv[0]).is_absolute() and argv[1] == "-i"
-    assert all("=" in word for word in argv[2:bwrap_at])
+    assert all("=" in word for word in argv[2:env_end])
     for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"):
         assert flag in argv
     assert argv[argv.index("--cap-drop") + 1] == "ALL"

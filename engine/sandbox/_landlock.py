@@ -1,0 +1,230 @@
+"""Landlock scoping for the bubblewrap sandbox: a sandboxed process tree cannot connect to the
+host's abstract unix sockets (X11, D-Bus, ...) nor signal processes outside it.
+
+With ``network: true`` the sandbox shares the host's network namespace, and abstract unix
+sockets live in the network namespace (they have no file to hide behind a mount), so bwrap
+alone cannot keep a command away from them. Since Landlock ABI 6 (Linux 6.12) a ruleset may
+be *scoped*: ``LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET`` refuses (EPERM) a connect or send to an
+abstract socket created outside the process's Landlock domain, and ``LANDLOCK_SCOPE_SIGNAL``
+a signal to a process outside it. The ruleset handles no filesystem or network access (bwrap
+already confines those), so nothing else changes.
+
+A command is started from one engine thread that has entered the domain (Landlock and
+no_new_privs are per thread: the rest of the engine stays outside), so ``env``, bwrap, its
+namespace init, the lifeline guard and the command all inherit it from their first
+instruction, with no extra process and no preexec_fn. A launcher whose thread plait does not
+choose (the MCP SDK starting a stdio server) puts :func:`launcher_words` in front of bwrap
+instead: a short Python program that enters the domain and execs the rest of its argv.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import logging
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+log = logging.getLogger("plait.sandbox")
+
+#: Landlock's ABI that introduced scoped rulesets (abstract unix sockets and signals)
+MIN_ABI = 6
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
+LANDLOCK_SCOPE_SIGNAL = 2
+SCOPES = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL
+PR_SET_NO_NEW_PRIVS = 38
+#: exit status of the launcher when it could not enter the domain (it runs nothing then)
+SCOPE_FAILED_EXIT = 126
+#: (landlock_create_ruleset, landlock_restrict_self): the unified syscall table numbers,
+#: checked for these machines; elsewhere the scope is reported unavailable, never guessed
+_SYSCALLS = {machine: (444, 446) for machine in (
+    "x86_64", "amd64", "aarch64", "arm64", "armv7l", "armv8l", "i386", "i686", "riscv64",
+    "ppc64le", "ppc64", "s390x")}
+
+
+class _RulesetAttr(ctypes.Structure):
+    """struct landlock_ruleset_attr (include/uapi/linux/landlock.h)."""
+
+    _fields_ = (("handled_access_fs", ctypes.c_uint64),
+                ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        libc.prctl.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _numbers() -> tuple[int, int] | None:
+    return _SYSCALLS.get(platform.machine().lower())
+
+
+@functools.cache
+def _query() -> tuple[int | None, int]:
+    """(the kernel's Landlock ABI or None, the errno when None)."""
+    libc, numbers = _libc(), _numbers()
+    if libc is None or numbers is None:
+        return None, errno.ENOSYS
+    abi = libc.syscall(ctypes.c_long(numbers[0]), None, ctypes.c_long(0),
+                       ctypes.c_long(LANDLOCK_CREATE_RULESET_VERSION))
+    return (int(abi), 0) if abi > 0 else (None, ctypes.get_errno())
+
+
+def landlock_abi() -> int | None:
+    """The kernel's Landlock ABI version, or None when it has none (not built in, not in the
+    boot's `lsm=` list, blocked by a container's seccomp profile, or an architecture whose
+    syscall numbers are not known here). Asked once per process."""
+    return _query()[0]
+
+
+def _unavailable(abi: int | None, err: int = errno.ENOSYS) -> str | None:
+    """Why this kernel cannot scope a domain (None if it can); `err` is why the ABI query
+    failed."""
+    if _numbers() is None:
+        return f"Landlock's system calls are not known for {platform.machine()!r}"
+    if abi is None and err == errno.EOPNOTSUPP:
+        return ("Landlock is built into the kernel but not enabled: add `landlock` to the "
+                "lsm= boot parameter (Linux 6.12 or later is needed for scoping)")
+    if abi is None:
+        return ("the kernel has no Landlock system calls (Linux 6.12 or later with "
+                "CONFIG_SECURITY_LANDLOCK=y is needed; in a container, a seccomp profile may "
+                f"block them: {os.strerror(err)})")
+    if abi < MIN_ABI:
+        return (f"the kernel's Landlock is ABI {abi}; scoping abstract unix sockets needs "
+                f"ABI {MIN_ABI} (Linux 6.12 or later)")
+    return None
+
+
+def _enter_domain() -> str | None:
+    """Put the calling thread into a new Landlock domain scoping abstract unix sockets and
+    signals (no_new_privs first, which Landlock requires of an unprivileged process): None,
+    or which call failed and why. Both are per thread: the rest of the engine is untouched."""
+    libc, numbers = _libc(), _numbers()
+    if libc is None or numbers is None:
+        return "libc or Landlock's system calls are not available"
+    create, restrict = (ctypes.c_long(n) for n in numbers)
+    nil = ctypes.c_ulong(0)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), nil, nil, nil) != 0:
+        return f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}"
+    attr = _RulesetAttr(0, 0, SCOPES)
+    fd = libc.syscall(create, ctypes.byref(attr), ctypes.c_long(ctypes.sizeof(attr)),
+                      ctypes.c_long(0))
+    if fd < 0:
+        return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
+    try:
+        if libc.syscall(restrict, ctypes.c_long(fd), ctypes.c_long(0)) != 0:
+            return f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}"
+    finally:
+        os.close(fd)
+    return None
+
+
+class _Spawner:
+    """One thread of the engine that lives in the scoped domain for the whole process: a
+    child inherits the domain of the thread that forks it, so sandboxes launched from here
+    are scoped from their first instruction, with no preexec_fn (which would make Python
+    fork instead of vfork: +5 ms per command in an engine-sized process) and no extra
+    process. The thread also outlives every sandbox it starts, which matters because
+    bwrap's --die-with-parent fires when the forking *thread* exits."""
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plait-scoped",
+                                        initializer=self._enter)
+        self._pool.submit(int).result()  # the initializer has run once this returns
+
+    def _enter(self) -> None:
+        self.problem = _enter_domain()
+
+    def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        if self.problem is not None:
+            raise RuntimeError(f"the scoped spawner is unusable: {self.problem}")
+        started = self._pool.submit(subprocess.Popen, *args, **kwargs)
+        return cast("subprocess.Popen[bytes]", started.result())
+
+
+@functools.cache
+def _spawner() -> _Spawner:
+    return _Spawner()
+
+
+# a forked copy of the engine has no spawner thread (only the forking thread survives a
+# fork): it makes its own on first use instead of queueing work for a thread that is gone
+os.register_at_fork(after_in_child=_spawner.cache_clear)
+
+
+def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen(*args, **kwargs) started from the scoped thread: the child and all it
+    starts are in the domain (call scope_problem() first; this refuses if it found one)."""
+    return _spawner().popen(*args, **kwargs)
+
+
+def _launcher_code(create: int, restrict: int) -> str:
+    """_enter_domain as a program: enter the domain, then exec argv[1:]."""
+    return f"""\
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+U, L = ctypes.c_ulong, ctypes.c_long
+attr = (ctypes.c_uint64 * 3)(0, 0, {SCOPES})
+def die(call):
+    sys.stderr.write("plait: cannot enter the sandbox's Landlock domain: " + call + ": "
+                     + os.strerror(ctypes.get_errno()) + "\\n")
+    sys.exit({SCOPE_FAILED_EXIT})
+if libc.prctl({PR_SET_NO_NEW_PRIVS}, U(1), U(0), U(0), U(0)) != 0:
+    die("prctl(PR_SET_NO_NEW_PRIVS)")
+fd = libc.syscall(L({create}), attr, L(ctypes.sizeof(attr)), L(0))
+if fd < 0:
+    die("landlock_create_ruleset")
+if libc.syscall(L({restrict}), L(fd), L(0)) != 0:
+    die("landlock_restrict_self")
+os.close(fd)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
+def launcher_words() -> list[str]:
+    """argv words that enter the domain and then exec the words that follow them (for a
+    launcher that cannot run a preexec_fn: one Python start, isolated mode, no site)."""
+    numbers = _numbers()
+    assert numbers is not None, "launcher_words() without scope_problem()"
+    return [sys.executable, "-I", "-S", "-c", _launcher_code(*numbers)]
+
+
+def _setuid(bwrap: str) -> bool:
+    path = bwrap if os.sep in bwrap else shutil.which(bwrap)
+    try:
+        return path is not None and bool(os.stat(path).st_mode & stat.S_ISUID)
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=8)
+def scope_problem(bwrap: str) -> str | None:
+    """None if sandboxes started with `bwrap` can be put into a scoped Landlock domain here,
+    else why not (logged once as a warning: the sandbox still runs, without the scope).
+    Cached per process."""
+    why = _unavailable(*_query())
+    if why is None and _setuid(bwrap):
+        why = (f"{bwrap} is setuid root, and the no_new_privs flag Landlock needs would stop "
+               "it from gaining its privileges")
+    if why is None:
+        why = _spawner().problem
+    if why is not None:
+        log.warning("the sandbox at level high/critical cannot block the host's abstract unix "
+                    "sockets or signals to host processes: %s", why)
+    return why
