@@ -31,7 +31,8 @@ SDK_SSE_EVENT_LIMIT = 1024 * 1024
 #: an empty line ends an SSE event: two line ends in a row (CRLF, LF or CR). Mixed endings
 #: such as LF then a lone CR are not recognised: the event then counts on, which can only
 #: make the cap trip early, never late
-_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n|\r\n\n")
+_SSE_ENDS = (b"\r\n\r\n", b"\n\n", b"\r\r", b"\n\r\n", b"\r\n\n")
+_SSE_EVENT_END = re.compile(b"|".join(re.escape(end) for end in _SSE_ENDS))
 
 
 def size_text(n: int) -> str:
@@ -64,8 +65,8 @@ class MessageCap:
 
 
 def message_too_large(server: str, limit: int, what: str, transport: str) -> ToolError:
-    text = (f"MCP server '{server}' sent {what}, more than plait takes in one message "
-            f"({size_text(limit)}); its connection was closed")
+    text = (f"MCP server '{server}' sent {what}: plait takes at most {size_text(limit)} in "
+            "one message; its connection was closed")
     hint = (f"if the server is right to send that much, raise `max_message_bytes:` of "
             f"mcp_servers.{server} (or MCP_MAX_MESSAGE_BYTES); otherwise ask it for less "
             "(a smaller page, a narrower query)")
@@ -118,18 +119,25 @@ class _LimitedBody:
                 raise _too_large_exc(self.cap, f"a response body of more than {limit} bytes",
                                      sse=False)
             return
+        # the last bytes of the previous chunk go in front: an event's end can straddle two
+        known = len(self.tail)
         window = self.tail + chunk
         self.tail = window[-3:]
         if self.pending + len(chunk) <= limit:  # no event in here can be too large
-            ends = [m.end() for m in _SSE_EVENT_END.finditer(window)]
-            self.pending = len(window) - ends[-1] if ends else self.pending + len(chunk)
+            last = max((window.rfind(end) + len(end) for end in _SSE_ENDS
+                        if end in window), default=0)
+            self.pending = len(window) - last if last > known else self.pending + len(chunk)
             return
-        start, carried = 0, self.pending - (len(window) - len(chunk))
+        size, counted = self.pending, known
         for match in _SSE_EVENT_END.finditer(window):
-            if carried + match.end() - start > limit:
+            if match.end() <= known:  # ended in the previous chunk: counted then
+                continue
+            size += match.end() - counted
+            if size > limit:
                 break
-            start, carried = match.end(), 0
-        size = carried + len(window) - start
+            size, counted = 0, match.end()
+        else:
+            size += len(window) - counted
         if size > limit:
             raise _too_large_exc(self.cap, f"an SSE event of more than {limit} bytes", sse=True)
         self.pending = size

@@ -188,7 +188,7 @@ class ToolExecutor:
             try:
                 return await self._call_on(client, info, args, limit)
             except Exception:
-                self._raise_if_too_large(info.server, client, f"'{info.qualified_name}'")
+                self._raise_if_too_large(info.server, client, f"tool '{info.qualified_name}'")
                 raise
 
     async def _call_on(self, client: Any, info: ToolInfo, args: dict[str, Any],

@@ -286,11 +286,11 @@ class MCPServerManager:
 
     def _message_too_large(self, slot: _Slot, cap: MessageCap, error: ToolError) -> None:
         """A connection's server sent a message over the cap: that connection is over."""
-        log.warning("%s", error.message)
         conn = slot.conn
         if conn is not None and slot.cap is cap:
             slot.too_large = (conn.client, error)
-            self.mark_dead(slot.name, conn.client, "it sent a message over the size limit")
+            self.mark_dead(slot.name, conn.client, f"it sent a message over the size limit of "
+                           f"{cap.limit} bytes")
 
     def too_large(self, name: str, client: Any) -> ToolError | None:
         """The error of `client`'s connection if it ended on a message over the cap."""

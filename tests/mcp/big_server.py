@@ -1,0 +1,64 @@
+"""An MCP server (the SDK's MCPServer) that sends messages as large as it is asked to, for
+the message-size cap tests.
+
+Tools: blob(size) returns a text of `size` characters; shout(size) writes a log
+notification (`notifications/message`) of `size` characters to the client, then returns
+"ok"; flood() writes a line with no end (at most 1 GiB: it is killed long before): a
+broken or hostile server. Resource `big://{size}`: a text of `size` characters.
+
+shout and flood write to the protocol's pipe themselves (the SDK's stdio server points fd 1
+at stderr while it runs, and sends no log notification at protocol 2026-07-28), so they
+only work over stdio.
+
+    python tests/mcp/big_server.py                      # stdio
+    app = big_server().streamable_http_app(...)         # HTTP, served by the tests
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mcp.server.mcpserver import MCPServer
+
+FLOOD_CHUNK = b"x" * 65536
+FLOOD_CHUNKS = 16384  # 1 GiB
+#: a duplicate of the stdout pipe, taken before the SDK redirects fd 1 (stdio only)
+WIRE = {"fd": 1}
+
+
+def big_server() -> MCPServer:
+    server = MCPServer("big", log_level="ERROR")
+
+    @server.tool()
+    def blob(size: int) -> str:
+        """A text of `size` characters."""
+        return "x" * size
+
+    @server.tool()
+    def shout(size: int) -> str:
+        """Log a message of `size` characters, then answer ok."""
+        note = {"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": "y" * size}}
+        os.write(WIRE["fd"], json.dumps(note).encode() + b"\n")
+        return "ok"
+
+    @server.tool()
+    def flood() -> str:
+        """Write one endless line to stdout."""
+        os.write(WIRE["fd"], b'{"jsonrpc": "2.0", "id": 0, "result": "')
+        for _ in range(FLOOD_CHUNKS):
+            os.write(WIRE["fd"], FLOOD_CHUNK)
+        return "unreachable"
+
+    @server.resource("big://{size}")
+    def big(size: str) -> str:
+        """A text of `size` characters."""
+        return "z" * int(size)
+
+    return server
+
+
+if __name__ == "__main__":
+    WIRE["fd"] = os.dup(1)
+    big_server().run("stdio")
