@@ -143,6 +143,18 @@ async def _stop(process: anyio.abc.Process) -> None:
             await _exited(process, REAP_S)
     with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
         await process.stdout.aclose()
+    _close_transport(process)
+
+
+def _close_transport(process: anyio.abc.Process) -> None:
+    """Close asyncio's subprocess transport, as the SDK's transport does: left open (a
+    grandchild may hold a pipe end) it warns when collected, possibly after the loop closed.
+    anyio has no public handle on it; on trio there is none."""
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    close = getattr(transport, "close", None)
+    if callable(close):
+        with contextlib.suppress(PermissionError):  # re-killing a setuid child, on <= 3.12
+            close()
 
 
 @asynccontextmanager

@@ -1,10 +1,11 @@
 """An MCP server (the SDK's MCPServer) that sends messages as large as it is asked to, for
 the message-size cap tests.
 
-Tools: blob(size) returns a text of `size` characters; shout(size) writes a log
-notification (`notifications/message`) of `size` characters to the client, then returns
-"ok"; flood() writes a line with no end (at most 1 GiB: it is killed long before): a
-broken or hostile server. Resource `big://{size}`: a text of `size` characters.
+Tools: blob(size) returns a text of `size` characters (read-only: a crash would re-run
+it); shout(size) writes a log notification (`notifications/message`) of `size` characters
+to the client, then returns "ok"; flood() writes a line with no end (at most 1 GiB: it is
+killed long before): a broken or hostile server. Resource `big://{size}`: a text of `size`
+characters.
 
 shout and flood write to the protocol's pipe themselves (the SDK's stdio server points fd 1
 at stderr while it runs, and sends no log notification at protocol 2026-07-28), so they
@@ -20,6 +21,7 @@ import json
 import os
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
 
 FLOOD_CHUNK = b"x" * 65536
 FLOOD_CHUNKS = 16384  # 1 GiB
@@ -30,7 +32,7 @@ WIRE = {"fd": 1}
 def big_server() -> MCPServer:
     server = MCPServer("big", log_level="ERROR")
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def blob(size: int) -> str:
         """A text of `size` characters."""
         return "x" * size

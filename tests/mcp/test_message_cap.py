@@ -65,10 +65,12 @@ async def test_stdio_result_over_the_cap_fails_the_call_and_the_server_restarts(
         assert "stdout line of more than 65536 bytes" in str(info.value)
         assert "tool 'big.blob' failed" in str(info.value)
         assert mcp.manager.status("big").running is False
-        # the other server was not touched; the capped one starts afresh on next use
+        # the other server was not touched; the capped one starts afresh on next use, and
+        # the call was not re-run although the tool is read-only (it would trip again)
         assert (await mcp.call_tool("other", "blob", {"size": 20})).text == "x" * 20
         assert (await mcp.call_tool("big", "blob", {"size": 30})).text == "x" * 30
         assert mcp.manager.status("big").spawns == 2
+        assert mcp.executor.stats()["big.blob"]["retries"] == 0
         assert mcp.manager.status("other").spawns == 1
 
 
