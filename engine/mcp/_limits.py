@@ -84,12 +84,15 @@ def message_too_large(server: str, limit: int, what: str, transport: str) -> Too
 
 
 def _too_large_exc(cap: MessageCap, what: str, sse: bool) -> Exception:
+    return _refused_exc(cap.trip(what).message, sse)
+
+
+def _refused_exc(message: str, sse: bool) -> Exception:
     """What the response read raises: for a JSON body an httpx2 StreamError (the SDK turns
     it into an error answer to that one request), for an SSE stream an SSEError (the SDK
     ends that stream and fails the request waiting on it)."""
     import httpx2
 
-    message = cap.trip(what).message
     return httpx2.SSEError(message) if sse else httpx2.StreamError(message)
 
 
@@ -103,8 +106,20 @@ class _LimitedBody:
     #: bytes of the message being received so far (for SSE: since the last event's end)
     pending: int = 0
     tail: bytes = b""
+    #: a Content-Length over the cap: refused before a byte is read
+    declared: int | None = None
+    #: a Content-Encoding other than identity: refused before a byte is read
+    encoding: str | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self.declared is not None:
+            raise _too_large_exc(self.cap, f"a response body of {self.declared} bytes",
+                                 sse=False)
+        if self.encoding is not None:
+            raise _refused_exc(
+                f"MCP server '{self.cap.server}' sent a {self.encoding}-encoded body although "
+                "plait asked for none (Accept-Encoding: identity); plait does not inflate "
+                "server bodies, whose inflated size it could not bound", self.sse)
         async for chunk in self.inner:
             if self.cap.error is not None:  # tripped elsewhere on this connection
                 raise _too_large_exc(self.cap, "", self.sse)
@@ -167,20 +182,18 @@ def _limited_transport_class() -> type[Any]:
             # a compressed body would be counted compressed and inflated unbounded
             request.headers["accept-encoding"] = "identity"
             response = await self.inner.handle_async_request(request)
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                await response.aclose()
-                raise httpx2.DecodingError(
-                    f"MCP server '{self.cap.server}' sent a {encoding}-encoded body although "
-                    "plait asked for none (Accept-Encoding: identity); plait does not inflate "
-                    "server bodies, whose size it could not bound", request=request)
             sse = response.headers.get("content-type", "").partition(";")[0].strip().lower() \
                 == "text/event-stream"
+            body = LimitedBody(response.stream, self.cap, sse)
+            # refusals fail the read (the SDK then fails the one request waiting on it), not
+            # the send, which the SDK does not expect to fail: its whole transport would stop
             length = response.headers.get("content-length", "")
             if not sse and length.isdigit() and int(length) > self.cap.limit:
-                await response.aclose()
-                raise _too_large_exc(self.cap, f"a response body of {length} bytes", sse=False)
-            response.stream = LimitedBody(response.stream, self.cap, sse)
+                body.declared = int(length)
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                body.encoding = encoding
+            response.stream = body
             return response
 
         async def aclose(self) -> None:

@@ -11,7 +11,7 @@ shout and flood write to the protocol's pipe themselves (the SDK's stdio server 
 at stderr while it runs, and sends no log notification at protocol 2026-07-28), so they
 only work over stdio.
 
-    python tests/mcp/big_server.py                      # stdio
+    python tests/mcp/big_server.py [--instructions N]   # stdio
     app = big_server().streamable_http_app(...)         # HTTP, served by the tests
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
@@ -29,8 +30,8 @@ FLOOD_CHUNKS = 16384  # 1 GiB
 WIRE = {"fd": 1}
 
 
-def big_server() -> MCPServer:
-    server = MCPServer("big", log_level="ERROR")
+def big_server(instructions: int = 0) -> MCPServer:
+    server = MCPServer("big", log_level="ERROR", instructions="i" * instructions or None)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def blob(size: int) -> str:
@@ -63,4 +64,6 @@ def big_server() -> MCPServer:
 
 if __name__ == "__main__":
     WIRE["fd"] = os.dup(1)
-    big_server().run("stdio")
+    # --instructions N: instructions of N characters, sent in the initialize answer
+    given = sys.argv[sys.argv.index("--instructions") + 1] if "--instructions" in sys.argv else 0
+    big_server(int(given)).run("stdio")

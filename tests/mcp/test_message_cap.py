@@ -6,6 +6,7 @@ starts the server afresh) and leaves the other servers alone; one under it passe
 
 from __future__ import annotations
 
+import gzip
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -159,11 +160,34 @@ async def test_http_default_cap_is_above_the_sdks_own_one_mib(
         assert len((await mcp.call_tool("big", "blob", {"size": size})).text) == size
 
 
-@pytest.fixture(scope="module")
-def flooding_http_server() -> Iterator[int]:
-    """The big server over streamable HTTP, except that a `tools/call` is answered with a
-    JSON body that never ends (up to 1 GiB: the client hangs up long before)."""
+async def _endless_json(send: Any) -> None:
+    """A JSON body that never ends (up to 1 GiB: the client hangs up long before)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"jsonrpc": "2.0", "result": "',
+                "more_body": True})
+    chunk = b"x" * 65536
+    for _ in range(16384):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b'"}'})
+
+
+async def _gzipped_json(send: Any) -> None:
+    """A small JSON-RPC answer, gzip-encoded although the client asked for identity."""
+    body = gzip.compress(b'{"jsonrpc": "2.0", "id": 1, "result": {"content": []}}')
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-encoding", b"gzip"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module", params=[_endless_json, _gzipped_json])
+def hostile_http_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """The big server over streamable HTTP, except that a `tools/call` is answered by the
+    param: an endless body, or a compressed one."""
     inner = big_server().streamable_http_app(json_response=True)
+    answer = request.param
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -174,21 +198,14 @@ def flooding_http_server() -> Iterator[int]:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        if b'"tools/call"' not in body:
-            replay = iter([{"type": "http.request", "body": body, "more_body": False}])
-            await inner(scope, lambda: _next(replay, receive), send)
+        if b'"tools/call"' in body:
+            await answer(send)
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b'{"jsonrpc": "2.0", "result": "',
-                    "more_body": True})
-        chunk = b"x" * 65536
-        for _ in range(16384):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b'"}'})
+        replay = iter([{"type": "http.request", "body": body, "more_body": False}])
+        await inner(scope, lambda: _next(replay, receive), send)
 
     with served(app, lifespan="on") as port:
-        yield port
+        yield answer.__name__, port
 
 
 async def _next(replay: Iterator[dict[str, Any]], receive: Any) -> dict[str, Any]:
@@ -198,12 +215,24 @@ async def _next(replay: Iterator[dict[str, Any]], receive: Any) -> dict[str, Any
     return result
 
 
-async def test_http_body_without_end_is_cut_at_the_cap(
-        tmp_path: Path, flooding_http_server: int) -> None:
-    spec = MCPServerSpec(url=f"http://127.0.0.1:{flooding_http_server}/mcp",
-                         max_message_bytes=CAP)
+async def test_http_endless_or_compressed_body_is_refused(
+        tmp_path: Path, hostile_http_server: tuple[str, int]) -> None:
+    kind, port = hostile_http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp", max_message_bytes=CAP)
     async with MCPRuntime({"big": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
         with anyio.fail_after(15), pytest.raises(ToolError) as info:
+            await mcp.call_tool("big", "blob", {"size": 1})
+        if kind == "_endless_json":
+            assert_too_large(info.value, "big")
+        else:
+            assert "sent a gzip-encoded body although plait asked for none" in str(info.value)
+
+
+async def test_stdio_initialize_answer_over_the_cap_fails_the_start(tmp_path: Path) -> None:
+    spec = stdio_spec()
+    spec = spec.model_copy(update={"args": [*spec.args, "--instructions", str(CAP + 1)]})
+    async with MCPRuntime({"big": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with anyio.fail_after(30), pytest.raises(ToolError) as info:
             await mcp.call_tool("big", "blob", {"size": 1})
         assert_too_large(info.value, "big")
 
