@@ -11,7 +11,7 @@ shout and flood write to the protocol's pipe themselves (the SDK's stdio server 
 at stderr while it runs, and sends no log notification at protocol 2026-07-28), so they
 only work over stdio.
 
-    python tests/mcp/big_server.py [--instructions N]   # stdio
+    python tests/mcp/big_server.py [--instructions N] [--describe N]   # stdio
     app = big_server().streamable_http_app(...)         # HTTP, served by the tests
 """
 
@@ -30,10 +30,11 @@ FLOOD_CHUNKS = 16384  # 1 GiB
 WIRE = {"fd": 1}
 
 
-def big_server(instructions: int = 0) -> MCPServer:
+def big_server(instructions: int = 0, describe: int = 0) -> MCPServer:
     server = MCPServer("big", log_level="ERROR", instructions="i" * instructions or None)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True),
+                 description="d" * describe or None)
     def blob(size: int) -> str:
         """A text of `size` characters."""
         return "x" * size
@@ -64,6 +65,8 @@ def big_server(instructions: int = 0) -> MCPServer:
 
 if __name__ == "__main__":
     WIRE["fd"] = os.dup(1)
-    # --instructions N: instructions of N characters, sent in the initialize answer
-    given = sys.argv[sys.argv.index("--instructions") + 1] if "--instructions" in sys.argv else 0
-    big_server(int(given)).run("stdio")
+    # --instructions N: instructions of N characters, sent in the initialize answer;
+    # --describe N: blob's description is N characters (in the tools/list answer)
+    sizes = {flag: int(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else 0
+             for flag in ("--instructions", "--describe")}
+    big_server(sizes["--instructions"], sizes["--describe"]).run("stdio")

@@ -228,6 +228,16 @@ async def test_http_endless_or_compressed_body_is_refused(
             assert "sent a gzip-encoded body although plait asked for none" in str(info.value)
 
 
+async def test_stdio_tool_listing_over_the_cap(tmp_path: Path) -> None:
+    spec = stdio_spec()
+    spec = spec.model_copy(update={"args": [*spec.args, "--describe", str(CAP + 1)]})
+    async with MCPRuntime({"big": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        with anyio.fail_after(30), pytest.raises(ToolError) as info:
+            await mcp.list_tools("big")
+        assert_too_large(info.value, "big")
+        assert str(info.value).startswith("listing the tools failed: MCP server 'big' sent")
+
+
 async def test_stdio_initialize_answer_over_the_cap_fails_the_start(tmp_path: Path) -> None:
     spec = stdio_spec()
     spec = spec.model_copy(update={"args": [*spec.args, "--instructions", str(CAP + 1)]})
