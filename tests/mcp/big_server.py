@@ -3,7 +3,8 @@ the message-size cap tests.
 
 Tools: blob(size) returns a text of `size` characters (read-only: a crash would re-run
 it); shout(size) writes a log notification (`notifications/message`) of `size` characters
-to the client, then returns "ok"; flood() writes a line with no end (at most 1 GiB: it is
+to the client, then returns "ok" (shout_http: the same through the SDK, which sends it on
+2025-era sessions only); flood() writes a line with no end (at most 1 GiB: it is
 killed long before): a broken or hostile server. Resource `big://{size}`: a text of `size`
 characters.
 
@@ -20,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 FLOOD_CHUNK = b"x" * 65536
@@ -45,6 +47,15 @@ def big_server(instructions: int = 0, describe: int = 0) -> MCPServer:
         note = {"jsonrpc": "2.0", "method": "notifications/message",
                 "params": {"level": "info", "data": "y" * size}}
         os.write(WIRE["fd"], json.dumps(note).encode() + b"\n")
+        return "ok"
+
+    @server.tool()
+    async def shout_http(size: int, ctx: Context) -> str:
+        """Log a message of `size` characters through the SDK (2025-era sessions), then
+        answer ok."""
+        with warnings.catch_warnings():  # the logging capability is deprecated in 2026-07-28
+            warnings.simplefilter("ignore")
+            await ctx.log("info", "y" * size)
         return "ok"
 
     @server.tool()

@@ -150,6 +150,24 @@ async def test_http_result_over_the_cap_fails_and_one_under_passes(
         assert (await mcp.call_tool("big", "blob", {"size": 5})).text == "xxxxx"
 
 
+async def test_http_log_notification_over_the_cap(tmp_path: Path) -> None:
+    """On a 2025-era session the server's log notifications for a call come as events of
+    the call's SSE stream: counted like any other message. (An app that answers with JSON
+    bodies sends them nowhere.)"""
+    with served(big_server().streamable_http_app(), lifespan="on") as port:
+        await _shout_over_http(tmp_path, port)
+
+
+async def _shout_over_http(tmp_path: Path, port: int) -> None:
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp", max_message_bytes=CAP)
+    settings = replace(SETTINGS, protocol_mode="legacy")
+    async with MCPRuntime({"big": spec}, base_dir=tmp_path, settings=settings) as mcp:
+        assert (await mcp.call_tool("big", "shout_http", {"size": 100})).text == "ok"
+        with anyio.fail_after(30), pytest.raises(ToolError) as info:
+            await mcp.call_tool("big", "shout_http", {"size": CAP + 1})
+        assert_too_large(info.value, "big")
+
+
 async def test_http_default_cap_is_above_the_sdks_own_one_mib(
         tmp_path: Path, http_server: tuple[str, int]) -> None:
     """The SDK caps one SSE event at 1 MiB unless told otherwise: plait passes its cap."""
