@@ -8,8 +8,10 @@ writes each complete line through the run's secret redactor, so a server that pr
 it was given in `env:` never puts it on disk.
 
 When a stdio server has stopped, whatever is left of its process group (children it started
-in the background) is killed: the SDK kills the group only when the server itself does not
-exit after its stdin closes.
+in the background) is killed: the transport (`engine.mcp._stdio`, the SDK's stdio transport
+with a bounded stdout reader) kills the group only when the server itself does not exit
+after its stdin closes. Every transport made here enforces the connection's `MessageCap`
+(`engine.mcp._limits`) on what the server sends.
 """
 
 from __future__ import annotations
