@@ -13,6 +13,7 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_CONNECTIONS = 32
 DEFAULT_HEALTH_INTERVAL_S = 30.0
 DEFAULT_STARTUP_TIMEOUT_S = 30.0
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 def _number(name: str, default: float, *, minimum: float) -> float:
@@ -46,6 +47,8 @@ class MCPSettings:
     protocol_mode: str = "auto"
     #: where stdio servers' stderr is kept (`<server>.stderr.log`); None: a temporary file
     log_dir: Path | None = None
+    #: the largest message taken from a server whose spec sets no `max_message_bytes`
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
     @classmethod
     def from_env(cls) -> MCPSettings:
@@ -55,4 +58,6 @@ class MCPSettings:
                                         minimum=1)),
             health_interval_s=_number("MCP_HEALTH_CHECK_INTERVAL", DEFAULT_HEALTH_INTERVAL_S,
                                       minimum=0),
+            max_message_bytes=int(_number("MCP_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES,
+                                          minimum=1024)),
         )

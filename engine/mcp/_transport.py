@@ -8,8 +8,10 @@ writes each complete line through the run's secret redactor, so a server that pr
 it was given in `env:` never puts it on disk.
 
 When a stdio server has stopped, whatever is left of its process group (children it started
-in the background) is killed: the SDK kills the group only when the server itself does not
-exit after its stdin closes.
+in the background) is killed: the transport (`engine.mcp._stdio`, the SDK's stdio transport
+with a bounded stdout reader) kills the group only when the server itself does not exit
+after its stdin closes. Every transport made here enforces the connection's `MessageCap`
+(`engine.mcp._limits`) on what the server sends.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import anyio
 import anyio.abc
 
 from engine.errors import ToolError
+from engine.mcp._limits import MessageCap, limited_http_client
+from engine.mcp._settings import DEFAULT_MAX_MESSAGE_BYTES
 from engine.sandbox import TOKEN_VAR, new_token, token_processes
 from engine.sandbox.base import Runner
 from engine.sandbox.env import minimal_env
@@ -158,12 +162,22 @@ def _resolve_command(name: str, spec: MCPServerSpec, command: str, env: dict[str
         server=name)
 
 
-def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runner | None,
-                 errlog: StderrLog) -> Any:
-    """The SDK transport for a stdio server (spawned when entered)."""
-    from mcp.client.stdio import StdioServerParameters
+@dataclass(frozen=True)
+class _Launch:
+    """How a stdio server is started."""
 
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+
+
+def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runner | None,
+                 errlog: StderrLog, cap: MessageCap | None = None) -> Any:
+    """The SDK transport for a stdio server (spawned when entered), its stdout read under
+    `cap` (default: the spec's `max_message_bytes`, else 16 MiB)."""
     quiet_sdk_tracebacks()
+    if cap is None:
+        cap = MessageCap(name, spec.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES)
 
     assert spec.command is not None
     cwd = str((base_dir / spec.cwd).resolve()) if spec.cwd else str(base_dir.resolve())
@@ -178,20 +192,19 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
         prepared = runner.prepare(argv, env=env, cwd=cwd)
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
         cleanup = list(prepared.cleanup)
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
-    transport = _PipedStdio(params, errlog, token)
+    transport = _PipedStdio(_Launch(argv, env, cwd), errlog, token, cap)
     return _WithCleanup(transport, cleanup) if cleanup else transport
 
 
 class _PipedStdio:
-    """The SDK's stdio transport with the server's stderr connected to a pipe that
-    `StderrLog.pump` empties, in a task group held from enter to exit (one task, as the SDK's
-    own transport)."""
+    """plait's stdio transport (`engine.mcp._stdio`) with the server's stderr connected to a
+    pipe that `StderrLog.pump` empties, in a task group held from enter to exit."""
 
-    def __init__(self, params: Any, log: StderrLog, token: str) -> None:
-        self._params = params
+    def __init__(self, launch: _Launch, log: StderrLog, token: str, cap: MessageCap) -> None:
+        self._launch = launch
         self._log = log
         self._token = token
+        self._cap = cap
         self._transport: Any = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_fd = -1
@@ -203,7 +216,7 @@ class _PipedStdio:
         self._pump_scope: anyio.CancelScope | None = None
 
     async def __aenter__(self) -> Any:
-        from mcp.client.stdio import stdio_client
+        from engine.mcp._stdio import stdio_transport
 
         self._eof = anyio.Event()
         self._pump_scope = anyio.CancelScope(shield=True)
@@ -217,7 +230,9 @@ class _PipedStdio:
             # the parent's copy of the write end is closed once the server holds its own, so
             # the pipe ends when the server does
             with os.fdopen(write_fd, "w") as errlog:
-                self._transport = stdio_client(self._params, errlog=errlog)
+                launch = self._launch
+                self._transport = stdio_transport(launch.argv, env=launch.env, cwd=launch.cwd,
+                                                  errlog=errlog, cap=self._cap)
                 return await self._transport.__aenter__()
         except BaseException:
             self._transport = None
@@ -325,21 +340,29 @@ def quiet_sdk_tracebacks() -> None:
             logger.addFilter(_SDK_FILTER)
 
 
-def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float) -> Any:
-    """The SDK transport for a remote server (streamable HTTP or SSE)."""
+def http_target(name: str, spec: MCPServerSpec, *, timeout_s: float, cap: MessageCap) -> Any:
+    """The SDK transport for a remote server (streamable HTTP or SSE), on an httpx2 client
+    whose transport counts every response against `cap`."""
     assert spec.url is not None
     quiet_sdk_tracebacks()
     if transport_kind(spec) == "sse":
         from mcp.client.sse import sse_client
 
-        return sse_client(spec.url, headers=dict(spec.headers) or None, timeout=timeout_s)
+        def factory(headers: dict[str, str] | None = None, timeout: Any = None,
+                    auth: Any = None) -> Any:
+            return limited_http_client(cap, headers=headers, timeout=timeout)
+
+        return sse_client(spec.url, headers=dict(spec.headers) or None, timeout=timeout_s,
+                          httpx_client_factory=factory)
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    client = create_mcp_http_client(headers=dict(spec.headers) or None,
-                                    timeout=httpx2.Timeout(timeout_s, read=300.0))
-    return _OwnedHTTP(client, streamable_http_client(spec.url, http_client=client))
+    client = limited_http_client(cap, headers=dict(spec.headers) or None,
+                                 timeout=httpx2.Timeout(timeout_s, read=300.0))
+    # the SDK's own limit on one SSE event (1 MiB by default) set to the cap: plait's count
+    # (every byte of the event) trips first, with its own error
+    return _OwnedHTTP(client, streamable_http_client(spec.url, http_client=client,
+                                                     max_sse_event_size=cap.limit))
 
 
 def safe_url(url: str) -> str:
@@ -411,3 +434,4 @@ class _OwnedHTTP:
             await self._transport.__aexit__(*exc)
         finally:
             await self._client.__aexit__(None, None, None)
+

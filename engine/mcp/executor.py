@@ -184,23 +184,41 @@ class ToolExecutor:
         self.pool.record(info.server, ok=ok, duration_s=elapsed)
 
     async def _once(self, info: ToolInfo, args: dict[str, Any], limit: float) -> Any:
+        async with self.pool.session(info.server) as client:
+            try:
+                return await self._call_on(client, info, args, limit)
+            except Exception:
+                self._raise_if_too_large(info.server, client, f"tool '{info.qualified_name}'")
+                raise
+
+    async def _call_on(self, client: Any, info: ToolInfo, args: dict[str, Any],
+                       limit: float) -> Any:
         from mcp import MCPError
         from pydantic import ValidationError
 
-        async with self.pool.session(info.server) as client:
-            try:
-                with anyio.fail_after(limit + TIMEOUT_GRACE_S):
-                    return await client.call_tool(info.name, args, read_timeout_seconds=limit)
-            except MCPError as exc:
-                raise self._mcp_error(info, client, exc, limit) from None
-            except TimeoutError:
-                raise self._timeout_error(info, limit) from None
-            except (RuntimeError, ValidationError) as exc:
-                raise ToolError(f"tool '{info.qualified_name}' returned a malformed result: "
-                                f"{_first_paragraph(str(exc))}",
-                                hint="the server broke the MCP protocol; "
-                                "report it to the server's authors",
-                                server=info.server, tool=info.name) from None
+        try:
+            with anyio.fail_after(limit + TIMEOUT_GRACE_S):
+                return await client.call_tool(info.name, args, read_timeout_seconds=limit)
+        except MCPError as exc:
+            raise self._mcp_error(info, client, exc, limit) from None
+        except TimeoutError:
+            raise self._timeout_error(info, limit) from None
+        except (RuntimeError, ValidationError) as exc:
+            raise ToolError(f"tool '{info.qualified_name}' returned a malformed result: "
+                            f"{_first_paragraph(str(exc))}",
+                            hint="the server broke the MCP protocol; "
+                            "report it to the server's authors",
+                            server=info.server, tool=info.name) from None
+
+    def _raise_if_too_large(self, server: str, client: Any, what: str) -> None:
+        """When `client`'s connection ended on a message over the size cap, that is why
+        `what` (a call, a read) failed, whatever the SDK said: raise the cap's error."""
+        error = self.pool.manager.too_large(server, client)
+        if error is None:
+            return
+        self.registry.invalidate(server)
+        raise ToolError(f"{what} failed: {error.message}", hint=error.hint,
+                        server=server) from None
 
     def _mcp_error(self, info: ToolInfo, client: Any, exc: Any,
                    limit: float) -> Exception:
@@ -270,19 +288,26 @@ class ToolExecutor:
         return data
 
     async def _request(self, server: str, method: str, *args: Any) -> Any:
+        async with self.pool.session(server) as client:
+            try:
+                return await self._request_on(client, server, method, *args)
+            except Exception:
+                self._raise_if_too_large(server, client, f"{method} {args[0]!r}")
+                raise
+
+    async def _request_on(self, client: Any, server: str, method: str, *args: Any) -> Any:
         from mcp import MCPError
 
         limit = self._server_timeout(server)
-        async with self.pool.session(server) as client:
-            try:
-                with anyio.fail_after(limit):
-                    return await getattr(client, method)(*args)
-            except MCPError as exc:
-                raise ToolError(f"MCP server '{server}': {method} {args[0]!r} failed: {exc}",
-                                server=server) from None
-            except TimeoutError:
-                raise ToolError(f"MCP server '{server}': {method} {args[0]!r} did not answer "
-                                f"within {limit:g}s", server=server) from None
+        try:
+            with anyio.fail_after(limit):
+                return await getattr(client, method)(*args)
+        except MCPError as exc:
+            raise ToolError(f"MCP server '{server}': {method} {args[0]!r} failed: {exc}",
+                            server=server) from None
+        except TimeoutError:
+            raise ToolError(f"MCP server '{server}': {method} {args[0]!r} did not answer "
+                            f"within {limit:g}s", server=server) from None
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: stat.to_dict() for name, stat in sorted(self._stats.items())}

@@ -22,6 +22,7 @@ import anyio
 import anyio.abc
 
 from engine.errors import ToolError
+from engine.mcp._limits import SDK_SSE_EVENT_LIMIT, MessageCap
 from engine.mcp._settings import MCPSettings
 from engine.mcp._transport import (
     StderrLog,
@@ -69,6 +70,10 @@ class _Slot:
     last_error: str | None = None
     #: the last line the server wrote to stdout that is not JSON-RPC (for start-up errors)
     noise: str = ""
+    #: the message cap of the current transport, and the client of the last connection that
+    #: exceeded one, with its error
+    cap: MessageCap | None = None
+    too_large: tuple[Any, ToolError] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,7 @@ class MCPServerManager:
         if slot.target is not None:
             return slot.target
         kind = transport_kind(slot.spec)
+        cap = slot.cap = self._cap(slot, kind)
         if kind == "stdio":
             if slot.stderr is None:
                 log_dir = self.settings.log_dir
@@ -266,8 +272,32 @@ class MCPServerManager:
                     if log_dir is not None else StderrLog(redactor=self.redactor)
             runner = self._runner_for(slot.name, slot.spec) if self._runner_for else None
             return stdio_target(slot.name, slot.spec, base_dir=self.base_dir, runner=runner,
-                                errlog=slot.stderr)
-        return http_target(slot.name, slot.spec, timeout_s=self._timeout(slot.spec))
+                                errlog=slot.stderr, cap=cap)
+        return http_target(slot.name, slot.spec, timeout_s=self._timeout(slot.spec), cap=cap)
+
+    def _cap(self, slot: _Slot, kind: str) -> MessageCap:
+        """A fresh message cap for a new connection of `slot`."""
+        limit = slot.spec.max_message_bytes or self.settings.max_message_bytes
+        if kind == "sse":  # the SDK's own limit there: plait's count trips first, clearly
+            limit = min(limit, SDK_SSE_EVENT_LIMIT)
+        cap = MessageCap(slot.name, limit, kind)
+        cap.on_trip = lambda error: self._message_too_large(slot, cap, error)
+        return cap
+
+    def _message_too_large(self, slot: _Slot, cap: MessageCap, error: ToolError) -> None:
+        """A connection's server sent a message over the cap: that connection is over."""
+        conn = slot.conn
+        if conn is not None and slot.cap is cap:
+            slot.too_large = (conn.client, error)
+            self.mark_dead(slot.name, conn.client, f"it sent a message over the size limit of "
+                           f"{cap.limit} bytes")
+
+    def too_large(self, name: str, client: Any) -> ToolError | None:
+        """The error of `client`'s connection if it ended on a message over the cap."""
+        slot = self._slot(name)
+        if slot.too_large is not None and slot.too_large[0] is client:
+            return slot.too_large[1]
+        return None
 
     def _timeout(self, spec: MCPServerSpec) -> float:
         return spec.timeout if spec.timeout is not None else self.settings.call_timeout_s
@@ -281,6 +311,8 @@ class MCPServerManager:
     def _start_error(self, slot: _Slot, exc: BaseException, target: Any = None) -> ToolError:
         if isinstance(exc, ToolError):
             return exc
+        if slot.cap is not None and slot.cap.error is not None:
+            return slot.cap.error
         text = str(exc) or type(exc).__name__
         slot.last_error = text
         if slot.spec.url is not None:

@@ -114,7 +114,14 @@ class ToolRegistry:
         cursor: str | None = None
         async with self.pool.session(server) as client:
             for _ in range(MAX_PAGES):
-                page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+                try:
+                    page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+                except Exception:
+                    too_large = self.pool.manager.too_large(server, client)
+                    if too_large is not None:
+                        raise ToolError(f"listing the tools failed: {too_large.message}",
+                                        hint=too_large.hint, server=server) from None
+                    raise
                 out.extend(page.tools)
                 cursor = page.next_cursor
                 if not cursor:

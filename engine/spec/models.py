@@ -166,6 +166,9 @@ class MCPServerSpec(Model):
     startup_timeout: Timeout | None = None
     """Time to start and initialise the server (default 30s)."""
     max_concurrency: int | None = Field(default=None, ge=1)
+    max_message_bytes: int | None = Field(default=None, ge=1024)
+    """Largest message (bytes) taken from the server; a larger one ends its connection
+    (default MCP_MAX_MESSAGE_BYTES, else 16 MiB)."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerSpec:
