@@ -227,6 +227,14 @@ async def test_a_failed_run_is_an_error_result_naming_its_step_without_the_secre
     assert "tok-5ecret-value" not in text
 
 
+def _written(path: Path) -> bool:
+    """`path` holds a whole line (a pid that `echo` finished writing)."""
+    try:
+        return path.read_text().endswith("\n")
+    except FileNotFoundError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -268,11 +276,14 @@ async def test_a_signal_mid_call_stops_the_server_and_records_the_run_interrupte
                         await client.call_tool("slow", {})
 
                 tg.start_soon(call)
-                await anyio.to_thread.run_sync(_wait, sleeper.exists, 20)
+                # its pid written whole (the shell creates the file before it writes):
+                # stopped earlier, the command would leave it empty
+                await anyio.to_thread.run_sync(_wait, lambda: _written(sleeper), 20)
                 pid = int((tmp_path / "server.pid").read_text())
                 os.kill(pid, sig)
                 rc = tmp_path / "server.rc"
-                exited = await anyio.to_thread.run_sync(_wait, rc.exists, 15)
+                exited = await anyio.to_thread.run_sync(
+                    _wait, lambda: rc.exists() and rc.read_text(), 15)
                 tg.cancel_scope.cancel()
             assert exited, "the server did not exit while its client kept stdin open"
     assert rc.read_text() == "130"
@@ -380,7 +391,8 @@ async def test_sigterm_stops_an_http_server_with_130_and_its_run_interrupted(
                             await client.call_tool("slow", {})
 
                     tg.start_soon(call)
-                    await anyio.to_thread.run_sync(_wait, (tmp_path / "sleeper.pid").exists, 20)
+                    await anyio.to_thread.run_sync(
+                        _wait, lambda: _written(tmp_path / "sleeper.pid"), 20)
                     proc.send_signal(signal.SIGTERM)
                     _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=20))
                     tg.cancel_scope.cancel()
