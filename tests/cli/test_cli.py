@@ -310,7 +310,7 @@ def test_providers_check_names_a_missing_key(files: Path) -> None:
     assert out.returncode == 2
     assert "ANTHROPIC_API_KEY" in out.stderr
     ok = plait("providers", "check", "good.yaml", cwd=files)
-    assert ok.returncode == 0 and ok.stdout.strip() == "p: echo : ok"
+    assert ok.returncode == 0 and ok.stdout.strip() == "p: echo: ok"
     run = subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "keyed.yaml"],
                          cwd=files, capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "ANTHROPIC_API_KEY" in run.stderr
