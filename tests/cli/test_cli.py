@@ -252,6 +252,8 @@ def test_reading_commands_do_not_create_a_database(files: Path, command: tuple[s
     assert out.stderr.startswith(f"error: there is no run record database at "
                                  f"{files.resolve()}/.plait/runs.db (hint: ")
     assert "--state PATH" in out.stderr
+    assert ("plait resume --file FILE" if command[0] == "resume" else "--workflow FILE"
+            ) in out.stderr  # the option each command has to find the database
     assert not (files / ".plait").exists()
 
 
