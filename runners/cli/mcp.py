@@ -84,7 +84,7 @@ def group() -> None:
 @group.command("tools")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("server", required=False)
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     """List the tools of every server of FILE (or of SERVER only)."""
 
@@ -130,7 +130,7 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
 @group.command("call")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("tool")
-@click.option("--args", "args_json", default="{}", help="arguments as a JSON object")
+@click.option("--args", "args_json", default="{}", help="The arguments as a JSON object.")
 def call_cmd(file: Path, tool: str, args_json: str) -> None:
     """Call SERVER.TOOL of FILE and print its result (exit 1 when the tool fails)."""
     try:
@@ -175,11 +175,14 @@ async def _arguments_misfit(mcp: Any, qualified: str,
 @group.command("serve")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--transport", type=click.Choice(["stdio", "streamable-http", "sse"]),
-              default="stdio", show_default=True)
+              default="stdio", show_default=True,
+              help="How clients connect: over stdin/stdout, or HTTP on --host and --port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="address to listen on for HTTP transports")
-@click.option("--port", default=8000, show_default=True, help="port for HTTP transports")
-@click.option("--state", metavar="PATH", help="run record database for the runs")
+              help="Address to listen on for HTTP transports.")
+@click.option("--port", default=8000, show_default=True, help="Port for HTTP transports.")
+@click.option("--state", metavar="PATH",
+              help="Run record database for the runs (default: PLAIT_STATE_URL, else "
+                   ".plait/runs.db next to FILE).")
 def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
     """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
     takes its inputs and returns its outputs."""
@@ -201,7 +204,8 @@ def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | Non
 @group.command("import")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--keep-values", is_flag=True,
-              help="copy env values as they are (default: turn them into secrets references)")
+              help="Copy env values and credential-like header values as they are "
+                   "(default: turn them into ${{ secrets.NAME }} references).")
 def import_cmd(config: Path, keep_values: bool) -> None:
     """Print plait `mcp_servers:` YAML from a Claude Desktop config's `mcpServers`."""
     try:
