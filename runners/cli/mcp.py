@@ -18,9 +18,15 @@ import anyio
 import click
 import yaml
 
-from engine.errors import ConfigError, PlaitError, SpecError, ToolError, UnknownToolError
-from engine.secrets import Redactor
-from engine.spec.models import MCPServerSpec, PolicySpec
+from engine.errors import (
+    ConfigError,
+    PlaitError,
+    PolicyViolation,
+    SpecError,
+    ToolError,
+    UnknownToolError,
+)
+from engine.spec.models import MCPServerSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _fail(message: str, code: int) -> NoReturn:
@@ -28,10 +34,10 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, PolicySpec],
-                                       str | None, Redactor]:
-    """The `mcp_servers` and policies of a checked workflow file (settings rendered with the
-    workflow's input defaults, secrets and environment), and the redactor of those secrets."""
+def _services(path: Path) -> Any:
+    """The run services of a checked workflow file, with its secrets loaded: what renders its
+    servers' settings (with the input defaults, secrets and environment) and starts them
+    under their policies."""
     from engine.executor.context import RunOptions
     from engine.executor.inputs import resolve_inputs
     from engine.executor.services import Services
@@ -49,20 +55,19 @@ def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, Polic
         services.load_secrets()
     except PlaitError as exc:
         _fail(f"{path}: {exc}", EXIT_USAGE)
-    servers = {name: services.server_spec(name) for name in workflow.spec.mcp_servers}
-    return (servers, dict(workflow.spec.policies), workflow.spec.defaults.policy,
-            services.redactor)
+    if not workflow.spec.mcp_servers:
+        _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
+    return services
 
 
 def _runtime(path: Path) -> Any:
-    from engine.mcp import MCPRuntime
-
-    servers, policies, default_policy, redactor = _load_servers(path)
-    if not servers:
-        _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
-    # the stderr tail quoted in errors is read back from a file: keep secrets out of it
-    return MCPRuntime(servers, base_dir=path.resolve().parent, policies=policies,
-                      default_policy=default_policy, redactor=redactor)
+    """The servers as a run starts them: each in the sandbox of its policy, its tool calls'
+    arguments checked against that policy, its stderr (quoted in errors) masked."""
+    services = _services(path)
+    try:
+        return services.mcp_runtime()
+    except PlaitError as exc:
+        _fail(f"{path}: {exc}", EXIT_USAGE)
 
 
 def _run(coro_fn: Any, *args: Any) -> Any:
@@ -70,7 +75,7 @@ def _run(coro_fn: Any, *args: Any) -> Any:
         return anyio.run(coro_fn, *args)
     except SpecError as exc:
         _fail(exc.format(), EXIT_USAGE)
-    except UnknownToolError as exc:  # a name that is not there: nothing ran
+    except (UnknownToolError, PolicyViolation) as exc:  # not there, or refused: nothing ran
         _fail(str(exc), EXIT_USAGE)
     except PlaitError as exc:
         _fail(str(exc), EXIT_FAILED)
