@@ -38,6 +38,8 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
         "object": isinstance(value, dict),
         "array": isinstance(value, list),
     }[kind]
+    if isinstance(value, float) and not math.isfinite(value):
+        check_storable(name, value)  # 1e400 is no "wrong type" for an integer: it has no JSON
     if not ok:
         raise InputError(f"input {name!r} must be of type {kind}, got {json_type(value)} "
                          f"{shown(value)}", input=name, hint=_type_hint(name, kind, value))

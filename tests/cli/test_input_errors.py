@@ -48,3 +48,13 @@ def test_the_hints_name_the_input_to_give(tmp_path: Path) -> None:
                                   "(hint: pass a number, e.g. -i x=2.5)")
     out = plait("run", "two.yaml", "--no-record", cwd=tmp_path)
     assert "(hint: pass -i n=VALUE -i x=VALUE or --inputs FILE.json)" in out.stderr
+
+
+def test_a_number_json_cannot_hold_is_told_so_for_an_integer_input_too(tmp_path: Path) -> None:
+    """It said `must be of type integer, got number "Infinity"`: 1e400 read as a float."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "in.json").write_text('{"n": 1e400}')
+    out = plait("run", "wf.yaml", "--inputs", "in.json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: input 'n' holds the number Infinity, which JSON "
+                                 "cannot represent (hint: pass a finite number"), out.stderr
