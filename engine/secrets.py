@@ -13,6 +13,7 @@ single/double quotes, ``#`` comments; no variable expansion). The environment wi
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "SOURCE_MASK",
            "LineRedactor", "Redactor", "literal_secret_values", "load_secrets", "parse_dotenv",
-           "workflow_secret_values")
+           "secret_named", "workflow_secret_values")
 
 MASK = "***"
 #: the mask in a stored copy of the workflow text: a plain word, so the copy is still valid
@@ -43,6 +44,16 @@ _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$"
 #: header names whose literal values are treated as secrets
 SECRET_HEADER = re.compile(r"(?i)auth|token|secret|key|cookie|password|session")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+#: environment variable names kept out of expressions' `env` (read them as `secrets.NAME`)
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)",
+                          re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def secret_named(name: str) -> bool:
+    """Whether an environment variable's name looks like a secret's: such variables are not
+    in the `env` that expressions see."""
+    return _SECRET_NAME.search(name) is not None  # once per name: the search costs ~1 µs
 
 
 def _unquote(raw: str) -> str:

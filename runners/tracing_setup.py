@@ -564,8 +564,11 @@ def _metrics_exporter(targets: list[_Target]) -> Any:
 
 def _label(target: _Target) -> str:
     if target.kind == "otlp":
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if base and target.protocol != "grpc":  # the exporter posts to the base's /v1/traces
+            base = base.rstrip("/") + "/v1/traces"
         where = target.where or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or \
-            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "the default endpoint"
+            base or "the default endpoint"
         return f"the OTLP endpoint {_without_credentials(where)}"
     return "the trace file " + target.where if target.kind == "file" else "the console"
 

@@ -48,6 +48,10 @@ def prepare_registry(registry: ProviderRegistry, workflow: Workflow,
     def replay(name: str, spec: Any) -> ReplayProvider:
         path = str(workflow.base_dir / spec.path) if spec.path else None
         provider = ReplayProvider(name, path=path, model=spec.model, workflow=workflow)
+        if cassette is None and path is None:  # nothing could ever answer it: refuse now
+            for other in opened:
+                other.close()
+            raise provider.refusal()
         if eager and path is not None:
             try:
                 provider.open(spec.path)

@@ -79,10 +79,14 @@ class Cassette:
     """The interactions of one workflow run, being recorded or replayed."""
 
     def __init__(self, path: Path, mode: str, workflow: Workflow, *,
-                 live: bool = False) -> None:
+                 live: bool = False, versioned: bool = True) -> None:
         self.path = path
         self.mode = mode  # "record" | "replay"
         self.live = live
+        #: whether a cassette of another workflow version is reported: not for the cassette
+        #: of a `kind: replay` provider, whose workflow differs from the recorded one by design
+        #: (the provider's kind was switched to replay after recording)
+        self.versioned = versioned
         self.workflow_name = workflow.name
         self.spec_hash = fmt.cassette_hash(workflow)
         #: the hashes a current cassette may carry (this one, and the older form of it)
@@ -118,7 +122,7 @@ class Cassette:
             raise CassetteError(f"cassette {self.path} was recorded for workflow "
                                 f"{data.get('workflow')!r}, not {self.workflow_name!r}",
                                 hint="point --replay at this workflow's cassette directory")
-        if data.get("spec_hash") not in self.spec_hashes:
+        if self.versioned and data.get("spec_hash") not in self.spec_hashes:
             self.report.spec_mismatch = (
                 f"cassette {self.path} was recorded from another version of workflow "
                 f"{self.workflow_name!r} (spec hash {data.get('spec_hash')}, now "
@@ -501,10 +505,12 @@ _scope: ContextVar[object | None] = ContextVar("plait_cassette_scope", default=N
 
 
 def open_cassette(workflow: Workflow, *, record_dir: Path | None, replay_dir: Path | None,
-                  replay_missing: str = "fail", share: bool = False) -> Cassette:
+                  replay_missing: str = "fail", share: bool = False,
+                  versioned: bool = True) -> Cassette:
     """The cassette of this workflow in the given directory. With ``share`` (sub-workflow
     runs), runs of the same workflow inside one top-level run (a sub-workflow in a foreach)
-    share one cassette; ``release`` closes it after the last."""
+    share one cassette; ``release`` closes it after the last. ``versioned=False`` does not
+    report a cassette recorded from another version of the workflow."""
     if record_dir is not None and replay_dir is not None:
         raise CassetteError("--record and --replay cannot be used together",
                             hint="record first, then replay the directory")
@@ -519,7 +525,8 @@ def open_cassette(workflow: Workflow, *, record_dir: Path | None, replay_dir: Pa
     cassette = _OPEN.get((path, scope))
     if cassette is None:
         mode = "record" if record_dir is not None else "replay"
-        cassette = Cassette(path, mode, workflow, live=replay_missing == "live")
+        cassette = Cassette(path, mode, workflow, live=replay_missing == "live",
+                            versioned=versioned)
         cassette.scope = scope
         _OPEN[(path, scope)] = cassette
     cassette.users += 1

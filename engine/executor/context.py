@@ -3,8 +3,6 @@ record writer and the services (providers, MCP, sandboxes) that steps use."""
 
 from __future__ import annotations
 
-import functools
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.executor.events import Event
 from engine.executor.records import RecordWriter
+from engine.secrets import secret_named
 
 if TYPE_CHECKING:
     from engine.errors import ExpressionError, Location
@@ -22,19 +21,11 @@ if TYPE_CHECKING:
 
 Listener = Callable[[Event], None]
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)",
-                          re.IGNORECASE)
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_named(name: str) -> bool:
-    return _SECRET_NAME.search(name) is not None  # once per name: the search costs ~1 µs
-
 
 def public_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The `env` expressions see: the environment minus anything named like a secret
     (declare those under `secrets:` and use `secrets.NAME`)."""
-    return {k: v for k, v in environ.items() if not _secret_named(k)}
+    return {k: v for k, v in environ.items() if not secret_named(k)}
 
 
 @dataclass

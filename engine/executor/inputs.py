@@ -38,6 +38,8 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
         "object": isinstance(value, dict),
         "array": isinstance(value, list),
     }[kind]
+    if isinstance(value, float) and not math.isfinite(value):
+        check_storable(name, value)  # 1e400 is no "wrong type" for an integer: it has no JSON
     if not ok:
         raise InputError(f"input {name!r} must be of type {kind}, got {json_type(value)} "
                          f"{shown(value)}", input=name, hint=_type_hint(name, kind, value))
@@ -106,8 +108,8 @@ def _check_text(name: str, text: str, where: str, default: bool) -> None:
                          "encoding)") from None
 
 
-_TEXT_HINTS = {"integer": "pass a whole number, e.g. -i NAME=3",
-               "number": "pass a number, e.g. -i NAME=2.5",
+_TEXT_HINTS = {"integer": "pass a whole number, e.g. -i {name}=3",
+               "number": "pass a number, e.g. -i {name}=2.5",
                "boolean": "pass true or false (yes/no and 1/0 work too)",
                "object": "pass JSON for objects and arrays",
                "array": "pass JSON for objects and arrays"}
@@ -133,7 +135,8 @@ def _parse_text(name: str, kind: str, text: str) -> Any:
                          hint="pass a value with fewer levels of nesting") from None
     except ValueError:
         raise InputError(f"input {name!r} must be of type {kind}, got {shown(text)}",
-                         input=name, hint=_TEXT_HINTS.get(kind)) from None
+                         input=name, hint=_TEXT_HINTS.get(kind, "").format(name=name) or None
+                         ) from None
     return text
 
 
@@ -166,7 +169,9 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
             out[name] = None
     if missing:
         raise InputError(f"missing required input{'s' if len(missing) > 1 else ''}: "
-                         f"{', '.join(missing)}", hint="pass -i NAME=VALUE or --inputs FILE.json",
+                         f"{', '.join(missing)}",
+                         hint=f"pass {' '.join(f'-i {m}=VALUE' for m in missing)} or --inputs "
+                              "FILE.json",
                          missing=", ".join(missing))
     return out
 

@@ -156,6 +156,13 @@ class Services:
                         self._new_runtime(self.redactor))
             return self._mcp
 
+    def mcp_runtime(self) -> MCPRuntime:
+        """A runtime of the workflow's MCP servers as a run starts them (settings rendered,
+        each server under the sandbox of its policy, tool arguments checked against it),
+        not entered: for `plait mcp tools` and `plait mcp call`, which own it."""
+        self._servers = {name: self.server_spec(name) for name in self.workflow.spec.mcp_servers}
+        return self._new_runtime(self.redactor)
+
     def _new_runtime(self, redactor: Redactor) -> MCPRuntime:
         """A runtime whose servers' stderr logs (and MCP spans) are masked by `redactor`."""
         from dataclasses import replace

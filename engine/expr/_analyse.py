@@ -11,6 +11,7 @@ from jinja2.parser import Parser
 
 from engine.expr._env import PlaitEnvironment
 from engine.expr._fastparse import fast_parse
+from engine.secrets import secret_named
 
 #: the names an expression may use at its top level
 CONTEXT_NAMES = frozenset({"inputs", "steps", "item", "index", "env", "secrets", "run"})
@@ -129,6 +130,12 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
         read = _step_ref(node, "inputs")
         if read is not None:
             result.inputs.add(read)
+        hidden = _step_ref(node, "env")
+        if hidden is not None and secret_named(hidden):
+            result.problems.append((
+                f"env.{hidden} cannot be read: variables whose name looks like a secret's "
+                "are kept out of `env`",
+                f"declare it under `secrets:` and read secrets.{hidden}"))
         if ref is not None:
             result.refs.add(ref)
             if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:

@@ -12,6 +12,7 @@ managers are entered and exited in one task, as anyio requires.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ log = logging.getLogger("plait.mcp")
 RunnerFor = Callable[[str, MCPServerSpec], "Runner | None"]
 ListChanged = Callable[[str], None]
 STOP_GRACE_S = 10.0
+#: what the sandbox's launcher says when the server's program is not inside the sandbox (the
+#: path was found on the host, so the policy's roots do not show it)
+_UNSEEN = re.compile(r"(prlimit: failed to execute|bwrap: execvp) .*: No such file or directory")
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 5.0
 
@@ -327,10 +331,15 @@ class MCPServerManager:
         argv = " ".join([str(slot.spec.command), *slot.spec.args])
         if text == "Connection closed":  # the SDK's words for a server that went away
             text = "it exited (or closed its stdout) before answering initialize"
-        return ToolError(
-            f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
-            f"{self._tail_text(slot)}",
-            hint="run the command by hand to see why it stops", server=slot.name)
+        tail = self._tail_text(slot)
+        hint = "run the command by hand to see why it stops"
+        if _UNSEEN.search(tail):  # the sandbox launcher could not find the program
+            hint = ("under a policy of level high or critical the server sees only the system "
+                    "directories and the policy's roots: add the directories of its program "
+                    "(its virtual environment and Python installation) to the policy's "
+                    "`filesystem.read`, or run it at level medium")
+        return ToolError(f"MCP server '{slot.name}' ({argv}) failed during start-up: {text}"
+                         f"{tail}", hint=hint, server=slot.name)
 
     async def _run(self, slot: _Slot, target: Any, stop: anyio.Event, done: anyio.Event,
                    *, task_status: anyio.abc.TaskStatus[_Connection]) -> None:

@@ -41,9 +41,25 @@ DANGEROUS_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 DANGEROUS_COMMANDS = frozenset({"mkfs", "shutdown", "reboot", "halt", "poweroff", "init"})
 
 
-def _violation(policy: Policy, rule: str, value: str, message: str, **ctx: Any) -> None:
+def _violation(policy: Policy, rule: str, value: str, message: str, *,
+               hint: str | None = None, **ctx: Any) -> None:
     raise PolicyViolation(f"policy {policy.name!r} ({policy.level}): {message}",
-                          rule=rule, value=value, policy=policy.name, **ctx)
+                          hint=hint, rule=rule, value=value, policy=policy.name, **ctx)
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """`text` quoted, its middle cut out when it is long."""
+    if len(text) > limit:
+        text = f"{text[:limit // 2]} ... {text[-limit // 2:]}"
+    return repr(text)
+
+
+def _change(policy: Policy, what: str) -> str:
+    """Where to change `what`: the named policy, or (steps without one) a policy to declare."""
+    if policy.name == "default":
+        return (f"give the step (or server) a policy with {what}: declare it under `policies:` "
+                "and name it in `policy:` (or `defaults.policy`)")
+    return f"set {what} in policy {policy.name!r}"
 
 
 def _looks_like_path(value: str) -> bool:
@@ -67,12 +83,15 @@ def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
     """Resolve `value` (symlinks included) and confine it to the policy's roots. With
     `in_sandbox` (a command under bubblewrap) the sandbox's private /tmp may be read too."""
     if "\x00" in value:
-        _violation(policy, "null-byte", value, "a path contains a NUL byte", **ctx)
+        _violation(policy, "null-byte", value, "a path contains a NUL byte",
+                   hint="remove the NUL byte from the value", **ctx)
     path = _resolve(value, cwd)
     if _inside(path, policy.hidden_paths):
         _violation(policy, "filesystem", value,
                    f"path {value!r} resolves to {path}, the workflow's secrets or run "
-                   "records, which commands and tools may never use", **ctx)
+                   "records, which commands and tools may never use",
+                   hint="give a secret to a command through `secrets:` and `env:`, and read "
+                   "run records with `plait runs show`", **ctx)
     sandboxed = policy.level in ("high", "critical")
     confined = sandboxed or bool(policy.roots)
     if confined and path not in _SAFE_DEVICES:
@@ -84,6 +103,8 @@ def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
             where = ", ".join(str(r) for r in roots) or "nothing (no roots declared)"
             _violation(policy, "filesystem", value,
                        f"path {value!r} resolves to {path}, outside the {kind} roots ({where})",
+                       hint=f"use a path under those roots, or "
+                       f"{_change(policy, f'a `filesystem.{kind}` root that holds it')}",
                        **ctx)
     _check_extension(policy, value, path, **ctx)
     return path
@@ -96,7 +117,10 @@ def _check_extension(policy: Policy, value: str, path: Path, **ctx: Any) -> None
     if path.suffix.lower() not in allowed:
         _violation(policy, "allowed_extensions", value,
                    f"{value!r} has extension {path.suffix or '(none)'!r}; allowed: "
-                   f"{', '.join(sorted(allowed))}", **ctx)
+                   f"{', '.join(sorted(allowed))}",
+                   hint="use a file with one of those extensions, or "
+                   f"{_change(policy, 'its extension in `allowed_extensions`')}",
+                   **ctx)
 
 
 def _check_rules(policy: Policy, text: str, kind: str, **ctx: Any) -> None:
@@ -104,7 +128,9 @@ def _check_rules(policy: Policy, text: str, kind: str, **ctx: Any) -> None:
         if rule.applies_to in (kind, "both") and rule.pattern.search(text):
             _violation(policy, f"rules.{rule.name}", text,
                        rule.message or f"{text!r} matches rule {rule.name!r} "
-                       f"({rule.pattern.pattern!r})", **ctx)
+                       f"({rule.pattern.pattern!r})",
+                       hint=f"the workflow's rule {rule.name!r} of policy {policy.name!r} refuses "
+                       "it: change the value, or the rule", **ctx)
 
 
 def _blocked(policy: Policy, cmd: SimpleCommand) -> str | None:
@@ -140,7 +166,10 @@ def check_tool_arguments(policy: Policy, tool: str, arguments: Mapping[str, Any]
         if limit is not None and len(value) > limit:
             _violation(policy, "max_file_size_mb", value[:80] + "...",
                        f"argument {key!r} is {len(value)} bytes, over the "
-                       f"{policy.max_file_size_mb} MB limit", tool=tool)
+                       f"{policy.max_file_size_mb} MB limit",
+                       hint="pass a smaller value, or "
+                       f"{_change(policy, 'a larger `max_file_size_mb`')}",
+                       tool=tool)
         _check_rules(policy, value, "arguments", tool=tool)
         if key and _COMMAND_KEY.search(key):
             check_command(policy, value, cwd=base, tool=tool)
@@ -159,21 +188,30 @@ def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
     try:
         commands = list(parse_command(argv))
     except CommandParseError as exc:
-        _violation(policy, "unparseable", text, str(exc), **ctx)
+        _violation(policy, "unparseable", text, str(exc),
+                   hint="fix the shell syntax, or write `run:` as a list (one argv word an "
+                   "item, no shell)", **ctx)
     _check_rules(policy, text, "command", **ctx)
     plain = _unquoted(text)  # `rm -rf "/"` and `rm -rf /.` read as `rm -rf /`
     for name, pattern in DANGEROUS_PATTERNS:
         if pattern.search(text) or pattern.search(plain):
             _violation(policy, f"dangerous.{name}", text,
-                       f"the command matches the dangerous pattern {name!r}", **ctx)
+                       f"the command matches the dangerous pattern {name!r}: {_shown(text)}",
+                       hint="this is refused at level medium and above even inside quotes or "
+                       "data; keep such text out of the command line (give data to the "
+                       "command through `stdin:` or `env:`), or run a trusted command under "
+                       "a policy of level low", **ctx)
     for cmd in commands:
         entry = _blocked(policy, cmd)
         if entry is not None:
             _violation(policy, "blocked_operations", cmd.name,
-                       f"{cmd.name!r} is a blocked operation ({entry!r}) in {text!r}", **ctx)
+                       f"{cmd.name!r} is a blocked operation ({entry!r}) in {_shown(text)}",
+                       hint=f"remove it from the command, or {entry!r} from "
+                       f"`blocked_operations` of policy {policy.name!r}", **ctx)
         if cmd.name in DANGEROUS_COMMANDS or cmd.name.startswith("mkfs."):
             _violation(policy, "dangerous.command", cmd.name,
-                       f"{cmd.name!r} is never allowed above level low", **ctx)
+                       f"{cmd.name!r} is never allowed above level low",
+                       hint="run it under a policy of level low if you really mean to", **ctx)
     programs = {cmd.word for cmd in commands}  # a wrapper's program is not a data path
     base = Path(cwd)
     for cmd in commands:

@@ -43,8 +43,10 @@ class ReplayProvider:
                 raise self.refusal()
             from engine.cassettes import open_cassette
 
+            # recorded with the provider's real kind, so from another version of the
+            # workflow by design: not reported as stale (a changed call still misses)
             self._cassette = open_cassette(self.workflow, record_dir=None,
-                                           replay_dir=Path(self.path))
+                                           replay_dir=Path(self.path), versioned=False)
             self._owned = True
         return self._cassette
 

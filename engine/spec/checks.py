@@ -100,7 +100,7 @@ class Checker:
             declared = ", ".join(sorted(self.inputs)) or "none"
             self.issue(f"input {name!r} is used but not declared in `inputs:` (declared: "
                        f"{declared})", path,
-                       did_you_mean(name, self.inputs, what="input") or
+                       did_you_mean(name, self.inputs) or
                        f"declare it: inputs: {{{name}: {{type: string}}}}", code="input")
         return compiled
 
@@ -455,7 +455,8 @@ class Checker:
             for key, value in (given.items() if isinstance(given, dict) else ()):
                 if key not in inputs:
                     self.issue(f"test input {key!r} is not a declared input",
-                               ("tests", i, "inputs", key), did_you_mean(key, inputs, what="input"),
+                               ("tests", i, "inputs", key), did_you_mean(key, inputs) or
+                               "declare it under `inputs:`, or remove it from the case",
                                key=True, code="input")
                 else:
                     self._test_input(key, value, inputs[key], ("tests", i, "inputs", key))

@@ -123,7 +123,7 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
         if spec is None:
             problems.append(ScheduleProblem(
                 f"schedule input {name!r} is not a declared input", (*where, name),
-                did_you_mean(name, declared, what="input") or
+                did_you_mean(name, declared) or
                 f"declare it: inputs: {{{name}: {{type: string}}}}", key=True))
             continue
         kind = spec.get("type", "string") if isinstance(spec, dict) else "string"

@@ -246,8 +246,10 @@ class RunStore:
         sync, timeout = _sync_mode(), _locking.lock_timeout()
         if not create and path != MEMORY and not Path(path).exists():
             raise StateError(f"there is no run record database at {path}",
-                             hint="a run of a workflow creates it; to read another "
-                                  "database pass --state PATH or set PLAIT_STATE_URL",
+                             hint="a run creates it next to its workflow file: run this "
+                                  "in the workflow's directory, name the workflow (--workflow "
+                                  "FILE; plait resume --file FILE), or pass --state PATH or "
+                                  "set PLAIT_STATE_URL",
                              path=path)
         prepare_directory(path)
         try:

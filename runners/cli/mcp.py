@@ -18,9 +18,15 @@ import anyio
 import click
 import yaml
 
-from engine.errors import ConfigError, PlaitError, SpecError, ToolError, UnknownToolError
-from engine.secrets import Redactor
-from engine.spec.models import MCPServerSpec, PolicySpec
+from engine.errors import (
+    ConfigError,
+    PlaitError,
+    PolicyViolation,
+    SpecError,
+    ToolError,
+    UnknownToolError,
+)
+from engine.spec.models import MCPServerSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _fail(message: str, code: int) -> NoReturn:
@@ -28,10 +34,10 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, PolicySpec],
-                                       str | None, Redactor]:
-    """The `mcp_servers` and policies of a checked workflow file (settings rendered with the
-    workflow's input defaults, secrets and environment), and the redactor of those secrets."""
+def _services(path: Path) -> Any:
+    """The run services of a checked workflow file, with its secrets loaded: what renders its
+    servers' settings (with the input defaults, secrets and environment) and starts them
+    under their policies."""
     from engine.executor.context import RunOptions
     from engine.executor.inputs import resolve_inputs
     from engine.executor.services import Services
@@ -49,20 +55,19 @@ def _load_servers(path: Path) -> tuple[dict[str, MCPServerSpec], dict[str, Polic
         services.load_secrets()
     except PlaitError as exc:
         _fail(f"{path}: {exc}", EXIT_USAGE)
-    servers = {name: services.server_spec(name) for name in workflow.spec.mcp_servers}
-    return (servers, dict(workflow.spec.policies), workflow.spec.defaults.policy,
-            services.redactor)
+    if not workflow.spec.mcp_servers:
+        _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
+    return services
 
 
 def _runtime(path: Path) -> Any:
-    from engine.mcp import MCPRuntime
-
-    servers, policies, default_policy, redactor = _load_servers(path)
-    if not servers:
-        _fail(f"{path}: declares no `mcp_servers`", EXIT_USAGE)
-    # the stderr tail quoted in errors is read back from a file: keep secrets out of it
-    return MCPRuntime(servers, base_dir=path.resolve().parent, policies=policies,
-                      default_policy=default_policy, redactor=redactor)
+    """The servers as a run starts them: each in the sandbox of its policy, its tool calls'
+    arguments checked against that policy, its stderr (quoted in errors) masked."""
+    services = _services(path)
+    try:
+        return services.mcp_runtime()
+    except PlaitError as exc:
+        _fail(f"{path}: {exc}", EXIT_USAGE)
 
 
 def _run(coro_fn: Any, *args: Any) -> Any:
@@ -70,7 +75,7 @@ def _run(coro_fn: Any, *args: Any) -> Any:
         return anyio.run(coro_fn, *args)
     except SpecError as exc:
         _fail(exc.format(), EXIT_USAGE)
-    except UnknownToolError as exc:  # a name that is not there: nothing ran
+    except (UnknownToolError, PolicyViolation) as exc:  # not there, or refused: nothing ran
         _fail(str(exc), EXIT_USAGE)
     except PlaitError as exc:
         _fail(str(exc), EXIT_FAILED)
@@ -84,7 +89,7 @@ def group() -> None:
 @group.command("tools")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("server", required=False)
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     """List the tools of every server of FILE (or of SERVER only)."""
 
@@ -130,7 +135,7 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
 @group.command("call")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("tool")
-@click.option("--args", "args_json", default="{}", help="arguments as a JSON object")
+@click.option("--args", "args_json", default="{}", help="The arguments as a JSON object.")
 def call_cmd(file: Path, tool: str, args_json: str) -> None:
     """Call SERVER.TOOL of FILE and print its result (exit 1 when the tool fails)."""
     try:
@@ -175,11 +180,14 @@ async def _arguments_misfit(mcp: Any, qualified: str,
 @group.command("serve")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--transport", type=click.Choice(["stdio", "streamable-http", "sse"]),
-              default="stdio", show_default=True)
+              default="stdio", show_default=True,
+              help="How clients connect: over stdin/stdout, or HTTP on --host and --port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="address to listen on for HTTP transports")
-@click.option("--port", default=8000, show_default=True, help="port for HTTP transports")
-@click.option("--state", metavar="PATH", help="run record database for the runs")
+              help="Address to listen on for HTTP transports.")
+@click.option("--port", default=8000, show_default=True, help="Port for HTTP transports.")
+@click.option("--state", metavar="PATH",
+              help="Run record database for the runs (default: PLAIT_STATE_URL, else "
+                   ".plait/runs.db next to FILE).")
 def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
     """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
     takes its inputs and returns its outputs."""
@@ -201,7 +209,8 @@ def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | Non
 @group.command("import")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--keep-values", is_flag=True,
-              help="copy env values as they are (default: turn them into secrets references)")
+              help="Copy env values and credential-like header values as they are "
+                   "(default: turn them into ${{ secrets.NAME }} references).")
 def import_cmd(config: Path, keep_values: bool) -> None:
     """Print plait `mcp_servers:` YAML from a Claude Desktop config's `mcpServers`."""
     try:

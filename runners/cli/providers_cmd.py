@@ -56,7 +56,8 @@ def check(file: Path, live: bool, as_json: bool) -> None:
             state = "" if row["healthy"] is None else (
                 " healthy" if row["healthy"] else f" UNHEALTHY: {row['error']}")
             fallback = f" -> {', '.join(row['fallback'])}" if row["fallback"] else ""
-            click.echo(f"{row['name']}: {row['kind']} {row['model'] or ''}{fallback}: ok{state}")
+            model = f" {row['model']}" if row["model"] else ""
+            click.echo(f"{row['name']}: {row['kind']}{model}{fallback}: ok{state}")
     if live and not all(health.values()):
         sys.exit(1)
 

@@ -398,9 +398,10 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             write_stdout(inert(f"{name}: {shown}") + "\n")
-    if result.status == "interrupted":
-        click.echo("interrupted; not recorded, so it cannot be resumed" if locate is None else
-                   f"interrupted; resume with: plait resume {result.run_id}{locate}", err=True)
+    if result.status == "interrupted":  # one line to go on from (not `plait runs show`)
+        click.echo(f"run {result.run_id} interrupted; " + (
+            "not recorded, so it cannot be resumed" if locate is None else
+            f"resume with: plait resume {result.run_id}{locate}"), err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
@@ -446,6 +447,8 @@ def _explain_failure(result: Any, locate: str | None = "") -> None:
             click.echo(inert(f"step {sid} failed: {_what(step.error)}"), err=True)
     if result.error and not any(s.status == "failed" for s in result.steps.values()):
         click.echo(inert(f"run failed: {_what(result.error)}"), err=True)
+    if result.status == "interrupted":
+        return  # _report says how to resume it
     if locate is None:
         click.echo(f"run {result.run_id} {result.status} (not recorded)", err=True)
     else:

@@ -56,6 +56,11 @@ def test(paths: tuple[Path, ...], update_snapshots: bool, record: bool, select: 
     workflows/) offline from their cassettes, and compare outputs with snapshots. With a
     trace option every case is traced (one trace per case)."""
     asked = tracing_asked(trace["trace_file"], trace["trace_console"], trace["otlp"])
+    if not paths and not Path("workflows").exists():
+        click.echo("error: there is no workflows/ directory here, which plait test reads when "
+                   "no PATHS are given (hint: name the workflow files or directories, e.g. "
+                   "plait test . or plait test flow.yaml)", err=True)
+        sys.exit(EXIT_USAGE)
     sys.exit(execute(list(paths) or [Path("workflows")], update=update_snapshots,
                      record=record, select=select, junit=junit,
                      trace=trace_config(**trace) if asked else None))
@@ -66,7 +71,9 @@ def execute(paths: list[Path], *, update: bool = False, record: bool = False,
             trace: TraceConfig | None = None) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
-        click.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
+        click.echo(f"error: no such file or directory: {', '.join(map(str, missing))} "
+                   "(hint: check the path; plait test takes workflow files and directories)",
+                   err=True)
         return EXIT_USAGE
     if junit is not None:
         from runners.targets import check_writable

@@ -156,6 +156,18 @@ def test_bad_spec_and_bad_paths_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no test cases found" in done.stderr
 
 
+def test_without_paths_and_without_a_workflows_dir_it_says_what_to_give(tmp_path: Path) -> None:
+    """It said only `no such file or directory: workflows`, a path the user never typed."""
+    done = plait("test", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: there is no workflows/ directory here, which plait "
+                                  "test reads when no PATHS are given (hint: name the workflow "
+                                  "files or directories, e.g. plait test . "), done.stderr
+    absent = plait("test", "absent.yaml", cwd=tmp_path)
+    assert absent.returncode == 2
+    assert absent.stderr.startswith("error: no such file or directory: absent.yaml (hint: ")
+
+
 def test_a_snapshot_in_the_old_directory_is_read_and_moved_on_update(fallback: Path) -> None:
     """Snapshots used to live in __snapshots__, which syrupy owns next to a pytest file."""
     new = fallback / "__plait_snapshots__" / "fallback.outage.json"

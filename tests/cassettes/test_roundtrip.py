@@ -203,7 +203,8 @@ async def test_mcp_round_trip_starts_no_server_on_replay(tmp_path: Path) -> None
         json.dumps(comparable(recorded), sort_keys=True)
 
 
-async def test_replay_provider_kind_answers_from_path(tmp_path: Path) -> None:
+async def test_replay_provider_kind_answers_from_path(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     text = """
 version: 1
 name: rp
@@ -221,6 +222,12 @@ outputs:
     result = await run_workflow(load(write_workflow(tmp_path, offline)), record_state=False)
     assert result.ok, result.error
     assert result.outputs == live.outputs == {"b": "echo: two echo: one"}
+    # the provider's kind was switched after recording, as docs/providers/replay.md says to:
+    # that is no stale cassette (it warned "recorded from another version ... re-record it")
+    assert "another version" not in caplog.text
+    changed = offline.replace('prompt: "one"', 'prompt: "uno"')
+    missed = await run_workflow(load(write_workflow(tmp_path, changed)), record_state=False)
+    assert not missed.ok and "no recorded LLM call matches" in str(missed.error)
 
 
 def _demo_workflow() -> str:

@@ -252,6 +252,8 @@ def test_reading_commands_do_not_create_a_database(files: Path, command: tuple[s
     assert out.stderr.startswith(f"error: there is no run record database at "
                                  f"{files.resolve()}/.plait/runs.db (hint: ")
     assert "--state PATH" in out.stderr
+    assert ("plait resume --file FILE" if command[0] == "resume" else "--workflow FILE"
+            ) in out.stderr  # the option each command has to find the database
     assert not (files / ".plait").exists()
 
 
@@ -310,7 +312,7 @@ def test_providers_check_names_a_missing_key(files: Path) -> None:
     assert out.returncode == 2
     assert "ANTHROPIC_API_KEY" in out.stderr
     ok = plait("providers", "check", "good.yaml", cwd=files)
-    assert ok.returncode == 0 and ok.stdout.strip() == "p: echo : ok"
+    assert ok.returncode == 0 and ok.stdout.strip() == "p: echo: ok"
     run = subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "keyed.yaml"],
                          cwd=files, capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "ANTHROPIC_API_KEY" in run.stderr

@@ -33,4 +33,28 @@ def test_a_command_line_value_of_the_wrong_type(tmp_path: Path) -> None:
     out = plait("run", "wf.yaml", "-i", "n=three", "--no-record", cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("error: input 'n' must be of type integer, got \"three\" "
-                                  "(hint: pass a whole number, e.g. -i NAME=3)")
+                                  "(hint: pass a whole number, e.g. -i n=3)")
+
+
+def test_the_hints_name_the_input_to_give(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WF)
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("error: missing required input: n (hint: pass -i n=VALUE or "
+                                  "--inputs FILE.json)")
+    (tmp_path / "two.yaml").write_text(WF.replace("  mode:", "  x: {type: number}\n  mode:"))
+    out = plait("run", "two.yaml", "-i", "x=many", "--no-record", cwd=tmp_path)
+    assert out.stderr.strip() == ("error: input 'x' must be of type number, got \"many\" "
+                                  "(hint: pass a number, e.g. -i x=2.5)")
+    out = plait("run", "two.yaml", "--no-record", cwd=tmp_path)
+    assert "(hint: pass -i n=VALUE -i x=VALUE or --inputs FILE.json)" in out.stderr
+
+
+def test_a_number_json_cannot_hold_is_told_so_for_an_integer_input_too(tmp_path: Path) -> None:
+    """It said `must be of type integer, got number "Infinity"`: 1e400 read as a float."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "in.json").write_text('{"n": 1e400}')
+    out = plait("run", "wf.yaml", "--inputs", "in.json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: input 'n' holds the number Infinity, which JSON "
+                                 "cannot represent (hint: pass a finite number"), out.stderr

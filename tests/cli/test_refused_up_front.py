@@ -74,3 +74,18 @@ def test_a_missing_cassette_is_refused_before_anything_runs(
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(said.replace("{tmp}", str(tmp_path.resolve()))), out.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_replay_provider_without_a_path_is_refused_before_anything_runs(
+        tmp_path: Path) -> None:
+    """It failed the step that called it (exit 1), after the steps before it had run, and
+    `plait providers check` called it ok."""
+    _workflow(tmp_path, "{kind: replay}")
+    said = ("error: replay provider 'p' needs a cassette (hint: set `path:` on the provider, "
+            "or run with `plait run --replay DIR`")
+    out = plait("run", "wf.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(said), out.stderr
+    assert not (tmp_path / "ran").exists()
+    check = plait("providers", "check", "wf.yaml", cwd=tmp_path)
+    assert check.returncode == 2 and check.stderr.startswith(said), check.stderr

@@ -266,7 +266,8 @@ def test_the_resume_hint_of_an_interrupted_run_works_as_printed(tmp_path: Path) 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     hint = err.strip().splitlines()[-1]
-    assert hint.startswith("interrupted; resume with: plait resume ")
+    assert hint.startswith("run ") and "interrupted; resume with: plait resume " in hint
+    assert "inspect with" not in err  # one line to go on from, not two
     assert hint.endswith(f" --state {tmp_path.resolve() / 'records' / 'runs.db'}")
     (tmp_path / "go").touch()
     resumed = plait(*shlex.split(hint.split("resume with: plait ", 1)[1]), cwd=tmp_path)

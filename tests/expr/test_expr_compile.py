@@ -174,3 +174,19 @@ def test_deep_but_compilable_values_fail_cleanly_when_too_deep_to_render() -> No
         for _ in range(600):
             rendered = rendered["k"][0]
         assert rendered == 1
+
+
+@pytest.mark.parametrize("text", ["${{ env.OPENAI_API_KEY }}", "${{ env['GITHUB_TOKEN'] }}",
+                                  "${{ env.db_password | default('') }}"])
+def test_a_secret_named_env_variable_is_a_spec_error(text: str) -> None:
+    """Such a variable is kept out of `env`: it used to fail at run time with `no key`, and a
+    hint to use `default`, which could only ever give the default."""
+    [issue] = issues_of(text)
+    name = issue.message.split(" ", 1)[0].removeprefix("env.")
+    assert issue.message.startswith(f"env.{name} cannot be read: variables whose name looks "
+                                    f"like a secret's are kept out of `env` in {text}")
+    assert issue.hint == f"declare it under `secrets:` and read secrets.{name}"
+
+
+def test_other_env_variables_are_fine() -> None:
+    assert compile_value("${{ env.HOME ~ env['LANG'] ~ env.CI }}").is_literal is False

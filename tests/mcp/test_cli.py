@@ -73,6 +73,27 @@ def test_arguments_that_do_not_fit_the_schema_are_a_usage_error(workflow: Path) 
     assert failed.exit_code == 1 and "is not a file" in failed.output
 
 
+def test_call_checks_the_arguments_against_the_servers_policy(workflow: Path) -> None:
+    """`plait mcp call` started the server without its policy: a run refuses these
+    arguments (PolicyViolation), the CLI passed them to the server. Refused, nothing is
+    called: exit 2, as for arguments that do not fit the schema."""
+    doc = yaml.safe_load(workflow.read_text())
+    doc["mcp_servers"]["files"]["args"] = ["-m", "engine.mcp.servers.files", "--root", "."]
+    doc["mcp_servers"]["files"]["policy"] = "reader"
+    doc["policies"] = {"reader": {"level": "medium", "filesystem": {"read": ["data"]},
+                                 "allowed_extensions": [".txt"]}}
+    workflow.write_text(yaml.safe_dump(doc))
+    runner = CliRunner()
+    ok = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                               "--args", '{"path": "data/a.txt"}'])
+    assert (ok.exit_code, ok.output.strip()) == (0, "alpha")
+    refused = runner.invoke(group, ["call", str(workflow), "files.read_file",
+                                    "--args", '{"path": "wf.yaml"}'])
+    assert refused.exit_code == 2, refused.output
+    assert "policy 'reader' (medium): path 'wf.yaml' resolves to" in refused.output
+    assert "outside the read roots" in refused.output
+
+
 def test_import_claude_config(tmp_path: Path) -> None:
     config = tmp_path / "claude_desktop_config.json"
     config.write_text(json.dumps({"mcpServers": {

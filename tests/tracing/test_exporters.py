@@ -155,6 +155,16 @@ def test_otlp_endpoint_down_warns_once_and_the_run_succeeds(workflow: Path) -> N
     assert "Traceback" not in out.stderr and "ERROR" not in out.stderr
 
 
+def test_the_warning_names_the_url_the_spans_went_to(workflow: Path) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the exporter posts to its /v1/traces, which
+    the warning names (it named the base, unlike the same warning for --otlp)."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    out = plait("run", "wf.yaml", "--no-record", cwd=workflow.parent,
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": url + "/"})
+    assert out.returncode == 0, out.stderr
+    assert f"could not be sent to the OTLP endpoint {url}/v1/traces (" in out.stderr
+
+
 def test_sdk_disabled_means_no_trace_file(workflow: Path) -> None:
     out = plait("run", "wf.yaml", "--no-record", "--trace-file", "t.jsonl",
                 cwd=workflow.parent, env={"OTEL_SDK_DISABLED": "true"})
