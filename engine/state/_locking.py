@@ -83,7 +83,7 @@ def stoppable() -> Iterator[list[int]]:
     def note(signum: int, _frame: FrameType | None) -> None:
         caught.append(signum)
 
-    previous = {}
+    previous: dict[int, Any] = {}
     acted_on = False
     try:
         for sig in STOP_SIGNALS:
@@ -96,8 +96,8 @@ def stoppable() -> Iterator[list[int]]:
         acted_on = True
         raise
     finally:
-        for sig, handler in previous.items():
-            _raw.signal(sig, handler)
+        for number, handler in previous.items():
+            _raw.signal(number, handler)
         if not acted_on:
             for signum in dict.fromkeys(caught):
                 if not _told_by_wakeup_fd(previous[signum]):
