@@ -12,9 +12,10 @@ already confines those), so nothing else changes.
 A command is started from one engine thread that has entered the domain (Landlock and
 no_new_privs are per thread: the rest of the engine stays outside), so ``env``, bwrap, its
 namespace init, the lifeline guard and the command all inherit it from their first
-instruction, with no extra process and no preexec_fn. A launcher whose thread plait does not
-choose (the MCP SDK starting a stdio server) puts :func:`launcher_words` in front of bwrap
-instead: a short Python program that enters the domain and execs the rest of its argv.
+instruction, with no extra process and no preexec_fn. A process started elsewhere (a stdio
+MCP server, started by its transport from the event loop's thread) puts
+:func:`launcher_words` in front of bwrap instead: a short Python program that enters the
+domain and execs the rest of its argv.
 """
 
 from __future__ import annotations
