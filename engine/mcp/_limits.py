@@ -15,6 +15,7 @@ the cap made, which names the server, the limit and how to raise it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class _LimitedBody:
         await self.inner.aclose()
 
 
+@functools.cache
 def _limited_transport_class() -> type[Any]:
     import httpx2
 
@@ -202,25 +204,34 @@ def _limited_transport_class() -> type[Any]:
     return LimitedTransport
 
 
-_TRANSPORT_CLASS: type[Any] | None = None
-
-
 def limited_transport(cap: MessageCap) -> httpx2.AsyncBaseTransport:
     """The transport for the httpx2 client of one connection (httpx2 imported lazily)."""
-    global _TRANSPORT_CLASS
-    if _TRANSPORT_CLASS is None:
-        _TRANSPORT_CLASS = _limited_transport_class()
-    transport: httpx2.AsyncBaseTransport = _TRANSPORT_CLASS(cap)
+    transport: httpx2.AsyncBaseTransport = _limited_transport_class()(cap)
     return transport
 
 
 def limited_http_client(cap: MessageCap, *, headers: dict[str, str] | None,
                         timeout: httpx2.Timeout) -> httpx2.AsyncClient:
     """What the SDK's `create_mcp_http_client` makes (no redirects followed by the client,
-    the MCP timeouts), on a transport that enforces `cap`."""
+    the MCP timeouts, the proxies of the environment), on transports that enforce `cap`."""
     import httpx2
 
-    kwargs: dict[str, Any] = {"timeout": timeout, "transport": limited_transport(cap)}
+    kwargs: dict[str, Any] = {"timeout": timeout, "transport": limited_transport(cap),
+                              "mounts": _proxy_mounts(cap)}
     if headers is not None:
         kwargs["headers"] = headers
     return httpx2.AsyncClient(**kwargs)
+
+
+def _proxy_mounts(cap: MessageCap) -> dict[str, Any]:
+    """The environment's proxies (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) as httpx2
+    mounts, each a transport that enforces `cap`: a client given its own `transport` no
+    longer reads them itself (httpx2 honours them only for the transport it makes), and the
+    SDK's client, which plait's replaces, did. None (NO_PROXY) is the client's transport."""
+    import httpx2
+    from httpx2._utils import get_environment_proxies
+
+    transport = _limited_transport_class()
+    return {pattern: None if url is None
+            else transport(cap, httpx2.AsyncHTTPTransport(proxy=url))
+            for pattern, url in get_environment_proxies().items()}

@@ -13,6 +13,8 @@ fail at once as on a closed connection (the manager words the error).
 The rest follows the SDK's transport and the MCP lifecycle: newline-delimited JSON-RPC, a
 line that is not JSON-RPC handed to the session as an exception, and on exit stdin closed,
 a grace period, SIGTERM then SIGKILL to the process group, every wait bounded and shielded.
+One difference: on trio the server is started from the event loop's thread, not from a
+worker thread of trio's (see `_open`), so a server that dies with its parent lives on.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import IO, Any
 
 import anyio
 import anyio.abc
 import mcp_types
+import sniffio
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
@@ -157,12 +161,80 @@ def _close_transport(process: anyio.abc.Process) -> None:
             close()
 
 
+async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str]) -> Any:
+    """Start the server in a new session, from the event loop's own thread.
+
+    anyio on trio starts a process from a worker thread of trio's, which exits after 10 s
+    idle, and PR_SET_PDEATHSIG (bwrap's --die-with-parent: every high/critical server) fires
+    when the *thread* that forked the child exits: such a server was SIGKILLed about 10 s
+    after it started. So on trio the server is started here, as asyncio does anyway."""
+    if sniffio.current_async_library() != "trio":
+        return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
+                                        start_new_session=True)
+    return _TrioProcess(subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=errlog,
+                                         start_new_session=True))
+
+
+class _TrioProcess:
+    """The part of anyio's Process that this transport uses, for a process started on trio's
+    event loop thread: its pipes as trio FdStreams, trio's errors as anyio's."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdin is not None and popen.stdout is not None
+        self._popen = popen
+        self.pid = popen.pid
+        self.stdin = _TrioPipe(popen.stdin)
+        self.stdout = _TrioPipe(popen.stdout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()  # reaps it (nothing else waits for it on trio)
+
+    def send_signal(self, sig: int) -> None:
+        self._popen.send_signal(sig)  # not once it is reaped: its pid may be reused
+
+
+class _TrioPipe:
+    """One end of a pipe to the server as an anyio byte stream (receive, send, aclose)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        import trio
+
+        self._stream = trio.lowlevel.FdStream(os.dup(file.fileno()))
+        file.close()
+
+    @contextlib.contextmanager
+    def _anyio_errors(self) -> Iterator[None]:
+        import trio
+
+        try:
+            yield
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
+        except trio.BrokenResourceError:
+            raise anyio.BrokenResourceError from None
+
+    async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
+        with self._anyio_errors():
+            data = await self._stream.receive_some(max_bytes)
+        if not data:
+            raise anyio.EndOfStream
+        return bytes(data)
+
+    async def send(self, data: bytes) -> None:
+        with self._anyio_errors():
+            await self._stream.send_all(data)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 @asynccontextmanager
 async def stdio_transport(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str],
                           cap: MessageCap) -> AsyncIterator[Any]:
     """Start the server and yield the (read, write) streams the SDK's session runs on."""
-    process = await anyio.open_process(argv, env=get_default_environment() | env, cwd=cwd,
-                                       stderr=errlog, start_new_session=True)
+    process = await _open(argv, env=get_default_environment() | env, cwd=cwd, errlog=errlog)
     # no await until the task group is entered, or a cancellation would leak the process
     read_send, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_receive = anyio.create_memory_object_stream[SessionMessage](0)

@@ -12,9 +12,10 @@ already confines those), so nothing else changes.
 A command is started from one engine thread that has entered the domain (Landlock and
 no_new_privs are per thread: the rest of the engine stays outside), so ``env``, bwrap, its
 namespace init, the lifeline guard and the command all inherit it from their first
-instruction, with no extra process and no preexec_fn. A launcher whose thread plait does not
-choose (the MCP SDK starting a stdio server) puts :func:`launcher_words` in front of bwrap
-instead: a short Python program that enters the domain and execs the rest of its argv.
+instruction, with no extra process and no preexec_fn. A process started elsewhere (a stdio
+MCP server, started by its transport from the event loop's thread) puts
+:func:`launcher_words` in front of bwrap instead: a short Python program that enters the
+domain and execs the rest of its argv.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import functools
 import logging
 import os
 import platform
+import queue
 import shutil
 import stat
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+import threading
+from concurrent.futures import Future
+from typing import Any
 
 log = logging.getLogger("plait.sandbox")
 
@@ -139,32 +142,66 @@ class _Spawner:
     are scoped from their first instruction, with no preexec_fn (which would make Python
     fork instead of vfork: +5 ms per command in an engine-sized process) and no extra
     process. The thread also outlives every sandbox it starts, which matters because
-    bwrap's --die-with-parent fires when the forking *thread* exits."""
+    bwrap's --die-with-parent fires when the forking *thread* exits: it is a daemon thread
+    of its own, not a ThreadPoolExecutor's worker, which interpreter shutdown stops as soon
+    as the main thread returns (killing the sandboxes of threads still running a workflow,
+    and refusing their next command)."""
 
     def __init__(self) -> None:
         self.problem: str | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plait-scoped",
-                                        initializer=self._enter)
-        self._pool.submit(int).result()  # the initializer has run once this returns
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], tuple[Any, ...], dict[str, Any]]] = \
+            queue.SimpleQueue()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True,
+                                        name="plait-scoped")
+        self._thread.start()
+        ready.wait()  # the domain is entered (or `problem` says why not) once this returns
 
-    def _enter(self) -> None:
-        self.problem = _enter_domain()
+    def _serve(self, ready: threading.Event) -> None:
+        try:
+            self.problem = _enter_domain()
+        except Exception as exc:  # the thread must serve (and refuse) anyway
+            self.problem = f"entering the domain failed: {exc}"
+        finally:
+            ready.set()
+        while True:
+            future, args, kwargs = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(subprocess.Popen(*args, **kwargs))
+            except BaseException as exc:  # the caller's to handle
+                future.set_exception(exc)
 
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         if self.problem is not None:
             raise RuntimeError(f"the scoped spawner is unusable: {self.problem}")
-        started = self._pool.submit(subprocess.Popen, *args, **kwargs)
-        return cast("subprocess.Popen[bytes]", started.result())
+        started: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((started, args, kwargs))
+        return started.result()
 
 
-@functools.cache
+_SPAWNER: _Spawner | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
 def _spawner() -> _Spawner:
-    return _Spawner()
+    global _SPAWNER
+    with _SPAWNER_LOCK:  # threads that ask at once share one
+        if _SPAWNER is None:
+            _SPAWNER = _Spawner()
+        return _SPAWNER
+
+
+def _forget_spawner() -> None:
+    global _SPAWNER, _SPAWNER_LOCK
+    _SPAWNER, _SPAWNER_LOCK = None, threading.Lock()
 
 
 # a forked copy of the engine has no spawner thread (only the forking thread survives a
 # fork): it makes its own on first use instead of queueing work for a thread that is gone
-os.register_at_fork(after_in_child=_spawner.cache_clear)
+# (with a new lock: another thread may have held the old one at the fork)
+os.register_at_fork(after_in_child=_forget_spawner)
 
 
 def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -12,7 +12,8 @@ it. So a patient write notes the signals that Python code handles from before it
 try for the lock, and looks at them between its slices of WAIT_SLICE_S: a signal stops the
 wait (`Interrupted`, raised with no lock held), the first slice included (a signal there used
 to go to the event loop's handler, which could not run before the wait ended: one Ctrl-C was
-lost), and one that came in the slice that took the lock is handed back to its handler. A
+lost), and one that came in the slice that took the lock is handed back to its handler
+(not to asyncio's, whose loop has seen it through its wakeup fd all along). A
 signal left to its default action (SIGTERM before a run's event loop handles it) ends the
 process at once, as it always did. Not noted: a signal whose handler ran before the first try,
 in the same turn of the event loop (its handler only wakes the loop, which then sees it once
@@ -82,7 +83,7 @@ def stoppable() -> Iterator[list[int]]:
     def note(signum: int, _frame: FrameType | None) -> None:
         caught.append(signum)
 
-    previous = {}
+    previous: dict[int, Any] = {}
     acted_on = False
     try:
         for sig in STOP_SIGNALS:
@@ -95,11 +96,20 @@ def stoppable() -> Iterator[list[int]]:
         acted_on = True
         raise
     finally:
-        for sig, handler in previous.items():
-            _raw.signal(sig, handler)
+        for number, handler in previous.items():
+            _raw.signal(number, handler)
         if not acted_on:
             for signum in dict.fromkeys(caught):
-                signal.raise_signal(signum)  # its handler runs now (and may raise)
+                if not _told_by_wakeup_fd(previous[signum]):
+                    signal.raise_signal(signum)  # its handler runs now (and may raise)
+
+
+def _told_by_wakeup_fd(handler: Any) -> bool:
+    """Whether `handler` is an event loop's do-nothing handler (asyncio's, uvloop's
+    `loop.add_signal_handler`): that loop learns of a signal from the byte the C-level
+    handler writes to `signal.set_wakeup_fd`, whichever Python handler is in place, so it
+    has been told of a noted one already; raising that again would deliver it twice."""
+    return getattr(handler, "__name__", "") == "_sighandler_noop"
 
 
 def enable_wal(conn: sqlite3.Connection, path: str, timeout: float) -> bool:

@@ -416,3 +416,38 @@ def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "succeeded"
     assert (tmp_path / "ran-b").exists()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_signal_noted_during_a_write_reaches_an_event_loops_handler_once(
+        backend: str) -> None:
+    """An event loop's signal handler (anyio.open_signal_receiver: asyncio's
+    add_signal_handler, trio's own) gets a Ctrl-C that came during a write exactly once.
+    asyncio learns of it from the wakeup fd even while the write's handler is in place, so
+    handing it back as well delivered it twice (a "second Ctrl-C" to a loop that counts);
+    trio learns of it only from its handler, so it must be handed back."""
+    import anyio
+
+    async def main() -> list[int]:
+        seen: list[int] = []
+        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+            async def count() -> None:
+                async for signum in signals:
+                    seen.append(signum)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(count)
+                await anyio.sleep(0.05)
+                with _locking.stoppable() as caught:
+                    signal.raise_signal(signal.SIGINT)
+                    assert caught == [signal.SIGINT]  # noted, not handled yet
+                with anyio.fail_after(5):
+                    while not seen:
+                        await anyio.sleep(0.01)
+                await anyio.sleep(0.3)  # time for a second delivery to show
+                tg.cancel_scope.cancel()
+        return seen
+
+    previous = signal.getsignal(signal.SIGINT)
+    assert anyio.run(main, backend=backend) == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is previous
