@@ -224,23 +224,36 @@ def test_runs_list_and_show(files: Path) -> None:
 
 def test_follow_up_hints_run_as_printed_from_where_the_run_started(files: Path) -> None:
     (files / "sub").mkdir()
-    (files / "sub" / "fail.yaml").write_text("version: 1\nname: f\npolicies:\n  o: {level: "
-                                            "low}\nsteps:\n  a: {run: 'exit 4', policy: o}\n")
+    failing = ("version: 1\nname: f\npolicies:\n  o: {level: low}\nsteps:\n  a: {run: "
+               "'exit 4', policy: o}\n")
+    (files / "sub" / "fail.yaml").write_text(failing)
     failed = plait("run", "sub/fail.yaml", cwd=files)
     assert failed.returncode == 1
-    hint = failed.stderr.strip().splitlines()[-1]
-    assert hint.startswith("run ") and "; inspect with: plait runs show " in hint
-    command = shlex.split(hint.split("inspect with: plait ", 1)[1])
+    inspect, resume = failed.stderr.strip().splitlines()[-2:]
+    assert inspect.startswith("run ") and "; inspect with: plait runs show " in inspect
+    command = shlex.split(inspect.split("inspect with: plait ", 1)[1])
     shown = plait(*command, cwd=files)
     assert shown.returncode == 0, shown.stderr
     assert "failed" in shown.stdout and "exited with code 4" in shown.stdout
+    # a failed run can be resumed (its failed steps run again): the last line says how
+    assert resume.startswith("once its cause is fixed, rerun only what did not succeed with: "
+                             "plait resume ")
+    (files / "sub" / "fail.yaml").write_text(failing.replace("exit 4", "exit 0"))  # fixed
+    resumed = plait(*shlex.split(resume.split(" with: plait ", 1)[1]), cwd=files)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = json.loads(plait("runs", "list", "--json", "--workflow", "sub/fail.yaml",
+                            cwd=files).stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(command[2], "succeeded")]
+    (files / "sub" / "fail.yaml").write_text(failing)
     unrecorded = plait("run", "sub/fail.yaml", "--no-record", cwd=files)
     assert unrecorded.returncode == 1 and "runs show" not in unrecorded.stderr
+    assert "plait resume" not in unrecorded.stderr
     assert unrecorded.stderr.strip().splitlines()[-1].endswith(" failed (not recorded)")
     here = plait("run", "fail.yaml", cwd=files / "sub")  # beside the database: no option
     run_id = json.loads(plait("runs", "list", "--json", cwd=files / "sub").stdout)[0]["run_id"]
-    assert here.stderr.strip().splitlines()[-1].endswith(f"inspect with: plait runs show "
+    assert here.stderr.strip().splitlines()[-2].endswith(f"inspect with: plait runs show "
                                                          f"{run_id}")
+    assert here.stderr.strip().splitlines()[-1].endswith(f"with: plait resume {run_id}")
 
 
 @pytest.mark.parametrize("command", [("runs", "list"), ("runs", "show", "x"), ("resume", "x"),
