@@ -380,6 +380,48 @@ def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> N
     assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
 
 
+def test_providers_check_names_every_missing_setting_of_a_provider_at_once(files: Path
+                                                                           ) -> None:
+    """An Azure OpenAI provider without endpoint and api_version was refused for its endpoint;
+    once that was set, for its api_version; then for its key: one round trip per setting."""
+    (files / "az.yaml").write_text(
+        "version: 1\nname: k\nproviders:\n  az: {kind: azure_openai, deployment: d}\n"
+        "  g: {kind: google, vertex: true}\n  one: {kind: anthropic, model: claude-x}\n"
+        "steps:\n  a: {llm: az, prompt: hi}\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AZURE_OPENAI_", "OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def check(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runners.cli.main", "providers", "check",
+                               "az.yaml", *args], cwd=files, capture_output=True, text=True,
+                              env={**env, **more}, check=False, timeout=60)
+
+    out = check()
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: provider 'az' (azure_openai) needs `endpoint`, `api_version` and an API key "
+        "(AZURE_OPENAI_API_KEY is not set) (hint: set endpoint: "
+        "https://<resource>.openai.azure.com or AZURE_OPENAI_ENDPOINT; set api_version (e.g. "
+        "2024-10-21) or OPENAI_API_VERSION; export AZURE_OPENAI_API_KEY=... or set api_key: "
+        "${{ secrets.NAME }} on the provider)",
+        "error: provider 'g' (google, vertex) needs `project` and `model` (hint: set project: "
+        "and location: (or GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION), or an api_key for "
+        "Vertex express mode; set model: on the provider (or on each llm step))",
+        "error: provider 'one' (anthropic) has no API key: ANTHROPIC_API_KEY is not set (hint: "
+        "export ANTHROPIC_API_KEY=... or set api_key: ${{ secrets.NAME }} on the provider)"]
+    problems = json.loads(check("--json").stdout)["problems"]
+    assert problems == [line.removeprefix("error: ") for line in out.stderr.splitlines()]
+    # what is set from the environment is not asked for
+    fewer = check(AZURE_OPENAI_ENDPOINT="https://r.openai.azure.com",
+                  AZURE_OPENAI_API_KEY="k", GOOGLE_CLOUD_PROJECT="p")
+    assert fewer.stderr.splitlines()[:2] == [
+        "error: provider 'az' (azure_openai) needs `api_version` (hint: set api_version (e.g. "
+        "2024-10-21) or OPENAI_API_VERSION)",
+        "error: provider 'g' (google) has no `model` (hint: set model: on the provider (or on "
+        "each llm step))"]
+
+
 def under_a_terminal(cwd: Path, *args: str, stdout: Path | None = None) -> tuple[int, str]:
     """Run plait with a pseudo-terminal as stderr (and stdout, unless `stdout` names a file
     to send it to): its exit code and what the terminal received, escapes removed."""
