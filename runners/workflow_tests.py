@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, PlaitError
+from runners.words import count
 
 if TYPE_CHECKING:
     from engine.executor.result import RunResult
@@ -51,6 +52,17 @@ class CaseResult:
         self.problems.append(text)
         if self.status != "error":
             self.status = status
+
+
+def tally(results: Iterable[CaseResult]) -> str:
+    """How the cases went, as `plait test` and its job summary say it: "3 passed, 1 failed",
+    then ", 1 error" when a case could not run or be checked (a missing or corrupt cassette):
+    an error is not counted as a failure."""
+    outcomes = [r.status for r in results]
+    passed = sum(1 for s in outcomes if s in ("passed", "updated"))
+    errors = outcomes.count("error")
+    failed = len(outcomes) - passed - errors
+    return f"{passed} passed, {failed} failed" + (f", {count(errors, 'error')}" if errors else "")
 
 
 def find_workflows(paths: Iterable[Path]) -> list[Path]:

@@ -235,7 +235,8 @@ def check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
                       given: Mapping[str, Any]) -> None:
     """A resume runs with the run's inputs: any other value would make its finished steps'
     outputs stale. Inputs the run did not have (declared since) are not compared: no finished
-    step used them. (Values are not shown: they may hold secrets.)"""
+    step used them. `inputs` must have their secrets masked, as the run's recorded ones do:
+    the message shows both values (but neither for an input whose value held a secret)."""
     old = previous.inputs
     differ = sorted(k for k in old if k not in inputs or old[k] != inputs[k])
     changed = [k for k in differ if k not in given and old[k] is None]  # a default since
@@ -249,8 +250,24 @@ def check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
                               "a new run (plait run FILE, without --resume)")
     if differ:
         names = ", ".join(repr(n) for n in differ)
+        masked = previous.meta.get(MASKED_INPUTS) or []
+        values = "; ".join(_two_values(n, old[n], inputs, several=len(differ) > 1,
+                                       masked=n in masked) for n in differ[:5])
+        more = f"; and {len(differ) - 5} more" if len(differ) > 5 else ""
         raise InputError(f"input{'s' if len(differ) > 1 else ''} {names} "
                          f"differ{'' if len(differ) > 1 else 's'} from run "
-                         f"{previous.run_id}'s",
+                         f"{previous.run_id}'s: {values}{more}",
                          hint="leave them out to reuse the run's values, or start a new run "
                               "(plait run FILE, without --resume) to use the new ones")
+
+
+def _two_values(name: str, recorded: Any, inputs: Mapping[str, Any], *, several: bool,
+                masked: bool) -> str:
+    """The recorded and the given value of an input, as JSON cut to about 60 characters
+    each. An input whose value held a secret shows neither: a new value given for it is
+    masked only where it holds a known secret, and may be another one."""
+    label = f"{name!r}: " if several else ""
+    if masked:
+        return f"{label}it held a secret, so neither value is shown"
+    now = shown(inputs[name]) if name in inputs else "nothing"
+    return f"{label}the run had {shown(recorded)}, given {now}"

@@ -244,28 +244,55 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if problem is not None:
             raise ConfigError(f"provider {entry.name!r} ({entry.kind}): {problem[0]}",
                               hint=problem[1], provider=entry.name, field=name)
-    if entry.kind == "azure_openai":
+    missing = _missing(entry, env)
+    if len(missing) == 1:  # its own words
+        raise ConfigError(f"provider {entry.name!r} ({missing[0].kind}) {missing[0].alone}",
+                          hint=missing[0].hint, provider=entry.name)
+    if missing:  # every setting it lacks at once: fixing one would only reveal the next
+        what = [m.what for m in missing]
+        raise ConfigError(f"provider {entry.name!r} ({missing[0].kind}) needs "
+                          f"{', '.join(what[:-1])} and {what[-1]}",
+                          hint="; ".join(m.hint for m in missing), provider=entry.name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    """A setting a provider lacks: as one of several (`what`), alone (`alone`), and how to
+    give it (`hint`)."""
+
+    kind: str
+    what: str
+    alone: str
+    hint: str
+
+
+def _missing(entry: _Entry, env: Mapping[str, str]) -> list[_Missing]:
+    """Every setting `entry` needs but has neither in its spec nor in the environment."""
+    spec, kind = entry.spec, entry.kind
+    out: list[_Missing] = []
+    if kind == "azure_openai":
         if not (spec.endpoint or spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")):
-            raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `endpoint`",
-                              hint="set endpoint: https://<resource>.openai.azure.com or "
-                                   "AZURE_OPENAI_ENDPOINT")
+            out.append(_Missing(kind, "`endpoint`", "needs `endpoint`",
+                                "set endpoint: https://<resource>.openai.azure.com or "
+                                "AZURE_OPENAI_ENDPOINT"))
         if not (spec.api_version or env.get("OPENAI_API_VERSION")):
-            raise ConfigError(f"provider {entry.name!r} (azure_openai) needs `api_version`",
-                              hint="set api_version (e.g. 2024-10-21) or OPENAI_API_VERSION")
-    if entry.kind == "google" and spec.vertex and entry.api_key is None and not (
+            out.append(_Missing(kind, "`api_version`", "needs `api_version`",
+                                "set api_version (e.g. 2024-10-21) or OPENAI_API_VERSION"))
+    if kind == "google" and spec.vertex and entry.api_key is None and not (
             spec.project or env.get("GOOGLE_CLOUD_PROJECT")):
-        raise ConfigError(f"provider {entry.name!r} (google, vertex) needs `project`",
-                          hint="set project: and location: (or GOOGLE_CLOUD_PROJECT and "
-                               "GOOGLE_CLOUD_LOCATION), or an api_key for Vertex express mode")
+        out.append(_Missing("google, vertex", "`project`", "needs `project`",
+                            "set project: and location: (or GOOGLE_CLOUD_PROJECT and "
+                            "GOOGLE_CLOUD_LOCATION), or an api_key for Vertex express mode"))
     if not (spec.model or spec.deployment):
-        raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no `model`",
-                          hint="set model: on the provider (or on each llm step)")
+        out.append(_Missing(kind, "`model`", "has no `model`",
+                            "set model: on the provider (or on each llm step)"))
     if entry.api_key is None and _needs_key(spec):
-        names = " or ".join(KEY_ENV[entry.kind])
-        raise ConfigError(f"provider {entry.name!r} ({entry.kind}) has no API key: "
-                          f"{names} is not set",
-                          hint=f"export {KEY_ENV[entry.kind][0]}=... or set api_key: "
-                               "${{ secrets.NAME }} on the provider")
+        names = " or ".join(KEY_ENV[kind])
+        out.append(_Missing(kind, f"an API key ({names} is not set)",
+                            f"has no API key: {names} is not set",
+                            f"export {KEY_ENV[kind][0]}=... or set api_key: "
+                            "${{ secrets.NAME }} on the provider"))
+    return out
 
 
 def _needs_key(spec: Any) -> bool:

@@ -35,19 +35,33 @@ def shown_status(run: RunRecord) -> str:
 
 
 def format_runs_table(runs: Sequence[RunRecord]) -> str:
-    """One line per run: id, status, workflow, start time, duration, cost."""
+    """One line per run: id, status, workflow, start time, duration, cost, and for a
+    sub-workflow's run the run and step that called it (`CALLED BY`, empty for the others)."""
     if not runs:
         return "no runs recorded yet\n"
-    header = ("RUN ID", "STATUS", "WORKFLOW", "STARTED (UTC)", "DURATION", "COST")
+    header = ("RUN ID", "STATUS", "WORKFLOW", "STARTED (UTC)", "DURATION", "COST", "CALLED BY")
     rows = [header] + [
         (r.run_id, shown_status(r), r.workflow_name, _when(r.started_at),
-         _duration(r.started_at, r.finished_at), _cost(r.cost))
+         _duration(r.started_at, r.finished_at), _cost(r.cost), caller(r))
         for r in runs
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     return printable("\n".join(lines) + "\n")
+
+
+def caller(run: RunRecord) -> str:
+    """Who started a sub-workflow's run: `PARENT_RUN_ID step STEP` (`STEP[ITEM]` for a foreach
+    item; the parent run id alone for a record that does not name the step); "" for a
+    top-level run."""
+    if not run.parent_run_id:
+        return ""
+    where = run.called_by
+    if where is None:
+        return run.parent_run_id
+    step = str(where[0]) + ("" if where[1] is None else f"[{where[1]}]")
+    return f"{run.parent_run_id} step {step}"
 
 
 def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",

@@ -526,10 +526,13 @@ class RunStore:
         return [_to_run(r) for r in rows]
 
     def list_runs(self, *, limit: int | None = 20, workflow_name: str | None = None,
-                  status: str | None = None) -> list[RunRecord]:
+                  status: str | None = None, top_level: bool = False) -> list[RunRecord]:
         """Most recent runs first (at most `limit`, None for all), optionally filtered by
-        workflow name and status."""
+        workflow name and status; `top_level` leaves out sub-workflows' runs (those with a
+        parent run)."""
         where, args = [], []
+        if top_level:
+            where.append("runs.parent_run_id IS NULL")
         if workflow_name is not None:
             where.append("runs.workflow_name = ?")
             args.append(workflow_name)

@@ -451,9 +451,11 @@ def _explain_failure(result: Any, locate: str | None = "") -> None:
         return  # _report says how to resume it
     if locate is None:
         click.echo(f"run {result.run_id} {result.status} (not recorded)", err=True)
-    else:
+    else:  # a resume reuses the steps that succeeded and runs the rest (docs/run-records.md)
         click.echo(f"run {result.run_id} {result.status}; inspect with: plait runs show "
                    f"{result.run_id}{locate}", err=True)
+        click.echo("once its cause is fixed, rerun only what did not succeed with: plait "
+                   f"resume {result.run_id}{locate}", err=True)
 
 
 def _what(error: dict[str, Any]) -> str:

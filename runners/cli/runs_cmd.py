@@ -46,19 +46,28 @@ _STATUSES = ("running", "died", "succeeded", "failed", "interrupted", "cancelled
 @click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), metavar="STATUS",
               help=f"Only runs with this status as the table shows it: {', '.join(_STATUSES)} "
                    "(died: recorded as running, its process gone).")
+@click.option("--top-level", is_flag=True,
+              help="Leave out the runs of sub-workflows (those CALLED BY another run's step).")
+@click.option("--ids", "ids_only", is_flag=True,
+              help="Print only the run ids, one a line, newest first (for scripts).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the runs as a JSON array (with `shown_status`).")
+              help="Print the runs as a JSON array (with `shown_status`; a sub-workflow's run "
+                   "has `parent_run_id` and `meta.parent_step`).")
 def list_runs(state: str | None, workflow: Path | None, limit: int, status: str | None,
-              as_json: bool) -> None:
-    """The most recent runs."""
+              top_level: bool, ids_only: bool, as_json: bool) -> None:
+    """The most recent runs, newest first. A sub-workflow's run is listed too, above the run
+    that called it (it started later): CALLED BY names that run and its step."""
     from engine.state.render import format_runs_table
 
+    if ids_only and as_json:
+        raise click.UsageError("--ids and --json print the runs in two ways; give one of them")
     try:
         store = _store(state, workflow)
-        try:
-            records = _runs(store, limit + 1, status)  # one more: are there older ones?
+        try:  # one more than --limit: are there older ones?
+            records = _runs(store, limit + 1, status, top_level)
             older, records = len(records) > limit, records[:limit]
-            filtered_out = not records and status is not None and bool(store.list_runs(limit=1))
+            filtered_out = (not records and (status is not None or top_level)
+                            and bool(store.list_runs(limit=1)))
         finally:
             store.close()
     except PlaitError as exc:
@@ -66,22 +75,28 @@ def list_runs(state: str | None, workflow: Path | None, limit: int, status: str 
         sys.exit(2)
     if as_json:
         dump_json([_brief(r) for r in records])
+    elif ids_only:
+        for record in records:
+            click.echo(record.run_id)
     elif filtered_out:
-        click.echo(f"no runs match --status {status} (without --status every run is listed)")
+        given = " ".join(([f"--status {status}"] if status else []) +
+                         (["--top-level"] if top_level else []))
+        click.echo(f"no runs match {given} (without {given} every run is listed)")
     else:
         click.echo(format_runs_table(records).rstrip("\n"))
         if older:  # a blank line between
             click.echo(f"\nolder runs are not shown (--limit N shows more than {limit})")
 
 
-def _runs(store: Any, limit: int, status: str | None) -> list[Any]:
+def _runs(store: Any, limit: int, status: str | None, top_level: bool) -> list[Any]:
     """The most recent `limit` runs with `status` as shown: `running` only while the run's
-    process lives, `died` once it is gone (both are stored as `running`)."""
+    process lives, `died` once it is gone (both are stored as `running`); only those without
+    a parent run if `top_level`."""
     if status not in ("running", "died"):
-        return list(store.list_runs(limit=limit, status=status))
+        return list(store.list_runs(limit=limit, status=status, top_level=top_level))
     from engine.state.render import shown_status
 
-    live = [r for r in store.list_runs(limit=None, status="running")
+    live = [r for r in store.list_runs(limit=None, status="running", top_level=top_level)
             if shown_status(r) == status]
     return live[:limit]
 

@@ -31,6 +31,7 @@ from runners.workflow_tests import (
     run_case,
     snapshot_clash,
     stale_snapshots,
+    tally,
 )
 
 if TYPE_CHECKING:
@@ -202,9 +203,7 @@ def _job_summary(results: list[CaseResult]) -> None:
 
 
 def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0) -> int:
-    passed = sum(1 for r in results if r.ok)
-    failed = len(results) - passed
-    click.echo(f"{passed} passed, {failed} failed, {count(len(results), 'case')} in "
+    click.echo(f"{tally(results)}, {count(len(results), 'case')} in "
                f"{count(files, 'workflow file')}"
                + (f", {count(stale, 'stale snapshot')}" if stale else ""))
     if bad_spec:
@@ -212,7 +211,7 @@ def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int =
     if not results:
         click.echo("error: no test cases found (add `tests:` to a workflow file)", err=True)
         return EXIT_USAGE
-    return EXIT_OK if failed == 0 else EXIT_FAILED
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED  # an error as a failure
 
 
 def write_junit(results: list[CaseResult], path: Path) -> None:

@@ -275,3 +275,41 @@ def test_two_workflow_files_of_one_stem_do_not_share_snapshots(tmp_path: Path) -
     assert "its snapshots would have the names of those of wf.yml" in done.stderr
     assert "hint: rename wf.yaml or wf.yml" in done.stderr
     assert not (tmp_path / "__plait_snapshots__").exists()  # neither wrote over the other
+
+
+def test_a_case_that_could_not_run_is_counted_as_an_error_not_a_failure(tmp_path: Path
+                                                                        ) -> None:
+    """The summary said "1 passed, 2 failed" when one of the two had failed its assertion
+    and the other could not run at all (its cassette was missing): two things to fix in two
+    ways. Errors are counted apart; the exit code is 1 for either (docs/testing.md)."""
+    (tmp_path / "cases.yaml").write_text(
+        "version: 1\nname: cases\nproviders:\n  local: {kind: echo}\n"
+        "steps:\n  a: {llm: local, prompt: hi}\noutputs: {a: '${{ steps.a.output }}'}\n"
+        "tests:\n"
+        "  - name: good\n    snapshot: false\n"
+        "    assert:\n      - {output: a, equals: 'echo: hi'}\n"
+        "  - name: wrong\n    snapshot: false\n"
+        "    assert:\n      - {output: a, equals: 'bye'}\n"
+        "  - name: untaped\n    snapshot: false\n    cassette: cassettes/none\n")
+    junit = tmp_path / "junit.xml"
+    done = plait("test", str(tmp_path), "--junit", str(junit))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ERROR   " in done.stdout and "cases.yaml::untaped" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-1] == (
+        "1 passed, 1 failed, 1 error, 3 cases in 1 workflow file"), done.stdout
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    by_name = {c.get("name"): c for c in suite.iter("testcase")}
+    assert by_name["untaped"].find("error") is not None
+    assert by_name["untaped"].find("failure") is None
+    assert by_name["wrong"].find("failure") is not None
+    # only errors: exit 1 still, and no "0 failed" read as all clear
+    (tmp_path / "cases.yaml").write_text(
+        (tmp_path / "cases.yaml").read_text().split("  - name: good")[0]
+        + "  - name: untaped\n    snapshot: false\n    cassette: cassettes/none\n")
+    alone = plait("test", str(tmp_path))
+    assert alone.returncode == 1, alone.stdout + alone.stderr
+    assert alone.stdout.splitlines()[-1] == "0 passed, 0 failed, 1 error, 1 case in 1 " \
+                                            "workflow file"

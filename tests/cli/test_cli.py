@@ -224,23 +224,36 @@ def test_runs_list_and_show(files: Path) -> None:
 
 def test_follow_up_hints_run_as_printed_from_where_the_run_started(files: Path) -> None:
     (files / "sub").mkdir()
-    (files / "sub" / "fail.yaml").write_text("version: 1\nname: f\npolicies:\n  o: {level: "
-                                            "low}\nsteps:\n  a: {run: 'exit 4', policy: o}\n")
+    failing = ("version: 1\nname: f\npolicies:\n  o: {level: low}\nsteps:\n  a: {run: "
+               "'exit 4', policy: o}\n")
+    (files / "sub" / "fail.yaml").write_text(failing)
     failed = plait("run", "sub/fail.yaml", cwd=files)
     assert failed.returncode == 1
-    hint = failed.stderr.strip().splitlines()[-1]
-    assert hint.startswith("run ") and "; inspect with: plait runs show " in hint
-    command = shlex.split(hint.split("inspect with: plait ", 1)[1])
+    inspect, resume = failed.stderr.strip().splitlines()[-2:]
+    assert inspect.startswith("run ") and "; inspect with: plait runs show " in inspect
+    command = shlex.split(inspect.split("inspect with: plait ", 1)[1])
     shown = plait(*command, cwd=files)
     assert shown.returncode == 0, shown.stderr
     assert "failed" in shown.stdout and "exited with code 4" in shown.stdout
+    # a failed run can be resumed (its failed steps run again): the last line says how
+    assert resume.startswith("once its cause is fixed, rerun only what did not succeed with: "
+                             "plait resume ")
+    (files / "sub" / "fail.yaml").write_text(failing.replace("exit 4", "exit 0"))  # fixed
+    resumed = plait(*shlex.split(resume.split(" with: plait ", 1)[1]), cwd=files)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = json.loads(plait("runs", "list", "--json", "--workflow", "sub/fail.yaml",
+                            cwd=files).stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(command[2], "succeeded")]
+    (files / "sub" / "fail.yaml").write_text(failing)
     unrecorded = plait("run", "sub/fail.yaml", "--no-record", cwd=files)
     assert unrecorded.returncode == 1 and "runs show" not in unrecorded.stderr
+    assert "plait resume" not in unrecorded.stderr
     assert unrecorded.stderr.strip().splitlines()[-1].endswith(" failed (not recorded)")
     here = plait("run", "fail.yaml", cwd=files / "sub")  # beside the database: no option
     run_id = json.loads(plait("runs", "list", "--json", cwd=files / "sub").stdout)[0]["run_id"]
-    assert here.stderr.strip().splitlines()[-1].endswith(f"inspect with: plait runs show "
+    assert here.stderr.strip().splitlines()[-2].endswith(f"inspect with: plait runs show "
                                                          f"{run_id}")
+    assert here.stderr.strip().splitlines()[-1].endswith(f"with: plait resume {run_id}")
 
 
 @pytest.mark.parametrize("command", [("runs", "list"), ("runs", "show", "x"), ("resume", "x"),
@@ -365,6 +378,48 @@ def test_providers_check_live_says_why_a_provider_is_unhealthy(files: Path) -> N
     by_name = {row["name"]: row for row in rows}
     assert by_name["dead"]["healthy"] is False and by_name["dead"]["error"]
     assert by_name["p"]["healthy"] is True and "error" not in by_name["p"]
+
+
+def test_providers_check_names_every_missing_setting_of_a_provider_at_once(files: Path
+                                                                           ) -> None:
+    """An Azure OpenAI provider without endpoint and api_version was refused for its endpoint;
+    once that was set, for its api_version; then for its key: one round trip per setting."""
+    (files / "az.yaml").write_text(
+        "version: 1\nname: k\nproviders:\n  az: {kind: azure_openai, deployment: d}\n"
+        "  g: {kind: google, vertex: true}\n  one: {kind: anthropic, model: claude-x}\n"
+        "steps:\n  a: {llm: az, prompt: hi}\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AZURE_OPENAI_", "OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def check(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runners.cli.main", "providers", "check",
+                               "az.yaml", *args], cwd=files, capture_output=True, text=True,
+                              env={**env, **more}, check=False, timeout=60)
+
+    out = check()
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: provider 'az' (azure_openai) needs `endpoint`, `api_version` and an API key "
+        "(AZURE_OPENAI_API_KEY is not set) (hint: set endpoint: "
+        "https://<resource>.openai.azure.com or AZURE_OPENAI_ENDPOINT; set api_version (e.g. "
+        "2024-10-21) or OPENAI_API_VERSION; export AZURE_OPENAI_API_KEY=... or set api_key: "
+        "${{ secrets.NAME }} on the provider)",
+        "error: provider 'g' (google, vertex) needs `project` and `model` (hint: set project: "
+        "and location: (or GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION), or an api_key for "
+        "Vertex express mode; set model: on the provider (or on each llm step))",
+        "error: provider 'one' (anthropic) has no API key: ANTHROPIC_API_KEY is not set (hint: "
+        "export ANTHROPIC_API_KEY=... or set api_key: ${{ secrets.NAME }} on the provider)"]
+    problems = json.loads(check("--json").stdout)["problems"]
+    assert problems == [line.removeprefix("error: ") for line in out.stderr.splitlines()]
+    # what is set from the environment is not asked for
+    fewer = check(AZURE_OPENAI_ENDPOINT="https://r.openai.azure.com",
+                  AZURE_OPENAI_API_KEY="k", GOOGLE_CLOUD_PROJECT="p")
+    assert fewer.stderr.splitlines()[:2] == [
+        "error: provider 'az' (azure_openai) needs `api_version` (hint: set api_version (e.g. "
+        "2024-10-21) or OPENAI_API_VERSION)",
+        "error: provider 'g' (google) has no `model` (hint: set model: on the provider (or on "
+        "each llm step))"]
 
 
 def under_a_terminal(cwd: Path, *args: str, stdout: Path | None = None) -> tuple[int, str]:

@@ -320,3 +320,47 @@ def test_a_bug_below_the_run_is_its_own_error_not_an_exception_group(
     done = CliRunner().invoke(run, [str(tmp_path / "wf.yaml"), "--no-record"])
     assert type(done.exception) is LookupError, repr(done.exception)
     assert str(done.exception) == "a bug below the run"
+
+
+def test_runs_list_marks_the_runs_of_sub_workflows_and_can_leave_them_out(tmp_path: Path
+                                                                          ) -> None:
+    """A sub-workflow's runs were listed like any other, newest first, so above the run that
+    called them: nothing told them apart, and a script that took the first run id of the list
+    got a sub-workflow's run."""
+    import json
+
+    (tmp_path / "child.yaml").write_text(
+        "version: 1\nname: child\ninputs:\n  who: {type: string}\nsteps:\n  a: {run: 'true', "
+        "policy: o}\npolicies:\n  o: {level: low}\n")
+    (tmp_path / "parent.yaml").write_text(
+        "version: 1\nname: parent\nsteps:\n  one:\n    workflow: child.yaml\n    with: {who: x}"
+        "\n  many:\n    foreach: [a, b]\n    max_parallel: 1\n    workflow: child.yaml\n"
+        "    with: {who: '${{ item }}'}\n    needs: [one]\n")
+    done = plait("run", "parent.yaml", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    top = json.loads(done.stdout)["run_id"]
+    listed = plait("runs", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[-2:] == ["CALLED", "BY"]
+    assert len(rows) == 4 and rows[-1].split()[:2] == [top, "succeeded"]
+    assert " step " not in rows[-1] and rows[-1].count(top) == 1  # called by nobody
+    callers = sorted(row.split(f"{top} step ", 1)[1] for row in rows[:-1])
+    assert callers == ["many[0]", "many[1]", "one"]
+    assert all(row.split()[2] == "child" for row in rows[:-1])
+    # --json carries the parent: its run id and the step (and foreach item) that called it
+    runs = json.loads(plait("runs", "list", "--json", cwd=tmp_path).stdout)
+    assert sorted((r["parent_run_id"], tuple(r["meta"]["parent_step"])) for r in runs[:-1]) \
+        == [(top, ("many", 0)), (top, ("many", 1)), (top, ("one", None))]
+    assert runs[-1]["parent_run_id"] is None
+    # the newest top-level run's id, for a script
+    ids = plait("runs", "list", "--top-level", "--limit", "1", "--ids", cwd=tmp_path)
+    assert (ids.returncode, ids.stdout) == (0, f"{top}\n")
+    alone = plait("runs", "list", "--top-level", cwd=tmp_path).stdout.splitlines()
+    assert len(alone) == 2 and alone[1].split()[:3] == [top, "succeeded", "parent"]
+    every = plait("runs", "list", "--ids", cwd=tmp_path).stdout.split()
+    assert len(every) == 4 and every[-1] == top
+    none = plait("runs", "list", "--top-level", "--status", "failed", cwd=tmp_path)
+    assert none.stdout.startswith("no runs match --status failed --top-level (without ")
+    both = plait("runs", "list", "--ids", "--json", cwd=tmp_path)
+    assert both.returncode == 2 and "give one of them" in both.stderr

@@ -119,7 +119,8 @@ def test_resume_takes_its_inputs_from_stdin(good: Path) -> None:
     run_id = json.loads(plait("runs", "list", "--json", cwd=good).stdout)[0]["run_id"]
     (good / "ok.flag").write_text("")
     other = plait("resume", run_id, "--inputs", "-", cwd=good, stdin='{"who": "bo"}')
-    assert other.returncode == 2 and f"input 'who' differs from run {run_id}'s" in other.stderr
+    assert other.returncode == 2 and f"input 'who' differs from run {run_id}'s: the run had " \
+        '"ada", given "bo" (hint: leave them out' in other.stderr
     same = plait("resume", run_id, "--inputs", "-", "--json", cwd=good, stdin='{"who": "ada"}')
     assert same.returncode == 0, same.stderr
     result = json.loads(same.stdout)

@@ -77,8 +77,8 @@ async def test_a_run_with_an_optional_input_left_unset_can_be_resumed(
 @pytest.mark.parametrize(("before", "after", "given", "message", "hint"), [
     # another value for an input the run had
     ("  n: {type: integer}\n", "  n: {type: integer}\n", {"n": 2},
-     "input 'n' differs from run {id}'s", "leave them out to reuse the run's values, or start "
-                                         "a new run"),
+     "input 'n' differs from run {id}'s: the run had 1, given 2",
+     "leave them out to reuse the run's values, or start a new run"),
     # an input the run had is no longer declared
     ("  n: {type: integer}\n  old: {type: string, default: x}\n", "  n: {type: integer}\n", {},
      "run {id} had input 'old', which the workflow no longer declares; a resume runs with the "

@@ -16,16 +16,22 @@ def test_runs_table_lines_up_columns() -> None:
     other = RunRecord(run_id="1m86z287ycweer2", workflow_name="a-much-longer-name",
                       workflow_path="x.yaml", spec_hash="s", inputs={}, status="running",
                       started_at=1_700_000_100.0)
-    text = format_runs_table([RUN, other])
+    child = RunRecord(run_id="1m86z287ycweer3", workflow_name="sub", workflow_path="s.yaml",
+                      spec_hash="s", inputs={}, status="succeeded", started_at=1_700_000_001.0,
+                      finished_at=1_700_000_001.5, parent_run_id=RUN.run_id,
+                      meta={"parent_step": ["each", 2]})
+    text = format_runs_table([RUN, other, child])
     lines = text.splitlines()
     assert lines[0].split() == ["RUN", "ID", "STATUS", "WORKFLOW", "STARTED", "(UTC)",
-                                "DURATION", "COST"]
+                                "DURATION", "COST", "CALLED", "BY"]
     assert lines[1].split() == ["1m86z287ycweer1", "failed", "digest", "2023-11-14",
                                 "22:13:20", "2.50", "s", "$0.0123"]
     assert lines[2].split()[-2:] == ["unfinished", "-"]
+    assert lines[3].endswith("  1m86z287ycweer1 step each[2]")
+    assert lines[3].index("1m86z287ycweer1 step") == lines[0].index("CALLED BY")
     # the status column starts at the same offset in every line
     assert len({line.index(word) for line, word in
-                zip(lines, ["STATUS", "failed", "running"], strict=True)}) == 1
+                zip(lines, ["STATUS", "failed", "running", "succeeded"], strict=True)}) == 1
     assert format_runs_table([]) == "no runs recorded yet\n"
 
 
