@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,41 @@ def _await_file(path: Path) -> None:
         time.sleep(0.01)
 
 
+@contextmanager
+def _mid_run_with_the_lock_held(tmp_path: Path, db: Path) -> Iterator[subprocess.Popen[str]]:
+    """`plait run --json` of WF_MID_RUN, its step a running (until `go` is created), while
+    another process holds the database's lock (until the block ends; a run still going then is
+    killed)."""
+    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
+    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
+    release = tmp_path / "release"
+    _await_file(tmp_path / "started")  # step a runs: its run record exists
+    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+        yield run
+    finally:
+        release.touch()
+        hold.communicate(timeout=30)
+        if run.poll() is None:
+            run.kill()
+            run.communicate(timeout=30)
+
+
+def _resumes_and_succeeds(tmp_path: Path, db: Path, run_id: str) -> None:
+    """`plait resume` of the interrupted WF_MID_RUN run succeeds and runs step b."""
+    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
+                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
+                             capture_output=True, env=_env(), timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    assert (tmp_path / "ran-b").exists()
+
+
 def _interrupt_when_waiting(run: subprocess.Popen[str], sig: int = signal.SIGINT,
                             ) -> tuple[str, str, float]:
     """Send `sig` once `run` says that it waits for the lock: (stdout, stderr, seconds from
@@ -231,17 +267,7 @@ def test_ctrl_c_while_a_run_waits_to_create_its_record_stops_it_unrecorded(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_resumable(
         tmp_path: Path, db: Path, sig: int) -> None:
-    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
-    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
-                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
-    release = tmp_path / "release"
-    _await_file(tmp_path / "started")  # step a runs: its run record exists
-    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+    with _mid_run_with_the_lock_held(tmp_path, db) as run:
         (tmp_path / "go").touch()  # step a ends; its record waits for the lock
         out, err, took = _interrupt_when_waiting(run, sig)
         assert run.returncode == 130, err
@@ -255,18 +281,10 @@ def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_
                 "locked by another process; its record is left unfinished and can be "
                 "resumed once the lock is free") in err
         assert f"interrupted; resume with: plait resume {run_id}" in err
-    finally:
-        release.touch()
-        hold.communicate(timeout=30)
     with RunStore.open(db, create=False) as store:
         assert store.get_run(run_id).status == "running"  # shown `died`: its process is gone
         assert store.steps(run_id) == []  # the batch that waited was not half written
-    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
-                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                             capture_output=True, env=_env(), timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["status"] == "succeeded"
-    assert (tmp_path / "ran-b").exists()
+    _resumes_and_succeeds(tmp_path, db, run_id)
 
 
 def test_a_store_write_stopped_by_ctrl_c_raises_and_later_writes_do_not_wait(
@@ -329,17 +347,7 @@ def test_ctrl_c_in_the_first_slice_of_a_wait_mid_run_stops_it_at_once(
     """A Ctrl-C before the write knew that it waited (its first slice) went to the event
     loop, blocked by the wait: it stopped nothing until the wait ended (20 s here) or a second
     Ctrl-C came. One is enough now."""
-    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
-    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
-                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
-    release = tmp_path / "release"
-    _await_file(tmp_path / "started")
-    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+    with _mid_run_with_the_lock_held(tmp_path, db) as run:
         (tmp_path / "go").touch()  # step a ends; its record waits for the lock
         _await_lock_wait(run.pid)
         sent = time.monotonic()
@@ -355,19 +363,8 @@ def test_ctrl_c_in_the_first_slice_of_a_wait_mid_run_stops_it_at_once(
         assert result["steps"]["b"]["status"] == "cancelled"
         run_id = result["run_id"]
         assert f"interrupted; resume with: plait resume {run_id}" in err
-    finally:
-        release.touch()
-        hold.communicate(timeout=30)
-        if run.poll() is None:
-            run.kill()
-            run.communicate(timeout=30)
     assert not (tmp_path / "ran-b").exists()
-    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
-                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                             capture_output=True, env=_env(), timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["status"] == "succeeded"
-    assert (tmp_path / "ran-b").exists()
+    _resumes_and_succeeds(tmp_path, db, run_id)
 
 
 def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record(
@@ -376,17 +373,7 @@ def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record
     writes that close its record (its cancelled steps, its end) waited for the lock as any
     write does, PLAIT_STATE_LOCK_TIMEOUT each, unless a second Ctrl-C came. They wait a
     second at most now, then leave the record resumable, as an interrupted wait does."""
-    (tmp_path / "wf.yaml").write_text(WF_MID_RUN)
-    run = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
-                            "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=_env(PLAIT_STATE_LOCK_TIMEOUT="20"))
-    release = tmp_path / "release"
-    _await_file(tmp_path / "started")  # step a runs (until `go`, which never comes)
-    hold = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(release)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert hold.stdout is not None and hold.stdout.readline().strip() == "locked"
+    with _mid_run_with_the_lock_held(tmp_path, db) as run:
         sent = time.monotonic()
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=30)
@@ -401,21 +388,10 @@ def test_ctrl_c_before_a_wait_does_not_leave_the_run_waiting_to_close_its_record
         assert (f"run {run_id}: interrupted while waiting for the run record database {db}, "
                 "locked by another process; its record is left unfinished and can be "
                 "resumed once the lock is free") in err
-    finally:
-        release.touch()
-        hold.communicate(timeout=30)
-        if run.poll() is None:
-            run.kill()
-            run.communicate(timeout=30)
     with RunStore.open(db, create=False) as store:
         assert store.get_run(run_id).status == "running"  # shown `died`: its process is gone
     (tmp_path / "go").touch()
-    resumed = subprocess.run([sys.executable, "-m", "runners.cli.main", "resume", run_id,
-                              "--state", str(db), "--json"], cwd=tmp_path, text=True,
-                             capture_output=True, env=_env(), timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["status"] == "succeeded"
-    assert (tmp_path / "ran-b").exists()
+    _resumes_and_succeeds(tmp_path, db, run_id)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
