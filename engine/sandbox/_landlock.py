@@ -9,13 +9,16 @@ abstract socket created outside the process's Landlock domain, and ``LANDLOCK_SC
 a signal to a process outside it. The ruleset handles no filesystem or network access (bwrap
 already confines those), so nothing else changes.
 
-A command is started from one engine thread that has entered the domain (Landlock and
-no_new_privs are per thread: the rest of the engine stays outside), so ``env``, bwrap, its
-namespace init, the lifeline guard and the command all inherit it from their first
-instruction, with no extra process and no preexec_fn. A process started elsewhere (a stdio
-MCP server, started by its transport from the event loop's thread) puts
-:func:`launcher_words` in front of bwrap instead: a short Python program that enters the
-domain and execs the rest of its argv.
+Every sandbox is started from one engine thread that has entered the domain (Landlock and
+no_new_privs are per thread: the rest of the engine stays outside): a command step's
+(`BwrapRunner.run`) and a stdio MCP server's (`engine.mcp._stdio`, handed `BwrapRunner.popen`)
+alike. So `env`, bwrap, its namespace init, the lifeline guard and the command or server all
+inherit the domain from their first instruction, with no extra process and no preexec_fn.
+The thread lives as long as the engine process, which bwrap's --die-with-parent needs (it
+fires when the forking *thread* exits): a server started there dies with the engine, on
+asyncio and trio alike, and not when some worker thread goes idle. If the thread could not
+enter the domain, `scoped_popen` refuses to start anything: a sandbox is never started
+unscoped by a runner that was told it is scoped.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import queue
 import shutil
 import stat
 import subprocess
-import sys
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -44,8 +46,6 @@ LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
 LANDLOCK_SCOPE_SIGNAL = 2
 SCOPES = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL
 PR_SET_NO_NEW_PRIVS = 38
-#: exit status of the launcher when it could not enter the domain (it runs nothing then)
-SCOPE_FAILED_EXIT = 126
 #: (landlock_create_ruleset, landlock_restrict_self): the unified syscall table numbers,
 #: checked for these machines; elsewhere the scope is reported unavailable, never guessed
 _SYSCALLS = {machine: (444, 446) for machine in (
@@ -208,38 +208,6 @@ def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
     """subprocess.Popen(*args, **kwargs) started from the scoped thread: the child and all it
     starts are in the domain (call scope_problem() first; this refuses if it found one)."""
     return _spawner().popen(*args, **kwargs)
-
-
-def _launcher_code(create: int, restrict: int) -> str:
-    """_enter_domain as a program: enter the domain, then exec argv[1:]."""
-    return f"""\
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-U, L = ctypes.c_ulong, ctypes.c_long
-attr = (ctypes.c_uint64 * 3)(0, 0, {SCOPES})
-def die(call):
-    sys.stderr.write("plait: cannot enter the sandbox's Landlock domain: " + call + ": "
-                     + os.strerror(ctypes.get_errno()) + "\\n")
-    sys.exit({SCOPE_FAILED_EXIT})
-if libc.prctl({PR_SET_NO_NEW_PRIVS}, U(1), U(0), U(0), U(0)) != 0:
-    die("prctl(PR_SET_NO_NEW_PRIVS)")
-fd = libc.syscall(L({create}), attr, L(ctypes.sizeof(attr)), L(0))
-if fd < 0:
-    die("landlock_create_ruleset")
-if libc.syscall(L({restrict}), L(fd), L(0)) != 0:
-    die("landlock_restrict_self")
-os.close(fd)
-os.execvp(sys.argv[1], sys.argv[1:])
-"""
-
-
-def launcher_words() -> list[str]:
-    """argv words that enter the domain and then exec the words that follow them (for a
-    launcher that cannot run a preexec_fn: one Python start, isolated mode, no site)."""
-    numbers = _numbers()
-    assert numbers is not None, "launcher_words() without scope_problem()"
-    return [sys.executable, "-I", "-S", "-c", _launcher_code(*numbers)]
 
 
 def _setuid(bwrap: str) -> bool:
