@@ -14,8 +14,8 @@ The rest follows the SDK's transport and the MCP lifecycle: newline-delimited JS
 line that is not JSON-RPC handed to the session as an exception, and on exit stdin closed,
 a grace period, SIGTERM then SIGKILL to the process group, every wait bounded and shielded.
 Two differences: on trio the server is started from the event loop's thread, not from a
-worker thread of trio's, and a scoped sandbox's server from the engine's thread in the
-Landlock domain (see `_open`): either way a server that dies with its parent lives on.
+worker thread of trio's, and a scoped sandbox's server from a thread in a Landlock domain of
+its own (see `_open`): either way a server that dies with its parent lives on.
 """
 
 from __future__ import annotations
@@ -170,15 +170,14 @@ PopenFn = Callable[..., "subprocess.Popen[bytes]"]
 async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str],
                 popen: PopenFn | None) -> Any:
     """Start the server in a new session: with `popen` when given (a scoped sandbox's runner
-    passes the one that starts it from the engine's thread in the Landlock domain), else
-    from the event loop's own thread.
+    passes one that starts it from a thread in a Landlock domain of its own, which stays as
+    long as the server), else from the event loop's own thread.
 
     Either way not from a worker thread that may exit: PR_SET_PDEATHSIG (bwrap's
     --die-with-parent: every high/critical server) fires when the *thread* that forked the
     child exits, and anyio on trio starts a process from a worker thread of trio's, which
     exits after 10 s idle: such a server was SIGKILLed about 10 s after it started. So on
-    trio the server is started here, as asyncio does anyway; the scoped thread lives as long
-    as the engine."""
+    trio the server is started here, as asyncio does anyway."""
     if popen is None:
         if sniffio.current_async_library() != "trio":
             return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
@@ -198,7 +197,7 @@ async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[st
 
 class _PopenProcess:
     """The part of anyio's Process that this transport uses, for a process this module
-    started with subprocess.Popen (on trio, or from the scoped thread): its pipes as anyio
+    started with subprocess.Popen (on trio, or in a scoped domain): its pipes as anyio
     byte streams."""
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:

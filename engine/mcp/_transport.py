@@ -172,7 +172,7 @@ class _Launch:
     env: dict[str, str]
     cwd: str
     #: what starts it, if not the transport's default: a scoped sandbox's runner starts it
-    #: from the engine's thread in the Landlock domain
+    #: from a thread in a Landlock domain of its own
     popen: Callable[..., subprocess.Popen[bytes]] | None = None
 
 
@@ -199,7 +199,7 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
         cleanup = list(prepared.cleanup)
         if isinstance(runner, BwrapRunner) and runner.scoped:
-            popen = runner.popen
+            popen = runner.popen_apart
     transport = _PipedStdio(_Launch(argv, env, cwd, popen), errlog, token, cap)
     return _WithCleanup(transport, cleanup) if cleanup else transport
 

@@ -9,16 +9,22 @@ abstract socket created outside the process's Landlock domain, and ``LANDLOCK_SC
 a signal to a process outside it. The ruleset handles no filesystem or network access (bwrap
 already confines those), so nothing else changes.
 
-Every sandbox is started from one engine thread that has entered the domain (Landlock and
-no_new_privs are per thread: the rest of the engine stays outside): a command step's
-(`BwrapRunner.run`) and a stdio MCP server's (`engine.mcp._stdio`, handed `BwrapRunner.popen`)
-alike. So `env`, bwrap, its namespace init, the lifeline guard and the command or server all
-inherit the domain from their first instruction, with no extra process and no preexec_fn.
-The thread lives as long as the engine process, which bwrap's --die-with-parent needs (it
-fires when the forking *thread* exits): a server started there dies with the engine, on
-asyncio and trio alike, and not when some worker thread goes idle. If the thread could not
-enter the domain, `scoped_popen` refuses to start anything: a sandbox is never started
-unscoped by a runner that was told it is scoped.
+A sandbox is started from an engine thread that has entered a domain (Landlock and
+no_new_privs are per thread: the rest of the engine stays outside), so `env`, bwrap, its
+namespace init, the lifeline guard and the command or server inherit the domain from their
+first instruction, with no extra process and no preexec_fn:
+
+- every command step from one long-lived daemon thread (`scoped_popen`): the commands share
+  its domain;
+- each stdio MCP server (`engine.mcp._stdio`, handed `BwrapRunner.popen_apart`) from a thread
+  of its own that enters a fresh domain (`scoped_popen_apart`), so a server and the commands,
+  or two servers, cannot reach each other's abstract sockets.
+
+Either thread lives at least as long as what it started, which bwrap's --die-with-parent
+needs (it fires when the forking *thread* exits): a sandbox dies with the engine, on asyncio
+and trio alike, and not when some worker thread goes idle. A thread that could not enter its
+domain starts nothing (RuntimeError): a runner told it is scoped never starts a sandbox
+unscoped.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import logging
 import os
 import platform
 import queue
+import select
 import shutil
 import stat
 import subprocess
@@ -208,6 +215,47 @@ def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
     """subprocess.Popen(*args, **kwargs) started from the scoped thread: the child and all it
     starts are in the domain (call scope_problem() first; this refuses if it found one)."""
     return _spawner().popen(*args, **kwargs)
+
+
+def scoped_popen_apart(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen(*args, **kwargs) in a scoped domain of its own (not the one shared
+    by every command), for a long-lived child such as a stdio MCP server: started from a new
+    daemon thread that enters the domain, forks, and then stays until the child has exited
+    (bwrap's --die-with-parent fires when the forking thread exits), waiting on a pidfd so
+    that it reaps nothing. Raises RuntimeError, starting nothing, if the thread cannot enter
+    the domain."""
+    started: Future[subprocess.Popen[bytes]] = Future()
+    threading.Thread(target=_start_apart, args=(started, args, kwargs), daemon=True,
+                     name="plait-scoped-apart").start()
+    return started.result()
+
+
+def _start_apart(started: Future[subprocess.Popen[bytes]], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+    try:
+        problem = _enter_domain()
+    except Exception as exc:
+        problem = f"entering the domain failed: {exc}"
+    if problem is not None:
+        started.set_exception(RuntimeError(f"cannot enter a scoped domain: {problem}"))
+        return
+    try:
+        child = subprocess.Popen(*args, **kwargs)
+    except BaseException as exc:  # the caller's to handle
+        started.set_exception(exc)
+        return
+    try:
+        pidfd = os.pidfd_open(child.pid)  # before the caller can reap it and free the pid
+    except OSError as exc:  # no descriptor left: this thread could not outlive the child
+        child.kill()
+        child.wait()
+        started.set_exception(exc)
+        return
+    started.set_result(child)
+    try:
+        select.select([pidfd], [], [])  # readable once the child has exited
+    finally:
+        os.close(pidfd)
 
 
 def _setuid(bwrap: str) -> bool:

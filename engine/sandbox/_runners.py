@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.policy import Policy
 from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
-from engine.sandbox._landlock import scope_problem, scoped_popen
+from engine.sandbox._landlock import scope_problem, scoped_popen, scoped_popen_apart
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -158,6 +158,13 @@ class BwrapRunner(_Runner):
         when `scoped` (the sandbox then runs in the Landlock domain), else subprocess.Popen."""
         return scoped_popen if self.scoped else subprocess.Popen
 
+    @property
+    def popen_apart(self) -> Callable[..., subprocess.Popen[bytes]]:
+        """What starts a prepared long-lived process (a stdio MCP server) when `scoped`: in a
+        Landlock domain of its own, so it and the commands cannot reach each other's abstract
+        sockets; else subprocess.Popen."""
+        return scoped_popen_apart if self.scoped else subprocess.Popen
+
     def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         child = super().child_env(env)
         child.setdefault("HOME", "/tmp")
@@ -174,8 +181,8 @@ class BwrapRunner(_Runner):
         sandbox kills every process there once the pipe reaches EOF, i.e. when the engine dies
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
         started, and its namespace init can be orphaned in that window). Start the result
-        with `self.popen`: when the runner is `scoped`, that is what puts it in the Landlock
-        domain (the argv itself has no launcher)."""
+        with `self.popen` (or `self.popen_apart`): when the runner is `scoped`, that is what
+        puts it in a Landlock domain (the argv itself has no launcher)."""
         child = self.child_env(env)
         # the sandbox's own programs by absolute path (the system dirs are bound at the same
         # place): a step's PATH=./out:... must not swap in a prlimit without the limits, or a
