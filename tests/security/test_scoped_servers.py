@@ -6,6 +6,7 @@ whose domain cannot be entered fails to start instead of running unscoped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -125,6 +126,10 @@ ENGINE = """
     from engine.sandbox import runner_for
     from engine.spec.models import MCPServerSpec
     from tests.security.sec_helpers import make_policy
+    import engine.sandbox._guard
+    # no engine guard (which kills by token when the engine dies): what is tested is that
+    # bwrap's --die-with-parent alone ends the sandbox, i.e. that its forking thread lived
+    engine.sandbox._guard._start_guard = lambda prefix: -1
     backend, tmp, marker, big, root, *read = sys.argv[1:]
     runner = runner_for(make_policy("high", Path(tmp), filesystem={"read": read}))
     assert runner.scoped, runner
@@ -169,7 +174,11 @@ def test_a_scoped_server_dies_with_the_engine(backend: str, tmp_path: Path) -> N
     deadline = time.monotonic() + 10
     while _with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _with_marker(marker) == []
+    left = _with_marker(marker)
+    for pid in left:  # do not leave them behind when the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
 
 
 @needs_scope
@@ -190,3 +199,33 @@ async def test_a_server_whose_domain_cannot_be_entered_does_not_start(
     assert _with_marker(marker) == []
     result = await runner.run(["true"])  # the commands' shared thread is untouched
     assert result.exit_code == 0, result
+
+
+def _apart_threads() -> int:
+    return sum(t.name == "plait-scoped-apart" for t in threading.enumerate())
+
+
+@needs_scope
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_thread_that_started_a_server_lives_as_long_as_it(tmp_path: Path) -> None:
+    """The thread stays while the server runs (had it exited once bwrap was started, bwrap's
+    --die-with-parent would have killed the server: the second call would fail), and goes
+    once the server has stopped (no thread left behind per server)."""
+    runner = runner_for(make_policy("high", tmp_path, filesystem={"read": _read_roots()}))
+    assert isinstance(runner, BwrapRunner) and runner.scoped
+    before = _apart_threads()
+    spec = MCPServerSpec(command=sys.executable, args=[str(BIG)],
+                         env={"PYTHONPATH": str(ROOT)})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS,
+                          runner_for=lambda name, s: runner) as mcp:
+        assert (await mcp.call_tool("s", "shout", {"size": 1})).text == "ok"
+        assert _apart_threads() == before + 1
+        await anyio.sleep(2.5)
+        # `shout` is not read-only: had the server died, this call would fail
+        assert (await mcp.call_tool("s", "shout", {"size": 1})).text == "ok"
+        assert mcp.manager.status("s").spawns == 1
+    for _ in range(100):
+        if _apart_threads() == before:
+            break
+        await anyio.sleep(0.05)
+    assert _apart_threads() == before
