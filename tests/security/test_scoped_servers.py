@@ -229,3 +229,50 @@ async def test_the_thread_that_started_a_server_lives_as_long_as_it(tmp_path: Pa
             break
         await anyio.sleep(0.05)
     assert _apart_threads() == before
+
+
+def _children() -> set[int]:
+    """Live (not zombie) child processes of this one."""
+    me, found = str(os.getpid()), set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+@needs_scope
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_scoped_start_stop_cycles_leak_nothing(tmp_path: Path) -> None:
+    """Scoped servers started and stopped again and again, half of them killed for a message
+    over the cap: this process ends with the descriptors, children and threads it had."""
+    cap = 64 * 1024
+    runner = runner_for(make_policy("high", tmp_path, filesystem={"read": _read_roots()}))
+    assert isinstance(runner, BwrapRunner) and runner.scoped
+    spec = MCPServerSpec(command=sys.executable, args=[str(BIG)],
+                         env={"PYTHONPATH": str(ROOT)}, max_message_bytes=cap)
+
+    async def cycle(trip: bool) -> None:
+        async with MCPRuntime({"big": spec}, base_dir=tmp_path, settings=SETTINGS,
+                              runner_for=lambda name, s: runner) as mcp:
+            assert (await mcp.call_tool("big", "blob", {"size": 3})).text == "xxx"
+            if trip:
+                with pytest.raises(ToolError, match=f"more than {cap} bytes"):
+                    await mcp.call_tool("big", "blob", {"size": cap + 1})
+
+    await cycle(True)  # once first: what is made once per process (the guard, caches)
+    for _ in range(100):  # the first cycle's thread goes once its server is reaped
+        if _apart_threads() == 0:
+            break
+        await anyio.sleep(0.05)
+    fds, children, threads = sorted(os.listdir("/proc/self/fd")), _children(), _apart_threads()
+    with anyio.fail_after(40):
+        for n in range(4):
+            await cycle(n % 2 == 1)
+        while _children() != children or _apart_threads() != threads:
+            await anyio.sleep(0.05)
+    assert sorted(os.listdir("/proc/self/fd")) == fds
