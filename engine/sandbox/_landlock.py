@@ -23,7 +23,7 @@ first instruction, with no extra process and no preexec_fn:
 Either thread lives at least as long as what it started, which bwrap's --die-with-parent
 needs (it fires when the forking *thread* exits): a sandbox dies with the engine, on asyncio
 and trio alike, and not when some worker thread goes idle. A thread that could not enter its
-domain starts nothing (RuntimeError): a runner told it is scoped never starts a sandbox
+domain starts nothing (ScopeError): a runner told it is scoped never starts a sandbox
 unscoped.
 """
 
@@ -58,6 +58,10 @@ PR_SET_NO_NEW_PRIVS = 38
 _SYSCALLS = {machine: (444, 446) for machine in (
     "x86_64", "amd64", "aarch64", "arm64", "armv7l", "armv8l", "i386", "i686", "riscv64",
     "ppc64le", "ppc64", "s390x")}
+
+
+class ScopeError(RuntimeError):
+    """A sandbox could not be put in its Landlock domain, so it was not started."""
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -182,7 +186,8 @@ class _Spawner:
 
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         if self.problem is not None:
-            raise RuntimeError(f"the scoped spawner is unusable: {self.problem}")
+            raise ScopeError("cannot enter the sandbox's Landlock domain (the scoped spawner "
+                             f"thread could not: {self.problem}); nothing was started")
         started: Future[subprocess.Popen[bytes]] = Future()
         self._jobs.put((started, args, kwargs))
         return started.result()
@@ -222,7 +227,7 @@ def scoped_popen_apart(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
     by every command), for a long-lived child such as a stdio MCP server: started from a new
     daemon thread that enters the domain, forks, and then stays until the child has exited
     (bwrap's --die-with-parent fires when the forking thread exits), waiting on a pidfd so
-    that it reaps nothing. Raises RuntimeError, starting nothing, if the thread cannot enter
+    that it reaps nothing. Raises ScopeError, starting nothing, if the thread cannot enter
     the domain."""
     started: Future[subprocess.Popen[bytes]] = Future()
     threading.Thread(target=_start_apart, args=(started, args, kwargs), daemon=True,
@@ -237,7 +242,8 @@ def _start_apart(started: Future[subprocess.Popen[bytes]], args: tuple[Any, ...]
     except Exception as exc:
         problem = f"entering the domain failed: {exc}"
     if problem is not None:
-        started.set_exception(RuntimeError(f"cannot enter a scoped domain: {problem}"))
+        started.set_exception(ScopeError(f"cannot enter the sandbox's Landlock domain "
+                                         f"({problem}); nothing was started"))
         return
     try:
         child = subprocess.Popen(*args, **kwargs)
@@ -253,7 +259,10 @@ def _start_apart(started: Future[subprocess.Popen[bytes]], args: tuple[Any, ...]
         return
     started.set_result(child)
     try:
-        select.select([pidfd], [], [])  # readable once the child has exited
+        exited = select.poll()  # not select(): a pidfd may be numbered above FD_SETSIZE
+        exited.register(pidfd, select.POLLIN)  # readable once the child has exited
+        while not exited.poll():
+            pass
     finally:
         os.close(pidfd)
 

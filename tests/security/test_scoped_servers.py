@@ -192,10 +192,11 @@ async def test_a_server_whose_domain_cannot_be_entered_does_not_start(
                         lambda: "landlock_restrict_self: simulated refusal")
     spec = MCPServerSpec(command=sys.executable, args=[str(BIG), marker],
                          env={"PYTHONPATH": str(ROOT)})
-    with pytest.raises(ToolError, match="simulated refusal"):
+    with pytest.raises(ToolError, match=r"Landlock domain .*simulated refusal") as refused:
         async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS,
                               runner_for=lambda name, s: runner) as mcp:
             await mcp.call_tool("s", "shout", {"size": 1})
+    assert "level medium" in str(refused.value.hint)
     assert _with_marker(marker) == []
     result = await runner.run(["true"])  # the commands' shared thread is untouched
     assert result.exit_code == 0, result
