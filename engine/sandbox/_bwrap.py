@@ -141,7 +141,7 @@ def open_roots(policy: Policy) -> dict[Path, int]:
 
 def _policy_binds(policy: Policy, fds: Mapping[Path, int] | None) -> list[str]:
     """Bind the roots: by descriptor (race-free) when `fds` is given, else by path after
-    checking that no symlink leads there (a stdio server's launcher cannot pass descriptors)."""
+    checking that no symlink leads there (a stdio server is started without descriptors)."""
     if fds is None:
         checked = open_roots(policy)
         for fd in checked.values():
