@@ -4,9 +4,9 @@ Usage: PYTHONPATH=. python bench/sandbox.py [N] [TEXT]   (default N=50; prints m
 ms; with TEXT only the rows whose name contains it, plus the plain baseline)
 
 The high and critical runners run in a scoped Landlock domain when the kernel allows it; the
-"unscoped" rows are the same runners without it (what an older kernel gets), and the two
-"bwrap argv" rows are what a stdio MCP server's launch costs with and without the domain's
-launcher (a short Python program in front of bwrap, since the MCP SDK runs no preexec_fn).
+"unscoped" rows are the same runners without it (what an older kernel gets), and the
+"bwrap argv" rows are what a stdio MCP server's start costs without the domain and in a
+domain of its own (`scoped_popen_apart`: a new thread enters it and starts bwrap).
 
 The rows are interleaved (one sample of each row per round), so a change in machine load
 during the run affects every row alike.
@@ -28,7 +28,7 @@ import anyio
 
 from engine.policy import resolve_policy
 from engine.sandbox import BwrapRunner, runner_for
-from engine.sandbox._landlock import scope_problem, scoped_popen
+from engine.sandbox._landlock import scope_problem, scoped_popen, scoped_popen_apart
 from engine.spec.models import PolicySpec
 
 PLAIN = "subprocess.run(['true'])"
@@ -42,8 +42,7 @@ def _policy(level: str, base: Path):  # type: ignore[no-untyped-def]
 def _rows(base: Path) -> dict[str, Callable[[], Awaitable[None]]]:
     high = runner_for(_policy("high", base))
     assert isinstance(high, BwrapRunner)
-    bare = high.prepare(["true"], scope_in_argv=False)
-    launched = high.prepare(["true"])
+    bare = high.prepare(["true"])
 
     async def plain() -> None:
         subprocess.run(["true"], check=True)
@@ -55,14 +54,15 @@ def _rows(base: Path) -> dict[str, Callable[[], Awaitable[None]]]:
     async def raw_bwrap() -> None:
         subprocess.run(bare.argv, env=bare.env, check=True)
 
-    async def launched_bwrap() -> None:
-        subprocess.run(launched.argv, env=launched.env, check=True)
+    async def apart_bwrap() -> None:
+        proc = scoped_popen_apart(bare.argv, env=bare.env)
+        assert proc.wait() == 0
 
     rows: dict[str, Callable[[], Awaitable[None]]] = {
         PLAIN: plain, "subprocess.run(bwrap argv of high, no engine)": raw_bwrap}
     if high.scoped:
         rows["scoped_popen(['true']).wait(): the scoped thread's hop"] = plain_scoped
-        rows["subprocess.run(launcher + bwrap argv of high: stdio MCP server)"] = launched_bwrap
+        rows["scoped_popen_apart(bwrap argv of high).wait(): stdio MCP server"] = apart_bwrap
     runners = {f"{level} runner": runner_for(_policy(level, base))
                for level in ("low", "medium", "high", "critical")}
     for level in ("high", "critical"):

@@ -13,8 +13,9 @@ fail at once as on a closed connection (the manager words the error).
 The rest follows the SDK's transport and the MCP lifecycle: newline-delimited JSON-RPC, a
 line that is not JSON-RPC handed to the session as an exception, and on exit stdin closed,
 a grace period, SIGTERM then SIGKILL to the process group, every wait bounded and shielded.
-One difference: on trio the server is started from the event loop's thread, not from a
-worker thread of trio's (see `_open`), so a server that dies with its parent lives on.
+Two differences: on trio the server is started from the event loop's thread, not from a
+worker thread of trio's, and a scoped sandbox's server from a thread in a Landlock domain of
+its own (see `_open`): either way a server that dies with its parent lives on.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import IO, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import mcp_types
 import sniffio
 from mcp.client.stdio import get_default_environment
@@ -161,80 +163,133 @@ def _close_transport(process: anyio.abc.Process) -> None:
             close()
 
 
-async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str]) -> Any:
-    """Start the server in a new session, from the event loop's own thread.
-
-    anyio on trio starts a process from a worker thread of trio's, which exits after 10 s
-    idle, and PR_SET_PDEATHSIG (bwrap's --die-with-parent: every high/critical server) fires
-    when the *thread* that forked the child exits: such a server was SIGKILLed about 10 s
-    after it started. So on trio the server is started here, as asyncio does anyway."""
-    if sniffio.current_async_library() != "trio":
-        return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
-                                        start_new_session=True)
-    return _TrioProcess(subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=errlog,
-                                         start_new_session=True))
+#: what starts a server when the transport's default must not: subprocess.Popen's signature
+PopenFn = Callable[..., "subprocess.Popen[bytes]"]
 
 
-class _TrioProcess:
-    """The part of anyio's Process that this transport uses, for a process started on trio's
-    event loop thread: its pipes as trio FdStreams, trio's errors as anyio's."""
+async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str],
+                popen: PopenFn | None) -> Any:
+    """Start the server in a new session: with `popen` when given (a scoped sandbox's runner
+    passes one that starts it from a thread in a Landlock domain of its own, which stays as
+    long as the server), else from the event loop's own thread.
+
+    Either way not from a worker thread that may exit: PR_SET_PDEATHSIG (bwrap's
+    --die-with-parent: every high/critical server) fires when the *thread* that forked the
+    child exits, and anyio on trio starts a process from a worker thread of trio's, which
+    exits after 10 s idle: such a server was SIGKILLed about 10 s after it started. So on
+    trio the server is started here, as asyncio does anyway."""
+    if popen is None:
+        if sniffio.current_async_library() != "trio":
+            return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
+                                            start_new_session=True)
+        popen = subprocess.Popen
+    started = popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=errlog, start_new_session=True)
+    try:
+        return _PopenProcess(started)
+    except BaseException:  # no descriptor left for its pipes: it must not run unseen
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(started.pid, signal.SIGKILL)
+        started.kill()
+        started.wait()
+        raise
+
+
+class _PopenProcess:
+    """The part of anyio's Process that this transport uses, for a process this module
+    started with subprocess.Popen (on trio, or in a scoped domain): its pipes as anyio
+    byte streams."""
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         assert popen.stdin is not None and popen.stdout is not None
         self._popen = popen
         self.pid = popen.pid
-        self.stdin = _TrioPipe(popen.stdin)
-        self.stdout = _TrioPipe(popen.stdout)
+        self.stdin = _FdPipe(popen.stdin)
+        self.stdout = _FdPipe(popen.stdout)
 
     @property
     def returncode(self) -> int | None:
-        return self._popen.poll()  # reaps it (nothing else waits for it on trio)
+        return self._popen.poll()  # reaps it (no event loop waits for it)
 
     def send_signal(self, sig: int) -> None:
         self._popen.send_signal(sig)  # not once it is reaped: its pid may be reused
 
 
-class _TrioPipe:
-    """One end of a pipe to the server as an anyio byte stream (receive, send, aclose)."""
+class _FdPipe:
+    """One end of a pipe to the server as an anyio byte stream (receive, send, aclose) on
+    either backend: a non-blocking descriptor, waited for with anyio.wait_readable or
+    wait_writable. A wait in progress is cancelled, and has left, before the descriptor is
+    closed (on asyncio, anyio.notify_closing does not reach a wait of another task)."""
 
     def __init__(self, file: IO[bytes]) -> None:
-        import trio
-
-        self._stream = trio.lowlevel.FdStream(os.dup(file.fileno()))
+        self._fd = os.dup(file.fileno())
         file.close()
+        os.set_blocking(self._fd, False)
+        self._closed = False
+        self._waiting: tuple[anyio.CancelScope, anyio.Event] | None = None
 
-    @contextlib.contextmanager
-    def _anyio_errors(self) -> Iterator[None]:
-        import trio
-
-        try:
-            yield
-        except trio.ClosedResourceError:
-            raise anyio.ClosedResourceError from None
-        except trio.BrokenResourceError:
-            raise anyio.BrokenResourceError from None
+    async def _wait(self, ready: Callable[[int], Awaitable[None]]) -> None:
+        left = anyio.Event()
+        with anyio.CancelScope() as scope:
+            self._waiting = (scope, left)
+            try:
+                await ready(self._fd)
+            finally:
+                self._waiting = None
+                left.set()
+        if self._closed:
+            raise anyio.ClosedResourceError
 
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
-        with self._anyio_errors():
-            data = await self._stream.receive_some(max_bytes)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            try:
+                data = os.read(self._fd, max_bytes)
+                break
+            except BlockingIOError:
+                await self._wait(anyio.wait_readable)
+        await anyio.lowlevel.cancel_shielded_checkpoint()
         if not data:
             raise anyio.EndOfStream
-        return bytes(data)
+        return data
 
     async def send(self, data: bytes) -> None:
-        with self._anyio_errors():
-            await self._stream.send_all(data)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data)
+        while view:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            try:
+                view = view[os.write(self._fd, view):]
+            except BlockingIOError:
+                await self._wait(anyio.wait_writable)
+            except BrokenPipeError:
+                raise anyio.BrokenResourceError from None
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._waiting is not None:
+                scope, left = self._waiting
+                scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await left.wait()
+        finally:
+            os.close(self._fd)
 
 
 @asynccontextmanager
 async def stdio_transport(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str],
-                          cap: MessageCap) -> AsyncIterator[Any]:
-    """Start the server and yield the (read, write) streams the SDK's session runs on."""
-    process = await _open(argv, env=get_default_environment() | env, cwd=cwd, errlog=errlog)
+                          cap: MessageCap, popen: PopenFn | None = None) -> AsyncIterator[Any]:
+    """Start the server (with `popen` when given: see `_open`) and yield the (read, write)
+    streams the SDK's session runs on."""
+    process = await _open(argv, env=get_default_environment() | env, cwd=cwd, errlog=errlog,
+                          popen=popen)
     # no await until the task group is entered, or a cancellation would leak the process
     read_send, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_receive = anyio.create_memory_object_stream[SessionMessage](0)

@@ -22,8 +22,10 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,7 +36,7 @@ import anyio.abc
 from engine.errors import ToolError
 from engine.mcp._limits import MessageCap, limited_http_client
 from engine.mcp._settings import DEFAULT_MAX_MESSAGE_BYTES
-from engine.sandbox import TOKEN_VAR, new_token, token_processes
+from engine.sandbox import TOKEN_VAR, BwrapRunner, new_token, token_processes
 from engine.sandbox.base import Runner
 from engine.sandbox.env import minimal_env
 from engine.secrets import LineRedactor, Redactor
@@ -169,6 +171,9 @@ class _Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    #: what starts it, if not the transport's default: a scoped sandbox's runner starts it
+    #: from a thread in a Landlock domain of its own
+    popen: Callable[..., subprocess.Popen[bytes]] | None = None
 
 
 def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runner | None,
@@ -188,11 +193,14 @@ def stdio_target(name: str, spec: MCPServerSpec, *, base_dir: Path, runner: Runn
     command = _resolve_command(name, spec, spec.command, env, cwd)
     argv = [command, *spec.args]
     cleanup: list[str] = []
+    popen = None
     if runner is not None:
         prepared = runner.prepare(argv, env=env, cwd=cwd)
         argv, env, cwd = list(prepared.argv), dict(prepared.env), prepared.cwd or cwd
         cleanup = list(prepared.cleanup)
-    transport = _PipedStdio(_Launch(argv, env, cwd), errlog, token, cap)
+        if isinstance(runner, BwrapRunner) and runner.scoped:
+            popen = runner.popen_apart
+    transport = _PipedStdio(_Launch(argv, env, cwd, popen), errlog, token, cap)
     return _WithCleanup(transport, cleanup) if cleanup else transport
 
 
@@ -232,7 +240,8 @@ class _PipedStdio:
             with os.fdopen(write_fd, "w") as errlog:
                 launch = self._launch
                 self._transport = stdio_transport(launch.argv, env=launch.env, cwd=launch.cwd,
-                                                  errlog=errlog, cap=self._cap)
+                                                  errlog=errlog, cap=self._cap,
+                                                  popen=launch.popen)
                 return await self._transport.__aenter__()
         except BaseException:
             self._transport = None

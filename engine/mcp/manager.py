@@ -34,6 +34,7 @@ from engine.mcp._transport import (
     stdio_target,
     transport_kind,
 )
+from engine.sandbox._landlock import ScopeError
 from engine.sandbox.base import Runner
 from engine.secrets import Redactor
 from engine.spec.models import MCPServerSpec
@@ -333,7 +334,11 @@ class MCPServerManager:
             text = "it exited (or closed its stdout) before answering initialize"
         tail = self._tail_text(slot)
         hint = "run the command by hand to see why it stops"
-        if _UNSEEN.search(tail):  # the sandbox launcher could not find the program
+        if isinstance(exc, ScopeError):
+            hint = ("the kernel refused the Landlock domain it offered when plait checked it "
+                    "(a container's seccomp profile, or too many nested Landlock domains?): "
+                    "fix that, or run the server at level medium")
+        elif _UNSEEN.search(tail):  # the sandbox launcher could not find the program
             hint = ("under a policy of level high or critical the server sees only the system "
                     "directories and the policy's roots: add the directories of its program "
                     "(its virtual environment and Python installation) to the policy's "

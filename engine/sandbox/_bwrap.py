@@ -141,7 +141,7 @@ def open_roots(policy: Policy) -> dict[Path, int]:
 
 def _policy_binds(policy: Policy, fds: Mapping[Path, int] | None) -> list[str]:
     """Bind the roots: by descriptor (race-free) when `fds` is given, else by path after
-    checking that no symlink leads there (a stdio server's launcher cannot pass descriptors)."""
+    checking that no symlink leads there (a stdio server is started without descriptors)."""
     if fds is None:
         checked = open_roots(policy)
         for fd in checked.values():
@@ -185,15 +185,13 @@ def _chdir(policy: Policy, cwd: Path | None) -> str:
 
 
 def bwrap_argv(bwrap: str, policy: Policy, inner: Sequence[str], *, env: Mapping[str, str],
-               cwd: Path | None, root_fds: Mapping[Path, int] | None = None,
-               launcher: Sequence[str] = ()) -> list[str]:
-    """`env -i <allowlist> [launcher...] bwrap <confinement> -- inner...`: bwrap itself starts
-    with only the allowlisted environment, so /proc/1/environ inside holds nothing else.
-    `launcher` (words that exec the rest of the argv) runs between `env` and bwrap."""
+               cwd: Path | None, root_fds: Mapping[Path, int] | None = None) -> list[str]:
+    """`env -i <allowlist> bwrap <confinement> -- inner...`: bwrap itself starts with only
+    the allowlisted environment, so /proc/1/environ inside holds nothing else."""
     _check_names(env)
     tmp_mb = min(TMP_SIZE_MB, policy.max_file_size_mb or TMP_SIZE_MB)
     outer = launcher_env(env)
-    args = [_env_binary(), "-i", *(f"{k}={v}" for k, v in outer.items()), *launcher, bwrap,
+    args = [_env_binary(), "-i", *(f"{k}={v}" for k, v in outer.items()), bwrap,
             "--unshare-all", "--unshare-user",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--die-with-parent", "--new-session", "--cap-drop", "ALL",

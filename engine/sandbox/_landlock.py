@@ -9,13 +9,22 @@ abstract socket created outside the process's Landlock domain, and ``LANDLOCK_SC
 a signal to a process outside it. The ruleset handles no filesystem or network access (bwrap
 already confines those), so nothing else changes.
 
-A command is started from one engine thread that has entered the domain (Landlock and
-no_new_privs are per thread: the rest of the engine stays outside), so ``env``, bwrap, its
-namespace init, the lifeline guard and the command all inherit it from their first
-instruction, with no extra process and no preexec_fn. A process started elsewhere (a stdio
-MCP server, started by its transport from the event loop's thread) puts
-:func:`launcher_words` in front of bwrap instead: a short Python program that enters the
-domain and execs the rest of its argv.
+A sandbox is started from an engine thread that has entered a domain (Landlock and
+no_new_privs are per thread: the rest of the engine stays outside), so `env`, bwrap, its
+namespace init, the lifeline guard and the command or server inherit the domain from their
+first instruction, with no extra process and no preexec_fn:
+
+- every command step from one long-lived daemon thread (`scoped_popen`): the commands share
+  its domain;
+- each stdio MCP server (`engine.mcp._stdio`, handed `BwrapRunner.popen_apart`) from a thread
+  of its own that enters a fresh domain (`scoped_popen_apart`), so a server and the commands,
+  or two servers, cannot reach each other's abstract sockets.
+
+Either thread lives at least as long as what it started, which bwrap's --die-with-parent
+needs (it fires when the forking *thread* exits): a sandbox dies with the engine, on asyncio
+and trio alike, and not when some worker thread goes idle. A thread that could not enter its
+domain starts nothing (ScopeError): a runner told it is scoped never starts a sandbox
+unscoped.
 """
 
 from __future__ import annotations
@@ -27,10 +36,10 @@ import logging
 import os
 import platform
 import queue
+import select
 import shutil
 import stat
 import subprocess
-import sys
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -44,13 +53,15 @@ LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
 LANDLOCK_SCOPE_SIGNAL = 2
 SCOPES = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL
 PR_SET_NO_NEW_PRIVS = 38
-#: exit status of the launcher when it could not enter the domain (it runs nothing then)
-SCOPE_FAILED_EXIT = 126
 #: (landlock_create_ruleset, landlock_restrict_self): the unified syscall table numbers,
 #: checked for these machines; elsewhere the scope is reported unavailable, never guessed
 _SYSCALLS = {machine: (444, 446) for machine in (
     "x86_64", "amd64", "aarch64", "arm64", "armv7l", "armv8l", "i386", "i686", "riscv64",
     "ppc64le", "ppc64", "s390x")}
+
+
+class ScopeError(RuntimeError):
+    """A sandbox could not be put in its Landlock domain, so it was not started."""
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -175,7 +186,8 @@ class _Spawner:
 
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         if self.problem is not None:
-            raise RuntimeError(f"the scoped spawner is unusable: {self.problem}")
+            raise ScopeError("cannot enter the sandbox's Landlock domain (the scoped spawner "
+                             f"thread could not: {self.problem}); nothing was started")
         started: Future[subprocess.Popen[bytes]] = Future()
         self._jobs.put((started, args, kwargs))
         return started.result()
@@ -210,36 +222,49 @@ def scoped_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
     return _spawner().popen(*args, **kwargs)
 
 
-def _launcher_code(create: int, restrict: int) -> str:
-    """_enter_domain as a program: enter the domain, then exec argv[1:]."""
-    return f"""\
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-U, L = ctypes.c_ulong, ctypes.c_long
-attr = (ctypes.c_uint64 * 3)(0, 0, {SCOPES})
-def die(call):
-    sys.stderr.write("plait: cannot enter the sandbox's Landlock domain: " + call + ": "
-                     + os.strerror(ctypes.get_errno()) + "\\n")
-    sys.exit({SCOPE_FAILED_EXIT})
-if libc.prctl({PR_SET_NO_NEW_PRIVS}, U(1), U(0), U(0), U(0)) != 0:
-    die("prctl(PR_SET_NO_NEW_PRIVS)")
-fd = libc.syscall(L({create}), attr, L(ctypes.sizeof(attr)), L(0))
-if fd < 0:
-    die("landlock_create_ruleset")
-if libc.syscall(L({restrict}), L(fd), L(0)) != 0:
-    die("landlock_restrict_self")
-os.close(fd)
-os.execvp(sys.argv[1], sys.argv[1:])
-"""
+def scoped_popen_apart(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen(*args, **kwargs) in a scoped domain of its own (not the one shared
+    by every command), for a long-lived child such as a stdio MCP server: started from a new
+    daemon thread that enters the domain, forks, and then stays until the child has exited
+    (bwrap's --die-with-parent fires when the forking thread exits), waiting on a pidfd so
+    that it reaps nothing. Raises ScopeError, starting nothing, if the thread cannot enter
+    the domain."""
+    started: Future[subprocess.Popen[bytes]] = Future()
+    threading.Thread(target=_start_apart, args=(started, args, kwargs), daemon=True,
+                     name="plait-scoped-apart").start()
+    return started.result()
 
 
-def launcher_words() -> list[str]:
-    """argv words that enter the domain and then exec the words that follow them (for a
-    launcher that cannot run a preexec_fn: one Python start, isolated mode, no site)."""
-    numbers = _numbers()
-    assert numbers is not None, "launcher_words() without scope_problem()"
-    return [sys.executable, "-I", "-S", "-c", _launcher_code(*numbers)]
+def _start_apart(started: Future[subprocess.Popen[bytes]], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+    try:
+        problem = _enter_domain()
+    except Exception as exc:
+        problem = f"entering the domain failed: {exc}"
+    if problem is not None:
+        started.set_exception(ScopeError(f"cannot enter the sandbox's Landlock domain "
+                                         f"({problem}); nothing was started"))
+        return
+    try:
+        child = subprocess.Popen(*args, **kwargs)
+    except BaseException as exc:  # the caller's to handle
+        started.set_exception(exc)
+        return
+    try:
+        pidfd = os.pidfd_open(child.pid)  # before the caller can reap it and free the pid
+    except OSError as exc:  # no descriptor left: this thread could not outlive the child
+        child.kill()
+        child.wait()
+        started.set_exception(exc)
+        return
+    started.set_result(child)
+    try:
+        exited = select.poll()  # not select(): a pidfd may be numbered above FD_SETSIZE
+        exited.register(pidfd, select.POLLIN)  # readable once the child has exited
+        while not exited.poll():
+            pass
+    finally:
+        os.close(pidfd)
 
 
 def _setuid(bwrap: str) -> bool:

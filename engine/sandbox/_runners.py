@@ -7,12 +7,12 @@ import math
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from engine.policy import Policy
 from engine.sandbox._bwrap import SYSTEM_DIRS, bwrap_argv, launcher_env, open_roots
-from engine.sandbox._landlock import launcher_words, scope_problem, scoped_popen
+from engine.sandbox._landlock import scope_problem, scoped_popen, scoped_popen_apart
 from engine.sandbox._process import new_token, run_prepared
 from engine.sandbox.base import CommandResult, PreparedCommand
 from engine.sandbox.env import minimal_env
@@ -152,6 +152,19 @@ class BwrapRunner(_Runner):
         self.bwrap = bwrap
         self.scoped = problem is None
 
+    @property
+    def popen(self) -> Callable[..., subprocess.Popen[bytes]]:
+        """What starts a prepared command: subprocess.Popen from the engine's scoped thread
+        when `scoped` (the sandbox then runs in the Landlock domain), else subprocess.Popen."""
+        return scoped_popen if self.scoped else subprocess.Popen
+
+    @property
+    def popen_apart(self) -> Callable[..., subprocess.Popen[bytes]]:
+        """What starts a prepared long-lived process (a stdio MCP server) when `scoped`: in a
+        Landlock domain of its own, so it and the commands cannot reach each other's abstract
+        sockets; else subprocess.Popen."""
+        return scoped_popen_apart if self.scoped else subprocess.Popen
+
     def child_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         child = super().child_env(env)
         child.setdefault("HOME", "/tmp")
@@ -163,14 +176,13 @@ class BwrapRunner(_Runner):
 
     def prepare(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                 cwd: str | None = None, lifeline_fd: int | None = None,
-                root_fds: Mapping[Path, int] | None = None,
-                scope_in_argv: bool = True) -> PreparedCommand:
+                root_fds: Mapping[Path, int] | None = None) -> PreparedCommand:
         """With `lifeline_fd` (the read end of a pipe the engine holds open) a guard inside the
         sandbox kills every process there once the pipe reaches EOF, i.e. when the engine dies
         even before bwrap's own --die-with-parent is in place (bwrap sets it only after it has
-        started, and its namespace init can be orphaned in that window). When the runner is
-        `scoped`, a launcher entering the Landlock domain runs before bwrap, unless
-        `scope_in_argv` is False (the caller starts it in the domain: run() does)."""
+        started, and its namespace init can be orphaned in that window). Start the result
+        with `self.popen` (or `self.popen_apart`): when the runner is `scoped`, that is what
+        puts it in a Landlock domain (the argv itself has no launcher)."""
         child = self.child_env(env)
         # the sandbox's own programs by absolute path (the system dirs are bound at the same
         # place): a step's PATH=./out:... must not swap in a prlimit without the limits, or a
@@ -183,10 +195,8 @@ class BwrapRunner(_Runner):
             guard = (f"({cat} /proc/self/fd/{lifeline_fd} >/dev/null 2>&1; kill -KILL -1) "
                      '</dev/null & exec "$@"')
             inner = ["/bin/sh", "-c", guard, "plait-guard", *inner]
-        launcher = launcher_words() if self.scoped and scope_in_argv else []
         full = bwrap_argv(self.bwrap, self.policy, inner, env=child,
-                          cwd=Path(cwd) if cwd else None, root_fds=root_fds,
-                          launcher=launcher)
+                          cwd=Path(cwd) if cwd else None, root_fds=root_fds)
         # what launches bwrap gets no loader variables (bwrap hands them to the command)
         return PreparedCommand(full, launcher_env(child), None)
 
@@ -201,14 +211,14 @@ class BwrapRunner(_Runner):
         os.close(low_read)
         try:
             prepared = self.prepare(argv, env=env, cwd=cwd, lifeline_fd=read_end,
-                                    root_fds=roots, scope_in_argv=False)
+                                    root_fds=roots)
             return await run_prepared(
                 prepared, token=new_token(), stdin=stdin,
                 timeout=self.effective_timeout(timeout),
                 max_output_bytes=self.policy.max_output_bytes,
                 max_processes=self.policy.max_processes, overhead=self.overhead,
                 pass_fds=(read_end, *roots.values()), pdeathsig=False,
-                popen=scoped_popen if self.scoped else subprocess.Popen)
+                popen=self.popen)
         finally:
             os.close(read_end)
             os.close(write_end)

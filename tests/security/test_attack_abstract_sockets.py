@@ -31,7 +31,6 @@ from engine.sandbox._landlock import (
     MIN_ABI,
     _unavailable,
     landlock_abi,
-    launcher_words,
     scoped_popen,
 )
 from tests.security.sec_helpers import Canary, assert_healthy, make_policy, make_runner
@@ -210,10 +209,12 @@ async def test_high_with_network_still_reaches_loopback_tcp_and_signals_inside(
 
 @pytest.mark.bwrap
 @needs_scope
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_stdio_mcp_server_at_high_starts_and_is_scoped(
         listener: Listener, canary: Canary, tmp_path: Path) -> None:
-    """A stdio server is launched by the MCP SDK from prepare()'s argv (no preexec_fn): it
-    starts, answers over stdio, reaches loopback TCP, and not the host's abstract socket."""
+    """A stdio server is started by plait's transport from the engine's scoped thread (no
+    launcher, no preexec_fn): it starts, answers over stdio, reaches loopback TCP, and not
+    the host's abstract socket."""
     from engine.mcp import MCPRuntime, MCPSettings
     from engine.spec.models import MCPServerSpec
 
@@ -248,7 +249,7 @@ async def test_kernel_without_scope_runs_weaker_and_says_so(
     runner = runner_for(policy)
     assert isinstance(runner, BwrapRunner) and not runner.scoped
     assert runner.weaker and runner.weaker_reason == f"no Landlock scope: {why}"
-    assert sys.executable not in runner.prepare(["true"]).argv  # no launcher either
+    assert runner.popen is subprocess.Popen  # started outside the domain, as reported
     result = await runner.run(listener.probe())
     assert result.stdout.splitlines() == ["stream connected", "dgram connected"], result
 
@@ -279,25 +280,25 @@ def test_reasons_name_the_kernel_needed() -> None:
 
 @pytest.mark.bwrap
 @needs_scope
-def test_prepare_puts_the_domain_launcher_between_env_and_bwrap(tmp_path: Path) -> None:
-    """A BwrapRunner is scoped unless told otherwise, also when made without runner_for."""
+def test_a_scoped_runner_starts_its_sandboxes_from_the_scoped_thread(tmp_path: Path) -> None:
+    """A BwrapRunner is scoped unless told otherwise, also when made without runner_for: what
+    it prepares is `env -i ... bwrap ...` with no launcher in front, started by `popen`, which
+    is the scoped thread's; unscoped, plain subprocess.Popen."""
     policy = make_policy("high", tmp_path)
     runner = BwrapRunner(policy, bwrap=shutil.which("bwrap") or "bwrap")
     assert runner.scoped and not runner.weaker
     argv = runner.prepare(["true"], env={"DECLARED": "1"}).argv
-    launcher = argv.index(sys.executable)
     assert Path(argv[0]).name == "env" and argv[1] == "-i"
-    assert all("=" in word for word in argv[2:launcher])
-    assert argv[launcher + 1:launcher + 4] == ["-I", "-S", "-c"]
-    assert argv[launcher + 5] == runner.bwrap
+    assert all("=" in word for word in argv[2:argv.index(runner.bwrap)])
+    assert sys.executable not in argv
+    assert runner.popen is scoped_popen
     off = BwrapRunner(policy, bwrap=runner.bwrap, scoped=False)
     assert off.weaker and off.weaker_reason == "no Landlock scope: turned off by the caller"
-    assert sys.executable not in off.prepare(["true"]).argv
+    assert off.popen is subprocess.Popen
 
 
 @needs_scope
-@pytest.mark.parametrize("how", ["spawner", "launcher"])
-def test_the_domain_scopes_signals_to_outside_processes(how: str) -> None:
+def test_the_domain_scopes_signals_to_outside_processes() -> None:
     """Inside bwrap no host process is visible (PID namespace), so signal scoping is defence
     in depth, checked here on the domain itself: a process in it cannot even probe (kill -0)
     the engine, while the same command outside can; its own children it can signal."""
@@ -306,22 +307,17 @@ def test_the_domain_scopes_signals_to_outside_processes(how: str) -> None:
                              check=False)
     assert control.stdout == "reached\nown-ok\n", control
     argv = ["sh", "-c", script]
-    if how == "launcher":
-        done = subprocess.run([*launcher_words(), *argv], capture_output=True, text=True,
-                              timeout=20, check=False)
-    else:
-        proc = scoped_popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=20)
-        done = subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
+    proc = scoped_popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=20)
+    done = subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
     assert done.stdout == "own-ok\n", done
     assert "not permitted" in done.stderr, done
-    if how == "spawner":
-        # only the spawner thread took no_new_privs (and the domain): no other engine thread
-        spawner = {t.native_id for t in threading.enumerate()
-                   if t.name.startswith("plait-scoped")}
-        flagged = {int(task.name) for task in Path("/proc/self/task").iterdir()
-                   if "NoNewPrivs:\t1" in (task / "status").read_text()}
-        assert len(spawner) == 1 and flagged == spawner
+    # only the spawner thread took no_new_privs (and the domain): no other engine thread
+    spawner = {t.native_id for t in threading.enumerate()
+               if t.name.startswith("plait-scoped")}
+    flagged = {int(task.name) for task in Path("/proc/self/task").iterdir()
+               if "NoNewPrivs:\t1" in (task / "status").read_text()}
+    assert len(spawner) == 1 and flagged == spawner
 
 
 @needs_scope
