@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,11 +92,18 @@ def shown_choices(values: Sequence[Any], most: int | None = None) -> str:
     return text + (f" (and {more} more)" if more > 0 else "")
 
 
+#: what json.dumps(ensure_ascii=False) leaves raw that a terminal may obey: DEL and the C1
+#: controls (U+009B is an 8-bit CSI, as ESC [ is)
+_C1 = re.compile("[\x7f-\x9f]")
+
+
 def shown(value: Any, limit: int = 60) -> str:
     """`value` as JSON text for a message (`"3"`, `true`, `null`, `{"a": 1}`), cut to about
-    `limit` characters."""
+    `limit` characters; every control character escaped (a message goes to a terminal, and
+    may show a value from a run record, an input or a server)."""
     try:
         text = json.dumps(finite(value), ensure_ascii=False, default=repr)
     except (ValueError, RecursionError):  # a cycle, or nested too deeply
         text = repr(value)
+    text = _C1.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -79,3 +79,14 @@ def test_a_value_that_held_a_secret_is_shown_masked_or_not_at_all(tmp_path: Path
                                      "a secret, so neither value is shown (hint: "), rotated.stderr
     for out in (other, rotated):
         assert TOKEN not in out.stderr and "rotated-token-2" not in out.stderr
+
+
+def test_a_shown_value_cannot_steer_the_terminal(tmp_path: Path) -> None:
+    """json.dumps(ensure_ascii=False) escapes ESC but leaves the C1 controls raw: U+009B is
+    an 8-bit CSI, so a value holding it (an input, or one recorded from a webhook's run)
+    recoloured or cleared the terminal of whoever read the refusal."""
+    run_id = _failed_run(tmp_path)
+    refused = plait("resume", run_id, "-i", "note=a\x9b2J\x1b[31mb\x7f", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "given \"a\\u009b2J\\u001b[31mb\\u007f\" (hint: " in refused.stderr, refused.stderr
+    assert not any(c in refused.stderr for c in "\x9b\x1b\x7f"), refused.stderr
