@@ -19,6 +19,7 @@ from engine.mcp import MCPRuntime, MCPSettings
 from engine.sandbox import BwrapRunner, runner_for
 from engine.spec.models import MCPServerSpec
 from tests.mcp.conftest import ROOT
+from tests.procs import live_children
 from tests.security.sec_helpers import make_policy
 
 pytestmark = pytest.mark.anyio
@@ -65,21 +66,6 @@ async def test_a_server_that_dies_with_its_parent_outlives_trios_idle_threads(
             assert mcp.manager.status(name).spawns == 1
 
 
-def _children() -> set[int]:
-    """Live (not zombie) child processes of this one."""
-    me, found = str(os.getpid()), set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_start_stop_cycles_leak_no_descriptor_and_no_process(tmp_path: Path) -> None:
     """Servers started and stopped again and again, half of them killed for a message over
@@ -95,10 +81,10 @@ async def test_start_stop_cycles_leak_no_descriptor_and_no_process(tmp_path: Pat
                     await mcp.call_tool("big", "blob", {"size": CAP + 1})
 
     await cycle(True)  # once first: what is made once per process (the guard, caches)
-    fds, children = sorted(os.listdir("/proc/self/fd")), _children()
+    fds, children = sorted(os.listdir("/proc/self/fd")), live_children()
     with anyio.fail_after(40):
         for n in range(4):
             await cycle(n % 2 == 1)
-        while _children() != children:  # a killed server is reaped a moment later
+        while live_children() != children:  # a killed server is reaped a moment later
             await anyio.sleep(0.05)
     assert sorted(os.listdir("/proc/self/fd")) == fds

@@ -27,6 +27,7 @@ from engine.mcp import MCPRuntime, MCPSettings
 from engine.sandbox import BwrapRunner, runner_for
 from engine.sandbox._landlock import MIN_ABI, landlock_abi
 from engine.spec.models import MCPServerSpec
+from tests.procs import live_children
 from tests.security.sec_helpers import make_policy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.bwrap]
@@ -232,20 +233,6 @@ async def test_the_thread_that_started_a_server_lives_as_long_as_it(tmp_path: Pa
     assert _apart_threads() == before
 
 
-def _children() -> set[int]:
-    """Live (not zombie) child processes of this one."""
-    me, found = str(os.getpid()), set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == me and fields[0] != "Z":
-                found.add(int(entry.name))
-    return found
-
-
 @needs_scope
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_scoped_start_stop_cycles_leak_nothing(tmp_path: Path) -> None:
@@ -270,10 +257,10 @@ async def test_scoped_start_stop_cycles_leak_nothing(tmp_path: Path) -> None:
         if _apart_threads() == 0:
             break
         await anyio.sleep(0.05)
-    fds, children, threads = sorted(os.listdir("/proc/self/fd")), _children(), _apart_threads()
+    fds, children, threads = sorted(os.listdir("/proc/self/fd")), live_children(), _apart_threads()
     with anyio.fail_after(40):
         for n in range(4):
             await cycle(n % 2 == 1)
-        while _children() != children or _apart_threads() != threads:
+        while live_children() != children or _apart_threads() != threads:
             await anyio.sleep(0.05)
     assert sorted(os.listdir("/proc/self/fd")) == fds
