@@ -32,7 +32,6 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import mcp_types
-import sniffio
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
@@ -167,6 +166,16 @@ def _close_transport(process: anyio.abc.Process) -> None:
 PopenFn = Callable[..., "subprocess.Popen[bytes]"]
 
 
+def _on_trio() -> bool:
+    """Is this trio's event loop? trio needs sniffio; anyio no longer installs it, and without
+    it (plait's own install: no trio) the loop is asyncio's."""
+    try:
+        import sniffio
+    except ImportError:
+        return False
+    return bool(sniffio.current_async_library() == "trio")
+
+
 async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[str],
                 popen: PopenFn | None) -> Any:
     """Start the server in a new session: with `popen` when given (a scoped sandbox's runner
@@ -179,7 +188,7 @@ async def _open(argv: list[str], *, env: dict[str, str], cwd: str, errlog: IO[st
     exits after 10 s idle: such a server was SIGKILLed about 10 s after it started. So on
     trio the server is started here, as asyncio does anyway."""
     if popen is None:
-        if sniffio.current_async_library() != "trio":
+        if not _on_trio():
             return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
                                             start_new_session=True)
         popen = subprocess.Popen
