@@ -126,7 +126,20 @@ def _unavailable(abi: int | None, err: int = errno.ENOSYS) -> str | None:
 def _enter_domain() -> str | None:
     """Put the calling thread into a new Landlock domain scoping abstract unix sockets and
     signals (no_new_privs first, which Landlock requires of an unprivileged process): None,
-    or which call failed and why. Both are per thread: the rest of the engine is untouched."""
+    or which call failed and why. Both are per thread: the rest of the engine is untouched.
+    Never raises: the thread that calls it must answer its caller either way."""
+    try:
+        return _restrict_self()
+    except Exception as exc:
+        return f"entering the domain failed: {exc}"
+
+
+def _scope_error(problem: str) -> ScopeError:
+    return ScopeError(f"cannot enter the sandbox's Landlock domain ({problem}); nothing was "
+                      "started")
+
+
+def _restrict_self() -> str | None:
     libc, numbers = _libc(), _numbers()
     if libc is None or numbers is None:
         return "libc or Landlock's system calls are not available"
@@ -169,12 +182,8 @@ class _Spawner:
         ready.wait()  # the domain is entered (or `problem` says why not) once this returns
 
     def _serve(self, ready: threading.Event) -> None:
-        try:
-            self.problem = _enter_domain()
-        except Exception as exc:  # the thread must serve (and refuse) anyway
-            self.problem = f"entering the domain failed: {exc}"
-        finally:
-            ready.set()
+        self.problem = _enter_domain()
+        ready.set()
         while True:
             future, args, kwargs = self._jobs.get()
             if not future.set_running_or_notify_cancel():
@@ -186,8 +195,7 @@ class _Spawner:
 
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         if self.problem is not None:
-            raise ScopeError("cannot enter the sandbox's Landlock domain (the scoped spawner "
-                             f"thread could not: {self.problem}); nothing was started")
+            raise _scope_error(f"the scoped spawner thread could not: {self.problem}")
         started: Future[subprocess.Popen[bytes]] = Future()
         self._jobs.put((started, args, kwargs))
         return started.result()
@@ -237,13 +245,9 @@ def scoped_popen_apart(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
 
 def _start_apart(started: Future[subprocess.Popen[bytes]], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> None:
-    try:
-        problem = _enter_domain()
-    except Exception as exc:
-        problem = f"entering the domain failed: {exc}"
+    problem = _enter_domain()
     if problem is not None:
-        started.set_exception(ScopeError(f"cannot enter the sandbox's Landlock domain "
-                                         f"({problem}); nothing was started"))
+        started.set_exception(_scope_error(problem))
         return
     try:
         child = subprocess.Popen(*args, **kwargs)
