@@ -437,8 +437,8 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     old = _step_fingerprints(redactor.redact_source(stored) if isinstance(stored, str)
                              else None, had)
     new = _step_fingerprints(redactor.redact_source(workflow.source.text), had)
-    changed = sorted(sid for sid in finished if old.get(sid) is None or
-                     old.get(sid) != new.get(sid))
+    # a step no longer in the file is ignored (its dependants changed, if it had any)
+    changed = sorted(sid for sid in finished if sid in new and old.get(sid) != new[sid])
     if changed:
         raise StateError(
             f"cannot resume run {previous.run_id}: the workflow changed for finished "
