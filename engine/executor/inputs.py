@@ -238,7 +238,7 @@ def check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
     step used them. `inputs` must have their secrets masked, as the run's recorded ones do:
     the message shows both values (but neither for an input whose value held a secret)."""
     old = previous.inputs
-    differ = sorted(k for k in old if k not in inputs or old[k] != inputs[k])
+    differ = sorted(k for k in old if k not in inputs or not _same(old[k], inputs[k]))
     changed = [k for k in differ if k not in given and old[k] is None]  # a default since
     if changed:
         names = ", ".join(repr(n) for n in changed)
@@ -259,6 +259,17 @@ def check_same_inputs(previous: RunRecord, inputs: Mapping[str, Any],
                          f"{previous.run_id}'s: {values}{more}",
                          hint="leave them out to reuse the run's values, or start a new run "
                               "(plait run FILE, without --resume) to use the new ones")
+
+
+def _same(recorded: Any, value: Any) -> bool:
+    """Whether a value is the one recorded, as JSON has it: Python's == holds [1] equal to
+    [true] and 1 to 1.0, which a step renders differently."""
+    if recorded != value:
+        return False
+    try:
+        return json.dumps(recorded, sort_keys=True) == json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON (a library caller's value): == it is
+        return True
 
 
 def _two_values(name: str, recorded: Any, inputs: Mapping[str, Any], *, several: bool,

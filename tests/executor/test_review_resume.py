@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import InputError
 from engine.state import RunStore
 from tests.executor.test_semantics import run, workflow
 
@@ -46,3 +47,29 @@ steps:
     assert second.steps["a"].reason.startswith("restored")
     assert sorted((tmp_path / "ran.log").read_text().split()) == ["a", "b", "leaf"]
 
+
+@pytest.mark.parametrize(("had", "given"), [([1], [True]), ({"n": 0}, {"n": False}),
+                                            (2, 2.0)])
+async def test_an_input_equal_only_in_python_is_a_changed_input(
+        tmp_path: Path, store: RunStore, had: object, given: object) -> None:
+    """[1] == [True] and 2 == 2.0 in Python, but a step renders them differently ("[1]" and
+    "[true]"): such a value given to a resume was taken as the run's own, and the resumed
+    steps ran with another value than the finished ones (the record kept the new one)."""
+    kind = {list: "array", dict: "object", int: "number"}[type(had)]
+    path = workflow(tmp_path, f"""\
+inputs:
+  x: {{type: {kind}}}
+steps:
+  a: {{run: "echo a >> ran.log"}}
+  b:
+    needs: [a]
+    run: "test -e fixed"
+""")
+    first = await run(path, {"x": had}, store=store)
+    assert first.status == "failed"
+    (tmp_path / "fixed").touch()
+    with pytest.raises(InputError, match="input 'x' differs from run"):
+        await run(path, {"x": given}, store=store, resume=first.run_id)
+    assert store.get_run(first.run_id).inputs == {"x": had}
+    again = await run(path, {"x": had}, store=store, resume=first.run_id)  # the same: taken
+    assert again.ok and again.steps["a"].reason.startswith("restored")
