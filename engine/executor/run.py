@@ -437,6 +437,8 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
     old = _step_fingerprints(redactor.redact_source(stored) if isinstance(stored, str)
                              else None, had)
     new = _step_fingerprints(redactor.redact_source(workflow.source.text), had)
+    if old:  # a step the run's last text lacks (an earlier resume ran without it) is new
+        finished = {sid: rec for sid, rec in finished.items() if sid in old}
     # a step no longer in the file is ignored (its dependants changed, if it had any)
     changed = sorted(sid for sid in finished if sid in new and old.get(sid) != new[sid])
     if changed:

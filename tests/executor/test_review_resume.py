@@ -73,3 +73,29 @@ steps:
     assert store.get_run(first.run_id).inputs == {"x": had}
     again = await run(path, {"x": had}, store=store, resume=first.run_id)  # the same: taken
     assert again.ok and again.steps["a"].reason.startswith("restored")
+
+
+async def test_a_step_removed_by_one_resume_and_added_back_runs_again(
+        tmp_path: Path, store: RunStore) -> None:
+    """Its record is from before the removal, and the text the run last ran does not have
+    it: it is a new step (it runs), not a finished one that changed (which refuses)."""
+    leaf = '  leaf: {run: "echo leaf >> ran.log"}\n'
+    path = workflow(tmp_path, f"""\
+steps:
+  a: {{run: "echo a >> ran.log"}}
+{leaf}  b:
+    needs: [a]
+    run: "test -e fixed && echo b >> ran.log"
+""")
+    text = path.read_text()
+    first = await run(path, store=store)
+    path.write_text(text.replace(leaf, ""))
+    second = await run(path, store=store, resume=first.run_id)
+    assert first.status == second.status == "failed"
+    path.write_text(text.replace("echo leaf", "echo leaf2"))
+    (tmp_path / "fixed").touch()
+    third = await run(path, store=store, resume=first.run_id)
+    assert third.ok
+    assert third.steps["a"].reason.startswith("restored")
+    assert not (third.steps["leaf"].reason or "").startswith("restored")
+    assert sorted((tmp_path / "ran.log").read_text().split()) == ["a", "b", "leaf", "leaf2"]
