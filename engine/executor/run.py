@@ -28,6 +28,7 @@ from engine.executor.retry import error_kind, retry_after_cap
 from engine.executor.scheduler import Scheduler, summarise
 from engine.executor.services import Services
 from engine.secrets import Redactor
+from engine.state.location import MEMORY
 from engine.state.records import PARENT_STEP
 from engine.state.resume import RUNNING_HERE
 
@@ -147,8 +148,10 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
         else _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
-    if store is not None and workflow.spec.mcp_servers and services.log_dir is None:
-        # MCP servers' stderr goes to the run's log directory, not the terminal
+    if store is not None and store.path != MEMORY and workflow.spec.mcp_servers \
+            and services.log_dir is None:
+        # MCP servers' stderr goes to the run's log directory, not the terminal (an
+        # in-memory record has no directory: its servers' stderr is kept as without one)
         services.log_dir = Path(store.path).parent / "logs" / run_id
     result: RunResult | None = None
     claimed = False
