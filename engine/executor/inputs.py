@@ -213,7 +213,8 @@ def _recorded_inputs(previous: RunRecord, given: dict[str, Any],
     """The run's recorded inputs a resume reuses. An input that held a secret was recorded
     masked, so it cannot be reused: it must be given again."""
     masked = previous.meta.get(MASKED_INPUTS) or []
-    missing = [name for name in masked if name not in given]
+    # one the workflow no longer declares is refused as such below, not asked for
+    missing = [name for name in masked if name not in given and name in workflow.spec.inputs]
     if missing:
         names = ", ".join(repr(n) for n in missing)
         flags = " ".join(f"-i {n}=..." for n in missing)

@@ -99,3 +99,28 @@ steps:
     assert third.steps["a"].reason.startswith("restored")
     assert not (third.steps["leaf"].reason or "").startswith("restored")
     assert sorted((tmp_path / "ran.log").read_text().split()) == ["a", "b", "leaf", "leaf2"]
+
+
+async def test_an_undeclared_input_that_held_a_secret_is_not_asked_for_again(
+        tmp_path: Path, store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resume asked for it ('give them again, with the values the run had: -i
+    auth=...'), and once given refused it as undeclared: the first message led nowhere."""
+    monkeypatch.setenv("REVIEW_TOKEN", "s3cr3t-review-9")
+    declared = "  auth: {type: string}\n"
+    path = workflow(tmp_path, f"""\
+secrets: [REVIEW_TOKEN]
+inputs:
+{declared}  n: {{type: integer, default: 1}}
+steps:
+  a: {{run: "echo a >> ran.log"}}
+  b:
+    needs: [a]
+    run: "test -e fixed"
+""")
+    first = await run(path, {"auth": "Bearer s3cr3t-review-9"}, store=store)
+    assert first.status == "failed"
+    assert store.get_run(first.run_id).meta["masked_inputs"] == ["auth"]
+    path.write_text(path.read_text().replace(declared, ""))
+    with pytest.raises(InputError, match="had input 'auth', which the workflow no longer "
+                                         "declares"):
+        await run(path, store=store, resume=first.run_id)
