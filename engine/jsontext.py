@@ -84,6 +84,24 @@ def json_type(value: Any) -> str:
     return f"Python {type(value).__name__} (not a JSON value)"
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equal as JSON Schema's `enum` compares: numbers by value (1 is 1.0), but a boolean is
+    never a number (Python's == holds True equal to 1, and [true] to [1]), in arrays and
+    objects too."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(json_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def one_of(value: Any, choices: Sequence[Any]) -> bool:
+    """Is `value` among an enum's `choices` (compared as `json_equal` does)?"""
+    return any(json_equal(value, choice) for choice in choices)
+
+
 def shown_choices(values: Sequence[Any], most: int | None = None) -> str:
     """The values an enum allows, as a message lists them (each as `shown` writes it, cut to
     40 characters); past `most` of them, only how many more there are."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError
-from engine.jsontext import finite, json_type, shown, shown_choices
+from engine.jsontext import finite, json_type, one_of, shown, shown_choices
 from engine.spec.models import InputSpec
 from engine.spec.suggest import did_you_mean
 
@@ -43,7 +43,7 @@ def convert(name: str, spec: InputSpec, value: Any, *, from_text: bool) -> Any:
     if not ok:
         raise InputError(f"input {name!r} must be of type {kind}, got {json_type(value)} "
                          f"{shown(value)}", input=name, hint=_type_hint(name, kind, value))
-    if spec.enum is not None and value not in spec.enum:
+    if spec.enum is not None and not one_of(value, spec.enum):
         raise InputError(f"input {name!r} must be one of {shown_choices(spec.enum, 20)}; got "
                          f"{shown(value)}", input=name, hint="give one of those values")
     check_storable(name, value)

@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
-from engine.jsontext import json_type, shown, shown_choices
+from engine.jsontext import json_type, one_of, shown, shown_choices
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import OptionIssue, endpoint_problem, option_issues
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
@@ -433,7 +433,7 @@ class Checker:
                            f"{json_type(default)} {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
             enum = spec.get("enum")
-            if default is not None and isinstance(enum, list) and default not in enum:
+            if default is not None and isinstance(enum, list) and not one_of(default, enum):
                 self.issue(f"default of input {name!r} must be one of "
                            f"{shown_choices(enum)}; got {shown(default, 40)}",
                            ("inputs", name, "default"), code="input")
@@ -476,7 +476,7 @@ class Checker:
         if not _type_ok(kind, value):
             self.issue(f"test input {name!r} must be of type {kind}, got {json_type(value)} "
                        f"{shown(value, 40)}", path, code="input")
-        elif isinstance(enum, list) and value not in enum:
+        elif isinstance(enum, list) and not one_of(value, enum):
             self.issue(f"test input {name!r} must be one of "
                        f"{shown_choices(enum)}; got {shown(value, 40)}",
                        path, code="input")

@@ -73,6 +73,24 @@ async def test_a_library_call_with_a_value_of_the_wrong_type_is_told_in_json_wor
     assert not _PYTHON.search(said), caught.value.message
 
 
+@pytest.mark.parametrize(("value", "ok"), [([True], False), ([1], True), ([1.0], True),
+                                           ({"on": 1}, False), ({"on": True}, True)])
+async def test_an_enum_of_arrays_and_objects_tells_true_from_1(
+        tmp_path: Path, value: Any, ok: bool) -> None:
+    """Python's == holds [true] equal to [1]: the run took a value its enum does not list,
+    and its steps rendered `[true]` where the workflow allows only `[1]`."""
+    path = workflow(tmp_path, "inputs:\n  v: {type: array, enum: [[1], [2]]}\n"
+                              "  o: {type: object, enum: [{on: true}], default: {on: true}}\n"
+                              "steps:\n  a: {run: 'true'}\n")
+    given = {"v": value} if isinstance(value, list) else {"v": [1], "o": value}
+    if ok:
+        result = await run_workflow(load(path), given, record_state=False)
+        assert result.status == "succeeded"
+        return
+    with pytest.raises(InputError, match="must be one of"):
+        await run_workflow(load(path), given, record_state=False)
+
+
 async def test_null_is_not_given_for_an_input_that_is_not_required(tmp_path: Path) -> None:
     """JSON null for an input with a default takes the default; for one that is not required
     it stays null (it was a type error, 'got NoneType None')."""

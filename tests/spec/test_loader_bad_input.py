@@ -505,6 +505,18 @@ def test_a_test_case_input_outside_its_enum_names_the_values_as_json() -> None:
         "test input 'flag' must be one of true; got false"]
 
 
+def test_an_enum_of_arrays_tells_true_from_1_as_json_does() -> None:
+    """Python's == holds [true] equal to [1]: such a default or case input passed `plait
+    validate` and the run (JSON Schema's enum, which editors check, tells them apart)."""
+    text = GOOD.replace("steps:", "inputs:\n  pair: {type: array, enum: [[1, 2], [{a: 1}]], "
+                                  "default: [true, 2]}\nsteps:") + (
+        "tests:\n  - {name: one, inputs: {pair: [{a: true}]}}\n"
+        "  - {name: two, inputs: {pair: [1.0, 2]}}\n")  # 1.0 is 1 in JSON: no issue
+    assert [i.message for i in issues_of(text)] == [
+        "default of input 'pair' must be one of [1, 2], [{\"a\": 1}]; got [true, 2]",
+        "test input 'pair' must be one of [1, 2], [{\"a\": 1}]; got [{\"a\": true}]"]
+
+
 @pytest.mark.parametrize(("text", "where", "said", "hint"), [
     # a quote never closed: reported at the end of the file, nothing said of the quote
     ("version: 1\nname: x\nsteps:\n  a:\n    run: \"echo hi\n", (6, 1),
