@@ -22,7 +22,8 @@ from engine.executor.step import execute_step, plan_of
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
 
-_BLOCKING = ("failed", "cancelled")
+#: statuses of a step that did not run: its dependants do not run either
+_NEVER_RAN = ("skipped", "cancelled")
 
 
 class _Slot:
@@ -315,9 +316,12 @@ class Scheduler:
 
     def _blocks(self, dep: str) -> bool:
         result = self.results[dep]
-        if result.status == "skipped":
+        if result.status in _NEVER_RAN:
+            # continue_on_error tolerates the step's own failure, not one upstream of it: a
+            # step cancelled by a failed dependency (--keep-going) never ran, and neither may
+            # the steps below it
             return True
-        if result.status in _BLOCKING:
+        if result.status == "failed":
             return not self._continues(dep)
         return False
 
