@@ -254,8 +254,24 @@ class _Foreach:
                 for index, item in enumerate(items):
                     tg.start_soon(self._one, index, item)
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            raise self._spent(_first_error(group)) from None
         return self._outcome()
+
+    def _spent(self, error: BaseException) -> BaseException:
+        """`error`, which failed the step, carrying what the items that finished before it
+        spent on top of its own item's spend: the step's record and the run's totals keep
+        tokens and cost that were paid for."""
+        done = [o for o in self.outcomes if o is not None and o.usage]
+        if not done or not isinstance(error, RunError):
+            return error
+        usage = dict(error.spent_usage or {})
+        cost = error.spent_cost if usage else None
+        for outcome in done:
+            for key, value in outcome.usage.items():
+                usage[key] = usage.get(key, 0) + value
+            cost = _add_cost(cost, outcome.cost)
+        error.spent_usage, error.spent_cost = usage, cost
+        return error
 
     async def _one(self, index: int, item: Any) -> None:
         key = item_key(self.rc, item) if self.keyed else ""
@@ -318,6 +334,12 @@ class _Foreach:
                        audit=[entry for o in done for entry in o.audit],
                        rendered=[o.rendered for o in done],
                        notes=[*restored, *(note for o in done for note in o.notes)])
+
+
+def _add_cost(total: float | None, cost: float | None) -> float | None:
+    from engine.providers.pricing import add_cost  # here: the executor loads no provider
+
+    return add_cost(total, cost)
 
 
 def _of_item(exc: Exception, step_id: str, index: int) -> Exception:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.state import RunStore
 from tests.executor.test_semantics import run, workflow
 
 
@@ -37,3 +38,34 @@ steps:
     assert result.steps["c"].reason == "cancelled dependency: b"
     assert result.steps["other"].status == "succeeded"
     assert not marker.exists()
+
+
+async def test_a_failed_foreach_step_keeps_what_its_finished_items_spent(
+        tmp_path: Path) -> None:
+    # items 0 and 1 call the model; item 2's prompt fails: the tokens of the first two were
+    # spent all the same, and the step's record and the run's totals must say so
+    body = """\
+providers:
+  m: {{kind: echo}}
+steps:
+  each:
+    foreach: {items}
+    max_parallel: 1
+    llm: m
+    prompt: "hello ${{{{ 1 / (item - 3) }}}}"
+"""
+    ok = await run(workflow(tmp_path, body.format(items="[1, 2]"), "ok"), record_state=False)
+    assert ok.status == "succeeded"
+    assert ok.usage["output_tokens"] > 0
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        failed = await run(workflow(tmp_path, body.format(items="[1, 2, 3]"), "bad"),
+                           store=store)
+        (record,) = store.steps(failed.run_id)
+    finally:
+        store.close()
+    assert failed.status == "failed"
+    assert failed.steps["each"].error["item"] == 2
+    assert failed.steps["each"].usage == ok.steps["each"].usage
+    assert failed.usage == ok.usage
+    assert record.usage == ok.steps["each"].usage
