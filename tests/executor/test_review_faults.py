@@ -69,3 +69,60 @@ steps:
     assert failed.steps["each"].usage == ok.steps["each"].usage
     assert failed.usage == ok.usage
     assert record.usage == ok.steps["each"].usage
+
+
+CHILD = """\
+providers:
+  m: {{kind: echo}}
+  slow: {{kind: echo, options: {{latency: 5s}}}}
+inputs:
+  then: {{type: string, default: ok}}
+steps:
+  talk: {{llm: m, prompt: "hello there, general"}}
+  after:
+    needs: [talk]
+    {after}
+"""
+
+
+async def test_a_failed_or_timed_out_sub_workflow_keeps_what_its_child_run_spent(
+        tmp_path: Path) -> None:
+    # each child run calls the model, then fails (a command) or hangs past the step's
+    # timeout: the calling step's record and the run's totals keep the child's tokens
+    workflow(tmp_path, CHILD.format(after='run: "test ${{ inputs.then }} = ok"'), "fails")
+    workflow(tmp_path, CHILD.format(after="llm: slow\n    prompt: x"), "hangs")
+    workflow(tmp_path, CHILD.format(after="run: echo done"), "works")
+    path = workflow(tmp_path, """\
+steps:
+  ok: {workflow: works.yaml}
+  bad: {workflow: fails.yaml, with: {then: no}, continue_on_error: true}
+  slow: {workflow: hangs.yaml, timeout: 0.5s, continue_on_error: true}
+""")
+    result = await run(path, record_state=False)
+    assert result.status == "succeeded"
+    one = result.steps["ok"].usage
+    assert one["output_tokens"] > 0
+    assert result.steps["bad"].status == "failed"
+    assert result.steps["bad"].usage == one
+    assert result.steps["slow"].error["kind"] == "timeout"
+    assert result.steps["slow"].usage == one
+    assert result.usage == {key: 3 * value for key, value in one.items()}
+
+
+async def test_a_retried_sub_workflow_counts_the_spend_of_the_attempt_that_failed(
+        tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    workflow(tmp_path, CHILD.format(
+        after=f'run: "test -e {marker} || {{ touch {marker}; exit 1; }}"'), "flaky")
+    workflow(tmp_path, CHILD.format(after="run: echo done"), "works")
+    path = workflow(tmp_path, """\
+steps:
+  once: {workflow: works.yaml}
+  call:
+    workflow: flaky.yaml
+    retry: {attempts: 2, on: [step], initial: 1ms}
+""")
+    result = await run(path, record_state=False)
+    assert result.status == "succeeded" and result.steps["call"].attempts == 2
+    one = result.steps["once"].usage
+    assert result.steps["call"].usage == {key: 2 * value for key, value in one.items()}

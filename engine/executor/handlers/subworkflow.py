@@ -53,6 +53,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         left = None
     if left is not None:
         _refuse_if_running(left, child.name, step_id)
+    spent = _Spent()  # what the child runs of attempts that failed spent
 
     async def once() -> tuple[dict[str, Any], dict[str, int], float | None]:
         nonlocal left
@@ -67,8 +68,9 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                                     "its record holds masked secrets"})
             earlier = None
         result = await _run_child(child, inputs, options, earlier, notes,
-                                  rc.services.redact)
+                                  rc.services.redact, spent)
         if not result.ok:  # raised here, inside the attempt: `retry.on: [step]` reruns it
+            spent.add(result)
             error = result.error or {}
             where = f" in step {error['step']}" if error.get("step") else ""
             raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
@@ -81,8 +83,34 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     except RunError as exc:  # the record of the failed step says which child run it resumed
         if notes:
             exc.step_notes = [*(exc.step_notes or []), *notes]
+        if spent.usage:
+            exc.spent_usage, exc.spent_cost = spent.usage, spent.cost
         raise
+    if spent.usage:  # earlier attempts' child runs failed: what they spent counts too
+        usage, cost = spent.total(usage, cost)
     return Outcome(output=outputs, usage=usage, cost=cost, notes=notes)
+
+
+class _Spent:
+    """The usage and cost of the child runs that failed or were stopped (a timeout): their
+    model calls were paid for, so the step's record (failed or retried) keeps them."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {}
+        self.cost: float | None = None
+
+    def add(self, result: RunResult) -> None:
+        if result.usage:
+            self.usage, self.cost = self.total(result.usage, result.cost)
+
+    def total(self, usage: dict[str, int], cost: float | None,
+              ) -> tuple[dict[str, int], float | None]:
+        from engine.providers.pricing import add_cost
+
+        summed = dict(self.usage)
+        for key, value in usage.items():
+            summed[key] = summed.get(key, 0) + value
+        return summed, add_cost(self.cost, cost)
 
 
 def _stack(rc: RunContext, step_id: str, target: Path) -> tuple[str, ...]:
@@ -244,7 +272,7 @@ def _still_fits(earlier: RunRecord, child: Workflow, inputs: dict[str, Any],
 
 async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOptions,
                      earlier: RunRecord | None, notes: list[dict[str, Any]],
-                     redact: Callable[[Any], Any]) -> RunResult:
+                     redact: Callable[[Any], Any], spent: _Spent) -> RunResult:
     """Run the sub-workflow, resuming `earlier` if given. A resume the child's own checks
     refuse before anything ran (its file changed under its finished steps, its inputs
     differ now) starts a new run instead, and says so (with the caller's secrets masked:
@@ -255,7 +283,7 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
         control = RunControl()
         try:
             result = await _interruptible(control, child, inputs,
-                                          replace(options, resume=earlier.run_id))
+                                          replace(options, resume=earlier.run_id), spent)
         except (StateError, InputError) as exc:
             if control.started is not None:
                 raise
@@ -269,14 +297,14 @@ async def _run_child(child: Workflow, inputs: dict[str, Any], options: RunOption
         else:
             notes.append({"event": "subworkflow_resumed", "run": earlier.run_id})
             return result
-    return await _interruptible(RunControl(), child, inputs, options)
+    return await _interruptible(RunControl(), child, inputs, options, spent)
 
 
 async def _interruptible(control: RunControl, child: Workflow, inputs: dict[str, Any],
-                         options: RunOptions) -> RunResult:
+                         options: RunOptions, spent: _Spent) -> RunResult:
     """Run the child so that cancelling this step (Ctrl-C, a failure elsewhere, a timeout)
     interrupts it (through `control`), like a run of its own: its record ends
-    `interrupted`, not left `running`."""
+    `interrupted`, not left `running`, and what it spent is added to `spent`."""
     from engine.executor.run import run_workflow
 
     outcome: list[RunResult | Exception] = []
@@ -292,13 +320,18 @@ async def _interruptible(control: RunControl, child: Workflow, inputs: dict[str,
             finally:
                 finished.set()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        try:
-            await finished.wait()
-        except anyio.get_cancelled_exc_class():
-            control.interrupt()
-            raise
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                await finished.wait()
+            except anyio.get_cancelled_exc_class():
+                control.interrupt()
+                raise
+    except BaseException:  # stopped (a timeout): the child has ended, with its result
+        if outcome and not isinstance(outcome[0], Exception):
+            spent.add(outcome[0])
+        raise
     if isinstance(outcome[0], Exception):
         raise outcome[0]
     return outcome[0]
