@@ -26,6 +26,11 @@ T = TypeVar("T")
 
 #: Errors that no retry policy retries: retrying cannot fix them.
 NEVER_RETRY = (SpecError, PolicyViolation, InputError, ConfigError)
+#: Their kinds, and those of the errors no `retry.on` names (expressions, refused keys and
+#: requests): a `workflow:` step whose child run failed on one of them (`child_kind` in its
+#: error) is not retried either, whatever its `on`: the child would only fail the same way
+NEVER_RETRY_KINDS = frozenset(("spec", "policy", "input", "config", "cassette", "expression",
+                               "auth", "bad_request", "context_too_long"))
 #: The longest a Retry-After header may make plait wait, whatever the server says (seconds;
 #: PLAIT_RETRY_AFTER_CAP overrides it).
 RETRY_AFTER_CAP = 60.0
@@ -60,6 +65,8 @@ def error_kind(exc: BaseException) -> str:
 
 def should_retry(policy: RetrySpec, exc: BaseException, attempt: int) -> bool:
     if attempt >= policy.attempts or isinstance(exc, NEVER_RETRY):
+        return False
+    if isinstance(exc, PlaitError) and exc.context.get("child_kind") in NEVER_RETRY_KINDS:
         return False
     return error_kind(exc) in policy.on
 

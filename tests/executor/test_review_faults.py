@@ -126,3 +126,33 @@ steps:
     assert result.status == "succeeded" and result.steps["call"].attempts == 2
     one = result.steps["once"].usage
     assert result.steps["call"].usage == {key: 2 * value for key, value in one.items()}
+
+
+async def test_a_sub_workflow_refused_by_its_policy_is_not_retried_even_with_on_step(
+        tmp_path: Path) -> None:
+    # policy errors are never retried: running the child again would repeat its first step
+    # (a side effect) only to be refused again
+    log = tmp_path / "tries.log"
+    (tmp_path / "child.yaml").write_text(f"""\
+version: 1
+name: child
+policies:
+  tight: {{level: medium, blocked_operations: [rm]}}
+defaults:
+  policy: tight
+steps:
+  first: {{run: "echo try >> {log}"}}
+  refused: {{run: "rm -f {tmp_path}/nothing", needs: [first]}}
+""", encoding="utf-8")
+    path = workflow(tmp_path, """\
+steps:
+  call:
+    workflow: child.yaml
+    retry: {attempts: 3, on: [step], initial: 1ms}
+""")
+    result = await run(path, record_state=False)
+    assert result.status == "failed"
+    call = result.steps["call"]
+    assert call.attempts == 1 and not [n for n in call.notes if n.get("event") == "retry"]
+    assert call.error["kind"] == "step" and call.error["child_kind"] == "policy"
+    assert log.read_text().split() == ["try"]

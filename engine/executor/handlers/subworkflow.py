@@ -75,7 +75,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
             where = f" in step {error['step']}" if error.get("step") else ""
             raise StepError(f"sub-workflow {child.name} {result.status}{where}: "
                             f"{error.get('message', result.status)}", step=step_id,
-                            hint=error.get("hint"), run=result.run_id)
+                            hint=error.get("hint"), run=result.run_id,
+                            child_kind=error.get("kind"))
         return result.outputs, result.usage, result.cost
 
     try:
