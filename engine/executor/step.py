@@ -139,7 +139,7 @@ async def execute_step(rc: RunContext, step_id: str) -> StepResult:
                               exc, "spent_usage", None) else 0.0,
                           attempts=max(attempts.count, 1), started_at=started,
                           finished_at=time.time(), rendered=rendered,
-                          audit=[_as_dict(audit)] if audit is not None else [],
+                          audit=_audits(audit),
                           notes=[*attempts.all_notes(), *(getattr(exc, "step_notes", None)
                                                           or [])])
     finally:
@@ -259,8 +259,12 @@ class _Foreach:
 
     def _spent(self, error: BaseException) -> BaseException:
         """`error`, which failed the step, carrying what the items that finished before it
-        spent on top of its own item's spend: the step's record and the run's totals keep
-        tokens and cost that were paid for."""
+        spent on top of its own item's spend, and their audit entries before its own: the
+        step's record and the run's totals keep tokens and cost that were paid for, and
+        every command that ran."""
+        audit = [entry for o in self.outcomes if o is not None for entry in o.audit]
+        if audit and isinstance(error, Exception):
+            error.audit = [*audit, *_audits(getattr(error, "audit", None))]  # type: ignore[attr-defined]
         done = [o for o in self.outcomes if o is not None and o.usage]
         if not done or not isinstance(error, RunError):
             return error
@@ -379,6 +383,15 @@ def _render(rc: RunContext, step_id: str, name: str, compiled: Any, ctx: dict[st
         item = "" if index is None else f", item {index}"
         raise ExpressionError(f"{where}: step {step_id!r}{item}, `{field}`: {exc.message}",
                               step=step_id, field=name, item=index, hint=exc.hint) from exc
+
+
+def _audits(audit: Any) -> list[dict[str, Any]]:
+    """A failed step's audit entries: those a handler gathered over its attempts (a list), or
+    the one of the command that failed."""
+    if audit is None:
+        return []
+    return [_as_dict(entry) for entry in audit] if isinstance(audit, list) \
+        else [_as_dict(audit)]
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -156,3 +156,41 @@ steps:
     assert call.attempts == 1 and not [n for n in call.notes if n.get("event") == "retry"]
     assert call.error["kind"] == "step" and call.error["child_kind"] == "policy"
     assert log.read_text().split() == ["try"]
+
+
+async def test_a_failed_command_step_records_an_audit_entry_for_every_command_it_ran(
+        tmp_path: Path) -> None:
+    # three attempts ran three commands; a timeout cut one off; a foreach ran two items
+    # before its third failed: the record of each failed step says so, command by command
+    path = workflow(tmp_path, """\
+steps:
+  flaky:
+    run: "exit 1"
+    retry: {attempts: 3, initial: 1ms, jitter: false, on: [command]}
+    continue_on_error: true
+  slow:
+    run: "sleep 5"
+    timeout: 0.3s
+    continue_on_error: true
+  each:
+    foreach: [1, 2, 3]
+    max_parallel: 1
+    run: "test ${{ item }} -ne 3"
+    continue_on_error: true
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(path, store=store)
+        records = {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+    assert {sid: r.status for sid, r in records.items()} == dict.fromkeys(
+        ("flaky", "slow", "each"), "failed")
+    assert [a["exit_code"] for a in records["flaky"].audit] == [1, 1, 1]
+    assert records["flaky"].attempts == 3
+    (cut,) = records["slow"].audit
+    assert records["slow"].error["kind"] == "timeout"
+    assert cut["killed_by"] == "timeout" and cut["decision"] == "allowed"
+    assert 0.2 < cut["duration_s"] < 4
+    assert [a["exit_code"] for a in records["each"].audit] == [0, 0, 1]
+    assert result.steps["flaky"].audit == records["flaky"].audit

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from engine.executor.handlers import Attempt, Outcome
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
+    from engine.policy import Policy
+    from engine.sandbox.base import Runner
     from engine.spec.models import AnyStep
 
 
@@ -27,9 +32,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         cwd = base / cwd
     env = {str(k): str(v) for k, v in (rendered.get("env") or {}).items()}
     stdin = rendered.get("stdin")
+    #: one entry per command run (or refused), every attempt's
     audits: list[dict[str, Any]] = []
 
     async def once() -> Any:
+        began = time.monotonic()
         try:
             return await run_command(rendered["run"], policy=policy, runner=runner, env=env,
                                      cwd=cwd, stdin=None if stdin is None else str(stdin),
@@ -39,10 +46,31 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
             if audit is not None:
                 audits.append(asdict(audit))
             raise
+        except anyio.get_cancelled_exc_class():
+            # cut off from outside: when by the step's timeout, this entry reaches the record
+            # (the command ran, and the runner killed it); when the run stopped, it does not
+            audits.append(_cut_off(policy, runner, step_id, time.monotonic() - began))
+            raise
 
-    outcome = await attempt(once)
+    try:
+        outcome = await attempt(once)
+    except Exception as exc:
+        # the failed step's record lists the commands of all its attempts, not the last one's
+        exc.audit = list(audits)  # type: ignore[attr-defined]
+        raise
     audits.append(asdict(outcome.audit))
     result = outcome.result
     output = {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
               "files_written": result.files_written, "truncated": result.truncated}
     return Outcome(output=output, audit=audits)
+
+
+def _cut_off(policy: Policy, runner: Runner, step_id: str, duration: float) -> dict[str, Any]:
+    """The audit entry of a command the step's timeout cut off (its exit code and memory use
+    are unknown: it was killed, not waited for)."""
+    from engine.commands import AuditRecord
+
+    return asdict(AuditRecord(policy=policy.name, level=policy.level, runner=runner.name,
+                              decision="allowed", duration_s=duration,
+                              weaker=bool(getattr(runner, "weaker", False)), step_id=step_id,
+                              killed_by="timeout"))
