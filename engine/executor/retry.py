@@ -26,11 +26,11 @@ T = TypeVar("T")
 
 #: Errors that no retry policy retries: retrying cannot fix them.
 NEVER_RETRY = (SpecError, PolicyViolation, InputError, ConfigError)
-#: Their kinds, and those of the errors no `retry.on` names (expressions, refused keys and
-#: requests): a `workflow:` step whose child run failed on one of them (`child_kind` in its
-#: error) is not retried either, whatever its `on`: the child would only fail the same way
-NEVER_RETRY_KINDS = frozenset(("spec", "policy", "input", "config", "cassette", "expression",
-                               "auth", "bad_request", "context_too_long"))
+#: Their kinds, and a refused key's: a `workflow:` step whose child run failed on one of them
+#: (`child_kind` in its error) is not retried either, whatever its `on`: the child would only
+#: fail the same way (an expression error or a rejected request may depend on a model's
+#: reply, which a new child run may change: `on: [step]` still retries those)
+NEVER_RETRY_KINDS = frozenset(("spec", "policy", "input", "config", "cassette", "auth"))
 #: The longest a Retry-After header may make plait wait, whatever the server says (seconds;
 #: PLAIT_RETRY_AFTER_CAP overrides it).
 RETRY_AFTER_CAP = 60.0
