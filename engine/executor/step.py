@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from engine.deadlines import MODEL_TURN, run_slots
+from engine.deadlines import MODEL_TURN, attempt_scope, run_slots
 from engine.errors import ExpressionError, PlaitError, RunError, StepError
 from engine.executor.context import RunContext, failed_at
 from engine.executor.current import current_item, current_step
@@ -185,14 +185,15 @@ def _retrying(rc: RunContext, step_id: str, ctx: dict[str, Any], attempts: _Atte
             if not announce:
                 return await fn()
             rc.emit(AttemptStarted(rc.run_id, time.time(), step_id, number, index))
-            began = anyio.current_time()
+            scope = attempt_scope.get() if timeout is not None else None
             try:
                 value = await fn()
             except BaseException as exc:
                 # the step's timeout cancels the attempt from outside (call_with_retry's
-                # fail_after): here it is a cancellation, but it is that timeout
-                timed_out = timeout is not None and \
-                    anyio.current_time() - began >= timeout
+                # deadline scope): here it is a cancellation, but it is that timeout. Not
+                # the time spent: time waiting for capacity does not count, and the run
+                # stopping cancels an attempt without its scope
+                timed_out = scope is not None and scope.cancel_called
                 failure = (f"timed out after {timeout:g}s", "timeout") if timed_out and \
                     isinstance(exc, anyio.get_cancelled_exc_class()) else _failure(exc)
                 rc.emit(AttemptFinished(rc.run_id, time.time(), step_id, number, index,

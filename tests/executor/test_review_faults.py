@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,31 @@ steps:
     assert 0.2 < cut["duration_s"] < 4
     assert [a["exit_code"] for a in records["each"].audit] == [0, 0, 1]
     assert result.steps["flaky"].audit == records["flaky"].audit
+
+
+async def test_an_attempt_the_run_stops_while_it_waits_for_capacity_says_cancelled(
+        tmp_path: Path) -> None:
+    # `waiter` waits for the provider's only slot longer than its timeout (waiting does not
+    # count), then the run stops: its attempt was cancelled, it did not time out
+    path = workflow(tmp_path, """\
+providers:
+  m: {kind: echo, max_concurrency: 1, options: {latency: 2s}}
+steps:
+  hog: {llm: m, prompt: a}
+  waiter:
+    llm: m
+    prompt: b
+    timeout: 0.2s
+    retry: {attempts: 2, initial: 1ms}
+    needs: [hog_started]
+  bad: {run: "sleep 0.5; exit 1", needs: [hog_started]}
+  hog_started: {run: "sleep 0.1"}
+""")
+    events: list[Any] = []
+    result = await run(path, record_state=False, listeners=[events.append])
+    assert result.status == "failed" and result.error["step"] == "bad"
+    assert result.steps["waiter"].status == "cancelled"
+    finished = [(e.step_id, e.error_kind) for e in events
+                if type(e).__name__ == "AttemptFinished"]
+    assert ("waiter", "cancelled") in finished
+    assert ("waiter", "timeout") not in finished
