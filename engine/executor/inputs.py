@@ -155,11 +155,13 @@ def resolve_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
     missing = []
     for name, spec in declared.items():
         value = given.get(name)
+        if name in from_text and isinstance(value, str):  # `-i obj=null` is JSON null
+            value = _parse_text(name, spec.type, value)
         if value is None and name in given and spec.is_required:
             raise InputError(f"input {name!r} is required, got null", input=name,
                              hint=f"give it a value of type {spec.type}")
         if value is not None:  # null is the same as not given: the default, if any
-            out[name] = convert(name, spec, value, from_text=name in from_text)
+            out[name] = convert(name, spec, value, from_text=False)
         elif spec.default is not None:
             check_storable(name, spec.default, default=True)
             out[name] = spec.default

@@ -58,3 +58,32 @@ def test_a_number_json_cannot_hold_is_told_so_for_an_integer_input_too(tmp_path:
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: input 'n' holds the number Infinity, which JSON "
                                  "cannot represent (hint: pass a finite number"), out.stderr
+
+
+JSON_TYPED = """\
+version: 1
+name: typed
+inputs:
+  o: {type: object, default: {a: 1}}
+  arr: {type: array}
+  opt: {type: array, required: false}
+steps:
+  a: {run: 'true'}
+"""
+
+
+def test_i_null_for_an_object_or_array_input_is_json_null_not_a_type_error(tmp_path: Path
+                                                                          ) -> None:
+    """`-i arr=null` parses as JSON null and counts as not given, like null in an inputs
+    file; it said `must be of type array, got null null`."""
+    import json
+
+    (tmp_path / "wf.yaml").write_text(JSON_TYPED)
+    out = plait("run", "wf.yaml", "-i", "arr=null", "--dry-run", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("error: input 'arr' is required, got null (hint: give it a "
+                                  "value of type array)")
+    out = plait("run", "wf.yaml", "-i", "arr=[]", "-i", "o=null", "-i", "opt=null",
+                "--dry-run", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["inputs"] == {"o": {"a": 1}, "arr": [], "opt": None}
