@@ -35,9 +35,11 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: str | None) -> tuple[dict[
     from_text = set()
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
         name = name.strip()
+        if not sep or not name:
+            raise InputError(f"-i expects NAME=VALUE, got {pair!r}",
+                             hint=f"write -i {name}=VALUE (-i {name}= gives it an empty "
+                             "string)" if name else "name the input before the =")
         if name in from_text and given[name] != value:
             raise InputError(f"input {name!r} is given twice with -i ({given[name]!r}, then "
                              f"{value!r})", hint="give it once", input=name)
