@@ -36,7 +36,8 @@ def resolve_location(location: str | Path | None, *, workflow_path: Path | None 
 
 
 def _parse(text: str, *, source: str) -> str:
-    if text in (MEMORY, "sqlite::memory:", "sqlite://"):
+    # sqlite:///:memory: is SQLAlchemy's spelling: not a file named :memory: at the root
+    if text in (MEMORY, "sqlite::memory:", "sqlite://", "sqlite:///:memory:"):
         return MEMORY
     scheme, sep, rest = text.partition(":")
     if not sep or len(scheme) < 2 or "/" in scheme or "\\" in scheme:

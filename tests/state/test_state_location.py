@@ -60,6 +60,15 @@ def test_memory_store() -> None:
         assert s.list_runs() == []
 
 
+@pytest.mark.parametrize("url", ["sqlite::memory:", "sqlite://", "sqlite:///:memory:"])
+def test_the_in_memory_spellings(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite:///:memory: (SQLAlchemy's spelling) created a file named :memory: at the root of
+    the filesystem (as root; a permission error for anyone else)."""
+    assert resolve_location(url) == ":memory:"
+    monkeypatch.setenv("PLAIT_STATE_URL", url)
+    assert resolve_location(None) == ":memory:"
+
+
 @pytest.mark.parametrize(("url", "match"), [
     ("postgres://db/plait", "only sqlite"),
     ("sqlite://host/runs.db", "host part"),
