@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import click
 
-from engine.errors import PlaitError
+from engine.errors import InputError, PlaitError
 from runners.cli.report import dump_json, print_error, state_option
 from runners.words import count
 
@@ -17,6 +18,12 @@ from runners.words import count
 def _store(state: str | None, workflow: Path | None) -> Any:
     from engine.state import RunStore
 
+    if workflow is not None and state is None and workflow.is_dir():
+        # its parent's .plait/runs.db would be read: another directory's runs, silently
+        db = shlex.quote(str(workflow / ".plait" / "runs.db"))
+        raise InputError(f"--workflow {workflow} is a directory, not a workflow file",
+                         hint=f"give a workflow file in it (its .plait/runs.db is read), or "
+                              f"--state {db}")
     return RunStore.open(state, workflow_path=(workflow or Path.cwd() / "workflow.yaml"),
                          create=False)
 

@@ -29,3 +29,20 @@ def test_an_i_without_a_name_is_a_usage_error_not_an_unknown_input(tmp_path: Pat
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("error: -i expects NAME=VALUE, got 'who' (hint: write "
                                   "-i who=VALUE (-i who= gives it an empty string))")
+
+
+def test_runs_list_with_a_directory_as_workflow_does_not_read_its_parents_runs(
+        tmp_path: Path) -> None:
+    """`--workflow DIR` read DIR/../.plait/runs.db (the database beside a file named DIR):
+    the runs of another directory, listed as if they were DIR's."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    assert plait("run", "wf.yaml", cwd=tmp_path).returncode == 0
+    inner = tmp_path / "flows"
+    inner.mkdir()
+    for args in (("runs", "list"), ("runs", "show", "1")):
+        out = plait(*args, "--workflow", "flows", cwd=tmp_path)
+        assert out.returncode == 2, out.stdout
+        assert out.stdout == ""
+        assert out.stderr.strip() == (
+            "error: --workflow flows is a directory, not a workflow file (hint: give a workflow "
+            "file in it (its .plait/runs.db is read), or --state flows/.plait/runs.db)")
