@@ -62,12 +62,16 @@ async def run_workflow(workflow: Workflow, inputs: Mapping[str, Any] | None = No
                        control: RunControl | None = None, **options: Any) -> RunResult:
     """Run `workflow` with `inputs`. Options are the fields of RunOptions."""
     opts = _options(options)
+    given = dict(inputs or {})
+    # a new run's inputs are checked before its record database is opened: a run refused
+    # for its inputs leaves no .plait/runs.db behind (a resume's need the record)
+    checked = None if opts.resume else _new_inputs(workflow, given, opts)
     store = _open_store(workflow, opts)
     # Tell sniffio (which anyio asks on every task spawn and event) which loop this is, once:
     # its own detection is the single largest cost of starting a task.
     library = _claim_async_library()
     try:
-        return await _run(workflow, dict(inputs or {}), opts, store, control or RunControl())
+        return await _run(workflow, given, opts, store, control or RunControl(), checked)
     finally:
         if library is not None:
             library[0].reset(library[1])
@@ -142,10 +146,11 @@ def _open_store(workflow: Workflow, opts: RunOptions) -> RunStore | None:
 
 
 async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
-               store: RunStore | None, control: RunControl) -> RunResult:
+               store: RunStore | None, control: RunControl,
+               checked: dict[str, Any] | None) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
     inputs = resume_inputs(previous, given, workflow, opts.from_text) if previous \
-        else _new_inputs(workflow, given, opts)
+        else checked if checked is not None else _new_inputs(workflow, given, opts)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and store.path != MEMORY and workflow.spec.mcp_servers \

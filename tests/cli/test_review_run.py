@@ -46,3 +46,17 @@ def test_runs_list_with_a_directory_as_workflow_does_not_read_its_parents_runs(
         assert out.stderr.strip() == (
             "error: --workflow flows is a directory, not a workflow file (hint: give a workflow "
             "file in it (its .plait/runs.db is read), or --state flows/.plait/runs.db)")
+
+
+def test_a_run_refused_for_its_inputs_leaves_no_run_record_database(tmp_path: Path) -> None:
+    """Nothing ran (exit 2), but the store was opened before the inputs were checked: a
+    typo in `-i` left a .plait/runs.db (and its directory) beside the workflow."""
+    (tmp_path / "wf.yaml").write_text(WF.replace("default: ada", "default: ada}\n  n: {type: "
+                                                 "integer"))
+    out = plait("run", "wf.yaml", "-i", "n=three", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: input 'n' must be of type integer"), out.stderr
+    assert not (tmp_path / ".plait").exists()
+    out = plait("run", "wf.yaml", "-i", "n=3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / ".plait" / "runs.db").is_file()
