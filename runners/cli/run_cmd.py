@@ -96,6 +96,8 @@ def _hint(exc: ValueError, name: str, raw: bytes, several: bool) -> str | None:
     if name == STDIN and not raw.strip():
         return ("stdin was empty: pipe a JSON object into plait, e.g. "
                 "echo '{\"who\": \"ada\"}' | plait run FILE --inputs -")
+    if not raw.removeprefix(b"\xef\xbb\xbf").strip():
+        return 'the file is empty: write a JSON object of inputs in it, e.g. {"who": "ada"}'
     return None
 
 

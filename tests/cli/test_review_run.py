@@ -60,3 +60,16 @@ def test_a_run_refused_for_its_inputs_leaves_no_run_record_database(tmp_path: Pa
     out = plait("run", "wf.yaml", "-i", "n=3", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / ".plait" / "runs.db").is_file()
+
+
+def test_an_empty_inputs_file_is_said_to_be_empty(tmp_path: Path) -> None:
+    """It said only `Expecting value: line 1 column 1 (char 0)`, Python's words for an
+    empty document (an empty stdin already had a hint; an empty file, as `touch` or a failed
+    `> in.json` leaves it, had none)."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "in.json").write_bytes(b"\xef\xbb\xbf \n")
+    out = plait("run", "wf.yaml", "--inputs", "in.json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().endswith(
+        '(hint: the file is empty: write a JSON object of inputs in it, e.g. {"who": "ada"})'
+    ), out.stderr
