@@ -581,3 +581,10 @@ def test_an_echo_latency_that_is_not_finite_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="a duration must be a finite number of seconds"):
         EchoProvider("e", options={"latency": float("nan")})
+
+
+def test_a_fractional_number_for_a_whole_number_field_says_got_once() -> None:
+    """It said `input should be a valid integer, got a number with a fractional part, got
+    2.5`: pydantic's message ends in its own `got`, and the value was added after it."""
+    issue = one(GOOD.replace("steps:", "concurrency: 2.5\nsteps:"))
+    assert issue.format() == "wf.yaml:5:14: expected a whole number, got 2.5 at 'concurrency'"
