@@ -99,6 +99,7 @@ async def run_command(run: str | list[str], *, policy: Policy, runner: Runner,
                       timeout: float | None, step_id: str | None) -> CommandOutcome:
     """Run one `run:` command. Raises PolicyViolation (nothing started), StepTimeout, or
     CommandFailed; each error carries the audit record as ``error.audit``."""
+    _check_passable(run, env, cwd, step_id)
     try:
         check_command(policy, run, cwd=cwd, step=step_id)
     except PolicyViolation as exc:
@@ -117,6 +118,27 @@ async def run_command(run: str | list[str], *, policy: Policy, runner: Runner,
                    max_rss_kb=result.max_rss_kb, killed_by=result.killed_by)
     _raise_for(result, audit, run, step_id, policy)
     return CommandOutcome(result, audit)
+
+
+def _check_passable(run: str | list[str], env: Mapping[str, str] | None, cwd: Path,
+                    step_id: str | None) -> None:
+    """A process gets its arguments, environment and directory as C strings: a NUL character
+    (YAML's "\\0": "\\033" in double quotes is NUL, then "33") cannot be passed, nor an
+    environment name holding "=". Say which value, not Python's `embedded null byte`."""
+    values = [("the command", part) for part in ([run] if isinstance(run, str) else run)]
+    values += [(f"env {name!r}", value) for name, value in (env or {}).items()]
+    values.append(("cwd", str(cwd)))
+    for what, text in values:
+        if "\0" in text:
+            raise CommandFailed(
+                f"{what} holds a NUL character (\\0) at character {text.index(chr(0))}, "
+                "which cannot be passed to a process", step=step_id,
+                hint='in a YAML double-quoted string \\0 is NUL: for a backslash write '
+                     '\\\\ (e.g. "\\\\033"), or quote the value with single quotes')
+    bad = [name for name in (env or {}) if not name or "=" in name or "\0" in name]
+    if bad:
+        raise CommandFailed(f"env name {bad[0]!r} is not a valid environment variable name",
+                            step=step_id, hint="leave '=' out of the names under env:")
 
 
 def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],

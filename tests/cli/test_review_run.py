@@ -73,3 +73,40 @@ def test_an_empty_inputs_file_is_said_to_be_empty(tmp_path: Path) -> None:
     assert out.stderr.strip().endswith(
         '(hint: the file is empty: write a JSON object of inputs in it, e.g. {"who": "ada"})'
     ), out.stderr
+
+
+NUL = r"""version: 1
+name: nul
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  esc: {run: "printf '\033[1mbold\n'"}
+  argv: {run: ["echo", "a\0b"]}
+  value: {run: "echo $X", env: {X: "a\0b"}}
+  name: {run: "echo $X", env: {"A=B": x}}
+"""
+
+
+def test_a_nul_in_a_command_is_said_so_not_a_python_value_error(tmp_path: Path) -> None:
+    """`"\033"` in YAML double quotes is NUL then "33" (a shell habit for ESC); the step failed
+    with `ValueError: embedded null byte` (kind `error`), and an env name holding '=' with
+    `ValueError: illegal environment variable name`."""
+    import json
+
+    (tmp_path / "wf.yaml").write_text(NUL)
+    out = plait("run", "wf.yaml", "--keep-going", "--json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    steps = json.loads(out.stdout)["steps"]
+    errors = {sid: (s["error"]["type"], s["error"]["message"]) for sid, s in steps.items()}
+    assert errors == {
+        "esc": ("CommandFailed", "the command holds a NUL character (\\0) at character 8, "
+                                 "which cannot be passed to a process"),
+        "argv": ("CommandFailed", "the command holds a NUL character (\\0) at character 1, "
+                                  "which cannot be passed to a process"),
+        "value": ("CommandFailed", "env 'X' holds a NUL character (\\0) at character 1, which "
+                                   "cannot be passed to a process"),
+        "name": ("CommandFailed", "env name 'A=B' is not a valid environment variable name"),
+    }
+    assert steps["esc"]["error"]["hint"].startswith("in a YAML double-quoted string \\0 is NUL")
