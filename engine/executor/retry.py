@@ -101,7 +101,9 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetrySpec | No
             if timeout is not None and not isinstance(exc, PlaitError):
                 # our deadline passed (a TimeoutError from inside fn without one passes as is)
                 error = StepTimeout(f"timed out after {timeout:g}s", step=step_id,
-                                    attempt=attempt)
+                                    attempt=attempt,
+                                    hint="raise the step's `timeout:` (or `defaults.timeout`)"
+                                         "; it applies to each attempt")
                 error.__cause__ = exc
         except Exception as exc:
             error = exc

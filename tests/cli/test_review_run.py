@@ -110,3 +110,13 @@ def test_a_nul_in_a_command_is_said_so_not_a_python_value_error(tmp_path: Path) 
         "name": ("CommandFailed", "env name 'A=B' is not a valid environment variable name"),
     }
     assert steps["esc"]["error"]["hint"].startswith("in a YAML double-quoted string \\0 is NUL")
+
+
+def test_a_step_that_timed_out_says_how_to_give_it_more_time(tmp_path: Path) -> None:
+    """`step slow failed: timed out after 0.2s` said what, not how to fix it."""
+    (tmp_path / "wf.yaml").write_text(WF.replace("a: {run: 'true'}",
+                                                 "slow: {run: 'sleep 5', timeout: 200ms}"))
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert ("step slow failed: timed out after 0.2s (hint: raise the step's `timeout:` (or "
+            "`defaults.timeout`); it applies to each attempt)") in out.stderr
