@@ -120,3 +120,21 @@ def test_a_step_that_timed_out_says_how_to_give_it_more_time(tmp_path: Path) -> 
     assert out.returncode == 1, out.stderr
     assert ("step slow failed: timed out after 0.2s (hint: raise the step's `timeout:` (or "
             "`defaults.timeout`); it applies to each attempt)") in out.stderr
+
+
+def test_inputs_given_twice_is_refused_not_the_first_file_dropped(tmp_path: Path) -> None:
+    """`--inputs a.json --inputs b.json` ran with b.json's inputs alone: a.json's were
+    dropped without a word (-i refuses one input given two values)."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "a.json").write_text('{"who": "a"}')
+    (tmp_path / "b.json").write_text('{}')
+    out = plait("run", "wf.yaml", "--inputs", "a.json", "--inputs", "b.json", "--no-record",
+                cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith(
+        "Error: Invalid value for '--inputs': given 2 times (a.json, b.json); it takes one JSON "
+        "object: merge the files into one, or give single values with -i NAME=VALUE\n")
+    out = plait("run", "wf.yaml", "--inputs", "a.json", "--inputs", "a.json", "--dry-run",
+                "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert '"who": "a"' in out.stdout
