@@ -4,6 +4,7 @@ imports it before any command."""
 
 from __future__ import annotations
 
+import codecs
 import errno
 import io
 import os
@@ -32,12 +33,37 @@ class _Stdout(io.TextIOWrapper):
             raise StdoutError(exc.errno, exc.strerror) from None
 
 
+#: the error handler of stdout's encoding (see _escape)
+ESCAPE = "plait.escape"
+
+
+def _escape(exc: UnicodeError) -> tuple[str, int]:
+    """What stdout's encoding cannot write (a latin-1 locale, PYTHONIOENCODING=ascii), as
+    JSON escapes (\\uXXXX, a surrogate pair past U+FFFF): a --json result stays valid JSON
+    with the same values, text stays readable; it was a UnicodeEncodeError traceback."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = []
+    for char in exc.object[exc.start:exc.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out), exc.end
+
+
+codecs.register_error(ESCAPE, _escape)
+
+
 def mark_stdout_errors() -> None:
     """Install _Stdout over the process's own stdout (not over a test runner's capture)."""
     stream = sys.stdout
     if type(stream) is not io.TextIOWrapper or stream is not sys.__stdout__:
         return
-    sys.stdout = _Stdout(stream.buffer, encoding=stream.encoding, errors=stream.errors,
+    errors = ESCAPE if stream.errors == "strict" else stream.errors
+    sys.stdout = _Stdout(stream.buffer, encoding=stream.encoding, errors=errors,
                          line_buffering=stream.line_buffering,
                          write_through=stream.write_through)
 

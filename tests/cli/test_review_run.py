@@ -138,3 +138,43 @@ def test_inputs_given_twice_is_refused_not_the_first_file_dropped(tmp_path: Path
                 "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert '"who": "a"' in out.stdout
+
+
+EMOJI = """\
+version: 1
+name: emo
+providers:
+  local: {kind: echo}
+steps:
+  a: {llm: local, prompt: "日本 😀 é"}
+outputs:
+  o: ${{ steps.a.output }}
+"""
+
+
+def test_stdout_whose_encoding_cannot_write_a_character_gets_an_escape_not_a_traceback(
+        tmp_path: Path) -> None:
+    """Under a latin-1 locale or PYTHONIOENCODING=ascii the run ended in a UnicodeEncodeError
+    traceback (exit 1) instead of its result. Now what the encoding cannot write is written
+    as a JSON escape: --json stays valid JSON with the same values."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli.test_cli import ROOT
+
+    (tmp_path / "wf.yaml").write_text(EMOJI, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                               "--no-record", *args], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=60, check=False)
+
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"o: echo: \\u65e5\\u672c \\ud83d\\ude00 \\u00e9\n"
+    out = run("--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["outputs"] == {"o": "echo: 日本 😀 é"}
