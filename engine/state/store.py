@@ -34,7 +34,7 @@ from engine.errors import ConfigError, StateError
 from engine.state import _locking, _schema
 from engine.state._json import dumps, loads
 from engine.state._locking import BUSY_TIMEOUT_S, LOCK_NOTICE_S
-from engine.state.location import MEMORY, fix_hint, prepare_directory, resolve_location
+from engine.state.location import ENV_URL, MEMORY, fix_hint, prepare_directory, resolve_location
 from engine.state.records import ItemRecord, RunRecord, StepRecord
 
 ENV_SYNC = "PLAIT_STATE_SYNC"
@@ -205,6 +205,21 @@ def _sync_mode() -> str:
     return mode
 
 
+def _no_database_hint(location: str | Path | None) -> str:
+    """How to find the runs when there is no database where a reader looked: beside the
+    workflow by default, else where --state or PLAIT_STATE_URL pointed (which the user
+    gave, so the hint must not tell them to give it)."""
+    if location is not None:
+        return ("check the path given with --state: a run records there only when it is "
+                "given the same --state")
+    if os.environ.get(ENV_URL, "").strip():
+        return (f"check {ENV_URL}: a run records there only when it runs with the same "
+                f"{ENV_URL}")
+    return ("a run creates it next to its workflow file: run this in the workflow's "
+            "directory, name the workflow (--workflow FILE; plait resume --file FILE), or "
+            f"pass --state PATH or set {ENV_URL}")
+
+
 class RunStore:
     """Run records in one SQLite database. Thread-safe; share one per process."""
 
@@ -246,11 +261,7 @@ class RunStore:
         sync, timeout = _sync_mode(), _locking.lock_timeout()
         if not create and path != MEMORY and not Path(path).exists():
             raise StateError(f"there is no run record database at {path}",
-                             hint="a run creates it next to its workflow file: run this "
-                                  "in the workflow's directory, name the workflow (--workflow "
-                                  "FILE; plait resume --file FILE), or pass --state PATH or "
-                                  "set PLAIT_STATE_URL",
-                             path=path)
+                             hint=_no_database_hint(location), path=path)
         prepare_directory(path)
         try:
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_cli import plait
 
 WF = """\
@@ -178,3 +180,23 @@ def test_stdout_whose_encoding_cannot_write_a_character_gets_an_escape_not_a_tra
     out = run("--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["outputs"] == {"o": "echo: 日本 😀 é"}
+
+
+def test_no_database_where_state_points_does_not_hint_to_pass_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --state (or PLAIT_STATE_URL) given, the hint still said `a run creates it next
+    to its workflow file ... or pass --state PATH or set PLAIT_STATE_URL`."""
+    out = plait("runs", "list", "--state", "nope.db", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        f"error: there is no run record database at {tmp_path}/nope.db (hint: check the path "
+        "given with --state: a run records there only when it is given the same --state)")
+    monkeypatch.setenv("PLAIT_STATE_URL", "sqlite:nope.db")
+    out = plait("resume", "abc", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().endswith(
+        "(hint: check PLAIT_STATE_URL: a run records there only when it runs with the same "
+        "PLAIT_STATE_URL)")
+    monkeypatch.delenv("PLAIT_STATE_URL")
+    out = plait("runs", "list", cwd=tmp_path)
+    assert "(hint: a run creates it next to its workflow file" in out.stderr
