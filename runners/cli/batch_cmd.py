@@ -15,7 +15,7 @@ import click
 
 from engine.errors import ConfigError, PlaitError
 from runners.cli.report import json_text, print_error
-from runners.cli.run_cmd import trace_config, trace_options
+from runners.cli.run_cmd import one_inputs_file, trace_config, trace_options
 from runners.cli.stdin import workflow_file
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path), callback=workflow_file)
 @click.option("--inputs", "rows_file", required=True, type=click.Path(allow_dash=True),
+              multiple=True, callback=one_inputs_file(
+                  "it takes one JSONL file: join the files into one (e.g. cat a.jsonl "
+                  "b.jsonl | plait batch FILE --inputs -)"),
               help="JSONL: one JSON object of inputs per line; - reads them from stdin "
                    "(to its end, before the first row runs).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",

@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -101,16 +102,18 @@ def _hint(exc: ValueError, name: str, raw: bytes, several: bool) -> str | None:
     return None
 
 
-def _one_inputs_file(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
-                     ) -> str | None:
-    """The one --inputs FILE: given twice, click would keep the last and drop the first
-    file's inputs without a word (as -i refuses one input given two values)."""
-    files = list(dict.fromkeys(value))
-    if len(files) > 1:
-        raise click.BadParameter(
-            f"given {len(files)} times ({', '.join(files)}); it takes one JSON object: "
-            "merge the files into one, or give single values with -i NAME=VALUE")
-    return files[0] if files else None
+def one_inputs_file(advice: str) -> Callable[[click.Context, click.Parameter,
+                                               tuple[str, ...]], str | None]:
+    """A click callback for an --inputs option declared `multiple=True`: the one file it
+    names. Given twice, click would keep the last and drop the first file's inputs without
+    a word (as -i refuses one input given two values); `advice` says what to do instead."""
+    def one(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+            ) -> str | None:
+        files = list(dict.fromkeys(value))
+        if len(files) > 1:
+            raise click.BadParameter(f"given {len(files)} times ({', '.join(files)}); {advice}")
+        return files[0] if files else None
+    return one
 
 
 def run_options(f: Any) -> Any:
@@ -119,7 +122,9 @@ def run_options(f: Any) -> Any:
                      help="An input value (repeatable)."),
         # a str, not a Path: Path("./-") is Path("-"), and ./- names a file called -
         click.option("--inputs", "inputs_file", type=click.Path(allow_dash=True),
-                     multiple=True, callback=_one_inputs_file,
+                     multiple=True, callback=one_inputs_file(
+                         "it takes one JSON object: merge the files into one, or give single "
+                         "values with -i NAME=VALUE"),
                      help="A JSON file of inputs (an object); - reads it from stdin."),
         click.option("--concurrency", type=click.IntRange(min=1),
                      help="Steps in flight at once (overrides the workflow)."),

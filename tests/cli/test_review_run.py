@@ -200,3 +200,19 @@ def test_no_database_where_state_points_does_not_hint_to_pass_state(
     monkeypatch.delenv("PLAIT_STATE_URL")
     out = plait("runs", "list", cwd=tmp_path)
     assert "(hint: a run creates it next to its workflow file" in out.stderr
+
+
+def test_batch_inputs_given_twice_is_refused_not_the_first_rows_dropped(tmp_path: Path
+                                                                        ) -> None:
+    """`plait batch --inputs a.jsonl --inputs b.jsonl` ran b's rows alone."""
+    (tmp_path / "wf.yaml").write_text(WF)
+    (tmp_path / "a.jsonl").write_text('{"who": "a"}\n')
+    (tmp_path / "b.jsonl").write_text('{"who": "b"}\n')
+    out = plait("batch", "wf.yaml", "--inputs", "a.jsonl", "--inputs", "b.jsonl", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    assert out.stderr.endswith(
+        "Error: Invalid value for '--inputs': given 2 times (a.jsonl, b.jsonl); it takes one "
+        "JSONL file: join the files into one (e.g. cat a.jsonl b.jsonl | plait batch FILE "
+        "--inputs -)\n")
+    assert not (tmp_path / ".plait").exists()
