@@ -174,11 +174,13 @@ defaults:
   policy: open
 steps:
   a:
-    run: ["echo", "a\\u0000b"]
+    run: cat
+    stdin: '${{{{ "\\udcff" }}}}'
     retry: {{attempts: 3, initial: 0, jitter: false, on: [{on}]}}
   b:
     foreach: ${{{{ [1] }}}}
-    run: ["echo", "${{{{ item }}}}\\u0000"]
+    run: cat
+    stdin: '${{{{ "\\udcff" * item }}}}'
     retry: {{attempts: 3, initial: 0, jitter: false, on: [{on}]}}
     continue_on_error: true
 """
@@ -187,16 +189,17 @@ steps:
 @pytest.mark.parametrize("on", ["error", "step"])
 async def test_the_kind_recorded_for_an_unexpected_error_is_the_one_retry_on_matches(
         tmp_path: Path, on: str) -> None:
-    """An argument with a NUL byte makes the command's start fail with a plain ValueError:
-    retried by `on: [error]`, but recorded as kind `step` (which `on: [step]` did not
-    retry)."""
+    """stdin holding a lone surrogate (text no encoding writes) makes the command's start
+    fail with a plain UnicodeEncodeError: retried by `on: [error]`, but recorded as kind
+    `step` (which `on: [step]` did not retry). (It was an argument with a NUL byte, which
+    is now a CommandFailed that says so.)"""
     path = tmp_path / "wf.yaml"
     path.write_text(UNEXPECTED.format(on=on))
     result = await run_workflow(load(path), record_state=False, keep_going=True)
     for sid in ("a", "b"):
         step = result.steps[sid]
         assert step.error is not None
-        assert "ValueError" in step.error["message"]
+        assert "UnicodeEncodeError" in step.error["message"]
         assert step.error["kind"] == "error"
         retried = [note for note in step.notes if note.get("event") == "retry"]
         assert step.attempts == (3 if on == "error" else 1)
