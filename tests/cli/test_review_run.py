@@ -216,3 +216,32 @@ def test_batch_inputs_given_twice_is_refused_not_the_first_rows_dropped(tmp_path
         "JSONL file: join the files into one (e.g. cat a.jsonl b.jsonl | plait batch FILE "
         "--inputs -)\n")
     assert not (tmp_path / ".plait").exists()
+
+
+ARGV = """\
+version: 1
+name: argv
+inputs:
+  n: {type: integer, default: 2}
+  where: {type: integer, default: 0}
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  lines: {run: [printf, "%s,%s", "${{ inputs.n }}", "${{ [1, 'a'] }}"]}
+  whole: {run: "${{ 'true' if inputs.n else 'false' }}", cwd: "${{ inputs.where }}"}
+outputs:
+  lines: ${{ steps.lines.output.stdout }}
+"""
+
+
+def test_a_number_in_an_argv_command_is_passed_as_its_text(tmp_path: Path) -> None:
+    """`run: [head, -n, "${{ inputs.n }}"]` (the list form docs/security.md recommends) failed
+    with `TypeError: expected str, bytes or os.PathLike object, not int`: a whole ${{ }}
+    keeps its value's type. It is now written as it would be inside a string."""
+    (tmp_path / "wf.yaml").write_text(ARGV)
+    (tmp_path / "0").mkdir()
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == 'lines: 2,[1, "a"]\n'

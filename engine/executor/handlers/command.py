@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +28,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     policy = services.policy(name)
     runner = services.runner(name)
     base = rc.workflow.base_dir
-    cwd = Path(rendered["cwd"]) if rendered.get("cwd") else base
+    run = _words(rendered["run"])
+    cwd = Path(_text(rendered["cwd"])) if rendered.get("cwd") else base
     if not cwd.is_absolute():
         cwd = base / cwd
     env = {str(k): str(v) for k, v in (rendered.get("env") or {}).items()}
@@ -38,7 +40,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     async def once() -> Any:
         began = time.monotonic()
         try:
-            return await run_command(rendered["run"], policy=policy, runner=runner, env=env,
+            return await run_command(run, policy=policy, runner=runner, env=env,
                                      cwd=cwd, stdin=None if stdin is None else str(stdin),
                                      timeout=policy.max_execution_time, step_id=step_id)
         except Exception as exc:
@@ -74,3 +76,19 @@ def _cut_off(policy: Policy, runner: Runner, step_id: str, duration: float) -> d
                               decision="allowed", duration_s=duration,
                               weaker=bool(getattr(runner, "weaker", False)), step_id=step_id,
                               killed_by="timeout"))
+
+
+def _words(run: Any) -> str | list[str]:
+    """The command as rendered, in text: a whole `${{ }}` keeps its value's type, so
+    `[head, -n, "${{ inputs.n }}"]` holds the integer 3, which no process can be given."""
+    return [_text(word) for word in run] if isinstance(run, list) else _text(run)
+
+
+def _text(value: Any) -> str:
+    """A value as it is written inside a string (engine.expr's to_text): JSON for a list or
+    a mapping, else str()."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
