@@ -245,3 +245,32 @@ def test_a_number_in_an_argv_command_is_passed_as_its_text(tmp_path: Path) -> No
     out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout == 'lines: 2,[1, "a"]\n'
+
+
+STDIN_JSON = """\
+version: 1
+name: stdin
+inputs:
+  cfg: {type: object, default: {a: 1, b: [true, null]}}
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  e: {run: 'printf "%s|" "$CFG"; cat', env: {CFG: "${{ inputs.cfg }}"},
+      stdin: "${{ inputs.cfg }}"}
+outputs:
+  e: ${{ steps.e.output.stdout }}
+"""
+
+
+def test_a_mapping_fed_to_stdin_or_env_is_json_not_python(tmp_path: Path) -> None:
+    """`stdin: ${{ inputs.cfg }}` fed the command Python's `{'a': 1, 'b': [True, None]}`
+    (str() of the value), which `jq` and every JSON reader refuse; a prompt got JSON."""
+    import json
+
+    (tmp_path / "wf.yaml").write_text(STDIN_JSON)
+    out = plait("run", "wf.yaml", "--no-record", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    env, stdin = json.loads(out.stdout)["outputs"]["e"].split("|")
+    assert json.loads(env) == json.loads(stdin) == {"a": 1, "b": [True, None]}

@@ -32,7 +32,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     cwd = Path(_text(rendered["cwd"])) if rendered.get("cwd") else base
     if not cwd.is_absolute():
         cwd = base / cwd
-    env = {str(k): str(v) for k, v in (rendered.get("env") or {}).items()}
+    env = {str(k): _text(v) for k, v in (rendered.get("env") or {}).items()}
     stdin = rendered.get("stdin")
     #: one entry per command run (or refused), every attempt's
     audits: list[dict[str, Any]] = []
@@ -41,7 +41,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         began = time.monotonic()
         try:
             return await run_command(run, policy=policy, runner=runner, env=env,
-                                     cwd=cwd, stdin=None if stdin is None else str(stdin),
+                                     cwd=cwd, stdin=None if stdin is None else _text(stdin),
                                      timeout=policy.max_execution_time, step_id=step_id)
         except Exception as exc:
             audit = getattr(exc, "audit", None)
@@ -86,7 +86,7 @@ def _words(run: Any) -> str | list[str]:
 
 def _text(value: Any) -> str:
     """A value as it is written inside a string (engine.expr's to_text): JSON for a list or
-    a mapping, else str()."""
+    a mapping (`jq` reads it from stdin; str() wrote Python's `{'a': True}`), else str()."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list | tuple):
