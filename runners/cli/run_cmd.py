@@ -464,10 +464,14 @@ def _locate(workflow: Any, state_location: str | None) -> str | None:
 
 
 def _explain_failure(result: Any, locate: str | None = "") -> None:
+    shown = set()
     for sid, step in result.steps.items():
         if step.status == "failed" and step.error:
             click.echo(inert(f"step {sid} failed: {_what(step.error)}"), err=True)
-    if result.error and not any(s.status == "failed" for s in result.steps.values()):
+            shown.add(sid)
+    # the run's own error, unless it is a failed step's shown above: an output that could not
+    # be evaluated is the cause even when a continue_on_error step failed too
+    if result.error and result.error.get("step") not in shown:
         click.echo(inert(f"run failed: {_what(result.error)}"), err=True)
     if result.status == "interrupted":
         return  # _report says how to resume it

@@ -274,3 +274,30 @@ def test_a_mapping_fed_to_stdin_or_env_is_json_not_python(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr
     env, stdin = json.loads(out.stdout)["outputs"]["e"].split("|")
     assert json.loads(env) == json.loads(stdin) == {"a": 1, "b": [True, None]}
+
+
+COE = """\
+version: 1
+name: coe
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  flaky: {run: "exit 1", continue_on_error: true}
+  a: {run: "echo a"}
+outputs:
+  bad: ${{ steps.a.output.stdout + 1 }}
+"""
+
+
+def test_an_output_error_is_told_even_when_a_continue_on_error_step_failed(tmp_path: Path
+                                                                         ) -> None:
+    """The run failed on its output, but stderr named only the continue_on_error step's
+    failure (which did not fail the run): the run's own error was printed only when no step
+    had failed."""
+    (tmp_path / "wf.yaml").write_text(COE)
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "step flaky failed: command 'exit 1' exited with code 1\n" in out.stderr
+    assert "run failed: wf.yaml:11:8: output 'bad': expression" in out.stderr, out.stderr
