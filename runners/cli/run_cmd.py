@@ -8,7 +8,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -311,13 +311,30 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
     inputs = resolve_inputs(workflow.spec.inputs, given, from_text=from_text)
     plan = layers(workflow.graph)
     if as_json:
-        dump_json({"workflow": workflow.name, "inputs": inputs, "layers": plan})
+        dump_json({"workflow": workflow.name, "inputs": _masked(workflow, inputs),
+                   "layers": plan})
     else:
         steps, layers = count(len(workflow.spec.steps), "step"), count(len(plan), "layer")
         click.echo(f"{workflow.name}: {steps} in {layers}")
         for i, layer in enumerate(plan, 1):
             click.echo(f"  {i}. {', '.join(layer)}")
     return EXIT_OK
+
+
+def _masked(workflow: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with the workflow's secrets masked, as a run records them: a declared secret
+    is redacted everywhere, and a dry run's JSON printed it in clear."""
+    from engine.errors import ConfigError
+    from engine.secrets import Redactor, literal_secret_values, load_secrets
+
+    spec = workflow.spec
+    redactor = Redactor.from_env(spec.secrets)
+    with suppress(ConfigError):  # a secret not set is in no input (the run refuses it)
+        redactor.add(*load_secrets(spec.secrets, dotenv_path=workflow.base_dir / ".env"
+                                   ).values())
+    redactor.add(*literal_secret_values(spec))
+    masked: dict[str, Any] = redactor.redact_obj(inputs)
+    return masked
 
 
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],

@@ -301,3 +301,29 @@ def test_an_output_error_is_told_even_when_a_continue_on_error_step_failed(tmp_p
     assert out.returncode == 1, out.stderr
     assert "step flaky failed: command 'exit 1' exited with code 1\n" in out.stderr
     assert "run failed: wf.yaml:11:8: output 'bad': expression" in out.stderr, out.stderr
+
+
+SECRET = """\
+version: 1
+name: sec
+secrets: [TOKEN]
+inputs:
+  auth: {type: string}
+steps:
+  a: {run: 'true'}
+"""
+
+
+def test_a_dry_run_masks_a_secret_in_its_inputs(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`plait run --dry-run --json` printed an input holding a declared secret in clear,
+    though secrets are redacted everywhere else (the run record has `***`)."""
+    import json
+
+    (tmp_path / "wf.yaml").write_text(SECRET)
+    monkeypatch.setenv("TOKEN", "s3cr3t-token")
+    out = plait("run", "wf.yaml", "-i", "auth=Bearer s3cr3t-token", "--dry-run", "--json",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["inputs"] == {"auth": "Bearer ***"}
+    assert "s3cr3t" not in out.stdout
