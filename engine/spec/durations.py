@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
+from engine.jsontext import json_type, shown
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
@@ -16,7 +18,8 @@ _DURATION_RE = re.compile(DURATION_PATTERN)
 def parse_duration(value: Any) -> float:
     """Seconds from ``'500ms' | '30s' | '5m' | '1h'`` or a non-negative number of seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got a boolean")
+        raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got boolean "
+                         f"{shown(value)}")
     if isinstance(value, int | float):
         if not math.isfinite(value):  # YAML .nan, .inf: NaN < 0 is false
             raise ValueError(f"a duration must be a finite number of seconds, got {value}")
@@ -27,7 +30,8 @@ def parse_duration(value: Any) -> float:
         match = _DURATION_RE.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}")
+    raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got "
+                     f"{json_type(value)} {shown(value)}")
 
 
 def _schema(bound: str, what: str) -> WithJsonSchema:

@@ -9,6 +9,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import SpecIssue
+from engine.jsontext import json_type, shown
 from engine.spec.models import (
     STEP_KINDS,
     LLMStep,
@@ -76,8 +77,8 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
         m.removeprefix("expected ") for m in unique)
     got = err.get("input")
     if not isinstance(got, dict | list) and kind not in ("value_error", "assertion_error"):
-        shown = repr(got)
-        message += f", got {shown[:_MAX_SHOWN]}{'...' if len(shown) > _MAX_SHOWN else ''}"
+        # as a workflow writes it: `got string "4"`, `got boolean true`, not Python's '4', True
+        message += f", got {json_type(got)} {shown(got, _MAX_SHOWN)}"
     return SpecIssue(message, src.location(path), path, code=kind)
 
 

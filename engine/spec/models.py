@@ -27,7 +27,7 @@ Expr = Any
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True,
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True,
                               use_attribute_docstrings=True)
 
 

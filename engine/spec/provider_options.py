@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.jsontext import json_type, shown
 from engine.spec.durations import parse_duration
 from engine.spec.suggest import did_you_mean
 
@@ -73,7 +74,7 @@ def endpoint_problem(field: str, value: object) -> tuple[str, str] | None:
 @dataclass(frozen=True, slots=True)
 class OptionProblem:
     option: str
-    #: e.g. "option temperature must be a number within 0..2, got 'hot'"
+    #: e.g. 'option temperature must be a number within 0..2, got string "hot"'
     message: str
     hint: str | None = None
 
@@ -90,15 +91,21 @@ def _span(low: float | None, high: float | None) -> str:
     return f" of at least {_num(low)}" if low is not None else ""
 
 
+def _got(value: Any) -> str:
+    """A value as a message shows it, in the workflow's words: `string "hot"`, `boolean
+    true` (not Python's 'hot', True)."""
+    return f"{json_type(value)} {shown(value)}"
+
+
 def _number(low: float | None = None, high: float | None = None) -> _Check:
     span = _span(low, high)
 
     def check(value: Any) -> tuple[str, str | None] | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f" must be a number{span}, got {value!r}", "write a plain number, unquoted"
+            return f" must be a number{span}, got {_got(value)}", "write a plain number, unquoted"
         if not math.isfinite(value) or (low is not None and value < low) \
                 or (high is not None and value > high):
-            return f" must be a number{span}, got {value!r}", f"use a number{span}"
+            return f" must be a number{span}, got {_got(value)}", f"use a number{span}"
         return None
     return check
 
@@ -108,10 +115,10 @@ def _whole(low: int | None = None, high: int | None = None) -> _Check:
 
     def check(value: Any) -> tuple[str, str | None] | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            return f" must be a whole number{span}, got {value!r}", \
+            return f" must be a whole number{span}, got {_got(value)}", \
                 "write a plain whole number, unquoted"
         if (low is not None and value < low) or (high is not None and value > high):
-            return f" must be a whole number{span}, got {value!r}", f"use a whole number{span}"
+            return f" must be a whole number{span}, got {_got(value)}", f"use a whole number{span}"
         return None
     return check
 
@@ -120,7 +127,7 @@ def _typed(kind: type | tuple[type, ...], what: str, hint: str) -> _Check:
     def check(value: Any) -> tuple[str, str | None] | None:
         if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
             return None
-        return f" must be {what}, got {value!r}", hint
+        return f" must be {what}, got {_got(value)}", hint
     return check
 
 

@@ -153,10 +153,11 @@ def test_a_url_or_api_version_that_cannot_work_is_a_config_error(
 
 
 @pytest.mark.parametrize(("options", "said"), [
-    ({"failure_rate": "abc"}, "option failure_rate must be a number within 0..1, got 'abc'"),
-    ({"failure_rate": True}, "option failure_rate must be a number within 0..1, got True"),
-    ({"seed": [1, 2]}, "option seed must be a whole number or a string, got [1, 2]"),
-    ({"reply": 3}, "option reply must be a string, got 3"),
+    ({"failure_rate": "abc"},
+     "option failure_rate must be a number within 0..1, got string \"abc\""),
+    ({"failure_rate": True}, "option failure_rate must be a number within 0..1, got boolean true"),
+    ({"seed": [1, 2]}, "option seed must be a whole number or a string, got array [1, 2]"),
+    ({"reply": 3}, "option reply must be a string, got integer 3"),
 ])
 def test_echo_options_of_the_wrong_type_are_config_errors(options: dict[str, object],
                                                          said: str) -> None:

@@ -46,7 +46,7 @@ def test_validate_checks_a_steps_options_against_each_fallback() -> None:
         f"provider's fallbacks too at 'steps.draft.options.seed' ({chain.format('seed')})",
         f"{_at('chain.yaml', 'temperature', value=True)}: fallback provider 'careful' "
         "(anthropic) of provider 'fast': option temperature must be a number within 0..1, "
-        "got 1.5 (a step's options are sent to its provider's fallbacks too) at "
+        "got number 1.5 (a step's options are sent to its provider's fallbacks too) at "
         "'steps.draft.options.temperature' (use a number within 0..1, or "
         f"{chain.format('temperature')})",
         # wrong for the step's own provider: said once, for it, not again for each fallback
@@ -76,5 +76,5 @@ def test_a_run_sends_the_steps_options_to_the_fallback(tmp_path: Path) -> None:
     assert step["status"] == "failed"
     assert step["error"]["message"].startswith(
         "provider 'careful' (anthropic): option temperature must be a number within 0..1, "
-        "got 1.5"), step["error"]
+        "got number 1.5"), step["error"]
     assert step["error"]["kind"] == "bad_request"

@@ -134,9 +134,25 @@ def test_wrong_types_are_explained() -> None:
     issues = issues_of(GOOD + "  b:\n    run: 5\n  c:\n    run: ls\n    timeout: soon\n"
                        "concurrency: lots\n")
     text = "\n".join(i.format() for i in issues)
-    assert "wf.yaml:10:10: expected a string or a list, got 5" in text
-    assert "duration such as 500ms" in text
-    assert "expected an integer, got 'lots'" in text
+    assert "wf.yaml:10:10: expected a string or a list, got integer 5" in text
+    assert 'duration such as 500ms, 30s, 5m or 1h, got string "soon"' in text
+    assert 'expected an integer, got string "lots"' in text
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("concurrency: true", "expected an integer, got boolean true at 'concurrency'"),
+    ("concurrency: '4'", "expected an integer, got string \"4\" at 'concurrency'"),
+    ("defaults: {continue_on_error: 'yes'}",
+     "expected true or false, got string \"yes\" at 'defaults.continue_on_error'"),
+    ("defaults: {retry: {attempts: '3'}}",
+     "expected an integer, got string \"3\" at 'defaults.retry.attempts'"),
+])
+def test_a_value_of_another_json_type_is_refused_as_the_published_schema_does(
+        line: str, said: str) -> None:
+    """pydantic's lax mode took `true` and "4" for 4 and "yes" for true, so `plait validate`
+    passed files that schemas/workflow.schema.json (what editors check) refuses."""
+    issue = one(GOOD.replace("steps:", line + "\nsteps:"))
+    assert issue.format().endswith(said)
 
 
 @pytest.mark.parametrize("value", ["0s", "0ms", "0"])
@@ -587,4 +603,5 @@ def test_a_fractional_number_for_a_whole_number_field_says_got_once() -> None:
     """It said `input should be a valid integer, got a number with a fractional part, got
     2.5`: pydantic's message ends in its own `got`, and the value was added after it."""
     issue = one(GOOD.replace("steps:", "concurrency: 2.5\nsteps:"))
-    assert issue.format() == "wf.yaml:5:14: expected a whole number, got 2.5 at 'concurrency'"
+    assert issue.format() == ("wf.yaml:5:14: expected an integer, got number 2.5 at "
+                              "'concurrency'")

@@ -26,24 +26,24 @@ ROOT = Path(__file__).resolve().parents[2]
 #: kind, the provider's other fields, option, a bad value (as YAML), the run's words for it
 BAD = [
     ("echo", {}, "latency", "fast", "option latency: expected a duration such as 500ms, "
-     "30s, 5m or 1h, got 'fast'"),
+     "30s, 5m or 1h, got string \"fast\""),
     ("echo", {}, "failure_rate", "2", "option failure_rate must be a number within 0..1, "
-     "got 2"),
+     "got integer 2"),
     ("openai", {"model": "m"}, "temperature", "hot", "option temperature must be a number "
-     "within 0..2, got 'hot'"),
+     "within 0..2, got string \"hot\""),
     ("openai", {"model": "m"}, "max_tokens", "'500'", "option max_tokens must be a whole "
-     "number of at least 1, got '500'"),
+     "number of at least 1, got string \"500\""),
     ("azure_openai", {"model": "m", "endpoint": "https://r.openai.azure.com",
                       "api_version": "2024-10-21"},
-     "logprobs", "maybe", "option logprobs must be true or false, got 'maybe'"),
+     "logprobs", "maybe", "option logprobs must be true or false, got string \"maybe\""),
     ("anthropic", {"model": "m"}, "temperature", "1.5", "option temperature must be a "
-     "number within 0..1, got 1.5"),
+     "number within 0..1, got number 1.5"),
     ("anthropic", {"model": "m"}, "thinking", "enabled", "option thinking must be a mapping "
-     "(key: value), got 'enabled'"),
+     "(key: value), got string \"enabled\""),
     ("google", {"model": "m"}, "top_p", "-0.1", "option top_p must be a number within "
-     "0..1, got -0.1"),
+     "0..1, got number -0.1"),
     ("google", {"model": "m"}, "safety_settings", "BLOCK_NONE", "option safety_settings must "
-     "be a list, got 'BLOCK_NONE'"),
+     "be a list, got string \"BLOCK_NONE\""),
 ]
 
 
@@ -89,7 +89,7 @@ def test_a_bad_value_in_a_step_options_is_located_there() -> None:
     text = _workflow("openai", {"model": "m"}, "{temperature: 0}", "{top_logprobs: 30}")
     [issue] = _issues(text)
     assert issue.startswith("wf.yaml:11:29: provider 'p' (openai): option top_logprobs must "
-                            "be a whole number within 0..20, got 30 at "
+                            "be a whole number within 0..20, got integer 30 at "
                             "'steps.a.options.top_logprobs'"), issue
 
 
@@ -106,14 +106,14 @@ def test_an_openai_compatible_server_may_take_values_the_openai_api_does_not() -
     assert _issues(_workflow("openai", {"model": "m", "base_url": "http://127.0.0.1:8000/v1"},
                              "{temperature: 3}")) == []
     [issue] = _issues(_workflow("openai", {"model": "m"}, "{temperature: 3}"))
-    assert "option temperature must be a number within 0..2, got 3" in issue
+    assert "option temperature must be a number within 0..2, got integer 3" in issue
 
 
 def test_a_rendered_step_option_is_checked_by_the_provider_with_the_same_words() -> None:
     provider = OpenAIProvider("p", ProviderSpec(kind="openai", model="m"), api_key="k")
     request = LLMRequest((Message("user", "hi"),), options={"temperature": "hot"})
     with pytest.raises(BadRequest, match=r"^provider 'p' \(openai\): option temperature must "
-                                         r"be a number within 0\.\.2, got 'hot'"):
+                                         r"be a number within 0\.\.2, got string \"hot\""):
         provider.options_for(request)
     with pytest.raises(ConfigError, match="option seed must be a whole number"):
         OpenAIProvider("p", ProviderSpec(kind="openai", model="m", options={"seed": 1.5}),
@@ -146,7 +146,7 @@ def test_a_templated_value_is_refused_by_the_run_once_rendered(tmp_path: Path) -
                  cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert "provider 'm' (echo): option latency: expected a duration such as 500ms, 30s, " \
-           "5m or 1h, got 'fast'" in run.stderr
+           "5m or 1h, got string \"fast\"" in run.stderr
     assert not marker.exists()  # refused before any step ran
 
 
