@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PolicyViolation, ToolError
+from engine.errors import PlaitError, PolicyViolation, ToolError
 
 if TYPE_CHECKING:
-    from engine.mcp import MCPRuntime
+    from engine.mcp import MCPRuntime, ToolResult
     from engine.providers import ToolDefinition, ToolOutput
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -39,6 +39,36 @@ def model_names(qualified: Sequence[str]) -> dict[str, str]:
             short = f"{short[:55]}_{digest}"
         out[short] = name
     return out
+
+
+def tool_audit(qualified: str, *, result: ToolResult | None = None,
+               error: BaseException | None = None, cut_off: bool = False) -> dict[str, Any]:
+    """The audit entry of one tool call (arguments are left out, as for every call): which
+    tool of which server, whether the policy allowed it (a denial names its policy and rule),
+    and how it ended: its duration, or the error it ended with (`killed_by: timeout` when the
+    step's timeout cut it off). A failure has no duration: a replayed run answers the call at
+    once, and its record must equal the recording's."""
+    entry: dict[str, Any] = {"tool": qualified, "server": qualified.partition(".")[0],
+                             "decision": "allowed"}
+    if isinstance(error, PolicyViolation):
+        entry["decision"] = "denied"
+        # a tool flagged for changing mid-run is refused by the registry, not by a rule
+        entry["policy"] = error.context.get("policy")
+        entry["rule"] = error.context.get("rule", "tool_changed")
+    if result is not None:
+        entry["duration_s"] = round(result.duration_s, 6)
+        entry["is_error"] = result.is_error
+        return entry
+    entry["is_error"] = True
+    if cut_off:
+        entry["killed_by"] = "timeout"
+    elif error is not None:
+        from engine.executor.retry import error_kind
+
+        message = error.message if isinstance(error, PlaitError) else str(error)
+        entry["error"] = {"type": type(error).__name__, "kind": error_kind(error),
+                          "message": message or type(error).__name__}
+    return entry
 
 
 class MCPToolCaller:
