@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PlaitError, PolicyViolation, ToolError
+from engine.errors import PlaitError, PolicyViolation, ToolError, UnknownToolError
 
 if TYPE_CHECKING:
     from engine.mcp import MCPRuntime, ToolResult
@@ -83,7 +83,8 @@ class MCPToolCaller:
         offered = {qualified: short for short, qualified in self.names.items()}
         self._definitions = [ToolDefinition(offered[d.name], d.description or d.name,
                                             d.input_schema) for d in definitions]
-        self.calls: list[dict[str, Any]] = []
+        #: (the model's call id, audit entry) of every call, in the order they ended
+        self._audit: list[tuple[str | None, dict[str, Any]]] = []
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return self._definitions
@@ -94,17 +95,56 @@ class MCPToolCaller:
         qualified = self.names.get(name)
         if qualified is None:
             offered = ", ".join(sorted(self.names)) or "none"
-            return ToolOutput(f"UnknownToolError: {name!r} is not one of the tools of this "
-                              f"step; call one of: {offered}", is_error=True)
+            refused = UnknownToolError(f"{name!r} is not one of the tools of this step; call "
+                                       f"one of: {offered}")
+            entry = tool_audit(name, error=refused)
+            # refused by the step itself: its `tools:` do not offer it
+            entry.update(decision="denied", policy=None, rule="not_offered")
+            self._note(entry)
+            return ToolOutput(f"UnknownToolError: {refused.message}", is_error=True)
         try:
             result = await self.runtime.call(qualified, dict(arguments), step_id=self.step_id)
         except (ToolError, PolicyViolation) as exc:
-            self.calls.append({"tool": qualified, "ok": False, "error": exc.message})
+            self._note(tool_audit(qualified, error=exc))
             return ToolOutput(self._redact(f"{type(exc).__name__}: {exc.message}"),
                               is_error=True)
-        self.calls.append({"tool": qualified, "ok": not result.is_error})
+        except Exception as exc:
+            self._note(tool_audit(qualified, error=exc))
+            raise
+        except BaseException:
+            # cut off from outside: by the step's timeout this entry reaches the failed
+            # step's record; when the run stops, the step is cancelled with no record of it
+            self._note(tool_audit(qualified, cut_off=True))
+            raise
+        self._note(tool_audit(qualified, result=result))
         return ToolOutput(self._redact(result.text or _json(result.value)),
                           is_error=result.is_error)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """The audit entries of the calls so far, in the order they ended."""
+        return [entry for _, entry in self._audit]
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        from engine.providers.types import TOOL_CALL_ID
+
+        self._audit.append((TOOL_CALL_ID.get(), entry))
+
+    def audit(self, records: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """The audit entries of every call, in the order the model made them (`records`, the
+        loop's ToolCallRecords, give it: calls of one turn run at once and end in any order,
+        and a replayed run's record must equal the recording's), then those of calls that
+        have no record (the turn a failure or timeout cut short), in the order they ended."""
+        pending = list(self._audit)
+        ordered: list[dict[str, Any]] = []
+        for record in records:
+            call_id = getattr(record, "id", None) or None
+            for i, (seen, entry) in enumerate(pending):
+                if seen == call_id:
+                    ordered.append(entry)
+                    del pending[i]
+                    break
+        return [*ordered, *(entry for _, entry in pending)]
 
 
 def _json(value: Any) -> str:

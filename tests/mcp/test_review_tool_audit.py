@@ -15,6 +15,8 @@ import pytest
 from engine.executor import run_workflow
 from engine.spec.loader import load
 from engine.state import RunStore
+from tests.providers.conftest import Servers, servers, srv  # noqa: F401  (fixtures)
+from tests.providers.servers.common import Action
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-audit-secret-0123456789"
@@ -167,3 +169,52 @@ steps:
     assert result.status == "failed"
     assert [(a["decision"], a.get("rule")) for a in records["each"].audit] == [
         ("allowed", None), ("denied", "rules.no-prod")]
+
+
+AGENT = """\
+version: 1
+name: agent-audit
+providers:
+  brain: {{kind: openai, model: agent-model, base_url: "{url}/openai/v1", api_key: sk-x}}
+{servers}
+steps:
+  triage:
+    llm: brain
+    prompt: Read the notes.
+    tools: [files.read_file]
+    max_turns: {turns}
+"""
+
+
+async def test_an_agents_refused_and_failed_tool_calls_are_audited(
+        srv: Servers, tmp_path: Path) -> None:  # noqa: F811  (fixture)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("hello")
+    calls = [("files__read_file", {"path": "prod.example.txt"}),  # the policy refuses it
+             ("files__read_file", {"path": "missing.txt"}),  # the tool fails
+             ("files__write_file", {"path": "x", "content": "y"}),  # not offered
+             ("files__read_file", {"path": "notes.txt"})]  # fine
+    srv.openai.push("agent-model", Action(tool_calls=calls), Action(text="done"))
+    path = tmp_path / "agent.yaml"
+    path.write_text(AGENT.format(url=srv.url, servers=_servers(data), turns=3))
+    result, records = await _recorded(path, tmp_path)
+    assert result.status == "succeeded", result.error
+    audit = records["triage"].audit
+    # in the order the model made the calls (they run at once and end in any order)
+    assert [(a["tool"], a["decision"], a["is_error"]) for a in audit] == [
+        ("files.read_file", "denied", True), ("files.read_file", "allowed", True),
+        ("files__write_file", "denied", True), ("files.read_file", "allowed", False)]
+    assert audit[0]["rule"] == "rules.no-prod" and audit[0]["policy"] == "guarded"
+    assert audit[1]["error"]["type"] == "ToolError"
+    assert audit[2]["error"]["type"] == "UnknownToolError"
+    assert result.steps["triage"].audit == audit
+
+    # a failed agent step keeps the audit of the calls it made
+    # (its last turn's calls are not run: the turn limit fails it)
+    srv.openai.push("agent-model", Action(tool_calls=calls[:1]), Action(tool_calls=calls[3:]))
+    path.write_text(AGENT.format(url=srv.url, servers=_servers(data), turns=2))
+    result, records = await _recorded(path, tmp_path, "again.db")
+    assert records["triage"].status == "failed"
+    assert [(a["tool"], a["decision"]) for a in records["triage"].audit] == [
+        ("files.read_file", "denied")]

@@ -45,15 +45,23 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                                    max_turns=step.max_turns,
                                    attempt=None if getattr(attempt, "trivial", False)
                                    else attempt, on_event=on_event)
-    except RunError as exc:
-        # a failed step's record still says what happened: fallbacks, re-asks, tool calls
+    except Exception as exc:
+        # a failed step's record still says what happened: fallbacks, re-asks, tool calls,
+        # and the audit entry of every tool call (refused and failed ones too)
         calls = getattr(exc, "tool_calls", ())
+        if tools is not None:
+            exc.audit = tools.audit(calls)  # type: ignore[attr-defined]
+        if not isinstance(exc, RunError):
+            raise
         if calls:
             notes.append(_tools_note(calls))
         if notes:
             exc.step_notes = [*(exc.step_notes or []), *notes]
         raise
-    return _outcome(result, notes)
+    outcome = _outcome(result, notes)
+    if tools is not None:
+        outcome.audit = tools.audit(result.tool_calls)
+    return outcome
 
 
 async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, request: Any,
