@@ -13,19 +13,21 @@ import pytest
 
 from engine.executor import run_workflow
 from engine.mcp.shared import SharedRuntimes
-from engine.spec.loader import load_text
+from engine.spec.loader import load, load_text
+from engine.state import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_server_stderr_is_kept_with_the_run(tmp_path: Path) -> None:
-    (tmp_path / "wf.yaml").write_text(f"""\
+def noisy_workflow(stderr: str) -> str:
+    """A workflow whose one step calls a tool of a server that writes `stderr` at start."""
+    return f"""\
 version: 1
 name: logs
 mcp_servers:
   noisy:
     command: {sys.executable}
-    args: [{ROOT / "tests" / "mcp" / "faulty_server.py"}, --stderr, "warming up the noisy server"]
+    args: [{ROOT / "tests" / "mcp" / "faulty_server.py"}, --stderr, "{stderr}"]
     env: {{PYTHONPATH: "{ROOT}"}}
     policy: open
 policies:
@@ -33,7 +35,11 @@ policies:
 steps:
   who:
     tool: noisy.pid
-""")
+"""
+
+
+def test_server_stderr_is_kept_with_the_run(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(noisy_workflow("warming up the noisy server"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml", "--json"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
@@ -90,3 +96,23 @@ steps:
     half = len(SECRET) // 2
     assert SECRET[:half] not in text and SECRET[half:] not in text
     assert SECRET.encode() not in (tmp_path / ".plait" / "runs.db").read_bytes()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_an_in_memory_record_writes_no_server_logs_into_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log directory is `<state dir>/logs/RUN_ID`; an in-memory database
+    (`sqlite::memory:`) has no directory, and its `.parent` ('.') put a `logs/` folder into
+    whatever directory plait was started in."""
+    here, elsewhere = tmp_path / "here", tmp_path / "flows"
+    here.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "wf.yaml").write_text(noisy_workflow("warming up"))
+    monkeypatch.chdir(here)
+    with RunStore.open("sqlite::memory:") as store:
+        result = await run_workflow(load(elsewhere / "wf.yaml"), {}, store=store)
+        assert result.ok
+        assert "logs" not in store.get_run(result.run_id).meta
+    assert list(here.iterdir()) == []
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["wf.yaml"]
