@@ -89,8 +89,6 @@ def _describe(err: dict[str, Any]) -> str:
         return f"expected one of {ctx.get('expected', '')}".replace("'", "")
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", msg)).removeprefix("Value error, ")
-    if kind == "int_from_float":  # pydantic's own words end ", got a number with a ..."
-        return "expected a whole number"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         noun = kind.split("_")[0]
         return f"expected {_NOUNS.get(noun, noun)}"
