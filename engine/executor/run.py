@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -16,6 +15,7 @@ import anyio
 from engine.errors import ConfigError, ExpressionError, InputError, StateError
 from engine.executor.context import RunContext, RunOptions, failed_at
 from engine.executor.events import Event, RunFinished, RunStarted
+from engine.executor.fingerprints import step_fingerprints
 from engine.executor.inputs import (
     MASKED_INPUTS,
     check_same_inputs,
@@ -442,9 +442,9 @@ def _restored(store: RunStore | None, previous: RunRecord, workflow: Workflow,
                 if s.status in ("succeeded", "skipped")}
     stored = previous.meta.get("source")
     had = set(previous.inputs)  # an input declared since: no finished step could use it
-    old = _step_fingerprints(redactor.redact_source(stored) if isinstance(stored, str)
-                             else None, had)
-    new = _step_fingerprints(redactor.redact_source(workflow.source.text), had)
+    old = step_fingerprints(redactor.redact_source(stored) if isinstance(stored, str)
+                            else None, had)
+    new = step_fingerprints(redactor.redact_source(workflow.source.text), had)
     if old:  # a step the run's last text lacks (an earlier resume ran without it) is new
         finished = {sid: rec for sid, rec in finished.items() if sid in old}
     # a step no longer in the file is ignored (its dependants changed, if it had any)
@@ -506,39 +506,3 @@ def _with_reused_dependencies(finished: set[str], preds: Mapping[str, list[str]]
             reused.discard(sid)
             pending.extend(succs[sid])
     return reused
-
-
-def _step_fingerprints(text: Any, inputs: set[str]) -> dict[str, str]:
-    """What each step of the workflow `text` is, with what all steps share: of `inputs:`,
-    only the declarations of the run's own inputs (`inputs`), without their descriptions."""
-    if not isinstance(text, str):
-        return {}
-    from engine.spec.yaml_source import parse
-
-    data = parse(text).data
-    steps = data.get("steps") if isinstance(data, dict) else None
-    if not isinstance(steps, dict):
-        return {}
-    keys = ("inputs", "providers", "mcp_servers", "policies", "defaults")
-    shared = {k: data.get(k) for k in keys}
-    if isinstance(shared["inputs"], dict):
-        shared["inputs"] = {k: _what_it_produces(v) for k, v in shared["inputs"].items()
-                            if k in inputs}
-    if isinstance(shared["defaults"], dict):
-        shared["defaults"] = _what_it_produces(shared["defaults"])
-    text = json.dumps(shared, sort_keys=True, default=str)
-    return {sid: json.dumps(_what_it_produces(step), sort_keys=True, default=str) + text
-            for sid, step in steps.items()}
-
-
-#: keys of a step (or `defaults`) that govern how it is attempted or described, never what a
-#: finished attempt produced: raising a timeout that cut a step off, or adding retries, must
-#: not make the steps that had finished count as changed
-_HOW_ATTEMPTED = frozenset(("retry", "timeout", "continue_on_error", "description",
-                            "max_parallel"))
-
-
-def _what_it_produces(definition: Any) -> Any:
-    if not isinstance(definition, dict):
-        return definition
-    return {k: v for k, v in definition.items() if k not in _HOW_ATTEMPTED}

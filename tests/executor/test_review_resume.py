@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
+from engine.errors import InputError, StateError
 from engine.state import RunStore
 from tests.executor.test_semantics import run, workflow
 
@@ -124,3 +124,57 @@ steps:
     with pytest.raises(InputError, match="had input 'auth', which the workflow no longer "
                                          "declares"):
         await run(path, store=store, resume=first.run_id)
+
+
+_USES = """\
+version: 1
+name: uses
+defaults:
+  policy: open
+providers:
+  m: {kind: echo}
+mcp_servers:
+  files: {command: plait-mcp-files, args: ["."], policy: open}
+policies:
+  open: {level: low}
+  other: {level: low}
+steps:
+  a: {run: "echo a >> ran.log"}
+  said: {llm: m, prompt: hi}
+  b:
+    needs: [a, said]
+    run: "test -e fixed && echo b >> ran.log"
+"""
+
+
+@pytest.mark.parametrize(("edit", "reused"), [
+    # what no finished step uses: the step that failed may be moved onto it
+    (("providers:\n", "providers:\n  m2: {kind: echo}\n"), True),
+    (("policies:\n", "policies:\n  third: {level: medium}\n"), True),
+    (("mcp_servers:\n", "mcp_servers:\n  more: {command: plait-mcp-files, args: [.]}\n"), True),
+    (("  other: {level: low}", "  other: {level: medium}"), True),
+    # what a finished step uses: `said` uses m, `a` the default policy `open`
+    (("  m: {kind: echo}", "  m: {kind: echo, options: {reply: other}}"), False),
+    (("  m: {kind: echo}", "  m: {kind: echo, fallback: [m2]}\n  m2: {kind: echo}"), False),
+    (("  open: {level: low}", "  open: {level: low, env: [HOME]}"), False),
+])
+async def test_a_resume_compares_only_the_providers_servers_and_policies_a_step_uses(
+        tmp_path: Path, store: RunStore, edit: tuple[str, str], reused: bool) -> None:
+    """Adding a provider (or server, or policy) for the step that failed refused the whole
+    resume, because every step's fingerprint held all of them: the finished steps would have
+    been paid for again in a new run."""
+    path = tmp_path / "uses.yaml"
+    path.write_text(_USES)
+    first = await run(path, store=store)
+    assert first.status == "failed"
+    path.write_text(path.read_text().replace(*edit))
+    (tmp_path / "fixed").touch()
+    if not reused:
+        with pytest.raises(StateError, match="changed for finished step"):
+            await run(path, store=store, resume=first.run_id)
+        return
+    second = await run(path, store=store, resume=first.run_id)
+    assert second.ok, second.error
+    assert second.steps["a"].reason.startswith("restored")
+    assert second.steps["said"].reason.startswith("restored")
+    assert (tmp_path / "ran.log").read_text().split() == ["a", "b"]
