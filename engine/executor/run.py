@@ -371,9 +371,11 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
     meta = {"source": source, "owner": owner_meta(), **notes,
             "resumes": (previous.meta.get("resumes", 0) + 1) if previous else 0,
             **rc.services.run_meta()}
-    if previous is not None:
+    if previous is not None:  # its file may have moved: the next resume finds it there
+        path = _record_path(rc.workflow.path)
         store.reopen_run(previous.run_id, meta=meta, seen=previous,
-                         inputs=rc.services.redact(rc.inputs))
+                         inputs=rc.services.redact(rc.inputs),
+                         workflow_path=None if path.startswith("<") else path)
     else:
         store.create_run(RunRecord(
             run_id=rc.run_id, workflow_name=rc.workflow.name,

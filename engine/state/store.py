@@ -427,9 +427,11 @@ class RunStore:
 
     def reopen_run(self, run_id: str, *, meta: dict[str, Any],
                    seen: RunRecord | None = None,
-                   inputs: dict[str, Any] | None = None) -> None:
+                   inputs: dict[str, Any] | None = None,
+                   workflow_path: str | None = None) -> None:
         """Mark an unfinished run as running again (a resume), replacing its meta (and its
-        inputs, if given: a resume may add inputs the workflow declared since).
+        inputs, if given: a resume may add inputs the workflow declared since; and its
+        workflow path, if given: a resume may run a file that was moved since).
 
         `seen` is the record the resume was decided on: when the run's status or owner is no
         longer that one's (another process resumed it, or finished it, in the meantime), the
@@ -444,8 +446,10 @@ class RunStore:
             self._store_source(conn, source)
             changed = conn.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, meta = ?, "
-                "inputs = coalesce(?, inputs) WHERE run_id = ?",
-                (_obj(meta), None if inputs is None else _obj(inputs), run_id)).rowcount
+                "inputs = coalesce(?, inputs), workflow_path = coalesce(?, workflow_path) "
+                "WHERE run_id = ?",
+                (_obj(meta), None if inputs is None else _obj(inputs), workflow_path,
+                 run_id)).rowcount
             if changed != 1:
                 raise StateError(f"cannot resume run {run_id}: no such run in {self.path}")
 
