@@ -74,6 +74,7 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
     steps that have no record (a killed run's unfinished steps); `finished_items` counts the
     finished items of unfinished foreach steps."""
     finished_items = finished_items or {}
+    resumable = run.status != "succeeded"  # a succeeded run is not resumed
     status = shown_status(run)
     if status == "died":
         status += (f" (its process is gone; continue it with "
@@ -106,11 +107,11 @@ def format_run(run: RunRecord, steps: Sequence[StepRecord], *, locate: str = "",
     for step in steps:
         out.extend(_step_lines(step))
         if step.step_id in finished_items:
-            out.append(_items_line(finished_items[step.step_id]))
+            out.append(_items_line(finished_items[step.step_id], resumable))
     if unrecorded:
         out.append(f"  not recorded: {', '.join(unrecorded)} (not finished when the run was "
                    "last recorded)")
-        out.extend(f"  {sid}: {_items_line(finished_items[sid]).strip()}"
+        out.extend(f"  {sid}: {_items_line(finished_items[sid], resumable).strip()}"
                    for sid in unrecorded if sid in finished_items)
     return printable("\n".join(out) + "\n")
 
@@ -170,9 +171,11 @@ def _tool_lines(calls: list[Any]) -> list[str]:
     return lines
 
 
-def _items_line(count: int) -> str:
-    return (f"      items   {count} finished item{'s' if count != 1 else ''} recorded (a "
-            "resume reuses them)")
+def _items_line(count: int, resumable: bool) -> str:
+    """The finished items of a foreach step that did not succeed; a resume reuses them, but
+    only a run that did not succeed can be resumed (under continue_on_error it did)."""
+    return (f"      items   {count} finished item{'s' if count != 1 else ''} recorded"
+            + (" (a resume reuses them)" if resumable else ""))
 
 
 def _when(ts: float | None) -> str:

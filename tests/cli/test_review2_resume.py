@@ -41,3 +41,30 @@ def test_a_resume_from_a_moved_file_records_its_new_place(tmp_path: Path) -> Non
     last = plait("resume", run_id, cwd=tmp_path)
     assert "is gone" not in last.stderr, last.stderr
     assert last.returncode == 0, last.stderr
+
+
+def test_runs_show_of_a_succeeded_run_does_not_promise_a_resume(tmp_path: Path) -> None:
+    """A foreach step that failed under continue_on_error keeps its finished items, and the
+    run succeeds; `runs show` said `(a resume reuses them)` of a run no resume can take."""
+    (tmp_path / "wf.yaml").write_text("""\
+version: 1
+name: items
+policies:
+  o: {level: low}
+defaults:
+  policy: o
+steps:
+  f:
+    foreach: ${{ ['a', 'b', 'c'] }}
+    run: "test ${{ item }} != b"
+    continue_on_error: true
+""")
+    done = plait("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    shown = plait("runs", "show", run_id, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "items   2 finished items recorded\n" in shown.stdout + "\n", shown.stdout
+    assert "a resume reuses" not in shown.stdout, shown.stdout
+    refused = plait("resume", run_id, cwd=tmp_path)
+    assert refused.returncode == 2 and "already succeeded" in refused.stderr, refused.stderr
