@@ -271,8 +271,8 @@ class Checker:
         except Exception:  # the run reports it, located, with its context
             return
         if not isinstance(value, list | tuple | dict):
-            self.issue(f"foreach needs a list (or a mapping), got {type(value).__name__} "
-                       f"{_short(value)}", path, "give a YAML list, or an expression that "
+            self.issue(f"foreach needs a list (or a mapping), got {json_type(value)} "
+                       f"{shown(value)}", path, "give a YAML list, or an expression that "
                        "returns one (e.g. ${{ inputs.items }})", code="invalid")
 
     def _item_outside_foreach(self, step: dict[str, Any], field: str, compiled: Compiled,
@@ -623,6 +623,3 @@ def _secret_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
     return found
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -178,9 +178,9 @@ def test_a_failed_step_prints_where_and_how_to_fix_it(files: Path) -> None:
                                    "    prompt: ${{ item }}\n")
     out = plait("run", "fe.yaml", cwd=files)
     assert out.returncode == 1
-    assert ("step a failed: fe.yaml:9:14: step 'a': foreach needs a list, got str (hint: make "
-            "the foreach expression return a list; a mapping is iterated as [key, value] "
-            "pairs)") in out.stderr.splitlines()
+    assert ("step a failed: fe.yaml:9:14: step 'a': foreach needs a list, got string \"abc\" "
+            "(hint: make the foreach expression return a list; a mapping is iterated as "
+            "[key, value] pairs)") in out.stderr.splitlines()
 
 
 def test_a_resumed_run_stamps_restored_steps_at_its_start_not_before(files: Path) -> None:

@@ -281,7 +281,7 @@ steps:
     result = await run(path)
     error = result.steps["each"].error
     assert result.status == "failed"
-    assert error["message"] == f"{path}:11:14: step 'each': foreach needs a list, got int"
+    assert error["message"] == f"{path}:11:14: step 'each': foreach needs a list, got integer 42"
     assert error["field"] == "foreach" and "return a list" in error["hint"]
 
 

@@ -419,11 +419,14 @@ def test_a_policy_that_can_never_be_resolved_is_located() -> None:
          "regular expression 'a(b': missing ), unterminated subpattern at position 1")]
 
 
-@pytest.mark.parametrize("value", ["5", '"abc"', "${{ 5 }}", "${{ 'a' ~ 'b' }}"])
-def test_a_foreach_known_now_to_be_no_list_is_a_spec_error(value: str) -> None:
-    """Every run would fail at the step: validate says so, at the value."""
+@pytest.mark.parametrize(("value", "got"), [
+    ("5", "integer 5"), ('"abc"', 'string "abc"'), ("${{ 5 }}", "integer 5"),
+    ("${{ 'a' ~ 'b' }}", 'string "ab"')])
+def test_a_foreach_known_now_to_be_no_list_is_a_spec_error(value: str, got: str) -> None:
+    """Every run would fail at the step: validate says so, at the value (its type worded as
+    JSON/YAML words it, as plait does everywhere: not Python's `str`/`int`)."""
     issue = one(GOOD + f"  b:\n    foreach: {value}\n    llm: fast\n    prompt: x\n")
-    assert issue.message.startswith("foreach needs a list (or a mapping), got ")
+    assert issue.message == f"foreach needs a list (or a mapping), got {got}"
     assert (issue.location.line, issue.location.column) == (10, 14)
 
 
