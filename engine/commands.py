@@ -10,6 +10,7 @@ the tail of stderr; the wall clock raises StepTimeout. Every run or refusal prod
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -99,7 +100,7 @@ async def run_command(run: str | list[str], *, policy: Policy, runner: Runner,
                       timeout: float | None, step_id: str | None) -> CommandOutcome:
     """Run one `run:` command. Raises PolicyViolation (nothing started), StepTimeout, or
     CommandFailed; each error carries the audit record as ``error.audit``."""
-    _check_passable(run, env, cwd, step_id)
+    _check_passable(run, env, cwd, stdin, step_id)
     try:
         check_command(policy, run, cwd=cwd, step=step_id)
     except PolicyViolation as exc:
@@ -121,13 +122,17 @@ async def run_command(run: str | list[str], *, policy: Policy, runner: Runner,
 
 
 def _check_passable(run: str | list[str], env: Mapping[str, str] | None, cwd: Path,
-                    step_id: str | None) -> None:
+                    stdin: str | None, step_id: str | None) -> None:
     """A process gets its arguments, environment and directory as C strings: a NUL character
     (YAML's "\\0": "\\033" in double quotes is NUL, then "33") cannot be passed, nor an
-    environment name holding "=". Say which value, not Python's `embedded null byte`."""
+    environment name holding "=". Say which value, not Python's `embedded null byte`. Nor
+    can any of them, or stdin, hold a lone surrogate (no UTF-8 form): say so, not Python's
+    `UnicodeEncodeError`."""
     values = [("the command", part) for part in ([run] if isinstance(run, str) else run)]
     values += [(f"env {name!r}", value) for name, value in (env or {}).items()]
     values.append(("cwd", str(cwd)))
+    for what, text in [*values, *([("stdin", stdin)] if stdin is not None else [])]:
+        _check_encodable(what, text, step_id)
     for what, text in values:
         if "\0" in text:
             raise CommandFailed(
@@ -139,6 +144,24 @@ def _check_passable(run: str | list[str], env: Mapping[str, str] | None, cwd: Pa
     if bad:
         raise CommandFailed(f"env name {bad[0]!r} is not a valid environment variable name",
                             step=step_id, hint="leave '=' out of the names under env:")
+
+
+def _check_encodable(what: str, text: str, step_id: str | None) -> None:
+    """`text` has a UTF-8 form: no lone surrogate (an escape such as \\udcff in an expression
+    or in JSON, a tool's or a model's output holding one). Python's file-name escape would
+    pass \\udc80-\\udcff in an argument or the environment as a raw byte, yet refuse it in
+    stdin and refuse the rest everywhere: refused alike, as plait refuses it in inputs."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CommandFailed(
+            f"{what} holds {json.dumps(text[exc.start])} at character {exc.start}, which is "
+            "no text (a lone surrogate) and cannot be passed to a process", step=step_id,
+            hint="a lone surrogate comes from an escape such as \\udcff in an expression "
+                 "or in JSON (a tool's or a model's output): remove it from the value, or "
+                 "replace it (e.g. with the `replace` filter)") from None
 
 
 def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],

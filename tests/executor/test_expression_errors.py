@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,12 +176,10 @@ defaults:
 steps:
   a:
     run: cat
-    stdin: '${{{{ "\\udcff" }}}}'
     retry: {{attempts: 3, initial: 0, jitter: false, on: [{on}]}}
   b:
     foreach: ${{{{ [1] }}}}
     run: cat
-    stdin: '${{{{ "\\udcff" * item }}}}'
     retry: {{attempts: 3, initial: 0, jitter: false, on: [{on}]}}
     continue_on_error: true
 """
@@ -189,17 +188,36 @@ steps:
 @pytest.mark.parametrize("on", ["error", "step"])
 async def test_the_kind_recorded_for_an_unexpected_error_is_the_one_retry_on_matches(
         tmp_path: Path, on: str) -> None:
-    """stdin holding a lone surrogate (text no encoding writes) makes the command's start
-    fail with a plain UnicodeEncodeError: retried by `on: [error]`, but recorded as kind
-    `step` (which `on: [step]` did not retry). (It was an argument with a NUL byte, which
-    is now a CommandFailed that says so.)"""
+    """A sandbox runner that breaks with a plain RuntimeError (a bug, not a PlaitError) is
+    retried by `on: [error]`, but was recorded as kind `step` (which `on: [step]` did not
+    retry). (The error was first an argument with a NUL byte, then stdin holding a lone
+    surrogate: both are now a CommandFailed that says so.)"""
+    from engine.executor.context import RunOptions
+    from engine.executor.services import Services
+    from engine.sandbox.base import CommandResult, PreparedCommand, Runner
+
+    class Broken:
+        name = "broken"
+
+        def prepare(self, argv: Any, **_kw: Any) -> PreparedCommand:
+            raise AssertionError("not called by run:")
+
+        async def run(self, argv: Any, **_kw: Any) -> CommandResult:
+            raise RuntimeError("the sandbox broke")
+
+    class BrokenRunner(Services):
+        def runner(self, name: str | None) -> Runner:
+            return Broken()
+
     path = tmp_path / "wf.yaml"
     path.write_text(UNEXPECTED.format(on=on))
-    result = await run_workflow(load(path), record_state=False, keep_going=True)
+    wf = load(path)
+    opts: dict[str, Any] = {"record_state": False, "keep_going": True}
+    result = await run_workflow(wf, services=BrokenRunner(wf, RunOptions(**opts)), **opts)
     for sid in ("a", "b"):
         step = result.steps[sid]
         assert step.error is not None
-        assert "UnicodeEncodeError" in step.error["message"]
+        assert "RuntimeError: the sandbox broke" in step.error["message"]
         assert step.error["kind"] == "error"
         retried = [note for note in step.notes if note.get("event") == "retry"]
         assert step.attempts == (3 if on == "error" else 1)
