@@ -22,14 +22,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, PlaitError
 
 if TYPE_CHECKING:
     from engine.spec.models import WorkflowSpec
 
 __all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "SOURCE_MASK",
            "LineRedactor", "Redactor", "literal_secret_values", "load_secrets", "parse_dotenv",
-           "secret_named", "workflow_secret_values")
+           "secret_named", "set_secret_values", "workflow_secret_values")
 
 MASK = "***"
 #: the mask in a stored copy of the workflow text: a plain word, so the copy is still valid
@@ -142,6 +142,24 @@ def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None 
     return values + literal_secret_values(spec)
 
 
+def set_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
+                      dotenv_path: Path | None = None) -> list[str]:
+    """The values a run of `spec` would mask that are there now: its `secrets:` that are set
+    (in `env`, else the .env at `dotenv_path`; a missing one is skipped, not an error), the
+    provider keys that are set, and :func:`literal_secret_values`. For masking what plait
+    says before (or instead of) a run, such as an error about its inputs."""
+    source = os.environ if env is None else env
+    dotenv: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        try:
+            dotenv = parse_dotenv(_read_dotenv(dotenv_path))
+        except ConfigError:  # an unreadable .env: the run says so; mask what there is
+            dotenv = {}
+    values = [v for v in (source.get(n) or dotenv.get(n) for n in spec.secrets) if v]
+    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
+    return values + literal_secret_values(spec)
+
+
 def _forms(secret: str) -> set[str]:
     raw = secret.encode()
     forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
@@ -241,6 +259,16 @@ class Redactor:
         if isinstance(obj, bytes):
             return self.redact(obj.decode(errors="replace")).encode()
         return obj
+
+    def redact_error(self, exc: PlaitError) -> PlaitError:
+        """`exc` itself, its message, hint and context with secrets masked (an error that
+        shows a value it was given, such as an input error)."""
+        if self:
+            exc.message = self.redact(exc.message)
+            exc.args = (exc.message, *exc.args[1:])
+            exc.hint = None if exc.hint is None else self.redact(exc.hint)
+            exc.context = self.redact_obj(exc.context)
+        return exc
 
     def redact_exception(self, exc: BaseException) -> str:
         """The text of an exception (SDK errors echo server bodies) with secrets masked."""

@@ -65,7 +65,11 @@ async def run_workflow(workflow: Workflow, inputs: Mapping[str, Any] | None = No
     given = dict(inputs or {})
     # a new run's inputs are checked before its record database is opened: a run refused
     # for its inputs leaves no .plait/runs.db behind (a resume's need the record)
-    checked = None if opts.resume else _new_inputs(workflow, given, opts)
+    try:
+        checked = None if opts.resume else _new_inputs(workflow, given, opts)
+    except InputError as exc:
+        _mask_secrets(exc, workflow, opts)
+        raise
     store = _open_store(workflow, opts)
     # Tell sniffio (which anyio asks on every task spawn and event) which loop this is, once:
     # its own detection is the single largest cost of starting a task.
@@ -149,8 +153,12 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl,
                checked: dict[str, Any] | None) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
-    inputs = resume_inputs(previous, given, workflow, opts.from_text) if previous \
-        else checked if checked is not None else _new_inputs(workflow, given, opts)
+    try:
+        inputs = resume_inputs(previous, given, workflow, opts.from_text) if previous \
+            else checked if checked is not None else _new_inputs(workflow, given, opts)
+    except InputError as exc:
+        _mask_secrets(exc, workflow, opts)
+        raise
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and store.path != MEMORY and workflow.spec.mcp_servers \
@@ -383,6 +391,18 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
             inputs=rc.services.redact(rc.inputs), status="running", started_at=rc.started_at,
             finished_at=None, outputs=None, error=None, usage={}, cost=0.0,
             parent_run_id=rc.options.parent_run_id, resumed_from=None, meta=meta))
+
+
+def _mask_secrets(exc: InputError, workflow: Workflow, opts: RunOptions) -> None:
+    """Mask the secrets of the run in an error about its inputs, which shows values it was
+    given (`got "..."`): one may hold a secret, masked everywhere else. Before the run's
+    services exist, so with the secrets that are set (a missing one is the run's error)."""
+    from engine.secrets import set_secret_values
+
+    redactor = Redactor(set_secret_values(workflow.spec, env=opts.environ,
+                                          dotenv_path=workflow.base_dir / ".env"))
+    redactor.add(*opts.inherited_secrets)
+    redactor.redact_error(exc)
 
 
 def _record_path(path: Path) -> str:

@@ -8,9 +8,9 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
@@ -22,6 +22,9 @@ from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
 from runners.gh_text import inert
 from runners.words import count
+
+if TYPE_CHECKING:
+    from engine.secrets import Redactor
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -259,6 +262,7 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
             **options: Any) -> int:
     from engine.spec.loader import load
 
+    workflow = None
     try:
         if dry_run and resume_id is not None:
             raise InputError("--dry-run cannot be combined with --resume: it shows the plan "
@@ -276,6 +280,8 @@ def execute(file: Path, *, resume_id: str | None, dry_run: bool, pairs: tuple[st
         if dry_run:
             return _dry_run(workflow, given, from_text, as_json)
     except PlaitError as exc:
+        if workflow is not None and isinstance(exc, InputError):  # it shows values given
+            _redactor(workflow).redact_error(exc)
         print_error(exc)
         if junit is not None and not dry_run:
             from runners.reporting import write_refused
@@ -324,17 +330,16 @@ def _dry_run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
 def _masked(workflow: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     """`inputs` with the workflow's secrets masked, as a run records them: a declared secret
     is redacted everywhere, and a dry run's JSON printed it in clear."""
-    from engine.errors import ConfigError
-    from engine.secrets import Redactor, literal_secret_values, load_secrets
-
-    spec = workflow.spec
-    redactor = Redactor.from_env(spec.secrets)
-    with suppress(ConfigError):  # a secret not set is in no input (the run refuses it)
-        redactor.add(*load_secrets(spec.secrets, dotenv_path=workflow.base_dir / ".env"
-                                   ).values())
-    redactor.add(*literal_secret_values(spec))
-    masked: dict[str, Any] = redactor.redact_obj(inputs)
+    masked: dict[str, Any] = _redactor(workflow).redact_obj(inputs)
     return masked
+
+
+def _redactor(workflow: Any) -> Redactor:
+    """The workflow's secrets that are set (a missing one is the run's error), as a run
+    masks them."""
+    from engine.secrets import Redactor, set_secret_values
+
+    return Redactor(set_secret_values(workflow.spec, dotenv_path=workflow.base_dir / ".env"))
 
 
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
