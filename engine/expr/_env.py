@@ -43,6 +43,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from engine.expr import _limits as lim
+from engine.jsontext import json_type
 
 #: filters whose result is a string built from the whole value: the value's size is checked
 _SERIALISING = frozenset({
@@ -84,7 +85,10 @@ class PlaitUndefined(StrictUndefined):
             return text + (f" (keys: {shown})" if keys else " (the mapping is empty)")
         if isinstance(obj, Sequence) and not isinstance(obj, str) and isinstance(name, int):
             return f"index {name} is out of range (length {len(obj)})"
-        return f"a {type(obj).__name__} value has no attribute or key {name!r}"
+        kind = json_type(obj)  # as JSON/YAML word it (`string`), not Python's `str`
+        what = f"a {kind}" if kind.startswith("Python") else \
+            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} value"
+        return f"{what} has no attribute or key {name!r}"
 
 
 #: results that are lazy views of data (map, select, reverse, unique, ... give iterators;

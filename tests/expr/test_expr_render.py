@@ -287,3 +287,19 @@ def test_a_lazy_result_is_the_list_it_stands_for(ctx: dict[str, Any], value: str
 def test_a_lazy_result_is_bounded_like_a_list(ctx: dict[str, Any]) -> None:
     with pytest.raises(ExpressionError, match="the result would make 100,001 items"):
         compile_value("${{ ('x' * 200000) | map('upper') }}").render(ctx)
+
+
+@pytest.mark.parametrize(("value", "what"), [
+    ("${{ 'abc'.nope }}", "a string value"),
+    ("${{ (3).nope }}", "an integer value"),
+    ("${{ (2.5).nope }}", "a number value"),
+    ("${{ true.nope }}", "a boolean value"),
+    ("${{ [1].nope }}", "an array value"),
+    ("${{ none.nope }}", "a null value"),
+])
+def test_no_attribute_names_the_type_as_json_does(value: str, what: str) -> None:
+    """`${{ inputs.s.nope }}` on a string said `a str value has no attribute or key
+    'nope'`: Python's type name, where plait words types as JSON/YAML do everywhere else."""
+    with pytest.raises(ExpressionError) as info:
+        compile_value(value).render({})
+    assert f"{what} has no attribute or key 'nope'" in info.value.message, info.value.message

@@ -246,7 +246,7 @@ def test_a_run_that_fails_with_no_failed_step_is_reported_as_failed(tmp_path: Pa
     errors = [line for line in out.stdout.splitlines() if line.startswith("::error ")]
     assert errors == ["::error file=wf.yaml,line=8,title=plait%3A run outs failed::"
                       "wf.yaml:8:8: output 'bad': expression ${{ steps.a.output.nope }} failed: "
-                      "a str value has no attribute or key 'nope'"]
+                      "a string value has no attribute or key 'nope'"]
     text = summary.read_text()
     assert "**Errors**" in text and "- run: wf.yaml:8:8: output 'bad'" in text
 
