@@ -22,12 +22,14 @@ from engine.errors import CommandFailed, PolicyViolation, StepTimeout
 from engine.policy import Policy, check_command
 from engine.sandbox.base import CommandResult, Runner
 
-__all__ = ("MAX_SNAPSHOT_FILES", "STDERR_TAIL", "STDOUT_TAIL", "AuditRecord", "CommandOutcome",
-           "run_command")
+__all__ = ("COMMAND_SHOWN", "MAX_SNAPSHOT_FILES", "STDERR_TAIL", "STDOUT_TAIL", "AuditRecord",
+           "CommandOutcome", "run_command")
 
 STDERR_TAIL = 2000
 #: how much of a failed command's stdout its error keeps (the end, where the cause usually is)
 STDOUT_TAIL = 4000
+#: how much of a command its error repeats (a long script, an argument list too long to pass)
+COMMAND_SHOWN = 200
 #: at most this many files are compared before/after a command, per write path
 MAX_SNAPSHOT_FILES = 10_000
 
@@ -164,13 +166,21 @@ def _check_encodable(what: str, text: str, step_id: str | None) -> None:
                  "replace it (e.g. with the `replace` filter)") from None
 
 
+def _shown_command(run: str | list[str]) -> str:
+    """The command as its error names it, quoted; a long one cut (its output is cut too)."""
+    text = run if isinstance(run, str) else " ".join(run)
+    if len(text) <= COMMAND_SHOWN:
+        return repr(text)
+    return f"{text[:COMMAND_SHOWN]!r}... ({len(text)} characters in all)"
+
+
 def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
                step_id: str | None, policy: Policy) -> None:
-    shown = run if isinstance(run, str) else " ".join(run)
+    shown = _shown_command(run)
     error: Exception | None = None
     if result.timed_out:
         error = StepTimeout(
-            f"command {shown!r} ran past its time limit and was killed",
+            f"command {shown} ran past its time limit and was killed",
             hint=f"max_execution_time of policy {policy.name!r} or the step timeout",
             step=step_id)
     elif result.exit_code != 0:
@@ -178,7 +188,7 @@ def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
         why = (f"killed for exceeding {result.killed_by}" if result.killed_by
                else f"exited with code {result.exit_code}")
         printed = {"stdout": result.stdout[-STDOUT_TAIL:]} if result.stdout.strip() else {}
-        error = CommandFailed(f"command {shown!r} {why}" + (f": {tail}" if tail else ""),
+        error = CommandFailed(f"command {shown} {why}" + (f": {tail}" if tail else ""),
                               step=step_id, exit_code=result.exit_code, **printed)
     if error is not None:
         error.audit = audit  # type: ignore[attr-defined]

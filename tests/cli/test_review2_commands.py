@@ -47,3 +47,24 @@ def test_a_lone_surrogate_in_a_command_is_said_so_not_a_unicode_encode_error(
     }, errors
     assert "UnicodeEncodeError" not in out.stdout + out.stderr
     assert "lone surrogate" in steps["stdin"]["error"]["hint"], steps["stdin"]["error"]
+
+
+def test_a_failed_command_too_long_to_start_is_not_repeated_whole_in_its_error(
+        tmp_path: Path) -> None:
+    """An argument of 200,000 characters cannot be passed (E2BIG): the step's error repeated
+    the whole command, a 200 kB line on the terminal and in the run record, where the
+    command's stderr and stdout are already cut to their tails."""
+    (tmp_path / "wf.yaml").write_text(SURROGATES.split("steps:")[0] + """steps:
+  big: {run: [echo, "${{ 'x' * 200000 }}"]}
+  script: {run: "${{ 'true; ' * 1000 }}exit 3"}
+""")
+    out = plait("run", "wf.yaml", "--keep-going", "--json", "--no-record", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    steps = json.loads(out.stdout)["steps"]
+    big, script = steps["big"]["error"]["message"], steps["script"]["error"]["message"]
+    assert big.startswith("command 'echo xxxx") and "characters in all)" in big, big[:500]
+    assert big.endswith("exited with code 127: cannot start 'echo': [Errno 7] Argument list "
+                        "too long: 'echo'"), big[-300:]
+    assert len(big) < 600 and len(script) < 600, (len(big), len(script))
+    assert script.endswith("(6006 characters in all) exited with code 3"), script
+    assert len(out.stderr) < 2000, len(out.stderr)
