@@ -55,7 +55,8 @@ defaults:
   policy: o
 steps:
   f:
-    foreach: ${{ ['a', 'b', 'c'] }}
+    foreach: ${{ ['a', 'c', 'b'] }}
+    max_parallel: 1
     run: "test ${{ item }} != b"
     continue_on_error: true
 """)
