@@ -67,7 +67,9 @@ def zone(timezone: str) -> ZoneInfo:
     """The IANA time zone, or ValueError with a hint."""
     try:
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name that is a folder of the tz database ('Europe') is opened as a
+        # file by zoneinfo when the tzdata package provides the database
         raise ValueError(
             f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Berlin', "
             "'America/New_York' or 'UTC' (install tzdata if none are found)") from exc

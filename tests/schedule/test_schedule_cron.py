@@ -143,3 +143,14 @@ def test_next_fire_of_a_cron_that_stops_firing_is_a_value_error() -> None:
     assert next_fire("0 0 29 2 *", "UTC", utc(9995, 1, 1, 0)) == utc(9996, 2, 29, 0)
     with pytest.raises(ValueError, match="never fires after"):
         next_fire("0 0 29 2 *", "UTC", utc(9997, 1, 1, 0))
+
+
+@pytest.mark.parametrize("name", ["Europe", "America", "Europe/"])
+def test_a_region_folder_of_the_tz_database_is_an_unknown_zone(name: str) -> None:
+    """'Europe' is a folder of the tz database, not a zone: opening it raised
+    IsADirectoryError out of `plait schedule` and `plait validate` (a traceback)."""
+    with pytest.raises(SpecError) as err:
+        entries_from_spec(Path("wf.yaml"), spec([{"cron": "0 7 * * *", "timezone": name}]))
+    (line,) = err.value.format().splitlines()
+    assert f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'" in line
+    assert line.endswith("at 'on.schedule[0].timezone'")
