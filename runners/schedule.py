@@ -11,7 +11,8 @@ Cron expressions are read in the schedule's IANA time zone, on local wall-clock 
 * Fire times only move forward: an instant is never fired twice.
 
 Missed fires (the daemon was down, the machine slept) are not replayed: a late wake-up starts the
-run once, and the next fire is computed from the current time. A run still going when its
+run once (logged with how late it is and how many fires it missed), and the next fire is
+computed from the current time. A run still going when its
 entry fires again is not overlapped: that fire is skipped and logged.
 """
 
@@ -43,6 +44,9 @@ HISTORY = 1000
 #: how far a UTC offset can jump at one transition (DST is 1 h; a few zones moved by 2-3 h)
 _MAX_SHIFT = _dt.timedelta(hours=3)
 _MAX_CANDIDATES = 5_000
+#: a fire this late (after its time) is logged as late, with the fire times it missed
+LATE = _dt.timedelta(minutes=1)
+_MAX_MISSED_COUNTED = 1_000
 
 
 # ---------------------------------------------------------------- cron arithmetic (pure)
@@ -226,26 +230,45 @@ class Scheduler:
                 if self._bounded(when):
                     break
                 await self.clock.sleep_until(when)
+                late = self._lateness(index, when)
                 heapq.heapreplace(queue, (self._after(index, when), index))
-                self._fire(tg, index, when)
+                self._fire(tg, index, when, late)
 
     def _after(self, index: int, fired: _dt.datetime) -> _dt.datetime:
         """The entry's next fire after this one, never in the past (no catch-up burst)."""
         entry = self.entries[index]
         return entry.next_fire(max(fired, self.clock.now())).astimezone(UTC)
 
-    def _fire(self, tg: anyio.abc.TaskGroup, index: int, when: _dt.datetime) -> None:
+    def _lateness(self, index: int, when: _dt.datetime) -> str:
+        """'' when the fire is on time; else how late it is and how many later fire times
+        passed meanwhile (the machine slept, the clock jumped): they are not replayed."""
+        late = self.clock.now() - when
+        if late < LATE:
+            return ""
+        entry, now, missed, after = self.entries[index], self.clock.now(), 0, when
+        while missed <= _MAX_MISSED_COUNTED:
+            after = entry.next_fire(after)
+            if after > now:
+                break
+            missed += 1
+        count = f"over {_MAX_MISSED_COUNTED:,}" if missed > _MAX_MISSED_COUNTED else missed
+        return (f", late by {_dt.timedelta(seconds=int(late.total_seconds()))} (the machine "
+                f"slept or the clock jumped); {count} later fire time(s) missed meanwhile, "
+                "not replayed")
+
+    def _fire(self, tg: anyio.abc.TaskGroup, index: int, when: _dt.datetime,
+              late: str = "") -> None:
         entry = self.entries[index]
         local = when.astimezone(zone(entry.timezone))
         if index in self._running:
-            log.warning("%s: skipped the run due at %s: the previous run is still going",
-                        entry.label, local)
+            log.warning("%s: skipped the run due at %s%s: the previous run is still going",
+                        entry.label, local, late)
             self._record(entry, local, "skipped", "previous run still going")
             return
         self._running.add(index)
         self._started += 1
-        log.info("%s: starting run due at %s", entry.label, local)
-        self._record(entry, local, "started")
+        log.info("%s: starting run due at %s%s", entry.label, local, late)
+        self._record(entry, local, "started", late.lstrip(", "))
         tg.start_soon(self._run_one, index, local)
 
     async def _run_one(self, index: int, local: _dt.datetime) -> None:

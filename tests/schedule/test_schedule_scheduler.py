@@ -120,6 +120,27 @@ async def test_late_wake_fires_once_not_a_burst() -> None:
     assert [t.strftime("%H:%M:%S") for _, _, t in calls] == ["09:59:30", "10:00:00"]
 
 
+async def test_a_late_wake_says_how_late_and_how_many_fires_it_missed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A machine that slept through 179 fires started the run once, logged exactly like an
+    on-time run: nothing said it was hours late or that fires were skipped."""
+    clock = VirtualClock(START)
+    calls: list[tuple[str, dict[str, Any], dt.datetime]] = []
+    clock.jump_on_sleep = dt.timedelta(hours=3)
+    scheduler = Scheduler([ScheduleEntry(Path("a.yaml"), 0, "* * * * *")],
+                          recorder(clock, calls), clock, max_runs=2)
+    with caplog.at_level(logging.INFO, logger="plait.schedule"):
+        await serve(scheduler, clock)
+    starts = [r.getMessage() for r in caplog.records if "starting run" in r.getMessage()]
+    assert len(starts) == 2
+    assert starts[0].endswith("starting run due at 2026-11-23 07:00:00+00:00, late by "
+                              "2:59:30 (the machine slept or the clock jumped); 179 later "
+                              "fire time(s) missed meanwhile, not replayed")
+    assert starts[1].endswith("starting run due at 2026-11-23 10:00:00+00:00")
+    started = [e for e in scheduler.history if e.outcome == "started"]
+    assert started[0].detail.startswith("late by 2:59:30") and started[1].detail == ""
+
+
 async def test_cancel_stops_cleanly_and_cancels_the_run_in_flight() -> None:
     clock = VirtualClock(START)
     seen: list[str] = []
