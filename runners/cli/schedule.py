@@ -87,10 +87,17 @@ def _state_option(workflow: Any, state_location: str | None) -> str:
 
 
 def load_entries(files: tuple[Path, ...]) -> list[ScheduleEntry]:
-    """Every schedule entry of every file; all problems of all files in one SpecError."""
+    """Every schedule entry of every file; all problems of all files in one SpecError.
+
+    A file given twice (`a.yaml ./a.yaml`, a glob that overlaps) is scheduled once: each of
+    its fires would otherwise start two runs of it at the same instant."""
     entries: list[ScheduleEntry] = []
     issues: list[SpecIssue] = []
+    seen: set[Path] = set()
     for path in files:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         try:
             found = entries_from_spec(path, _load_spec(path))
         except SpecError as exc:

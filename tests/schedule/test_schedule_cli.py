@@ -253,3 +253,15 @@ def test_a_declared_secret_that_is_not_set_stops_the_daemon_at_start(
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {wf}: secret OPS_SECRET is declared in `secrets:`")
     assert not (tmp_path / ".plait").exists()  # no run started
+
+
+def test_a_file_given_twice_is_scheduled_once(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`plait schedule a.yaml ./a.yaml` started two runs of a.yaml at every fire."""
+    wf = write(tmp_path, "digest.yaml", WORKFLOW)
+    monkeypatch.chdir(tmp_path)
+    entries = cli.load_entries((wf, Path("digest.yaml"), Path("./digest.yaml")))
+    assert [(e.workflow, e.index) for e in entries] == [(wf, 0), (wf, 1)]
+    result = CliRunner().invoke(cli.command, [str(wf), "./digest.yaml", "--next", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("on.schedule[0]") == 1
