@@ -114,8 +114,10 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
                     control: BatchControl | None = None,
                     on_result: Callable[[dict[str, Any]], None] | None = None,
                     ) -> list[dict[str, Any]]:
-    """Every row's result, in row order; `on_result` is given each one as soon as it and
-    every row before it are done (so a long batch shows its progress in order)."""
+    """Every row's result, in row order. With `on_result`, it is given each one as soon as
+    it and every row before it are done (so a long batch shows its progress in order) and
+    none is kept (the list returned is empty): a batch of a million rows does not hold a
+    million results once they are written."""
     from engine.executor import RunControl, run_workflow
     from engine.mcp.shared import SharedRuntimes
     from engine.spec.loader import load
@@ -134,6 +136,7 @@ async def run_local(path: Path, rows: list[Row], *, concurrency: int,
             if ready is None:
                 break
             on_result(ready)
+            results[given] = None
             given += 1
 
     async def one(index: int, row: Row) -> None:
