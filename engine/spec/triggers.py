@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.errors import MissingDependencyError
+from engine.errors import InputError, MissingDependencyError
 from engine.jsontext import json_type, shown, shown_choices
 from engine.spec.checks import _required, _type_ok
 from engine.spec.suggest import did_you_mean
@@ -116,6 +116,18 @@ def schedule_problems(schedules: Any, inputs: Any) -> list[ScheduleProblem]:
     return problems
 
 
+def _unstorable(name: str, value: Any) -> InputError | None:
+    """Why a run could not take `value` (YAML's .nan or .inf, anywhere in it), as the run
+    would refuse it: every fire would fail on it."""
+    from engine.executor.inputs import check_storable
+
+    try:
+        check_storable(name, value)
+    except InputError as exc:
+        return exc
+    return None
+
+
 def _input_problems(given: dict[str, Any], declared: dict[str, Any],
                     where: tuple[str | int, ...]) -> list[ScheduleProblem]:
     """``where`` is the item's `inputs:` (or the item, when it has none)."""
@@ -130,10 +142,13 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
             continue
         kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
         if not _type_ok(kind, value):
+            got = "null" if value is None else f"{json_type(value)} {shown(value, 40)}"
             problems.append(ScheduleProblem(
-                f"schedule input {name!r} must be of type {kind}, got {json_type(value)} "
-                f"{shown(value, 40)}",
+                f"schedule input {name!r} must be of type {kind}, got {got}",
                 (*where, name)))
+        elif (unstorable := _unstorable(name, value)) is not None:
+            problems.append(ScheduleProblem(f"schedule {unstorable.message}", (*where, name),
+                                            unstorable.hint))
         enum = spec.get("enum") if isinstance(spec, dict) else None
         if isinstance(enum, list) and value not in enum:
             problems.append(ScheduleProblem(

@@ -154,3 +154,23 @@ def test_a_region_folder_of_the_tz_database_is_an_unknown_zone(name: str) -> Non
     (line,) = err.value.format().splitlines()
     assert f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'" in line
     assert line.endswith("at 'on.schedule[0].timezone'")
+
+
+def test_schedule_inputs_a_run_would_refuse_are_refused_at_start() -> None:
+    """`inputs: {n: .nan}` (or an .inf deep in an object) passed the start checks and failed
+    every fire; a null was worded 'got null null'."""
+    from engine.spec.triggers import schedule_problems
+
+    declared = {"x": {"type": "number"}, "y": {"type": "object"}, "s": {"type": "string"}}
+    problems = schedule_problems([{"cron": "0 7 * * *", "inputs": {
+        "x": float("nan"), "y": {"a": [1, float("inf")]}, "s": None}}], declared)
+    assert [(p.message, p.path) for p in problems] == [
+        ("schedule input 'x' holds the number NaN, which JSON cannot represent",
+         ("on", "schedule", 0, "inputs", "x")),
+        ("schedule input 'y' holds the number Infinity at y[\"a\"][1], which JSON cannot "
+         "represent", ("on", "schedule", 0, "inputs", "y")),
+        ("schedule input 's' must be of type string, got null",
+         ("on", "schedule", 0, "inputs", "s"))]
+    assert problems[0].hint is not None and "finite number" in problems[0].hint
+    assert schedule_problems([{"cron": "0 7 * * *", "inputs": {"x": 2.5, "y": {"a": [1]},
+                                                               "s": "ok"}}], declared) == []
