@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import InputError, MissingDependencyError
-from engine.jsontext import json_type, shown, shown_choices
+from engine.jsontext import json_type, one_of, shown, shown_choices
 from engine.spec.checks import _required, _type_ok
 from engine.spec.suggest import did_you_mean
 
@@ -150,7 +150,7 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
             problems.append(ScheduleProblem(f"schedule {unstorable.message}", (*where, name),
                                             unstorable.hint))
         enum = spec.get("enum") if isinstance(spec, dict) else None
-        if isinstance(enum, list) and value not in enum:
+        if isinstance(enum, list) and not one_of(value, enum):  # as the run compares
             problems.append(ScheduleProblem(
                 f"schedule input {name!r} must be one of "
                 f"{shown_choices(enum)}; got {shown(value, 40)}",

@@ -174,3 +174,16 @@ def test_schedule_inputs_a_run_would_refuse_are_refused_at_start() -> None:
     assert problems[0].hint is not None and "finite number" in problems[0].hint
     assert schedule_problems([{"cron": "0 7 * * *", "inputs": {"x": 2.5, "y": {"a": [1]},
                                                                "s": "ok"}}], declared) == []
+
+
+def test_a_schedule_input_is_checked_against_its_enum_as_the_run_checks_it() -> None:
+    """Python's `in` takes true for 1: {a: true} passed an enum of {a: 1} at start, and the
+    run refused it at every fire."""
+    from engine.spec.triggers import schedule_problems
+
+    declared = {"o": {"type": "object", "enum": [{"a": 1}]},
+                "l": {"type": "array", "enum": [[1, 2]]}}
+    problems = schedule_problems([{"cron": "0 7 * * *", "inputs": {
+        "o": {"a": True}, "l": [1, 2]}}], declared)
+    assert [p.message for p in problems] == [
+        "schedule input 'o' must be one of {\"a\": 1}; got {\"a\": true}"]
