@@ -141,11 +141,16 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
                 f"declare it: inputs: {{{name}: {{type: string}}}}", key=True))
             continue
         kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
+        if value is None:  # as a run takes it: not given (the default), unless required
+            if _required(spec):
+                problems.append(ScheduleProblem(
+                    f"schedule input {name!r} is required, got null", (*where, name),
+                    f"give it a value of type {kind}"))
+            continue
         if not _type_ok(kind, value):
-            got = "null" if value is None else f"{json_type(value)} {shown(value, 40)}"
             problems.append(ScheduleProblem(
-                f"schedule input {name!r} must be of type {kind}, got {got}",
-                (*where, name)))
+                f"schedule input {name!r} must be of type {kind}, got {json_type(value)} "
+                f"{shown(value, 40)}", (*where, name)))
         elif (unstorable := _unstorable(name, value)) is not None:
             problems.append(ScheduleProblem(f"schedule {unstorable.message}", (*where, name),
                                             unstorable.hint))

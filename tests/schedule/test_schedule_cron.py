@@ -158,7 +158,8 @@ def test_a_region_folder_of_the_tz_database_is_an_unknown_zone(name: str) -> Non
 
 def test_schedule_inputs_a_run_would_refuse_are_refused_at_start() -> None:
     """`inputs: {n: .nan}` (or an .inf deep in an object) passed the start checks and failed
-    every fire; a null was worded 'got null null'."""
+    every fire; a required input given null was worded 'must be of type string, got null
+    null'."""
     from engine.spec.triggers import schedule_problems
 
     declared = {"x": {"type": "number"}, "y": {"type": "object"}, "s": {"type": "string"}}
@@ -169,8 +170,7 @@ def test_schedule_inputs_a_run_would_refuse_are_refused_at_start() -> None:
          ("on", "schedule", 0, "inputs", "x")),
         ("schedule input 'y' holds the number Infinity at y[\"a\"][1], which JSON cannot "
          "represent", ("on", "schedule", 0, "inputs", "y")),
-        ("schedule input 's' must be of type string, got null",
-         ("on", "schedule", 0, "inputs", "s"))]
+        ("schedule input 's' is required, got null", ("on", "schedule", 0, "inputs", "s"))]
     assert problems[0].hint is not None and "finite number" in problems[0].hint
     assert schedule_problems([{"cron": "0 7 * * *", "inputs": {"x": 2.5, "y": {"a": [1]},
                                                                "s": "ok"}}], declared) == []
@@ -187,3 +187,14 @@ def test_a_schedule_input_is_checked_against_its_enum_as_the_run_checks_it() -> 
         "o": {"a": True}, "l": [1, 2]}}], declared)
     assert [p.message for p in problems] == [
         "schedule input 'o' must be one of {\"a\": 1}; got {\"a\": true}"]
+
+
+def test_a_null_schedule_input_is_its_default_as_in_a_run() -> None:
+    """A run takes null as 'not given' (the default); the start checks refused it as the
+    wrong type, so a schedule could not leave an optional input to its default that way."""
+    from engine.spec.triggers import schedule_problems
+
+    declared = {"d": {"type": "string", "default": "a"},
+                "o": {"type": "integer", "required": False}}
+    assert schedule_problems([{"cron": "0 7 * * *", "inputs": {"d": None, "o": None}}],
+                             declared) == []
