@@ -6,8 +6,9 @@ Cron expressions are read in the schedule's IANA time zone, on local wall-clock 
   Europe/Berlin on the last Sunday of March): the run happens at the same instant the clock
   would have shown had it not jumped (02:30 CET = 03:30 CEST). A daily job is never skipped.
 * **Fall back** (a wall-clock hour that happens twice): a job with a fixed hour runs once, at the
-  first occurrence. A job whose hour field is ``*`` runs in both occurrences, so an hourly or
-  every-15-minutes job keeps running on real time.
+  first occurrence. A job whose hour field is ``*`` (or another way to write every hour:
+  ``*/1``, ``0-23``) runs in both occurrences, so an hourly or every-15-minutes job keeps
+  running on real time.
 * Fire times only move forward: an instant is never fired twice.
 
 Missed fires (the daemon was down, the machine slept) are not replayed: a late wake-up starts the
@@ -77,10 +78,10 @@ def next_fire(cron: str, timezone: str, after: _dt.datetime) -> _dt.datetime:
         raise ValueError("next_fire needs a timezone-aware 'after'")
     expr = normalise_cron(cron)
     tz = zone(timezone)
-    both_folds = expr.split(" ")[1] == "*"
     after_utc = after.astimezone(UTC)
     local_after = after_utc.astimezone(tz).replace(tzinfo=None)
     it = croniter_class()(expr, local_after - _MAX_SHIFT)
+    both_folds = it.expanded[1] == ["*"]  # every hour: `*`, and also `*/1` or `0-23`
     best: _dt.datetime | None = None
     best_naive = _dt.datetime.max
     for _ in range(_MAX_CANDIDATES):

@@ -198,3 +198,14 @@ def test_a_null_schedule_input_is_its_default_as_in_a_run() -> None:
                 "o": {"type": "integer", "required": False}}
     assert schedule_problems([{"cron": "0 7 * * *", "inputs": {"d": None, "o": None}}],
                              declared) == []
+
+
+@pytest.mark.parametrize("hours", ["*/1", "0-23", "0-11,12-23"])
+def test_every_hour_written_otherwise_keeps_real_time_in_the_fall_back(hours: str) -> None:
+    """Only a literal `*` counted as every hour: `0 */1 * * *` skipped the second 02:00 of
+    the fall-back night (a 2-hour gap), unlike `0 * * * *`, the same schedule."""
+    start = utc(2026, 10, 24, 22, 30)
+    got = fires(f"0 {hours} * * *", "Europe/Berlin", start, 5)
+    assert [g.astimezone(UTC) for g in got] == [
+        g.astimezone(UTC) for g in fires("0 * * * *", "Europe/Berlin", start, 5)]
+    assert [g.hour for g in got] == [1, 2, 2, 3, 4]
