@@ -62,7 +62,8 @@ def batch(file: Path, rows_file: str, executor: str, concurrency: int, output: P
         rows = (parse_rows(read_stdin("JSON Lines of inputs"), STDIN) if is_stdin(rows_file)
                 else read_rows(Path(rows_file)))
         session = _start_tracing(trace_config(**trace), workflow, executor)
-        sink = _open_output(output) if output else sys.stdout
+        sink = _open_output(output, None if is_stdin(rows_file) else Path(rows_file)) \
+            if output else sys.stdout
     except PlaitError as exc:
         if session is not None:
             session.close()
@@ -157,8 +158,14 @@ def _unwritten(exc: OSError, sink_name: str, workflow: Any, state_location: str 
     sys.exit(1)
 
 
-def _open_output(path: Path) -> TextIO:
-    """The results file, opened before any row runs (so a bad path costs no runs)."""
+def _open_output(path: Path, rows_file: Path | None) -> TextIO:
+    """The results file, opened before any row runs (so a bad path costs no runs). Never the
+    rows file: opening it for writing would empty it, losing the rows the batch runs."""
+    with contextlib.suppress(OSError):
+        if rows_file is not None and path.exists() and path.samefile(rows_file):
+            raise ConfigError(f"--output {path} is the rows file: writing the results there "
+                              "would overwrite the rows",
+                              hint="give --output another file, e.g. results.jsonl")
     try:
         return path.open("w", encoding="utf-8")
     except OSError as exc:

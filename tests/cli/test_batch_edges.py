@@ -462,3 +462,18 @@ def test_batch_results_that_cannot_be_written_stop_the_batch_with_an_error(
         store.close()
     assert len(runs) < 6, "the batch went on running rows whose results could not be written"
     assert all(r.status in ("succeeded", "interrupted") for r in runs), runs
+
+
+def test_batch_output_that_is_the_rows_file_is_refused(tmp_path: Path) -> None:
+    """`--inputs rows.jsonl --output rows.jsonl` emptied the rows file when it opened it for
+    the results: a typo lost every row the batch was given."""
+    (tmp_path / "good.yaml").write_text(GOOD)
+    rows = '{"who": "ada"}\n{"who": "bob"}\n'
+    (tmp_path / "rows.jsonl").write_text(rows)
+    out = plait("batch", "good.yaml", "--inputs", "rows.jsonl", "--output", "./rows.jsonl",
+                "--state", "runs.db", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "error: --output rows.jsonl is the rows file: writing the results there would " \
+           "overwrite the rows (hint: give --output another file" in out.stderr
+    assert (tmp_path / "rows.jsonl").read_text() == rows
+    assert not (tmp_path / "runs.db").exists()  # nothing ran
