@@ -101,6 +101,27 @@ def next_fire(cron: str, timezone: str, after: _dt.datetime) -> _dt.datetime:
     return best.astimezone(tz)
 
 
+def count_fires(cron: str, timezone: str, after: _dt.datetime, until: _dt.datetime,
+                most: int) -> int:
+    """How many fire times fall in (after, until], counting at most ``most + 1``: one pass
+    over the candidates (calling next_fire for each would redo its look-back every time)."""
+    expr, tz = normalise_cron(cron), zone(timezone)
+    after_utc, until_utc = after.astimezone(UTC), until.astimezone(UTC)
+    local_until = until_utc.astimezone(tz).replace(tzinfo=None)
+    it = croniter_class()(expr, after_utc.astimezone(tz).replace(tzinfo=None) - _MAX_SHIFT)
+    both_folds = it.expanded[1] == ["*"]
+    found: set[_dt.datetime] = set()
+    while len(found) <= most:
+        try:
+            naive = it.get_next(_dt.datetime)
+        except Exception:  # CroniterBadDateError: no later date matches
+            break
+        if naive > local_until + _MAX_SHIFT:
+            break
+        found.update(i for i in _instants(naive, tz, both_folds) if after_utc < i <= until_utc)
+    return min(len(found), most + 1)
+
+
 # ---------------------------------------------------------------- entries
 
 
@@ -246,12 +267,9 @@ class Scheduler:
         late = self.clock.now() - when
         if late < LATE:
             return ""
-        entry, now, missed, after = self.entries[index], self.clock.now(), 0, when
-        while missed <= _MAX_MISSED_COUNTED:
-            after = entry.next_fire(after)
-            if after > now:
-                break
-            missed += 1
+        entry = self.entries[index]
+        missed = count_fires(entry.cron, entry.timezone, when, self.clock.now(),
+                             _MAX_MISSED_COUNTED)
         count = f"over {_MAX_MISSED_COUNTED:,}" if missed > _MAX_MISSED_COUNTED else missed
         return (f", late by {_dt.timedelta(seconds=int(late.total_seconds()))} (the machine "
                 f"slept or the clock jumped); {count} later fire time(s) missed meanwhile, "

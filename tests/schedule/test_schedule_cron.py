@@ -209,3 +209,23 @@ def test_every_hour_written_otherwise_keeps_real_time_in_the_fall_back(hours: st
     assert [g.astimezone(UTC) for g in got] == [
         g.astimezone(UTC) for g in fires("0 * * * *", "Europe/Berlin", start, 5)]
     assert [g.hour for g in got] == [1, 2, 2, 3, 4]
+
+
+@pytest.mark.parametrize("cron", ["* * * * *", "*/15 * * * *", "0 * * * *", "30 2 * * *",
+                                  "0 1-3 * * *"])
+@pytest.mark.parametrize("night", [utc(2026, 3, 28, 20), utc(2026, 10, 24, 20)])
+def test_count_fires_counts_what_next_fire_steps_through(cron: str, night: dt.datetime
+                                                         ) -> None:
+    """The late-wake log counts the fires it missed in one pass; the same instants, DST
+    nights included, as stepping next_fire one by one."""
+    from runners.schedule import count_fires
+
+    until = night + dt.timedelta(hours=10)
+    stepped, when = 0, night
+    for _ in range(1000):
+        when = next_fire(cron, "Europe/Berlin", when)
+        if when > until:
+            break
+        stepped += 1
+    assert count_fires(cron, "Europe/Berlin", night, until, 10_000) == stepped
+    assert count_fires(cron, "Europe/Berlin", night, until, 3) == min(stepped, 4)
