@@ -118,6 +118,7 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
     results: list[CaseResult] = []
     invalid: list[CaseResult] = []  # for the JUnit report: a file that cannot be loaded
     stale = 0
+    names: list[str] = []  # every case's, to name when -k selects none
     for file, workflow in loaded:
         if isinstance(workflow, PlaitError):
             print_error(workflow)
@@ -133,6 +134,7 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
             invalid.append(CaseResult(workflow=file.stem, file=file, case="(workflow file)",
                                       status="error", problems=problems(exc)))
             continue
+        names += [c.name for c in workflow.spec.tests]
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
             outcome = anyio.run(_run_case, workflow, case, update, record, session)
@@ -148,7 +150,8 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
         except OSError as exc:
             click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
                        err=True)
-    return _summary(results, bool(invalid), len(loaded), stale)
+    return _summary(results, bool(invalid), len(loaded), stale,
+                    unselected=names if select is not None else None, select=select)
 
 
 async def _run_case(workflow: Any, case: Any, update: bool, record: bool,
@@ -202,11 +205,17 @@ def _job_summary(results: list[CaseResult]) -> None:
                    f"{exc.strerror or exc}", err=True)
 
 
-def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0) -> int:
+def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0, *,
+             unselected: list[str] | None = None, select: str | None = None) -> int:
     click.echo(f"{tally(results)}, {count(len(results), 'case')} in "
                f"{count(files, 'workflow file')}"
                + (f", {count(stale, 'stale snapshot')}" if stale else ""))
     if bad_spec:
+        return EXIT_USAGE
+    if not results and unselected:  # there are cases: -k matched none of them
+        shown = ", ".join(unselected[:10]) + (", ..." if len(unselected) > 10 else "")
+        click.echo(f"error: no test case matches -k {select!r} (hint: -k keeps the cases "
+                   f"whose name contains it; the cases are: {shown})", err=True)
         return EXIT_USAGE
     if not results:
         click.echo("error: no test cases found (add `tests:` to a workflow file)", err=True)
