@@ -356,10 +356,15 @@ def _check_shape(path: Path, data: Any) -> None:
 
     if not isinstance(data, dict) or "plait_cassette" not in data:
         raise bad("it has no `plait_cassette:` header")
-    if data["plait_cassette"] != FORMAT_VERSION:
-        raise CassetteError(f"cassette {path} has format version {data['plait_cassette']!r}; "
-                            f"this plait reads version {FORMAT_VERSION}",
-                            hint="re-record it with this version of plait")
+    version = data["plait_cassette"]
+    if type(version) is not int or version != FORMAT_VERSION:  # `true` is not 1
+        newer = type(version) is int and version > FORMAT_VERSION
+        raise CassetteError(f"cassette {path} has format version {version!r}"
+                            + (", written by a newer plait" if newer else "")
+                            + f"; this plait reads version {FORMAT_VERSION}",
+                            hint="upgrade plait to the version that recorded it (re-recording "
+                                 "with this one would downgrade it)" if newer
+                            else "re-record it with this version of plait")
     items = data.get("interactions")
     if not isinstance(items, list):
         raise bad("`interactions` is not a list")

@@ -213,3 +213,23 @@ async def test_a_cassette_not_saved_at_the_end_keeps_the_runs_result(tmp_path: P
                        r"cannot write cassette .*tape is a file, not a directory") as info:
         await run_workflow(wf, record_dir=tape, record_state=False)
     assert info.value.result.ok and info.value.result.outputs == {"a": "echo: hi"}
+
+async def test_a_cassette_from_a_newer_plait_says_to_upgrade(tmp_path: Path) -> None:
+    """A newer format's hint was "re-record it with this version of plait": in a team, that
+    downgrades a cassette a colleague's newer plait wrote. And `plait_cassette: true` was read
+    as version 1 (True == 1 in Python)."""
+    tape = await _recorded(tmp_path)
+    wf = load(tmp_path / "wf.yaml")
+    path = tape / "bad.cassette.yaml"
+    path.write_text("plait_cassette: 9\nworkflow: bad\ninteractions: []\n")
+    with pytest.raises(CassetteError) as info:
+        await run_workflow(wf, replay_dir=tape, record_state=False)
+    assert "newer plait" in str(info.value) and "upgrade plait" in str(info.value)
+    path.write_text("plait_cassette: 0\nworkflow: bad\ninteractions: []\n")
+    with pytest.raises(CassetteError) as info:
+        await run_workflow(wf, replay_dir=tape, record_state=False)
+    assert "upgrade" not in str(info.value) and "re-record it" in str(info.value)
+    path.write_text("plait_cassette: true\nworkflow: bad\ninteractions: []\n")
+    with pytest.raises(CassetteError) as info:
+        await run_workflow(wf, replay_dir=tape, record_state=False)
+    assert "format version True" in str(info.value)
