@@ -5,6 +5,7 @@
     plait_cassette: 1              # format version
     workflow: digest               # the workflow's name
     spec_hash: 3f2a...             # cassette_hash(workflow): the spec without tests, docs, on
+    run: {id: ..., started_at: ...}  # run.id / run.started_at, replayed as recorded
     interactions:                  # in the order the calls started
     - kind: llm                    # llm | llm_stream | tool | tool_list | resource | prompt
       step: summary                # the step that made the call (when known)

@@ -104,6 +104,8 @@ class Cassette:
         #: what _save() wrote: {"path", "sha256"}, kept in the run record so that a resume
         #: can tell whether the file still holds this run's interactions
         self.saved: dict[str, str] | None = None
+        #: the recorded run's `run.id` and `run.started_at` (header `run:`), see run_view()
+        self.run: dict[str, Any] | None = None
         if mode == "replay":
             self._load()
         else:
@@ -129,11 +131,25 @@ class Cassette:
                 f"{self.spec_hash}); calls that changed will not match")
             if _collector.get() is None:  # a collector (plait test) reports it itself
                 log.warning("%s; re-record it with --record", self.report.spec_mismatch)
+        run = data.get("run")
+        if (isinstance(run, dict) and isinstance(run.get("id"), str)
+                and isinstance(run.get("started_at"), int | float)):
+            self.run = {"id": run["id"], "started_at": run["started_at"]}
         for seq, raw in enumerate(data["interactions"]):
             item = _Item(seq, raw, fmt.key_of({"kind": raw["kind"], **raw["request"]}))
             self._items.append(item)
             self._index.setdefault(item.key, []).append(item)
         self.report.interactions = len(self._items)
+
+    def run_view(self, run_id: str, started_at: float) -> tuple[str, float]:
+        """The `run.id` and `run.started_at` expressions see: recording, this run's (kept
+        for the header); replaying, the recorded run's, so that a prompt or an output using
+        them replays and snapshots the same (the run's records keep its own id)."""
+        if self.mode == "record":
+            self.run = {"id": run_id, "started_at": started_at}
+        elif self.run is not None:
+            return self.run["id"], self.run["started_at"]
+        return run_id, started_at
 
     def begin(self, previous: Any = None, restored: Iterable[str] = ()) -> None:
         """The run is past its checks and starts now. Recording a resume, the interactions of
@@ -190,7 +206,8 @@ class Cassette:
         items = sorted(self._items, key=lambda i: i.seq)
         text = fmt.write_cassette(self.path, {
             "plait_cassette": fmt.FORMAT_VERSION, "workflow": self.workflow_name,
-            "spec_hash": self.spec_hash, "interactions": [i.data for i in items]})
+            "spec_hash": self.spec_hash, **({"run": self.run} if self.run else {}),
+            "interactions": [i.data for i in items]})
         self.saved = {"path": str(self.path),
                       "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 

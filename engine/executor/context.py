@@ -98,13 +98,17 @@ class RunContext:
         self.plans = self.workflow.plans
         self.names_steps = self.services.cassette is not None or any(
             p.kind == "replay" for p in self.workflow.spec.providers.values())
+        run_id, started_at = self.run_id, self.started_at
+        cassette = self.services.cassette
+        if cassette is not None and self.options.parent_run_id is None:  # not a child's
+            run_id, started_at = cassette.run_view(run_id, started_at)
         self.expr_context = {
             "inputs": self.inputs,
             "steps": self.steps_view,
             # the services' copy of the run's environment (options.environ or os.environ)
             "env": public_env(self.services.environ),
             "secrets": self.secrets,
-            "run": {"id": self.run_id, "started_at": self.started_at,
+            "run": {"id": run_id, "started_at": started_at,
                     "workflow": self.workflow.name},
         }
         self._listeners = list(self.options.listeners)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import yaml
+
+from engine.executor import run_workflow
+from engine.spec.loader import load
+from tests.cassettes.conftest import write_workflow
 from tests.cassettes.test_plait_test import fallback, plait  # noqa: F401  (fixture)
 
 
@@ -15,3 +21,58 @@ def test_a_k_that_selects_no_case_says_so_not_add_tests(fallback: Path) -> None:
     assert "add `tests:`" not in done.stderr
     assert "no test case matches -k 'no-such-case'" in done.stderr
     assert "outage" in done.stderr  # the cases there are, to pick from
+
+
+RUN_FLOW = """
+version: 1
+name: stamped
+inputs:
+  items: {type: array, default: [a, b]}
+providers:
+  p: {kind: echo, model: m}
+steps:
+  ask:
+    foreach: ${{ inputs.items }}
+    llm: p
+    prompt: "Item ${{ item }} of run ${{ run.id }} started ${{ run.started_at }}"
+outputs:
+  answers: ${{ steps.ask.output }}
+  run: ${{ run.id }}
+tests:
+  - name: stamped
+    cassette: tape
+"""
+
+
+@pytest.mark.anyio
+async def test_run_id_and_started_at_replay_as_recorded(tmp_path: Path) -> None:
+    """A prompt using `run.id` or `run.started_at` (a trace tag, a report header) never
+    replayed: every replay is a new run, so each call missed; and an output holding the run
+    id could not be snapshotted. Under replay they are the recorded run's."""
+    wf = load(write_workflow(tmp_path, RUN_FLOW))
+    recorded = await run_workflow(wf, record_dir=tmp_path / "tape", record_state=False)
+    assert recorded.ok
+    replayed = await run_workflow(wf, replay_dir=tmp_path / "tape", record_state=False)
+    assert replayed.ok, replayed.error
+    assert replayed.run_id != recorded.run_id  # the run itself is a new one
+    assert replayed.outputs == recorded.outputs
+    assert replayed.outputs["run"] == recorded.run_id
+    # and through `plait test`: record, snapshot, then pass offline again
+    assert plait("test", str(tmp_path), "--record", "--update-snapshots").returncode == 0
+    done = plait("test", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_old_cassette_without_the_run_header_still_replays(tmp_path: Path) -> None:
+    """A cassette recorded before the `run:` header: a workflow not using run.* replays."""
+    flow = RUN_FLOW.replace(" of run ${{ run.id }} started ${{ run.started_at }}", "")
+    flow = flow.replace("  run: ${{ run.id }}\n", "")
+    write_workflow(tmp_path, flow)
+    assert plait("test", str(tmp_path), "--record", "--update-snapshots").returncode == 0
+    tape = tmp_path / "tape" / "stamped.cassette.yaml"
+    data = yaml.safe_load(tape.read_text())
+    assert "run" in data
+    del data["run"]
+    tape.write_text(yaml.safe_dump(data))
+    done = plait("test", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
