@@ -112,6 +112,15 @@ def cassette_dir(workflow: Workflow, case: TestCaseSpec) -> Path | None:
     return (workflow.base_dir / case.cassette) if case.cassette else None
 
 
+def cassette_file(workflow: Workflow, case: TestCaseSpec) -> Path | None:
+    """The cassette file the case replays (or records), resolved: cases that share one
+    have the same path."""
+    from engine.cassettes.format import cassette_path
+
+    directory = cassette_dir(workflow, case)
+    return None if directory is None else cassette_path(directory.resolve(), workflow.name)
+
+
 # ---------------------------------------------------------------- running one case
 
 

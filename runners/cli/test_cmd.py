@@ -26,6 +26,7 @@ from runners.words import count
 from runners.workflow_tests import (
     SNAPSHOT_DIR,
     CaseResult,
+    cassette_file,
     find_workflows,
     load_workflow,
     run_case,
@@ -119,6 +120,10 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
     invalid: list[CaseResult] = []  # for the JUnit report: a file that cannot be loaded
     stale = 0
     names: list[str] = []  # every case's, to name when -k selects none
+    #: with --record, the cassettes recorded so far: a later case that shares one (with the
+    #: same inputs) replays it, else its live run would overwrite the reply the earlier
+    #: case's snapshot was taken from
+    recorded: set[Path] = set()
     for file, workflow in loaded:
         if isinstance(workflow, PlaitError):
             print_error(workflow)
@@ -137,7 +142,12 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
         names += [c.name for c in workflow.spec.tests]
         cases = [c for c in workflow.spec.tests if select is None or select in c.name]
         for case in cases:
-            outcome = anyio.run(_run_case, workflow, case, update, record, session)
+            tape = cassette_file(workflow, case)
+            again = tape is not None and tape in recorded  # replay what this run recorded
+            outcome = anyio.run(_run_case, workflow, case, update, record and not again,
+                                session)
+            if record and tape is not None and tape.is_file():
+                recorded.add(tape)
             _print_case(outcome, workflow)
             results.append(outcome)
         if select is None:  # with -k, the other cases' snapshots are not judged

@@ -76,3 +76,33 @@ def test_an_old_cassette_without_the_run_header_still_replays(tmp_path: Path) ->
     tape.write_text(yaml.safe_dump(data))
     done = plait("test", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_record_records_a_shared_cassette_once(tmp_path: Path) -> None:
+    """Two cases sharing a cassette (same inputs, as validate requires): `plait test --record
+    --update-snapshots` recorded it live for each case in turn, so the first case's snapshot
+    held its own live reply while the cassette held the second case's; with a model that
+    does not answer the same twice (here: the run id in an output), the next `plait test`
+    failed at once. The later case now replays what the earlier one recorded."""
+    write_workflow(tmp_path, """
+version: 1
+name: shared
+providers:
+  p: {kind: echo, model: m}
+steps:
+  a: {llm: p, prompt: "hi"}
+outputs:
+  o: ${{ steps.a.output }}
+  rid: ${{ run.id }}
+tests:
+  - name: one
+    cassette: tape
+  - name: two
+    cassette: tape
+    assert: [{output: o, contains: hi}]
+""")
+    done = plait("test", str(tmp_path), "--record", "--update-snapshots")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = plait("test", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed, 0 failed" in done.stdout
