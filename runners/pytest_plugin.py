@@ -13,8 +13,9 @@ temp dir, and returns the RunResult. A call missing from the cassette fails the 
 (ReplayMiss) and the result is returned; recorded calls that go unused in a run that
 succeeded, or a cassette recorded from another version of the workflow, fail the test.
 
-``pytest --plait-record`` runs live instead and re-records every cassette it uses, but never
-one of a `tests:` case that runs with other inputs.
+``pytest --plait-record`` runs live instead and re-records every cassette it uses (once a
+session: a later test replays it), but never one of a `tests:` case that runs with other
+inputs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
 
 PlaitRun = Callable[..., "RunResult"]
+#: with --plait-record, the cassette files recorded so far in the session: a later test that
+#: uses one replays it, else its live run would overwrite the reply an earlier test's snapshot
+#: was taken from
+_RECORDED = pytest.StashKey[set[Path]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,6 +90,7 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
         import anyio
 
         from engine.cassettes import CassetteError, CassetteNotSaved, collect_reports
+        from engine.cassettes.format import cassette_path
         from engine.executor import run_workflow
         from engine.spec.loader import load
 
@@ -97,7 +103,10 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
                         "this test a cassette= directory of its own", pytrace=False)
         runs += 1
         options.setdefault("state_location", tmp_path / f"plait-runs-{runs}.db")
-        options["record_dir" if record else "replay_dir"] = directory
+        recorded = request.config.stash.setdefault(_RECORDED, set())
+        tape = cassette_path(directory.resolve(), workflow.name)
+        live = record and tape not in recorded
+        options["record_dir" if live else "replay_dir"] = directory
         failure = None  # failed outside the `except`: pytest would print the error twice
         with collect_reports() as reports:
             try:
@@ -107,6 +116,8 @@ def plait_run(request: pytest.FixtureRequest, tmp_path: Path) -> PlaitRun:
                 failure = str(exc)
             except CassetteError as exc:
                 failure = f"{exc.message}; record it with `pytest --plait-record`"
+        if live and tape.is_file():
+            recorded.add(tape)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         for report in reports:

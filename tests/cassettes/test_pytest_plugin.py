@@ -145,3 +145,29 @@ def test_syrupy_snapshot_update_leaves_plait_test_snapshots_alone(
     result.assert_outcomes(passed=1)
     assert ours.is_file()
     result.stdout.no_fnmatch_line("*fallback.outage.json*")
+
+
+def test_plait_record_records_a_shared_cassette_once(pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     request: pytest.FixtureRequest) -> None:
+    """Two tests replaying one cassette: `pytest --plait-record` recorded it live in each, the
+    second overwriting the reply the first test's snapshot was taken from (a model seldom
+    answers the same twice; here the run id in an output). The second now replays it."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    (pytester.path / "wf.yaml").write_text(
+        "version: 1\nname: shared\nproviders:\n  p: {kind: echo, model: m}\n"
+        "steps:\n  a: {llm: p, prompt: hi}\noutputs:\n  rid: ${{ run.id }}\n"
+        "tests:\n  - name: one\n    cassette: tape\n")
+    pytester.makepyfile(test_shared="""
+        from pathlib import Path
+
+        def test_first(plait_run):
+            Path("first.txt").write_text(plait_run("wf.yaml").outputs["rid"])
+
+        def test_second(plait_run):
+            assert plait_run("wf.yaml").outputs["rid"] == Path("first.txt").read_text()
+    """)
+    result = pytester.runpytest_subprocess(*_plugin_args(request), "--plait-record")
+    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess(*_plugin_args(request))
+    result.assert_outcomes(passed=2)
