@@ -160,7 +160,7 @@ def _run_files(loaded: list[tuple[Path, Any]], *, update: bool, record: bool,
         except OSError as exc:
             click.echo(f"error: cannot write the JUnit report {junit}: {exc.strerror or exc}",
                        err=True)
-    return _summary(results, bool(invalid), len(loaded), stale,
+    return _summary(results, len(invalid), len(loaded), stale,
                     unselected=names if select is not None else None, select=select)
 
 
@@ -215,11 +215,13 @@ def _job_summary(results: list[CaseResult]) -> None:
                    f"{exc.strerror or exc}", err=True)
 
 
-def _summary(results: list[CaseResult], bad_spec: bool, files: int, stale: int = 0, *,
+def _summary(results: list[CaseResult], bad_spec: int, files: int, stale: int = 0, *,
              unselected: list[str] | None = None, select: str | None = None) -> int:
     click.echo(f"{tally(results)}, {count(len(results), 'case')} in "
                f"{count(files, 'workflow file')}"
-               + (f", {count(stale, 'stale snapshot')}" if stale else ""))
+               + (f", {count(stale, 'stale snapshot')}" if stale else "")
+               + (f"; {count(bad_spec, 'workflow file')} refused (the errors say why)"
+                  if bad_spec else ""))
     if bad_spec:
         return EXIT_USAGE
     if not results and unselected:  # there are cases: -k matched none of them

@@ -106,3 +106,16 @@ tests:
     done = plait("test", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed, 0 failed" in done.stdout
+
+
+def test_the_summary_counts_a_workflow_file_that_cannot_be_loaded(
+        fallback: Path) -> None:  # noqa: F811
+    """A directory with one invalid workflow: the last line said "1 passed, 0 failed, 1 case
+    in 2 workflow files" and plait test exited 2: a CI log read from its end looked green."""
+    (fallback / "broken.yaml").write_text(
+        "version: 1\nname: broken\nsteps:\n  a: {llm: nope, prompt: hi}\n")
+    done = plait("test", str(fallback))
+    assert done.returncode == 2
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("1 passed, 0 failed"), done.stdout
+    assert "1 workflow file refused" in last
