@@ -30,4 +30,6 @@ export PLAIT_TEST_MCP_BIN="$PWD/.venv-mcp-tools/bin"
 .venv/bin/mypy
 .venv/bin/python -m runners.cli.main schema | diff -u schemas/workflow.schema.json - \
   || { echo "schemas/workflow.schema.json is stale: run 'plait schema > schemas/workflow.schema.json'"; exit 1; }
-.venv/bin/python -m pytest -q "$@"
+# two workers (CI has 2 cores), a test file's tests in one of them: the suite's many
+# subprocess and server tests then take half the wall time
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
