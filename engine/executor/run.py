@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,11 +65,8 @@ async def run_workflow(workflow: Workflow, inputs: Mapping[str, Any] | None = No
     given = dict(inputs or {})
     # a new run's inputs are checked before its record database is opened: a run refused
     # for its inputs leaves no .plait/runs.db behind (a resume's need the record)
-    try:
+    with _secrets_masked(workflow, opts):
         checked = None if opts.resume else _new_inputs(workflow, given, opts)
-    except InputError as exc:
-        _mask_secrets(exc, workflow, opts)
-        raise
     store = _open_store(workflow, opts)
     # Tell sniffio (which anyio asks on every task spawn and event) which loop this is, once:
     # its own detection is the single largest cost of starting a task.
@@ -153,12 +150,12 @@ async def _run(workflow: Workflow, given: dict[str, Any], opts: RunOptions,
                store: RunStore | None, control: RunControl,
                checked: dict[str, Any] | None) -> RunResult:
     previous = _previous_run(store, opts.resume, workflow) if opts.resume else None
-    try:
-        inputs = resume_inputs(previous, given, workflow, opts.from_text) if previous \
-            else checked if checked is not None else _new_inputs(workflow, given, opts)
-    except InputError as exc:
-        _mask_secrets(exc, workflow, opts)
-        raise
+    if previous is None:  # a new run: its inputs were checked before the store was opened
+        assert checked is not None
+        inputs = checked
+    else:
+        with _secrets_masked(workflow, opts):
+            inputs = resume_inputs(previous, given, workflow, opts.from_text)
     run_id = previous.run_id if previous else (opts.run_id or _new_run_id())
     services = opts.services or Services(workflow, opts, inputs)
     if store is not None and store.path != MEMORY and workflow.spec.mcp_servers \
@@ -393,16 +390,21 @@ def _create_record(store: RunStore | None, rc: RunContext, previous: RunRecord |
             parent_run_id=rc.options.parent_run_id, resumed_from=None, meta=meta))
 
 
-def _mask_secrets(exc: InputError, workflow: Workflow, opts: RunOptions) -> None:
+@contextmanager
+def _secrets_masked(workflow: Workflow, opts: RunOptions) -> Iterator[None]:
     """Mask the secrets of the run in an error about its inputs, which shows values it was
     given (`got "..."`): one may hold a secret, masked everywhere else. Before the run's
     services exist, so with the secrets that are set (a missing one is the run's error)."""
-    from engine.secrets import set_secret_values
+    try:
+        yield
+    except InputError as exc:
+        from engine.secrets import set_secret_values
 
-    redactor = Redactor(set_secret_values(workflow.spec, env=opts.environ,
-                                          dotenv_path=workflow.base_dir / ".env"))
-    redactor.add(*opts.inherited_secrets)
-    redactor.redact_error(exc)
+        redactor = Redactor(set_secret_values(workflow.spec, env=opts.environ,
+                                              dotenv_path=workflow.base_dir / ".env"))
+        redactor.add(*opts.inherited_secrets)
+        redactor.redact_error(exc)
+        raise
 
 
 def _record_path(path: Path) -> str:
