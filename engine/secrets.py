@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ("MASK", "MIN_SECRET_LENGTH", "PROVIDER_KEYS", "SECRET_HEADER", "SOURCE_MASK",
            "LineRedactor", "Redactor", "literal_secret_values", "load_secrets", "parse_dotenv",
-           "secret_named", "set_secret_values", "workflow_secret_values")
+           "secret_named", "workflow_secret_values")
 
 MASK = "***"
 #: the mask in a stored copy of the workflow text: a plain word, so the copy is still valid
@@ -133,29 +133,23 @@ def literal_secret_values(spec: WorkflowSpec) -> list[str]:
 
 
 def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
-                           dotenv_path: Path | None = None) -> list[str]:
+                           dotenv_path: Path | None = None,
+                           missing_ok: bool = False) -> list[str]:
     """Every value a run of `spec` must never show: its `secrets:` (ConfigError if one is
-    missing), the provider keys that are set, and :func:`literal_secret_values`."""
+    missing), the provider keys that are set, and :func:`literal_secret_values`.
+    `missing_ok`: only the secrets that are set now, a missing one (or an unreadable .env)
+    skipped: for masking what plait says before (or instead of) a run, such as an error
+    about its inputs."""
     source = os.environ if env is None else env
-    values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
-    values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
-    return values + literal_secret_values(spec)
-
-
-def set_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None = None,
-                      dotenv_path: Path | None = None) -> list[str]:
-    """The values a run of `spec` would mask that are there now: its `secrets:` that are set
-    (in `env`, else the .env at `dotenv_path`; a missing one is skipped, not an error), the
-    provider keys that are set, and :func:`literal_secret_values`. For masking what plait
-    says before (or instead of) a run, such as an error about its inputs."""
-    source = os.environ if env is None else env
-    dotenv: dict[str, str] = {}
-    if dotenv_path is not None and dotenv_path.is_file():
+    if not missing_ok:
+        values = list(load_secrets(spec.secrets, env=source, dotenv_path=dotenv_path).values())
+    else:
         try:
-            dotenv = parse_dotenv(_read_dotenv(dotenv_path))
+            dotenv = parse_dotenv(_read_dotenv(dotenv_path)) \
+                if dotenv_path is not None and dotenv_path.is_file() else {}
         except ConfigError:  # an unreadable .env: the run says so; mask what there is
             dotenv = {}
-    values = [v for v in (source.get(n) or dotenv.get(n) for n in spec.secrets) if v]
+        values = [v for v in (source.get(n) or dotenv.get(n) for n in spec.secrets) if v]
     values += [source[k] for k in PROVIDER_KEYS if source.get(k)]
     return values + literal_secret_values(spec)
 

@@ -398,10 +398,11 @@ def _secrets_masked(workflow: Workflow, opts: RunOptions) -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        from engine.secrets import set_secret_values
+        from engine.secrets import workflow_secret_values
 
-        redactor = Redactor(set_secret_values(workflow.spec, env=opts.environ,
-                                              dotenv_path=workflow.base_dir / ".env"))
+        redactor = Redactor(workflow_secret_values(workflow.spec, env=opts.environ,
+                                                   dotenv_path=workflow.base_dir / ".env",
+                                                   missing_ok=True))
         redactor.add(*opts.inherited_secrets)
         redactor.redact_error(exc)
         raise

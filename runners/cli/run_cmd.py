@@ -337,9 +337,10 @@ def _masked(workflow: Any, inputs: dict[str, Any]) -> dict[str, Any]:
 def _redactor(workflow: Any) -> Redactor:
     """The workflow's secrets that are set (a missing one is the run's error), as a run
     masks them."""
-    from engine.secrets import Redactor, set_secret_values
+    from engine.secrets import Redactor, workflow_secret_values
 
-    return Redactor(set_secret_values(workflow.spec, dotenv_path=workflow.base_dir / ".env"))
+    return Redactor(workflow_secret_values(workflow.spec, dotenv_path=workflow.base_dir / ".env",
+                                           missing_ok=True))
 
 
 async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
