@@ -49,8 +49,9 @@ WAIT_SLICE_S = 0.25
 READER_WAIT_S = 0.25
 
 log = logging.getLogger("plait.state")
-#: the signals that stop a wait for the lock (when Python code handles them)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: the signals that stop a wait for the lock (when Python code handles them): those that stop
+#: a command cleanly (runners/stop_signals.py), a hang-up (the terminal closed) among them
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(Exception):

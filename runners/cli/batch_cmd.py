@@ -4,7 +4,6 @@ as JSONL."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from engine.errors import ConfigError, PlaitError
 from runners.cli.report import json_text, print_error
 from runners.cli.run_cmd import one_inputs_file, trace_config, trace_options
 from runners.cli.stdin import workflow_file
+from runners.stop_signals import interrupt_on_stop_signals
 
 if TYPE_CHECKING:
     from runners.batch import BatchControl, Row
@@ -180,15 +180,9 @@ async def _run_local(file: Path, rows: list[Row], concurrency: int, options: dic
     from runners.batch import run_local
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, control)
+        tg.start_soon(interrupt_on_stop_signals, control.interrupt)
         try:
             await run_local(file, rows, concurrency=concurrency, options=options,
                             control=control, on_result=write)
         finally:
             tg.cancel_scope.cancel()
-
-
-async def _watch_signals(control: BatchControl) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            control.interrupt()

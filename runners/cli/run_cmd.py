@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -21,6 +20,7 @@ from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
 from runners.gh_text import inert
+from runners.stop_signals import interrupt_on_stop_signals
 from runners.words import count
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ async def _run(workflow: Any, given: dict[str, Any], from_text: frozenset[str],
         not_saved: PlaitError | None = None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, control, tg.cancel_scope)
+                tg.start_soon(interrupt_on_stop_signals, control.interrupt)
                 try:
                     result = await run_workflow(workflow, given, control=control,
                                                 listeners=listeners, resume=resume_id,
@@ -513,9 +513,3 @@ def _what(error: dict[str, Any]) -> str:
 
     hint = error.get("hint")
     return printable(f"{error.get('message')}" + (f" (hint: {hint})" if hint else ""))
-
-
-async def _watch_signals(control: Any, scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            control.interrupt()

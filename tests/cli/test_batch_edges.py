@@ -92,7 +92,7 @@ steps:
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_batch_exits_130_and_records_its_runs_interrupted(tmp_path: Path,
                                                                        sig: int) -> None:
     (tmp_path / "slow.yaml").write_text(SLOW)

@@ -241,7 +241,7 @@ def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
     assert "stopped after it had started (steps may have run)" in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: int) -> None:
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
     proc = plait("run", "wf.yaml", cwd=tmp_path)
@@ -275,3 +275,79 @@ def test_the_resume_hint_of_an_interrupted_run_works_as_printed(tmp_path: Path) 
     assert resumed.returncode == 0, err
     assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]
     assert not (tmp_path / ".plait").exists()
+
+
+def test_closing_the_terminal_stops_the_run_cleanly_and_leaves_a_resumable_record(
+        tmp_path: Path) -> None:
+    """A real hang-up: `plait run` in a terminal of its own (a pty, its controlling terminal,
+    with the live view drawing on it), and the terminal closed under it. The kernel sends
+    SIGHUP and every later write to the terminal fails (EIO); the run still stops as Ctrl-C
+    stops it: exit 130, its record `interrupted` and resumable."""
+    import fcntl
+    import pty
+    import termios
+    import threading
+
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # in the child, a session leader (start_new_session)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml"],
+                            cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, preexec_fn=own_terminal,
+                            env={**os.environ, "TERM": "xterm", "PYTHONPATH": str(
+                                Path(__file__).resolve().parents[2])})
+    os.close(slave)
+    drawn: list[bytes] = []
+
+    def drain() -> None:  # the terminal's reader, so the live view never blocks on it
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            drawn.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        wait_for(tmp_path / "second-started")
+        time.sleep(0.3)  # the live view has drawn the running step
+    finally:
+        os.close(master)  # the terminal goes away: SIGHUP to the run
+    try:
+        assert proc.wait(timeout=30) == 130, b"".join(drawn).decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=5)
+    assert b"second" in b"".join(drawn)  # it did draw on the terminal before
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    run = store.list_runs()[0]
+    steps = {s.step_id: s.status for s in store.steps(run.run_id)}
+    store.close()
+    assert run.status == "interrupted"
+    assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+    (tmp_path / "go").touch()
+    resumed = plait("resume", run.run_id, cwd=tmp_path)
+    _, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert (tmp_path / "ran.log").read_text().split() == ["first", "second", "third"]
+
+
+def test_a_hang_up_the_run_was_told_to_ignore_stays_ignored(tmp_path: Path) -> None:
+    """`nohup plait run ...`: SIGHUP ignored when plait starts is not taken over as a stop."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    proc = plait("run", "wf.yaml", cwd=tmp_path,
+                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for(tmp_path / "second-started")
+    os.kill(proc.pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still running
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err

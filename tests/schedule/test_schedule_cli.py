@@ -98,7 +98,9 @@ s.command([sys.argv[1]])
 """
 
 
-def test_sigterm_stops_cleanly_with_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_cleanly_with_130(tmp_path: Path, name: str) -> None:
+    """SIGTERM (`kill`), and SIGHUP (the terminal closed), stop the schedule as Ctrl-C does."""
     import os
     import signal
     import subprocess
@@ -115,10 +117,10 @@ def test_sigterm_stops_cleanly_with_130(tmp_path: Path) -> None:
     seen = ""
     while "next run at" not in seen and time.monotonic() < deadline:  # the loop is up
         seen += proc.stderr.readline()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, name))
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, seen + err
-    assert "stopped by SIGTERM" in err
+    assert f"stopped by {name}" in err
     assert "run started" not in out or "run cancelled" in out
 
 

@@ -264,7 +264,8 @@ def test_ctrl_c_while_a_run_waits_to_create_its_record_stops_it_unrecorded(
         assert store.list_runs() == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_while_a_run_waits_to_write_step_records_ends_it_interrupted_and_resumable(
         tmp_path: Path, db: Path, sig: int) -> None:
     with _mid_run_with_the_lock_held(tmp_path, db) as run:
