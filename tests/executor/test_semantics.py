@@ -155,6 +155,33 @@ outputs:
     assert result.outputs["seen"] == "failed"
 
 
+async def test_a_tolerated_foreach_failure_has_output_null_and_keeps_its_finished_items(
+        tmp_path: Path) -> None:
+    """As docs/running.md says: no item starts after one failed; the step's output is null,
+    not a partial list; the items that had finished are in the run record."""
+    path = workflow(tmp_path, """\
+steps:
+  each:
+    foreach: [1, 2, 3]
+    max_parallel: 1
+    run: "test ${{ item }} -ne 2"
+    continue_on_error: true
+outputs:
+  out: ${{ steps.each.output }}
+  status: ${{ steps.each.status }}
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run(path, store=store)
+        items = store.step_items(result.run_id)["each"]
+    finally:
+        store.close()
+    assert result.status == "succeeded"
+    assert result.outputs == {"out": None, "status": "failed"}
+    assert result.steps["each"].error["message"].startswith("item 1: ")
+    assert sorted(items) == [0]  # item 2 (index 2) never started
+
+
 async def test_keep_going_lets_independent_branches_finish(tmp_path: Path) -> None:
     path = workflow(tmp_path, """\
 steps:
