@@ -44,22 +44,33 @@ def model_names(qualified: Sequence[str]) -> dict[str, str]:
 def tool_audit(qualified: str, *, result: ToolResult | None = None,
                error: BaseException | None = None, cut_off: bool = False) -> dict[str, Any]:
     """The audit entry of one tool call (arguments are left out, as for every call): which
-    tool of which server, whether the policy allowed it (a denial names its policy and rule),
-    and how it ended: its duration, or the error it ended with (`killed_by: timeout` when the
-    step's timeout cut it off). A failure has no duration: a replayed run answers the call at
-    once, and its record must equal the recording's."""
-    entry: dict[str, Any] = {"tool": qualified, "server": qualified.partition(".")[0],
-                             "decision": "allowed"}
+    tool of which server, then as :func:`mcp_audit` says. A call that answered has its
+    duration; a failure has none: a replayed run answers the call at once, and its record
+    must equal the recording's."""
+    entry = mcp_audit({"tool": qualified, "server": qualified.partition(".")[0]},
+                      error=error, cut_off=cut_off,
+                      duration_s=result.duration_s if result is not None else None)
+    if result is not None:
+        entry["is_error"] = result.is_error
+    return entry
+
+
+def mcp_audit(subject: Mapping[str, Any], *, error: BaseException | None = None,
+              cut_off: bool = False, duration_s: float | None = None) -> dict[str, Any]:
+    """The audit entry of one MCP request (a tool call, a resource read, a prompt get):
+    `subject` says what was asked of which server (`tool`, `resource` or `prompt`, and
+    `server`), then whether the policy allowed it (a denial names its policy and rule), and
+    how it ended: `is_error: false` (after its `duration_s`, when known), or the error it
+    ended with (`killed_by: timeout` when the step's timeout cut it off)."""
+    entry: dict[str, Any] = {**subject, "decision": "allowed"}
     if isinstance(error, PolicyViolation):
         entry["decision"] = "denied"
         # a tool flagged for changing mid-run is refused by the registry, not by a rule
         entry["policy"] = error.context.get("policy")
         entry["rule"] = error.context.get("rule", "tool_changed")
-    if result is not None:
-        entry["duration_s"] = round(result.duration_s, 6)
-        entry["is_error"] = result.is_error
-        return entry
-    entry["is_error"] = True
+    if duration_s is not None:
+        entry["duration_s"] = round(duration_s, 6)
+    entry["is_error"] = error is not None or cut_off
     if cut_off:
         entry["killed_by"] = "timeout"
     elif error is not None:

@@ -3,7 +3,8 @@
 Tools: env (returns an env var), pid, crash (dies mid-call), flaky_read / flaky_write (die on
 the first call, answer once a marker file exists; read-only vs not), hang (never answers),
 malformed (structured content that breaks its own output schema), poison (rewrites the
-description of `pid` and says the tool list changed).
+description of `pid` and says the tool list changed). Resources `faulty://crash` (dies
+mid-read) and `faulty://hang` (never answers); prompts `crash` and `hang` alike.
 Flags: --hang-on-start (never finishes initialize), --term-marker PATH (written when SIGTERM
 arrives: a graceful stop, not a SIGKILL), --pid-description TEXT (the pid tool's description),
 --stderr TEXT (printed to stderr first),
@@ -29,15 +30,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from mcp import MCPError
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.subscriptions import ToolsListChanged
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolRequestParams,
     CallToolResult,
+    GetPromptRequestParams,
+    GetPromptResult,
     ListToolsResult,
     PaginatedRequestParams,
+    ReadResourceRequestParams,
+    ReadResourceResult,
     TextContent,
     Tool,
     ToolAnnotations,
@@ -113,6 +120,25 @@ async def list_tools(ctx: Any, params: PaginatedRequestParams | None) -> ListToo
     return ListToolsResult(tools=tools())
 
 
+async def misbehave(what: str) -> None:
+    """`crash` dies, `hang` never answers; anything else is left to the caller."""
+    if what == "crash":
+        print(f"fatal: crashing on purpose in {what}", file=sys.stderr, flush=True)
+        os._exit(2)
+    if what == "hang":
+        await anyio.sleep(3600)
+
+
+async def read_resource(ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
+    await misbehave(str(params.uri).removeprefix("faulty://"))
+    raise MCPError(INVALID_PARAMS, f"no resource {params.uri}")
+
+
+async def get_prompt(ctx: Any, params: GetPromptRequestParams) -> GetPromptResult:
+    await misbehave(params.name)
+    raise MCPError(INVALID_PARAMS, f"no prompt {params.name}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hang-on-start", action="store_true")
@@ -140,6 +166,7 @@ async def main() -> None:
     if opts.hang_on_start:
         await anyio.sleep(3600)
     server = Server("faulty", on_list_tools=list_tools, on_call_tool=call_tool,
+                    on_read_resource=read_resource, on_get_prompt=get_prompt,
                     on_subscriptions_listen=ListenHandler(BUS))
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
