@@ -259,6 +259,16 @@ class ToolExecutor:
         err.retryable = True
         return err
 
+    async def _request_crash(self, server: str, what: str, reason: str) -> ToolError:
+        tail = await self.pool.manager.final_stderr_tail(server)
+        text = f"MCP server '{server}' went down during {what} ({reason})"
+        if tail:
+            text += f"; its stderr ended with:\n{tail}"
+        err = ToolError(text, hint="the server is restarted on next use; `retry: {attempts: "
+                        "2, on: [tool]}` on the step tries again", server=server)
+        err.retryable = True
+        return err
+
     async def read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
         """The contents of a resource: [{uri, mimeType, text | blob}]."""
         result: list[dict[str, Any]] = await self._wrapped(
@@ -291,18 +301,32 @@ class ToolExecutor:
         async with self.pool.session(server) as client:
             try:
                 return await self._request_on(client, server, method, *args)
+            except _Crashed as crash:
+                # not re-run: the step's `retry:` decides (a read that kills its server
+                # would most likely kill it again)
+                raise await self._request_crash(server, f"{method} {args[0]!r}",
+                                                str(crash)) from None
             except Exception:
                 self._raise_if_too_large(server, client, f"{method} {args[0]!r}")
                 raise
 
     async def _request_on(self, client: Any, server: str, method: str, *args: Any) -> Any:
         from mcp import MCPError
+        from mcp_types import CONNECTION_CLOSED
 
         limit = self._server_timeout(server)
         try:
             with anyio.fail_after(limit):
                 return await getattr(client, method)(*args)
         except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED and self.pool.manager.too_large(
+                    server, client) is None:
+                # the connection is gone: restart the server on next use, as after a tool
+                # call, instead of failing every later request with "Connection closed"
+                self.pool.manager.mark_dead(server, client, "connection closed mid-request")
+                self.registry.invalidate(server)
+                raise _Crashed("the connection closed while the request was in flight") \
+                    from None
             raise ToolError(f"MCP server '{server}': {method} {args[0]!r} failed: {exc}",
                             server=server) from None
         except TimeoutError:

@@ -1,0 +1,92 @@
+"""`resource:` and `mcp_prompt:` steps as a user meets them, found in review, against real
+MCP server subprocesses (the faulty test server, tests/tracing/meta_server.py): a server that
+crashed under a read used to fail that step with a bare "Connection closed" and, its dead
+connection kept, every later request to it for the rest of the run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.executor import run_workflow
+from engine.spec.loader import load
+from engine.state import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _servers() -> str:
+    python, root = json.dumps(sys.executable), json.dumps(str(ROOT))
+    return f"""\
+mcp_servers:
+  faulty:
+    command: {python}
+    args: [-m, tests.mcp.faulty_server]
+    env: {{PYTHONPATH: {root}}}
+  probe:
+    command: {python}
+    args: [-m, tests.tracing.meta_server]
+    env: {{PYTHONPATH: {root}}}
+policies:
+  open: {{level: low}}
+defaults: {{policy: open, continue_on_error: true}}
+"""
+
+
+async def _recorded(tmp_path: Path, steps: str) -> dict[str, Any]:
+    path = tmp_path / "wf.yaml"
+    path.write_text(f"version: 1\nname: reads\nconcurrency: 1\n{_servers()}steps:\n{steps}")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run_workflow(load(path), {}, store=store)
+        return {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+
+
+async def test_a_server_that_crashes_under_a_read_is_named_and_restarted(
+        tmp_path: Path) -> None:
+    records = await _recorded(tmp_path, """\
+  crashed:
+    resource: faulty
+    uri: faulty://crash
+  retried:
+    mcp_prompt: faulty.crash
+    needs: [crashed]
+    retry: {attempts: 2, initial: 0s, on: [tool]}
+  after:
+    resource: faulty
+    uri: faulty://other
+    needs: [retried]
+  tool:
+    tool: faulty.pid
+    needs: [after]
+""")
+    error = records["crashed"].error
+    assert error["type"] == "ToolError" and error["server"] == "faulty"
+    assert error["message"].startswith(
+        "MCP server 'faulty' went down during read_resource 'faulty://crash'")
+    assert "fatal: crashing on purpose in crash" in error["message"]  # its stderr's tail
+    assert "restarted on next use" in error["hint"]
+
+    # each attempt met a server started afresh, and its crash is named the same way
+    assert records["retried"].attempts == 2
+    assert [e["error"]["message"].split(" (")[0] for e in records["retried"].audit] == [
+        "MCP server 'faulty' went down during get_prompt 'crash'"] * 2
+
+    # the next read reaches a server started afresh: its own answer, not "Connection closed"
+    assert records["after"].error["message"] == (
+        "MCP server 'faulty': read_resource 'faulty://other' failed: "
+        "no resource faulty://other")
+    assert records["tool"].status == "succeeded"
