@@ -259,6 +259,22 @@ class ToolExecutor:
         err.retryable = True
         return err
 
+    async def _refused(self, client: Any, server: str, method: str, args: tuple[Any, ...],
+                       exc: Exception, limit: float) -> ToolError:
+        """The error of a read or get the server refused, saying what the server offers
+        instead when its listings tell (the SDK's servers answer "Internal server error")."""
+        from engine.mcp._offers import prompt_problem, resource_hint
+
+        text = f"MCP server '{server}': {method} {args[0]!r} failed: {exc}"
+        hint: str | None = None
+        if method == "get_prompt":
+            problem = await prompt_problem(client, server, args[0], args[1], limit)
+            if problem is not None:
+                text, hint = f"{problem[0]} (the server answered: {exc})", problem[1]
+        else:
+            hint = await resource_hint(client, limit)
+        return ToolError(text, hint=hint, server=server)
+
     async def _request_crash(self, server: str, what: str, reason: str) -> ToolError:
         tail = await self.pool.manager.final_stderr_tail(server)
         text = f"MCP server '{server}' went down during {what} ({reason})"
@@ -327,8 +343,7 @@ class ToolExecutor:
                 self.registry.invalidate(server)
                 raise _Crashed("the connection closed while the request was in flight") \
                     from None
-            raise ToolError(f"MCP server '{server}': {method} {args[0]!r} failed: {exc}",
-                            server=server) from None
+            raise await self._refused(client, server, method, args, exc, limit) from None
         except TimeoutError:
             raise ToolError(f"MCP server '{server}': {method} {args[0]!r} did not answer "
                             f"within {limit:g}s", server=server) from None

@@ -30,6 +30,10 @@ def _servers() -> str:
     python, root = json.dumps(sys.executable), json.dumps(str(ROOT))
     return f"""\
 mcp_servers:
+  demo:
+    command: {python}
+    args: [-m, tests.cassettes.demo_server]
+    env: {{PYTHONPATH: {root}}}
   faulty:
     command: {python}
     args: [-m, tests.mcp.faulty_server]
@@ -90,3 +94,45 @@ async def test_a_server_that_crashes_under_a_read_is_named_and_restarted(
         "MCP server 'faulty': read_resource 'faulty://other' failed: "
         "no resource faulty://other")
     assert records["tool"].status == "succeeded"
+
+
+async def test_a_refused_prompt_or_resource_says_what_the_server_offers(
+        tmp_path: Path) -> None:
+    # the SDK's MCPServer (tests/mcp/inproc.py's demo server over stdio) answers every
+    # refused prompt get with "Internal server error"
+    records = await _recorded(tmp_path, """\
+  misnamed:
+    mcp_prompt: demo.reviw
+    with: {topic: x}
+  missing:
+    mcp_prompt: demo.review
+    with: {topc: x}
+  extra:
+    mcp_prompt: demo.review
+    with: {topic: x, tone: dry}
+  unknown_uri:
+    resource: demo
+    uri: memo://greting
+  fine:
+    mcp_prompt: demo.review
+    with: {topic: x}
+""")
+    errors = {sid: r.error for sid, r in records.items() if r.error}
+
+    assert errors["misnamed"]["message"] == (
+        "MCP server 'demo' has no prompt 'reviw' (the server answered: Internal server error)")
+    assert errors["misnamed"]["hint"] == "did you mean 'review'? its prompts: review"
+
+    assert errors["missing"]["message"] == (
+        "MCP server 'demo': prompt 'review': missing required argument topic; unknown "
+        "argument topc (the server answered: Internal server error)")
+    assert errors["missing"]["hint"] == (
+        "fix the step's `with:`; its arguments: topic (required)")
+    assert errors["extra"]["message"].startswith(
+        "MCP server 'demo': prompt 'review': unknown argument tone (")
+
+    assert errors["unknown_uri"]["message"] == (
+        "MCP server 'demo': read_resource 'memo://greting' failed: Unknown resource: "
+        "memo://greting")
+    assert errors["unknown_uri"]["hint"] == "check `uri:`; its resources: memo://greeting"
+    assert records["fine"].status == "succeeded"
