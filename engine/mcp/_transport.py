@@ -67,14 +67,17 @@ def kill_group(pgid: int) -> bool:
 
 @dataclass
 class StderrLog:
-    """A server's stderr, redacted, in a file (temporary unless `to_file`); `tail()` gives its
-    last characters."""
+    """A server's stderr, redacted, in a file (temporary unless `to_file`); `tail()` gives the
+    last characters of the current process's (a restarted server's file holds its earlier
+    processes' too)."""
 
     file: IO[str] = field(default_factory=lambda: tempfile.TemporaryFile(  # noqa: SIM115
         mode="w+", encoding="utf-8", errors="replace"))
     redactor: Redactor = field(default_factory=Redactor)
     #: set when the current server's stderr reached end-of-file (all of it is in the file)
     eof: anyio.Event | None = field(default=None, repr=False)
+    #: where in the file the current process's stderr starts
+    start: int = field(default=0, repr=False)
 
     @classmethod
     def to_file(cls, path: Path, redactor: Redactor | None = None) -> StderrLog:
@@ -99,6 +102,8 @@ class StderrLog:
         the redactor, until end-of-file (or cancellation); a partial last line is redacted and
         written at the end."""
         self.eof = eof
+        with contextlib.suppress(OSError, ValueError):  # a closed log: the tail is ""
+            self.start = self.file.seek(0, os.SEEK_END)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         lines = LineRedactor(self.redactor)
         try:
@@ -129,7 +134,7 @@ class StderrLog:
         try:
             self.file.flush()
             size = self.file.seek(0, os.SEEK_END)
-            self.file.seek(max(0, size - chars * 4))
+            self.file.seek(max(self.start, size - chars * 4))
             text = self.file.read()
         except (OSError, ValueError):
             return ""

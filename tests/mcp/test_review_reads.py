@@ -1,7 +1,9 @@
 """`resource:` and `mcp_prompt:` steps as a user meets them, found in review, against real
 MCP server subprocesses (the faulty test server, tests/tracing/meta_server.py): a server that
 crashed under a read used to fail that step with a bare "Connection closed" and, its dead
-connection kept, every later request to it for the rest of the run."""
+connection kept, every later request to it for the rest of the run; a refused prompt get
+said "Internal server error" and no more; a server that failed to start again quoted its
+earlier starts' stderr as if this start had written it."""
 
 from __future__ import annotations
 
@@ -136,3 +138,41 @@ async def test_a_refused_prompt_or_resource_says_what_the_server_offers(
         "memo://greting")
     assert errors["unknown_uri"]["hint"] == "check `uri:`; its resources: memo://greeting"
     assert records["fine"].status == "succeeded"
+
+
+async def test_a_server_that_fails_to_start_quotes_only_its_own_stderr(tmp_path: Path) -> None:
+    python = json.dumps(sys.executable)
+    script = "import sys; print('boom:', 'bad config', file=sys.stderr); sys.exit(1)"
+    path = tmp_path / "wf.yaml"
+    path.write_text(f"""\
+version: 1
+name: broken
+mcp_servers:
+  broken:
+    command: {python}
+    args: [-c, {json.dumps(script)}]
+policies:
+  open: {{level: low}}
+defaults: {{policy: open, continue_on_error: true}}
+steps:
+  first:
+    resource: broken
+    uri: x://y
+  second:
+    mcp_prompt: broken.p
+    needs: [first]
+""")
+    store = RunStore.open(tmp_path / "runs.db")
+    try:
+        result = await run_workflow(load(path), {}, store=store)
+        records = {r.step_id: r for r in store.steps(result.run_id)}
+    finally:
+        store.close()
+    for step in ("first", "second"):
+        error = records[step].error
+        assert error["server"] == "broken"
+        assert "MCP server 'broken' (" in error["message"]
+        assert "failed during start-up" in error["message"]
+        # the second start's error quoted the first start's stderr too, as if the server
+        # had said it twice
+        assert error["message"].count("boom: bad config") == 1, error["message"]
