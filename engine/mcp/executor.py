@@ -328,7 +328,7 @@ class ToolExecutor:
 
     async def _request_on(self, client: Any, server: str, method: str, *args: Any) -> Any:
         from mcp import MCPError
-        from mcp_types import CONNECTION_CLOSED
+        from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
         limit = self._server_timeout(server)
         try:
@@ -343,13 +343,22 @@ class ToolExecutor:
                 self.registry.invalidate(server)
                 raise _Crashed("the connection closed while the request was in flight") \
                     from None
+            if exc.code == REQUEST_TIMEOUT:
+                raise _request_timeout(server, method, args[0], limit) from None
             raise await self._refused(client, server, method, args, exc, limit) from None
         except TimeoutError:
-            raise ToolError(f"MCP server '{server}': {method} {args[0]!r} did not answer "
-                            f"within {limit:g}s", server=server) from None
+            raise _request_timeout(server, method, args[0], limit) from None
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: stat.to_dict() for name, stat in sorted(self._stats.items())}
+
+
+def _request_timeout(server: str, method: str, what: Any, limit: float) -> ToolError:
+    err = ToolError(f"MCP server '{server}': {method} {what!r} did not answer within "
+                    f"{limit:g}s", hint="raise the server's `timeout:` or MCP_SERVER_TIMEOUT, "
+                    "or fix the server", server=server)
+    err.retryable = True
+    return err
 
 
 def _first_paragraph(text: str) -> str:

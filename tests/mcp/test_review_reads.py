@@ -44,6 +44,11 @@ mcp_servers:
     command: {python}
     args: [-m, tests.tracing.meta_server]
     env: {{PYTHONPATH: {root}}}
+  slow:
+    command: {python}
+    args: [-m, tests.mcp.faulty_server]
+    env: {{PYTHONPATH: {root}}}
+    timeout: 300ms
 policies:
   open: {{level: low}}
 defaults: {{policy: open, continue_on_error: true}}
@@ -96,6 +101,19 @@ async def test_a_server_that_crashes_under_a_read_is_named_and_restarted(
         "MCP server 'faulty': read_resource 'faulty://other' failed: "
         "no resource faulty://other")
     assert records["tool"].status == "succeeded"
+
+
+async def test_a_read_that_does_not_answer_says_which_timeout_to_raise(
+        tmp_path: Path) -> None:
+    records = await _recorded(tmp_path, """\
+  hung:
+    resource: slow
+    uri: faulty://hang
+""")
+    error = records["hung"].error
+    assert error["message"] == (
+        "MCP server 'slow': read_resource 'faulty://hang' did not answer within 0.3s")
+    assert "the server's `timeout:`" in error["hint"]
 
 
 async def test_a_refused_prompt_or_resource_says_what_the_server_offers(
