@@ -194,3 +194,17 @@ steps:
         # the second start's error quoted the first start's stderr too, as if the server
         # had said it twice
         assert error["message"].count("boom: bad config") == 1, error["message"]
+
+
+async def test_a_list_or_dict_prompt_argument_is_sent_as_json(tmp_path: Path) -> None:
+    records = await _recorded(tmp_path, """\
+  ask:
+    mcp_prompt: probe.meta
+    with: {tags: [a, b], opts: {x: 1}, n: 3, topic: plain}
+""")
+    # the meta server answers with the arguments it got; they were Python reprs
+    # ("['a', 'b']", "{'x': 1}"), which no prompt template expects
+    (message,) = records["ask"].output["messages"]
+    got = json.loads(message["content"]["text"])["arguments"]
+    assert got == {"tags": '["a", "b"]', "opts": '{"x": 1}', "n": "3", "topic": "plain"}
+    assert records["ask"].audit[0]["arguments"] == got
