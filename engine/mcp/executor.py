@@ -265,6 +265,13 @@ class ToolExecutor:
         instead when its listings tell (the SDK's servers answer "Internal server error")."""
         from engine.mcp._offers import prompt_problem, resource_hint
 
+        status = self.pool.manager.http_error_status(server)
+        if status is not None and getattr(exc, "message", None) == _SDK_HTTP_STAND_IN:
+            # the HTTP status the SDK left out of its error (a 401 of an expired token...)
+            url = self.pool.manager.spec(server).url or ""
+            refusal = http_refusal(server, safe_url(url), status)
+            return ToolError(f"{method} {args[0]!r} failed: {refusal.message}",
+                             hint=refusal.hint, server=server)
         text = f"MCP server '{server}': {method} {args[0]!r} failed: {exc}"
         hint: str | None = None
         if method == "get_prompt":

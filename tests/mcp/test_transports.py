@@ -319,3 +319,23 @@ async def test_a_401_in_the_middle_of_a_run_names_the_credentials(
         state["revoked"] = False  # an error that is no HTTP status is not labelled as one
         assert (await mcp.call("s.add", {"a": 1, "b": 1})).value == 2
         assert mcp.manager.http_error_status("s") is None
+
+
+async def test_a_401_under_a_resource_read_or_prompt_get_names_the_credentials(
+        tmp_path: Path, revoking_http_server: tuple[int, dict[str, bool]]) -> None:
+    """Found in review: a read or get said only "failed: Server returned an error
+    response", the SDK's words, where a tool call names the status and `headers:`."""
+    from engine.errors import ToolError
+
+    port, state = revoking_http_server
+    spec = MCPServerSpec(url=f"http://127.0.0.1:{port}/mcp",
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    async with MCPRuntime({"s": spec}, base_dir=tmp_path, settings=SETTINGS) as mcp:
+        assert (await mcp.read_resource("s", "memo://greeting"))[0]["text"]
+        state["revoked"] = True
+        with pytest.raises(ToolError, match=r"refused the credentials \(HTTP 401\)") as info:
+            await mcp.read_resource("s", "memo://greeting")
+        assert str(info.value).startswith("read_resource 'memo://greeting' failed: ")
+        assert "headers:" in (info.value.hint or "") and TOKEN not in str(info.value)
+        with pytest.raises(ToolError, match=r"refused the credentials \(HTTP 401\)"):
+            await mcp.get_prompt("s", "review", {"topic": "x"})
