@@ -19,23 +19,24 @@ from engine.mcp._names import suggest
 #: pages of a listing read at most, and names shown at most in a hint
 PAGES = 5
 SHOWN = 20
+#: how long the listings behind one hint may take at most (then no hint): an error is
+#: not held up long by a server that is slow to list
+WAIT_S = 5.0
 
 
-async def _listed(client: Any, method: str, field: str, limit: float) -> list[Any] | None:
+async def _listed(client: Any, method: str, field: str) -> list[Any] | None:
     items: list[Any] = []
     cursor: str | None = None
-    with anyio.move_on_after(limit):
-        for _ in range(PAGES):
-            try:
-                page = await getattr(client, method)(cursor=cursor, cache_mode="bypass")
-            except Exception:  # no such capability, or a broken listing: no hint
-                return None
-            items.extend(getattr(page, field, None) or [])
-            cursor = getattr(page, "next_cursor", None)
-            if not cursor:
-                break
-        return items
-    return None
+    for _ in range(PAGES):
+        try:
+            page = await getattr(client, method)(cursor=cursor, cache_mode="bypass")
+        except Exception:  # no such capability, or a broken listing: no hint
+            return None
+        items.extend(getattr(page, field, None) or [])
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+    return items
 
 
 def _shown(names: list[str]) -> str:
@@ -46,8 +47,10 @@ def _shown(names: list[str]) -> str:
 async def prompt_problem(client: Any, server: str, name: str, given: Mapping[str, Any],
                          limit: float) -> tuple[str, str] | None:
     """(what is wrong, how to fix it) for a prompt get the server refused, or None when its
-    prompt listing does not tell."""
-    prompts = await _listed(client, "list_prompts", "prompts", limit)
+    prompt listing does not tell (in `limit` seconds, at most WAIT_S)."""
+    prompts = None
+    with anyio.move_on_after(min(limit, WAIT_S)):
+        prompts = await _listed(client, "list_prompts", "prompts")
     if prompts is None:
         return None
     known = {p.name: p for p in prompts}
@@ -74,10 +77,13 @@ async def prompt_problem(client: Any, server: str, name: str, given: Mapping[str
 
 
 async def resource_hint(client: Any, limit: float) -> str | None:
-    """What the server lists as resources and resource templates, for a read it refused."""
-    resources = await _listed(client, "list_resources", "resources", limit)
-    templates = await _listed(client, "list_resource_templates", "resource_templates", limit)
-    if resources is None and templates is None:
+    """What the server lists as resources and resource templates, for a read it refused
+    (None when it lists neither in `limit` seconds, at most WAIT_S)."""
+    resources = templates = None
+    with anyio.move_on_after(min(limit, WAIT_S)) as scope:
+        resources = await _listed(client, "list_resources", "resources")
+        templates = await _listed(client, "list_resource_templates", "resource_templates")
+    if scope.cancelled_caught or (resources is None and templates is None):
         return None
     parts = [f"its resources: {_shown(sorted(str(r.uri) for r in resources or []))}"]
     if templates:

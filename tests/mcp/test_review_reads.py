@@ -30,8 +30,13 @@ def anyio_backend() -> str:
 
 def _servers() -> str:
     python, root = json.dumps(sys.executable), json.dumps(str(ROOT))
+    big = json.dumps(str(ROOT / "tests" / "mcp" / "big_server.py"))
     return f"""\
 mcp_servers:
+  big:
+    command: {python}
+    args: [{big}]
+    env: {{PYTHONPATH: {root}}}
   demo:
     command: {python}
     args: [-m, tests.cassettes.demo_server]
@@ -133,6 +138,9 @@ async def test_a_refused_prompt_or_resource_says_what_the_server_offers(
   unknown_uri:
     resource: demo
     uri: memo://greting
+  templated:
+    resource: big
+    uri: big://many
   fine:
     mcp_prompt: demo.review
     with: {topic: x}
@@ -155,6 +163,8 @@ async def test_a_refused_prompt_or_resource_says_what_the_server_offers(
         "MCP server 'demo': read_resource 'memo://greting' failed: Unknown resource: "
         "memo://greting")
     assert errors["unknown_uri"]["hint"] == "check `uri:`; its resources: memo://greeting"
+    assert errors["templated"]["hint"] == (
+        "check `uri:`; its resources: none; resource templates: big://{size}")
     assert records["fine"].status == "succeeded"
 
 
