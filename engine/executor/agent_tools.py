@@ -43,7 +43,8 @@ def model_names(qualified: Sequence[str]) -> dict[str, str]:
 
 def tool_audit(qualified: str, *, result: ToolResult | None = None,
                error: BaseException | None = None, cut_off: bool = False) -> dict[str, Any]:
-    """The audit entry of one tool call (arguments are left out, as for every call): which
+    """The audit entry of one tool call (its arguments are left out: they are the step's
+    rendered input, kept in its record; a tool's may be large): which
     tool of which server, then as :func:`mcp_audit` says. A call that answered has its
     duration; a failure has none: a replayed run answers the call at once, and its record
     must equal the recording's."""
