@@ -8,7 +8,9 @@ the engine owns the deadline, never the server.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -52,26 +54,39 @@ def clean_message(text: str, secret: str | None = None) -> str:
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), capped."""
+    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), capped; None
+    when neither header holds a value that can be read (``5s``, ``soon``, ``nan``, a date
+    that does not exist): a bad header must not turn a 429 into a crash."""
     if not headers:
         return None
-    value: float | None = None
-    raw_ms = headers.get("retry-after-ms")
+    value = _seconds(headers.get("retry-after-ms"), 1000.0)
     raw = headers.get("retry-after")
-    try:
-        if raw_ms is not None:
-            value = float(raw_ms) / 1000
-        elif raw is not None:
-            value = float(raw)
-    except ValueError:
-        value = None
     if value is None and raw:
-        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
-        if parsed is not None:
-            value = parsed.timestamp() - time.time()
+        value = _seconds(raw, 1.0)
+        if value is None and _looks_like_date(raw):
+            value = _until(raw)
     if value is None:
         return None
     return min(max(value, 0.0), MAX_RETRY_AFTER)
+
+
+def _seconds(raw: str | None, per_second: float) -> float | None:
+    try:
+        value = float(raw) / per_second if raw is not None else None
+    except ValueError:
+        return None
+    return None if value is None or math.isnan(value) else value  # inf: capped below
+
+
+def _until(raw: str) -> float | None:
+    """Seconds until an HTTP date (always GMT, RFC 9110, when it names no zone)."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp() - time.time()
 
 
 def _looks_like_date(raw: str) -> bool:

@@ -307,3 +307,46 @@ async def test_a_stream_that_stalls_mid_reply_times_out_saying_so(srv: Servers,
         async for chunk in registry.get("p").stream(_req()):
             chunks.append(chunk)
     assert chunks  # it had started
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("value", ["5s", "soon", "Wed, 31 Feb 2030 07:28:00 GMT", "nan"])
+async def test_a_429_with_a_retry_after_that_cannot_be_read_is_still_rate_limited(
+        srv: Servers, kind: str, value: str) -> None:
+    # a proxy or a badly written server can send anything here: it must not crash the mapping
+    # (a step failed with "ValueError: Invalid date value or format" and was not retried)
+    registry = _registry(srv, kind)
+    _push(srv, kind, Action(status=429, headers={"retry-after": value}))
+    with pytest.raises(RateLimited, match=r"rate limiting \(HTTP 429\)") as info:
+        await registry.get("p").generate(_req())
+    assert info.value.retryable and info.value.retry_after is None
+
+
+async def test_a_429_with_an_http_date_waits_until_then(srv: Servers) -> None:
+    import email.utils
+    import time
+
+    registry = _registry(srv, "openai")
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    _push(srv, "openai", Action(status=429, headers={"retry-after": when}))
+    with pytest.raises(RateLimited) as info:
+        await registry.get("p").generate(_req())
+    assert info.value.retry_after is not None and 25 < info.value.retry_after <= 30
+
+
+async def test_a_429_with_an_unreadable_retry_after_is_retried_in_a_run(
+        srv: Servers, tmp_path: Path) -> None:
+    from engine.executor import StepRetrying, run_workflow
+    from engine.spec.loader import load_text
+
+    srv.openai.push("gpt-test", Action(status=429, headers={"retry-after": "5s"}),
+                    Action(text="ok"))
+    text = _workflow(srv.url, "    retry: {attempts: 2, initial: 10ms, jitter: false}")
+    events: list[Any] = []
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False, listeners=[events.append])
+    step = result.steps["ask"]
+    assert step.status == "succeeded", step.error
+    retries = [e for e in events if isinstance(e, StepRetrying)]
+    assert [e.error_kind for e in retries] == ["rate_limit"]
+    assert retries[0].delay == pytest.approx(1.0, abs=0.05)  # the pause without a Retry-After
