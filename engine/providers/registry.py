@@ -244,6 +244,7 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         if problem is not None:
             raise ConfigError(f"provider {entry.name!r} ({entry.kind}): {problem[0]}",
                               hint=problem[1], provider=entry.name, field=name)
+    _check_key(entry, env)
     missing = _missing(entry, env)
     if len(missing) == 1:  # its own words
         raise ConfigError(f"provider {entry.name!r} ({missing[0].kind}) {missing[0].alone}",
@@ -253,6 +254,28 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         raise ConfigError(f"provider {entry.name!r} ({missing[0].kind}) needs "
                           f"{', '.join(what[:-1])} and {what[-1]}",
                           hint="; ".join(m.hint for m in missing), provider=entry.name)
+
+
+def _check_key(entry: _Entry, env: Mapping[str, str]) -> None:
+    """A key an HTTP header cannot carry as it is (a newline that `echo` left at its end, a
+    space, a non-ASCII letter) fails every call, as an error about the connection or the
+    reply that retrying cannot fix: say so before a step runs (without showing the key)."""
+    key = entry.api_key
+    if key is None or "${{" in key or all("!" <= ch <= "~" for ch in key):
+        return  # (an expression not rendered yet, as in a check of the spec alone)
+    source = "api_key:" if entry.spec.api_key else next(
+        (var for var in KEY_ENV.get(entry.kind, ()) if env.get(var) == key), "the key")
+    if key != key.strip():
+        what = "ends with a line break" if key[-1:] in "\r\n" else (
+            "starts or ends with whitespace")
+        hint = ("remove it (a file written with `echo` ends with a newline: write it with "
+                "printf '%s', or strip it where the secret is set)")
+    else:
+        what = "holds a space, a control character or a non-ASCII letter"
+        hint = "copy the key again: an API key is printable ASCII only"
+    raise ConfigError(f"provider {entry.name!r} ({entry.kind}): the API key ({source}) "
+                      f"{what}, which cannot be sent in an HTTP header", hint=hint,
+                      provider=entry.name, field="api_key")
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,3 +350,35 @@ async def test_a_429_with_an_unreadable_retry_after_is_retried_in_a_run(
     retries = [e for e in events if isinstance(e, StepRetrying)]
     assert [e.error_kind for e in retries] == ["rate_limit"]
     assert retries[0].delay == pytest.approx(1.0, abs=0.05)  # the pause without a Retry-After
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(("key", "said"), [
+    (KEY + "\n", "ends with a line break"),
+    ("local-key\u00e9-42-abcdef", "non-ASCII letter")])
+async def test_a_key_a_header_cannot_carry_is_a_config_error_before_any_call(
+        srv: Servers, tmp_path: Path, kind: str, key: str, said: str) -> None:
+    # before: every call failed as "the connection broke off mid-reply: Illegal header value"
+    # (or "returned a malformed reply ... check base_url"), retried as unavailable
+    from engine.errors import ConfigError
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    var = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[kind]
+    base = {"openai": "/openai/v1", "anthropic": "/anthropic"}[kind]
+    text = f"""\
+version: 1
+name: key
+providers:
+  p: {{kind: {kind}, base_url: "{srv.url}{base}", model: {VENDORS[kind][0]}}}
+steps:
+  ask:
+    llm: p
+    prompt: hello
+    retry: {{attempts: 3, initial: 0s}}
+"""
+    with pytest.raises(ConfigError, match=f"the API key \\({var}\\) .*{said}") as info:
+        await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                           record_state=False, environ={var: key})
+    assert key.strip() not in str(info.value) and "(hint: " in str(info.value)
+    assert _script(srv, kind).count() == 0
