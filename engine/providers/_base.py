@@ -147,7 +147,8 @@ class SDKProvider:
         if isinstance(exc, PlaitError):
             return exc
         mapped = self._map_error(exc, model)
-        if isinstance(mapped, AuthError) and self.kind in KEY_ENV and not self.spec.vertex:
+        if (isinstance(mapped, AuthError) and self.kind in KEY_ENV and not self.spec.vertex
+                and (mapped.hint or "").startswith("check the API key")):
             names = " or ".join(KEY_ENV[self.kind])
             mapped.hint = f"check the API key (the provider's api_key:, else {names})"
         if mapped is not None:

@@ -35,6 +35,9 @@ _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|"
 _CONTEXT_MARKERS = ("context_length", "context length", "too many tokens", "maximum context",
                     "prompt is too long", "exceeds the maximum number of tokens",
                     "input token count")
+_CREDIT_CODES = ("insufficient_quota", "billing_hard_limit_reached", "billing_not_active")
+#: (not "exceeded your current quota": Gemini says it of a per-minute limit, to wait out)
+_CREDIT_MARKERS = ("credit balance is too low",)
 #: how to retry an Unavailable error, in its hint
 _RETRY_HINT = "give the step retry: {attempts: 3} (unavailable is retried by default)"
 
@@ -103,6 +106,12 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
     where = provider_text(provider, model)
     ctx: dict[str, Any] = {"provider": provider, "model": model,
                            "status": None if how else status}
+    if status == 402 or _out_of_credit(message, code):
+        return AuthError(f"{where}: the account of the key is out of quota or credit "
+                         f"({label}): {text}",
+                         hint="add credit or raise the quota in the vendor's billing settings "
+                              "(retrying cannot help), or give the provider a fallback:",
+                         **ctx)
     if status == 429:
         wait = retry_after(headers)
         return RateLimited(f"{where} is rate limiting ({label}): {text}", retry_after=wait,
@@ -127,6 +136,16 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
         return BadRequest(f"{where}: not found ({label}): {text}",
                           hint="check the model name (or the deployment / base_url)", **ctx)
     return BadRequest(f"{where} rejected the request ({label}): {text}", **ctx)
+
+
+def _out_of_credit(message: str, code: str | None) -> bool:
+    """Whether an error says the account has no quota or credit left (OpenAI's 429
+    insufficient_quota, Anthropic's 400 "credit balance is too low"): not a rate limit to
+    wait out nor a request to fix."""
+    if code in _CREDIT_CODES:
+        return True
+    lowered = message.lower()
+    return any(marker in lowered for marker in _CREDIT_MARKERS)
 
 
 #: what the type of an error event in a stream says, as the HTTP status it stands for

@@ -382,3 +382,63 @@ steps:
                            record_state=False, environ={var: key})
     assert key.strip() not in str(info.value) and "(hint: " in str(info.value)
     assert _script(srv, kind).count() == 0
+
+
+_OUT_OF_CREDIT = {
+    "openai": (429, {"error": {"message": "You exceeded your current quota, please check your "
+                               "plan and billing details.", "type": "insufficient_quota",
+                               "param": None, "code": "insufficient_quota"}}),
+    "anthropic": (400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "Your credit balance is too low to access "
+        "the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_OUT_OF_CREDIT))
+async def test_an_account_out_of_credit_is_not_retried_and_falls_back(
+        srv: Servers, tmp_path: Path, kind: str) -> None:
+    # before: OpenAI's 429 insufficient_quota was a rate limit, retried (after the pause) with
+    # the hint "lower max_concurrency"; Anthropic's was a bad request, with no fallback
+    import json
+
+    from engine.errors import AuthError
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    status, body = _OUT_OF_CREDIT[kind]
+    _push(srv, kind, Action(status=status, raw=json.dumps(body)))
+    with pytest.raises(AuthError, match=r"out of quota or credit") as info:
+        await _registry(srv, kind).get("p").generate(_req())
+    assert not info.value.retryable and "billing" in (info.value.hint or "")
+
+    base = {"openai": "/openai/v1", "anthropic": "/anthropic"}[kind]
+    text = f"""\
+version: 1
+name: credit
+providers:
+  p: {{kind: {kind}, base_url: "{srv.url}{base}", model: {VENDORS[kind][0]}, api_key: {KEY},
+      fallback: [spare]}}
+  spare: {{kind: echo}}
+steps:
+  ask:
+    llm: p
+    prompt: hello
+    retry: {{attempts: 3, initial: 0s}}
+"""
+    _push(srv, kind, Action(status=status, raw=json.dumps(body)))
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False)
+    step = result.steps["ask"]
+    assert step.status == "succeeded", step.error
+    assert _script(srv, kind).count() == 2  # one call each time: not retried, fell back
+
+
+async def test_a_gemini_per_minute_quota_is_still_a_rate_limit(srv: Servers) -> None:
+    import json
+
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                      "You exceeded your current quota, please check your plan and billing "
+                      "details. Please retry in 3s."}}
+    srv.google.push("gemini-test", Action(status=429, raw=json.dumps(body)))
+    with pytest.raises(RateLimited):
+        await _registry(srv, "google").get("p").generate(_req())
