@@ -179,9 +179,27 @@ def connection_error(exc: BaseException, *, provider: str, model: str | None,
         return Unavailable(f"{where}: the connection broke off mid-reply: {detail}",
                            hint=f"the server or the network dropped it: {_RETRY_HINT}",
                            provider=provider, model=model)
-    return Unavailable(f"{where} could not be reached: {detail}",
+    address = _address(exc)
+    at = f" at {address}" if address else ""
+    return Unavailable(f"{where} could not be reached{at}: {detail}",
                        hint="check that the server is running and the provider's base_url "
                             "(or endpoint) and network", provider=provider, model=model)
+
+
+def _address(exc: BaseException) -> str | None:
+    """Where the failed request went (scheme, host, port, path: no user, password or query,
+    which can hold a key), from the transport error or the SDK error around it."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        try:
+            url = err.request.url  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):  # httpx2 raises when no request was set
+            continue
+        scheme, host, port = url.scheme, url.host, url.port
+        if not host:
+            continue
+        netloc = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{netloc}{f':{port}' if port else ''}{url.path}"
+    return None
 
 
 def _connecting(exc: BaseException) -> bool:

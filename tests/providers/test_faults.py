@@ -442,3 +442,26 @@ async def test_a_gemini_per_minute_quota_is_still_a_rate_limit(srv: Servers) -> 
     srv.google.push("gemini-test", Action(status=429, raw=json.dumps(body)))
     with pytest.raises(RateLimited):
         await _registry(srv, "google").get("p").generate(_req())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_server_that_cannot_be_reached_is_named_by_its_address(
+        kind: str, stream: bool) -> None:
+    # before: "could not be reached: All connection attempts failed", with no word of where
+    # (a base_url from an env var in CI, or one with /v1 twice, could not be seen)
+    from tests.providers.conftest import _free_port
+
+    port = _free_port()  # nothing listens there
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+                        base_url=f"http://user:pw-in-url-1234@127.0.0.1:{port}/api")
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    OPEN_REGISTRIES.append(registry)
+    with pytest.raises(Unavailable, match=f"could not be reached at http://127.0.0.1:{port}/api/"
+                       ) as info:
+        if stream:
+            async for _chunk in registry.get("p").stream(_req()):
+                pass
+        else:
+            await registry.get("p").generate(_req())
+    assert "pw-in-url-1234" not in str(info.value) and KEY not in str(info.value)
