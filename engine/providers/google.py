@@ -190,10 +190,27 @@ class GoogleProvider(SDKProvider):
             status = int(exc.code or 500)
             if status == 400 and "API_KEY_INVALID" in str(exc.details):
                 status = 401  # Gemini answers a bad key with 400 INVALID_ARGUMENT
+            delay = _retry_delay(exc.details)
+            if delay is not None and not (headers and "retry-after" in headers):
+                headers = {**(headers or {}), "retry-after": delay}
             return from_status(status, str(exc.message or exc.status or ""),
                                headers=headers, provider=self.name, model=model,
                                secret=self.api_key, code=exc.status)
         return None
+
+
+def _retry_delay(body: Any) -> str | None:
+    """The seconds of the RetryInfo detail in a Google API error (``"retryDelay": "35s"``):
+    Gemini says when to retry there, not in a Retry-After header."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    details = error.get("details") if isinstance(error, Mapping) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith(
+                "google.rpc.RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                return delay[:-1]
+    return None
 
 
 def _blocked(response: Any) -> bool:

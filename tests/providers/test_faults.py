@@ -465,3 +465,19 @@ async def test_a_server_that_cannot_be_reached_is_named_by_its_address(
         else:
             await registry.get("p").generate(_req())
     assert "pw-in-url-1234" not in str(info.value) and KEY not in str(info.value)
+
+
+async def test_a_gemini_429_waits_as_long_as_its_retry_info_says(srv: Servers) -> None:
+    # Gemini says when to retry in a RetryInfo detail, not a Retry-After header: before, the
+    # retry came after the 1 s pause and met the same 429 for the rest of the minute
+    import json
+
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                      "You exceeded your current quota. Please retry in 20.5s.", "details": [
+                          {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
+                          {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                           "retryDelay": "20.5s"}]}}
+    srv.google.push("gemini-test", Action(status=429, raw=json.dumps(body)))
+    with pytest.raises(RateLimited) as info:
+        await _registry(srv, "google").get("p").generate(_req())
+    assert info.value.retry_after == pytest.approx(20.5)
