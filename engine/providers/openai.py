@@ -137,11 +137,20 @@ class OpenAIProvider(SDKProvider):
 
 
 def _message(exc: Any) -> str:
+    """What the server said: the error's message, else the body as it came (an OpenAI-
+    compatible server's ``{"error": "..."}`` or ``{"detail": "..."}``, a proxy's HTML page),
+    which the SDK's own message ("Error code: 502") leaves out."""
     body = exc.body
     if isinstance(body, Mapping):
         inner = body.get("error", body)
         if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
             return str(inner["message"])
+        for text in (inner, body.get("detail"), body.get("message")):
+            if isinstance(text, str) and text.strip():
+                return text
+        return json.dumps(body, default=str)
+    if isinstance(body, str) and body.strip():
+        return body
     return str(exc.message)
 
 

@@ -481,3 +481,17 @@ async def test_a_gemini_429_waits_as_long_as_its_retry_info_says(srv: Servers) -
     with pytest.raises(RateLimited) as info:
         await _registry(srv, "google").get("p").generate(_req())
     assert info.value.retry_after == pytest.approx(20.5)
+
+
+@pytest.mark.parametrize(("status", "body", "said"), [
+    (502, "<html><h1>502 Bad Gateway</h1> upstream connect error</html>", "upstream connect"),
+    (404, '{"detail": "Not Found"}', "Not Found"),
+    (404, '{"error": "model \\"llama9\\" not found, try pulling it first"}', "try pulling it"),
+    (500, '{"error": {"mess', '{"error": {"mess')])
+async def test_an_openai_error_body_without_a_message_is_still_shown(
+        srv: Servers, status: int, body: str, said: str) -> None:
+    # before: only the SDK's "Error code: 502", the server's words (a proxy's page, an
+    # OpenAI-compatible server's {"error": "..."}) left out
+    srv.openai.push("gpt-test", Action(status=status, raw=body))
+    with pytest.raises(ProviderError, match=f"\\(HTTP {status}\\): .*{said}"):
+        await _registry(srv, "openai").get("p").generate(_req())
