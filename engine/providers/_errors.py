@@ -166,6 +166,29 @@ def stream_error(error_type: str | None, message: str, *, provider: str, model: 
                        if error_type else "an error event in the stream")
 
 
+def reply_problem(reply: Any, missing: str, *, provider: str, model: str | None,
+                  secret: str | None = None) -> ProviderError:
+    """The error for an HTTP 200 reply without the field a reply must have (``missing``):
+    the error the body holds instead (some OpenAI-compatible servers and gateways answer
+    ``{"error": {...}}`` with 200), mapped by its type or code, else a malformed reply."""
+    error = reply.get("error") if isinstance(reply, Mapping) else getattr(reply, "error", None)
+    if isinstance(error, str) and error.strip():
+        error = {"message": error}
+    if not isinstance(error, Mapping):
+        what = (f"the reply has no {missing}" if reply is not None and not isinstance(reply, list)
+                else "the reply is not a JSON object")
+        return malformed(ValueError(what), provider=provider, model=model)
+    kind = error.get("type") or error.get("status")
+    code = error.get("code")
+    status = code if isinstance(code, int) and 400 <= code < 600 else next(
+        (s for marker, s in _EVENT_STATUS if marker in f"{kind} {code}".lower()), 500)
+    how = "HTTP 200 with an error instead of a reply" + (f": {kind}" if kind else "")
+    message = error.get("message")
+    return from_status(status, message if isinstance(message, str) else str(dict(error)),
+                       provider=provider, model=model, secret=secret,
+                       code=str(kind or code or ""), how=how)
+
+
 def connection_error(exc: BaseException, *, provider: str, model: str | None,
                      timed_out: bool, timeout: float | None = None) -> ProviderError:
     where = provider_text(provider, model)

@@ -17,6 +17,7 @@ from engine.providers._errors import (
     from_status,
     malformed,
     not_json,
+    reply_problem,
     stream_error,
 )
 from engine.providers.types import (
@@ -82,6 +83,9 @@ class AnthropicProvider(SDKProvider):
         if isinstance(message, str):  # the SDK's answer to a body that is not JSON
             raise not_json(message, provider=self.name, model=model,
                            secret=self.api_key)
+        if not isinstance(getattr(message, "content", None), list):
+            raise reply_problem(message, "content", provider=self.name, model=model,
+                                secret=self.api_key)
         texts: list[str] = []
         calls: list[ToolCall] = []
         parsed: Any = None

@@ -12,7 +12,13 @@ from typing import Any
 
 from engine.errors import OutputInvalid, ProviderError
 from engine.providers._base import SDKProvider, import_sdk
-from engine.providers._errors import from_status, malformed, not_json, stream_error
+from engine.providers._errors import (
+    from_status,
+    malformed,
+    not_json,
+    reply_problem,
+    stream_error,
+)
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -78,8 +84,8 @@ class OpenAIProvider(SDKProvider):
             raise not_json(completion, provider=self.name, model=model,
                            secret=self.api_key)
         if not getattr(completion, "choices", None):
-            raise malformed(ValueError("the reply has no choices"), provider=self.name,
-                            model=model)
+            raise reply_problem(completion, "choices", provider=self.name, model=model,
+                                secret=self.api_key)
         choice = completion.choices[0]
         message = choice.message
         try:

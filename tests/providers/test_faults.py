@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.errors import (
+    AuthError,
     BadRequest,
     OutputInvalid,
     ProviderError,
@@ -495,3 +496,29 @@ async def test_an_openai_error_body_without_a_message_is_still_shown(
     srv.openai.push("gpt-test", Action(status=status, raw=body))
     with pytest.raises(ProviderError, match=f"\\(HTTP {status}\\): .*{said}"):
         await _registry(srv, "openai").get("p").generate(_req())
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(("body", "error", "said"), [
+    ('{"error": {"message": "Rate limit reached for requests", "type": "requests", '
+     '"code": 429}}', RateLimited, "Rate limit reached for requests"),
+    ('{"error": "the upstream model is still loading"}', Unavailable, "still loading"),
+    ('{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",'
+     ' "code": "invalid_api_key"}}', AuthError, "Incorrect API key")])
+async def test_an_error_in_a_reply_with_http_200_is_mapped_by_its_type(
+        srv: Servers, kind: str, body: str, error: type[Exception], said: str) -> None:
+    # some OpenAI-compatible servers and gateways answer an error with HTTP 200; before, the
+    # server's words were lost: "the reply has no choices" (openai) or "'NoneType' object is
+    # not iterable" (anthropic), and a rate limit was not paused for
+    _push(srv, kind, Action(raw=body))
+    with pytest.raises(error, match=f"HTTP 200 with an error instead of a reply.*{said}") as info:
+        await _registry(srv, kind).get("p").generate(_req())
+    assert "NoneType" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_reply_that_is_not_an_object_says_so(srv: Servers, kind: str) -> None:
+    _push(srv, kind, Action(raw="[]"))
+    with pytest.raises(Unavailable, match="the reply is not a JSON object") as info:
+        await _registry(srv, kind).get("p").generate(_req())
+    assert "object has no attribute" not in str(info.value)
