@@ -126,7 +126,8 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
                   tools: ToolCaller | None = None, max_turns: int = 8,
                   attempt: Attempt | None = None, on_chunk: OnChunk | None = None,
                   on_event: OnEvent | None = None,
-                  max_tool_result_chars: int | None = MAX_TOOL_RESULT_CHARS) -> LLMResult:
+                  max_tool_result_chars: int | None = MAX_TOOL_RESULT_CHARS,
+                  answered: list[LLMResponse] | None = None) -> LLMResult:
     """Run one LLM step (see the module docstring) and return what it produced.
 
     ``attempt(fn)`` is the executor's retry wrapper: it awaits ``fn()`` (a fresh call each
@@ -136,11 +137,14 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
     LLMEvents (call, fallback, tool_call, tool_result, reask). A tool result longer than
     ``max_tool_result_chars`` (None: no limit) reaches the model cut to that length, with a
     note saying so. A RunError raised after tools ran carries their records as
-    ``error.tool_calls``.
+    ``error.tool_calls``. ``answered`` (a list) receives each reply as it comes: what was paid
+    for even when the call is cancelled from outside (a timeout around it) and no error of
+    run_llm's own can carry it.
     """
     provider, limiter, fallback = registry.route(provider_name)
     if (tools is None and request.output_schema is None and attempt is None and not fallback
-            and on_chunk is None and on_event is None and not limiter.active):
+            and on_chunk is None and on_event is None and not limiter.active
+            and answered is None):
         # the hot path: one plain call (the executor's echo benchmark runs through here)
         try:
             response = await provider.generate(request)
@@ -158,6 +162,8 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
         request = replace(request, tools=(*request.tools, *tools.definitions()))
     run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
                request.model, max_tool_result_chars)
+    if answered is not None:
+        run.responses = answered
     try:
         return await _conversation(run, request, tools, max_turns)
     except RunError as exc:

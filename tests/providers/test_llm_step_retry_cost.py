@@ -116,3 +116,22 @@ async def test_a_rerun_that_times_out_keeps_what_the_earlier_conversations_spent
     assert step.status == "failed" and step.error["kind"] == "timeout", step.error
     assert (step.usage["input_tokens"], step.usage["output_tokens"]) == (30, 15)
     assert result.usage["input_tokens"] == 30
+
+
+@pytest.mark.anyio
+async def test_a_step_timeout_mid_conversation_keeps_what_the_answered_calls_spent(
+        srv: Servers, tmp_path: Path) -> None:
+    # with output_invalid in retry.on a whole conversation is one attempt, and the step's
+    # timeout cancels it from outside: before, the reply already paid for was lost ({}, 0.0)
+    # while the same step without that retry policy kept it
+    srv.openai.push("gpt-4o-mini", BAD, Action(json={"risk": "low"}, delay=3.0))
+    text = workflow(srv.url, "retry: {attempts: 2, initial: 0s, on: [output_invalid]}\n"
+                             "    timeout: 500ms")
+    result = await run_workflow(load_text(text, str(tmp_path / "w.yaml")), {},
+                                record_state=False)
+    step = result.steps["judge"]
+    assert step.status == "failed" and step.error["kind"] == "timeout"
+    assert srv.openai.count() == 2  # the reply that failed the schema, and its re-ask
+    assert (step.usage["input_tokens"], step.usage["output_tokens"]) == (10, 5)
+    assert step.cost is not None and step.cost > 0
+    assert result.usage["input_tokens"] == 10

@@ -11,7 +11,7 @@ from engine.errors import RunError
 from engine.executor.current import current_item
 from engine.executor.events import StepChunk, StepFallback
 from engine.executor.handlers import Attempt, Outcome
-from engine.providers import LLMResult, Usage, build_request, run_llm
+from engine.providers import LLMResponse, LLMResult, Usage, build_request, run_llm
 from engine.providers.pricing import add_cost
 from engine.secrets import LineRedactor
 from engine.spec.models import LLMStep
@@ -78,7 +78,7 @@ async def _watched(rc: RunContext, step_id: str, step: LLMStep, registry: Any, r
             # the whole conversation (re-asks included) is one attempt, so an OutputInvalid
             # after the re-asks starts it again; its calls are not retried on their own.
             # Never with tools: a rerun would call them again, and they may have effects
-            spending = _Spending(call)
+            spending = _Spending(call, registry.prices)
             try:
                 result: LLMResult = await attempt(spending)
             except RunError as exc:  # e.g. a StepTimeout made by the retry wrapper itself
@@ -103,8 +103,9 @@ class _Spending:
     """A conversation to call once per attempt, adding up what the failed ones spent: onto
     the next one's result, or onto the last error."""
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, prices: Any) -> None:
         self._call = call
+        self._prices = prices
         self._usage: dict[str, int] = {}
         self._cost: float | None = None
 
@@ -118,11 +119,17 @@ class _Spending:
         return self._cost
 
     async def __call__(self) -> LLMResult:
+        answered: list[LLMResponse] = []
         try:
-            result: LLMResult = await self._call(attempt=None)
+            result: LLMResult = await self._call(attempt=None, answered=answered)
         except RunError as exc:
             self._add(exc.spent_usage or {}, exc.spent_cost)
             exc.spent_usage, exc.spent_cost = dict(self._usage), self._cost
+            raise
+        except BaseException:  # cancelled (the attempt's timeout): its replies were paid for
+            for response in answered:
+                self._add(response.usage.to_dict(), self._prices.cost(response.model,
+                                                                      response.usage))
             raise
         if self._usage:
             self._add(result.usage.to_dict(), result.cost)
