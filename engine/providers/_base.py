@@ -151,6 +151,10 @@ class SDKProvider:
                 and (mapped.hint or "").startswith("check the API key")):
             names = " or ".join(KEY_ENV[self.kind])
             mapped.hint = f"check the API key (the provider's api_key:, else {names})"
+            if not self.api_key:  # an OpenAI-compatible base_url may be called without one
+                mapped.hint = (f"no API key was given: {names} is not set and the provider "
+                               "has no api_key: (a CI job may not be given the secret, e.g. "
+                               "on a pull request from a fork)")
         if mapped is not None:
             return mapped
         httpx2 = import_sdk("httpx2", "httpx2", "openai")

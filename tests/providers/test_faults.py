@@ -522,3 +522,19 @@ async def test_a_reply_that_is_not_an_object_says_so(srv: Servers, kind: str) ->
     with pytest.raises(Unavailable, match="the reply is not a JSON object") as info:
         await _registry(srv, kind).get("p").generate(_req())
     assert "object has no attribute" not in str(info.value)
+
+
+async def test_a_401_from_a_base_url_called_without_a_key_says_no_key_was_given(
+        srv: Servers) -> None:
+    # an OpenAI-compatible base_url may take no key, so none is required before the run; when
+    # the server wants one, before: "check the API key", as if the key given were wrong
+    from engine.errors import AuthError
+
+    spec = ProviderSpec(kind="openai", model="gpt-test", base_url=srv.url + "/openai/v1")
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    OPEN_REGISTRIES.append(registry)
+    registry.check()  # no key needed up front
+    srv.openai.push("gpt-test", Action(status=401, error="Invalid API Key"))
+    with pytest.raises(AuthError, match="Invalid API Key") as info:
+        await registry.get("p").generate(_req())
+    assert "no API key was given: OPENAI_API_KEY is not set" in (info.value.hint or "")
