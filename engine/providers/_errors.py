@@ -98,9 +98,11 @@ def _looks_like_date(raw: str) -> bool:
 
 def from_status(status: int, message: str, *, headers: Mapping[str, str] | None = None,
                 provider: str, model: str | None, secret: str | None = None,
-                code: str | None = None, how: str | None = None) -> ProviderError:
+                code: str | None = None, how: str | None = None,
+                address: str | None = None) -> ProviderError:
     """The ProviderError for an HTTP status from a vendor (``how`` names where the error
-    came from when it was not that HTTP status, e.g. an error event in a stream)."""
+    came from when it was not that HTTP status, e.g. an error event in a stream; ``address``
+    the URL asked, shown when it was not found: a base_url with /v1 twice shows there)."""
     text = clean_message(message, secret)
     label = how or f"HTTP {status}"
     where = provider_text(provider, model)
@@ -132,10 +134,11 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
                               f"({label}): {text}",
                               hint="shorten the prompt or use a model with a larger context",
                               **ctx)
+    at = f" at {address}" if address and status in (404, 405) else ""
     if status == 404:
-        return BadRequest(f"{where}: not found ({label}): {text}",
+        return BadRequest(f"{where}: not found ({label}){at}: {text}",
                           hint="check the model name (or the deployment / base_url)", **ctx)
-    return BadRequest(f"{where} rejected the request ({label}): {text}", **ctx)
+    return BadRequest(f"{where} rejected the request ({label}){at}: {text}", **ctx)
 
 
 def _out_of_credit(message: str, code: str | None) -> bool:
@@ -210,19 +213,26 @@ def connection_error(exc: BaseException, *, provider: str, model: str | None,
 
 
 def _address(exc: BaseException) -> str | None:
-    """Where the failed request went (scheme, host, port, path: no user, password or query,
-    which can hold a key), from the transport error or the SDK error around it."""
+    """Where the failed request went, from the transport error or the SDK error around it."""
     for err in (exc, exc.__cause__, exc.__context__):
-        try:
-            url = err.request.url  # type: ignore[union-attr]
-        except (AttributeError, RuntimeError):  # httpx2 raises when no request was set
-            continue
-        scheme, host, port = url.scheme, url.host, url.port
-        if not host:
-            continue
-        netloc = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{netloc}{f':{port}' if port else ''}{url.path}"
+        address = request_address(err)
+        if address:
+            return address
     return None
+
+
+def request_address(holder: Any) -> str | None:
+    """The URL of the request behind ``holder`` (an httpx2 error or response): scheme, host,
+    port and path, never a user, password or query (which can hold a key)."""
+    try:
+        url = holder.request.url
+        scheme, host, port, path = url.scheme, url.host, url.port, url.path
+    except (AttributeError, RuntimeError):  # httpx2 raises when no request was set
+        return None
+    if not host:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}{f':{port}' if port else ''}{path}"
 
 
 def _connecting(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from engine.providers._errors import (
     malformed,
     not_json,
     reply_problem,
+    request_address,
     stream_error,
 )
 from engine.providers.types import (
@@ -122,7 +123,8 @@ class AnthropicProvider(SDKProvider):
                                     secret=self.api_key)
             return from_status(exc.status_code, text, headers=exc.response.headers,
                                provider=self.name, model=model, secret=self.api_key,
-                               code=exc.error_code or exc.type)
+                               code=exc.error_code or exc.type,
+                               address=request_address(exc.response))
         if isinstance(exc, anthropic.APIResponseValidationError):
             return malformed(exc, provider=self.name, model=model, secret=self.api_key)
         if isinstance(exc, anthropic.APIConnectionError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.errors import AuthError, ProviderError
 from engine.providers._base import SDKProvider, alternating_turns, import_sdk
-from engine.providers._errors import clean_message, from_status, malformed
+from engine.providers._errors import clean_message, from_status, malformed, request_address
 from engine.providers.types import (
     ImagePart,
     LLMRequest,
@@ -195,7 +195,8 @@ class GoogleProvider(SDKProvider):
                 headers = {**(headers or {}), "retry-after": delay}
             return from_status(status, str(exc.message or exc.status or ""),
                                headers=headers, provider=self.name, model=model,
-                               secret=self.api_key, code=exc.status)
+                               secret=self.api_key, code=exc.status,
+                               address=request_address(response))
         return None
 
 

@@ -17,6 +17,7 @@ from engine.providers._errors import (
     malformed,
     not_json,
     reply_problem,
+    request_address,
     stream_error,
 )
 from engine.providers.types import (
@@ -119,7 +120,7 @@ class OpenAIProvider(SDKProvider):
         if isinstance(exc, openai.APIStatusError):
             error = from_status(exc.status_code, _message(exc), headers=exc.response.headers,
                                 provider=self.name, model=model, secret=self.api_key,
-                                code=exc.code)
+                                code=exc.code, address=request_address(exc.response))
             if exc.status_code == 404 and self.kind == "azure_openai":
                 error.hint = ("check `deployment:` (the deployment's name in Azure, not the "
                               "model's), `endpoint:` and `api_version:`")

@@ -494,7 +494,7 @@ async def test_an_openai_error_body_without_a_message_is_still_shown(
     # before: only the SDK's "Error code: 502", the server's words (a proxy's page, an
     # OpenAI-compatible server's {"error": "..."}) left out
     srv.openai.push("gpt-test", Action(status=status, raw=body))
-    with pytest.raises(ProviderError, match=f"\\(HTTP {status}\\): .*{said}"):
+    with pytest.raises(ProviderError, match=f"\\(HTTP {status}\\).*{said}"):
         await _registry(srv, "openai").get("p").generate(_req())
 
 
@@ -538,3 +538,19 @@ async def test_a_401_from_a_base_url_called_without_a_key_says_no_key_was_given(
     with pytest.raises(AuthError, match="Invalid API Key") as info:
         await registry.get("p").generate(_req())
     assert "no API key was given: OPENAI_API_KEY is not set" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_base_url_that_is_not_found_shows_the_address_asked(srv: Servers,
+                                                                   kind: str) -> None:
+    # before: "not found (HTTP 404): Not Found", and the path the SDK built from base_url
+    # (a /v1 given twice, a missing /openai) could not be seen
+    base = {"openai": "/openai/v1/v1", "anthropic": "/anthropic/v1", "google": "/google/v1beta/"}
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+                        base_url=srv.url + base[kind])
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    OPEN_REGISTRIES.append(registry)
+    with pytest.raises(BadRequest, match=r"not found \(HTTP 404\) at "
+                       f"{srv.url}{base[kind].rstrip('/')}/") as info:
+        await registry.get("p").generate(_req())
+    assert "base_url" in (info.value.hint or "") and KEY not in str(info.value)
