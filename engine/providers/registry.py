@@ -261,10 +261,13 @@ def _check_key(entry: _Entry, env: Mapping[str, str]) -> None:
     space, a non-ASCII letter) fails every call, as an error about the connection or the
     reply that retrying cannot fix: say so before a step runs (without showing the key)."""
     key = entry.api_key
+    if key is not None and entry.kind == "google":
+        key = key.strip()  # google-genai strips the key itself
     if key is None or "${{" in key or all("!" <= ch <= "~" for ch in key):
         return  # (an expression not rendered yet, as in a check of the spec alone)
     source = "api_key:" if entry.spec.api_key else next(
-        (var for var in KEY_ENV.get(entry.kind, ()) if env.get(var) == key), "the key")
+        (var for var in KEY_ENV.get(entry.kind, ()) if env.get(var) == entry.api_key),
+        "the key")
     if key != key.strip():
         what = "ends with a line break" if key[-1:] in "\r\n" else (
             "starts or ends with whitespace")

@@ -554,3 +554,11 @@ async def test_a_base_url_that_is_not_found_shows_the_address_asked(srv: Servers
                        f"{srv.url}{base[kind].rstrip('/')}/") as info:
         await registry.get("p").generate(_req())
     assert "base_url" in (info.value.hint or "") and KEY not in str(info.value)
+
+
+async def test_a_gemini_key_with_a_newline_still_works(srv: Servers) -> None:
+    # google-genai strips the key itself: refusing it would break what works
+    registry = _registry(srv, "google", key=KEY + "\n")
+    registry.check()
+    response = await registry.get("p").generate(_req())
+    assert response.text == "reply: hello"
