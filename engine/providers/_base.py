@@ -67,7 +67,10 @@ def new_http_client(timeout: float, headers: Mapping[str, str] | None = None) ->
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
         limits=httpx2.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=100),
-        headers=dict(headers or {}), follow_redirects=True)
+        # no redirects: httpx2 drops only Authorization on the way to another host, so
+        # x-api-key (Anthropic), x-goog-api-key (Gemini) and api-key (Azure) would follow,
+        # and a 301/302 would turn the POST into a GET; from_status says where it pointed
+        headers=dict(headers or {}), follow_redirects=False)
 
 
 class SDKProvider:

@@ -108,6 +108,13 @@ def from_status(status: int, message: str, *, headers: Mapping[str, str] | None 
     where = provider_text(provider, model)
     ctx: dict[str, Any] = {"provider": provider, "model": model,
                            "status": None if how else status}
+    if 300 <= status < 400:
+        location = (headers or {}).get("location")
+        to = f" to {_without_secrets(location)}" if location else ""
+        return BadRequest(f"{where}: the server redirected ({label}){to}; plait does not "
+                          "follow redirects (the key would go along)",
+                          hint="set base_url (or endpoint) to the address it points to",
+                          **ctx)
     if status == 402 or _out_of_credit(message, code):
         return AuthError(f"{where}: the account of the key is out of quota or credit "
                          f"({label}): {text}",
@@ -219,6 +226,24 @@ def _address(exc: BaseException) -> str | None:
         if address:
             return address
     return None
+
+
+def _without_secrets(url: str) -> str:
+    """A URL from a server (a redirect's Location) as it may be shown: no user, password or
+    query, and cut short."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(an address that cannot be read)"
+    shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return clean_message(shown)
 
 
 def request_address(holder: Any) -> str | None:

@@ -118,7 +118,7 @@ class AnthropicProvider(SDKProvider):
         anthropic = import_sdk("anthropic", "anthropic", "anthropic")
         if isinstance(exc, anthropic.APIStatusError):
             text = exc.api_message or str(exc.message)
-            if exc.status_code < 400:  # an `event: error` in a stream that began with 200
+            if exc.status_code < 300:  # an `event: error` in a stream that began with 200
                 return stream_error(exc.type, text, provider=self.name, model=model,
                                     secret=self.api_key)
             return from_status(exc.status_code, text, headers=exc.response.headers,

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
 from tests.providers.servers import anthropic_server, google_server, openai_server
 from tests.providers.servers.common import Script
@@ -35,9 +37,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def _moved(request: Request) -> RedirectResponse:
+    """`/moved/<vendor>/...` answers 307 to the same path on another origin (localhost instead
+    of 127.0.0.1: the same server, another host to the client)."""
+    rest = request.path_params["rest"]
+    return RedirectResponse(f"http://localhost:{request.url.port}/{rest}", status_code=307)
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    app = Starlette(routes=[Mount("/openai", app=openai_server.app),
+    app = Starlette(routes=[Route("/moved/{rest:path}", _moved, methods=["GET", "POST"]),
+                           Mount("/openai", app=openai_server.app),
                            Mount("/anthropic", app=anthropic_server.app),
                            Mount("/google", app=google_server.app)])
     port = _free_port()

@@ -562,3 +562,21 @@ async def test_a_gemini_key_with_a_newline_still_works(srv: Servers) -> None:
     registry.check()
     response = await registry.get("p").generate(_req())
     assert response.text == "reply: hello"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_redirect_to_another_host_does_not_take_the_key_along(srv: Servers,
+                                                                     kind: str) -> None:
+    # before: the redirect was followed, and httpx drops only an Authorization header on the
+    # way, so Anthropic's x-api-key and Gemini's x-goog-api-key went to the other host
+    base = {"openai": "/openai/v1", "anthropic": "/anthropic", "google": "/google/"}[kind]
+    spec = ProviderSpec(kind=kind, model=VENDORS[kind][0], api_key=KEY,
+                        base_url=f"{srv.url}/moved{base}")
+    registry = ProviderRegistry.from_specs({"p": spec}, env={})
+    OPEN_REGISTRIES.append(registry)
+    with pytest.raises(BadRequest, match=r"redirected \(HTTP 307\) to http://localhost:") \
+            as info:
+        await registry.get("p").generate(_req())
+    assert "base_url" in (info.value.hint or "") and not info.value.retryable
+    assert _script(srv, kind).count() == 0  # nothing reached the other host
+    assert KEY not in str(info.value)
