@@ -73,6 +73,10 @@ class Services:
         if self.workflow.has_kind("llm"):
             self.providers().check()
         if spec.mcp_servers:
+            if self.cassette is None or not self.cassette.offline:  # servers will start
+                from engine.mcp.runtime import require_sdk
+
+                require_sdk()
             await self.mcp()  # entered here, in the run's own task; servers start on first use
         return self
 
@@ -160,6 +164,9 @@ class Services:
         """A runtime of the workflow's MCP servers as a run starts them (settings rendered,
         each server under the sandbox of its policy, tool arguments checked against it),
         not entered: for `plait mcp tools` and `plait mcp call`, which own it."""
+        from engine.mcp.runtime import require_sdk
+
+        require_sdk()
         self._servers = {name: self.server_spec(name) for name in self.workflow.spec.mcp_servers}
         return self._new_runtime(self.redactor)
 

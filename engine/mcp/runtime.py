@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from engine.errors import ToolError, UnknownToolError
+from engine.errors import MissingDependencyError, ToolError, UnknownToolError
 from engine.mcp._names import unknown_server
 from engine.mcp._settings import MCPSettings
 from engine.mcp.executor import ToolExecutor, Validator
@@ -28,6 +28,17 @@ from engine.spec.models import MCPServerSpec, PolicySpec
 
 #: spec given to in-process servers that have no entry in `servers`
 IN_PROCESS_SPEC = MCPServerSpec(command="in-process")
+
+
+def require_sdk() -> None:
+    """Refuse, naming the extra to install, when the `mcp` SDK is missing: checked before a
+    run starts, so its steps do not each fail with a bare "No module named 'mcp'" and a hint
+    to run the server by hand (the server is fine; the client is what is missing)."""
+    try:
+        import mcp  # noqa: F401
+        import mcp_types  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("mcp", "mcp") from None
 
 
 @dataclass(frozen=True)

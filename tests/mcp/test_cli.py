@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 
 from engine.spec.loader import load
 from engine.spec.models import MCPServerSpec
+from runners.cli.main import cli
 from runners.cli.mcp import group
 from tests.mcp.conftest import ROOT
 
@@ -207,3 +210,30 @@ def test_tools_table_shows_a_servers_descriptions_as_they_are(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "[bold]pid[/bold] of the server [/oops]" in result.output
     assert "\x1b" not in result.output and "\\x1b[2Jcleared" in result.output
+
+
+def test_without_the_mcp_sdk_a_run_is_refused_naming_the_extra(workflow: Path) -> None:
+    """Without the `mcp` extra a workflow with MCP servers is refused before any step runs
+    (exit 2), naming the extra to install, not failed step by step with "No module named
+    'mcp'" and a hint to run the server by hand. A replay starts no server: it still runs."""
+    recorded = CliRunner().invoke(cli, ["run", str(workflow), "--record",
+                                        str(workflow.parent / "tape")])
+    assert recorded.exit_code == 0, recorded.output
+    code = ("import sys; sys.modules['mcp'] = None\n"  # the SDK is not installed
+            "from runners.cli.main import main\n"
+            "sys.argv[0] = 'plait'\n"
+            "main()\n")
+
+    def plait(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], cwd=workflow.parent,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    for args in (["run", "wf.yaml"], ["mcp", "tools", "wf.yaml"]):
+        out = plait(*args)
+        assert out.returncode == 2, out.stderr
+        assert "mcp is not installed (hint: pip install 'plait[mcp]')" in out.stderr
+        assert "started" not in out.stderr  # no step ran
+    replayed = plait("run", "wf.yaml", "--replay", "tape", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["status"] == "succeeded"
