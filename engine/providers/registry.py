@@ -233,6 +233,7 @@ def _check_entry(entry: _Entry, env: Mapping[str, str]) -> None:
         return
     check_option_values(entry.name, entry.kind, spec.options,
                         has_base_url=spec.base_url is not None)
+    _check_sdk(entry)
     fields = {"base_url": spec.base_url, "endpoint": spec.endpoint,
               "api_version": spec.api_version}
     if entry.kind == "azure_openai":  # what the SDK falls back to
@@ -279,6 +280,32 @@ def _check_key(entry: _Entry, env: Mapping[str, str]) -> None:
     raise ConfigError(f"provider {entry.name!r} ({entry.kind}): the API key ({source}) "
                       f"{what}, which cannot be sent in an HTTP header", hint=hint,
                       provider=entry.name, field="api_key")
+
+
+#: kind -> (module, package, extra) of the vendor SDK its client is built with
+_SDKS: Mapping[str, tuple[str, str, str]] = {
+    "openai": ("openai", "openai", "openai"),
+    "azure_openai": ("openai", "openai", "openai"),
+    "anthropic": ("anthropic", "anthropic", "anthropic"),
+    "google": ("google.genai", "google-genai", "google"),
+}
+
+
+def _check_sdk(entry: _Entry) -> None:
+    """A provider whose SDK is not installed is refused before any step runs (and by `plait
+    providers check`), rather than failing each of its steps. The SDK is found, not imported,
+    so the check stays cheap."""
+    import importlib.util
+
+    module, package, extra = _SDKS[entry.kind]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or blocked in sys.modules
+        found = False
+    if not found:
+        raise ConfigError(f"provider {entry.name!r} ({entry.kind}) needs the {package} SDK, "
+                          "which is not installed", hint=f"pip install 'plait[{extra}]'",
+                          provider=entry.name)
 
 
 @dataclass(frozen=True, slots=True)
