@@ -21,6 +21,7 @@ import click
 
 from engine.errors import ConfigError, Location, PlaitError, RunError, SpecError, SpecIssue
 from engine.spec.models import WorkflowSpec
+from engine.spec.triggers import croniter_class
 from runners.cli.run_cmd import trace_config, trace_options
 from runners.schedule import Clock, RunFunction, ScheduleEntry, Scheduler, entries_from_spec, zone
 from runners.stop_signals import first_stop_signal
@@ -176,6 +177,13 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
             **trace: Any) -> None:
     """Run FILE(s) at the times in their `on.schedule` until interrupted. With a trace
     option every run is traced, each run's spans written when it ends."""
+    from runners.cli.report import print_error
+
+    try:  # the cron extra, said once and up front: not a traceback at the first fire time
+        croniter_class()
+    except PlaitError as exc:
+        print_error(exc)
+        sys.exit(2)
     try:
         entries = load_entries(files)
     except SpecError as exc:
@@ -188,8 +196,6 @@ def command(files: tuple[Path, ...], show_next: int | None, max_runs: int | None
         _check_secrets(files)
         session = _start_tracing(files, trace)
     except PlaitError as exc:
-        from runners.cli.report import print_error
-
         print_error(exc)
         sys.exit(2)
     if not logging.getLogger().handlers:

@@ -267,3 +267,25 @@ def test_a_file_given_twice_is_scheduled_once(tmp_path: Path,
     result = CliRunner().invoke(cli.command, [str(wf), "./digest.yaml", "--next", "1"])
     assert result.exit_code == 0, result.output
     assert result.output.count("on.schedule[0]") == 1
+
+
+def test_without_the_cron_extra_it_says_so_and_exits_2(tmp_path: Path) -> None:
+    """croniter missing: one line naming the extra (exit 2), up front, for the daemon and
+    for --next alike; it used to be a traceback at the first fire time."""
+    import os
+    import subprocess
+    import sys
+
+    write(tmp_path, "digest.yaml", WORKFLOW)
+    code = ("import sys; sys.modules['croniter'] = None\n"  # the extra is not installed
+            "from runners.cli.main import main\n"
+            "sys.argv[0] = 'plait'\n"
+            "main()\n")
+    root = Path(__file__).resolve().parents[2]
+    for args in (["schedule", "digest.yaml"], ["schedule", "digest.yaml", "--next", "1"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, timeout=60,
+                             capture_output=True, text=True, check=False,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+        assert (out.returncode, out.stdout) == (2, ""), out.stderr
+        assert out.stderr == "error: croniter is not installed (hint: pip install " \
+                             "'plait[cron]')\n"
