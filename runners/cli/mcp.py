@@ -20,6 +20,7 @@ import yaml
 
 from engine.errors import (
     ConfigError,
+    MissingDependencyError,
     PlaitError,
     PolicyViolation,
     SpecError,
@@ -191,8 +192,13 @@ async def _arguments_misfit(mcp: Any, qualified: str,
 def serve_cmd(file: Path, transport: str, host: str, port: int, state: str | None) -> None:
     """Serve the workflow in FILE as an MCP server: one tool, named after the workflow, that
     takes its inputs and returns its outputs."""
+    from engine.mcp.runtime import require_sdk
     from runners.mcp_serve import bind_problem, serve
 
+    try:  # serving is the SDK's work: without it, say which extra (not a traceback)
+        require_sdk()
+    except MissingDependencyError as exc:
+        _fail(str(exc), EXIT_USAGE)
     problem = bind_problem(host, port) if transport != "stdio" else None
     if problem:
         _fail(problem, EXIT_USAGE)

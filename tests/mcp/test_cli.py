@@ -215,7 +215,8 @@ def test_tools_table_shows_a_servers_descriptions_as_they_are(tmp_path: Path) ->
 def test_without_the_mcp_sdk_a_run_is_refused_naming_the_extra(workflow: Path) -> None:
     """Without the `mcp` extra a workflow with MCP servers is refused before any step runs
     (exit 2), naming the extra to install, not failed step by step with "No module named
-    'mcp'" and a hint to run the server by hand. A replay starts no server: it still runs."""
+    'mcp'" and a hint to run the server by hand; `plait mcp serve` says the same instead of
+    a traceback. A replay starts no server: it still runs."""
     recorded = CliRunner().invoke(cli, ["run", str(workflow), "--record",
                                         str(workflow.parent / "tape")])
     assert recorded.exit_code == 0, recorded.output
@@ -227,9 +228,10 @@ def test_without_the_mcp_sdk_a_run_is_refused_naming_the_extra(workflow: Path) -
     def plait(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", code, *args], cwd=workflow.parent,
                               capture_output=True, text=True, timeout=60, check=False,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdin=subprocess.DEVNULL)
 
-    for args in (["run", "wf.yaml"], ["mcp", "tools", "wf.yaml"]):
+    for args in (["run", "wf.yaml"], ["mcp", "tools", "wf.yaml"], ["mcp", "serve", "wf.yaml"]):
         out = plait(*args)
         assert out.returncode == 2, out.stderr
         assert "mcp is not installed (hint: pip install 'plait[mcp]')" in out.stderr
