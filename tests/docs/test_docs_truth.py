@@ -1,7 +1,7 @@
 """The user docs stay true to the code: every YAML block is a workflow, a fragment of one that
 validates against the spec models, or is explicitly marked as something else; every link
 between the pages resolves; every `plait ...` command line quoted in prose uses flags that the
-command has.
+command has; every environment variable a page names is one the code reads.
 
 Complete workflows are loaded in full by tests/spec/test_docs_examples.py; here the fragments
 (`mcp_servers:` blocks, a step's keys) are checked structurally, so a renamed or misspelt key
@@ -286,3 +286,35 @@ def test_bundled_server_flags_in_the_docs_exist() -> None:
     bad = [f"{where}: {server} has no {flag}" for where, server, flags in mentions
            for flag in flags if flag not in known[server]]
     assert not bad, "\n".join(bad)
+
+
+# --- environment variables named in the docs ---------------------------------------------
+
+_ENV_NAME = re.compile(r"(?<![\w$])((?:PLAIT|MCP|SECURITY|OTEL|OPENAI|ANTHROPIC|GOOGLE|GEMINI"
+                       r"|AZURE)_[A-Z0-9_]*[A-Z0-9])(?![\w*])")
+#: read by the OpenTelemetry SDK itself (`Resource.create()`), not by plait's code
+_READ_BY_THE_SDK = {"OTEL_SERVICE_NAME"}
+
+
+def env_names(text: str) -> set[str]:
+    """The environment variables of plait, its vendors and OpenTelemetry that `text` names
+    (`OTEL_EXPORTER_OTLP_*`, a family, is not a name)."""
+    return set(_ENV_NAME.findall(text))
+
+
+def test_env_names_are_found() -> None:
+    assert env_names("set `PLAIT_STATE_URL` or MCP_SERVER_TIMEOUT=5; `OTEL_EXPORTER_OTLP_*`"
+                     " and ${{ secrets.OPENAI_API_KEY }}") == {
+        "PLAIT_STATE_URL", "MCP_SERVER_TIMEOUT", "OPENAI_API_KEY"}
+
+
+def test_environment_variables_in_the_docs_are_read_by_the_code() -> None:
+    """A variable a page tells users to set is one the code reads (a string literal in
+    engine/ or runners/), so a misspelt or renamed variable in the docs fails here."""
+    code = "\n".join(path.read_text(encoding="utf-8") for folder in ("engine", "runners")
+                     for path in (ROOT / folder).rglob("*.py"))
+    unknown = sorted(f"{page.relative_to(ROOT)}: {name}" for page in PAGES
+                     for name in env_names(page.read_text(encoding="utf-8"))
+                     if name not in _READ_BY_THE_SDK
+                     and f'"{name}"' not in code and f"'{name}'" not in code)
+    assert not unknown, "\n".join(unknown)
