@@ -180,9 +180,11 @@ def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
     error: Exception | None = None
     if result.timed_out:
         error = StepTimeout(
-            f"command {shown} ran past its time limit and was killed",
-            hint=f"max_execution_time of policy {policy.name!r} or the step timeout",
-            step=step_id)
+            f"command {shown} ran past its time limit of {policy.max_execution_time:g}s "
+            f"(max_execution_time of policy {policy.name!r}) and was killed",
+            hint=f"raise `max_execution_time` of policy {policy.name!r} (its level's default "
+                 "comes from SECURITY_MAX_EXECUTION_TIME when set), or make the command "
+                 "finish sooner", step=step_id)
     elif result.exit_code != 0:
         tail = result.stderr[-STDERR_TAIL:].strip()
         why = (f"killed for exceeding {result.killed_by}" if result.killed_by

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.commands import AuditRecord, run_command
-from engine.errors import CommandFailed
+from engine.errors import CommandFailed, StepTimeout
 from tests.security.sec_helpers import make_runner
 
 pytestmark = pytest.mark.anyio
@@ -72,3 +72,16 @@ async def test_outcome_reads_like_a_command_result(tmp_path: Path) -> None:
     assert outcome.audit.to_dict()["decision"] == "allowed"
     with pytest.raises(AttributeError):
         outcome.no_such_field  # noqa: B018
+
+
+async def test_a_command_past_its_time_limit_says_which_limit_and_how_to_raise_it(
+        tmp_path: Path) -> None:
+    policy, runner = make_runner("medium", tmp_path, max_execution_time="200ms")
+    with pytest.raises(StepTimeout) as excinfo:
+        await run_command("sleep 5", policy=policy, runner=runner, env=None, cwd=tmp_path,
+                          stdin=None, timeout=None, step_id="slow")
+    assert str(excinfo.value) == (
+        "command 'sleep 5' ran past its time limit of 0.2s (max_execution_time of policy "
+        "'medium-test') and was killed (hint: raise `max_execution_time` of policy "
+        "'medium-test' (its level's default comes from SECURITY_MAX_EXECUTION_TIME when "
+        "set), or make the command finish sooner)")
