@@ -100,11 +100,11 @@ def check_path(policy: Policy, value: str, *, cwd: Path, write: bool = False,
             roots = (*roots, Path("/tmp"))
         if not _inside(path, roots):
             kind = "write" if write else "read"
-            where = ", ".join(str(r) for r in roots) or "nothing (no roots declared)"
+            where = ", ".join(str(r) for r in roots) or "none declared"
+            under = "use a path under those roots, or " if roots else ""  # none to use
             _violation(policy, "filesystem", value,
                        f"path {value!r} resolves to {path}, outside the {kind} roots ({where})",
-                       hint=f"use a path under those roots, or "
-                       f"{_change(policy, f'a `filesystem.{kind}` root that holds it')}",
+                       hint=under + _change(policy, f"a `filesystem.{kind}` root that holds it"),
                        **ctx)
     _check_extension(policy, value, path, **ctx)
     return path

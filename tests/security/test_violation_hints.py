@@ -34,6 +34,15 @@ def test_a_path_outside_the_roots_names_the_field_to_change(tree: Path) -> None:
     assert "(hint: use a path under those roots" in str(exc)
 
 
+def test_a_write_with_no_write_roots_says_none_are_declared(tree: Path) -> None:
+    """Read roots but no write roots: not "outside the write roots (nothing (no roots
+    declared))" with a hint to use a path under roots there are none of."""
+    policy = make_policy("medium", tree, filesystem={"read": ["data"]})
+    exc = _refused(check_command, policy, "echo hi > data/out.txt", cwd=tree)
+    assert exc.message.endswith("outside the write roots (none declared)")
+    assert exc.hint == "set a `filesystem.write` root that holds it in policy 'medium-test'"
+
+
 def test_the_default_policy_says_to_declare_one(tree: Path) -> None:
     policy = resolve_policy(PolicySpec(filesystem={"read": ["data"]}), name=None, base_dir=tree,
                             env={})
