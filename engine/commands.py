@@ -174,6 +174,24 @@ def _shown_command(run: str | list[str]) -> str:
     return f"{text[:COMMAND_SHOWN]!r}... ({len(text)} characters in all)"
 
 
+def _limit_of(policy: Policy) -> str:
+    if policy.name == "default":  # a step without a policy: no policy of that name to edit
+        return f"max_execution_time of level {policy.level}, the default policy's"
+    return f"max_execution_time of policy {policy.name!r}"
+
+
+def _longer(policy: Policy) -> str:
+    """How to give a command more time (the step's own `timeout:` is another error)."""
+    if policy.name == "default":
+        how = ("give the step a policy with a larger `max_execution_time` (declare it under "
+               "`policies:` and name it in `policy:` or `defaults.policy`), or raise "
+               "SECURITY_MAX_EXECUTION_TIME")
+    else:
+        how = (f"raise `max_execution_time` of policy {policy.name!r} (its level's default "
+               "comes from SECURITY_MAX_EXECUTION_TIME when set)")
+    return how + ", or make the command finish sooner"
+
+
 def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
                step_id: str | None, policy: Policy) -> None:
     shown = _shown_command(run)
@@ -181,10 +199,7 @@ def _raise_for(result: CommandResult, audit: AuditRecord, run: str | list[str],
     if result.timed_out:
         error = StepTimeout(
             f"command {shown} ran past its time limit of {policy.max_execution_time:g}s "
-            f"(max_execution_time of policy {policy.name!r}) and was killed",
-            hint=f"raise `max_execution_time` of policy {policy.name!r} (its level's default "
-                 "comes from SECURITY_MAX_EXECUTION_TIME when set), or make the command "
-                 "finish sooner", step=step_id)
+            f"({_limit_of(policy)}) and was killed", hint=_longer(policy), step=step_id)
     elif result.exit_code != 0:
         tail = result.stderr[-STDERR_TAIL:].strip()
         why = (f"killed for exceeding {result.killed_by}" if result.killed_by

@@ -85,3 +85,21 @@ async def test_a_command_past_its_time_limit_says_which_limit_and_how_to_raise_i
         "'medium-test') and was killed (hint: raise `max_execution_time` of policy "
         "'medium-test' (its level's default comes from SECURITY_MAX_EXECUTION_TIME when "
         "set), or make the command finish sooner)")
+
+
+async def test_a_step_without_a_policy_is_told_to_declare_one_for_more_time(
+        tmp_path: Path) -> None:
+    from engine.policy import resolve_policy
+    from engine.sandbox import runner_for
+    from engine.spec.models import PolicySpec
+
+    policy = resolve_policy(PolicySpec(max_execution_time="200ms"), name=None,
+                            base_dir=tmp_path, env={})
+    with pytest.raises(StepTimeout) as excinfo:
+        await run_command("sleep 5", policy=policy, runner=runner_for(policy), env=None,
+                          cwd=tmp_path, stdin=None, timeout=None, step_id="slow")
+    assert excinfo.value.message.endswith(
+        "(max_execution_time of level medium, the default policy's) and was killed")
+    assert excinfo.value.hint is not None
+    assert excinfo.value.hint.startswith(
+        "give the step a policy with a larger `max_execution_time` (declare it under")
