@@ -25,7 +25,8 @@ def providers() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the providers as JSON; problems as {\"ok\": false, \"problems\": [...]}.")
 def check(file: Path, live: bool, as_json: bool) -> None:
-    """Keys, options and fallbacks of every provider in FILE; with --live, a health check."""
+    """Keys, SDKs, options and fallbacks of every provider in FILE; with --live, a health
+    check."""
     from engine.executor.context import RunOptions
     from engine.executor.inputs import resolve_inputs
     from engine.executor.services import Services
