@@ -110,6 +110,20 @@ def shown_choices(values: Sequence[Any], most: int | None = None) -> str:
     return text + (f" (and {more} more)" if more > 0 else "")
 
 
+#: a lone surrogate: JSON's "\ud800" (a model's or a tool's reply) or an expression's "\udcff"
+#: decodes to one, and it has no UTF-8 form
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """`text` with each lone surrogate written as its JSON escape (`\\ud800`), so that it can
+    be written as UTF-8 (to SQLite, a file, stdout): in JSON text the same value, since JSON
+    text holds one raw only inside a string."""
+    if text.isascii() or not _SURROGATE.search(text):  # isascii is O(1): the usual case
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
 #: what json.dumps(ensure_ascii=False) leaves raw that a terminal may obey: DEL and the C1
 #: controls (U+009B is an 8-bit CSI, as ESC [ is)
 _C1 = re.compile("[\x7f-\x9f]")

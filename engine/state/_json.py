@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from engine.jsontext import compact_encoder
+from engine.jsontext import compact_encoder, escape_surrogates
 
 
 def _refuse(value: Any) -> Any:
@@ -31,15 +31,17 @@ _MAX_DEPTH = 200
 
 
 def dumps(value: Any) -> str | None:
-    """Encode ``value`` as JSON text; ``None`` stays SQL NULL."""
+    """Encode ``value`` as JSON text; ``None`` stays SQL NULL. A lone surrogate is written as
+    the JSON escape it came from (``\\ud800``): SQLite cannot store it raw (it has no UTF-8
+    form), and the value reads back the same."""
     if value is None:
         return None
     if type(value) is str:  # a step's usual output: a reply text
-        return _string(value)
+        return escape_surrogates(_string(value))
     try:
-        return _encode(value)
+        return escape_surrogates(_encode(value))
     except (TypeError, ValueError, RecursionError):
-        return _encode(_sanitise(value, set(), 0))
+        return escape_surrogates(_encode(_sanitise(value, set(), 0)))
 
 
 def loads(text: str | None) -> Any:

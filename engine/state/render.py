@@ -15,14 +15,20 @@ from engine.state.records import RunRecord, StepRecord
 
 _MAX_VALUE = 400
 #: C0 and C1 control characters but newline and tab: from untrusted step output, a terminal
-#: would obey them (set the title, clear the screen, write the clipboard, `\r` overwrite)
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: would obey them (set the title, clear the screen, write the clipboard, `\r` overwrite);
+#: and lone surrogates (JSON's "\ud800" in a reply decodes to one), which no output can encode
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return "\\r" if code == 13 else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str) -> str:
     """`text` with every control character but newline and tab shown as an escape (`\\x1b`,
-    `\\r`): safe to print on a terminal."""
-    return _CONTROL.sub(lambda m: "\\r" if m[0] == "\r" else f"\\x{ord(m[0]):02x}", text)
+    `\\r`), and every lone surrogate (`\\ud800`): safe to print on a terminal."""
+    return _CONTROL.sub(_escaped, text)
 
 
 def shown_status(run: RunRecord) -> str:

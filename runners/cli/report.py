@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from engine.errors import PlaitError, SpecError, SpecIssue
-from engine.jsontext import finite
+from engine.jsontext import escape_surrogates, finite
 from runners.cli.stdout import write_stdout
 from runners.gh_text import in_github_actions
 
@@ -50,12 +50,14 @@ def json_text(data: Any, *, indent: int | None = 2) -> str:
     """Strict JSON, as jq and JSON.parse read it: a NaN or infinite float (an output of
     `1e308 * 10`, a tool's or model's JSON holding Infinity, which Python reads), which
     Python would write as a bare NaN or Infinity, is written as the string "NaN",
-    "Infinity" or "-Infinity" (as trace files write them)."""
+    "Infinity" or "-Infinity" (as trace files write them). A lone surrogate (JSON's "\\ud800"
+    in a model's reply decodes to one) is written as that escape: raw, it has no UTF-8 form."""
     try:
-        return json.dumps(data, indent=indent, default=str, ensure_ascii=False,
+        text = json.dumps(data, indent=indent, default=str, ensure_ascii=False,
                           allow_nan=False)
     except ValueError:
-        return json.dumps(finite(data), indent=indent, default=str, ensure_ascii=False)
+        text = json.dumps(finite(data), indent=indent, default=str, ensure_ascii=False)
+    return escape_surrogates(text)
 
 
 def state_option(db_path: str) -> str:

@@ -15,7 +15,7 @@ import anyio
 import click
 
 from engine.errors import CassetteNotSaved, InputError, PlaitError, SpecError
-from engine.jsontext import DuplicateKey, loads_strict
+from engine.jsontext import DuplicateKey, escape_surrogates, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
@@ -442,7 +442,7 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
     else:
         for name, value in result.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            write_stdout(inert(f"{name}: {shown}") + "\n")
+            write_stdout(inert(escape_surrogates(f"{name}: {shown}")) + "\n")
     if result.status == "interrupted":  # one line to go on from (not `plait runs show`)
         click.echo(f"run {result.run_id} interrupted; " + (
             "not recorded, so it cannot be resumed" if locate is None else

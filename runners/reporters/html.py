@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from engine.jsontext import escape_surrogates
 from runners.words import count
 
 COLOURS = {"succeeded": "#2e9d4f", "restored": "#5b8def", "failed": "#d64541",
@@ -230,7 +231,9 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
     legend = "".join(f'<span><span class="dot" style="background:{c}"></span>{_e(s)}</span>'
                      for s, c in COLOURS.items())
     error = f"<h2>Error</h2>{_pre(run.error)}" if run.error else ""
-    return "".join([
+    # a lone surrogate in the record (JSON's "\ud800" in a reply) has no UTF-8 form: shown as
+    # that escape, so the page can be written
+    return escape_surrogates("".join([
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">",
@@ -250,4 +253,4 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
         f"<details open><summary>Outputs</summary>{_pre(run.outputs)}</details>",
         "<h2>Steps</h2>",
         *(_step_section(by_id[s]) if s in by_id else _unrecorded_section(s) for s in order),
-        f"<script>{_JS}</script></body></html>\n"])
+        f"<script>{_JS}</script></body></html>\n"]))

@@ -1,0 +1,69 @@
+"""What plait writes about a run (its record, `--json`, `plait runs show`, the HTML report,
+GitHub Actions output) when a step's output holds text that is hard to write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.test_cli import ROOT
+
+LONE = r"""
+version: 1
+name: lone
+steps:
+  reply:
+    run: [echo, '{"text": "a\ud800b"}']
+  pass_on:
+    run: 'echo "$X"'
+    env: {X: '${{ (steps.reply.output.stdout | fromjson).text }}'}
+    continue_on_error: true
+outputs:
+  text: ${{ (steps.reply.output.stdout | fromjson).text }}
+"""
+
+
+def _plait(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    # stdout as Python sets it up under C.UTF-8 (GitHub's runners) or the C locale:
+    # surrogateescape, which cannot write a lone surrogate either
+    full = {**os.environ, "PYTHONPATH": str(ROOT),
+            "PYTHONIOENCODING": "utf-8:surrogateescape", **env}
+    return subprocess.run([sys.executable, "-m", "runners.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, env=full, check=False)
+
+
+def test_a_lone_surrogate_in_a_steps_output_is_recorded_and_shown_everywhere(
+        tmp_path: Path) -> None:
+    """JSON's "\\ud800" in a model's or a tool's reply decodes to a lone surrogate, which has
+    no UTF-8 form: the run record could not be written (`UnicodeEncodeError` traceback at the
+    end of the run, the run left `running`, then `died`), and `--json`, `plait runs show`
+    and `plait runs report --html` failed the same way. The surrogate is written as that
+    escape."""
+    (tmp_path / "wf.yaml").write_text(LONE)
+    run = _plait("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    result = json.loads(run.stdout)
+    assert result["outputs"] == {"text": "a\ud800b"}
+    assert result["steps"]["pass_on"]["status"] == "failed"
+    text = _plait("run", "wf.yaml", cwd=tmp_path)
+    assert (text.returncode, text.stdout) == (0, "text: a\\ud800b\n"), text.stderr
+
+    listed = _plait("runs", "list", "--json", cwd=tmp_path)
+    assert [r["shown_status"] for r in json.loads(listed.stdout)] == ["succeeded"] * 2
+    run_id = result["run_id"]
+    show = _plait("runs", "show", run_id, cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert 'outputs    {"text": "a\\ud800b"}' in show.stdout, show.stdout
+    shown = _plait("runs", "show", run_id, "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["outputs"] == {"text": "a\ud800b"}
+    steps = {s["step_id"]: s for s in record["steps"]}
+    assert steps["pass_on"]["rendered_input"]["env"] == {"X": "a\ud800b"}
+    report = _plait("runs", "report", run_id, "--html", "r.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "a\\ud800b" in (tmp_path / "r.html").read_text(encoding="utf-8")
