@@ -26,5 +26,13 @@ def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
     commands. Outside GitHub Actions, or when no line of it could be a command, unchanged."""
     if not in_github_actions(environ) or not _COMMAND.search(text):
         return text
+    stop, resume = stop_commands()
+    return f"{stop}\n{text}\n{resume}"
+
+
+def stop_commands() -> tuple[str, str]:
+    """The line that has GitHub's runner read no more workflow commands (`::stop-commands::`
+    with a random token) and the line that has it read them again: text printed between them
+    shows as it is. Each line must start a line of its own."""
     token = secrets.token_hex(16)
-    return f"::stop-commands::{token}\n{text}\n::{token}::"
+    return f"::stop-commands::{token}", f"::{token}::"

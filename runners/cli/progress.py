@@ -20,7 +20,7 @@ from engine.executor.events import (
     StepStarted,
 )
 from engine.state.render import printable
-from runners.gh_text import inert
+from runners.gh_text import in_github_actions, inert, stop_commands
 from runners.words import count
 
 _MARK = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
@@ -122,16 +122,25 @@ class StreamPrinter:
 
     `whole_lines`: under the live view (whose rich console prints what is written to a
     terminal's stdout above the table, one line per flush) it does not flush each chunk, so
-    the text keeps its lines; `close` ends a line a stopped run left unfinished."""
+    the text keeps its lines; `close` ends a line a stopped run left unfinished.
+
+    Under GitHub Actions the text is untrusted and arrives in pieces, so no line of it can
+    be checked before it is printed: workflow commands are stopped before the first piece
+    and resumed by `close` (a model cannot raise annotations or mask values)."""
 
     def __init__(self, stream: TextIO | None = None, *, whole_lines: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.whole_lines = whole_lines
         #: (step id, foreach item index or None) of the text being written
         self.current: tuple[str, int | None] | None = None
+        #: the line that resumes workflow commands, while they are stopped
+        self._resume: str | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepChunk):
+            if self._resume is None and in_github_actions():
+                stop, self._resume = stop_commands()
+                self.stream.write(f"{stop}\n")
             source = (event.step_id, event.index)
             if self.current != source:  # the items of a foreach step take turns
                 name = event.step_id if event.index is None else \
@@ -152,6 +161,9 @@ class StreamPrinter:
         if self.current is not None:
             self.stream.write("\n")
             self.current = None
+        if self._resume is not None:
+            self.stream.write(f"{self._resume}\n")
+            self._resume = None
         self.stream.flush()
 
 

@@ -375,3 +375,33 @@ def test_a_run_refused_before_its_first_step_still_writes_its_junit_report(
     (annotation,) = [line for line in out.stdout.splitlines() if line.startswith("::error")]
     assert annotation.startswith("::error file=secret.yaml,title=plait%3A run refused::")
     assert "PLAIT_TEST_ABSENT_KEY" in annotation
+
+
+STREAMED = """\
+version: 1
+name: streamed
+providers:
+  p:
+    kind: echo
+    options: {reply: "fine\\n::error::from the model\\n  ::add-mask::x\\r::stop-commands::t\\nend"}
+steps:
+  talk: {llm: p, prompt: hi}
+"""
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_streamed_model_output_cannot_issue_workflow_commands(tmp_path: Path,
+                                                              as_json: bool) -> None:
+    """`--stream` printed a model's text as it arrived, unchecked: in a GitHub job a reply
+    line `::error::...` raised an annotation and `::add-mask::` masked a value (stdout, or
+    stderr with --json). Commands are stopped while it streams, and resumed after."""
+    (tmp_path / "wf.yaml").write_text(STREAMED)
+    out = plait("run", "wf.yaml", "--no-record", "--stream", *(["--json"] if as_json else []),
+                cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 0, out.stderr
+    streamed = out.stderr if as_json else out.stdout
+    # (text=True reads the \r as a line end)
+    assert "::error::from the model\n  ::add-mask::x\n::stop-commands::t\nend" in streamed
+    assert _workflow_commands(out.stdout) == [] and _workflow_commands(out.stderr) == []
+    # commands are read again once the run is over (plait's own annotations)
+    assert _workflow_commands(streamed + "::error::after\n") == ["::error::after"], streamed
