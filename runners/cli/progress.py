@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from engine.executor.events import (
@@ -135,6 +135,13 @@ class StreamPrinter:
         self.current: tuple[str, int | None] | None = None
         #: the line that resumes workflow commands, while they are stopped
         self._resume: str | None = None
+        #: on a terminal, the text's control characters are shown, not obeyed (it is
+        #: untrusted); text sent to a file is written as it is
+        self._shown: Callable[[str], str]
+        try:
+            self._shown = printable if self.stream.isatty() else str
+        except ValueError:  # closed
+            self._shown = str
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepChunk):
@@ -147,7 +154,7 @@ class StreamPrinter:
                     f"{event.step_id}[{event.index}]"
                 self.stream.write(f"\n--- {name} ---\n")
                 self.current = source
-            self.stream.write(event.text)
+            self.stream.write(self._shown(event.text))
             if not self.whole_lines:
                 self.stream.flush()
         elif isinstance(event, StepFinished | ItemFinished) and self.current is not None \

@@ -15,7 +15,7 @@ import anyio
 import click
 
 from engine.errors import CassetteNotSaved, InputError, PlaitError, SpecError
-from engine.jsontext import DuplicateKey, escape_surrogates, loads_strict
+from engine.jsontext import DuplicateKey, loads_strict
 from runners.cli.report import dump_json, print_error, state_option
 from runners.cli.stdin import STDIN, is_stdin, read_stdin, workflow_file
 from runners.cli.stdout import StdoutError, give_up_stdout, stdout_error, write_stdout
@@ -440,9 +440,12 @@ def _report(result: Any, as_json: bool, locate: str | None) -> int:
     elif result.status != "succeeded":
         _explain_failure(result, locate)
     else:
+        from engine.state.render import printable
+
         for name, value in result.outputs.items():
+            # untrusted (a model's reply): its control characters are shown, not obeyed
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            write_stdout(inert(escape_surrogates(f"{name}: {shown}")) + "\n")
+            write_stdout(inert(printable(f"{name}: {shown}")) + "\n")
     if result.status == "interrupted":  # one line to go on from (not `plait runs show`)
         click.echo(f"run {result.run_id} interrupted; " + (
             "not recorded, so it cannot be resumed" if locate is None else

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.test_cli import ROOT
+from tests.cli.test_cli import ROOT, under_a_terminal
 
 LONE = r"""
 version: 1
@@ -67,3 +67,48 @@ def test_a_lone_surrogate_in_a_steps_output_is_recorded_and_shown_everywhere(
     report = _plait("runs", "report", run_id, "--html", "r.html", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "a\\ud800b" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+ESCAPES = r"""
+version: 1
+name: esc
+providers:
+  m:
+    kind: echo
+    options: {reply: "hi \e]52;c;cGF5bG9hZA==\a\e[2J\rhidden\x9b\e]0;title\a done"}
+steps:
+  talk: {llm: m, prompt: hi}
+outputs:
+  said: ${{ steps.talk.output }}
+"""
+#: the reply as a terminal must see it: every control character as a visible escape
+SHOWN = r"hi \x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\rhidden\x9b\x1b]0;title\x07 done"
+
+
+def test_control_characters_in_a_run_output_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A succeeded run prints its outputs: a model's reply was printed as it was, so its
+    escape sequences (OSC 52 writes the clipboard, OSC 0 the title, ESC[2J clears the screen,
+    \\r overwrites the line) reached the terminal, which obeyed them; a failed step's error
+    and `plait runs show` already showed them as escapes."""
+    (tmp_path / "wf.yaml").write_text(ESCAPES)
+    out = _plait("run", "wf.yaml", "--no-record", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"said: {SHOWN}\n", out.stdout
+    # --json is for programs: the reply as it is
+    data = json.loads(_plait("run", "wf.yaml", "--no-record", "--json", cwd=tmp_path).stdout)
+    assert data["outputs"]["said"].startswith("hi \x1b]52;")
+
+
+def test_control_characters_streamed_to_a_terminal_are_shown_not_obeyed(
+        tmp_path: Path) -> None:
+    """`--stream` on a terminal wrote a model's text as it arrived, escape sequences and
+    all; sent to a file (`--stream > reply.txt`) it is still the text as it is."""
+    (tmp_path / "wf.yaml").write_text(ESCAPES)
+    code, screen = under_a_terminal(tmp_path, "run", "wf.yaml", "--stream", "--no-record")
+    assert code == 0, screen
+    assert not set(screen) & {"\x07", "\x9b"} and "\x1b]" not in screen, repr(screen)
+    assert SHOWN in screen, repr(screen)
+    code, screen = under_a_terminal(tmp_path, "run", "wf.yaml", "--stream", "--no-record",
+                                     stdout=tmp_path / "reply.txt")
+    assert code == 0, screen
+    assert "hi \x1b]52;c;cGF5bG9hZA==\x07" in (tmp_path / "reply.txt").read_text()
