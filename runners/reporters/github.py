@@ -77,6 +77,18 @@ def _cell(text: str) -> str:
             .replace("<", "&lt;").replace(">", "&gt;"))
 
 
+#: what Markdown reads as markup inside a line: a link or image (`[text](url)`, `![](url)`: an
+#: image is fetched when the summary is viewed), emphasis, a code span, an entity (`&lt;`)
+_MARKUP = re.compile(r"[\\`*_\[\]()!#&~|]")
+
+
+def _plain(text: str) -> str:
+    """Untrusted text (an error, a command's stderr) for one line of a job summary, shown as it
+    is: every character Markdown could read as markup backslash-escaped, no HTML."""
+    text = _MARKUP.sub(lambda m: "\\" + m[0], " ".join(text.splitlines()))
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 #: the most lines (and characters) of a multi-line error or diff shown in a job summary
 _BLOCK_LINES, _BLOCK_CHARS = 60, 6000
 
@@ -86,9 +98,10 @@ def _item(label: str, text: str) -> list[str]:
     snapshot diff, a replay miss's diff, a command's stderr) as they are, in a code block
     under it, so a diff reads as one. The code block's fence is longer than any run of
     backticks in the text, and every line is indented into the item: nothing in the text
-    can end the block or the list early, and nothing in it is rendered (no HTML)."""
+    can end the block or the list early, and nothing in it is rendered (no HTML, no links or
+    images)."""
     first, *rest = text.splitlines() or [""]
-    out = [f"- {label}: {_cell(first)[:500]}"]
+    out = [f"- {label}: {_plain(first[:500])}"]
     while rest and not rest[-1].strip():
         rest.pop()
     if not rest:

