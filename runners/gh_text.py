@@ -30,6 +30,16 @@ def inert(text: str, environ: Mapping[str, str] | None = None) -> str:
     return f"{stop}\n{text}\n{resume}"
 
 
+def inert_json(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """JSON text as printed in a GitHub Actions log (`--json`, a console trace), made inert
+    without wrapping it, so that it stays JSON: the legacy `##[`, read anywhere in a line, is
+    written `#\\u0023[` (the same value to any JSON reader); a line of JSON cannot start with
+    `::`. Outside GitHub Actions, unchanged."""
+    if "##[" not in text or not in_github_actions(environ):
+        return text
+    return text.replace("##[", "#\\u0023[")
+
+
 def stop_commands() -> tuple[str, str]:
     """The line that has GitHub's runner read no more workflow commands (`::stop-commands::`
     with a random token) and the line that has it read them again: text printed between them

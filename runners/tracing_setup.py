@@ -489,8 +489,12 @@ def _exporter(target: _Target, console: IO[str] | None) -> Any:
     if target.kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
+        from runners.gh_text import inert_json
+
+        # spans hold untrusted text (--trace-content): under GitHub Actions, inert
         return ConsoleSpanExporter(out=console or sys.stderr,
-                                   formatter=lambda span: span.to_json(indent=None) + "\n")
+                                   formatter=lambda span: inert_json(span.to_json(indent=None))
+                                   + "\n")
     if target.protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (

@@ -16,6 +16,7 @@ from engine.errors import ConfigError, PlaitError
 from runners.cli.report import json_text, print_error
 from runners.cli.run_cmd import one_inputs_file, trace_config, trace_options
 from runners.cli.stdin import workflow_file
+from runners.gh_text import inert_json
 from runners.stop_signals import interrupt_on_stop_signals
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _run_batch(file: Path, workflow: Any, rows: list[Row], executor: str, concur
         if unwritten is not None:
             return
         try:
-            sink.write(json_text(result, indent=None) + "\n")
+            sink.write(inert_json(json_text(result, indent=None)) + "\n")
             sink.flush()
         except OSError as exc:  # a full disk, a reader gone: stop, no more results can go out
             unwritten = exc

@@ -12,7 +12,7 @@ import click
 from engine.errors import PlaitError, SpecError, SpecIssue
 from engine.jsontext import escape_surrogates, finite
 from runners.cli.stdout import write_stdout
-from runners.gh_text import in_github_actions
+from runners.gh_text import in_github_actions, inert_json
 
 
 def annotate(issue: SpecIssue) -> str:
@@ -43,7 +43,7 @@ def print_error(error: BaseException) -> None:
 
 
 def dump_json(data: Any) -> None:
-    write_stdout(json_text(data) + "\n")
+    write_stdout(inert_json(json_text(data)) + "\n")
 
 
 def json_text(data: Any, *, indent: int | None = 2) -> str:

@@ -405,3 +405,27 @@ def test_streamed_model_output_cannot_issue_workflow_commands(tmp_path: Path,
     assert _workflow_commands(out.stdout) == [] and _workflow_commands(out.stderr) == []
     # commands are read again once the run is over (plait's own annotations)
     assert _workflow_commands(streamed + "::error::after\n") == ["::error::after"], streamed
+
+
+def test_json_printed_in_a_github_job_cannot_issue_legacy_workflow_commands(
+        tmp_path: Path) -> None:
+    """GitHub's runner reads the legacy `##[` anywhere in a line: `plait run --json`, `plait
+    runs show --json` and `--trace-console` printed a step's output in JSON strings as it
+    was, so a model's `##[add-mask]...` or `##[error]...` was obeyed. They stay JSON, with
+    the same values: `#` is written as its escape there."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: legacy\nproviders:\n"
+        "  m: {kind: echo, options: {reply: \"a ##[add-mask]x\\nb ##[error]y\"}}\n"
+        "steps:\n  talk: {llm: m, prompt: hi}\noutputs:\n  said: ${{ steps.talk.output }}\n")
+    gha = {"GITHUB_ACTIONS": "true", "OTEL_SDK_DISABLED": "false"}
+    out = plait("run", "wf.yaml", "--state", "runs.db", "--json", "--trace-console",
+                "--trace-content", cwd=tmp_path, env=gha)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["outputs"]["said"] == "a ##[add-mask]x\nb ##[error]y"
+    assert "#\\u0023[add-mask]" in out.stderr  # the spans hold the reply too
+    shown = plait("runs", "show", result["run_id"], "--state", "runs.db", "--json",
+                  cwd=tmp_path, env=gha)
+    assert json.loads(shown.stdout)["outputs"] == result["outputs"]
+    for text in (out.stdout, out.stderr, shown.stdout):
+        assert _workflow_commands(text) == [], text
