@@ -12,7 +12,7 @@ import click
 from engine.errors import PlaitError, SpecError, SpecIssue
 from engine.jsontext import escape_surrogates, finite
 from runners.cli.stdout import write_stdout
-from runners.gh_text import in_github_actions, inert_json
+from runners.gh_text import in_github_actions, inert, inert_json
 
 
 def annotate(issue: SpecIssue) -> str:
@@ -28,18 +28,19 @@ def annotate(issue: SpecIssue) -> str:
 
 def print_spec_error(error: SpecError) -> None:
     for issue in error.issues:
-        click.echo(issue.format(), err=True)
+        click.echo(inert(issue.format()), err=True)
         if in_github_actions():
             click.echo(annotate(issue))
 
 
 def print_error(error: BaseException) -> None:
-    """One error for a person: what, where, how to fix."""
+    """One error for a person: what, where, how to fix. It may quote what a user, a CI job or
+    a file gave (an input's value): under GitHub Actions made inert."""
     if isinstance(error, SpecError):
         print_spec_error(error)
         return
     text = str(error) if isinstance(error, PlaitError) else f"{type(error).__name__}: {error}"
-    click.echo(f"error: {text}", err=True)
+    click.echo(inert(f"error: {text}"), err=True)
 
 
 def dump_json(data: Any) -> None:

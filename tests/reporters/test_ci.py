@@ -429,3 +429,20 @@ def test_json_printed_in_a_github_job_cannot_issue_legacy_workflow_commands(
     assert json.loads(shown.stdout)["outputs"] == result["outputs"]
     for text in (out.stdout, out.stderr, shown.stdout):
         assert _workflow_commands(text) == [], text
+
+
+def test_an_error_quoting_a_given_value_cannot_issue_workflow_commands(
+        tmp_path: Path) -> None:
+    """An input's value can come from anywhere a CI job reads (a pull request's title, an
+    issue's body): `error: input 'n' must be of type integer, got "##[add-mask]abc"` went to
+    stderr as it was, and the runner obeyed the legacy `##[`."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: given\ninputs:\n  n: {type: integer}\n"
+        "providers:\n  m: {kind: echo}\nsteps:\n  s: {llm: m, prompt: '${{ inputs.n }}'}\n")
+    out = plait("run", "wf.yaml", "--no-record", "-i", "n=##[add-mask]abc", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 2, out.stderr
+    assert 'got "##[add-mask]abc"' in out.stderr, out.stderr  # still said
+    assert _workflow_commands(out.stderr) == [], out.stderr
+    [annotation] = _workflow_commands(out.stdout)  # plait's own, which is read
+    assert annotation.startswith("::error file=wf.yaml,title=plait%3A run refused::")
