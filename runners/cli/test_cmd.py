@@ -13,6 +13,7 @@ import anyio
 import click
 
 from engine.errors import ConfigError, PlaitError
+from engine.state.render import printable
 from runners.cli.report import print_error
 from runners.cli.run_cmd import trace_config, trace_options, tracing_asked
 from runners.gh_text import in_github_actions, inert
@@ -200,8 +201,8 @@ def _print_case(outcome: CaseResult, workflow: Any) -> None:
     label = {"passed": "PASS", "updated": "UPDATED", "failed": "FAIL", "error": "ERROR"}
     click.echo(f"{label[outcome.status]:7} {outcome.file}::{outcome.case} "
                f"({outcome.duration:.2f}s)")
-    for problem in outcome.problems:
-        click.echo(inert("\n".join(f"    {line}" for line in problem.splitlines())))
+    for problem in outcome.problems:  # they quote outputs: shown, not obeyed by a terminal
+        click.echo(inert("\n".join(f"    {printable(line)}" for line in problem.splitlines())))
     if not outcome.ok and in_github_actions():
         click.echo(case_annotation(outcome, workflow))
 

@@ -112,3 +112,39 @@ def test_control_characters_streamed_to_a_terminal_are_shown_not_obeyed(
                                      stdout=tmp_path / "reply.txt")
     assert code == 0, screen
     assert "hi \x1b]52;c;cGF5bG9hZA==\x07" in (tmp_path / "reply.txt").read_text()
+
+
+TESTED = r"""
+version: 1
+name: tested
+providers:
+  m:
+    kind: echo
+    options: {reply: "line one\nREPLY"}
+steps:
+  talk: {llm: m, prompt: hi}
+outputs:
+  said: ${{ steps.talk.output }}
+tests:
+  - name: c
+    assert:
+      - {output: said, contains: "nope"}
+"""
+
+
+def test_control_characters_in_a_failed_test_cases_problems_are_shown_not_obeyed(
+        tmp_path: Path) -> None:
+    """`plait test` quotes outputs in its problems, as JSON text, which leaves the C1
+    controls raw (U+009B is a one-byte CSI), and DEL in an assertion's message: they reached
+    the terminal raw, in the snapshot diff and in the assertion's message."""
+    (tmp_path / "wf.yaml").write_text(TESTED)
+    stored = _plait("test", "wf.yaml", "--update-snapshots", cwd=tmp_path)
+    assert "said" in (tmp_path / "__plait_snapshots__" / "wf.c.json").read_text(), stored
+    (tmp_path / "wf.yaml").write_text(TESTED.replace(
+        "REPLY", r"\e]52;c;cGF5bG9hZA==\a\x9b2J\x7f"))
+    out = _plait("test", "wf.yaml", cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert not set(out.stdout) & {"\x1b", "\x07", "\x9b", "\x7f"}, repr(out.stdout)
+    # the diff, and the assertion's message
+    assert r"+      | \u001b]52;c;cGF5bG9hZA==\u0007\x9b2J\u007f" in out.stdout, out.stdout
+    assert r"\u001b]52;c;cGF5bG9hZA==\u0007\x9b2J\x7f" in out.stdout, out.stdout
