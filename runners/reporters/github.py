@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.state.render import printable
 from runners.reporters.junit import _relative, _where, _where_run_error, run_error
 from runners.words import count
 
@@ -54,7 +55,9 @@ def _annotation(where: tuple[str | None, int | None], title: str, message: str) 
     if file and line:
         props.append(f"line={line}")
     props.append(f"title={escape_property(title)}")
-    return f"::error {','.join(props)}::{escape_data(message)}"
+    # the message is untrusted (a command's stderr): its control characters shown, not obeyed
+    # where the log is a terminal (a job run locally by act, GITHUB_ACTIONS=true by hand)
+    return f"::error {','.join(props)}::{escape_data(printable(message))}"
 
 
 def workspace_path(file: str) -> str:

@@ -446,3 +446,17 @@ def test_an_error_quoting_a_given_value_cannot_issue_workflow_commands(
     assert _workflow_commands(out.stderr) == [], out.stderr
     [annotation] = _workflow_commands(out.stdout)  # plait's own, which is read
     assert annotation.startswith("::error file=wf.yaml,title=plait%3A run refused::")
+
+
+def test_control_characters_in_an_annotation_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A failed step's annotation quotes its error (a command's stderr) and is printed on
+    stdout, a terminal when the job runs locally (act, GITHUB_ACTIONS=true by hand): its
+    escape sequences went out raw, while the same error on stderr was escaped."""
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: esc\npolicies:\n  o: {level: low}\ndefaults: {policy: o}\n"
+        "steps:\n  bad:\n    run: printf '\\033]52;c;cGF5bG9hZA==\\007\\302\\233' >&2; exit 1\n")
+    out = plait("run", "wf.yaml", "--no-record", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 1, out.stderr
+    [annotation] = _workflow_commands(out.stdout)
+    assert not set(annotation) & {"\x1b", "\x07", "\x9b"}, repr(annotation)
+    assert annotation.endswith(r"exited with code 1: \x1b]52;c;cGF5bG9hZA==\x07\x9b"), annotation
