@@ -242,8 +242,8 @@ def render_html(run: Any, steps: Sequence[Any]) -> str:
         f"<h1>{_e(run.workflow_name)}: {_e(status)}</h1>",
         f'<div class="meta">run <code>{_e(run.run_id)}</code> · started {_e(started)} · '
         f"{_e(duration)} · {count(len(order), 'step')} · "
-        f"tokens {usage.get('input_tokens', 0)} in / "
-        f"{usage.get('output_tokens', 0)} out · ${run.cost:.6f}</div>",
+        f"tokens {_e(usage.get('input_tokens', 0))} in / "  # numbers, but read from a file
+        f"{_e(usage.get('output_tokens', 0))} out · ${run.cost:.6f}</div>",
         error,
         f'<h2>Graph</h2><div class="legend">{legend}</div>',
         f'<div class="scroll">{dag_svg(run, steps, graph)}</div>',

@@ -241,3 +241,27 @@ def test_every_label_of_the_charts_is_drawn_inside_them(report: Path, tmp_path: 
     if workflow == "long":  # cut with an ellipsis; the whole id is in the title
         assert "WWWW…</text>" in out.stdout
         assert "<title>WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW: succeeded</title>" in out.stdout
+
+
+def test_token_counts_read_back_from_a_record_are_escaped_too(report: Path,
+                                                              tmp_path: Path) -> None:
+    """The report is built from a database file, which anyone who can write it can fill:
+    even the usage figures (numbers when plait wrote them) are escaped."""
+    import sqlite3
+
+    db = report.parent.parent / "runs.db"
+    copy = tmp_path / "runs.db"
+    copy.write_bytes(db.read_bytes())
+    hostile = {"input_tokens": "<script>alert(1)</script>", "output_tokens": '"><img src=x>'}
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE runs SET usage = ?", (json.dumps(hostile),))
+        conn.execute("UPDATE steps SET usage = ?", (json.dumps(hostile),))
+    run_id = json.loads(plait("runs", "list", "--state", str(copy), "--json",
+                              cwd=tmp_path).stdout)[0]["run_id"]
+    out = plait("runs", "report", run_id, "--state", str(copy), "--html", "r.html",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    parser = _Tags()
+    parser.feed((tmp_path / "r.html").read_text())
+    tags = [t for t, _ in parser.tags]
+    assert tags.count("script") == 1 and "img" not in tags
