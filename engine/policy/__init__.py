@@ -7,6 +7,7 @@ from engine.policy._check import (
     DANGEROUS_PATTERNS,
     check_command,
     check_path,
+    check_prompt_arguments,
     check_tool_arguments,
 )
 from engine.policy._command import SimpleCommand, parse_command
@@ -20,6 +21,7 @@ from engine.policy._resolve import (
     check_planted_roots,
     resolve_policy,
 )
+from engine.policy._resource import check_resource_uri
 
 __all__ = (
     "DANGEROUS_COMMANDS",
@@ -34,6 +36,8 @@ __all__ = (
     "check_command",
     "check_path",
     "check_planted_roots",
+    "check_prompt_arguments",
+    "check_resource_uri",
     "check_tool_arguments",
     "parse_command",
     "resolve_policy",

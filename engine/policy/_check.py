@@ -12,9 +12,10 @@ a write root. Keys containing command, cmd, script or shell are parsed as comman
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,24 +159,50 @@ def _walk(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
 def check_tool_arguments(policy: Policy, tool: str, arguments: Mapping[str, Any], *,
                          cwd: Path | None = None) -> None:
     """Raise PolicyViolation if a tool call's arguments break the policy (no-op at low)."""
+    if policy.checks_arguments:
+        _check_arguments(policy, _walk(arguments), cwd or Path.cwd(), tool=tool)
+
+
+def check_prompt_arguments(policy: Policy, prompt: str, arguments: Mapping[str, Any], *,
+                           cwd: Path | None = None) -> None:
+    """Raise PolicyViolation if an MCP prompt get's arguments break the policy (no-op at
+    low): checked as a tool call's are. A prompt argument is a string, and a list or mapping
+    is sent as its JSON: the values inside that JSON are checked too, under their keys."""
     if not policy.checks_arguments:
         return
-    base = cwd or Path.cwd()
-    limit = policy.max_file_size_mb * MIB if policy.max_file_size_mb else None
-    for key, value in _walk(arguments):
-        if limit is not None and len(value) > limit:
-            _violation(policy, "max_file_size_mb", value[:80] + "...",
-                       f"argument {key!r} is {len(value)} bytes, over the "
-                       f"{policy.max_file_size_mb} MB limit",
-                       hint="pass a smaller value, or "
-                       f"{_change(policy, 'a larger `max_file_size_mb`')}",
-                       tool=tool)
-        _check_rules(policy, value, "arguments", tool=tool)
+    pairs = list(_walk(arguments))
+    for key, value in list(pairs):
+        if value[:1] in ("{", "["):
+            try:
+                inner = json.loads(value)
+            except ValueError:
+                continue
+            pairs.extend(_walk(inner, key))
+    _check_arguments(policy, pairs, cwd or Path.cwd(), prompt=prompt)
+
+
+def _check_arguments(policy: Policy, pairs: Iterable[tuple[str, str]], base: Path,
+                     **ctx: Any) -> None:
+    """The checks of every (key, string value) of a call's arguments: size, rules, commands
+    under command keys, paths under path keys or that look like paths."""
+    for key, value in pairs:
+        _check_size(policy, f"argument {key!r}" if key else "an argument", value, **ctx)
+        _check_rules(policy, value, "arguments", **ctx)
         if key and _COMMAND_KEY.search(key):
-            check_command(policy, value, cwd=base, tool=tool)
+            check_command(policy, value, cwd=base, **ctx)
         elif (key and _PATH_KEY.search(key)) or _looks_like_path(value):
-            check_path(policy, value, cwd=base, tool=tool,
-                       write=bool(key and _WRITE_KEY.search(key)))
+            check_path(policy, value, cwd=base, write=bool(key and _WRITE_KEY.search(key)),
+                       **ctx)
+
+
+def _check_size(policy: Policy, what: str, value: str, **ctx: Any) -> None:
+    limit = policy.max_file_size_mb * MIB if policy.max_file_size_mb else None
+    if limit is not None and len(value) > limit:
+        _violation(policy, "max_file_size_mb", value[:80] + "...",
+                   f"{what} is {len(value)} bytes, over the {policy.max_file_size_mb} MB limit",
+                   hint="pass a smaller value, or "
+                   f"{_change(policy, 'a larger `max_file_size_mb`')}",
+                   **ctx)
 
 
 def check_command(policy: Policy, argv: Sequence[str] | str, *, cwd: Path | str,
