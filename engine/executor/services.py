@@ -179,6 +179,7 @@ class Services:
         settings = replace(MCPSettings.from_env(), log_dir=self.log_dir)
         runtime = MCPRuntime(self._servers, base_dir=self.workflow.base_dir, settings=settings,
                              runner_for=self._server_runner, validator=self._tool_validator,
+                             request_validator=self._request_validator,
                              policies=self.workflow.spec.policies,
                              default_policy=self.workflow.spec.defaults.policy,
                              redactor=redactor)
@@ -229,13 +230,30 @@ class Services:
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)
 
+    def _server_policy(self, server: str) -> Policy:
+        """The policy a server's tool calls, resource reads and prompt gets are checked
+        against: the server's `policy:`, else `defaults.policy`."""
+        spec = self.workflow.spec.mcp_servers.get(server)
+        return self.policy((spec.policy if spec else None) or self.workflow.spec.defaults.policy)
+
     def _tool_validator(self, tool: str, arguments: Any) -> None:
         from engine.policy import check_tool_arguments
 
         server = tool.split(".", 1)[0]
-        spec = self.workflow.spec.mcp_servers.get(server)
-        name = (spec.policy if spec else None) or self.workflow.spec.defaults.policy
-        check_tool_arguments(self.policy(name), tool, arguments, cwd=self._tool_base(server))
+        check_tool_arguments(self._server_policy(server), tool, arguments,
+                             cwd=self._tool_base(server))
+
+    def _request_validator(self, server: str, method: str, params: Any) -> None:
+        """A resource read's URI is a read (engine.policy._resource); a prompt get's
+        arguments are checked as a tool call's."""
+        from engine.policy import check_prompt_arguments, check_resource_uri
+
+        policy, base = self._server_policy(server), self._tool_base(server)
+        if method == "resources/read":
+            check_resource_uri(policy, params["uri"], cwd=base)
+        else:
+            check_prompt_arguments(policy, f"{server}.{params['name']}", params["arguments"],
+                                   cwd=base)
 
     def _tool_base(self, server: str) -> Path:
         """What a server resolves relative paths against: its `--root` (the bundled servers'

@@ -26,6 +26,8 @@ from engine.mcp.registry import ToolInfo, ToolRegistry
 from engine.mcp.results import ToolResult, normalise
 
 Validator = Callable[[str, Mapping[str, Any]], None]
+#: ``validator(server, method, params)`` before a resource read or prompt get is sent
+RequestValidator = Callable[[str, str, Mapping[str, Any]], None]
 RATE_WINDOW_S = 60.0
 #: grace on top of the SDK's own read timeout before the call is abandoned outright
 TIMEOUT_GRACE_S = 1.0
@@ -89,10 +91,14 @@ RequestWrapper = Callable[[str, str, dict[str, Any], Callable[[], Awaitable[Any]
 class ToolExecutor:
     """Runs tool calls, resource reads and prompt gets through the pool."""
 
-    def __init__(self, registry: ToolRegistry, *, validator: Validator | None = None) -> None:
+    def __init__(self, registry: ToolRegistry, *, validator: Validator | None = None,
+                 request_validator: RequestValidator | None = None) -> None:
         self.registry = registry
         self.pool: MCPConnectionManager = registry.pool
         self.validator = validator
+        #: the policy's checks of a resource URI or prompt arguments (as `validator` is of
+        #: tool arguments): raises PolicyViolation, and the request is not sent
+        self.request_validator = request_validator
         self._limiters: dict[str, RateLimiter] = {}
         self._stats: dict[str, ToolStats] = {}
         self._wrappers: list[CallWrapper] = []
@@ -114,10 +120,21 @@ class ToolExecutor:
         self._request_wrappers.append(wrapper)
 
     async def _wrapped(self, server: str, method: str, params: dict[str, Any],
-                       call: Callable[[], Awaitable[Any]]) -> Any:
+                       call: Callable[[], Awaitable[Any]], **context: Any) -> Any:
         for wrapper in self._request_wrappers:
             call = partial(wrapper, server, method, params, call)
-        return await call()
+        try:
+            return await call()
+        except PlaitError as exc:
+            exc.context.setdefault("server", server)
+            for key, value in context.items():
+                if value is not None:
+                    exc.context.setdefault(key, value)
+            raise
+
+    def _validate_request(self, server: str, method: str, params: dict[str, Any]) -> None:
+        if self.request_validator is not None:
+            self.request_validator(server, method, params)
 
     async def call(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None, *,
                    timeout: float | None = None, step_id: str | None = None) -> ToolResult:
@@ -292,30 +309,38 @@ class ToolExecutor:
         err.retryable = True
         return err
 
-    async def read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
-        """The contents of a resource: [{uri, mimeType, text | blob}]."""
+    async def read_resource(self, server: str, uri: str, *,
+                            step_id: str | None = None) -> list[dict[str, Any]]:
+        """The contents of a resource: [{uri, mimeType, text | blob}]. Raises ToolError, or
+        PolicyViolation (refused before the read)."""
         result: list[dict[str, Any]] = await self._wrapped(
-            server, "resources/read", {"uri": uri}, partial(self._read_resource, server, uri))
+            server, "resources/read", {"uri": uri}, partial(self._read_resource, server, uri),
+            resource=uri, step=step_id)
         return result
 
     async def _read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
+        self._validate_request(server, "resources/read", {"uri": uri})
         result = await self._request(server, "read_resource", uri)
         return [c.model_dump(mode="json", by_alias=True, exclude_none=True)
                 for c in result.contents]
 
     async def get_prompt(self, server: str, name: str,
-                         arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """A prompt: {description, messages: [{role, content}]}."""
+                         arguments: Mapping[str, str] | None = None, *,
+                         step_id: str | None = None) -> dict[str, Any]:
+        """A prompt: {description, messages: [{role, content}]}. Raises ToolError, or
+        PolicyViolation (refused before the get)."""
         given = dict(arguments or {})
         result: dict[str, Any] = await self._wrapped(
             server, "prompts/get", {"name": name, "arguments": given},
-            partial(self._get_prompt, server, name, given))
+            partial(self._get_prompt, server, name, given), prompt=f"{server}.{name}",
+            step=step_id)
         return result
 
     async def _get_prompt(self, server: str, name: str,
                           arguments: Mapping[str, str]) -> dict[str, Any]:
-        result = await self._request(server, "get_prompt", name,
-                                     {k: str(v) for k, v in arguments.items()})
+        sent = {k: str(v) for k, v in arguments.items()}
+        self._validate_request(server, "prompts/get", {"name": name, "arguments": sent})
+        result = await self._request(server, "get_prompt", name, sent)
         data: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True,
                                                  include={"description", "messages"})
         return data

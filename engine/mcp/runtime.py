@@ -17,7 +17,7 @@ from typing import Any
 from engine.errors import MissingDependencyError, ToolError, UnknownToolError
 from engine.mcp._names import unknown_server
 from engine.mcp._settings import MCPSettings
-from engine.mcp.executor import ToolExecutor, Validator
+from engine.mcp.executor import RequestValidator, ToolExecutor, Validator
 from engine.mcp.manager import MCPServerManager
 from engine.mcp.pool import MCPConnectionManager
 from engine.mcp.registry import ToolInfo, ToolRegistry
@@ -56,6 +56,7 @@ class MCPRuntime:
     def __init__(self, servers: Mapping[str, MCPServerSpec], *, base_dir: Path,
                  runner_for: Callable[[str, MCPServerSpec], Runner | None] | None = None,
                  validator: Validator | None = None,
+                 request_validator: RequestValidator | None = None,
                  policies: Mapping[str, PolicySpec] | None = None,
                  default_policy: str | None = None,
                  in_process: Mapping[str, Any] | None = None,
@@ -74,7 +75,8 @@ class MCPRuntime:
         self.pool = MCPConnectionManager(self.manager)
         self.registry = ToolRegistry(self.pool, policy_level=self.policy_level)
         self.manager.set_list_changed(self.registry.invalidate)
-        self.executor = ToolExecutor(self.registry, validator=validator)
+        self.executor = ToolExecutor(self.registry, validator=validator,
+                                     request_validator=request_validator)
 
     def policy_level(self, server: str) -> str:
         name = self.manager.spec(server).policy or self._default_policy
@@ -116,14 +118,16 @@ class MCPRuntime:
             await self.registry.ensure(name)
         return self.registry.list(server=server)
 
-    async def read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
+    async def read_resource(self, server: str, uri: str, *,
+                            step_id: str | None = None) -> list[dict[str, Any]]:
         self._known(server)
-        return await self.executor.read_resource(server, uri)
+        return await self.executor.read_resource(server, uri, step_id=step_id)
 
     async def get_prompt(self, server: str, name: str,
-                         arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
+                         arguments: Mapping[str, str] | None = None, *,
+                         step_id: str | None = None) -> dict[str, Any]:
         self._known(server)
-        return await self.executor.get_prompt(server, name, arguments)
+        return await self.executor.get_prompt(server, name, arguments, step_id=step_id)
 
     async def tool_definitions(self, patterns: list[str]) -> list[ToolDefinition]:
         """Expand `server.tool` / `server.*` patterns into the tools an agent may call."""

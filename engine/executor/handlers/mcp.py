@@ -36,7 +36,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         subject: dict[str, Any] = {"resource": uri, "server": server}
 
         async def call() -> Any:
-            return await runtime.read_resource(server, uri)
+            return await runtime.read_resource(server, uri, step_id=step_id)
     else:
         qualified = step.mcp_prompt  # type: ignore[union-attr]
         server, name = qualified.split(".", 1)
@@ -45,7 +45,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         subject = {"prompt": qualified, "server": server, "arguments": given}
 
         async def call() -> Any:
-            return await runtime.get_prompt(server, name, given)
+            return await runtime.get_prompt(server, name, given, step_id=step_id)
 
     return await _audited(call, attempt,
                           lambda result=None, **how: mcp_audit(subject, **how))
