@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from engine.errors import PolicyViolation
 from engine.policy._check import _check_rules, _check_size, _violation, check_path
 from engine.policy._resolve import Policy
 
@@ -50,7 +51,7 @@ def check_resource_uri(policy: Policy, uri: str, *, cwd: Path | None = None,
                        "reads is the server's guess",
                        hint="write a local file as file:///absolute/path (three slashes)",
                        **ctx)
-        check_path(policy, unquote(parts.path), cwd=base, **ctx)
+        _read(policy, uri, unquote(parts.path), base, **ctx)
     elif _confines(policy) and _DOT_SEGMENT.search(decoded[scheme.end():]):
         _violation(policy, "filesystem", uri,
                    f"the resource URI {uri!r} has a '..' segment, which a server may resolve "
@@ -58,6 +59,17 @@ def check_resource_uri(policy: Policy, uri: str, *, cwd: Path | None = None,
                    hint="name the resource without '..' (check the inputs its URI is built "
                    "from)",
                    **ctx)
+
+
+def _read(policy: Policy, uri: str, path: str, base: Path, **ctx: Any) -> None:
+    """check_path on the path of a file: URI, its violation saying which URI it read."""
+    try:
+        check_path(policy, path, cwd=base, **ctx)
+    except PolicyViolation as exc:
+        head = f"policy {policy.name!r} ({policy.level}): "
+        exc.message = f"{head}the resource URI {uri!r}: {exc.message.removeprefix(head)}"
+        exc.args = (exc.message,)
+        raise
 
 
 def _confines(policy: Policy) -> bool:

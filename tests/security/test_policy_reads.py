@@ -43,8 +43,13 @@ def _refused(policy: Policy, uri: str, cwd: Path) -> dict[str, Any]:
 ])
 def test_file_uris_and_bare_paths_out_of_the_roots_are_refused(tree: Path, uri: str) -> None:
     uri = uri.format(data=(tree / "data").as_uri())
-    context = _refused(_medium(tree), uri, tree / "data")
+    with pytest.raises(PolicyViolation) as excinfo:
+        check_resource_uri(_medium(tree), uri, cwd=tree / "data")
+    context = excinfo.value.context
     assert context["rule"] == "filesystem" and context["policy"] == "medium-test"
+    assert "outside the read roots" in excinfo.value.message and excinfo.value.hint
+    if uri.lower().startswith("file:"):  # the message quotes the URI whose path it judged
+        assert f"the resource URI {uri!r}: path " in excinfo.value.message
 
 
 def test_file_uris_inside_the_roots_are_allowed(tree: Path) -> None:
