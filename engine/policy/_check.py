@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.errors import PolicyViolation
 from engine.policy._command import CommandParseError, SimpleCommand, _tokens, parse_command
@@ -43,7 +43,7 @@ DANGEROUS_COMMANDS = frozenset({"mkfs", "shutdown", "reboot", "halt", "poweroff"
 
 
 def _violation(policy: Policy, rule: str, value: str, message: str, *,
-               hint: str | None = None, **ctx: Any) -> None:
+               hint: str | None = None, **ctx: Any) -> NoReturn:
     raise PolicyViolation(f"policy {policy.name!r} ({policy.level}): {message}",
                           hint=hint, rule=rule, value=value, policy=policy.name, **ctx)
 

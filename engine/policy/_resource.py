@@ -26,6 +26,8 @@ from engine.policy._resolve import Policy
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _DOT_SEGMENT = re.compile(r"(^|[/\\])\.\.([/\\?#]|$)")
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_C0_SPACE = "".join(map(chr, range(0x21)))
 
 
 def check_resource_uri(policy: Policy, uri: str, *, cwd: Path | None = None,
@@ -40,19 +42,26 @@ def check_resource_uri(policy: Policy, uri: str, *, cwd: Path | None = None,
     _check_rules(policy, uri, "arguments", **ctx)
     if decoded != uri:  # `%73hadow` is `shadow` to the server
         _check_rules(policy, decoded, "arguments", **ctx)
-    scheme = _SCHEME.match(uri)
+    # as a URL parser reads it (WHATWG, pydantic's AnyUrl, urlsplit): `" file:///x"` and
+    # `"fi\tle:///x"` are file: URIs to a server, not bare paths
+    text = _TAB_NEWLINE.sub("", uri).strip(_C0_SPACE)
+    scheme = _SCHEME.match(text)
     if scheme is None:
         check_path(policy, uri, cwd=base, **ctx)
     elif scheme.group(1).lower() == "file":
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # file://[x: an unclosed IPv6 host
+            _violation(policy, "filesystem", uri, f"the file URI {uri!r} is malformed: {exc}",
+                       hint="write a local file as file:///absolute/path", **ctx)
+        if parts.netloc.lower() not in ("", "localhost"):
             _violation(policy, "filesystem", uri,
                        f"the file URI {uri!r} names the host {parts.netloc!r}: which file it "
                        "reads is the server's guess",
                        hint="write a local file as file:///absolute/path (three slashes)",
                        **ctx)
         _read(policy, uri, unquote(parts.path), base, **ctx)
-    elif _confines(policy) and _DOT_SEGMENT.search(decoded[scheme.end():]):
+    elif _confines(policy) and _DOT_SEGMENT.search(unquote(text)[scheme.end():]):
         _violation(policy, "filesystem", uri,
                    f"the resource URI {uri!r} has a '..' segment, which a server may resolve "
                    "out of the directory it serves, and the policy confines paths",
