@@ -213,14 +213,12 @@ def _fail(path: str, text: str, message: str, hint: str | None, *, line: int = 1
 
 def parse(text: str, path: str = "<string>") -> Source:
     src = Source(path, text)
-    tabs = _tab_issues(text, path)
-    if tabs:
-        src.issues.extend(tabs)
-        return src
     try:
         node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
     except yaml.MarkedYAMLError as exc:
-        src.issues.append(_syntax_issue(exc, path))
+        # tabs are looked for only in a file YAML refused: a tab that begins a line of a
+        # block scalar (`run: |` with a `<<-EOF` heredoc, a prompt with a TSV table) is text
+        src.issues.extend(_tab_issues(text, path) or [_syntax_issue(exc, path)])
         return src
     except yaml.YAMLError as exc:
         src.issues.append(SpecIssue(f"invalid YAML: {exc}", Location(path, 1, 1), code="yaml"))
@@ -268,20 +266,35 @@ def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
     if "mapping values are not allowed" in problem:
         hint = ("a value that holds ': ' must be quoted: quote the value, e.g. "
                 "run: \"echo a: b\"")
+    elif "tab character" in problem:
+        hint = "YAML indentation must use spaces: replace the tab with spaces"
     elif "undefined alias" in problem:
         hint = "define the anchor (&name) before *name, or quote a value that starts with *"
     return SpecIssue(message, Location(path, line, col), hint=hint, code="yaml")
 
 
+#: a line that opens a block scalar: `key: |`, `- >-`, `key: |2 # comment`
+_BLOCK_START = re.compile(r"(?:^|[:\-])[ \t]+[|>][-+0-9]*[ \t]*(?:#.*)?$")
+
+
 def _tab_issues(text: str, path: str) -> list[SpecIssue]:
+    """Tabs that indent a line, outside block scalars (whose lines may start with a tab
+    once indented with spaces past their key: that tab is text)."""
     issues = []
+    block: int | None = None  # the indentation (spaces) of the key of the open block scalar
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.lstrip(" \t")
         indent = line[: len(line) - len(stripped)]
+        spaces = len(line) - len(line.lstrip(" "))
+        if block is not None and (not stripped or spaces > block):
+            continue  # a line of the block scalar
+        block = None
         if "\t" in indent and stripped and not stripped.startswith("#"):
             issues.append(SpecIssue("tab character used for indentation",
                                     Location(path, number, indent.index("\t") + 1),
                                     hint="YAML indentation must use spaces", code="yaml"))
+        elif _BLOCK_START.search(line):
+            block = spaces
     return issues[:20]
 
 

@@ -85,6 +85,26 @@ def test_tabs_non_string_keys_and_python_tags() -> None:
     assert "unsupported YAML tag" in messages
 
 
+def test_a_tab_inside_a_block_scalar_is_text_not_indentation() -> None:
+    # a heredoc that strips leading tabs (`<<-`), a prompt holding a TSV table
+    text = ("version: 1\nname: ok\nproviders:\n  fast: {kind: echo}\nsteps:\n"
+            "  a:\n    run: |\n      cat <<-EOF\n      \thello\n      \tEOF\n"
+            "  b:\n    llm: fast\n    prompt: |\n      name\tsize\n      \tindented\n")
+    wf = load_text(text, "wf.yaml")
+    assert wf.spec.steps["a"].run == "cat <<-EOF\n\thello\n\tEOF\n"  # type: ignore[union-attr]
+    # a tab that indents a line of the block is still refused, at that line
+    bad = text.replace("      \tindented", "\tindented")
+    issue = one(bad)
+    assert "tab character used for indentation" in issue.message
+    assert (issue.location.line, issue.location.column) == (15, 1)
+
+
+def test_a_line_of_only_a_tab_says_to_use_spaces() -> None:
+    issue = one(GOOD + "\t\n")
+    assert "tab character" in issue.message
+    assert issue.hint is not None and "spaces" in issue.hint
+
+
 def test_on_and_no_stay_strings_yaml_1_2() -> None:
     wf = load_text(GOOD + "on:\n  schedule: [{cron: '0 7 * * *'}]\ninputs:\n"
                    "  flag: {type: string, default: no}\n", "wf.yaml")
