@@ -375,6 +375,16 @@ class Compiled:
     secrets: frozenset[str] = frozenset()
     #: input names read as ``inputs.X`` / ``inputs['X']`` anywhere inside
     inputs: frozenset[str] = frozenset()
+    #: (what, name) -> where the first expression that uses it is: the subpath of the string
+    #: inside the value and the offset of its ``${{``; what is "steps", "inputs", "secrets"
+    #: or "names" (the top-level names: item, index, env, ...)
+    places: Mapping[tuple[str, str], tuple[tuple[str | int, ...], int]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def place(self, what: str, name: str) -> tuple[tuple[str | int, ...], int] | None:
+        """Where `name` (a step id for "steps", an input for "inputs", ...) is first used:
+        the subpath of its string in the value, and the offset of its ``${{`` there."""
+        return self.places.get((what, name))
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         """The value with every expression evaluated against ``ctx``.
@@ -398,6 +408,8 @@ class _Acc:
     secrets: set[str] = field(default_factory=set)
     inputs: set[str] = field(default_factory=set)
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
+    places: dict[tuple[str, str], tuple[tuple[str | int, ...], int]] = field(
+        default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -432,6 +444,10 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         acc.names |= found.names
         acc.secrets |= found.secrets
         acc.inputs |= found.inputs
+        for what, names in (("steps", found.refs), ("names", found.names),
+                            ("secrets", found.secrets), ("inputs", found.inputs)):
+            for name in names:
+                acc.places.setdefault((what, name), (path, span.start))
         exprs.append(expr)
     if len(spans) == 1 and not text[:spans[0].start].strip() \
             and not text[spans[0].end:].strip():
@@ -484,7 +500,7 @@ def compile_value(value: Any) -> Compiled:
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
-                    root, frozenset(acc.secrets), frozenset(acc.inputs))
+                    root, frozenset(acc.secrets), frozenset(acc.inputs), acc.places)
 
 
 def step_refs(value: Any) -> frozenset[str]:

@@ -78,15 +78,29 @@ class Checker:
         self.issues.append(SpecIssue(message, self.src.location(path, key=key), path, hint=hint,
                                      code=code))
 
+    def issue_at_use(self, message: str, path: Path_, compiled: Compiled | None, what: str,
+                     name: str, hint: str | None = None, *, code: str = "reference") -> None:
+        """An issue about `name` used in the value at `path`: placed at the ``${{`` that uses
+        it (inside a multi-line string, a `with:` mapping, a list), not at the value's start."""
+        place = compiled.place(what, name) if compiled is not None else None
+        if place is None:
+            self.issue(message, path, hint, code=code)
+            return
+        where = (*path, *place[0])
+        self.issues.append(SpecIssue(message, self.src.location_in_string(where, place[1]),
+                                     where, hint=hint, code=code))
+
     def ref(self, name: Any, known: dict[str, Any], what: str, path: Path_) -> None:
         if isinstance(name, str) and name not in known:
             self.issue(f"unknown {what} {name!r}", path, did_you_mean(name, known, what=what))
 
     def compile(self, value: Any, path: Path_) -> Compiled | None:
-        for name, sub in _secret_refs(value, path):
+        for name, sub, offset in _secret_refs(value, path):
             if name not in self.secrets:
-                self.issue(f"secret {name!r} is used but not declared in `secrets:`", sub,
-                           f"add it: secrets: [{name}]", code="secret")
+                self.issues.append(SpecIssue(
+                    f"secret {name!r} is used but not declared in `secrets:`",
+                    self.src.location_in_string(sub, offset), sub,
+                    hint=f"add it: secrets: [{name}]", code="secret"))
         try:
             compiled = compile_value(value)
         except ExprSyntaxErrors as exc:
@@ -98,10 +112,10 @@ class Checker:
             return None
         for name in sorted(compiled.inputs - set(self.inputs)):
             declared = ", ".join(sorted(self.inputs)) or "none"
-            self.issue(f"input {name!r} is used but not declared in `inputs:` (declared: "
-                       f"{declared})", path,
-                       did_you_mean(name, self.inputs) or
-                       f"declare it: inputs: {{{name}: {{type: string}}}}", code="input")
+            self.issue_at_use(f"input {name!r} is used but not declared in `inputs:` "
+                              f"(declared: {declared})", path, compiled, "inputs", name,
+                              did_you_mean(name, self.inputs) or
+                              f"declare it: inputs: {{{name}: {{type: string}}}}", code="input")
         return compiled
 
     # ------------------------------------------------------------------ checks
@@ -115,14 +129,29 @@ class Checker:
         self.check_schedules()
         self.out.edges, problems = check_edges(deps)
         for problem in problems:
-            if problem.code == "unknown_step" and problem.step and problem.field:
-                path: Path_ = ("steps", problem.step, problem.field)
-                self.issue(problem.message, path, problem.hint, code=problem.code)
+            if problem.code in ("unknown_step", "self_dependency") and problem.step \
+                    and problem.field and problem.related:
+                self._step_ref_issue(problem.message, problem.step, problem.field,
+                                     problem.related[0], problem.hint, problem.code)
             else:
                 self.issue(problem.message, ("steps", problem.step or ""), problem.hint,
                            key=True, code=problem.code)
         self.out.deps = deps
         return self.out
+
+    def _step_ref_issue(self, message: str, sid: str, field_name: str, ref: str,
+                        hint: str | None, code: str) -> None:
+        """An issue about step `sid` naming step `ref` in `field_name`: at the `needs:` item,
+        or at the ``${{`` of the expression, that names it."""
+        path: Path_ = ("steps", sid, field_name)
+        if field_name == "needs":
+            step = self.steps.get(sid, {})
+            needs = _list(step.get("needs"))
+            path = (*path, needs.index(ref)) if ref in needs else path
+            self.issue(message, path, hint, code=code)
+            return
+        compiled = self.out.steps.get(sid, {}).get(field_name)
+        self.issue_at_use(message, path, compiled, "steps", ref, hint, code=code)
 
     def check_config(self) -> None:
         for name, prov in self.providers.items():
@@ -284,9 +313,9 @@ class Checker:
             return
         where = (f"in the step's `{field}:` (evaluated once, before any item)"
                  if "foreach" in step else "in a step without `foreach:`")
-        self.issue(f"{' and '.join(used)} is used {where}", path,
-                   "item and index exist in the fields of a foreach step, per item",
-                   code="expression")
+        self.issue_at_use(f"{' and '.join(used)} is used {where}", path, compiled, "names",
+                          used[0], "item and index exist in the fields of a foreach step, "
+                          "per item", code="expression")
 
     def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool,
                      filtered: bool = False) -> None:
@@ -420,8 +449,9 @@ class Checker:
                 continue
             self.out.outputs[name] = compiled
             for ref in sorted(compiled.refs - set(self.steps)):
-                self.issue(f"output {name!r} references unknown step {ref!r}",
-                           ("outputs", name), did_you_mean(ref, self.steps, what="step"))
+                self.issue_at_use(f"output {name!r} references unknown step {ref!r}",
+                                  ("outputs", name), compiled, "steps", ref,
+                                  did_you_mean(ref, self.steps, what="step"))
 
     def check_inputs_and_tests(self) -> None:
         inputs = _mapping(self.data.get("inputs"))
@@ -609,11 +639,15 @@ def _type_ok(kind: Any, value: Any) -> bool:
     return isinstance(value, types_)
 
 
-def _secret_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
-    found: list[tuple[str, Path_]] = []
+def _secret_refs(value: Any, path: Path_) -> list[tuple[str, Path_, int]]:
+    """`secrets.X` in the strings of `value`: the name, the string's path and the offset of
+    the ``${{`` before it."""
+    found: list[tuple[str, Path_, int]] = []
     if isinstance(value, str):
         if "${{" in value:
-            found.extend(((m.group(1) or m.group(2)), path) for m in _SECRET_REF.finditer(value))
+            found.extend(((m.group(1) or m.group(2)), path,
+                          max(value.rfind("${{", 0, m.start()), 0))
+                         for m in _SECRET_REF.finditer(value))
     elif isinstance(value, dict):
         for key, item in value.items():
             found.extend(_secret_refs(item, (*path, key)))
