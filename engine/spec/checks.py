@@ -287,6 +287,7 @@ class Checker:
                     self._item_outside_foreach(step, name, result, (*base, name))
         if "foreach" in compiled:
             self._foreach_value(compiled["foreach"], (*base, "foreach"))
+        self._plain_text_if(step.get("if"), (*base, "if"))
         self.out.steps[sid] = compiled
         return deps
 
@@ -303,6 +304,17 @@ class Checker:
             self.issue(f"foreach needs a list (or a mapping), got {json_type(value)} "
                        f"{shown(value)}", path, "give a YAML list, or an expression that "
                        "returns one (e.g. ${{ inputs.items }})", code="invalid")
+
+    def _plain_text_if(self, value: Any, path: Path_) -> None:
+        """`if: steps.check.output == 'yes'` without ``${{ }}`` is text, and text is true:
+        the step would always run. Only the words that spell a truth value may be bare."""
+        if not isinstance(value, str) or "${{" in value \
+                or value.strip().lower() in _TRUTH_WORDS:
+            return
+        self.issue(f"`if:` is the plain text {shown(value, 60)}, which is always true: "
+                   "a condition is an expression", path,
+                   f"write it between ${{{{ and }}}}: if: ${{{{ {value.strip()} }}}}",
+                   code="invalid")
 
     def _item_outside_foreach(self, step: dict[str, Any], field: str, compiled: Compiled,
                               path: Path_) -> None:
@@ -595,6 +607,11 @@ class Checker:
                            (*path, "schema"), "check its keywords and type names (JSON Schema)",
                            code="assertion")
 
+
+#: what a bare (no ``${{ }}``) `if:` may say: the texts engine.expr.truthy reads as false,
+#: and their opposites
+_TRUTH_WORDS = frozenset({"", "false", "0", "no", "off", "null", "none", "true", "1", "yes",
+                          "on"})
 
 #: the keys of an assertion that check something (`output:` only picks what)
 _ASSERTION_CHECKS = frozenset({"equals", "contains", "matches", "schema", "max_cost",
