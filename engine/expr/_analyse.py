@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -113,6 +116,42 @@ def _check_callable_names(node: nodes.Node, env: PlaitEnvironment, result: Analy
     elif isinstance(node, nodes.Test) and node.name not in env.tests:
         result.problems.append((f"there is no test named {node.name!r}",
                                 _did_you_mean(node.name, frozenset(env.tests))))
+    elif isinstance(node, nodes.Filter | nodes.Test):
+        what = "filter" if isinstance(node, nodes.Filter) else "test"
+        table = env.filters if isinstance(node, nodes.Filter) else env.tests
+        _check_arguments(node, f"the {node.name} {what}", table[node.name], result)
+
+
+def _check_arguments(node: nodes.Filter | nodes.Test | nodes.Call, what: str,
+                     func: Any, result: Analysis) -> None:
+    """Arguments the filter, test or function cannot take (`x | truncate(1, 2, 3, 4, 5)`,
+    `range(1, 2, 3, 4)`) would only fail when the step runs: check them now."""
+    if node.dyn_args is not None or node.dyn_kwargs is not None or not callable(func):
+        return
+    func = _SIGNATURES.get(what, inspect.unwrap(func))
+    # what Jinja passes first: the environment or context when asked for, then the value
+    leading = 0 if isinstance(node, nodes.Call) else \
+        1 + (getattr(func, "jinja_pass_arg", None) is not None)
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: Jinja checks it
+        return
+    try:
+        signature.bind(*([None] * (leading + len(node.args))),
+                       **{str(kwarg.key): None for kwarg in node.kwargs})
+    except TypeError as exc:
+        shown = [str(p.replace(annotation=inspect.Parameter.empty))
+                 for p in list(signature.parameters.values())[leading:]]
+        result.problems.append((f"wrong arguments for {what}: {exc}",
+                                f"it takes ({', '.join(shown)})"))
+
+
+def _range(start_or_stop: int, stop: int = 0, step: int = 1, /) -> None:
+    """The arguments range() takes (plait's safe_range passes *args on to range)."""
+
+
+#: signatures to check against where the function's own says less
+_SIGNATURES: dict[str, Callable[..., Any]] = {"range()": _range}
 
 
 def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
@@ -144,6 +183,9 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
             _check_name(node, parent, result)
         elif isinstance(node, nodes.Filter | nodes.Test):
             _check_callable_names(node, env, result)
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) \
+                and node.node.name in GLOBAL_NAMES and node.node.name in env.globals:
+            _check_arguments(node, f"{node.node.name}()", env.globals[node.node.name], result)
         _check_private(node, result)
         if isinstance(node, nodes.List | nodes.Dict | nodes.Tuple):
             result.builds_container = True
