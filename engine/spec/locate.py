@@ -21,7 +21,7 @@ from engine.spec.models import (
     WorkflowStep,
     step_kind,
 )
-from engine.spec.suggest import did_you_mean
+from engine.spec.suggest import closest, did_you_mean
 from engine.spec.yaml_source import Path_, Source
 
 _STEP_MODELS: dict[str, type[BaseModel]] = {
@@ -62,16 +62,7 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
         return SpecIssue(f"missing required key {name!r}", src.location(path[:-1], key=True),
                          path, code="missing")
     if kind == "step_kind":
-        data = _value_at(src.data, path)
-        keys = list(data) if isinstance(data, dict) else []
-        found = [k for k in STEP_KINDS if k in keys]
-        if found:
-            message = f"a step must have exactly one of {', '.join(STEP_KINDS)}; this one has " \
-                      + " and ".join(found)
-        else:
-            message = f"a step needs one of {', '.join(STEP_KINDS)}"
-        return SpecIssue(message, src.location(path, key=True), path, code="step_kind",
-                         hint="split it into separate steps" if found else None)
+        return _step_kind_issue(src, path)
     unique = list(dict.fromkeys(messages))
     message = unique[0] if len(unique) == 1 else "expected " + " or ".join(
         m.removeprefix("expected ") for m in unique)
@@ -80,6 +71,35 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
         # as a workflow writes it: `got string "4"`, `got boolean true`, not Python's '4', True
         message += f", got {json_type(got)} {shown(got, _MAX_SHOWN)}"
     return SpecIssue(message, src.location(path), path, code=kind)
+
+
+def _step_kind_issue(src: Source, path: Path_) -> SpecIssue:
+    """A step with two kinds, none (a misspelt one: `lm: fast`), or that is no mapping."""
+    data = _value_at(src.data, path)
+    kinds = ", ".join(STEP_KINDS)
+    where = src.location(path, key=True)
+    if not isinstance(data, dict):
+        return SpecIssue(f"a step is a mapping with one of {kinds}; got {json_type(data)} "
+                         f"{shown(data, _MAX_SHOWN)}", where, path, code="step_kind",
+                         hint="write its keys under it, e.g. `build: {run: make}` or "
+                         "`ask: {llm: fast, prompt: Hello}`")
+    found = [k for k in STEP_KINDS if k in data]
+    if found:
+        return SpecIssue(f"a step must have exactly one of {kinds}; this one has "
+                         + " and ".join(found), where, path, code="step_kind",
+                         hint="split it into separate steps")
+    other_keys = {f.alias or n for model in _STEP_MODELS.values()
+                  for n, f in model.model_fields.items()}  # `prompt:` is no misspelt kind
+    near = {str(key): closest(str(key), STEP_KINDS) for key in data if key not in other_keys}
+    misspelt = [(key, kind) for key, kind in near.items() if kind is not None]
+    if misspelt:
+        key, kind = misspelt[0]
+        return SpecIssue(f"a step needs one of {kinds}; this one has none, but has "
+                         f"unknown key {key!r}", src.location((*path, key), key=True), path,
+                         hint=f"did you mean {kind!r}?", code="step_kind")
+    return SpecIssue(f"a step needs one of {kinds}", where, path, code="step_kind",
+                     hint="say what the step does, e.g. `llm: <provider>` with `prompt:`, "
+                     "`tool: <server>.<tool>` or `run: <command>`")
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -200,7 +200,8 @@ def test_an_invalid_workflow_file_is_an_error_in_the_junit_report(fallback: Path
     [broken] = [c for c in root.iter("testcase") if c.find("error") is not None]
     assert broken.get("file") == str(fallback / "broken.yaml")
     error = broken.find("error")
-    assert error is not None and "broken.yaml:4:3: a step needs one of" in (error.text or "")
+    assert error is not None and "broken.yaml:4:7: a step needs one of" in (error.text or "")
+    assert "unknown key 'runn'" in (error.text or "")
 
 
 def test_a_snapshot_of_a_case_that_is_gone_is_reported_and_removed_on_update(

@@ -628,3 +628,18 @@ def test_a_fractional_number_for_a_whole_number_field_says_got_once() -> None:
     issue = one(GOOD.replace("steps:", "concurrency: 2.5\nsteps:"))
     assert issue.format() == ("wf.yaml:5:14: expected an integer, got number 2.5 at "
                               "'concurrency'")
+
+
+@pytest.mark.parametrize(("step", "where", "message", "hint"), [
+    ("  a:\n    lm: fast\n    prompt: hi\n", (7, 5), "this one has none, but has unknown key 'lm'",
+     "did you mean 'llm'?"),
+    ("  a:\n    prompt: hi\n", (6, 3), "a step needs one of llm, tool, run", "`run: <command>`"),
+    ("  a: echo hi\n", (6, 3), 'a step is a mapping with one of llm, tool, run, workflow, '
+     'resource, mcp_prompt; got string "echo hi"', "`build: {run: make}`"),
+])
+def test_a_step_without_a_kind_says_which_key_to_write(step: str, where: tuple[int, int],
+                                                        message: str, hint: str) -> None:
+    issue = one(BASE + "steps:\n" + step)
+    assert message in issue.message
+    assert (issue.location.line, issue.location.column) == where
+    assert issue.hint is not None and hint in issue.hint
