@@ -11,7 +11,10 @@ from pydantic import BaseModel, ValidationError
 from engine.errors import SpecIssue
 from engine.jsontext import json_type, shown
 from engine.spec.models import (
+    NAME_PATTERN,
+    SECRET_PATTERN,
     STEP_KINDS,
+    TOOL_PATTERN,
     LLMStep,
     MCPPromptStep,
     ResourceStep,
@@ -70,7 +73,9 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
     if not isinstance(got, dict | list) and kind not in ("value_error", "assertion_error"):
         # as a workflow writes it: `got string "4"`, `got boolean true`, not Python's '4', True
         message += f", got {json_type(got)} {shown(got, _MAX_SHOWN)}"
-    return SpecIssue(message, src.location(path), path, code=kind)
+    at_key = err["loc"][-1:] == ("[key]",)  # a mapping's key is wrong (a step id), not its value
+    return SpecIssue(message, src.location(path, key=at_key), path, code=kind,
+                     hint=_HINTS.get(kind))
 
 
 def _step_kind_issue(src: Source, path: Path_) -> SpecIssue:
@@ -102,9 +107,23 @@ def _step_kind_issue(src: Source, path: Path_) -> SpecIssue:
                      "`tool: <server>.<tool>` or `run: <command>`")
 
 
+#: what a pattern in the models asks for, as a person would say it
+_PATTERNS = {
+    NAME_PATTERN: "a name of letters, digits, _ and -, starting with a letter or _ "
+                  "(e.g. fetch_page)",
+    TOOL_PATTERN: "`server.tool`, e.g. files.read_file",
+    SECRET_PATTERN: "an environment variable name: letters, digits and _, e.g. OPENAI_API_KEY",
+}
+_HINTS = {"too_short": "give it at least one entry"}
+
+
 def _describe(err: dict[str, Any]) -> str:
     kind, msg = err["type"], err["msg"]
     ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERNS:
+        return f"expected {_PATTERNS[ctx['pattern']]}"
+    if kind == "too_short" and isinstance(err.get("input"), dict | list):
+        return "it cannot be empty"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '')}".replace("'", "")
     if kind in ("value_error", "assertion_error"):

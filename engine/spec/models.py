@@ -21,6 +21,10 @@ from pydantic import (
 from engine.spec.durations import Duration, Timeout
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+#: `server.tool` (tool and mcp_prompt steps)
+TOOL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*\.[^.\s]+$"
+#: an environment variable's name (secrets)
+SECRET_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
 #: An expression ``${{ ... }}`` or a literal; expressions are compiled at load time.
 Expr = Any
@@ -299,7 +303,7 @@ class LLMStep(StepBase):
 
 
 class ToolStep(StepBase):
-    tool: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*\.[^.\s]+$", examples=["files.read_file"])
+    tool: str = Field(pattern=TOOL_PATTERN, examples=["files.read_file"])
     """`server.tool` to call."""
     with_: dict[str, Expr] = Field(default_factory=dict, alias="with")
     """Arguments of the tool call."""
@@ -327,7 +331,7 @@ class ResourceStep(StepBase):
 
 
 class MCPPromptStep(StepBase):
-    mcp_prompt: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*\.[^.\s]+$")
+    mcp_prompt: str = Field(pattern=TOOL_PATTERN)
     """`server.prompt` to get."""
     with_: dict[str, Expr] = Field(default_factory=dict, alias="with")
 
@@ -404,7 +408,7 @@ class WorkflowSpec(Model):
     """Triggers; used by `plait schedule`."""
     inputs: dict[Name, InputSpec] = Field(default_factory=dict)
     """Typed run inputs, given with `-i name=value` or `--inputs file.json` (`-`: stdin)."""
-    secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+    secrets: list[Annotated[str, Field(pattern=SECRET_PATTERN)]] = Field(
         default_factory=list)
     """Environment variables that must exist; their values are redacted everywhere."""
     providers: dict[Name, ProviderSpec] = Field(default_factory=dict)

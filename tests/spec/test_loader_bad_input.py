@@ -643,3 +643,22 @@ def test_a_step_without_a_kind_says_which_key_to_write(step: str, where: tuple[i
     assert message in issue.message
     assert (issue.location.line, issue.location.column) == where
     assert issue.hint is not None and hint in issue.hint
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    (BASE + "steps:\n  my step: {llm: fast, prompt: hi}\n", (6, 3),
+     'expected a name of letters, digits, _ and -, starting with a letter or _ (e.g. '
+     'fetch_page), got string "my step"'),
+    (BASE.replace("name: ok", "name: my wf!") + STEP, (2, 7), 'got string "my wf!"'),
+    (BASE + "mcp_servers:\n  files: {command: x}\nsteps:\n  a: {tool: read_file}\n", (8, 13),
+     'expected `server.tool`, e.g. files.read_file, got string "read_file"'),
+    (BASE + "secrets: [my-key]\n" + STEP, (5, 11),
+     'expected an environment variable name: letters, digits and _'),
+    (BASE + "steps: {}\n", (5, 8), "it cannot be empty"),
+])
+def test_a_pattern_or_length_error_says_what_is_expected_in_words(
+        text: str, where: tuple[int, int], message: str) -> None:
+    issue = one(text)
+    assert message in issue.message
+    assert "pattern" not in issue.message and "dictionary" not in issue.message
+    assert (issue.location.line, issue.location.column) == where
