@@ -13,6 +13,7 @@ from engine.jsontext import json_type, shown
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
+_NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 
 def parse_duration(value: Any) -> float:
@@ -30,8 +31,11 @@ def parse_duration(value: Any) -> float:
         match = _DURATION_RE.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
+    number = isinstance(value, str) and _NUMBER_RE.match(value)
     raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got "
-                     f"{json_type(value)} {shown(value)}")
+                     f"{json_type(value)} {shown(value)}"
+                     + (f" (seconds are written {value.strip()}s, or as a number without "
+                        "quotes)" if number else ""))
 
 
 def _schema(bound: str, what: str) -> WithJsonSchema:

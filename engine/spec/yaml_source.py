@@ -263,7 +263,10 @@ def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
                        f"{start.column + 1})"
             hint = fix
             break
-    if "mapping values are not allowed" in problem:
+    if "found another document" in problem:
+        message = "invalid YAML: a second document starts here, and a workflow file holds one"
+        hint = "remove this `---` line; if what follows is another workflow, give it a file"
+    elif "mapping values are not allowed" in problem:
         hint = ("a value that holds ': ' must be quoted: quote the value, e.g. "
                 "run: \"echo a: b\"")
     elif "tab character" in problem:

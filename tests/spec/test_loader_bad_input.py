@@ -662,3 +662,17 @@ def test_a_pattern_or_length_error_says_what_is_expected_in_words(
     assert message in issue.message
     assert "pattern" not in issue.message and "dictionary" not in issue.message
     assert (issue.location.line, issue.location.column) == where
+
+
+def test_a_second_yaml_document_says_a_file_holds_one() -> None:
+    issue = one(GOOD + "---\nversion: 1\n")
+    assert issue.message == ("invalid YAML: a second document starts here, and a workflow file "
+                             "holds one")
+    assert (issue.location.line, issue.location.column) == (9, 1)
+    assert issue.hint is not None and "remove this `---` line" in issue.hint
+
+
+@pytest.mark.parametrize(("value", "fix"), [('"30"', "30s"), ("'1.5'", "1.5s")])
+def test_a_duration_given_as_a_quoted_number_says_how_to_write_it(value: str, fix: str) -> None:
+    issue = one(GOOD + f"    timeout: {value}\n")
+    assert f"(seconds are written {fix}, or as a number without quotes)" in issue.message
