@@ -144,6 +144,9 @@ class Checker:
         """An issue about step `sid` naming step `ref` in `field_name`: at the `needs:` item,
         or at the ``${{`` of the expression, that names it."""
         path: Path_ = ("steps", sid, field_name)
+        others = [other for other in self.steps if other != sid]
+        if code == "unknown_step" and others:  # the close one, else the ids to choose from
+            hint = did_you_mean(ref, others) or hint
         if field_name == "needs":
             step = self.steps.get(sid, {})
             needs = _list(step.get("needs"))

@@ -90,3 +90,11 @@ def test_at_the_needs_item_that_names_the_step() -> None:
 def test_an_output_written_as_a_block() -> None:
     body = "outputs:\n  y: |\n    text\n    ${{ steps.nope.output }}\n"
     assert where(issue_of(body, "unknown step 'nope'")) == at(body, "${{")
+
+
+def test_an_unknown_step_hint_lists_the_other_steps_when_none_is_close() -> None:
+    body = "  a: {llm: p, prompt: \"${{ steps.zzz.output }}\"}\n  b: {llm: p, prompt: x}\n"
+    issue = issue_of(body, "unknown step 'zzz'")
+    assert issue.hint == "expected one of: b, ok"
+    close = issue_of(body.replace("zzz", "okk"), "unknown step 'okk'")
+    assert close.hint == "did you mean 'ok'?"
