@@ -263,6 +263,24 @@ class Checker:
                        (*base, "max_parallel"), "it caps the items of a foreach run at once; "
                        "remove it, or add foreach: (the whole run is capped by `concurrency`)",
                        key=True, code="invalid")
+        self._kind_checks(kind, step, base)
+        compiled: dict[str, Compiled] = {}
+        for name in (*TEMPLATED_COMMON, *TEMPLATED.get(kind or "", ())):
+            if name in step:
+                result = self.compile(step[name], (*base, name))
+                if result is not None:
+                    compiled[name] = result
+                    if result.refs:
+                        deps[name] = set(result.refs)
+                    self._item_outside_foreach(step, name, result, (*base, name))
+        if "foreach" in compiled:
+            self._foreach_value(compiled["foreach"], (*base, "foreach"))
+        self._plain_text_if(step.get("if"), (*base, "if"))
+        self.out.steps[sid] = compiled
+        return deps
+
+    def _kind_checks(self, kind: str | None, step: dict[str, Any], base: Path_) -> None:
+        """What only a step of this kind can get wrong: its provider, server, file, command."""
         if kind == "llm":
             self.ref(step["llm"], self.providers, "provider", (*base, "llm"))
             provider = self.providers.get(step["llm"]) if isinstance(step["llm"], str) else None
@@ -279,20 +297,24 @@ class Checker:
             self.ref(step["resource"], self.servers, "MCP server", (*base, "resource"))
         elif kind == "workflow":
             self._sub_workflow(step, base)
-        compiled: dict[str, Compiled] = {}
-        for name in (*TEMPLATED_COMMON, *TEMPLATED.get(kind or "", ())):
-            if name in step:
-                result = self.compile(step[name], (*base, name))
-                if result is not None:
-                    compiled[name] = result
-                    if result.refs:
-                        deps[name] = set(result.refs)
-                    self._item_outside_foreach(step, name, result, (*base, name))
-        if "foreach" in compiled:
-            self._foreach_value(compiled["foreach"], (*base, "foreach"))
-        self._plain_text_if(step.get("if"), (*base, "if"))
-        self.out.steps[sid] = compiled
-        return deps
+        elif kind == "run":
+            self._empty_command(step["run"], (*base, "run"))
+
+    def _empty_command(self, command: Any, path: Path_) -> None:
+        """`run: ""` would succeed having run nothing (/bin/sh -c ""), and `run: []` too;
+        `run: [""]` would fail only when run."""
+        if isinstance(command, str) and not command.strip():
+            self.issue("`run:` is empty: the step would succeed having run nothing", path,
+                       "write the command line, e.g. run: make test", code="invalid")
+        elif isinstance(command, list) and not command:
+            self.issue("`run:` is an empty list: the step would succeed having run nothing",
+                       path, "list the program and its arguments, e.g. run: [make, test]",
+                       code="invalid")
+        elif isinstance(command, list) and isinstance(command[0], str) \
+                and not command[0].strip():
+            self.issue("`run:` list starts with an empty program name", (*path, 0),
+                       "the first item is the program to run, e.g. run: [make, test]",
+                       code="invalid")
 
     def _foreach_value(self, compiled: Compiled, path: Path_) -> None:
         """A foreach whose value is known now (a literal, or an expression that reads no
@@ -463,6 +485,12 @@ class Checker:
             if compiled is None:
                 continue
             self.out.outputs[name] = compiled
+            for used in sorted(compiled.names & _ITEM_NAMES):
+                self.issue_at_use(f"{used} is used in output {name!r}, and outputs are "
+                                  "evaluated once, after every step", ("outputs", name),
+                                  compiled, "names", used, "item and index exist in the "
+                                  "fields of a foreach step, per item; here use that step's "
+                                  "output, a list with one entry per item", code="expression")
             for ref in sorted(compiled.refs - set(self.steps)):
                 self.issue_at_use(f"output {name!r} references unknown step {ref!r}",
                                   ("outputs", name), compiled, "steps", ref,

@@ -676,3 +676,22 @@ def test_a_second_yaml_document_says_a_file_holds_one() -> None:
 def test_a_duration_given_as_a_quoted_number_says_how_to_write_it(value: str, fix: str) -> None:
     issue = one(GOOD + f"    timeout: {value}\n")
     assert f"(seconds are written {fix}, or as a number without quotes)" in issue.message
+
+
+@pytest.mark.parametrize(("run", "where", "message"), [
+    ('""', (6, 12), "`run:` is empty"),
+    ("'   '", (6, 12), "`run:` is empty"),
+    ("[]", (6, 12), "`run:` is an empty list"),
+    ('["", x]', (6, 13), "`run:` list starts with an empty program name"),
+])
+def test_an_empty_command_is_refused(run: str, where: tuple[int, int], message: str) -> None:
+    # else `run: ""` succeeds having run nothing, and `run: [""]` fails only when run
+    issue = one(BASE + f"steps:\n  a: {{run: {run}}}\n")
+    assert issue.message.startswith(message)
+    assert (issue.location.line, issue.location.column) == where
+    assert issue.hint is not None and "make" in issue.hint
+
+
+def test_an_argv_list_may_hold_empty_arguments() -> None:
+    wf = load_text(BASE + "steps:\n  a: {run: [printf, '']}\n", "wf.yaml")
+    assert wf.spec.steps["a"].run == ["printf", ""]  # type: ignore[union-attr]

@@ -98,3 +98,13 @@ def test_an_unknown_step_hint_lists_the_other_steps_when_none_is_close() -> None
     assert issue.hint == "expected one of: b, ok"
     close = issue_of(body.replace("zzz", "okk"), "unknown step 'okk'")
     assert close.hint == "did you mean 'ok'?"
+
+
+@pytest.mark.parametrize("name", ["item", "index"])
+def test_item_or_index_in_an_output_is_refused_at_its_expression(name: str) -> None:
+    # outputs are evaluated once, after every step: the run would fail at its very end
+    body = (f"outputs:\n  all: ${{{{ steps.ok.output }}}}\n"
+            f"  one: |\n    first\n    ${{{{ {name} }}}}\n")
+    issue = issue_of(body, f"{name} is used in output 'one'")
+    assert where(issue) == at(body, "${{", 2)
+    assert issue.hint is not None and "foreach" in issue.hint
