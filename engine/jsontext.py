@@ -139,3 +139,9 @@ def shown(value: Any, limit: int = 60) -> str:
         text = repr(value)
     text = _C1.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def typed(value: Any, limit: int = 60) -> str:
+    """`value` with its type, as a message says what it got: `string "3"`, `boolean true`,
+    `array [1]`; null only once (not `null null`)."""
+    return "null" if value is None else f"{json_type(value)} {shown(value, limit)}"

@@ -24,7 +24,7 @@ from engine.executor.items import item_key, note_finished, reused
 from engine.executor.result import StepResult
 from engine.executor.retry import call_with_retry, error_kind
 from engine.expr import truthy
-from engine.jsontext import json_type, shown
+from engine.jsontext import typed
 
 if TYPE_CHECKING:
     from engine.spec.workflow import Workflow
@@ -221,7 +221,7 @@ async def _foreach(rc: RunContext, step_id: str, items: Any, attempts: _Attempts
     if not isinstance(items, list | tuple):
         where = rc.workflow.source.location(("steps", step_id, "foreach"))
         raise ExpressionError(f"{where}: step {step_id!r}: foreach needs a list, got "
-                              f"{json_type(items)} {shown(items)}", step=step_id,
+                              f"{typed(items)}", step=step_id,
                               field="foreach",
                               hint="make the foreach expression return a list; a mapping is "
                                    "iterated as [key, value] pairs")

@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import SpecIssue
 from engine.expr import Compiled, ExprSyntaxErrors, compile_value
 from engine.graph import Edges, check_edges
-from engine.jsontext import json_type, one_of, shown, shown_choices
+from engine.jsontext import one_of, shown, shown_choices, typed
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import OptionIssue, endpoint_problem, option_issues
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
@@ -326,8 +326,8 @@ class Checker:
         except Exception:  # the run reports it, located, with its context
             return
         if not isinstance(value, list | tuple | dict):
-            self.issue(f"foreach needs a list (or a mapping), got {json_type(value)} "
-                       f"{shown(value)}", path, "give a YAML list, or an expression that "
+            self.issue(f"foreach needs a list (or a mapping), got {typed(value)}",
+                       path, "give a YAML list, or an expression that "
                        "returns one (e.g. ${{ inputs.items }})", code="invalid")
 
     def _plain_text_if(self, value: Any, path: Path_) -> None:
@@ -434,7 +434,7 @@ class Checker:
         article = "an" if str(kind)[0] in "aeiou" else "a"
         # worded as the run words it (engine/executor/inputs.py): JSON type names and values
         self.issue(f"sub-workflow {target}: input {name!r} must be of type {kind}, got "
-                   f"{json_type(value)} {shown(value, 40)}", path, f"give it {article} {kind}",
+                   f"{typed(value, 40)}", path, f"give it {article} {kind}",
                    code="input")
 
     def _child_issues(self, target: str, child: Path, path: Path_) -> None:
@@ -503,7 +503,7 @@ class Checker:
             kind = spec.get("type", "string")
             if default is not None and not _type_ok(kind, default):
                 self.issue(f"default of input {name!r} must be of type {kind}, got "
-                           f"{json_type(default)} {shown(default, 40)}",
+                           f"{typed(default, 40)}",
                            ("inputs", name, "default"), code="input")
             enum = spec.get("enum")
             if default is not None and isinstance(enum, list) and not one_of(default, enum):
@@ -547,8 +547,8 @@ class Checker:
         if value is None or (isinstance(value, str) and "${{" in value):
             return
         if not _type_ok(kind, value):
-            self.issue(f"test input {name!r} must be of type {kind}, got {json_type(value)} "
-                       f"{shown(value, 40)}", path, code="input")
+            self.issue(f"test input {name!r} must be of type {kind}, got "
+                       f"{typed(value, 40)}", path, code="input")
         elif isinstance(enum, list) and not one_of(value, enum):
             self.issue(f"test input {name!r} must be one of "
                        f"{shown_choices(enum)}; got {shown(value, 40)}",

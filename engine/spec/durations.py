@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from engine.jsontext import json_type, shown
+from engine.jsontext import shown, typed
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$"
@@ -33,7 +33,7 @@ def parse_duration(value: Any) -> float:
             return float(match.group(1)) * _UNITS[match.group(2)]
     number = isinstance(value, str) and _NUMBER_RE.match(value)
     raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h, got "
-                     f"{json_type(value)} {shown(value)}"
+                     f"{typed(value)}"
                      + (f" (seconds are written {value.strip()}s, or as a number without "
                         "quotes)" if number else ""))
 

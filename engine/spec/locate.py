@@ -9,7 +9,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import SpecIssue
-from engine.jsontext import json_type, shown
+from engine.jsontext import typed
 from engine.spec.models import (
     NAME_PATTERN,
     SECRET_PATTERN,
@@ -72,7 +72,7 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
     got = err.get("input")
     if not isinstance(got, dict | list) and kind not in ("value_error", "assertion_error"):
         # as a workflow writes it: `got string "4"`, `got boolean true`, not Python's '4', True
-        message += f", got {json_type(got)} {shown(got, _MAX_SHOWN)}"
+        message += f", got {typed(got, _MAX_SHOWN)}"
     at_key = err["loc"][-1:] == ("[key]",)  # a mapping's key is wrong (a step id), not its value
     return SpecIssue(message, src.location(path, key=at_key), path, code=kind,
                      hint=_HINTS.get(kind))
@@ -84,8 +84,8 @@ def _step_kind_issue(src: Source, path: Path_) -> SpecIssue:
     kinds = ", ".join(STEP_KINDS)
     where = src.location(path, key=True)
     if not isinstance(data, dict):
-        return SpecIssue(f"a step is a mapping with one of {kinds}; got {json_type(data)} "
-                         f"{shown(data, _MAX_SHOWN)}", where, path, code="step_kind",
+        return SpecIssue(f"a step is a mapping with one of {kinds}; got "
+                         f"{typed(data, _MAX_SHOWN)}", where, path, code="step_kind",
                          hint="write its keys under it, e.g. `build: {run: make}` or "
                          "`ask: {llm: fast, prompt: Hello}`")
     found = [k for k in STEP_KINDS if k in data]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.jsontext import json_type, shown
+from engine.jsontext import typed
 from engine.spec.durations import parse_duration
 from engine.spec.suggest import did_you_mean
 
@@ -94,7 +94,7 @@ def _span(low: float | None, high: float | None) -> str:
 def _got(value: Any) -> str:
     """A value as a message shows it, in the workflow's words: `string "hot"`, `boolean
     true` (not Python's 'hot', True)."""
-    return f"{json_type(value)} {shown(value)}"
+    return typed(value)
 
 
 def _number(low: float | None = None, high: float | None = None) -> _Check:

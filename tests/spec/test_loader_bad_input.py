@@ -695,3 +695,15 @@ def test_an_empty_command_is_refused(run: str, where: tuple[int, int], message: 
 def test_an_argv_list_may_hold_empty_arguments() -> None:
     wf = load_text(BASE + "steps:\n  a: {run: [printf, '']}\n", "wf.yaml")
     assert wf.spec.steps["a"].run == ["printf", ""]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("version: 1\nname: ok\nsteps:\n", "expected a mapping, got null"),
+    (BASE + "steps:\n  a: {run: echo, foreach: '${{ none }}'}\n",
+     "foreach needs a list (or a mapping), got null"),
+    (BASE + "steps:\n  a:\n", "a step is a mapping with one of llm"),
+])
+def test_a_null_value_is_called_null_once(text: str, message: str) -> None:
+    issue = one(text)
+    assert message in issue.message
+    assert "null null" not in issue.message
