@@ -218,7 +218,7 @@ def parse(text: str, path: str = "<string>") -> Source:
     except yaml.MarkedYAMLError as exc:
         # tabs are looked for only in a file YAML refused: a tab that begins a line of a
         # block scalar (`run: |` with a `<<-EOF` heredoc, a prompt with a TSV table) is text
-        src.issues.extend(_tab_issues(text, path) or [_syntax_issue(exc, path)])
+        src.issues.extend(_tab_issues(text, path) or [_syntax_issue(exc, path, text)])
         return src
     except yaml.YAMLError as exc:
         src.issues.append(SpecIssue(f"invalid YAML: {exc}", Location(path, 1, 1), code="yaml"))
@@ -249,7 +249,7 @@ _CONTEXTS = (
 )
 
 
-def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
+def _syntax_issue(exc: yaml.MarkedYAMLError, path: str, text: str = "") -> SpecIssue:
     """A YAML syntax error: where the parser stopped, what it was in (the quote or bracket
     that opened there) and how to fix it."""
     mark = exc.problem_mark or exc.context_mark
@@ -263,7 +263,12 @@ def _syntax_issue(exc: yaml.MarkedYAMLError, path: str) -> SpecIssue:
                        f"{start.column + 1})"
             hint = fix
             break
-    if "found another document" in problem:
+    if start is not None and mark is not None and exc.context \
+            and "flow" in exc.context and "${{" in text[start.index:mark.index + 3]:
+        # `with: {path: ${{ item }}}`: in a flow collection, `{` and `}` are YAML's
+        hint = ("inside { } or [ ], quote a value that holds an expression: "
+                "{path: \"${{ item.name }}\"}")
+    elif "found another document" in problem:
         message = "invalid YAML: a second document starts here, and a workflow file holds one"
         hint = "remove this `---` line; if what follows is another workflow, give it a file"
     elif "mapping values are not allowed" in problem:

@@ -707,3 +707,20 @@ def test_a_null_value_is_called_null_once(text: str, message: str) -> None:
     issue = one(text)
     assert message in issue.message
     assert "null null" not in issue.message
+
+
+@pytest.mark.parametrize("step", [
+    "  a: {run: echo, if: ${{ true }}}\n",
+    "  a: {run: [echo, ${{ inputs.x }}]}\n",
+    "  a: {tool: files.read, with: {path: ${{ inputs.x }}}}\n",
+])
+def test_an_unquoted_expression_in_a_flow_collection_says_to_quote_it(step: str) -> None:
+    issue = one(BASE + "steps:\n" + step)
+    assert issue.message.startswith("invalid YAML")
+    assert issue.location.line == 6
+    assert issue.hint is not None and "quote a value that holds an expression" in issue.hint
+
+
+def test_an_unclosed_flow_mapping_without_an_expression_keeps_its_hint() -> None:
+    issue = one(BASE + "steps:\n  a: {run: echo\n  b: {run: ls}\n")
+    assert issue.hint is not None and issue.hint.startswith("close it with }")
