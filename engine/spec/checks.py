@@ -242,10 +242,20 @@ class Checker:
                     other, fallback, options, via=name) if issue.option not in wrong], path)
 
     def _no_step_refs(self, compiled: Compiled, path: Path_) -> None:
+        """Provider and server settings are rendered once, before any step: no step output,
+        no foreach item."""
         if compiled.refs:
-            self.issue("provider and server settings cannot use step outputs "
-                       f"(found steps.{sorted(compiled.refs)[0]})", path,
-                       "use inputs, secrets or env here", code="expression")
+            ref = sorted(compiled.refs)[0]
+            self.issue_at_use("provider and server settings cannot use step outputs "
+                              f"(found steps.{ref})", path, compiled, "steps", ref,
+                              "use inputs, secrets or env here", code="expression")
+        for used in sorted(compiled.names & _ITEM_NAMES):
+            what = "provider" if path[0] == "providers" else "MCP server"
+            self.issue_at_use(f"{used} is used in the settings of {what} {path[1]!r}, "
+                              "evaluated once, before any step", path, compiled,
+                              "names", used, "item and index exist in the fields of a "
+                              "foreach step, per item; use inputs, secrets or env here",
+                              code="expression")
 
     def check_step(self, sid: str, step: Any) -> dict[str, set[str]]:
         deps: dict[str, set[str]] = {"needs": {n for n in _list(

@@ -108,3 +108,25 @@ def test_item_or_index_in_an_output_is_refused_at_its_expression(name: str) -> N
     issue = issue_of(body, f"{name} is used in output 'one'")
     assert where(issue) == at(body, "${{", 2)
     assert issue.hint is not None and "foreach" in issue.hint
+
+
+def test_item_or_a_step_output_in_provider_or_server_settings_is_refused_at_it() -> None:
+    # they are rendered once, before any step: the run would stop before its first step
+    text = HEAD.replace("  p: {kind: echo, model: echo}",
+                        "  p: {kind: echo, model: echo, api_key: 'k ${{ item }}'}").replace(
+        "{command: plait-mcp-files}", "{command: x, args: [a, '${{ steps.ok.output }}']}")
+    with pytest.raises(SpecError) as info:
+        load_text(text, "wf.yaml")
+    by_message = {i.message: i for i in info.value.issues}
+    item = by_message["item is used in the settings of provider 'p', evaluated once, before "
+                      "any step"]
+    assert item.path == ("providers", "p", "api_key")
+    assert (item.location.line, item.location.column) == _at(text, "${{ item")
+    step = by_message["provider and server settings cannot use step outputs (found steps.ok)"]
+    assert step.path == ("mcp_servers", "files", "args", 1)
+    assert (step.location.line, step.location.column) == _at(text, "${{ steps.ok")
+
+
+def _at(text: str, needle: str) -> tuple[int, int]:
+    index = text.index(needle)
+    return text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)
