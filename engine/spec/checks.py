@@ -35,6 +35,8 @@ TEMPLATED = {
 }
 #: Context names allowed outside steps (provider and server settings, run inputs).
 _ITEM_NAMES = frozenset({"item", "index"})
+#: a value that is exactly one input: ${{ inputs.name }}
+_WHOLE_INPUT = re.compile(r"^\s*\$\{\{\s*inputs\.([A-Za-z_][\w-]*)\s*\}\}\s*$")
 _SECRET_REF = re.compile(r"secrets\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 
@@ -285,6 +287,7 @@ class Checker:
                     self._item_outside_foreach(step, name, result, (*base, name))
         if "foreach" in compiled:
             self._foreach_value(compiled["foreach"], (*base, "foreach"))
+            self._foreach_input(step["foreach"], (*base, "foreach"))
         self._plain_text_if(step.get("if"), (*base, "if"))
         self.out.steps[sid] = compiled
         return deps
@@ -325,6 +328,18 @@ class Checker:
             self.issue("`run:` list starts with an empty program name", (*path, 0),
                        "the first item is the program to run, e.g. run: [make, test]",
                        code="invalid")
+
+    def _foreach_input(self, value: Any, path: Path_) -> None:
+        """`foreach: ${{ inputs.x }}` where x is declared a string, number or boolean: every
+        run would fail at this step (a string is not split into items)."""
+        match = _WHOLE_INPUT.match(value) if isinstance(value, str) else None
+        spec = self.inputs.get(match.group(1)) if match else None
+        kind = spec.get("type", "string") if spec is not None else None
+        if match and spec is not None and kind not in ("array", "object"):
+            name = match.group(1)
+            self.issue(f"foreach needs a list, but input {name!r} is declared `type: {kind}`",
+                       path, f"declare it `type: array` and give it as JSON, e.g. "
+                       f"-i {name}='[\"a\", \"b\"]'", code="input")
 
     def _foreach_value(self, compiled: Compiled, path: Path_) -> None:
         """A foreach whose value is known now (a literal, or an expression that reads no

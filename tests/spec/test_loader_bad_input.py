@@ -724,3 +724,24 @@ def test_an_unquoted_expression_in_a_flow_collection_says_to_quote_it(step: str)
 def test_an_unclosed_flow_mapping_without_an_expression_keeps_its_hint() -> None:
     issue = one(BASE + "steps:\n  a: {run: echo\n  b: {run: ls}\n")
     assert issue.hint is not None and issue.hint.startswith("close it with }")
+
+
+FOREACH_INPUTS = (BASE + "inputs:\n  files: {type: string, default: 'a,b'}\n"
+                  "  n: {type: integer, default: 2}\n  l: {type: array, default: [1]}\n"
+                  "  m: {type: object, default: {k: 1}}\n")
+
+
+@pytest.mark.parametrize(("name", "kind"), [("files", "string"), ("n", "integer")])
+def test_foreach_over_an_input_declared_a_scalar_is_refused(name: str, kind: str) -> None:
+    # every run would fail at the step: a string is not split into items
+    step = f"steps:\n  a: {{run: echo, foreach: '${{{{ inputs.{name} }}}}'}}\n"
+    issue = one(FOREACH_INPUTS + step)
+    assert issue.message == f"foreach needs a list, but input {name!r} is declared `type: {kind}`"
+    assert (issue.location.line, issue.location.column) == (11, 27)
+    assert issue.hint is not None and "type: array" in issue.hint
+
+
+@pytest.mark.parametrize("expr", ["inputs.l", "inputs.m", "range(inputs.n)"])
+def test_foreach_over_a_list_input_or_an_expression_still_loads(expr: str) -> None:
+    load_text(FOREACH_INPUTS + f"steps:\n  a: {{run: echo, foreach: '${{{{ {expr} }}}}'}}\n",
+              "wf.yaml")
