@@ -75,7 +75,25 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
         message += f", got {typed(got, _MAX_SHOWN)}"
     at_key = err["loc"][-1:] == ("[key]",)  # a mapping's key is wrong (a step id), not its value
     return SpecIssue(message, src.location(path, key=at_key), path, code=kind,
-                     hint=_HINTS.get(kind))
+                     hint=_HINTS.get(kind) or _quoted_hint(kind, got))
+
+
+def _quoted_hint(kind: str, got: Any) -> str | None:
+    """`concurrency: "8"`, `continue_on_error: "yes"`, `needs: fetch`: how to write the
+    number, the boolean or the list."""
+    if not isinstance(got, str):
+        return None
+    if kind in ("int_type", "int_parsing", "float_type", "float_parsing"):
+        try:
+            float(got)
+        except ValueError:
+            return None
+        return f"write the number without quotes: {got.strip()}"
+    if kind in ("bool_type", "bool_parsing"):
+        return "write true or false, without quotes"
+    if kind == "list_type":
+        return f"write a list, even of one: [{got}]"
+    return None
 
 
 def _step_kind_issue(src: Source, path: Path_) -> SpecIssue:

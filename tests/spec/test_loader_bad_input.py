@@ -172,7 +172,7 @@ def test_a_value_of_another_json_type_is_refused_as_the_published_schema_does(
     """pydantic's lax mode took `true` and "4" for 4 and "yes" for true, so `plait validate`
     passed files that schemas/workflow.schema.json (what editors check) refuses."""
     issue = one(GOOD.replace("steps:", line + "\nsteps:"))
-    assert issue.format().endswith(said)
+    assert issue.message + " at " in issue.format() and said in issue.format()
 
 
 @pytest.mark.parametrize("value", ["0s", "0ms", "0"])
@@ -745,3 +745,20 @@ def test_foreach_over_an_input_declared_a_scalar_is_refused(name: str, kind: str
 def test_foreach_over_a_list_input_or_an_expression_still_loads(expr: str) -> None:
     load_text(FOREACH_INPUTS + f"steps:\n  a: {{run: echo, foreach: '${{{{ {expr} }}}}'}}\n",
               "wf.yaml")
+
+
+@pytest.mark.parametrize(("extra", "hint"), [
+    ("concurrency: '8'\n", "write the number without quotes: 8"),
+    ("defaults: {retry: {attempts: '3'}}\n", "write the number without quotes: 3"),
+    ("defaults: {continue_on_error: 'yes'}\n", "write true or false, without quotes"),
+    ("defaults: {policy: p}\npolicies: {p: {max_memory_mb: '512'}}\n",
+     "write the number without quotes: 512"),
+])
+def test_a_quoted_number_or_boolean_says_to_drop_the_quotes(extra: str, hint: str) -> None:
+    assert one(GOOD + extra).hint == hint
+
+
+def test_a_single_need_says_to_write_a_list() -> None:
+    issue = one(BASE + "steps:\n  a: {run: echo}\n  b: {run: echo, needs: a}\n")
+    assert issue.message == 'expected a list, got string "a"'
+    assert issue.hint == "write a list, even of one: [a]"
