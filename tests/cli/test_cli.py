@@ -174,7 +174,8 @@ def test_inputs_json_cannot_hold_exit_2_naming_the_input(files: Path) -> None:
 def test_a_failed_step_prints_where_and_how_to_fix_it(files: Path) -> None:
     (files / "fe.yaml").write_text("version: 1\nname: fe\nproviders:\n  p: {kind: echo}\n"
                                    "inputs:\n  s: {type: string, default: abc}\n"
-                                   "steps:\n  a:\n    foreach: ${{ inputs.s }}\n    llm: p\n"
+                                   "steps:\n  a:\n    foreach: ${{ inputs.s | trim }}\n"
+                                   "    llm: p\n"
                                    "    prompt: ${{ item }}\n")
     out = plait("run", "fe.yaml", cwd=files)
     assert out.returncode == 1
