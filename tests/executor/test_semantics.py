@@ -296,13 +296,14 @@ steps:
 
 
 async def test_foreach_over_a_non_list_fails_with_a_located_error(tmp_path: Path) -> None:
-    # known only at run time (a constant like ${{ 42 }} is refused by validate already)
+    # known only at run time (a constant like ${{ 42 }}, or an input declared a number read
+    # as it is, is refused by validate already)
     path = workflow(tmp_path, """\
 inputs:
   n: {type: integer, default: 42}
 steps:
   each:
-    foreach: ${{ inputs.n }}
+    foreach: ${{ inputs.n + 0 }}
     run: echo ${{ item }}
 """)
     result = await run(path)
