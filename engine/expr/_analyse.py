@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,8 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
             raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression",
                                       token.lineno)
     except TemplateSyntaxError as exc:
-        result.problems.append((f"invalid expression: {exc.message}", None))
+        result.problems.append((f"invalid expression: {exc.message}",
+                                _syntax_hint(source, exc.message or "")))
         return result
     except RecursionError:
         result.problems.append(("the expression is nested too deeply", None))
@@ -79,6 +81,37 @@ def parse(env: PlaitEnvironment, source: str) -> Analysis:
     result.expr = expr
     _walk(expr, env, result)
     return result
+
+
+#: other languages' operators (GitHub Actions', JavaScript's, Python's) and Jinja's words
+_FOREIGN = (
+    (re.compile(r"&&"), "write `and` instead of &&"),
+    (re.compile(r"\|\|"), "write `or` instead of ||"),
+    (re.compile(r"===|!=="), "write == or != (there is no === or !==)"),
+    (re.compile(r"(?:^|[^=!<>])!(?!=)"), "write `not x` instead of !x"),
+    (re.compile(r"\?[^?]*:"), "write `a if condition else b` instead of condition ? a : b"),
+    (re.compile(r"^\s*\{\{|\}\}\s*$"), "write the expression once between ${{ and }}, "
+                                       "without inner {{ }}"),
+    (re.compile(r"(?<![=!<>])=(?!=)"), "compare with == (an expression cannot assign)"),
+)
+
+
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _syntax_hint(source: str, message: str) -> str | None:
+    """How to write what the parser refused, when it looks like another language's syntax or
+    an expression cut short."""
+    code = _STRINGS.sub("''", source)  # `'a && b'` is text, not an operator
+    for pattern, hint in _FOREIGN:
+        if pattern.search(code):
+            return hint
+    if "expected name or number" in message:
+        return "a dot is followed by a key, e.g. steps.fetch.output.title"
+    if "end of template" in message:
+        return ("the expression ends too early: something is missing after its last "
+                "operator, filter bar or dot")
+    return None
 
 
 def _step_ref(node: nodes.Node, root: str = "steps") -> str | None:
@@ -225,5 +258,7 @@ def _check_name(node: nodes.Name, parent: nodes.Node | None, result: Analysis) -
         result.names.add(name)
         return
     known = ", ".join(sorted(CONTEXT_NAMES | GLOBAL_NAMES))
+    null = "write none for null (and true, false for booleans)" \
+        if name in ("null", "nil", "undefined") else None
     result.problems.append((f"unknown name {name!r} (an expression can use {known})",
-                            _did_you_mean(name, CONTEXT_NAMES | GLOBAL_NAMES)))
+                            null or _did_you_mean(name, CONTEXT_NAMES | GLOBAL_NAMES)))
