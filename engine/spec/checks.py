@@ -19,7 +19,7 @@ from engine.jsontext import one_of, shown, shown_choices, typed
 from engine.spec.models import STEP_KINDS
 from engine.spec.provider_options import OptionIssue, endpoint_problem, option_issues
 from engine.spec.subworkflows import MAX_DEPTH, SubWorkflows
-from engine.spec.suggest import did_you_mean
+from engine.spec.suggest import NAME_NOT_EXPRESSION, did_you_mean
 from engine.spec.tool_filters import hidden_by
 from engine.spec.yaml_source import Path_, Source
 
@@ -93,8 +93,18 @@ class Checker:
                                      where, hint=hint, code=code))
 
     def ref(self, name: Any, known: dict[str, Any], what: str, path: Path_) -> None:
+        if self._expression_as_name(name, path):
+            return
         if isinstance(name, str) and name not in known:
             self.issue(f"unknown {what} {name!r}", path, did_you_mean(name, known, what=what))
+
+    def _expression_as_name(self, name: Any, path: Path_) -> bool:
+        """`llm: ${{ inputs.provider }}`: reported once (the models report the same issue,
+        worded the same, for the fields they give a pattern), not as an unknown name."""
+        if not isinstance(name, str) or "${{" not in name:
+            return False
+        self.issue(NAME_NOT_EXPRESSION[0], path, NAME_NOT_EXPRESSION[1], code="invalid")
+        return True
 
     def compile(self, value: Any, path: Path_) -> Compiled | None:
         for name, sub, offset in _secret_refs(value, path):
@@ -261,7 +271,8 @@ class Checker:
 
     def check_step(self, sid: str, step: Any) -> dict[str, set[str]]:
         deps: dict[str, set[str]] = {"needs": {n for n in _list(
-            step.get("needs") if isinstance(step, dict) else None) if isinstance(n, str)}}
+            step.get("needs") if isinstance(step, dict) else None)
+            if isinstance(n, str) and "${{" not in n}}  # such a need: the models report it
         if not isinstance(step, dict):
             return deps
         kinds = [k for k in STEP_KINDS if k in step]
@@ -381,7 +392,8 @@ class Checker:
 
     def _tool_server(self, name: Any, path: Path_, *, allow_glob: bool,
                      filtered: bool = False) -> None:
-        if not isinstance(name, str) or "." not in name:
+        if self._expression_as_name(name, path) or not isinstance(name, str) \
+                or "." not in name:
             return  # the schema reports the shape
         server = name.split(".", 1)[0]
         if allow_glob and server == "*":

@@ -24,7 +24,7 @@ from engine.spec.models import (
     WorkflowStep,
     step_kind,
 )
-from engine.spec.suggest import closest, did_you_mean
+from engine.spec.suggest import NAME_NOT_EXPRESSION, closest, did_you_mean
 from engine.spec.yaml_source import Path_, Source
 
 _STEP_MODELS: dict[str, type[BaseModel]] = {
@@ -66,10 +66,13 @@ def _issue(src: Source, path: Path_, err: dict[str, Any], messages: list[str]) -
                          path, code="missing")
     if kind == "step_kind":
         return _step_kind_issue(src, path)
+    got = err.get("input")
+    if kind == "string_pattern_mismatch" and isinstance(got, str) and "${{" in got:
+        return SpecIssue(NAME_NOT_EXPRESSION[0], src.location(path), path,
+                         hint=NAME_NOT_EXPRESSION[1], code="invalid")
     unique = list(dict.fromkeys(messages))
     message = unique[0] if len(unique) == 1 else "expected " + " or ".join(
         m.removeprefix("expected ") for m in unique)
-    got = err.get("input")
     if not isinstance(got, dict | list) and kind not in ("value_error", "assertion_error"):
         # as a workflow writes it: `got string "4"`, `got boolean true`, not Python's '4', True
         message += f", got {typed(got, _MAX_SHOWN)}"

@@ -6,6 +6,14 @@ import difflib
 from collections.abc import Iterable
 
 
+#: a name field (a provider, server, tool, policy or step) written as ``${{ }}``: names are
+#: read before any value is evaluated, so they are never expressions
+NAME_NOT_EXPRESSION = (
+    "this is a name, written out: an expression is not evaluated here",
+    "write the name itself; to choose between two, give each choice its own step with an "
+    "`if:`")
+
+
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     options = sorted(set(candidates))
     if not options:

@@ -762,3 +762,21 @@ def test_a_single_need_says_to_write_a_list() -> None:
     issue = one(BASE + "steps:\n  a: {run: echo}\n  b: {run: echo, needs: a}\n")
     assert issue.message == 'expected a list, got string "a"'
     assert issue.hint == "write a list, even of one: [a]"
+
+
+@pytest.mark.parametrize("step", [
+    "{llm: '${{ inputs.p }}', prompt: x}",
+    "{tool: 'files.${{ inputs.p }}'}",
+    "{llm: fast, prompt: x, tools: ['${{ inputs.p }}']}",
+    "{run: echo, needs: ['${{ inputs.p }}']}",
+    "{run: echo, policy: '${{ inputs.p }}'}",
+])
+def test_a_name_written_as_an_expression_is_one_error_that_says_so(step: str) -> None:
+    # it was two: the name's pattern quoted back, and "unknown provider '${{ inputs.p }}'"
+    text = (BASE + "inputs: {p: {default: x}}\nmcp_servers: {files: {command: x}}\n"
+            f"steps:\n  a: {step}\n")
+    issue = one(text)
+    assert issue.message == "this is a name, written out: an expression is not evaluated here"
+    line = text.splitlines()[7]
+    assert (issue.location.line, issue.location.column) == (8, line.index("'", 6) + 1)
+    assert issue.hint is not None and "`if:`" in issue.hint
