@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-
 #: a name field (a provider, server, tool, policy or step) written as ``${{ }}``: names are
 #: read before any value is evaluated, so they are never expressions
 NAME_NOT_EXPRESSION = (
