@@ -40,6 +40,8 @@ class Analysis:
     #: input names read as inputs.X / inputs['X']
     inputs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    #: (step id, key) read as steps.X.output.key / steps.X.output['key']
+    output_keys: set[tuple[str, str]] = field(default_factory=set)
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     #: it builds a list/dict/tuple literal, so an undefined may hide inside the result
     builds_container: bool = False
@@ -127,6 +129,25 @@ def _step_ref(node: nodes.Node, root: str = "steps") -> str | None:
     return None
 
 
+def _const_key(node: nodes.Node) -> tuple[nodes.Node, object] | None:
+    """``x.k`` or ``x['k']`` -> (x, 'k')."""
+    if isinstance(node, nodes.Getattr):
+        return node.node, node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        return node.node, node.arg.value
+    return None
+
+
+def _output_key(node: nodes.Node) -> tuple[str, str] | None:
+    """``steps.X.output.key`` -> ("X", "key")."""
+    outer = _const_key(node)
+    inner = _const_key(outer[0]) if outer is not None else None
+    if outer is None or inner is None or inner[1] != "output" or not isinstance(outer[1], str):
+        return None
+    ref = _step_ref(inner[0])
+    return (ref, outer[1]) if ref is not None else None
+
+
 def _check_step_field(node: nodes.Node, ref: str, result: Analysis) -> None:
     """``steps.X.<field>``: the field must be one a step has."""
     if isinstance(node, nodes.Getattr):
@@ -208,6 +229,9 @@ def _walk(root: nodes.Expr, env: PlaitEnvironment, result: Analysis) -> None:
                 f"env.{hidden} cannot be read: variables whose name looks like a secret's "
                 "are kept out of `env`",
                 f"declare it under `secrets:` and read secrets.{hidden}"))
+        key = _output_key(node)
+        if key is not None:
+            result.output_keys.add(key)
         if ref is not None:
             result.refs.add(ref)
             if isinstance(parent, nodes.Getattr | nodes.Getitem) and parent.node is node:

@@ -375,9 +375,11 @@ class Compiled:
     secrets: frozenset[str] = frozenset()
     #: input names read as ``inputs.X`` / ``inputs['X']`` anywhere inside
     inputs: frozenset[str] = frozenset()
+    #: (step id, key) read as ``steps.X.output.key`` anywhere inside
+    output_keys: frozenset[tuple[str, str]] = frozenset()
     #: (what, name) -> where the first expression that uses it is: the subpath of the string
-    #: inside the value and the offset of its ``${{``; what is "steps", "inputs", "secrets"
-    #: or "names" (the top-level names: item, index, env, ...)
+    #: inside the value and the offset of its ``${{``; what is "steps", "inputs", "secrets",
+    #: "names" (the top-level names: item, index, env, ...) or "output" (name "X.key")
     places: Mapping[tuple[str, str], tuple[tuple[str | int, ...], int]] = field(
         default_factory=dict, repr=False, compare=False)
 
@@ -407,6 +409,7 @@ class _Acc:
     names: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
     inputs: set[str] = field(default_factory=set)
+    output_keys: set[tuple[str, str]] = field(default_factory=set)
     issues: list[ExprSyntaxIssue] = field(default_factory=list)
     places: dict[tuple[str, str], tuple[tuple[str | int, ...], int]] = field(
         default_factory=dict)
@@ -444,8 +447,10 @@ def _compile_string(text: str, path: tuple[str | int, ...], acc: _Acc) -> _Node:
         acc.names |= found.names
         acc.secrets |= found.secrets
         acc.inputs |= found.inputs
+        acc.output_keys |= found.output_keys
         for what, names in (("steps", found.refs), ("names", found.names),
-                            ("secrets", found.secrets), ("inputs", found.inputs)):
+                            ("secrets", found.secrets), ("inputs", found.inputs),
+                            ("output", {f"{s}.{k}" for s, k in found.output_keys})):
             for name in names:
                 acc.places.setdefault((what, name), (path, span.start))
         exprs.append(expr)
@@ -500,7 +505,8 @@ def compile_value(value: Any) -> Compiled:
     if acc.issues:
         raise ExprSyntaxErrors(acc.issues)
     return Compiled(frozenset(acc.refs), frozenset(acc.names), isinstance(root, _Literal),
-                    root, frozenset(acc.secrets), frozenset(acc.inputs), acc.places)
+                    root, frozenset(acc.secrets), frozenset(acc.inputs),
+                    frozenset(acc.output_keys), acc.places)
 
 
 def step_refs(value: Any) -> frozenset[str]:

@@ -137,6 +137,7 @@ class Checker:
         self.check_policies()
         deps = {sid: self.check_step(sid, step) for sid, step in self.steps.items()}
         self.check_outputs(deps)
+        self.check_sub_workflow_outputs()
         self.check_inputs_and_tests()
         self.check_schedules()
         self.out.edges, problems = check_edges(deps)
@@ -532,6 +533,35 @@ class Checker:
                 self.issue_at_use(f"output {name!r} references unknown step {ref!r}",
                                   ("outputs", name), compiled, "steps", ref,
                                   did_you_mean(ref, self.steps, what="step"))
+
+    def check_sub_workflow_outputs(self) -> None:
+        """`steps.X.output.key` where X is a `workflow:` step whose file declares no output
+        `key`: the step reading it would fail, after X's run."""
+        declared: dict[str, set[str] | None] = {}
+        for sid, step in self.steps.items():
+            # a foreach step's output is a list of the runs' outputs: not checked here
+            target = step.get("workflow") if self.out.kinds.get(sid) == "workflow" \
+                and "foreach" not in step else None
+            child = self.base_dir / target if isinstance(target, str) \
+                and "${{" not in target else None
+            declared[sid] = self.subs.declared_outputs(child.resolve()) \
+                if child is not None and child.is_file() else None
+        values: list[tuple[Path_, Compiled]] = [
+            (("steps", sid, name), compiled) for sid, fields in self.out.steps.items()
+            for name, compiled in fields.items()]
+        values += [(("outputs", name), compiled) for name, compiled in self.out.outputs.items()]
+        for path, compiled in values:
+            for ref, key in sorted(compiled.output_keys):
+                outputs = declared.get(ref)
+                if outputs is None or key in outputs:
+                    continue
+                target = self.steps[ref]["workflow"]
+                names = f"the outputs {', '.join(sorted(outputs))}" if outputs else "no outputs"
+                self.issue_at_use(f"steps.{ref}.output has no key {key!r}: sub-workflow "
+                                  f"{target} declares {names}", path, compiled, "output",
+                                  f"{ref}.{key}", did_you_mean(key, outputs) or
+                                  f"add `{key}:` to the `outputs:` of {target}",
+                                  code="reference")
 
     def check_inputs_and_tests(self) -> None:
         inputs = _mapping(self.data.get("inputs"))

@@ -71,6 +71,16 @@ class SubWorkflows:
         return {k: v for k, v in inputs.items() if isinstance(k, str)} \
             if isinstance(inputs, dict) else {}
 
+    def declared_outputs(self, path: Path) -> set[str] | None:
+        """The names of the `outputs:` a sub-workflow file declares (None when it cannot be
+        read as a workflow)."""
+        data = self.source(path).data
+        if not isinstance(data, dict):
+            return None
+        outputs = data.get("outputs")
+        return {k for k in outputs if isinstance(k, str)} if isinstance(outputs, dict) \
+            else set()
+
     def issues(self, path: Path) -> list[SpecIssue]:
         """The file's own problems (each at its file:line:col), found by the same loader as
         any workflow's; checked once per validation."""

@@ -194,3 +194,34 @@ def test_a_literal_with_value_of_the_wrong_type_is_worded_as_the_run_words_it(
     assert (issue.message, issue.hint) == (
         f"sub-workflow child.yaml: input 'n' must be of type integer, got {got}",
         "give it an integer")
+
+
+CHILD = ("version: 1\nname: child\ninputs:\n  n: {type: integer, default: 1}\n" + ECHO +
+         "outputs:\n  summary: ${{ steps.s.output }}\n  count: ${{ inputs.n }}\n")
+
+
+def test_reading_an_output_the_sub_workflow_does_not_declare_is_refused(tmp_path: Path) -> None:
+    # the reading step would fail only after the sub-workflow had run
+    (tmp_path / "child.yaml").write_text(CHILD)
+    (tmp_path / "empty.yaml").write_text(calls("empty"))
+    parent = tmp_path / "parent.yaml"
+    text = ("version: 1\nname: parent\nproviders:\n  e: {kind: echo}\nsteps:\n"
+            "  sub: {workflow: child.yaml}\n  none: {workflow: empty.yaml}\n"
+            "  each: {workflow: child.yaml, foreach: [1, 2]}\n"
+            "  use:\n    llm: e\n    prompt: |\n      Ok: ${{ steps.sub.output.summary }}\n"
+            "      Not: ${{ steps.sub.output['summry'] }} ${{ steps.each.output.x }}\n"
+            "outputs:\n  all: ${{ steps.sub.output }}\n  n: ${{ steps.sub.output.count }}\n"
+            "  x: ${{ steps.none.output.x }}\n")
+    parent.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load(parent)
+    [typo, none] = info.value.issues
+    assert typo.message == ("steps.sub.output has no key 'summry': sub-workflow child.yaml "
+                            "declares the outputs count, summary")
+    assert typo.hint == "did you mean 'summary'?"
+    assert (typo.location.line, typo.location.column) == (13, 12)
+    assert typo.path == ("steps", "use", "prompt")
+    assert none.message == ("steps.none.output has no key 'x': sub-workflow empty.yaml "
+                            "declares no outputs")
+    assert none.hint == "add `x:` to the `outputs:` of empty.yaml"
+    assert none.path == ("outputs", "x")
