@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import InputError, MissingDependencyError
 from engine.jsontext import json_type, one_of, shown, shown_choices
-from engine.spec.checks import _required, _type_ok
+from engine.spec.input_types import input_required, type_ok
 from engine.spec.suggest import did_you_mean
 
 _ALIASES = {
@@ -142,12 +142,12 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
             continue
         kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
         if value is None:  # as a run takes it: not given (the default), unless required
-            if _required(spec):
+            if input_required(spec):
                 problems.append(ScheduleProblem(
                     f"schedule input {name!r} is required, got null", (*where, name),
                     f"give it a value of type {kind}"))
             continue
-        if not _type_ok(kind, value):
+        if not type_ok(kind, value):
             problems.append(ScheduleProblem(
                 f"schedule input {name!r} must be of type {kind}, got {json_type(value)} "
                 f"{shown(value, 40)}", (*where, name)))
@@ -160,7 +160,7 @@ def _input_problems(given: dict[str, Any], declared: dict[str, Any],
                 f"schedule input {name!r} must be one of "
                 f"{shown_choices(enum)}; got {shown(value, 40)}",
                 (*where, name)))
-    missing = [n for n, s in declared.items() if n not in given and _required(s)]
+    missing = [n for n, s in declared.items() if n not in given and input_required(s)]
     if missing:
         problems.append(ScheduleProblem(
             f"the schedule does not give required input{'s' if len(missing) > 1 else ''} "
