@@ -282,7 +282,8 @@ def test_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> N
     (flows / "bad.yaml").write_text("version: 1\nname: bad\nsteps:\n  a: {runn: ls}\n")
     out = plait("validate", "bad.yaml", cwd=flows,
                 env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
-    assert out.stdout.startswith("::error file=flows/bad.yaml,line=4,col=3::"), out.stdout
+    # at the unknown key `runn` of step a (line 4, column 7)
+    assert out.stdout.startswith("::error file=flows/bad.yaml,line=4,col=7::"), out.stdout
 
 
 TESTED = """\
