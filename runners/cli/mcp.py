@@ -28,8 +28,13 @@ from engine.errors import (
     UnknownToolError,
 )
 from engine.spec.models import MCPServerSpec
+from runners.cli.report import dump_json
+from runners.cli.stdout import write_stdout
+from runners.gh_text import inert
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -112,9 +117,9 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     for failure in failures:
         click.echo(f"error: {failure}", err=True)
     if as_json:
-        click.echo(json.dumps([{"name": t.qualified_name, "description": t.description,
-                                "category": t.category, "tags": list(t.tags),
-                                "input_schema": t.input_schema} for t in tools], indent=2))
+        dump_json([{"name": t.qualified_name, "description": t.description,
+                    "category": t.category, "tags": list(t.tags),
+                    "input_schema": t.input_schema} for t in tools])
         sys.exit(EXIT_FAILED if failures else EXIT_OK)
     if failures and not tools:  # no empty table above the errors
         sys.exit(EXIT_FAILED)
@@ -128,7 +133,11 @@ def tools_cmd(file: Path, server: str | None, as_json: bool) -> None:
     for tool in tools:  # the server's text, shown as it is: no rich markup, no escape codes
         first = (tool.description or "").strip().split("\n")[0]
         table.add_row(Text(printable(tool.qualified_name)), Text(printable(first)))
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    with console.capture() as drawn:
+        console.print(table)
+    # nor, in a GitHub Actions log, workflow commands (`::error::`, `##[add-mask]`)
+    write_stdout(inert(drawn.get()))
     if failures:
         sys.exit(EXIT_FAILED)
 
@@ -157,10 +166,14 @@ def call_cmd(file: Path, tool: str, args_json: str) -> None:
     if isinstance(result, ToolError):  # the call was never made: a usage error
         _fail(str(result), EXIT_USAGE)
     value = result.value
-    if isinstance(value, str):
-        click.echo(value)
-    else:
-        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    if not isinstance(value, str):
+        dump_json(value)
+        return
+    if sys.stdout.isatty():  # the server's text: its escape codes shown, not obeyed
+        from engine.state.render import printable
+
+        value = printable(value)
+    write_stdout(inert(value) + "\n")
 
 
 async def _arguments_misfit(mcp: Any, qualified: str,

@@ -212,6 +212,39 @@ def test_tools_table_shows_a_servers_descriptions_as_they_are(tmp_path: Path) ->
     assert "\x1b" not in result.output and "\\x1b[2Jcleared" in result.output
 
 
+def test_a_servers_text_cannot_issue_github_workflow_commands(tmp_path: Path,
+                                                             workflow: Path) -> None:
+    """Under GitHub Actions, a tool description or a tool's result (a third-party server's
+    text) that holds `::error::` or `##[add-mask]` is printed, not obeyed by the runner."""
+    env = {"GITHUB_ACTIONS": "true"}
+    doc = {"version": 1, "name": "t", "mcp_servers": {"f": {
+        "command": sys.executable,
+        "args": [str(ROOT / "tests" / "mcp" / "faulty_server.py"), "--pid-description",
+                 "::error::pwned ##[add-mask]secret"],
+        "env": {"PYTHONPATH": str(ROOT)}}},
+        "steps": {"p": {"tool": "f.pid"}}}
+    path = tmp_path / "gh.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    table = CliRunner().invoke(group, ["tools", str(path), "f"], env=env)
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].startswith("::stop-commands::") and lines[-1] == f"::{lines[0][17:]}::"
+    listed = CliRunner().invoke(group, ["tools", str(path), "f", "--json"], env=env)
+    assert listed.exit_code == 0 and "##[" not in listed.output
+    described = {t["name"]: t["description"] for t in json.loads(listed.output)}
+    assert described["f.pid"] == "::error::pwned ##[add-mask]secret"
+    (workflow.parent / "data" / "evil.txt").write_text("::error::pwned\n##[add-mask]x")
+    called = CliRunner().invoke(group, ["call", str(workflow), "files.read_file",
+                                        "--args", '{"path": "evil.txt"}'], env=env)
+    assert called.exit_code == 0, called.output
+    lines = called.output.splitlines()
+    assert lines[0].startswith("::stop-commands::") and lines[1] == "::error::pwned"
+    assert lines[-1] == f"::{lines[0][17:]}::"
+    plain = CliRunner().invoke(group, ["call", str(workflow), "files.read_file",
+                                       "--args", '{"path": "evil.txt"}'])
+    assert plain.output == "::error::pwned\n##[add-mask]x\n"  # outside GitHub: as it is
+
+
 def test_without_the_mcp_sdk_a_run_is_refused_naming_the_extra(workflow: Path) -> None:
     """Without the `mcp` extra a workflow with MCP servers is refused before any step runs
     (exit 2), naming the extra to install, not failed step by step with "No module named
