@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from engine.errors import SandboxError
 from engine.policy import Policy
 from engine.sandbox._bwrap import bwrap_path, probe_bwrap
 from engine.sandbox._runners import BwrapRunner, LimitedRunner, PlainRunner, _Runner, prlimit_path
+
+log = logging.getLogger("plait.sandbox")
 
 FIX_BWRAP = ("install bubblewrap: apt-get install bubblewrap (Debian/Ubuntu) or "
              "dnf install bubblewrap (Fedora); if it is installed, enable unprivileged user "
@@ -41,12 +45,20 @@ def runner_for(policy: Policy, *, allow_weaker: bool = False) -> _Runner:
     with allow_weaker the strongest runner that works, with ``runner.weaker = True``."""
     try:
         check_enforceable(policy)
-    except SandboxError:
+    except SandboxError as exc:
         if not allow_weaker:
             raise
+        runner: _Runner
         if policy.level in ("high", "critical") and prlimit_path() is not None:
-            return LimitedRunner(policy, weaker=True)
-        return PlainRunner(policy, weaker=policy.level != "low")
+            runner = LimitedRunner(policy, weaker=True)
+        else:
+            runner = PlainRunner(policy, weaker=policy.level != "low")
+        if runner.weaker:  # said where the run is watched, not only in its record
+            what = "resource limits only" if isinstance(runner, LimitedRunner) else \
+                "no sandbox and no resource limits"
+            log.warning("%s; its commands and servers run with %s, as "
+                        "--allow-weaker-sandbox allows", exc.message, what)
+        return runner
     if policy.level == "low":
         return PlainRunner(policy)
     if policy.level == "medium":

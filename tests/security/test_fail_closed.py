@@ -36,6 +36,28 @@ async def test_allow_weaker_returns_a_weaker_runner_that_says_so(
     await assert_healthy(runner)
 
 
+def test_a_run_that_accepts_a_weaker_sandbox_says_so_on_stderr(tmp_path: Path) -> None:
+    """--allow-weaker-sandbox in CI "just in case": when the sandbox really is weaker, the
+    run's output says so, not only its record and trace (docs/security.md)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "wf.yaml").write_text("version: 1\nname: w\npolicies:\n  hi: {level: high}\n"
+                                      "steps:\n  a:\n    run: echo hi\n    policy: hi\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "PLAIT_BWRAP": str(tmp_path / "no-bwrap")}
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "run", "wf.yaml",
+                          "--no-record", "--allow-weaker-sandbox"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith(
+        "policy 'hi' needs level high, which cannot be enforced on this machine: bubblewrap "
+        "(bwrap) is not installed"), out.stderr
+    assert "its commands and servers run with resource limits only, as " \
+        "--allow-weaker-sandbox allows" in out.stderr
+
+
 async def test_low_and_medium_never_need_bwrap(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
     monkeypatch.setenv("PLAIT_BWRAP", str(tmp_path / "no-such-bwrap"))
