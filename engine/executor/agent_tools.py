@@ -85,11 +85,14 @@ def mcp_audit(subject: Mapping[str, Any], *, error: BaseException | None = None,
 
 class MCPToolCaller:
     def __init__(self, runtime: MCPRuntime, definitions: Sequence[Any], step_id: str, *,
-                 redact: Callable[[str], str] | None = None) -> None:
+                 redact: Callable[[str], str] | None = None,
+                 check: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
         from engine.providers import ToolDefinition
 
         self.runtime = runtime
         self.step_id = step_id
+        #: the step's own policy check of each call, on top of the server's (or None)
+        self._check = check
         self._redact = redact or (lambda text: text)
         self.names = model_names([d.name for d in definitions])
         offered = {qualified: short for short, qualified in self.names.items()}
@@ -115,7 +118,8 @@ class MCPToolCaller:
             self._note(entry)
             return ToolOutput(f"UnknownToolError: {refused.message}", is_error=True)
         try:
-            result = await self.runtime.call(qualified, dict(arguments), step_id=self.step_id)
+            result = await self.runtime.call(qualified, dict(arguments), step_id=self.step_id,
+                                             check=self._check)
         except (ToolError, PolicyViolation) as exc:
             self._note(tool_audit(qualified, error=exc))
             return ToolOutput(self._redact(f"{type(exc).__name__}: {exc.message}"),

@@ -8,7 +8,7 @@ exist, and every policy the run uses can be enforced here (fail closed).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,14 +218,17 @@ class Services:
             return self.workflow.spec.mcp_servers[name]
         return MCPServerSpec.model_validate(self.settings(compiled, ("mcp_servers", name)))
 
-    async def tool_caller(self, patterns: list[str], step_id: str) -> Any:
+    async def tool_caller(self, patterns: list[str], step_id: str,
+                          policy: str | None = None) -> Any:
+        """The tools of an agent step; `policy`, the step's own, checks each call too."""
         from engine.executor.agent_tools import MCPToolCaller
 
         runtime = await self.mcp()
         definitions = await (self.cassette.tool_definitions(patterns, runtime)
                              if self.cassette is not None
                              else runtime.tool_definitions(patterns))
-        return MCPToolCaller(runtime, definitions, step_id, redact=self.redactor.redact)
+        return MCPToolCaller(runtime, definitions, step_id, redact=self.redactor.redact,
+                             check=self.step_tool_check(policy))
 
     def _server_runner(self, name: str, server: Any) -> Runner | None:
         return self.runner(server.policy or self.workflow.spec.defaults.policy)
@@ -237,18 +240,39 @@ class Services:
         return self.policy((spec.policy if spec else None) or self.workflow.spec.defaults.policy)
 
     def _tool_validator(self, tool: str, arguments: Any) -> None:
+        self._check_tool(self._server_policy(tool.split(".", 1)[0]), tool, arguments)
+
+    def _request_validator(self, server: str, method: str, params: Any) -> None:
+        self._check_request(self._server_policy(server), server, method, params)
+
+    def step_tool_check(self, name: str | None) -> Callable[[str, Any], None] | None:
+        """A step's own `policy:` as a check of its tool calls, made after their server's
+        policy's (so it can only refuse more); None for a step without one."""
+        if name is None:
+            return None
+        policy = self.policy(name)
+        return lambda tool, arguments: self._check_tool(policy, tool, arguments)
+
+    def step_request_check(self, name: str | None) -> Callable[[str, str, Any], None] | None:
+        """A step's own `policy:` as a check of its resource read or prompt get."""
+        if name is None:
+            return None
+        policy = self.policy(name)
+        return lambda server, method, params: self._check_request(policy, server, method,
+                                                                  params)
+
+    def _check_tool(self, policy: Policy, tool: str, arguments: Any) -> None:
         from engine.policy import check_tool_arguments
 
         server = tool.split(".", 1)[0]
-        check_tool_arguments(self._server_policy(server), tool, arguments,
-                             cwd=self._tool_base(server))
+        check_tool_arguments(policy, tool, arguments, cwd=self._tool_base(server))
 
-    def _request_validator(self, server: str, method: str, params: Any) -> None:
+    def _check_request(self, policy: Policy, server: str, method: str, params: Any) -> None:
         """A resource read's URI is a read (engine.policy._resource); a prompt get's
         arguments are checked as a tool call's."""
         from engine.policy import check_prompt_arguments, check_resource_uri
 
-        policy, base = self._server_policy(server), self._tool_base(server)
+        base = self._tool_base(server)
         if method == "resources/read":
             check_resource_uri(policy, params["uri"], cwd=base)
         else:
@@ -298,10 +322,11 @@ class Services:
         wf = self.workflow
         spec = wf.spec
         used: set[str | None] = set()
-        if wf.has_kind("run"):  # most workflows have no command step
-            for sid, step in spec.steps.items():
-                if wf.kind(sid) == "run":
-                    used.add(step.policy or spec.defaults.policy)
+        for sid, step in spec.steps.items():
+            if wf.kind(sid) == "run":
+                used.add(step.policy or spec.defaults.policy)
+            elif step.policy is not None:  # checks tool calls: resolved, no sandbox
+                self.policy(step.policy)
         offline = self.cassette is not None and self.cassette.offline  # no server will start
         for server in spec.mcp_servers.values():
             if server.command and not offline:

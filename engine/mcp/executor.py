@@ -2,7 +2,8 @@
 
 Before a call: the tool must exist and be exposed (did-you-mean otherwise), must not be a
 flagged rug pull under a strict policy, its arguments must match its input schema, and the
-optional `validator` hook (policy argument checks) must accept them. Then the per-tool rate
+optional `validator` hook (policy argument checks) must accept them, and so must the
+call's own `check` (a step's `policy:`), if it has one. Then the per-tool rate
 limit and timeout apply. A server that crashes mid-call is restarted on next use; the call is
 re-run once when the tool is read-only or idempotent, never when it may have side effects.
 """
@@ -132,18 +133,23 @@ class ToolExecutor:
                     exc.context.setdefault(key, value)
             raise
 
-    def _validate_request(self, server: str, method: str, params: dict[str, Any]) -> None:
+    def _validate_request(self, server: str, method: str, params: dict[str, Any],
+                          check: RequestValidator | None) -> None:
         if self.request_validator is not None:
             self.request_validator(server, method, params)
+        if check is not None:
+            check(server, method, params)
 
     async def call(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None, *,
-                   timeout: float | None = None, step_id: str | None = None) -> ToolResult:
+                   timeout: float | None = None, step_id: str | None = None,
+                   check: Validator | None = None) -> ToolResult:
         """Call `server.tool`. Raises ToolError (tool failed, bad arguments, unknown tool,
-        timeout, crash) or PolicyViolation (refused before the call)."""
+        timeout, crash) or PolicyViolation (refused before the call). `check` is this call's
+        own check, made after `validator`'s (a step's `policy:` on top of its server's)."""
         args = dict(arguments or {})
         try:
             call: Callable[[], Awaitable[ToolResult]] = partial(self._call, server, tool, args,
-                                                                timeout)
+                                                                timeout, check)
             for wrapper in self._wrappers:
                 call = partial(wrapper, server, tool, args, call)
             return await call()
@@ -155,11 +161,13 @@ class ToolExecutor:
             raise
 
     async def _call(self, server: str, tool: str, args: dict[str, Any],
-                    timeout: float | None) -> ToolResult:
+                    timeout: float | None, check: Validator | None) -> ToolResult:
         info = await self.registry.get(server, tool)
         self.registry.validate_arguments(info, args)
         if self.validator is not None:
             self.validator(info.qualified_name, args)
+        if check is not None:
+            check(info.qualified_name, args)
         if info.rate_limit is not None:
             limiter = self._limiters.setdefault(info.qualified_name,
                                                 RateLimiter(info.rate_limit))
@@ -309,37 +317,40 @@ class ToolExecutor:
         err.retryable = True
         return err
 
-    async def read_resource(self, server: str, uri: str, *,
-                            step_id: str | None = None) -> list[dict[str, Any]]:
+    async def read_resource(self, server: str, uri: str, *, step_id: str | None = None,
+                            check: RequestValidator | None = None) -> list[dict[str, Any]]:
         """The contents of a resource: [{uri, mimeType, text | blob}]. Raises ToolError, or
-        PolicyViolation (refused before the read)."""
+        PolicyViolation (refused before the read, by `request_validator` or by `check`)."""
         result: list[dict[str, Any]] = await self._wrapped(
-            server, "resources/read", {"uri": uri}, partial(self._read_resource, server, uri),
-            resource=uri, step=step_id)
+            server, "resources/read", {"uri": uri},
+            partial(self._read_resource, server, uri, check), resource=uri, step=step_id)
         return result
 
-    async def _read_resource(self, server: str, uri: str) -> list[dict[str, Any]]:
-        self._validate_request(server, "resources/read", {"uri": uri})
+    async def _read_resource(self, server: str, uri: str,
+                             check: RequestValidator | None) -> list[dict[str, Any]]:
+        self._validate_request(server, "resources/read", {"uri": uri}, check)
         result = await self._request(server, "read_resource", uri)
         return [c.model_dump(mode="json", by_alias=True, exclude_none=True)
                 for c in result.contents]
 
     async def get_prompt(self, server: str, name: str,
                          arguments: Mapping[str, str] | None = None, *,
-                         step_id: str | None = None) -> dict[str, Any]:
+                         step_id: str | None = None,
+                         check: RequestValidator | None = None) -> dict[str, Any]:
         """A prompt: {description, messages: [{role, content}]}. Raises ToolError, or
-        PolicyViolation (refused before the get)."""
+        PolicyViolation (refused before the get, by `request_validator` or by `check`)."""
         given = dict(arguments or {})
         result: dict[str, Any] = await self._wrapped(
             server, "prompts/get", {"name": name, "arguments": given},
-            partial(self._get_prompt, server, name, given), prompt=f"{server}.{name}",
+            partial(self._get_prompt, server, name, given, check), prompt=f"{server}.{name}",
             step=step_id)
         return result
 
-    async def _get_prompt(self, server: str, name: str,
-                          arguments: Mapping[str, str]) -> dict[str, Any]:
+    async def _get_prompt(self, server: str, name: str, arguments: Mapping[str, str],
+                          check: RequestValidator | None) -> dict[str, Any]:
         sent = {k: str(v) for k, v in arguments.items()}
-        self._validate_request(server, "prompts/get", {"name": name, "arguments": sent})
+        self._validate_request(server, "prompts/get", {"name": name, "arguments": sent},
+                               check)
         result = await self._request(server, "get_prompt", name, sent)
         data: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True,
                                                  include={"description", "messages"})

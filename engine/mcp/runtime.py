@@ -97,10 +97,13 @@ class MCPRuntime:
             raise unknown_server(server, self.manager.names())
 
     async def call_tool(self, server: str, tool: str, arguments: Mapping[str, Any] | None = None,
-                        *, timeout: float | None = None, step_id: str | None = None) -> ToolResult:
+                        *, timeout: float | None = None, step_id: str | None = None,
+                        check: Validator | None = None) -> ToolResult:
+        """`check`: the call's own policy check, on top of the server's (a step's
+        `policy:`); see ToolExecutor.call."""
         self._known(server)
         return await self.executor.call(server, tool, arguments, timeout=timeout,
-                                        step_id=step_id)
+                                        step_id=step_id, check=check)
 
     async def call(self, qualified: str, arguments: Mapping[str, Any] | None = None,
                    **kwargs: Any) -> ToolResult:
@@ -118,16 +121,18 @@ class MCPRuntime:
             await self.registry.ensure(name)
         return self.registry.list(server=server)
 
-    async def read_resource(self, server: str, uri: str, *,
-                            step_id: str | None = None) -> list[dict[str, Any]]:
+    async def read_resource(self, server: str, uri: str, *, step_id: str | None = None,
+                            check: RequestValidator | None = None) -> list[dict[str, Any]]:
         self._known(server)
-        return await self.executor.read_resource(server, uri, step_id=step_id)
+        return await self.executor.read_resource(server, uri, step_id=step_id, check=check)
 
     async def get_prompt(self, server: str, name: str,
                          arguments: Mapping[str, str] | None = None, *,
-                         step_id: str | None = None) -> dict[str, Any]:
+                         step_id: str | None = None,
+                         check: RequestValidator | None = None) -> dict[str, Any]:
         self._known(server)
-        return await self.executor.get_prompt(server, name, arguments, step_id=step_id)
+        return await self.executor.get_prompt(server, name, arguments, step_id=step_id,
+                                              check=check)
 
     async def tool_definitions(self, patterns: list[str]) -> list[ToolDefinition]:
         """Expand `server.tool` / `server.*` patterns into the tools an agent may call."""

@@ -30,7 +30,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
                             messages=get("messages"), images=get("images") or (),
                             model=get("model") or step.model, options=get("options"),
                             output_schema=step.output_schema)
-    tools = await rc.services.tool_caller(step.tools, step_id) if step.tools else None
+    tools = await rc.services.tool_caller(step.tools, step_id, step.policy) \
+        if step.tools else None
     notes: list[dict[str, Any]] = []
     # callbacks only where they can fire: without them run_llm takes its fast path
     watch = bool(tools or step.output_schema or registry.fallbacks(step.llm))

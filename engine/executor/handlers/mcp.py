@@ -1,5 +1,6 @@
-"""`tool:`, `resource:` and `mcp_prompt:` steps, through the run's MCP runtime. Every request
-is audited: one entry per request made (or refused), every attempt's, the failed step's too."""
+"""`tool:`, `resource:` and `mcp_prompt:` steps, through the run's MCP runtime. A request must
+pass its server's policy and the step's own `policy:`, if it has one. Every request is
+audited: one entry per request made (or refused), every attempt's, the failed step's too."""
 
 from __future__ import annotations
 
@@ -24,19 +25,22 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     if tool is not None:
         server, name = tool.split(".", 1)
         arguments = rendered.get("with") or {}
+        check_tool = rc.services.step_tool_check(step.policy)
 
         async def call_tool() -> Any:
-            return await runtime.call_tool(server, name, arguments, step_id=step_id)
+            return await runtime.call_tool(server, name, arguments, step_id=step_id,
+                                           check=check_tool)
 
         return await _audited(call_tool, attempt, lambda **how: tool_audit(tool, **how),
                               value=lambda result: result.value)
+    check = rc.services.step_request_check(step.policy)
     if getattr(step, "resource", None) is not None:
         server = step.resource  # type: ignore[union-attr]
         uri = str(rendered["uri"])
         subject: dict[str, Any] = {"resource": uri, "server": server}
 
         async def call() -> Any:
-            return await runtime.read_resource(server, uri, step_id=step_id)
+            return await runtime.read_resource(server, uri, step_id=step_id, check=check)
     else:
         qualified = step.mcp_prompt  # type: ignore[union-attr]
         server, name = qualified.split(".", 1)
@@ -45,7 +49,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         subject = {"prompt": qualified, "server": server, "arguments": given}
 
         async def call() -> Any:
-            return await runtime.get_prompt(server, name, given, step_id=step_id)
+            return await runtime.get_prompt(server, name, given, step_id=step_id,
+                                            check=check)
 
     return await _audited(call, attempt,
                           lambda result=None, **how: mcp_audit(subject, **how))
