@@ -284,6 +284,7 @@ class Checker(SubWorkflowChecks):
             self.out.kinds[sid] = kind
         base: Path_ = ("steps", sid)
         self.ref(step.get("policy"), self.policies, "policy", (*base, "policy"))
+        self._pointless_policy(kind, step, base)
         if step.get("max_parallel") is not None and "foreach" not in step:
             self.issue("max_parallel is set on a step without `foreach:`",
                        (*base, "max_parallel"), "it caps the items of a foreach run at once; "
@@ -305,6 +306,22 @@ class Checker(SubWorkflowChecks):
         self._plain_text_if(step.get("if"), (*base, "if"))
         self.out.steps[sid] = compiled
         return deps
+
+    def _pointless_policy(self, kind: str | None, step: dict[str, Any], base: Path_) -> None:
+        """`policy:` where nothing would check it: a step's policy governs its command or
+        its MCP calls, and a `workflow:` step or an `llm:` step without tools makes none."""
+        if "policy" not in step or not (kind == "workflow" or (kind == "llm"
+                                                              and not step.get("tools"))):
+            return
+        what = "a `workflow:` step" if kind == "workflow" else "an `llm:` step without `tools:`"
+        hint = ("a sub-workflow's steps run under the policies of its own file: set them "
+                "there, with `policy:` on its steps or its `defaults.policy`, and remove this "
+                "one" if kind == "workflow" else "remove it, or give the step `tools:`: its "
+                "policy then checks each call the model makes")
+        self.issue(f"`policy:` has no effect on {what}: a step's policy applies to `run:`, "
+                   "`tool:`, `resource:` and `mcp_prompt:` steps and to the tool calls of an "
+                   "`llm:` step with `tools:`", (*base, "policy"), hint, key=True,
+                   code="policy")
 
     def _kind_checks(self, kind: str | None, step: dict[str, Any], base: Path_) -> None:
         """What only a step of this kind can get wrong: its provider, server, file, command."""

@@ -269,6 +269,12 @@ class StepBase(Model):
     retry: RetrySpec | None = None
     timeout: Timeout | None = None
     policy: Name | None = None
+    """A key of `policies`. On a `run:` step, the policy its command is checked and
+    sandboxed under (default: `defaults.policy`). On a `tool:`, `resource:` or `mcp_prompt:`
+    step, and for each tool call of an `llm:` step with `tools:`, a check on top of the
+    server's policy: a request must pass both, so it can only tighten what the server's
+    allows; the server's sandbox is its own. A spec error on a `workflow:` step and on an
+    `llm:` step without `tools:`, where it would check nothing."""
     continue_on_error: bool | None = None
     """A failure does not fail the run; dependants see status 'failed'."""
 
