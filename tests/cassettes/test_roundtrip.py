@@ -364,3 +364,31 @@ async def test_streaming_is_display_only_under_replay(kind: str, streamed: bool,
     assert [r.unused for r in reports] == [[]]
     assert json.dumps(comparable(replayed), sort_keys=True) == \
         json.dumps(comparable(recorded), sort_keys=True)
+
+
+async def test_a_step_policy_refusal_is_recorded_and_replayed_as_it_happened(
+        tmp_path: Path) -> None:
+    """A request a step's own `policy:` refuses is recorded as the refusal (nothing was sent)
+    and replayed from the cassette as a server policy's refusal is: the same record."""
+    text = _demo_workflow().replace("  low: {level: low}\n", """\
+  low: {level: low}
+  no-boom:
+    level: medium
+    rules:
+      - {name: no-boom, pattern: 'boom|greeting', applies_to: arguments}
+""").replace("  fails: {tool: demo.fail, with: {reason: boom}}\n",
+             "  fails: {tool: demo.fail, with: {reason: boom}, policy: no-boom}\n").replace(
+        '  memo: {resource: demo, uri: "memo://greeting"}\n',
+        '  memo: {resource: demo, uri: "memo://greeting", policy: no-boom}\n')
+    wf = load(write_workflow(tmp_path, text))
+    tape = tmp_path / "tape"
+    recorded = await run_workflow(wf, record_dir=tape, record_state=False, keep_going=True)
+    for sid in ("fails", "memo"):
+        step = recorded.steps[sid]
+        assert step.status == "failed" and step.error is not None
+        assert step.error["type"] == "PolicyViolation" and step.error["policy"] == "no-boom"
+        assert [(a["decision"], a["policy"], a["rule"]) for a in step.audit] == [
+            ("denied", "no-boom", "rules.no-boom")]
+    replayed = await run_workflow(wf, replay_dir=tape, record_state=False, keep_going=True)
+    assert json.dumps(comparable(replayed), sort_keys=True, default=str) == \
+        json.dumps(comparable(recorded), sort_keys=True, default=str)
