@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,6 +242,18 @@ def test_a_record_write_failing_mid_run_exits_1_not_2(tmp_path: Path) -> None:
     assert "stopped after it had started (steps may have run)" in err
 
 
+def stopped_cleanly(tmp_path: Path) -> Any:
+    """The run of wf.yaml (WORKFLOW), stopped while its second step ran: its record says
+    interrupted, the first step succeeded and the second was cancelled (resumable)."""
+    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
+    run = store.list_runs()[0]
+    steps = {s.step_id: s.status for s in store.steps(run.run_id)}
+    store.close()
+    assert run.status == "interrupted"
+    assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+    return run
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: int) -> None:
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
@@ -250,12 +263,7 @@ def test_interrupt_exits_130_and_leaves_a_resumable_record(tmp_path: Path, sig: 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "resume with: plait resume" in err
-    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
-    run = store.list_runs()[0]
-    steps = {s.step_id: s.status for s in store.steps(run.run_id)}
-    store.close()
-    assert run.status == "interrupted"
-    assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+    stopped_cleanly(tmp_path)
 
 
 def test_the_resume_hint_of_an_interrupted_run_works_as_printed(tmp_path: Path) -> None:
@@ -326,12 +334,7 @@ def test_closing_the_terminal_stops_the_run_cleanly_and_leaves_a_resumable_recor
             os.killpg(proc.pid, signal.SIGKILL)
     reader.join(timeout=5)
     assert b"second" in b"".join(drawn)  # it did draw on the terminal before
-    store = RunStore.open(None, workflow_path=tmp_path / "wf.yaml")
-    run = store.list_runs()[0]
-    steps = {s.step_id: s.status for s in store.steps(run.run_id)}
-    store.close()
-    assert run.status == "interrupted"
-    assert steps["first"] == "succeeded" and steps["second"] == "cancelled"
+    run = stopped_cleanly(tmp_path)
     (tmp_path / "go").touch()
     resumed = plait("resume", run.run_id, cwd=tmp_path)
     _, err = resumed.communicate(timeout=60)
