@@ -194,18 +194,25 @@ def test_a_server_that_prints_a_secret_and_dies_is_quoted_masked(
     assert "boom ***" in result.output and secret not in result.output
 
 
+def described(tmp_path: Path, description: str, name: str = "wf.yaml") -> Path:
+    """A workflow whose server `f` (the faulty test server) describes its `pid` tool with
+    `description`, a server's own text."""
+    doc = {"version": 1, "name": "t", "mcp_servers": {"f": {
+        "command": sys.executable,
+        "args": [str(ROOT / "tests" / "mcp" / "faulty_server.py"), "--pid-description",
+                 description],
+        "env": {"PYTHONPATH": str(ROOT)}}},
+        "steps": {"p": {"tool": "f.pid"}}}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 def test_tools_table_shows_a_servers_descriptions_as_they_are(tmp_path: Path) -> None:
     """A tool description is the server's text: rich markup in it is shown, not obeyed (a
     stray closing tag crashed `plait mcp tools` with a MarkupError), and escape codes are
     shown as escapes, not sent to the terminal."""
-    doc = {"version": 1, "name": "t", "mcp_servers": {"f": {
-        "command": sys.executable,
-        "args": [str(ROOT / "tests" / "mcp" / "faulty_server.py"), "--pid-description",
-                 "[bold]pid[/bold] of the server [/oops] \x1b[2Jcleared"],
-        "env": {"PYTHONPATH": str(ROOT)}}},
-        "steps": {"p": {"tool": "f.pid"}}}
-    path = tmp_path / "wf.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = described(tmp_path, "[bold]pid[/bold] of the server [/oops] \x1b[2Jcleared")
     result = CliRunner().invoke(group, ["tools", str(path), "f"])
     assert result.exit_code == 0, result.output
     assert "[bold]pid[/bold] of the server [/oops]" in result.output
@@ -217,22 +224,15 @@ def test_a_servers_text_cannot_issue_github_workflow_commands(tmp_path: Path,
     """Under GitHub Actions, a tool description or a tool's result (a third-party server's
     text) that holds `::error::` or `##[add-mask]` is printed, not obeyed by the runner."""
     env = {"GITHUB_ACTIONS": "true"}
-    doc = {"version": 1, "name": "t", "mcp_servers": {"f": {
-        "command": sys.executable,
-        "args": [str(ROOT / "tests" / "mcp" / "faulty_server.py"), "--pid-description",
-                 "::error::pwned ##[add-mask]secret"],
-        "env": {"PYTHONPATH": str(ROOT)}}},
-        "steps": {"p": {"tool": "f.pid"}}}
-    path = tmp_path / "gh.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = described(tmp_path, "::error::pwned ##[add-mask]secret", "gh.yaml")
     table = CliRunner().invoke(group, ["tools", str(path), "f"], env=env)
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0].startswith("::stop-commands::") and lines[-1] == f"::{lines[0][17:]}::"
     listed = CliRunner().invoke(group, ["tools", str(path), "f", "--json"], env=env)
     assert listed.exit_code == 0 and "##[" not in listed.output
-    described = {t["name"]: t["description"] for t in json.loads(listed.output)}
-    assert described["f.pid"] == "::error::pwned ##[add-mask]secret"
+    descriptions = {t["name"]: t["description"] for t in json.loads(listed.output)}
+    assert descriptions["f.pid"] == "::error::pwned ##[add-mask]secret"
     (workflow.parent / "data" / "evil.txt").write_text("::error::pwned\n##[add-mask]x")
     called = CliRunner().invoke(group, ["call", str(workflow), "files.read_file",
                                         "--args", '{"path": "evil.txt"}'], env=env)
