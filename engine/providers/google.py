@@ -147,11 +147,19 @@ class GoogleProvider(SDKProvider):
     async def _stream(self, req: LLMRequest, model: str) -> AsyncIterator[LLMStreamChunk]:
         stream = await self.client.aio.models.generate_content_stream(
             model=model, contents=to_contents(req.messages), config=self._config(req))
-        usage: Usage | None = None
+        reported = Usage()
         calls = 0
         async for response in stream:
             if response.usage_metadata is not None:
-                usage = _usage(response.usage_metadata)  # cumulative: keep the last
+                # cumulative: passed on as it grows, so a stream that breaks off later still
+                # counts the tokens reported so far (the chunks add up to the last figures)
+                usage = _usage(response.usage_metadata)
+                delta = Usage(usage.input_tokens - reported.input_tokens,
+                              usage.output_tokens - reported.output_tokens,
+                              usage.cached_input_tokens - reported.cached_input_tokens)
+                reported = usage
+                if delta != Usage():
+                    yield LLMStreamChunk(usage=delta)
             if not response.candidates and _blocked(response):  # the prompt was blocked
                 yield LLMStreamChunk(finish_reason="content_filter")
             for candidate in (response.candidates or [])[:1]:
@@ -169,8 +177,6 @@ class GoogleProvider(SDKProvider):
                 if candidate.finish_reason is not None:
                     yield LLMStreamChunk(finish_reason=_finish(candidate.finish_reason,
                                                                calls > 0))
-        if usage is not None:
-            yield LLMStreamChunk(usage=usage)
 
     async def _health(self) -> None:
         await self.client.aio.models.get(model=self.model or "gemini-2.5-flash")

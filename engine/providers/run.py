@@ -94,6 +94,8 @@ class LLMResult:
     """Providers that failed before ``provider`` answered, in order."""
     tool_calls: tuple[ToolCallRecord, ...] = ()
     reasks: int = 0
+    notes: tuple[dict[str, Any], ...] = field(default=(), hash=False)
+    """Notes for the step's record: ``usage_partial`` / ``usage_unknown`` (see _broken)."""
 
     @property
     def turns(self) -> int:
@@ -120,6 +122,11 @@ class _Run:
     tried: list[str] = field(default_factory=list)
     responses: list[LLMResponse] = field(default_factory=list)
     records: list[ToolCallRecord] = field(default_factory=list)
+    partial: list[LLMResponse] = field(default_factory=list)
+    """What streamed attempts that broke off had reported spending (usage only)."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    sink: list[LLMResponse] | None = None
+    """run_llm's ``answered``: every reply, and every broken stream's reported usage."""
 
 
 async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRequest, *,
@@ -137,9 +144,10 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
     LLMEvents (call, fallback, tool_call, tool_result, reask). A tool result longer than
     ``max_tool_result_chars`` (None: no limit) reaches the model cut to that length, with a
     note saying so. A RunError raised after tools ran carries their records as
-    ``error.tool_calls``. ``answered`` (a list) receives each reply as it comes: what was paid
-    for even when the call is cancelled from outside (a timeout around it) and no error of
-    run_llm's own can carry it.
+    ``error.tool_calls``. ``answered`` (a list) receives each reply as it comes, and the
+    usage a streamed reply reported before it broke off: what was paid for even when the
+    call is cancelled from outside (a timeout around it) and no error of run_llm's own can
+    carry it.
     """
     provider, limiter, fallback = registry.route(provider_name)
     if (tools is None and request.output_schema is None and attempt is None and not fallback
@@ -162,14 +170,15 @@ async def run_llm(registry: ProviderRegistry, provider_name: str, request: LLMRe
         request = replace(request, tools=(*request.tools, *tools.definitions()))
     run = _Run(registry, [provider_name, *fallback], attempt, on_chunk, on_event,
                request.model, max_tool_result_chars)
-    if answered is not None:
-        run.responses = answered
+    run.sink = answered
     try:
         return await _conversation(run, request, tools, max_turns)
     except RunError as exc:
-        if run.responses:  # what the answered calls cost is spent, failed step or not
+        if run.responses or run.partial:  # what the calls cost is spent, failed step or not
             usage, cost = _spent(run)
             exc.spent_usage, exc.spent_cost = usage.to_dict(), cost
+        if run.notes:
+            exc.step_notes = [*(exc.step_notes or []), *run.notes]
         if run.records:  # what the agent did before it failed belongs in the step's record
             exc.tool_calls = tuple(run.records)  # type: ignore[attr-defined]
         raise
@@ -183,6 +192,8 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
     while True:
         response = await _call(run, replace(request, messages=tuple(messages)))
         run.responses.append(response)
+        if run.sink is not None:
+            run.sink.append(response)
         if response.tool_calls and tools is not None:
             tool_turns += 1
             if tool_turns >= max_turns:  # no model turn left to use the tools' results
@@ -322,17 +333,65 @@ async def _receive(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
         response: LLMResponse = await provider.generate(req)
         return response
     chunks: list[LLMStreamChunk] = []
-    async for chunk in provider.stream(req):
-        chunks.append(chunk)
-        result = run.on_chunk(chunk)
-        if inspect.isawaitable(result):
-            await result
+    try:
+        async for chunk in provider.stream(req):
+            chunks.append(chunk)
+            result = run.on_chunk(chunk)
+            if inspect.isawaitable(result):
+                await result
+    except BaseException as exc:  # a retry or the step's error must still count its tokens
+        _broken(run, provider, req, chunks, exc)
+        raise
+    if chunks and all(c.usage is None for c in chunks):
+        run.notes.append(_usage_note(
+            "usage_unknown", provider, req, chunks, None,
+            "the streamed reply ended without reporting its token usage (the provider did "
+            "not report it): 0 tokens are counted for it, but the provider bills what it "
+            "used"))
     try:
         response = collect_stream(chunks)
     except ValueError as exc:
         raise OutputInvalid(f"provider {provider.name!r} streamed a tool call whose arguments "
                             f"are not valid JSON: {exc}", provider=provider.name) from None
     return unwrap_output_tool(response)
+
+
+def _broken(run: _Run, provider: Any, req: LLMRequest, chunks: list[LLMStreamChunk],
+            exc: BaseException) -> None:
+    """Keep what a stream that broke off part-way had reported spending: the vendor bills
+    the tokens it reported (Anthropic's input tokens come first, Gemini's usage in every
+    chunk), though the output written before the break is known to none of us. A stream
+    that broke before its first chunk reported nothing and is left alone."""
+    if not chunks:
+        return
+    why = getattr(exc, "kind", None) if isinstance(exc, RunError) else None
+    why = f"{why} error" if why else type(exc).__name__
+    reported = [c.usage for c in chunks if c.usage is not None]
+    if not reported:
+        run.notes.append(_usage_note(
+            "usage_unknown", provider, req, chunks, None,
+            f"a streamed reply broke off ({why}) before it reported its token usage: none "
+            "of its tokens are counted, but the provider may bill them"))
+        return
+    usage = functools.reduce(lambda a, b: a + b, reported, ZERO_USAGE)
+    note = _usage_note(
+        "usage_partial", provider, req, chunks, usage,
+        f"a streamed reply broke off ({why}) after it reported {usage.input_tokens} input "
+        f"and {usage.output_tokens} output tokens: they are counted; the provider may bill "
+        "more (the output it wrote before the break was not reported)")
+    spent = LLMResponse("", usage=usage, finish_reason="error", model=note["model"] or "")
+    run.partial.append(spent)
+    if run.sink is not None:
+        run.sink.append(spent)
+    run.notes.append(note)
+
+
+def _usage_note(event: str, provider: Any, req: LLMRequest, chunks: list[LLMStreamChunk],
+                usage: Usage | None, message: str) -> dict[str, Any]:
+    model = next((c.model for c in reversed(chunks) if c.model), None) or req.model or \
+        getattr(provider, "model", None)
+    return {"event": event, "provider": provider.name, "model": model,
+            "counted": (usage or ZERO_USAGE).to_dict(), "message": message}
 
 
 def unwrap_output_tool(response: LLMResponse) -> LLMResponse:
@@ -400,7 +459,7 @@ def _emit(run: _Run, kind: str, data: dict[str, Any]) -> None:
 def _spent(run: _Run) -> tuple[Usage, float | None]:
     usage = ZERO_USAGE
     cost: float | None = None
-    for response in run.responses:
+    for response in (*run.responses, *run.partial):
         usage = usage + response.usage
         cost = add_cost(cost, run.registry.prices.cost(response.model, response.usage))
     return usage, cost
@@ -411,4 +470,4 @@ def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
     used = next((n for n in run.chain if n not in run.tried), run.chain[-1])
     model = run.responses[-1].model if run.responses else ""
     return LLMResult(output, text, tuple(run.responses), usage, cost, used, model,
-                     tuple(run.tried), tuple(run.records), reasks)
+                     tuple(run.tried), tuple(run.records), reasks, tuple(run.notes))

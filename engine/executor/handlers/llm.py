@@ -109,6 +109,7 @@ class _Spending:
         self._prices = prices
         self._usage: dict[str, int] = {}
         self._cost: float | None = None
+        self._notes: list[dict[str, Any]] = []  # the failed attempts' (usage_partial, ...)
 
     @property
     def usage(self) -> dict[str, int]:
@@ -126,6 +127,9 @@ class _Spending:
         except RunError as exc:
             self._add(exc.spent_usage or {}, exc.spent_cost)
             exc.spent_usage, exc.spent_cost = dict(self._usage), self._cost
+            mine = exc.step_notes or []
+            exc.step_notes = [*self._notes, *mine] or None
+            self._notes.extend(mine)
             raise
         except BaseException:  # cancelled (the attempt's timeout): its replies were paid for
             for response in answered:
@@ -135,6 +139,8 @@ class _Spending:
         if self._usage:
             self._add(result.usage.to_dict(), result.cost)
             result = replace(result, usage=Usage(**self._usage), cost=self._cost)
+        if self._notes:
+            result = replace(result, notes=(*self._notes, *result.notes))
         return result
 
     def _add(self, usage: dict[str, int], cost: float | None) -> None:
@@ -177,6 +183,7 @@ def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
 
 
 def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
+    notes.extend(result.notes)  # usage a stream did not report (in full)
     if result.tool_calls:
         notes.append(_tools_note(result.tool_calls))
     if result.responses and result.responses[-1].finish_reason == "length":

@@ -44,6 +44,8 @@ class Action:
     """Send the first half of the reply, then drop the connection (an unfinished body)."""
     stall: bool = False
     """Send the first half of the reply, then nothing for 5 s (the rest never comes)."""
+    no_usage: bool = False
+    """A whole stream without its usage chunk (openai: finish chunk, then ``[DONE]``)."""
 
 
 class Script:

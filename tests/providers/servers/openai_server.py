@@ -79,7 +79,7 @@ def _stream(action: Action, body: dict[str, Any]) -> bytes:
                                                     "type": action.stream_error}})])
     events.append((None, chunk({}, action.finish or ("tool_calls" if action.tool_calls
                                                       else "stop"))))
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if (body.get("stream_options") or {}).get("include_usage") and not action.no_usage:
         events.append((None, {"id": "chatcmpl-1", "object": "chat.completion.chunk",
                               "created": 1700000000, "model": body["model"], "choices": [],
                               "usage": _usage(action)}))
