@@ -4,10 +4,16 @@
 tokens-per-minute bucket. After a 429 the limiter adapts down: all callers pause until the
 server's retry-after (capped), the concurrency drops by half and the request rate by a
 quarter; each success then recovers a little, up to the configured values.
+
+A call that has to wait longer than ``LOG_WAIT_AFTER`` seconds for the rate budget says so on
+the ``plait.providers`` logger (which limit, how long), at most once per ``LOG_EVERY``
+seconds per provider: after one large reply the token budget can be far below zero, and a
+run that waits silently looks hung. The wait does not count against the step's timeout.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +24,11 @@ import anyio
 from engine.deadlines import capacity_wait
 
 _DEFAULT_PAUSE = 1.0
+#: a wait for the rate budget longer than this (seconds) is logged ...
+LOG_WAIT_AFTER = 1.0
+#: ... at most once in this many seconds per provider
+LOG_EVERY = 30.0
+log = logging.getLogger("plait.providers")
 
 
 @dataclass(slots=True)
@@ -44,7 +55,10 @@ class ProviderLimiter:
 
     def __init__(self, *, max_concurrency: int | None = None,
                  requests_per_minute: int | None = None,
-                 tokens_per_minute: int | None = None) -> None:
+                 tokens_per_minute: int | None = None, name: str | None = None) -> None:
+        self.name = name
+        """The provider's name, for the log line of a long wait."""
+        self._logged_at = -math.inf
         self.max_concurrency = max_concurrency
         self._limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         now = anyio.current_time() if _in_async() else 0.0
@@ -96,12 +110,21 @@ class ProviderLimiter:
             for _ in range(10_000):
                 now = anyio.current_time()
                 wait = max(self._paused_until - now, 0.0)
-                for bucket, amount in ((self._requests, 1), (self._tokens, tokens)):
+                why = "the pause after a 429 (rate limited) from the server"
+                for bucket, amount, limit in ((self._requests, 1, "requests_per_minute"),
+                                              (self._tokens, tokens, "tokens_per_minute")):
                     if bucket is not None:
                         bucket.refill(now)
-                        wait = max(wait, bucket.wait_for(amount))
+                        needs = bucket.wait_for(amount)
+                        if needs > wait:
+                            wait, why = needs, _budget(bucket, limit)
                 if wait <= 0:
                     break
+                if wait > LOG_WAIT_AFTER and now - self._logged_at >= LOG_EVERY:
+                    self._logged_at = now
+                    log.warning("provider %r: a call waits %.1fs for %s; the wait does "
+                                "not count against the step's timeout", self.name or "?",
+                                wait, why)
                 async with capacity_wait():
                     await anyio.sleep(wait)
             if self._requests is not None:
@@ -138,6 +161,15 @@ class ProviderLimiter:
         if self._requests is not None and self._requests.per_minute < self._requests.configured:
             self._requests.per_minute = min(self._requests.configured,
                                             self._requests.per_minute * 1.05 + 1)
+
+
+def _budget(bucket: _Bucket, limit: str) -> str:
+    slowed = (f", slowed to {bucket.per_minute:.0f} after a 429"
+              if bucket.per_minute < bucket.configured else "")
+    spent = ""
+    if bucket.level < 0:  # a reply used more tokens than estimated
+        spent = f"; the budget is at {bucket.level:.0f}, spent by earlier calls"
+    return f"its rate_limit {limit} ({bucket.configured:g}{slowed}{spent})"
 
 
 def _in_async() -> bool:

@@ -65,7 +65,7 @@ class ProviderRegistry:
             limiter = ProviderLimiter(
                 max_concurrency=spec.max_concurrency,
                 requests_per_minute=rate.requests_per_minute if rate else None,
-                tokens_per_minute=rate.tokens_per_minute if rate else None)
+                tokens_per_minute=rate.tokens_per_minute if rate else None, name=name)
             key = spec.api_key or _key_from_env(spec.kind, env)
             registry._entries[name] = _Entry(name, spec.kind, spec.priority,
                                              tuple(spec.fallback), spec, key, None, limiter)
@@ -76,8 +76,10 @@ class ProviderRegistry:
                  fallback: tuple[str, ...] = (),
                  limiter: ProviderLimiter | None = None) -> None:
         """Add a ready provider object (e.g. a test double) under ``name``."""
+        if limiter is not None and limiter.name is None:
+            limiter.name = name
         self._entries[name] = _Entry(name, provider.kind, priority, tuple(fallback), None,
-                                     None, provider, limiter or ProviderLimiter())
+                                     None, provider, limiter or ProviderLimiter(name=name))
 
     # ------------------------------------------------------------ lookup
 
