@@ -292,12 +292,16 @@ async def _call_once(run: _Run, name: str, req: LLMRequest) -> LLMResponse:
             _paused(exc, limiter)  # from now on everyone waits it out
             raise
     estimate = sum(len(m.text) for m in req.messages) // 4 + 1
+    broken = len(run.partial)
     async with limiter.slot(estimate):
         try:
             response = await _send(run, provider, req)
         except RateLimited as exc:
             _paused(exc, limiter)
             raise
+        finally:  # the tokens a broken stream reported came out of the budget too
+            for spent in run.partial[broken:]:
+                limiter.record_tokens(estimate, spent.usage.total_tokens)
     limiter.on_success()
     limiter.record_tokens(estimate, response.usage.total_tokens)
     return response
