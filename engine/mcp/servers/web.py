@@ -66,13 +66,22 @@ def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
         """Fetch an http(s) URL from an allowed domain; HTML is turned into markdown (or plain
         text). Returns url (after redirects), status, content_type, content, truncated."""
         final, status, ctype, body, truncated = await _get(url, allow, max_bytes, timeout_s)
-        text = body.decode(_charset(ctype), errors="replace")
+        text = _decode(body, ctype)
         if "html" in ctype and format != "html":
             text = to_markdown(text, plain=format == "text")
         return {"url": final, "status": status, "content_type": ctype, "content": text,
                 "truncated": truncated}
 
     return server
+
+
+def _decode(body: bytes, content_type: str) -> str:
+    """The body as text in the response's charset; a charset Python does not know (a page
+    may say anything) falls back to UTF-8 instead of failing the fetch."""
+    try:
+        return body.decode(_charset(content_type), errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
 
 def _charset(content_type: str) -> str:
@@ -87,6 +96,21 @@ async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
                ) -> tuple[str, int, str, bytes, bool]:
     import httpx2
 
+    try:
+        return await _follow(url, allow, max_bytes, timeout_s)
+    except TimeoutError:
+        raise ValueError(f"{url!r} took more than {timeout_s:g} s to answer (--timeout); "
+                         "try again later, or start the server with a larger --timeout"
+                         ) from None
+    except httpx2.HTTPError as exc:  # the SDK would hide its text as a crash
+        raise ValueError(f"could not fetch {url!r}: {exc or type(exc).__name__}") from None
+
+
+async def _follow(url: str, allow: list[str], max_bytes: int, timeout_s: float
+                  ) -> tuple[str, int, str, bytes, bool]:
+    import anyio
+    import httpx2
+
     async with httpx2.AsyncClient(timeout=timeout_s, follow_redirects=False,
                                   trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
@@ -96,14 +120,17 @@ async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
                     f"{url!r} is not on this server's domain allowlist "
                     f"({', '.join(allow) or 'empty: every fetch is refused'}); "
                     "start the server with --allow-domain DOMAIN")
-            async with client.stream("GET", url) as response:
-                location = response.headers.get("location")
-                if response.is_redirect and location:
-                    url = urljoin(url, location)
-                    continue
-                body, truncated = await _read_capped(response, max_bytes)
-                ctype = response.headers.get("content-type", "")
-                return str(response.url), response.status_code, ctype, body, truncated
+            # httpx's timeout bounds each read, not the request: a server sending a byte
+            # every few seconds would hold the fetch for as long as it likes
+            with anyio.fail_after(timeout_s):
+                async with client.stream("GET", url) as response:
+                    location = response.headers.get("location")
+                    if response.is_redirect and location:
+                        url = urljoin(url, location)
+                        continue
+                    body, truncated = await _read_capped(response, max_bytes)
+                    ctype = response.headers.get("content-type", "")
+                    return str(response.url), response.status_code, ctype, body, truncated
     raise ValueError(f"more than {MAX_REDIRECTS} redirects")
 
 

@@ -1,0 +1,84 @@
+"""Attack suite: hostile arguments to the bundled MCP servers (files, data, web).
+
+A model chooses these arguments (an agent step's tool calls), so each tool must hold its
+limits whatever it is given. Every HTTP server here binds 127.0.0.1; no test needs the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ToolError
+from engine.mcp import MCPRuntime, MCPSettings
+from engine.mcp.servers import web
+
+pytestmark = pytest.mark.anyio
+SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=20)
+
+
+class Hostile(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):  # the fetcher hangs up on the slow ones
+            if self.path == "/drip":  # every byte well inside a read timeout, never done
+                self._head("text/plain", 12)
+                for _ in range(12):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.25)
+            elif self.path == "/charset":
+                self._head("text/plain; charset=no-such-codec", 5)
+                self.wfile.write(b"hello")
+
+    def _head(self, ctype: str, length: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def web_rt(tmp_path: Path, **kwargs: object) -> MCPRuntime:
+    server = web.build(["127.0.0.1"], **kwargs)  # type: ignore[arg-type]
+    return MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS, in_process={"web": server})
+
+
+async def test_web_timeout_bounds_the_whole_request_not_each_read(tmp_path: Path,
+                                                                   site: str) -> None:
+    """A server dripping one byte every 0.25 s never trips a 1 s read timeout: the fetch
+    took as long as the server liked (3 s here, forever for an endless body)."""
+    async with web_rt(tmp_path, timeout_s=1.0) as mcp:
+        with pytest.raises(ToolError, match=r"took more than 1 s to answer \(--timeout\)"):
+            await mcp.call("web.fetch", {"url": f"{site}/drip"})
+
+
+async def test_web_errors_say_what_went_wrong(tmp_path: Path, site: str) -> None:
+    """An unknown charset failed the fetch and a refused connection came back as a bare
+    'Error executing tool fetch' (the SDK hides the text of other exceptions)."""
+    async with web_rt(tmp_path) as mcp:
+        page = (await mcp.call("web.fetch", {"url": f"{site}/charset"})).value
+        assert page["content"] == "hello"
+        closed = "http://127.0.0.1:1/x"  # nothing listens on port 1
+        with pytest.raises(ToolError, match=f"could not fetch '{closed}': "):
+            await mcp.call("web.fetch", {"url": closed})
