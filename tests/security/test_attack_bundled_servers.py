@@ -7,6 +7,7 @@ limits whatever it is given. Every HTTP server here binds 127.0.0.1; no test nee
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
-from engine.mcp.servers import web
+from engine.mcp.servers import files, web
 
 pytestmark = pytest.mark.anyio
 SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=20)
@@ -82,3 +83,28 @@ async def test_web_errors_say_what_went_wrong(tmp_path: Path, site: str) -> None
         closed = "http://127.0.0.1:1/x"  # nothing listens on port 1
         with pytest.raises(ToolError, match=f"could not fetch '{closed}': "):
             await mcp.call("web.fetch", {"url": closed})
+
+
+def files_rt(root: Path, **kwargs: object) -> MCPRuntime:
+    server = files.build(root, **kwargs)  # type: ignore[arg-type]
+    return MCPRuntime({}, base_dir=root.parent, settings=SETTINGS, in_process={"files": server})
+
+
+async def test_files_a_symlink_loop_does_not_blind_the_server(tmp_path: Path) -> None:
+    """One `loop -> loop` symlink anywhere in the root (anything that writes there can plant
+    it) made list_directory and search_files fail for the whole tree, with no reason given."""
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "a.md").write_text("needle")
+    os.symlink("loop", root / "loop")
+    os.symlink("b", root / "docs" / "a")
+    os.symlink("a", root / "docs" / "b")
+    async with files_rt(root) as mcp:
+        listing = (await mcp.call("files.list_directory", {"path": "."})).value
+        assert {e["name"]: e["type"] for e in listing["entries"]} == \
+            {"docs": "directory", "loop": "symlink"}
+        found = (await mcp.call("files.search_files", {"pattern": "*", "contains": "needle"}))
+        assert found.value["matches"] == ["docs/a.md"]
+        for tool, args in (("read_file", {}), ("write_file", {"content": "x"})):
+            with pytest.raises(ToolError, match="'docs/a' goes through a symlink loop"):
+                await mcp.call(f"files.{tool}", {"path": "docs/a", **args})

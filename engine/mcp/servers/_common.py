@@ -61,7 +61,12 @@ class Confined:
     def resolve(self, path: str) -> Path:
         if "\x00" in path:
             raise PathOutsideRoot("a path may not contain NUL bytes")
-        candidate = (self.root / os.path.expanduser(path)).resolve()
+        try:
+            candidate = (self.root / os.path.expanduser(path)).resolve()
+        except RuntimeError:  # Python < 3.13 raises it for a symlink loop
+            raise ValueError(f"path {path!r} goes through a symlink loop (a symlink that "
+                             "points, maybe through others, back at itself); remove or fix "
+                             "the link") from None
         if candidate != self.root and not candidate.is_relative_to(self.root):
             raise PathOutsideRoot(
                 f"path {path!r} is outside the server's root directory; give a path relative "
