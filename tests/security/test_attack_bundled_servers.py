@@ -19,6 +19,7 @@ import pytest
 from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.mcp.servers import files, web
+from engine.mcp.servers._common import Confined, PathOutsideRoot
 
 pytestmark = pytest.mark.anyio
 SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=20)
@@ -108,3 +109,33 @@ async def test_files_a_symlink_loop_does_not_blind_the_server(tmp_path: Path) ->
         for tool, args in (("read_file", {}), ("write_file", {"content": "x"})):
             with pytest.raises(ToolError, match="'docs/a' goes through a symlink loop"):
                 await mcp.call(f"files.{tool}", {"path": "docs/a", **args})
+
+
+def test_files_listing_a_directory_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
+    """list_directory resolved the path, then listed it by name: a directory swapped for a
+    symlink in between (a concurrent writer in the root) listed the outside directory."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "id_rsa").write_text("x")
+    box = Confined(root)
+    target = box.resolve("sub")                   # the check passes
+    (root / "sub").rename(root / "sub.old")       # then the swap
+    (root / "sub").symlink_to(tmp_path / "outside")
+    with pytest.raises(PathOutsideRoot):
+        box.list_names(target, 100)
+    assert box.list_names(box.resolve("sub.old"), 100) == ([], False)
+
+
+async def test_files_listing_a_huge_directory_is_capped(tmp_path: Path) -> None:
+    """Every entry of a directory came back in one answer, however many there were."""
+    root = tmp_path / "root"
+    (root / "many").mkdir(parents=True)
+    for i in range(files.MAX_ENTRIES + 5):
+        os.close(os.open(root / "many" / f"f{i:05d}", os.O_CREAT | os.O_WRONLY))
+    async with files_rt(root) as mcp:
+        listing = (await mcp.call("files.list_directory", {"path": "many"})).value
+        assert len(listing["entries"]) == files.MAX_ENTRIES and listing["truncated"] is True
+        small = (await mcp.call("files.list_directory", {"path": "."})).value
+        assert small["entries"] == [{"name": "many", "type": "directory", "size": None}]
+        assert small["truncated"] is False

@@ -117,6 +117,24 @@ class Confined:
                                  f"of {max_bytes} (--max-bytes)")
             return handle.read(max_bytes + 1)[:max_bytes]
 
+    def list_names(self, target: Path, limit: int) -> tuple[list[str], bool]:
+        """The names in directory `target` (a path `resolve` returned), at most `limit` of
+        them (and whether there were more), read from the directory reached without following
+        a symlink (see read_bytes): a directory swapped for a symlink after `resolve` is
+        refused, not listed."""
+        parent = self._walk(target.relative_to(self.root).parts)
+        try:
+            fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+        finally:
+            os.close(parent)
+        names: list[str] = []
+        with os.scandir(fd) as entries:  # closes fd
+            for entry in entries:
+                if len(names) == limit:
+                    return sorted(names), True
+                names.append(entry.name)
+        return sorted(names), False
+
     def write_bytes(self, target: Path, data: bytes) -> None:
         """Write `target` atomically (temp file + rename), both inside a directory reached
         without following a symlink (see read_bytes)."""

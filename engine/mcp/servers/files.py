@@ -19,6 +19,7 @@ from engine.mcp.servers._common import Confined, base_parser, existing_root, par
 DEFAULT_MAX_BYTES = 1_000_000
 MAX_MATCHES = 1000
 MAX_WALK = 50_000
+MAX_ENTRIES = 10_000
 
 
 def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
@@ -33,12 +34,14 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
 
     @tool(server, annotations=ro)
     def list_directory(path: str = ".") -> dict[str, Any]:
-        """List a directory under the root: entries with name, type (file|directory) and size."""
+        """List a directory under the root: entries with name, type (file|directory|symlink)
+        and size; at most 10,000 entries (truncated is true when there were more)."""
         target = box.resolve(path)
         if not target.is_dir():
             raise ValueError(f"{path!r} is not a directory")
-        entries = [_entry(box, entry) for entry in sorted(target.iterdir(), key=lambda p: p.name)]
-        return {"path": box.relative(target), "entries": entries}
+        names, truncated = box.list_names(target, MAX_ENTRIES)
+        entries = [_entry(box, target / name) for name in names]
+        return {"path": box.relative(target), "entries": entries, "truncated": truncated}
 
     @tool(server, annotations=ro)
     def read_file(path: str) -> str:
