@@ -139,3 +139,19 @@ async def test_files_listing_a_huge_directory_is_capped(tmp_path: Path) -> None:
         small = (await mcp.call("files.list_directory", {"path": "."})).value
         assert small["entries"] == [{"name": "many", "type": "directory", "size": None}]
         assert small["truncated"] is False
+
+
+async def test_files_search_says_when_it_stopped_walking(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search that hit the walk limit answered `truncated: false`, so "no match" could mean
+    "not looked at"; directories were not counted, so a tree of empty ones was walked whole."""
+    root = tmp_path / "root"
+    for i in range(8):
+        (root / f"d{i}").mkdir(parents=True)
+    (root / "d7" / "late.md").write_text("x")
+    monkeypatch.setattr(files, "MAX_WALK", 5)
+    async with files_rt(root) as mcp:
+        found = (await mcp.call("files.search_files", {"pattern": "*.md"})).value
+        assert found == {"matches": [], "truncated": True}
+        whole = (await mcp.call("files.search_files", {"pattern": "*.md", "path": "d7"})).value
+        assert whole == {"matches": ["d7/late.md"], "truncated": False}

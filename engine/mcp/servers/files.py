@@ -72,8 +72,10 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
         """Find files under `path` whose name matches a glob `pattern` (e.g. *.md), optionally
         only those whose text contains `contains`."""
         start = box.resolve(path)
-        matches = sorted(_search(box, start, pattern, contains, max_bytes))
-        return {"matches": matches[:MAX_MATCHES], "truncated": len(matches) > MAX_MATCHES}
+        found, complete = _search(box, start, pattern, contains, max_bytes)
+        matches = sorted(found)
+        return {"matches": matches[:MAX_MATCHES],
+                "truncated": len(matches) > MAX_MATCHES or not complete}
 
     return server
 
@@ -91,15 +93,20 @@ def _entry(box: Confined, entry: Path) -> dict[str, Any]:
 
 
 def _search(box: Confined, start: Path, pattern: str, contains: str | None,
-            max_bytes: int) -> list[str]:
+            max_bytes: int) -> tuple[list[str], bool]:
+    """The matches, and whether the whole tree was walked (MAX_WALK counts directories as
+    well as files, so a tree of empty directories is no endless walk)."""
     out: list[str] = []
     seen = 0
     for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
         dirnames.sort()
+        seen += len(dirnames)
+        if seen > MAX_WALK:
+            return out, False
         for name in sorted(filenames):
             seen += 1
             if seen > MAX_WALK or len(out) > MAX_MATCHES:
-                return out
+                return out, False
             if not fnmatch.fnmatch(name, pattern):
                 continue
             try:
@@ -109,7 +116,7 @@ def _search(box: Confined, start: Path, pattern: str, contains: str | None,
             if contains is not None and not _contains(box, full, contains, max_bytes):
                 continue
             out.append(box.relative(full))
-    return out
+    return out, True
 
 
 def _contains(box: Confined, path: Path, needle: str, max_bytes: int) -> bool:
