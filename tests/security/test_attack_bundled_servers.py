@@ -7,6 +7,7 @@ limits whatever it is given. Every HTTP server here binds 127.0.0.1; no test nee
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
-from engine.mcp.servers import files, web
+from engine.mcp.servers import data, files, web
 from engine.mcp.servers._common import Confined, PathOutsideRoot
 
 pytestmark = pytest.mark.anyio
@@ -155,3 +156,25 @@ async def test_files_search_says_when_it_stopped_walking(tmp_path: Path,
         assert found == {"matches": [], "truncated": True}
         whole = (await mcp.call("files.search_files", {"pattern": "*.md", "path": "d7"})).value
         assert whole == {"matches": ["d7/late.md"], "truncated": False}
+
+
+async def test_data_answers_stay_bounded_and_valid_json(tmp_path: Path) -> None:
+    """load's `preview` was not capped (preview: 10**9 sent back the whole table, up to the
+    50 MB file limit, in one answer), and cells like `nan`, `inf` or 5000 digits became NaN
+    and Infinity, which are not JSON: a client with a strict parser could not read the answer."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    (root / "t.csv").write_text("a,b\n" + "1,2\n" * 1500 + "nan,inf\n-Infinity," + "9" * 5000)
+    async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
+                          in_process={"data": data.build(root)}) as mcp:
+        loaded = (await mcp.call("data.load", {"path": "t.csv", "preview": 10**9})).value
+        assert loaded["rows"] == 1502 and len(loaded["preview"]) == data.MAX_ROWS_OUT
+        odd = (await mcp.call("data.filter", {
+            "path": "t.csv", "where": [{"column": "a", "op": "!=", "value": 1}]}))
+        json.loads(odd.text, parse_constant=_not_json)
+        assert odd.value["rows"] == [{"a": "nan", "b": "inf"},
+                                     {"a": "-Infinity", "b": "9" * 5000}]
+
+
+def _not_json(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,9 +42,11 @@ def _number(text: str) -> Any:
     except ValueError:
         pass
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return text
+    # "nan", "inf", "1e999" and 5000-digit integers stay text: NaN and Infinity are not JSON
+    return number if math.isfinite(number) else text
 
 
 class Tables:
@@ -172,9 +175,11 @@ def build(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
 
     @tool(server, annotations=ro)
     def load(path: str, preview: int = 5) -> dict[str, Any]:
-        """Load a CSV/TSV/JSON/JSONL table: its columns, row count and first rows."""
+        """Load a CSV/TSV/JSON/JSONL table: its columns, row count and first rows (`preview`
+        of them, at most 1000)."""
         rows = tables.rows(path)
-        return {"columns": columns(rows), "rows": len(rows), "preview": rows[:max(0, preview)]}
+        cap = max(0, min(preview, MAX_ROWS_OUT))
+        return {"columns": columns(rows), "rows": len(rows), "preview": rows[:cap]}
 
     @tool(server, annotations=ro)
     def describe(path: str) -> dict[str, Any]:
