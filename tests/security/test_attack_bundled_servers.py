@@ -178,3 +178,27 @@ async def test_data_answers_stay_bounded_and_valid_json(tmp_path: Path) -> None:
 
 def _not_json(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
+
+
+async def test_data_bad_input_says_what_is_wrong(tmp_path: Path) -> None:
+    """A CSV field over the csv module's limit, JSON nested 100,000 deep, NaN in a .json file
+    and a condition or metric without a column came back as a bare 'Error executing tool'
+    (or, for NaN, as an answer that is not JSON)."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    (root / "wide.csv").write_text("a\n" + "x" * 200_000 + "\n")
+    (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "nan.json").write_text('[{"a": NaN}]')
+    (root / "ok.csv").write_text("a\n1\n")
+    async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
+                          in_process={"data": data.build(root)}) as mcp:
+        for path, said in (("wide.csv", "'wide.csv' is not a CSV/TSV file this server can read"),
+                           ("deep.json", "'deep.json' nests JSON arrays or objects too deeply"),
+                           ("nan.json", "NaN is not JSON")):
+            with pytest.raises(ToolError, match=said):
+                await mcp.call("data.load", {"path": path})
+        with pytest.raises(ToolError, match=r"has no column; write \{column, op, value\}"):
+            await mcp.call("data.filter", {"path": "ok.csv", "where": [{"op": "=="}]})
+        with pytest.raises(ToolError, match=r"has no column; write \{column, op\}"):
+            await mcp.call("data.aggregate", {"path": "ok.csv", "group_by": [],
+                                              "metrics": [{"op": "sum"}]})

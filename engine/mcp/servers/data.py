@@ -75,18 +75,27 @@ class Tables:
         # opened without following a symlink made since resolve (see Confined.read_bytes)
         raw = self.box.read_bytes(target, self.max_bytes, self.box.relative(target))
         text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-        if suffix == ".csv" or suffix == ".tsv":
-            reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-            return [{k: _number(v or "") for k, v in row.items() if k is not None}
-                    for row in reader]
-        if suffix in (".json", ".jsonl"):
-            return _json_rows(text, jsonl=suffix == ".jsonl")
+        shown = self.box.relative(target)
+        try:
+            if suffix == ".csv" or suffix == ".tsv":
+                reader = csv.DictReader(text.splitlines(),
+                                        delimiter="\t" if suffix == ".tsv" else ",")
+                return [{k: _number(v or "") for k, v in row.items() if k is not None}
+                        for row in reader]
+            if suffix in (".json", ".jsonl"):
+                return _json_rows(text, jsonl=suffix == ".jsonl")
+        except csv.Error as exc:  # not a ValueError: the client would see no reason
+            raise ValueError(f"{shown!r} is not a CSV/TSV file this server can read: {exc}"
+                             ) from None
+        except RecursionError:
+            raise ValueError(f"{shown!r} nests JSON arrays or objects too deeply to read; "
+                             "rows are objects of plain values") from None
         raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv, .json or .jsonl")
 
 
 def _json_rows(text: str, *, jsonl: bool) -> list[Row]:
-    data: Any = [json.loads(line) for line in text.splitlines() if line.strip()] if jsonl \
-        else json.loads(text)
+    data: Any = [_json(line) for line in text.splitlines() if line.strip()] if jsonl \
+        else _json(text)
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -95,6 +104,15 @@ def _json_rows(text: str, *, jsonl: bool) -> list[Row]:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise ValueError("JSON data must be a list of objects (rows)")
     return data
+
+
+def _json(text: str) -> Any:
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (a JSON number is finite); write it as a string "
+                     "or null")
 
 
 def columns(rows: list[Row]) -> list[str]:
@@ -127,6 +145,9 @@ def matches(row: Row, where: list[dict[str, Any]]) -> bool:
         op = _OPS.get(str(cond.get("op", "==")))
         if op is None:
             raise ValueError(f"unknown operator {cond.get('op')!r}; use one of {', '.join(_OPS)}")
+        if "column" not in cond:
+            raise ValueError(f"condition {cond!r} has no column; write "
+                             "{column, op, value}, e.g. {column: units, op: '>', value: 5}")
         try:
             if not op(row.get(str(cond["column"])), cond.get("value")):
                 return False
@@ -144,6 +165,9 @@ def aggregate_rows(rows: list[Row], group_by: list[str],
     for key, members in groups.items():
         record: Row = dict(zip(group_by, key, strict=True))
         for metric in metrics:
+            if "column" not in metric:
+                raise ValueError(f"metric {metric!r} has no column; write {{column, op}}, "
+                                 "e.g. {column: units, op: sum}")
             column, how = metric["column"], metric.get("op", "sum")
             record[f"{how}_{column}"] = _agg(how, [m.get(column) for m in members])
         out.append(record)
