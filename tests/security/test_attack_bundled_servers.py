@@ -21,6 +21,7 @@ from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.mcp.servers import data, files, web
 from engine.mcp.servers._common import Confined, PathOutsideRoot
+from tests.security.sec_helpers import Canary
 
 pytestmark = pytest.mark.anyio
 SETTINGS = MCPSettings(health_interval_s=0, call_timeout_s=20)
@@ -35,6 +36,13 @@ class Hostile(BaseHTTPRequestHandler):
                     self.wfile.write(b"x")
                     self.wfile.flush()
                     time.sleep(0.25)
+            elif self.path.startswith("/to/"):  # /to/PORT: off to localhost:PORT
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{self.path[4:]}/")
+                self.end_headers()
+            elif self.path == "/ok":
+                self._head("text/plain", 2)
+                self.wfile.write(b"ok")
             elif self.path == "/charset":
                 self._head("text/plain; charset=no-such-codec", 5)
                 self.wfile.write(b"hello")
@@ -62,8 +70,9 @@ def site() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def web_rt(tmp_path: Path, **kwargs: object) -> MCPRuntime:
-    server = web.build(["127.0.0.1"], **kwargs)  # type: ignore[arg-type]
+def web_rt(tmp_path: Path, allowed: tuple[str, ...] = ("127.0.0.1",),
+           **kwargs: object) -> MCPRuntime:
+    server = web.build(allowed, **kwargs)  # type: ignore[arg-type]
     return MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS, in_process={"web": server})
 
 
@@ -202,3 +211,32 @@ async def test_data_bad_input_says_what_is_wrong(tmp_path: Path) -> None:
         with pytest.raises(ToolError, match=r"has no column; write \{column, op\}"):
             await mcp.call("data.aggregate", {"path": "ok.csv", "group_by": [],
                                               "metrics": [{"op": "sum"}]})
+
+
+async def test_web_allowed_name_resolving_to_a_private_address_is_not_connected(
+        tmp_path: Path, site: str, canary: Canary) -> None:
+    """The allowlist was checked on names only: an allowed name whose DNS answer is
+    127.0.0.1 (or 169.254.169.254, the cloud metadata service, or any private address) was
+    fetched, given or reached by a redirect. `localhost` stands in for such a name here."""
+    local = f"http://localhost:{canary.tcp_port}/"
+    async with web_rt(tmp_path, ("127.0.0.1", "localhost")) as mcp:
+        for url in (local, f"{site}/to/{canary.tcp_port}"):
+            with pytest.raises(ToolError, match=r"localhost resolves to 127\.0\.0\.1, a "
+                               r"loopback, private or link-local address; start the server "
+                               r"with --allow-private-addresses"):
+                await mcp.call("web.fetch", {"url": url})
+        # an address on the list itself is the operator's explicit choice
+        assert (await mcp.call("web.fetch", {"url": f"{site}/ok"})).value["content"] == "ok"
+    assert canary.received == []
+    port = site.rsplit(":", 1)[1]
+    async with web_rt(tmp_path, ("localhost",), allow_private=True) as mcp:
+        page = (await mcp.call("web.fetch", {"url": f"http://localhost:{port}/ok"})).value
+        assert page["content"] == "ok"
+
+
+def test_web_public_address_excludes_every_internal_range() -> None:
+    internal = ("127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+                "0.0.0.0", "100.64.0.1", "224.0.0.1", "::1", "::", "fe80::1%eth0", "fd00::1",
+                "::ffff:127.0.0.1", "::ffff:169.254.169.254")
+    assert [a for a in internal if web.public_address(a)] == []
+    assert all(map(web.public_address, ("93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8")))

@@ -2,13 +2,17 @@
 
 Only hosts on the `--allow-domain` list (and their subdomains) may be fetched; with no list,
 every fetch is refused. Redirects are followed by hand, each hop checked against the list.
-Responses are capped at `--max-bytes` and `--timeout` seconds.
+Every connection goes to an address checked after resolving the name: loopback, private and
+link-local addresses are refused unless `--allow-private-addresses` (or the address itself is
+on the list). Responses are capped at `--max-bytes` and `--timeout` seconds.
 
     plait-mcp-web --allow-domain example.com --allow-domain docs.python.org
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -26,6 +30,76 @@ class DomainNotAllowed(ValueError):
 
 class UnsupportedURL(ValueError):
     """Not an http(s) URL with a host (whatever the allowlist says)."""
+
+
+class AddressNotAllowed(ValueError):
+    """An allowed host that is, or resolves to, a loopback, private or link-local address."""
+
+
+def public_address(address: str) -> bool:
+    """Whether an IP address is on the public internet (not loopback, private, link-local
+    like the cloud metadata service at 169.254.169.254, unspecified, shared or multicast)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _literal(host: str) -> str | None:
+    """`host` as a normalised IP address, or None for a name."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def _guarded_transport(allow: Sequence[str], allow_private: bool) -> Any:
+    """An httpx transport whose every connection goes to an address checked here, after the
+    name was resolved once, so DNS cannot answer the check with one address and the connect
+    with another."""
+    import anyio
+    import httpcore2
+    import httpx2
+
+    literals = {ip for ip in map(_literal, allow) if ip is not None}
+
+    async def address_for(host: str, port: int) -> str:
+        literal = _literal(host)
+        if literal is not None:  # an IP address in the URL: allowed by name, or public
+            if allow_private or literal in literals or public_address(literal):
+                return literal
+            raise AddressNotAllowed(
+                f"{host} is a loopback, private or link-local address; this server fetches "
+                "such an address only when it is itself on the --allow-domain list")
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore2.ConnectError(f"cannot resolve {host}: {exc}") from None
+        addresses = sorted({str(info[4][0]) for info in infos}, key=lambda a: ":" in a)
+        private = [a for a in addresses if not public_address(a)]
+        if private and not allow_private:
+            raise AddressNotAllowed(
+                f"{host} resolves to {private[0]}, a loopback, private or link-local "
+                "address; start the server with --allow-private-addresses to fetch from "
+                "an internal network")
+        return addresses[0]
+
+    class Guarded(httpcore2.AnyIOBackend):
+        async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                              local_address: str | None = None,
+                              socket_options: Any = None) -> Any:
+            address = await address_for(host, port)
+            return await super().connect_tcp(address, port, timeout, local_address,
+                                             socket_options)
+
+    class Transport(httpx2.AsyncHTTPTransport):
+        def __init__(self) -> None:
+            super().__init__(trust_env=False)
+            self._pool = httpcore2.AsyncConnectionPool(
+                ssl_context=httpx2.create_ssl_context(trust_env=False),
+                network_backend=Guarded())
+
+    return Transport()
 
 
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
@@ -52,8 +126,9 @@ def to_markdown(html: str, *, plain: bool = False) -> str:
 
 
 def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-          timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
-    """The web MCPServer fetching only from `allowed` domains."""
+          timeout_s: float = DEFAULT_TIMEOUT_S, allow_private: bool = False) -> Any:
+    """The web MCPServer fetching only from `allowed` domains, and from their loopback,
+    private or link-local addresses only with `allow_private` (or an allowed IP address)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.types import ToolAnnotations
 
@@ -65,7 +140,8 @@ def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
                     ) -> dict[str, Any]:
         """Fetch an http(s) URL from an allowed domain; HTML is turned into markdown (or plain
         text). Returns url (after redirects), status, content_type, content, truncated."""
-        final, status, ctype, body, truncated = await _get(url, allow, max_bytes, timeout_s)
+        final, status, ctype, body, truncated = await _get(url, allow, max_bytes, timeout_s,
+                                                           allow_private)
         text = _decode(body, ctype)
         if "html" in ctype and format != "html":
             text = to_markdown(text, plain=format == "text")
@@ -92,12 +168,12 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
-               ) -> tuple[str, int, str, bytes, bool]:
+async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float,
+               allow_private: bool = False) -> tuple[str, int, str, bytes, bool]:
     import httpx2
 
     try:
-        return await _follow(url, allow, max_bytes, timeout_s)
+        return await _follow(url, allow, max_bytes, timeout_s, allow_private)
     except TimeoutError:
         raise ValueError(f"{url!r} took more than {timeout_s:g} s to answer (--timeout); "
                          "try again later, or start the server with a larger --timeout"
@@ -106,12 +182,13 @@ async def _get(url: str, allow: list[str], max_bytes: int, timeout_s: float
         raise ValueError(f"could not fetch {url!r}: {exc or type(exc).__name__}") from None
 
 
-async def _follow(url: str, allow: list[str], max_bytes: int, timeout_s: float
-                  ) -> tuple[str, int, str, bytes, bool]:
+async def _follow(url: str, allow: list[str], max_bytes: int, timeout_s: float,
+                  allow_private: bool) -> tuple[str, int, str, bytes, bool]:
     import anyio
     import httpx2
 
-    async with httpx2.AsyncClient(timeout=timeout_s, follow_redirects=False,
+    async with httpx2.AsyncClient(transport=_guarded_transport(allow, allow_private),
+                                  timeout=timeout_s, follow_redirects=False,
                                   trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             _check_scheme(url)
@@ -169,8 +246,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help=f"largest response read (default {DEFAULT_MAX_BYTES})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds per request (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--allow-private-addresses", action="store_true",
+                        help="also fetch from allowed names that resolve to loopback, private "
+                             "or link-local addresses (an internal network)")
     opts = parse(parser, argv)
-    serve(build(opts.allow_domain, max_bytes=opts.max_bytes, timeout_s=opts.timeout), opts)
+    serve(build(opts.allow_domain, max_bytes=opts.max_bytes, timeout_s=opts.timeout,
+                allow_private=opts.allow_private_addresses), opts)
 
 
 if __name__ == "__main__":
