@@ -240,3 +240,16 @@ def test_web_public_address_excludes_every_internal_range() -> None:
                 "::ffff:127.0.0.1", "::ffff:169.254.169.254")
     assert [a for a in internal if web.public_address(a)] == []
     assert all(map(web.public_address, ("93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8")))
+
+
+async def test_files_search_refuses_a_giant_pattern(tmp_path: Path) -> None:
+    """fnmatch turns '[' * n into a regex in time quadratic in n (20,000 took 12 s of CPU):
+    one hostile pattern kept the server busy for minutes."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.md").write_text("x")
+    async with files_rt(root) as mcp:
+        with pytest.raises(ToolError, match="pattern is 5000 characters, over the limit of 1000"):
+            await mcp.call("files.search_files", {"pattern": "[" * 5000})
+        assert (await mcp.call("files.search_files", {"pattern": "[a]*"})).value["matches"] == \
+            ["a.md"]

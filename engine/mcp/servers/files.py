@@ -20,6 +20,7 @@ DEFAULT_MAX_BYTES = 1_000_000
 MAX_MATCHES = 1000
 MAX_WALK = 50_000
 MAX_ENTRIES = 10_000
+MAX_PATTERN = 1000
 
 
 def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
@@ -71,6 +72,9 @@ def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_B
                      ) -> dict[str, Any]:
         """Find files under `path` whose name matches a glob `pattern` (e.g. *.md), optionally
         only those whose text contains `contains`."""
+        if len(pattern) > MAX_PATTERN:  # fnmatch's translation is quadratic in some patterns
+            raise ValueError(f"pattern is {len(pattern)} characters, over the limit of "
+                             f"{MAX_PATTERN}; a glob on file names, e.g. *.md, is short")
         start = box.resolve(path)
         found, complete = _search(box, start, pattern, contains, max_bytes)
         matches = sorted(found)
