@@ -253,3 +253,36 @@ async def test_files_search_refuses_a_giant_pattern(tmp_path: Path) -> None:
             await mcp.call("files.search_files", {"pattern": "[" * 5000})
         assert (await mcp.call("files.search_files", {"pattern": "[a]*"})).value["matches"] == \
             ["a.md"]
+
+
+class Counted:
+    """A value that counts how often it is compared."""
+
+    compared = 0
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        Counted.compared += 1
+        return isinstance(other, Counted) and other.value == self.value
+
+
+def test_data_in_condition_is_a_lookup_not_a_scan() -> None:
+    """`in` compared each row's cell with every value of the list: a model sending a list
+    of 100,000 values (1 MB) over 20,000 rows kept the server busy for 30 s, and for as long
+    as it liked over more. Comparisons are counted here, not timed."""
+    rows = [{"a": Counted(i)} for i in range(200)]
+    values: list[object] = [Counted(i) for i in range(100, 1100)] + [[1, 2], {"k": 1}]
+    Counted.compared = 0
+    found = data.filter_rows(rows, [{"column": "a", "op": "in", "value": values}])
+    assert [r["a"].value for r in found] == list(range(100, 200))
+    assert Counted.compared < 1000, Counted.compared  # a scan made 150,000 (200 rows x 1002)
+    assert data.filter_rows([{"a": [1, 2]}, {"a": {"k": 1}}, {"a": "x"}],
+                            [{"column": "a", "op": "in", "value": [[1, 2], "x"]}]) == \
+        [{"a": [1, 2]}, {"a": "x"}]
+    assert data.filter_rows([{"a": "ell"}], [{"column": "a", "op": "in", "value": "hello"}]) \
+        == [{"a": "ell"}]

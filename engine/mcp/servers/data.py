@@ -140,6 +140,37 @@ def summary(values: list[Any]) -> dict[str, Any]:
     return out
 
 
+class Members:
+    """The list of an `in` condition, looked up in a set where its values allow: `x in list`
+    on every row cost rows x values comparisons (20,000 rows and a 100,000-value list, a
+    1 MB argument, took 30 s)."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.hashable: set[Any] = set()
+        self.other: list[Any] = []
+        for value in values:
+            try:
+                self.hashable.add(value)
+            except TypeError:  # a list or object: compared one by one, as before
+                self.other.append(value)
+
+    def __contains__(self, item: Any) -> bool:
+        try:
+            if item in self.hashable:
+                return True
+        except TypeError:  # an unhashable cell (a list or object from JSON)
+            pass
+        return item in self.other
+
+
+def filter_rows(rows: list[Row], where: list[dict[str, Any]]) -> list[Row]:
+    """The rows matching every condition of `where`."""
+    prepared = [{**cond, "value": Members(cond["value"])}
+                if cond.get("op") == "in" and isinstance(cond.get("value"), list) else cond
+                for cond in where]
+    return [row for row in rows if matches(row, prepared)]
+
+
 def matches(row: Row, where: list[dict[str, Any]]) -> bool:
     for cond in where:
         op = _OPS.get(str(cond.get("op", "==")))
@@ -217,7 +248,7 @@ def build(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     def filter(path: str, where: list[dict[str, Any]], limit: int = 100) -> dict[str, Any]:
         """Rows matching every condition {column, op, value}; op is one of ==, !=, <, <=, >,
         >=, contains, in."""
-        rows = [r for r in tables.rows(path) if matches(r, where)]
+        rows = filter_rows(tables.rows(path), where)
         cap = max(0, min(limit, MAX_ROWS_OUT))
         return {"count": len(rows), "rows": rows[:cap], "truncated": len(rows) > cap}
 
