@@ -286,3 +286,25 @@ def test_data_in_condition_is_a_lookup_not_a_scan() -> None:
         [{"a": [1, 2]}, {"a": "x"}]
     assert data.filter_rows([{"a": "ell"}], [{"column": "a", "op": "in", "value": "hello"}]) \
         == [{"a": "ell"}]
+
+
+async def test_data_refuses_thousands_of_conditions_or_metrics(tmp_path: Path) -> None:
+    """Every condition, group_by column and metric is evaluated on every row, and there was
+    no limit on how many a call could give: 100,000 always-true conditions over 20,000 rows
+    are 2 billion evaluations."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    (root / "t.csv").write_text("a\n1\n2\n")
+    always = {"column": "a", "op": "!=", "value": "zzz"}
+    async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
+                          in_process={"data": data.build(root)}) as mcp:
+        with pytest.raises(ToolError, match="101 conditions, over the limit of 100"):
+            await mcp.call("data.filter", {"path": "t.csv", "where": [always] * 101})
+        with pytest.raises(ToolError, match="101 metrics, over the limit of 100"):
+            await mcp.call("data.aggregate", {"path": "t.csv", "group_by": ["a"],
+                                              "metrics": [{"column": "a"}] * 101})
+        with pytest.raises(ToolError, match="101 group_by columns, over the limit of 100"):
+            await mcp.call("data.aggregate", {"path": "t.csv", "group_by": ["a"] * 101,
+                                              "metrics": []})
+        ok = (await mcp.call("data.filter", {"path": "t.csv", "where": [always] * 100})).value
+        assert ok["count"] == 2

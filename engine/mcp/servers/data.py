@@ -21,6 +21,7 @@ from engine.mcp.servers._common import Confined, base_parser, existing_root, par
 
 DEFAULT_MAX_BYTES = 50_000_000
 MAX_ROWS_OUT = 1000
+MAX_TERMS = 100
 Row = dict[str, Any]
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Agg = Literal["sum", "mean", "count", "min", "max", "median"]
@@ -205,6 +206,14 @@ def aggregate_rows(rows: list[Row], group_by: list[str],
     return sorted(out, key=lambda r: json.dumps([r.get(c) for c in group_by], default=str))
 
 
+def _few(what: str, items: list[Any]) -> None:
+    """Refuse more than MAX_TERMS conditions, columns or metrics: each one is evaluated on
+    every row, so 100,000 of them (a few MB of arguments) kept the server busy for minutes."""
+    if len(items) > MAX_TERMS:
+        raise ValueError(f"{len(items)} {what}, over the limit of {MAX_TERMS}; split the "
+                         "question into several calls")
+
+
 def _agg(how: str, values: list[Any]) -> Any:
     if how == "count":
         return sum(1 for v in values if v is not None)
@@ -248,6 +257,7 @@ def build(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     def filter(path: str, where: list[dict[str, Any]], limit: int = 100) -> dict[str, Any]:
         """Rows matching every condition {column, op, value}; op is one of ==, !=, <, <=, >,
         >=, contains, in."""
+        _few("conditions", where)
         rows = filter_rows(tables.rows(path), where)
         cap = max(0, min(limit, MAX_ROWS_OUT))
         return {"count": len(rows), "rows": rows[:cap], "truncated": len(rows) > cap}
@@ -257,6 +267,8 @@ def build(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
                   ) -> dict[str, Any]:
         """Group rows by columns and compute metrics [{column, op}] with op one of sum, mean,
         count, min, max, median. Output columns are named op_column."""
+        _few("group_by columns", group_by)
+        _few("metrics", metrics)
         out = aggregate_rows(tables.rows(path), group_by, metrics)
         return {"groups": out[:MAX_ROWS_OUT], "truncated": len(out) > MAX_ROWS_OUT}
 
