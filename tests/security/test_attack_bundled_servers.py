@@ -308,3 +308,24 @@ async def test_data_refuses_thousands_of_conditions_or_metrics(tmp_path: Path) -
                                               "metrics": []})
         ok = (await mcp.call("data.filter", {"path": "t.csv", "where": [always] * 100})).value
         assert ok["count"] == 2
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.jsonl", "t.json"])
+async def test_data_refuses_a_table_of_too_many_rows(tmp_path: Path, name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row took about 100 times its size in memory: a 50 MB CSV (the default --max-bytes)
+    of one-character rows, 25 million of them, took over 5 GB. The limit is lowered here."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    (root / "t.csv").write_text("a\n" + "1\n" * 11)
+    (root / "t.jsonl").write_text('{"a": 1}\n' * 11)
+    (root / "t.json").write_text(json.dumps([{"a": 1}] * 11))
+    monkeypatch.setattr(data, "MAX_ROWS", 10)
+    async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
+                          in_process={"data": data.build(root)}) as mcp:
+        with pytest.raises(ToolError, match=f"'{name}' has more than 10 rows, the limit"):
+            await mcp.call("data.load", {"path": name})
+    monkeypatch.setattr(data, "MAX_ROWS", 11)
+    async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
+                          in_process={"data": data.build(root)}) as mcp:
+        assert (await mcp.call("data.load", {"path": name})).value["rows"] == 11

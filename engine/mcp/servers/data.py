@@ -13,7 +13,7 @@ import csv
 import json
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from engine.mcp.servers._common import Confined, base_parser, existing_root, par
 DEFAULT_MAX_BYTES = 50_000_000
 MAX_ROWS_OUT = 1000
 MAX_TERMS = 100
+MAX_ROWS = 1_000_000
 Row = dict[str, Any]
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"]
 Agg = Literal["sum", "mean", "count", "min", "max", "median"]
@@ -81,10 +82,10 @@ class Tables:
             if suffix == ".csv" or suffix == ".tsv":
                 reader = csv.DictReader(text.splitlines(),
                                         delimiter="\t" if suffix == ".tsv" else ",")
-                return [{k: _number(v or "") for k, v in row.items() if k is not None}
-                        for row in reader]
+                return _capped(shown, ({k: _number(v or "") for k, v in row.items()
+                                        if k is not None} for row in reader))
             if suffix in (".json", ".jsonl"):
-                return _json_rows(text, jsonl=suffix == ".jsonl")
+                return _capped(shown, _json_rows(text, jsonl=suffix == ".jsonl"))
         except csv.Error as exc:  # not a ValueError: the client would see no reason
             raise ValueError(f"{shown!r} is not a CSV/TSV file this server can read: {exc}"
                              ) from None
@@ -94,17 +95,33 @@ class Tables:
         raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv, .json or .jsonl")
 
 
-def _json_rows(text: str, *, jsonl: bool) -> list[Row]:
-    data: Any = [_json(line) for line in text.splitlines() if line.strip()] if jsonl \
-        else _json(text)
+def _json_rows(text: str, *, jsonl: bool) -> Iterator[Any]:
+    """The rows of a JSON file, or of a JSONL file one line at a time (checked in _capped)."""
+    if jsonl:
+        return (_json(line) for line in text.splitlines() if line.strip())
+    data = _json(text)
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
             raise ValueError("a JSON object must hold exactly one list of rows")
         data = lists[0]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+    if not isinstance(data, list):
         raise ValueError("JSON data must be a list of objects (rows)")
-    return data
+    return iter(data)
+
+
+def _capped(shown: str, rows: Iterator[Any]) -> list[Row]:
+    """At most MAX_ROWS rows, read lazily where the format allows: a row takes about 100
+    times its size in memory, so a 50 MB CSV of one-character rows took over 5 GB."""
+    out: list[Row] = []
+    for row in rows:
+        if len(out) == MAX_ROWS:
+            raise ValueError(f"{shown!r} has more than {MAX_ROWS} rows, the limit of this "
+                             "server (it holds a table in memory); split the file")
+        if not isinstance(row, dict):
+            raise ValueError("JSON data must be a list of objects (rows)")
+        out.append(row)
+    return out
 
 
 def _json(text: str) -> Any:
