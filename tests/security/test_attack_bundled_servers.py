@@ -40,6 +40,10 @@ class Hostile(BaseHTTPRequestHandler):
                 self.send_response(302)
                 self.send_header("Location", f"http://localhost:{self.path[4:]}/")
                 self.end_headers()
+            elif self.path == "/nest":
+                page = b"<ul><li>" * 4000
+                self._head("text/html", len(page))
+                self.wfile.write(page)
             elif self.path == "/ok":
                 self._head("text/plain", 2)
                 self.wfile.write(b"ok")
@@ -329,3 +333,11 @@ async def test_data_refuses_a_table_of_too_many_rows(tmp_path: Path, name: str,
     async with MCPRuntime({}, base_dir=tmp_path, settings=SETTINGS,
                           in_process={"data": data.build(root)}) as mcp:
         assert (await mcp.call("data.load", {"path": name})).value["rows"] == 11
+
+
+async def test_web_markdown_of_a_page_stays_within_max_bytes(tmp_path: Path, site: str) -> None:
+    """Nested lists indent every line by their depth: 32 KB of `<ul><li>` came back as 16 MB
+    of markdown (quadratic; a 2 MB page would exhaust the server's memory)."""
+    async with web_rt(tmp_path, max_bytes=100_000) as mcp:
+        page = (await mcp.call("web.fetch", {"url": f"{site}/nest"})).value
+        assert page["truncated"] is True and 0 < len(page["content"]) <= 100_000

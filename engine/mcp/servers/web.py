@@ -114,15 +114,34 @@ def host_allowed(url: str, allowed: Sequence[str]) -> bool:
     return False
 
 
-def to_markdown(html: str, *, plain: bool = False) -> str:
+def to_markdown(html: str, *, plain: bool = False, limit: int | None = None
+                ) -> tuple[str, bool]:
+    """The page as markdown (or plain text), at most `limit` characters, and whether it was
+    cut there. The limit is kept while converting: nested lists indent every line by their
+    depth, so 32 KB of `<ul><li>` made 16 MB of markdown, and a 2 MB page would never end."""
     import html2text
 
-    converter = html2text.HTML2Text()
+    class Full(Exception):
+        pass
+
+    class Capped(html2text.HTML2Text):
+        size = 0
+
+        def outtextf(self, s: str) -> None:
+            super().outtextf(s)
+            self.size += len(s)
+            if limit is not None and self.size > limit:
+                raise Full
+
+    converter = Capped()
     converter.body_width = 0
     converter.ignore_images = plain
     converter.ignore_links = plain
     converter.ignore_emphasis = plain
-    return str(converter.handle(html)).strip()
+    try:
+        return str(converter.handle(html)).strip(), False
+    except Full:
+        return "".join(converter.outtextlist)[:limit].strip(), True
 
 
 def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -144,7 +163,8 @@ def build(allowed: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
                                                            allow_private)
         text = _decode(body, ctype)
         if "html" in ctype and format != "html":
-            text = to_markdown(text, plain=format == "text")
+            text, cut = to_markdown(text, plain=format == "text", limit=max_bytes)
+            truncated = truncated or cut
         return {"url": final, "status": status, "content_type": ctype, "content": text,
                 "truncated": truncated}
 
