@@ -341,3 +341,20 @@ async def test_web_markdown_of_a_page_stays_within_max_bytes(tmp_path: Path, sit
     async with web_rt(tmp_path, max_bytes=100_000) as mcp:
         page = (await mcp.call("web.fetch", {"url": f"{site}/nest"})).value
         assert page["truncated"] is True and 0 < len(page["content"]) <= 100_000
+
+
+async def test_files_search_contains_reads_a_bounded_amount(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """`contains` read every file of the walk whole: 50,000 files of --max-bytes each are
+    50 GB, for one call. The read budget is lowered here."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text("needle " * 2)  # 14 bytes each
+    monkeypatch.setattr(files, "MAX_SEARCH_READ", 20)
+    async with files_rt(root) as mcp:
+        found = (await mcp.call("files.search_files", {"pattern": "*", "contains": "needle"}))
+        assert found.value == {"matches": ["a.txt", "b.txt"], "truncated": True}
+        named = (await mcp.call("files.search_files", {"pattern": "*.txt"})).value
+        assert named == {"matches": ["a.txt", "b.txt", "c.txt"], "truncated": False}

@@ -21,6 +21,7 @@ MAX_MATCHES = 1000
 MAX_WALK = 50_000
 MAX_ENTRIES = 10_000
 MAX_PATTERN = 1000
+MAX_SEARCH_READ = 200_000_000
 
 
 def build(root: Path, *, read_only: bool = False, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
@@ -99,9 +100,10 @@ def _entry(box: Confined, entry: Path) -> dict[str, Any]:
 def _search(box: Confined, start: Path, pattern: str, contains: str | None,
             max_bytes: int) -> tuple[list[str], bool]:
     """The matches, and whether the whole tree was walked (MAX_WALK counts directories as
-    well as files, so a tree of empty directories is no endless walk)."""
+    well as files, so a tree of empty directories is no endless walk; with `contains`, at
+    most MAX_SEARCH_READ bytes are read)."""
     out: list[str] = []
-    seen = 0
+    seen = read = 0
     for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
         dirnames.sort()
         seen += len(dirnames)
@@ -117,20 +119,27 @@ def _search(box: Confined, start: Path, pattern: str, contains: str | None,
                 full = box.resolve(str(Path(dirpath, name)))
             except ValueError:
                 continue  # a symlink leaving the root
-            if contains is not None and not _contains(box, full, contains, max_bytes):
+            if contains is not None:
+                found, size = _contains(box, full, contains, max_bytes)
+                read += size
+                if found:
+                    out.append(box.relative(full))
+                if read > MAX_SEARCH_READ:  # 50,000 files of --max-bytes each: 50 GB
+                    return out, False
                 continue
             out.append(box.relative(full))
     return out, True
 
 
-def _contains(box: Confined, path: Path, needle: str, max_bytes: int) -> bool:
+def _contains(box: Confined, path: Path, needle: str, max_bytes: int) -> tuple[bool, int]:
+    """Whether the file holds `needle`, and how many bytes were read to tell."""
     try:
         if path.stat().st_size > max_bytes:
-            return False
+            return False, 0
         raw = box.read_bytes(path, max_bytes, box.relative(path))  # no symlink followed
-        return needle in raw.decode("utf-8", errors="replace")
+        return needle in raw.decode("utf-8", errors="replace"), len(raw)
     except (OSError, ValueError):
-        return False
+        return False, 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
