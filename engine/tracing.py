@@ -518,7 +518,12 @@ class _TracedProvider:
             _record_error(span, exc, self._redact)
             span.end()
             raise
-        self._finish(span, collect_stream(chunks))
+        try:
+            response = collect_stream(chunks)
+        except ValueError as exc:  # bad tool arguments: the step's own fold reports them
+            _record_error(span, exc, self._redact)
+        else:
+            self._finish(span, response)
         span.end()
 
     async def health_check(self) -> bool:

@@ -208,7 +208,7 @@ def response_from_chunks(chunks: list[dict[str, Any]]) -> LLMResponse:
         return unwrap_output_tool(collect_stream([chunk_from(c) for c in chunks]))
     except ValueError as exc:
         raise OutputInvalid(f"a recorded stream holds a tool call whose arguments are not "
-                            f"valid JSON: {exc}") from None
+                            f"a valid JSON object: {exc}") from None
 
 
 def chunks_from_response(data: Mapping[str, Any]) -> list[LLMStreamChunk]:

@@ -356,7 +356,10 @@ async def _receive(run: _Run, provider: Any, req: LLMRequest) -> LLMResponse:
         response = collect_stream(chunks)
     except ValueError as exc:
         raise OutputInvalid(f"provider {provider.name!r} streamed a tool call whose arguments "
-                            f"are not valid JSON: {exc}", provider=provider.name) from None
+                            f"are not a valid JSON object: {exc}",
+                            hint="the model wrote invalid tool arguments; retry.on: "
+                                 "[output_invalid] retries it",
+                            provider=provider.name) from None
     return unwrap_output_tool(response)
 
 

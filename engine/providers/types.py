@@ -222,7 +222,9 @@ class _ToolCallBuffer:
 
 
 def collect_stream(chunks: Sequence[LLMStreamChunk]) -> LLMResponse:
-    """Fold streamed chunks into one response (tool call arguments parsed as JSON)."""
+    """Fold streamed chunks into one response (tool call arguments parsed as JSON).
+
+    Raises ValueError when a tool call's arguments are not a JSON object."""
     import json
 
     text: list[str] = []
@@ -248,6 +250,10 @@ def collect_stream(chunks: Sequence[LLMStreamChunk]) -> LLMResponse:
     for index in sorted(calls):
         buf = calls[index]
         raw = "".join(buf.arguments) or "{}"
-        tool_calls.append(ToolCall(buf.id or f"call_{index}", buf.name, json.loads(raw),
+        arguments = json.loads(raw)
+        if not isinstance(arguments, dict):  # as a reply that is not streamed is refused
+            raise ValueError(f"tool call {buf.id or f'call_{index}'}: arguments are not a "
+                             f"JSON object: {raw[:200]!r}")
+        tool_calls.append(ToolCall(buf.id or f"call_{index}", buf.name, arguments,
                                    buf.signature))
     return LLMResponse("".join(text), tuple(tool_calls), usage, finish, model, raw_id)

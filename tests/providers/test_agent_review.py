@@ -1,0 +1,70 @@
+"""Agent steps (`llm:` with `tools:`) as a user building agent recipes meets them, found in
+review. The openai SDK against the wire-level fake vendor server, the executor's agent loop,
+and the faulty MCP server of the MCP tests as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.executor import run_workflow
+from engine.spec.loader import load_text
+from tests.providers.conftest import Servers
+from tests.providers.servers.common import Action
+from tests.tracing.conftest import _otel_enabled, collected  # noqa: F401 - the fixtures
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def workflow(url: str, step: str = "") -> str:
+    return f"""\
+version: 1
+name: agent-review
+providers:
+  brain: {{kind: openai, model: agent-model, base_url: "{url}/openai/v1", api_key: sk-x}}
+mcp_servers:
+  faulty:
+    command: {json.dumps(sys.executable)}
+    args: [-m, tests.mcp.faulty_server]
+    env: {{PYTHONPATH: {json.dumps(str(ROOT))}}}
+policies:
+  low: {{level: low}}
+defaults: {{policy: low}}
+steps:
+  triage:
+    llm: brain
+    prompt: Look around.
+    tools: [faulty.pid]
+{step}"""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("arguments", [[1], "pid", None])
+async def test_streamed_tool_arguments_that_are_not_an_object_fail_as_output_invalid(
+        srv: Servers, tmp_path: Path, collected: Any, arguments: Any,  # noqa: F811
+        traced: bool) -> None:
+    # a streamed reply's tool call with arguments `[1]` (not an object) failed the step
+    # with Python's "TypeError: cannot convert dictionary update sequence ..."; the same
+    # reply not streamed is an OutputInvalid that names the call and how to retry it
+    srv.openai.push("agent-model", Action(tool_calls=[("faulty__pid", arguments)]),
+                    Action(text="done"))
+    wf = load_text(workflow(srv.url, "    stream: true\n"), str(tmp_path / "agent.yaml"))
+    result = await run_workflow(wf, {}, record_state=False, listeners=[lambda event: None],
+                                tracer=collected.tracer if traced else None)
+    step = result.steps["triage"]
+    assert srv.openai.requests[0]["stream"]
+    assert step.status == "failed"
+    assert step.error["type"] == "OutputInvalid", step.error
+    assert step.error["message"] == (
+        "provider 'brain' streamed a tool call whose arguments are not a valid JSON object: "
+        f"tool call call_0: arguments are not a JSON object: {json.dumps(arguments)!r}")
+    assert "retry.on: [output_invalid]" in step.error["hint"]
+    assert len(srv.openai.requests) == 1  # the tool was not called
+    if traced:
+        [chat] = [s for s in collected.spans() if s.name.startswith("chat")]
+        assert chat.attributes["error.type"] == "ValueError"
