@@ -290,6 +290,11 @@ class Checker(SubWorkflowChecks):
                        (*base, "max_parallel"), "it caps the items of a foreach run at once; "
                        "remove it, or add foreach: (the whole run is capped by `concurrency`)",
                        key=True, code="invalid")
+        if kind == "llm" and "max_turns" in step and not step.get("tools"):
+            self.issue("max_turns is set on an `llm:` step without `tools:`",
+                       (*base, "max_turns"), "it bounds the model turns of an agent loop, "
+                       "which only `tools:` starts; give the step `tools:` (e.g. "
+                       "[files.*]), or remove max_turns", key=True, code="invalid")
         self._kind_checks(kind, step, base)
         compiled: dict[str, Compiled] = {}
         for name in (*TEMPLATED_COMMON, *TEMPLATED.get(kind or "", ())):

@@ -299,6 +299,8 @@ class LLMStep(StepBase):
     tools: list[str] = Field(default_factory=list)
     """MCP tools the model may call (`server.tool`, `server.*`): makes this an agent loop."""
     max_turns: int = Field(default=8, ge=1, le=100)
+    """With `tools:`: the most model turns of the agent loop; a model still calling tools
+    in the last one fails the step (a spec error without `tools:`)."""
     stream: bool = False
 
     @model_validator(mode="after")

@@ -61,3 +61,21 @@ def test_policy_on_a_workflow_step_is_refused_by_plait_validate(tmp_path: Path) 
     assert out.stderr.startswith("wf.yaml:13:5: `policy:` has no effect on a `workflow:` step: "
                                  "a step's policy applies to"), out.stderr
     assert "set them there, with `policy:` on its steps or its `defaults.policy`" in out.stderr
+
+
+def test_max_turns_on_an_llm_step_without_tools_is_refused_at_the_key() -> None:
+    """Found in review: it loaded and did nothing, so an agent recipe that lost its
+    `tools:` (or never had them) ran as one plain call, its max_turns silently unused."""
+    for step in ("  talk:\n    llm: e\n    prompt: hi\n    max_turns: 3\n",
+                 "  talk:\n    llm: e\n    prompt: hi\n    tools: []\n    max_turns: 3\n"):
+        with pytest.raises(SpecError) as info:
+            load_text(HEAD + step, "wf.yaml")
+        [issue] = info.value.issues
+        line = HEAD.count("\n") + step.count("\n")  # max_turns is the last line
+        assert (issue.location.line, issue.location.column) == (line, 5), step
+        assert issue.message == "max_turns is set on an `llm:` step without `tools:`"
+        assert issue.hint == ("it bounds the model turns of an agent loop, which only "
+                              "`tools:` starts; give the step `tools:` (e.g. [files.*]), or "
+                              "remove max_turns")
+    agent = "  ask: {llm: e, prompt: hi, tools: [files.read_file], max_turns: 3}\n"
+    assert load_text(HEAD + agent, "wf.yaml").spec.steps
