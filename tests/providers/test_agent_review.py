@@ -68,3 +68,23 @@ async def test_streamed_tool_arguments_that_are_not_an_object_fail_as_output_inv
     if traced:
         [chat] = [s for s in collected.spans() if s.name.startswith("chat")]
         assert chat.attributes["error.type"] == "ValueError"
+
+
+@pytest.mark.anyio
+async def test_the_steps_timeout_bounds_each_model_call_not_its_tool_calls(
+        srv: Servers, tmp_path: Path) -> None:
+    # as docs/mcp.md says: a tool call runs under its own timeout (here 1s), longer than the
+    # step's (300ms, for each model call), and the model gets the ToolError
+    srv.openai.push("agent-model", Action(tool_calls=[("faulty__hang", {})]),
+                    Action(text="done"))
+    text = workflow(srv.url, "    timeout: 300ms\n").replace(
+        "tools: [faulty.pid]", "tools: [faulty.hang]").replace(
+        "    env:", "    tool_metadata: {hang: {timeout: 1s}}\n    env:")
+    result = await run_workflow(load_text(text, str(tmp_path / "agent.yaml")), {},
+                                record_state=False)
+    step = result.steps["triage"]
+    assert step.status == "succeeded", step.error
+    [sent] = [m["content"] for m in srv.openai.requests[1]["messages"] if m["role"] == "tool"]
+    assert sent == "ToolError: tool 'faulty.hang' did not answer within 1s"
+    [entry] = step.audit
+    assert entry["error"]["message"] == "tool 'faulty.hang' did not answer within 1s"
