@@ -133,8 +133,7 @@ class MCPToolCaller:
             self._note(tool_audit(qualified, cut_off=True))
             raise
         self._note(tool_audit(qualified, result=result))
-        return ToolOutput(self._redact(result.text or _json(result.value)),
-                          is_error=result.is_error)
+        return ToolOutput(self._redact(model_text(result)), is_error=result.is_error)
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -161,6 +160,35 @@ class MCPToolCaller:
                     del pending[i]
                     break
         return [*ordered, *(entry for _, entry in pending)]
+
+
+def model_text(result: ToolResult) -> str:
+    """A tool result as the model gets it: its text (else its structured content as JSON),
+    then a line for each block that is not text (an image, audio, a resource link, a binary
+    resource), which the model is not sent but must know it was given: it was told `""`."""
+    notes = [note for note in map(_unsent, result.content) if note]
+    if result.text or result.structured is not None or not notes:
+        return "\n".join([result.text or _json(result.value), *notes])
+    return "\n".join(notes)
+
+
+def _unsent(block: Mapping[str, Any]) -> str:
+    kind = block.get("type")
+    if kind in ("image", "audio"):
+        data = str(block.get("data") or "")
+        size = len(data) * 3 // 4 - data[-2:].count("=")
+        what = "an image" if kind == "image" else "audio"
+        return (f"[plait: the tool returned {what} ({block.get('mimeType') or 'no type'}, "
+                f"{size} bytes) that is not passed to the model]")
+    if kind == "resource_link":
+        name = f" ({block['name']})" if block.get("name") else ""
+        return f"[plait: the tool returned a link to resource {block.get('uri')}{name}]"
+    inner = block.get("resource")
+    if kind == "resource" and isinstance(inner, Mapping) and "text" not in inner:
+        return (f"[plait: the tool returned resource {inner.get('uri')} "
+                f"({inner.get('mimeType') or 'no type'}) as binary data, which is not "
+                "passed to the model]")
+    return ""
 
 
 def _json(value: Any) -> str:

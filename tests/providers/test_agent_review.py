@@ -88,3 +88,59 @@ async def test_the_steps_timeout_bounds_each_model_call_not_its_tool_calls(
     assert sent == "ToolError: tool 'faulty.hang' did not answer within 1s"
     [entry] = step.audit
     assert entry["error"]["message"] == "tool 'faulty.hang' did not answer within 1s"
+
+
+MEDIA = """\
+version: 1
+name: agent-media
+providers:
+  brain: {{kind: openai, model: agent-model, base_url: "{url}/openai/v1", api_key: sk-x}}
+mcp_servers:
+  media:
+    command: {python}
+    args: [-m, tests.mcp.media_server]
+    env: {{PYTHONPATH: {root}}}
+policies:
+  low: {{level: low}}
+defaults: {{policy: low}}
+steps:
+  look:
+    llm: brain
+    prompt: Look at the page.
+    tools: [media.*]
+"""
+
+
+@pytest.mark.anyio
+async def test_a_result_that_is_not_text_is_described_to_the_model(srv: Servers,
+                                                                   tmp_path: Path) -> None:
+    # an image, a resource link or a binary resource reached the model as `""`: it was told
+    # the tool returned nothing, and an image beside a text was dropped without a word
+    from tests.cassettes.conftest import comparable
+
+    srv.openai.push("agent-model", Action(tool_calls=[("media__snapshot", {}),
+                                                      ("media__picture", {}),
+                                                      ("media__link", {}),
+                                                      ("media__blob", {})]),
+                    Action(text="done"))
+    text = MEDIA.format(url=srv.url, python=json.dumps(sys.executable),
+                        root=json.dumps(str(ROOT)))
+    wf = load_text(text, str(tmp_path / "agent.yaml"))
+    live = await run_workflow(wf, {}, record_state=False, record_dir=tmp_path / "tape")
+    step = live.steps["look"]
+    assert step.status == "succeeded", step.error
+    image = "[plait: the tool returned an image (image/png, 12 bytes) that is not passed to " \
+            "the model]"
+    expected = [
+        f"the page, as shown\n{image}",
+        image,
+        "[plait: the tool returned a link to resource file:///logs/today.txt (today.txt)]",
+        "[plait: the tool returned resource file:///a.bin (application/octet-stream) as "
+        "binary data, which is not passed to the model]"]
+    sent = [m["content"] for m in srv.openai.requests[1]["messages"] if m["role"] == "tool"]
+    assert sent == expected
+    [tools] = [n for n in step.notes if n.get("event") == "tools"]
+    assert [c["output"] for c in tools["calls"]] == expected
+    # a replay tells the model the same
+    replayed = await run_workflow(wf, {}, replay_dir=tmp_path / "tape", record_state=False)
+    assert comparable(replayed) == comparable(live)
