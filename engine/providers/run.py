@@ -194,13 +194,14 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         run.responses.append(response)
         if run.sink is not None:
             run.sink.append(response)
+        answered = _answering(run)  # a fallback's error is its own, not the primary's
         if response.tool_calls and tools is not None:
             tool_turns += 1
             if tool_turns >= max_turns:  # no model turn left to use the tools' results
                 raise RunError(f"the agent loop did not finish within max_turns={max_turns} "
                                "model turns (the model kept calling tools)",
                                hint="raise max_turns on the step or simplify the task",
-                               provider=run.chain[0])
+                               provider=answered)
             messages.append(response.as_message())
             messages.extend(await _run_tools(run, tools, response.tool_calls, tool_turns))
             continue
@@ -210,19 +211,19 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         if problem is None:
             return _result(run, value, response.text, reasks)
         if response.finish_reason == "length":  # a re-ask would be cut off again
-            raise OutputInvalid(f"provider {run.chain[0]!r}: the reply was cut off at the "
+            raise OutputInvalid(f"provider {answered!r}: the reply was cut off at the "
                                 "token limit (finish reason length) before it matched "
                                 f"output_schema: {problem}",
                                 hint="raise max_tokens (the step's or the provider's "
                                      "options), or ask for a shorter answer",
-                                provider=run.chain[0])
+                                provider=answered)
         reasks += 1
         _emit(run, "reask", {"error": problem, "reask": reasks})
         if reasks > MAX_REASKS:
             raise OutputInvalid(f"the reply did not match output_schema after {MAX_REASKS} "
                                 f"re-asks: {problem}",
                                 hint="simplify the schema or make the prompt more explicit",
-                                provider=run.chain[0])
+                                provider=answered)
         messages.append(response.as_message())
         messages.append(Message("user", "Your reply did not match the required JSON Schema: "
                                 f"{problem}. Reply again with only a JSON value that matches "
@@ -472,9 +473,13 @@ def _spent(run: _Run) -> tuple[Usage, float | None]:
     return usage, cost
 
 
+def _answering(run: _Run) -> str:
+    """The provider that answers now: the first of the chain that has not failed."""
+    return next((n for n in run.chain if n not in run.tried), run.chain[-1])
+
+
 def _result(run: _Run, output: Any, text: str, reasks: int) -> LLMResult:
     usage, cost = _spent(run)
-    used = next((n for n in run.chain if n not in run.tried), run.chain[-1])
     model = run.responses[-1].model if run.responses else ""
-    return LLMResult(output, text, tuple(run.responses), usage, cost, used, model,
+    return LLMResult(output, text, tuple(run.responses), usage, cost, _answering(run), model,
                      tuple(run.tried), tuple(run.records), reasks, tuple(run.notes))

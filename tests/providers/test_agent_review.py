@@ -144,3 +144,52 @@ async def test_a_result_that_is_not_text_is_described_to_the_model(srv: Servers,
     # a replay tells the model the same
     replayed = await run_workflow(wf, {}, replay_dir=tmp_path / "tape", record_state=False)
     assert comparable(replayed) == comparable(live)
+
+
+FALLBACK = """\
+version: 1
+name: agent-fallback
+providers:
+  brain: {{kind: openai, model: agent-model, base_url: "{url}/openai/v1", api_key: sk-x,
+          fallback: [backup]}}
+  backup: {{kind: openai, model: backup-model, base_url: "{url}/openai/v1", api_key: sk-y}}
+mcp_servers:
+  faulty:
+    command: {python}
+    args: [-m, tests.mcp.faulty_server]
+    env: {{PYTHONPATH: {root}}}
+policies:
+  low: {{level: low}}
+defaults: {{policy: low}}
+steps:
+  triage:
+    llm: brain
+    prompt: Look around.
+    tools: [faulty.pid]
+{step}"""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("ending", ["max_turns", "cut_off"])
+async def test_an_error_after_a_fallback_names_the_provider_that_answered(
+        srv: Servers, tmp_path: Path, ending: str) -> None:
+    # the primary's key is refused in the second turn: the fallback answers from then on,
+    # and the step's error named the primary ('brain') for what the fallback did
+    srv.openai.push("agent-model", Action(tool_calls=[("faulty__pid", {})]),
+                    Action(status=401))
+    last = Action(tool_calls=[("faulty__pid", {})]) if ending == "max_turns" else \
+        Action(text='{"risk": "hi', finish="length")
+    srv.openai.push("backup-model", last)
+    step = "    max_turns: 2\n" if ending == "max_turns" else (
+        "    output_schema: {type: object, required: [risk]}\n")
+    text = FALLBACK.format(url=srv.url, python=json.dumps(sys.executable),
+                           root=json.dumps(str(ROOT)), step=step)
+    result = await run_workflow(load_text(text, str(tmp_path / "agent.yaml")), {},
+                                record_state=False)
+    error = result.steps["triage"].error
+    assert error is not None and error["provider"] == "backup", error
+    if ending == "cut_off":
+        assert error["message"].startswith("provider 'backup': the reply was cut off at the "
+                                           "token limit"), error
+    assert [r["model"] for r in srv.openai.requests] == ["agent-model", "agent-model",
+                                                         "backup-model"]
