@@ -150,7 +150,8 @@ def _step_lines(step: StepRecord) -> list[str]:
     for event in step.events:
         if isinstance(event, dict) and event.get("event") == "tools" and \
                 isinstance(event.get("calls"), list):
-            lines.extend(_tool_lines(event["calls"]))  # an agent step's calls, one a line
+            # an agent step's calls, one a line (a foreach item's say which item)
+            lines.extend(_tool_lines(event["calls"], event.get("item")))
         else:
             lines.append(f"      event   {_value(event)}")
     for entry in step.audit:
@@ -158,8 +159,10 @@ def _step_lines(step: StepRecord) -> list[str]:
     return lines
 
 
-def _tool_lines(calls: list[Any]) -> list[str]:
-    """``tool    turn 1  files__read_file {"path": "a.md"} -> ok: the text...``"""
+def _tool_lines(calls: list[Any], item: Any = None) -> list[str]:
+    """``tool    turn 1  files__read_file {"path": "a.md"} -> ok: the text...`` (``tool
+    item 2  turn 1  ...`` for a foreach item's)"""
+    where = f"item {item}  " if item is not None else ""
     lines = []
     for call in calls:
         if not isinstance(call, dict):
@@ -172,7 +175,8 @@ def _tool_lines(calls: list[Any]) -> list[str]:
         if len(output) > 160:
             output = output[:157] + "..."
         status = "error" if call.get("is_error") else "ok"
-        lines.append(f"      tool    turn {call.get('turn', '?')}  {call.get('name', '?')} "
+        lines.append(f"      tool    {where}turn {call.get('turn', '?')}  "
+                     f"{call.get('name', '?')} "
                      f"{arguments} -> {status}: {output}")
     return lines
 

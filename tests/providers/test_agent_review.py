@@ -193,3 +193,28 @@ async def test_an_error_after_a_fallback_names_the_provider_that_answered(
                                            "token limit"), error
     assert [r["model"] for r in srv.openai.requests] == ["agent-model", "agent-model",
                                                          "backup-model"]
+
+
+@pytest.mark.anyio
+async def test_a_foreach_agent_steps_tool_calls_say_which_item_made_them(
+        srv: Servers, tmp_path: Path) -> None:
+    # each item's calls were listed with nothing to tell the items apart: with one item
+    # making no call, the record could not say whose calls were whose
+    from click.testing import CliRunner
+
+    from runners.cli.main import cli
+
+    srv.openai.push("agent-model", Action(text="nothing to do"),
+                    Action(tool_calls=[("faulty__pid", {})]), Action(text="done"))
+    text = workflow(srv.url, "    foreach: [a, b]\n    max_parallel: 1\n").replace(
+        "prompt: Look around.", "prompt: 'Look at ${{ item }}'")
+    result = await run_workflow(load_text(text, str(tmp_path / "agent.yaml")), {})
+    step = result.steps["triage"]
+    assert step.status == "succeeded", step.error
+    [tools] = [n for n in step.notes if n.get("event") == "tools"]
+    assert tools["item"] == 1
+    assert [c["name"] for c in tools["calls"]] == ["faulty__pid"]
+    shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--state",
+                                     str(tmp_path / ".plait" / "runs.db")])
+    assert shown.exit_code == 0, shown.output
+    assert "      tool    item 1  turn 1  faulty__pid {} -> ok: " in shown.output

@@ -56,10 +56,11 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
             raise
         if calls:
             notes.append(_tools_note(calls))
-        if notes:
-            exc.step_notes = [*(exc.step_notes or []), *notes]
+        if notes or exc.step_notes:
+            exc.step_notes = _for_item([*(exc.step_notes or []), *notes])
         raise
     outcome = _outcome(result, notes)
+    outcome.notes = _for_item(outcome.notes)
     if tools is not None:
         outcome.audit = tools.audit(result.tool_calls)
     return outcome
@@ -194,6 +195,15 @@ def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
                       "after": list(result.fallbacks_tried)})
     return Outcome(output=result.output, usage=result.usage.to_dict(), cost=result.cost,
                    notes=notes)
+
+
+def _for_item(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A foreach item's notes say which item they are of (its `item` index), as its retry
+    notes do: the record lists every item's tool calls, fallbacks and re-asks together."""
+    index = current_item.get()
+    if index is None:
+        return notes
+    return [note if "item" in note else {**note, "item": index} for note in notes]
 
 
 def _tools_note(records: Any) -> dict[str, Any]:
