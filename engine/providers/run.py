@@ -198,8 +198,10 @@ async def _conversation(run: _Run, request: LLMRequest, tools: ToolCaller | None
         if response.tool_calls and tools is not None:
             tool_turns += 1
             if tool_turns >= max_turns:  # no model turn left to use the tools' results
+                asked = ", ".join(dict.fromkeys(c.name for c in response.tool_calls))
                 raise RunError(f"the agent loop did not finish within max_turns={max_turns} "
-                               "model turns (the model kept calling tools)",
+                               "model turns (the model kept calling tools; its last turn "
+                               f"asked for {asked}, not run)",
                                hint="raise max_turns on the step or simplify the task",
                                provider=answered)
             messages.append(response.as_message())
