@@ -4,7 +4,8 @@ Vendors only accept tool names matching ``[A-Za-z0-9_-]``, so ``server.tool`` is
 ``server__tool`` and mapped back on the call. A failing call (tool error, policy violation)
 is returned to the model as an error result, so it can change course; so is a call of a tool
 the step does not offer. The run's secrets are masked (``***``) in every result before the
-model sees it: a prompt-injected model cannot read a token from a tool and send it on.
+model sees it: a prompt-injected model cannot read a token from a tool and send it on; so
+are they in the tools' descriptions and input schemas the model is offered.
 """
 
 from __future__ import annotations
@@ -96,8 +97,12 @@ class MCPToolCaller:
         self._redact = redact or (lambda text: text)
         self.names = model_names([d.name for d in definitions])
         offered = {qualified: short for short, qualified in self.names.items()}
-        self._definitions = [ToolDefinition(offered[d.name], d.description or d.name,
-                                            d.input_schema) for d in definitions]
+        # a server's own text is masked too: a description or schema that quotes a token
+        # from the server's env would hand it to the model (and to its vendor)
+        self._definitions = [ToolDefinition(offered[d.name],
+                                            self._redact(d.description or d.name),
+                                            _masked(d.input_schema, self._redact))
+                             for d in definitions]
         #: (the model's call id, audit entry) of every call, in the order they ended
         self._audit: list[tuple[str | None, dict[str, Any]]] = []
 
@@ -189,6 +194,17 @@ def _unsent(block: Mapping[str, Any]) -> str:
                 f"({inner.get('mimeType') or 'no type'}) as binary data, which is not "
                 "passed to the model]")
     return ""
+
+
+def _masked(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with `redact` applied to every string in it (keys left as they are)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {key: _masked(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, redact) for item in value]
+    return value
 
 
 def _json(value: Any) -> str:

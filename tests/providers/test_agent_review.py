@@ -222,3 +222,24 @@ async def test_a_foreach_agent_steps_tool_calls_say_which_item_made_them(
                                      str(tmp_path / ".plait" / "runs.db")])
     assert shown.exit_code == 0, shown.output
     assert "      tool    item 1  turn 1  faulty__pid {} -> ok: " in shown.output
+
+
+@pytest.mark.anyio
+async def test_a_secret_in_a_tools_description_is_masked_before_the_model_sees_it(
+        srv: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the server describes its tool with the token it was given: the description went to
+    # the model (and its vendor) as it was, though every tool result is masked
+    token = "tok-agent-secret-0123456789"
+    monkeypatch.setenv("AGENT_TOKEN", token)
+    srv.openai.push("agent-model", Action(text="done"))
+    text = workflow(srv.url).replace(
+        "args: [-m, tests.mcp.faulty_server]",
+        'args: [-m, tests.mcp.faulty_server, --pid-description, '
+        '"Process id (token ${{ secrets.AGENT_TOKEN }})"]').replace(
+        "providers:", "secrets: [AGENT_TOKEN]\nproviders:")
+    result = await run_workflow(load_text(text, str(tmp_path / "agent.yaml")), {},
+                                record_state=False)
+    assert result.status == "succeeded", result.steps["triage"].error
+    [tool] = srv.openai.requests[0]["tools"]
+    assert tool["function"]["description"] == "Process id (token ***)"
+    assert token not in json.dumps(srv.openai.requests)
