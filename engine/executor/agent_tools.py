@@ -133,8 +133,8 @@ class MCPToolCaller:
             self._note(tool_audit(qualified, error=exc))
             raise
         except BaseException:
-            # cut off from outside: by the step's timeout this entry reaches the failed
-            # step's record; when the run stops, the step is cancelled with no record of it
+            # cut off from outside: the run stopping (an agent step's `timeout:` bounds its
+            # model calls, not its tool calls: docs/mcp.md), which cancels the step
             self._note(tool_audit(qualified, cut_off=True))
             raise
         self._note(tool_audit(qualified, result=result))
