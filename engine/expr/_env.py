@@ -188,7 +188,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         elif name == "indent":
             lim.check_lines_times(value, extra[0] if extra else kwargs.get("width", 4), name)
         elif name == "format" and isinstance(value, str):
-            lim.check_percent_format(value)
+            lim.check_percent_format(value, dict(kwargs) if kwargs else tuple(extra))
         elif name == "sum" and isinstance(value, list | tuple):
             lim.check_size(sum(len(v) for v in value if isinstance(v, str | list | tuple)),
                            "the sum")
@@ -203,6 +203,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         result = func(*args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), f"the result of the {name} filter")
+        lim.check_int_result(result, f"the result of the {name} filter")
         return result
 
     return guarded
@@ -315,8 +316,8 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "%":
             if isinstance(left, str):
-                lim.check_percent_format(left)
                 lim.estimate_len(right)
+                lim.check_percent_format(left, right)
             return operator.mod(left, right)
         _BINOP_CHECKS[operator_](left, right)
         return self.binop_table[operator_](left, right)
@@ -348,8 +349,8 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         fmt = value.__self__
 
         def checked(*args: Any, **kwargs: Any) -> str:
-            lim.check_str_format(fmt)
             lim.estimate_len([args, kwargs])
+            lim.check_str_format(fmt, args, kwargs)
             return str(wrapped(*args, **kwargs))
 
         return checked
@@ -359,4 +360,5 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), "the result of the call")
+        lim.check_int_result(result, "the result of the call")
         return result

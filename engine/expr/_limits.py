@@ -146,38 +146,107 @@ def check_add(left: Any, right: Any) -> None:
         return
 
 
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PERCENT_SPEC = re.compile(r"%(?:\(([^)]*)\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)?")
+#: the most characters one number takes when formatted without a width (``'%f' % 1e308``)
+_NUMBER_TEXT = 330
 
 
-def check_percent_format(fmt: str) -> None:
-    """``'%999999999d' % 1`` would allocate a gigabyte: widths are capped."""
+def _arg_text(value: Any) -> int:
+    """About how many characters ``value`` takes when written by one format field."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, float | complex):
+        return _NUMBER_TEXT
+    return estimate_len(value)
+
+
+def _check_formatted(total: int) -> None:
+    check_size(total, "the formatted string", spend=False)
+
+
+def _check_width(number: str | None) -> int:
+    if number is None:
+        return 0
+    if number == "*":
+        raise LimitExceeded("'*' widths are not allowed in % formatting")
+    if int(number) > MAX_INT_ARG:
+        raise LimitExceeded(f"the format width {int(number):,} is larger than "
+                            f"the limit of {MAX_INT_ARG:,}")
+    return int(number)
+
+
+def check_percent_format(fmt: str, args: Any = ()) -> None:
+    """``'%999999999d' % 1`` would allocate a gigabyte: widths are capped, and so is the
+    whole result, counted before it is built: each field's width and precision plus the
+    value it writes (``('%(a)999999s' * 1000) % {'a': 1}`` repeats one value a thousand
+    times, each field under the limit)."""
+    total = len(fmt)
+    position = 0
     for match in _PERCENT_SPEC.finditer(fmt):
-        for number in match.groups():
-            if number == "*":
-                raise LimitExceeded("'*' widths are not allowed in % formatting")
-            if number is not None and int(number) > MAX_INT_ARG:
-                raise LimitExceeded(f"the format width {int(number):,} is larger than "
-                                    f"the limit of {MAX_INT_ARG:,}")
+        key, width, precision, kind = match.groups()
+        total += _check_width(width) + _check_width(precision)
+        if kind == "%" or kind is None:
+            continue
+        if key is not None and isinstance(args, Mapping):
+            value = args.get(key, "")
+        elif isinstance(args, tuple):
+            value = args[position] if position < len(args) else ""
+            position += 1
+        else:
+            value = args
+        total += _arg_text(value)
+        _check_formatted(total)
 
 
 _DIGITS = re.compile(r"\d+")
+_FIELD_HEAD = re.compile(r"[^.\[]*")
 
 
-def check_str_format(fmt: str) -> None:
-    """``'{:999999999}'.format(1)``: widths capped, nested ``{}`` in specs refused."""
+def check_str_format(fmt: str, args: tuple[Any, ...] = (),
+                     kwargs: Mapping[str, Any] | None = None) -> None:
+    """``'{:999999999}'.format(1)``: widths capped, nested ``{}`` in specs refused, and the
+    whole result counted before it is built (``('{0}' * 1000).format(s)`` writes `s` a
+    thousand times)."""
     try:
         fields = list(string.Formatter().parse(fmt))
     except ValueError:
         return  # str.format raises the real error itself
-    for _text, _name, spec, _conv in fields:
-        if not spec:
+    kwargs = kwargs or {}
+    total = len(fmt)
+    auto = 0
+    for _text, name, spec, _conv in fields:
+        if name is None:
             continue
-        if "{" in spec:
+        if spec and "{" in spec:
             raise LimitExceeded("nested replacement fields in a format spec are not allowed")
-        for number in _DIGITS.findall(spec):
+        for number in _DIGITS.findall(spec or ""):
             if int(number) > MAX_INT_ARG:
                 raise LimitExceeded(f"the format width {int(number):,} is larger than "
                                     f"the limit of {MAX_INT_ARG:,}")
+            total += int(number)
+        head = _FIELD_HEAD.match(name)
+        head_text = head.group() if head else ""
+        if head_text == "":
+            index: int | str = auto
+            auto += 1
+        else:
+            index = int(head_text) if head_text.isdigit() else head_text
+        if isinstance(index, int):
+            value = args[index] if index < len(args) else ""
+        else:
+            value = kwargs.get(index, "")
+        total += _arg_text(value)
+        _check_formatted(total)
+
+
+def check_int_result(value: Any, what: str) -> None:
+    """An integer a filter or method made (``'f' * 10**6 | int(base=16)``,
+    ``int.from_bytes``): as big as arithmetic may make, no bigger, so ``//`` and ``%`` on
+    it stay cheap (two million-bit integers took seconds to divide)."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and value.bit_length() > MAX_INT_BITS:
+        raise LimitExceeded(f"{what} would have {value.bit_length():,} bits; "
+                            f"the limit is {MAX_INT_BITS:,}")
 
 
 # ---------------------------------------------------------------- calls and filters

@@ -224,6 +224,18 @@ LIMITS = [
     ("${{ [1] | batch(10**6) | list }}", "items"),
     ("x ${{ 'a' * 1000000 }} ${{ 'b' * 1000000 }}", "larger than"),
     ("${{ ['a' * 1000000] * 1000 }}", "larger than the limit"),
+    # each field is under the width limit; together they are a gigabyte, built before the
+    # result's size was checked (and never checked at all under a `| length`)
+    ("${{ (('%(a)1000000s' * 1000) % {'a': 1}) | length }}", "formatted string"),
+    ("${{ (('%(a)s' * 1000) % {'a': 'x' * 1000000}) | length }}", "formatted string"),
+    ("${{ ('%(a)1000000s' * 1000) | format(a=1) | length }}", "formatted string"),
+    ("${{ ('%.1000000f' * 1000) | format(*([1.0] * 1000)) | length }}", "formatted string"),
+    ("${{ (('{0:1000000}' * 1000).format(1)) | length }}", "formatted string"),
+    ("${{ (('{a}' * 1000).format(a='x' * 1000000)) | length }}", "formatted string"),
+    # integers of millions of bits, which `//`, `%` and `divisibleby` took seconds each to
+    # divide: only `**` and `*` were checked
+    ("${{ ('f' * 1000000) | int(base=16) > 1 }}", "bits"),
+    ("${{ (0).from_bytes(('f' * 1000000).encode(), 'big') > 1 }}", "bits"),
 ]
 
 
@@ -300,6 +312,13 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
     assert len(render("${{ 'a' * 1000000 }}", ctx)) == 1_000_000
     # big numbers are fine where they do not size anything
     assert render("${{ '{:,}'.format(5000000) }}", ctx) == "5,000,000"
+    assert render("${{ ('%s=%s' % ('a' * 600000, 'b')) | length }}", ctx) == 600_002
+    assert render("${{ '%(k)s: %(v)05.1f%%' % {'k': 'x', 'v': 2.5} }}", ctx) == "x: 002.5%"
+    assert render("${{ '{0}-{name}-{0}'.format('a' * 500000, name='n') | length }}",
+                  ctx) == 1_000_003
+    assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
+    assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
+    assert render("${{ ('f' * 1000) | int(base=16) > 1 }}", ctx) is True
     assert render("${{ inputs.nope | default(10**9) }}", ctx) == 10**9
     assert render("${{ 10**12 + 1 }}", ctx) == 10**12 + 1
     assert render("${{ [10**9, 5] | max }}", ctx) == 10**9
