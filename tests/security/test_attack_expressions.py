@@ -38,3 +38,24 @@ async def test_an_input_becomes_a_command_only_when_pasted_unquoted(tmp_path: Pa
         assert not marker.exists()
     else:  # the control: pasted as is, the payload is shell code
         assert marker.exists()
+
+
+@pytest.mark.parametrize("run", ["grep -c ${{ inputs.word | shquote }} notes.txt",
+                                 "grep -c -- ${{ inputs.word | shquote }} notes.txt",
+                                 '[grep, -c, --, "${{ inputs.word }}", notes.txt]'])
+async def test_one_word_is_still_an_option_without_a_double_dash(tmp_path: Path,
+                                                                 run: str) -> None:
+    """shquote keeps a value one word, not a non-option: `-f<file>` makes grep read its
+    patterns from a file the input names. docs/security.md's example puts `--` first."""
+    word = f"-f{tmp_path / 'patterns'}"
+    (tmp_path / "notes.txt").write_text(f"alpha\nbeta\n{word}\n")
+    (tmp_path / "patterns").write_text("^alpha$\n^beta$\n")
+    wf = load_text(_workflow(tmp_path, run).replace("    run:", f"    cwd: {tmp_path}\n    run:"),
+                   str(tmp_path / "w.yaml"))
+    result = await run_workflow(wf, {"word": word}, record_state=False)
+    assert result.ok, result.error
+    count = result.steps["say"].output["stdout"].strip()
+    if "--" in run:  # the value is the pattern, which one line holds
+        assert count == "1"
+    else:  # the control: the value is an option, and grep counts the file's patterns
+        assert count == "2"
