@@ -37,7 +37,7 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
-from jinja2.nodes import Concat, Const
+from jinja2.nodes import Compare, Concat, Const
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -58,6 +58,14 @@ _WIDTH_FILTERS = frozenset({"center"})
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 #: work units charged per item a filter iterates over (a Python-level call per item)
 _ITEM_COST = 8
+#: filters that compare the items of their input: what they cost grows with the items' length
+_COMPARING = frozenset({"sort", "unique", "min", "max", "dictsort", "groupby"})
+#: filters that compare each item when given a comparing test (by the test name's position)
+_TESTING = {"select": 0, "reject": 0, "selectattr": 1, "rejectattr": 1}
+_COMPARING_TESTS = frozenset({"equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt",
+                              ">", "ge", ">=", "lessthan", "greaterthan", "in"})
+#: methods of lists and tuples that compare their items with the argument
+_COMPARING_METHODS = frozenset({"count", "index", "remove"})
 #: filters whose size check needs the whole input: a generator is turned into a list first
 _MATERIALISE = frozenset({"join", "sum", "string", "pprint", "tojson"})
 #: filters that do not walk their input, or whose walk estimate_len already charges
@@ -165,20 +173,44 @@ def _charge_input(value: Any) -> None:
         lim.charge(_ITEM_COST * len(value))
 
 
+def _charge_membership(container: Any) -> None:
+    """``x in container``: a string is searched, a list compared item by item; a mapping or
+    a set is one hash lookup, whatever its size."""
+    if isinstance(container, str | bytes):
+        lim.charge(len(container))
+    elif not isinstance(container, Mapping | set | frozenset):
+        lim.charge_compared(container)
+
+
+def _charge_walk(name: str, value: Any, compares: bool) -> None:
+    if name not in _UNCHARGED:
+        _charge_input(value)
+    if compares:
+        lim.charge_compared(value)
+
+
+def _compares(name: str, extra: tuple[Any, ...]) -> bool:
+    """Whether the filter `name`, given arguments `extra`, compares the items of its input."""
+    if name in _COMPARING:
+        return True
+    at = _TESTING.get(name)
+    return at is not None and len(extra) > at and extra[at] in _COMPARING_TESTS
+
+
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     skip = 2 if getattr(func, "jinja_pass_arg", None) is not None else 1
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         value, extra = (args[skip - 1] if len(args) >= skip else None), args[skip:]
-        if name in _MATERIALISE and isinstance(value, Iterator):
+        compares = _compares(name, extra)
+        if (name in _MATERIALISE or compares) and isinstance(value, Iterator):
             # a generator (select, map, ...) is measured like a list, so make it one
             value = list(value)
             args = (*args[:skip - 1], value, *extra)
         if name in _WIDTH_FILTERS:
             lim.check_int_args(extra, kwargs)
-        if name not in _UNCHARGED:
-            _charge_input(value)
+        _charge_walk(name, value, compares)
         if name in _SERIALISING and not isinstance(value, str):
             lim.estimate_len(value)
         if name == "replace" and len(extra) >= 2:
@@ -230,6 +262,8 @@ def _check_method_call(obj: Any, args: tuple[Any, ...],
     if not isinstance(owner, str):
         # methods of ints, lists, ... (int.to_bytes(10**9) would allocate a gigabyte)
         lim.check_int_args(args, kwargs)
+        if getattr(obj, "__name__", "") in _COMPARING_METHODS:
+            lim.charge_compared(owner)
         return args
     name = getattr(obj, "__name__", "")
     if name in _WIDTH_METHODS:
@@ -285,12 +319,34 @@ class _CodeGenerator(CodeGenerator):
     def visit_Const(self, node: Const, frame: Frame) -> None:
         self.write(const_source(node.as_const(frame.eval_ctx)))
 
+    def visit_Compare(self, node: Compare, frame: Frame) -> None:
+        """``a in b`` compares `a` with every item of `b`: routed through
+        :meth:`PlaitEnvironment.plait_compare` to be charged; the later operands of a chain
+        stay lazy (``a < b in c`` evaluates ``c`` only when ``a < b``)."""
+        if not any(op.op in ("in", "notin") for op in node.ops):
+            super().visit_Compare(node, frame)
+            return
+        self.write("environment.plait_compare(")
+        self.visit(node.expr, frame)
+        for op in node.ops:
+            self.write(f", ({op.op!r}, lambda: ")
+            self.visit(op.expr, frame)
+            self.write(")")
+        self.write(")")
+
     def visit_Concat(self, node: Concat, frame: Frame) -> None:
         self.write("environment.plait_concat((")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
+    "lt": operator.lt, "lteq": operator.le,
+    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+}
 
 
 _BINOP_CHECKS: dict[str, Callable[[Any, Any], None]] = {
@@ -321,6 +377,17 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
             return operator.mod(left, right)
         _BINOP_CHECKS[operator_](left, right)
         return self.binop_table[operator_](left, right)
+
+    def plait_compare(self, left: Any, *ops: tuple[str, Callable[[], Any]]) -> bool:
+        """A comparison chain holding ``in`` or ``not in``, charged for the items compared."""
+        for op, right_of in ops:
+            right = right_of()
+            if op in ("in", "notin"):
+                _charge_membership(right)
+            if not _COMPARE[op](left, right):
+                return False
+            left = right
+        return True
 
     def plait_concat(self, parts: tuple[Any, ...]) -> str:
         texts = []

@@ -283,6 +283,42 @@ MANY_SMALL_OPERATIONS = [
 ]
 
 
+#: comparing long strings that differ only at the end costs their length each time; the
+#: budget counted one unit per item (a sort of 10,000 items took 30 s, `in` 2 s each)
+_LONG = "(('a' * 999999) ~ 'b')"
+_OTHER = "(('a' * 999999) ~ 'c')"
+COMPARING_LONG_ITEMS = [
+    f"('a' * 1000000) in ([{_LONG}] * 100000)",
+    f"('a' * 1000000) not in ([{_LONG}] * 100000)",
+    f"1 < 2 in ([{_LONG}] * 100000)",
+    f"([{_LONG}] * 100000).count('a' * 1000000)",
+    f"([{_LONG}] * 100000).index({_OTHER})",
+    f"([{_LONG}, {_OTHER}] * 2500) | sort | length",
+    f"([{_LONG}, {_OTHER}] * 2500) | select | sort | length",
+    f"([{_LONG}] * 5000) | max | length",
+    f"([{_LONG}] * 100000) | select('equalto', 'a' * 1000000) | list | length",
+    f"([[{_LONG}], [{_OTHER}]] * 2500) | sort | length",
+]
+
+
+@pytest.mark.parametrize("source", COMPARING_LONG_ITEMS)
+def test_comparing_long_items_is_charged_by_their_length(source: str, ctx: dict[str, Any],
+                                                         marker: Path) -> None:
+    error = fails_cleanly("${{ " + source + " }}", ctx, marker)
+    assert "too much work" in str(error)
+
+
+def test_membership_and_comparisons_still_work(ctx: dict[str, Any]) -> None:
+    ctx["inputs"]["big"] = {f"k{i}": "v" * 100 for i in range(20000)}  # 2 MB: one lookup
+    assert render("${{ 'k5' in inputs.big and 'zz' not in inputs.big }}", ctx) is True
+    assert render("${{ 'b' in 'abc' and 3 not in [1, 2] and 'a' in inputs.tags }}", ctx) is True
+    assert render("${{ 1 < 2 in [2, 3] }}", ctx) is True
+    assert render("${{ 1 > 2 in 5 }}", ctx) is False  # the chain stops before `2 in 5`
+    assert render("${{ 2 in [1, 2] == true }}", ctx) is False  # Python's chain: [1, 2] == true
+    assert render("${{ ['b', 'a', 'c'] | sort | join }}", ctx) == "abc"
+    assert render("${{ [3, 1, 2] | select('gt', 1) | list }}", ctx) == [3, 2]
+
+
 @pytest.mark.parametrize("source", MANY_SMALL_OPERATIONS)
 def test_many_small_operations_hit_the_work_budget(source: str, ctx: dict[str, Any],
                                                    marker: Path) -> None:
