@@ -128,10 +128,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} value cannot be converted to JSON")
 
 
-def to_json(value: Any, indent: int | None = None) -> str:
+def to_json(value: Any, indent: int | str | None = None) -> str:
     """Plain JSON: no HTML escaping, non-ASCII kept as is."""
-    lim.estimate_len(value)
+    size = lim.estimate_len(value)
+    if indent is not None:
+        width = len(indent) if isinstance(indent, str) else max(int(indent), 0)
+        lim.check_size(size + _indented_lines(value, width), "the indented JSON", spend=False)
     return json.dumps(value, ensure_ascii=False, indent=indent, default=_json_default)
+
+
+def _indented_lines(value: Any, width: int) -> int:
+    """What ``indent`` adds to JSON: a line per item, prefixed by `width` per level
+    (``[[1]] * 200 | tojson(indent=10**6)`` was 800 MB, built before its size was checked)."""
+    total = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        subs: Iterable[Any]
+        if isinstance(item, Mapping):
+            subs = item.values()
+        elif isinstance(item, list | tuple):
+            subs = item
+        else:
+            continue
+        total += (len(item) * (depth * width + 1) + (depth - 1) * width + 1) if item else 0
+        if total > lim.MAX_OUTPUT:
+            break
+        stack.extend((sub, depth + 1) for sub in subs)
+    return total
 
 
 def from_json(value: Any) -> Any:

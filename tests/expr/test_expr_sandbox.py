@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -236,6 +237,10 @@ LIMITS = [
     # divide: only `**` and `*` were checked
     ("${{ ('f' * 1000000) | int(base=16) > 1 }}", "bits"),
     ("${{ (0).from_bytes(('f' * 1000000).encode(), 'big') > 1 }}", "bits"),
+    # the indent repeats on every line: 800 MB built before the result's size was checked
+    ("${{ ([[1]] * 200) | tojson(indent=1000000) | length }}", "indented JSON"),
+    ("${{ ([[1]] * 200) | tojson(indent='x' * 1000000) | length }}", "indented JSON"),
+    ("${{ ([[[1] * 100]] * 1000) | tojson(indent=8) | length }}", "indented JSON"),
 ]
 
 
@@ -354,6 +359,11 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
                   ctx) == 1_000_003
     assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
     assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
+    for value in ({"a": [1, {"b": []}], "c": {}}, [[1, 2], [], [[3]]], [], 5, "x"):
+        ctx["inputs"]["v"] = value
+        for indent in (0, 2, "\t"):
+            assert render(f"${{{{ inputs.v | tojson(indent={indent!r}) }}}}",
+                          ctx) == json.dumps(value, indent=indent)
     assert render("${{ ('f' * 1000) | int(base=16) > 1 }}", ctx) is True
     assert render("${{ inputs.nope | default(10**9) }}", ctx) == 10**9
     assert render("${{ 10**12 + 1 }}", ctx) == 10**12 + 1
