@@ -14,6 +14,7 @@ attributes, no mutation of lists and dicts, sandboxed ``str.format``) it:
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import functools
 import itertools
@@ -283,6 +284,8 @@ def _check_method_call(obj: Any, args: tuple[Any, ...],
     owner = getattr(obj, "__self__", None)
     if owner is None or isinstance(owner, types.ModuleType):
         return args  # a plain function such as range(): it checks its own size
+    if getattr(obj, "__name__", "") in ("encode", "decode") and isinstance(owner, str | bytes):
+        _charge_codec(owner, args[0] if args else kwargs.get("encoding", "utf-8"))
     if not isinstance(owner, str):
         # methods of ints, lists, ... (int.to_bytes(10**9) would allocate a gigabyte)
         lim.check_int_args(args, kwargs)
@@ -304,6 +307,17 @@ def _check_method_call(obj: Any, args: tuple[Any, ...],
     elif name == "expandtabs":
         lim.check_lines_times(owner, args[0] if args else kwargs.get("tabsize", 8), name)
     return args
+
+
+def _charge_codec(text: str | bytes, encoding: Any) -> None:
+    """Punycode takes time that grows with the square of the text (20,000 distinct
+    characters took a minute): charged as such. Other text codecs are linear."""
+    try:
+        name = codecs.lookup(encoding).name if isinstance(encoding, str) else ""
+    except LookupError:
+        return  # encode() raises the real error itself
+    if name == "punycode":
+        lim.charge(len(text) ** 2)
 
 
 def const_source(value: Any) -> str:

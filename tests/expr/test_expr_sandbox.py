@@ -313,6 +313,18 @@ def test_comparing_long_items_is_charged_by_their_length(source: str, ctx: dict[
     assert "too much work" in str(error)
 
 
+@pytest.mark.parametrize("source", [
+    "(('{:c}' * 20000).format(*range(19968, 39968))).encode('punycode') | length",
+    "(('{:c}' * 20000).format(*range(19968, 39968))).encode('PunyCode') | length",
+    "('a' * 20000 ~ '-').encode().decode(encoding='punycode') | length",
+])
+def test_punycode_is_charged_by_the_square_of_its_length(source: str, ctx: dict[str, Any],
+                                                         marker: Path) -> None:
+    """Its time grows with the square of the text: 20,000 characters took a minute."""
+    error = fails_cleanly("${{ " + source + " }}", ctx, marker)
+    assert "too much work" in str(error)
+
+
 def test_membership_and_comparisons_still_work(ctx: dict[str, Any]) -> None:
     ctx["inputs"]["big"] = {f"k{i}": "v" * 100 for i in range(20000)}  # 2 MB: one lookup
     assert render("${{ 'k5' in inputs.big and 'zz' not in inputs.big }}", ctx) is True
@@ -359,6 +371,8 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
                   ctx) == 1_000_003
     assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
     assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
+    assert render("${{ 'bücher'.encode('punycode').decode() }}", ctx) == "bcher-kva"
+    assert render("${{ ('é' * 1000).encode('utf-8') | length }}", ctx) == 2000
     for value in ({"a": [1, {"b": []}], "c": {}}, [[1, 2], [], [[3]]], [], 5, "x"):
         ctx["inputs"]["v"] = value
         for indent in (0, 2, "\t"):
