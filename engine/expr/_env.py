@@ -74,6 +74,21 @@ _UNCHARGED = frozenset({"length", "count", "default", "d", "first", "last", "toj
                         "string", "pprint", "safe"})
 
 
+#: "did you mean" looks among the first keys this many characters long or shorter, for a name
+#: as short: difflib's time grows with the product of the lengths, and both can be data (a
+#: tool's reply read with `output[item]`: three 20,000-character keys took 0.4 s)
+_SUGGEST_LENGTH = 100
+_SUGGEST_KEYS = 1000
+
+
+def _close_key(name: str, keys: list[str]) -> str | None:
+    if len(name) > _SUGGEST_LENGTH:
+        return None
+    short = [key for key in keys if len(key) <= _SUGGEST_LENGTH][:_SUGGEST_KEYS]
+    near = difflib.get_close_matches(name, short, n=1)
+    return near[0] if near else None
+
+
 class PlaitUndefined(StrictUndefined):
     """Strict: any use fails, but ``default`` and ``is defined`` still work."""
 
@@ -87,9 +102,9 @@ class PlaitUndefined(StrictUndefined):
         if isinstance(obj, Mapping):
             keys = sorted(str(k) for k in obj)
             text = f"no key {name!r}"
-            near = difflib.get_close_matches(str(name), keys, n=1)
+            near = _close_key(str(name), keys)
             if near:
-                text += f"; did you mean {near[0]!r}?"
+                text += f"; did you mean {near!r}?"
             shown = ", ".join(repr(k) for k in keys[:12]) + (", ..." if len(keys) > 12 else "")
             return text + (f" (keys: {shown})" if keys else " (the mapping is empty)")
         if isinstance(obj, Sequence) and not isinstance(obj, str) and isinstance(name, int):

@@ -14,6 +14,7 @@ from engine.errors import ExpressionError
 from engine.expr import ExprSyntaxErrors, compile_value
 from engine.expr._analyse import parse
 from engine.expr._compile import _ENV, _Expr
+from engine.expr._env import PlaitUndefined
 
 
 class Gadget:
@@ -393,3 +394,16 @@ def test_no_process_or_file_effects(ctx: dict[str, Any], marker: Path) -> None:
             render_unchecked(value, ctx)
     assert not marker.exists()
     assert os.path.isdir(marker.parent)
+
+
+def test_did_you_mean_skips_long_keys() -> None:
+    """difflib's time grows with the product of the lengths, and keys and name can both be
+    data: a long one gets no suggestion (three 20,000-character keys took 0.4 s, and a
+    tool's reply may hold thousands; the message is cut to 300 characters anyway)."""
+    long_key = "".join(chr(0x4E00 + (i * 7919) % 2000) for i in range(20000))
+    data = {long_key[::-1]: 1, long_key: 2, "title": 3}
+    message = PlaitUndefined(obj=data, name=long_key[:-1] + "x")._undefined_message
+    assert message.startswith("no key ")
+    assert "did you mean" not in message
+    message = PlaitUndefined(obj=data, name="titel")._undefined_message
+    assert "did you mean 'title'?" in message
