@@ -1,9 +1,9 @@
 """Secrets: load them, and keep them out of every output.
 
 :class:`Redactor` replaces each secret value, and its base64 (standard and URL-safe, with and
-without padding), URL-encoded and JSON-escaped forms, with ``***``. Values shorter than
-:data:`MIN_SECRET_LENGTH` (4) characters are not redacted: replacing every "a" or "42" in the
-output would destroy it while hiding nothing worth hiding.
+without padding), URL-encoded, JSON-escaped, shell-quoted and repr() forms, with ``***``.
+Values shorter than :data:`MIN_SECRET_LENGTH` (4) characters are not redacted: replacing every
+"a" or "42" in the output would destroy it while hiding nothing worth hiding.
 
 :func:`load_secrets` reads the declared names from the environment, then from an optional
 ``.env`` file next to the workflow (a small parser: ``KEY=value``, ``export KEY=value``,
@@ -154,10 +154,21 @@ def workflow_secret_values(spec: WorkflowSpec, *, env: Mapping[str, str] | None 
     return values + literal_secret_values(spec)
 
 
+def _quoted_forms(secret: str) -> set[str]:
+    """How quoting writes `secret` inside a longer text: in a shell word (``| shquote``, so
+    ``pa'ss`` becomes ``pa'"'"'ss``), in JSON, and in Python's repr() (an error quoting a
+    command: ``'pa\\'ss'``), each also of the shell word."""
+    forms: set[str] = set()
+    for text in {secret, secret.replace("'", "'\"'\"'")}:
+        forms |= {text, json.dumps(text, ensure_ascii=False)[1:-1], json.dumps(text)[1:-1],
+                  repr(text)[1:-1], repr(text + "'\"")[1:-4]}
+    return forms
+
+
 def _forms(secret: str) -> set[str]:
     raw = secret.encode()
-    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-             json.dumps(secret)[1:-1]}
+    forms = {urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+             *_quoted_forms(secret)}
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = encoded.decode()
         forms |= {text, text.rstrip("=")}

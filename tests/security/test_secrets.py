@@ -134,3 +134,40 @@ def test_workflow_secret_values(tmp_path: Path) -> None:
     assert set(values) == {"tok-from-dotenv", "sk-ant-123", "sk-literal-key", "hdr-secret",
                            "Bearer mcp-bearer-token", "mcp-bearer-token"}
     assert Redactor(values).redact("visible mcp-bearer-token") == f"visible {MASK}"
+
+
+QUOTED = "pa'ss-word-123"
+
+
+@pytest.mark.parametrize("form", [
+    QUOTED,
+    "pa'\"'\"'ss-word-123",  # in a shell word: what `| shquote` writes
+    "pa\\'ss-word-123",  # repr() of a text holding both quotes
+    "pa\\'\"\\'\"\\'ss-word-123",  # repr() of a command holding the shell word
+    json.dumps("pa'\"'\"'ss-word-123")[1:-1],
+])
+def test_quoted_forms_are_redacted(form: str) -> None:
+    assert Redactor([QUOTED]).redact(f"before {form} after") == f"before {MASK} after"
+
+
+@pytest.mark.anyio
+async def test_a_shell_quoted_secret_is_masked_in_the_run_error(tmp_path: Path) -> None:
+    """shquote, the way the docs give to paste a value into a command, split a secret that
+    holds a quote into pieces the redactor did not know; the failed command's message (in
+    the result and the run record) showed it."""
+    from engine.executor import run_workflow
+    from engine.spec.loader import load_text
+
+    text = ("version: 1\nname: quoted\nsecrets: [PASS]\npolicies:\n  open: {level: low}\n"
+            "defaults:\n  policy: open\nsteps:\n  login:\n"
+            "    run: false ${{ secrets.PASS | shquote }}\n")
+    workflow = load_text(text, str(tmp_path / "w.yaml"))
+    result = await run_workflow(workflow, {}, environ={"PASS": QUOTED, "PATH": "/usr/bin:/bin"})
+    assert not result.ok
+    message = json.dumps(result.error)
+    assert "command" in message and MASK in message
+    assert "ss-word-123" not in message, message
+    stored = [p for p in (tmp_path / ".plait").rglob("*") if p.is_file()]
+    assert stored  # the run record
+    for path in stored:
+        assert b"ss-word-123" not in path.read_bytes(), path
