@@ -14,6 +14,7 @@ from engine.expr._compile import (
     step_refs,
     truthy,
 )
+from engine.expr._scan import quoted_shquotes
 
 __all__ = (
     "CONTEXT_NAMES",
@@ -22,6 +23,7 @@ __all__ = (
     "ExprSyntaxErrors",
     "ExprSyntaxIssue",
     "compile_value",
+    "quoted_shquotes",
     "step_refs",
     "truthy",
 )

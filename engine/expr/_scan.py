@@ -92,3 +92,33 @@ def scan(text: str) -> tuple[list[Span], list[ScanError]]:
         spans.append(Span(pos, end + len(CLOSE), text[body:end]))
         pos = text.find(OPEN, end + len(CLOSE))
     return spans, errors
+
+
+_SHQUOTE = re.compile(r"\|\s*shquote\b")
+
+
+def quoted_shquotes(command: str) -> list[int]:
+    """Where a ``| shquote`` expression stands inside shell quotes in the `run:` string
+    `command` (the offsets of its ``${{``). There the quotes shquote adds are literal (inside
+    ``"..."``) or close the quote around them (inside ``'...'``), so ``$(...)`` in the value
+    runs: ``echo "${{ x | shquote }}"`` with x ``$(touch p)`` touches p."""
+    spans, _ = scan(command)
+    found: list[int] = []
+    quote = ""
+    pos = 0
+    for span in [*spans, Span(len(command), len(command), "")]:
+        i = pos
+        while i < span.start:
+            char = command[i]
+            if char == "\\" and quote != "'":
+                i += 2
+                continue
+            if quote == "" and char in "'\"":
+                quote = char
+            elif char == quote:
+                quote = ""
+            i += 1
+        if quote and _SHQUOTE.search(span.source):
+            found.append(span.start)
+        pos = span.end
+    return found

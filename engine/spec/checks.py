@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SpecIssue
-from engine.expr import Compiled, ExprSyntaxErrors, compile_value
+from engine.expr import Compiled, ExprSyntaxErrors, compile_value, quoted_shquotes
 from engine.graph import Edges, check_edges
 from engine.jsontext import one_of, shown, shown_choices, typed
 from engine.spec.input_types import type_ok
@@ -348,6 +348,19 @@ class Checker(SubWorkflowChecks):
             self._sub_workflow(step, base)
         elif kind == "run":
             self._empty_command(step["run"], (*base, "run"))
+            self._quoted_shquote(step["run"], (*base, "run"))
+
+    def _quoted_shquote(self, command: Any, path: Path_) -> None:
+        """``"${{ x | shquote }}"``: inside shell quotes the value is shell code again."""
+        if not isinstance(command, str):
+            return
+        for offset in quoted_shquotes(command):
+            self.issues.append(SpecIssue(
+                "`| shquote` inside quotes in `run:`: the quotes it adds are literal there (or "
+                "close yours), so $(...) in the value runs as a command",
+                self.src.location_in_string(path, offset), path,
+                hint="remove the quotes around ${{ ... | shquote }}: shquote already makes "
+                "the value one shell word", code="expression"))
 
     def _empty_command(self, command: Any, path: Path_) -> None:
         """`run: ""` would succeed having run nothing (/bin/sh -c ""), and `run: []` too;

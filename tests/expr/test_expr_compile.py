@@ -26,7 +26,7 @@ def issues_of(value: Any) -> list[ExprSyntaxIssue]:
 def test_public_surface_is_locked() -> None:
     assert engine.expr.__all__ == (
         "CONTEXT_NAMES", "STEP_FIELDS", "Compiled", "ExprSyntaxErrors", "ExprSyntaxIssue",
-        "compile_value", "step_refs", "truthy")
+        "compile_value", "quoted_shquotes", "step_refs", "truthy")
     for name in engine.expr.__all__:
         assert getattr(engine.expr, name) is not None
 

@@ -59,3 +59,25 @@ async def test_one_word_is_still_an_option_without_a_double_dash(tmp_path: Path,
         assert count == "1"
     else:  # the control: the value is an option, and grep counts the file's patterns
         assert count == "2"
+
+
+@pytest.mark.parametrize(("run", "column"), [('echo "${{ inputs.word | shquote }}"', 17),
+                                             ("echo '${{ inputs.word | shquote }}'", 18),
+                                             ('echo "${{ inputs.word }}" "x ${{ inputs.word '
+                                              '| shquote }}"', 40)])
+def test_shquote_inside_quotes_is_refused(tmp_path: Path, run: str, column: int) -> None:
+    """Inside "..." the quotes shquote adds are literal, so `$(touch p)` in the value ran as
+    a command (and inside '...' they close the quote): `plait validate` refuses it."""
+    from engine.errors import SpecError
+
+    text = _workflow(tmp_path, run.replace("'", "''").join("''"))
+    with pytest.raises(SpecError) as info:
+        load_text(text, str(tmp_path / "w.yaml"))
+    (issue,) = info.value.issues
+    assert "`| shquote` inside quotes" in issue.message
+    assert (issue.location.line, issue.location.column) == (11, column)
+
+
+def test_shquote_outside_quotes_is_accepted(tmp_path: Path) -> None:
+    run = 'echo "a b" ${{ inputs.word | shquote }} "${{ inputs.word }}" \\"x'
+    load_text(_workflow(tmp_path, run.replace("'", "''").join("''")), str(tmp_path / "w.yaml"))
