@@ -467,10 +467,14 @@ class PlaitEnvironment(ImmutableSandboxedEnvironment):
         if wrapped is None:
             return None
         fmt = value.__self__
+        by_name = value.__name__ == "format_map"  # its one argument holds the named fields
 
         def checked(*args: Any, **kwargs: Any) -> str:
             lim.estimate_len([args, kwargs])
-            lim.check_str_format(fmt, args, kwargs)
+            if by_name and len(args) == 1 and isinstance(args[0], Mapping):
+                lim.check_str_format(fmt, (), args[0])
+            else:
+                lim.check_str_format(fmt, args, kwargs)
             return str(wrapped(*args, **kwargs))
 
         return checked

@@ -234,6 +234,7 @@ LIMITS = [
     ("${{ ('%.1000000f' * 1000) | format(*([1.0] * 1000)) | length }}", "formatted string"),
     ("${{ (('{0:1000000}' * 1000).format(1)) | length }}", "formatted string"),
     ("${{ (('{a}' * 1000).format(a='x' * 1000000)) | length }}", "formatted string"),
+    ("${{ (('{a}' * 1000).format_map({'a': 'x' * 1000000})) | length }}", "formatted string"),
     # integers of millions of bits, which `//`, `%` and `divisibleby` took seconds each to
     # divide: only `**` and `*` were checked
     ("${{ ('f' * 1000000) | int(base=16) > 1 }}", "bits"),
@@ -371,6 +372,7 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
     assert render("${{ '{0}-{name}-{0}'.format('a' * 500000, name='n') | length }}",
                   ctx) == 1_000_003
     assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
+    assert render("${{ '{a}-{b}'.format_map({'a': 1, 'b': 'x'}) }}", ctx) == "1-x"
     assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
     assert render("${{ 'bücher'.encode('punycode').decode() }}", ctx) == "bcher-kva"
     assert render("${{ ('é' * 1000).encode('utf-8') | length }}", ctx) == 2000
