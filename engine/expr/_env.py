@@ -222,6 +222,26 @@ def _charge_membership(container: Any) -> None:
         lim.charge_compared(container)
 
 
+def _check_wrapstring(func: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any], skip: int) -> None:
+    """wordwrap's `wrapstring` goes between every two lines: a long one is counted before the
+    text is built (300 lines joined by a 1 MB wrapstring were 300 MB). The lines are counted
+    by wrapping with a one-character marker first."""
+    at = skip + 2  # (environment, text, width, break_long_words, wrapstring, ...)
+    wrapstring = args[at] if len(args) > at else kwargs.get("wrapstring")
+    if not isinstance(wrapstring, str) or len(wrapstring) <= 1:
+        return
+    text = args[skip - 1]
+    marker = "\0"
+    probe = list(args)
+    if len(args) > at:
+        probe[at] = marker
+    wrapped = func(*probe, **({**kwargs, "wrapstring": marker} if len(args) <= at else kwargs))
+    joins = wrapped.count(marker) - text.count(marker)
+    lim.check_size(len(wrapped) + joins * (len(wrapstring) - 1),
+                   "the text wordwrap would join with its wrapstring", spend=False)
+
+
 def _charge_walk(name: str, value: Any, compares: bool) -> None:
     if name not in _UNCHARGED:
         _charge_input(value)
@@ -272,6 +292,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             width = extra[0] if extra else kwargs.get("width", 79)
             if isinstance(width, int) and width > 0:
                 lim.check_items(len(value) // width, "the lines of the wordwrap filter")
+            _check_wrapstring(func, args, kwargs, skip)
         result = func(*args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), f"the result of the {name} filter")

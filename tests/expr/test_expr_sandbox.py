@@ -239,6 +239,9 @@ LIMITS = [
     # divide: only `**` and `*` were checked
     ("${{ ('f' * 1000000) | int(base=16) > 1 }}", "bits"),
     ("${{ (0).from_bytes(('f' * 1000000).encode(), 'big') > 1 }}", "bits"),
+    # the wrapstring goes between every two lines: 300 MB built before the check
+    ("${{ ('a ' * 300) | wordwrap(2, wrapstring='x' * 10**6) | length }}", "its wrapstring"),
+    ("${{ ('a ' * 300) | wordwrap(2, False, 'x' * 10**6) | length }}", "its wrapstring"),
     # the indent repeats on every line: 800 MB built before the result's size was checked
     ("${{ ([[1]] * 200) | tojson(indent=1000000) | length }}", "indented JSON"),
     ("${{ ([[1]] * 200) | tojson(indent='x' * 1000000) | length }}", "indented JSON"),
@@ -374,6 +377,8 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
     assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
     assert render("${{ '{a}-{b}'.format_map({'a': 1, 'b': 'x'}) }}", ctx) == "1-x"
     assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
+    assert render("${{ ('ab ' * 3) | wordwrap(3, wrapstring='<br>') }}", ctx) == "ab<br>ab<br>ab"
+    assert render("${{ 'a\0b c' | wordwrap(3, False, '--') }}", ctx) == "a\0b--c"
     assert render("${{ 'bücher'.encode('punycode').decode() }}", ctx) == "bcher-kva"
     assert render("${{ ('é' * 1000).encode('utf-8') | length }}", ctx) == 2000
     for value in ({"a": [1, {"b": []}], "c": {}}, [[1, 2], [], [[3]]], [], 5, "x"):
