@@ -231,6 +231,34 @@ def _check_sum(value: list[Any] | tuple[Any, ...]) -> None:
     lim.charge(len(value) * total // 64)
 
 
+#: the largest `target` or `rel` urlize may repeat in every link without being counted
+_SHORT_ATTRIBUTE = 64
+
+
+def _check_repeating(name: str, func: Callable[..., Any], args: tuple[Any, ...],
+                     kwargs: dict[str, Any], skip: int) -> None:
+    """Filters that repeat an argument per line or per link, counted before they run."""
+    value, extra = args[skip - 1], args[skip:]
+    if name == "wordwrap":
+        # checked before: textwrap's time grows faster than its output (a 500,000-char
+        # word cut to width 1 took seconds), so its lines are counted first
+        width = extra[0] if extra else kwargs.get("width", 79)
+        if isinstance(width, int) and width > 0:
+            lim.check_items(len(value) // width, "the lines of the wordwrap filter")
+        _check_wrapstring(func, args, kwargs, skip)
+        return
+    # urlize(value, trim_url_limit, nofollow, target, rel): target and rel go into every
+    # link, one link at most per word (300 links with a 1 MB target were 300 MB)
+    added = 0
+    for at, key in ((2, "target"), (3, "rel")):
+        given = extra[at] if len(extra) > at else kwargs.get(key)
+        added += len(given) if isinstance(given, str) else 0
+    if added > _SHORT_ATTRIBUTE:
+        words = len(value.split()) + 1
+        lim.check_size(3 * len(value) + words * (added + 64),
+                       "the links urlize would write with its target and rel", spend=False)
+
+
 def _check_wrapstring(func: Callable[..., Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any], skip: int) -> None:
     """wordwrap's `wrapstring` goes between every two lines: a long one is counted before the
@@ -294,13 +322,8 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             _check_sum(value)
         elif name in ("slice", "batch") and extra:
             lim.check_items(extra[0], f"the {name} filter")
-        elif name == "wordwrap" and isinstance(value, str):
-            # checked before: textwrap's time grows faster than its output (a 500,000-char
-            # word cut to width 1 took seconds), so its lines are counted first
-            width = extra[0] if extra else kwargs.get("width", 79)
-            if isinstance(width, int) and width > 0:
-                lim.check_items(len(value) // width, "the lines of the wordwrap filter")
-            _check_wrapstring(func, args, kwargs, skip)
+        elif name in ("wordwrap", "urlize") and isinstance(value, str):
+            _check_repeating(name, func, args, kwargs, skip)
         result = func(*args, **kwargs)
         if isinstance(result, str | list):
             lim.check_size(len(result), f"the result of the {name} filter")

@@ -242,6 +242,10 @@ LIMITS = [
     # the wrapstring goes between every two lines: 300 MB built before the check
     ("${{ ('a ' * 300) | wordwrap(2, wrapstring='x' * 10**6) | length }}", "its wrapstring"),
     ("${{ ('a ' * 300) | wordwrap(2, False, 'x' * 10**6) | length }}", "its wrapstring"),
+    # target and rel go into every link: 300 MB built before the check
+    ("${{ ('www.a.com ' * 300) | urlize(target='x' * 10**6) | length }}", "target and rel"),
+    ("${{ ('www.a.com ' * 300) | urlize(none, false, none, 'x' * 10**6) | length }}",
+     "target and rel"),
     # the indent repeats on every line: 800 MB built before the result's size was checked
     ("${{ ([[1]] * 200) | tojson(indent=1000000) | length }}", "indented JSON"),
     ("${{ ([[1]] * 200) | tojson(indent='x' * 1000000) | length }}", "indented JSON"),
@@ -379,6 +383,8 @@ def test_limits_leave_normal_values_alone(ctx: dict[str, Any]) -> None:
     assert render("${{ '%s and %s' | format('a', 'b') }}", ctx) == "a and b"
     assert render("${{ '{a}-{b}'.format_map({'a': 1, 'b': 'x'}) }}", ctx) == "1-x"
     assert render("${{ 'ff' | int(base=16) }}", ctx) == 255
+    assert 'target="_blank"' in render("${{ 'see www.a.com' | urlize(target='_blank') }}", ctx)
+    assert "x" * 100 in render("${{ 'see www.a.com' | urlize(rel='x' * 100) }}", ctx)
     assert render("${{ ([[1, 2]] * 1000) | sum(start=[]) | length }}", ctx) == 2000
     assert render("${{ ('ab ' * 3) | wordwrap(3, wrapstring='<br>') }}", ctx) == "ab<br>ab<br>ab"
     assert render("${{ 'a\0b c' | wordwrap(3, False, '--') }}", ctx) == "a\0b--c"
