@@ -198,7 +198,8 @@ async def _arguments_misfit(mcp: Any, qualified: str,
               help="How clients connect: over stdin/stdout, or HTTP on --host and --port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on for HTTP transports.")
-@click.option("--port", default=8000, show_default=True, help="Port for HTTP transports.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port for HTTP transports (0: any free port, said on stderr).")
 @click.option("--state", metavar="PATH",
               help="Run record database for the runs (default: PLAIT_STATE_URL, else "
                    ".plait/runs.db next to FILE).")

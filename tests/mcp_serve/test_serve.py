@@ -160,3 +160,14 @@ async def test_served_workflow_keeps_its_own_servers_up_across_calls(tmp_path: P
                     result.structuredContent
                 pids.append(structured["pid"])
     assert len(set(pids)) == 1  # one server process answered all three runs
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error_naming_the_port(workflow: Path, port: str) -> None:
+    """70000 was a bind() traceback (exit 1), -1 blamed the host (`not a known address`)."""
+    out = subprocess.run([sys.executable, "-m", "runners.cli.main", "mcp", "serve",
+                          str(workflow), "--transport", "streamable-http", "--port", port],
+                         env=_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"Invalid value for '--port': {port} is not in the range 0<=x<=65535" in out.stderr
