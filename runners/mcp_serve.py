@@ -183,7 +183,10 @@ def build_server(path: Path, *, state: str | None = None, share_servers: bool = 
             raise ToolError(str(exc)) from exc
         now.runs += 1
         try:
-            result = await run_workflow(load(path), inputs, state_location=state,
+            # the workflow loaded at start, whose inputs the tool's schema advertises and
+            # check_arguments checked: a file edited since is not half taken up (its new
+            # inputs refusing the arguments the client was told to send)
+            result = await run_workflow(workflow, inputs, state_location=state,
                                         mcp_pool=shared.get("pool"))
         except PlaitError as exc:
             raise ToolError(str(exc)) from exc

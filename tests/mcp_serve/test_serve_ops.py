@@ -413,3 +413,44 @@ def _listens(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.mark.anyio
+async def test_a_file_edited_while_serving_does_not_change_the_tool_under_the_client(
+        tmp_path: Path) -> None:
+    """The tool's schema is the workflow as loaded at start; a call ran the file as edited
+    since, so the argument the schema names was refused (`unknown input 'who' (hint: did you
+    mean 'whom'?)`) and an edit that broke the file failed every call."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    path = tmp_path / "greeter.yaml"
+    path.write_text(GREETER)
+    with anyio.fail_after(30):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            first = await client.call_tool("greeter", {"who": "ada"})
+            path.write_text(GREETER.replace("who", "whom"))
+            renamed = await client.call_tool("greeter", {"who": "bob"})
+            path.write_text(GREETER.replace("prompt:", "promt:"))
+            broken = await client.call_tool("greeter", {"who": "cy"})
+            (tool,) = (await client.list_tools()).tools
+    assert list(tool.input_schema["properties"]) == ["who"]
+    said = [r.structured_content if not r.is_error else _text(r)
+            for r in (first, renamed, broken)]
+    assert said == [{"said": f"echo: hi {who}"} for who in ("ada", "bob", "cy")]
+
+
+GREETER = """\
+version: 1
+name: greeter
+inputs:
+  who: {type: string}
+providers:
+  local: {kind: echo}
+steps:
+  say: {llm: local, prompt: "hi ${{ inputs.who }}"}
+outputs:
+  said: ${{ steps.say.output }}
+"""
