@@ -155,6 +155,7 @@ class Services:
                     self._mcp = await pool.get(self._pool_key(),
                                                lambda: self._new_runtime(Redactor()))
                     self._mcp.manager.redactor.update(self.redactor)
+                    self._mcp.manager.begin_run()  # its own budget of server restarts
                 else:
                     self._mcp = await self._stack.enter_async_context(
                         self._new_runtime(self.redactor))

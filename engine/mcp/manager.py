@@ -71,6 +71,9 @@ class _Slot:
     conn: _Connection | None = None
     spawns: int = 0
     restarts: int = 0
+    #: `restarts` when the latest run began: a server shared across runs (plait batch,
+    #: plait mcp serve) has a budget of restarts per run, as a run's own server has
+    restarts_before_run: int = 0
     failures: int = 0
     last_error: str | None = None
     #: the last line the server wrote to stdout that is not JSON-RPC (for start-up errors)
@@ -146,6 +149,13 @@ class MCPServerManager:
         if name in self._slots:
             raise ToolError(f"MCP server '{name}' is registered twice", server=name)
         self._slots[name] = _Slot(name=name, spec=spec, target=target)
+
+    def begin_run(self) -> None:
+        """A run begins on these servers (kept up across runs): each of them may be
+        restarted `max_restarts` times again, so crashes in earlier runs do not leave it
+        down for every run after them."""
+        for slot in self._slots.values():
+            slot.restarts_before_run = slot.restarts
 
     def names(self) -> list[str]:
         return list(self._slots)
@@ -228,9 +238,10 @@ class MCPServerManager:
                 await slot.conn.done.wait()
             slot.conn = None
             slot.restarts += 1
-        if slot.restarts > self.settings.max_restarts:
+        if slot.restarts - slot.restarts_before_run > self.settings.max_restarts:
             raise ToolError(
-                f"MCP server '{slot.name}' went down {slot.restarts} times; not restarting it "
+                f"MCP server '{slot.name}' went down {slot.restarts - slot.restarts_before_run}"
+                " times; not restarting it "
                 f"again in this run{self._tail_text(slot)}",
                 hint="look at the server's stderr and fix the crash", server=slot.name)
         if slot.failures:

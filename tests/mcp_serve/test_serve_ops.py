@@ -454,3 +454,42 @@ steps:
 outputs:
   said: ${{ steps.say.output }}
 """
+
+
+@pytest.mark.anyio
+async def test_a_server_that_crashed_in_earlier_calls_is_restarted_for_the_next(
+        tmp_path: Path) -> None:
+    """The workflow's MCP server stays up across calls; its budget of restarts (3 per run)
+    was spent across them, so after four crashed calls, hours apart or not, every later call
+    failed with `went down 4 times; not restarting it again in this run` until the served
+    workflow was restarted."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    server = ROOT / "tests" / "mcp" / "faulty_server.py"
+    path = tmp_path / "crashy.yaml"
+    path.write_text(f"""\
+version: 1
+name: crashy
+inputs:
+  tool: {{type: string, enum: [pid, crash]}}
+mcp_servers:
+  s: {{command: {sys.executable}, args: [{server}], env: {{PYTHONPATH: "{ROOT}"}}, policy: lo}}
+policies:
+  lo: {{level: low}}
+steps:
+  crash: {{tool: s.crash, if: "${{{{ inputs.tool == 'crash' }}}}"}}
+  pid: {{tool: s.pid, if: "${{{{ inputs.tool == 'pid' }}}}"}}
+outputs:
+  pid: ${{{{ steps.pid.output | default(none) }}}}
+""")
+    with anyio.fail_after(60):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            crashed = [await client.call_tool("crashy", {"tool": "crash"}) for _ in range(4)]
+            after = await client.call_tool("crashy", {"tool": "pid"})
+    assert all(r.is_error and "went down during 's.crash'" in _text(r) for r in crashed), \
+        [_text(r) for r in crashed]
+    assert not after.is_error, _text(after)
+    assert int(after.structured_content["pid"]) > 0
