@@ -21,7 +21,7 @@ from pydantic import Field
 
 from engine.errors import PlaitError
 from engine.jsontext import shown
-from runners.stop_signals import first_stop_signal
+from runners.stop_signals import Terminal, first_stop_signal, stop_signals
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
                           "object": dict[str, Any], "array": list[Any]}
@@ -253,15 +253,26 @@ def serve(path: Path, *, transport: str, host: str, port: int, state: str | None
 
 def _http_until_signal(server: Any, transport: str, host: str, port: int) -> str | None:
     stopped: list[str] = []
+    terminal = Terminal()
 
     def interrupt(signum: int, _frame: object) -> None:
         stopped.append(signal.Signals(signum).name)
         raise KeyboardInterrupt
 
+    def hang_up(signum: int, frame: Any) -> None:
+        # uvicorn takes no SIGHUP: stop as on SIGTERM, through whoever handles that now
+        # (uvicorn, serving; else `interrupt`), not killed with the runs left `running`
+        terminal.stopped_by(signum)  # its shutdown lines must not fail on a closed terminal
+        stopped.append(signal.Signals(signum).name)
+        handler = signal.getsignal(signal.SIGTERM)
+        if callable(handler):
+            handler(signal.SIGTERM, frame)
+
     # uvicorn shuts down gracefully on SIGINT/SIGTERM (cancelling the runs in flight), then
     # raises the signal again: into this handler, not the default one that would kill the
     # process with no word (exit 143); a signal during start-up lands here too
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupt if sig != getattr(signal, "SIGHUP", None)
+                                   else hang_up) for sig in stop_signals()}
     try:
         server.run(transport, host=host, port=port)
     except KeyboardInterrupt:
