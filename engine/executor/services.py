@@ -152,8 +152,9 @@ class Services:
                     # servers stay up for the next run of the same settings (plait batch); the
                     # runtime's own redactor gathers the secrets of every run that uses it
                     # (its spans are masked with it too: with more secrets, never fewer)
-                    self._mcp = await pool.get(self._pool_key(),
-                                               lambda: self._new_runtime(Redactor()))
+                    key = self._pool_key()
+                    self._mcp = await pool.get(key, lambda: self._new_runtime(Redactor()))
+                    self._stack.callback(pool.release, key)  # when the run ends
                     self._mcp.manager.redactor.update(self.redactor)
                     self._mcp.manager.begin_run()  # its own budget of server restarts
                 else:

@@ -497,3 +497,51 @@ outputs:
         [_text(r) for r in crashed]
     assert not after.is_error, _text(after)
     assert int(after.structured_content["pid"]) > 0
+
+
+@pytest.mark.anyio
+async def test_servers_whose_settings_differ_per_call_do_not_pile_up(tmp_path: Path) -> None:
+    """A server whose settings take an input (`env: {TAG: ${{ inputs.tag }}}`) is a new
+    server process for each new value; every one of them stayed up for the life of the
+    served workflow, one more process for each call, without end. Now only the few used
+    last that no call is using stay up (engine.mcp.shared.MAX_IDLE)."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    from engine.mcp.shared import MAX_IDLE
+
+    server = ROOT / "tests" / "mcp" / "faulty_server.py"
+    path = tmp_path / "tagged.yaml"
+    path.write_text(f"""\
+version: 1
+name: tagged
+inputs:
+  tag: {{type: string}}
+mcp_servers:
+  s:
+    command: {sys.executable}
+    args: [{server}]
+    env: {{PYTHONPATH: "{ROOT}", TAG: "${{{{ inputs.tag }}}}"}}
+    policy: lo
+policies:
+  lo: {{level: low}}
+steps:
+  pid: {{tool: s.pid}}
+outputs:
+  pid: ${{{{ steps.pid.output }}}}
+""")
+    calls = MAX_IDLE + 2
+    with anyio.fail_after(90):
+        async with stdio_client(_params(path)) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            pids = []
+            for tag in [f"t{i}" for i in range(calls)] + [f"t{calls - 1}"]:
+                result = await client.call_tool("tagged", {"tag": tag})
+                assert not result.is_error, _text(result)
+                pids.append(int(result.structured_content["pid"]))
+            assert pids[-1] == pids[-2]  # a repeated value still finds its server up
+            fewer = await anyio.to_thread.run_sync(
+                _wait, lambda: sum(map(_alive, pids[:calls])) <= MAX_IDLE, 15)
+            assert fewer, [p for p in pids[:calls] if _alive(p)]
+            assert all(map(_alive, pids[-MAX_IDLE:]))  # the ones used last
