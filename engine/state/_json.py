@@ -37,11 +37,14 @@ def dumps(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str:  # a step's usual output: a reply text
-        return escape_surrogates(_string(value))
-    try:
-        return escape_surrogates(_encode(value))
-    except (TypeError, ValueError, RecursionError):
-        return escape_surrogates(_encode(_sanitise(value, set(), 0)))
+        text = _string(value)
+    else:
+        try:
+            text = _encode(value)
+        except (TypeError, ValueError, RecursionError):
+            text = _encode(_sanitise(value, set(), 0))
+    # ASCII, the usual case, holds none (isascii is O(1)): no call on a step's hot path
+    return text if text.isascii() else escape_surrogates(text)
 
 
 def loads(text: str | None) -> Any:

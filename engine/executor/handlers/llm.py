@@ -60,7 +60,8 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
             exc.step_notes = _for_item([*(exc.step_notes or []), *notes])
         raise
     outcome = _outcome(result, notes)
-    outcome.notes = _for_item(outcome.notes)
+    if outcome.notes:  # (none on the usual path)
+        outcome.notes = _for_item(outcome.notes)
     if tools is not None:
         outcome.audit = tools.audit(result.tool_calls)
     return outcome
@@ -184,7 +185,8 @@ def _events(rc: RunContext, step_id: str, notes: list[dict[str, Any]]) -> Any:
 
 
 def _outcome(result: LLMResult, notes: list[dict[str, Any]]) -> Outcome:
-    notes.extend(result.notes)  # usage a stream did not report (in full)
+    if result.notes:  # usage a stream did not report (in full)
+        notes.extend(result.notes)
     if result.tool_calls:
         notes.append(_tools_note(result.tool_calls))
     if result.responses and result.responses[-1].finish_reason == "length":
