@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.mcp.servers import web
 from engine.spec.models import MCPServerSpec
+from tests.http_site import local_site
 from tests.mcp.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -62,15 +62,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with local_site(Handler) as url:
+        yield url
 
 
 def web_rt(tmp_path: Path, allowed: list[str], **kwargs: object) -> MCPRuntime:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from engine.errors import ToolError
 from engine.mcp import MCPRuntime, MCPSettings
 from engine.mcp.servers import data, files, web
 from engine.mcp.servers._common import Confined, PathOutsideRoot
+from tests.http_site import local_site
 from tests.security.sec_helpers import Canary
 
 pytestmark = pytest.mark.anyio
@@ -63,15 +63,8 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with local_site(Hostile) as url:
+        yield url
 
 
 def web_rt(tmp_path: Path, allowed: tuple[str, ...] = ("127.0.0.1",),
