@@ -229,6 +229,24 @@ def bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+def exposure_warning(host: str) -> str | None:
+    """The warning for an HTTP server listening beyond this machine (None for a loopback
+    address): the endpoint has no authentication, so anyone who can reach the port can run
+    the workflow, with its providers' keys and its commands."""
+    import ipaddress
+
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name: where it points is not known here
+    return (f"plait mcp serve: warning: listening on {host}, beyond this machine: the endpoint "
+            "has no authentication, so anyone who can reach it can run the workflow (with "
+            "its keys and commands); the default --host 127.0.0.1 serves this machine only")
+
+
 #: how long a stopped server waits for its runs and MCP servers to wind down
 STOP_GRACE = 15.0
 
@@ -245,6 +263,9 @@ def serve(path: Path, *, transport: str, host: str, port: int, state: str | None
     if transport == "stdio":
         stopped = anyio.run(_stdio_until_signal, server, activity)
     else:
+        exposed = exposure_warning(host)
+        if exposed is not None:
+            print(exposed, file=sys.stderr, flush=True)
         stopped = _http_until_signal(server, transport, host, port)
     if stopped:
         print(f"plait mcp serve: stopped by {stopped}", file=sys.stderr, flush=True)

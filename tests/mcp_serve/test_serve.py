@@ -171,3 +171,19 @@ def test_a_port_out_of_range_is_a_usage_error_naming_the_port(workflow: Path, po
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert f"Invalid value for '--port': {port} is not in the range 0<=x<=65535" in out.stderr
+
+
+@pytest.mark.parametrize(("host", "warned"), [
+    ("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("[::1]", False),
+    ("localhost", False), ("0.0.0.0", True), ("::", True), ("192.168.1.5", True),
+    ("example.internal", True)])
+def test_an_http_server_listening_beyond_this_machine_is_warned_about(host: str,
+                                                                       warned: bool) -> None:
+    """No socket is opened here (tests bind 127.0.0.1 only): the decision and its words."""
+    from runners.mcp_serve import exposure_warning
+
+    warning = exposure_warning(host)
+    assert (warning is not None) is warned
+    if warning is not None:
+        assert warning.startswith(f"plait mcp serve: warning: listening on {host}, beyond")
+        assert "no authentication" in warning and "--host 127.0.0.1" in warning
