@@ -141,7 +141,9 @@ def _check_passable(run: str | list[str], env: Mapping[str, str] | None, cwd: Pa
                 f"{what} holds a NUL character (\\0) at character {text.index(chr(0))}, "
                 "which cannot be passed to a process", step=step_id,
                 hint='in a YAML double-quoted string \\0 is NUL: for a backslash write '
-                     '\\\\ (e.g. "\\\\033"), or quote the value with single quotes')
+                     '\\\\ (e.g. "\\\\033"), or quote the value with single quotes; a NUL '
+                     'in an input, or in a model\'s or a tool\'s output, must be removed '
+                     'there, or the data given to the command on `stdin:`, which can hold it')
     bad = [name for name in (env or {}) if not name or "=" in name or "\0" in name]
     if bad:
         raise CommandFailed(f"env name {bad[0]!r} is not a valid environment variable name",

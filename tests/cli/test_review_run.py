@@ -114,6 +114,28 @@ def test_a_nul_in_a_command_is_said_so_not_a_python_value_error(tmp_path: Path) 
     assert steps["esc"]["error"]["hint"].startswith("in a YAML double-quoted string \\0 is NUL")
 
 
+def test_a_nul_from_an_input_is_said_where_to_remove_and_stdin_can_carry_it(
+        tmp_path: Path) -> None:
+    """A NUL in an input (JSON's \\u0000) reaching a command's argv: the hint says to remove
+    it there or to hand the data over on stdin, which does carry it."""
+    import json
+
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: nul\ninputs:\n  x: {type: string}\npolicies:\n"
+        "  lo: {level: low}\ndefaults: {policy: lo}\nsteps:\n"
+        "  argv: {run: [printf, '%s', '${{ inputs.x }}']}\n"
+        "  piped: {run: 'wc -c', stdin: '${{ inputs.x }}'}\n")
+    (tmp_path / "in.json").write_text('{"x": "a\\u0000b"}')
+    out = plait("run", "wf.yaml", "--inputs", "in.json", "--keep-going", "--json",
+                "--no-record", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    steps = json.loads(out.stdout)["steps"]
+    assert "in an input, or in a model's or a tool's output, must be removed there, or the " \
+        "data given to the command on `stdin:`" in steps["argv"]["error"]["hint"]
+    assert steps["piped"]["status"] == "succeeded"
+    assert steps["piped"]["output"]["stdout"].strip() == "3"
+
+
 def test_a_step_that_timed_out_says_how_to_give_it_more_time(tmp_path: Path) -> None:
     """`step slow failed: timed out after 0.2s` said what, not how to fix it."""
     (tmp_path / "wf.yaml").write_text(WF.replace("a: {run: 'true'}",
