@@ -115,6 +115,18 @@ def shown_choices(values: Sequence[Any], most: int | None = None) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def as_text(value: Any) -> str:
+    """A rendered value where a process or a server takes a string (an argv word, an env
+    value, stdin, an MCP prompt argument): as it is written inside a string by an
+    expression (engine.expr's to_text), JSON for a list or a mapping (`jq` reads it; str()
+    wrote Python's `{'a': True}`), else str()."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
 def escape_surrogates(text: str) -> str:
     """`text` with each lone surrogate written as its JSON escape (`\\ud800`), so that it can
     be written as UTF-8 (to SQLite, a file, stdout): in JSON text the same value, since JSON

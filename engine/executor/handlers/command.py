@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from engine.executor.handlers import Attempt, Outcome
+from engine.jsontext import as_text
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
@@ -29,10 +29,10 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     runner = services.runner(name)
     base = rc.workflow.base_dir
     run = _words(rendered["run"])
-    cwd = Path(_text(rendered["cwd"])) if rendered.get("cwd") else base
+    cwd = Path(as_text(rendered["cwd"])) if rendered.get("cwd") else base
     if not cwd.is_absolute():
         cwd = base / cwd
-    env = {str(k): _text(v) for k, v in (rendered.get("env") or {}).items()}
+    env = {str(k): as_text(v) for k, v in (rendered.get("env") or {}).items()}
     stdin = rendered.get("stdin")
     #: one entry per command run (or refused), every attempt's
     audits: list[dict[str, Any]] = []
@@ -41,7 +41,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
         began = time.monotonic()
         try:
             return await run_command(run, policy=policy, runner=runner, env=env,
-                                     cwd=cwd, stdin=None if stdin is None else _text(stdin),
+                                     cwd=cwd, stdin=None if stdin is None else as_text(stdin),
                                      timeout=policy.max_execution_time, step_id=step_id)
         except Exception as exc:
             audit = getattr(exc, "audit", None)
@@ -81,14 +81,4 @@ def _cut_off(policy: Policy, runner: Runner, step_id: str, duration: float) -> d
 def _words(run: Any) -> str | list[str]:
     """The command as rendered, in text: a whole `${{ }}` keeps its value's type, so
     `[head, -n, "${{ inputs.n }}"]` holds the integer 3, which no process can be given."""
-    return [_text(word) for word in run] if isinstance(run, list) else _text(run)
-
-
-def _text(value: Any) -> str:
-    """A value as it is written inside a string (engine.expr's to_text): JSON for a list or
-    a mapping (`jq` reads it from stdin; str() wrote Python's `{'a': True}`), else str()."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return [as_text(word) for word in run] if isinstance(run, list) else as_text(run)

@@ -4,7 +4,6 @@ audited: one entry per request made (or refused), every attempt's, the failed st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import anyio
 
 from engine.executor.agent_tools import mcp_audit, tool_audit
 from engine.executor.handlers import Attempt, Outcome
+from engine.jsontext import as_text
 
 if TYPE_CHECKING:
     from engine.executor.context import RunContext
@@ -44,7 +44,7 @@ async def handle(rc: RunContext, step_id: str, step: AnyStep, rendered: dict[str
     else:
         qualified = step.mcp_prompt  # type: ignore[union-attr]
         server, name = qualified.split(".", 1)
-        given = {k: _argument(v) for k, v in (rendered.get("with") or {}).items()}
+        given = {k: as_text(v) for k, v in (rendered.get("with") or {}).items()}
         # a prompt's arguments say what was asked (a tool's are left out: they are its input)
         subject = {"prompt": qualified, "server": server, "arguments": given}
 
@@ -84,13 +84,3 @@ async def _audited(call: Callable[[], Awaitable[Any]], attempt: Attempt,
         exc.audit = list(audits)  # type: ignore[attr-defined]
         raise
     return Outcome(output=value(result), audit=audits)
-
-
-def _argument(value: Any) -> str:
-    """A prompt argument as MCP sends it, a string: JSON for a dict or list (as when an
-    expression is written into a string), else ``str()``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
